@@ -1,0 +1,95 @@
+//! What each command does: reads inputs, calls the core, prints results. Human output goes
+//! to stdout, progress and notices to stderr; with `--json`, stdout carries exactly one JSON
+//! document whose keys are stable.
+
+pub mod deploy;
+pub mod keys;
+pub mod pack;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+/// A command's failure: a message for the person and an exit code for the script.
+#[derive(Debug)]
+pub struct CmdError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_NO_DAEMON: u8 = 3;
+
+impl CmdError {
+    pub fn msg(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: EXIT_FAILURE,
+            error: anyhow::anyhow!("{message}"),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl std::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for CmdError {
+    fn from(e: E) -> Self {
+        Self {
+            code: EXIT_FAILURE,
+            error: e.into(),
+        }
+    }
+}
+
+pub type CmdResult = Result<(), CmdError>;
+
+/// Where results go.
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// Prints the human view, or the JSON document with `--json`.
+    pub fn emit(&self, human: impl std::fmt::Display, json: serde_json::Value) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).expect("JSON values serialize")
+            );
+        } else {
+            print!("{human}");
+        }
+    }
+
+    /// A notice for the person (stderr), suppressed with `--json`.
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        if !self.json {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// A byte progress bar on stderr when it is a terminal, invisible otherwise.
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}

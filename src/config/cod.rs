@@ -1,0 +1,117 @@
+//! `cod.ini`: the deployer's deployment — the cod's name and version, who deployed it, and
+//! whether the deployer accepts the fallback duty com may impose.
+
+use super::ConfigError;
+use super::com::{ComConfig, Fallback};
+use super::ini::Ini;
+use super::values;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodConfig {
+    /// Names the package file (`NAME-VERSION.cod.tar`).
+    pub name: String,
+    pub version: semver::Version,
+    pub description: Option<String>,
+    /// The deployer may stay anonymous: both fields are optional.
+    pub deployer_name: Option<String>,
+    pub deployer_contact: Option<String>,
+    pub accepts_fallback: bool,
+}
+
+impl CodConfig {
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let ini = Ini::parse(file, text)?;
+        ini.reject_unknown_sections(&["cod", "deployer"], &[])?;
+        let mut s = ini.required("cod")?;
+        let name = s.required("name", values::slug)?;
+        let version = s.required("version", values::version)?;
+        let description = s.optional("description", values::text)?;
+        s.finish()?;
+        let (mut deployer_name, mut deployer_contact, mut accepts_fallback) = (None, None, false);
+        if let Some(mut s) = ini.optional("deployer") {
+            deployer_name = s.optional("name", values::text)?;
+            deployer_contact = s.optional("contact", values::text)?;
+            accepts_fallback = match s
+                .or_default("fallback", "decline".to_string(), |v| Ok(v.to_string()))?
+                .as_str()
+            {
+                "accept" => true,
+                "decline" => false,
+                other => {
+                    return Err(
+                        s.key_error("fallback", format!("{other:?}: use accept or decline"))
+                    );
+                }
+            };
+            s.finish()?;
+        }
+        Ok(Self {
+            name,
+            version,
+            description,
+            deployer_name,
+            deployer_contact,
+            accepts_fallback,
+        })
+    }
+
+    /// Cross-checks with the model this cod deploys: a fallback duty com imposes must be
+    /// accepted by the deployer before the package can be made.
+    pub fn check_against(&self, com: &ComConfig, file: &str) -> Result<(), ConfigError> {
+        if matches!(com.signers.fallback, Fallback::Deployer { .. }) && !self.accepts_fallback {
+            return Err(ConfigError::new(
+                file,
+                0,
+                Some("fallback"),
+                "com.ini gives the deployer a fallback duty ([signers] fallback = deployer); accept it with `fallback = accept` in [deployer]".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The package's file name, which is also the torrent's `name` (and so part of the cod id).
+    pub fn package_file_name(&self) -> String {
+        format!("{}-{}.cod.tar", self.name, self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_checks() {
+        let c = CodConfig::parse(
+            "cod.ini",
+            "[cod]\nname = bakery\nversion = 1.2.0\n[deployer]\ncontact = x@y\nfallback = accept\n",
+        )
+        .unwrap();
+        assert_eq!(c.package_file_name(), "bakery-1.2.0.cod.tar");
+        assert!(c.accepts_fallback);
+        assert_eq!(c.deployer_name, None);
+        let cases = [
+            (
+                "[cod]\nname = Bakery\nversion = 1.0.0\n",
+                "cod.ini:2: key \"name\": in [cod]: \"Bakery\" is not a valid name: use 1-64 lowercase letters, digits and '-', not starting with '-'",
+            ),
+            (
+                "[cod]\nname = b\n",
+                "cod.ini:1: key \"version\": in [cod]: missing required key",
+            ),
+            (
+                "[cod]\nname = b\nversion = 1.0.0\n[deployer]\nfallback = maybe\n",
+                "cod.ini:5: key \"fallback\": in [deployer]: \"maybe\": use accept or decline",
+            ),
+            (
+                "[cod]\nname = b\nversion = 1.0.0\n[extra]\n",
+                "cod.ini:4: unknown section [extra]; expected [cod], [deployer]",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                CodConfig::parse("cod.ini", text).unwrap_err().to_string(),
+                want
+            );
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! `com.ini`: the modeler's model — assets, backing, settlement periods, distribution,
+//! signers. See `ini-templates/com.ini` and `docs/com-model.md`.
+
+use super::ConfigError;
+use super::ini::{Ini, SectionReader};
+use super::values;
+use crate::ids::Fingerprint;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComConfig {
+    pub name: String,
+    pub version: semver::Version,
+    pub description: Option<String>,
+    /// Length of a settlement period, in seconds.
+    pub settlement_period: u64,
+    /// Start of period 0, in seconds since the Unix epoch.
+    pub epoch: u64,
+    pub assets: BTreeMap<String, Asset>,
+    pub backing: BTreeMap<String, BackingItem>,
+    pub distribution: Distribution,
+    pub signers: Signers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    /// Digits after the decimal point when amounts are shown; amounts are always integers.
+    pub decimals: u8,
+    pub description: Option<String>,
+}
+
+/// The three backing classes of the seed.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BackingClass {
+    /// Physical products: a stock; the latest attested inventory counts.
+    Inventory,
+    /// Human services: labor supply within the settlement period.
+    Labor,
+    /// Automated services: hardware/software capacity within the settlement period.
+    Capacity,
+}
+
+impl BackingClass {
+    fn parse(v: &str) -> Result<Self, String> {
+        match v {
+            "inventory" => Ok(Self::Inventory),
+            "labor" => Ok(Self::Labor),
+            "capacity" => Ok(Self::Capacity),
+            _ => Err(format!(
+                "{v:?} is not a backing class: use inventory, labor or capacity"
+            )),
+        }
+    }
+
+    /// Does an attestation lapse at the end of the settlement period it was made in?
+    pub fn is_per_period(self) -> bool {
+        !matches!(self, Self::Inventory)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingItem {
+    pub class: BackingClass,
+    pub asset: String,
+    /// What one unit of the item is (`loaf`, `hour`, `GB-month`), for people.
+    pub unit: String,
+    /// Smallest units of `asset` that one unit of the item backs.
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Formula {
+    /// Equal shares among the members active in the period.
+    Equal,
+    /// Pro rata to what each member account was paid by others in the period.
+    ProRataPaid,
+    /// Fixed weights per member key.
+    Weights(BTreeMap<Fingerprint, u64>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distribution {
+    pub formula: Formula,
+    /// Share of the network account's balance (each asset) paid out at each period's end.
+    pub share_percent: u8,
+    /// May a quorum start a special distribution before the period ends?
+    pub special_by_quorum: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signers {
+    /// Member keys whose signatures count toward the quorum.
+    pub keys: BTreeSet<Fingerprint>,
+    pub quorum: usize,
+    /// Seconds a signature request stays open.
+    pub request_ttl: u64,
+    /// The deployer's fallback duty, if com imposes one.
+    pub fallback: Fallback,
+}
+
+/// MISSION.md "cod deployment" 4: the deployer may be obliged to do what no member accepted,
+/// at a priority below every other role — never as an exclusive power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    None,
+    /// The deployer's key may stand in for one missing signer once a period's distribution
+    /// is this many seconds overdue.
+    Deployer {
+        after: u64,
+    },
+}
+
+fn fingerprint(v: &str) -> Result<Fingerprint, String> {
+    v.parse()
+        .map_err(|e: crate::ids::IdParseError| e.to_string())
+}
+
+fn weight(v: &str) -> Result<(Fingerprint, u64), String> {
+    let (fp, w) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{v:?} is not FINGERPRINT=WEIGHT"))?;
+    let w = values::u64_in(1, 1_000_000)(w.trim())?;
+    Ok((fingerprint(fp.trim())?, w))
+}
+
+impl ComConfig {
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let ini = Ini::parse(file, text)?;
+        ini.reject_unknown_sections(&["com", "distribution", "signers"], &["asset", "backing"])?;
+
+        let mut s = ini.required("com")?;
+        let name = s.required("name", values::text)?;
+        let version = s.required("version", values::version)?;
+        let description = s.optional("description", values::text)?;
+        let settlement_period = s.required("settlement_period", values::duration)?.as_secs();
+        let epoch = s.required("epoch", values::instant)?;
+        s.finish()?;
+
+        let mut assets = BTreeMap::new();
+        for (code, mut s) in ini.prefixed("asset") {
+            let code = values::code(code).map_err(|m| s.error(m))?;
+            let decimals = s.or_default("decimals", 0, values::u64_in(0, 18))? as u8;
+            let description = s.optional("description", values::text)?;
+            s.finish()?;
+            assets.insert(
+                code,
+                Asset {
+                    decimals,
+                    description,
+                },
+            );
+        }
+        if assets.is_empty() {
+            return Err(ConfigError::new(
+                file,
+                0,
+                None,
+                "no asset defined: add at least one [asset.CODE] section".into(),
+            ));
+        }
+
+        let mut backing = BTreeMap::new();
+        for (code, mut s) in ini.prefixed("backing") {
+            let code = values::code(code).map_err(|m| s.error(m))?;
+            let class = s.required("class", BackingClass::parse)?;
+            let asset = s.required("asset", values::code)?;
+            if !assets.contains_key(&asset) {
+                return Err(s.key_error(
+                    "asset",
+                    format!("no [asset.{asset}] section defines {asset:?}"),
+                ));
+            }
+            let unit = s.required("unit", values::text)?;
+            let value = s.required("value", values::u64_in(1, u64::MAX >> 8))?;
+            s.finish()?;
+            backing.insert(
+                code,
+                BackingItem {
+                    class,
+                    asset,
+                    unit,
+                    value,
+                },
+            );
+        }
+
+        let signers = read_signers(ini.required("signers")?)?;
+        let distribution = read_distribution(ini.required("distribution")?)?;
+
+        Ok(Self {
+            name,
+            version,
+            description,
+            settlement_period,
+            epoch,
+            assets,
+            backing,
+            distribution,
+            signers,
+        })
+    }
+
+    /// The settlement period an instant (Unix seconds) falls in; instants before the epoch
+    /// belong to period 0.
+    pub fn period_of(&self, time: u64) -> u64 {
+        time.saturating_sub(self.epoch) / self.settlement_period
+    }
+
+    /// `[start, end)` of a period, in Unix seconds.
+    pub fn period_bounds(&self, period: u64) -> (u64, u64) {
+        let start = self.epoch + period * self.settlement_period;
+        (start, start + self.settlement_period)
+    }
+}
+
+fn read_signers(mut s: SectionReader<'_>) -> Result<Signers, ConfigError> {
+    let list = s.required("keys", values::list(fingerprint))?;
+    if list.is_empty() {
+        return Err(s.key_error("keys", "at least one signer key fingerprint is required"));
+    }
+    let keys: BTreeSet<Fingerprint> = list.iter().copied().collect();
+    if keys.len() != list.len() {
+        return Err(s.key_error("keys", "a fingerprint is listed twice"));
+    }
+    let quorum = s.required("quorum", values::u64_in(1, 1000))? as usize;
+    if quorum > keys.len() {
+        return Err(s.key_error(
+            "quorum",
+            format!("quorum {quorum} exceeds the {} listed signers", keys.len()),
+        ));
+    }
+    let request_ttl = s
+        .or_default(
+            "request_ttl",
+            std::time::Duration::from_secs(3600),
+            values::duration,
+        )?
+        .as_secs();
+    let fallback = match s
+        .or_default("fallback", "none".to_string(), |v| Ok(v.to_string()))?
+        .as_str()
+    {
+        "none" => {
+            if s.raw("fallback_after").is_some() {
+                return Err(
+                    s.key_error("fallback_after", "only meaningful with fallback = deployer")
+                );
+            }
+            Fallback::None
+        }
+        "deployer" => Fallback::Deployer {
+            after: s.required("fallback_after", values::duration)?.as_secs(),
+        },
+        other => {
+            return Err(s.key_error(
+                "fallback",
+                format!("{other:?} is not a fallback: use none or deployer"),
+            ));
+        }
+    };
+    s.finish()?;
+    Ok(Signers {
+        keys,
+        quorum,
+        request_ttl,
+        fallback,
+    })
+}
+
+fn read_distribution(mut s: SectionReader<'_>) -> Result<Distribution, ConfigError> {
+    let formula_name = s.required("formula", |v| Ok(v.to_string()))?;
+    let formula = match formula_name.as_str() {
+        "equal" => Formula::Equal,
+        "pro_rata_paid" => Formula::ProRataPaid,
+        "weights" => {
+            let list = s.required("weights", values::list(weight))?;
+            let map: BTreeMap<_, _> = list.iter().copied().collect();
+            if map.is_empty() {
+                return Err(s.key_error(
+                    "weights",
+                    "formula = weights needs at least one FINGERPRINT=WEIGHT",
+                ));
+            }
+            if map.len() != list.len() {
+                return Err(s.key_error("weights", "a fingerprint is listed twice"));
+            }
+            Formula::Weights(map)
+        }
+        other => {
+            return Err(s.key_error(
+                "formula",
+                format!("{other:?} is not a formula: use equal, pro_rata_paid or weights"),
+            ));
+        }
+    };
+    if !matches!(formula, Formula::Weights(_)) && s.raw("weights").is_some() {
+        return Err(s.key_error("weights", "only meaningful with formula = weights"));
+    }
+    let share_percent = s.or_default("share", 100, values::percent)?;
+    let special_by_quorum = match s
+        .or_default("special", "never".to_string(), |v| Ok(v.to_string()))?
+        .as_str()
+    {
+        "never" => false,
+        "quorum" => true,
+        other => return Err(s.key_error("special", format!("{other:?}: use never or quorum"))),
+    };
+    s.finish()?;
+    Ok(Distribution {
+        formula,
+        share_percent,
+        special_by_quorum,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const FP2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn good() -> String {
+        format!(
+            "[com]\nname = Bakery model\nversion = 1.0.0\nsettlement_period = 7d\nepoch = 2026-01-05T00:00:00Z\n\
+             [asset.codcoin]\ndecimals = 2\n\
+             [backing.bread]\nclass = inventory\nasset = codcoin\nunit = loaf\nvalue = 350\n\
+             [backing.baking]\nclass = labor\nasset = codcoin\nunit = hour\nvalue = 2000\n\
+             [distribution]\nformula = equal\nshare = 50%\n\
+             [signers]\nkeys = {FP1}, {FP2}\nquorum = 2\nfallback = deployer\nfallback_after = 2d\n"
+        )
+    }
+
+    #[test]
+    fn parses_a_complete_model() {
+        let c = ComConfig::parse("com.ini", &good()).unwrap();
+        assert_eq!(c.version, semver::Version::new(1, 0, 0));
+        assert_eq!(c.settlement_period, 7 * 86400);
+        assert_eq!(c.assets["codcoin"].decimals, 2);
+        assert_eq!(c.backing["baking"].class, BackingClass::Labor);
+        assert_eq!(c.distribution.share_percent, 50);
+        assert_eq!(c.signers.quorum, 2);
+        assert_eq!(c.signers.fallback, Fallback::Deployer { after: 2 * 86400 });
+        assert_eq!(c.period_of(c.epoch + 7 * 86400), 1);
+        assert_eq!(
+            c.period_bounds(1),
+            (c.epoch + 7 * 86400, c.epoch + 14 * 86400)
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_named_with_line_and_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "version = 1.0.0",
+                "version = one",
+                "com.ini:3: key \"version\": in [com]: \"one\" is not a semantic version",
+            ),
+            (
+                "settlement_period = 7d",
+                "settlement_period = weekly",
+                "com.ini:4: key \"settlement_period\"",
+            ),
+            (
+                "settlement_period = 7d\n",
+                "",
+                "com.ini:1: key \"settlement_period\": in [com]: missing required key",
+            ),
+            (
+                "decimals = 2",
+                "decimals = 2\ncolour = red",
+                "com.ini:8: key \"colour\": unknown key in [asset.codcoin]",
+            ),
+            (
+                "class = inventory",
+                "class = stock",
+                "com.ini:9: key \"class\": in [backing.bread]: \"stock\" is not a backing class",
+            ),
+            (
+                "asset = codcoin\nunit = loaf",
+                "asset = euro\nunit = loaf",
+                "com.ini:10: key \"asset\": in [backing.bread]: no [asset.euro] section",
+            ),
+            (
+                "quorum = 2",
+                "quorum = 3",
+                "key \"quorum\": in [signers]: quorum 3 exceeds the 2 listed signers",
+            ),
+            (
+                "formula = equal",
+                "formula = lottery",
+                "key \"formula\": in [distribution]: \"lottery\" is not a formula",
+            ),
+            (
+                "share = 50%",
+                "share = 0.5",
+                "key \"share\": in [distribution]: \"0.5\" is not a percentage",
+            ),
+            (
+                "fallback_after = 2d\n",
+                "",
+                "key \"fallback_after\": in [signers]: missing required key",
+            ),
+            (
+                "[distribution]",
+                "[distrib]",
+                "com.ini:18: unknown section [distrib]",
+            ),
+            (
+                "[asset.codcoin]",
+                "[asset.Cod]",
+                "com.ini:6: [asset.Cod]: \"Cod\" is not a valid code",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = good().replacen(from, to, 1);
+            let err = ComConfig::parse("com.ini", &text).unwrap_err().to_string();
+            assert!(
+                err.contains(want),
+                "replacing {from:?}:\n got {err}\nwant {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn weights_formula() {
+        let text = good().replace(
+            "formula = equal",
+            &format!("formula = weights\nweights = {FP1}=3, {FP2}=1"),
+        );
+        let c = ComConfig::parse("com.ini", &text).unwrap();
+        let Formula::Weights(w) = &c.distribution.formula else {
+            panic!()
+        };
+        assert_eq!(w.values().sum::<u64>(), 4);
+        let text = good().replace("formula = equal", "formula = weights");
+        let err = ComConfig::parse("com.ini", &text).unwrap_err().to_string();
+        assert!(
+            err.contains("key \"weights\": in [distribution]: missing required key"),
+            "{err}"
+        );
+    }
+}

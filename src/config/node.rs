@@ -1,0 +1,189 @@
+//! `node.ini`: one member's node — where it keeps data, which key it uses, how it reaches
+//! the network, where it mirrors the chain. Relative paths are relative to the node
+//! directory (the directory holding node.ini).
+
+use super::ConfigError;
+use super::ini::Ini;
+use super::values;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The public Mainline DHT routers: the default for real deployments only. Tests and the
+/// demo always set their own loopback bootstrap.
+pub const PUBLIC_BOOTSTRAP: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+    "router.utorrent.com:6881",
+];
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7410";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Store, socket, pid and log files live here.
+    pub data_dir: PathBuf,
+    /// The node's secret key file.
+    pub key: PathBuf,
+    /// Passphrase file for unattended starts (first line), if the key is encrypted.
+    pub passphrase_file: Option<PathBuf>,
+    /// TCP address for the cod API and the BitTorrent peer wire (one port, told apart by
+    /// the first bytes).
+    pub listen: SocketAddr,
+    /// `host:port` peers should use to reach this node, if not the listen address.
+    pub public_addr: Option<String>,
+    pub dht: DhtConfig,
+    pub peers: PeersConfig,
+    /// Archive mirrors: directories or http(s) URLs that receive every record.
+    pub mirrors: Vec<String>,
+    /// Sign, without asking, records that are fully determined by the chain.
+    pub auto_sign: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtConfig {
+    pub enabled: bool,
+    /// UDP port of the DHT node (0: any free port).
+    pub port: u16,
+    pub bootstrap: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeersConfig {
+    pub static_peers: Vec<String>,
+    pub exchange: bool,
+    pub max: usize,
+}
+
+fn path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(PathBuf::from(v))
+    }
+}
+
+impl NodeConfig {
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let ini = Ini::parse(file, text)?;
+        ini.reject_unknown_sections(&["node", "dht", "peers", "archive", "signing"], &[])?;
+
+        let mut s = ini.required("node")?;
+        let data_dir = s.or_default("data_dir", PathBuf::from("."), path)?;
+        let key = s.or_default("key", PathBuf::from("node.sec.key"), path)?;
+        let passphrase_file = s.optional("passphrase_file", path)?;
+        let listen = s.or_default(
+            "listen",
+            DEFAULT_LISTEN.parse().expect("valid default"),
+            values::socket_addr,
+        )?;
+        let public_addr = s.optional("public_addr", values::host_port)?;
+        s.finish()?;
+
+        let mut dht = DhtConfig {
+            enabled: true,
+            port: 0,
+            bootstrap: PUBLIC_BOOTSTRAP.iter().map(|s| s.to_string()).collect(),
+        };
+        if let Some(mut s) = ini.optional("dht") {
+            dht.enabled = s.or_default("enabled", true, values::boolean)?;
+            dht.port = s.or_default("port", 0, values::u64_in(0, 65535))? as u16;
+            if let Some(b) = s.optional("bootstrap", values::list(values::host_port))? {
+                dht.bootstrap = b;
+            }
+            s.finish()?;
+        }
+
+        let mut peers = PeersConfig {
+            static_peers: Vec::new(),
+            exchange: true,
+            max: 64,
+        };
+        if let Some(mut s) = ini.optional("peers") {
+            peers.static_peers =
+                s.or_default("static", Vec::new(), values::list(values::host_port))?;
+            peers.exchange = s.or_default("exchange", true, values::boolean)?;
+            peers.max = s.or_default("max", 64, values::u64_in(1, 4096))? as usize;
+            s.finish()?;
+        }
+        if !dht.enabled && peers.static_peers.is_empty() && !peers.exchange {
+            return Err(ConfigError::new(file, 0, None, "this node could never find a peer: enable [dht], list [peers] static, or enable exchange".into()));
+        }
+
+        let mut mirrors = Vec::new();
+        if let Some(mut s) = ini.optional("archive") {
+            mirrors = s.or_default("mirrors", Vec::new(), values::list(values::mirror))?;
+            s.finish()?;
+        }
+        let mut auto_sign = false;
+        if let Some(mut s) = ini.optional("signing") {
+            auto_sign = s.or_default("auto", false, values::boolean)?;
+            s.finish()?;
+        }
+        Ok(Self {
+            data_dir,
+            key,
+            passphrase_file,
+            listen,
+            public_addr,
+            dht,
+            peers,
+            mirrors,
+            auto_sign,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let n = NodeConfig::parse("node.ini", "[node]\n").unwrap();
+        assert_eq!(n.listen.port(), 7410);
+        assert_eq!(n.dht.bootstrap.len(), 4);
+        assert_eq!(n.key, PathBuf::from("node.sec.key"));
+        let n = NodeConfig::parse(
+            "node.ini",
+            "[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = 127.0.0.1:6881\n[peers]\nstatic = 127.0.0.1:7411\n[archive]\nmirrors = ./mirror, http://127.0.0.1:8000/chain/\n[signing]\nauto = true\n",
+        )
+        .unwrap();
+        assert_eq!(n.dht.bootstrap, ["127.0.0.1:6881"]);
+        assert_eq!(n.mirrors, ["./mirror", "http://127.0.0.1:8000/chain"]);
+        assert!(n.auto_sign);
+    }
+
+    #[test]
+    fn mistakes_are_positioned() {
+        let cases = [
+            (
+                "[node]\nlisten = everywhere\n",
+                "node.ini:2: key \"listen\": in [node]: \"everywhere\" is not an IP:port address like 0.0.0.0:7410",
+            ),
+            (
+                "[node]\n[dht]\nport = 70000\n",
+                "node.ini:3: key \"port\": in [dht]: 70000 is out of range 0..=65535",
+            ),
+            (
+                "[node]\n[peers]\nstatic = a:1, b\n",
+                "node.ini:3: key \"static\": in [peers]: item 2: \"b\" is not host:port",
+            ),
+            (
+                "[node]\nkeyfile = x\n",
+                "node.ini:2: key \"keyfile\": unknown key in [node]; known keys: data_dir, key, listen, passphrase_file, public_addr",
+            ),
+            ("[dht]\n", "node.ini: missing section [node]"),
+            (
+                "[node]\n[dht]\nenabled = false\n[peers]\nexchange = false\n",
+                "node.ini: this node could never find a peer: enable [dht], list [peers] static, or enable exchange",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                NodeConfig::parse("node.ini", text).unwrap_err().to_string(),
+                want
+            );
+        }
+    }
+}

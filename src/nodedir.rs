@@ -1,0 +1,159 @@
+//! The layout of a deployed node's directory, and finding it:
+//!
+//! ```text
+//! <base>/<cod id>/            one directory per cod id (base: $XDG_DATA_HOME/cod)
+//!   deployment.json           cod id, node id, package name; written last by `cod deploy`
+//!   node.ini                  this node's config
+//!   node.pub.key node.sec.key this node's key pair (secret 0600)
+//!   NAME-VERSION.cod.tar      the package, as deployed (offered to peers)
+//!   package/                  the package's files, unpacked (bin/cod, com.ini, cod.ini, keys/ ...)
+//!   store/                    RocksDB (under node.ini's data_dir)
+//! ```
+
+use crate::config::{CodConfig, ComConfig, NodeConfig};
+use crate::fsutil;
+use crate::ids::{CodId, NodeId};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const DEPLOYMENT_FILE: &str = "deployment.json";
+pub const NODE_ENV: &str = "COD_NODE";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Deployment {
+    pub cod_id: CodId,
+    pub node_id: NodeId,
+    pub package: String,
+    pub software_version: String,
+    pub deployed_at: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeDirError {
+    #[error(transparent)]
+    Fs(#[from] fsutil::FsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "{0} is not a deployed node (no {DEPLOYMENT_FILE}); deploy one with `cod deploy --package PKG`"
+    )]
+    NotDeployed(PathBuf),
+    #[error("{path}: damaged {DEPLOYMENT_FILE}: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error(
+        "no node deployed under {0}; deploy one with `cod deploy --package PKG`, or name one with --node DIR"
+    )]
+    NoneDeployed(PathBuf),
+    #[error(
+        "several nodes are deployed under {base}; choose one with --node DIR (or {NODE_ENV}):\n{list}"
+    )]
+    Ambiguous { base: PathBuf, list: String },
+    #[error("cannot tell the data directory: set $XDG_DATA_HOME or $HOME, or pass --dir/--node")]
+    NoDataDir,
+}
+
+/// The default base directory holding one directory per deployed cod.
+pub fn default_base() -> Result<PathBuf, NodeDirError> {
+    dirs::data_dir()
+        .map(|d| d.join("cod"))
+        .ok_or(NodeDirError::NoDataDir)
+}
+
+/// A deployed node's directory, with its deployment record and configs loaded.
+#[derive(Debug, Clone)]
+pub struct NodeDir {
+    pub root: PathBuf,
+    pub deployment: Deployment,
+}
+
+impl NodeDir {
+    pub fn open(root: &Path) -> Result<Self, NodeDirError> {
+        let file = root.join(DEPLOYMENT_FILE);
+        if !file.exists() {
+            return Err(NodeDirError::NotDeployed(root.to_path_buf()));
+        }
+        let text = fsutil::read_to_string(&file)?;
+        let deployment = serde_json::from_str(&text).map_err(|e| NodeDirError::Damaged {
+            path: root.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            deployment,
+        })
+    }
+
+    /// The node named by `--node` / `$COD_NODE`, else the only one under the default base.
+    pub fn find(explicit: Option<&Path>) -> Result<Self, NodeDirError> {
+        if let Some(p) = explicit {
+            return Self::open(p);
+        }
+        let base = default_base()?;
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                if e.path().join(DEPLOYMENT_FILE).exists() {
+                    found.push(e.path());
+                }
+            }
+        }
+        found.sort();
+        match found.len() {
+            0 => Err(NodeDirError::NoneDeployed(base)),
+            1 => Self::open(&found[0]),
+            _ => Err(NodeDirError::Ambiguous {
+                base,
+                list: found
+                    .iter()
+                    .map(|p| format!("  {}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            }),
+        }
+    }
+
+    pub fn node_ini_path(&self) -> PathBuf {
+        self.root.join("node.ini")
+    }
+
+    pub fn node_config(&self) -> Result<NodeConfig, NodeDirError> {
+        let path = self.node_ini_path();
+        Ok(NodeConfig::parse(
+            &path.display().to_string(),
+            &fsutil::read_to_string(&path)?,
+        )?)
+    }
+
+    pub fn com_config(&self) -> Result<ComConfig, NodeDirError> {
+        let path = self.root.join("package/com.ini");
+        Ok(ComConfig::parse(
+            &path.display().to_string(),
+            &fsutil::read_to_string(&path)?,
+        )?)
+    }
+
+    pub fn cod_config(&self) -> Result<CodConfig, NodeDirError> {
+        let path = self.root.join("package/cod.ini");
+        Ok(CodConfig::parse(
+            &path.display().to_string(),
+            &fsutil::read_to_string(&path)?,
+        )?)
+    }
+
+    /// A path from node.ini, resolved against the node directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.root.join(p)
+    }
+
+    pub fn data_dir(&self, config: &NodeConfig) -> PathBuf {
+        self.resolve(&config.data_dir)
+    }
+
+    pub fn store_path(&self, config: &NodeConfig) -> PathBuf {
+        self.data_dir(config).join("store")
+    }
+
+    pub fn package_path(&self) -> PathBuf {
+        self.root.join(&self.deployment.package)
+    }
+}

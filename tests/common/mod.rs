@@ -1,0 +1,213 @@
+//! Helpers for tests that run the real `cod` executable in temporary directories.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A temporary world for one test: its own HOME/XDG dirs, so nothing leaks between tests
+/// or into the developer's own ~/.local/share/cod.
+pub struct World {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub out: Output,
+    pub args: String,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(
+            self.out.status.success(),
+            "`cod {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.out.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    /// Asserts failure with exit code 1 and `needle` in the error message; returns stderr.
+    #[track_caller]
+    pub fn fails_with(self, needle: &str) -> String {
+        let err = self.stderr();
+        assert_eq!(
+            self.code(),
+            Some(1),
+            "`cod {}` should fail with code 1\nstdout:\n{}\nstderr:\n{err}",
+            self.args,
+            self.stdout()
+        );
+        assert!(
+            err.contains(needle),
+            "`cod {}`: expected {needle:?} in:\n{err}",
+            self.args
+        );
+        err
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`cod {}` printed no JSON ({e}):\n{}",
+                self.args,
+                self.stdout()
+            )
+        })
+    }
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cod"));
+        c.env("HOME", self.dir.path())
+            .env("XDG_DATA_HOME", self.path("xdg"))
+            .env_remove("COD_PASSPHRASE")
+            .env_remove("COD_NODE")
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    pub fn cod(&self, args: &[&str]) -> Run {
+        self.cod_env(args, &[])
+    }
+
+    pub fn cod_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command();
+        c.args(args).stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run cod");
+        Run {
+            out,
+            args: args.join(" "),
+        }
+    }
+
+    /// Copies an example key into the world with the mode a secret key must have.
+    pub fn example_key(&self, name: &str) -> PathBuf {
+        let to = self.path(name);
+        std::fs::copy(Path::new(REPO).join("keys-example").join(name), &to).unwrap();
+        let mode = if name.contains(".sec.") { 0o600 } else { 0o644 };
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+        to
+    }
+
+    /// A key store for `cod pack`: com and cod public keys and the deployer's secret key.
+    pub fn key_store(&self) -> PathBuf {
+        let dir = self.path("keys");
+        std::fs::create_dir_all(&dir).unwrap();
+        for k in ["com.pub.key", "cod.pub.key", "cod.sec.key"] {
+            let p = self.example_key(k);
+            std::fs::rename(&p, dir.join(k)).unwrap();
+        }
+        dir
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Packs the demo cod from the templates (optionally with edited configs) into `out`;
+    /// returns (package path, cod id).
+    pub fn pack(&self, out: &str, com: &str, cod: &str) -> (PathBuf, String) {
+        let keys = self.key_store_once();
+        let com = self.write(&format!("{out}-src/com.ini"), com);
+        let cod = self.write(&format!("{out}-src/cod.ini"), cod);
+        let run = self
+            .cod(&[
+                "--json",
+                "pack",
+                "--com",
+                s(&com),
+                "--cod",
+                s(&cod),
+                "--keys",
+                s(&keys),
+                "--out",
+                s(&self.path(out)),
+            ])
+            .ok();
+        let j = run.json();
+        (
+            PathBuf::from(j["package"].as_str().unwrap()),
+            j["cod_id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub fn pack_demo(&self) -> (PathBuf, String) {
+        self.pack("dist", &template("com.ini"), &template("cod.ini"))
+    }
+
+    fn key_store_once(&self) -> PathBuf {
+        let dir = self.path("keys");
+        if dir.exists() { dir } else { self.key_store() }
+    }
+}
+
+pub fn template(name: &str) -> String {
+    std::fs::read_to_string(Path::new(REPO).join("ini-templates").join(name)).unwrap()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp paths")
+}
+
+pub fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Runs an external tool, returning stdout; panics with its stderr on failure.
+#[track_caller]
+pub fn tool(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} not runnable ({e}); run .ci/setup"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Lists a directory's entries (names), sorted; empty if it does not exist.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}

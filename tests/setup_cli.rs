@@ -1,0 +1,590 @@
+//! Issue 2 through the real executable: keygen, key show, pack, deploy — happy paths and
+//! every bad input, each refused with a clear message and nothing half-written.
+
+mod common;
+use common::*;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn openssl_der(pub_pem: &Path) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-pubin", "-in", s(pub_pem), "-outform", "DER"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn keygen_writes_keys_openssl_reads() {
+    let w = World::new();
+    let run = w
+        .cod(&[
+            "--json",
+            "keygen",
+            "--role",
+            "node",
+            "--out",
+            "k",
+            "--no-passphrase",
+            "--bits",
+            "2048",
+        ])
+        .ok();
+    let j = run.json();
+    let (public, secret) = (w.path("k/node.pub.key"), w.path("k/node.sec.key"));
+    assert_eq!(mode(&secret), 0o600);
+    assert_eq!(j["encrypted"], false);
+    tool("openssl", &["pkey", "-in", s(&secret), "-noout"]);
+    let der = openssl_der(&public);
+    assert_eq!(
+        j["fingerprint"].as_str().unwrap(),
+        hex::encode(Sha256::digest(&der))
+    );
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+
+    // Never overwrites.
+    w.cod(&["keygen", "--role", "node", "--out", "k", "--no-passphrase"])
+        .fails_with("already exists");
+
+    // Encrypted with a passphrase file: scrypt PKCS#8 that openssl opens with the same passphrase.
+    let pass = w.write("pass", "s3cret passphrase\n");
+    w.cod(&[
+        "keygen",
+        "--role",
+        "cod",
+        "--out",
+        "k",
+        "--bits",
+        "2048",
+        "--passphrase-file",
+        s(&pass),
+    ])
+    .ok();
+    let pem = std::fs::read_to_string(w.path("k/cod.sec.key")).unwrap();
+    assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            s(&w.path("k/cod.sec.key")),
+            "-passin",
+            &format!("file:{}", s(&pass)),
+            "-noout",
+        ],
+    );
+    let text = tool(
+        "openssl",
+        &["asn1parse", "-in", s(&w.path("k/cod.sec.key"))],
+    );
+    assert!(
+        text.contains(":scrypt") && text.contains(":PBES2"),
+        "encrypted with PBES2 + scrypt:\n{text}"
+    );
+
+    // The same through COD_PASSPHRASE.
+    w.cod_env(
+        &["keygen", "--role", "com", "--out", "k", "--bits", "2048"],
+        &[("COD_PASSPHRASE", "from env")],
+    )
+    .ok();
+    tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            s(&w.path("k/com.sec.key")),
+            "-passin",
+            "pass:from env",
+            "-noout",
+        ],
+    );
+}
+
+#[test]
+fn keygen_never_prompts_without_a_terminal_and_refuses_small_keys() {
+    let w = World::new();
+    w.cod(&["keygen", "--role", "node", "--out", "k"])
+        .fails_with("--passphrase-file");
+    w.cod(&[
+        "keygen",
+        "--role",
+        "node",
+        "--out",
+        "k",
+        "--no-passphrase",
+        "--bits",
+        "1024",
+    ])
+    .fails_with("1024-bit");
+    assert!(entries(&w.path("k")).is_empty(), "nothing written");
+}
+
+#[test]
+fn key_show_prints_fingerprint_and_node_id() {
+    let w = World::new();
+    let public = w.example_key("node1.pub.key");
+    let cod_id = "0123456789abcdef0123456789abcdef01234567";
+    let j = w
+        .cod(&["--json", "key", "show", s(&public), "--cod-id", cod_id])
+        .ok()
+        .json();
+    let der = openssl_der(&public);
+    assert_eq!(
+        j["fingerprint"].as_str().unwrap(),
+        hex::encode(Sha256::digest(&der))
+    );
+    let mut h = Sha256::new();
+    h.update(&der);
+    h.update(hex::decode(cod_id).unwrap());
+    assert_eq!(
+        j["node_id"].as_str().unwrap(),
+        hex::encode(h.finalize()),
+        "node id = SHA-256(DER ‖ cod id)"
+    );
+    assert_eq!(j["bits"], 3072);
+    let human = w.cod(&["key", "show", s(&public)]).ok().stdout();
+    assert!(human.contains("fingerprint"), "{human}");
+    let bad = w.cod(&["key", "show", s(&public), "--cod-id", "xyz"]);
+    assert_eq!(bad.code(), Some(2), "a malformed cod id is a usage error");
+    assert!(
+        bad.stderr().contains("40 hexadecimal digits"),
+        "{}",
+        bad.stderr()
+    );
+}
+
+#[test]
+fn keys_from_openssl_import_and_bad_keys_are_refused() {
+    let w = World::new();
+    let made = w.path("openssl.sec.key");
+    tool(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            s(&made),
+        ],
+    );
+    std::fs::set_permissions(&made, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    w.cod(&["key", "show", s(&made)]).ok();
+
+    // An openssl-encrypted key (PBES2 with scrypt, as `openssl pkcs8 -scrypt` makes) imports too.
+    let enc = w.path("enc.sec.key");
+    tool(
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-scrypt",
+            "-in",
+            s(&made),
+            "-out",
+            s(&enc),
+            "-passout",
+            "pass:pw",
+        ],
+    );
+    std::fs::set_permissions(&enc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    w.cod_env(&["key", "show", s(&enc)], &[("COD_PASSPHRASE", "pw")])
+        .ok();
+    w.cod_env(&["key", "show", s(&enc)], &[("COD_PASSPHRASE", "wrong")])
+        .fails_with("wrong passphrase");
+    w.cod(&["key", "show", s(&enc)])
+        .fails_with("no passphrase was given");
+
+    std::fs::set_permissions(&made, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    w.cod(&["key", "show", s(&made)])
+        .fails_with("readable by group or others (mode 644)");
+
+    let small = w.path("small.sec.key");
+    tool(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+            "-out",
+            s(&small),
+        ],
+    );
+    std::fs::set_permissions(&small, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    w.cod(&["key", "show", s(&small)])
+        .fails_with("the key is 1024 bits; at least 2048 are required");
+
+    w.cod(&["key", "show", s(&w.write("junk.pub.key", "hello"))])
+        .fails_with("not a PEM key file");
+}
+
+#[test]
+fn pack_is_deterministic_and_its_cod_id_is_the_torrent_infohash() {
+    let w = World::new();
+    let (pkg, cod_id) = w.pack_demo();
+    let first = std::fs::read(&pkg).unwrap();
+    let (pkg2, cod_id2) = w.pack("dist2", &template("com.ini"), &template("cod.ini"));
+    assert_eq!(
+        std::fs::read(&pkg2).unwrap(),
+        first,
+        "byte-identical for identical inputs"
+    );
+    assert_eq!(cod_id, cod_id2);
+
+    let torrent = pkg.with_file_name(format!(
+        "{}.torrent",
+        pkg.file_name().unwrap().to_str().unwrap()
+    ));
+    let aria = tool("aria2c", &["-S", s(&torrent)]);
+    assert!(
+        aria.to_lowercase()
+            .contains(&format!("info hash: {cod_id}")),
+        "aria2c -S says:\n{aria}"
+    );
+    let tr = tool("transmission-show", &[s(&torrent)]);
+    assert!(
+        tr.to_lowercase().contains(&format!("hash: {cod_id}")),
+        "transmission-show says:\n{tr}"
+    );
+    for f in ["com.ini.torrent", "cod.ini.torrent"] {
+        let info = tool("aria2c", &["-S", s(&pkg.with_file_name(f))]);
+        assert!(info.contains("Info Hash"), "{info}");
+    }
+
+    // The manifest checks with standard tools, as GUIDE.md tells members.
+    let unpacked = w.path("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    tool("tar", &["-xf", s(&pkg), "-C", s(&unpacked)]);
+    let ok = std::process::Command::new("sha256sum")
+        .args(["-c", "--quiet", "MANIFEST"])
+        .current_dir(&unpacked)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let v = tool(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            s(&unpacked.join("keys/cod.pub.key")),
+            "-signature",
+            s(&unpacked.join("MANIFEST.sig")),
+            s(&unpacked.join("MANIFEST")),
+        ],
+    );
+    assert!(v.contains("Verified OK"), "{v}");
+    assert_eq!(mode(&unpacked.join("bin/cod")), 0o755);
+    let human = w
+        .cod(&[
+            "pack",
+            "--com",
+            s(&w.path("dist-src/com.ini")),
+            "--cod",
+            s(&w.path("dist-src/cod.ini")),
+            "--keys",
+            "keys",
+            "--out",
+            "dist",
+        ])
+        .ok()
+        .stdout();
+    assert!(
+        human.contains(&format!("cod id   {cod_id}")) && human.contains("magnet:?xt=urn:btih:"),
+        "{human}"
+    );
+}
+
+#[test]
+fn pack_refuses_bad_ini_naming_file_line_and_key() {
+    let w = World::new();
+    w.key_store();
+    let com = w.write(
+        "src/com.ini",
+        &template("com.ini").replace("quorum = 2", "quorum = two"),
+    );
+    let cod = w.write("src/cod.ini", &template("cod.ini"));
+    let err = w
+        .cod(&[
+            "pack",
+            "--com",
+            s(&com),
+            "--cod",
+            s(&cod),
+            "--keys",
+            "keys",
+            "--out",
+            "out",
+        ])
+        .fails_with("key \"quorum\"");
+    let line = template("com.ini")
+        .lines()
+        .position(|l| l.starts_with("quorum"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("{}:{line}:", s(&com))), "{err}");
+    assert!(entries(&w.path("out")).is_empty(), "no package written");
+
+    let cod = w.write(
+        "src/cod.ini",
+        &template("cod.ini").replace("\n[deployer]\n", "\n[deployer]\nfavourite = tea\n"),
+    );
+    let com = w.write("src/com.ini", &template("com.ini"));
+    w.cod(&[
+        "pack",
+        "--com",
+        s(&com),
+        "--cod",
+        s(&cod),
+        "--keys",
+        "keys",
+        "--out",
+        "out",
+    ])
+    .fails_with("unknown key in [deployer]");
+}
+
+#[test]
+fn deploy_creates_a_node_and_refuses_a_second_time() {
+    let w = World::new();
+    let (pkg, cod_id) = w.pack_demo();
+    let key = w.example_key("node1.sec.key");
+    let j = w
+        .cod(&[
+            "--json",
+            "deploy",
+            "--package",
+            s(&pkg),
+            "--key",
+            s(&key),
+            "--expect-cod-id",
+            &cod_id,
+        ])
+        .ok()
+        .json();
+    let dir = w.path("xdg/cod").join(&cod_id);
+    assert_eq!(
+        j["dir"].as_str().unwrap(),
+        s(&dir),
+        "XDG data dir, one directory per cod id"
+    );
+    assert_eq!(j["cod_id"], cod_id.as_str());
+    let pub_der = openssl_der(&w.example_key("node1.pub.key"));
+    let mut h = Sha256::new();
+    h.update(&pub_der);
+    h.update(hex::decode(&cod_id).unwrap());
+    assert_eq!(j["node_id"].as_str().unwrap(), hex::encode(h.finalize()));
+    assert!(j["next"].as_str().unwrap().contains("node start"));
+    assert_eq!(
+        entries(&dir),
+        [
+            "demo-bakery-1.0.0.cod.tar",
+            "deployment.json",
+            "node.ini",
+            "node.pub.key",
+            "node.sec.key",
+            "package",
+            "store"
+        ]
+    );
+    assert_eq!(mode(&dir.join("node.sec.key")), 0o600);
+    assert!(
+        dir.join("store/CURRENT").exists(),
+        "RocksDB store initialized"
+    );
+    assert!(dir.join("package/bin/cod").exists());
+
+    w.cod(&["deploy", "--package", s(&pkg), "--key", s(&key)])
+        .fails_with("already deployed");
+
+    // A new key, encrypted, into another base; a different cod id gets its own directory.
+    let (pkg2, cod_id2) = w.pack(
+        "dist2",
+        &template("com.ini"),
+        &template("cod.ini").replace("version = 1.0.0", "version = 1.1.0"),
+    );
+    assert_ne!(cod_id, cod_id2);
+    let out = w
+        .cod_env(
+            &["deploy", "--package", s(&pkg2)],
+            &[("COD_PASSPHRASE", "pw")],
+        )
+        .ok()
+        .stdout();
+    assert!(out.contains("key      created"), "{out}");
+    assert_eq!(entries(&w.path("xdg/cod")), {
+        let mut v = vec![cod_id.clone(), cod_id2.clone()];
+        v.sort();
+        v
+    });
+    let sec =
+        std::fs::read_to_string(w.path("xdg/cod").join(&cod_id2).join("node.sec.key")).unwrap();
+    assert!(sec.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+}
+
+/// Rewrites a package tar with `edit` applied to its files (same canonical headers as cod).
+fn retar(
+    pkg: &Path,
+    to: &Path,
+    edit: impl FnOnce(&mut std::collections::BTreeMap<String, Vec<u8>>),
+) {
+    use std::io::Read;
+    let bytes = std::fs::read(pkg).unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(bytes.as_slice()).entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        files.insert(String::from_utf8(e.path_bytes().to_vec()).unwrap(), data);
+    }
+    edit(&mut files);
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in &files {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(if path == "bin/cod" || path.ends_with(".sh") {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, data.as_slice()).unwrap();
+    }
+    std::fs::write(to, b.into_inner().unwrap()).unwrap();
+}
+
+fn manifest(files: &std::collections::BTreeMap<String, Vec<u8>>) -> String {
+    files
+        .iter()
+        .filter(|(p, _)| *p != "MANIFEST" && *p != "MANIFEST.sig")
+        .map(|(p, d)| format!("{}  {p}\n", hex::encode(Sha256::digest(d))))
+        .collect()
+}
+
+#[test]
+fn deploy_refuses_tampered_packages_and_leaves_nothing_behind() {
+    let w = World::new();
+    let (pkg, cod_id) = w.pack_demo();
+    let key = w.example_key("node1.sec.key");
+    let bad = w.path("bad.cod.tar");
+    let deploy = |expect: &str| {
+        w.cod(&["deploy", "--package", s(&bad), "--key", s(&key)])
+            .fails_with(expect);
+        assert!(
+            entries(&w.path("xdg/cod")).is_empty(),
+            "nothing left behind after: {expect}"
+        );
+    };
+
+    // One byte changed inside a file.
+    let mut bytes = std::fs::read(&pkg).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"quorum = ").unwrap() + 9;
+    bytes[at] = b'3';
+    std::fs::write(&bad, &bytes).unwrap();
+    deploy("com.ini does not match its SHA-256 in the manifest");
+
+    // A file added.
+    retar(&pkg, &bad, |f| {
+        f.insert("evil.sh".into(), b"rm -rf ~".to_vec());
+    });
+    deploy("evil.sh is in the package but not in its manifest");
+
+    // Edited and re-signed with a key that is not the key store's cod.pub.key.
+    let signer = w.example_key("node2.sec.key");
+    retar(&pkg, &bad, |f| {
+        f.insert(
+            "com.ini".into(),
+            template("com.ini")
+                .replace("share = 100%", "share = 1%")
+                .into_bytes(),
+        );
+        let m = manifest(f);
+        let mpath = w.write("m", &m);
+        let sig = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign", s(&signer), s(&mpath)])
+            .output()
+            .unwrap()
+            .stdout;
+        f.insert("MANIFEST".into(), m.into_bytes());
+        f.insert("MANIFEST.sig".into(), sig);
+    });
+    deploy("MANIFEST.sig does not verify with the package's keys/cod.pub.key");
+
+    // Truncated.
+    std::fs::write(&bad, &std::fs::read(&pkg).unwrap()[..100_000]).unwrap();
+    deploy("not a readable package");
+
+    // A wrong expected cod id.
+    std::fs::copy(&pkg, &bad).unwrap();
+    let other = "ffffffffffffffffffffffffffffffffffffffff";
+    w.cod(&[
+        "deploy",
+        "--package",
+        s(&bad),
+        "--key",
+        s(&key),
+        "--expect-cod-id",
+        other,
+    ])
+    .fails_with(&format!(
+        "the package's cod id is {cod_id}, not the expected {other}"
+    ));
+    assert!(entries(&w.path("xdg/cod")).is_empty());
+
+    // Keys that must not be used.
+    let pass = w.write("pass", "pw\n");
+    let enc = w.path("enc.sec.key");
+    w.cod(&[
+        "keygen",
+        "--role",
+        "node",
+        "--out",
+        "enckey",
+        "--bits",
+        "2048",
+        "--passphrase-file",
+        s(&pass),
+    ])
+    .ok();
+    std::fs::rename(w.path("enckey/node.sec.key"), &enc).unwrap();
+    let wrong = w.write("wrong", "not it\n");
+    w.cod(&[
+        "deploy",
+        "--package",
+        s(&bad),
+        "--key",
+        s(&enc),
+        "--passphrase-file",
+        s(&wrong),
+    ])
+    .fails_with("wrong passphrase");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    w.cod(&["deploy", "--package", s(&bad), "--key", s(&key)])
+        .fails_with("readable by group or others");
+    let bad_ini = w.write("node.ini", "[node]\nlisten = nowhere\n");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    w.cod(&[
+        "deploy",
+        "--package",
+        s(&bad),
+        "--key",
+        s(&key),
+        "--node-ini",
+        s(&bad_ini),
+    ])
+    .fails_with(&format!("{}:2: key \"listen\"", s(&bad_ini)));
+    assert!(entries(&w.path("xdg/cod")).is_empty());
+}
