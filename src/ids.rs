@@ -122,6 +122,18 @@ impl Fingerprint {
     }
 }
 
+/// A record's hash: `SHA-256` of its canonical encoding without signatures
+/// (see `docs/ledger.md`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordHash([u8; 32]);
+hex_id!(RecordHash, 32, "a record hash");
+
+impl RecordHash {
+    pub fn of(canonical_body: &[u8]) -> Self {
+        Self(Sha256::digest(canonical_body).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

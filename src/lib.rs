@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod keyfile;
 pub mod keys;
+pub mod ledger;
 pub mod nodedir;
 pub mod package;
 pub mod store;

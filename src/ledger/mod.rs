@@ -1,0 +1,852 @@
+//! The coin module's core: records, the rules, the state, and the engine that takes records
+//! in any order and always reaches the same state. Pure: no I/O (the store persists what
+//! the engine decides; see `crate::store`).
+//!
+//! Architecture invariant: the ledger state is a function of the *set* of admitted records
+//! ([`Ledger::from_records`] computes it from scratch); [`Ledger::ingest`] reaches the same
+//! state incrementally, falling back to the full computation when a fork needs it. The
+//! property tests check exactly this equivalence.
+
+pub mod economics;
+pub mod record;
+pub mod rules;
+pub mod state;
+
+use crate::config::ComConfig;
+use crate::ids::{AccountId, CodId, RecordHash};
+use crate::keys::{PublicKey, SecretKey};
+pub use record::{
+    B64, Body, Content, Distribute, Head, Issue, Kind, Output, Record, RecordError, Sig, Transfer,
+};
+pub use state::{AccountState, Dep, State};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+/// Records kept waiting for missing dependencies, at most.
+pub const MAX_PENDING: usize = 100_000;
+/// Transfers kept in memory until their account's opening record arrives, at most.
+pub const MAX_AWAITING_KEY: usize = 10_000;
+
+/// What every rule needs to know about the cod.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub cod: CodId,
+    pub com: ComConfig,
+    /// The deployer's key (`keys/cod.pub.key`), for com.ini's fallback duty.
+    pub deployer: PublicKey,
+    pub network: AccountId,
+}
+
+impl Params {
+    pub fn new(cod: CodId, com: ComConfig, deployer: PublicKey) -> Self {
+        Self {
+            network: AccountId::network(&cod),
+            cod,
+            com,
+            deployer,
+        }
+    }
+}
+
+/// Where a record stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Part of the ledger state.
+    Applied,
+    /// Waiting for these records or accounts.
+    Pending(Vec<Dep>),
+    /// Lost a fork: another record holds its (account, seq). Kept as proof.
+    Lost { winner: RecordHash },
+}
+
+/// What one ingest changed, for the store and the event stream.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The record was already known.
+    pub duplicate: bool,
+    /// A transfer whose account's opening record is not here yet: held in memory, unverified.
+    pub awaiting_key: bool,
+    /// Newly admitted records (verified; now stored): applied, pending or fork candidates.
+    pub admitted: Vec<RecordHash>,
+    /// Records newly applied (this one and any it released), in order.
+    pub applied: Vec<RecordHash>,
+    /// Formerly pending records that turned out invalid once their dependencies arrived.
+    pub dropped: Vec<(RecordHash, RecordError)>,
+    /// The record waits for these.
+    pub pending: Vec<Dep>,
+    /// Slots (account, seq) where a fork was seen.
+    pub forks: Vec<(AccountId, u64)>,
+    /// The state was recomputed from all records (a fork changed a winner).
+    pub rebuilt: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    params: Params,
+    records: HashMap<RecordHash, Record>,
+    slots: BTreeMap<(AccountId, u64), BTreeSet<RecordHash>>,
+    keys: HashMap<AccountId, PublicKey>,
+    awaiting_key: HashMap<AccountId, Vec<Record>>,
+    state: State,
+    chain: BTreeMap<(AccountId, u64), RecordHash>,
+    pending: BTreeMap<RecordHash, Vec<Dep>>,
+    waiting: HashMap<Dep, BTreeSet<RecordHash>>,
+}
+
+impl Ledger {
+    pub fn new(params: Params) -> Self {
+        let state = State::genesis(&params);
+        Self {
+            params,
+            records: HashMap::new(),
+            slots: BTreeMap::new(),
+            keys: HashMap::new(),
+            awaiting_key: HashMap::new(),
+            state,
+            chain: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// The ledger of a set of records that were verified when admitted (e.g. read back from
+    /// the store): forms and signatures are not checked again, everything else is.
+    pub fn from_records(params: Params, records: impl IntoIterator<Item = Record>) -> Self {
+        let mut l = Self::new(params);
+        for r in records {
+            l.admit_unchecked(r);
+        }
+        l.rebuild();
+        l
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn record(&self, h: &RecordHash) -> Option<&Record> {
+        self.records.get(h)
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn key_of(&self, a: &AccountId) -> Option<&PublicKey> {
+        self.keys.get(a)
+    }
+
+    /// Applied records of an account from `from` on, in seq order.
+    pub fn chain_of(&self, a: &AccountId, from: u64) -> impl Iterator<Item = &Record> {
+        self.chain
+            .range((*a, from)..=(*a, u64::MAX))
+            .map(|(_, h)| &self.records[h])
+    }
+
+    /// The applied record at (account, seq).
+    pub fn at(&self, a: &AccountId, seq: u64) -> Option<&Record> {
+        self.chain.get(&(*a, seq)).map(|h| &self.records[h])
+    }
+
+    pub fn status(&self, h: &RecordHash) -> Option<Status> {
+        let r = self.records.get(h)?;
+        if self.state.is_applied(h) {
+            return Some(Status::Applied);
+        }
+        if let Some(winner) = self.chain.get(&(r.account(), r.seq())) {
+            return Some(Status::Lost { winner: *winner });
+        }
+        Some(Status::Pending(
+            self.pending.get(h).cloned().unwrap_or_default(),
+        ))
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = (&RecordHash, &Vec<Dep>)> {
+        self.pending.iter()
+    }
+
+    /// Slots holding more than one record: each is a proof that the account signed two
+    /// records with the same seq.
+    pub fn forks(&self) -> impl Iterator<Item = ((AccountId, u64), &BTreeSet<RecordHash>)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.len() > 1)
+            .map(|(k, s)| (*k, s))
+    }
+
+    /// Takes a record from anywhere (a peer, an archive, the local wallet): checks its form
+    /// and signatures, then applies it, keeps it pending, or keeps it as a fork proof.
+    /// An `Err` means the record is refused and nothing changed.
+    pub fn ingest(&mut self, r: Record) -> Result<Outcome, RecordError> {
+        let mut out = Outcome::default();
+        if self.records.contains_key(&r.hash()) {
+            out.duplicate = true;
+            return Ok(out);
+        }
+        rules::check_form(&r, &self.params)?;
+        let key = match r.kind() {
+            Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
+            Kind::Transfer => match self.keys.get(&r.account()) {
+                Some(k) => Some(k.clone()),
+                None => {
+                    let held: usize = self.awaiting_key.values().map(Vec::len).sum();
+                    if held >= MAX_AWAITING_KEY {
+                        return Err(RecordError::TooMany {
+                            what: "records awaiting their account",
+                            count: held,
+                            max: MAX_AWAITING_KEY,
+                        });
+                    }
+                    let list = self.awaiting_key.entry(r.account()).or_default();
+                    if !list.iter().any(|x| x.hash() == r.hash()) {
+                        list.push(r);
+                    }
+                    out.awaiting_key = true;
+                    out.pending = vec![Dep::Account(list[0].account())];
+                    return Ok(out);
+                }
+            },
+            _ => None,
+        };
+        rules::check_sigs(&r, &self.params, key.as_ref())?;
+        if self.pending.len() >= MAX_PENDING && !self.state.missing(&r).is_empty() {
+            return Err(RecordError::TooMany {
+                what: "pending records",
+                count: self.pending.len(),
+                max: MAX_PENDING,
+            });
+        }
+        let opened = (r.kind() == Kind::Transfer && r.seq() == 0).then(|| r.account());
+        let h = r.hash();
+        self.decide(r, true, &mut out)?;
+        if let Some(a) = opened
+            && let Some(held) = self.awaiting_key.remove(&a)
+        {
+            for r in held {
+                // Now verifiable; a bad one is simply not admitted.
+                if let Ok(more) = self.ingest(r) {
+                    out.admitted.extend(more.admitted);
+                    out.applied.extend(more.applied);
+                    out.dropped.extend(more.dropped);
+                    out.forks.extend(more.forks);
+                    out.rebuilt |= more.rebuilt;
+                }
+            }
+        }
+        debug_assert!(self.records.contains_key(&h));
+        Ok(out)
+    }
+
+    fn admit_unchecked(&mut self, r: Record) {
+        if r.kind() == Kind::Transfer
+            && r.seq() == 0
+            && let Ok(Some(k)) = rules::opening_key(&r, &self.params)
+        {
+            self.keys.insert(r.account(), k);
+        }
+        self.slots
+            .entry((r.account(), r.seq()))
+            .or_default()
+            .insert(r.hash());
+        self.records.insert(r.hash(), r);
+    }
+
+    fn unadmit(&mut self, h: &RecordHash) {
+        if let Some(r) = self.records.remove(h) {
+            let slot = (r.account(), r.seq());
+            if let Some(s) = self.slots.get_mut(&slot) {
+                s.remove(h);
+                if s.is_empty() {
+                    self.slots.remove(&slot);
+                }
+            }
+        }
+    }
+
+    fn set_pending(&mut self, h: RecordHash, deps: Vec<Dep>) {
+        for d in &deps {
+            self.waiting.entry(*d).or_default().insert(h);
+        }
+        self.pending.insert(h, deps);
+    }
+
+    fn clear_pending(&mut self, h: &RecordHash) {
+        if let Some(deps) = self.pending.remove(h) {
+            for d in deps {
+                if let Some(w) = self.waiting.get_mut(&d) {
+                    w.remove(h);
+                    if w.is_empty() {
+                        self.waiting.remove(&d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The records a distribution's checkpoint adds to the previous one, from the applied
+    /// chains (`None` if a head is not applied).
+    fn period_records(&self, d: &Distribute) -> Option<Vec<&Record>> {
+        period_records_in(&self.records, &self.chain, &self.state, d)
+    }
+
+    /// Is this member slot fixed by the last checkpoint?
+    fn slot_forced(&self, a: &AccountId, seq: u64) -> bool {
+        *a == self.params.network
+            || self
+                .state
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.heads.get(a))
+                .is_some_and(|h| seq <= h.seq)
+    }
+
+    /// Decides an admitted-or-new record; `fresh` means it is not admitted yet (an error then
+    /// refuses it), otherwise an error drops it.
+    fn decide(&mut self, r: Record, fresh: bool, out: &mut Outcome) -> Result<(), RecordError> {
+        let mut queue = VecDeque::from([(r, fresh)]);
+        let mut first = true;
+        while let Some((r, fresh)) = queue.pop_front() {
+            let h = r.hash();
+            let result = self.decide_one(r, fresh, out);
+            match result {
+                Ok(Some(released)) => queue.extend(released.into_iter().map(|x| (x, false))),
+                Ok(None) => {}
+                Err(e) if first && fresh => return Err(e),
+                Err(e) => {
+                    self.clear_pending(&h);
+                    self.unadmit(&h);
+                    out.dropped.push((h, e));
+                }
+            }
+            first = false;
+        }
+        Ok(())
+    }
+
+    /// One step of [`Ledger::decide`]: returns records released by applying this one.
+    fn decide_one(
+        &mut self,
+        r: Record,
+        fresh: bool,
+        out: &mut Outcome,
+    ) -> Result<Option<Vec<Record>>, RecordError> {
+        let h = r.hash();
+        let slot = (r.account(), r.seq());
+        if let Some(winner) = self.chain.get(&slot).copied() {
+            // A fork: two records signed for the same (account, seq).
+            self.clear_pending(&h);
+            if fresh {
+                self.admit_unchecked(r);
+                out.admitted.push(h);
+            }
+            out.forks.push(slot);
+            let forced = slot.0 != self.params.network && self.slot_forced(&slot.0, slot.1);
+            if !forced && h < winner {
+                self.rebuild();
+                out.rebuilt = true;
+            }
+            return Ok(None);
+        }
+        let deps = self.state.missing(&r);
+        let heads_lost = match &r.body().content {
+            Content::Distribute(d) => d.heads.values().any(|x| {
+                self.records.contains_key(&x.hash)
+                    && !self.state.is_applied(&x.hash)
+                    && !self.pending.contains_key(&x.hash)
+            }),
+            _ => false,
+        };
+        if heads_lost {
+            // The checkpoint names a record that lost a fork here: the full computation,
+            // where a checkpoint decides the forks it covers, settles it.
+            if fresh {
+                self.admit_unchecked(r);
+                out.admitted.push(h);
+            }
+            self.rebuild();
+            out.rebuilt = true;
+            return Ok(None);
+        }
+        if !deps.is_empty() {
+            if fresh {
+                self.admit_unchecked(r);
+                out.admitted.push(h);
+                out.pending = deps.clone();
+            }
+            self.clear_pending(&h);
+            self.set_pending(h, deps);
+            return Ok(None);
+        }
+        let key = match r.kind() {
+            Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
+            Kind::Transfer => self.keys.get(&r.account()).cloned(),
+            _ => None,
+        };
+        let period_records: Vec<Record> = match &r.body().content {
+            Content::Distribute(d) => self
+                .period_records(d)
+                .ok_or(RecordError::HeadInvalid(r.account()))?
+                .into_iter()
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let refs: Vec<&Record> = period_records.iter().collect();
+        self.state.apply(&r, &self.params, key.as_ref(), &refs)?;
+        self.clear_pending(&h);
+        if fresh {
+            self.admit_unchecked(r.clone());
+            out.admitted.push(h);
+        } else if let Some(k) = key.filter(|_| r.seq() == 0) {
+            self.keys.insert(r.account(), k);
+        }
+        self.chain.insert(slot, h);
+        out.applied.push(h);
+        let mut released = Vec::new();
+        for dep in [Dep::Record(h), Dep::Account(r.account())] {
+            if let Some(ws) = self.waiting.get(&dep) {
+                for w in ws.clone() {
+                    let still = self.state.missing(&self.records[&w]);
+                    if still.is_empty() {
+                        self.clear_pending(&w);
+                        released.push(self.records[&w].clone());
+                    }
+                }
+            }
+        }
+        Ok(Some(released))
+    }
+
+    /// Recomputes the state from all admitted records: the definition the incremental path
+    /// must match (see `docs/ledger.md`, "The state of a set of records").
+    fn rebuild(&mut self) {
+        let p = self.params.clone();
+        let mut world = State::genesis(&p);
+        let mut chain: BTreeMap<(AccountId, u64), RecordHash> = BTreeMap::new();
+
+        // 1. The network chain, in seq order. At each seq the lowest-hash valid candidate
+        //    wins; a distribution is valid if its checkpoint replays cleanly on its own.
+        let mut seq = 0;
+        while let Some(cands) = self.slots.get(&(p.network, seq)) {
+            let prev = world
+                .account(&p.network)
+                .and_then(|s| s.head)
+                .map(|h| h.hash);
+            let mut chosen = false;
+            for h in cands {
+                let r = &self.records[h];
+                if r.body().prev != prev {
+                    continue;
+                }
+                match &r.body().content {
+                    Content::Distribute(d) => {
+                        let mut trial = world.clone();
+                        let mut trial_chain = chain.clone();
+                        if self.replay_cut(&mut trial, &mut trial_chain, d) {
+                            let recs = period_records_in(&self.records, &trial_chain, &trial, d);
+                            if let Some(recs) = recs
+                                && trial.apply(r, &p, None, &recs).is_ok()
+                            {
+                                world = trial;
+                                chain = trial_chain;
+                                chosen = true;
+                            }
+                        }
+                    }
+                    _ => chosen = world.apply(r, &p, None, &[]).is_ok(),
+                }
+                if chosen {
+                    chain.insert((p.network, seq), *h);
+                    break;
+                }
+            }
+            if !chosen {
+                break;
+            }
+            seq += 1;
+        }
+
+        // 2. Member records beyond the last checkpoint, slot by slot in dependency order:
+        //    a slot is decided once none of its candidates waits on an undecided record;
+        //    then its lowest-hash valid candidate wins.
+        let mut dead: HashSet<RecordHash> = HashSet::new();
+        let accounts: Vec<AccountId> = self
+            .slots
+            .keys()
+            .map(|(a, _)| *a)
+            .filter(|a| *a != p.network)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        loop {
+            let mut progress = false;
+            for a in &accounts {
+                loop {
+                    let acct_state = world.account(a);
+                    let next = acct_state.map_or(0, |s| s.next_seq());
+                    let head = acct_state.and_then(|s| s.head).map(|h| h.hash);
+                    let Some(cands) = self.slots.get(&(*a, next)) else {
+                        break;
+                    };
+                    let mut ready = Vec::new();
+                    let mut blocked = false;
+                    for h in cands {
+                        if dead.contains(h) {
+                            continue;
+                        }
+                        let r = &self.records[h];
+                        if r.body().prev != head {
+                            dead.insert(*h);
+                            progress = true;
+                            continue;
+                        }
+                        let missing = world.missing(r);
+                        let is_dead = missing.iter().any(|d| match d {
+                            Dep::Record(x) => !self.records.contains_key(x) || dead.contains(x),
+                            Dep::Account(y) => self
+                                .slots
+                                .get(&(*y, 0))
+                                .is_none_or(|s| s.iter().all(|x| dead.contains(x))),
+                        });
+                        if is_dead {
+                            dead.insert(*h);
+                            progress = true;
+                        } else if missing.is_empty() {
+                            ready.push(*h);
+                        } else {
+                            blocked = true;
+                        }
+                    }
+                    if blocked || ready.is_empty() {
+                        break;
+                    }
+                    let mut winner = None;
+                    for h in &ready {
+                        let r = &self.records[h];
+                        let key = if r.seq() == 0 {
+                            rules::opening_key(r, &p).ok().flatten()
+                        } else {
+                            self.keys.get(a).cloned()
+                        };
+                        if world.apply(r, &p, key.as_ref(), &[]).is_ok() {
+                            winner = Some(*h);
+                            break;
+                        }
+                        dead.insert(*h);
+                    }
+                    progress = true;
+                    let Some(w) = winner else { break };
+                    chain.insert((*a, next), w);
+                    for h in cands {
+                        if *h != w {
+                            dead.insert(*h);
+                        }
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+
+        self.state = world;
+        self.chain = chain;
+        // Re-derive the pending index; records that can never apply are dropped.
+        self.pending.clear();
+        self.waiting.clear();
+        let unapplied: Vec<RecordHash> = self
+            .records
+            .keys()
+            .filter(|h| !self.state.is_applied(h))
+            .copied()
+            .collect();
+        for h in unapplied {
+            let r = &self.records[&h];
+            if self.chain.contains_key(&(r.account(), r.seq())) {
+                continue; // lost a fork: kept as proof
+            }
+            let deps = self.state.missing(r);
+            if deps.is_empty() {
+                self.unadmit(&h); // invalid in this state: it can never apply
+            } else {
+                self.set_pending(h, deps);
+            }
+        }
+    }
+
+    /// Applies a checkpoint's records (those after the previous checkpoint) to `trial`, in
+    /// dependency order, using only the chains the checkpoint names. False if any is missing
+    /// or invalid.
+    fn replay_cut(
+        &self,
+        trial: &mut State,
+        trial_chain: &mut BTreeMap<(AccountId, u64), RecordHash>,
+        d: &Distribute,
+    ) -> bool {
+        let p = &self.params;
+        let mut queues: Vec<VecDeque<&Record>> = Vec::new();
+        for (a, head) in &d.heads {
+            let old = trial.account(a).and_then(|s| s.head);
+            let mut list = VecDeque::new();
+            let mut at = Some(head.hash);
+            loop {
+                match (at, old) {
+                    (Some(h), Some(o)) if h == o.hash => break,
+                    (None, None) => break,
+                    (None, Some(_)) => return false, // does not pass through the old head
+                    (Some(h), _) => {
+                        let Some(r) = self.records.get(&h) else {
+                            return false;
+                        };
+                        if r.account() != *a {
+                            return false;
+                        }
+                        list.push_front(r);
+                        at = r.body().prev;
+                    }
+                }
+            }
+            queues.push(list);
+        }
+        loop {
+            let mut progress = false;
+            for q in queues.iter_mut() {
+                while let Some(r) = q.front() {
+                    if !trial.missing(r).is_empty() {
+                        break;
+                    }
+                    let key = if r.seq() == 0 {
+                        rules::opening_key(r, p).ok().flatten()
+                    } else {
+                        self.keys.get(&r.account()).cloned()
+                    };
+                    if trial.apply(r, p, key.as_ref(), &[]).is_err() {
+                        return false;
+                    }
+                    trial_chain.insert((r.account(), r.seq()), r.hash());
+                    q.pop_front();
+                    progress = true;
+                }
+            }
+            if queues.iter().all(VecDeque::is_empty) {
+                return true;
+            }
+            if !progress {
+                return false;
+            }
+        }
+    }
+
+    // ---- Making records (the local wallet and the signers' proposals). ----
+
+    /// A member account's opening record (seq 0): carries its key, pays nothing.
+    pub fn make_open(&self, key: &SecretKey, time: u64) -> Record {
+        self.make_transfer(key, Vec::new(), None, time)
+            .expect("an opening pays nothing, so it cannot fail")
+    }
+
+    /// Builds and signs a transfer from `key`'s account, claiming every unclaimed credit
+    /// (up to the claims limit) and paying `outputs`. Checks it against the current state
+    /// and returns the exact reason when it cannot go through.
+    pub fn make_transfer(
+        &self,
+        key: &SecretKey,
+        mut outputs: Vec<Output>,
+        memo: Option<String>,
+        time: u64,
+    ) -> Result<Record, RecordError> {
+        let account = key.public().node_id(&self.params.cod);
+        let acct = self.state.account(&account);
+        let seq = acct.map_or(0, |s| s.next_seq());
+        let prev = acct.and_then(|s| s.head).map(|h| h.hash);
+        let time = time.max(acct.map_or(0, |s| s.head_time));
+        let claims: Vec<RecordHash> = if seq == 0 {
+            Vec::new()
+        } else {
+            self.state
+                .credits_of(&account)
+                .map(|(h, _)| *h)
+                .take(record::MAX_CLAIMS)
+                .collect()
+        };
+        outputs.sort();
+        for w in outputs.windows(2) {
+            if (&w[0].account, &w[0].asset) == (&w[1].account, &w[1].asset) {
+                return Err(RecordError::OutputsOrder);
+            }
+        }
+        let body = Body {
+            version: record::RECORD_VERSION,
+            cod: self.params.cod,
+            time,
+            account,
+            seq,
+            prev,
+            content: Content::Transfer(Transfer {
+                key: (seq == 0).then(|| B64(key.public().der().to_vec())),
+                claims,
+                outputs,
+                memo,
+            }),
+        };
+        let sig = Sig {
+            key: None,
+            sig: B64(key.sign(&body.canonical_bytes())),
+        };
+        let r = Record::new(body, vec![sig]);
+        rules::check_form(&r, &self.params)?;
+        if let Some(Dep::Account(a)) = self
+            .state
+            .missing(&r)
+            .into_iter()
+            .find(|d| matches!(d, Dep::Account(_)))
+        {
+            return Err(RecordError::NoSuchAccount(a));
+        }
+        self.state
+            .clone()
+            .apply(&r, &self.params, Some(key.public()), &[])?;
+        Ok(r)
+    }
+
+    /// The issuance the backing rule gives for these attested figures at `time` (unsigned).
+    pub fn propose_issue(
+        &self,
+        attest: BTreeMap<String, u64>,
+        time: u64,
+    ) -> Result<Body, RecordError> {
+        let p = &self.params;
+        let net = self.state.account(&p.network);
+        let time = time.max(net.map_or(0, |s| s.head_time));
+        let period = p.com.period_of(time);
+        let mut all = self.state.attest.clone();
+        for (item, qty) in &attest {
+            all.insert(item.clone(), (*qty, period));
+        }
+        let amounts = economics::issuance(&p.com, &all, period, &self.state.issued)
+            .ok_or(RecordError::Overflow)?;
+        let body = Body {
+            version: record::RECORD_VERSION,
+            cod: p.cod,
+            time,
+            account: p.network,
+            seq: net.map_or(0, |s| s.next_seq()),
+            prev: net.and_then(|s| s.head).map(|h| h.hash),
+            content: Content::Issue(Issue {
+                period,
+                attest,
+                amounts,
+            }),
+        };
+        self.check_proposal(&body)?;
+        Ok(body)
+    }
+
+    /// The distribution closing `period` (or a special one) with a checkpoint of every
+    /// account's current head (unsigned).
+    pub fn propose_distribution(
+        &self,
+        period: u64,
+        special: bool,
+        time: u64,
+    ) -> Result<Body, RecordError> {
+        let p = &self.params;
+        let net = self.state.account(&p.network);
+        let time = time.max(net.map_or(0, |s| s.head_time));
+        let heads: BTreeMap<AccountId, Head> = self
+            .state
+            .accounts
+            .iter()
+            .filter(|(a, s)| **a != p.network && s.head.is_some())
+            .map(|(a, s)| (*a, s.head.expect("filtered")))
+            .collect();
+        let mut d = Distribute {
+            period,
+            special,
+            heads,
+            payouts: Vec::new(),
+        };
+        let recs = self
+            .period_records(&d)
+            .ok_or(RecordError::HeadInvalid(p.network))?;
+        d.payouts = self.state.expected_payouts(&d, p, &recs)?;
+        let body = Body {
+            version: record::RECORD_VERSION,
+            cod: p.cod,
+            time,
+            account: p.network,
+            seq: net.map_or(0, |s| s.next_seq()),
+            prev: net.and_then(|s| s.head).map(|h| h.hash),
+            content: Content::Distribute(d),
+        };
+        self.check_proposal(&body)?;
+        Ok(body)
+    }
+
+    /// Would this unsigned network record apply now? (What a signer checks before signing:
+    /// the content must be exactly what its own chain gives.)
+    pub fn check_proposal(&self, body: &Body) -> Result<(), RecordError> {
+        let r = Record::new(body.clone(), Vec::new());
+        rules::check_form(&r, &self.params)?;
+        let recs = match &body.content {
+            Content::Distribute(d) => self
+                .period_records(d)
+                .ok_or(RecordError::HeadInvalid(body.account))?,
+            _ => Vec::new(),
+        };
+        let mut trial = self.state.clone();
+        trial.apply(&r, &self.params, None, &recs)
+    }
+}
+
+fn period_records_in<'a>(
+    records: &'a HashMap<RecordHash, Record>,
+    chain: &BTreeMap<(AccountId, u64), RecordHash>,
+    state: &State,
+    d: &Distribute,
+) -> Option<Vec<&'a Record>> {
+    let mut out = Vec::new();
+    for (a, head) in &d.heads {
+        let from = state
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.heads.get(a))
+            .map_or(0, |h| h.seq + 1);
+        for seq in from..=head.seq {
+            out.push(&records[chain.get(&(*a, seq))?]);
+        }
+    }
+    Some(out)
+}
+
+/// Signs a network record's body as one signer and merges the signature in, keeping the
+/// signatures sorted by fingerprint as the rules require.
+pub fn add_signature(body: &Body, sigs: &[Sig], key: &SecretKey) -> Vec<Sig> {
+    let mut all: Vec<Sig> = sigs.to_vec();
+    let der = key.public().der().to_vec();
+    if !all
+        .iter()
+        .any(|s| s.key.as_ref().is_some_and(|k| k.0 == der))
+    {
+        all.push(Sig {
+            key: Some(B64(der)),
+            sig: B64(key.sign(&body.canonical_bytes())),
+        });
+    }
+    all.sort_by_key(|s| s.key.as_ref().map(|k| crate::ids::Fingerprint::of(&k.0)));
+    all
+}
+
+#[cfg(test)]
+mod tests;

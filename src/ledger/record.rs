@@ -1,0 +1,575 @@
+//! Records — issuance, transfer, distribution — their canonical encoding, hash and
+//! signatures. Pure. `docs/ledger.md` specifies the encoding; `tests/vectors/` holds fixed
+//! records with their hashes and signatures.
+//!
+//! Canonical encoding: JSON with object keys sorted bytewise, no whitespace, integers in plain
+//! decimal, byte strings (keys, signatures) in padded standard base64, ids in lowercase hex,
+//! absent optional fields omitted. The *body* is the record without `sigs`; the record hash
+//! is `SHA-256(canonical body)` and every signature is RSASSA-PKCS1-v1_5/SHA-256 over the
+//! canonical body, so `openssl dgst -sha256 -verify KEY -signature SIG body.json` checks one.
+
+use crate::ids::{AccountId, CodId, RecordHash};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const RECORD_VERSION: u32 = 1;
+/// Largest encoded record accepted (a distribution lists every account's head).
+pub const MAX_RECORD_BYTES: usize = 4 << 20;
+/// Largest encoded transfer accepted.
+pub const MAX_TRANSFER_BYTES: usize = 64 << 10;
+pub const MAX_OUTPUTS: usize = 64;
+pub const MAX_CLAIMS: usize = 256;
+pub const MAX_MEMO_BYTES: usize = 256;
+pub const MAX_SIGS: usize = 64;
+
+/// Why a record is refused. Every rule of `docs/ledger.md` has its own variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    // Decoding.
+    #[error("record is {size} bytes; the limit is {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    #[error("record is not in canonical form (sorted keys, no spaces, canonical base64)")]
+    NotCanonical,
+    #[error("record version {0} is not supported (this cod understands {RECORD_VERSION})")]
+    Version(u32),
+    // Form.
+    #[error("record belongs to cod {0}, not this one")]
+    WrongCod(CodId),
+    #[error("a {kind} record cannot be in {which} account's chain")]
+    WrongAccount { kind: Kind, which: &'static str },
+    #[error("seq 0 must have no prev, and every later seq must have one")]
+    PrevSeq,
+    #[error("an account's first record (seq 0) must carry the account's public key")]
+    MissingKey,
+    #[error("only an account's first record (seq 0) carries its public key")]
+    UnexpectedKey,
+    #[error("the public key in the record is not this account's (node id mismatch)")]
+    KeyMismatch,
+    #[error("bad public key in the record: {0}")]
+    BadKey(String),
+    #[error("{what}: {count} exceeds the limit of {max}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("outputs must be sorted by (account, asset) without repeats")]
+    OutputsOrder,
+    #[error("claims must be sorted without repeats")]
+    ClaimsOrder,
+    #[error("an amount is zero")]
+    ZeroAmount,
+    #[error("unknown asset {0:?} (com.ini defines the assets)")]
+    UnknownAsset(String),
+    #[error("a transfer cannot pay its own account")]
+    PaysItself,
+    #[error("unknown backing item {0:?} (com.ini defines the backing)")]
+    UnknownBacking(String),
+    #[error("an issuance must attest at least one backing item")]
+    NothingAttested,
+    #[error("a distribution's checkpoint cannot name the network account")]
+    NetworkHead,
+    // Signatures.
+    #[error("a transfer carries exactly one signature, by its account, without a key")]
+    TransferSigs,
+    #[error("every signature on an issuance or distribution names its signer's key")]
+    SignerKeyMissing,
+    #[error("signatures must be sorted by signer fingerprint without repeats")]
+    SigsOrder,
+    #[error("key {0} is not in com.ini's signer set")]
+    NotASigner(String),
+    #[error("the deployer's fallback signature is not allowed on this record")]
+    FallbackNotAllowed,
+    #[error("signature by {0} does not verify")]
+    BadSignature(String),
+    #[error("{have} valid signer signatures; the quorum is {need}")]
+    Quorum { have: usize, need: usize },
+    // Chain.
+    #[error("seq {seq} does not follow the account's head (next is {next})")]
+    NotNext { seq: u64, next: u64 },
+    #[error("prev {prev} is not the account's head {head}")]
+    WrongPrev { prev: RecordHash, head: RecordHash },
+    #[error("record time {time} is before its predecessor's {prev_time}")]
+    TimeBackwards { time: u64, prev_time: u64 },
+    // Transfers.
+    #[error("claimed record {0} pays nothing to this account")]
+    NotACredit(RecordHash),
+    #[error("claimed record {0} was already claimed by this account")]
+    AlreadyClaimed(RecordHash),
+    #[error("account {0} does not exist")]
+    NoSuchAccount(AccountId),
+    #[error("spends {wanted} {asset} but holds only {held}")]
+    Overspend {
+        asset: String,
+        held: u64,
+        wanted: u64,
+    },
+    #[error("amounts overflow")]
+    Overflow,
+    // Issuance.
+    #[error("issuance period is {found}, but its time falls in period {expected}")]
+    IssuePeriod { found: u64, expected: u64 },
+    #[error("issuance amounts {found:?} differ from the backing rule's {expected:?}")]
+    IssueAmounts {
+        found: BTreeMap<String, u64>,
+        expected: BTreeMap<String, u64>,
+    },
+    #[error("nothing to issue: circulation already meets the attested backing")]
+    NothingToIssue,
+    // Distribution.
+    #[error("special distributions are not allowed by com.ini")]
+    SpecialNotAllowed,
+    #[error(
+        "distribution for period {period} must follow period {last} and be made after it ends ({end})"
+    )]
+    DistributionPeriod { period: u64, last: i64, end: u64 },
+    #[error("checkpoint head of {0} does not extend the previous checkpoint")]
+    HeadRegresses(AccountId),
+    #[error("checkpoint omits account {0}, which has records in the cut")]
+    HeadOmitted(AccountId),
+    #[error("checkpoint head {0} is not a valid record on that account's chain")]
+    HeadInvalid(AccountId),
+    #[error("record {record} in the checkpoint depends on {missing}, which is outside it")]
+    CutNotClosed { record: RecordHash, missing: String },
+    #[error("distribution payouts differ from the recomputation")]
+    PayoutMismatch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Issue,
+    Transfer,
+    Distribute,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Issue => "issue",
+            Kind::Transfer => "transfer",
+            Kind::Distribute => "distribute",
+        })
+    }
+}
+
+/// Bytes that travel as padded standard base64.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct B64(pub Vec<u8>);
+
+impl std::fmt::Debug for B64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "B64({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for B64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for B64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map(B64)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One payment: `amount` of `asset` to `account`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    pub account: AccountId,
+    pub amount: u64,
+    pub asset: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// The account's public key (DER SubjectPublicKeyInfo), on seq 0 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<B64>,
+    /// Hashes of records that paid this account, claimed now (each at most once ever).
+    #[serde(default)]
+    pub claims: Vec<RecordHash>,
+    /// Payments, sorted by (account, asset).
+    #[serde(default)]
+    pub outputs: Vec<Output>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issue {
+    /// The settlement period the record's time falls in.
+    pub period: u64,
+    /// Attested backing: item → quantity (units of the item).
+    pub attest: BTreeMap<String, u64>,
+    /// What the backing rule issues, per asset, to the network account.
+    pub amounts: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    pub hash: RecordHash,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distribute {
+    pub period: u64,
+    /// A special distribution (com.ini `special = quorum`) does not close its period.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub special: bool,
+    /// The checkpoint: the head of every member account in the cut.
+    pub heads: BTreeMap<AccountId, Head>,
+    /// Payments out of the network account, sorted by (account, asset).
+    pub payouts: Vec<Output>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Issue(Issue),
+    Transfer(Transfer),
+    Distribute(Distribute),
+}
+
+impl Content {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Content::Issue(_) => Kind::Issue,
+            Content::Transfer(_) => Kind::Transfer,
+            Content::Distribute(_) => Kind::Distribute,
+        }
+    }
+
+    /// Payments this record makes (transfer outputs, distribution payouts).
+    pub fn outputs(&self) -> &[Output] {
+        match self {
+            Content::Transfer(t) => &t.outputs,
+            Content::Distribute(d) => &d.payouts,
+            Content::Issue(_) => &[],
+        }
+    }
+}
+
+/// A signature. Transfers carry one, without `key` (the account's key signs). Issuance and
+/// distribution records carry one per signer, each naming its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<B64>,
+    pub sig: B64,
+}
+
+/// Everything but the signatures: what is hashed and signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Body {
+    pub version: u32,
+    pub cod: CodId,
+    pub time: u64,
+    pub account: AccountId,
+    pub seq: u64,
+    pub prev: Option<RecordHash>,
+    pub content: Content,
+}
+
+/// The wire shape (a boundary type): `content` is typed by `kind` after parsing.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    account: AccountId,
+    cod: CodId,
+    content: serde_json::Value,
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prev: Option<RecordHash>,
+    seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sigs: Option<Vec<Sig>>,
+    time: u64,
+    version: u32,
+}
+
+fn canonical(value: &impl Serialize) -> Vec<u8> {
+    // serde_json's Value keeps object keys in a BTreeMap: sorted, which is the canonical order.
+    let v = serde_json::to_value(value).expect("record types serialize");
+    serde_json::to_vec(&v).expect("a JSON value serializes")
+}
+
+impl Body {
+    fn wire(&self, sigs: Option<Vec<Sig>>) -> Wire {
+        let content = match &self.content {
+            Content::Issue(c) => serde_json::to_value(c),
+            Content::Transfer(c) => serde_json::to_value(c),
+            Content::Distribute(c) => serde_json::to_value(c),
+        }
+        .expect("record types serialize");
+        Wire {
+            account: self.account,
+            cod: self.cod,
+            content,
+            kind: self.content.kind(),
+            prev: self.prev,
+            seq: self.seq,
+            sigs,
+            time: self.time,
+            version: self.version,
+        }
+    }
+
+    /// The canonical encoding of the body: the bytes hashed and signed.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        canonical(&self.wire(None))
+    }
+
+    pub fn hash(&self) -> RecordHash {
+        RecordHash::of(&self.canonical_bytes())
+    }
+}
+
+/// A decoded record with its hash. Immutable: any change makes a new record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    body: Body,
+    sigs: Vec<Sig>,
+    hash: RecordHash,
+}
+
+impl Record {
+    pub fn new(body: Body, sigs: Vec<Sig>) -> Self {
+        let hash = body.hash();
+        Self { body, sigs, hash }
+    }
+
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    pub fn sigs(&self) -> &[Sig] {
+        &self.sigs
+    }
+
+    pub fn hash(&self) -> RecordHash {
+        self.hash
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.body.content.kind()
+    }
+
+    pub fn account(&self) -> AccountId {
+        self.body.account
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.body.seq
+    }
+
+    /// The same body with more signatures (issuance and distribution gather them).
+    pub fn with_sigs(&self, sigs: Vec<Sig>) -> Self {
+        Self {
+            body: self.body.clone(),
+            sigs,
+            hash: self.hash,
+        }
+    }
+
+    /// The canonical encoding of the whole record (body and signatures): what is stored and
+    /// sent.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(&self.body.wire(Some(self.sigs.clone())))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.body.wire(Some(self.sigs.clone())))
+            .expect("record types serialize")
+    }
+
+    /// Decodes a record from its canonical encoding; any other encoding of the same record
+    /// is refused, so a record has exactly one byte form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(RecordError::TooLarge {
+                size: bytes.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        let wire: Wire =
+            serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let r = Self::from_wire(wire, bytes.len())?;
+        if r.to_bytes() != bytes {
+            return Err(RecordError::NotCanonical);
+        }
+        Ok(r)
+    }
+
+    /// Decodes a record from a JSON value (as the REST API receives it inside a document).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, RecordError> {
+        let bytes = serde_json::to_vec(&value).expect("a JSON value serializes");
+        Self::from_bytes(&bytes)
+    }
+
+    fn from_wire(w: Wire, size: usize) -> Result<Self, RecordError> {
+        if w.version != RECORD_VERSION {
+            return Err(RecordError::Version(w.version));
+        }
+        let malformed =
+            |e: serde_json::Error| RecordError::Malformed(format!("{} content: {e}", w.kind));
+        let content = match w.kind {
+            Kind::Issue => Content::Issue(serde_json::from_value(w.content).map_err(malformed)?),
+            Kind::Transfer => {
+                if size > MAX_TRANSFER_BYTES {
+                    return Err(RecordError::TooLarge {
+                        size,
+                        max: MAX_TRANSFER_BYTES,
+                    });
+                }
+                Content::Transfer(serde_json::from_value(w.content).map_err(malformed)?)
+            }
+            Kind::Distribute => {
+                Content::Distribute(serde_json::from_value(w.content).map_err(malformed)?)
+            }
+        };
+        let sigs = w.sigs.unwrap_or_default();
+        if sigs.len() > MAX_SIGS {
+            return Err(RecordError::TooMany {
+                what: "signatures",
+                count: sigs.len(),
+                max: MAX_SIGS,
+            });
+        }
+        let body = Body {
+            version: w.version,
+            cod: w.cod,
+            time: w.time,
+            account: w.account,
+            seq: w.seq,
+            prev: w.prev,
+            content,
+        };
+        Ok(Self::new(body, sigs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        let body = Body {
+            version: 1,
+            cod,
+            time: 1_767_571_200,
+            account: AccountId::network(&cod),
+            seq: 0,
+            prev: None,
+            content: Content::Issue(Issue {
+                period: 0,
+                attest: [("bread".to_string(), 10)].into(),
+                amounts: [("codcoin".to_string(), 3500)].into(),
+            }),
+        };
+        Record::new(
+            body,
+            vec![Sig {
+                key: Some(B64(vec![1, 2])),
+                sig: B64(vec![3]),
+            }],
+        )
+    }
+
+    #[test]
+    fn canonical_bytes_are_sorted_and_compact() {
+        let r = sample();
+        let body = String::from_utf8(r.body().canonical_bytes()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"account":"011462c5bc44d54ca205715b8a70f168942ab38afd2364bc752a9d2052f9d324","cod":"0123456789abcdef0123456789abcdef01234567","content":{"amounts":{"codcoin":3500},"attest":{"bread":10},"period":0},"kind":"issue","seq":0,"time":1767571200,"version":1}"#
+        );
+        let full = String::from_utf8(r.to_bytes()).unwrap();
+        assert!(
+            full.contains(r#""seq":0,"sigs":[{"key":"AQI=","sig":"Aw=="}],"time""#),
+            "{full}"
+        );
+    }
+
+    #[test]
+    fn decoding_round_trips_and_refuses_other_encodings() {
+        let r = sample();
+        let mut v = r.to_json();
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        assert_eq!(Record::from_bytes(&pretty), Err(RecordError::NotCanonical));
+        assert_eq!(
+            Record::from_json(v.clone()).unwrap(),
+            r,
+            "a JSON value is re-encoded canonically"
+        );
+        let upper = String::from_utf8(r.to_bytes())
+            .unwrap()
+            .replace("cod\":\"0123456789abcdef", "cod\":\"0123456789ABCDEF");
+        assert_eq!(
+            Record::from_bytes(upper.as_bytes()),
+            Err(RecordError::NotCanonical)
+        );
+        assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap().hash(), r.hash());
+        v["content"]["bonus"] = 1.into();
+        assert!(
+            matches!(Record::from_json(v), Err(RecordError::Malformed(m)) if m.contains("bonus"))
+        );
+    }
+
+    #[test]
+    fn bad_encodings_get_their_own_errors() {
+        let r = sample();
+        let bytes = r.to_bytes();
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                matches!(
+                    Record::from_bytes(&bytes[..cut]),
+                    Err(RecordError::Malformed(_))
+                ),
+                "cut {cut}"
+            );
+        }
+        let mut v = r.to_json();
+        v["version"] = 2.into();
+        assert_eq!(Record::from_json(v), Err(RecordError::Version(2)));
+        let mut v = r.to_json();
+        v["amount"] = 5.into();
+        assert!(matches!(
+            Record::from_json(v),
+            Err(RecordError::Malformed(_))
+        ));
+        let mut v = r.to_json();
+        v["kind"] = "mint".into();
+        assert!(matches!(
+            Record::from_json(v),
+            Err(RecordError::Malformed(_))
+        ));
+        let big = vec![b' '; MAX_RECORD_BYTES + 1];
+        assert!(matches!(
+            Record::from_bytes(&big),
+            Err(RecordError::TooLarge { .. })
+        ));
+        let mut v = r.to_json();
+        v["content"]["attest"]["bread"] = (-1).into();
+        assert!(matches!(
+            Record::from_json(v),
+            Err(RecordError::Malformed(_))
+        ));
+    }
+}

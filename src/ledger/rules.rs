@@ -1,0 +1,200 @@
+//! The context-free rules: a record's form and its signatures. Everything here depends only
+//! on the record itself and the cod's parameters, never on other records.
+
+use super::Params;
+use super::record::{
+    Content, Kind, MAX_CLAIMS, MAX_MEMO_BYTES, MAX_OUTPUTS, Output, Record, RecordError, Sig,
+};
+use crate::config::com::Fallback;
+use crate::ids::Fingerprint;
+use crate::keys::PublicKey;
+
+fn check_outputs(outputs: &[Output], p: &Params) -> Result<(), RecordError> {
+    if outputs.len() > MAX_OUTPUTS {
+        return Err(RecordError::TooMany {
+            what: "outputs",
+            count: outputs.len(),
+            max: MAX_OUTPUTS,
+        });
+    }
+    for w in outputs.windows(2) {
+        if (&w[0].account, &w[0].asset) >= (&w[1].account, &w[1].asset) {
+            return Err(RecordError::OutputsOrder);
+        }
+    }
+    for o in outputs {
+        if o.amount == 0 {
+            return Err(RecordError::ZeroAmount);
+        }
+        if !p.com.assets.contains_key(&o.asset) {
+            return Err(RecordError::UnknownAsset(o.asset.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The public key a seq-0 transfer carries, checked against its account id.
+pub fn opening_key(r: &Record, p: &Params) -> Result<Option<PublicKey>, RecordError> {
+    let Content::Transfer(t) = &r.body().content else {
+        return Ok(None);
+    };
+    let Some(der) = &t.key else { return Ok(None) };
+    let key = PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+    if key.node_id(&p.cod) != r.account() {
+        return Err(RecordError::KeyMismatch);
+    }
+    Ok(Some(key))
+}
+
+/// Checks everything about a record that needs no other record.
+pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
+    let b = r.body();
+    if b.cod != p.cod {
+        return Err(RecordError::WrongCod(b.cod));
+    }
+    if (b.seq == 0) != b.prev.is_none() {
+        return Err(RecordError::PrevSeq);
+    }
+    let is_network = b.account == p.network;
+    match &b.content {
+        Content::Transfer(t) => {
+            if is_network {
+                return Err(RecordError::WrongAccount {
+                    kind: Kind::Transfer,
+                    which: "the network",
+                });
+            }
+            match (b.seq, &t.key) {
+                (0, None) => return Err(RecordError::MissingKey),
+                (0, Some(_)) => {
+                    opening_key(r, p)?;
+                }
+                (_, Some(_)) => return Err(RecordError::UnexpectedKey),
+                (_, None) => {}
+            }
+            check_outputs(&t.outputs, p)?;
+            if t.outputs.iter().any(|o| o.account == b.account) {
+                return Err(RecordError::PaysItself);
+            }
+            if t.claims.len() > MAX_CLAIMS {
+                return Err(RecordError::TooMany {
+                    what: "claims",
+                    count: t.claims.len(),
+                    max: MAX_CLAIMS,
+                });
+            }
+            if t.claims.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(RecordError::ClaimsOrder);
+            }
+            if t.memo.as_ref().is_some_and(|m| m.len() > MAX_MEMO_BYTES) {
+                return Err(RecordError::TooMany {
+                    what: "memo bytes",
+                    count: t.memo.as_ref().map_or(0, |m| m.len()),
+                    max: MAX_MEMO_BYTES,
+                });
+            }
+        }
+        Content::Issue(i) => {
+            if !is_network {
+                return Err(RecordError::WrongAccount {
+                    kind: Kind::Issue,
+                    which: "a member",
+                });
+            }
+            if i.attest.is_empty() {
+                return Err(RecordError::NothingAttested);
+            }
+            if let Some(item) = i.attest.keys().find(|k| !p.com.backing.contains_key(*k)) {
+                return Err(RecordError::UnknownBacking(item.clone()));
+            }
+            if let Some(asset) = i.amounts.keys().find(|k| !p.com.assets.contains_key(*k)) {
+                return Err(RecordError::UnknownAsset(asset.clone()));
+            }
+            if i.amounts.values().any(|v| *v == 0) {
+                return Err(RecordError::ZeroAmount);
+            }
+        }
+        Content::Distribute(d) => {
+            if !is_network {
+                return Err(RecordError::WrongAccount {
+                    kind: Kind::Distribute,
+                    which: "a member",
+                });
+            }
+            if d.heads.contains_key(&p.network) {
+                return Err(RecordError::NetworkHead);
+            }
+            if d.special && !p.com.distribution.special_by_quorum {
+                return Err(RecordError::SpecialNotAllowed);
+            }
+            check_outputs(&d.payouts, p)?;
+            if d.payouts.iter().any(|o| o.account == p.network) {
+                return Err(RecordError::PaysItself);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// May the deployer's key stand in for a signer on this record (com.ini's fallback duty)?
+pub fn fallback_allowed(r: &Record, p: &Params) -> bool {
+    let Fallback::Deployer { after } = p.com.signers.fallback else {
+        return false;
+    };
+    match &r.body().content {
+        Content::Distribute(d) if !d.special => {
+            r.body().time >= p.com.period_bounds(d.period).1.saturating_add(after)
+        }
+        _ => false,
+    }
+}
+
+/// Checks a record's signatures. A transfer needs its account's key (`account_key`: from
+/// the account's seq-0 record); issuance and distribution need a quorum of com.ini's signers.
+pub fn check_sigs(
+    r: &Record,
+    p: &Params,
+    account_key: Option<&PublicKey>,
+) -> Result<(), RecordError> {
+    let body = r.body().canonical_bytes();
+    match r.kind() {
+        Kind::Transfer => {
+            let [Sig { key: None, sig }] = r.sigs() else {
+                return Err(RecordError::TransferSigs);
+            };
+            let key = account_key.expect("callers pass the account key for transfers");
+            key.verify(&body, &sig.0)
+                .map_err(|_| RecordError::BadSignature(r.account().to_string()))
+        }
+        Kind::Issue | Kind::Distribute => {
+            let mut have = 0;
+            let mut last: Option<Fingerprint> = None;
+            for s in r.sigs() {
+                let der = s.key.as_ref().ok_or(RecordError::SignerKeyMissing)?;
+                let key =
+                    PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+                let fp = key.fingerprint();
+                if last.is_some_and(|l| l >= fp) {
+                    return Err(RecordError::SigsOrder);
+                }
+                last = Some(fp);
+                let is_signer = p.com.signers.keys.contains(&fp);
+                let is_fallback = key == p.deployer;
+                if !is_signer && !is_fallback {
+                    return Err(RecordError::NotASigner(fp.to_string()));
+                }
+                if !is_signer && !fallback_allowed(r, p) {
+                    return Err(RecordError::FallbackNotAllowed);
+                }
+                key.verify(&body, &s.sig.0)
+                    .map_err(|_| RecordError::BadSignature(fp.to_string()))?;
+                have += 1;
+            }
+            let need = p.com.signers.quorum;
+            if have < need {
+                return Err(RecordError::Quorum { have, need });
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! The ledger state and the rules that need it: chain position, claims, balances, issuance
+//! and distribution. `apply_*` validate first and change nothing on error.
+
+use super::Params;
+use super::economics::{self, Amounts, Attestations, PeriodActivity};
+use super::record::{Content, Distribute, Head, Issue, Output, Record, RecordError, Transfer};
+use crate::ids::{AccountId, RecordHash};
+use crate::keys::PublicKey;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountState {
+    /// The account's key (member accounts, from their seq-0 record).
+    pub key: Option<PublicKey>,
+    /// Its last applied record.
+    pub head: Option<Head>,
+    pub head_time: u64,
+    /// What it can spend: claimed credits minus payments (the network's whole balance).
+    pub spendable: Amounts,
+    /// Credits paid to it and not yet claimed.
+    pub incoming: Amounts,
+}
+
+impl AccountState {
+    pub fn next_seq(&self) -> u64 {
+        self.head.map_or(0, |h| h.seq + 1)
+    }
+}
+
+/// The last distribution's checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub record: RecordHash,
+    pub period: u64,
+    pub special: bool,
+    pub heads: BTreeMap<AccountId, Head>,
+}
+
+/// Something a record needs before it can be decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dep {
+    /// A record (its predecessor, a claimed credit, a checkpoint head).
+    Record(RecordHash),
+    /// An account's opening (a payee must exist).
+    Account(AccountId),
+}
+
+impl std::fmt::Display for Dep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dep::Record(h) => write!(f, "record {h}"),
+            Dep::Account(a) => write!(f, "account {a}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    network: AccountId,
+    pub accounts: BTreeMap<AccountId, AccountState>,
+    /// Credits not yet claimed: (payee, paying record) → amounts.
+    unclaimed: BTreeMap<(AccountId, RecordHash), Amounts>,
+    /// Claimed credits: (payee, paying record) → the claiming record.
+    claimed: BTreeMap<(AccountId, RecordHash), RecordHash>,
+    /// Every applied record: hash → (account, seq).
+    applied: HashMap<RecordHash, (AccountId, u64)>,
+    /// Total issued per asset: the circulation.
+    pub issued: Amounts,
+    pub attest: Attestations,
+    pub checkpoint: Option<Checkpoint>,
+    /// The last regular (period-closing) distribution's period.
+    pub last_period: Option<u64>,
+    /// Network balance at the last checkpoint, after its payouts.
+    net_at_cut: Amounts,
+    /// Issued since the last checkpoint.
+    issued_since_cut: Amounts,
+}
+
+fn add_into(into: &mut Amounts, from: &Amounts) -> Result<(), RecordError> {
+    for (asset, v) in from {
+        let slot = into.entry(asset.clone()).or_insert(0);
+        *slot = slot.checked_add(*v).ok_or(RecordError::Overflow)?;
+    }
+    Ok(())
+}
+
+fn add_one(into: &mut Amounts, asset: &str, v: u64) -> Result<(), RecordError> {
+    let slot = into.entry(asset.to_string()).or_insert(0);
+    *slot = slot.checked_add(v).ok_or(RecordError::Overflow)?;
+    Ok(())
+}
+
+fn sub_one(from: &mut Amounts, asset: &str, v: u64) {
+    let slot = from.entry(asset.to_string()).or_insert(0);
+    *slot = slot
+        .checked_sub(v)
+        .expect("callers check balances before subtracting");
+    if *slot == 0 {
+        from.remove(asset);
+    }
+}
+
+fn sum_outputs(outputs: &[Output]) -> Result<Amounts, RecordError> {
+    let mut s = Amounts::new();
+    for o in outputs {
+        add_one(&mut s, &o.asset, o.amount)?;
+    }
+    Ok(s)
+}
+
+impl State {
+    pub fn genesis(p: &Params) -> Self {
+        let mut accounts = BTreeMap::new();
+        accounts.insert(p.network, AccountState::default());
+        Self {
+            network: p.network,
+            accounts,
+            unclaimed: BTreeMap::new(),
+            claimed: BTreeMap::new(),
+            applied: HashMap::new(),
+            issued: Amounts::new(),
+            attest: Attestations::new(),
+            checkpoint: None,
+            last_period: None,
+            net_at_cut: Amounts::new(),
+            issued_since_cut: Amounts::new(),
+        }
+    }
+
+    pub fn is_applied(&self, h: &RecordHash) -> bool {
+        self.applied.contains_key(h)
+    }
+
+    /// (account, seq) of an applied record.
+    pub fn position(&self, h: &RecordHash) -> Option<(AccountId, u64)> {
+        self.applied.get(h).copied()
+    }
+
+    pub fn applied_count(&self) -> usize {
+        self.applied.len()
+    }
+
+    pub fn is_open(&self, a: &AccountId) -> bool {
+        *a == self.network || self.accounts.get(a).is_some_and(|s| s.head.is_some())
+    }
+
+    pub fn account(&self, a: &AccountId) -> Option<&AccountState> {
+        self.accounts.get(a)
+    }
+
+    /// Unclaimed credits of an account: (paying record, amounts).
+    pub fn credits_of(&self, a: &AccountId) -> impl Iterator<Item = (&RecordHash, &Amounts)> {
+        self.unclaimed
+            .range((*a, RecordHash::from_bytes([0; 32]))..=(*a, RecordHash::from_bytes([0xff; 32])))
+            .map(|((_, h), v)| (h, v))
+    }
+
+    /// The record that claimed `credit` for `payee`, if any.
+    pub fn claimed_by(&self, payee: &AccountId, credit: &RecordHash) -> Option<RecordHash> {
+        self.claimed.get(&(*payee, *credit)).copied()
+    }
+
+    /// Sum of every balance (spendable + incoming) per asset; equals `issued` always.
+    pub fn total_balances(&self) -> Amounts {
+        let mut t = Amounts::new();
+        for s in self.accounts.values() {
+            add_into(&mut t, &s.spendable).expect("balances never exceed issuance");
+            add_into(&mut t, &s.incoming).expect("balances never exceed issuance");
+        }
+        t
+    }
+
+    /// What `r` still needs before it can be decided (empty: it can be applied or refused now).
+    pub fn missing(&self, r: &Record) -> Vec<Dep> {
+        let mut deps = Vec::new();
+        if let Some(prev) = r.body().prev
+            && !self.is_applied(&prev)
+        {
+            deps.push(Dep::Record(prev));
+        }
+        match &r.body().content {
+            Content::Transfer(t) => {
+                deps.extend(
+                    t.claims
+                        .iter()
+                        .filter(|c| !self.is_applied(c))
+                        .map(|c| Dep::Record(*c)),
+                );
+                deps.extend(
+                    t.outputs
+                        .iter()
+                        .filter(|o| !self.is_open(&o.account))
+                        .map(|o| Dep::Account(o.account)),
+                );
+            }
+            Content::Distribute(d) => {
+                deps.extend(
+                    d.heads
+                        .values()
+                        .filter(|h| !self.is_applied(&h.hash))
+                        .map(|h| Dep::Record(h.hash)),
+                );
+            }
+            Content::Issue(_) => {}
+        }
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    fn check_position(&self, r: &Record) -> Result<(), RecordError> {
+        let acct = self.accounts.get(&r.account());
+        let next = acct.map_or(0, |a| a.next_seq());
+        if r.seq() != next {
+            return Err(RecordError::NotNext { seq: r.seq(), next });
+        }
+        if let Some(a) = acct
+            && let Some(head) = a.head
+        {
+            let prev = r.body().prev.expect("form: seq > 0 has prev");
+            if prev != head.hash {
+                return Err(RecordError::WrongPrev {
+                    prev,
+                    head: head.hash,
+                });
+            }
+            if r.body().time < a.head_time {
+                return Err(RecordError::TimeBackwards {
+                    time: r.body().time,
+                    prev_time: a.head_time,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, r: &Record) {
+        let acct = self.accounts.entry(r.account()).or_default();
+        acct.head = Some(Head {
+            hash: r.hash(),
+            seq: r.seq(),
+        });
+        acct.head_time = r.body().time;
+        self.applied.insert(r.hash(), (r.account(), r.seq()));
+    }
+
+    fn credit(&mut self, r: &Record, outputs: &[Output]) -> Result<(), RecordError> {
+        for o in outputs {
+            if o.account == self.network {
+                add_one(
+                    &mut self
+                        .accounts
+                        .get_mut(&self.network)
+                        .expect("network exists")
+                        .spendable,
+                    &o.asset,
+                    o.amount,
+                )?;
+            } else {
+                add_one(
+                    self.unclaimed.entry((o.account, r.hash())).or_default(),
+                    &o.asset,
+                    o.amount,
+                )?;
+                add_one(
+                    &mut self.accounts.entry(o.account).or_default().incoming,
+                    &o.asset,
+                    o.amount,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a record whose dependencies are applied (see [`State::missing`]);
+    /// `period_records` are the records a distribution's checkpoint adds (see `Ledger`).
+    pub fn apply(
+        &mut self,
+        r: &Record,
+        p: &Params,
+        key: Option<&PublicKey>,
+        period_records: &[&Record],
+    ) -> Result<(), RecordError> {
+        match &r.body().content {
+            Content::Transfer(t) => self.apply_transfer(r, t, key),
+            Content::Issue(i) => self.apply_issue(r, i, p),
+            Content::Distribute(d) => self.apply_distribution(r, d, p, period_records),
+        }
+    }
+
+    fn apply_transfer(
+        &mut self,
+        r: &Record,
+        t: &Transfer,
+        key: Option<&PublicKey>,
+    ) -> Result<(), RecordError> {
+        self.check_position(r)?;
+        let a = r.account();
+        let mut gain = Amounts::new();
+        for c in &t.claims {
+            if self.claimed.contains_key(&(a, *c)) {
+                return Err(RecordError::AlreadyClaimed(*c));
+            }
+            let amounts = self
+                .unclaimed
+                .get(&(a, *c))
+                .ok_or(RecordError::NotACredit(*c))?;
+            add_into(&mut gain, amounts)?;
+        }
+        if let Some(o) = t.outputs.iter().find(|o| !self.is_open(&o.account)) {
+            return Err(RecordError::NoSuchAccount(o.account));
+        }
+        let mut available = self
+            .accounts
+            .get(&a)
+            .map(|s| s.spendable.clone())
+            .unwrap_or_default();
+        add_into(&mut available, &gain)?;
+        for (asset, wanted) in sum_outputs(&t.outputs)? {
+            let held = available.get(&asset).copied().unwrap_or(0);
+            if held < wanted {
+                return Err(RecordError::Overspend {
+                    asset,
+                    held,
+                    wanted,
+                });
+            }
+        }
+        // Valid: change the state.
+        for c in &t.claims {
+            let amounts = self.unclaimed.remove(&(a, *c)).expect("checked above");
+            let acct = self.accounts.entry(a).or_default();
+            for (asset, v) in &amounts {
+                sub_one(&mut acct.incoming, asset, *v);
+            }
+            add_into(&mut acct.spendable, &amounts)?;
+            self.claimed.insert((a, *c), r.hash());
+        }
+        let acct = self.accounts.entry(a).or_default();
+        for o in &t.outputs {
+            sub_one(&mut acct.spendable, &o.asset, o.amount);
+        }
+        if let Some(k) = key
+            && acct.key.is_none()
+        {
+            acct.key = Some(k.clone());
+        }
+        self.advance(r);
+        self.credit(r, &t.outputs)
+    }
+
+    fn apply_issue(&mut self, r: &Record, i: &Issue, p: &Params) -> Result<(), RecordError> {
+        self.check_position(r)?;
+        let expected_period = p.com.period_of(r.body().time);
+        if i.period != expected_period {
+            return Err(RecordError::IssuePeriod {
+                found: i.period,
+                expected: expected_period,
+            });
+        }
+        let mut attest = self.attest.clone();
+        for (item, qty) in &i.attest {
+            attest.insert(item.clone(), (*qty, i.period));
+        }
+        let expected = economics::issuance(&p.com, &attest, i.period, &self.issued)
+            .ok_or(RecordError::Overflow)?;
+        if expected.is_empty() {
+            return Err(RecordError::NothingToIssue);
+        }
+        if expected != i.amounts {
+            return Err(RecordError::IssueAmounts {
+                found: i.amounts.clone(),
+                expected,
+            });
+        }
+        let mut issued = self.issued.clone();
+        add_into(&mut issued, &i.amounts)?;
+        self.issued = issued;
+        self.attest = attest;
+        add_into(&mut self.issued_since_cut, &i.amounts)?;
+        add_into(
+            &mut self
+                .accounts
+                .get_mut(&self.network)
+                .expect("network exists")
+                .spendable,
+            &i.amounts,
+        )?;
+        self.advance(r);
+        Ok(())
+    }
+
+    /// What a distribution with these heads and period records must pay: shared by the
+    /// node that proposes one and every node that checks one.
+    pub fn expected_payouts(
+        &self,
+        d: &Distribute,
+        p: &Params,
+        period_records: &[&Record],
+    ) -> Result<Vec<Output>, RecordError> {
+        // The checkpoint extends the previous one.
+        if let Some(cp) = &self.checkpoint {
+            for (a, old) in &cp.heads {
+                match d.heads.get(a) {
+                    None => return Err(RecordError::HeadOmitted(*a)),
+                    Some(new) if new.seq < old.seq => return Err(RecordError::HeadRegresses(*a)),
+                    Some(_) => {}
+                }
+            }
+        }
+        for (a, h) in &d.heads {
+            if self.position(&h.hash) != Some((*a, h.seq)) {
+                return Err(RecordError::HeadInvalid(*a));
+            }
+        }
+        // The cut is closed: what its records need is inside it.
+        let in_cut = |h: &RecordHash| match self.position(h) {
+            Some((acct, seq)) => {
+                acct == self.network || d.heads.get(&acct).is_some_and(|head| seq <= head.seq)
+            }
+            None => false,
+        };
+        let mut activity = PeriodActivity::default();
+        let mut income = Amounts::new();
+        for rec in period_records {
+            if let Some(c) = rec
+                .body()
+                .prev
+                .iter()
+                .chain(claims_of(rec))
+                .find(|c| !in_cut(c))
+            {
+                return Err(RecordError::CutNotClosed {
+                    record: rec.hash(),
+                    missing: format!("record {c}"),
+                });
+            }
+            activity.active.insert(rec.account());
+            for o in rec.body().content.outputs() {
+                if o.account == self.network {
+                    add_one(&mut income, &o.asset, o.amount)?;
+                } else if !d.heads.contains_key(&o.account) {
+                    return Err(RecordError::CutNotClosed {
+                        record: rec.hash(),
+                        missing: format!("account {}", o.account),
+                    });
+                } else {
+                    add_one(
+                        activity.paid.entry(o.account).or_default(),
+                        &o.asset,
+                        o.amount,
+                    )?;
+                }
+            }
+        }
+        let mut pool = self.net_at_cut.clone();
+        add_into(&mut pool, &self.issued_since_cut)?;
+        add_into(&mut pool, &income)?;
+        let members = d
+            .heads
+            .keys()
+            .filter_map(|a| {
+                self.accounts
+                    .get(a)
+                    .and_then(|s| s.key.as_ref())
+                    .map(|k| (*a, k.fingerprint()))
+            })
+            .collect();
+        Ok(economics::payouts(&p.com, &pool, &activity, &members)
+            .into_iter()
+            .map(|(account, asset, amount)| Output {
+                account,
+                amount,
+                asset,
+            })
+            .collect())
+    }
+
+    fn apply_distribution(
+        &mut self,
+        r: &Record,
+        d: &Distribute,
+        p: &Params,
+        period_records: &[&Record],
+    ) -> Result<(), RecordError> {
+        self.check_position(r)?;
+        let time = r.body().time;
+        let last = self.last_period.map_or(-1, |l| l as i64);
+        let end = p.com.period_bounds(d.period).1;
+        let period_ok = if d.special {
+            d.period == p.com.period_of(time) && (d.period as i64) > last
+        } else {
+            (d.period as i64) > last && time >= end
+        };
+        if !period_ok {
+            return Err(RecordError::DistributionPeriod {
+                period: d.period,
+                last,
+                end,
+            });
+        }
+        let expected = self.expected_payouts(d, p, period_records)?;
+        if expected != d.payouts {
+            return Err(RecordError::PayoutMismatch);
+        }
+        // Valid: change the state.
+        let paid = sum_outputs(&d.payouts)?;
+        let mut pool = self.net_at_cut.clone();
+        add_into(&mut pool, &self.issued_since_cut)?;
+        for rec in period_records {
+            for o in rec
+                .body()
+                .content
+                .outputs()
+                .iter()
+                .filter(|o| o.account == self.network)
+            {
+                add_one(&mut pool, &o.asset, o.amount)?;
+            }
+        }
+        let network = self
+            .accounts
+            .get_mut(&self.network)
+            .expect("network exists");
+        for (asset, v) in &paid {
+            sub_one(&mut network.spendable, asset, *v);
+            sub_one(&mut pool, asset, *v);
+        }
+        self.net_at_cut = pool;
+        self.issued_since_cut.clear();
+        self.checkpoint = Some(Checkpoint {
+            record: r.hash(),
+            period: d.period,
+            special: d.special,
+            heads: d.heads.clone(),
+        });
+        if !d.special {
+            self.last_period = Some(d.period);
+        }
+        self.advance(r);
+        self.credit(r, &d.payouts)
+    }
+}
+
+fn claims_of(r: &Record) -> impl Iterator<Item = &RecordHash> {
+    match &r.body().content {
+        Content::Transfer(t) => t.claims.iter(),
+        _ => [].iter(),
+    }
+}

@@ -1,0 +1,721 @@
+//! The ledger's rules, one table row each with its exact error, and the properties the
+//! whole design rests on (DESIGN.md §9): order independence, conservation, double spends
+//! detected, tampering refused.
+
+use super::*;
+use crate::config::ComConfig;
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+pub const EPOCH: u64 = 1_767_571_200; // 2026-01-05T00:00:00Z
+pub const DAY: u64 = 86_400;
+
+fn key(name: &str) -> &'static SecretKey {
+    static KEYS: OnceLock<Vec<(String, SecretKey)>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        [
+            "com", "cod", "node1", "node2", "node3", "node4", "node5", "node6",
+        ]
+        .iter()
+        .map(|n| {
+            let pem = std::fs::read_to_string(format!(
+                "{}/keys-example/{n}.sec.key",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            (n.to_string(), SecretKey::from_pem(&pem, None).unwrap())
+        })
+        .collect()
+    });
+    &keys.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+fn com_text(formula: &str, extra_signers: &str) -> String {
+    let fp = |n: &str| key(n).public().fingerprint().to_string();
+    format!(
+        "[com]\nname = test\nversion = 1.0.0\nsettlement_period = 1d\nepoch = 2026-01-05T00:00:00Z\n\
+         [asset.codcoin]\ndecimals = 2\n[asset.hours]\n\
+         [backing.bread]\nclass = inventory\nasset = codcoin\nunit = loaf\nvalue = 350\n\
+         [backing.baking]\nclass = labor\nasset = codcoin\nunit = hour\nvalue = 2000\n\
+         [distribution]\n{formula}\nshare = 100%\nspecial = quorum\n\
+         [signers]\nkeys = {}, {}, {}\nquorum = 2\n{extra_signers}",
+        fp("node1"),
+        fp("node2"),
+        fp("node3")
+    )
+}
+
+pub fn params_with(formula: &str, extra: &str) -> Params {
+    let com = ComConfig::parse("com.ini", &com_text(formula, extra)).unwrap();
+    let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+    Params::new(cod, com, key("cod").public().clone())
+}
+
+pub fn params() -> Params {
+    params_with("formula = equal", "")
+}
+
+fn id(name: &str, p: &Params) -> AccountId {
+    key(name).public().node_id(&p.cod)
+}
+
+fn out(p: &Params, to: &str, amount: u64) -> Output {
+    Output {
+        account: if to == "network" {
+            p.network
+        } else {
+            id(to, p)
+        },
+        amount,
+        asset: "codcoin".into(),
+    }
+}
+
+fn sign_network(body: Body, signers: &[&str]) -> Record {
+    let mut sigs = Vec::new();
+    for s in signers {
+        sigs = add_signature(&body, &sigs, key(s));
+    }
+    Record::new(body, sigs)
+}
+
+/// A ledger with members opened, bread issued and distributed: each of node1..node4 holds
+/// 875 codcoin claimable from the distribution.
+struct Scenario {
+    l: Ledger,
+    records: Vec<Record>,
+}
+
+impl Scenario {
+    fn new(p: Params) -> Self {
+        Self {
+            l: Ledger::new(p),
+            records: Vec::new(),
+        }
+    }
+    fn push(&mut self, r: Record) -> Record {
+        let o = self.l.ingest(r.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(o.applied.contains(&r.hash()), "{o:?}");
+        self.records.push(r.clone());
+        r
+    }
+    fn open(&mut self, n: &str, time: u64) -> Record {
+        let r = self.l.make_open(key(n), time);
+        self.push(r)
+    }
+    fn issue(&mut self, bread: u64, time: u64) -> Record {
+        let body = self
+            .l
+            .propose_issue([("bread".into(), bread)].into(), time)
+            .unwrap();
+        self.push(sign_network(body, &["node1", "node2"]))
+    }
+    fn distribute(&mut self, period: u64, time: u64) -> Record {
+        let body = self.l.propose_distribution(period, false, time).unwrap();
+        self.push(sign_network(body, &["node1", "node3"]))
+    }
+    fn pay(&mut self, from: &str, to: &[(&str, u64)], time: u64) -> Record {
+        let p = self.l.params().clone();
+        let outs = to.iter().map(|(t, a)| out(&p, t, *a)).collect();
+        let r = self.l.make_transfer(key(from), outs, None, time).unwrap();
+        self.push(r)
+    }
+    fn standard() -> Self {
+        let mut s = Self::new(params());
+        for (i, n) in ["node1", "node2", "node3", "node4"].iter().enumerate() {
+            s.open(n, EPOCH + 10 + i as u64);
+        }
+        s.issue(10, EPOCH + 100); // 10 loaves × 350 = 3500
+        s.distribute(0, EPOCH + DAY + 1); // 3500 / 4 = 875 each
+        s
+    }
+    fn spendable(&self, n: &str) -> u64 {
+        let a = id(n, self.l.params());
+        let s = self.l.state().account(&a).unwrap();
+        s.spendable.get("codcoin").copied().unwrap_or(0)
+    }
+    fn balance(&self, n: &str) -> u64 {
+        let a = id(n, self.l.params());
+        let s = self.l.state().account(&a).unwrap();
+        s.spendable.get("codcoin").copied().unwrap_or(0)
+            + s.incoming.get("codcoin").copied().unwrap_or(0)
+    }
+}
+
+fn assert_conserved(l: &Ledger) {
+    assert_eq!(
+        l.state().total_balances(),
+        l.state().issued,
+        "sum of balances = sum of issuance"
+    );
+}
+
+#[test]
+fn a_whole_period_balances_as_computed_by_hand() {
+    let mut s = Scenario::standard();
+    assert_eq!(s.balance("node1"), 875);
+    assert_eq!(
+        s.spendable("node1"),
+        0,
+        "credits are spendable once claimed"
+    );
+    s.pay(
+        "node1",
+        &[("node2", 300), ("network", 100)],
+        EPOCH + DAY + 50,
+    );
+    assert_eq!((s.spendable("node1"), s.balance("node1")), (475, 475));
+    assert_eq!(s.balance("node2"), 1175);
+    let net =
+        s.l.state()
+            .account(&s.l.params().network)
+            .unwrap()
+            .spendable["codcoin"];
+    assert_eq!(net, 100);
+    assert_conserved(&s.l);
+    // Period 1: node1 alone was active, so the network's 100 all go to node1.
+    s.distribute(1, EPOCH + 2 * DAY);
+    assert_eq!(s.balance("node1"), 575);
+    assert_conserved(&s.l);
+    assert_eq!(s.l.state().checkpoint.as_ref().unwrap().period, 1);
+}
+
+#[test]
+fn from_records_equals_incremental() {
+    let mut s = Scenario::standard();
+    s.pay("node1", &[("node2", 300)], EPOCH + DAY + 50);
+    s.pay("node2", &[("node3", 1000)], EPOCH + DAY + 60);
+    let rebuilt = Ledger::from_records(s.l.params().clone(), s.records.clone());
+    assert_eq!(rebuilt.state(), s.l.state());
+}
+
+/// Each rule, the record that breaks it, and the exact error.
+#[test]
+fn each_rule_yields_its_error() {
+    let s = Scenario::standard();
+    let l = &s.l;
+    let p = l.params().clone();
+    let n1 = key("node1");
+    let good = l
+        .make_transfer(n1, vec![out(&p, "node2", 10)], None, EPOCH + DAY + 50)
+        .unwrap();
+    let body = good.body().clone();
+    let resign = |b: Body| {
+        let sig = Sig {
+            key: None,
+            sig: B64(n1.sign(&b.canonical_bytes())),
+        };
+        Record::new(b, vec![sig])
+    };
+    let with_transfer = |f: &dyn Fn(&mut Transfer)| {
+        let mut b = body.clone();
+        let Content::Transfer(t) = &mut b.content else {
+            unreachable!()
+        };
+        f(t);
+        resign(b)
+    };
+    let other_cod: CodId = "ffffffffffffffffffffffffffffffffffffffff".parse().unwrap();
+    let ingest = |r: Record| l.clone().ingest(r).unwrap_err();
+
+    assert_eq!(
+        ingest(resign(Body {
+            cod: other_cod,
+            ..body.clone()
+        })),
+        RecordError::WrongCod(other_cod)
+    );
+    assert_eq!(
+        ingest(resign(Body {
+            prev: None,
+            ..body.clone()
+        })),
+        RecordError::PrevSeq
+    );
+    assert_eq!(
+        ingest(resign(Body {
+            time: EPOCH,
+            ..body.clone()
+        })),
+        RecordError::TimeBackwards {
+            time: EPOCH,
+            prev_time: EPOCH + 10
+        }
+    );
+    assert_eq!(
+        ingest(with_transfer(&|t| t.outputs[0].amount = 0)),
+        RecordError::ZeroAmount
+    );
+    assert_eq!(
+        ingest(with_transfer(&|t| t.outputs[0].amount = 876)),
+        RecordError::Overspend {
+            asset: "codcoin".into(),
+            held: 875,
+            wanted: 876
+        }
+    );
+    assert_eq!(
+        ingest(with_transfer(&|t| t.outputs[0].asset = "gold".into())),
+        RecordError::UnknownAsset("gold".into())
+    );
+    assert_eq!(
+        ingest(with_transfer(&|t| t.outputs[0].account = id("node1", &p))),
+        RecordError::PaysItself
+    );
+    assert_eq!(
+        ingest(with_transfer(
+            &|t| t.key = Some(B64(n1.public().der().to_vec()))
+        )),
+        RecordError::UnexpectedKey
+    );
+    let mut backwards = vec![out(&p, "node3", 1), out(&p, "node2", 1)];
+    backwards.sort();
+    backwards.reverse();
+    assert_eq!(
+        ingest(with_transfer(&|t| t.outputs = backwards.clone())),
+        RecordError::OutputsOrder
+    );
+    assert_eq!(
+        ingest(with_transfer(&|t| t.claims = vec![t.claims[0], t.claims[0]])),
+        RecordError::ClaimsOrder
+    );
+    assert_eq!(
+        ingest(with_transfer(&|t| t.memo = Some("x".repeat(300)))),
+        RecordError::TooMany {
+            what: "memo bytes",
+            count: 300,
+            max: 256
+        }
+    );
+    let not_credit = s.records[0].hash();
+    assert_eq!(
+        ingest(with_transfer(&|t| t.claims = vec![not_credit])),
+        RecordError::NotACredit(not_credit)
+    );
+    let nobody = AccountId::from_bytes([7; 32]);
+    let o = l
+        .clone()
+        .ingest(with_transfer(&|t| t.outputs[0].account = nobody))
+        .unwrap();
+    assert_eq!(
+        o.pending,
+        vec![Dep::Account(nobody)],
+        "paying an unknown account waits for it to open"
+    );
+    assert_eq!(
+        l.make_transfer(
+            n1,
+            vec![Output {
+                account: nobody,
+                amount: 1,
+                asset: "codcoin".into()
+            }],
+            None,
+            EPOCH + DAY + 50
+        ),
+        Err(RecordError::NoSuchAccount(nobody))
+    );
+
+    // Signatures.
+    let mut forged = good.to_json();
+    forged["sigs"][0]["sig"] = serde_json::Value::String(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        key("node2").sign(&body.canonical_bytes()),
+    ));
+    assert_eq!(
+        ingest(Record::from_json(forged).unwrap()),
+        RecordError::BadSignature(id("node1", &p).to_string())
+    );
+    assert_eq!(
+        ingest(Record::new(body.clone(), vec![])),
+        RecordError::TransferSigs
+    );
+
+    // Opening records.
+    let open5 = l.make_open(key("node5"), EPOCH);
+    let b5 = open5.body().clone();
+    let set_key = |k: Option<B64>| {
+        let mut b = b5.clone();
+        let Content::Transfer(t) = &mut b.content else {
+            unreachable!()
+        };
+        t.key = k;
+        Record::new(b, vec![])
+    };
+    assert_eq!(ingest(set_key(None)), RecordError::MissingKey);
+    assert_eq!(
+        ingest(set_key(Some(B64(key("node6").public().der().to_vec())))),
+        RecordError::KeyMismatch
+    );
+
+    // Network records.
+    let issue = l
+        .propose_issue([("bread".into(), 12)].into(), EPOCH + DAY + 100)
+        .unwrap();
+    let Content::Issue(i) = &issue.content else {
+        unreachable!()
+    };
+    assert_eq!(
+        i.amounts,
+        [("codcoin".to_string(), 700)].into(),
+        "12 loaves back 4200; 3500 already issued"
+    );
+    assert_eq!(
+        ingest(sign_network(issue.clone(), &["node1"])),
+        RecordError::Quorum { have: 1, need: 2 }
+    );
+    assert_eq!(
+        ingest(sign_network(issue.clone(), &["node1", "node4"])),
+        RecordError::NotASigner(key("node4").public().fingerprint().to_string())
+    );
+    assert_eq!(
+        ingest(sign_network(issue.clone(), &["node1", "cod"])),
+        RecordError::FallbackNotAllowed
+    );
+    let mut unsorted = sign_network(issue.clone(), &["node1", "node2"])
+        .sigs()
+        .to_vec();
+    unsorted.reverse();
+    assert_eq!(
+        ingest(Record::new(issue.clone(), unsorted)),
+        RecordError::SigsOrder
+    );
+    let mut greedy = issue.clone();
+    let Content::Issue(gi) = &mut greedy.content else {
+        unreachable!()
+    };
+    gi.amounts.insert("codcoin".into(), 701);
+    assert_eq!(
+        ingest(sign_network(greedy, &["node1", "node2"])),
+        RecordError::IssueAmounts {
+            found: [("codcoin".to_string(), 701)].into(),
+            expected: [("codcoin".to_string(), 700)].into()
+        }
+    );
+    assert_eq!(
+        l.propose_issue([("bread".into(), 10)].into(), EPOCH + DAY + 100),
+        Err(RecordError::NothingToIssue)
+    );
+    assert_eq!(
+        l.propose_issue([("flour".into(), 10)].into(), EPOCH + DAY + 100),
+        Err(RecordError::UnknownBacking("flour".into()))
+    );
+    let mut wrong_period = issue.clone();
+    let Content::Issue(wp) = &mut wrong_period.content else {
+        unreachable!()
+    };
+    wp.period = 0;
+    assert_eq!(
+        ingest(sign_network(wrong_period, &["node1", "node2"])),
+        RecordError::IssuePeriod {
+            found: 0,
+            expected: 1
+        }
+    );
+    let mut by_member = issue.clone();
+    by_member.account = id("node1", &p);
+    assert_eq!(
+        ingest(sign_network(by_member, &["node1", "node2"])),
+        RecordError::WrongAccount {
+            kind: Kind::Issue,
+            which: "a member"
+        }
+    );
+
+    // Distributions.
+    assert!(matches!(
+        l.propose_distribution(0, false, EPOCH + 2 * DAY),
+        Err(RecordError::DistributionPeriod {
+            period: 0,
+            last: 0,
+            ..
+        })
+    ));
+    assert!(
+        matches!(
+            l.propose_distribution(5, false, EPOCH + 2 * DAY),
+            Err(RecordError::DistributionPeriod { period: 5, .. })
+        ),
+        "before its period ends"
+    );
+    let dist = l.propose_distribution(1, false, EPOCH + 2 * DAY).unwrap();
+    let mut padded = dist.clone();
+    let Content::Distribute(pd) = &mut padded.content else {
+        unreachable!()
+    };
+    pd.payouts = vec![out(&p, "node1", 1)];
+    assert_eq!(
+        ingest(sign_network(padded, &["node1", "node2"])),
+        RecordError::PayoutMismatch
+    );
+    let mut shrunk = dist.clone();
+    let Content::Distribute(sd) = &mut shrunk.content else {
+        unreachable!()
+    };
+    let gone = *sd.heads.keys().next().unwrap();
+    sd.heads.remove(&gone);
+    assert_eq!(
+        ingest(sign_network(shrunk, &["node1", "node2"])),
+        RecordError::HeadOmitted(gone)
+    );
+}
+
+#[test]
+fn the_deployer_stands_in_only_when_a_distribution_is_overdue() {
+    let p = params_with(
+        "formula = equal",
+        "fallback = deployer\nfallback_after = 2d\n",
+    );
+    let mut s = Scenario::new(p);
+    s.open("node1", EPOCH + 1);
+    s.issue(10, EPOCH + 2);
+    let early = s.l.propose_distribution(0, false, EPOCH + DAY + 5).unwrap();
+    assert_eq!(
+        s.l.clone()
+            .ingest(sign_network(early, &["node1", "cod"]))
+            .unwrap_err(),
+        RecordError::FallbackNotAllowed
+    );
+    let late = s.l.propose_distribution(0, false, EPOCH + 3 * DAY).unwrap();
+    s.push(sign_network(late, &["node1", "cod"]));
+    assert_eq!(s.balance("node1"), 3500);
+}
+
+#[test]
+fn a_double_spend_is_a_fork_and_the_lower_hash_wins() {
+    let s = Scenario::standard();
+    let p = s.l.params().clone();
+    let a =
+        s.l.make_transfer(
+            key("node1"),
+            vec![out(&p, "node2", 800)],
+            None,
+            EPOCH + DAY + 50,
+        )
+        .unwrap();
+    let b =
+        s.l.make_transfer(
+            key("node1"),
+            vec![out(&p, "node3", 800)],
+            None,
+            EPOCH + DAY + 51,
+        )
+        .unwrap();
+    let (win, lose) = if a.hash() < b.hash() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    for order in [[&a, &b], [&b, &a]] {
+        let mut l = s.l.clone();
+        for r in order {
+            l.ingest(r.clone()).unwrap();
+        }
+        assert_eq!(l.forks().count(), 1, "the double spend is detected");
+        assert_eq!(l.status(&win.hash()), Some(Status::Applied));
+        assert_eq!(
+            l.status(&lose.hash()),
+            Some(Status::Lost { winner: win.hash() })
+        );
+        assert_conserved(&l);
+    }
+}
+
+#[test]
+fn a_checkpoint_settles_a_fork_before_it() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let a =
+        s.l.make_transfer(
+            key("node1"),
+            vec![out(&p, "node2", 800)],
+            None,
+            EPOCH + DAY + 50,
+        )
+        .unwrap();
+    let b =
+        s.l.make_transfer(
+            key("node1"),
+            vec![out(&p, "node3", 800)],
+            None,
+            EPOCH + DAY + 51,
+        )
+        .unwrap();
+    let (low, high) = if a.hash() < b.hash() { (a, b) } else { (b, a) };
+    // The network only saw the higher-hash record before the period closed...
+    s.push(high.clone());
+    let cp = s.distribute(1, EPOCH + 2 * DAY);
+    // ...so the checkpoint holds it, and the lower-hash twin arriving later changes nothing.
+    let mut l = s.l.clone();
+    l.ingest(low.clone()).unwrap();
+    assert_eq!(l.status(&high.hash()), Some(Status::Applied));
+    assert_eq!(
+        l.status(&low.hash()),
+        Some(Status::Lost {
+            winner: high.hash()
+        })
+    );
+    // The same from scratch, in any order.
+    let mut all = s.records.clone();
+    all.push(low.clone());
+    let rebuilt = Ledger::from_records(p, all);
+    assert_eq!(rebuilt.state(), l.state());
+    assert_eq!(
+        rebuilt.state().checkpoint.as_ref().unwrap().record,
+        cp.hash()
+    );
+}
+
+#[test]
+fn records_wait_for_what_they_need() {
+    let s = Scenario::standard();
+    let mut l = Ledger::new(s.l.params().clone());
+    // Everything in reverse: each waits until its dependencies arrive, then applies.
+    for r in s.records.iter().rev() {
+        l.ingest(r.clone()).unwrap();
+    }
+    assert_eq!(l.state(), s.l.state());
+    assert_eq!(l.pending().count(), 0);
+}
+
+#[test]
+fn replays_and_foreign_records_change_nothing() {
+    let mut s = Scenario::standard();
+    let r = s.pay("node1", &[("node2", 5)], EPOCH + DAY + 50);
+    let before = s.l.state().clone();
+    assert!(s.l.ingest(r.clone()).unwrap().duplicate);
+    assert_eq!(s.l.state(), &before);
+}
+
+// ---- Properties ----
+
+/// A random but valid history: opens, issuances, payments, distributions.
+fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
+    let mut s = Scenario::standard();
+    let names = ["node1", "node2", "node3", "node4"];
+    let mut time = EPOCH + DAY + 10;
+    let mut period = 1;
+    for &(op, from, to, amount) in ops {
+        time += 60;
+        match op % 4 {
+            0 | 1 => {
+                let (f, t) = (names[from as usize % 4], names[to as usize % 4]);
+                if f == t {
+                    continue;
+                }
+                let p = s.l.params().clone();
+                let amount = 1 + amount as u64 % 400;
+                if let Ok(r) =
+                    s.l.make_transfer(key(f), vec![out(&p, t, amount)], None, time)
+                {
+                    s.push(r);
+                }
+            }
+            2 => {
+                let bread = 10 + (amount as u64 % 20);
+                if let Ok(body) = s.l.propose_issue([("bread".into(), bread)].into(), time) {
+                    s.push(sign_network(body, &["node2", "node3"]));
+                }
+            }
+            _ => {
+                let end = EPOCH + (period + 1) * DAY;
+                time = time.max(end);
+                if let Ok(body) = s.l.propose_distribution(period, false, time) {
+                    s.push(sign_network(body, &["node1", "node2"]));
+                    period = (time - EPOCH) / DAY + 1;
+                }
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn the_history_generator_makes_every_kind_of_record() {
+    let ops: Vec<(u8, u8, u8, u16)> = (0..40u16)
+        .map(|i| ((i % 4) as u8, (i % 3) as u8, (i % 4 + 1) as u8, i * 37))
+        .collect();
+    let s = history(&ops);
+    let count = |k: Kind| s.records.iter().filter(|r| r.kind() == k).count();
+    assert!(count(Kind::Transfer) > 10, "{}", count(Kind::Transfer));
+    assert!(count(Kind::Issue) >= 2, "{}", count(Kind::Issue));
+    assert!(count(Kind::Distribute) >= 3, "{}", count(Kind::Distribute));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_arrival_order_gives_the_same_state(ops in prop::collection::vec(any::<(u8, u8, u8, u16)>(), 1..14), seed in any::<u64>()) {
+        let s = history(&ops);
+        let mut shuffled = s.records.clone();
+        let mut rng = seed;
+        for i in (1..shuffled.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        let mut l = Ledger::new(s.l.params().clone());
+        for r in shuffled {
+            l.ingest(r).unwrap();
+            assert_conserved(&l);
+        }
+        prop_assert_eq!(l.state(), s.l.state());
+        let rebuilt = Ledger::from_records(s.l.params().clone(), s.records.clone());
+        prop_assert_eq!(rebuilt.state(), s.l.state());
+    }
+
+    #[test]
+    fn conservation_holds_after_every_step(ops in prop::collection::vec(any::<(u8, u8, u8, u16)>(), 1..20)) {
+        let s = history(&ops);
+        let mut l = Ledger::new(s.l.params().clone());
+        for r in &s.records {
+            l.ingest(r.clone()).unwrap();
+            prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
+        }
+    }
+
+    #[test]
+    fn a_double_spend_is_always_detected(amount_a in 1u64..875, amount_b in 1u64..875, first in any::<bool>(), ops in prop::collection::vec(any::<(u8, u8, u8, u16)>(), 0..6)) {
+        let s = history(&ops);
+        let p = s.l.params().clone();
+        let a = s.l.make_transfer(key("node4"), vec![out(&p, "node2", amount_a)], None, EPOCH + 40 * DAY);
+        let b = s.l.make_transfer(key("node4"), vec![out(&p, "node3", amount_b)], None, EPOCH + 40 * DAY + 1);
+        if let (Ok(a), Ok(b)) = (a, b) {
+            let (x, y) = if first { (a, b) } else { (b, a) };
+            let mut l = s.l.clone();
+            l.ingest(x.clone()).unwrap();
+            l.ingest(y.clone()).unwrap();
+            let slot = (x.account(), x.seq());
+            prop_assert!(l.forks().any(|(s, _)| s == slot), "fork at {slot:?} not detected");
+            let applied = [&x, &y].iter().filter(|r| l.status(&r.hash()) == Some(Status::Applied)).count();
+            prop_assert_eq!(applied, 1);
+            let mut other = s.l.clone();
+            other.ingest(y).unwrap();
+            other.ingest(x).unwrap();
+            prop_assert_eq!(other.state(), l.state());
+        }
+    }
+
+    #[test]
+    fn a_tampered_byte_anywhere_invalidates_a_record(which in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let s = Scenario::standard();
+        let r = &s.records[which.index(s.records.len())];
+        let mut bytes = r.to_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        let mut l = Ledger::new(s.l.params().clone());
+        for earlier in s.records.iter().take_while(|e| e.hash() != r.hash()) {
+            l.ingest(earlier.clone()).unwrap();
+        }
+        let before = l.state().clone();
+        if let Ok(t) = Record::from_bytes(&bytes) {
+            prop_assert_ne!(t.to_bytes(), r.to_bytes());
+            // Refused, or (for an unknown account) held unverified: never admitted, never applied.
+            if let Ok(o) = l.ingest(t.clone()) {
+                prop_assert!(o.admitted.is_empty() && o.applied.is_empty(), "a changed byte at {} was accepted: {:?}", i, o);
+            }
+            prop_assert_eq!(l.state(), &before);
+            prop_assert!(l.record(&t.hash()).is_none());
+        }
+    }
+}
