@@ -42,3 +42,8 @@ demo: build
     echo "== what was made"
     (cd "$demo" && find . -maxdepth 3 -not -path '*/store/*' -not -path '*/package/*' | sort)
     echo "== remove it with: rm -rf $demo"
+
+# Ledger throughput next to `openssl speed` (criterion; summary at the end).
+# (A separate target dir keeps the release build from locking the dev one.)
+bench:
+    CARGO_TARGET_DIR=target/bench cargo bench --bench ledger

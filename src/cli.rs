@@ -12,7 +12,7 @@ use std::path::PathBuf;
     version,
     about = "Run a node of a decentralized, anonymous collaboration network (a cod).",
     after_help = "Exit codes: 0 success, 1 failure (the message says why), 2 bad usage, \
-                  3 no daemon running where one is needed.\n\
+                  3 no daemon running where one is needed, 4 a transfer the ledger refuses.\n\
                   Scripts: add --json for stable machine-readable output on stdout."
 )]
 pub struct Cli {
@@ -37,6 +37,95 @@ pub enum Command {
     Pack(PackArgs),
     /// Deploy a node from a package (members)
     Deploy(DeployArgs),
+    /// Pay one or more accounts from this node's account
+    Transfer(TransferArgs),
+    /// Show an account's balances [default: this node's]
+    Balance(BalanceArgs),
+    /// Show an account's records and the payments it received [default: this node's]
+    History(HistoryArgs),
+    /// Verify, export and import the chain
+    #[command(subcommand)]
+    Chain(ChainCommand),
+}
+
+/// An account: its 64-hex-digit id, or `network` for the cod's own account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountArg {
+    Id(crate::ids::AccountId),
+    Network,
+}
+
+impl std::str::FromStr for AccountArg {
+    type Err = crate::ids::IdParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "network" {
+            Ok(Self::Network)
+        } else {
+            s.parse().map(Self::Id)
+        }
+    }
+}
+
+impl AccountArg {
+    pub fn resolve(self, cod: &CodId) -> crate::ids::AccountId {
+        match self {
+            Self::Id(a) => a,
+            Self::Network => crate::ids::AccountId::network(cod),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// Account to pay (an account id, or `network`); repeat with --amount for several outputs
+    #[arg(long = "to", required = true, value_name = "ACCOUNT")]
+    pub to: Vec<AccountArg>,
+    /// Amount in the asset's units as `cod balance` shows them (e.g. 12.50); one per --to
+    #[arg(long = "amount", required = true, value_name = "N")]
+    pub amount: Vec<String>,
+    /// Asset of each output (one for all, or one per --to) [default: the cod's only asset]
+    #[arg(long = "asset", value_name = "ASSET")]
+    pub asset: Vec<String>,
+    /// A short note stored in the record (public)
+    #[arg(long)]
+    pub memo: Option<String>,
+    /// Do not ask for confirmation (required when there is no terminal to ask on)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BalanceArgs {
+    /// An account id, or `network` [default: this node's account]
+    pub account: Option<AccountArg>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// An account id, or `network` [default: this node's account]
+    pub account: Option<AccountArg>,
+    /// Show at most N entries, newest first
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChainCommand {
+    /// Check completeness and validity of the whole chain; exits non-zero on any problem
+    Verify,
+    /// Write every record to an archive file
+    Export {
+        /// The archive file to write (never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Verify and add every record of an archive file
+    Import {
+        /// The archive file
+        file: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -174,5 +263,15 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Key(KeyCommand::Show(a)) => cmd::keys::show(&out, a),
         Command::Pack(a) => cmd::pack::pack(&out, a),
         Command::Deploy(a) => cmd::deploy::deploy(&out, a),
+        Command::Transfer(a) => cmd::wallet::transfer(&out, cli.node.as_deref(), a),
+        Command::Balance(a) => cmd::wallet::balance(&out, cli.node.as_deref(), a),
+        Command::History(a) => cmd::wallet::history(&out, cli.node.as_deref(), a),
+        Command::Chain(ChainCommand::Verify) => cmd::chain::verify(&out, cli.node.as_deref()),
+        Command::Chain(ChainCommand::Export { out: file }) => {
+            cmd::chain::export(&out, cli.node.as_deref(), &file)
+        }
+        Command::Chain(ChainCommand::Import { file }) => {
+            cmd::chain::import(&out, cli.node.as_deref(), &file)
+        }
     }
 }

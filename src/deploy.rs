@@ -4,14 +4,16 @@
 //! place at the end, so a failure at any step leaves nothing behind; `deployment.json` is
 //! written last, so a crash mid-way is recognizable as "not deployed".
 
+use crate::chain::{Chain, ChainError};
 use crate::config::{ConfigError, NodeConfig};
 use crate::fsutil::{self, FsError};
 use crate::ids::CodId;
 use crate::keyfile::{self, KeyFileError, Passphrase};
 use crate::keys::{KeyError, SecretKey};
+use crate::ledger::Params;
 use crate::nodedir::{DEPLOYMENT_FILE, Deployment};
 use crate::package::{MAX_PACKAGE_BYTES, Package, PackageError};
-use crate::store::{Store, StoreError};
+use crate::store::{RocksStore, StoreError};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum DeployError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
     #[error(
         "the package's cod id is {actual}, not the expected {expected}: this is not the cod you were told about"
     )]
@@ -135,11 +139,23 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
         false,
     )?;
 
+    let params = Params::new(cod_id, package.com.clone(), package.deployer.clone());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // The store starts with this node's own account opened (its seq-0 record, which
+    // publishes its key), so peers can pay it as soon as they sync.
+    let init_store = |data: &Path| -> Result<(), DeployError> {
+        std::fs::create_dir_all(data).map_err(fsutil::io_err(data))?;
+        let store = RocksStore::create(&data.join("store"), &cod_id)?;
+        let mut chain = Chain::load(params.clone(), Box::new(store))?;
+        let open = chain.ledger().make_open(&key, now);
+        chain.ingest(open)?;
+        Ok(())
+    };
     let data_dir_is_inside = node_config.data_dir.is_relative();
     if data_dir_is_inside {
-        let data = s.join(&node_config.data_dir);
-        std::fs::create_dir_all(&data).map_err(fsutil::io_err(&data))?;
-        drop(Store::create(&data.join("store"), &cod_id)?);
+        init_store(&s.join(&node_config.data_dir))?;
     }
     std::fs::rename(staging.path(), &dir).map_err(fsutil::io_err(&dir))?;
     // The staging directory is now `dir`; don't let its guard delete anything.
@@ -148,16 +164,17 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
         if !data_dir_is_inside {
             std::fs::create_dir_all(&node_config.data_dir)
                 .map_err(fsutil::io_err(&node_config.data_dir))?;
-            drop(Store::create(&node_config.data_dir.join("store"), &cod_id)?);
+            drop(RocksStore::create(
+                &node_config.data_dir.join("store"),
+                &cod_id,
+            )?);
         }
         let deployment = Deployment {
             cod_id,
             node_id,
             package: package.file_name().to_string(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
-            deployed_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            deployed_at: now,
         };
         let json = serde_json::to_string_pretty(&deployment).expect("plain struct serializes");
         fsutil::write_atomic(&dir.join(DEPLOYMENT_FILE), json.as_bytes(), 0o644, false)?;

@@ -6,6 +6,8 @@
 //! - edges: [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 
+pub mod archive;
+pub mod chain;
 pub mod cli;
 pub mod cmd;
 pub mod config;

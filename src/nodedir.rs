@@ -50,6 +50,12 @@ pub enum NodeDirError {
     Ambiguous { base: PathBuf, list: String },
     #[error("cannot tell the data directory: set $XDG_DATA_HOME or $HOME, or pass --dir/--node")]
     NoDataDir,
+    #[error(transparent)]
+    KeyFile(#[from] crate::keyfile::KeyFileError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
 }
 
 /// The default base directory holding one directory per deployed cod.
@@ -155,5 +161,46 @@ impl NodeDir {
 
     pub fn package_path(&self) -> PathBuf {
         self.root.join(&self.deployment.package)
+    }
+
+    /// What the ledger rules need: cod id, com.ini, the deployer's key.
+    pub fn params(&self) -> Result<crate::ledger::Params, NodeDirError> {
+        let deployer = crate::keyfile::read_public(&self.root.join("package/keys/cod.pub.key"))?;
+        Ok(crate::ledger::Params::new(
+            self.deployment.cod_id,
+            self.com_config()?,
+            deployer,
+        ))
+    }
+
+    /// Opens this node's store (fails with `Locked` while the daemon holds it).
+    pub fn open_store(&self) -> Result<crate::store::RocksStore, NodeDirError> {
+        let config = self.node_config()?;
+        Ok(crate::store::RocksStore::open(
+            &self.store_path(&config),
+            &self.deployment.cod_id,
+        )?)
+    }
+
+    /// The node's ledger, loaded from its store.
+    pub fn load_chain(&self) -> Result<crate::chain::Chain, NodeDirError> {
+        let store = self.open_store()?;
+        Ok(crate::chain::Chain::load(self.params()?, Box::new(store))?)
+    }
+
+    /// The node's secret key, with node.ini's passphrase file unless the caller gives one.
+    pub fn secret_key(
+        &self,
+        passphrase: &crate::keyfile::Passphrase,
+    ) -> Result<crate::keys::SecretKey, NodeDirError> {
+        let config = self.node_config()?;
+        let mut passphrase = passphrase.clone();
+        if passphrase.file.is_none() {
+            passphrase.file = config.passphrase_file.as_ref().map(|p| self.resolve(p));
+        }
+        Ok(crate::keyfile::read_secret(
+            &self.resolve(&config.key),
+            &passphrase,
+        )?)
     }
 }

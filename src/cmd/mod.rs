@@ -2,9 +2,11 @@
 //! to stdout, progress and notices to stderr; with `--json`, stdout carries exactly one JSON
 //! document whose keys are stable.
 
+pub mod chain;
 pub mod deploy;
 pub mod keys;
 pub mod pack;
+pub mod wallet;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

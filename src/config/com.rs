@@ -29,6 +29,45 @@ pub struct Asset {
     pub description: Option<String>,
 }
 
+impl Asset {
+    /// Shows an amount of smallest units with the asset's decimals (`1250` → `12.50`).
+    pub fn format(&self, units: u64) -> String {
+        let d = self.decimals as usize;
+        if d == 0 {
+            return units.to_string();
+        }
+        let s = format!("{units:0>width$}", width = d + 1);
+        let (int, frac) = s.split_at(s.len() - d);
+        format!("{int}.{frac}")
+    }
+
+    /// Reads an amount as people write it (`12.5`, `12.50`, `12`) into smallest units.
+    pub fn parse(&self, text: &str) -> Result<u64, String> {
+        let d = self.decimals as u32;
+        let bad = || format!("{text:?} is not an amount with at most {d} decimals");
+        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+        if int.is_empty()
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+            || frac.len() > d as usize
+        {
+            return Err(bad());
+        }
+        let scale = 10u64.pow(d);
+        let int: u64 = int.parse().map_err(|_| bad())?;
+        let frac: u64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<width$}", width = d as usize)
+                .parse()
+                .map_err(|_| bad())?
+        };
+        int.checked_mul(scale)
+            .and_then(|v| v.checked_add(frac))
+            .ok_or_else(|| format!("{text} is too large"))
+    }
+}
+
 /// The three backing classes of the seed.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -423,6 +462,37 @@ mod tests {
                 "replacing {from:?}:\n got {err}\nwant {want}"
             );
         }
+    }
+
+    #[test]
+    fn amounts_format_and_parse_with_decimals() {
+        let a = Asset {
+            decimals: 2,
+            description: None,
+        };
+        assert_eq!(a.format(1250), "12.50");
+        assert_eq!(a.format(5), "0.05");
+        assert_eq!(a.parse("12.5"), Ok(1250));
+        assert_eq!(a.parse("12"), Ok(1200));
+        assert_eq!(a.parse("0.05"), Ok(5));
+        for bad in [
+            "",
+            "1.234",
+            "-1",
+            "1e3",
+            ".5",
+            "1.2.3",
+            "184467440737095516.16",
+        ] {
+            assert!(a.parse(bad).is_err(), "{bad:?}");
+        }
+        let whole = Asset {
+            decimals: 0,
+            description: None,
+        };
+        assert_eq!(whole.format(7), "7");
+        assert_eq!(whole.parse("7"), Ok(7));
+        assert!(whole.parse("7.0").is_err());
     }
 
     #[test]

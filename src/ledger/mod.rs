@@ -58,6 +58,15 @@ pub enum Status {
     Lost { winner: RecordHash },
 }
 
+/// An admitted record removed because it can never apply (the store deletes it too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub hash: RecordHash,
+    pub account: AccountId,
+    pub seq: u64,
+    pub error: RecordError,
+}
+
 /// What one ingest changed, for the store and the event stream.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -70,7 +79,7 @@ pub struct Outcome {
     /// Records newly applied (this one and any it released), in order.
     pub applied: Vec<RecordHash>,
     /// Formerly pending records that turned out invalid once their dependencies arrived.
-    pub dropped: Vec<(RecordHash, RecordError)>,
+    pub dropped: Vec<Dropped>,
     /// The record waits for these.
     pub pending: Vec<Dep>,
     /// Slots (account, seq) where a fork was seen.
@@ -111,12 +120,18 @@ impl Ledger {
     /// The ledger of a set of records that were verified when admitted (e.g. read back from
     /// the store): forms and signatures are not checked again, everything else is.
     pub fn from_records(params: Params, records: impl IntoIterator<Item = Record>) -> Self {
+        Self::load(params, records).0
+    }
+
+    /// [`Ledger::from_records`], also returning the records that can never apply (which the
+    /// caller's store should forget).
+    pub fn load(params: Params, records: impl IntoIterator<Item = Record>) -> (Self, Vec<Dropped>) {
         let mut l = Self::new(params);
         for r in records {
             l.admit_unchecked(r);
         }
-        l.rebuild();
-        l
+        let dropped = l.rebuild();
+        (l, dropped)
     }
 
     pub fn params(&self) -> &Params {
@@ -189,12 +204,59 @@ impl Ledger {
     /// and signatures, then applies it, keeps it pending, or keeps it as a fork proof.
     /// An `Err` means the record is refused and nothing changed.
     pub fn ingest(&mut self, r: Record) -> Result<Outcome, RecordError> {
+        self.ingest_inner(r, false)
+    }
+
+    /// [`Ledger::ingest`] for a record that [`Ledger::verify_many`] already found sound:
+    /// its form and signatures are not checked again.
+    pub fn ingest_verified(&mut self, r: Record) -> Result<Outcome, RecordError> {
+        self.ingest_inner(r, true)
+    }
+
+    /// Checks the form and signatures of many records in parallel (all cores). `Ok(false)`:
+    /// a transfer whose account key is neither known nor opened in `records` yet.
+    pub fn verify_many(&self, records: &[Record]) -> Vec<Result<bool, RecordError>> {
+        use rayon::prelude::*;
+        let opened: HashMap<AccountId, PublicKey> = records
+            .iter()
+            .filter(|r| r.kind() == Kind::Transfer && r.seq() == 0)
+            .filter_map(|r| {
+                rules::opening_key(r, &self.params)
+                    .ok()
+                    .flatten()
+                    .map(|k| (r.account(), k))
+            })
+            .collect();
+        records
+            .par_iter()
+            .map(|r| {
+                rules::check_form(r, &self.params)?;
+                let key = match r.kind() {
+                    Kind::Transfer if r.seq() == 0 => rules::opening_key(r, &self.params)?,
+                    Kind::Transfer => match self
+                        .keys
+                        .get(&r.account())
+                        .or_else(|| opened.get(&r.account()))
+                    {
+                        Some(k) => Some(k.clone()),
+                        None => return Ok(false),
+                    },
+                    _ => None,
+                };
+                rules::check_sigs(r, &self.params, key.as_ref()).map(|()| true)
+            })
+            .collect()
+    }
+
+    fn ingest_inner(&mut self, r: Record, verified: bool) -> Result<Outcome, RecordError> {
         let mut out = Outcome::default();
         if self.records.contains_key(&r.hash()) {
             out.duplicate = true;
             return Ok(out);
         }
-        rules::check_form(&r, &self.params)?;
+        if !verified {
+            rules::check_form(&r, &self.params)?;
+        }
         let key = match r.kind() {
             Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
             Kind::Transfer => match self.keys.get(&r.account()) {
@@ -219,7 +281,9 @@ impl Ledger {
             },
             _ => None,
         };
-        rules::check_sigs(&r, &self.params, key.as_ref())?;
+        if !verified {
+            rules::check_sigs(&r, &self.params, key.as_ref())?;
+        }
         if self.pending.len() >= MAX_PENDING && !self.state.missing(&r).is_empty() {
             return Err(RecordError::TooMany {
                 what: "pending records",
@@ -323,10 +387,17 @@ impl Ledger {
                 Ok(Some(released)) => queue.extend(released.into_iter().map(|x| (x, false))),
                 Ok(None) => {}
                 Err(e) if first && fresh => return Err(e),
-                Err(e) => {
+                Err(error) => {
                     self.clear_pending(&h);
+                    if let Some(r) = self.records.get(&h) {
+                        out.dropped.push(Dropped {
+                            hash: h,
+                            account: r.account(),
+                            seq: r.seq(),
+                            error,
+                        });
+                    }
                     self.unadmit(&h);
-                    out.dropped.push((h, e));
                 }
             }
             first = false;
@@ -353,7 +424,7 @@ impl Ledger {
             out.forks.push(slot);
             let forced = slot.0 != self.params.network && self.slot_forced(&slot.0, slot.1);
             if !forced && h < winner {
-                self.rebuild();
+                out.dropped.extend(self.rebuild());
                 out.rebuilt = true;
             }
             return Ok(None);
@@ -374,7 +445,7 @@ impl Ledger {
                 self.admit_unchecked(r);
                 out.admitted.push(h);
             }
-            self.rebuild();
+            out.dropped.extend(self.rebuild());
             out.rebuilt = true;
             return Ok(None);
         }
@@ -430,7 +501,7 @@ impl Ledger {
 
     /// Recomputes the state from all admitted records: the definition the incremental path
     /// must match (see `docs/ledger.md`, "The state of a set of records").
-    fn rebuild(&mut self) {
+    fn rebuild(&mut self) -> Vec<Dropped> {
         let p = self.params.clone();
         let mut world = State::genesis(&p);
         let mut chain: BTreeMap<(AccountId, u64), RecordHash> = BTreeMap::new();
@@ -571,6 +642,7 @@ impl Ledger {
             .filter(|h| !self.state.is_applied(h))
             .copied()
             .collect();
+        let mut dropped = Vec::new();
         for h in unapplied {
             let r = &self.records[&h];
             if self.chain.contains_key(&(r.account(), r.seq())) {
@@ -578,11 +650,33 @@ impl Ledger {
             }
             let deps = self.state.missing(r);
             if deps.is_empty() {
-                self.unadmit(&h); // invalid in this state: it can never apply
+                // Invalid in this state, and its dependencies are settled: it can never apply.
+                let key = self.keys.get(&r.account()).cloned();
+                let recs = match &r.body().content {
+                    Content::Distribute(d) => self.period_records(d).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let error = self
+                    .state
+                    .clone()
+                    .apply(r, &p, key.as_ref(), &recs)
+                    .err()
+                    .unwrap_or(RecordError::NotNext {
+                        seq: r.seq(),
+                        next: r.seq(),
+                    });
+                dropped.push(Dropped {
+                    hash: h,
+                    account: r.account(),
+                    seq: r.seq(),
+                    error,
+                });
+                self.unadmit(&h);
             } else {
                 self.set_pending(h, deps);
             }
         }
+        dropped
     }
 
     /// Applies a checkpoint's records (those after the previous checkpoint) to `trial`, in
@@ -849,4 +943,4 @@ pub fn add_signature(body: &Body, sigs: &[Sig], key: &SecretKey) -> Vec<Sig> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 pub const EPOCH: u64 = 1_767_571_200; // 2026-01-05T00:00:00Z
 pub const DAY: u64 = 86_400;
 
-fn key(name: &str) -> &'static SecretKey {
+pub(crate) fn key(name: &str) -> &'static SecretKey {
     static KEYS: OnceLock<Vec<(String, SecretKey)>> = OnceLock::new();
     let keys = KEYS.get_or_init(|| {
         [
@@ -59,7 +59,7 @@ fn id(name: &str, p: &Params) -> AccountId {
     key(name).public().node_id(&p.cod)
 }
 
-fn out(p: &Params, to: &str, amount: u64) -> Output {
+pub(crate) fn out(p: &Params, to: &str, amount: u64) -> Output {
     Output {
         account: if to == "network" {
             p.network
@@ -71,7 +71,7 @@ fn out(p: &Params, to: &str, amount: u64) -> Output {
     }
 }
 
-fn sign_network(body: Body, signers: &[&str]) -> Record {
+pub(crate) fn sign_network(body: Body, signers: &[&str]) -> Record {
     let mut sigs = Vec::new();
     for s in signers {
         sigs = add_signature(&body, &sigs, key(s));
@@ -81,9 +81,9 @@ fn sign_network(body: Body, signers: &[&str]) -> Record {
 
 /// A ledger with members opened, bread issued and distributed: each of node1..node4 holds
 /// 875 codcoin claimable from the distribution.
-struct Scenario {
-    l: Ledger,
-    records: Vec<Record>,
+pub(crate) struct Scenario {
+    pub(crate) l: Ledger,
+    pub(crate) records: Vec<Record>,
 }
 
 impl Scenario {
@@ -120,7 +120,7 @@ impl Scenario {
         let r = self.l.make_transfer(key(from), outs, None, time).unwrap();
         self.push(r)
     }
-    fn standard() -> Self {
+    pub(crate) fn standard() -> Self {
         let mut s = Self::new(params());
         for (i, n) in ["node1", "node2", "node3", "node4"].iter().enumerate() {
             s.open(n, EPOCH + 10 + i as u64);

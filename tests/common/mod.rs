@@ -211,3 +211,110 @@ pub fn entries(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A deployed node in a test world.
+pub struct Node {
+    pub dir: PathBuf,
+    pub id: String,
+    pub key: String,
+}
+
+impl World {
+    /// Deploys a node of the package with example key `key` (e.g. "node1") into its own base.
+    pub fn deploy(&self, pkg: &Path, key: &str) -> Node {
+        let k = self.example_key(&format!("{key}.sec.key"));
+        let base = self.path(&format!("nodes-{key}"));
+        let j = self
+            .cod(&[
+                "--json",
+                "deploy",
+                "--package",
+                s(pkg),
+                "--key",
+                s(&k),
+                "--dir",
+                s(&base),
+            ])
+            .ok()
+            .json();
+        Node {
+            dir: PathBuf::from(j["dir"].as_str().unwrap()),
+            id: j["node_id"].as_str().unwrap().to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// Runs cod against a node directory.
+    pub fn at(&self, node: &Node, args: &[&str]) -> Run {
+        let mut all = vec!["--node", s(&node.dir)];
+        all.extend_from_slice(args);
+        self.cod(&all)
+    }
+}
+
+pub fn example_secret(name: &str) -> cod::keys::SecretKey {
+    let pem = std::fs::read_to_string(
+        Path::new(REPO)
+            .join("keys-example")
+            .join(format!("{name}.sec.key")),
+    )
+    .unwrap();
+    cod::keys::SecretKey::from_pem(&pem, None).unwrap()
+}
+
+/// The ledger parameters of a deployed node (read from its directory).
+pub fn params_of(node: &Node) -> cod::ledger::Params {
+    cod::nodedir::NodeDir::open(&node.dir)
+        .unwrap()
+        .params()
+        .unwrap()
+}
+
+/// Records that fund `nodes` from scratch: their opening records (exported from each node),
+/// an issuance of `bread` loaves signed by node1+node2, and the distribution of the period
+/// before now, signed by node1+node3. Returns them as an archive file to import.
+pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
+    use cod::ledger::{Ledger, Record, add_signature};
+    let params = params_of(nodes[0]);
+    let mut l = Ledger::new(params.clone());
+    for n in nodes {
+        let file = w.path(&format!("open-{}.archive", n.key));
+        let _ = std::fs::remove_file(&file);
+        w.at(n, &["chain", "export", "--out", s(&file)]).ok();
+        for r in cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap() {
+            l.ingest(r).unwrap();
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |body: cod::ledger::Body, who: [&str; 2]| {
+        let mut sigs = Vec::new();
+        for k in who {
+            sigs = add_signature(&body, &sigs, &example_secret(k));
+        }
+        Record::new(body, sigs)
+    };
+    let issue = sign(
+        l.propose_issue([("bread".to_string(), bread)].into(), now)
+            .unwrap(),
+        ["node1", "node2"],
+    );
+    l.ingest(issue).unwrap();
+    let period = params
+        .com
+        .period_of(now)
+        .checked_sub(1)
+        .expect("the demo epoch is in the past");
+    let dist = sign(
+        l.propose_distribution(period, false, now).unwrap(),
+        ["node1", "node3"],
+    );
+    l.ingest(dist).unwrap();
+    let file = w.path("funding.archive");
+    let mut records: Vec<&Record> = l.records().collect();
+    records.sort_by_key(|r| (r.body().time, r.account(), r.seq()));
+    std::fs::write(&file, cod::archive::write(&params.cod, records)).unwrap();
+    file
+}

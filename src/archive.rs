@@ -1,0 +1,108 @@
+//! Chain archives (`cod chain export` / `import`, archive mirrors): a text file of canonical
+//! records, one per line, between a header naming the cod and a trailer that makes
+//! truncation and corruption evident. Pure.
+//!
+//! ```text
+//! cod-archive 1 <cod id>
+//! <canonical record>            one per line, oldest first
+//! end <record count> <SHA-256 of every preceding byte, hex>
+//! ```
+
+use crate::ids::CodId;
+use crate::ledger::{Record, RecordError};
+use sha2::{Digest, Sha256};
+
+pub const MAGIC: &str = "cod-archive";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArchiveError {
+    #[error("not a cod archive (the first line must be `{MAGIC} {VERSION} COD_ID`)")]
+    BadHeader,
+    #[error("the archive is for cod {found}, not {expected}")]
+    WrongCod { expected: CodId, found: String },
+    #[error("the archive is truncated (no `end` line)")]
+    Truncated,
+    #[error("the archive's trailer says {said} records but it holds {found}")]
+    CountMismatch { said: usize, found: usize },
+    #[error("the archive's checksum does not match its contents (damaged)")]
+    Checksum,
+    #[error("line {line}: {error}")]
+    Record { line: usize, error: RecordError },
+}
+
+/// Writes an archive of `records` (in the order given).
+pub fn write<'a>(cod: &CodId, records: impl IntoIterator<Item = &'a Record>) -> Vec<u8> {
+    let mut out = format!("{MAGIC} {VERSION} {cod}\n").into_bytes();
+    let mut n = 0usize;
+    for r in records {
+        out.extend_from_slice(&r.to_bytes());
+        out.push(b'\n');
+        n += 1;
+    }
+    let digest = hex::encode(Sha256::digest(&out));
+    out.extend_from_slice(format!("end {n} {digest}\n").as_bytes());
+    out
+}
+
+/// Reads an archive: checks header, trailer and checksum, and decodes every record (their
+/// signatures and rules are checked when they are ingested).
+pub fn read(bytes: &[u8], cod: &CodId) -> Result<Vec<Record>, ArchiveError> {
+    let text_end = bytes.len();
+    let header_end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or(ArchiveError::BadHeader)?;
+    let header = std::str::from_utf8(&bytes[..header_end]).map_err(|_| ArchiveError::BadHeader)?;
+    let mut parts = header.split(' ');
+    if parts.next() != Some(MAGIC) || parts.next() != Some(&VERSION.to_string()) {
+        return Err(ArchiveError::BadHeader);
+    }
+    let found = parts.next().ok_or(ArchiveError::BadHeader)?;
+    if found != cod.to_string() || parts.next().is_some() {
+        return Err(ArchiveError::WrongCod {
+            expected: *cod,
+            found: found.to_string(),
+        });
+    }
+    // The trailer is the last line.
+    if text_end == 0 || bytes[text_end - 1] != b'\n' {
+        return Err(ArchiveError::Truncated);
+    }
+    let trailer_start = bytes[..text_end - 1]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let trailer = std::str::from_utf8(&bytes[trailer_start..text_end - 1])
+        .map_err(|_| ArchiveError::Truncated)?;
+    let t: Vec<&str> = trailer.split(' ').collect();
+    let [end, count, digest] = t.as_slice() else {
+        return Err(ArchiveError::Truncated);
+    };
+    if *end != "end" || trailer_start <= header_end {
+        return Err(ArchiveError::Truncated);
+    }
+    if hex::encode(Sha256::digest(&bytes[..trailer_start])) != *digest {
+        return Err(ArchiveError::Checksum);
+    }
+    let mut records = Vec::new();
+    for (i, line) in bytes[header_end + 1..trailer_start]
+        .split(|b| *b == b'\n')
+        .enumerate()
+    {
+        if line.is_empty() {
+            continue;
+        }
+        let r = Record::from_bytes(line)
+            .map_err(|error| ArchiveError::Record { line: i + 2, error })?;
+        records.push(r);
+    }
+    let said: usize = count.parse().map_err(|_| ArchiveError::Truncated)?;
+    if said != records.len() {
+        return Err(ArchiveError::CountMismatch {
+            said,
+            found: records.len(),
+        });
+    }
+    Ok(records)
+}

@@ -1,0 +1,45 @@
+//! An in-memory [`KvStore`] for tests: the same semantics as RocksDB, nothing on disk.
+
+use super::{Cf, Entry, KvStore, Op, Snapshot, StoreError};
+use std::sync::Mutex;
+
+#[derive(Default, Debug)]
+pub struct MemStore {
+    data: Mutex<Snapshot>,
+}
+
+impl KvStore for MemStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .data
+            .lock()
+            .expect("not poisoned")
+            .get(&(cf, key.to_vec()))
+            .cloned())
+    }
+
+    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        let data = self.data.lock().expect("not poisoned");
+        Ok(data
+            .range((cf, prefix.to_vec())..)
+            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut data = self.data.lock().expect("not poisoned");
+        for op in ops {
+            match op {
+                Op::Put(cf, k, v) => {
+                    data.insert((cf, k), v);
+                }
+                Op::Delete(cf, k) => {
+                    data.remove(&(cf, k));
+                }
+                Op::Clear(cf) => data.retain(|(c, _), _| *c != cf),
+            }
+        }
+        Ok(())
+    }
+}
