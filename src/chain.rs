@@ -92,6 +92,18 @@ pub fn all_derived_ops(ledger: &Ledger) -> Vec<Op> {
     ops
 }
 
+fn read_records(store: &dyn KvStore) -> Result<Vec<Record>, ChainError> {
+    let mut records = Vec::new();
+    for (k, v) in store.scan(Cf::Records, b"")? {
+        let r = Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
+            hash: hex::encode(&k),
+            error,
+        })?;
+        records.push(r);
+    }
+    Ok(records)
+}
+
 /// The ledger and its store, kept in step.
 pub struct Chain {
     ledger: Ledger,
@@ -102,14 +114,7 @@ impl Chain {
     /// Reads every stored record and recomputes the state from them (derived data in the
     /// store is rewritten if it disagrees).
     pub fn load(params: Params, store: Box<dyn KvStore>) -> Result<Self, ChainError> {
-        let mut records = Vec::new();
-        for (k, v) in store.scan(Cf::Records, b"")? {
-            let r = Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
-                hash: hex::encode(&k),
-                error,
-            })?;
-            records.push(r);
-        }
+        let records = read_records(store.as_ref())?;
         let (ledger, dropped) = Ledger::load(params, records);
         let chain = Self { ledger, store };
         let mut ops: Vec<Op> = dropped
@@ -150,6 +155,19 @@ impl Chain {
         &self.ledger
     }
 
+    /// Makes, signs and stores a transfer from `key`'s account (the wallet's one way in).
+    pub fn transfer(
+        &mut self,
+        key: &crate::keys::SecretKey,
+        outputs: Vec<crate::ledger::Output>,
+        memo: Option<String>,
+        time: u64,
+    ) -> Result<Record, ChainError> {
+        let r = self.ledger.make_transfer(key, outputs, memo, time)?;
+        self.ingest(r.clone())?;
+        Ok(r)
+    }
+
     pub fn store(&self) -> &dyn KvStore {
         self.store.as_ref()
     }
@@ -168,7 +186,6 @@ impl Chain {
         &mut self,
         records: Vec<Record>,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
-        let before = self.ledger.clone();
         let mut results = Vec::with_capacity(records.len());
         let mut ops = Vec::new();
         let mut touched = BTreeSet::new();
@@ -197,7 +214,9 @@ impl Chain {
             ops.extend(derived_ops(self.ledger.state(), touched));
         }
         if let Err(e) = self.store.write(ops) {
-            self.ledger = before; // nothing acknowledged, nothing changed
+            // Nothing was acknowledged: go back to exactly what the store holds.
+            let records = read_records(self.store.as_ref()).unwrap_or_default();
+            self.ledger = Ledger::from_records(self.ledger.params().clone(), records);
             return Err(e);
         }
         Ok(results)
@@ -257,6 +276,57 @@ fn derived_map(ops: &[Op]) -> Snapshot {
             _ => None,
         })
         .collect()
+}
+
+/// The whole chain as an archive, in an order that applies front to back.
+pub fn export(l: &Ledger) -> Vec<u8> {
+    let mut records: Vec<&Record> = l.records().collect();
+    records.sort_by_key(|r| (r.body().time, r.account(), r.seq()));
+    crate::archive::write(&l.params().cod, records)
+}
+
+/// Imports an archive: every record's form and signatures are checked before anything is
+/// stored (one forged record refuses the whole file); then they are ingested, and rule
+/// violations are reported per record. Returns the import report (`refused` lists those).
+pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let records =
+        crate::archive::read(bytes, &chain.ledger().params().cod).map_err(|e| e.to_string())?;
+    let checks = chain.ledger().verify_many(&records);
+    let forged: Vec<String> = records
+        .iter()
+        .zip(&checks)
+        .filter_map(|(r, c)| {
+            c.as_ref()
+                .err()
+                .map(|e| format!("record {}: {e}", r.hash()))
+        })
+        .collect();
+    if !forged.is_empty() {
+        return Err(format!(
+            "refused, nothing imported:\n  {}",
+            forged.join("\n  ")
+        ));
+    }
+    let total = records.len();
+    let results = chain.ingest_batch(records).map_err(|e| e.to_string())?;
+    let (mut added, mut duplicate, mut pending) = (0, 0, 0);
+    let mut refused = Vec::new();
+    for r in &results {
+        match r {
+            Ok(o) if o.duplicate => duplicate += 1,
+            Ok(o) if o.applied.is_empty() => pending += 1,
+            Ok(_) => added += 1,
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    Ok(json!({
+        "read": total,
+        "added": added,
+        "duplicate": duplicate,
+        "pending": pending,
+        "refused": refused,
+        "applied_total": chain.ledger().state().applied_count(),
+    }))
 }
 
 /// What `cod chain verify` found.

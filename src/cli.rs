@@ -46,6 +46,49 @@ pub enum Command {
     /// Verify, export and import the chain
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Run, start, stop and check the node daemon
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// The node at a glance: identity, versions, peers, chain, balance (needs the daemon)
+    Status,
+    /// The node's peer table (needs the daemon)
+    Peers,
+    /// Local Mainline DHT helpers (tests, demos, private networks)
+    #[command(subcommand)]
+    Dht(DhtCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Run the daemon in the foreground (for systemd; logs to stderr)
+    Run {
+        /// Read the key's passphrase from the first line of stdin
+        #[arg(long)]
+        passphrase_stdin: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Start the daemon in the background (pid and log files in the data directory)
+    Start {
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Stop the running daemon cleanly
+    Stop,
+    /// Is the daemon running? (exit code 3 if not)
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DhtCommand {
+    /// Run a small Mainline DHT of NODES nodes on ADDRESS; prints its bootstrap list
+    /// (host:port,...) on the first line, then runs until stopped
+    Bootstrap {
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::Ipv4Addr,
+    },
 }
 
 /// An account: its 64-hex-digit id, or `network` for the cod's own account.
@@ -143,6 +186,7 @@ impl PassphraseArgs {
         Passphrase {
             none: self.no_passphrase,
             file: self.passphrase_file.clone(),
+            value: None,
         }
     }
 }
@@ -272,6 +316,21 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         }
         Command::Chain(ChainCommand::Import { file }) => {
             cmd::chain::import(&out, cli.node.as_deref(), &file)
+        }
+        Command::Node(NodeCommand::Run {
+            passphrase_stdin,
+            passphrase,
+        }) => cmd::node::run(cli.node.as_deref(), passphrase_stdin, passphrase),
+        Command::Node(NodeCommand::Start { passphrase }) => {
+            cmd::node::start(&out, cli.node.as_deref(), passphrase)
+        }
+        Command::Node(NodeCommand::Stop) => cmd::node::stop(&out, cli.node.as_deref()),
+        Command::Node(NodeCommand::Status) | Command::Status => {
+            cmd::node::status(&out, cli.node.as_deref())
+        }
+        Command::Peers => cmd::node::peers(&out, cli.node.as_deref()),
+        Command::Dht(DhtCommand::Bootstrap { nodes, bind }) => {
+            cmd::node::dht_bootstrap(nodes, bind)
         }
     }
 }

@@ -50,16 +50,11 @@ pub struct Passphrase {
     pub none: bool,
     /// Read the first line of this file.
     pub file: Option<PathBuf>,
+    /// Already read (e.g. from a pipe `cod node start` set up).
+    pub value: Option<Zeroizing<String>>,
 }
 
 impl Passphrase {
-    pub fn unencrypted() -> Self {
-        Self {
-            none: true,
-            file: None,
-        }
-    }
-
     /// The passphrase for opening an existing encrypted key.
     fn for_existing(&self, key_path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
         if let Some(p) = self.non_interactive()? {
@@ -95,6 +90,9 @@ impl Passphrase {
     }
 
     fn non_interactive(&self) -> Result<Option<Zeroizing<String>>, KeyFileError> {
+        if let Some(v) = &self.value {
+            return non_empty(v.clone()).map(Some);
+        }
         if let Some(file) = &self.file {
             let text = Zeroizing::new(fsutil::read_to_string(file)?);
             let line = text.lines().next().unwrap_or("");

@@ -6,20 +6,24 @@
 //! - edges: [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 
+pub mod api;
 pub mod archive;
 pub mod chain;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod control;
 pub mod deploy;
 pub mod fsutil;
 pub mod ids;
 pub mod keyfile;
 pub mod keys;
 pub mod ledger;
+pub mod node;
 pub mod nodedir;
 pub mod package;
 pub mod store;
+pub mod views;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -159,6 +159,19 @@ impl NodeDir {
         self.data_dir(config).join("store")
     }
 
+    /// The daemon's control socket.
+    pub fn socket_path(&self, config: &NodeConfig) -> PathBuf {
+        self.data_dir(config).join(crate::control::SOCKET_FILE)
+    }
+
+    pub fn pid_path(&self, config: &NodeConfig) -> PathBuf {
+        self.data_dir(config).join("node.pid")
+    }
+
+    pub fn log_path(&self, config: &NodeConfig) -> PathBuf {
+        self.data_dir(config).join("node.log")
+    }
+
     pub fn package_path(&self) -> PathBuf {
         self.root.join(&self.deployment.package)
     }

@@ -2,9 +2,11 @@
 //! to stdout, progress and notices to stderr; with `--json`, stdout carries exactly one JSON
 //! document whose keys are stable.
 
+pub mod backend;
 pub mod chain;
 pub mod deploy;
 pub mod keys;
+pub mod node;
 pub mod pack;
 pub mod wallet;
 

@@ -7,6 +7,7 @@ use super::ini::Ini;
 use super::values;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The public Mainline DHT routers: the default for real deployments only. Tests and the
 /// demo always set their own loopback bootstrap.
@@ -38,6 +39,8 @@ pub struct NodeConfig {
     pub mirrors: Vec<String>,
     /// Sign, without asking, records that are fully determined by the chain.
     pub auto_sign: bool,
+    /// Seconds between anti-entropy rounds with a random peer.
+    pub sync_interval: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +49,10 @@ pub struct DhtConfig {
     /// UDP port of the DHT node (0: any free port).
     pub port: u16,
     pub bootstrap: Vec<String>,
+    /// Seconds between announcements of the three infohashes.
+    pub announce_interval: u64,
+    /// Seconds between lookups of the three infohashes.
+    pub lookup_interval: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +73,7 @@ fn path(v: &str) -> Result<PathBuf, String> {
 impl NodeConfig {
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let ini = Ini::parse(file, text)?;
-        ini.reject_unknown_sections(&["node", "dht", "peers", "archive", "signing"], &[])?;
+        ini.reject_unknown_sections(&["node", "dht", "peers", "sync", "archive", "signing"], &[])?;
 
         let mut s = ini.required("node")?;
         let data_dir = s.or_default("data_dir", PathBuf::from("."), path)?;
@@ -84,6 +91,8 @@ impl NodeConfig {
             enabled: true,
             port: 0,
             bootstrap: PUBLIC_BOOTSTRAP.iter().map(|s| s.to_string()).collect(),
+            announce_interval: 300,
+            lookup_interval: 60,
         };
         if let Some(mut s) = ini.optional("dht") {
             dht.enabled = s.or_default("enabled", true, values::boolean)?;
@@ -91,6 +100,16 @@ impl NodeConfig {
             if let Some(b) = s.optional("bootstrap", values::list(values::host_port))? {
                 dht.bootstrap = b;
             }
+            dht.announce_interval = s
+                .or_default(
+                    "announce_interval",
+                    Duration::from_secs(300),
+                    values::duration,
+                )?
+                .as_secs();
+            dht.lookup_interval = s
+                .or_default("lookup_interval", Duration::from_secs(60), values::duration)?
+                .as_secs();
             s.finish()?;
         }
 
@@ -120,6 +139,13 @@ impl NodeConfig {
             auto_sign = s.or_default("auto", false, values::boolean)?;
             s.finish()?;
         }
+        let mut sync_interval = 10;
+        if let Some(mut s) = ini.optional("sync") {
+            sync_interval = s
+                .or_default("interval", Duration::from_secs(10), values::duration)?
+                .as_secs();
+            s.finish()?;
+        }
         Ok(Self {
             data_dir,
             key,
@@ -130,6 +156,7 @@ impl NodeConfig {
             peers,
             mirrors,
             auto_sign,
+            sync_interval,
         })
     }
 }

@@ -99,6 +99,9 @@ pub struct Ledger {
     chain: BTreeMap<(AccountId, u64), RecordHash>,
     pending: BTreeMap<RecordHash, Vec<Dep>>,
     waiting: HashMap<Dep, BTreeSet<RecordHash>>,
+    /// Applied records in the order they were applied: every record after its dependencies,
+    /// so a peer can replay this log front to back (fresh-node sync).
+    order: Vec<RecordHash>,
 }
 
 impl Ledger {
@@ -114,6 +117,7 @@ impl Ledger {
             chain: BTreeMap::new(),
             pending: BTreeMap::new(),
             waiting: HashMap::new(),
+            order: Vec::new(),
         }
     }
 
@@ -156,6 +160,11 @@ impl Ledger {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// Applied records from position `from` of the application log (dependencies first).
+    pub fn log(&self, from: usize) -> impl Iterator<Item = &Record> {
+        self.order.iter().skip(from).map(|h| &self.records[h])
     }
 
     pub fn key_of(&self, a: &AccountId) -> Option<&PublicKey> {
@@ -483,6 +492,7 @@ impl Ledger {
             self.keys.insert(r.account(), k);
         }
         self.chain.insert(slot, h);
+        self.order.push(h);
         out.applied.push(h);
         let mut released = Vec::new();
         for dep in [Dep::Record(h), Dep::Account(r.account())] {
@@ -505,6 +515,7 @@ impl Ledger {
         let p = self.params.clone();
         let mut world = State::genesis(&p);
         let mut chain: BTreeMap<(AccountId, u64), RecordHash> = BTreeMap::new();
+        let mut order: Vec<RecordHash> = Vec::new();
 
         // 1. The network chain, in seq order. At each seq the lowest-hash valid candidate
         //    wins; a distribution is valid if its checkpoint replays cleanly on its own.
@@ -524,13 +535,15 @@ impl Ledger {
                     Content::Distribute(d) => {
                         let mut trial = world.clone();
                         let mut trial_chain = chain.clone();
-                        if self.replay_cut(&mut trial, &mut trial_chain, d) {
+                        let mut trial_order = Vec::new();
+                        if self.replay_cut(&mut trial, &mut trial_chain, &mut trial_order, d) {
                             let recs = period_records_in(&self.records, &trial_chain, &trial, d);
                             if let Some(recs) = recs
                                 && trial.apply(r, &p, None, &recs).is_ok()
                             {
                                 world = trial;
                                 chain = trial_chain;
+                                order.extend(trial_order);
                                 chosen = true;
                             }
                         }
@@ -539,6 +552,7 @@ impl Ledger {
                 }
                 if chosen {
                     chain.insert((p.network, seq), *h);
+                    order.push(*h);
                     break;
                 }
             }
@@ -619,6 +633,7 @@ impl Ledger {
                     progress = true;
                     let Some(w) = winner else { break };
                     chain.insert((*a, next), w);
+                    order.push(w);
                     for h in cands {
                         if *h != w {
                             dead.insert(*h);
@@ -633,6 +648,7 @@ impl Ledger {
 
         self.state = world;
         self.chain = chain;
+        self.order = order;
         // Re-derive the pending index; records that can never apply are dropped.
         self.pending.clear();
         self.waiting.clear();
@@ -686,6 +702,7 @@ impl Ledger {
         &self,
         trial: &mut State,
         trial_chain: &mut BTreeMap<(AccountId, u64), RecordHash>,
+        trial_order: &mut Vec<RecordHash>,
         d: &Distribute,
     ) -> bool {
         let p = &self.params;
@@ -729,6 +746,7 @@ impl Ledger {
                         return false;
                     }
                     trial_chain.insert((r.account(), r.seq()), r.hash());
+                    trial_order.push(r.hash());
                     q.pop_front();
                     progress = true;
                 }

@@ -318,3 +318,186 @@ pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
     std::fs::write(&file, cod::archive::write(&params.cod, records)).unwrap();
     file
 }
+
+/// Waits for `f` to return `Some` (polling), up to `secs`; panics with `what` otherwise.
+#[track_caller]
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(secs) {
+            panic!("gave up after {secs}s waiting for: {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// A local Mainline DHT on loopback (`cod dht bootstrap`), stopped on drop.
+pub struct LocalDht {
+    child: std::process::Child,
+    pub bootstrap: String,
+}
+
+impl LocalDht {
+    pub fn start(nodes: usize) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cod"))
+            .args([
+                "dht",
+                "bootstrap",
+                "--nodes",
+                &nodes.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the local DHT");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let bootstrap = line.trim().to_string();
+        assert!(
+            bootstrap.starts_with("127.0.0.1:"),
+            "local DHT said {bootstrap:?}"
+        );
+        Self { child, bootstrap }
+    }
+}
+
+impl Drop for LocalDht {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a node's daemon with SIGKILL (no clean shutdown).
+pub fn kill9(node: &Node) {
+    let pid = std::fs::read_to_string(node.dir.join("node.pid")).unwrap();
+    let pid: i32 = pid.trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(10, "the killed daemon to be gone", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            .is_err()
+            .then_some(())
+    });
+}
+
+/// Nodes of one cod on loopback, each with its own daemon; stopped (or killed) on drop.
+pub struct Net<'w> {
+    pub w: &'w World,
+    pub pkg: PathBuf,
+    pub nodes: Vec<Node>,
+    pub dht: Option<LocalDht>,
+}
+
+impl<'w> Net<'w> {
+    /// `n` nodes (example keys node1..noden) finding each other through a local DHT.
+    pub fn with_dht(w: &'w World, n: usize, extra_ini: &str) -> Self {
+        let dht = LocalDht::start(4);
+        let (pkg, _) = w.pack_demo();
+        let mut net = Self {
+            w,
+            pkg,
+            nodes: Vec::new(),
+            dht: Some(dht),
+        };
+        for i in 1..=n {
+            net.add(&format!("node{i}"), extra_ini);
+        }
+        net
+    }
+
+    pub fn node_ini(&self, extra: &str) -> String {
+        let dht = match &self.dht {
+            Some(d) => format!(
+                "[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n",
+                d.bootstrap
+            ),
+            None => "[dht]\nenabled = false\n".to_string(),
+        };
+        format!("[node]\nlisten = 127.0.0.1:0\n{dht}[sync]\ninterval = 2s\n{extra}")
+    }
+
+    /// Deploys and starts one more node with example key `key`.
+    pub fn add(&mut self, key: &str, extra_ini: &str) -> &Node {
+        let ini = self
+            .w
+            .write(&format!("{key}.ini"), &self.node_ini(extra_ini));
+        let k = self.w.example_key(&format!("{key}.sec.key"));
+        let base = self.w.path(&format!("nodes-{key}"));
+        let j = self
+            .w
+            .cod(&[
+                "--json",
+                "deploy",
+                "--package",
+                s(&self.pkg),
+                "--key",
+                s(&k),
+                "--node-ini",
+                s(&ini),
+                "--dir",
+                s(&base),
+            ])
+            .ok()
+            .json();
+        let node = Node {
+            dir: PathBuf::from(j["dir"].as_str().unwrap()),
+            id: j["node_id"].as_str().unwrap().to_string(),
+            key: key.to_string(),
+        };
+        self.w.at(&node, &["node", "start"]).ok();
+        self.nodes.push(node);
+        self.nodes.last().unwrap()
+    }
+
+    pub fn status(&self, node: &Node) -> Option<serde_json::Value> {
+        let r = self.w.at(node, &["--json", "status"]);
+        r.out.status.success().then(|| r.json())
+    }
+
+    pub fn confirmed_peers(&self, node: &Node) -> Vec<String> {
+        let r = self.w.at(node, &["--json", "peers"]);
+        if !r.out.status.success() {
+            return Vec::new();
+        }
+        r.json()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["confirmed"] == true)
+            .filter_map(|p| p["node_id"].as_str().map(String::from))
+            .collect()
+    }
+
+    pub fn applied(&self, node: &Node) -> Option<u64> {
+        self.status(node)
+            .and_then(|s| s["chain"]["applied"].as_u64())
+    }
+
+    pub fn balance(&self, at: &Node, of: &str) -> Option<u64> {
+        let r = self.w.at(at, &["--json", "balance", of]);
+        r.out
+            .status
+            .success()
+            .then(|| r.json()["assets"]["codcoin"]["total"].as_u64().unwrap())
+    }
+}
+
+impl Drop for Net<'_> {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            let _ = self.w.at(n, &["node", "stop"]);
+        }
+    }
+}

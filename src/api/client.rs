@@ -1,0 +1,180 @@
+//! The client one node uses to call another (reqwest), with timeouts, size limits and
+//! byte counting (for the sync benchmark).
+
+use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("{url}: HTTP {status}: {reason}")]
+    Status {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+    #[error("{url}: bad answer: {reason}")]
+    Bad { url: String, reason: String },
+}
+
+/// Shared by all calls of one node: a connection pool and a byte counter.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    /// Bytes received in response bodies (and sent in request bodies).
+    pub bytes: Arc<AtomicU64>,
+}
+
+impl Default for ApiClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiClient {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(20))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self {
+            http,
+            bytes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    async fn finish<T: serde::de::DeserializeOwned>(
+        &self,
+        url: String,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, ApiError> {
+        let resp = resp.map_err(|source| ApiError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|source| ApiError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::Bad {
+                url,
+                reason: "answer too large".into(),
+            });
+        }
+        if !status.is_success() {
+            let reason = serde_json::from_slice::<ErrorBody>(&body).map_or_else(
+                |_| String::from_utf8_lossy(&body).into_owned(),
+                |e| e.reason,
+            );
+            return Err(ApiError::Status {
+                url,
+                status: status.as_u16(),
+                reason,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::Bad {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let url = format!("http://{addr}{path}");
+        let resp = self.http.get(&url).send().await;
+        self.finish(url, resp).await
+    }
+
+    pub async fn post<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let url = format!("http://{addr}{path}");
+        let bytes = serde_json::to_vec(body).expect("request bodies serialize");
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await;
+        self.finish(url, resp).await
+    }
+
+    pub async fn info(&self, addr: &str) -> Result<Info, ApiError> {
+        self.get(addr, "/v1/info").await
+    }
+
+    pub async fn challenge(
+        &self,
+        addr: &str,
+        nonce: &[u8; 32],
+    ) -> Result<ChallengeResponse, ApiError> {
+        self.post(
+            addr,
+            "/v1/challenge",
+            &ChallengeRequest {
+                nonce: hex::encode(nonce),
+            },
+        )
+        .await
+    }
+
+    pub async fn peers(&self, addr: &str) -> Result<Vec<PeerEntry>, ApiError> {
+        self.get(addr, "/v1/peers").await
+    }
+
+    pub async fn summary(&self, addr: &str) -> Result<Summary, ApiError> {
+        self.get(addr, "/v1/sync/summary").await
+    }
+
+    pub async fn buckets(&self, addr: &str) -> Result<Buckets, ApiError> {
+        self.get(addr, "/v1/sync/buckets").await
+    }
+
+    pub async fn heads(&self, addr: &str, bucket: u8) -> Result<Heads, ApiError> {
+        self.get(addr, &format!("/v1/sync/heads/{bucket:02x}"))
+            .await
+    }
+
+    pub async fn chain(
+        &self,
+        addr: &str,
+        account: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Records, ApiError> {
+        self.get(
+            addr,
+            &format!("/v1/chains/{account}?from={from}&limit={limit}"),
+        )
+        .await
+    }
+
+    pub async fn log(&self, addr: &str, from: u64, limit: usize) -> Result<Records, ApiError> {
+        self.get(addr, &format!("/v1/log?from={from}&limit={limit}"))
+            .await
+    }
+
+    pub async fn submit(
+        &self,
+        addr: &str,
+        records: Vec<serde_json::Value>,
+    ) -> Result<Vec<SubmitResult>, ApiError> {
+        self.post(addr, "/v1/records", &Submit { records }).await
+    }
+}

@@ -1,0 +1,129 @@
+//! The cod REST API between nodes (DESIGN.md §4, §6): its paths, boundary types and limits,
+//! and the client nodes use to call each other. The server's handlers live in
+//! `crate::node::api`; `docs/openapi.json` describes the same routes (tested).
+
+pub mod client;
+
+use serde::{Deserialize, Serialize};
+
+/// Every route, as (method, path template). The server registers exactly these, and the
+/// OpenAPI document must list exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/info"),
+    ("POST", "/v1/challenge"),
+    ("GET", "/v1/peers"),
+    ("GET", "/v1/records/{hash}"),
+    ("POST", "/v1/records"),
+    ("GET", "/v1/chains/{account}"),
+    ("GET", "/v1/log"),
+    ("GET", "/v1/sync/summary"),
+    ("GET", "/v1/sync/buckets"),
+    ("GET", "/v1/sync/heads/{bucket}"),
+];
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// Most records in one request or response.
+pub const MAX_RECORDS_PER_CALL: usize = 1000;
+/// Requests handled at once; beyond this the node answers 503 at once (load shedding).
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+/// A request taking longer is answered 408.
+pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// `GET /v1/info`: who a node is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    pub cod_id: String,
+    pub node_id: String,
+    /// The node's public key (DER SubjectPublicKeyInfo, base64): its node id derives from it.
+    pub key: String,
+    pub software_version: String,
+    pub com_version: String,
+    pub cod_version: String,
+    /// `host:port` peers should use.
+    pub addr: String,
+    pub time: u64,
+}
+
+/// `POST /v1/challenge`: prove you hold your node key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// 32 random bytes, hex.
+    pub nonce: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// Signature (base64) over [`challenge_message`].
+    pub signature: String,
+}
+
+/// What a node signs to answer a challenge. The fixed prefix keeps it from ever being a
+/// record body (those are JSON objects), so signing a peer's nonce is harmless.
+pub fn challenge_message(cod: &crate::ids::CodId, nonce: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"cod/challenge/v1\0".to_vec();
+    m.extend_from_slice(cod.as_bytes());
+    m.extend_from_slice(nonce);
+    m
+}
+
+/// `GET /v1/peers`: confirmed peers, for peer exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    pub addr: String,
+    pub node_id: String,
+}
+
+/// `GET /v1/sync/summary`: a few hundred bytes that tell whether two nodes are in sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub applied: usize,
+    pub accounts: usize,
+    /// SHA-256 over every account's (id, head seq, head hash), sorted by account.
+    pub digest: String,
+}
+
+/// `GET /v1/sync/buckets`: the same digest per bucket (the first byte of the account id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buckets {
+    /// 256 entries, hex of the first 8 bytes of each bucket's digest ("" for an empty bucket).
+    pub buckets: Vec<String>,
+}
+
+/// `GET /v1/sync/heads/{bucket}`: account → head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heads {
+    pub heads: std::collections::BTreeMap<String, crate::ledger::Head>,
+}
+
+/// A page of records (`/v1/chains/…`, `/v1/log`), canonical JSON each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Records {
+    pub records: Vec<serde_json::Value>,
+    /// Where the next page starts (`/v1/log`: log position; chains: seq), if there is more.
+    pub next: Option<u64>,
+}
+
+/// `POST /v1/records` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    pub records: Vec<serde_json::Value>,
+}
+
+/// Per record of a submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    pub hash: Option<String>,
+    /// `applied`, `pending`, `duplicate`, `fork` or `refused`.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// Every error answer: `{"error": "...", "reason": "..."}` with a fitting HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub reason: String,
+}

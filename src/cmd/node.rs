@@ -1,0 +1,291 @@
+//! `cod node run | start | stop | status`, `cod status`, `cod peers`, `cod dht bootstrap`.
+
+use super::backend::daemon;
+use super::{CmdError, CmdResult, Output};
+use crate::cli::PassphraseArgs;
+use crate::control::Request;
+use crate::keyfile::PASSPHRASE_ENV;
+use crate::keys::SecretKey;
+use crate::nodedir::NodeDir;
+use serde_json::{Value, json};
+use std::io::{IsTerminal, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub fn run(node: Option<&Path>, passphrase_stdin: bool, passphrase: PassphraseArgs) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    crate::node::run(
+        dir,
+        crate::node::RunOptions {
+            passphrase: passphrase.source(),
+            passphrase_stdin,
+        },
+    )?;
+    Ok(())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let config = dir.node_config()?;
+    if let Ok(mut c) = daemon(&dir) {
+        let s = c.call(&Request::Status)?;
+        return Err(CmdError::msg(format!("already running (pid {})", s["pid"])));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| CmdError::msg(format!("cannot find the cod executable: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--node").arg(&dir.root).arg("node").arg("run");
+    // The daemon runs without a terminal: settle the passphrase now.
+    let key_text = std::fs::read_to_string(dir.resolve(&config.key)).unwrap_or_default();
+    let mut piped_passphrase = None;
+    if SecretKey::pem_is_encrypted(&key_text) {
+        if let Some(f) = &passphrase.passphrase_file {
+            cmd.arg("--passphrase-file").arg(f);
+        } else if config.passphrase_file.is_none() && std::env::var_os(PASSPHRASE_ENV).is_none() {
+            if !std::io::stdin().is_terminal() {
+                return Err(CmdError::msg(format!(
+                    "the node key is encrypted and the daemon cannot ask for its passphrase: set passphrase_file in node.ini, or use --passphrase-file or {PASSPHRASE_ENV}"
+                )));
+            }
+            let p = dialoguer::Password::new()
+                .with_prompt("Passphrase for the node key")
+                .interact()
+                .map_err(|e| CmdError::msg(e.to_string()))?;
+            // Check it here, so a typo is caught before the daemon starts.
+            SecretKey::from_pem(&key_text, Some(p.as_bytes()))
+                .map_err(|e| CmdError::msg(e.to_string()))?;
+            cmd.arg("--passphrase-stdin");
+            piped_passphrase = Some(p);
+        }
+    }
+    let log_path = dir.log_path(&config);
+    std::fs::create_dir_all(dir.data_dir(&config))
+        .map_err(crate::fsutil::io_err(&dir.data_dir(&config)))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(crate::fsutil::io_err(&log_path))?;
+    cmd.stdout(log.try_clone().map_err(crate::fsutil::io_err(&log_path))?)
+        .stderr(log);
+    cmd.stdin(if piped_passphrase.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
+    // SAFETY: setsid() is async-signal-safe; it detaches the daemon from this terminal's
+    // session so closing the SSH connection does not hang it up.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CmdError::msg(format!("cannot start the daemon: {e}")))?;
+    if let (Some(p), Some(mut stdin)) = (piped_passphrase, child.stdin.take()) {
+        let _ = writeln!(stdin, "{p}");
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = tail
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(CmdError::msg(format!(
+                "the daemon exited at once ({status}); from {}:\n{}",
+                log_path.display(),
+                tail.join("\n")
+            )));
+        }
+        if let Ok(mut c) = daemon(&dir) {
+            let s = c.call(&Request::Status)?;
+            let root = dir.root.display();
+            out.emit(
+                format!(
+                    "started: pid {}, API on {}\nlog:    {}\nwatch:  cod --node {root} tui\nstop:   cod --node {root} node stop\n",
+                    s["pid"], s["addr"].as_str().unwrap_or("?"), log_path.display()
+                ),
+                json!({"pid": s["pid"], "addr": s["addr"], "log": log_path, "socket": dir.socket_path(&config)}),
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(CmdError::msg(format!(
+        "the daemon did not answer within a minute; see {}",
+        log_path.display()
+    )))
+}
+
+pub fn stop(out: &Output, node: Option<&Path>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let config = dir.node_config()?;
+    let pid_path = dir.pid_path(&config);
+    let pid = read_pid(&pid_path);
+    match daemon(&dir) {
+        Ok(mut c) => {
+            c.call(&Request::Stop)?;
+        }
+        Err(_) => match pid {
+            Some(p) if pid_alive(p) => {
+                // The socket does not answer but the process lives: ask it the Unix way.
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGTERM,
+                )
+                .map_err(|e| CmdError::msg(e.to_string()))?;
+            }
+            Some(_) => {
+                let _ = std::fs::remove_file(&pid_path);
+                let _ = std::fs::remove_file(dir.socket_path(&config));
+                out.emit(
+                    "not running (removed a stale pid file)\n",
+                    json!({"stopped": false, "stale": true}),
+                );
+                return Ok(());
+            }
+            None => {
+                out.emit("not running\n", json!({"stopped": false}));
+                return Ok(());
+            }
+        },
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        if pid.is_none_or(|p| !pid_alive(p)) && daemon(&dir).is_err() {
+            out.emit("stopped\n", json!({"stopped": true}));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(CmdError::msg("the daemon did not stop within 30 seconds"))
+}
+
+fn human_status(s: &Value) -> String {
+    let chain = &s["chain"];
+    let mut h = format!(
+        "cod        {}\nnode       {}\naddress    {}\nversions   software {}, com {}, cod {}\nuptime     {}\npeers      {} confirmed ({} known)\nchain      {} records, {} applied, {} pending, {} accounts, {} forks\n",
+        s["cod_id"].as_str().unwrap_or("?"),
+        s["node_id"].as_str().unwrap_or("?"),
+        s["addr"].as_str().unwrap_or("?"),
+        s["software_version"].as_str().unwrap_or("?"),
+        s["com_version"].as_str().unwrap_or("?"),
+        s["cod_version"].as_str().unwrap_or("?"),
+        humantime::format_duration(Duration::from_secs(s["uptime"].as_u64().unwrap_or(0))),
+        s["peers"]["confirmed"],
+        s["peers"]["known"],
+        chain["records"],
+        chain["applied"],
+        chain["pending"],
+        chain["accounts"],
+        chain["forks"],
+    );
+    if let Some(missing) = chain["missing"].as_array().filter(|m| !m.is_empty()) {
+        h.push_str(&format!(
+            "missing    {}\n",
+            missing
+                .iter()
+                .filter_map(|m| m.as_str())
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(cp) = chain["checkpoint"].as_object() {
+        h.push_str(&format!("checkpoint period {}\n", cp["period"]));
+    }
+    if let Some(n) = s["newer_version_seen"].as_object() {
+        h.push_str(&format!(
+            "UPGRADE    cod {} seen on peer {} (see `cod upgrade check`)\n",
+            n["cod_version"].as_str().unwrap_or("?"),
+            n["peer"].as_str().unwrap_or("?")
+        ));
+    }
+    h
+}
+
+pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let mut c = daemon(&dir)?;
+    let s = c.call(&Request::Status)?;
+    out.emit(human_status(&s), s);
+    Ok(())
+}
+
+pub fn peers(out: &Output, node: Option<&Path>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let v = daemon(&dir)?.call(&Request::Peers)?;
+    let mut h = format!(
+        "{:<22} {:<10} {:<9} {:<6} {:>8} {:>9}  {}\n",
+        "ADDRESS", "NODE", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"
+    );
+    for p in v["peers"].as_array().cloned().unwrap_or_default() {
+        h.push_str(&format!(
+            "{:<22} {:<10} {:<9} {:<6} {:>6}ms {:>9}  {}/{}/{}\n",
+            p["addr"].as_str().unwrap_or("?"),
+            p["node_id"]
+                .as_str()
+                .map(|n| &n[..8.min(n.len())])
+                .unwrap_or("-"),
+            p["found_via"].as_str().unwrap_or("?"),
+            if p["confirmed"] == true {
+                "up"
+            } else {
+                "trying"
+            },
+            p["latency_ms"],
+            p["applied"]
+                .as_u64()
+                .map_or("-".to_string(), |a| a.to_string()),
+            p["software_version"].as_str().unwrap_or(""),
+            p["com_version"].as_str().unwrap_or(""),
+            p["cod_version"].as_str().unwrap_or(""),
+        ));
+    }
+    out.emit(h, v);
+    Ok(())
+}
+
+pub fn dht_bootstrap(nodes: usize, bind: std::net::Ipv4Addr) -> CmdResult {
+    let testnet = mainline::Testnet::builder(nodes.max(1))
+        .bind_address(bind)
+        .build()
+        .map_err(|e| CmdError::msg(format!("DHT: {e}")))?;
+    println!("{}", testnet.bootstrap.join(","));
+    std::io::stdout().flush().ok();
+    // Run until stopped.
+    let mut signals = nix::sys::signal::SigSet::empty();
+    signals.add(nix::sys::signal::Signal::SIGTERM);
+    signals.add(nix::sys::signal::Signal::SIGINT);
+    signals
+        .thread_block()
+        .map_err(|e| CmdError::msg(e.to_string()))?;
+    let _ = signals.wait();
+    drop(testnet);
+    Ok(())
+}

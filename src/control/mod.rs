@@ -1,0 +1,109 @@
+//! The local control protocol between the daemon and its clients (`cod` commands, `cod tui`),
+//! over the node's Unix socket (mode 0600, same uid only). One JSON document per line.
+//!
+//! A client sends a [`Request`] and reads one [`Response`]; after `Subscribe` the daemon
+//! instead streams [`Event`]s until the client hangs up. Pure types here; the blocking client
+//! is in [`client`], the server in `crate::node::control`.
+
+pub mod client;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; the daemon refuses clients of another.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The socket's file name inside the node's data directory.
+pub const SOCKET_FILE: &str = "cod.sock";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Handshake: the client's protocol version.
+    Hello { version: u32 },
+    /// Node identity, versions, uptime, peers, sync state.
+    Status,
+    /// The peer table.
+    Peers,
+    /// An account's balances (default: this node's).
+    Balance { account: Option<String> },
+    /// An account's history, newest first.
+    History {
+        account: Option<String>,
+        limit: usize,
+    },
+    /// Sign and submit a transfer from this node's account. Outputs use smallest units.
+    Transfer {
+        outputs: Vec<TransferOutput>,
+        memo: Option<String>,
+    },
+    /// Verify the whole chain.
+    Verify,
+    /// Every record, as a chain archive (text).
+    Export,
+    /// Verify and add the records of a chain archive (text).
+    Import { archive: String },
+    /// Stream events until the client disconnects.
+    Subscribe,
+    /// Shut the daemon down cleanly.
+    Stop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOutput {
+    pub account: String,
+    pub asset: String,
+    pub amount: u64,
+}
+
+/// Why a request failed, for exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request was malformed or named something unknown.
+    BadRequest,
+    /// The ledger refused the transfer (exit code 4).
+    Refused,
+    /// Something failed inside the daemon.
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    Ok { data: serde_json::Value },
+    Error { kind: ErrorKind, message: String },
+}
+
+/// What the daemon streams to subscribers (the TUI's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A peer was confirmed (or refreshed) or dropped.
+    Peer {
+        addr: String,
+        node_id: String,
+        up: bool,
+        found_via: String,
+    },
+    /// Chain sync progress: records held and known to exist, and what is missing.
+    Sync {
+        held: usize,
+        applied: usize,
+        pending: usize,
+        missing: Vec<String>,
+    },
+    /// A record was applied.
+    Record {
+        hash: String,
+        kind: String,
+        account: String,
+        seq: u64,
+        time: u64,
+    },
+    /// A log line from the daemon.
+    Log {
+        level: String,
+        message: String,
+        time: u64,
+    },
+}

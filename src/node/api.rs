@@ -1,0 +1,352 @@
+//! The cod REST API server (axum): the handlers behind `crate::api::ROUTES`. Every request is
+//! bounded in body size, time and concurrency; every error is `{"error", "reason"}` JSON.
+
+use super::{Shared, now};
+use crate::api::*;
+use crate::ids::{AccountId, RecordHash};
+use crate::ledger::Record;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+type S = Arc<Shared>;
+
+/// An error answer.
+pub struct ApiErr(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiErr {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(ErrorBody {
+                error: self.1.to_string(),
+                reason: self.2,
+            }),
+        )
+            .into_response()
+    }
+}
+
+fn bad(reason: impl Into<String>) -> ApiErr {
+    ApiErr(StatusCode::BAD_REQUEST, "bad_request", reason.into())
+}
+
+fn not_found(reason: impl Into<String>) -> ApiErr {
+    ApiErr(StatusCode::NOT_FOUND, "not_found", reason.into())
+}
+
+pub fn router(shared: S) -> Router {
+    let router = Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/challenge", post(challenge))
+        .route("/v1/peers", get(peers))
+        .route("/v1/records/{hash}", get(record))
+        .route("/v1/records", post(submit))
+        .route("/v1/chains/{account}", get(chain))
+        .route("/v1/log", get(log))
+        .route("/v1/sync/summary", get(summary))
+        .route("/v1/sync/buckets", get(buckets))
+        .route("/v1/sync/heads/{bucket}", get(heads))
+        .fallback(|| async { not_found("no such route; see docs/openapi.json") })
+        .with_state(shared);
+    let overload = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |_: tower::BoxError| async {
+                ApiErr(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "too many requests at once; retry later".into(),
+                )
+            },
+        ))
+        .load_shed()
+        .concurrency_limit(MAX_CONCURRENT_REQUESTS);
+    router
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(REQUEST_TIMEOUT_SECS),
+        ))
+        .layer(overload)
+}
+
+pub async fn serve(shared: S, listener: tokio::net::TcpListener) {
+    let token = shared.shutdown.clone();
+    let app = router(shared.clone());
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
+    {
+        shared.log("warn", format!("API server stopped: {e}"));
+    }
+}
+
+async fn info(State(s): State<S>) -> Json<Info> {
+    let mut i = s.info.clone();
+    i.time = now();
+    Json(i)
+}
+
+async fn challenge(
+    State(s): State<S>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<ChallengeResponse>, ApiErr> {
+    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
+    let req: ChallengeRequest =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let mut nonce = [0u8; 32];
+    hex::decode_to_slice(&req.nonce, &mut nonce)
+        .map_err(|_| bad("nonce must be 64 hexadecimal digits"))?;
+    let sig = s.key.sign(&challenge_message(&s.params.cod, &nonce));
+    Ok(Json(ChallengeResponse {
+        signature: base64::engine::general_purpose::STANDARD.encode(sig),
+    }))
+}
+
+async fn peers(State(s): State<S>) -> Json<Vec<PeerEntry>> {
+    let list = s.peers.lock().expect("peers lock").confirmed();
+    Json(
+        list.into_iter()
+            .filter_map(|p| {
+                p.node_id.map(|id| PeerEntry {
+                    addr: p.addr,
+                    node_id: id.to_string(),
+                })
+            })
+            .collect(),
+    )
+}
+
+async fn record(
+    State(s): State<S>,
+    Path(hash): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiErr> {
+    let h: RecordHash = hash
+        .parse()
+        .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
+    let chain = s.chain.lock().expect("chain lock");
+    chain
+        .ledger()
+        .record(&h)
+        .map(|r| Json(r.to_json()))
+        .ok_or_else(|| not_found(format!("no record {h} here")))
+}
+
+fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), ApiErr> {
+    let from = q
+        .get("from")
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|_| bad("from must be a whole number"))?
+        .unwrap_or(0);
+    let limit = q
+        .get("limit")
+        .map(|v| v.parse::<usize>())
+        .transpose()
+        .map_err(|_| bad("limit must be a whole number"))?
+        .unwrap_or(MAX_RECORDS_PER_CALL);
+    Ok((from, limit.clamp(1, MAX_RECORDS_PER_CALL)))
+}
+
+async fn chain(
+    State(s): State<S>,
+    Path(account): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Records>, ApiErr> {
+    let a: AccountId = account
+        .parse()
+        .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
+    let (from, limit) = page_params(&q)?;
+    let chain = s.chain.lock().expect("chain lock");
+    let records: Vec<serde_json::Value> = chain
+        .ledger()
+        .chain_of(&a, from)
+        .take(limit + 1)
+        .map(Record::to_json)
+        .collect();
+    Ok(Json(page(records, limit, from)))
+}
+
+fn page(mut records: Vec<serde_json::Value>, limit: usize, from: u64) -> Records {
+    let more = records.len() > limit;
+    records.truncate(limit);
+    let next = more.then(|| from + limit as u64);
+    Records { records, next }
+}
+
+async fn log(
+    State(s): State<S>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Records>, ApiErr> {
+    let (from, limit) = page_params(&q)?;
+    let chain = s.chain.lock().expect("chain lock");
+    let records: Vec<serde_json::Value> = chain
+        .ledger()
+        .log(from as usize)
+        .take(limit + 1)
+        .map(Record::to_json)
+        .collect();
+    Ok(Json(page(records, limit, from)))
+}
+
+/// Applied heads, sorted by account: what the sync digests cover.
+fn heads_of(s: &Shared) -> Vec<(AccountId, crate::ledger::Head)> {
+    let chain = s.chain.lock().expect("chain lock");
+    chain
+        .ledger()
+        .state()
+        .accounts
+        .iter()
+        .filter_map(|(a, st)| st.head.map(|h| (*a, h)))
+        .collect()
+}
+
+fn digest<'a>(heads: impl Iterator<Item = &'a (AccountId, crate::ledger::Head)>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for (a, head) in heads {
+        h.update(a.as_bytes());
+        h.update(head.seq.to_be_bytes());
+        h.update(head.hash.as_bytes());
+    }
+    h.finalize().into()
+}
+
+pub(super) fn summary_of(s: &Shared) -> Summary {
+    let heads = heads_of(s);
+    let applied = s
+        .chain
+        .lock()
+        .expect("chain lock")
+        .ledger()
+        .state()
+        .applied_count();
+    Summary {
+        applied,
+        accounts: heads.len(),
+        digest: hex::encode(digest(heads.iter())),
+    }
+}
+
+pub(super) fn buckets_of(s: &Shared) -> Buckets {
+    let heads = heads_of(s);
+    let buckets = (0..=255u8)
+        .map(|b| {
+            let mut it = heads
+                .iter()
+                .filter(|(a, _)| a.as_bytes()[0] == b)
+                .peekable();
+            if it.peek().is_none() {
+                String::new()
+            } else {
+                hex::encode(&digest(it)[..8])
+            }
+        })
+        .collect();
+    Buckets { buckets }
+}
+
+async fn summary(State(s): State<S>) -> Json<Summary> {
+    Json(summary_of(&s))
+}
+
+async fn buckets(State(s): State<S>) -> Json<Buckets> {
+    Json(buckets_of(&s))
+}
+
+async fn heads(State(s): State<S>, Path(bucket): Path<String>) -> Result<Json<Heads>, ApiErr> {
+    let b = u8::from_str_radix(&bucket, 16)
+        .ok()
+        .filter(|_| bucket.len() == 2)
+        .ok_or_else(|| bad("bucket must be two hexadecimal digits"))?;
+    let heads = heads_of(&s)
+        .into_iter()
+        .filter(|(a, _)| a.as_bytes()[0] == b)
+        .map(|(a, h)| (a.to_string(), h))
+        .collect();
+    Ok(Json(Heads { heads }))
+}
+
+async fn submit(
+    State(s): State<S>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<Vec<SubmitResult>>, ApiErr> {
+    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
+    let req: Submit =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    if req.records.len() > MAX_RECORDS_PER_CALL {
+        return Err(ApiErr(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many",
+            format!("at most {MAX_RECORDS_PER_CALL} records per call"),
+        ));
+    }
+    let mut results = Vec::with_capacity(req.records.len());
+    let mut records = Vec::new();
+    let mut slots = Vec::new();
+    for v in req.records {
+        match Record::from_json(v) {
+            Ok(r) => {
+                slots.push(Some(results.len()));
+                results.push(SubmitResult {
+                    hash: Some(r.hash().to_string()),
+                    status: String::new(),
+                    reason: None,
+                });
+                records.push(r);
+            }
+            Err(e) => results.push(SubmitResult {
+                hash: None,
+                status: "refused".into(),
+                reason: Some(e.to_string()),
+            }),
+        }
+    }
+    let shared = s.clone();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        shared
+            .chain
+            .lock()
+            .expect("chain lock")
+            .ingest_batch(records)
+    })
+    .await
+    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    let mut applied = Vec::new();
+    for (slot, outcome) in slots.into_iter().flatten().zip(outcomes) {
+        let r = &mut results[slot];
+        match outcome {
+            Ok(o) if o.duplicate => r.status = "duplicate".into(),
+            Ok(o) if !o.forks.is_empty() && o.applied.is_empty() => r.status = "fork".into(),
+            Ok(o) if o.applied.is_empty() => {
+                r.status = "pending".into();
+                r.reason = Some(format!(
+                    "waits for {}",
+                    o.pending
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            Ok(o) => {
+                r.status = "applied".into();
+                applied.extend(o.applied);
+            }
+            Err(e) => {
+                r.status = "refused".into();
+                r.reason = Some(e.to_string());
+            }
+        }
+    }
+    s.announce_applied(&applied, false);
+    Ok(Json(results))
+}

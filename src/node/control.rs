@@ -1,0 +1,351 @@
+//! The control socket server: one task per client, same-uid peers only, JSON lines.
+
+use super::{NodeError, Shared, now};
+use crate::chain::ChainError;
+use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
+use crate::ids::AccountId;
+use crate::ledger::Output;
+use crate::views;
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub fn bind(path: &Path) -> Result<UnixListener, NodeError> {
+    let io = |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Created with no permissions for group and others, before anyone can connect.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = listener.map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(listener)
+}
+
+pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
+    let me = nix::unistd::getuid().as_raw();
+    loop {
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let Ok((stream, _)) = conn else { continue };
+        // Only processes of this node's own user may steer it.
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == me => {}
+            Ok(cred) => {
+                shared.log(
+                    "warn",
+                    format!("refused a control connection from uid {}", cred.uid()),
+                );
+                continue;
+            }
+            Err(_) => continue,
+        }
+        tokio::spawn(client(shared.clone(), stream));
+    }
+}
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error {
+        kind,
+        message: message.into(),
+    }
+}
+
+async fn write(
+    stream: &mut tokio::net::unix::OwnedWriteHalf,
+    value: &impl serde::Serialize,
+) -> bool {
+    let mut line = serde_json::to_vec(value).expect("responses serialize");
+    line.push(b'\n');
+    stream.write_all(&line).await.is_ok()
+}
+
+async fn client(shared: Arc<Shared>, stream: UnixStream) {
+    let (read, mut write_half) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut greeted = false;
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => l,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let Ok(Some(line)) = line else { return };
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                write(
+                    &mut write_half,
+                    &error(ErrorKind::BadRequest, format!("malformed request: {e}")),
+                )
+                .await;
+                continue;
+            }
+        };
+        if !greeted {
+            let ok = matches!(req, Request::Hello { version } if version == PROTOCOL_VERSION);
+            let resp = if ok {
+                Response::Ok {
+                    data: json!({"version": PROTOCOL_VERSION}),
+                }
+            } else {
+                error(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "this daemon speaks control protocol {PROTOCOL_VERSION}; upgrade or downgrade the client"
+                    ),
+                )
+            };
+            if !write(&mut write_half, &resp).await || !ok {
+                return;
+            }
+            greeted = true;
+            continue;
+        }
+        if req == Request::Subscribe {
+            write(&mut write_half, &Response::Ok { data: json!({}) }).await;
+            stream_events(&shared, &mut write_half).await;
+            return;
+        }
+        let stop = req == Request::Stop;
+        let resp = handle(&shared, req).await;
+        if !write(&mut write_half, &resp).await {
+            return;
+        }
+        if stop {
+            shared.shutdown.cancel();
+            return;
+        }
+    }
+}
+
+async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHalf) {
+    let mut rx = shared.events.subscribe();
+    // A fresh subscriber first learns the current peers and sync state.
+    let mut first: Vec<Event> = shared
+        .peers
+        .lock()
+        .expect("peers lock")
+        .confirmed()
+        .into_iter()
+        .map(|p| Event::Peer {
+            addr: p.addr,
+            node_id: p.node_id.map(|n| n.to_string()).unwrap_or_default(),
+            up: true,
+            found_via: p.found_via.to_string(),
+        })
+        .collect();
+    {
+        let chain = shared.chain.lock().expect("chain lock");
+        let l = chain.ledger();
+        let missing = l
+            .pending()
+            .flat_map(|(_, d)| d.iter().map(ToString::to_string))
+            .take(20)
+            .collect();
+        first.push(Event::Sync {
+            held: l.len(),
+            applied: l.state().applied_count(),
+            pending: l.pending().count(),
+            missing,
+        });
+    }
+    for e in first {
+        if !write(out, &e).await {
+            return;
+        }
+    }
+    loop {
+        let e = tokio::select! {
+            e = rx.recv() => e,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        match e {
+            Ok(e) => {
+                if !write(out, &e).await {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let e = Event::Log {
+                    level: "warn".into(),
+                    message: format!("{n} events dropped (slow reader)"),
+                    time: now(),
+                };
+                if !write(out, &e).await {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn account(shared: &Shared, a: Option<String>) -> Result<AccountId, Response> {
+    match a.as_deref() {
+        None => Ok(shared.node_id),
+        Some("network") => Ok(shared.params.network),
+        Some(s) => s
+            .parse()
+            .map_err(|e: crate::ids::IdParseError| error(ErrorKind::BadRequest, e.to_string())),
+    }
+}
+
+/// Runs blocking work (store, signatures) off the async threads.
+async fn blocking(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> Response + Send + 'static,
+) -> Response {
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .unwrap_or_else(|e| error(ErrorKind::Internal, e.to_string()))
+}
+
+async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
+    let ok = |data: Value| Response::Ok { data };
+    match req {
+        Request::Hello { .. } | Request::Subscribe => {
+            error(ErrorKind::BadRequest, "unexpected request")
+        }
+        Request::Stop => {
+            shared.log("info", "stop requested over the control socket");
+            ok(json!({"stopping": true}))
+        }
+        Request::Status => ok(status(shared)),
+        Request::Peers => ok(json!({"peers": shared.peers.lock().expect("peers lock").all()})),
+        Request::Balance { account: a } => match account(shared, a) {
+            Ok(a) => ok(views::balance(
+                shared.chain.lock().expect("chain lock").ledger(),
+                &a,
+            )),
+            Err(e) => e,
+        },
+        Request::History { account: a, limit } => match account(shared, a) {
+            Ok(a) => ok(views::history(
+                shared.chain.lock().expect("chain lock").ledger(),
+                &a,
+                limit,
+            )),
+            Err(e) => e,
+        },
+        Request::Transfer { outputs, memo } => {
+            let mut outs = Vec::new();
+            for o in outputs {
+                match account(shared, Some(o.account)) {
+                    Ok(a) => outs.push(Output {
+                        account: a,
+                        asset: o.asset,
+                        amount: o.amount,
+                    }),
+                    Err(e) => return e,
+                }
+            }
+            let shared2 = shared.clone();
+            let (resp, applied) = tokio::task::spawn_blocking(move || {
+                let mut chain = shared2.chain.lock().expect("chain lock");
+                match chain.transfer(&shared2.key, outs, memo, now()) {
+                    Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
+                    Err(ChainError::Record(e)) => (
+                        error(
+                            ErrorKind::Refused,
+                            format!("cannot transfer: {}", views::explain(chain.ledger(), &e)),
+                        ),
+                        vec![],
+                    ),
+                    Err(e) => (error(ErrorKind::Internal, e.to_string()), vec![]),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
+            shared.announce_applied(&applied, true);
+            resp
+        }
+        Request::Verify => {
+            blocking(shared, |s| {
+                let chain = s.chain.lock().expect("chain lock");
+                match crate::chain::verify(s.params.clone(), chain.store()) {
+                    Ok(report) => Response::Ok {
+                        data: serde_json::to_value(report).expect("report serializes"),
+                    },
+                    Err(e) => error(ErrorKind::Internal, e.to_string()),
+                }
+            })
+            .await
+        }
+        Request::Export => {
+            blocking(shared, |s| {
+                let bytes = crate::chain::export(s.chain.lock().expect("chain lock").ledger());
+                Response::Ok {
+                    data: json!({"archive": String::from_utf8_lossy(&bytes)}),
+                }
+            })
+            .await
+        }
+        Request::Import { archive } => {
+            let s = shared.clone();
+            let (resp, applied) = tokio::task::spawn_blocking(move || {
+                let mut chain = s.chain.lock().expect("chain lock");
+                let before: std::collections::HashSet<_> =
+                    chain.ledger().log(0).map(|r| r.hash()).collect();
+                match crate::chain::import(&mut chain, archive.as_bytes()) {
+                    Ok(report) => {
+                        let new: Vec<_> = chain
+                            .ledger()
+                            .log(0)
+                            .map(|r| r.hash())
+                            .filter(|h| !before.contains(h))
+                            .collect();
+                        (Response::Ok { data: report }, new)
+                    }
+                    Err(e) => (error(ErrorKind::BadRequest, e), vec![]),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
+            // Imported records may be news to the network.
+            shared.announce_applied(&applied, true);
+            resp
+        }
+    }
+}
+
+/// `cod status`: identity, versions, uptime, peers, the chain at a glance, this node's balance.
+pub fn status(shared: &Shared) -> Value {
+    let peers = shared.peers.lock().expect("peers lock").all();
+    let confirmed = peers.iter().filter(|p| p.confirmed).count();
+    let chain = shared.chain.lock().expect("chain lock");
+    let l = chain.ledger();
+    let newest = peers
+        .iter()
+        .filter(|p| p.confirmed)
+        .filter_map(|p| {
+            semver::Version::parse(&p.cod_version)
+                .ok()
+                .map(|v| (v, p.addr.clone()))
+        })
+        .filter(|(v, _)| {
+            semver::Version::parse(&shared.info.cod_version).is_ok_and(|mine| *v > mine)
+        })
+        .max();
+    json!({
+        "cod_id": shared.params.cod,
+        "node_id": shared.node_id,
+        "addr": shared.info.addr,
+        "pid": std::process::id(),
+        "software_version": shared.info.software_version,
+        "com_version": shared.info.com_version,
+        "cod_version": shared.info.cod_version,
+        "uptime": now().saturating_sub(shared.started),
+        "peers": {"confirmed": confirmed, "known": peers.len()},
+        "chain": views::chain_summary(l),
+        "balance": views::balance(l, &shared.node_id),
+        "newer_version_seen": newest.map(|(v, addr)| json!({"cod_version": v.to_string(), "peer": addr})),
+    })
+}

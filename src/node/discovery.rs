@@ -1,0 +1,285 @@
+//! Finding peers: the Mainline DHT (announce and look up the package, com.ini and cod.ini
+//! infohashes; an address found under all three is a candidate), static peers from node.ini,
+//! and peer exchange. Every candidate is confirmed before use: `GET /v1/info` must name this
+//! cod, and the peer must sign a fresh challenge with the key its node id derives from.
+
+use super::peers::FoundVia;
+use super::{Shared, now};
+use crate::control::Event;
+use crate::keys::PublicKey;
+use base64::Engine as _;
+use rand::RngCore;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Confirmed peers are re-checked this often (seconds).
+const REFRESH_SECS: u64 = 60;
+
+pub async fn run(shared: Arc<Shared>, api_port: u16) {
+    for p in &shared.config.peers.static_peers {
+        shared
+            .peers
+            .lock()
+            .expect("peers lock")
+            .add_candidate(p, FoundVia::Static);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    if shared.config.dht.enabled {
+        tasks.spawn(dht(shared.clone(), api_port));
+    }
+    tasks.spawn(confirm_loop(shared.clone()));
+    if shared.config.peers.exchange {
+        tasks.spawn(exchange_loop(shared.clone()));
+    }
+    shared.shutdown.cancelled().await;
+    tasks.abort_all();
+}
+
+/// The three infohashes a node announces: package, com.ini, cod.ini.
+fn infohashes(shared: &Shared) -> Option<[mainline::Id; 3]> {
+    let package = std::fs::read(shared.dir.package_path()).ok()?;
+    let pkg =
+        crate::package::Info::of(&shared.dir.deployment.package, &package, &mut |_| {}).infohash();
+    let com = std::fs::read(shared.dir.root.join("package/com.ini")).ok()?;
+    let cod = std::fs::read(shared.dir.root.join("package/cod.ini")).ok()?;
+    let com = crate::package::Info::of("com.ini", &com, &mut |_| {}).infohash();
+    let cod = crate::package::Info::of("cod.ini", &cod, &mut |_| {}).infohash();
+    Some([pkg, com, cod].map(|h| mainline::Id::from(*h.as_bytes())))
+}
+
+async fn dht(shared: Arc<Shared>, api_port: u16) {
+    let Some(hashes) = infohashes(&shared) else {
+        shared.log(
+            "warn",
+            "cannot read the package files to announce; DHT discovery is off",
+        );
+        return;
+    };
+    let cfg = &shared.config.dht;
+    let bind = match shared.config.listen.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    let built = {
+        let mut b = mainline::Dht::builder();
+        b.server_mode().bootstrap(&cfg.bootstrap).bind_address(bind);
+        if cfg.port != 0 {
+            b.port(cfg.port);
+        }
+        b.build()
+    };
+    let dht = match built {
+        Ok(d) => d.as_async(),
+        Err(e) => {
+            shared.log("warn", format!("DHT did not start: {e}"));
+            return;
+        }
+    };
+    shared.log(
+        "info",
+        format!(
+            "DHT node on {} (bootstrap: {})",
+            dht.info().await.local_addr(),
+            cfg.bootstrap.join(", ")
+        ),
+    );
+    // address → which of the three infohashes it was found under (bits 0..2).
+    let mut seen: HashMap<SocketAddr, u8> = HashMap::new();
+    let mut next_announce = Instant::now();
+    let mut next_lookup = Instant::now();
+    loop {
+        let now_i = Instant::now();
+        if now_i >= next_announce {
+            for h in hashes {
+                if let Err(e) = dht.announce_peer(h, Some(api_port)).await {
+                    tracing::debug!("announce {h}: {e}");
+                }
+            }
+            // Announce soon again while the DHT is young and lookups find nothing yet.
+            let quick = shared
+                .peers
+                .lock()
+                .expect("peers lock")
+                .confirmed()
+                .is_empty();
+            next_announce = now_i
+                + Duration::from_secs(if quick {
+                    cfg.announce_interval.min(5)
+                } else {
+                    cfg.announce_interval
+                });
+        }
+        if now_i >= next_lookup {
+            for (bit, h) in hashes.iter().enumerate() {
+                use futures::StreamExt;
+                let mut stream = dht.get_peers(*h);
+                while let Some(batch) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                    .await
+                    .ok()
+                    .flatten()
+                {
+                    for a in batch {
+                        *seen.entry(SocketAddr::V4(a)).or_default() |= 1 << bit;
+                    }
+                }
+            }
+            let mut table = shared.peers.lock().expect("peers lock");
+            for (addr, bits) in &seen {
+                if *bits == 0b111 && table.add_candidate(&addr.to_string(), FoundVia::Dht) {
+                    tracing::info!("DHT candidate {addr}");
+                }
+            }
+            drop(table);
+            let quick = shared
+                .peers
+                .lock()
+                .expect("peers lock")
+                .confirmed()
+                .is_empty();
+            next_lookup = Instant::now()
+                + Duration::from_secs(if quick {
+                    cfg.lookup_interval.min(5)
+                } else {
+                    cfg.lookup_interval
+                });
+        }
+        let wake = next_announce.min(next_lookup);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Checks that `addr` is a node of this cod holding the key of the node id it claims.
+async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64), String> {
+    let t = Instant::now();
+    let info = shared.api.info(addr).await.map_err(|e| e.to_string())?;
+    let latency = t.elapsed().as_millis() as u64;
+    if info.cod_id != shared.params.cod.to_string() {
+        return Err(format!("serves cod {}, not this one", info.cod_id));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&info.key)
+        .map_err(|e| format!("bad key: {e}"))?;
+    let key = PublicKey::from_der(&der).map_err(|e| format!("bad key: {e}"))?;
+    if key.node_id(&shared.params.cod).to_string() != info.node_id {
+        return Err("its node id does not derive from its key".into());
+    }
+    if info.node_id == shared.node_id.to_string() {
+        return Ok((info, latency)); // this node itself; the caller marks the address as own
+    }
+    let mut nonce = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let answer = shared
+        .api
+        .challenge(addr, &nonce)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(&answer.signature)
+        .map_err(|e| format!("bad signature: {e}"))?;
+    key.verify(
+        &crate::api::challenge_message(&shared.params.cod, &nonce),
+        &sig,
+    )
+    .map_err(|_| "failed the key challenge".to_string())?;
+    Ok((info, latency))
+}
+
+async fn confirm_loop(shared: Arc<Shared>) {
+    loop {
+        let due = shared
+            .peers
+            .lock()
+            .expect("peers lock")
+            .due(now(), REFRESH_SECS);
+        let checks = due.into_iter().map(|addr| {
+            let shared = shared.clone();
+            async move {
+                let result = confirm(&shared, &addr).await;
+                (addr, result)
+            }
+        });
+        for (addr, result) in futures::future::join_all(checks).await {
+            let mut table = shared.peers.lock().expect("peers lock");
+            match result {
+                Ok((info, _)) if info.node_id == shared.node_id.to_string() => {
+                    table.mark_own(&addr)
+                }
+                Ok((info, latency)) => {
+                    let id = info.node_id.parse().expect("checked in confirm");
+                    let via = table
+                        .all()
+                        .into_iter()
+                        .find(|p| p.addr == addr)
+                        .map(|p| p.found_via);
+                    if table.confirm(
+                        &addr,
+                        id,
+                        [info.software_version, info.com_version, info.cod_version],
+                        latency,
+                        now(),
+                    ) {
+                        drop(table);
+                        shared.log(
+                            "info",
+                            format!("peer {addr} confirmed: node {}", &info.node_id[..16]),
+                        );
+                        shared.emit(Event::Peer {
+                            addr: addr.clone(),
+                            node_id: info.node_id,
+                            up: true,
+                            found_via: via.map(|v| v.to_string()).unwrap_or_default(),
+                        });
+                        shared.sync_now.notify_one();
+                    }
+                }
+                Err(reason) => {
+                    let down = table.fail(&addr, now());
+                    drop(table);
+                    tracing::debug!("peer {addr}: {reason}");
+                    if down {
+                        shared.log("warn", format!("peer {addr} is down: {reason}"));
+                        shared.emit(Event::Peer {
+                            addr: addr.clone(),
+                            node_id: String::new(),
+                            up: false,
+                            found_via: String::new(),
+                        });
+                    }
+                }
+            }
+        }
+        shared.peers.lock().expect("peers lock").prune(12);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Asks a random confirmed peer for the peers it knows, now and then.
+async fn exchange_loop(shared: Arc<Shared>) {
+    loop {
+        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        if !peers.is_empty() {
+            let p = &peers[rand::random::<usize>() % peers.len()];
+            if let Ok(list) = shared.api.peers(&p.addr).await {
+                let mut table = shared.peers.lock().expect("peers lock");
+                for e in list.into_iter().take(shared.config.peers.max) {
+                    if e.node_id != shared.node_id.to_string() {
+                        table.add_candidate(&e.addr, FoundVia::Exchange);
+                    }
+                }
+            }
+        }
+        let wait = Duration::from_secs(shared.config.sync_interval.clamp(2, 30));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The node daemon (`cod node run`): wires the store, the ledger, the REST API, discovery,
+//! sync, mirrors and the control socket together, and owns their shutdown.
+//!
+//! Tasks share one [`Shared`]: the chain behind a mutex (held briefly; heavy work runs on
+//! blocking threads), the peer table, an event broadcast (control subscribers, the TUI) and a
+//! cancellation token. Shutdown (SIGTERM, SIGINT, `cod node stop`): the token is cancelled,
+//! every task returns, the store is closed (RocksDB flushes), and the socket and pid file are
+//! removed. A pid file or socket left by a crash is recognized (nothing answers) and replaced.
+
+pub mod api;
+mod control;
+mod discovery;
+mod mirror;
+pub mod peers;
+mod sync;
+
+use crate::api::client::ApiClient;
+use crate::chain::Chain;
+use crate::config::NodeConfig;
+use crate::control::Event;
+use crate::ids::{AccountId, RecordHash};
+use crate::keyfile::Passphrase;
+use crate::keys::SecretKey;
+use crate::ledger::Params;
+use crate::nodedir::{NodeDir, NodeDirError};
+use peers::PeerTable;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    NodeDir(#[from] NodeDirError),
+    #[error("a daemon is already running for this node (pid {0}); stop it with `cod node stop`")]
+    AlreadyRunning(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("DHT: {0}")]
+    Dht(std::io::Error),
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Everything the daemon's tasks share.
+pub struct Shared {
+    pub dir: NodeDir,
+    pub config: NodeConfig,
+    pub params: Params,
+    pub key: SecretKey,
+    pub node_id: AccountId,
+    pub info: crate::api::Info,
+    pub chain: Mutex<Chain>,
+    pub peers: Mutex<PeerTable>,
+    pub events: broadcast::Sender<Event>,
+    /// Records this node originated, to push to every peer.
+    pub gossip: mpsc::UnboundedSender<RecordHash>,
+    /// Wakes the sync task early (a new peer, a mirror to read).
+    pub sync_now: Notify,
+    /// Wakes the mirror writer (records were applied).
+    pub mirror_now: Notify,
+    pub shutdown: CancellationToken,
+    pub started: u64,
+    pub api: ApiClient,
+}
+
+impl Shared {
+    pub fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    pub fn log(&self, level: &str, message: impl Into<String>) {
+        let message = message.into();
+        match level {
+            "warn" => tracing::warn!("{message}"),
+            _ => tracing::info!("{message}"),
+        }
+        self.emit(Event::Log {
+            level: level.into(),
+            message,
+            time: now(),
+        });
+    }
+
+    /// Tells subscribers, mirrors and (for records made here) peers about applied records.
+    pub fn announce_applied(&self, hashes: &[RecordHash], originated_here: bool) {
+        if hashes.is_empty() {
+            return;
+        }
+        {
+            let chain = self.chain.lock().expect("chain lock");
+            let l = chain.ledger();
+            for h in hashes {
+                if let Some(r) = l.record(h) {
+                    self.emit(Event::Record {
+                        hash: h.to_string(),
+                        kind: r.kind().to_string(),
+                        account: r.account().to_string(),
+                        seq: r.seq(),
+                        time: r.body().time,
+                    });
+                }
+            }
+            let missing: Vec<String> = l
+                .pending()
+                .flat_map(|(_, d)| d.iter().map(ToString::to_string))
+                .take(20)
+                .collect();
+            self.emit(Event::Sync {
+                held: l.len(),
+                applied: l.state().applied_count(),
+                pending: l.pending().count(),
+                missing,
+            });
+        }
+        if originated_here {
+            for h in hashes {
+                let _ = self.gossip.send(*h);
+            }
+        }
+        self.mirror_now.notify_one();
+    }
+}
+
+/// How `cod node run` gets the key's passphrase.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub passphrase: Passphrase,
+    /// Read the passphrase from the first line of stdin (`cod node start` pipes it).
+    pub passphrase_stdin: bool,
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Is another live daemon using this node? Removes a pid file or socket a crash left behind.
+fn claim_runtime_files(dir: &NodeDir, config: &NodeConfig) -> Result<(), NodeError> {
+    let pid_path = dir.pid_path(config);
+    if let Ok(text) = std::fs::read_to_string(&pid_path) {
+        let pid: i32 = text.trim().parse().unwrap_or(0);
+        let alive =
+            pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if alive && pid != std::process::id() as i32 {
+            return Err(NodeError::AlreadyRunning(pid.to_string()));
+        }
+        std::fs::remove_file(&pid_path).map_err(io_err(&pid_path))?;
+    }
+    let socket = dir.socket_path(config);
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Err(NodeError::AlreadyRunning("unknown".into()));
+        }
+        std::fs::remove_file(&socket).map_err(io_err(&socket))?;
+    }
+    Ok(())
+}
+
+/// Runs the daemon in the foreground until it is told to stop.
+pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
+    let config = dir.node_config()?;
+    let data_dir = dir.data_dir(&config);
+    std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
+    claim_runtime_files(&dir, &config)?;
+
+    let mut passphrase = opts.passphrase.clone();
+    if opts.passphrase_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(io_err(std::path::Path::new("stdin")))?;
+        passphrase.value = Some(pkcs8::der::zeroize::Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_string(),
+        ));
+    }
+    let key = dir.secret_key(&passphrase)?;
+    let chain = dir.load_chain()?;
+    let params = dir.params()?;
+    let node_id = key.public().node_id(&params.cod);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err(&data_dir))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(io_err(&data_dir))?;
+        let addr = config.public_addr.clone().unwrap_or_else(|| {
+            if local.ip().is_unspecified() {
+                format!("127.0.0.1:{}", local.port())
+            } else {
+                local.to_string()
+            }
+        });
+        let cod_config = dir.cod_config()?;
+        let info = crate::api::Info {
+            cod_id: params.cod.to_string(),
+            node_id: node_id.to_string(),
+            key: base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                key.public().der(),
+            ),
+            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            com_version: params.com.version.to_string(),
+            cod_version: cod_config.version.to_string(),
+            addr: addr.clone(),
+            time: 0,
+        };
+        let (events, _) = broadcast::channel(4096);
+        let (gossip_tx, gossip_rx) = mpsc::unbounded_channel();
+        let shared = std::sync::Arc::new(Shared {
+            peers: Mutex::new(PeerTable::new(config.peers.max)),
+            dir: dir.clone(),
+            config: config.clone(),
+            params,
+            key,
+            node_id,
+            info,
+            chain: Mutex::new(chain),
+            events,
+            gossip: gossip_tx,
+            sync_now: Notify::new(),
+            mirror_now: Notify::new(),
+            shutdown: CancellationToken::new(),
+            started: now(),
+            api: ApiClient::new(),
+        });
+
+        let socket_path = dir.socket_path(&config);
+        let control = control::bind(&socket_path)?;
+        let pid_path = dir.pid_path(&config);
+        crate::fsutil::write_atomic(
+            &pid_path,
+            format!("{}\n", std::process::id()).as_bytes(),
+            0o644,
+            true,
+        )
+        .map_err(|e| NodeError::Io {
+            path: pid_path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        shared.log(
+            "info",
+            format!(
+                "node {} of cod {} listening on {addr} (API), control socket {}",
+                node_id,
+                shared.params.cod,
+                socket_path.display()
+            ),
+        );
+
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(api::serve(shared.clone(), listener));
+        tasks.spawn(control::serve(shared.clone(), control));
+        tasks.spawn(discovery::run(shared.clone(), local.port()));
+        tasks.spawn(sync::run(shared.clone()));
+        tasks.spawn(sync::gossip(shared.clone(), gossip_rx));
+        tasks.spawn(mirror::run(shared.clone()));
+        let signals = shared.clone();
+        tasks.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => signals.log("info", "SIGTERM: shutting down"),
+                _ = int.recv() => signals.log("info", "SIGINT: shutting down"),
+                _ = signals.shutdown.cancelled() => {}
+            }
+            signals.shutdown.cancel();
+        });
+
+        shared.shutdown.cancelled().await;
+        // Give every task a moment to finish what it is doing, then stop the rest.
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            tasks.abort_all();
+        }
+        let _ = std::fs::remove_file(&socket_path);
+        let _ = std::fs::remove_file(&pid_path);
+        tracing::info!("stopped");
+        Ok::<(), NodeError>(())
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}

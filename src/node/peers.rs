@@ -1,0 +1,234 @@
+//! The peer table: every address heard of, how, and what confirming it showed. Pure.
+
+use crate::ids::AccountId;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundVia {
+    Dht,
+    Static,
+    Exchange,
+}
+
+impl std::fmt::Display for FoundVia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FoundVia::Dht => "dht",
+            FoundVia::Static => "static",
+            FoundVia::Exchange => "exchange",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    pub addr: String,
+    pub found_via: FoundVia,
+    /// Set once `info` and the key challenge succeeded.
+    pub node_id: Option<AccountId>,
+    pub confirmed: bool,
+    pub software_version: String,
+    pub com_version: String,
+    pub cod_version: String,
+    /// Unix seconds of the last successful contact.
+    pub last_seen: u64,
+    /// Round trip of the last `info` call, milliseconds.
+    pub latency_ms: u64,
+    /// Consecutive failed contacts.
+    pub failures: u32,
+    /// Unix seconds before which the node will not try again.
+    pub retry_at: u64,
+    /// Records the peer had applied at the last sync summary.
+    pub applied: Option<usize>,
+}
+
+/// Contacts that fail this many times in a row make a peer down (and no longer used).
+pub const DOWN_AFTER_FAILURES: u32 = 3;
+
+#[derive(Debug, Default)]
+pub struct PeerTable {
+    peers: BTreeMap<String, Peer>,
+    /// Addresses that turned out to be this node itself.
+    own: BTreeSet<String>,
+    max: usize,
+}
+
+impl PeerTable {
+    pub fn new(max: usize) -> Self {
+        Self {
+            peers: BTreeMap::new(),
+            own: BTreeSet::new(),
+            max,
+        }
+    }
+
+    /// Notes an address; returns true if it is new. Never this node's own addresses.
+    pub fn add_candidate(&mut self, addr: &str, via: FoundVia) -> bool {
+        if self.own.contains(addr) || self.peers.contains_key(addr) || self.peers.len() >= self.max
+        {
+            return false;
+        }
+        self.peers.insert(
+            addr.to_string(),
+            Peer {
+                addr: addr.to_string(),
+                found_via: via,
+                node_id: None,
+                confirmed: false,
+                software_version: String::new(),
+                com_version: String::new(),
+                cod_version: String::new(),
+                last_seen: 0,
+                latency_ms: 0,
+                failures: 0,
+                retry_at: 0,
+                applied: None,
+            },
+        );
+        true
+    }
+
+    pub fn mark_own(&mut self, addr: &str) {
+        self.own.insert(addr.to_string());
+        self.peers.remove(addr);
+    }
+
+    /// Records a successful confirmation; returns true if the peer was not confirmed before.
+    pub fn confirm(
+        &mut self,
+        addr: &str,
+        node_id: AccountId,
+        versions: [String; 3],
+        latency_ms: u64,
+        now: u64,
+    ) -> bool {
+        let Some(p) = self.peers.get_mut(addr) else {
+            return false;
+        };
+        let was = p.confirmed;
+        p.node_id = Some(node_id);
+        p.confirmed = true;
+        [p.software_version, p.com_version, p.cod_version] = versions;
+        p.latency_ms = latency_ms;
+        p.last_seen = now;
+        p.failures = 0;
+        p.retry_at = 0;
+        // One entry per node: an older address of the same node goes.
+        let dupes: Vec<String> = self
+            .peers
+            .values()
+            .filter(|q| q.addr != addr && q.node_id == Some(node_id))
+            .map(|q| q.addr.clone())
+            .collect();
+        for d in dupes {
+            self.peers.remove(&d);
+        }
+        !was
+    }
+
+    /// Records a failed contact; returns true if this made a confirmed peer go down.
+    pub fn fail(&mut self, addr: &str, now: u64) -> bool {
+        let Some(p) = self.peers.get_mut(addr) else {
+            return false;
+        };
+        p.failures += 1;
+        // Back off: 2, 4, 8 … seconds, at most 5 minutes.
+        p.retry_at = now + (1u64 << p.failures.min(8)).min(300);
+        if p.confirmed && p.failures >= DOWN_AFTER_FAILURES {
+            p.confirmed = false;
+            return true;
+        }
+        false
+    }
+
+    pub fn set_applied(&mut self, addr: &str, applied: usize) {
+        if let Some(p) = self.peers.get_mut(addr) {
+            p.applied = Some(applied);
+        }
+    }
+
+    pub fn confirmed(&self) -> Vec<Peer> {
+        self.peers
+            .values()
+            .filter(|p| p.confirmed)
+            .cloned()
+            .collect()
+    }
+
+    /// Addresses due for a (re)confirmation at `now`: unconfirmed ones whose back-off is
+    /// over, and confirmed ones not seen for `refresh` seconds.
+    pub fn due(&self, now: u64, refresh: u64) -> Vec<String> {
+        self.peers
+            .values()
+            .filter(|p| p.retry_at <= now && (!p.confirmed || p.last_seen + refresh <= now))
+            .map(|p| p.addr.clone())
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Peer> {
+        self.peers.values().cloned().collect()
+    }
+
+    /// Forgets unconfirmed addresses that kept failing (they come back if heard of again).
+    pub fn prune(&mut self, max_failures: u32) {
+        self.peers
+            .retain(|_, p| p.confirmed || p.failures < max_failures);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v() -> [String; 3] {
+        ["0.1.0".into(), "1.0.0".into(), "1.0.0".into()]
+    }
+
+    #[test]
+    fn candidates_confirm_fail_and_come_back() {
+        let mut t = PeerTable::new(10);
+        assert!(t.add_candidate("127.0.0.1:1", FoundVia::Dht));
+        assert!(
+            !t.add_candidate("127.0.0.1:1", FoundVia::Static),
+            "known already"
+        );
+        assert_eq!(t.due(100, 60), ["127.0.0.1:1"]);
+        let id = AccountId::from_bytes([1; 32]);
+        assert!(t.confirm("127.0.0.1:1", id, v(), 3, 100));
+        assert!(
+            !t.confirm("127.0.0.1:1", id, v(), 3, 101),
+            "already confirmed"
+        );
+        assert!(t.due(120, 60).is_empty());
+        assert_eq!(t.due(161, 60), ["127.0.0.1:1"], "refreshed after a minute");
+        assert!(!t.fail("127.0.0.1:1", 200));
+        assert!(!t.fail("127.0.0.1:1", 200));
+        assert!(t.fail("127.0.0.1:1", 200), "down after three failures");
+        assert!(t.confirmed().is_empty());
+        assert!(t.due(200, 60).is_empty(), "backing off");
+        assert!(t.confirm("127.0.0.1:1", id, v(), 3, 300));
+        assert_eq!(t.confirmed().len(), 1);
+    }
+
+    #[test]
+    fn own_addresses_and_moved_nodes() {
+        let mut t = PeerTable::new(10);
+        t.add_candidate("127.0.0.1:9", FoundVia::Dht);
+        t.mark_own("127.0.0.1:9");
+        assert!(
+            !t.add_candidate("127.0.0.1:9", FoundVia::Exchange),
+            "never lists itself"
+        );
+        let id = AccountId::from_bytes([2; 32]);
+        t.add_candidate("127.0.0.1:1", FoundVia::Dht);
+        t.add_candidate("127.0.0.1:2", FoundVia::Exchange);
+        t.confirm("127.0.0.1:1", id, v(), 1, 1);
+        t.confirm("127.0.0.1:2", id, v(), 1, 2);
+        assert_eq!(t.all().len(), 1, "one entry per node id");
+        let mut full = PeerTable::new(1);
+        full.add_candidate("a:1", FoundVia::Dht);
+        assert!(!full.add_candidate("b:1", FoundVia::Dht), "bounded");
+    }
+}

@@ -1,0 +1,183 @@
+//! Keeping the chain in step with peers. Push: records made here go to every confirmed peer
+//! at once. Pull (anti-entropy): now and then, and whenever a peer appears, compare a short
+//! summary with a random peer; only if it differs compare per-bucket digests, then heads,
+//! then fetch the missing chain segments. A node far behind (fresh, or back from a long
+//! absence) instead replays the peer's application log, which lists dependencies first.
+
+use super::Shared;
+use crate::api::MAX_RECORDS_PER_CALL;
+use crate::ids::{AccountId, RecordHash};
+use crate::ledger::Record;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub async fn run(shared: Arc<Shared>) {
+    loop {
+        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        if !peers.is_empty() {
+            let p = &peers[rand::random::<usize>() % peers.len()];
+            if let Err(e) = sync_with(&shared, &p.addr).await {
+                tracing::debug!("sync with {}: {e}", p.addr);
+            }
+        }
+        let wait = Duration::from_secs(shared.config.sync_interval.max(1));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.sync_now.notified() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Ingests fetched records (verified on all cores) and tells everyone what applied.
+async fn ingest(shared: &Arc<Shared>, values: Vec<serde_json::Value>) -> Result<usize, String> {
+    let mut records = Vec::with_capacity(values.len());
+    for v in values {
+        // A peer that sends a malformed record is not trusted for the rest of this round.
+        records.push(Record::from_json(v).map_err(|e| format!("peer sent a bad record: {e}"))?);
+    }
+    let s = shared.clone();
+    let applied = tokio::task::spawn_blocking(move || -> Result<Vec<RecordHash>, String> {
+        let results = s
+            .chain
+            .lock()
+            .expect("chain lock")
+            .ingest_batch(records)
+            .map_err(|e| e.to_string())?;
+        Ok(results
+            .into_iter()
+            .filter_map(Result::ok)
+            .flat_map(|o| o.applied)
+            .collect())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    shared.announce_applied(&applied, false);
+    Ok(applied.len())
+}
+
+/// One anti-entropy round with `addr`.
+pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
+    let theirs = shared.api.summary(addr).await.map_err(|e| e.to_string())?;
+    shared
+        .peers
+        .lock()
+        .expect("peers lock")
+        .set_applied(addr, theirs.applied);
+    let ours = super::api::summary_of(shared);
+    if theirs.digest == ours.digest {
+        return Ok(());
+    }
+    // Far behind: replay the peer's log, dependencies first.
+    if ours.applied * 2 < theirs.applied {
+        let mut from = 0u64;
+        loop {
+            let page = shared
+                .api
+                .log(addr, from, MAX_RECORDS_PER_CALL)
+                .await
+                .map_err(|e| e.to_string())?;
+            ingest(shared, page.records).await?;
+            match page.next {
+                Some(n) => from = n,
+                None => break,
+            }
+            if shared.shutdown.is_cancelled() {
+                return Ok(());
+            }
+        }
+    }
+    // Then (or otherwise) chain by chain: buckets, heads, missing segments.
+    let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
+    let ours_b = super::api::buckets_of(shared);
+    for b in 0..=255u8 {
+        let (t, o) = (
+            &theirs_b.buckets.get(b as usize),
+            &ours_b.buckets.get(b as usize),
+        );
+        if t == o || t.is_none_or(|t| t.is_empty()) {
+            continue;
+        }
+        let heads = shared.api.heads(addr, b).await.map_err(|e| e.to_string())?;
+        for (account, head) in heads.heads {
+            let Ok(a) = account.parse::<AccountId>() else {
+                continue;
+            };
+            let next = {
+                let chain = shared.chain.lock().expect("chain lock");
+                chain
+                    .ledger()
+                    .state()
+                    .account(&a)
+                    .map_or(0, |s| s.next_seq())
+            };
+            if head.seq + 1 < next || (head.seq + 1 == next && held(shared, &head.hash)) {
+                continue; // we are level or ahead
+            }
+            // Fetch from our next seq (or the diverging one) up to their head.
+            let mut from = next.min(head.seq);
+            loop {
+                let page = shared
+                    .api
+                    .chain(addr, &account, from, MAX_RECORDS_PER_CALL)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ingest(shared, page.records).await?;
+                match page.next {
+                    Some(n) if n <= head.seq => from = n,
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn held(shared: &Shared, h: &RecordHash) -> bool {
+    shared
+        .chain
+        .lock()
+        .expect("chain lock")
+        .ledger()
+        .record(h)
+        .is_some()
+}
+
+/// Pushes records made here to every confirmed peer, a batch at a time.
+pub async fn gossip(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<RecordHash>) {
+    loop {
+        let first = tokio::select! {
+            h = rx.recv() => h,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        // Gather what arrives in the next moments into the same push.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+        while batch.len() < MAX_RECORDS_PER_CALL {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(h)) => batch.push(h),
+                _ => break,
+            }
+        }
+        let records: Vec<serde_json::Value> = {
+            let chain = shared.chain.lock().expect("chain lock");
+            batch
+                .iter()
+                .filter_map(|h| chain.ledger().record(h))
+                .map(Record::to_json)
+                .collect()
+        };
+        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let pushes = peers.into_iter().map(|p| {
+            let (shared, records) = (shared.clone(), records.clone());
+            async move {
+                if let Err(e) = shared.api.submit(&p.addr, records).await {
+                    tracing::debug!("push to {}: {e}", p.addr);
+                }
+            }
+        });
+        futures::future::join_all(pushes).await;
+    }
+}

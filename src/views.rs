@@ -1,0 +1,163 @@
+//! What the wallet and status commands show, computed from a ledger as JSON — the same
+//! document whether the CLI reads the store itself or asks the daemon, and the stable
+//! `--json` output. Pure.
+
+use crate::config::com::Asset;
+use crate::ids::AccountId;
+use crate::ledger::{Content, Kind, Ledger, Record, RecordError};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// `cod balance`.
+pub fn balance(l: &Ledger, account: &AccountId) -> Value {
+    let state = l.state().account(account);
+    let network = *account == l.params().network;
+    let mut assets = serde_json::Map::new();
+    for (code, def) in &l.params().com.assets {
+        let spendable = state
+            .and_then(|s| s.spendable.get(code))
+            .copied()
+            .unwrap_or(0);
+        let incoming = state
+            .and_then(|s| s.incoming.get(code))
+            .copied()
+            .unwrap_or(0);
+        assets.insert(
+            code.clone(),
+            json!({"total": spendable + incoming, "spendable": spendable, "incoming": incoming, "decimals": def.decimals}),
+        );
+    }
+    json!({
+        "account": account,
+        "network": network,
+        "known": network || state.is_some_and(|s| s.head.is_some()),
+        "assets": assets,
+    })
+}
+
+/// `cod history`: the account's own records and the payments it received, newest first.
+pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
+    let label = |a: &AccountId| {
+        if *a == l.params().network {
+            "network".to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    let mut entries = Vec::new();
+    for r in l.records().filter(|r| l.state().is_applied(&r.hash())) {
+        let mine = r.account() == *account;
+        let mut change: BTreeMap<String, i128> = BTreeMap::new();
+        let mut with = Vec::new();
+        for o in r.body().content.outputs() {
+            if mine {
+                *change.entry(o.asset.clone()).or_default() -= o.amount as i128;
+                with.push(label(&o.account));
+            } else if o.account == *account {
+                *change.entry(o.asset.clone()).or_default() += o.amount as i128;
+            }
+        }
+        if !mine && change.is_empty() {
+            continue;
+        }
+        if !mine {
+            with.push(label(&r.account()));
+        }
+        if let (true, Content::Issue(i)) = (mine, &r.body().content) {
+            for (asset, v) in &i.amounts {
+                *change.entry(asset.clone()).or_default() += *v as i128;
+            }
+        }
+        let memo = match &r.body().content {
+            Content::Transfer(t) => t.memo.clone(),
+            _ => None,
+        };
+        let kind = if r.kind() == Kind::Transfer && r.seq() == 0 {
+            "open".to_string()
+        } else {
+            r.kind().to_string()
+        };
+        entries.push((r.body().time, r.hash(), kind, change, with, memo));
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
+    entries.truncate(limit);
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|(time, hash, kind, change, with, memo)| {
+            let change: serde_json::Map<String, Value> = change.into_iter().map(|(k, v)| (k, json!(v as i64))).collect();
+            json!({"time": time, "record": hash, "kind": kind, "change": change, "with": with, "memo": memo})
+        })
+        .collect();
+    json!({"account": account, "entries": entries})
+}
+
+/// The chain's sync state at a glance (status, the TUI).
+pub fn chain_summary(l: &Ledger) -> Value {
+    let state = l.state();
+    let mut missing: Vec<String> = l
+        .pending()
+        .flat_map(|(_, deps)| deps.iter().map(ToString::to_string))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    json!({
+        "records": l.len(),
+        "applied": state.applied_count(),
+        "pending": l.pending().count(),
+        "missing": missing,
+        "accounts": state.accounts.len(),
+        "issued": state.issued,
+        "forks": l.forks().count(),
+        "checkpoint": state.checkpoint.as_ref().map(|c| json!({"period": c.period, "record": c.record, "special": c.special})),
+    })
+}
+
+/// An asset's definition, or a plain one for codes com.ini does not know.
+pub fn asset<'a>(l: &'a Ledger, code: &str) -> &'a Asset {
+    static PLAIN: Asset = Asset {
+        decimals: 0,
+        description: None,
+    };
+    l.params().com.assets.get(code).unwrap_or(&PLAIN)
+}
+
+/// A refused transfer in the member's terms (amounts with their decimals).
+pub fn explain(l: &Ledger, e: &RecordError) -> String {
+    match e {
+        RecordError::Overspend {
+            asset: code,
+            held,
+            wanted,
+        } => {
+            let a = asset(l, code);
+            format!(
+                "this account holds {} {code} but the transfer needs {}",
+                a.format(*held),
+                a.format(*wanted)
+            )
+        }
+        RecordError::NoSuchAccount(a) => {
+            format!(
+                "account {a} does not exist in this cod (never opened, or not synced to this node yet)"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What `cod transfer` reports once a transfer is stored.
+pub fn transfer(l: &Ledger, r: &Record) -> Value {
+    let outputs: Vec<Value> = r
+        .body()
+        .content
+        .outputs()
+        .iter()
+        .map(|o| json!({"account": o.account, "asset": o.asset, "amount": o.amount}))
+        .collect();
+    let after = l
+        .state()
+        .account(&r.account())
+        .map(|s| s.spendable.clone())
+        .unwrap_or_default();
+    json!({"record": r.hash(), "account": r.account(), "outputs": outputs, "spendable_after": after})
+}

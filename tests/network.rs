@@ -1,0 +1,340 @@
+//! Issue 4: real `cod` daemons on loopback, a real (local) Mainline DHT, the REST API, sync,
+//! mirrors and the control socket. Bounds are generous; every wait is for a condition.
+
+mod common;
+use common::*;
+
+#[test]
+fn five_nodes_find_each_other_share_a_transfer_and_outlive_a_kill() {
+    let w = World::new();
+    let mut net = Net::with_dht(&w, 5, "");
+    let ids: Vec<String> = net.nodes.iter().map(|n| n.id.clone()).collect();
+
+    // Only a local DHT bootstrap in common: every node reports every other as a peer.
+    for n in &net.nodes {
+        wait_for(90, &format!("{} to confirm its 4 peers", n.key), || {
+            let peers = net.confirmed_peers(n);
+            ids.iter()
+                .filter(|id| **id != n.id)
+                .all(|id| peers.contains(id))
+                .then_some(())
+        });
+    }
+
+    // Fund through node 1 (its daemon imports and pushes the records), then pay from it.
+    let nodes: Vec<&Node> = net.nodes.iter().collect();
+    let funding = funding_archive(&w, &nodes, 20); // 7000 units, 1400 each of 5
+    w.at(&net.nodes[0], &["chain", "import", s(&funding)]).ok();
+    for n in &net.nodes {
+        wait_for(60, &format!("{} to hold the funding", n.key), || {
+            (net.balance(n, &ids[1]) == Some(1400)).then_some(())
+        });
+    }
+    let t = w
+        .at(
+            &net.nodes[0],
+            &[
+                "--json", "transfer", "--to", &ids[1], "--amount", "2.50", "--yes",
+            ],
+        )
+        .ok()
+        .json();
+    let record = t["record"].as_str().unwrap().to_string();
+    for n in &net.nodes {
+        wait_for(60, &format!("{} to see the transfer", n.key), || {
+            (net.balance(n, &ids[1]) == Some(1650)).then_some(())
+        });
+        assert_eq!(
+            net.balance(n, &ids[0]),
+            Some(1150),
+            "balances agree on {}",
+            n.key
+        );
+    }
+    let history = w
+        .at(&net.nodes[3], &["--json", "history", &ids[1]])
+        .ok()
+        .json();
+    assert!(
+        history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["record"] == record.as_str())
+    );
+    let expected = net.applied(&net.nodes[0]).unwrap();
+
+    // Node 1, the transfer's author, dies; a sixth node deployed afterwards gets everything.
+    kill9(&net.nodes[0]);
+    let sixth = net.add("node6", "").dir.clone();
+    let sixth = Node {
+        dir: sixth,
+        id: String::new(),
+        key: "node6".into(),
+    };
+    wait_for(90, "the sixth node to sync the whole chain", || {
+        (net.applied(&sixth)? > expected).then_some(())
+    });
+    assert_eq!(net.balance(&sixth, &ids[1]), Some(1650));
+    let v = w.at(&sixth, &["chain", "verify"]).ok().stdout();
+    assert!(v.contains("chain OK"), "{v}");
+    // The dead node is reported down, not silently kept.
+    let peers = w.at(&net.nodes[1], &["--json", "peers"]).ok().json();
+    assert!(
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["node_id"] != ids[0].as_str()
+                || p["confirmed"] == false
+                || p["failures"].as_u64().unwrap_or(0) < 3)
+    );
+}
+
+#[test]
+fn a_new_node_restores_from_the_archive_mirror_alone() {
+    let w = World::new();
+    let mirror = w.path("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let extra = format!("[archive]\nmirrors = {}\n", s(&mirror));
+    let mut net = Net::with_dht(&w, 2, &extra);
+    let ids: Vec<String> = net.nodes.iter().map(|n| n.id.clone()).collect();
+    wait_for(90, "the two nodes to meet", || {
+        (net.confirmed_peers(&net.nodes[0]).len() == 1).then_some(())
+    });
+    let nodes: Vec<&Node> = net.nodes.iter().collect();
+    let funding = funding_archive(&w, &nodes, 10);
+    w.at(&net.nodes[0], &["chain", "import", s(&funding)]).ok();
+    w.at(
+        &net.nodes[0],
+        &["transfer", "--to", &ids[1], "--amount", "1", "--yes"],
+    )
+    .ok();
+    let expected = net.applied(&net.nodes[0]).unwrap();
+    let archive = mirror.join(format!("{}.archive", params_of(&net.nodes[0]).cod));
+    wait_for(60, "the mirror to hold every record", || {
+        let text = std::fs::read_to_string(&archive).ok()?;
+        (text.lines().count() as u64 == expected + 2).then_some(())
+    });
+
+    // Every node and the DHT gone; a new node with the mirror and no peers at all.
+    for n in &net.nodes {
+        kill9(n);
+    }
+    net.dht = None;
+    let fresh = net.add("node5", &extra).dir.clone();
+    let fresh = Node {
+        dir: fresh,
+        id: String::new(),
+        key: "node5".into(),
+    };
+    wait_for(60, "the fresh node to restore from the mirror", || {
+        (net.applied(&fresh)? > expected).then_some(())
+    });
+    assert_eq!(net.balance(&fresh, &ids[1]), Some(1750 + 100));
+    assert!(
+        w.at(&fresh, &["chain", "verify"])
+            .ok()
+            .stdout()
+            .contains("chain OK")
+    );
+}
+
+#[test]
+fn the_control_socket_is_private_and_commands_need_a_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let mut net = Net {
+        w: &w,
+        pkg: w.pack_demo().0,
+        nodes: Vec::new(),
+        dht: None,
+    };
+    let node = net.add("node1", "[peers]\nexchange = true\n").dir.clone();
+    let node = Node {
+        dir: node,
+        id: String::new(),
+        key: "node1".into(),
+    };
+    let socket = node.dir.join("cod.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    if nix::unistd::getuid().is_root() {
+        // Another user cannot even connect.
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_cod"),
+                "--node",
+                s(&node.dir),
+                "status",
+            ])
+            .output();
+        if let Ok(out) = out {
+            assert!(!out.status.success(), "uid 65534 must not reach the daemon");
+        }
+    }
+    // A second daemon for the same node is refused; stop, then commands say how to start one.
+    w.at(&node, &["node", "start"])
+        .fails_with("already running");
+    w.at(&node, &["node", "stop"]).ok();
+    assert!(!socket.exists(), "socket removed on clean shutdown");
+    assert!(!node.dir.join("node.pid").exists(), "pid file removed");
+    let r = w.at(&node, &["status"]);
+    assert_eq!(r.code(), Some(3));
+    assert!(r.stderr().contains("node start"), "{}", r.stderr());
+    assert_eq!(w.at(&node, &["peers"]).code(), Some(3));
+    // Without a daemon the wallet still works on the store.
+    w.at(&node, &["balance"]).ok();
+    // A stale pid file and socket from a crash are recognized.
+    w.at(&node, &["node", "start"]).ok();
+    kill9(&node);
+    assert!(
+        socket.exists() && node.dir.join("node.pid").exists(),
+        "a crash leaves them behind"
+    );
+    assert_eq!(w.at(&node, &["status"]).code(), Some(3));
+    w.at(&node, &["node", "start"]).ok();
+    w.at(&node, &["status"]).ok();
+    net.nodes.push(node);
+}
+
+#[test]
+fn bad_input_over_the_rest_api_changes_nothing() {
+    let w = World::new();
+    let mut net = Net {
+        w: &w,
+        pkg: w.pack_demo().0,
+        nodes: Vec::new(),
+        dht: None,
+    };
+    let node = net.add("node1", "").dir.clone();
+    let node = Node {
+        dir: node,
+        id: String::new(),
+        key: "node1".into(),
+    };
+    let addr = net.status(&node).unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let http = reqwest::blocking::Client::new();
+    let before = http
+        .get(url("/v1/sync/summary"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let post = |body: Vec<u8>| {
+        let r = http
+            .post(url("/v1/records"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    };
+
+    let (status, body) = post(b"{not json".to_vec());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"reason\":\"malformed JSON"), "{body}");
+
+    let (status, body) = post(vec![b' '; 9 << 20]);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+
+    // A forged record and one for another cod: refused one by one, with reasons.
+    let params = params_of(&node);
+    let mut l = cod::ledger::Ledger::new(params.clone());
+    let mine = l.make_open(&example_secret("node2"), 1_800_000_000);
+    l.ingest(mine.clone()).unwrap();
+    let mut forged = mine.to_json();
+    forged["time"] = 1_800_000_001u64.into();
+    let mut foreign = mine.to_json();
+    foreign["cod"] = "f".repeat(40).into();
+    let (status, body) = post(
+        serde_json::to_vec(&serde_json::json!({"records": [forged, foreign, {"what": 1}]}))
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let results: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["refused"; 3]
+    );
+    assert!(
+        results[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{body}"
+    );
+    assert!(
+        results[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another cod")
+            || results[1]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not this one")
+            || results[1]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to cod"),
+        "{body}"
+    );
+    assert!(
+        results[2]["reason"].as_str().unwrap().contains("malformed"),
+        "{body}"
+    );
+
+    // Unknown routes and bad parameters get JSON errors too.
+    let r = http.get(url("/v1/records/xyz")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = http.get(url("/v2/anything")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().unwrap().contains("\"error\":\"not_found\""));
+
+    // A flood: many concurrent requests, many of them oversized; the node keeps serving.
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let url = url("/v1/records");
+            std::thread::spawn(move || {
+                let body = if i % 2 == 0 {
+                    vec![b'x'; 2 << 20]
+                } else {
+                    b"[]".to_vec()
+                };
+                reqwest::blocking::Client::new()
+                    .post(url)
+                    .body(body)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        statuses.iter().all(|s| [400, 413, 503, 0].contains(s)),
+        "{statuses:?}"
+    );
+    let info = http.get(url("/v1/info")).send().unwrap();
+    assert_eq!(info.status().as_u16(), 200, "still serving");
+    let after = http
+        .get(url("/v1/sync/summary"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(before, after, "nothing stored");
+    net.nodes.push(node);
+}
