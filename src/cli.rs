@@ -56,6 +56,36 @@ pub enum Command {
     /// Local Mainline DHT helpers (tests, demos, private networks)
     #[command(subcommand)]
     Dht(DhtCommand),
+    /// Propose an issuance backed by attested figures; signers sign it (needs the daemon)
+    Issue(IssueArgs),
+    /// Propose a special distribution now, where com.ini allows it (needs the daemon)
+    Distribute,
+    /// Signature requests for issuance and distribution: list, show, approve, reject
+    #[command(subcommand)]
+    Sign(SignCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct IssueArgs {
+    /// Attested backing: ITEM=QTY or CLASS:ITEM=QTY (items from com.ini's [backing.ITEM]); repeatable
+    #[arg(long = "backing", required = true, value_name = "[CLASS:]ITEM=QTY")]
+    pub backing: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignCommand {
+    /// Requests this node holds, newest first
+    List,
+    /// One request in full (a unique prefix of its id will do)
+    Show { id: String },
+    /// Sign a request (this node's key must be one of com.ini's signers)
+    Approve { id: String },
+    /// Reject a request; the reason goes to its proposer
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -332,5 +362,8 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Dht(DhtCommand::Bootstrap { nodes, bind }) => {
             cmd::node::dht_bootstrap(nodes, bind)
         }
+        Command::Issue(a) => cmd::sign::issue(&out, cli.node.as_deref(), a),
+        Command::Distribute => cmd::sign::distribute(&out, cli.node.as_deref()),
+        Command::Sign(c) => cmd::sign::sign(&out, cli.node.as_deref(), c),
     }
 }

@@ -91,12 +91,56 @@ fn five_nodes_find_each_other_share_a_transfer_and_outlive_a_kill() {
     );
 }
 
+/// A plain HTTP file store on loopback (PUT and GET), standing in for a web mirror.
+fn http_store() -> String {
+    use axum::routing::get;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let (f1, f2) = (files.clone(), files);
+            let app = axum::Router::new().route(
+                "/m/{file}",
+                get(
+                    move |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                        match f1.lock().unwrap().get(&name) {
+                            Some(b) => (axum::http::StatusCode::OK, b.clone()),
+                            None => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
+                        }
+                    },
+                )
+                .put(
+                    move |axum::extract::Path(name): axum::extract::Path<String>,
+                          body: axum::body::Bytes| async move {
+                        f2.lock().unwrap().insert(name, body.to_vec());
+                        axum::http::StatusCode::CREATED
+                    },
+                ),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(
+                listener,
+                app.layer(axum::extract::DefaultBodyLimit::disable()),
+            )
+            .await
+            .unwrap();
+        });
+    });
+    format!("http://{addr}/m")
+}
+
 #[test]
 fn a_new_node_restores_from_the_archive_mirror_alone() {
     let w = World::new();
     let mirror = w.path("mirror");
     std::fs::create_dir_all(&mirror).unwrap();
-    let extra = format!("[archive]\nmirrors = {}\n", s(&mirror));
+    let web = http_store();
+    let extra = format!("[archive]\nmirrors = {}, {web}\n", s(&mirror));
     let mut net = Net::with_dht(&w, 2, &extra);
     let ids: Vec<String> = net.nodes.iter().map(|n| n.id.clone()).collect();
     wait_for(90, "the two nodes to meet", || {
@@ -117,12 +161,21 @@ fn a_new_node_restores_from_the_archive_mirror_alone() {
         (text.lines().count() as u64 == expected + 2).then_some(())
     });
 
-    // Every node and the DHT gone; a new node with the mirror and no peers at all.
+    let web_archive = format!("{web}/{}.archive", params_of(&net.nodes[0]).cod);
+    wait_for(60, "the web mirror to hold every record", || {
+        let text = reqwest::blocking::get(&web_archive).ok()?.text().ok()?;
+        (text.lines().count() as u64 == expected + 2).then_some(())
+    });
+
+    // Every node and the DHT gone; a new node with only the web mirror and no peers at all.
     for n in &net.nodes {
         kill9(n);
     }
     net.dht = None;
-    let fresh = net.add("node5", &extra).dir.clone();
+    let fresh = net
+        .add("node5", &format!("[archive]\nmirrors = {web}\n"))
+        .dir
+        .clone();
     let fresh = Node {
         dir: fresh,
         id: String::new(),
@@ -336,5 +389,121 @@ fn bad_input_over_the_rest_api_changes_nothing() {
         .text()
         .unwrap();
     assert_eq!(before, after, "nothing stored");
+    net.nodes.push(node);
+}
+
+/// docs/openapi.json lists exactly the server's routes, and what the server answers has the
+/// fields the document promises.
+#[test]
+fn the_openapi_document_matches_the_server() {
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{REPO}/docs/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    let mut served: Vec<(String, String)> = cod::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(
+        documented, served,
+        "docs/openapi.json and api::ROUTES differ"
+    );
+
+    let w = World::new();
+    let mut net = Net {
+        w: &w,
+        pkg: w.pack_demo().0,
+        nodes: Vec::new(),
+        dht: None,
+    };
+    let node = net.add("node1", "").dir.clone();
+    let node = Node {
+        dir: node,
+        id: String::new(),
+        key: "node1".into(),
+    };
+    let status = net.status(&node).unwrap();
+    let addr = status["addr"].as_str().unwrap().to_string();
+    let node_id = status["node_id"].as_str().unwrap().to_string();
+    let opening = w.at(&node, &["--json", "history"]).ok().json()["entries"][0]["record"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::blocking::Client::new();
+    let schema = |r: &serde_json::Value| -> serde_json::Value {
+        let name = r["$ref"]
+            .as_str()
+            .map(|s| s.rsplit('/').next().unwrap().to_string());
+        match name {
+            Some(n) => doc["components"]["schemas"][n].clone(),
+            None => r.clone(),
+        }
+    };
+    for (method, path) in &served {
+        let concrete = path
+            .replace("{hash}", &opening)
+            .replace("{account}", &node_id)
+            .replace("{bucket}", &node_id[..2]);
+        let url = format!("http://{addr}{concrete}");
+        let resp = match method.as_str() {
+            "GET" => http.get(&url).send().unwrap(),
+            _ => {
+                let body = if path.ends_with("challenge") {
+                    serde_json::json!({"nonce": "00".repeat(32)})
+                } else {
+                    serde_json::json!({"records": []})
+                };
+                http.post(&url).json(&body).send().unwrap()
+            }
+        };
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().unwrap();
+        if path.contains("sign-requests") {
+            // Served (not the 404 fallback): an empty proposal is refused with a JSON reason.
+            assert!(
+                [400, 422].contains(&status),
+                "{method} {concrete}: {status} {body}"
+            );
+            assert!(
+                body["error"].is_string() && body["reason"].is_string(),
+                "{body}"
+            );
+            continue;
+        }
+        assert_eq!(status, 200, "{method} {concrete}");
+        let op = &doc["paths"][path][method.to_lowercase()];
+        let mut expected = schema(&op["responses"]["200"]["content"]["application/json"]["schema"]);
+        if expected["type"] == "array" {
+            assert!(body.is_array(), "{method} {path}: {body}");
+            match body.as_array().unwrap().first() {
+                Some(first) => {
+                    let item = schema(&expected["items"]);
+                    expected = item;
+                    for field in expected["required"].as_array().unwrap() {
+                        assert!(
+                            first.get(field.as_str().unwrap()).is_some(),
+                            "{method} {path}: {field} missing in {first}"
+                        );
+                    }
+                }
+                None => continue,
+            }
+        } else {
+            for field in expected["required"].as_array().unwrap() {
+                assert!(
+                    body.get(field.as_str().unwrap()).is_some(),
+                    "{method} {path}: {field} missing in {body}"
+                );
+            }
+        }
+    }
     net.nodes.push(node);
 }

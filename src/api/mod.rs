@@ -19,6 +19,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sync/summary"),
     ("GET", "/v1/sync/buckets"),
     ("GET", "/v1/sync/heads/{bucket}"),
+    ("POST", "/v1/sign-requests"),
+    ("POST", "/v1/sign-requests/{id}/rejections"),
 ];
 
 /// Largest request body accepted.

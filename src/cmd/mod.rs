@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod keys;
 pub mod node;
 pub mod pack;
+pub mod sign;
 pub mod wallet;
 
 use indicatif::{ProgressBar, ProgressStyle};

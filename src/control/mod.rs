@@ -41,6 +41,21 @@ pub enum Request {
     Export,
     /// Verify and add the records of a chain archive (text).
     Import { archive: String },
+    /// Propose an issuance for attested backing figures (item → quantity); this node signs
+    /// it if its key is a signer.
+    Issue {
+        attest: std::collections::BTreeMap<String, u64>,
+    },
+    /// Propose a special distribution now (where com.ini allows).
+    Distribute,
+    /// Signature requests held by this node.
+    SignList,
+    /// One signature request (a unique prefix of its id will do).
+    SignShow { id: String },
+    /// Sign a request as this node's member.
+    SignApprove { id: String },
+    /// Reject a request, telling its proposer why.
+    SignReject { id: String, reason: String },
     /// Stream events until the client disconnects.
     Subscribe,
     /// Shut the daemon down cleanly.
@@ -99,6 +114,16 @@ pub enum Event {
         account: String,
         seq: u64,
         time: u64,
+    },
+    /// A signature request appeared or changed.
+    SignRequest {
+        id: String,
+        kind: String,
+        summary: String,
+        signed: usize,
+        quorum: usize,
+        expires: u64,
+        state: String,
     },
     /// A log line from the daemon.
     Log {

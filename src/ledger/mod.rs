@@ -865,28 +865,32 @@ impl Ledger {
         Ok(body)
     }
 
-    /// The distribution closing `period` (or a special one) with a checkpoint of every
-    /// account's current head (unsigned).
+    /// The distribution closing `period` (or a special one), made the way every node makes
+    /// it, so that honest nodes holding the same records produce the same body byte for byte.
+    /// Its time is the period's end (or `not_before`, if later: the special distribution's
+    /// moment, or the deployer's fallback time), never before the network chain's head; its
+    /// checkpoint holds every record made before the period's end (a special one: before its
+    /// time), trimmed until nothing in it depends on a record outside it.
     pub fn propose_distribution(
         &self,
         period: u64,
         special: bool,
-        time: u64,
+        not_before: u64,
     ) -> Result<Body, RecordError> {
         let p = &self.params;
         let net = self.state.account(&p.network);
-        let time = time.max(net.map_or(0, |s| s.head_time));
-        let heads: BTreeMap<AccountId, Head> = self
-            .state
-            .accounts
-            .iter()
-            .filter(|(a, s)| **a != p.network && s.head.is_some())
-            .map(|(a, s)| (*a, s.head.expect("filtered")))
-            .collect();
+        let net_time = net.map_or(0, |s| s.head_time);
+        let (cut, time) = if special {
+            let time = not_before.max(net_time);
+            (time, time)
+        } else {
+            let end = p.com.period_bounds(period).1;
+            (end, end.max(not_before).max(net_time))
+        };
         let mut d = Distribute {
             period,
             special,
-            heads,
+            heads: self.cut_heads(cut),
             payouts: Vec::new(),
         };
         let recs = self
@@ -904,6 +908,91 @@ impl Ledger {
         };
         self.check_proposal(&body)?;
         Ok(body)
+    }
+
+    /// The checkpoint for a cut at `cut` (Unix seconds): per member account, its last applied
+    /// record made before `cut` (never before the previous checkpoint), then trimmed until no
+    /// record inside claims a record outside or pays an account opened outside.
+    pub fn cut_heads(&self, cut: u64) -> BTreeMap<AccountId, Head> {
+        let p = &self.params;
+        let previous = self
+            .state
+            .checkpoint
+            .as_ref()
+            .map(|c| c.heads.clone())
+            .unwrap_or_default();
+        let mut heads: BTreeMap<AccountId, Head> = BTreeMap::new();
+        for (a, st) in &self.state.accounts {
+            let Some(head) = st.head.filter(|_| *a != p.network) else {
+                continue;
+            };
+            let floor = previous.get(a).map(|h| h.seq);
+            let mut seq = head.seq;
+            loop {
+                let r = self.at(a, seq).expect("applied chains are contiguous");
+                if r.body().time < cut || Some(seq) == floor {
+                    heads.insert(
+                        *a,
+                        Head {
+                            hash: r.hash(),
+                            seq,
+                        },
+                    );
+                    break;
+                }
+                if seq == 0 {
+                    break;
+                }
+                seq -= 1;
+            }
+        }
+        // Trim to a closed cut: repeat until nothing changes.
+        loop {
+            let mut changed = false;
+            let snapshot = heads.clone();
+            let inside = |h: &RecordHash| match self.state.position(h) {
+                Some((acct, seq)) => {
+                    acct == p.network || snapshot.get(&acct).is_some_and(|x| seq <= x.seq)
+                }
+                None => false,
+            };
+            for (a, head) in &snapshot {
+                let from = previous.get(a).map_or(0, |h| h.seq + 1);
+                let bad =
+                    (from..=head.seq).find(|seq| {
+                        let r = self.at(a, *seq).expect("applied");
+                        let claims_outside = match &r.body().content {
+                            Content::Transfer(t) => t.claims.iter().any(|c| !inside(c)),
+                            _ => false,
+                        };
+                        claims_outside
+                            || r.body().content.outputs().iter().any(|o| {
+                                o.account != p.network && !snapshot.contains_key(&o.account)
+                            })
+                    });
+                if let Some(seq) = bad {
+                    changed = true;
+                    match seq.checked_sub(1) {
+                        Some(s) => {
+                            let r = self.at(a, s).expect("applied");
+                            heads.insert(
+                                *a,
+                                Head {
+                                    hash: r.hash(),
+                                    seq: s,
+                                },
+                            );
+                        }
+                        None => {
+                            heads.remove(a);
+                        }
+                    }
+                }
+            }
+            if !changed {
+                return heads;
+            }
+        }
     }
 
     /// Would this unsigned network record apply now? (What a signer checks before signing:

@@ -149,6 +149,30 @@ pub fn fallback_allowed(r: &Record, p: &Params) -> bool {
     }
 }
 
+/// Checks one signature on an issuance or distribution: by a com.ini signer (or the
+/// deployer under the fallback duty) and valid over `body` (the record's canonical body).
+/// Returns the signer's fingerprint.
+pub fn check_signer_sig(
+    r: &Record,
+    s: &Sig,
+    body: &[u8],
+    p: &Params,
+) -> Result<Fingerprint, RecordError> {
+    let der = s.key.as_ref().ok_or(RecordError::SignerKeyMissing)?;
+    let key = PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+    let fp = key.fingerprint();
+    let is_signer = p.com.signers.keys.contains(&fp);
+    if !is_signer && key != p.deployer {
+        return Err(RecordError::NotASigner(fp.to_string()));
+    }
+    if !is_signer && !fallback_allowed(r, p) {
+        return Err(RecordError::FallbackNotAllowed);
+    }
+    key.verify(body, &s.sig.0)
+        .map_err(|_| RecordError::BadSignature(fp.to_string()))?;
+    Ok(fp)
+}
+
 /// Checks a record's signatures. A transfer needs its account's key (`account_key`: from
 /// the account's seq-0 record); issuance and distribution need a quorum of com.ini's signers.
 pub fn check_sigs(
@@ -170,24 +194,11 @@ pub fn check_sigs(
             let mut have = 0;
             let mut last: Option<Fingerprint> = None;
             for s in r.sigs() {
-                let der = s.key.as_ref().ok_or(RecordError::SignerKeyMissing)?;
-                let key =
-                    PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
-                let fp = key.fingerprint();
+                let fp = check_signer_sig(r, s, &body, p)?;
                 if last.is_some_and(|l| l >= fp) {
                     return Err(RecordError::SigsOrder);
                 }
                 last = Some(fp);
-                let is_signer = p.com.signers.keys.contains(&fp);
-                let is_fallback = key == p.deployer;
-                if !is_signer && !is_fallback {
-                    return Err(RecordError::NotASigner(fp.to_string()));
-                }
-                if !is_signer && !fallback_allowed(r, p) {
-                    return Err(RecordError::FallbackNotAllowed);
-                }
-                key.verify(&body, &s.sig.0)
-                    .map_err(|_| RecordError::BadSignature(fp.to_string()))?;
                 have += 1;
             }
             let need = p.com.signers.quorum;

@@ -181,6 +181,43 @@ fn a_whole_period_balances_as_computed_by_hand() {
 }
 
 #[test]
+fn a_checkpoint_holds_what_was_made_before_the_period_ended_and_nothing_it_depends_on_after() {
+    let mut s = Scenario::standard();
+    s.pay("node1", &[("node2", 100)], EPOCH + DAY + 50); // period 1
+    s.pay("node2", &[("node3", 900)], EPOCH + 2 * DAY + 5); // period 2
+    // node3's clock is behind: it dates a payment in period 1, but it spends what node2 paid
+    // it in period 2, so it cannot be in period 1's checkpoint.
+    s.pay("node3", &[("node4", 1700)], EPOCH + DAY + 80);
+    let body = s.l.propose_distribution(1, false, 0).unwrap();
+    let Content::Distribute(d) = &body.content else {
+        unreachable!()
+    };
+    let p = s.l.params().clone();
+    assert_eq!(
+        d.heads[&id("node1", &p)].seq,
+        1,
+        "node1's period-1 payment is in"
+    );
+    assert_eq!(
+        d.heads[&id("node2", &p)].seq,
+        0,
+        "node2's period-2 payment is out"
+    );
+    assert_eq!(
+        d.heads[&id("node3", &p)].seq,
+        0,
+        "node3's payment depends on it, so it is out too"
+    );
+    // Every node holding these records computes the same body.
+    let again = Ledger::from_records(p, s.records.clone())
+        .propose_distribution(1, false, 0)
+        .unwrap();
+    assert_eq!(again.canonical_bytes(), body.canonical_bytes());
+    s.push(sign_network(body, &["node1", "node2"]));
+    assert_conserved(&s.l);
+}
+
+#[test]
 fn from_records_equals_incremental() {
     let mut s = Scenario::standard();
     s.pay("node1", &[("node2", 300)], EPOCH + DAY + 50);
@@ -431,10 +468,17 @@ fn each_rule_yields_its_error() {
             ..
         })
     ));
+    let mut early = l.propose_distribution(1, false, 0).unwrap();
+    assert_eq!(
+        early.time,
+        EPOCH + 2 * DAY,
+        "a regular distribution is dated at its period's end"
+    );
+    early.time = EPOCH + 2 * DAY - 1;
     assert!(
         matches!(
-            l.propose_distribution(5, false, EPOCH + 2 * DAY),
-            Err(RecordError::DistributionPeriod { period: 5, .. })
+            ingest(sign_network(early, &["node1", "node2"])),
+            RecordError::DistributionPeriod { period: 1, .. }
         ),
         "before its period ends"
     );

@@ -55,6 +55,8 @@ pub fn router(shared: S) -> Router {
         .route("/v1/sync/summary", get(summary))
         .route("/v1/sync/buckets", get(buckets))
         .route("/v1/sync/heads/{bucket}", get(heads))
+        .route("/v1/sign-requests", post(sign_request))
+        .route("/v1/sign-requests/{id}/rejections", post(sign_rejection))
         .fallback(|| async { not_found("no such route; see docs/openapi.json") })
         .with_state(shared);
     let overload = tower::ServiceBuilder::new()
@@ -349,4 +351,43 @@ async fn submit(
     }
     s.announce_applied(&applied, false);
     Ok(Json(results))
+}
+
+async fn sign_request(
+    State(s): State<S>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiErr> {
+    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
+    let msg: super::signing::Proposal =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let record = Record::from_json(msg.record).map_err(|e| bad(e.to_string()))?;
+    let id = record.hash();
+    let shared = s.clone();
+    let handle = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        super::signing::receive(&shared, record, msg.proposer, true)
+    })
+    .await
+    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match result {
+        Ok(state) => Ok(Json(serde_json::json!({"id": id, "state": state}))),
+        Err(reason) => Err(ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason)),
+    }
+}
+
+async fn sign_rejection(
+    State(s): State<S>,
+    Path(id): Path<String>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiErr> {
+    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
+    let h: RecordHash = id
+        .parse()
+        .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
+    let msg: super::signing::RejectionMsg =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    super::signing::receive_rejection(&s, &h, msg)
+        .map_err(|e| ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", e))?;
+    Ok(Json(serde_json::json!({"noted": true})))
 }

@@ -267,6 +267,54 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             shared.announce_applied(&applied, true);
             resp
         }
+        Request::Issue { attest } => {
+            let s = shared.clone();
+            spawn_result(
+                move || super::signing::propose_issue(&s, attest),
+                ErrorKind::Refused,
+            )
+            .await
+        }
+        Request::Distribute => {
+            let s = shared.clone();
+            spawn_result(
+                move || super::signing::propose_special(&s),
+                ErrorKind::Refused,
+            )
+            .await
+        }
+        Request::SignList => {
+            let requests = shared.requests.lock().expect("requests lock");
+            let mut list: Vec<Value> = requests.values().map(|r| r.to_json(shared)).collect();
+            list.sort_by_key(|r| std::cmp::Reverse(r["created"].as_u64()));
+            ok(json!({"requests": list}))
+        }
+        Request::SignShow { id } => match find_request(shared, &id) {
+            Ok(h) => ok(shared.requests.lock().expect("requests lock")[&h].to_json(shared)),
+            Err(e) => e,
+        },
+        Request::SignApprove { id } => match find_request(shared, &id) {
+            Ok(h) => {
+                let s = shared.clone();
+                spawn_result(move || super::signing::approve(&s, &h), ErrorKind::Refused).await
+            }
+            Err(e) => e,
+        },
+        Request::SignReject { id, reason } => match find_request(shared, &id) {
+            Ok(h) if reason.trim().is_empty() => {
+                let _ = h;
+                error(ErrorKind::BadRequest, "a rejection needs a reason")
+            }
+            Ok(h) => {
+                let s = shared.clone();
+                spawn_result(
+                    move || super::signing::reject(&s, &h, reason),
+                    ErrorKind::BadRequest,
+                )
+                .await
+            }
+            Err(e) => e,
+        },
         Request::Verify => {
             blocking(shared, |s| {
                 let chain = s.chain.lock().expect("chain lock");
@@ -316,9 +364,63 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     }
 }
 
+/// Runs a signing step on a blocking thread (it may sign and touch the store) inside the
+/// runtime, so it can also spawn its network sends.
+async fn spawn_result(
+    f: impl FnOnce() -> Result<Value, String> + Send + 'static,
+    kind: ErrorKind,
+) -> Response {
+    let handle = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        f()
+    })
+    .await
+    {
+        Ok(Ok(data)) => Response::Ok { data },
+        Ok(Err(message)) => error(kind, message),
+        Err(e) => error(ErrorKind::Internal, e.to_string()),
+    }
+}
+
+/// A request by its id or a unique prefix of it (at least 6 hex digits).
+fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Response> {
+    let id = id.to_lowercase();
+    if id.len() < 6 {
+        return Err(error(
+            ErrorKind::BadRequest,
+            "give at least 6 digits of the request id",
+        ));
+    }
+    let requests = shared.requests.lock().expect("requests lock");
+    let hits: Vec<_> = requests
+        .keys()
+        .filter(|k| k.to_string().starts_with(&id))
+        .copied()
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(error(
+            ErrorKind::BadRequest,
+            format!("no signature request {id} here (see `cod sign list`)"),
+        )),
+        _ => Err(error(
+            ErrorKind::BadRequest,
+            format!("{id} matches several requests; give more digits"),
+        )),
+    }
+}
+
 /// `cod status`: identity, versions, uptime, peers, the chain at a glance, this node's balance.
 pub fn status(shared: &Shared) -> Value {
     let peers = shared.peers.lock().expect("peers lock").all();
+    let open_requests = shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .values()
+        .filter(|r| r.state == super::signing::State::Pending)
+        .count();
     let confirmed = peers.iter().filter(|p| p.confirmed).count();
     let chain = shared.chain.lock().expect("chain lock");
     let l = chain.ledger();
@@ -347,5 +449,7 @@ pub fn status(shared: &Shared) -> Value {
         "chain": views::chain_summary(l),
         "balance": views::balance(l, &shared.node_id),
         "newer_version_seen": newest.map(|(v, addr)| json!({"cod_version": v.to_string(), "peer": addr})),
+        "signature_requests": open_requests,
+        "best_peer_applied": peers.iter().filter(|p| p.confirmed).filter_map(|p| p.applied).max(),
     })
 }

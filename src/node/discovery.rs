@@ -234,7 +234,13 @@ async fn confirm_loop(shared: Arc<Shared>) {
                             up: true,
                             found_via: via.map(|v| v.to_string()).unwrap_or_default(),
                         });
-                        shared.sync_now.notify_one();
+                        // A new peer: compare chains with it at once, both ways.
+                        let (s2, a2) = (shared.clone(), addr.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = super::sync::sync_with(&s2, &a2).await {
+                                tracing::debug!("first sync with {a2}: {e}");
+                            }
+                        });
                     }
                 }
                 Err(reason) => {

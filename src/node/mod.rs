@@ -12,6 +12,7 @@ mod control;
 mod discovery;
 mod mirror;
 pub mod peers;
+pub mod signing;
 mod sync;
 
 use crate::api::client::ApiClient;
@@ -68,13 +69,13 @@ pub struct Shared {
     pub events: broadcast::Sender<Event>,
     /// Records this node originated, to push to every peer.
     pub gossip: mpsc::UnboundedSender<RecordHash>,
-    /// Wakes the sync task early (a new peer, a mirror to read).
-    pub sync_now: Notify,
     /// Wakes the mirror writer (records were applied).
     pub mirror_now: Notify,
     pub shutdown: CancellationToken,
     pub started: u64,
     pub api: ApiClient,
+    /// Signature requests for issuance and distribution, by record hash.
+    pub requests: Mutex<std::collections::BTreeMap<RecordHash, signing::SignRequest>>,
 }
 
 impl Shared {
@@ -240,11 +241,11 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             chain: Mutex::new(chain),
             events,
             gossip: gossip_tx,
-            sync_now: Notify::new(),
             mirror_now: Notify::new(),
             shutdown: CancellationToken::new(),
             started: now(),
             api: ApiClient::new(),
+            requests: Mutex::new(std::collections::BTreeMap::new()),
         });
 
         let socket_path = dir.socket_path(&config);
@@ -277,6 +278,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         tasks.spawn(sync::run(shared.clone()));
         tasks.spawn(sync::gossip(shared.clone(), gossip_rx));
         tasks.spawn(mirror::run(shared.clone()));
+        tasks.spawn(signing::run(shared.clone()));
         let signals = shared.clone();
         tasks.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};

@@ -13,10 +13,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub async fn run(shared: Arc<Shared>) {
+    let mut round = 0usize;
     loop {
         let peers = shared.peers.lock().expect("peers lock").confirmed();
         if !peers.is_empty() {
-            let p = &peers[rand::random::<usize>() % peers.len()];
+            // In turn, so every peer is compared with within a few intervals.
+            round = round.wrapping_add(1);
+            let p = &peers[round % peers.len()];
             if let Err(e) = sync_with(&shared, &p.addr).await {
                 tracing::debug!("sync with {}: {e}", p.addr);
             }
@@ -24,7 +27,6 @@ pub async fn run(shared: Arc<Shared>) {
         let wait = Duration::from_secs(shared.config.sync_interval.max(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shared.sync_now.notified() => {}
             _ = shared.shutdown.cancelled() => return,
         }
     }
@@ -88,19 +90,30 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             }
         }
     }
-    // Then (or otherwise) chain by chain: buckets, heads, missing segments.
+    // Then (or otherwise) chain by chain: buckets, heads, missing segments — both ways, so
+    // one round also brings the peer what it lacks.
     let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
     let ours_b = super::api::buckets_of(shared);
+    let mut push = Vec::new();
     for b in 0..=255u8 {
         let (t, o) = (
-            &theirs_b.buckets.get(b as usize),
-            &ours_b.buckets.get(b as usize),
+            theirs_b.buckets.get(b as usize),
+            ours_b.buckets.get(b as usize),
         );
-        if t == o || t.is_none_or(|t| t.is_empty()) {
+        if t == o {
             continue;
         }
-        let heads = shared.api.heads(addr, b).await.map_err(|e| e.to_string())?;
-        for (account, head) in heads.heads {
+        let theirs = if t.is_none_or(|t| t.is_empty()) {
+            Default::default()
+        } else {
+            shared
+                .api
+                .heads(addr, b)
+                .await
+                .map_err(|e| e.to_string())?
+                .heads
+        };
+        for (account, head) in &theirs {
             let Ok(a) = account.parse::<AccountId>() else {
                 continue;
             };
@@ -113,14 +126,14 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                     .map_or(0, |s| s.next_seq())
             };
             if head.seq + 1 < next || (head.seq + 1 == next && held(shared, &head.hash)) {
-                continue; // we are level or ahead
+                continue; // level or ahead here
             }
             // Fetch from our next seq (or the diverging one) up to their head.
             let mut from = next.min(head.seq);
             loop {
                 let page = shared
                     .api
-                    .chain(addr, &account, from, MAX_RECORDS_PER_CALL)
+                    .chain(addr, account, from, MAX_RECORDS_PER_CALL)
                     .await
                     .map_err(|e| e.to_string())?;
                 ingest(shared, page.records).await?;
@@ -130,6 +143,28 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 }
             }
         }
+        // What this node has beyond their heads in this bucket goes to them.
+        let chain = shared.chain.lock().expect("chain lock");
+        let l = chain.ledger();
+        for (a, st) in l
+            .state()
+            .accounts
+            .iter()
+            .filter(|(a, _)| a.as_bytes()[0] == b)
+        {
+            let Some(mine) = st.head else { continue };
+            let their_next = theirs.get(&a.to_string()).map_or(0, |h| h.seq + 1);
+            if mine.seq + 1 > their_next {
+                push.extend(l.chain_of(a, their_next).map(Record::to_json));
+            }
+        }
+    }
+    for batch in push.chunks(MAX_RECORDS_PER_CALL) {
+        shared
+            .api
+            .submit(addr, batch.to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

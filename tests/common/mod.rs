@@ -271,8 +271,8 @@ pub fn params_of(node: &Node) -> cod::ledger::Params {
 }
 
 /// Records that fund `nodes` from scratch: their opening records (exported from each node),
-/// an issuance of `bread` loaves signed by node1+node2, and the distribution of the period
-/// before now, signed by node1+node3. Returns them as an archive file to import.
+/// an issuance of `bread` loaves signed by node1+node2, and the current period's
+/// distribution, signed by node1+node3. Returns them as an archive file to import.
 pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
     use cod::ledger::{Ledger, Record, add_signature};
     let params = params_of(nodes[0]);
@@ -302,13 +302,11 @@ pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
         ["node1", "node2"],
     );
     l.ingest(issue).unwrap();
-    let period = params
-        .com
-        .period_of(now)
-        .checked_sub(1)
-        .expect("the demo epoch is in the past");
+    // The current period's distribution, dated at its end (the rules know no clock), so
+    // its checkpoint holds the openings just made.
+    let period = params.com.period_of(now);
     let dist = sign(
-        l.propose_distribution(period, false, now).unwrap(),
+        l.propose_distribution(period, false, 0).unwrap(),
         ["node1", "node3"],
     );
     l.ingest(dist).unwrap();
@@ -403,8 +401,13 @@ pub struct Net<'w> {
 impl<'w> Net<'w> {
     /// `n` nodes (example keys node1..noden) finding each other through a local DHT.
     pub fn with_dht(w: &'w World, n: usize, extra_ini: &str) -> Self {
+        Self::with_com(w, n, &template("com.ini"), extra_ini)
+    }
+
+    /// Like [`Net::with_dht`], for a cod of another com.ini.
+    pub fn with_com(w: &'w World, n: usize, com: &str, extra_ini: &str) -> Self {
         let dht = LocalDht::start(4);
-        let (pkg, _) = w.pack_demo();
+        let (pkg, _) = w.pack("dist", com, &template("cod.ini"));
         let mut net = Self {
             w,
             pkg,
@@ -483,6 +486,20 @@ impl<'w> Net<'w> {
     pub fn applied(&self, node: &Node) -> Option<u64> {
         self.status(node)
             .and_then(|s| s["chain"]["applied"].as_u64())
+    }
+
+    /// Waits until every node confirmed every other.
+    pub fn wait_meshed(&self, secs: u64) {
+        let ids: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
+        for n in &self.nodes {
+            wait_for(secs, &format!("{} to confirm its peers", n.key), || {
+                let peers = self.confirmed_peers(n);
+                ids.iter()
+                    .filter(|id| **id != n.id)
+                    .all(|id| peers.contains(id))
+                    .then_some(())
+            });
+        }
     }
 
     pub fn balance(&self, at: &Node, of: &str) -> Option<u64> {

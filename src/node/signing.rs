@@ -1,0 +1,724 @@
+//! Signature requests for issuance and distribution records (MISSION.md "Issuance",
+//! "Distribution"; DESIGN.md §5): a proposal travels to every node; each signer's node
+//! recomputes it from its own chain and refuses a mismatch with the reason; a match waits
+//! for the member (or is signed at once for records fully determined by the chain, when
+//! node.ini allows); signatures are merged wherever the request is held, and any node that
+//! sees a quorum makes the record final. Requests expire (com.ini `request_ttl`).
+
+use super::{Shared, now};
+use crate::control::Event;
+use crate::ids::{AccountId, RecordHash};
+use crate::ledger::{Body, Content, Record, RecordError, Sig, rules};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most requests held at once (old, settled ones go first).
+pub const MAX_REQUESTS: usize = 256;
+/// A proposal dated further than this from the node's clock is refused.
+pub const MAX_CLOCK_SKEW: u64 = 600;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "reason")]
+pub enum State {
+    /// Matches this node's chain; waits for the member's decision (signers only).
+    Pending,
+    /// This node signed it.
+    Approved,
+    /// The member rejected it.
+    Rejected(String),
+    /// A quorum signed it; it is in the chain.
+    Final,
+    Expired,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    pub node_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    pub id: RecordHash,
+    pub body: Body,
+    pub sigs: Vec<Sig>,
+    pub proposer: String,
+    pub created: u64,
+    pub expires: u64,
+    pub state: State,
+    pub rejections: Vec<Rejection>,
+}
+
+/// What travels between nodes: `POST /v1/sign-requests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// The record (body and the signatures gathered so far), canonical JSON.
+    pub record: Value,
+    /// Node id of the node that proposed it.
+    pub proposer: String,
+}
+
+/// `POST /v1/sign-requests/{id}/rejections`: a member said no, signed by its node key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectionMsg {
+    pub node_id: String,
+    pub reason: String,
+    pub signature: String,
+}
+
+pub fn rejection_message(id: &RecordHash, reason: &str) -> Vec<u8> {
+    let mut m = b"cod/reject/v1\0".to_vec();
+    m.extend_from_slice(id.as_bytes());
+    m.extend_from_slice(reason.as_bytes());
+    m
+}
+
+impl SignRequest {
+    /// Valid signatures counted toward the quorum.
+    pub fn signed_by(&self, shared: &Shared) -> usize {
+        let r = Record::new(self.body.clone(), Vec::new());
+        let body = self.body.canonical_bytes();
+        self.sigs
+            .iter()
+            .filter(|s| rules::check_signer_sig(&r, s, &body, &shared.params).is_ok())
+            .count()
+    }
+
+    pub fn summary(&self, shared: &Shared) -> String {
+        let com = &shared.params.com;
+        let fmt =
+            |asset: &str, v: u64| com.assets.get(asset).map_or(v.to_string(), |a| a.format(v));
+        match &self.body.content {
+            Content::Issue(i) => {
+                let attest: Vec<String> =
+                    i.attest.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let amounts: Vec<String> = i
+                    .amounts
+                    .iter()
+                    .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
+                    .collect();
+                format!(
+                    "issue {} backed by {}",
+                    amounts.join(", "),
+                    attest.join(", ")
+                )
+            }
+            Content::Distribute(d) => {
+                let mut total = std::collections::BTreeMap::<&str, u64>::new();
+                for o in &d.payouts {
+                    *total.entry(&o.asset).or_default() += o.amount;
+                }
+                let t: Vec<String> = total
+                    .iter()
+                    .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
+                    .collect();
+                format!(
+                    "{}distribution for period {}: {} to {} accounts, checkpoint of {} accounts",
+                    if d.special { "special " } else { "" },
+                    d.period,
+                    if t.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        t.join(", ")
+                    },
+                    d.payouts
+                        .iter()
+                        .map(|o| o.account)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len(),
+                    d.heads.len()
+                )
+            }
+            Content::Transfer(_) => "transfer".into(),
+        }
+    }
+
+    pub fn to_json(&self, shared: &Shared) -> Value {
+        json!({
+            "id": self.id,
+            "kind": self.body.content.kind(),
+            "period": match &self.body.content { Content::Issue(i) => i.period, Content::Distribute(d) => d.period, _ => 0 },
+            "summary": self.summary(shared),
+            "proposer": self.proposer,
+            "created": self.created,
+            "expires": self.expires,
+            "signed": self.signed_by(shared),
+            "quorum": shared.params.com.signers.quorum,
+            "state": self.state,
+            "rejections": self.rejections,
+            "record": Record::new(self.body.clone(), self.sigs.clone()).to_json(),
+        })
+    }
+}
+
+fn event(shared: &Shared, r: &SignRequest) -> Event {
+    Event::SignRequest {
+        id: r.id.to_string(),
+        kind: r.body.content.kind().to_string(),
+        summary: r.summary(shared),
+        signed: r.signed_by(shared),
+        quorum: shared.params.com.signers.quorum,
+        expires: r.expires,
+        state: serde_json::to_value(&r.state)
+            .ok()
+            .and_then(|v| v["state"].as_str().map(String::from))
+            .unwrap_or_default(),
+    }
+}
+
+/// Is this node's key one of com.ini's signers (or the deployer's, for the fallback duty)?
+pub fn can_sign(shared: &Shared, body: &Body) -> bool {
+    let r = Record::new(body.clone(), Vec::new());
+    shared
+        .params
+        .com
+        .signers
+        .keys
+        .contains(&shared.key.public().fingerprint())
+        || (*shared.key.public() == shared.params.deployer
+            && rules::fallback_allowed(&r, &shared.params))
+}
+
+/// The node's own recomputation of a proposal: `Ok` if it gives exactly this body.
+pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
+    let chain = shared.chain.lock().expect("chain lock");
+    let l = chain.ledger();
+    let mine = match &body.content {
+        Content::Issue(i) => l
+            .propose_issue(i.attest.clone(), body.time)
+            .map_err(|e| explain(&e))?,
+        Content::Distribute(d) => l
+            .propose_distribution(d.period, d.special, body.time)
+            .map_err(|e| explain(&e))?,
+        Content::Transfer(_) => return Err("transfers are not signed by a quorum".into()),
+    };
+    if mine == *body {
+        return Ok(());
+    }
+    Err(match (&mine.content, &body.content) {
+        (Content::Distribute(a), Content::Distribute(b)) if a.heads != b.heads => {
+            let diff: Vec<String> = a
+                .heads
+                .iter()
+                .filter(|(acct, h)| b.heads.get(*acct) != Some(h))
+                .map(|(acct, h)| {
+                    format!(
+                        "{} at seq {} here, {} there",
+                        acct.short(),
+                        h.seq,
+                        b.heads
+                            .get(acct)
+                            .map_or("absent".to_string(), |x| format!("seq {}", x.seq))
+                    )
+                })
+                .chain(
+                    b.heads
+                        .keys()
+                        .filter(|acct| !a.heads.contains_key(*acct))
+                        .map(|acct| format!("{} absent here", acct.short())),
+                )
+                .take(5)
+                .collect();
+            format!(
+                "the checkpoint differs from this node's chain: {}",
+                diff.join("; ")
+            )
+        }
+        (Content::Distribute(_), _) => "the payouts differ from this node's computation".into(),
+        (Content::Issue(a), Content::Issue(b)) if a.amounts != b.amounts => {
+            format!(
+                "this node computes amounts {:?}, not {:?}: circulation may not exceed the attested backing",
+                a.amounts, b.amounts
+            )
+        }
+        _ => "the record differs from this node's computation (time, seq or predecessor)".into(),
+    })
+}
+
+fn explain(e: &RecordError) -> String {
+    match e {
+        RecordError::NothingToIssue | RecordError::IssueAmounts { .. } => {
+            format!("{e}: circulation may not exceed the attested backing")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Takes a proposal (from a peer, or made here). Returns the request's state as seen here;
+/// `Err` says why it was refused (nothing is kept then).
+pub fn receive(
+    shared: &Arc<Shared>,
+    record: Record,
+    proposer: String,
+    from_peer: bool,
+) -> Result<State, String> {
+    let p = &shared.params;
+    rules::check_form(&record, p).map_err(|e| e.to_string())?;
+    if !matches!(
+        record.kind(),
+        crate::ledger::Kind::Issue | crate::ledger::Kind::Distribute
+    ) {
+        return Err("only issuance and distribution records are signed by a quorum".into());
+    }
+    let id = record.hash();
+    // Every signature it carries must be a signer's and valid; duplicates are one.
+    let body_bytes = record.body().canonical_bytes();
+    let mut sigs: Vec<Sig> = Vec::new();
+    for s in record.sigs() {
+        rules::check_signer_sig(&record, s, &body_bytes, p).map_err(|e| format!("refused: {e}"))?;
+        if sigs.iter().any(|x| x.key == s.key) {
+            return Err("refused: the same signer's signature appears twice".into());
+        }
+        sigs.push(s.clone());
+    }
+    if shared
+        .chain
+        .lock()
+        .expect("chain lock")
+        .ledger()
+        .state()
+        .is_applied(&id)
+    {
+        return Err(format!(
+            "refused: record {} is already final (a replay)",
+            id.short()
+        ));
+    }
+    let mut requests = shared.requests.lock().expect("requests lock");
+    if let Some(existing) = requests.get_mut(&id) {
+        let mut grew = false;
+        for s in sigs {
+            if !existing.sigs.iter().any(|x| x.key == s.key) {
+                existing.sigs.push(s);
+                grew = true;
+            }
+        }
+        let state = existing.state.clone();
+        let ev = event(shared, existing);
+        drop(requests);
+        if grew {
+            shared.emit(ev);
+            finalize(shared, &id);
+        }
+        return Ok(state);
+    }
+    drop(requests);
+    let time = record.body().time;
+    if time.min(now()) + p.com.signers.request_ttl <= now() {
+        return Err(format!("refused: request {} has expired", id.short()));
+    }
+    if from_peer
+        && time.abs_diff(now()) > MAX_CLOCK_SKEW
+        && matches!(record.kind(), crate::ledger::Kind::Issue)
+    {
+        return Err(format!(
+            "refused: dated {time}, more than {MAX_CLOCK_SKEW} s from this node's clock"
+        ));
+    }
+    // Recomputed without holding the request table (the chain lock comes first elsewhere).
+    if let Err(reason) = recompute(shared, record.body()) {
+        shared.log(
+            "warn",
+            format!("signature request {} refused: {reason}", id.short()),
+        );
+        return Err(format!("refused: {reason}"));
+    }
+    let state = State::Pending;
+    let mut requests = shared.requests.lock().expect("requests lock");
+    if requests.contains_key(&id) {
+        drop(requests);
+        return receive(shared, record, proposer, from_peer);
+    }
+    if requests.len() >= MAX_REQUESTS {
+        let oldest = requests
+            .iter()
+            .filter(|(_, r)| !matches!(r.state, State::Pending | State::Approved))
+            .min_by_key(|(_, r)| r.created)
+            .map(|(k, _)| *k);
+        match oldest {
+            Some(k) => {
+                requests.remove(&k);
+            }
+            None => return Err("too many open signature requests".into()),
+        }
+    }
+    let req = SignRequest {
+        id,
+        body: record.body().clone(),
+        sigs,
+        proposer,
+        created: now(),
+        // From the record's own time, so every node expires it at the same moment.
+        expires: time.min(now()) + p.com.signers.request_ttl,
+        state: state.clone(),
+        rejections: Vec::new(),
+    };
+    let ev = event(shared, &req);
+    requests.insert(id, req);
+    drop(requests);
+    shared.emit(ev);
+    // Fully determined by the chain, and the member allowed it: sign at once.
+    let body_is_determined = matches!(record.kind(), crate::ledger::Kind::Distribute);
+    if body_is_determined && shared.config.auto_sign && can_sign(shared, record.body()) {
+        let _ = approve(shared, &id);
+    }
+    finalize(shared, &id);
+    let state = shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .get(&id)
+        .map(|r| r.state.clone())
+        .unwrap_or(State::Pending);
+    Ok(state)
+}
+
+/// Signs a request as this node's member decided, and sends the signature everywhere.
+pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
+    let mut requests = shared.requests.lock().expect("requests lock");
+    let req = requests.get_mut(id).ok_or("no such request")?;
+    if req.expires <= now() {
+        req.state = State::Expired;
+    }
+    match &req.state {
+        State::Pending | State::Approved => {}
+        other => {
+            return Err(format!(
+                "the request is {}",
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v["state"].as_str().map(String::from))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if !can_sign(shared, &req.body) {
+        return Err("this node's key is not one of com.ini's signers".into());
+    }
+    // Only content this node computed itself is signed: check again against the chain now.
+    let body = req.body.clone();
+    drop(requests);
+    recompute(shared, &body)?;
+    let mut requests = shared.requests.lock().expect("requests lock");
+    let req = requests.get_mut(id).ok_or("no such request")?;
+    req.sigs = crate::ledger::add_signature(&req.body, &req.sigs, &shared.key);
+    req.state = State::Approved;
+    let ev = event(shared, req);
+    let out = req.to_json(shared);
+    let record = Record::new(req.body.clone(), req.sigs.clone());
+    drop(requests);
+    shared.emit(ev);
+    broadcast(shared, record);
+    finalize(shared, id);
+    Ok(out)
+}
+
+/// Rejects a request with a reason, and tells every peer (the proposer among them).
+pub fn reject(shared: &Arc<Shared>, id: &RecordHash, reason: String) -> Result<Value, String> {
+    let mut requests = shared.requests.lock().expect("requests lock");
+    let req = requests.get_mut(id).ok_or("no such request")?;
+    if req.state == State::Final {
+        return Err("the request is already final".into());
+    }
+    req.state = State::Rejected(reason.clone());
+    req.rejections.push(Rejection {
+        node_id: shared.node_id.to_string(),
+        reason: reason.clone(),
+    });
+    let ev = event(shared, req);
+    let out = req.to_json(shared);
+    drop(requests);
+    shared.emit(ev);
+    let sig = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        shared.key.sign(&rejection_message(id, &reason)),
+    );
+    let msg = RejectionMsg {
+        node_id: shared.node_id.to_string(),
+        reason,
+        signature: sig,
+    };
+    let (shared, id) = (shared.clone(), *id);
+    tokio::spawn(async move {
+        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        for p in peers {
+            let _: Result<Value, _> = shared
+                .api
+                .post(&p.addr, &format!("/v1/sign-requests/{id}/rejections"), &msg)
+                .await;
+        }
+    });
+    Ok(out)
+}
+
+/// A peer's member rejected a request: note it (the proposer learns why).
+pub fn receive_rejection(
+    shared: &Shared,
+    id: &RecordHash,
+    msg: RejectionMsg,
+) -> Result<(), String> {
+    let node: AccountId = msg
+        .node_id
+        .parse()
+        .map_err(|e: crate::ids::IdParseError| e.to_string())?;
+    if msg.reason.len() > 1024 {
+        return Err("reason too long".into());
+    }
+    let key = shared
+        .chain
+        .lock()
+        .expect("chain lock")
+        .ledger()
+        .key_of(&node)
+        .cloned()
+        .ok_or("unknown node")?;
+    let sig = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &msg.signature)
+        .map_err(|e| e.to_string())?;
+    key.verify(&rejection_message(id, &msg.reason), &sig)
+        .map_err(|_| "the rejection's signature does not verify".to_string())?;
+    let mut requests = shared.requests.lock().expect("requests lock");
+    let req = requests.get_mut(id).ok_or("no such request")?;
+    if !req.rejections.iter().any(|r| r.node_id == msg.node_id) {
+        req.rejections.push(Rejection {
+            node_id: msg.node_id.clone(),
+            reason: msg.reason.clone(),
+        });
+        let ev = event(shared, req);
+        drop(requests);
+        shared.emit(ev);
+        shared.log(
+            "warn",
+            format!(
+                "signature request {} rejected by {}: {}",
+                id.short(),
+                &msg.node_id[..16],
+                msg.reason
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// With a quorum of valid signatures, the record goes into the chain (and to every peer).
+fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
+    let record = {
+        let requests = shared.requests.lock().expect("requests lock");
+        let Some(req) = requests.get(id) else { return };
+        if matches!(req.state, State::Final | State::Expired)
+            || req.expires <= now()
+            || req.signed_by(shared) < shared.params.com.signers.quorum
+        {
+            return;
+        }
+        let mut sigs = req.sigs.clone();
+        sigs.sort_by_key(|s| s.key.as_ref().map(|k| crate::ids::Fingerprint::of(&k.0)));
+        Record::new(req.body.clone(), sigs)
+    };
+    let result = shared.chain.lock().expect("chain lock").ingest(record);
+    match result {
+        Ok(o) => {
+            let applied = o.applied.contains(id) || o.duplicate;
+            if let Some(req) = shared.requests.lock().expect("requests lock").get_mut(id)
+                && applied
+            {
+                req.state = State::Final;
+            }
+            if o.applied.contains(id) {
+                shared.log("info", format!("record {} is final", id.short()));
+            }
+            shared.announce_applied(&o.applied, true);
+            if let Some(req) = shared.requests.lock().expect("requests lock").get(id) {
+                shared.emit(event(shared, req));
+            }
+        }
+        Err(e) => shared.log(
+            "warn",
+            format!(
+                "request {} has a quorum but does not apply: {e}",
+                id.short()
+            ),
+        ),
+    }
+}
+
+/// Sends a proposal (with the signatures gathered here) to every confirmed peer.
+pub fn broadcast(shared: &Arc<Shared>, record: Record) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let msg = Proposal {
+            record: record.to_json(),
+            proposer: shared.node_id.to_string(),
+        };
+        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let sends = peers.into_iter().map(|p| {
+            let (shared, msg) = (shared.clone(), msg.clone());
+            async move {
+                let r: Result<Value, _> = shared.api.post(&p.addr, "/v1/sign-requests", &msg).await;
+                if let Err(e) = r {
+                    tracing::debug!("sign request to {}: {e}", p.addr);
+                }
+            }
+        });
+        futures::future::join_all(sends).await;
+    });
+}
+
+/// Proposes (and, as this member, signs) an issuance for attested backing figures.
+pub fn propose_issue(
+    shared: &Arc<Shared>,
+    attest: std::collections::BTreeMap<String, u64>,
+) -> Result<Value, String> {
+    let body = shared
+        .chain
+        .lock()
+        .expect("chain lock")
+        .ledger()
+        .propose_issue(attest, now())
+        .map_err(|e| explain(&e))?;
+    let record = Record::new(body, Vec::new());
+    let id = record.hash();
+    receive(shared, record, shared.node_id.to_string(), false)?;
+    if can_sign(
+        shared,
+        &shared.requests.lock().expect("requests lock")[&id]
+            .body
+            .clone(),
+    ) {
+        approve(shared, &id)?;
+    } else {
+        let r = Record::new(
+            shared.requests.lock().expect("requests lock")[&id]
+                .body
+                .clone(),
+            Vec::new(),
+        );
+        broadcast(shared, r);
+    }
+    Ok(shared.requests.lock().expect("requests lock")[&id].to_json(shared))
+}
+
+/// Proposes a special distribution now (only where com.ini allows it).
+pub fn propose_special(shared: &Arc<Shared>) -> Result<Value, String> {
+    if !shared.params.com.distribution.special_by_quorum {
+        return Err("com.ini does not allow special distributions (special = never)".into());
+    }
+    let t = now();
+    let body = shared
+        .chain
+        .lock()
+        .expect("chain lock")
+        .ledger()
+        .propose_distribution(shared.params.com.period_of(t), true, t)
+        .map_err(|e| explain(&e))?;
+    let record = Record::new(body, Vec::new());
+    let id = record.hash();
+    receive(shared, record.clone(), shared.node_id.to_string(), false)?;
+    broadcast(shared, record);
+    Ok(shared.requests.lock().expect("requests lock")[&id].to_json(shared))
+}
+
+/// Period ends: every signer's node proposes the distribution its chain gives (honest nodes
+/// with the same records propose the same record, so their signatures add up). Also expires
+/// old requests and re-sends open ones for peers that came late.
+pub async fn run(shared: Arc<Shared>) {
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        tick += 1;
+        let t = now();
+        // Expire.
+        {
+            let mut requests = shared.requests.lock().expect("requests lock");
+            let mut changed = Vec::new();
+            for r in requests.values_mut() {
+                if r.expires <= t && !matches!(r.state, State::Final | State::Expired) {
+                    r.state = State::Expired;
+                    changed.push(event(&shared, r));
+                }
+            }
+            drop(requests);
+            for e in changed {
+                shared.emit(e);
+            }
+        }
+        settle(&shared, t);
+        if tick.is_multiple_of(5) {
+            let open: Vec<Record> = shared
+                .requests
+                .lock()
+                .expect("requests lock")
+                .values()
+                .filter(|r| matches!(r.state, State::Pending | State::Approved))
+                .map(|r| Record::new(r.body.clone(), r.sigs.clone()))
+                .collect();
+            for r in open {
+                broadcast(&shared, r);
+            }
+        }
+    }
+}
+
+fn settle(shared: &Arc<Shared>, t: u64) {
+    let com = &shared.params.com;
+    if t < com.epoch + com.settlement_period {
+        return;
+    }
+    let target = com.period_of(t) - 1;
+    let (due, body) = {
+        let chain = shared.chain.lock().expect("chain lock");
+        let l = chain.ledger();
+        let due = l.state().last_period.is_none_or(|last| last < target);
+        let mut not_before = 0;
+        if let crate::config::com::Fallback::Deployer { after } = com.signers.fallback
+            && *shared.key.public() == shared.params.deployer
+            && !com
+                .signers
+                .keys
+                .contains(&shared.key.public().fingerprint())
+        {
+            // The deployer only steps in once the distribution is overdue.
+            not_before = com.period_bounds(target).1 + after;
+            if t < not_before {
+                return;
+            }
+        }
+        (
+            due,
+            due.then(|| l.propose_distribution(target, false, not_before).ok())
+                .flatten(),
+        )
+    };
+    let Some(body) = body.filter(|_| due) else {
+        return;
+    };
+    if !can_sign(shared, &body) {
+        return;
+    }
+    let record = Record::new(body, Vec::new());
+    if shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .contains_key(&record.hash())
+    {
+        return;
+    }
+    if receive(shared, record.clone(), shared.node_id.to_string(), false).is_ok() {
+        let id = record.hash();
+        let sigs = shared
+            .requests
+            .lock()
+            .expect("requests lock")
+            .get(&id)
+            .map(|r| r.sigs.clone())
+            .unwrap_or_default();
+        broadcast(shared, Record::new(record.body().clone(), sigs));
+    }
+}

@@ -1,0 +1,312 @@
+//! Issue 5: backed issuance and end-of-period distributions, signed by a quorum of members'
+//! nodes (real daemons on loopback, a local DHT).
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn fp(name: &str) -> String {
+    example_secret(name).public().fingerprint().to_string()
+}
+
+/// The demo's model with a short settlement period starting `epoch_in` seconds from now.
+fn com(period: u64, epoch_in: u64, extra_signers: &str) -> (String, u64) {
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + epoch_in;
+    let epoch_text = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
+    )
+    .to_string();
+    let text = format!(
+        "[com]\nname = test\nversion = 1.0.0\nsettlement_period = {period}s\nepoch = {epoch_text}\n\
+         [asset.codcoin]\ndecimals = 2\n\
+         [backing.bread]\nclass = inventory\nasset = codcoin\nunit = loaf\nvalue = 350\n\
+         [distribution]\nformula = equal\nshare = 100%\n\
+         [signers]\nkeys = {}, {}, {}\nquorum = 2\n{extra_signers}",
+        fp("node1"),
+        fp("node2"),
+        fp("node3")
+    );
+    (text, epoch)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sleep_until(t: u64) {
+    while now() < t {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Distribution records (hash → canonical body) a node holds.
+fn distributions(w: &World, n: &Node) -> Vec<(String, String)> {
+    let file = w.path(&format!("export-{}-{}", n.key, rand_suffix()));
+    w.at(n, &["chain", "export", "--out", s(&file)]).ok();
+    let params = params_of(n);
+    let mut out: Vec<(String, String)> =
+        cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind() == cod::ledger::Kind::Distribute)
+            .map(|r| {
+                (
+                    r.hash().to_string(),
+                    String::from_utf8(r.body().canonical_bytes()).unwrap(),
+                )
+            })
+            .collect();
+    out.sort();
+    out
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn three_periods_of_a_four_node_cod_balance_as_computed_by_hand() {
+    let w = World::new();
+    let period = 12;
+    let (com, epoch) = com(period, 45, "");
+    let net = Net::with_com(&w, 4, &com, "[signing]\nauto = true\n");
+    net.wait_meshed(60);
+    let [n1, n2, n3, n4] = [&net.nodes[0], &net.nodes[1], &net.nodes[2], &net.nodes[3]];
+    assert!(
+        now() + 5 < epoch,
+        "setup took too long for this test's timing"
+    );
+
+    // Issuance before period 0 ends: 40 loaves × 3.50 = 140.00 codcoin. node1 proposes and
+    // signs; node2's member approves: two of three signers, final.
+    let issued = w
+        .at(n1, &["--json", "issue", "--backing", "inventory:bread=40"])
+        .ok()
+        .json();
+    let id = issued["id"].as_str().unwrap().to_string();
+    wait_for(30, "node2 to hold the request", || {
+        let list = w.at(n2, &["--json", "sign", "list"]).ok().json();
+        list["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str())
+            .then_some(())
+    });
+    w.at(n2, &["sign", "approve", &id[..10]]).ok();
+    for n in &net.nodes {
+        wait_for(30, "the issuance to be final everywhere", || {
+            (net.balance(n, "network") == Some(14000)).then_some(())
+        });
+    }
+
+    // Period 0 closes: its checkpoint holds the four openings, so 140.00 / 4 each.
+    sleep_until(epoch + period + 1);
+    for n in &net.nodes {
+        wait_for(40, "period 0's distribution", || {
+            (net.balance(n, &n4.id) == Some(3500)).then_some(())
+        });
+    }
+    // Period 1: node1 pays node2 5.00 and the network 10.00 (bread).
+    sleep_until(epoch + period + 2);
+    w.at(
+        n1,
+        &[
+            "transfer", "--to", &n2.id, "--amount", "5", "--to", "network", "--amount", "10",
+            "--yes",
+        ],
+    )
+    .ok();
+    // Period 2: node2 and node3 buy bread.
+    sleep_until(epoch + 2 * period + 2);
+    w.at(
+        n2,
+        &["transfer", "--to", "network", "--amount", "4", "--yes"],
+    )
+    .ok();
+    w.at(
+        n3,
+        &["transfer", "--to", "network", "--amount", "2", "--yes"],
+    )
+    .ok();
+    sleep_until(epoch + 3 * period + 1);
+
+    // Period 1 paid node1 (the only active member) the network's 10.00; period 2 split 6.00
+    // between node2 and node3.
+    let table = [(n1, 3000), (n2, 3900), (n3, 3600), (n4, 3500)];
+    for n in &net.nodes {
+        wait_for(60, &format!("{} to settle periods 1 and 2", n.key), || {
+            table
+                .iter()
+                .all(|(who, want)| net.balance(n, &who.id) == Some(*want))
+                .then_some(())
+        });
+        assert_eq!(net.balance(n, "network"), Some(0));
+        let v = w.at(n, &["chain", "verify"]).ok().stdout();
+        assert!(
+            v.contains("chain OK"),
+            "conservation and every rule hold: {v}"
+        );
+    }
+    let first = distributions(&w, n1);
+    assert_eq!(first.len(), 3, "periods 0, 1 and 2");
+    for n in &net.nodes[1..] {
+        assert_eq!(
+            distributions(&w, n),
+            first,
+            "identical distribution records on {}",
+            n.key
+        );
+    }
+}
+
+#[test]
+fn proposals_are_recomputed_refused_rejected_and_expire() {
+    let w = World::new();
+    // Periods far in the future: no distribution interferes; requests expire after 8 s.
+    let (com, _) = com(86_400, 86_400, "request_ttl = 8s\n");
+    let net = Net::with_com(&w, 3, &com, "");
+    net.wait_meshed(60);
+    let [n1, n2, n3] = [&net.nodes[0], &net.nodes[1], &net.nodes[2]];
+    let addr = |n: &Node| net.status(n).unwrap()["addr"].as_str().unwrap().to_string();
+    let http = reqwest::blocking::Client::new();
+    let propose = |to: &Node, record: serde_json::Value| {
+        let r = http
+            .post(format!("http://{}/v1/sign-requests", addr(to)))
+            .json(&json!({"record": record, "proposer": n1.id}))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let params = params_of(n1);
+    let ledger = || {
+        let file = w.path(&format!("x{}", rand_suffix()));
+        w.at(n1, &["chain", "export", "--out", s(&file)]).ok();
+        cod::ledger::Ledger::from_records(
+            params.clone(),
+            cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap(),
+        )
+    };
+    let sign = |body: &cod::ledger::Body, who: &[&str]| {
+        let mut sigs = Vec::new();
+        for k in who {
+            sigs = cod::ledger::add_signature(body, &sigs, &example_secret(k));
+        }
+        cod::ledger::Record::new(body.clone(), sigs).to_json()
+    };
+
+    // An issuance that would push circulation above the backing: refused by every node.
+    let l = ledger();
+    let honest = l
+        .propose_issue([("bread".to_string(), 10)].into(), now())
+        .unwrap();
+    let mut greedy = honest.clone();
+    let cod::ledger::Content::Issue(i) = &mut greedy.content else {
+        unreachable!()
+    };
+    i.amounts.insert("codcoin".into(), 999_999);
+    for n in [n1, n2, n3] {
+        let (status, body) = propose(n, sign(&greedy, &["node1"]));
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body.contains("circulation may not exceed the attested backing"),
+            "{}: {body}",
+            n.key
+        );
+    }
+
+    // Forged signature, the same signature twice, a non-signer's, another cod's, a replay.
+    let mut forged = sign(&honest, &["node1"]);
+    forged["sigs"][0]["sig"] = sign(&honest, &["node2"])["sigs"][0]["sig"].clone();
+    let (status, body) = propose(n2, forged);
+    assert_eq!(status, 422);
+    assert!(body.contains("does not verify"), "{body}");
+    let mut twice = sign(&honest, &["node1"]);
+    let one = twice["sigs"][0].clone();
+    twice["sigs"] = json!([one, one]);
+    let (status, body) = propose(n2, twice);
+    assert!(status == 422 && body.contains("twice"), "{status} {body}");
+    let (status, body) = propose(n2, sign(&honest, &["node4"]));
+    assert!(
+        status == 422 && body.contains("signer set"),
+        "{status} {body}"
+    );
+    let mut foreign = honest.clone();
+    foreign.cod = "f".repeat(40).parse().unwrap();
+    let (status, body) = propose(n2, sign(&foreign, &["node1"]));
+    assert!(
+        status == 422 && body.contains("belongs to cod"),
+        "{status} {body}"
+    );
+    let list = w.at(n2, &["--json", "sign", "list"]).ok().json();
+    assert!(
+        list["requests"].as_array().unwrap().is_empty(),
+        "nothing kept: {list}"
+    );
+
+    // A proposal whose checkpoint this node's chain does not give is refused with the reason.
+    let mut skewed = l.propose_distribution(0, false, 0).unwrap_or_else(|_| {
+        // Period 0 has not ended (periods are a day here): build one by hand.
+        let mut b = honest.clone();
+        b.content = cod::ledger::Content::Distribute(cod::ledger::Distribute {
+            period: 0,
+            special: false,
+            heads: Default::default(),
+            payouts: vec![],
+        });
+        b
+    });
+    skewed.time = now();
+    let (status, body) = propose(n2, sign(&skewed, &["node1"]));
+    assert_eq!(status, 422, "{body}");
+
+    // Too few signers: node1 proposes and signs, node3 rejects, node2 stays silent.
+    let v = w
+        .at(n1, &["--json", "issue", "--backing", "bread=10"])
+        .ok()
+        .json();
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_for(30, "node3 to hold the request", || {
+        w.at(n3, &["--json", "sign", "show", &id])
+            .out
+            .status
+            .success()
+            .then_some(())
+    });
+    w.at(
+        n3,
+        &["sign", "reject", &id, "--reason", "we baked only 8 loaves"],
+    )
+    .ok();
+    wait_for(30, "the proposer to learn of the rejection", || {
+        let r = w.at(n1, &["--json", "sign", "show", &id]).ok().json();
+        r["rejections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["reason"] == "we baked only 8 loaves")
+            .then_some(())
+    });
+    let human = w.at(n1, &["sign", "show", &id[..8]]).ok().stdout();
+    assert!(human.contains("we baked only 8 loaves"), "{human}");
+    wait_for(30, "the request to expire", || {
+        let r = w.at(n1, &["--json", "sign", "show", &id]).ok().json();
+        (r["state"]["state"] == "expired").then_some(())
+    });
+    assert_eq!(net.balance(n1, "network"), Some(0), "nothing became final");
+    w.at(n2, &["sign", "approve", &id]).fails_with("expired");
+
+    // Issuing when circulation already meets the backing: refused with the reason.
+    w.at(n1, &["issue", "--backing", "bread=0"])
+        .fails_with("circulation");
+}
