@@ -17,31 +17,79 @@ test:
     cargo test --all-targets
     cargo test --doc
 
-# Keygen → pack → deploy a demo cod into a temporary directory and show what it made.
+# The main job: a live local network. A local Mainline DHT on loopback, a cod packed from
+# the templates (settlement every 20 s), three nodes deployed from it and started in the
+# background; an issuance signed by two members, the period's distribution, a transfer seen
+# arriving on every node. Everything stays on 127.0.0.1; `$DEMO/stop` ends it.
 demo: build
     #!/usr/bin/env bash
     set -euo pipefail
     cod="$PWD/target/debug/cod"
     demo=$(mktemp -d "${TMPDIR:-/tmp}/cod-demo.XXXXXX")
-    echo "== demo directory: $demo"
-    # Example keys from keys-example/ (never for real value); git does not keep file modes,
-    # so the secret keys get their 0600 back here.
+    say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+    until_true() { # SECONDS WHAT COMMAND...
+        local t=$1 what=$2; shift 2
+        for _ in $(seq $((t * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+        echo "gave up waiting for: $what" >&2; return 1
+    }
+    say "demo directory: $demo"
+    "$cod" dht bootstrap --nodes 4 > "$demo/dht.txt" 2> "$demo/dht.log" &
+    echo $! > "$demo/dht.pid"
+    until_true 10 "the local DHT" test -s "$demo/dht.txt"
+    boot=$(head -1 "$demo/dht.txt")
+    echo "local DHT on $boot"
+    cat > "$demo/stop" <<STOP
+    #!/bin/sh
+    for n in "$demo"/nodes*/*/; do "$cod" --node "\$n" node stop; done
+    kill \$(cat "$demo/dht.pid") 2>/dev/null || true
+    echo "stopped; remove everything with: rm -rf $demo"
+    STOP
+    chmod +x "$demo/stop"
+
+    say "pack the cod (deployer) — example keys from keys-example/, never for real value"
     mkdir -p "$demo/keys"
     cp keys-example/com.pub.key keys-example/cod.pub.key keys-example/cod.sec.key "$demo/keys/"
     chmod 600 "$demo/keys/cod.sec.key"
-    echo "== a fresh key, as a member would make one"
-    "$cod" keygen --role node --out "$demo/member" --no-passphrase
-    echo "== pack the cod (deployer)"
-    "$cod" pack --com ini-templates/com.ini --cod ini-templates/cod.ini --keys "$demo/keys" --out "$demo/dist"
+    now=$(date -u +%s); epoch=$(date -u -d "@$((now - now % 20))" +%Y-%m-%dT%H:%M:%SZ)
+    sed -e "s/^settlement_period = .*/settlement_period = 20s/" -e "s/^epoch = .*/epoch = $epoch/" ini-templates/com.ini > "$demo/com.ini"
+    "$cod" pack --com "$demo/com.ini" --cod ini-templates/cod.ini --keys "$demo/keys" --out "$demo/dist"
     pkg=$(ls "$demo"/dist/*.cod.tar)
-    echo "== deploy two nodes from the package (members)"
-    for n in 1 2; do
-        cp keys-example/node$n.sec.key "$demo/node$n.sec.key"; chmod 600 "$demo/node$n.sec.key"
-        "$cod" deploy --package "$pkg" --key "$demo/node$n.sec.key" --dir "$demo/nodes$n"
+
+    say "deploy and start three nodes (members node1..node3, the cod's signers)"
+    for n in 1 2 3; do
+        cp "keys-example/node$n.sec.key" "$demo/node$n.sec.key"; chmod 600 "$demo/node$n.sec.key"
+        printf '[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = %s\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n[signing]\nauto = true\n' "$boot" > "$demo/node$n.ini"
+        "$cod" deploy --package "$pkg" --key "$demo/node$n.sec.key" --node-ini "$demo/node$n.ini" --dir "$demo/nodes$n" | grep -E 'node id|deployed'
+        "$cod" --node "$demo"/nodes$n/* node start | head -1
     done
-    echo "== what was made"
-    (cd "$demo" && find . -maxdepth 3 -not -path '*/store/*' -not -path '*/package/*' | sort)
-    echo "== remove it with: rm -rf $demo"
+    node() { echo "$demo"/nodes$1/*; }
+    id() { sed -n 's/.*"node_id": "\([0-9a-f]*\)".*/\1/p' "$(node $1)/deployment.json"; }
+
+    say "the nodes find each other on the DHT"
+    for n in 1 2 3; do until_true 90 "node$n's peers" sh -c "[ \$('$cod' --node '$(node $n)' --json peers | grep -c '\"confirmed\": true') -ge 2 ]"; done
+    "$cod" --node "$(node 1)" peers
+
+    say "node1 proposes an issuance backed by 30 loaves; node2's member approves it"
+    req=$("$cod" --node "$(node 1)" --json issue --backing inventory:bread=30 | sed -n 's/^  "id": "\([0-9a-f]*\)".*/\1/p')
+    until_true 30 "node2 to see the request" "$cod" --node "$(node 2)" sign show "$req"
+    "$cod" --node "$(node 2)" sign approve "$req" | head -1
+    until_true 30 "the issuance to be final" sh -c "'$cod' --node '$(node 3)' --json balance network | grep -q '\"total\": 10500'"
+    "$cod" --node "$(node 3)" balance network
+
+    say "at the end of the 20 s period, the signers' nodes distribute it (auto-signed)"
+    until_true 60 "the distribution" sh -c "'$cod' --node '$(node 1)' --json balance | grep -q '\"total\": 3500'"
+    "$cod" --node "$(node 1)" balance
+
+    say "node1 pays node2 12.50 codcoin; it arrives on every node"
+    "$cod" --node "$(node 1)" transfer --to "$(id 2)" --amount 12.50 --memo "demo" --yes
+    for n in 1 2 3; do
+        until_true 30 "node$n to see it" sh -c "'$cod' --node '$(node $n)' --json balance '$(id 2)' | grep -q '\"total\": 4750'"
+        printf 'node%s sees node2 holding: ' "$n"; "$cod" --node "$(node $n)" balance "$(id 2)" | tail -1
+    done
+
+    say "the network keeps running in the background"
+    echo "watch a node:   $cod --node $(node 1) status    (also: peers, history, sign list, tui)"
+    echo "stop it all:    $demo/stop"
 
 # Ledger throughput next to `openssl speed` (criterion; summary at the end).
 # (A separate target dir keeps the release build from locking the dev one.)
