@@ -95,3 +95,8 @@ demo: build
 # (A separate target dir keeps the release build from locking the dev one.)
 bench:
     CARGO_TARGET_DIR=target/bench cargo bench --bench ledger
+
+# Network benchmark: N = 5 and 20 nodes on loopback, then a fresh node syncing 100k records.
+bench-net:
+    CARGO_TARGET_DIR=target/bench cargo build --release --bin cod
+    COD_BIN=$PWD/target/bench/release/cod CARGO_TARGET_DIR=target/bench cargo bench --bench net
