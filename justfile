@@ -100,3 +100,20 @@ bench:
 bench-net:
     CARGO_TARGET_DIR=target/bench cargo build --release --bin cod
     COD_BIN=$PWD/target/bench/release/cod CARGO_TARGET_DIR=target/bench cargo bench --bench net
+
+# Idle CPU of `cod tui` attached to a quiet node, over 10 s (in tmux).
+bench-tui: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cod="$PWD/target/debug/cod"; d=$(mktemp -d)
+    mkdir "$d/keys"; cp keys-example/com.pub.key keys-example/cod.pub.key keys-example/cod.sec.key "$d/keys/"; chmod 600 "$d/keys/cod.sec.key"
+    "$cod" pack --com ini-templates/com.ini --cod ini-templates/cod.ini --keys "$d/keys" --out "$d/dist" >/dev/null
+    cp keys-example/node1.sec.key "$d/k"; chmod 600 "$d/k"
+    printf '[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n' > "$d/n.ini"
+    "$cod" deploy --package "$d"/dist/*.cod.tar --key "$d/k" --node-ini "$d/n.ini" --dir "$d/nodes" >/dev/null
+    node=$(echo "$d"/nodes/*); "$cod" --node "$node" node start >/dev/null
+    tmux -L cod-bench-tui new-session -d -s t -x 80 -y 24 "$cod --node $node tui"; sleep 3
+    pid=$(pgrep -f "^$cod --node $node tui" | head -1)
+    a=$(awk '{print $14+$15}' /proc/$pid/stat); sleep 10; b=$(awk '{print $14+$15}' /proc/$pid/stat)
+    echo "cod tui, idle for 10 s: $((b - a)) clock ticks of $(getconf CLK_TCK)/s = $(( (b - a) * 10 )) ‰ of one core"
+    tmux -L cod-bench-tui kill-server; "$cod" --node "$node" node stop >/dev/null; rm -rf "$d"

@@ -8,7 +8,7 @@
 
 use cod::control::client::Client;
 use cod::control::{Event, Request, TransferOutput};
-use cod::ledger::{add_signature, Body, Content, Ledger, Output, Record, Sig, Transfer, B64};
+use cod::ledger::{B64, Body, Content, Ledger, Output, Record, Sig, Transfer, add_signature};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,12 +18,22 @@ use std::time::{Duration, Instant};
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 fn cod_bin() -> PathBuf {
-    std::env::var_os("COD_BIN").map(PathBuf::from).unwrap_or_else(|| Path::new(REPO).join("target/bench/release/cod"))
+    std::env::var_os("COD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join("target/bench/release/cod"))
 }
 
 fn cod(args: &[&str]) -> String {
-    let out = Command::new(cod_bin()).args(args).stdin(Stdio::null()).output().expect("run cod");
-    assert!(out.status.success(), "cod {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(cod_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cod");
+    assert!(
+        out.status.success(),
+        "cod {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -36,13 +46,19 @@ fn json(args: &[&str]) -> serde_json::Value {
 fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "gave up waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "gave up waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 struct Net {
@@ -56,7 +72,9 @@ struct Net {
 impl Drop for Net {
     fn drop(&mut self) {
         for n in &self.nodes {
-            let _ = Command::new(cod_bin()).args(["--node", n.to_str().unwrap(), "node", "stop"]).output();
+            let _ = Command::new(cod_bin())
+                .args(["--node", n.to_str().unwrap(), "node", "stop"])
+                .output();
         }
         let _ = self.dht.kill();
     }
@@ -65,9 +83,15 @@ impl Drop for Net {
 impl Net {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut dht = Command::new(cod_bin()).args(["dht", "bootstrap", "--nodes", "4"]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut dht = Command::new(cod_bin())
+            .args(["dht", "bootstrap", "--nodes", "4"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut boot = String::new();
-        std::io::BufReader::new(dht.stdout.take().unwrap()).read_line(&mut boot).unwrap();
+        std::io::BufReader::new(dht.stdout.take().unwrap())
+            .read_line(&mut boot)
+            .unwrap();
         let keys = dir.path().join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         for k in ["com.pub.key", "cod.pub.key", "cod.sec.key"] {
@@ -75,9 +99,25 @@ impl Net {
         }
         set_mode(&keys.join("cod.sec.key"), 0o600);
         let out = dir.path().join("dist");
-        let v = json(&["pack", "--com", &format!("{REPO}/ini-templates/com.ini"), "--cod", &format!("{REPO}/ini-templates/cod.ini"), "--keys", keys.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let v = json(&[
+            "pack",
+            "--com",
+            &format!("{REPO}/ini-templates/com.ini"),
+            "--cod",
+            &format!("{REPO}/ini-templates/cod.ini"),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let pkg = PathBuf::from(v["package"].as_str().unwrap());
-        Self { dir, dht, boot: boot.trim().to_string(), pkg, nodes: Vec::new() }
+        Self {
+            dir,
+            dht,
+            boot: boot.trim().to_string(),
+            pkg,
+            nodes: Vec::new(),
+        }
     }
 
     /// Deploys and starts a node; example keys node1..node6, generated keys beyond.
@@ -88,13 +128,30 @@ impl Net {
             set_mode(&key, 0o600);
         } else {
             let d = self.dir.path().join(format!("gen{i}"));
-            cod(&["keygen", "--role", "node", "--out", d.to_str().unwrap(), "--no-passphrase"]);
+            cod(&[
+                "keygen",
+                "--role",
+                "node",
+                "--out",
+                d.to_str().unwrap(),
+                "--no-passphrase",
+            ]);
             std::fs::rename(d.join("node.sec.key"), &key).unwrap();
         }
         let ini = self.dir.path().join(format!("n{i}.ini"));
         std::fs::write(&ini, format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n{extra}", self.boot)).unwrap();
         let base = self.dir.path().join(format!("nodes{i}"));
-        let v = json(&["deploy", "--package", self.pkg.to_str().unwrap(), "--key", key.to_str().unwrap(), "--node-ini", ini.to_str().unwrap(), "--dir", base.to_str().unwrap()]);
+        let v = json(&[
+            "deploy",
+            "--package",
+            self.pkg.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--node-ini",
+            ini.to_str().unwrap(),
+            "--dir",
+            base.to_str().unwrap(),
+        ]);
         let dir = PathBuf::from(v["dir"].as_str().unwrap());
         cod(&["--node", dir.to_str().unwrap(), "node", "start"]);
         self.nodes.push(dir.clone());
@@ -122,24 +179,44 @@ fn secret(name: &str) -> cod::keys::SecretKey {
 
 /// Funds every node: the current period's distribution of a large issuance.
 fn fund(net: &Net) {
-    let params = cod::nodedir::NodeDir::open(&net.nodes[0]).unwrap().params().unwrap();
+    let params = cod::nodedir::NodeDir::open(&net.nodes[0])
+        .unwrap()
+        .params()
+        .unwrap();
     let mut l = Ledger::new(params.clone());
     for n in &net.nodes {
-        let text = Net::client(n).call(&Request::Export).unwrap()["archive"].as_str().unwrap().to_string();
+        let text = Net::client(n).call(&Request::Export).unwrap()["archive"]
+            .as_str()
+            .unwrap()
+            .to_string();
         for r in cod::archive::read(text.as_bytes(), &params.cod).unwrap() {
             let _ = l.ingest(r);
         }
     }
     let sign = |body: Body| {
-        let sigs = add_signature(&body, &add_signature(&body, &[], &secret("node1")), &secret("node2"));
+        let sigs = add_signature(
+            &body,
+            &add_signature(&body, &[], &secret("node1")),
+            &secret("node2"),
+        );
         Record::new(body, sigs)
     };
-    let issue = sign(l.propose_issue([("bread".to_string(), 1_000_000)].into(), now()).unwrap());
+    let issue = sign(
+        l.propose_issue([("bread".to_string(), 1_000_000)].into(), now())
+            .unwrap(),
+    );
     l.ingest(issue).unwrap();
-    let dist = sign(l.propose_distribution(params.com.period_of(now()), false, 0).unwrap());
+    let dist = sign(
+        l.propose_distribution(params.com.period_of(now()), false, 0)
+            .unwrap(),
+    );
     l.ingest(dist).unwrap();
     let archive = cod::chain::export(&l);
-    Net::client(&net.nodes[0]).call(&Request::Import { archive: String::from_utf8(archive).unwrap() }).unwrap();
+    Net::client(&net.nodes[0])
+        .call(&Request::Import {
+            archive: String::from_utf8(archive).unwrap(),
+        })
+        .unwrap();
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -150,7 +227,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// round between nodes already in sync costs.
 fn summary_round_bytes(addr: &str) -> usize {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let req = format!("GET /v1/sync/summary HTTP/1.1\r\nhost: {addr}\r\naccept: */*\r\nconnection: close\r\n\r\n");
+    let req = format!(
+        "GET /v1/sync/summary HTTP/1.1\r\nhost: {addr}\r\naccept: */*\r\nconnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
@@ -162,13 +241,21 @@ fn run_n(n: usize, burst: usize) {
     for i in 1..=n {
         net.add(i, "");
     }
-    let ids: Vec<String> = net.nodes.iter().map(|d| Net::status(d)["node_id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = net
+        .nodes
+        .iter()
+        .map(|d| Net::status(d)["node_id"].as_str().unwrap().to_string())
+        .collect();
     for d in &net.nodes {
-        wait(180, "the mesh", || Net::status(d)["peers"]["confirmed"].as_u64() == Some(n as u64 - 1));
+        wait(180, "the mesh", || {
+            Net::status(d)["peers"]["confirmed"].as_u64() == Some(n as u64 - 1)
+        });
     }
     fund(&net);
     for d in &net.nodes {
-        wait(120, "the funding everywhere", || Net::status(d)["chain"]["applied"].as_u64() >= Some(2 * n as u64 + 2));
+        wait(120, "the funding everywhere", || {
+            Net::status(d)["chain"]["applied"].as_u64() >= Some(n as u64 + 2)
+        });
     }
     // Watch every node's event stream for the burst's records.
     let seen: Arc<Mutex<std::collections::HashMap<String, Vec<Instant>>>> = Arc::default();
@@ -177,7 +264,11 @@ fn run_n(n: usize, burst: usize) {
         std::thread::spawn(move || {
             for e in events.flatten() {
                 if let Event::Record { hash, .. } = e {
-                    seen.lock().unwrap().entry(hash).or_default().push(Instant::now());
+                    seen.lock()
+                        .unwrap()
+                        .entry(hash)
+                        .or_default()
+                        .push(Instant::now());
                 }
             }
         });
@@ -188,20 +279,36 @@ fn run_n(n: usize, burst: usize) {
     let mut made = Vec::new();
     for i in 0..burst {
         let to = &ids[1 + i % (n - 1)];
-        let out = TransferOutput { account: to.clone(), asset: "codcoin".into(), amount: 1 };
+        let out = TransferOutput {
+            account: to.clone(),
+            asset: "codcoin".into(),
+            amount: 1,
+        };
         let t = Instant::now();
-        let v = c.call(&Request::Transfer { outputs: vec![out], memo: None }).unwrap();
+        let v = c
+            .call(&Request::Transfer {
+                outputs: vec![out],
+                memo: None,
+            })
+            .unwrap();
         made.push((v["record"].as_str().unwrap().to_string(), t));
     }
     let rate = burst as f64 / start.elapsed().as_secs_f64();
     wait(300, "the burst on every node", || {
         let s = seen.lock().unwrap();
-        made.iter().all(|(h, _)| s.get(h).is_some_and(|v| v.len() >= n))
+        made.iter()
+            .all(|(h, _)| s.get(h).is_some_and(|v| v.len() >= n))
     });
     let s = seen.lock().unwrap();
-    let mut lat: Vec<f64> = made.iter().map(|(h, t)| s[h].iter().max().unwrap().duration_since(*t).as_secs_f64() * 1000.0).collect();
+    let mut lat: Vec<f64> = made
+        .iter()
+        .map(|(h, t)| s[h].iter().max().unwrap().duration_since(*t).as_secs_f64() * 1000.0)
+        .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let addr = Net::status(&net.nodes[1])["addr"].as_str().unwrap().to_string();
+    let addr = Net::status(&net.nodes[1])["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
     println!(
         "N={n:>2}: {burst} transfers from one node at {rate:.0}/s accepted; on every node after p50 {:.0} ms, p99 {:.0} ms; in-sync round {} bytes",
         percentile(&lat, 0.5),
@@ -214,10 +321,15 @@ fn run_n(n: usize, burst: usize) {
 /// paying the network account 1 unit (chains independent, so they sign in parallel).
 fn big_chain(total: usize) -> (Net, PathBuf, usize) {
     use rayon::prelude::*;
-    let keys: Vec<cod::keys::SecretKey> = (0..16).map(|_| cod::keys::SecretKey::generate(3072).unwrap()).collect();
+    let keys: Vec<cod::keys::SecretKey> = (0..16)
+        .map(|_| cod::keys::SecretKey::generate(3072).unwrap())
+        .collect();
     let mut net = Net::new();
     let first = net.add(1, "");
-    let params = cod::nodedir::NodeDir::open(&first).unwrap().params().unwrap();
+    let params = cod::nodedir::NodeDir::open(&first)
+        .unwrap()
+        .params()
+        .unwrap();
     let mut l = Ledger::new(params.clone());
     let t0 = now() - 3600;
     let mut records = Vec::new();
@@ -227,13 +339,23 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
         records.push(r);
     }
     let sign = |body: Body| {
-        let sigs = add_signature(&body, &add_signature(&body, &[], &secret("node1")), &secret("node2"));
+        let sigs = add_signature(
+            &body,
+            &add_signature(&body, &[], &secret("node1")),
+            &secret("node2"),
+        );
         Record::new(body, sigs)
     };
-    let issue = sign(l.propose_issue([("bread".to_string(), 10_000_000)].into(), t0 + 1).unwrap());
+    let issue = sign(
+        l.propose_issue([("bread".to_string(), 10_000_000)].into(), t0 + 1)
+            .unwrap(),
+    );
     l.ingest(issue.clone()).unwrap();
     records.push(issue);
-    let dist = sign(l.propose_distribution(params.com.period_of(t0), false, 0).unwrap());
+    let dist = sign(
+        l.propose_distribution(params.com.period_of(t0), false, 0)
+            .unwrap(),
+    );
     l.ingest(dist.clone()).unwrap();
     records.push(dist);
     // First transfer of each account claims its share; the rest only pay.
@@ -242,7 +364,18 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
         .par_iter()
         .map(|k| {
             let mut out: Vec<Record> = Vec::with_capacity(per);
-            let first = l.make_transfer(k, vec![Output { account: params.network, amount: 1, asset: "codcoin".into() }], None, t0 + 2).unwrap();
+            let first = l
+                .make_transfer(
+                    k,
+                    vec![Output {
+                        account: params.network,
+                        amount: 1,
+                        asset: "codcoin".into(),
+                    }],
+                    None,
+                    t0 + 2,
+                )
+                .unwrap();
             out.push(first);
             for i in 1..per {
                 let prev = out.last().unwrap();
@@ -253,9 +386,21 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
                     account: prev.account(),
                     seq: prev.seq() + 1,
                     prev: Some(prev.hash()),
-                    content: Content::Transfer(Transfer { key: None, claims: vec![], outputs: vec![Output { account: params.network, amount: 1, asset: "codcoin".into() }], memo: None }),
+                    content: Content::Transfer(Transfer {
+                        key: None,
+                        claims: vec![],
+                        outputs: vec![Output {
+                            account: params.network,
+                            amount: 1,
+                            asset: "codcoin".into(),
+                        }],
+                        memo: None,
+                    }),
                 };
-                let sig = Sig { key: None, sig: B64(k.sign(&body.canonical_bytes())) };
+                let sig = Sig {
+                    key: None,
+                    sig: B64(k.sign(&body.canonical_bytes())),
+                };
                 out.push(Record::new(body, vec![sig]));
             }
             out
@@ -266,33 +411,67 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
     }
     // The node holds them all (imported through its daemon).
     let archive = cod::archive::write(&params.cod, records.iter());
-    Net::client(&first).call(&Request::Import { archive: String::from_utf8(archive).unwrap() }).unwrap();
+    Net::client(&first)
+        .call(&Request::Import {
+            archive: String::from_utf8(archive).unwrap(),
+        })
+        .unwrap();
     let count = Net::status(&first)["chain"]["applied"].as_u64().unwrap() as usize;
     (net, first, count)
 }
 
 fn openssl_verify(cores: usize) -> f64 {
-    let out = Command::new("openssl").args(["speed", "-seconds", "3", "-multi", &cores.to_string(), "rsa3072"]).output().unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "speed",
+            "-seconds",
+            "3",
+            "-multi",
+            &cores.to_string(),
+            "rsa3072",
+        ])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find(|l| l.contains("3072 bits")).and_then(|l| l.split_whitespace().last()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    text.lines()
+        .rev()
+        .find(|l| l.contains("3072 bits"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return; // `cargo test` runs bench targets; this one only runs under `cargo bench`
     }
-    assert!(cod_bin().exists(), "build the release cod first (just bench-net does): {}", cod_bin().display());
-    let burst: usize = std::env::var("COD_BENCH_BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    assert!(
+        cod_bin().exists(),
+        "build the release cod first (just bench-net does): {}",
+        cod_bin().display()
+    );
+    let burst: usize = std::env::var("COD_BENCH_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     for n in [5, 20] {
         run_n(n, burst);
     }
-    let total: usize = std::env::var("COD_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: usize = std::env::var("COD_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let (mut net, holder, count) = big_chain(total);
     let holder_addr = Net::status(&holder)["addr"].as_str().unwrap().to_string();
     // A fresh node whose only peer is the node holding the chain.
     let fresh = net.add(2, &format!("[peers]\nstatic = {holder_addr}\n"));
     let start = Instant::now();
-    wait(3600, "the fresh node to sync", || Net::status(&fresh)["chain"]["applied"].as_u64().unwrap_or(0) as usize >= count);
+    wait(3600, "the fresh node to sync", || {
+        Net::status(&fresh)["chain"]["applied"]
+            .as_u64()
+            .unwrap_or(0) as usize
+            >= count
+    });
     let rate = count as f64 / start.elapsed().as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ossl = openssl_verify(cores);

@@ -63,6 +63,8 @@ pub enum Command {
     /// Signature requests for issuance and distribution: list, show, approve, reject
     #[command(subcommand)]
     Sign(SignCommand),
+    /// The full-screen dashboard (over SSH too): peers, chain, signature requests, log
+    Tui,
 }
 
 #[derive(Args, Debug)]
@@ -365,5 +367,6 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Issue(a) => cmd::sign::issue(&out, cli.node.as_deref(), a),
         Command::Distribute => cmd::sign::distribute(&out, cli.node.as_deref()),
         Command::Sign(c) => cmd::sign::sign(&out, cli.node.as_deref(), c),
+        Command::Tui => crate::tui::run(crate::nodedir::NodeDir::find(cli.node.as_deref())?),
     }
 }

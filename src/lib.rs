@@ -23,6 +23,7 @@ pub mod node;
 pub mod nodedir;
 pub mod package;
 pub mod store;
+pub mod tui;
 pub mod views;
 
 use clap::Parser;

@@ -161,3 +161,16 @@ pub fn transfer(l: &Ledger, r: &Record) -> Value {
         .unwrap_or_default();
     json!({"record": r.hash(), "account": r.account(), "outputs": outputs, "spendable_after": after})
 }
+
+/// The most recently applied records, newest first (the TUI's chain tab).
+pub fn recent(l: &Ledger, limit: usize) -> Value {
+    let n = l.state().applied_count();
+    let records: Vec<Value> = l
+        .log(n.saturating_sub(limit))
+        .map(|r| json!({"hash": r.hash(), "kind": r.kind(), "account": r.account(), "seq": r.seq(), "time": r.body().time}))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    json!({"records": records})
+}

@@ -56,6 +56,8 @@ pub enum Request {
     SignApprove { id: String },
     /// Reject a request, telling its proposer why.
     SignReject { id: String, reason: String },
+    /// The most recently applied records (newest first).
+    Recent { limit: usize },
     /// Stream events until the client disconnects.
     Subscribe,
     /// Shut the daemon down cleanly.

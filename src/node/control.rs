@@ -315,6 +315,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
+        Request::Recent { limit } => ok(views::recent(
+            shared.chain.lock().expect("chain lock").ledger(),
+            limit.min(1000),
+        )),
         Request::Verify => {
             blocking(shared, |s| {
                 let chain = s.chain.lock().expect("chain lock");

@@ -1,0 +1,520 @@
+//! The dashboard's state and how messages change it. Pure: no terminal, no socket. The run
+//! loop (`super::run`) feeds it messages and carries out the effects it returns.
+
+use crate::control::{Event, Request};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::Value;
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Peers,
+    Chain,
+    Signatures,
+    Log,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Tab::Overview,
+        Tab::Peers,
+        Tab::Chain,
+        Tab::Signatures,
+        Tab::Log,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Peers => "Peers",
+            Tab::Chain => "Chain",
+            Tab::Signatures => "Signatures",
+            Tab::Log => "Log",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).expect("listed")
+    }
+}
+
+/// What the dashboard shows on top of a tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modal {
+    Help,
+    PeerDetail,
+    SignDetail,
+    /// Asks before sending `request`.
+    Confirm {
+        question: String,
+        request: Request,
+    },
+    /// Typing the reason for rejecting request `id`.
+    RejectReason {
+        id: String,
+        reason: String,
+    },
+    /// Typing the log filter.
+    Filter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting,
+    Connected,
+    Down { reason: String },
+}
+
+/// Input to [`App::update`].
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    /// The terminal was resized (the next draw uses the new size).
+    Resize,
+    /// (Re)connected; a fresh picture of the node.
+    Snapshot {
+        status: Value,
+        peers: Value,
+        requests: Value,
+        recent: Value,
+    },
+    Disconnected(String),
+    Event(Event),
+    /// The answer to a request the dashboard sent.
+    Reply {
+        what: String,
+        result: Result<Value, String>,
+    },
+    /// Time passed (seconds since the epoch): for "ago" and "expires in".
+    Now(u64),
+}
+
+/// What the run loop should do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send { what: String, request: Request },
+    StartDaemon,
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub time: u64,
+    pub level: String,
+    pub message: String,
+}
+
+pub const MAX_LOG: usize = 500;
+pub const MAX_RECENT: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub tab: Tab,
+    pub modal: Option<Modal>,
+    pub connection: Connection,
+    /// How to start the daemon, shown when it is down.
+    pub start_hint: String,
+    pub now: u64,
+    pub no_color: bool,
+    pub status: Value,
+    pub peers: Vec<Value>,
+    pub requests: Vec<Value>,
+    pub recent: VecDeque<Value>,
+    pub log: VecDeque<LogLine>,
+    pub filter: String,
+    pub peer_sort: usize,
+    pub selected: [usize; 5],
+    /// (applied, at) samples for the sync rate.
+    pub rate_samples: VecDeque<(u64, u64)>,
+    pub verify: Option<Result<Value, String>>,
+    /// The last notice (a reply, an error) shown in the footer.
+    pub notice: Option<String>,
+}
+
+pub const PEER_COLUMNS: [&str; 7] = [
+    "node", "address", "found", "versions", "seen", "latency", "behind",
+];
+
+impl App {
+    pub fn new(start_hint: String, no_color: bool, now: u64) -> Self {
+        Self {
+            tab: Tab::Overview,
+            modal: None,
+            connection: Connection::Connecting,
+            start_hint,
+            now,
+            no_color,
+            status: Value::Null,
+            peers: Vec::new(),
+            requests: Vec::new(),
+            recent: VecDeque::new(),
+            log: VecDeque::new(),
+            filter: String::new(),
+            peer_sort: 0,
+            selected: [0; 5],
+            rate_samples: VecDeque::new(),
+            verify: None,
+            notice: None,
+        }
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.status["chain"]["applied"].as_u64().unwrap_or(0)
+    }
+
+    /// Peers as shown: sorted by the chosen column.
+    pub fn sorted_peers(&self) -> Vec<&Value> {
+        let mut v: Vec<&Value> = self.peers.iter().collect();
+        let applied = self.applied() as i64;
+        let key = |p: &Value| -> (i64, String) {
+            match self.peer_sort {
+                0 => (0, p["node_id"].as_str().unwrap_or("").to_string()),
+                1 => (0, p["addr"].as_str().unwrap_or("").to_string()),
+                2 => (0, p["found_via"].as_str().unwrap_or("").to_string()),
+                3 => (0, p["cod_version"].as_str().unwrap_or("").to_string()),
+                4 => (-(p["last_seen"].as_i64().unwrap_or(0)), String::new()),
+                5 => (p["latency_ms"].as_i64().unwrap_or(i64::MAX), String::new()),
+                _ => (
+                    -(p["applied"].as_i64().map_or(0, |a| a - applied)),
+                    String::new(),
+                ),
+            }
+        };
+        v.sort_by_key(|p| key(p));
+        v
+    }
+
+    pub fn visible_log(&self) -> Vec<&LogLine> {
+        let f = self.filter.to_lowercase();
+        self.log
+            .iter()
+            .rev()
+            .filter(|l| {
+                f.is_empty() || l.message.to_lowercase().contains(&f) || l.level.contains(&f)
+            })
+            .collect()
+    }
+
+    /// Records per second while catching up, from the last minute of samples.
+    pub fn sync_rate(&self) -> Option<f64> {
+        let (first, last) = (self.rate_samples.front()?, self.rate_samples.back()?);
+        let dt = last.1.saturating_sub(first.1);
+        (dt > 0 && last.0 > first.0).then(|| (last.0 - first.0) as f64 / dt as f64)
+    }
+
+    fn rows(&self) -> usize {
+        match self.tab {
+            Tab::Peers => self.peers.len(),
+            Tab::Signatures => self.requests.len(),
+            Tab::Chain => self.recent.len(),
+            Tab::Log => self.visible_log().len(),
+            Tab::Overview => 0,
+        }
+    }
+
+    pub fn selected(&self) -> usize {
+        self.selected[self.tab.index()].min(self.rows().saturating_sub(1))
+    }
+
+    fn push_log(&mut self, time: u64, level: &str, message: String) {
+        self.log.push_back(LogLine {
+            time,
+            level: level.into(),
+            message,
+        });
+        while self.log.len() > MAX_LOG {
+            self.log.pop_front();
+        }
+    }
+
+    fn selected_request_id(&self) -> Option<String> {
+        self.requests
+            .get(self.selected())
+            .and_then(|r| r["id"].as_str())
+            .map(String::from)
+    }
+
+    /// Changes the state for one message; returns what the run loop must do.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Now(t) => self.now = t,
+            Msg::Resize => {}
+            Msg::Snapshot {
+                status,
+                peers,
+                requests,
+                recent,
+            } => {
+                self.connection = Connection::Connected;
+                self.status = status;
+                self.peers = peers["peers"].as_array().cloned().unwrap_or_default();
+                self.requests = requests["requests"].as_array().cloned().unwrap_or_default();
+                self.recent = recent["records"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                let applied = self.applied();
+                self.rate_samples.push_back((applied, self.now));
+            }
+            Msg::Disconnected(reason) => {
+                if self.connection
+                    != (Connection::Down {
+                        reason: reason.clone(),
+                    })
+                {
+                    self.push_log(self.now, "warn", format!("daemon not reachable: {reason}"));
+                }
+                self.connection = Connection::Down { reason };
+            }
+            Msg::Event(e) => self.on_event(e),
+            Msg::Reply { what, result } => {
+                self.notice = Some(match &result {
+                    Ok(_) => format!("{what}: done"),
+                    Err(e) => format!("{what}: {e}"),
+                });
+                if what == "verify" {
+                    self.verify = Some(result);
+                }
+            }
+            Msg::Key(k) => return self.on_key(k),
+        }
+        Vec::new()
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Peer { addr, up, .. } => {
+                if !up && let Some(p) = self.peers.iter_mut().find(|p| p["addr"] == addr.as_str()) {
+                    p["confirmed"] = false.into();
+                }
+                // The full row comes with the next snapshot; note it in the log meanwhile.
+                self.push_log(
+                    self.now,
+                    "info",
+                    format!("peer {addr} {}", if up { "up" } else { "down" }),
+                );
+            }
+            Event::Sync {
+                applied,
+                pending,
+                held,
+                missing,
+            } => {
+                if let Some(chain) = self.status.get_mut("chain") {
+                    chain["applied"] = applied.into();
+                    chain["pending"] = pending.into();
+                    chain["records"] = held.into();
+                    chain["missing"] = missing.into();
+                }
+                self.rate_samples.push_back((applied as u64, self.now));
+                while self
+                    .rate_samples
+                    .front()
+                    .is_some_and(|s| s.1 + 60 < self.now)
+                {
+                    self.rate_samples.pop_front();
+                }
+            }
+            Event::Record {
+                hash,
+                kind,
+                account,
+                seq,
+                time,
+            } => {
+                self.recent.push_front(serde_json::json!({"hash": hash, "kind": kind, "account": account, "seq": seq, "time": time}));
+                while self.recent.len() > MAX_RECENT {
+                    self.recent.pop_back();
+                }
+            }
+            Event::SignRequest {
+                id,
+                kind,
+                summary,
+                signed,
+                quorum,
+                expires,
+                state,
+            } => {
+                let row = serde_json::json!({"id": id, "kind": kind, "summary": summary, "signed": signed, "quorum": quorum, "expires": expires, "state": {"state": state}});
+                match self.requests.iter_mut().find(|r| r["id"] == id.as_str()) {
+                    Some(r) => {
+                        for k in ["summary", "signed", "quorum", "expires", "state"] {
+                            r[k] = row[k].clone();
+                        }
+                    }
+                    None => {
+                        self.requests.insert(0, row);
+                        self.push_log(
+                            self.now,
+                            "info",
+                            format!(
+                                "signature request {} ({kind}): {summary}",
+                                &id[..12.min(id.len())]
+                            ),
+                        );
+                    }
+                }
+            }
+            Event::Log {
+                level,
+                message,
+                time,
+            } => self.push_log(time, &level, message),
+        }
+    }
+
+    fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
+            return vec![Effect::Quit];
+        }
+        if let Some(m) = self.modal.clone() {
+            return self.on_modal_key(m, k);
+        }
+        let tab_i = self.tab.index();
+        match k.code {
+            KeyCode::Char('q') => return vec![Effect::Quit],
+            KeyCode::Char('?') => self.modal = Some(Modal::Help),
+            KeyCode::Char(c @ '1'..='5') => self.tab = Tab::ALL[c as usize - '1' as usize],
+            KeyCode::Tab => self.tab = Tab::ALL[(tab_i + 1) % 5],
+            KeyCode::BackTab => self.tab = Tab::ALL[(tab_i + 4) % 5],
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected[tab_i] = (self.selected() + 1).min(self.rows().saturating_sub(1))
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.selected[tab_i] = self.selected().saturating_sub(1)
+            }
+            KeyCode::Home | KeyCode::Char('g') => self.selected[tab_i] = 0,
+            KeyCode::End | KeyCode::Char('G') => {
+                self.selected[tab_i] = self.rows().saturating_sub(1)
+            }
+            KeyCode::Char('s') if matches!(self.connection, Connection::Down { .. }) => {
+                return vec![Effect::StartDaemon];
+            }
+            KeyCode::Char('s') if self.tab == Tab::Peers => {
+                self.peer_sort = (self.peer_sort + 1) % PEER_COLUMNS.len()
+            }
+            KeyCode::Enter if self.tab == Tab::Peers && !self.peers.is_empty() => {
+                self.modal = Some(Modal::PeerDetail)
+            }
+            KeyCode::Enter if self.tab == Tab::Signatures && !self.requests.is_empty() => {
+                self.modal = Some(Modal::SignDetail)
+            }
+            KeyCode::Char('a') if self.tab == Tab::Signatures => self.ask_approve(),
+            KeyCode::Char('r') if self.tab == Tab::Signatures => {
+                if let Some(id) = self.selected_request_id() {
+                    self.modal = Some(Modal::RejectReason {
+                        id,
+                        reason: String::new(),
+                    });
+                }
+            }
+            KeyCode::Char('v') if self.tab == Tab::Chain => {
+                self.notice = Some("verifying the chain…".into());
+                return vec![Effect::Send {
+                    what: "verify".into(),
+                    request: Request::Verify,
+                }];
+            }
+            KeyCode::Char('/') if self.tab == Tab::Log => self.modal = Some(Modal::Filter),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn ask_approve(&mut self) {
+        let Some(r) = self.requests.get(self.selected()) else {
+            return;
+        };
+        let id = r["id"].as_str().unwrap_or_default().to_string();
+        let question = format!(
+            "Sign {} ({})? y/n",
+            &id[..12.min(id.len())],
+            r["summary"].as_str().unwrap_or("")
+        );
+        self.modal = Some(Modal::Confirm {
+            question,
+            request: Request::SignApprove { id },
+        });
+    }
+
+    fn on_modal_key(&mut self, m: Modal, k: KeyEvent) -> Vec<Effect> {
+        match m {
+            Modal::Help | Modal::PeerDetail => {
+                if matches!(
+                    k.code,
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?')
+                ) {
+                    self.modal = None;
+                }
+            }
+            Modal::SignDetail => match k.code {
+                KeyCode::Char('a') => self.ask_approve(),
+                KeyCode::Char('r') => {
+                    if let Some(id) = self.selected_request_id() {
+                        self.modal = Some(Modal::RejectReason {
+                            id,
+                            reason: String::new(),
+                        });
+                    }
+                }
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.modal = None,
+                _ => {}
+            },
+            Modal::Confirm { request, .. } => match k.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.modal = None;
+                    let what = match &request {
+                        Request::SignApprove { .. } => "approve",
+                        Request::SignReject { .. } => "reject",
+                        _ => "request",
+                    };
+                    return vec![Effect::Send {
+                        what: what.into(),
+                        request,
+                    }];
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => self.modal = None,
+                _ => {}
+            },
+            Modal::RejectReason { id, mut reason } => match k.code {
+                KeyCode::Esc => self.modal = None,
+                KeyCode::Enter if !reason.trim().is_empty() => {
+                    let question = format!(
+                        "Reject {} because \"{}\"? y/n",
+                        &id[..12.min(id.len())],
+                        reason.trim()
+                    );
+                    self.modal = Some(Modal::Confirm {
+                        question,
+                        request: Request::SignReject {
+                            id,
+                            reason: reason.trim().to_string(),
+                        },
+                    });
+                }
+                KeyCode::Backspace => {
+                    reason.pop();
+                    self.modal = Some(Modal::RejectReason { id, reason });
+                }
+                KeyCode::Char(c) if reason.len() < 200 => {
+                    reason.push(c);
+                    self.modal = Some(Modal::RejectReason { id, reason });
+                }
+                _ => {}
+            },
+            Modal::Filter => match k.code {
+                KeyCode::Esc | KeyCode::Enter => self.modal = None,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            },
+        }
+        Vec::new()
+    }
+}

@@ -1,0 +1,224 @@
+//! The dashboard without a daemon: recorded control data and events in, snapshots of every
+//! tab at 80×24 and 160×48 out (insta), and the key flows that lead to requests.
+
+use super::app::{App, Effect, Modal, Msg, Tab};
+use super::view;
+use crate::control::{Event, Request};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+
+const NOW: u64 = 1_795_600_000;
+const ME: &str = "9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c";
+
+fn key(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+/// A node in a small cod, as the control socket describes it.
+fn recorded() -> App {
+    let mut app = App::new("cod --node /srv/cod/demo node start".into(), false, NOW);
+    app.update(Msg::Snapshot {
+        status: json!({
+            "cod_id": "315f6330a78f7059f1f0f3a7ce7f373767603b45", "node_id": ME, "addr": "127.0.0.1:7410", "pid": 4242,
+            "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "uptime": 3725,
+            "peers": {"confirmed": 2, "known": 3},
+            "chain": {"records": 14, "applied": 12, "pending": 2, "missing": ["record 52fdce9aaf6595a5a9b5caa15f72c24ebfc2f272ea5d224bc8560ac5817bd229"], "accounts": 5, "forks": 0, "checkpoint": {"period": 46, "record": "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59", "special": false}},
+            "balance": {"account": ME, "assets": {"codcoin": {"total": 3450, "spendable": 2200, "incoming": 1250, "decimals": 2}}},
+            "newer_version_seen": {"cod_version": "1.1.0", "peer": "127.0.0.1:7412"},
+            "signature_requests": 1, "best_peer_applied": 20
+        }),
+        peers: json!({"peers": [
+            {"addr": "127.0.0.1:7411", "node_id": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "found_via": "dht", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "last_seen": NOW - 12, "latency_ms": 2, "failures": 0, "applied": 20},
+            {"addr": "127.0.0.1:7412", "node_id": "f27de94e5eebdd57fc1dec5dc1994d101f7c20ef8e44c99b54037546d629a14d", "found_via": "exchange", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.1.0", "last_seen": NOW - 70, "latency_ms": 15, "failures": 0, "applied": 12},
+            {"addr": "10.0.0.9:7410", "node_id": null, "found_via": "static", "confirmed": false, "software_version": "", "com_version": "", "cod_version": "", "last_seen": 0, "latency_ms": 0, "failures": 2, "applied": null}
+        ]}),
+        requests: json!({"requests": [
+            {"id": "72f05ae1bd2d62aa260e326a031eebbbf2a680018f9620a61e89b63cb982b473", "kind": "issue", "state": {"state": "pending"}, "signed": 1, "quorum": 2, "expires": NOW + 3000, "summary": "issue 35.00 codcoin backed by bread=10", "proposer": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "rejections": []}
+        ]}),
+        recent: json!({"records": [
+            {"hash": "7e7c694ae2e6350c18b7d528485951a86d5fad216ce82b3a455e9e5786e90e2c", "kind": "transfer", "account": ME, "seq": 3, "time": NOW - 30},
+            {"hash": "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59", "kind": "distribute", "account": "214aee582795b053eeeda3a3ef523ab9b7bc6e2f12d5d79c242bf326e60dbc37", "seq": 4, "time": NOW - 600}
+        ]}),
+    });
+    for e in [
+        Event::Log {
+            level: "info".into(),
+            message: "peer 127.0.0.1:7411 confirmed: node 0839e914c7e41fb8".into(),
+            time: NOW - 100,
+        },
+        Event::Log {
+            level: "warn".into(),
+            message: "peer 10.0.0.9:7410 is down: connection refused".into(),
+            time: NOW - 50,
+        },
+        Event::Record {
+            hash: "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into(),
+            kind: "transfer".into(),
+            account: "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660".into(),
+            seq: 7,
+            time: NOW - 5,
+        },
+    ] {
+        app.update(Msg::Event(e));
+    }
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::draw(f, app)).unwrap();
+    t.backend().to_string()
+}
+
+#[test]
+fn every_tab_at_80x24_and_160x48() {
+    let mut app = recorded();
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        app.update(key(char::from(b'1' + i as u8)));
+        assert_eq!(app.tab, *tab);
+        for (w, h) in [(80, 24), (160, 48)] {
+            insta::assert_snapshot!(
+                format!("{}_{w}x{h}", tab.title().to_lowercase()),
+                render(&app, w, h)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dead_daemon_says_how_to_start_it_and_a_small_terminal_says_so() {
+    let mut app = recorded();
+    app.update(Msg::Disconnected(
+        "no daemon is running for this node (no answer on /srv/cod/demo/cod.sock)".into(),
+    ));
+    insta::assert_snapshot!("daemon_down_80x24", render(&app, 80, 24));
+    assert_eq!(app.update(key('s')), vec![Effect::StartDaemon]);
+    let tiny = render(&app, 40, 10);
+    assert!(tiny.contains("terminal too small"), "{tiny}");
+}
+
+#[test]
+fn modals_help_peer_and_signature_detail() {
+    let mut app = recorded();
+    app.update(key('?'));
+    insta::assert_snapshot!("help_80x24", render(&app, 80, 24));
+    app.update(code(KeyCode::Esc));
+    app.update(key('2'));
+    app.update(code(KeyCode::Enter));
+    assert_eq!(app.modal, Some(Modal::PeerDetail));
+    insta::assert_snapshot!("peer_detail_160x48", render(&app, 160, 48));
+    app.update(code(KeyCode::Esc));
+    app.update(key('4'));
+    app.update(code(KeyCode::Enter));
+    insta::assert_snapshot!("sign_detail_80x24", render(&app, 80, 24));
+}
+
+#[test]
+fn approving_and_rejecting_are_confirmed_before_they_are_sent() {
+    let id = "72f05ae1bd2d62aa260e326a031eebbbf2a680018f9620a61e89b63cb982b473".to_string();
+    let mut app = recorded();
+    app.update(key('4'));
+    assert!(app.update(key('a')).is_empty(), "asks first");
+    assert!(matches!(app.modal, Some(Modal::Confirm { .. })));
+    assert!(app.update(key('n')).is_empty(), "no means nothing is sent");
+    assert_eq!(app.modal, None);
+    app.update(key('a'));
+    assert_eq!(
+        app.update(key('y')),
+        vec![Effect::Send {
+            what: "approve".into(),
+            request: Request::SignApprove { id: id.clone() }
+        }]
+    );
+
+    app.update(key('r'));
+    for c in "too early".chars() {
+        app.update(key(c));
+    }
+    assert!(
+        app.update(code(KeyCode::Enter)).is_empty(),
+        "asks again before sending"
+    );
+    insta::assert_snapshot!("reject_confirm_80x24", render(&app, 80, 24));
+    assert_eq!(
+        app.update(key('y')),
+        vec![Effect::Send {
+            what: "reject".into(),
+            request: Request::SignReject {
+                id,
+                reason: "too early".into()
+            }
+        }]
+    );
+}
+
+#[test]
+fn events_update_the_view_and_keys_navigate() {
+    let mut app = recorded();
+    app.update(Msg::Event(Event::SignRequest {
+        id: "aa".repeat(32),
+        kind: "distribute".into(),
+        summary: "distribution for period 47".into(),
+        signed: 0,
+        quorum: 2,
+        expires: NOW + 60,
+        state: "pending".into(),
+    }));
+    assert_eq!(app.requests.len(), 2);
+    app.update(Msg::Event(Event::SignRequest {
+        id: "aa".repeat(32),
+        kind: "distribute".into(),
+        summary: "distribution for period 47".into(),
+        signed: 2,
+        quorum: 2,
+        expires: NOW + 60,
+        state: "final".into(),
+    }));
+    assert_eq!(app.requests.len(), 2, "an update, not a new row");
+    assert_eq!(app.requests[0]["state"]["state"], "final");
+    app.update(Msg::Event(Event::Sync {
+        held: 20,
+        applied: 20,
+        pending: 0,
+        missing: vec![],
+    }));
+    assert!(render(&app, 80, 24).contains("in sync: 20 records"));
+    // Sorting peers by latency puts the fastest first.
+    app.update(key('2'));
+    for _ in 0..5 {
+        app.update(key('s'));
+    }
+    assert_eq!(app.sorted_peers()[0]["addr"], "10.0.0.9:7410");
+    // The log filter.
+    app.update(key('5'));
+    app.update(key('/'));
+    for c in "down".chars() {
+        app.update(key(c));
+    }
+    app.update(code(KeyCode::Enter));
+    assert_eq!(app.visible_log().len(), 1);
+    assert_eq!(app.update(key('q')), vec![Effect::Quit]);
+}
+
+#[test]
+fn no_color_means_no_color() {
+    let mut app = recorded();
+    app.no_color = true;
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| view::draw(f, &app)).unwrap();
+    let buf = t.backend().buffer();
+    for cell in buf.content() {
+        assert_eq!(
+            cell.fg,
+            ratatui::style::Color::Reset,
+            "a colored cell: {cell:?}"
+        );
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
+}

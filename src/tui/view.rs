@@ -1,0 +1,668 @@
+//! Drawing the dashboard: a pure function of [`App`] onto a ratatui frame. Works from 80×24
+//! up; below 60×12 it says the terminal is too small.
+
+use super::app::{App, Connection, Modal, PEER_COLUMNS, Tab};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Cell, Clear, Gauge, Paragraph, Row, Table, TableState, Tabs, Wrap};
+use serde_json::Value;
+
+fn color(app: &App, c: Color) -> Style {
+    if app.no_color {
+        Style::default()
+    } else {
+        Style::default().fg(c)
+    }
+}
+
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+fn short(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+fn ago(app: &App, t: u64) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    let d = app.now.saturating_sub(t);
+    match d {
+        0..=59 => format!("{d}s ago"),
+        60..=3599 => format!("{}m ago", d / 60),
+        _ => format!("{}h ago", d / 3600),
+    }
+}
+
+fn fmt_time(t: u64) -> String {
+    let s = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+    )
+    .to_string();
+    s.get(11..19).unwrap_or(&s).to_string()
+}
+
+fn amount(units: u64, decimals: u64) -> String {
+    let d = decimals as usize;
+    if d == 0 {
+        return units.to_string();
+    }
+    let s = format!("{units:0>width$}", width = d + 1);
+    let (i, f) = s.split_at(s.len() - d);
+    format!("{i}.{f}")
+}
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let area = f.area();
+    if area.width < 60 || area.height < 12 {
+        let p = Paragraph::new(format!(
+            "terminal too small ({}×{}); cod tui needs 60×12\nq quits",
+            area.width, area.height
+        ))
+        .wrap(Wrap { trim: true });
+        f.render_widget(p, area);
+        return;
+    }
+    let [top, tabs, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_top(f, app, top);
+    let titles: Vec<Line> = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Line::from(format!("{} {}", i + 1, t.title())))
+        .collect();
+    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    f.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(bold().add_modifier(Modifier::REVERSED))
+            .divider("│"),
+        tabs,
+    );
+    match &app.connection {
+        Connection::Down { reason } => draw_down(f, app, body, reason),
+        Connection::Connecting if app.status.is_null() => {
+            f.render_widget(Paragraph::new("connecting to the daemon…"), body)
+        }
+        _ => match app.tab {
+            Tab::Overview => draw_overview(f, app, body),
+            Tab::Peers => draw_peers(f, app, body),
+            Tab::Chain => draw_chain(f, app, body),
+            Tab::Signatures => draw_signatures(f, app, body),
+            Tab::Log => draw_log(f, app, body),
+        },
+    }
+    draw_footer(f, app, footer);
+    if let Some(m) = &app.modal {
+        draw_modal(f, app, m, area);
+    }
+}
+
+fn draw_top(f: &mut Frame, app: &App, area: Rect) {
+    let s = &app.status;
+    let (dot, state) = match &app.connection {
+        Connection::Connected => (Span::styled("●", color(app, Color::Green)), "connected"),
+        Connection::Connecting => (Span::styled("○", color(app, Color::Yellow)), "connecting"),
+        Connection::Down { .. } => (Span::styled("○", color(app, Color::Red)), "daemon down"),
+    };
+    let line = Line::from(vec![
+        Span::styled(" cod ", bold()),
+        Span::raw(format!(
+            "{} ",
+            short(s["cod_id"].as_str().unwrap_or("-"), 12)
+        )),
+        Span::raw(format!(
+            "node {} ",
+            short(s["node_id"].as_str().unwrap_or("-"), 12)
+        )),
+        dot,
+        Span::raw(format!(" {state}")),
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
+    let keys = match app.tab {
+        _ if matches!(app.connection, Connection::Down { .. }) => "s start daemon  q quit  ? help",
+        Tab::Peers => "↑↓ select  Enter detail  s sort  1-5/Tab tabs  ? help  q quit",
+        Tab::Chain => "v verify  ↑↓ scroll  1-5/Tab tabs  ? help  q quit",
+        Tab::Signatures => "↑↓ select  Enter detail  a approve  r reject  ? help  q quit",
+        Tab::Log => "/ filter  ↑↓ scroll  1-5/Tab tabs  ? help  q quit",
+        Tab::Overview => "1-5/Tab tabs  ? help  q quit",
+    };
+    let text = match &app.notice {
+        Some(n) => format!(" {n}  │ {keys}"),
+        None => format!(" {keys}"),
+    };
+    f.render_widget(
+        Paragraph::new(text).style(Style::default().add_modifier(Modifier::DIM)),
+        area,
+    );
+}
+
+fn draw_down(f: &mut Frame, app: &App, area: Rect, reason: &str) {
+    let text = vec![
+        Line::styled(
+            "The node's daemon is not running (or not answering).",
+            bold(),
+        ),
+        Line::raw(""),
+        Line::raw(format!("  {reason}")),
+        Line::raw(""),
+        Line::raw("Start it with:"),
+        Line::raw(format!("  {}", app.start_hint)),
+        Line::raw("or press s to start it now. The dashboard reconnects by itself."),
+    ];
+    f.render_widget(
+        Paragraph::new(text)
+            .block(Block::bordered().title(" daemon "))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn sync_line(app: &App) -> (String, Option<f64>) {
+    let s = &app.status;
+    let applied = s["chain"]["applied"].as_u64().unwrap_or(0);
+    let pending = s["chain"]["pending"].as_u64().unwrap_or(0);
+    let best = app
+        .peers
+        .iter()
+        .filter(|p| p["confirmed"] == true)
+        .filter_map(|p| p["applied"].as_u64())
+        .max()
+        .unwrap_or(0);
+    if best > applied {
+        let ratio = applied as f64 / best as f64;
+        (
+            format!("catching up: {applied} of {best} records (best peer)"),
+            Some(ratio),
+        )
+    } else if pending > 0 {
+        let missing = s["chain"]["missing"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|x| x.as_str())
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        (
+            format!("{applied} records; {pending} waiting for {missing}"),
+            None,
+        )
+    } else {
+        (format!("in sync: {applied} records"), None)
+    }
+}
+
+fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
+    let s = &app.status;
+    let kv = |k: &str, v: String| {
+        Line::from(vec![Span::styled(format!("{k:<12}"), bold()), Span::raw(v)])
+    };
+    let mut lines = vec![
+        kv("cod", s["cod_id"].as_str().unwrap_or("-").to_string()),
+        kv("node", s["node_id"].as_str().unwrap_or("-").to_string()),
+        kv("address", s["addr"].as_str().unwrap_or("-").to_string()),
+        kv(
+            "versions",
+            format!(
+                "software {}  com {}  cod {}",
+                s["software_version"].as_str().unwrap_or("?"),
+                s["com_version"].as_str().unwrap_or("?"),
+                s["cod_version"].as_str().unwrap_or("?")
+            ),
+        ),
+        kv(
+            "uptime",
+            humantime::format_duration(std::time::Duration::from_secs(
+                s["uptime"].as_u64().unwrap_or(0),
+            ))
+            .to_string(),
+        ),
+        kv(
+            "peers",
+            format!(
+                "{} confirmed, {} known",
+                s["peers"]["confirmed"], s["peers"]["known"]
+            ),
+        ),
+        kv("sync", sync_line(app).0),
+        kv(
+            "signing",
+            format!(
+                "{} request(s) waiting for you",
+                s["signature_requests"].as_u64().unwrap_or(0)
+            ),
+        ),
+        Line::raw(""),
+        Line::styled("balances", bold()),
+    ];
+    if let Some(assets) = s["balance"]["assets"].as_object() {
+        for (code, a) in assets {
+            let dec = a["decimals"].as_u64().unwrap_or(0);
+            let mut l = format!(
+                "  {code:<10} {:>14}",
+                amount(a["total"].as_u64().unwrap_or(0), dec)
+            );
+            let incoming = a["incoming"].as_u64().unwrap_or(0);
+            if incoming > 0 {
+                l.push_str(&format!(
+                    "  ({} received, not yet claimed)",
+                    amount(incoming, dec)
+                ));
+            }
+            lines.push(Line::raw(l));
+        }
+    }
+    if let Some(n) = s["newer_version_seen"].as_object() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "UPGRADE: cod {} is running on peer {} (cod upgrade check)",
+                n["cod_version"].as_str().unwrap_or("?"),
+                n["peer"].as_str().unwrap_or("?")
+            ),
+            color(app, Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" overview ")),
+        area,
+    );
+}
+
+fn peer_cells(app: &App, p: &Value, wide: bool) -> Vec<String> {
+    let behind = p["applied"].as_i64().map_or("-".to_string(), |a| {
+        let d = a - app.applied() as i64;
+        if d > 0 {
+            format!("+{d} ahead")
+        } else if d < 0 {
+            format!("{} behind", -d)
+        } else {
+            "level".into()
+        }
+    });
+    let mut cells = vec![
+        short(p["node_id"].as_str().unwrap_or("-"), 8),
+        p["addr"].as_str().unwrap_or("?").to_string(),
+        p["found_via"].as_str().unwrap_or("?").to_string(),
+    ];
+    if wide {
+        cells.push(format!(
+            "{}/{}/{}",
+            p["software_version"].as_str().unwrap_or(""),
+            p["com_version"].as_str().unwrap_or(""),
+            p["cod_version"].as_str().unwrap_or("")
+        ));
+    }
+    cells.push(if p["confirmed"] == true {
+        ago(app, p["last_seen"].as_u64().unwrap_or(0))
+    } else {
+        "trying".into()
+    });
+    cells.push(format!("{}ms", p["latency_ms"].as_u64().unwrap_or(0)));
+    cells.push(behind);
+    cells
+}
+
+fn draw_peers(f: &mut Frame, app: &App, area: Rect) {
+    let wide = area.width >= 100;
+    let mut headers: Vec<&str> = PEER_COLUMNS.to_vec();
+    if !wide {
+        headers.remove(3);
+    }
+    let sort_name = PEER_COLUMNS[app.peer_sort];
+    let header = Row::new(headers.iter().map(|h| {
+        let label = if *h == sort_name {
+            format!("{h}▼")
+        } else {
+            h.to_string()
+        };
+        Cell::from(label)
+    }))
+    .style(bold());
+    let rows: Vec<Row> = app
+        .sorted_peers()
+        .into_iter()
+        .map(|p| Row::new(peer_cells(app, p, wide)))
+        .collect();
+    let widths: Vec<Constraint> = if wide {
+        vec![
+            Constraint::Length(9),
+            Constraint::Length(22),
+            Constraint::Length(9),
+            Constraint::Length(18),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Min(10),
+        ]
+    } else {
+        vec![
+            Constraint::Length(9),
+            Constraint::Length(22),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Min(10),
+        ]
+    };
+    let count = app.peers.iter().filter(|p| p["confirmed"] == true).count();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .block(Block::bordered().title(format!(" peers: {count} up, {} known ", app.peers.len())));
+    let mut state = TableState::default().with_selected(Some(app.selected()));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
+    let [gauge, info, recent] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(5),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    let (line, ratio) = sync_line(app);
+    let label = match app.sync_rate() {
+        Some(r) if ratio.is_some() => format!("{line}  ({r:.0} records/s)"),
+        _ => line,
+    };
+    f.render_widget(
+        Gauge::default()
+            .block(Block::bordered().title(" sync "))
+            .ratio(ratio.unwrap_or(1.0).clamp(0.0, 1.0))
+            .label(label)
+            .gauge_style(color(app, Color::Cyan)),
+        gauge,
+    );
+    let c = &app.status["chain"];
+    let checkpoint = c["checkpoint"]
+        .as_object()
+        .map_or("none yet".to_string(), |cp| {
+            format!(
+                "period {} ({})",
+                cp["period"],
+                short(cp["record"].as_str().unwrap_or(""), 12)
+            )
+        });
+    let verify = match &app.verify {
+        None => "not run (press v)".to_string(),
+        Some(Ok(v)) if v["problems"].as_array().is_some_and(|p| p.is_empty()) => {
+            format!("OK: {} records", v["records"])
+        }
+        Some(Ok(v)) => format!(
+            "{} problem(s): {}",
+            v["problems"].as_array().map_or(0, |p| p.len()),
+            v["problems"][0].as_str().unwrap_or("")
+        ),
+        Some(Err(e)) => format!("failed: {e}"),
+    };
+    let forks = c["forks"].as_u64().unwrap_or(0);
+    let lines = vec![
+        Line::raw(format!(
+            "accounts {}   records held {}   applied {}   waiting {}",
+            c["accounts"], c["records"], c["applied"], c["pending"]
+        )),
+        Line::raw(format!("last checkpoint {checkpoint}")),
+        Line::styled(
+            format!("forks (double spends settled, proofs kept) {forks}"),
+            if forks > 0 {
+                color(app, Color::Red)
+            } else {
+                Style::default()
+            },
+        ),
+    ];
+    let mut lines = lines;
+    lines.insert(2, Line::raw(format!("verify: {verify}")));
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" chain ")),
+        info,
+    );
+    let rows: Vec<Row> = app
+        .recent
+        .iter()
+        .map(|r| {
+            Row::new(vec![
+                fmt_time(r["time"].as_u64().unwrap_or(0)),
+                r["kind"].as_str().unwrap_or("?").to_string(),
+                short(r["account"].as_str().unwrap_or(""), 8),
+                r["seq"].to_string(),
+                short(r["hash"].as_str().unwrap_or(""), 16),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(9),
+            Constraint::Length(11),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Min(10),
+        ],
+    )
+    .header(Row::new(["time", "kind", "account", "seq", "record"]).style(bold()))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .block(Block::bordered().title(" recent records "));
+    let mut state = TableState::default().with_selected(Some(app.selected()));
+    f.render_stateful_widget(table, recent, &mut state);
+}
+
+fn request_cells(app: &App, r: &Value) -> Vec<String> {
+    let expires = r["expires"].as_u64().unwrap_or(0);
+    let left = expires.saturating_sub(app.now);
+    vec![
+        short(r["id"].as_str().unwrap_or(""), 10),
+        r["kind"].as_str().unwrap_or("?").to_string(),
+        r["state"]["state"].as_str().unwrap_or("?").to_string(),
+        format!("{}/{}", r["signed"], r["quorum"]),
+        if left == 0 {
+            "expired".into()
+        } else {
+            humantime::format_duration(std::time::Duration::from_secs(left)).to_string()
+        },
+        r["summary"].as_str().unwrap_or("").to_string(),
+    ]
+}
+
+fn draw_signatures(f: &mut Frame, app: &App, area: Rect) {
+    let rows: Vec<Row> = app
+        .requests
+        .iter()
+        .map(|r| Row::new(request_cells(app, r)))
+        .collect();
+    let waiting = app
+        .requests
+        .iter()
+        .filter(|r| r["state"]["state"] == "pending")
+        .count();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(11),
+            Constraint::Length(11),
+            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(9),
+            Constraint::Min(20),
+        ],
+    )
+    .header(Row::new(["id", "kind", "state", "signed", "expires", "summary"]).style(bold()))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .block(Block::bordered().title(format!(" signature requests: {waiting} waiting for you ")));
+    if app.requests.is_empty() {
+        f.render_widget(Paragraph::new("No signature requests. Issuance proposals (cod issue) and period-end distributions appear here.").wrap(Wrap { trim: true }).block(Block::bordered().title(" signature requests ")), area);
+        return;
+    }
+    let mut state = TableState::default().with_selected(Some(app.selected()));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_log(f: &mut Frame, app: &App, area: Rect) {
+    let height = area.height.saturating_sub(2) as usize;
+    let lines: Vec<Line> = app
+        .visible_log()
+        .into_iter()
+        .skip(app.selected())
+        .take(height)
+        .map(|l| {
+            let style = match l.level.as_str() {
+                "warn" => color(app, Color::Yellow),
+                "error" => color(app, Color::Red),
+                _ => Style::default(),
+            };
+            Line::styled(
+                format!("{} {:<4} {}", fmt_time(l.time), l.level, l.message),
+                style,
+            )
+        })
+        .collect();
+    let title = if app.filter.is_empty() {
+        " log (newest first) ".to_string()
+    } else {
+        format!(" log filtered by \"{}\" ", app.filter)
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(title)),
+        area,
+    );
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width.saturating_sub(2));
+    let h = h.min(area.height.saturating_sub(2));
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
+    let (title, text, w, h): (&str, Text, u16, u16) = match m {
+        Modal::Help => (
+            " help ",
+            Text::from(vec![
+                Line::raw("1-5, Tab, Shift-Tab   switch tabs"),
+                Line::raw("↑ ↓ j k, Home End     move the selection"),
+                Line::raw("Enter                 details (peers, signature requests)"),
+                Line::raw("s                     sort peers (or start the daemon when it is down)"),
+                Line::raw(
+                    "a / r                 approve / reject a signature request (asks first)",
+                ),
+                Line::raw("v                     verify the whole chain"),
+                Line::raw("/                     filter the log"),
+                Line::raw("? Esc                 close this;  q  quit"),
+            ]),
+            70,
+            10,
+        ),
+        Modal::PeerDetail => {
+            let p = app
+                .sorted_peers()
+                .get(app.selected())
+                .map(|p| (*p).clone())
+                .unwrap_or(Value::Null);
+            let lines = [
+                "addr",
+                "node_id",
+                "found_via",
+                "confirmed",
+                "software_version",
+                "com_version",
+                "cod_version",
+                "latency_ms",
+                "last_seen",
+                "failures",
+                "applied",
+            ]
+            .iter()
+            .map(|k| {
+                Line::raw(format!(
+                    "{k:<17} {}",
+                    match &p[*k] {
+                        Value::String(s) => s.clone(),
+                        v => v.to_string(),
+                    }
+                ))
+            })
+            .collect::<Vec<_>>();
+            (" peer ", Text::from(lines), 90, 13)
+        }
+        Modal::SignDetail => {
+            let r = app
+                .requests
+                .get(app.selected())
+                .cloned()
+                .unwrap_or(Value::Null);
+            let mut lines = vec![
+                Line::raw(format!("id        {}", r["id"].as_str().unwrap_or(""))),
+                Line::raw(format!(
+                    "kind      {}   state {}   signed {}/{}",
+                    r["kind"].as_str().unwrap_or(""),
+                    r["state"]["state"].as_str().unwrap_or(""),
+                    r["signed"],
+                    r["quorum"]
+                )),
+                Line::raw(format!("summary   {}", r["summary"].as_str().unwrap_or(""))),
+                Line::raw(format!(
+                    "proposer  {}",
+                    short(r["proposer"].as_str().unwrap_or("-"), 16)
+                )),
+            ];
+            if let Some(reason) = r["state"]["reason"].as_str() {
+                lines.push(Line::raw(format!("reason    {reason}")));
+            }
+            for j in r["rejections"].as_array().cloned().unwrap_or_default() {
+                lines.push(Line::raw(format!(
+                    "rejected by {}: {}",
+                    short(j["node_id"].as_str().unwrap_or(""), 12),
+                    j["reason"].as_str().unwrap_or("")
+                )));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::styled("a approve   r reject   Esc close", bold()));
+            (" signature request ", Text::from(lines), 100, 12)
+        }
+        Modal::Confirm { question, .. } => (
+            " confirm ",
+            Text::from(vec![Line::raw(question.clone())]),
+            80,
+            4,
+        ),
+        Modal::RejectReason { reason, .. } => (
+            " reject: why? (Enter to continue, Esc to cancel) ",
+            Text::from(vec![Line::raw(format!("{reason}▏"))]),
+            80,
+            3,
+        ),
+        Modal::Filter => (
+            " filter the log (Enter/Esc to close) ",
+            Text::from(vec![Line::raw(format!("{}▏", app.filter))]),
+            60,
+            3,
+        ),
+    };
+    let r = centered(area, w, h);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(title)),
+        r,
+    );
+}

@@ -1,0 +1,125 @@
+//! Issue 6 end to end: `cod tui` in a real terminal (tmux) against live nodes. The peer list
+//! shows the other nodes; a pending signature request appears, is approved from the
+//! dashboard, and the record becomes final.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(w: &World, node: &Node) -> Self {
+        let socket = format!("cod-test-{}", std::process::id());
+        let cmd = format!(
+            "env HOME={home} XDG_DATA_HOME={home}/xdg NO_COLOR=1 {cod} --node {node} tui",
+            home = s(w.dir.path()),
+            cod = env!("CARGO_BIN_EXE_cod"),
+            node = s(&node.dir)
+        );
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "160",
+                "-y",
+                "48",
+                &cmd,
+            ])
+            .status()
+            .expect("tmux (run .ci/setup)");
+        assert!(ok.success());
+        Self { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(
+                Command::new("tmux")
+                    .args(["-L", &self.socket, "send-keys", "-t", "t", k])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-t", "t", "-p"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, secs: u64, needle: &str) -> String {
+        let mut last = String::new();
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(secs) {
+            last = self.screen();
+            if last.contains(needle) {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("the dashboard never showed {needle:?}; last screen:\n{last}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn the_dashboard_shows_peers_and_approves_a_signature_request() {
+    let w = World::new();
+    let net = Net::with_dht(&w, 3, "");
+    net.wait_meshed(90);
+    let [n1, n2, n3] = [&net.nodes[0], &net.nodes[1], &net.nodes[2]];
+    let tui = Tmux::start(&w, n2);
+    tui.wait_for(30, "connected");
+
+    // Peers: the other two nodes, by their short ids.
+    tui.keys(&["2"]);
+    for other in [n1, n3] {
+        tui.wait_for(30, &other.id[..8]);
+    }
+
+    // node1 proposes an issuance; it shows up on node2's dashboard, which approves it.
+    let v = w
+        .at(n1, &["--json", "issue", "--backing", "bread=20"])
+        .ok()
+        .json();
+    let id = v["id"].as_str().unwrap().to_string();
+    tui.keys(&["4"]);
+    let screen = tui.wait_for(30, &id[..10]);
+    assert!(screen.contains("pending"), "{screen}");
+    tui.keys(&["a"]);
+    tui.wait_for(10, "y/n");
+    tui.keys(&["y"]);
+    for n in &net.nodes {
+        wait_for(30, "the approved issuance to be final", || {
+            (net.balance(n, "network") == Some(7000)).then_some(())
+        });
+    }
+    tui.wait_for(30, "final");
+
+    // The daemon stops: the dashboard says so and how to start it; it comes back by itself.
+    w.at(n2, &["node", "stop"]).ok();
+    tui.wait_for(30, "not running");
+    w.at(n2, &["node", "start"]).ok();
+    tui.wait_for(30, "connected");
+    tui.keys(&["q"]);
+}
