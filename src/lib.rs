@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod node;
 pub mod nodedir;
 pub mod package;
+pub mod seeder;
 pub mod store;
 pub mod tui;
 pub mod views;

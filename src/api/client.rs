@@ -53,22 +53,35 @@ impl ApiClient {
         url: String,
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<T, ApiError> {
-        let resp = resp.map_err(|source| ApiError::Http {
+        let mut resp = resp.map_err(|source| ApiError::Http {
             url: url.clone(),
             source,
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|source| ApiError::Http {
-            url: url.clone(),
-            source,
-        })?;
-        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        if body.len() > MAX_BODY_BYTES {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
             return Err(ApiError::Bad {
                 url,
                 reason: "answer too large".into(),
             });
         }
+        // Read with a running limit: a peer cannot make this node buffer without bound.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|source| ApiError::Http {
+            url: url.clone(),
+            source,
+        })? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::Bad {
+                    url,
+                    reason: "answer too large".into(),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         if !status.is_success() {
             let reason = serde_json::from_slice::<ErrorBody>(&body).map_or_else(
                 |_| String::from_utf8_lossy(&body).into_owned(),

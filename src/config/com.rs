@@ -250,8 +250,11 @@ impl ComConfig {
 
     /// `[start, end)` of a period, in Unix seconds.
     pub fn period_bounds(&self, period: u64) -> (u64, u64) {
-        let start = self.epoch + period * self.settlement_period;
-        (start, start + self.settlement_period)
+        // Saturating: a period too far out ends at the end of time (and never arrives).
+        let start = period
+            .saturating_mul(self.settlement_period)
+            .saturating_add(self.epoch);
+        (start, start.saturating_add(self.settlement_period))
     }
 }
 

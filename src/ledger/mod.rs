@@ -25,6 +25,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 pub const MAX_PENDING: usize = 100_000;
 /// Transfers kept in memory until their account's opening record arrives, at most.
 pub const MAX_AWAITING_KEY: usize = 10_000;
+/// …of which one account may have, at most.
+pub const MAX_AWAITING_PER_ACCOUNT: usize = 64;
+/// Records kept waiting per account, at most (one account cannot fill the pending pool).
+pub const MAX_PENDING_PER_ACCOUNT: usize = 1_000;
+/// Records held for one (account, seq), at most: one plus a few fork proofs.
+pub const MAX_PER_SLOT: usize = 4;
 
 /// What every rule needs to know about the cod.
 #[derive(Clone, Debug)]
@@ -99,6 +105,11 @@ pub struct Ledger {
     chain: BTreeMap<(AccountId, u64), RecordHash>,
     pending: BTreeMap<RecordHash, Vec<Dep>>,
     waiting: HashMap<Dep, BTreeSet<RecordHash>>,
+    pending_per_account: HashMap<AccountId, usize>,
+    /// Waiting network records (checkpoints among them), kept apart because few.
+    pending_network: BTreeSet<RecordHash>,
+    /// Checkpoints on a lost branch already handed to the full computation.
+    tried_checkpoints: HashSet<RecordHash>,
     /// Applied records in the order they were applied: every record after its dependencies,
     /// so a peer can replay this log front to back (fresh-node sync).
     order: Vec<RecordHash>,
@@ -117,6 +128,9 @@ impl Ledger {
             chain: BTreeMap::new(),
             pending: BTreeMap::new(),
             waiting: HashMap::new(),
+            pending_per_account: HashMap::new(),
+            pending_network: BTreeSet::new(),
+            tried_checkpoints: HashSet::new(),
             order: Vec::new(),
         }
     }
@@ -280,6 +294,13 @@ impl Ledger {
                         });
                     }
                     let list = self.awaiting_key.entry(r.account()).or_default();
+                    if list.len() >= MAX_AWAITING_PER_ACCOUNT {
+                        return Err(RecordError::TooMany {
+                            what: "records awaiting this account's opening",
+                            count: list.len(),
+                            max: MAX_AWAITING_PER_ACCOUNT,
+                        });
+                    }
                     if !list.iter().any(|x| x.hash() == r.hash()) {
                         list.push(r);
                     }
@@ -293,12 +314,37 @@ impl Ledger {
         if !verified {
             rules::check_sigs(&r, &self.params, key.as_ref())?;
         }
-        if self.pending.len() >= MAX_PENDING && !self.state.missing(&r).is_empty() {
+        let in_slot = self
+            .slots
+            .get(&(r.account(), r.seq()))
+            .map_or(0, BTreeSet::len);
+        if in_slot >= MAX_PER_SLOT {
             return Err(RecordError::TooMany {
-                what: "pending records",
-                count: self.pending.len(),
-                max: MAX_PENDING,
+                what: "records signed for one (account, seq)",
+                count: in_slot,
+                max: MAX_PER_SLOT,
             });
+        }
+        if !self.state.missing(&r).is_empty() {
+            let of_account = self
+                .pending_per_account
+                .get(&r.account())
+                .copied()
+                .unwrap_or(0);
+            if self.pending.len() >= MAX_PENDING {
+                return Err(RecordError::TooMany {
+                    what: "pending records",
+                    count: self.pending.len(),
+                    max: MAX_PENDING,
+                });
+            }
+            if of_account >= MAX_PENDING_PER_ACCOUNT {
+                return Err(RecordError::TooMany {
+                    what: "pending records of this account",
+                    count: of_account,
+                    max: MAX_PENDING_PER_ACCOUNT,
+                });
+            }
         }
         let opened = (r.kind() == Kind::Transfer && r.seq() == 0).then(|| r.account());
         let h = r.hash();
@@ -317,7 +363,7 @@ impl Ledger {
                 }
             }
         }
-        debug_assert!(self.records.contains_key(&h));
+        let _ = h;
         Ok(out)
     }
 
@@ -351,11 +397,27 @@ impl Ledger {
         for d in &deps {
             self.waiting.entry(*d).or_default().insert(h);
         }
-        self.pending.insert(h, deps);
+        if self.pending.insert(h, deps).is_none()
+            && let Some(r) = self.records.get(&h)
+        {
+            *self.pending_per_account.entry(r.account()).or_default() += 1;
+            if r.account() == self.params.network {
+                self.pending_network.insert(h);
+            }
+        }
     }
 
     fn clear_pending(&mut self, h: &RecordHash) {
         if let Some(deps) = self.pending.remove(h) {
+            self.pending_network.remove(h);
+            if let Some(r) = self.records.get(h)
+                && let Some(n) = self.pending_per_account.get_mut(&r.account())
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.pending_per_account.remove(&r.account());
+                }
+            }
             for d in deps {
                 if let Some(w) = self.waiting.get_mut(&d) {
                     w.remove(h);
@@ -371,6 +433,81 @@ impl Ledger {
     /// chains (`None` if a head is not applied).
     fn period_records(&self, d: &Distribute) -> Option<Vec<&Record>> {
         period_records_in(&self.records, &self.chain, &self.state, d)
+    }
+
+    /// Is `h` a held record that is not applied because it, or a record it descends from,
+    /// lost a fork here? (A checkpoint naming it must be settled by the full computation.)
+    fn descends_from_lost(&self, mut h: RecordHash) -> bool {
+        for _ in 0..self.records.len() {
+            let Some(r) = self.records.get(&h) else {
+                return false;
+            };
+            if self.state.is_applied(&h) {
+                return false;
+            }
+            if self
+                .chain
+                .get(&(r.account(), r.seq()))
+                .is_some_and(|w| *w != h)
+            {
+                return true;
+            }
+            match r.body().prev {
+                Some(p) => h = p,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// A waiting distribution that is next on the network chain with every record of its
+    /// checkpoint held: if it still waits, what it names lost a fork here (directly or through
+    /// what it depends on), and the full computation — where the checkpoint settles the fork —
+    /// decides it. Each such checkpoint is handed over once.
+    fn checkpoint_on_lost_branch(&mut self) -> bool {
+        let head = self
+            .state
+            .account(&self.params.network)
+            .and_then(|s| s.head)
+            .map(|h| h.hash);
+        let previous = self
+            .state
+            .checkpoint
+            .as_ref()
+            .map(|c| c.heads.clone())
+            .unwrap_or_default();
+        let cut_held = |d: &Distribute| {
+            d.heads.iter().all(|(a, h)| {
+                let stop = previous.get(a).map(|x| x.hash);
+                let mut at = Some(h.hash);
+                while let Some(x) = at {
+                    if Some(x) == stop {
+                        return true;
+                    }
+                    match self.records.get(&x) {
+                        Some(r) if r.account() == *a => at = r.body().prev,
+                        _ => return false,
+                    }
+                }
+                stop.is_none()
+            })
+        };
+        let ready = self.pending_network.iter().find(|h| {
+            let Some(r) = self.records.get(h) else {
+                return false;
+            };
+            let Content::Distribute(d) = &r.body().content else {
+                return false;
+            };
+            !self.tried_checkpoints.contains(*h) && r.body().prev == head && cut_held(d)
+        });
+        match ready.copied() {
+            Some(h) => {
+                self.tried_checkpoints.insert(h);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Is this member slot fixed by the last checkpoint?
@@ -391,6 +528,11 @@ impl Ledger {
         let mut first = true;
         while let Some((r, fresh)) = queue.pop_front() {
             let h = r.hash();
+            // A rebuild decided every held record at once; what was queued before it is
+            // either applied, pending or gone now.
+            if out.rebuilt || (!fresh && !self.records.contains_key(&h)) {
+                break;
+            }
             let result = self.decide_one(r, fresh, out);
             match result {
                 Ok(Some(released)) => queue.extend(released.into_iter().map(|x| (x, false))),
@@ -410,6 +552,12 @@ impl Ledger {
                 }
             }
             first = false;
+        }
+        // What just arrived may complete a waiting checkpoint's branch down to a record that
+        // lost a fork here: that checkpoint settles the fork.
+        if !out.rebuilt && self.checkpoint_on_lost_branch() {
+            out.dropped.extend(self.rebuild());
+            out.rebuilt = true;
         }
         Ok(())
     }
@@ -440,11 +588,7 @@ impl Ledger {
         }
         let deps = self.state.missing(&r);
         let heads_lost = match &r.body().content {
-            Content::Distribute(d) => d.heads.values().any(|x| {
-                self.records.contains_key(&x.hash)
-                    && !self.state.is_applied(&x.hash)
-                    && !self.pending.contains_key(&x.hash)
-            }),
+            Content::Distribute(d) => d.heads.values().any(|x| self.descends_from_lost(x.hash)),
             _ => false,
         };
         if heads_lost {
@@ -642,7 +786,27 @@ impl Ledger {
                 }
             }
             if !progress {
-                break;
+                // What cannot be reached in this set — network records the network chain did
+                // not take, member records whose predecessor is missing or lost — never applies
+                // here: mark it dead, so the slots waiting on it can be decided.
+                let unreachable: Vec<RecordHash> = self
+                    .records
+                    .iter()
+                    .filter(|(h, r)| {
+                        if dead.contains(*h) || world.is_applied(h) {
+                            return false;
+                        }
+                        let st = world.account(&r.account());
+                        let at_next = r.seq() == st.map_or(0, |s| s.next_seq())
+                            && r.body().prev == st.and_then(|s| s.head).map(|x| x.hash);
+                        r.account() == p.network || !at_next
+                    })
+                    .map(|(h, _)| *h)
+                    .collect();
+                if unreachable.is_empty() {
+                    break;
+                }
+                dead.extend(unreachable);
             }
         }
 
@@ -661,35 +825,39 @@ impl Ledger {
         let mut dropped = Vec::new();
         for h in unapplied {
             let r = &self.records[&h];
-            if self.chain.contains_key(&(r.account(), r.seq())) {
-                continue; // lost a fork: kept as proof
-            }
             let deps = self.state.missing(r);
-            if deps.is_empty() {
-                // Invalid in this state, and its dependencies are settled: it can never apply.
-                let key = self.keys.get(&r.account()).cloned();
-                let recs = match &r.body().content {
-                    Content::Distribute(d) => self.period_records(d).unwrap_or_default(),
-                    _ => Vec::new(),
-                };
-                let error = self
-                    .state
-                    .clone()
-                    .apply(r, &p, key.as_ref(), &recs)
-                    .err()
-                    .unwrap_or(RecordError::NotNext {
-                        seq: r.seq(),
-                        next: r.seq(),
-                    });
-                dropped.push(Dropped {
-                    hash: h,
-                    account: r.account(),
-                    seq: r.seq(),
-                    error,
-                });
-                self.unadmit(&h);
-            } else {
+            if let Some(winner) = self.chain.get(&(r.account(), r.seq())) {
+                // Lost a fork: kept as proof. A lower-hash loser that only lacked a
+                // dependency is reconsidered when it arrives.
+                let forced = r.account() == p.network || self.slot_forced(&r.account(), r.seq());
+                if !forced && h < *winner && !deps.is_empty() {
+                    self.set_pending(h, deps);
+                }
+                continue;
+            }
+            if !deps.is_empty() {
                 self.set_pending(h, deps);
+                continue;
+            }
+            // Its dependencies are settled: if it does not apply now, it never will.
+            let key = self.keys.get(&r.account()).cloned();
+            let recs = match &r.body().content {
+                Content::Distribute(d) => self.period_records(d).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            match self.state.clone().apply(r, &p, key.as_ref(), &recs) {
+                Err(error) => {
+                    dropped.push(Dropped {
+                        hash: h,
+                        account: r.account(),
+                        seq: r.seq(),
+                        error,
+                    });
+                    self.unadmit(&h);
+                }
+                // Applicable, but not reached in this computation (its slot waited on a record
+                // that is dead here): it stays held and is decided on its next chance.
+                Ok(()) => self.set_pending(h, Vec::new()),
             }
         }
         dropped

@@ -68,6 +68,10 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 (0, None) => return Err(RecordError::MissingKey),
                 (0, Some(_)) => {
                     opening_key(r, p)?;
+                    // Nothing can have paid an account before it opened, and it holds nothing.
+                    if !t.claims.is_empty() || !t.outputs.is_empty() {
+                        return Err(RecordError::OpeningPays);
+                    }
                 }
                 (_, Some(_)) => return Err(RecordError::UnexpectedKey),
                 (_, None) => {}

@@ -686,6 +686,132 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(count(Kind::Distribute) >= 3, "{}", count(Kind::Distribute));
 }
 
+/// Twins (double spends) of random transfers in a random history, ingested in a random
+/// order: the incremental state must equal the state computed from the set.
+fn check_forks(
+    ops: &[(u8, u8, u8, u16)],
+    picks: &[(u64, u16, bool)],
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let s = history(ops);
+    let p = s.l.params().clone();
+    let name_of = |a: &AccountId| {
+        ["node1", "node2", "node3", "node4"]
+            .into_iter()
+            .find(|n| id(n, &p) == *a)
+    };
+    let transfers: Vec<&Record> = s
+        .records
+        .iter()
+        .filter(|r| r.kind() == Kind::Transfer && r.seq() > 0)
+        .collect();
+    if transfers.is_empty() {
+        return Ok(());
+    }
+    let mut all = s.records.clone();
+    for &(i, memo, drop_claims) in picks {
+        // A double spend: the same (account, seq) and predecessor, other content. Some
+        // twins claim what the original claimed (so they wait for the same records).
+        let t = transfers[((transfers.len() as u128 * i as u128) >> 64) as usize];
+        let Content::Transfer(tc) = &t.body().content else {
+            unreachable!()
+        };
+        let mut b = t.body().clone();
+        let mut twin = tc.clone();
+        twin.memo = Some(format!("twin {memo}"));
+        if drop_claims {
+            twin.claims.clear();
+            twin.outputs.truncate(0);
+        }
+        b.content = Content::Transfer(twin);
+        let k = key(name_of(&t.account()).unwrap());
+        all.push(Record::new(
+            b.clone(),
+            vec![Sig {
+                key: None,
+                sig: B64(k.sign(&b.canonical_bytes())),
+            }],
+        ));
+    }
+    let mut rng = seed;
+    for i in (1..all.len()).rev() {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        all.swap(i, (rng >> 33) as usize % (i + 1));
+    }
+    let mut l = Ledger::new(p.clone());
+    let mut admitted = Vec::new();
+    let trace = std::env::var_os("COD_TRACE").is_some();
+    for r in &all {
+        let o = l.ingest(r.clone());
+        if trace {
+            eprintln!(
+                "{} {} seq {} {:?} prev {:?} -> {:?}",
+                r.hash().short(),
+                r.account().short(),
+                r.seq(),
+                r.kind(),
+                r.body().prev.map(|h| h.short()),
+                o.as_ref().map(|o| (
+                    o.applied.iter().map(|h| h.short()).collect::<Vec<_>>(),
+                    o.pending.clone(),
+                    o.forks.clone(),
+                    o.rebuilt
+                ))
+            );
+        }
+        if o.is_ok() {
+            admitted.push(r.clone());
+        }
+        prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
+    }
+    let rebuilt = Ledger::from_records(p, admitted);
+    prop_assert_eq!(l.state(), rebuilt.state());
+    Ok(())
+}
+
+#[test]
+fn fork_regression_checkpoint_on_a_twins_branch() {
+    check_forks(
+        &[
+            (32, 44, 5, 2170),
+            (0, 152, 1, 0),
+            (0, 31, 125, 26438),
+            (63, 77, 109, 31914),
+        ],
+        &[
+            (8481981581183895946, 45768, true),
+            (5710753151035610464, 15254, true),
+        ],
+        2169245971682430109,
+    )
+    .unwrap();
+}
+
+#[test]
+fn fork_regression_three_twins() {
+    check_forks(
+        &[
+            (0, 23, 68, 6885),
+            (0, 1, 90, 0),
+            (12, 18, 200, 44394),
+            (16, 128, 154, 46149),
+            (246, 107, 249, 37776),
+            (51, 98, 243, 7565),
+            (128, 35, 177, 23444),
+            (7, 22, 90, 30336),
+        ],
+        &[
+            (1572290888834615401, 6267, true),
+            (17773894936735388296, 2103, true),
+            (4924970826920729046, 56289, false),
+        ],
+        16987525522185546799,
+    )
+    .unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -730,6 +856,15 @@ proptest! {
         prop_assert_eq!(replay.state(), s.l.state());
         let rebuilt = Ledger::from_records(s.l.params().clone(), s.records.clone());
         prop_assert_eq!(rebuilt.log(0).count(), rebuilt.state().applied_count());
+    }
+
+    #[test]
+    fn forks_with_dependencies_settle_the_same_in_any_order(
+        ops in prop::collection::vec(any::<(u8, u8, u8, u16)>(), 4..16),
+        picks in prop::collection::vec((any::<u64>(), any::<u16>(), any::<bool>()), 1..4),
+        seed in any::<u64>(),
+    ) {
+        check_forks(&ops, &picks, seed)?;
     }
 
     #[test]

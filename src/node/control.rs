@@ -290,7 +290,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             ok(json!({"requests": list}))
         }
         Request::SignShow { id } => match find_request(shared, &id) {
-            Ok(h) => ok(shared.requests.lock().expect("requests lock")[&h].to_json(shared)),
+            Ok(h) => match super::signing::request_json(shared, &h) {
+                Ok(v) => ok(v),
+                Err(e) => error(ErrorKind::BadRequest, e),
+            },
             Err(e) => e,
         },
         Request::SignApprove { id } => match find_request(shared, &id) {

@@ -14,6 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Addresses remembered from DHT lookups, at most.
+const MAX_SEEN: usize = 4096;
+/// Candidates taken from one peer-exchange answer, at most.
+const MAX_EXCHANGED: usize = 32;
+
 /// Confirmed peers are re-checked this often (seconds).
 const REFRESH_SECS: u64 = 60;
 
@@ -121,7 +126,9 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                     .flatten()
                 {
                     for a in batch {
-                        *seen.entry(SocketAddr::V4(a)).or_default() |= 1 << bit;
+                        if seen.len() < MAX_SEEN || seen.contains_key(&SocketAddr::V4(a)) {
+                            *seen.entry(SocketAddr::V4(a)).or_default() |= 1 << bit;
+                        }
                     }
                 }
             }
@@ -275,7 +282,7 @@ async fn exchange_loop(shared: Arc<Shared>) {
             let p = &peers[rand::random::<usize>() % peers.len()];
             if let Ok(list) = shared.api.peers(&p.addr).await {
                 let mut table = shared.peers.lock().expect("peers lock");
-                for e in list.into_iter().take(shared.config.peers.max) {
+                for e in list.into_iter().take(MAX_EXCHANGED) {
                     if e.node_id != shared.node_id.to_string() {
                         table.add_candidate(&e.addr, FoundVia::Exchange);
                     }

@@ -150,8 +150,13 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) 
                 let result = tokio::task::spawn_blocking(move || {
                     let mut chain = s.chain.lock().expect("chain lock");
                     let before = chain.ledger().state().applied_count();
-                    crate::chain::import(&mut chain, &bytes)
-                        .map(|_| chain.ledger().state().applied_count() - before)
+                    crate::chain::import(&mut chain, &bytes).map(|_| {
+                        chain
+                            .ledger()
+                            .state()
+                            .applied_count()
+                            .saturating_sub(before)
+                    })
                 })
                 .await;
                 match result {

@@ -185,6 +185,31 @@ pub fn can_sign(shared: &Shared, body: &Body) -> bool {
 
 /// The node's own recomputation of a proposal: `Ok` if it gives exactly this body.
 pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
+    // A proposal is only for now: a distribution closes a period that has ended, and no
+    // record is dated in this node's future.
+    let t = now();
+    if body.time > t + MAX_CLOCK_SKEW {
+        return Err(format!(
+            "dated {}, after this node's clock ({t})",
+            body.time
+        ));
+    }
+    if let Content::Distribute(d) = &body.content {
+        let com = &shared.params.com;
+        let current = com.period_of(t);
+        if !d.special && (t < com.period_bounds(0).1 || d.period >= current) {
+            return Err(format!(
+                "period {} has not ended by this node's clock (current period {current})",
+                d.period
+            ));
+        }
+        if d.special && d.period != current {
+            return Err(format!(
+                "a special distribution for period {}, but this is period {current}",
+                d.period
+            ));
+        }
+    }
     let chain = shared.chain.lock().expect("chain lock");
     let l = chain.ledger();
     let mine = match &body.content {
@@ -265,7 +290,12 @@ pub fn receive(
         return Err("only issuance and distribution records are signed by a quorum".into());
     }
     let id = record.hash();
-    // Every signature it carries must be a signer's and valid; duplicates are one.
+    // Only signers start requests on other nodes (one of their signatures comes with it), so
+    // nobody else can fill the request table.
+    if from_peer && record.sigs().is_empty() {
+        return Err("refused: a proposal must carry at least one signer's signature".into());
+    }
+    // Every signature it carries must be a signer's and valid; duplicates are refused.
     let body_bytes = record.body().canonical_bytes();
     let mut sigs: Vec<Sig> = Vec::new();
     for s in record.sigs() {
@@ -334,10 +364,15 @@ pub fn receive(
         return receive(shared, record, proposer, from_peer);
     }
     if requests.len() >= MAX_REQUESTS {
+        // Settled requests go first, then the oldest open one.
         let oldest = requests
             .iter()
-            .filter(|(_, r)| !matches!(r.state, State::Pending | State::Approved))
-            .min_by_key(|(_, r)| r.created)
+            .min_by_key(|(_, r)| {
+                (
+                    matches!(r.state, State::Pending | State::Approved),
+                    r.created,
+                )
+            })
             .map(|(k, _)| *k);
         match oldest {
             Some(k) => {
@@ -362,7 +397,7 @@ pub fn receive(
     drop(requests);
     shared.emit(ev);
     // Fully determined by the chain, and the member allowed it: sign at once.
-    let body_is_determined = matches!(record.kind(), crate::ledger::Kind::Distribute);
+    let body_is_determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
     if body_is_determined && shared.config.auto_sign && can_sign(shared, record.body()) {
         let _ = approve(shared, &id);
     }
@@ -521,7 +556,13 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
     let result = shared.chain.lock().expect("chain lock").ingest(record);
     match result {
         Ok(o) => {
-            let applied = o.applied.contains(id) || o.duplicate;
+            let applied = shared
+                .chain
+                .lock()
+                .expect("chain lock")
+                .ledger()
+                .state()
+                .is_applied(id);
             if let Some(req) = shared.requests.lock().expect("requests lock").get_mut(id)
                 && applied
             {
@@ -567,6 +608,26 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
     });
 }
 
+fn request_body(shared: &Shared, id: &RecordHash) -> Result<Body, String> {
+    shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .get(id)
+        .map(|r| r.body.clone())
+        .ok_or_else(|| "the request is gone (expired or evicted)".into())
+}
+
+pub fn request_json(shared: &Shared, id: &RecordHash) -> Result<Value, String> {
+    shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .get(id)
+        .map(|r| r.to_json(shared))
+        .ok_or_else(|| "the request is gone (expired or evicted)".into())
+}
+
 /// Proposes (and, as this member, signs) an issuance for attested backing figures.
 pub fn propose_issue(
     shared: &Arc<Shared>,
@@ -582,23 +643,13 @@ pub fn propose_issue(
     let record = Record::new(body, Vec::new());
     let id = record.hash();
     receive(shared, record, shared.node_id.to_string(), false)?;
-    if can_sign(
-        shared,
-        &shared.requests.lock().expect("requests lock")[&id]
-            .body
-            .clone(),
-    ) {
+    let body = request_body(shared, &id)?;
+    if can_sign(shared, &body) {
         approve(shared, &id)?;
     } else {
-        let r = Record::new(
-            shared.requests.lock().expect("requests lock")[&id]
-                .body
-                .clone(),
-            Vec::new(),
-        );
-        broadcast(shared, r);
+        broadcast(shared, Record::new(body, Vec::new()));
     }
-    Ok(shared.requests.lock().expect("requests lock")[&id].to_json(shared))
+    request_json(shared, &id)
 }
 
 /// Proposes a special distribution now (only where com.ini allows it).
@@ -618,7 +669,7 @@ pub fn propose_special(shared: &Arc<Shared>) -> Result<Value, String> {
     let id = record.hash();
     receive(shared, record.clone(), shared.node_id.to_string(), false)?;
     broadcast(shared, record);
-    Ok(shared.requests.lock().expect("requests lock")[&id].to_json(shared))
+    request_json(shared, &id)
 }
 
 /// Period ends: every signer's node proposes the distribution its chain gives (honest nodes
@@ -648,7 +699,13 @@ pub async fn run(shared: Arc<Shared>) {
                 shared.emit(e);
             }
         }
-        settle(&shared, t);
+        // Proposing computes over the whole chain: off the async threads.
+        let (s2, handle) = (shared.clone(), tokio::runtime::Handle::current());
+        let _ = tokio::task::spawn_blocking(move || {
+            let _guard = handle.enter();
+            settle(&s2, t)
+        })
+        .await;
         if tick.is_multiple_of(5) {
             let open: Vec<Record> = shared
                 .requests

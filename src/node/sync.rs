@@ -12,6 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Pages fetched from one peer in one round (the next round continues).
+const MAX_PAGES_PER_ROUND: usize = 200;
+/// Records pushed to one peer in one round.
+const MAX_PUSH_PER_ROUND: usize = 20_000;
+
 pub async fn run(shared: Arc<Shared>) {
     let mut round = 0usize;
     loop {
@@ -72,8 +77,9 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
         return Ok(());
     }
     // Far behind: replay the peer's log, dependencies first.
-    if ours.applied * 2 < theirs.applied {
+    if ours.applied.saturating_mul(2) < theirs.applied {
         let mut from = 0u64;
+        let mut pages = 0;
         loop {
             let page = shared
                 .api
@@ -81,9 +87,11 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             ingest(shared, page.records).await?;
+            pages += 1;
             match page.next {
-                Some(n) => from = n,
-                None => break,
+                // A cursor must move forward, and one round is bounded; the next continues.
+                Some(n) if n > from && pages < MAX_PAGES_PER_ROUND => from = n,
+                _ => break,
             }
             if shared.shutdown.is_cancelled() {
                 return Ok(());
@@ -125,11 +133,18 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                     .account(&a)
                     .map_or(0, |s| s.next_seq())
             };
-            if head.seq + 1 < next || (head.seq + 1 == next && held(shared, &head.hash)) {
+            let their_next = head.seq.saturating_add(1);
+            if their_next < next || (their_next == next && held(shared, &head.hash)) {
                 continue; // level or ahead here
             }
-            // Fetch from our next seq (or the diverging one) up to their head.
-            let mut from = next.min(head.seq);
+            // Fetch up to their head: from our next seq, or — when our chains differ at a seq
+            // we both have (a fork) — from the start of that account's chain.
+            let mut from = if their_next == next {
+                0
+            } else {
+                next.min(head.seq)
+            };
+            let mut pages = 0;
             loop {
                 let page = shared
                     .api
@@ -137,8 +152,9 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())?;
                 ingest(shared, page.records).await?;
+                pages += 1;
                 match page.next {
-                    Some(n) if n <= head.seq => from = n,
+                    Some(n) if n > from && n <= head.seq && pages < MAX_PAGES_PER_ROUND => from = n,
                     _ => break,
                 }
             }
@@ -153,16 +169,23 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             .filter(|(a, _)| a.as_bytes()[0] == b)
         {
             let Some(mine) = st.head else { continue };
-            let their_next = theirs.get(&a.to_string()).map_or(0, |h| h.seq + 1);
-            if mine.seq + 1 > their_next {
-                push.extend(l.chain_of(a, their_next).map(Record::to_json));
+            let their_next = theirs
+                .get(&a.to_string())
+                .map_or(0, |h| h.seq.saturating_add(1));
+            if mine.seq + 1 > their_next && push.len() < MAX_PUSH_PER_ROUND {
+                // Cloned under the lock, encoded after it.
+                push.extend(
+                    l.chain_of(a, their_next)
+                        .take(MAX_PUSH_PER_ROUND - push.len())
+                        .cloned(),
+                );
             }
         }
     }
     for batch in push.chunks(MAX_RECORDS_PER_CALL) {
         shared
             .api
-            .submit(addr, batch.to_vec())
+            .submit(addr, batch.iter().map(Record::to_json).collect())
             .await
             .map_err(|e| e.to_string())?;
     }
