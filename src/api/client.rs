@@ -186,7 +186,7 @@ impl ApiClient {
     pub async fn submit(
         &self,
         addr: &str,
-        records: Vec<serde_json::Value>,
+        records: Vec<RawRecord>,
     ) -> Result<Vec<SubmitResult>, ApiError> {
         self.post(addr, "/v1/records", &Submit { records }).await
     }

@@ -99,19 +99,22 @@ pub struct Heads {
     pub heads: std::collections::BTreeMap<String, crate::ledger::Head>,
 }
 
+/// Records as they travel: each exactly its canonical JSON (never re-encoded on the way).
+pub type RawRecord = Box<serde_json::value::RawValue>;
+
 /// A page of records (`/v1/chains/…`, `/v1/log`), canonical JSON each.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Records {
-    pub records: Vec<serde_json::Value>,
+    pub records: Vec<RawRecord>,
     /// Where the next page starts (`/v1/log`: log position; chains: seq), if there is more.
     pub next: Option<u64>,
 }
 
 /// `POST /v1/records` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Submit {
-    pub records: Vec<serde_json::Value>,
+    pub records: Vec<RawRecord>,
 }
 
 /// Per record of a submission.

@@ -196,28 +196,29 @@ pub struct Output {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
-    /// The account's public key (DER SubjectPublicKeyInfo), on seq 0 only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<B64>,
+    // Fields in bytewise key order: serialized directly, this is the canonical order.
     /// Hashes of records that paid this account, claimed now (each at most once ever).
     #[serde(default)]
     pub claims: Vec<RecordHash>,
+    /// The account's public key (DER SubjectPublicKeyInfo), on seq 0 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<B64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
     /// Payments, sorted by (account, asset).
     #[serde(default)]
     pub outputs: Vec<Output>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memo: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Issue {
-    /// The settlement period the record's time falls in.
-    pub period: u64,
-    /// Attested backing: item → quantity (units of the item).
-    pub attest: BTreeMap<String, u64>,
     /// What the backing rule issues, per asset, to the network account.
     pub amounts: BTreeMap<String, u64>,
+    /// Attested backing: item → quantity (units of the item).
+    pub attest: BTreeMap<String, u64>,
+    /// The settlement period the record's time falls in.
+    pub period: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -230,14 +231,14 @@ pub struct Head {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distribute {
-    pub period: u64,
-    /// A special distribution (com.ini `special = quorum`) does not close its period.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub special: bool,
     /// The checkpoint: the head of every member account in the cut.
     pub heads: BTreeMap<AccountId, Head>,
     /// Payments out of the network account, sorted by (account, asset).
     pub payouts: Vec<Output>,
+    pub period: u64,
+    /// A special distribution (com.ini `special = quorum`) does not close its period.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub special: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,43 +289,64 @@ pub struct Body {
     pub content: Content,
 }
 
-/// The wire shape (a boundary type): `content` is typed by `kind` after parsing.
-#[derive(Serialize, Deserialize)]
+/// The wire shape for decoding (a boundary type): `content` stays raw JSON until `kind`
+/// says what it is.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Wire {
+struct WireIn<'a> {
     account: AccountId,
     cod: CodId,
-    content: serde_json::Value,
+    #[serde(borrow)]
+    content: &'a serde_json::value::RawValue,
     kind: Kind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     prev: Option<RecordHash>,
     seq: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     sigs: Option<Vec<Sig>>,
     time: u64,
     version: u32,
 }
 
-fn canonical(value: &impl Serialize) -> Vec<u8> {
-    // serde_json's Value keeps object keys in a BTreeMap: sorted, which is the canonical order.
-    let v = serde_json::to_value(value).expect("record types serialize");
-    serde_json::to_vec(&v).expect("a JSON value serializes")
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ContentOut<'a> {
+    Issue(&'a Issue),
+    Transfer(&'a Transfer),
+    Distribute(&'a Distribute),
+}
+
+/// The wire shape for encoding. Every struct on the way declares its fields in bytewise key
+/// order and maps are ordered, so serializing it directly gives the canonical form (a unit
+/// test checks this against a key-sorting re-encoding).
+#[derive(Serialize)]
+struct WireOut<'a> {
+    account: &'a AccountId,
+    cod: &'a CodId,
+    content: ContentOut<'a>,
+    kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev: &'a Option<RecordHash>,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sigs: Option<&'a [Sig]>,
+    time: u64,
+    version: u32,
 }
 
 impl Body {
-    fn wire(&self, sigs: Option<Vec<Sig>>) -> Wire {
+    fn wire<'a>(&'a self, sigs: Option<&'a [Sig]>) -> WireOut<'a> {
         let content = match &self.content {
-            Content::Issue(c) => serde_json::to_value(c),
-            Content::Transfer(c) => serde_json::to_value(c),
-            Content::Distribute(c) => serde_json::to_value(c),
-        }
-        .expect("record types serialize");
-        Wire {
-            account: self.account,
-            cod: self.cod,
+            Content::Issue(c) => ContentOut::Issue(c),
+            Content::Transfer(c) => ContentOut::Transfer(c),
+            Content::Distribute(c) => ContentOut::Distribute(c),
+        };
+        WireOut {
+            account: &self.account,
+            cod: &self.cod,
             content,
             kind: self.content.kind(),
-            prev: self.prev,
+            prev: &self.prev,
             seq: self.seq,
             sigs,
             time: self.time,
@@ -334,7 +356,7 @@ impl Body {
 
     /// The canonical encoding of the body: the bytes hashed and signed.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        canonical(&self.wire(None))
+        serde_json::to_vec(&self.wire(None)).expect("record types serialize")
     }
 
     pub fn hash(&self) -> RecordHash {
@@ -392,12 +414,19 @@ impl Record {
     /// The canonical encoding of the whole record (body and signatures): what is stored and
     /// sent.
     pub fn to_bytes(&self) -> Vec<u8> {
-        canonical(&self.body.wire(Some(self.sigs.clone())))
+        serde_json::to_vec(&self.body.wire(Some(&self.sigs))).expect("record types serialize")
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.body.wire(Some(self.sigs.clone())))
-            .expect("record types serialize")
+        serde_json::to_value(self.body.wire(Some(&self.sigs))).expect("record types serialize")
+    }
+
+    /// The canonical encoding as an embeddable JSON value (for pages of records).
+    pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(
+            String::from_utf8(self.to_bytes()).expect("JSON is UTF-8"),
+        )
+        .expect("valid JSON")
     }
 
     /// Decodes a record from its canonical encoding; any other encoding of the same record
@@ -409,7 +438,7 @@ impl Record {
                 max: MAX_RECORD_BYTES,
             });
         }
-        let wire: Wire =
+        let wire: WireIn =
             serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
         let r = Self::from_wire(wire, bytes.len())?;
         if r.to_bytes() != bytes {
@@ -424,14 +453,16 @@ impl Record {
         Self::from_bytes(&bytes)
     }
 
-    fn from_wire(w: Wire, size: usize) -> Result<Self, RecordError> {
+    fn from_wire(w: WireIn<'_>, size: usize) -> Result<Self, RecordError> {
         if w.version != RECORD_VERSION {
             return Err(RecordError::Version(w.version));
         }
         let malformed =
             |e: serde_json::Error| RecordError::Malformed(format!("{} content: {e}", w.kind));
         let content = match w.kind {
-            Kind::Issue => Content::Issue(serde_json::from_value(w.content).map_err(malformed)?),
+            Kind::Issue => {
+                Content::Issue(serde_json::from_str(w.content.get()).map_err(malformed)?)
+            }
             Kind::Transfer => {
                 if size > MAX_TRANSFER_BYTES {
                     return Err(RecordError::TooLarge {
@@ -439,10 +470,10 @@ impl Record {
                         max: MAX_TRANSFER_BYTES,
                     });
                 }
-                Content::Transfer(serde_json::from_value(w.content).map_err(malformed)?)
+                Content::Transfer(serde_json::from_str(w.content.get()).map_err(malformed)?)
             }
             Kind::Distribute => {
-                Content::Distribute(serde_json::from_value(w.content).map_err(malformed)?)
+                Content::Distribute(serde_json::from_str(w.content.get()).map_err(malformed)?)
             }
         };
         let sigs = w.sigs.unwrap_or_default();
@@ -492,6 +523,62 @@ mod tests {
                 sig: B64(vec![3]),
             }],
         )
+    }
+
+    /// Direct serialization is canonical only while every struct declares its fields in
+    /// key order: compare with a re-encoding through serde_json's key-sorting Value.
+    #[test]
+    fn direct_encoding_is_key_sorted() {
+        let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        let a = AccountId::network(&cod);
+        let out = Output {
+            account: a,
+            amount: 5,
+            asset: "codcoin".into(),
+        };
+        let head = Head {
+            hash: sample().hash(),
+            seq: 3,
+        };
+        let contents = [
+            Content::Transfer(Transfer {
+                key: Some(B64(vec![1])),
+                claims: vec![sample().hash()],
+                outputs: vec![out.clone()],
+                memo: Some("m".into()),
+            }),
+            sample().body().content.clone(),
+            Content::Distribute(Distribute {
+                period: 2,
+                special: true,
+                heads: [(a, head)].into(),
+                payouts: vec![out],
+            }),
+        ];
+        for content in contents {
+            let body = Body {
+                version: 1,
+                cod,
+                time: 7,
+                account: a,
+                seq: 1,
+                prev: Some(sample().hash()),
+                content,
+            };
+            let r = Record::new(
+                body,
+                vec![Sig {
+                    key: Some(B64(vec![2])),
+                    sig: B64(vec![3]),
+                }],
+            );
+            let sorted = serde_json::to_vec(&serde_json::to_value(r.to_json()).unwrap()).unwrap();
+            assert_eq!(
+                String::from_utf8(r.to_bytes()).unwrap(),
+                String::from_utf8(sorted).unwrap()
+            );
+            assert_eq!(Record::from_bytes(&r.to_bytes()).unwrap(), r);
+        }
     }
 
     #[test]

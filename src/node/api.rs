@@ -168,16 +168,16 @@ async fn chain(
         .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
     let (from, limit) = page_params(&q)?;
     let chain = s.chain.lock().expect("chain lock");
-    let records: Vec<serde_json::Value> = chain
+    let records: Vec<RawRecord> = chain
         .ledger()
         .chain_of(&a, from)
         .take(limit + 1)
-        .map(Record::to_json)
+        .map(Record::to_raw)
         .collect();
     Ok(Json(page(records, limit, from)))
 }
 
-fn page(mut records: Vec<serde_json::Value>, limit: usize, from: u64) -> Records {
+fn page(mut records: Vec<RawRecord>, limit: usize, from: u64) -> Records {
     let more = records.len() > limit;
     records.truncate(limit);
     let next = more.then(|| from + limit as u64);
@@ -190,11 +190,11 @@ async fn log(
 ) -> Result<Json<Records>, ApiErr> {
     let (from, limit) = page_params(&q)?;
     let chain = s.chain.lock().expect("chain lock");
-    let records: Vec<serde_json::Value> = chain
+    let records: Vec<RawRecord> = chain
         .ledger()
         .log(from as usize)
         .take(limit + 1)
-        .map(Record::to_json)
+        .map(Record::to_raw)
         .collect();
     Ok(Json(page(records, limit, from)))
 }
@@ -294,7 +294,7 @@ async fn submit(
     let mut records = Vec::new();
     let mut slots = Vec::new();
     for v in req.records {
-        match Record::from_json(v) {
+        match Record::from_bytes(v.get().as_bytes()) {
             Ok(r) => {
                 slots.push(Some(results.len()));
                 results.push(SubmitResult {

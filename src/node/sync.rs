@@ -38,12 +38,16 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 /// Ingests fetched records (verified on all cores) and tells everyone what applied.
-async fn ingest(shared: &Arc<Shared>, values: Vec<serde_json::Value>) -> Result<usize, String> {
-    let mut records = Vec::with_capacity(values.len());
-    for v in values {
-        // A peer that sends a malformed record is not trusted for the rest of this round.
-        records.push(Record::from_json(v).map_err(|e| format!("peer sent a bad record: {e}"))?);
-    }
+async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Result<usize, String> {
+    let records = tokio::task::spawn_blocking(move || {
+        values
+            .iter()
+            .map(|v| Record::from_bytes(v.get().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("peer sent a bad record: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let s = shared.clone();
     let applied = tokio::task::spawn_blocking(move || -> Result<Vec<RecordHash>, String> {
         let results = s
@@ -78,21 +82,31 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     }
     // Far behind: replay the peer's log, dependencies first.
     if ours.applied.saturating_mul(2) < theirs.applied {
-        let mut from = 0u64;
+        // The next page is fetched while this one is verified and stored.
+        let fetch = |from: u64| {
+            let (api, addr) = (shared.api.clone(), addr.to_string());
+            tokio::spawn(async move {
+                api.log(&addr, from, MAX_RECORDS_PER_CALL)
+                    .await
+                    .map(|p| (from, p))
+            })
+        };
+        let mut next = Some(fetch(0));
         let mut pages = 0;
-        loop {
-            let page = shared
-                .api
-                .log(addr, from, MAX_RECORDS_PER_CALL)
+        while let Some(task) = next.take() {
+            let (from, page) = task
                 .await
+                .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            ingest(shared, page.records).await?;
             pages += 1;
-            match page.next {
-                // A cursor must move forward, and one round is bounded; the next continues.
-                Some(n) if n > from && pages < MAX_PAGES_PER_ROUND => from = n,
-                _ => break,
+            // A cursor must move forward, and one round is bounded; the next continues.
+            if let Some(n) = page
+                .next
+                .filter(|n| *n > from && pages < MAX_PAGES_PER_ROUND)
+            {
+                next = Some(fetch(n));
             }
+            ingest(shared, page.records).await?;
             if shared.shutdown.is_cancelled() {
                 return Ok(());
             }
@@ -185,7 +199,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     for batch in push.chunks(MAX_RECORDS_PER_CALL) {
         shared
             .api
-            .submit(addr, batch.iter().map(Record::to_json).collect())
+            .submit(addr, batch.iter().map(Record::to_raw).collect())
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -219,12 +233,12 @@ pub async fn gossip(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<RecordH
                 _ => break,
             }
         }
-        let records: Vec<serde_json::Value> = {
+        let records: Vec<crate::api::RawRecord> = {
             let chain = shared.chain.lock().expect("chain lock");
             batch
                 .iter()
                 .filter_map(|h| chain.ledger().record(h))
-                .map(Record::to_json)
+                .map(Record::to_raw)
                 .collect()
         };
         let peers = shared.peers.lock().expect("peers lock").confirmed();
