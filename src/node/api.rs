@@ -80,13 +80,80 @@ pub fn router(shared: S) -> Router {
         .layer(overload)
 }
 
+/// HTTP connections handed over by [`serve`]'s first-byte check.
+struct HttpConnections {
+    rx: tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, std::net::SocketAddr)>,
+    local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for HttpConnections {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Most peer-wire connections served at once.
+const MAX_PEER_WIRE: usize = 32;
+
+/// Serves the node's one public port: a connection whose first byte is 19 (the BitTorrent
+/// handshake) goes to the seeder, anything else to the REST API.
 pub async fn serve(shared: S, listener: tokio::net::TcpListener) {
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return shared.log("warn", format!("API listener: {e}")),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
     let token = shared.shutdown.clone();
     let app = router(shared.clone());
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await
-    {
+    let http = tokio::spawn(
+        axum::serve(HttpConnections { rx, local }, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .into_future(),
+    );
+    let wire_slots = Arc::new(tokio::sync::Semaphore::new(MAX_PEER_WIRE));
+    let our_id = crate::seeder::peer_id();
+    loop {
+        let (stream, addr) = tokio::select! {
+            c = listener.accept() => match c {
+                Ok(c) => c,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shared.shutdown.cancelled() => break,
+        };
+        let (tx, library, slots) = (tx.clone(), shared.library.clone(), wire_slots.clone());
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            let peeked =
+                tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
+            if !matches!(peeked, Ok(Ok(1))) {
+                return;
+            }
+            if first[0] == 19 {
+                if let Ok(_permit) = slots.try_acquire_owned() {
+                    if let Err(e) = crate::seeder::serve(stream, library, our_id).await {
+                        tracing::debug!("peer wire {addr}: {e}");
+                    }
+                }
+            } else {
+                let _ = tx.send((stream, addr)).await;
+            }
+        });
+    }
+    drop(tx);
+    if let Ok(Err(e)) = http.await {
         shared.log("warn", format!("API server stopped: {e}"));
     }
 }

@@ -42,26 +42,8 @@ pub async fn run(shared: Arc<Shared>, api_port: u16) {
     tasks.abort_all();
 }
 
-/// The three infohashes a node announces: package, com.ini, cod.ini.
-fn infohashes(shared: &Shared) -> Option<[mainline::Id; 3]> {
-    let package = std::fs::read(shared.dir.package_path()).ok()?;
-    let pkg =
-        crate::package::Info::of(&shared.dir.deployment.package, &package, &mut |_| {}).infohash();
-    let com = std::fs::read(shared.dir.root.join("package/com.ini")).ok()?;
-    let cod = std::fs::read(shared.dir.root.join("package/cod.ini")).ok()?;
-    let com = crate::package::Info::of("com.ini", &com, &mut |_| {}).infohash();
-    let cod = crate::package::Info::of("cod.ini", &cod, &mut |_| {}).infohash();
-    Some([pkg, com, cod].map(|h| mainline::Id::from(*h.as_bytes())))
-}
-
 async fn dht(shared: Arc<Shared>, api_port: u16) {
-    let Some(hashes) = infohashes(&shared) else {
-        shared.log(
-            "warn",
-            "cannot read the package files to announce; DHT discovery is off",
-        );
-        return;
-    };
+    let hashes = shared.own_infohashes.map(mainline::Id::from);
     let cfg = &shared.config.dht;
     let bind = match shared.config.listen.ip() {
         IpAddr::V4(ip) => ip,

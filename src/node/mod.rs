@@ -26,7 +26,7 @@ use crate::ledger::Params;
 use crate::nodedir::{NodeDir, NodeDirError};
 use peers::PeerTable;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     pub started: u64,
     pub api: ApiClient,
+    /// The files this node seeds over the BitTorrent peer wire.
+    pub library: Arc<crate::seeder::Library>,
+    /// The infohashes of its package, com.ini and cod.ini (announced in the DHT).
+    pub own_infohashes: [[u8; 20]; 3],
     /// Signature requests for issuance and distribution, by record hash.
     pub requests: Mutex<std::collections::BTreeMap<RecordHash, signing::SignRequest>>,
 }
@@ -215,6 +219,19 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             }
         });
         let cod_config = dir.cod_config()?;
+        // The three files this node offers for as long as it runs.
+        let library = crate::seeder::Library::default();
+        let mut own_infohashes = [[0u8; 20]; 3];
+        for (i, (name, path)) in [
+            (dir.deployment.package.clone(), dir.package_path()),
+            ("com.ini".to_string(), dir.root.join("package/com.ini")),
+            ("cod.ini".to_string(), dir.root.join("package/cod.ini")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            own_infohashes[i] = library.offer(&name, path.clone()).map_err(io_err(&path))?;
+        }
         let info = crate::api::Info {
             cod_id: params.cod.to_string(),
             node_id: node_id.to_string(),
@@ -230,7 +247,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         };
         let (events, _) = broadcast::channel(4096);
         let (gossip_tx, gossip_rx) = mpsc::unbounded_channel();
-        let shared = std::sync::Arc::new(Shared {
+        let shared = Arc::new(Shared {
             peers: Mutex::new(PeerTable::new(config.peers.max)),
             dir: dir.clone(),
             config: config.clone(),
@@ -246,6 +263,8 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             started: now(),
             api: ApiClient::new(),
             requests: Mutex::new(std::collections::BTreeMap::new()),
+            library: Arc::new(library),
+            own_infohashes,
         });
 
         let socket_path = dir.socket_path(&config);
