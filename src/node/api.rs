@@ -142,10 +142,10 @@ pub async fn serve(shared: S, listener: tokio::net::TcpListener) {
                 return;
             }
             if first[0] == 19 {
-                if let Ok(_permit) = slots.try_acquire_owned() {
-                    if let Err(e) = crate::seeder::serve(stream, library, our_id).await {
-                        tracing::debug!("peer wire {addr}: {e}");
-                    }
+                if let Ok(_permit) = slots.try_acquire_owned()
+                    && let Err(e) = crate::seeder::serve(stream, library, our_id).await
+                {
+                    tracing::debug!("peer wire {addr}: {e}");
                 }
             } else {
                 let _ = tx.send((stream, addr)).await;

@@ -40,8 +40,9 @@ pub async fn run(shared: Arc<Shared>) {
 /// Ingests fetched records (verified on all cores) and tells everyone what applied.
 async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Result<usize, String> {
     let records = tokio::task::spawn_blocking(move || {
+        use rayon::prelude::*;
         values
-            .iter()
+            .par_iter()
             .map(|v| Record::from_bytes(v.get().as_bytes()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("peer sent a bad record: {e}"))
