@@ -50,8 +50,8 @@ fn fixture() -> Fixture {
         l.ingest(r.clone()).unwrap();
         all.push(r);
     };
-    for (i, k) in keys.iter().enumerate() {
-        let r = l.make_open(k, t0 + i as u64);
+    for k in &keys {
+        let r = l.make_open(k);
         push(&mut l, r, &mut funding);
     }
     let sign = |body: cod::ledger::Body| {

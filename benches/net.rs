@@ -334,7 +334,7 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
     let t0 = now() - 3600;
     let mut records = Vec::new();
     for k in &keys {
-        let r = l.make_open(k, t0);
+        let r = l.make_open(k);
         l.ingest(r.clone()).unwrap();
         records.push(r);
     }

@@ -370,6 +370,28 @@ pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, Store
                 .push(format!("record {}: {e}", hex::encode(&k))),
         }
     }
+    let (mut report, ledger) = verify_records(params, records, report);
+    let mut stored = Snapshot::new();
+    for cf in [Cf::State, Cf::Claims] {
+        for (k, v) in store.scan(cf, b"")? {
+            stored.insert((cf, k), v);
+        }
+    }
+    if stored != derived_map(&all_derived_ops(&ledger)) {
+        report.problems.push("the stored balances and heads differ from those the records give (they are rebuilt on the next start)".into());
+    }
+    Ok(report)
+}
+
+/// Checks a set of records from scratch: signatures on all cores, then every rule,
+/// completeness and conservation. `report` may already hold decoding problems. Returns the
+/// report and the ledger the sound records make.
+pub fn verify_records(
+    params: Params,
+    records: Vec<Record>,
+    mut report: VerifyReport,
+) -> (VerifyReport, Ledger) {
+    report.records = report.records.max(records.len());
     let probe = Ledger::new(params.clone());
     let checks = probe.verify_many(&records);
     let mut sound = Vec::new();
@@ -423,20 +445,11 @@ pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, Store
             state.issued
         ));
     }
-    let mut stored = Snapshot::new();
-    for cf in [Cf::State, Cf::Claims] {
-        for (k, v) in store.scan(cf, b"")? {
-            stored.insert((cf, k), v);
-        }
-    }
-    if stored != derived_map(&all_derived_ops(&ledger)) {
-        report.problems.push("the stored balances and heads differ from those the records give (they are rebuilt on the next start)".into());
-    }
     report.applied = state.applied_count();
     report.accounts = state.accounts.len();
     report.issued = state.issued.clone();
     report.checkpoint_period = state.checkpoint.as_ref().map(|c| c.period);
-    Ok(report)
+    (report, ledger)
 }
 
 #[cfg(test)]

@@ -65,6 +65,74 @@ pub enum Command {
     Sign(SignCommand),
     /// The full-screen dashboard (over SSH too): peers, chain, signature requests, log
     Tui,
+    /// Newer versions of this cod, seen on other nodes: check, download, deploy beside
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
+    /// The deployments (one per cod id) under a base directory: list, enable, disable, remove
+    Deployments(DeploymentsArgs),
+    /// Bring an older deployment's key and chain into this one (see docs/upgrade.md)
+    Import(ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpgradeCommand {
+    /// Newer versions of this cod that peers run (needs the daemon)
+    Check,
+    /// Download a newer package from the peers that seed it (over BitTorrent), and check it
+    Download {
+        /// Which version, by cod id [default: the newest seen]
+        #[arg(long, value_name = "COD_ID")]
+        cod_id: Option<CodId>,
+        /// Do not ask for confirmation (required without a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Deploy a downloaded package beside this node (a new directory; this one is untouched)
+    Deploy {
+        /// The package [default: the newest in this node's upgrades/]
+        #[arg(long, value_name = "PKG")]
+        package: Option<PathBuf>,
+        /// node.ini for the new node [default: a copy of this node's]
+        #[arg(long, value_name = "FILE")]
+        node_ini: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DeploymentsArgs {
+    #[command(subcommand)]
+    pub action: Option<DeploymentAction>,
+    /// Base directory [default: the parent of --node, else $XDG_DATA_HOME/cod]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DeploymentAction {
+    /// List them with their state (the default)
+    List,
+    /// Allow a disabled deployment's daemon to start again
+    Enable { cod_id: String },
+    /// Keep a deployment's daemon from starting (its data stays)
+    Disable { cod_id: String },
+    /// Delete a stopped deployment's directory, data and key included
+    Remove {
+        cod_id: String,
+        /// Do not ask for confirmation (required without a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The older deployment's node directory
+    #[arg(long, value_name = "OLD_NODE_DIR")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
 }
 
 #[derive(Args, Debug)]
@@ -367,6 +435,9 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Issue(a) => cmd::sign::issue(&out, cli.node.as_deref(), a),
         Command::Distribute => cmd::sign::distribute(&out, cli.node.as_deref()),
         Command::Sign(c) => cmd::sign::sign(&out, cli.node.as_deref(), c),
+        Command::Upgrade(c) => cmd::upgrade::upgrade(&out, cli.node.as_deref(), c),
+        Command::Deployments(a) => cmd::upgrade::deployments(&out, cli.node.as_deref(), a),
+        Command::Import(a) => cmd::upgrade::import(&out, cli.node.as_deref(), a),
         Command::Tui => crate::tui::run(crate::nodedir::NodeDir::find(cli.node.as_deref())?),
     }
 }

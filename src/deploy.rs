@@ -115,7 +115,10 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
             (pem.to_string(), key, false)
         }
     };
-    let node_id = key.public().node_id(&cod_id);
+    // Account (= node) ids derive from the ledger id: the cod's own, or the earlier version's
+    // it continues (cod.ini `ledger`).
+    let ledger_id = package.cod.ledger.unwrap_or(cod_id);
+    let node_id = key.public().node_id(&ledger_id);
 
     std::fs::create_dir_all(&req.base).map_err(fsutil::io_err(&req.base))?;
     let staging = tempfile::Builder::new()
@@ -139,7 +142,7 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
         false,
     )?;
 
-    let params = Params::new(cod_id, package.com.clone(), package.deployer.clone());
+    let params = Params::new(ledger_id, package.com.clone(), package.deployer.clone());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -149,7 +152,7 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
         std::fs::create_dir_all(data).map_err(fsutil::io_err(data))?;
         let store = RocksStore::create(&data.join("store"), &cod_id)?;
         let mut chain = Chain::load(params.clone(), Box::new(store))?;
-        let open = chain.ledger().make_open(&key, now);
+        let open = chain.ledger().make_open(&key);
         chain.ingest(open)?;
         Ok(())
     };

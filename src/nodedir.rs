@@ -179,8 +179,11 @@ impl NodeDir {
     /// What the ledger rules need: cod id, com.ini, the deployer's key.
     pub fn params(&self) -> Result<crate::ledger::Params, NodeDirError> {
         let deployer = crate::keyfile::read_public(&self.root.join("package/keys/cod.pub.key"))?;
+        // A deployment that continues an earlier version's ledger keeps its id: records carry
+        // it and account ids derive from it.
+        let ledger = self.cod_config()?.ledger.unwrap_or(self.deployment.cod_id);
         Ok(crate::ledger::Params::new(
-            self.deployment.cod_id,
+            ledger,
             self.com_config()?,
             deployer,
         ))

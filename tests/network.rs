@@ -303,7 +303,7 @@ fn bad_input_over_the_rest_api_changes_nothing() {
     // A forged record and one for another cod: refused one by one, with reasons.
     let params = params_of(&node);
     let mut l = cod::ledger::Ledger::new(params.clone());
-    let mine = l.make_open(&example_secret("node2"), 1_800_000_000);
+    let mine = l.make_open(&example_secret("node2"));
     l.ingest(mine.clone()).unwrap();
     let mut forged = mine.to_json();
     forged["time"] = 1_800_000_001u64.into();

@@ -45,6 +45,21 @@ pub struct Info {
     /// `host:port` peers should use.
     pub addr: String,
     pub time: u64,
+    /// Fingerprint of the deployer's key (`keys/cod.pub.key`): nodes of other versions of
+    /// the same deployer's cod recognize each other by it.
+    pub deployer: String,
+    /// The package's file name (its torrent's name; the cod id is its infohash).
+    pub package: String,
+}
+
+/// The DHT key under which every node of a deployer's cods announces itself, whatever the
+/// version: `SHA-1("cod/deployer/v1\0" ‖ deployer key fingerprint)`.
+pub fn deployer_infohash(deployer: &crate::ids::Fingerprint) -> [u8; 20] {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(b"cod/deployer/v1\0");
+    h.update(deployer.as_bytes());
+    h.finalize().into()
 }
 
 /// `POST /v1/challenge`: prove you hold your node key.

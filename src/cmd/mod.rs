@@ -9,6 +9,7 @@ pub mod keys;
 pub mod node;
 pub mod pack;
 pub mod sign;
+pub mod upgrade;
 pub mod wallet;
 
 use indicatif::{ProgressBar, ProgressStyle};

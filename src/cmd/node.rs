@@ -13,8 +13,20 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// A disabled deployment's daemon does not start.
+fn refuse_disabled(dir: &NodeDir) -> CmdResult {
+    if dir.root.join(super::upgrade::DISABLED_FILE).exists() {
+        return Err(CmdError::msg(format!(
+            "this deployment is disabled; enable it with `cod deployments enable {}`",
+            dir.deployment.cod_id
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(node: Option<&Path>, passphrase_stdin: bool, passphrase: PassphraseArgs) -> CmdResult {
     let dir = NodeDir::find(node)?;
+    refuse_disabled(&dir)?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("COD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -42,6 +54,7 @@ fn read_pid(path: &Path) -> Option<i32> {
 
 pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> CmdResult {
     let dir = NodeDir::find(node)?;
+    refuse_disabled(&dir)?;
     let config = dir.node_config()?;
     if let Ok(mut c) = daemon(&dir) {
         let s = c.call(&Request::Status)?;

@@ -16,6 +16,9 @@ pub struct CodConfig {
     pub deployer_name: Option<String>,
     pub deployer_contact: Option<String>,
     pub accepts_fallback: bool,
+    /// The ledger this deployment continues (an earlier version's cod id); `None`: it starts
+    /// its own, identified by its own cod id.
+    pub ledger: Option<crate::ids::CodId>,
 }
 
 impl CodConfig {
@@ -26,6 +29,9 @@ impl CodConfig {
         let name = s.required("name", values::slug)?;
         let version = s.required("version", values::version)?;
         let description = s.optional("description", values::text)?;
+        let ledger = s.optional("ledger", |v| {
+            v.parse::<crate::ids::CodId>().map_err(|e| e.to_string())
+        })?;
         s.finish()?;
         let (mut deployer_name, mut deployer_contact, mut accepts_fallback) = (None, None, false);
         if let Some(mut s) = ini.optional("deployer") {
@@ -52,6 +58,7 @@ impl CodConfig {
             deployer_name,
             deployer_contact,
             accepts_fallback,
+            ledger,
         })
     }
 

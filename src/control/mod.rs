@@ -58,6 +58,8 @@ pub enum Request {
     SignReject { id: String, reason: String },
     /// The most recently applied records (newest first).
     Recent { limit: usize },
+    /// Newer versions of this cod seen on other nodes.
+    Upgrades,
     /// Stream events until the client disconnects.
     Subscribe,
     /// Shut the daemon down cleanly.
@@ -126,6 +128,12 @@ pub enum Event {
         quorum: usize,
         expires: u64,
         state: String,
+    },
+    /// A newer version of this cod (same deployer) was seen on a node.
+    Upgrade {
+        cod_id: String,
+        cod_version: String,
+        peer: String,
     },
     /// A log line from the daemon.
     Log {

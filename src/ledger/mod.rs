@@ -930,10 +930,30 @@ impl Ledger {
 
     // ---- Making records (the local wallet and the signers' proposals). ----
 
-    /// A member account's opening record (seq 0): carries its key, pays nothing.
-    pub fn make_open(&self, key: &SecretKey, time: u64) -> Record {
-        self.make_transfer(key, Vec::new(), None, time)
-            .expect("an opening pays nothing, so it cannot fail")
+    /// A member account's opening record (seq 0): carries its key, pays nothing, and is
+    /// dated 0 — so a key's opening in a ledger is one and the same record wherever and
+    /// whenever it is made (signatures are deterministic): a node re-deployed, or a new
+    /// version continuing the ledger, never forks its own account.
+    pub fn make_open(&self, key: &SecretKey) -> Record {
+        let body = Body {
+            version: record::RECORD_VERSION,
+            cod: self.params.cod,
+            time: 0,
+            account: key.public().node_id(&self.params.cod),
+            seq: 0,
+            prev: None,
+            content: Content::Transfer(Transfer {
+                claims: Vec::new(),
+                key: Some(B64(key.public().der().to_vec())),
+                memo: None,
+                outputs: Vec::new(),
+            }),
+        };
+        let sig = Sig {
+            key: None,
+            sig: B64(key.sign(&body.canonical_bytes())),
+        };
+        Record::new(body, vec![sig])
     }
 
     /// Builds and signs a transfer from `key`'s account, claiming every unclaimed credit

@@ -99,8 +99,8 @@ impl Scenario {
         self.records.push(r.clone());
         r
     }
-    fn open(&mut self, n: &str, time: u64) -> Record {
-        let r = self.l.make_open(key(n), time);
+    fn open(&mut self, n: &str) -> Record {
+        let r = self.l.make_open(key(n));
         self.push(r)
     }
     fn issue(&mut self, bread: u64, time: u64) -> Record {
@@ -122,8 +122,8 @@ impl Scenario {
     }
     pub(crate) fn standard() -> Self {
         let mut s = Self::new(params());
-        for (i, n) in ["node1", "node2", "node3", "node4"].iter().enumerate() {
-            s.open(n, EPOCH + 10 + i as u64);
+        for n in ["node1", "node2", "node3", "node4"] {
+            s.open(n);
         }
         s.issue(10, EPOCH + 100); // 10 loaves × 350 = 3500
         s.distribute(0, EPOCH + DAY + 1); // 3500 / 4 = 875 each
@@ -269,16 +269,23 @@ fn each_rule_yields_its_error() {
         })),
         RecordError::PrevSeq
     );
-    assert_eq!(
-        ingest(resign(Body {
-            time: EPOCH,
-            ..body.clone()
-        })),
-        RecordError::TimeBackwards {
-            time: EPOCH,
-            prev_time: EPOCH + 10
-        }
-    );
+    {
+        // A record dated before its predecessor.
+        let mut l2 = l.clone();
+        l2.ingest(good.clone()).unwrap();
+        let next = l2
+            .make_transfer(n1, vec![out(&p, "node2", 1)], None, EPOCH + DAY + 60)
+            .unwrap();
+        let mut b = next.body().clone();
+        b.time = EPOCH + DAY;
+        assert_eq!(
+            l2.ingest(resign(b)).unwrap_err(),
+            RecordError::TimeBackwards {
+                time: EPOCH + DAY,
+                prev_time: EPOCH + DAY + 50
+            }
+        );
+    }
     assert_eq!(
         ingest(with_transfer(&|t| t.outputs[0].amount = 0)),
         RecordError::ZeroAmount
@@ -369,7 +376,7 @@ fn each_rule_yields_its_error() {
     );
 
     // Opening records.
-    let open5 = l.make_open(key("node5"), EPOCH);
+    let open5 = l.make_open(key("node5"));
     let b5 = open5.body().clone();
     let set_key = |k: Option<B64>| {
         let mut b = b5.clone();
@@ -511,7 +518,7 @@ fn the_deployer_stands_in_only_when_a_distribution_is_overdue() {
         "fallback = deployer\nfallback_after = 2d\n",
     );
     let mut s = Scenario::new(p);
-    s.open("node1", EPOCH + 1);
+    s.open("node1");
     s.issue(10, EPOCH + 2);
     let early = s.l.propose_distribution(0, false, EPOCH + DAY + 5).unwrap();
     assert_eq!(

@@ -318,6 +318,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
+        Request::Upgrades => ok(
+            json!({"offers": shared.offers.lock().expect("offers lock").values().cloned().collect::<Vec<_>>()}),
+        ),
         Request::Recent { limit } => ok(views::recent(
             shared.chain.lock().expect("chain lock").ledger(),
             limit.min(1000),
@@ -431,20 +434,21 @@ pub fn status(shared: &Shared) -> Value {
     let confirmed = peers.iter().filter(|p| p.confirmed).count();
     let chain = shared.chain.lock().expect("chain lock");
     let l = chain.ledger();
-    let newest = peers
-        .iter()
-        .filter(|p| p.confirmed)
-        .filter_map(|p| {
-            semver::Version::parse(&p.cod_version)
+    let newest = shared
+        .offers
+        .lock()
+        .expect("offers lock")
+        .values()
+        .filter_map(|o| {
+            semver::Version::parse(&o.cod_version)
                 .ok()
-                .map(|v| (v, p.addr.clone()))
+                .map(|v| (v, o.clone()))
         })
-        .filter(|(v, _)| {
-            semver::Version::parse(&shared.info.cod_version).is_ok_and(|mine| *v > mine)
-        })
-        .max();
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, o)| o);
     json!({
-        "cod_id": shared.params.cod,
+        "cod_id": shared.dir.deployment.cod_id,
+        "ledger": shared.params.cod,
         "node_id": shared.node_id,
         "addr": shared.info.addr,
         "pid": std::process::id(),
@@ -455,7 +459,7 @@ pub fn status(shared: &Shared) -> Value {
         "peers": {"confirmed": confirmed, "known": peers.len()},
         "chain": views::chain_summary(l),
         "balance": views::balance(l, &shared.node_id),
-        "newer_version_seen": newest.map(|(v, addr)| json!({"cod_version": v.to_string(), "peer": addr})),
+        "newer_version_seen": newest.map(|o| json!({"cod_version": o.cod_version, "cod_id": o.cod_id, "peer": o.peers.iter().next()})),
         "signature_requests": open_requests,
         "best_peer_applied": peers.iter().filter(|p| p.confirmed).filter_map(|p| p.applied).max(),
     })

@@ -44,6 +44,10 @@ pub async fn run(shared: Arc<Shared>, api_port: u16) {
 
 async fn dht(shared: Arc<Shared>, api_port: u16) {
     let hashes = shared.own_infohashes.map(mainline::Id::from);
+    // Every version of the deployer's cods meets under this key.
+    let deployer_key = mainline::Id::from(crate::api::deployer_infohash(
+        &shared.params.deployer.fingerprint(),
+    ));
     let cfg = &shared.config.dht;
     let bind = match shared.config.listen.ip() {
         IpAddr::V4(ip) => ip,
@@ -79,7 +83,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
     loop {
         let now_i = Instant::now();
         if now_i >= next_announce {
-            for h in hashes {
+            for h in hashes.into_iter().chain([deployer_key]) {
                 if let Err(e) = dht.announce_peer(h, Some(api_port)).await {
                     tracing::debug!("announce {h}: {e}");
                 }
@@ -111,6 +115,38 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                         if seen.len() < MAX_SEEN || seen.contains_key(&SocketAddr::V4(a)) {
                             *seen.entry(SocketAddr::V4(a)).or_default() |= 1 << bit;
                         }
+                    }
+                }
+            }
+            // Other versions of this cod: ask who they are (a newer one becomes an offer).
+            {
+                use futures::StreamExt;
+                let mut found = Vec::new();
+                let mut stream = dht.get_peers(deployer_key);
+                while let Some(batch) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                    .await
+                    .ok()
+                    .flatten()
+                {
+                    found.extend(batch.into_iter().map(SocketAddr::V4));
+                }
+                found.sort();
+                found.dedup();
+                let known: std::collections::BTreeSet<String> = shared
+                    .peers
+                    .lock()
+                    .expect("peers lock")
+                    .all()
+                    .into_iter()
+                    .map(|p| p.addr)
+                    .collect();
+                for addr in found
+                    .into_iter()
+                    .filter(|a| !known.contains(&a.to_string()) && seen.get(a) != Some(&0b111))
+                    .take(16)
+                {
+                    if let Ok(info) = shared.api.info(&addr.to_string()).await {
+                        shared.note_version(&addr.to_string(), &info);
                     }
                 }
             }
@@ -147,7 +183,9 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
     let t = Instant::now();
     let info = shared.api.info(addr).await.map_err(|e| e.to_string())?;
     let latency = t.elapsed().as_millis() as u64;
-    if info.cod_id != shared.params.cod.to_string() {
+    if info.cod_id != shared.dir.deployment.cod_id.to_string() {
+        // Another cod: perhaps a newer version of this one.
+        shared.note_version(addr, &info);
         return Err(format!("serves cod {}, not this one", info.cod_id));
     }
     let der = base64::engine::general_purpose::STANDARD

@@ -78,6 +78,8 @@ pub struct Shared {
     pub library: Arc<crate::seeder::Library>,
     /// The infohashes of its package, com.ini and cod.ini (announced in the DHT).
     pub own_infohashes: [[u8; 20]; 3],
+    /// Newer versions of this cod seen on nodes of the same deployer, by cod id.
+    pub offers: Mutex<std::collections::BTreeMap<String, Offer>>,
     /// Signature requests for issuance and distribution, by record hash.
     pub requests: Mutex<std::collections::BTreeMap<RecordHash, signing::SignRequest>>,
 }
@@ -137,6 +139,63 @@ impl Shared {
             }
         }
         self.mirror_now.notify_one();
+    }
+}
+
+/// A newer version of this cod, and the nodes that run (and seed) it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Offer {
+    pub cod_id: String,
+    pub cod_version: String,
+    pub com_version: String,
+    pub software_version: String,
+    pub package: String,
+    pub peers: std::collections::BTreeSet<String>,
+    pub first_seen: u64,
+}
+
+impl Shared {
+    /// Notes what another node runs: a newer version of this cod by the same deployer
+    /// becomes an offer (reported once, as an event and in the log).
+    pub fn note_version(&self, addr: &str, info: &crate::api::Info) {
+        if info.deployer != self.info.deployer || info.cod_id == self.info.cod_id {
+            return;
+        }
+        let (Ok(theirs), Ok(ours)) = (
+            semver::Version::parse(&info.cod_version),
+            semver::Version::parse(&self.info.cod_version),
+        ) else {
+            return;
+        };
+        if theirs <= ours {
+            return;
+        }
+        let mut offers = self.offers.lock().expect("offers lock");
+        if offers.len() >= 16 && !offers.contains_key(&info.cod_id) {
+            return;
+        }
+        let new = !offers.contains_key(&info.cod_id);
+        let o = offers.entry(info.cod_id.clone()).or_insert_with(|| Offer {
+            cod_id: info.cod_id.clone(),
+            cod_version: info.cod_version.clone(),
+            com_version: info.com_version.clone(),
+            software_version: info.software_version.clone(),
+            package: info.package.clone(),
+            peers: Default::default(),
+            first_seen: now(),
+        });
+        if o.peers.len() < 32 {
+            o.peers.insert(addr.to_string());
+        }
+        drop(offers);
+        if new {
+            self.log("info", format!("a newer version of this cod runs on {addr}: cod {} ({}); see `cod upgrade check`", info.cod_version, info.cod_id));
+            self.emit(Event::Upgrade {
+                cod_id: info.cod_id.clone(),
+                cod_version: info.cod_version.clone(),
+                peer: addr.to_string(),
+            });
+        }
     }
 }
 
@@ -233,7 +292,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             own_infohashes[i] = library.offer(&name, path.clone()).map_err(io_err(&path))?;
         }
         let info = crate::api::Info {
-            cod_id: params.cod.to_string(),
+            cod_id: dir.deployment.cod_id.to_string(),
             node_id: node_id.to_string(),
             key: base64::Engine::encode(
                 &base64::engine::general_purpose::STANDARD,
@@ -244,6 +303,8 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             cod_version: cod_config.version.to_string(),
             addr: addr.clone(),
             time: 0,
+            deployer: params.deployer.fingerprint().to_string(),
+            package: dir.deployment.package.clone(),
         };
         let (events, _) = broadcast::channel(4096);
         let (gossip_tx, gossip_rx) = mpsc::unbounded_channel();
@@ -265,6 +326,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             requests: Mutex::new(std::collections::BTreeMap::new()),
             library: Arc::new(library),
             own_infohashes,
+            offers: Mutex::new(std::collections::BTreeMap::new()),
         });
 
         let socket_path = dir.socket_path(&config);

@@ -364,6 +364,22 @@ impl App {
                 message,
                 time,
             } => self.push_log(time, &level, message),
+            Event::Upgrade {
+                cod_id,
+                cod_version,
+                peer,
+            } => {
+                self.status["newer_version_seen"] =
+                    serde_json::json!({"cod_version": cod_version, "cod_id": cod_id, "peer": peer});
+                self.push_log(
+                    self.now,
+                    "info",
+                    format!(
+                        "cod {cod_version} ({}) runs on {peer}: `cod upgrade check`",
+                        &cod_id[..12.min(cod_id.len())]
+                    ),
+                );
+            }
         }
     }
 
