@@ -3,6 +3,8 @@
 //! key size. Run with `just bench` (or `cargo bench --bench ledger`); figures go to
 //! docs/performance.md.
 
+mod common;
+
 use cod::chain::Chain;
 use cod::config::ComConfig;
 use cod::ids::CodId;
@@ -140,28 +142,6 @@ fn rate(n: usize, f: impl Fn()) -> f64 {
     (n * runs) as f64 / t.elapsed().as_secs_f64()
 }
 
-/// `openssl speed` verify/s for RSA at `BITS`, on `cores` processes.
-fn openssl_verify_rate(cores: usize) -> Option<f64> {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "speed",
-            "-seconds",
-            "3",
-            "-multi",
-            &cores.to_string(),
-            &format!("rsa{BITS}"),
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // Last line: "rsa 3072 bits 0.001234s 0.000056s  810.4  17857.1" (sign/s, verify/s).
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.contains(&format!("{BITS} bits")))?;
-    line.split_whitespace().last()?.parse().ok()
-}
-
 fn summary(f: &Fixture) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let l = verifier(f);
@@ -196,8 +176,8 @@ fn summary(f: &Fixture) {
         }
         f.transfers.len() as f64 / start.elapsed().as_secs_f64()
     };
-    let ossl_one = openssl_verify_rate(1);
-    let ossl_all = openssl_verify_rate(cores);
+    let ossl_one = common::openssl_verify_rate(BITS, 1);
+    let ossl_all = common::openssl_verify_rate(BITS, cores);
     let ratio =
         |x: f64, y: Option<f64>| y.map_or("n/a".to_string(), |y| format!("{:.0}%", 100.0 * x / y));
     println!(

@@ -6,6 +6,8 @@
 //! Needs the release `cod` executable: `just bench-net` builds it and sets `COD_BIN`.
 //! `COD_BENCH_RECORDS` sets the size of the fresh-sync chain (default 100000).
 
+mod common;
+
 use cod::control::client::Client;
 use cod::control::{Event, Request, TransferOutput};
 use cod::ledger::{B64, Body, Content, Ledger, Output, Record, Sig, Transfer, add_signature};
@@ -420,27 +422,6 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
     (net, first, count)
 }
 
-fn openssl_verify(cores: usize) -> f64 {
-    let out = Command::new("openssl")
-        .args([
-            "speed",
-            "-seconds",
-            "3",
-            "-multi",
-            &cores.to_string(),
-            "rsa3072",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .rev()
-        .find(|l| l.contains("3072 bits"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return; // `cargo test` runs bench targets; this one only runs under `cargo bench`
@@ -474,7 +455,7 @@ fn main() {
     });
     let rate = count as f64 / start.elapsed().as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ossl = openssl_verify(cores);
+    let ossl = common::openssl_verify_rate(3072, cores).unwrap_or(f64::NAN);
     println!(
         "fresh node: {count} records synced at {rate:.0} records/s = {:.0}% of openssl's {cores}-core RSA-3072 verify rate ({ossl:.0}/s; target 50%)",
         100.0 * rate / ossl

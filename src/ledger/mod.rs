@@ -1036,21 +1036,14 @@ impl Ledger {
         }
         let amounts = economics::issuance(&p.com, &all, period, &self.state.issued)
             .ok_or(RecordError::Overflow)?;
-        let body = Body {
-            version: record::RECORD_VERSION,
-            cod: p.cod,
+        self.network_proposal(
             time,
-            account: p.network,
-            seq: net.map_or(0, |s| s.next_seq()),
-            prev: net.and_then(|s| s.head).map(|h| h.hash),
-            content: Content::Issue(Issue {
+            Content::Issue(Issue {
                 period,
                 attest,
                 amounts,
             }),
-        };
-        self.check_proposal(&body)?;
-        Ok(body)
+        )
     }
 
     /// The distribution closing `period` (or a special one), made the way every node makes
@@ -1085,14 +1078,20 @@ impl Ledger {
             .period_records(&d)
             .ok_or(RecordError::HeadInvalid(p.network))?;
         d.payouts = self.state.expected_payouts(&d, p, &recs)?;
+        self.network_proposal(time, Content::Distribute(d))
+    }
+
+    /// The next network record with `content`, checked against the chain as it is.
+    fn network_proposal(&self, time: u64, content: Content) -> Result<Body, RecordError> {
+        let net = self.state.account(&self.params.network);
         let body = Body {
             version: record::RECORD_VERSION,
-            cod: p.cod,
+            cod: self.params.cod,
             time,
-            account: p.network,
+            account: self.params.network,
             seq: net.map_or(0, |s| s.next_seq()),
             prev: net.and_then(|s| s.head).map(|h| h.hash),
-            content: Content::Distribute(d),
+            content,
         };
         self.check_proposal(&body)?;
         Ok(body)

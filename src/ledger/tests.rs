@@ -693,6 +693,17 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(count(Kind::Distribute) >= 3, "{}", count(Kind::Distribute));
 }
 
+/// A deterministic shuffle (the property tests' arrival orders).
+fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut rng = seed;
+    for i in (1..v.len()).rev() {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        v.swap(i, (rng >> 33) as usize % (i + 1));
+    }
+}
+
 /// Twins (double spends) of random transfers in a random history, ingested in a random
 /// order: the incremental state must equal the state computed from the set.
 fn check_forks(
@@ -826,11 +837,7 @@ proptest! {
     fn any_arrival_order_gives_the_same_state(ops in prop::collection::vec(any::<(u8, u8, u8, u16)>(), 1..14), seed in any::<u64>()) {
         let s = history(&ops);
         let mut shuffled = s.records.clone();
-        let mut rng = seed;
-        for i in (1..shuffled.len()).rev() {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            shuffled.swap(i, (rng >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut shuffled, seed);
         let mut l = Ledger::new(s.l.params().clone());
         for r in shuffled {
             l.ingest(r).unwrap();
@@ -846,11 +853,7 @@ proptest! {
         let s = history(&ops);
         // Whatever order the records came in, the log lists dependencies first.
         let mut shuffled = s.records.clone();
-        let mut rng = seed;
-        for i in (1..shuffled.len()).rev() {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            shuffled.swap(i, (rng >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut shuffled, seed);
         let mut l = Ledger::new(s.l.params().clone());
         for r in shuffled {
             l.ingest(r).unwrap();

@@ -141,21 +141,9 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
             found_via: p.found_via.to_string(),
         })
         .collect();
-    {
-        let chain = shared.chain.lock().expect("chain lock");
-        let l = chain.ledger();
-        let missing = l
-            .pending()
-            .flat_map(|(_, d)| d.iter().map(ToString::to_string))
-            .take(20)
-            .collect();
-        first.push(Event::Sync {
-            held: l.len(),
-            applied: l.state().applied_count(),
-            pending: l.pending().count(),
-            missing,
-        });
-    }
+    first.push(super::sync_event(
+        shared.chain.lock().expect("chain lock").ledger(),
+    ));
     for e in first {
         if !write(out, &e).await {
             return;

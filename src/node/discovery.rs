@@ -89,12 +89,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                 }
             }
             // Announce soon again while the DHT is young and lookups find nothing yet.
-            let quick = shared
-                .peers
-                .lock()
-                .expect("peers lock")
-                .confirmed()
-                .is_empty();
+            let quick = lonely(&shared);
             next_announce = now_i
                 + Duration::from_secs(if quick {
                     cfg.announce_interval.min(5)
@@ -157,12 +152,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                 }
             }
             drop(table);
-            let quick = shared
-                .peers
-                .lock()
-                .expect("peers lock")
-                .confirmed()
-                .is_empty();
+            let quick = lonely(&shared);
             next_lookup = Instant::now()
                 + Duration::from_secs(if quick {
                     cfg.lookup_interval.min(5)
@@ -176,6 +166,16 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
             _ = shared.shutdown.cancelled() => return,
         }
     }
+}
+
+/// No confirmed peer yet: announce and look up often, while the DHT is young.
+fn lonely(shared: &Shared) -> bool {
+    shared
+        .peers
+        .lock()
+        .expect("peers lock")
+        .confirmed()
+        .is_empty()
 }
 
 /// Checks that `addr` is a node of this cod holding the key of the node id it claims.

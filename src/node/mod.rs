@@ -121,17 +121,7 @@ impl Shared {
                     });
                 }
             }
-            let missing: Vec<String> = l
-                .pending()
-                .flat_map(|(_, d)| d.iter().map(ToString::to_string))
-                .take(20)
-                .collect();
-            self.emit(Event::Sync {
-                held: l.len(),
-                applied: l.state().applied_count(),
-                pending: l.pending().count(),
-                missing,
-            });
+            self.emit(sync_event(l));
         }
         if originated_here {
             for h in hashes {
@@ -139,6 +129,21 @@ impl Shared {
             }
         }
         self.mirror_now.notify_one();
+    }
+}
+
+/// The chain's sync state as an event: records held and applied, and what waits for what.
+pub fn sync_event(l: &crate::ledger::Ledger) -> Event {
+    let missing = l
+        .pending()
+        .flat_map(|(_, d)| d.iter().map(ToString::to_string))
+        .take(20)
+        .collect();
+    Event::Sync {
+        held: l.len(),
+        applied: l.state().applied_count(),
+        pending: l.pending().count(),
+        missing,
     }
 }
 
