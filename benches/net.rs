@@ -435,8 +435,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    for n in [5, 20] {
-        run_n(n, burst);
+    if std::env::var_os("COD_BENCH_ONLY_SYNC").is_none() {
+        for n in [5, 20] {
+            run_n(n, burst);
+        }
     }
     let total: usize = std::env::var("COD_BENCH_RECORDS")
         .ok()
@@ -446,6 +448,11 @@ fn main() {
     let holder_addr = Net::status(&holder)["addr"].as_str().unwrap().to_string();
     // A fresh node whose only peer is the node holding the chain.
     let fresh = net.add(2, &format!("[peers]\nstatic = {holder_addr}\n"));
+    eprintln!(
+        "fresh node pid {}, holder pid {}",
+        Net::status(&fresh)["pid"],
+        Net::status(&holder)["pid"]
+    );
     let start = Instant::now();
     wait(3600, "the fresh node to sync", || {
         Net::status(&fresh)["chain"]["applied"]

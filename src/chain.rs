@@ -107,13 +107,14 @@ fn read_records(store: &dyn KvStore) -> Result<Vec<Record>, ChainError> {
 /// The ledger and its store, kept in step.
 pub struct Chain {
     ledger: Ledger,
-    store: Box<dyn KvStore>,
+    store: std::sync::Arc<dyn KvStore>,
 }
 
 impl Chain {
     /// Reads every stored record and recomputes the state from them (derived data in the
     /// store is rewritten if it disagrees).
     pub fn load(params: Params, store: Box<dyn KvStore>) -> Result<Self, ChainError> {
+        let store: std::sync::Arc<dyn KvStore> = store.into();
         let records = read_records(store.as_ref())?;
         let (ledger, dropped) = Ledger::load(params, records);
         let chain = Self { ledger, store };
@@ -168,6 +169,11 @@ impl Chain {
         Ok(r)
     }
 
+    /// The store, shared: reads of stored record bytes need no lock on the chain.
+    pub fn store_handle(&self) -> std::sync::Arc<dyn KvStore> {
+        self.store.clone()
+    }
+
     pub fn store(&self) -> &dyn KvStore {
         self.store.as_ref()
     }
@@ -190,13 +196,27 @@ impl Chain {
         let mut ops = Vec::new();
         let mut touched = BTreeSet::new();
         let mut rebuilt = false;
-        // Signatures are checked on all cores first; then records apply in order.
-        let checks = self.ledger.verify_many(&records);
-        for (r, check) in records.into_iter().zip(checks) {
-            let result = match check {
-                Ok(true) => self.ledger.ingest_verified(r),
-                Ok(false) => self.ledger.ingest(r),
-                Err(e) => Err(e),
+        // Signatures are checked on all cores first (not again for records already held);
+        // then records apply in order.
+        let fresh: Vec<Record> = records
+            .iter()
+            .filter(|r| self.ledger.record(&r.hash()).is_none())
+            .cloned()
+            .collect();
+        let mut checks: std::collections::HashMap<
+            crate::ids::RecordHash,
+            Result<bool, RecordError>,
+        > = fresh
+            .iter()
+            .map(Record::hash)
+            .zip(self.ledger.verify_many(&fresh))
+            .collect();
+        for r in records {
+            let result = match checks.remove(&r.hash()) {
+                None => self.ledger.ingest(r), // held already (a duplicate), or twice in this batch
+                Some(Ok(true)) => self.ledger.ingest_verified(r),
+                Some(Ok(false)) => self.ledger.ingest(r),
+                Some(Err(e)) => Err(e),
             };
             if let Ok(o) = &result {
                 rebuilt |= o.rebuilt;

@@ -225,45 +225,82 @@ fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), ApiErr> {
     Ok((from, limit.clamp(1, MAX_RECORDS_PER_CALL)))
 }
 
+/// A page of records as they are stored (their canonical bytes), written straight into the
+/// answer: no record is re-encoded, and the chain is locked only to pick the hashes.
+async fn records_page(
+    s: &S,
+    hashes: Vec<RecordHash>,
+    limit: usize,
+    from: u64,
+) -> Result<Response, ApiErr> {
+    let store = s.chain.lock().expect("chain lock").store_handle();
+    let more = hashes.len() > limit;
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut body = b"{\"records\":[".to_vec();
+        for (i, h) in hashes.iter().take(limit).enumerate() {
+            let bytes = store
+                .get(crate::store::Cf::Records, h.as_bytes())
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("record {h} is not stored"))?;
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&bytes);
+        }
+        let next = if more {
+            (from + limit as u64).to_string()
+        } else {
+            "null".into()
+        };
+        body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
+        Ok(body)
+    })
+    .await
+    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
 async fn chain(
     State(s): State<S>,
     Path(account): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Records>, ApiErr> {
+) -> Result<Response, ApiErr> {
     let a: AccountId = account
         .parse()
         .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
     let (from, limit) = page_params(&q)?;
-    let chain = s.chain.lock().expect("chain lock");
-    let records: Vec<RawRecord> = chain
+    let hashes: Vec<RecordHash> = s
+        .chain
+        .lock()
+        .expect("chain lock")
         .ledger()
         .chain_of(&a, from)
         .take(limit + 1)
-        .map(Record::to_raw)
+        .map(Record::hash)
         .collect();
-    Ok(Json(page(records, limit, from)))
-}
-
-fn page(mut records: Vec<RawRecord>, limit: usize, from: u64) -> Records {
-    let more = records.len() > limit;
-    records.truncate(limit);
-    let next = more.then(|| from + limit as u64);
-    Records { records, next }
+    records_page(&s, hashes, limit, from).await
 }
 
 async fn log(
     State(s): State<S>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Records>, ApiErr> {
+) -> Result<Response, ApiErr> {
     let (from, limit) = page_params(&q)?;
-    let chain = s.chain.lock().expect("chain lock");
-    let records: Vec<RawRecord> = chain
+    let hashes: Vec<RecordHash> = s
+        .chain
+        .lock()
+        .expect("chain lock")
         .ledger()
         .log(from as usize)
         .take(limit + 1)
-        .map(Record::to_raw)
+        .map(Record::hash)
         .collect();
-    Ok(Json(page(records, limit, from)))
+    records_page(&s, hashes, limit, from).await
 }
 
 /// Applied heads, sorted by account: what the sync digests cover.

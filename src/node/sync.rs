@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 /// Pages fetched from one peer in one round (the next round continues).
 const MAX_PAGES_PER_ROUND: usize = 200;
 /// Records pushed to one peer in one round.
-const MAX_PUSH_PER_ROUND: usize = 20_000;
+const MAX_PUSH_PER_ROUND: usize = 2_000;
 
 pub async fn run(shared: Arc<Shared>) {
     let mut round = 0usize;
@@ -118,6 +118,12 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
     let ours_b = super::api::buckets_of(shared);
     let mut push = Vec::new();
+    // A peer far behind replays our log by itself; pushing to it would only double its work.
+    let push_limit = if theirs.applied.saturating_mul(2) < ours.applied {
+        0
+    } else {
+        MAX_PUSH_PER_ROUND
+    };
     for b in 0..=255u8 {
         let (t, o) = (
             theirs_b.buckets.get(b as usize),
@@ -187,11 +193,11 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             let their_next = theirs
                 .get(&a.to_string())
                 .map_or(0, |h| h.seq.saturating_add(1));
-            if mine.seq + 1 > their_next && push.len() < MAX_PUSH_PER_ROUND {
+            if mine.seq + 1 > their_next && push.len() < push_limit {
                 // Cloned under the lock, encoded after it.
                 push.extend(
                     l.chain_of(a, their_next)
-                        .take(MAX_PUSH_PER_ROUND - push.len())
+                        .take(push_limit - push.len())
                         .cloned(),
                 );
             }
