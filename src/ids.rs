@@ -47,9 +47,17 @@ macro_rules! hex_id {
                 hex::encode(&self.0[..4])
             }
         }
+        impl $name {
+            /// Lowercase hex without allocating: ids are printed once per record encoded.
+            fn with_hex<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+                let mut buf = [0u8; 2 * $len];
+                hex::encode_to_slice(self.0, &mut buf).expect("buffer is twice the id");
+                f(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
+            }
+        }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                self.with_hex(|h| f.write_str(h))
             }
         }
         impl fmt::Debug for $name {
@@ -65,7 +73,7 @@ macro_rules! hex_id {
         }
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                self.with_hex(|h| s.serialize_str(h))
             }
         }
         impl<'de> Deserialize<'de> for $name {
