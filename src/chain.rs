@@ -12,7 +12,7 @@
 //! | state | account | JSON account state; `!summary`: JSON totals |
 
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Content, Ledger, Outcome, Params, Record, RecordError, State};
+use crate::ledger::{Checked, Content, Ledger, Outcome, Params, Record, RecordError, State};
 use crate::store::{Cf, KvStore, Op, Snapshot, StoreError};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -192,38 +192,25 @@ impl Chain {
         &mut self,
         records: Vec<Record>,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
-        let mut results = Vec::with_capacity(records.len());
+        let checked = self.ledger.check(records);
+        self.ingest_checked(checked)
+    }
+
+    /// [`Chain::ingest_batch`] for records checked already (on all cores, perhaps while
+    /// earlier ones were applied; see [`Ledger::verifier`]).
+    pub fn ingest_checked(
+        &mut self,
+        checked: Checked,
+    ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
         let mut ops = Vec::new();
         let mut touched = BTreeSet::new();
         let mut rebuilt = false;
-        // Signatures are checked on all cores first (not again for records already held);
-        // then records apply in order.
-        let fresh: Vec<Record> = records
-            .iter()
-            .filter(|r| self.ledger.record(&r.hash()).is_none())
-            .cloned()
-            .collect();
-        let mut checks: std::collections::HashMap<
-            crate::ids::RecordHash,
-            Result<bool, RecordError>,
-        > = fresh
-            .iter()
-            .map(Record::hash)
-            .zip(self.ledger.verify_many(&fresh))
-            .collect();
-        for r in records {
-            let result = match checks.remove(&r.hash()) {
-                None => self.ledger.ingest(r), // held already (a duplicate), or twice in this batch
-                Some(Ok(true)) => self.ledger.ingest_verified(r),
-                Some(Ok(false)) => self.ledger.ingest(r),
-                Some(Err(e)) => Err(e),
-            };
-            if let Ok(o) = &result {
+        let results = self.ledger.ingest_checked(checked, |l, result| {
+            if let Ok(o) = result {
                 rebuilt |= o.rebuilt;
-                self.outcome_ops(o, &mut ops, &mut touched);
+                outcome_ops(l, o, &mut ops, &mut touched);
             }
-            results.push(result);
-        }
+        });
         if ops.is_empty() && !rebuilt {
             return Ok(results); // duplicates, refusals, records awaiting keys: nothing to store
         }
@@ -241,51 +228,51 @@ impl Chain {
         }
         Ok(results)
     }
+}
 
-    fn outcome_ops(&self, o: &Outcome, ops: &mut Vec<Op>, touched: &mut BTreeSet<AccountId>) {
-        let l = &self.ledger;
-        for h in &o.admitted {
-            let r = l.record(h).expect("admitted records are in the ledger");
-            ops.push(Op::Put(Cf::Records, h.as_bytes().to_vec(), r.to_bytes()));
-            ops.push(Op::Put(
-                Cf::Chains,
-                chains_key(&r.account(), r.seq(), h),
-                Vec::new(),
-            ));
+/// The store operations that persist one outcome (derived views of `touched` come after).
+fn outcome_ops(l: &Ledger, o: &Outcome, ops: &mut Vec<Op>, touched: &mut BTreeSet<AccountId>) {
+    for h in &o.admitted {
+        let r = l.record(h).expect("admitted records are in the ledger");
+        ops.push(Op::Put(Cf::Records, h.as_bytes().to_vec(), r.to_bytes()));
+        ops.push(Op::Put(
+            Cf::Chains,
+            chains_key(&r.account(), r.seq(), h),
+            Vec::new(),
+        ));
+    }
+    for d in &o.dropped {
+        ops.push(Op::Delete(Cf::Records, d.hash.as_bytes().to_vec()));
+        ops.push(Op::Delete(
+            Cf::Chains,
+            chains_key(&d.account, d.seq, &d.hash),
+        ));
+    }
+    for h in &o.applied {
+        let r = l.record(h).expect("applied records are in the ledger");
+        touched.insert(r.account());
+        for out in r.body().content.outputs() {
+            touched.insert(out.account);
         }
-        for d in &o.dropped {
-            ops.push(Op::Delete(Cf::Records, d.hash.as_bytes().to_vec()));
-            ops.push(Op::Delete(
-                Cf::Chains,
-                chains_key(&d.account, d.seq, &d.hash),
-            ));
-        }
-        for h in &o.applied {
-            let r = l.record(h).expect("applied records are in the ledger");
-            touched.insert(r.account());
-            for out in r.body().content.outputs() {
-                touched.insert(out.account);
+        if let Content::Transfer(t) = &r.body().content {
+            for c in &t.claims {
+                let mut k = r.account().as_bytes().to_vec();
+                k.extend_from_slice(c.as_bytes());
+                ops.push(Op::Put(Cf::Claims, k, h.as_bytes().to_vec()));
             }
-            if let Content::Transfer(t) = &r.body().content {
-                for c in &t.claims {
-                    let mut k = r.account().as_bytes().to_vec();
-                    k.extend_from_slice(c.as_bytes());
-                    ops.push(Op::Put(Cf::Claims, k, h.as_bytes().to_vec()));
-                }
-            }
         }
-        for (a, seq) in &o.forks {
-            let hashes: Vec<String> = l
-                .forks()
-                .filter(|(s, _)| s == &(*a, *seq))
-                .flat_map(|(_, hs)| hs.iter().map(|h| h.to_string()))
-                .collect();
-            ops.push(Op::Put(
-                Cf::Forks,
-                slot_key(a, *seq),
-                serde_json::to_vec(&hashes).expect("json"),
-            ));
-        }
+    }
+    for (a, seq) in &o.forks {
+        let hashes: Vec<String> = l
+            .forks()
+            .filter(|(s, _)| s == &(*a, *seq))
+            .flat_map(|(_, hs)| hs.iter().map(|h| h.to_string()))
+            .collect();
+        ops.push(Op::Put(
+            Cf::Forks,
+            slot_key(a, *seq),
+            serde_json::to_vec(&hashes).expect("json"),
+        ));
     }
 }
 
@@ -311,14 +298,14 @@ pub fn export(l: &Ledger) -> Vec<u8> {
 pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, String> {
     let records =
         crate::archive::read(bytes, &chain.ledger().params().cod).map_err(|e| e.to_string())?;
-    let checks = chain.ledger().verify_many(&records);
-    let forged: Vec<String> = records
+    let total = records.len();
+    let checked = chain.ledger().check(records);
+    let forged: Vec<String> = checked
+        .items()
         .iter()
-        .zip(&checks)
-        .filter_map(|(r, c)| {
-            c.as_ref()
-                .err()
-                .map(|e| format!("record {}: {e}", r.hash()))
+        .filter_map(|(r, c)| match c {
+            Some(Err(e)) => Some(format!("record {}: {e}", r.hash())),
+            _ => None,
         })
         .collect();
     if !forged.is_empty() {
@@ -327,8 +314,7 @@ pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, Stri
             forged.join("\n  ")
         ));
     }
-    let total = records.len();
-    let results = chain.ingest_batch(records).map_err(|e| e.to_string())?;
+    let results = chain.ingest_checked(checked).map_err(|e| e.to_string())?;
     let (mut added, mut duplicate, mut pending) = (0, 0, 0);
     let mut refused = Vec::new();
     for r in &results {
@@ -413,18 +399,17 @@ pub fn verify_records(
 ) -> (VerifyReport, Ledger) {
     report.records = report.records.max(records.len());
     let probe = Ledger::new(params.clone());
-    let checks = probe.verify_many(&records);
     let mut sound = Vec::new();
-    for (r, check) in records.into_iter().zip(checks) {
+    for (r, check) in probe.check(records).into_items() {
         match check {
-            Ok(true) => sound.push(r),
-            Ok(false) => report.problems.push(format!(
+            Some(Ok(true)) | None => sound.push(r), // None: held — not by an empty ledger
+            Some(Ok(false)) => report.problems.push(format!(
                 "record {} ({} seq {}): its account was never opened",
                 r.hash(),
                 r.account(),
                 r.seq()
             )),
-            Err(e) => report.problems.push(format!(
+            Some(Err(e)) => report.problems.push(format!(
                 "record {} ({} seq {}): {e}",
                 r.hash(),
                 r.account(),

@@ -57,7 +57,7 @@ pub enum KeyError {
 /// A public key, parsed once for fast verification.
 #[derive(Clone)]
 pub struct PublicKey {
-    der: Vec<u8>,
+    der: std::sync::Arc<[u8]>, // shared: keys are cloned into verifiers' snapshots
     bits: usize,
     verifier: std::sync::Arc<lc::ParsedPublicKey>,
 }
@@ -109,7 +109,7 @@ impl PublicKey {
         let verifier = lc::ParsedPublicKey::new(&lc::RSA_PKCS1_2048_8192_SHA256, &der)
             .map_err(|e| KeyError::Malformed(e.to_string()))?;
         Ok(Self {
-            der,
+            der: der.into(),
             bits,
             verifier: std::sync::Arc::new(verifier),
         })

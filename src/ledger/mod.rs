@@ -230,45 +230,49 @@ impl Ledger {
         self.ingest_inner(r, false)
     }
 
-    /// [`Ledger::ingest`] for a record that [`Ledger::verify_many`] already found sound:
-    /// its form and signatures are not checked again.
-    pub fn ingest_verified(&mut self, r: Record) -> Result<Outcome, RecordError> {
-        self.ingest_inner(r, true)
-    }
-
-    /// Checks the form and signatures of many records in parallel (all cores). `Ok(false)`:
-    /// a transfer whose account key is neither known nor opened in `records` yet.
-    pub fn verify_many(&self, records: &[Record]) -> Vec<Result<bool, RecordError>> {
-        use rayon::prelude::*;
-        let opened: HashMap<AccountId, PublicKey> = records
-            .iter()
-            .filter(|r| r.kind() == Kind::Transfer && r.seq() == 0)
-            .filter_map(|r| {
-                rules::opening_key(r, &self.params)
-                    .ok()
-                    .flatten()
-                    .map(|k| (r.account(), k))
-            })
-            .collect();
-        records
-            .par_iter()
-            .map(|r| {
-                rules::check_form(r, &self.params)?;
-                let key = match r.kind() {
-                    Kind::Transfer if r.seq() == 0 => rules::opening_key(r, &self.params)?,
-                    Kind::Transfer => match self
-                        .keys
-                        .get(&r.account())
-                        .or_else(|| opened.get(&r.account()))
-                    {
-                        Some(k) => Some(k.clone()),
-                        None => return Ok(false),
-                    },
-                    _ => None,
+    /// [`Ledger::ingest`] for checked records, in order: forms and signatures found sound
+    /// are not checked again. `each` sees the ledger after every record (to persist it).
+    pub fn ingest_checked(
+        &mut self,
+        c: Checked,
+        mut each: impl FnMut(&Ledger, &Result<Outcome, RecordError>),
+    ) -> Vec<Result<Outcome, RecordError>> {
+        // Checked against another cod's rules: trust nothing.
+        let trusted = c.cod == self.params.cod;
+        c.items
+            .into_iter()
+            .map(|(r, check)| {
+                let result = match check {
+                    Some(Ok(true)) if trusted => self.ingest_inner(r, true),
+                    Some(Err(e)) if trusted => Err(e),
+                    _ => self.ingest_inner(r, false), // held, awaiting its key, or untrusted
                 };
-                rules::check_sigs(r, &self.params, key.as_ref()).map(|()| true)
+                each(self, &result);
+                result
             })
             .collect()
+    }
+
+    /// Checks the form and signatures of many records on all cores (records held already are
+    /// not checked again). See [`Checked`].
+    pub fn check(&self, records: Vec<Record>) -> Checked {
+        check_batch(
+            &self.params,
+            records,
+            |a| self.keys.get(a),
+            |h| self.records.contains_key(h),
+        )
+        .0
+    }
+
+    /// A snapshot for checking records without this ledger at hand, e.g. on other threads
+    /// while it applies earlier ones.
+    pub fn verifier(&self) -> Verifier {
+        Verifier {
+            params: self.params.clone(),
+            keys: self.keys.clone(),
+            held: self.records.keys().copied().collect(),
+        }
     }
 
     fn ingest_inner(&mut self, r: Record, verified: bool) -> Result<Outcome, RecordError> {
@@ -1234,6 +1238,99 @@ pub fn add_signature(body: &Body, sigs: &[Sig], key: &SecretKey) -> Vec<Sig> {
     }
     all.sort_by_key(|s| s.key.as_ref().map(|k| crate::ids::Fingerprint::of(&k.0)));
     all
+}
+
+/// Records with the result of checking their form and signatures, in their order, ready for
+/// [`Ledger::ingest_checked`]. Per record: `None` — held already, so not checked;
+/// `Some(Ok(false))` — its account's key is not known yet (checked once it is); `Some(Err)` —
+/// refused. Only [`Ledger::check`] and [`Verifier::check`] make one.
+pub struct Checked {
+    cod: CodId,
+    items: Vec<(Record, Option<Result<bool, RecordError>>)>,
+}
+
+impl Checked {
+    /// The records with their results, in order.
+    pub fn items(&self) -> &[(Record, Option<Result<bool, RecordError>>)] {
+        &self.items
+    }
+
+    pub fn into_items(self) -> Vec<(Record, Option<Result<bool, RecordError>>)> {
+        self.items
+    }
+}
+
+/// A ledger's keys and record hashes, taken at one moment ([`Ledger::verifier`]), which
+/// checks batch after batch: each batch's openings teach it their keys for the next.
+pub struct Verifier {
+    params: Params,
+    keys: HashMap<AccountId, PublicKey>,
+    held: HashSet<RecordHash>,
+}
+
+impl Verifier {
+    pub fn check(&mut self, records: Vec<Record>) -> Checked {
+        let (checked, opened) = check_batch(
+            &self.params,
+            records,
+            |a| self.keys.get(a),
+            |h| self.held.contains(h),
+        );
+        self.keys.extend(opened);
+        self.held
+            .extend(checked.items.iter().map(|(r, _)| r.hash()));
+        checked
+    }
+}
+
+/// Checks form and signatures on all cores. A transfer's key is `key_of` its account, or
+/// the key its opening in `records` carries (bound to the account by the account id, so
+/// usable before the opening itself is checked). Returns the keys opened in `records` too.
+fn check_batch<'k>(
+    params: &Params,
+    records: Vec<Record>,
+    key_of: impl Fn(&AccountId) -> Option<&'k PublicKey> + Sync,
+    held: impl Fn(&RecordHash) -> bool + Sync,
+) -> (Checked, HashMap<AccountId, PublicKey>) {
+    use rayon::prelude::*;
+    let opened: HashMap<AccountId, PublicKey> = records
+        .iter()
+        .filter(|r| r.kind() == Kind::Transfer && r.seq() == 0)
+        .filter_map(|r| {
+            rules::opening_key(r, params)
+                .ok()
+                .flatten()
+                .map(|k| (r.account(), k))
+        })
+        .collect();
+    let checks: Vec<_> = records
+        .par_iter()
+        .map(|r| {
+            if held(&r.hash()) {
+                return None;
+            }
+            let check = || {
+                rules::check_form(r, params)?;
+                let key = match r.kind() {
+                    Kind::Transfer if r.seq() == 0 => rules::opening_key(r, params)?,
+                    Kind::Transfer => {
+                        match key_of(&r.account()).or_else(|| opened.get(&r.account())) {
+                            Some(k) => Some(k.clone()),
+                            None => return Ok(false),
+                        }
+                    }
+                    _ => None,
+                };
+                rules::check_sigs(r, params, key.as_ref()).map(|()| true)
+            };
+            Some(check())
+        })
+        .collect();
+    let checked = Checked {
+        cod: params.cod,
+        items: records.into_iter().zip(checks).collect(),
+    };
+    (checked, opened)
 }
 
 #[cfg(test)]

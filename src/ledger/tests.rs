@@ -638,6 +638,57 @@ fn replays_and_foreign_records_change_nothing() {
     assert_eq!(s.l.state(), &before);
 }
 
+#[test]
+fn a_verifier_checks_pages_ahead_learning_keys_from_openings() {
+    let ops: Vec<(u8, u8, u8, u16)> = (0..24u16)
+        .map(|i| ((i % 4) as u8, (i % 3) as u8, (i % 4 + 1) as u8, i * 37))
+        .collect();
+    let s = history(&ops);
+    let log: Vec<Record> = s.l.log(0).cloned().collect();
+    let mut l = Ledger::new(s.l.params().clone());
+    // Every page is checked before any is stored, as a fresh node's sync does; transfers
+    // are checked with keys learned from openings in earlier pages.
+    let mut v = l.verifier();
+    let pages: Vec<Checked> = log.chunks(3).map(|p| v.check(p.to_vec())).collect();
+    for page in pages {
+        for (r, check) in page.items() {
+            assert_eq!(
+                check,
+                &Some(Ok(true)),
+                "record {} seq {}",
+                r.account(),
+                r.seq()
+            );
+        }
+        let mut seen = 0;
+        for result in l.ingest_checked(page, |_, _| seen += 1) {
+            assert_eq!(result.unwrap().applied.len(), 1);
+        }
+        assert!(seen > 0);
+    }
+    assert_eq!(l.state(), s.l.state());
+    // Checked again, every record is held: nothing is verified twice.
+    let again = l.check(log);
+    assert!(again.items().iter().all(|(_, c)| c.is_none()));
+}
+
+#[test]
+fn checks_are_trusted_only_by_a_ledger_of_the_same_cod() {
+    let s = Scenario::standard();
+    let checked = Ledger::new(s.l.params().clone()).check(s.records.clone());
+    assert!(checked.items().iter().all(|(_, c)| c == &Some(Ok(true))));
+    let p = s.l.params();
+    let elsewhere: CodId = "89abcdef0123456789abcdef0123456789abcdef".parse().unwrap();
+    let mut other = Ledger::new(Params::new(elsewhere, p.com.clone(), p.deployer.clone()));
+    for result in other.ingest_checked(checked, |_, _| {}) {
+        assert!(
+            matches!(result, Err(RecordError::WrongCod(_))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(other.state().applied_count(), 0);
+}
+
 // ---- Properties ----
 
 /// A random but valid history: opens, issuances, payments, distributions.

@@ -7,7 +7,7 @@
 use super::Shared;
 use crate::api::MAX_RECORDS_PER_CALL;
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::Record;
+use crate::ledger::{Checked, Ledger, Record};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -37,26 +37,35 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Ingests fetched records (verified on all cores) and tells everyone what applied.
+/// Decodes fetched records on all cores.
+fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, String> {
+    use rayon::prelude::*;
+    values
+        .par_iter()
+        .map(|v| Record::from_bytes(v.get().as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("peer sent a bad record: {e}"))
+}
+
+/// Ingests fetched records (checked on all cores) and tells everyone what applied.
 async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Result<usize, String> {
-    let records = tokio::task::spawn_blocking(move || {
-        use rayon::prelude::*;
-        values
-            .par_iter()
-            .map(|v| Record::from_bytes(v.get().as_bytes()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("peer sent a bad record: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let records = tokio::task::spawn_blocking(move || decode(values))
+        .await
+        .map_err(|e| e.to_string())??;
+    store(shared.clone(), move |l| l.check(records)).await
+}
+
+/// Stores the records `check` gives (run under the chain's lock) and tells everyone what
+/// applied.
+async fn store(
+    shared: Arc<Shared>,
+    check: impl FnOnce(&Ledger) -> Checked + Send + 'static,
+) -> Result<usize, String> {
     let s = shared.clone();
     let applied = tokio::task::spawn_blocking(move || -> Result<Vec<RecordHash>, String> {
-        let results = s
-            .chain
-            .lock()
-            .expect("chain lock")
-            .ingest_batch(records)
-            .map_err(|e| e.to_string())?;
+        let mut chain = s.chain.lock().expect("chain lock");
+        let checked = check(chain.ledger());
+        let results = chain.ingest_checked(checked).map_err(|e| e.to_string())?;
         Ok(results
             .into_iter()
             .filter_map(Result::ok)
@@ -67,6 +76,54 @@ async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Res
     .map_err(|e| e.to_string())??;
     shared.announce_applied(&applied, false);
     Ok(applied.len())
+}
+
+/// Replays `addr`'s application log from the start: page k+1 is fetched while page k is
+/// checked on all cores, and checked while page k is stored.
+async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
+    let fetch = |from: u64| {
+        let (api, addr) = (shared.api.clone(), addr.to_string());
+        tokio::spawn(async move {
+            api.log(&addr, from, MAX_RECORDS_PER_CALL)
+                .await
+                .map(|p| (from, p))
+        })
+    };
+    let mut verifier = shared.chain.lock().expect("chain lock").ledger().verifier();
+    let mut storing: Option<tokio::task::JoinHandle<Result<usize, String>>> = None;
+    let mut next = Some(fetch(0));
+    let mut pages = 0;
+    while let Some(task) = next.take() {
+        let (from, page) = task
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        pages += 1;
+        // A cursor must move forward, and one round is bounded; the next continues.
+        if let Some(n) = page
+            .next
+            .filter(|n| *n > from && pages < MAX_PAGES_PER_ROUND)
+            .filter(|_| !shared.shutdown.is_cancelled())
+        {
+            next = Some(fetch(n));
+        }
+        let (v, checked) = tokio::task::spawn_blocking(move || {
+            let checked = decode(page.records).map(|r| verifier.check(r));
+            (verifier, checked)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        verifier = v;
+        let checked = checked?;
+        if let Some(previous) = storing.take() {
+            previous.await.map_err(|e| e.to_string())??;
+        }
+        storing = Some(tokio::spawn(store(shared.clone(), move |_| checked)));
+    }
+    if let Some(last) = storing {
+        last.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
 }
 
 /// One anti-entropy round with `addr`.
@@ -83,34 +140,9 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     }
     // Far behind: replay the peer's log, dependencies first.
     if ours.applied.saturating_mul(2) < theirs.applied {
-        // The next page is fetched while this one is verified and stored.
-        let fetch = |from: u64| {
-            let (api, addr) = (shared.api.clone(), addr.to_string());
-            tokio::spawn(async move {
-                api.log(&addr, from, MAX_RECORDS_PER_CALL)
-                    .await
-                    .map(|p| (from, p))
-            })
-        };
-        let mut next = Some(fetch(0));
-        let mut pages = 0;
-        while let Some(task) = next.take() {
-            let (from, page) = task
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            pages += 1;
-            // A cursor must move forward, and one round is bounded; the next continues.
-            if let Some(n) = page
-                .next
-                .filter(|n| *n > from && pages < MAX_PAGES_PER_ROUND)
-            {
-                next = Some(fetch(n));
-            }
-            ingest(shared, page.records).await?;
-            if shared.shutdown.is_cancelled() {
-                return Ok(());
-            }
+        replay_log(shared, addr).await?;
+        if shared.shutdown.is_cancelled() {
+            return Ok(());
         }
     }
     // Then (or otherwise) chain by chain: buckets, heads, missing segments — both ways, so
