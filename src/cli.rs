@@ -37,6 +37,9 @@ pub enum Command {
     Pack(PackArgs),
     /// Deploy a node from a package (members)
     Deploy(DeployArgs),
+    /// Download a package (or its com.ini, cod.ini) by magnet link or infohash from the nodes
+    /// that offer it, found on the DHT
+    Fetch(FetchArgs),
     /// Pay one or more accounts from this node's account
     Transfer(TransferArgs),
     /// Show an account's balances [default: this node's]
@@ -124,6 +127,28 @@ pub enum DeploymentAction {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// A magnet link (magnet:?xt=urn:btih:…, as `cod pack` prints) or a bare infohash (a cod id)
+    #[arg(value_name = "MAGNET")]
+    pub what: crate::package::torrent::Magnet,
+    /// Directory to write the file to
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out: PathBuf,
+    /// A node to ask directly (HOST:PORT, its public port), besides the link's x.pe; repeatable
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
+    /// DHT bootstrap nodes (HOST:PORT, comma-separated) [default: the public Mainline routers]
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+    /// Ask only --peer and the link's x.pe, not the DHT
+    #[arg(long)]
+    pub no_dht: bool,
+    /// How long the DHT lookup may take
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -438,6 +463,7 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Upgrade(c) => cmd::upgrade::upgrade(&out, cli.node.as_deref(), c),
         Command::Deployments(a) => cmd::upgrade::deployments(&out, cli.node.as_deref(), a),
         Command::Import(a) => cmd::upgrade::import(&out, cli.node.as_deref(), a),
+        Command::Fetch(a) => cmd::fetch::fetch(&out, a),
         Command::Tui => crate::tui::run(crate::nodedir::NodeDir::find(cli.node.as_deref())?),
     }
 }

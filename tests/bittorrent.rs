@@ -11,21 +11,7 @@ fn aria2c_downloads_the_three_files_by_magnet_link() {
     let net = Net::with_dht(&w, 1, "");
     let node = &net.nodes[0];
     wait_for(30, "the node to run", || net.status(node));
-    let pack = w
-        .cod(&[
-            "--json",
-            "pack",
-            "--com",
-            &format!("{REPO}/ini-templates/com.ini"),
-            "--cod",
-            &format!("{REPO}/ini-templates/cod.ini"),
-            "--keys",
-            s(&w.path("keys")),
-            "--out",
-            s(&w.path("dist")),
-        ])
-        .ok()
-        .json();
+    let pack = pack_templates(&w);
     let boot = net
         .dht
         .as_ref()
@@ -92,4 +78,96 @@ fn aria2c_downloads_the_three_files_by_magnet_link() {
             f["name"]
         );
     }
+}
+
+/// `cod pack --json` of the templates: the same package the test network runs.
+fn pack_templates(w: &World) -> serde_json::Value {
+    w.cod(&[
+        "--json",
+        "pack",
+        "--com",
+        &format!("{REPO}/ini-templates/com.ini"),
+        "--cod",
+        &format!("{REPO}/ini-templates/cod.ini"),
+        "--keys",
+        s(&w.path("keys")),
+        "--out",
+        s(&w.path("dist")),
+    ])
+    .ok()
+    .json()
+}
+
+#[test]
+fn cod_fetch_gets_the_package_by_infohash_or_magnet_link() {
+    let w = World::new();
+    let net = Net::with_dht(&w, 1, "");
+    let node = &net.nodes[0];
+    let addr = wait_for(30, "the node to run", || net.status(node))["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pack = pack_templates(&w);
+    let (cod_id, package) = (
+        pack["cod_id"].as_str().unwrap(),
+        std::fs::read(pack["package"].as_str().unwrap()).unwrap(),
+    );
+    let boot = net.dht.as_ref().unwrap().bootstrap.clone();
+    // By the cod id alone: the node is found on the (local) DHT once it has announced.
+    let out = w.path("fetched");
+    let got = wait_for(60, "cod fetch through the DHT", || {
+        let r = w.cod(&[
+            "--json",
+            "fetch",
+            cod_id,
+            "--bootstrap",
+            &boot,
+            "--timeout",
+            "10s",
+            "--out",
+            s(&out),
+        ]);
+        r.out.status.success().then(|| r.json())
+    });
+    assert_eq!(got["package"]["cod_id"], cod_id);
+    assert_eq!(
+        std::fs::read(got["path"].as_str().unwrap()).unwrap(),
+        package
+    );
+    // com.ini by its magnet link, from the address the link names (no DHT).
+    let com = &pack["files"][1];
+    let magnet = format!("{}&x.pe={addr}", com["magnet"].as_str().unwrap());
+    let got = w
+        .cod(&["--json", "fetch", &magnet, "--no-dht", "--out", s(&out)])
+        .ok()
+        .json();
+    assert_eq!(
+        std::fs::read(got["path"].as_str().unwrap()).unwrap(),
+        std::fs::read(format!("{REPO}/ini-templates/com.ini")).unwrap()
+    );
+    assert!(got.get("package").is_none());
+    // Bad input: not a magnet link (usage error), a file nobody offers, a file in the way.
+    let bad = w.cod(&["fetch", "magnet:?dn=x"]);
+    assert_eq!(bad.code(), Some(2), "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("names no BitTorrent infohash"),
+        "{}",
+        bad.stderr()
+    );
+    w.cod(&[
+        "fetch",
+        &"ab".repeat(20),
+        "--no-dht",
+        "--peer",
+        &addr,
+        "--out",
+        s(&out),
+    ])
+    .fails_with("no peer could provide");
+    w.cod(&["fetch", cod_id, "--no-dht", "--out", s(&out)])
+        .fails_with("no node offers");
+    let name = got["name"].as_str().unwrap();
+    std::fs::write(out.join(name), "something else").unwrap();
+    w.cod(&["fetch", &magnet, "--no-dht", "--out", s(&out)])
+        .fails_with("already exists");
 }

@@ -2,7 +2,7 @@
 //! "Node upgrade", "Node deployment" 4; docs/upgrade.md).
 
 use super::backend::{Backend, daemon};
-use super::{CmdError, CmdResult, Output, progress_bar};
+use super::{CmdError, CmdResult, Output};
 use crate::cli::{DeploymentAction, DeploymentsArgs, ImportArgs, UpgradeCommand};
 use crate::control::Request;
 use crate::fsutil;
@@ -116,22 +116,11 @@ fn download(out: &Output, dir: &NodeDir, cod_id: Option<CodId>, yes: bool) -> Cm
         yes,
     )?;
 
-    let bar = progress_bar(0, "downloading");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CmdError::msg(e.to_string()))?;
-    let (info, bytes) = runtime
-        .block_on(crate::seeder::fetch(
-            &peers,
-            *id.as_bytes(),
-            &|done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            },
-        ))
-        .map_err(|e| CmdError::msg(format!("download failed: {e}")))?;
-    bar.finish_and_clear();
+    let (info, bytes) = super::fetch::download(&runtime, &peers, id)?;
     // Every piece matched the infohash; now the package itself must check out.
     let pkg = Package::open(bytes, &mut |_| {})
         .map_err(|e| CmdError::msg(format!("the downloaded package is refused: {e}")))?;
@@ -171,7 +160,7 @@ fn newest_download(dir: &NodeDir) -> Result<PathBuf, CmdError> {
     {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(version) = name
-            .strip_suffix(".cod.tar")
+            .strip_suffix(crate::config::cod::PACKAGE_SUFFIX)
             .and_then(|n| n.rsplit_once('-'))
             .and_then(|(_, v)| semver::Version::parse(v).ok())
         else {

@@ -6,6 +6,9 @@ use super::com::{ComConfig, Fallback};
 use super::ini::Ini;
 use super::values;
 
+/// How every package file name ends.
+pub const PACKAGE_SUFFIX: &str = ".cod.tar";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodConfig {
     /// Names the package file (`NAME-VERSION.cod.tar`).
@@ -78,7 +81,7 @@ impl CodConfig {
 
     /// The package's file name, which is also the torrent's `name` (and so part of the cod id).
     pub fn package_file_name(&self) -> String {
-        format!("{}-{}.cod.tar", self.name, self.version)
+        format!("{}-{}{PACKAGE_SUFFIX}", self.name, self.version)
     }
 }
 

@@ -98,6 +98,95 @@ pub fn magnet(infohash: &CodId, name: &str, length: Option<u64>) -> String {
     m
 }
 
+/// What a magnet link names (BEP 9): the infohash, and perhaps a name, a length and peer
+/// addresses (`x.pe`). Trackers (`tr`) are ignored: cod finds peers on the DHT. A bare
+/// infohash (40 hex digits, or 32 base32 characters) is accepted too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Magnet {
+    pub infohash: CodId,
+    pub name: Option<String>,
+    pub length: Option<u64>,
+    pub peers: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MagnetError {
+    #[error("not a magnet link (magnet:?xt=urn:btih:…) nor an infohash: {0:?}")]
+    NotMagnet(String),
+    #[error("the magnet link names no BitTorrent infohash (xt=urn:btih:…)")]
+    NoInfohash,
+    #[error("the magnet link names two different infohashes")]
+    TwoInfohashes,
+    #[error("bad infohash {0:?}: 40 hex digits or 32 base32 characters expected")]
+    BadInfohash(String),
+    #[error("bad length (xl) {0:?}")]
+    BadLength(String),
+}
+
+impl std::str::FromStr for Magnet {
+    type Err = MagnetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if !s.starts_with("magnet:") {
+            return btih(s)
+                .map(|infohash| Magnet {
+                    infohash,
+                    name: None,
+                    length: None,
+                    peers: Vec::new(),
+                })
+                .map_err(|_| MagnetError::NotMagnet(s.chars().take(80).collect()));
+        }
+        let url =
+            url::Url::parse(s).map_err(|_| MagnetError::NotMagnet(s.chars().take(80).collect()))?;
+        let (mut infohash, mut name, mut length, mut peers) = (None, None, None, Vec::new());
+        for (k, v) in url.query_pairs() {
+            match &*k {
+                "xt" => {
+                    // Other kinds of xt (e.g. BitTorrent v2's btmh) are not for cod.
+                    if let Some(h) = v.strip_prefix("urn:btih:") {
+                        let h = btih(h)?;
+                        if infohash.is_some_and(|x| x != h) {
+                            return Err(MagnetError::TwoInfohashes);
+                        }
+                        infohash = Some(h);
+                    }
+                }
+                "dn" => name = Some(v.into_owned()),
+                "xl" => {
+                    length = Some(
+                        v.parse()
+                            .map_err(|_| MagnetError::BadLength(v.into_owned()))?,
+                    )
+                }
+                "x.pe" => peers.push(v.into_owned()),
+                _ => {}
+            }
+        }
+        Ok(Magnet {
+            infohash: infohash.ok_or(MagnetError::NoInfohash)?,
+            name,
+            length,
+            peers,
+        })
+    }
+}
+
+fn btih(s: &str) -> Result<CodId, MagnetError> {
+    let bad = || MagnetError::BadInfohash(s.chars().take(80).collect());
+    let bytes: [u8; 20] = match s.len() {
+        40 => s.parse::<CodId>().map_err(|_| bad())?.as_bytes().to_owned(),
+        32 => data_encoding::BASE32
+            .decode(s.to_ascii_uppercase().as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    Ok(CodId::from_bytes(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +222,53 @@ mod tests {
             seen.push(n)
         });
         assert_eq!(seen, [PIECE_LENGTH, PIECE_LENGTH * 2, PIECE_LENGTH * 2 + 1]);
+    }
+
+    #[test]
+    fn magnet_links_parse_and_bad_ones_say_why() {
+        let h = "675dfeb9e252d53f8d4c794073dc2e2ce9fb7061";
+        let m: Magnet = format!("magnet:?xt=urn:btih:{h}&dn=a%20b.cod.tar&xl=12&x.pe=127.0.0.1:6881&tr=udp://t:1&x.pe=[::1]:7")
+            .parse()
+            .unwrap();
+        assert_eq!(m.infohash.to_string(), h);
+        assert_eq!(m.name.as_deref(), Some("a b.cod.tar"));
+        assert_eq!(m.length, Some(12));
+        assert_eq!(m.peers, ["127.0.0.1:6881", "[::1]:7"]);
+        // The same infohash in base32 (RFC 4648), as some clients write it; and bare.
+        let b32 = data_encoding::BASE32.encode(&hex::decode(h).unwrap());
+        assert_eq!(b32.len(), 32);
+        for form in [
+            format!("magnet:?xt=urn:btih:{}", b32.to_lowercase()),
+            h.to_uppercase(),
+            b32.clone(),
+            format!(" {h}\n"),
+        ] {
+            let m: Magnet = form.parse().unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(m.infohash.to_string(), h, "{form}");
+        }
+        let bad = |s: &str| s.parse::<Magnet>().unwrap_err();
+        assert!(matches!(
+            bad("http://example.com/x"),
+            MagnetError::NotMagnet(_)
+        ));
+        assert!(matches!(bad("675dfeb9"), MagnetError::NotMagnet(_)));
+        assert_eq!(bad("magnet:?dn=x"), MagnetError::NoInfohash);
+        assert!(matches!(
+            bad("magnet:?xt=urn:btih:zz"),
+            MagnetError::BadInfohash(_)
+        ));
+        assert!(matches!(
+            bad(&format!("magnet:?xt=urn:btih:{h}&xl=-1")),
+            MagnetError::BadLength(_)
+        ));
+        let other = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            bad(&format!("magnet:?xt=urn:btih:{h}&xt=urn:btih:{other}")),
+            MagnetError::TwoInfohashes
+        );
+        // What cod makes, cod reads.
+        let info = Info::of("x.bin", &[1, 2, 3], &mut |_| {});
+        let m: Magnet = info.magnet().parse().unwrap();
+        assert_eq!((m.infohash, m.length), (info.infohash(), Some(3)));
     }
 }
