@@ -640,10 +640,7 @@ fn replays_and_foreign_records_change_nothing() {
 
 #[test]
 fn a_verifier_checks_pages_ahead_learning_keys_from_openings() {
-    let ops: Vec<(u8, u8, u8, u16)> = (0..24u16)
-        .map(|i| ((i % 4) as u8, (i % 3) as u8, (i % 4 + 1) as u8, i * 37))
-        .collect();
-    let s = history(&ops);
+    let s = fixed_history(24);
     let log: Vec<Record> = s.l.log(0).cloned().collect();
     let mut l = Ledger::new(s.l.params().clone());
     // Every page is checked before any is stored, as a fresh node's sync does; transfers
@@ -732,12 +729,17 @@ fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
     s
 }
 
-#[test]
-fn the_history_generator_makes_every_kind_of_record() {
-    let ops: Vec<(u8, u8, u8, u16)> = (0..40u16)
+/// A history of `steps` operations cycling through every kind.
+fn fixed_history(steps: u16) -> Scenario {
+    let ops: Vec<(u8, u8, u8, u16)> = (0..steps)
         .map(|i| ((i % 4) as u8, (i % 3) as u8, (i % 4 + 1) as u8, i * 37))
         .collect();
-    let s = history(&ops);
+    history(&ops)
+}
+
+#[test]
+fn the_history_generator_makes_every_kind_of_record() {
+    let s = fixed_history(40);
     let count = |k: Kind| s.records.iter().filter(|r| r.kind() == k).count();
     assert!(count(Kind::Transfer) > 10, "{}", count(Kind::Transfer));
     assert!(count(Kind::Issue) >= 2, "{}", count(Kind::Issue));
