@@ -183,11 +183,68 @@ impl ApiClient {
             .await
     }
 
+    /// Submits records in as many calls as the server's bounds (records per call, body
+    /// size) need; the results come back in order.
     pub async fn submit(
         &self,
         addr: &str,
         records: Vec<RawRecord>,
     ) -> Result<Vec<SubmitResult>, ApiError> {
-        self.post(addr, "/v1/records", &Submit { records }).await
+        let mut results = Vec::with_capacity(records.len());
+        for records in batches(records, MAX_RECORDS_PER_CALL, MAX_BODY_BYTES) {
+            let part: Vec<SubmitResult> =
+                self.post(addr, "/v1/records", &Submit { records }).await?;
+            results.extend(part);
+        }
+        Ok(results)
+    }
+}
+
+/// Splits records into `{"records":[…]}` bodies of at most `max_count` records and
+/// `max_bytes` bytes (a record alone is always smaller than a body may be).
+fn batches(records: Vec<RawRecord>, max_count: usize, max_bytes: usize) -> Vec<Vec<RawRecord>> {
+    const FRAME: usize = 16; // {"records":[ ]}
+    let mut out: Vec<Vec<RawRecord>> = Vec::new();
+    let mut size = 0;
+    for r in records {
+        let len = r.get().len() + 1;
+        match out.last_mut() {
+            Some(b) if b.len() < max_count && size + len + FRAME <= max_bytes => {
+                size += len;
+                b.push(r);
+            }
+            _ => {
+                size = len;
+                out.push(vec![r]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submissions_split_by_count_and_by_bytes() {
+        let raw = |n: usize| {
+            serde_json::value::RawValue::from_string(format!("\"{}\"", "x".repeat(n))).unwrap()
+        };
+        let sizes = |b: &[Vec<RawRecord>]| b.iter().map(Vec::len).collect::<Vec<_>>();
+        let recs = || (0..5).map(|_| raw(98)).collect::<Vec<_>>(); // 100 bytes each
+        assert_eq!(sizes(&batches(recs(), 10, 10_000)), [5]);
+        assert_eq!(sizes(&batches(recs(), 2, 10_000)), [2, 2, 1]);
+        let b = batches(recs(), 10, 300);
+        assert_eq!(sizes(&b), [2, 2, 1]);
+        for batch in &b {
+            let body = serde_json::to_vec(&Submit {
+                records: batch.clone(),
+            })
+            .unwrap();
+            assert!(body.len() <= 300, "{}", body.len());
+        }
+        assert_eq!(sizes(&batches(recs(), 10, 50)), [1, 1, 1, 1, 1]);
+        assert!(batches(Vec::new(), 10, 50).is_empty());
     }
 }

@@ -234,26 +234,14 @@ async fn records_page(
     from: u64,
 ) -> Result<Response, ApiErr> {
     let store = s.chain.lock().expect("chain lock").store_handle();
-    let more = hashes.len() > limit;
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let mut body = b"{\"records\":[".to_vec();
-        for (i, h) in hashes.iter().take(limit).enumerate() {
-            let bytes = store
+    let body = tokio::task::spawn_blocking(move || {
+        let stored = hashes.iter().map(|h| {
+            store
                 .get(crate::store::Cf::Records, h.as_bytes())
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("record {h} is not stored"))?;
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&bytes);
-        }
-        let next = if more {
-            (from + limit as u64).to_string()
-        } else {
-            "null".into()
-        };
-        body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
-        Ok(body)
+                .ok_or_else(|| format!("record {h} is not stored"))
+        });
+        page_body(stored, limit, from, MAX_BODY_BYTES)
     })
     .await
     .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
@@ -263,6 +251,42 @@ async fn records_page(
         body,
     )
         .into_response())
+}
+
+/// `{"records":[…],"next":N|null}` of at most `limit` records and `max_bytes` bytes (but at
+/// least one record, which is never larger than a body may be); `next` is the cursor after
+/// the last record included, while any remain.
+fn page_body(
+    records: impl Iterator<Item = Result<Vec<u8>, String>>,
+    limit: usize,
+    from: u64,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
+    // The wrapper and the largest cursor fit in this.
+    const FRAME: usize = 64;
+    let mut body = b"{\"records\":[".to_vec();
+    let (mut count, mut more) = (0u64, false);
+    for bytes in records {
+        let bytes = bytes?;
+        if count as usize == limit
+            || (count > 0 && body.len() + 1 + bytes.len() + FRAME > max_bytes)
+        {
+            more = true;
+            break;
+        }
+        if count > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&bytes);
+        count += 1;
+    }
+    let next = if more {
+        (from + count).to_string()
+    } else {
+        "null".into()
+    };
+    body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
+    Ok(body)
 }
 
 async fn chain(
@@ -494,4 +518,42 @@ async fn sign_rejection(
     super::signing::receive_rejection(&s, &h, msg)
         .map_err(|e| ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", e))?;
     Ok(Json(serde_json::json!({"noted": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_body;
+
+    fn page(records: &[&str], limit: usize, max: usize) -> serde_json::Value {
+        let it = records.iter().map(|r| Ok(r.as_bytes().to_vec()));
+        serde_json::from_slice(&page_body(it, limit, 10, max).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn pages_are_bounded_by_count_and_by_bytes() {
+        let big = format!("{{\"x\":\"{}\"}}", "a".repeat(100));
+        let recs = [big.as_str(), big.as_str(), big.as_str()];
+        // All fit.
+        let p = page(&recs, 5, 10_000);
+        assert_eq!(p["records"].as_array().unwrap().len(), 3);
+        assert!(p["next"].is_null());
+        // The count limit cuts, and the cursor moves by what was sent.
+        let p = page(&recs, 2, 10_000);
+        assert_eq!(p["records"].as_array().unwrap().len(), 2);
+        assert_eq!(p["next"], 12);
+        // The byte limit cuts earlier; one record always goes, however large.
+        let p = page(&recs, 5, 300);
+        assert_eq!(p["records"].as_array().unwrap().len(), 2);
+        assert_eq!(p["next"], 12);
+        assert!(serde_json::to_vec(&p).unwrap().len() <= 300);
+        let p = page(&recs, 5, 10);
+        assert_eq!(p["records"].as_array().unwrap().len(), 1);
+        assert_eq!(p["next"], 11);
+        // A store error is the page's error.
+        let failing = [Ok(b"{}".to_vec()), Err("disk".to_string())];
+        assert_eq!(
+            page_body(failing.into_iter(), 5, 0, 100),
+            Err("disk".into())
+        );
+    }
 }

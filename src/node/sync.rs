@@ -235,10 +235,10 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             }
         }
     }
-    for batch in push.chunks(MAX_RECORDS_PER_CALL) {
+    if !push.is_empty() {
         shared
             .api
-            .submit(addr, batch.iter().map(Record::to_raw).collect())
+            .submit(addr, push.iter().map(Record::to_raw).collect())
             .await
             .map_err(|e| e.to_string())?;
     }
