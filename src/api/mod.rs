@@ -25,8 +25,11 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
-/// Most records in one request or response.
+/// Most records in one request.
 pub const MAX_RECORDS_PER_CALL: usize = 1000;
+/// Most records in one page of an answer (pages are bounded by `MAX_BODY_BYTES` too): large
+/// pages make few synced batches when a fresh node replays a long log.
+pub const MAX_RECORDS_PER_PAGE: usize = 5000;
 /// Requests handled at once; beyond this the node answers 503 at once (load shedding).
 pub const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// A request taking longer is answered 408.

@@ -221,8 +221,8 @@ fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), ApiErr> {
         .map(|v| v.parse::<usize>())
         .transpose()
         .map_err(|_| bad("limit must be a whole number"))?
-        .unwrap_or(MAX_RECORDS_PER_CALL);
-    Ok((from, limit.clamp(1, MAX_RECORDS_PER_CALL)))
+        .unwrap_or(MAX_RECORDS_PER_PAGE);
+    Ok((from, limit.clamp(1, MAX_RECORDS_PER_PAGE)))
 }
 
 /// A page of records as they are stored (their canonical bytes), written straight into the

@@ -5,7 +5,7 @@
 //! absence) instead replays the peer's application log, which lists dependencies first.
 
 use super::Shared;
-use crate::api::MAX_RECORDS_PER_CALL;
+use crate::api::{MAX_RECORDS_PER_CALL, MAX_RECORDS_PER_PAGE};
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Checked, Ledger, Record};
 use std::sync::Arc;
@@ -84,7 +84,7 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     let fetch = |from: u64| {
         let (api, addr) = (shared.api.clone(), addr.to_string());
         tokio::spawn(async move {
-            api.log(&addr, from, MAX_RECORDS_PER_CALL)
+            api.log(&addr, from, MAX_RECORDS_PER_PAGE)
                 .await
                 .map(|p| (from, p))
         })
@@ -201,7 +201,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             loop {
                 let page = shared
                     .api
-                    .chain(addr, account, from, MAX_RECORDS_PER_CALL)
+                    .chain(addr, account, from, MAX_RECORDS_PER_PAGE)
                     .await
                     .map_err(|e| e.to_string())?;
                 ingest(shared, page.records).await?;
