@@ -29,7 +29,10 @@ pub fn fetch(out: &Output, a: FetchArgs) -> CmdResult {
         }
     }
     if !a.no_dht {
-        eprintln!("looking up {} on the DHT…", m.infohash);
+        eprintln!(
+            "looking up {} on the DHT…",
+            m.name.as_deref().unwrap_or(&m.infohash.to_string())
+        );
         let found = runtime.block_on(dht_peers(m.infohash, &a.bootstrap, a.timeout))?;
         for p in found {
             if !peers.contains(&p) {
