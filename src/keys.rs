@@ -144,6 +144,17 @@ impl PublicKey {
             .verify_sig(message, signature)
             .map_err(|_| KeyError::BadSignature)
     }
+
+    /// [`PublicKey::verify`] given the message's SHA-256 digest instead of the message
+    /// (a record's hash is the digest of its signed body, so records need not be re-encoded).
+    pub fn verify_sha256(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), KeyError> {
+        let digest =
+            aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256)
+                .expect("32 bytes are a SHA-256 digest");
+        self.verifier
+            .verify_digest_sig(&digest, signature)
+            .map_err(|_| KeyError::BadSignature)
+    }
 }
 
 /// A secret key, able to sign.
@@ -316,6 +327,14 @@ mod tests {
             public.verify(b"hello", &sig).unwrap();
             assert!(matches!(
                 public.verify(b"hellO", &sig),
+                Err(KeyError::BadSignature)
+            ));
+            use sha2::{Digest, Sha256};
+            let digest: [u8; 32] = Sha256::digest(b"hello").into();
+            public.verify_sha256(&digest, &sig).unwrap();
+            let other: [u8; 32] = Sha256::digest(b"hellO").into();
+            assert!(matches!(
+                public.verify_sha256(&other, &sig),
                 Err(KeyError::BadSignature)
             ));
         }

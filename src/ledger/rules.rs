@@ -154,14 +154,9 @@ pub fn fallback_allowed(r: &Record, p: &Params) -> bool {
 }
 
 /// Checks one signature on an issuance or distribution: by a com.ini signer (or the
-/// deployer under the fallback duty) and valid over `body` (the record's canonical body).
-/// Returns the signer's fingerprint.
-pub fn check_signer_sig(
-    r: &Record,
-    s: &Sig,
-    body: &[u8],
-    p: &Params,
-) -> Result<Fingerprint, RecordError> {
+/// deployer under the fallback duty) and valid over the record's body. Returns the signer's
+/// fingerprint.
+pub fn check_signer_sig(r: &Record, s: &Sig, p: &Params) -> Result<Fingerprint, RecordError> {
     let der = s.key.as_ref().ok_or(RecordError::SignerKeyMissing)?;
     let key = PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
     let fp = key.fingerprint();
@@ -172,9 +167,14 @@ pub fn check_signer_sig(
     if !is_signer && !fallback_allowed(r, p) {
         return Err(RecordError::FallbackNotAllowed);
     }
-    key.verify(body, &s.sig.0)
-        .map_err(|_| RecordError::BadSignature(fp.to_string()))?;
+    verify_body(r, &key, &s.sig.0).map_err(|_| RecordError::BadSignature(fp.to_string()))?;
     Ok(fp)
+}
+
+/// Checks a signature over a record's canonical body. The record's hash is that body's
+/// SHA-256, computed when the record was decoded, so the body is not encoded again.
+fn verify_body(r: &Record, key: &PublicKey, sig: &[u8]) -> Result<(), crate::keys::KeyError> {
+    key.verify_sha256(r.hash().as_bytes(), sig)
 }
 
 /// Checks a record's signatures. A transfer needs its account's key (`account_key`: from
@@ -184,21 +184,20 @@ pub fn check_sigs(
     p: &Params,
     account_key: Option<&PublicKey>,
 ) -> Result<(), RecordError> {
-    let body = r.body().canonical_bytes();
     match r.kind() {
         Kind::Transfer => {
             let [Sig { key: None, sig }] = r.sigs() else {
                 return Err(RecordError::TransferSigs);
             };
             let key = account_key.expect("callers pass the account key for transfers");
-            key.verify(&body, &sig.0)
+            verify_body(r, key, &sig.0)
                 .map_err(|_| RecordError::BadSignature(r.account().to_string()))
         }
         Kind::Issue | Kind::Distribute => {
             let mut have = 0;
             let mut last: Option<Fingerprint> = None;
             for s in r.sigs() {
-                let fp = check_signer_sig(r, s, &body, p)?;
+                let fp = check_signer_sig(r, s, p)?;
                 if last.is_some_and(|l| l >= fp) {
                     return Err(RecordError::SigsOrder);
                 }

@@ -81,10 +81,9 @@ impl SignRequest {
     /// Valid signatures counted toward the quorum.
     pub fn signed_by(&self, shared: &Shared) -> usize {
         let r = Record::new(self.body.clone(), Vec::new());
-        let body = self.body.canonical_bytes();
         self.sigs
             .iter()
-            .filter(|s| rules::check_signer_sig(&r, s, &body, &shared.params).is_ok())
+            .filter(|s| rules::check_signer_sig(&r, s, &shared.params).is_ok())
             .count()
     }
 
@@ -296,10 +295,9 @@ pub fn receive(
         return Err("refused: a proposal must carry at least one signer's signature".into());
     }
     // Every signature it carries must be a signer's and valid; duplicates are refused.
-    let body_bytes = record.body().canonical_bytes();
     let mut sigs: Vec<Sig> = Vec::new();
     for s in record.sigs() {
-        rules::check_signer_sig(&record, s, &body_bytes, p).map_err(|e| format!("refused: {e}"))?;
+        rules::check_signer_sig(&record, s, p).map_err(|e| format!("refused: {e}"))?;
         if sigs.iter().any(|x| x.key == s.key) {
             return Err("refused: the same signer's signature appears twice".into());
         }
