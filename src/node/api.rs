@@ -226,22 +226,24 @@ fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), ApiErr> {
 }
 
 /// A page of records as they are stored (their canonical bytes), written straight into the
-/// answer: no record is re-encoded, and the chain is locked only to pick the hashes.
+/// answer: no record is re-encoded, and the chain is locked only to pick the hashes (up to
+/// `limit`, and one more if any remain).
 async fn records_page(
     s: &S,
-    hashes: Vec<RecordHash>,
+    mut hashes: Vec<RecordHash>,
     limit: usize,
     from: u64,
 ) -> Result<Response, ApiErr> {
+    let more = hashes.len() > limit;
+    hashes.truncate(limit);
     let store = s.chain.lock().expect("chain lock").store_handle();
     let body = tokio::task::spawn_blocking(move || {
         let stored = hashes.iter().map(|h| {
             store
                 .get(crate::store::Cf::Records, h.as_bytes())
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("record {h} is not stored"))
+                .map_err(|e| e.to_string())
         });
-        page_body(stored, limit, from, MAX_BODY_BYTES)
+        page_body(stored, more, from, MAX_BODY_BYTES)
     })
     .await
     .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
@@ -253,25 +255,28 @@ async fn records_page(
         .into_response())
 }
 
-/// `{"records":[…],"next":N|null}` of at most `limit` records and `max_bytes` bytes (but at
-/// least one record, which is never larger than a body may be); `next` is the cursor after
-/// the last record included, while any remain.
+/// `{"records":[…],"next":N|null}` of the stored `records` (`None`: dropped since its hash
+/// was picked, when a fork settled) within `max_bytes` bytes, but at least one record, which
+/// is never larger than a body may be. `next` is the cursor after the last record included,
+/// while any remain: when `more` follow, or the page ends early at the bytes bound or at a
+/// record gone (the peer asks again and sees the ledger as it is now).
 fn page_body(
-    records: impl Iterator<Item = Result<Vec<u8>, String>>,
-    limit: usize,
+    records: impl Iterator<Item = Result<Option<Vec<u8>>, String>>,
+    more: bool,
     from: u64,
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
     // The wrapper and the largest cursor fit in this.
     const FRAME: usize = 64;
     let mut body = b"{\"records\":[".to_vec();
-    let (mut count, mut more) = (0u64, false);
+    let (mut count, mut cut) = (0u64, false);
     for bytes in records {
-        let bytes = bytes?;
-        if count as usize == limit
-            || (count > 0 && body.len() + 1 + bytes.len() + FRAME > max_bytes)
-        {
-            more = true;
+        let Some(bytes) = bytes? else {
+            cut = true;
+            break;
+        };
+        if count > 0 && body.len() + 1 + bytes.len() + FRAME > max_bytes {
+            cut = true;
             break;
         }
         if count > 0 {
@@ -280,7 +285,7 @@ fn page_body(
         body.extend_from_slice(&bytes);
         count += 1;
     }
-    let next = if more {
+    let next = if more || cut {
         (from + count).to_string()
     } else {
         "null".into()
@@ -440,16 +445,10 @@ async fn submit(
         }
     }
     let shared = s.clone();
-    let outcomes = tokio::task::spawn_blocking(move || {
-        shared
-            .chain
-            .lock()
-            .expect("chain lock")
-            .ingest_batch(records)
-    })
-    .await
-    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    let outcomes = tokio::task::spawn_blocking(move || shared.ingest(records))
+        .await
+        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
     let mut applied = Vec::new();
     for (slot, outcome) in slots.into_iter().flatten().zip(outcomes) {
         let r = &mut results[slot];
@@ -524,35 +523,42 @@ async fn sign_rejection(
 mod tests {
     use super::page_body;
 
-    fn page(records: &[&str], limit: usize, max: usize) -> serde_json::Value {
-        let it = records.iter().map(|r| Ok(r.as_bytes().to_vec()));
-        serde_json::from_slice(&page_body(it, limit, 10, max).unwrap()).unwrap()
+    fn page(records: &[&str], more: bool, max: usize) -> (usize, serde_json::Value) {
+        let it = records.iter().map(|r| Ok(Some(r.as_bytes().to_vec())));
+        let body = page_body(it, more, 10, max).unwrap();
+        (body.len(), serde_json::from_slice(&body).unwrap())
     }
 
     #[test]
-    fn pages_are_bounded_by_count_and_by_bytes() {
+    fn pages_are_bounded_by_bytes_and_say_where_to_go_on() {
         let big = format!("{{\"x\":\"{}\"}}", "a".repeat(100));
         let recs = [big.as_str(), big.as_str(), big.as_str()];
-        // All fit.
-        let p = page(&recs, 5, 10_000);
+        // All fit, and nothing follows.
+        let (_, p) = page(&recs, false, 10_000);
         assert_eq!(p["records"].as_array().unwrap().len(), 3);
         assert!(p["next"].is_null());
-        // The count limit cuts, and the cursor moves by what was sent.
-        let p = page(&recs, 2, 10_000);
-        assert_eq!(p["records"].as_array().unwrap().len(), 2);
-        assert_eq!(p["next"], 12);
+        // More follow: the cursor moves by what was sent.
+        let (_, p) = page(&recs, true, 10_000);
+        assert_eq!(p["records"].as_array().unwrap().len(), 3);
+        assert_eq!(p["next"], 13);
         // The byte limit cuts earlier; one record always goes, however large.
-        let p = page(&recs, 5, 300);
+        let (len, p) = page(&recs, false, 300);
         assert_eq!(p["records"].as_array().unwrap().len(), 2);
         assert_eq!(p["next"], 12);
-        assert!(serde_json::to_vec(&p).unwrap().len() <= 300);
-        let p = page(&recs, 5, 10);
+        assert!(len <= 300, "{len} bytes");
+        let (_, p) = page(&recs, false, 10);
         assert_eq!(p["records"].as_array().unwrap().len(), 1);
         assert_eq!(p["next"], 11);
+        // A record dropped since it was picked ends the page there.
+        let gone = [Ok(Some(b"{}".to_vec())), Ok(None), Ok(Some(b"{}".to_vec()))];
+        let p: serde_json::Value =
+            serde_json::from_slice(&page_body(gone.into_iter(), false, 0, 100).unwrap()).unwrap();
+        assert_eq!(p["records"].as_array().unwrap().len(), 1);
+        assert_eq!(p["next"], 1);
         // A store error is the page's error.
-        let failing = [Ok(b"{}".to_vec()), Err("disk".to_string())];
+        let failing = [Ok(Some(b"{}".to_vec())), Err("disk".to_string())];
         assert_eq!(
-            page_body(failing.into_iter(), 5, 0, 100),
+            page_body(failing.into_iter(), false, 0, 100),
             Err("disk".into())
         );
     }
