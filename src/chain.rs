@@ -12,7 +12,7 @@
 //! | state | account | JSON account state; `!summary`: JSON totals |
 
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Checked, Content, Ledger, Outcome, Params, Record, RecordError, State};
+use crate::ledger::{Check, Checked, Content, Ledger, Outcome, Params, Record, RecordError, State};
 use crate::store::{Cf, KvStore, Op, Snapshot, StoreError};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -304,7 +304,7 @@ pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, Stri
         .items()
         .iter()
         .filter_map(|(r, c)| match c {
-            Some(Err(e)) => Some(format!("record {}: {e}", r.hash())),
+            Check::Refused(e) => Some(format!("record {}: {e}", r.hash())),
             _ => None,
         })
         .collect();
@@ -402,14 +402,14 @@ pub fn verify_records(
     let mut sound = Vec::new();
     for (r, check) in probe.check(records).into_items() {
         match check {
-            Some(Ok(true)) | None => sound.push(r), // None: held — not by an empty ledger
-            Some(Ok(false)) => report.problems.push(format!(
+            Check::Sound | Check::Held => sound.push(r), // (an empty ledger holds nothing)
+            Check::KeyUnknown => report.problems.push(format!(
                 "record {} ({} seq {}): its account was never opened",
                 r.hash(),
                 r.account(),
                 r.seq()
             )),
-            Some(Err(e)) => report.problems.push(format!(
+            Check::Refused(e) => report.problems.push(format!(
                 "record {} ({} seq {}): {e}",
                 r.hash(),
                 r.account(),

@@ -243,8 +243,8 @@ impl Ledger {
             .into_iter()
             .map(|(r, check)| {
                 let result = match check {
-                    Some(Ok(true)) if trusted => self.ingest_inner(r, true),
-                    Some(Err(e)) if trusted => Err(e),
+                    Check::Sound if trusted => self.ingest_inner(r, true),
+                    Check::Refused(e) if trusted => Err(e),
                     _ => self.ingest_inner(r, false), // held, awaiting its key, or untrusted
                 };
                 each(self, &result);
@@ -256,13 +256,27 @@ impl Ledger {
     /// Checks the form and signatures of many records on all cores (records held already are
     /// not checked again). See [`Checked`].
     pub fn check(&self, records: Vec<Record>) -> Checked {
-        check_batch(
-            &self.params,
-            records,
-            |a| self.keys.get(a),
-            |h| self.records.contains_key(h),
-        )
-        .0
+        self.verifier_for(&records).check(records)
+    }
+
+    /// A [`Verifier`] holding just what checking `records` needs (their accounts' keys,
+    /// which of them are held): as small as the batch, so a caller can take it under a lock
+    /// and check without it. Keys never change, so its results stay sound however the
+    /// ledger moves on meanwhile.
+    pub fn verifier_for(&self, records: &[Record]) -> Verifier {
+        Verifier {
+            params: self.params.clone(),
+            keys: records
+                .iter()
+                .filter_map(|r| self.keys.get_key_value(&r.account()))
+                .map(|(a, k)| (*a, k.clone()))
+                .collect(),
+            held: records
+                .iter()
+                .map(Record::hash)
+                .filter(|h| self.records.contains_key(h))
+                .collect(),
+        }
     }
 
     /// A snapshot for checking records without this ledger at hand, e.g. on other threads
@@ -1240,22 +1254,32 @@ pub fn add_signature(body: &Body, sigs: &[Sig], key: &SecretKey) -> Vec<Sig> {
     all
 }
 
+/// What checking one record's form and signatures found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Held already, so not checked again.
+    Held,
+    /// Form and signatures are sound.
+    Sound,
+    /// Its account's key is not known yet: checked once it is.
+    KeyUnknown,
+    Refused(RecordError),
+}
+
 /// Records with the result of checking their form and signatures, in their order, ready for
-/// [`Ledger::ingest_checked`]. Per record: `None` — held already, so not checked;
-/// `Some(Ok(false))` — its account's key is not known yet (checked once it is); `Some(Err)` —
-/// refused. Only [`Ledger::check`] and [`Verifier::check`] make one.
+/// [`Ledger::ingest_checked`]. Only [`Ledger::check`] and [`Verifier::check`] make one.
 pub struct Checked {
     cod: CodId,
-    items: Vec<(Record, Option<Result<bool, RecordError>>)>,
+    items: Vec<(Record, Check)>,
 }
 
 impl Checked {
     /// The records with their results, in order.
-    pub fn items(&self) -> &[(Record, Option<Result<bool, RecordError>>)] {
+    pub fn items(&self) -> &[(Record, Check)] {
         &self.items
     }
 
-    pub fn into_items(self) -> Vec<(Record, Option<Result<bool, RecordError>>)> {
+    pub fn into_items(self) -> Vec<(Record, Check)> {
         self.items
     }
 }
@@ -1307,7 +1331,7 @@ fn check_batch<'k>(
         .par_iter()
         .map(|r| {
             if held(&r.hash()) {
-                return None;
+                return Check::Held;
             }
             let check = || {
                 rules::check_form(r, params)?;
@@ -1316,14 +1340,14 @@ fn check_batch<'k>(
                     Kind::Transfer => {
                         match key_of(&r.account()).or_else(|| opened.get(&r.account())) {
                             Some(k) => Some(k.clone()),
-                            None => return Ok(false),
+                            None => return Ok(Check::KeyUnknown),
                         }
                     }
                     _ => None,
                 };
-                rules::check_sigs(r, params, key.as_ref()).map(|()| true)
+                rules::check_sigs(r, params, key.as_ref()).map(|()| Check::Sound)
             };
-            Some(check())
+            check().unwrap_or_else(Check::Refused)
         })
         .collect();
     let checked = Checked {

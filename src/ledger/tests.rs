@@ -651,7 +651,7 @@ fn a_verifier_checks_pages_ahead_learning_keys_from_openings() {
         for (r, check) in page.items() {
             assert_eq!(
                 check,
-                &Some(Ok(true)),
+                &Check::Sound,
                 "record {} seq {}",
                 r.account(),
                 r.seq()
@@ -666,14 +666,44 @@ fn a_verifier_checks_pages_ahead_learning_keys_from_openings() {
     assert_eq!(l.state(), s.l.state());
     // Checked again, every record is held: nothing is verified twice.
     let again = l.check(log);
-    assert!(again.items().iter().all(|(_, c)| c.is_none()));
+    assert!(again.items().iter().all(|(_, c)| c == &Check::Held));
+}
+
+#[test]
+fn a_batch_checked_from_its_own_small_snapshot_stays_sound_as_the_ledger_moves_on() {
+    let s = fixed_history(24);
+    let log: Vec<Record> = s.l.log(0).cloned().collect();
+    let (first, rest) = log.split_at(log.len() / 2);
+    let mut l = Ledger::new(s.l.params().clone());
+    for r in first {
+        l.ingest(r.clone()).unwrap();
+    }
+    let mut v = l.verifier_for(rest);
+    // Only what the batch needs: its accounts' keys, its records held (none yet).
+    let accounts: HashSet<AccountId> = rest.iter().map(Record::account).collect();
+    assert!(
+        !v.keys.is_empty(),
+        "accounts opened in `first` pay in `rest`"
+    );
+    assert!(v.keys.keys().all(|a| accounts.contains(a)));
+    assert!(v.held.is_empty());
+    // Meanwhile the ledger moves on (a record arrives another way) while the batch is checked.
+    l.ingest(rest[0].clone()).unwrap();
+    let checked = v.check(rest.to_vec());
+    for (r, check) in checked.items() {
+        assert_eq!(check, &Check::Sound, "{} seq {}", r.account(), r.seq());
+    }
+    let results = l.ingest_checked(checked, |_, _| {});
+    assert!(results[0].as_ref().unwrap().duplicate);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(l.state(), s.l.state());
 }
 
 #[test]
 fn checks_are_trusted_only_by_a_ledger_of_the_same_cod() {
     let s = Scenario::standard();
     let checked = Ledger::new(s.l.params().clone()).check(s.records.clone());
-    assert!(checked.items().iter().all(|(_, c)| c == &Some(Ok(true))));
+    assert!(checked.items().iter().all(|(_, c)| c == &Check::Sound));
     let p = s.l.params();
     let elsewhere: CodId = "89abcdef0123456789abcdef0123456789abcdef".parse().unwrap();
     let mut other = Ledger::new(Params::new(elsewhere, p.com.clone(), p.deployer.clone()));

@@ -22,8 +22,9 @@ use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
 use crate::keyfile::Passphrase;
 use crate::keys::SecretKey;
-use crate::ledger::Params;
+use crate::ledger::{Outcome, Params, Record, RecordError};
 use crate::nodedir::{NodeDir, NodeDirError};
+use crate::store::StoreError;
 use peers::PeerTable;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -100,6 +101,26 @@ impl Shared {
             message,
             time: now(),
         });
+    }
+
+    /// Checks `records` on all cores, holding the chain only to take what that needs and
+    /// then to store the results: API handlers and other syncs are not kept waiting for RSA.
+    /// Blocking: call it from `spawn_blocking`.
+    pub fn ingest(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
+        let mut verifier = self
+            .chain
+            .lock()
+            .expect("chain lock")
+            .ledger()
+            .verifier_for(&records);
+        let checked = verifier.check(records);
+        self.chain
+            .lock()
+            .expect("chain lock")
+            .ingest_checked(checked)
     }
 
     /// Tells subscribers, mirrors and (for records made here) peers about applied records.

@@ -7,7 +7,7 @@
 use super::Shared;
 use crate::api::{MAX_RECORDS_PER_CALL, MAX_RECORDS_PER_PAGE};
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Checked, Ledger, Record};
+use crate::ledger::{Checked, Outcome, Record, RecordError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 const MAX_PAGES_PER_ROUND: usize = 200;
 /// Records pushed to one peer in one round.
 const MAX_PUSH_PER_ROUND: usize = 2_000;
+/// Records pushed in one round to a peer with less than half our records.
+const MAX_PUSH_FAR_BEHIND: usize = 200;
 
 pub async fn run(shared: Arc<Shared>) {
     let mut round = 0usize;
@@ -49,33 +51,38 @@ fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, String> {
 
 /// Ingests fetched records (checked on all cores) and tells everyone what applied.
 async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Result<usize, String> {
-    let records = tokio::task::spawn_blocking(move || decode(values))
-        .await
-        .map_err(|e| e.to_string())??;
-    store(shared.clone(), move |l| l.check(records)).await
+    let s = shared.clone();
+    let results =
+        tokio::task::spawn_blocking(move || s.ingest(decode(values)?).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())??;
+    Ok(announce(shared, results))
 }
 
-/// Stores the records `check` gives (run under the chain's lock) and tells everyone what
-/// applied.
-async fn store(
-    shared: Arc<Shared>,
-    check: impl FnOnce(&Ledger) -> Checked + Send + 'static,
-) -> Result<usize, String> {
+/// Stores records checked already (see [`replay_log`]) and tells everyone what applied.
+async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, String> {
     let s = shared.clone();
-    let applied = tokio::task::spawn_blocking(move || -> Result<Vec<RecordHash>, String> {
-        let mut chain = s.chain.lock().expect("chain lock");
-        let checked = check(chain.ledger());
-        let results = chain.ingest_checked(checked).map_err(|e| e.to_string())?;
-        Ok(results
-            .into_iter()
-            .filter_map(Result::ok)
-            .flat_map(|o| o.applied)
-            .collect())
+    let results = tokio::task::spawn_blocking(move || {
+        s.chain
+            .lock()
+            .expect("chain lock")
+            .ingest_checked(checked)
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;
+    Ok(announce(&shared, results))
+}
+
+/// Announces what applied; returns how many records did.
+fn announce(shared: &Shared, results: Vec<Result<Outcome, RecordError>>) -> usize {
+    let applied: Vec<RecordHash> = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .flat_map(|o| o.applied)
+        .collect();
     shared.announce_applied(&applied, false);
-    Ok(applied.len())
+    applied.len()
 }
 
 /// Replays `addr`'s application log from the start: page k+1 is fetched while page k is
@@ -118,7 +125,7 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
         if let Some(previous) = storing.take() {
             previous.await.map_err(|e| e.to_string())??;
         }
-        storing = Some(tokio::spawn(store(shared.clone(), move |_| checked)));
+        storing = Some(tokio::spawn(store(shared.clone(), checked)));
     }
     if let Some(last) = storing {
         last.await.map_err(|e| e.to_string())??;
@@ -150,9 +157,10 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
     let ours_b = super::api::buckets_of(shared);
     let mut push = Vec::new();
-    // A peer far behind replays our log by itself; pushing to it would only double its work.
+    // A peer far behind replays our log by itself, so pushing much would only double its
+    // work; a little still reaches it if it cannot reach us.
     let push_limit = if theirs.applied.saturating_mul(2) < ours.applied {
-        0
+        MAX_PUSH_FAR_BEHIND
     } else {
         MAX_PUSH_PER_ROUND
     };
