@@ -443,7 +443,7 @@ impl Record {
         let (body, sigs) = Self::from_wire(wire, bytes.len())?;
         // One encoding of the body gives both the hash and the canonical form to compare.
         let body_bytes = body.canonical_bytes();
-        if with_sigs(&body_bytes, &sigs) != bytes {
+        if splice_sigs(&body_bytes, &sigs) != bytes {
             return Err(RecordError::NotCanonical);
         }
         Ok(Self {
@@ -506,7 +506,7 @@ impl Record {
 /// A record's canonical encoding from its body's: keys are sorted, so `sigs` comes between
 /// `seq` and `time`, and nothing after `content` is free text, so the last `,"time":` is
 /// where it goes. Equal to [`Record::to_bytes`] (tested), without encoding the body twice.
-fn with_sigs(body: &[u8], sigs: &[Sig]) -> Vec<u8> {
+fn splice_sigs(body: &[u8], sigs: &[Sig]) -> Vec<u8> {
     const TIME: &[u8] = b",\"time\":";
     let at = body
         .windows(TIME.len())
@@ -651,7 +651,7 @@ mod tests {
                     };
                     let r = Record::new(body, sigs);
                     assert_eq!(
-                        String::from_utf8(with_sigs(&r.body().canonical_bytes(), r.sigs())),
+                        String::from_utf8(splice_sigs(&r.body().canonical_bytes(), r.sigs())),
                         String::from_utf8(r.to_bytes())
                     );
                     assert_eq!(Record::from_bytes(&r.to_bytes()), Ok(r));
