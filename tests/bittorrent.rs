@@ -166,6 +166,28 @@ fn cod_fetch_gets_the_package_by_infohash_or_magnet_link() {
     .fails_with("no peer could provide");
     w.cod(&["fetch", cod_id, "--no-dht", "--out", s(&out)])
         .fails_with("no node offers");
+    // A link whose length (xl) is not the file's is wrong, and nothing is written.
+    let wrong_length: Vec<String> = magnet
+        .split('&')
+        .map(|p| {
+            if p.starts_with("xl=") {
+                "xl=1".into()
+            } else {
+                p.to_string()
+            }
+        })
+        .collect();
+    assert!(wrong_length.iter().any(|p| p == "xl=1"), "{magnet}");
+    let elsewhere = w.path("elsewhere");
+    w.cod(&[
+        "fetch",
+        &wrong_length.join("&"),
+        "--no-dht",
+        "--out",
+        s(&elsewhere),
+    ])
+    .fails_with("the link is wrong");
+    assert!(!elsewhere.exists());
     let name = got["name"].as_str().unwrap();
     std::fs::write(out.join(name), "something else").unwrap();
     w.cod(&["fetch", &magnet, "--no-dht", "--out", s(&out)])

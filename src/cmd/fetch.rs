@@ -48,6 +48,13 @@ pub fn fetch(out: &Output, a: FetchArgs) -> CmdResult {
         )));
     }
     let (info, bytes) = download(&runtime, &peers, m.infohash)?;
+    if let Some(n) = m.length.filter(|n| *n != bytes.len() as u64) {
+        return Err(CmdError::msg(format!(
+            "the magnet link says {n} bytes (xl) but the file with its infohash has {}; \
+             the link is wrong",
+            bytes.len()
+        )));
+    }
     // The name comes from a peer: it must be a plain file name.
     if info.name.is_empty() || info.name.starts_with('.') || info.name.contains(['/', '\\', '\0']) {
         return Err(CmdError::msg(format!(
@@ -140,9 +147,13 @@ async fn dht_peers(
     let deadline = tokio::time::Instant::now() + timeout;
     while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, stream.next()).await {
         for a in batch.into_iter().map(SocketAddr::V4) {
-            if !found.contains(&a) && found.len() < MAX_DHT_PEERS {
+            if !found.contains(&a) {
                 found.push(a);
             }
+        }
+        if found.len() >= MAX_DHT_PEERS {
+            found.truncate(MAX_DHT_PEERS);
+            break;
         }
     }
     Ok(found)

@@ -128,7 +128,11 @@ impl std::str::FromStr for Magnet {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        if !s.starts_with("magnet:") {
+        let not_magnet = || MagnetError::NotMagnet(s.chars().take(80).collect());
+        if !s
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+        {
             return btih(s)
                 .map(|infohash| Magnet {
                     infohash,
@@ -136,10 +140,9 @@ impl std::str::FromStr for Magnet {
                     length: None,
                     peers: Vec::new(),
                 })
-                .map_err(|_| MagnetError::NotMagnet(s.chars().take(80).collect()));
+                .map_err(|_| not_magnet());
         }
-        let url =
-            url::Url::parse(s).map_err(|_| MagnetError::NotMagnet(s.chars().take(80).collect()))?;
+        let url = url::Url::parse(s).map_err(|_| not_magnet())?;
         let (mut infohash, mut name, mut length, mut peers) = (None, None, None, Vec::new());
         for (k, v) in url.query_pairs() {
             match &*k {
@@ -242,6 +245,7 @@ mod tests {
             h.to_uppercase(),
             b32.clone(),
             format!(" {h}\n"),
+            format!("MAGNET:?xt=urn:btih:{h}"),
         ] {
             let m: Magnet = form.parse().unwrap_or_else(|e| panic!("{form}: {e}"));
             assert_eq!(m.infohash.to_string(), h, "{form}");
