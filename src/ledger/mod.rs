@@ -23,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Records kept waiting for missing dependencies, at most.
 pub const MAX_PENDING: usize = 100_000;
-/// Transfers kept in memory until their account's opening record arrives, at most.
+/// Transfers kept in memory until their account's opening record arrives, at most (the
+/// account waiting longest makes room for more).
 pub const MAX_AWAITING_KEY: usize = 10_000;
 /// …of which one account may have, at most.
 pub const MAX_AWAITING_PER_ACCOUNT: usize = 64;
@@ -31,6 +32,58 @@ pub const MAX_AWAITING_PER_ACCOUNT: usize = 64;
 pub const MAX_PENDING_PER_ACCOUNT: usize = 1_000;
 /// Records held for one (account, seq), at most: one plus a few fork proofs.
 pub const MAX_PER_SLOT: usize = 4;
+
+/// Transfers held until their account's opening arrives (their signature cannot be checked
+/// before). Bounded; when full, the account that has waited longest makes room, so records
+/// for accounts that never open cannot shut later ones out for good.
+#[derive(Clone, Debug, Default)]
+struct AwaitingKey {
+    by_account: HashMap<AccountId, Vec<Record>>,
+    /// Accounts in the order they began to wait.
+    order: VecDeque<AccountId>,
+    count: usize,
+}
+
+impl AwaitingKey {
+    fn hold(&mut self, r: Record) -> Result<(), RecordError> {
+        let a = r.account();
+        if let Some(list) = self.by_account.get(&a) {
+            if list.iter().any(|x| x.hash() == r.hash()) {
+                return Ok(());
+            }
+            if list.len() >= MAX_AWAITING_PER_ACCOUNT {
+                return Err(RecordError::TooMany {
+                    what: "records awaiting this account's opening",
+                    count: list.len(),
+                    max: MAX_AWAITING_PER_ACCOUNT,
+                });
+            }
+        }
+        while self.count >= MAX_AWAITING_KEY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.count -= self.by_account.remove(&oldest).map_or(0, |l| l.len());
+        }
+        let order = &mut self.order;
+        self.by_account
+            .entry(a)
+            .or_insert_with(|| {
+                order.push_back(a);
+                Vec::new()
+            })
+            .push(r);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The records `a` held, now that its key is known.
+    fn take(&mut self, a: &AccountId) -> Option<Vec<Record>> {
+        let held = self.by_account.remove(a)?;
+        self.count -= held.len();
+        self.order.retain(|x| x != a);
+        Some(held)
+    }
+}
 
 /// What every rule needs to know about the cod.
 #[derive(Clone, Debug)]
@@ -100,7 +153,7 @@ pub struct Ledger {
     records: HashMap<RecordHash, Record>,
     slots: BTreeMap<(AccountId, u64), BTreeSet<RecordHash>>,
     keys: HashMap<AccountId, PublicKey>,
-    awaiting_key: HashMap<AccountId, Vec<Record>>,
+    awaiting_key: AwaitingKey,
     state: State,
     chain: BTreeMap<(AccountId, u64), RecordHash>,
     pending: BTreeMap<RecordHash, Vec<Dep>>,
@@ -123,7 +176,7 @@ impl Ledger {
             records: HashMap::new(),
             slots: BTreeMap::new(),
             keys: HashMap::new(),
-            awaiting_key: HashMap::new(),
+            awaiting_key: AwaitingKey::default(),
             state,
             chain: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -303,27 +356,9 @@ impl Ledger {
             Kind::Transfer => match self.keys.get(&r.account()) {
                 Some(k) => Some(k.clone()),
                 None => {
-                    let held: usize = self.awaiting_key.values().map(Vec::len).sum();
-                    if held >= MAX_AWAITING_KEY {
-                        return Err(RecordError::TooMany {
-                            what: "records awaiting their account",
-                            count: held,
-                            max: MAX_AWAITING_KEY,
-                        });
-                    }
-                    let list = self.awaiting_key.entry(r.account()).or_default();
-                    if list.len() >= MAX_AWAITING_PER_ACCOUNT {
-                        return Err(RecordError::TooMany {
-                            what: "records awaiting this account's opening",
-                            count: list.len(),
-                            max: MAX_AWAITING_PER_ACCOUNT,
-                        });
-                    }
-                    if !list.iter().any(|x| x.hash() == r.hash()) {
-                        list.push(r);
-                    }
+                    out.pending = vec![Dep::Account(r.account())];
+                    self.awaiting_key.hold(r)?;
                     out.awaiting_key = true;
-                    out.pending = vec![Dep::Account(list[0].account())];
                     return Ok(out);
                 }
             },
@@ -368,7 +403,7 @@ impl Ledger {
         let h = r.hash();
         self.decide(r, true, &mut out)?;
         if let Some(a) = opened
-            && let Some(held) = self.awaiting_key.remove(&a)
+            && let Some(held) = self.awaiting_key.take(&a)
         {
             for r in held {
                 // Now verifiable; a bad one is simply not admitted.

@@ -700,6 +700,61 @@ fn a_batch_checked_from_its_own_small_snapshot_stays_sound_as_the_ledger_moves_o
 }
 
 #[test]
+fn records_for_unopened_accounts_are_bounded_and_the_longest_waiting_make_room() {
+    let mut s = Scenario::standard();
+    let t = s.pay("node1", &[("node2", 5)], EPOCH + DAY + 50);
+    // Transfers of accounts nobody opened: their signatures cannot be checked yet.
+    let junk = |i: u32, seq: u64| {
+        let mut b = t.body().clone();
+        b.account = AccountId::node(&i.to_be_bytes(), &b.cod);
+        b.seq = seq;
+        Record::new(b, t.sigs().to_vec())
+    };
+    let mut l = s.l.clone();
+    let per = MAX_AWAITING_PER_ACCOUNT as u64;
+    for seq in 1..=per {
+        let o = l.ingest(junk(0, seq)).unwrap();
+        assert!(o.awaiting_key && o.applied.is_empty());
+    }
+    assert!(
+        l.ingest(junk(0, 1)).is_ok(),
+        "the same record again is no error"
+    );
+    assert!(matches!(
+        l.ingest(junk(0, per + 1)),
+        Err(RecordError::TooMany { .. })
+    ));
+    // Fill the pool; then the account that waited longest (0) makes room for a new one.
+    let mut i = 1;
+    while l.awaiting_key.count < MAX_AWAITING_KEY {
+        for seq in 1..=per.min((MAX_AWAITING_KEY - l.awaiting_key.count) as u64) {
+            l.ingest(junk(i, seq)).unwrap();
+        }
+        i += 1;
+    }
+    let account = |i: u32| junk(i, 1).account();
+    assert!(l.awaiting_key.by_account.contains_key(&account(0)));
+    assert!(l.ingest(junk(i, 1)).unwrap().awaiting_key);
+    assert!(!l.awaiting_key.by_account.contains_key(&account(0)));
+    assert!(l.awaiting_key.by_account.contains_key(&account(i)));
+    assert_eq!(
+        l.awaiting_key.count,
+        MAX_AWAITING_KEY - MAX_AWAITING_PER_ACCOUNT + 1
+    );
+    assert_eq!(
+        l.awaiting_key.count,
+        l.awaiting_key
+            .by_account
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+    );
+    assert_eq!(l.awaiting_key.order.len(), l.awaiting_key.by_account.len());
+    // None of it touched the state.
+    assert_eq!(l.state(), s.l.state());
+}
+
+#[test]
 fn checks_are_trusted_only_by_a_ledger_of_the_same_cod() {
     let s = Scenario::standard();
     let checked = Ledger::new(s.l.params().clone()).check(s.records.clone());
