@@ -66,12 +66,7 @@ fn five_nodes_find_each_other_share_a_transfer_and_outlive_a_kill() {
 
     // Node 1, the transfer's author, dies; a sixth node deployed afterwards gets everything.
     kill9(&net.nodes[0]);
-    let sixth = net.add("node6", "").dir.clone();
-    let sixth = Node {
-        dir: sixth,
-        id: String::new(),
-        key: "node6".into(),
-    };
+    let sixth = net.add("node6", "").clone();
     wait_for(90, "the sixth node to sync the whole chain", || {
         (net.applied(&sixth)? > expected).then_some(())
     });
@@ -174,13 +169,7 @@ fn a_new_node_restores_from_the_archive_mirror_alone() {
     net.dht = None;
     let fresh = net
         .add("node5", &format!("[archive]\nmirrors = {web}\n"))
-        .dir
         .clone();
-    let fresh = Node {
-        dir: fresh,
-        id: String::new(),
-        key: "node5".into(),
-    };
     wait_for(60, "the fresh node to restore from the mirror", || {
         (net.applied(&fresh)? > expected).then_some(())
     });
@@ -197,18 +186,8 @@ fn a_new_node_restores_from_the_archive_mirror_alone() {
 fn the_control_socket_is_private_and_commands_need_a_daemon() {
     use std::os::unix::fs::PermissionsExt;
     let w = World::new();
-    let mut net = Net {
-        w: &w,
-        pkg: w.pack_demo().0,
-        nodes: Vec::new(),
-        dht: None,
-    };
-    let node = net.add("node1", "[peers]\nexchange = true\n").dir.clone();
-    let node = Node {
-        dir: node,
-        id: String::new(),
-        key: "node1".into(),
-    };
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "[peers]\nexchange = true\n").clone();
     let socket = node.dir.join("cod.sock");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
@@ -251,24 +230,13 @@ fn the_control_socket_is_private_and_commands_need_a_daemon() {
     assert_eq!(w.at(&node, &["status"]).code(), Some(3));
     w.at(&node, &["node", "start"]).ok();
     w.at(&node, &["status"]).ok();
-    net.nodes.push(node);
 }
 
 #[test]
 fn bad_input_over_the_rest_api_changes_nothing() {
     let w = World::new();
-    let mut net = Net {
-        w: &w,
-        pkg: w.pack_demo().0,
-        nodes: Vec::new(),
-        dht: None,
-    };
-    let node = net.add("node1", "").dir.clone();
-    let node = Node {
-        dir: node,
-        id: String::new(),
-        key: "node1".into(),
-    };
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "").clone();
     let addr = net.status(&node).unwrap()["addr"]
         .as_str()
         .unwrap()
@@ -389,7 +357,6 @@ fn bad_input_over_the_rest_api_changes_nothing() {
         .text()
         .unwrap();
     assert_eq!(before, after, "nothing stored");
-    net.nodes.push(node);
 }
 
 /// docs/openapi.json lists exactly the server's routes, and what the server answers has the
@@ -418,18 +385,8 @@ fn the_openapi_document_matches_the_server() {
     );
 
     let w = World::new();
-    let mut net = Net {
-        w: &w,
-        pkg: w.pack_demo().0,
-        nodes: Vec::new(),
-        dht: None,
-    };
-    let node = net.add("node1", "").dir.clone();
-    let node = Node {
-        dir: node,
-        id: String::new(),
-        key: "node1".into(),
-    };
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "").clone();
     let status = net.status(&node).unwrap();
     let addr = status["addr"].as_str().unwrap().to_string();
     let node_id = status["node_id"].as_str().unwrap().to_string();
@@ -505,5 +462,4 @@ fn the_openapi_document_matches_the_server() {
             }
         }
     }
-    net.nodes.push(node);
 }

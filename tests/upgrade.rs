@@ -9,11 +9,7 @@ use common::*;
 fn a_v1_node_upgrades_to_v2_found_on_a_peer_and_keeps_its_balance() {
     let w = World::new();
     let mut net = Net::with_dht(&w, 1, "");
-    let v1 = Node {
-        dir: net.nodes[0].dir.clone(),
-        id: net.nodes[0].id.clone(),
-        key: "node1".into(),
-    };
+    let v1 = net.nodes[0].clone();
     let v1_cod = cod::nodedir::NodeDir::open(&v1.dir)
         .unwrap()
         .deployment
@@ -36,12 +32,7 @@ fn a_v1_node_upgrades_to_v2_found_on_a_peer_and_keeps_its_balance() {
     );
     let (pkg2, v2_cod) = w.pack("dist2", &template("com.ini"), &cod2);
     net.pkg = pkg2;
-    let v2 = net.add("node2", "").dir.clone();
-    let v2 = Node {
-        dir: v2,
-        id: String::new(),
-        key: "node2".into(),
-    };
+    let v2 = net.add("node2", "").clone();
     wait_for(30, "the v2 node to run", || net.status(&v2));
 
     // v1 learns of v2 through the deployer's DHT key, and says so.

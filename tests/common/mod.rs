@@ -213,6 +213,7 @@ pub fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// A deployed node in a test world.
+#[derive(Clone)]
 pub struct Node {
     pub dir: PathBuf,
     pub id: String,
@@ -399,6 +400,16 @@ pub struct Net<'w> {
 }
 
 impl<'w> Net<'w> {
+    /// No nodes yet and no DHT, for the demo package (nodes then meet only as configured).
+    pub fn without_dht(w: &'w World) -> Self {
+        Self {
+            w,
+            pkg: w.pack_demo().0,
+            nodes: Vec::new(),
+            dht: None,
+        }
+    }
+
     /// `n` nodes (example keys node1..noden) finding each other through a local DHT.
     pub fn with_dht(w: &'w World, n: usize, extra_ini: &str) -> Self {
         Self::with_com(w, n, &template("com.ini"), extra_ini)
