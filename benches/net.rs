@@ -293,6 +293,7 @@ fn run_n(n: usize, burst: usize) {
             .call(&Request::Transfer {
                 outputs: vec![out],
                 memo: None,
+                seq: None,
             })
             .unwrap();
         made.push((v["record"].as_str().unwrap().to_string(), t));

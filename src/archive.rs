@@ -13,6 +13,8 @@ use crate::ledger::{Record, RecordError};
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &str = "cod-archive";
+/// Largest archive a node reads from a mirror (about 250,000 records of 4 KB).
+pub const MAX_MIRROR_BYTES: u64 = 1 << 30;
 pub const VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -12,7 +12,9 @@
 //! | state | account | JSON account state; `!summary`: JSON totals |
 
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Check, Checked, Content, Ledger, Outcome, Params, Record, RecordError, State};
+use crate::ledger::{
+    Check, Checked, Content, Dropped, Ledger, Outcome, Params, Record, RecordError, State,
+};
 use crate::store::{Cf, KvStore, Op, Snapshot, StoreError};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -25,6 +27,13 @@ pub enum ChainError {
     Record(#[from] RecordError),
     #[error("stored record {hash} is unreadable: {error}")]
     Corrupt { hash: String, error: RecordError },
+    /// A transfer was asked for as record `expected` of its account, but the account's next
+    /// record is `next`: another transfer was made since (perhaps this one, whose answer was
+    /// lost). Nothing was paid.
+    #[error(
+        "not paid: the transfer was to be record {expected} of this account, but its next record is {next} (another transfer was made meanwhile; check `cod history` before trying again)"
+    )]
+    SeqTaken { expected: u64, next: u64 },
 }
 
 pub const SUMMARY_KEY: &[u8] = b"!summary";
@@ -108,16 +117,16 @@ fn read_records(store: &dyn KvStore) -> Result<Vec<Record>, ChainError> {
 pub struct Chain {
     ledger: Ledger,
     store: std::sync::Arc<dyn KvStore>,
+    /// A write failed and the store could not be read back since: the ledger in memory may
+    /// hold what the store does not, so nothing is accepted until [`Chain::reload`] works.
+    stale: Option<String>,
 }
 
 impl Chain {
     /// Reads every stored record and recomputes the state from them (derived data in the
     /// store is rewritten if it disagrees).
     pub fn load(params: Params, store: Box<dyn KvStore>) -> Result<Self, ChainError> {
-        let store: std::sync::Arc<dyn KvStore> = store.into();
-        let records = read_records(store.as_ref())?;
-        let (ledger, dropped) = Ledger::load(params, records);
-        let chain = Self { ledger, store };
+        let (chain, dropped) = Self::read(params, store)?;
         let mut ops: Vec<Op> = dropped
             .iter()
             .flat_map(|d| {
@@ -135,6 +144,24 @@ impl Chain {
             chain.store.write(ops)?;
         }
         Ok(chain)
+    }
+
+    /// Reads the chain from a store it will not write to (opened read-only): the same
+    /// ledger [`Chain::load`] gives, without repairing the store.
+    pub fn load_read_only(params: Params, store: Box<dyn KvStore>) -> Result<Self, ChainError> {
+        Ok(Self::read(params, store)?.0)
+    }
+
+    fn read(params: Params, store: Box<dyn KvStore>) -> Result<(Self, Vec<Dropped>), ChainError> {
+        let store: std::sync::Arc<dyn KvStore> = store.into();
+        let records = read_records(store.as_ref())?;
+        let (ledger, dropped) = Ledger::load(params, records);
+        let chain = Self {
+            ledger,
+            store,
+            stale: None,
+        };
+        Ok((chain, dropped))
     }
 
     fn stored_derived(&self) -> Result<Snapshot, StoreError> {
@@ -156,15 +183,39 @@ impl Chain {
         &self.ledger
     }
 
+    /// Rebuilds the ledger from exactly what the store holds (after a failed write, or a
+    /// panic while the chain was locked).
+    pub fn reload(&mut self) -> Result<(), ChainError> {
+        match read_records(self.store.as_ref()) {
+            Ok(records) => {
+                self.ledger = Ledger::load(self.ledger.params().clone(), records).0;
+                self.stale = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.stale = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
     /// Makes, signs and stores a transfer from `key`'s account (the wallet's one way in).
+    /// With `seq`, only as that record of the account: see [`ChainError::SeqTaken`].
     pub fn transfer(
         &mut self,
         key: &crate::keys::SecretKey,
         outputs: Vec<crate::ledger::Output>,
         memo: Option<String>,
         time: u64,
+        seq: Option<u64>,
     ) -> Result<Record, ChainError> {
         let r = self.ledger.make_transfer(key, outputs, memo, time)?;
+        if let Some(expected) = seq.filter(|s| *s != r.seq()) {
+            return Err(ChainError::SeqTaken {
+                expected,
+                next: r.seq(),
+            });
+        }
         self.ingest(r.clone())?;
         Ok(r)
     }
@@ -202,6 +253,11 @@ impl Chain {
         &mut self,
         checked: Checked,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
+        if self.stale.is_some() && self.reload().is_err() {
+            return Err(StoreError::Unreadable(
+                self.stale.clone().unwrap_or_default(),
+            ));
+        }
         let mut ops = Vec::new();
         let mut touched = BTreeSet::new();
         let mut rebuilt = false;
@@ -221,9 +277,9 @@ impl Chain {
             ops.extend(derived_ops(self.ledger.state(), touched));
         }
         if let Err(e) = self.store.write(ops) {
-            // Nothing was acknowledged: go back to exactly what the store holds.
-            let records = read_records(self.store.as_ref()).unwrap_or_default();
-            self.ledger = Ledger::from_records(self.ledger.params().clone(), records);
+            // Nothing was acknowledged: go back to exactly what the store holds (or, if it
+            // cannot be read either, accept nothing until it can).
+            let _ = self.reload();
             return Err(e);
         }
         Ok(results)
@@ -476,6 +532,56 @@ mod tests {
         fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
             self.0.write(ops)
         }
+    }
+
+    /// A store whose writes and reads can be made to fail.
+    #[derive(Default)]
+    struct Flaky {
+        mem: MemStore,
+        fail_writes: std::sync::atomic::AtomicBool,
+        fail_reads: std::sync::atomic::AtomicBool,
+    }
+    impl KvStore for Arc<Flaky> {
+        fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.mem.get(cf, key)
+        }
+        fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+            if self.fail_reads.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unreadable("disk gone".into()));
+            }
+            self.mem.scan(cf, prefix)
+        }
+        fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+            if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unreadable("write failed".into()));
+            }
+            self.mem.write(ops)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_that_cannot_be_read_back_refuses_instead_of_forgetting() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let s = Scenario::standard();
+        let flaky = Arc::new(Flaky::default());
+        let mut chain = Chain::load(s.l.params().clone(), Box::new(flaky.clone())).unwrap();
+        for r in &s.records[..s.records.len() - 1] {
+            chain.ingest(r.clone()).unwrap();
+        }
+        let held = chain.ledger().len();
+        let last = s.records.last().unwrap().clone();
+        flaky.fail_writes.store(true, SeqCst);
+        flaky.fail_reads.store(true, SeqCst);
+        assert!(chain.ingest(last.clone()).is_err());
+        // Before: the ledger silently became empty. Now it refuses until the store reads.
+        flaky.fail_writes.store(false, SeqCst);
+        let err = chain.ingest(last.clone()).unwrap_err().to_string();
+        assert!(err.contains("cannot be read back"), "{err}");
+        flaky.fail_reads.store(false, SeqCst);
+        assert!(!chain.ingest(last).unwrap().applied.is_empty());
+        assert_eq!(chain.ledger().len(), held + 1);
+        let again = Chain::load(s.l.params().clone(), Box::new(flaky.clone())).unwrap();
+        assert_eq!(again.ledger().state(), chain.ledger().state());
     }
 
     fn dump(m: &MemStore) -> Vec<Entry> {

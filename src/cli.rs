@@ -54,8 +54,11 @@ pub enum Command {
     Node(NodeCommand),
     /// The node at a glance: identity, versions, peers, chain, balance (needs the daemon)
     Status,
-    /// The node's peer table (needs the daemon)
-    Peers,
+    /// The node's peer table and the addresses it limits or bans (needs the daemon)
+    Peers {
+        #[command(subcommand)]
+        action: Option<PeersCommand>,
+    },
     /// Local Mainline DHT helpers (tests, demos, private networks)
     #[command(subcommand)]
     Dht(DhtCommand),
@@ -181,6 +184,20 @@ pub enum SignCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeersCommand {
+    /// Refuse an address (IP, or IP:PORT; an IPv6 address counts by its /64) until unbanned,
+    /// or for a while; kept across restarts
+    Ban {
+        address: String,
+        /// How long (e.g. 1h, 7d); default: until unbanned
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+    /// Lift a ban (the operator's, or one for misbehaviour) and forget the address's score
+    Unban { address: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -347,6 +364,11 @@ pub struct KeygenArgs {
     /// Key size in bits: 2048, 3072 or 4096
     #[arg(long, default_value_t = crate::keys::DEFAULT_BITS)]
     pub bits: usize,
+    /// Encrypt with scrypt N=2^14 (what `openssl pkcs8 -scrypt` writes), so `openssl pkey`
+    /// opens the key too; the default N=2^17 is 8 times costlier to guess but beyond
+    /// OpenSSL 3's scrypt memory limit
+    #[arg(long)]
+    pub openssl_compatible: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
@@ -421,6 +443,11 @@ pub struct DeployArgs {
     /// Size of a newly created node key
     #[arg(long, default_value_t = crate::keys::DEFAULT_BITS)]
     pub bits: usize,
+    /// Encrypt with scrypt N=2^14 (what `openssl pkcs8 -scrypt` writes), so `openssl pkey`
+    /// opens the key too; the default N=2^17 is 8 times costlier to guess but beyond
+    /// OpenSSL 3's scrypt memory limit
+    #[arg(long)]
+    pub openssl_compatible: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
@@ -453,7 +480,7 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Node(NodeCommand::Status) | Command::Status => {
             cmd::node::status(&out, cli.node.as_deref())
         }
-        Command::Peers => cmd::node::peers(&out, cli.node.as_deref()),
+        Command::Peers { action } => cmd::node::peers(&out, cli.node.as_deref(), action),
         Command::Dht(DhtCommand::Bootstrap { nodes, bind }) => {
             cmd::node::dht_bootstrap(nodes, bind)
         }

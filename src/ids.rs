@@ -42,6 +42,21 @@ macro_rules! hex_id {
             pub fn from_bytes(bytes: [u8; $len]) -> Self {
                 Self(bytes)
             }
+            /// Parses exactly the printed form (lowercase hex, nothing around it): what
+            /// the REST API accepts, so that one id has one spelling on the wire.
+            pub fn from_canonical(s: &str) -> Result<Self, IdParseError> {
+                let canonical = s.len() == 2 * $len
+                    && s.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !canonical {
+                    return Err(IdParseError {
+                        what: concat!($what, " (lowercase)"),
+                        len: 2 * $len,
+                        got: s.chars().take(80).collect(),
+                    });
+                }
+                s.parse()
+            }
             /// The first 8 hex digits, for tables and logs; never accepted as input.
             pub fn short(&self) -> String {
                 hex::encode(&self.0[..4])
@@ -184,6 +199,16 @@ mod tests {
         for bad in ["", "0123", &format!("{COD}00"), &COD.replace('0', "g")] {
             let err = bad.parse::<CodId>().unwrap_err();
             assert!(err.to_string().contains("40 hexadecimal digits"), "{err}");
+        }
+        // The API takes only the printed form.
+        assert_eq!(CodId::from_canonical(COD).unwrap(), cod);
+        for variant in [
+            COD.to_uppercase(),
+            format!(" {COD}"),
+            format!("{COD}\n"),
+            "0".into(),
+        ] {
+            assert!(CodId::from_canonical(&variant).is_err(), "{variant:?}");
         }
         let json = serde_json::to_string(&cod).unwrap();
         assert_eq!(json, format!("\"{COD}\""));

@@ -17,7 +17,7 @@ pub enum KeyFileError {
     #[error("{path}: {source}")]
     Key { path: PathBuf, source: KeyError },
     #[error(
-        "{path} is readable by group or others (mode {mode:o}); a secret key must be private: chmod 600 {path}"
+        "{path} is readable by group or others (mode {mode:o}); a secret key or passphrase file must be private: chmod 600 {path}"
     )]
     Exposed { path: PathBuf, mode: u32 },
     #[error(
@@ -94,6 +94,7 @@ impl Passphrase {
             return non_empty(v.clone()).map(Some);
         }
         if let Some(file) = &self.file {
+            refuse_exposed(file)?;
             let text = Zeroizing::new(fsutil::read_to_string(file)?);
             let line = text.lines().next().unwrap_or("");
             return non_empty(Zeroizing::new(line.to_string())).map(Some);
@@ -118,8 +119,8 @@ pub fn read_public(path: &Path) -> Result<PublicKey, KeyFileError> {
     PublicKey::from_pem(&pem).map_err(KeyFileError::key(path))
 }
 
-/// Reads a secret key, refusing one that group or others can read.
-pub fn read_secret(path: &Path, passphrase: &Passphrase) -> Result<SecretKey, KeyFileError> {
+/// Refuses a secret (key or passphrase file) that group or others can read.
+fn refuse_exposed(path: &Path) -> Result<(), KeyFileError> {
     let meta = std::fs::metadata(path).map_err(fsutil::io_err(path))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -128,6 +129,12 @@ pub fn read_secret(path: &Path, passphrase: &Passphrase) -> Result<SecretKey, Ke
             mode,
         });
     }
+    Ok(())
+}
+
+/// Reads a secret key, refusing one that group or others can read.
+pub fn read_secret(path: &Path, passphrase: &Passphrase) -> Result<SecretKey, KeyFileError> {
+    refuse_exposed(path)?;
     let pem = Zeroizing::new(fsutil::read_to_string(path)?);
     if SecretKey::pem_is_encrypted(&pem) {
         let p = passphrase.for_existing(path)?;
@@ -137,12 +144,14 @@ pub fn read_secret(path: &Path, passphrase: &Passphrase) -> Result<SecretKey, Ke
     }
 }
 
-/// Writes a key pair as `PUB` (0644) and `SEC` (0600); refuses to replace either.
+/// Writes a key pair as `PUB` (0644) and `SEC` (0600, encrypted with scrypt cost
+/// 2^`scrypt_log_n` when a passphrase is given); refuses to replace either.
 pub fn write_pair(
     public_path: &Path,
     secret_path: &Path,
     key: &SecretKey,
     passphrase: Option<&str>,
+    scrypt_log_n: u8,
 ) -> Result<(), KeyFileError> {
     for p in [public_path, secret_path] {
         if p.exists() {
@@ -150,7 +159,7 @@ pub fn write_pair(
         }
     }
     let secret_pem = key
-        .to_pem(passphrase.map(str::as_bytes))
+        .to_pem_with(passphrase.map(str::as_bytes), scrypt_log_n)
         .map_err(KeyFileError::key(secret_path))?;
     fsutil::write_atomic(secret_path, secret_pem.as_bytes(), 0o600, false)?;
     fsutil::write_atomic(public_path, key.public().to_pem().as_bytes(), 0o644, false)?;

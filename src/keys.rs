@@ -2,9 +2,8 @@
 //! (see [`crate::keyfile`] for that).
 //!
 //! - Public keys: PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
-//! - Secret keys: PEM PKCS#8, `ENCRYPTED PRIVATE KEY` (PBES2: scrypt N=2^14 r=8 p=1,
-//!   AES-256-CBC — the parameters `openssl pkcs8 -scrypt` uses, within OpenSSL's default
-//!   scrypt memory limit) or, when the operator opts out, `PRIVATE KEY`. PKCS#1
+//! - Secret keys: PEM PKCS#8, `ENCRYPTED PRIVATE KEY` (PBES2: scrypt N=2^17 r=8 p=1,
+//!   AES-256-CBC; or N=2^14, which OpenSSL 3's scrypt memory limit allows, on request) or, when the operator opts out, `PRIVATE KEY`. PKCS#1
 //!   `RSA PRIVATE KEY` files (older `openssl genrsa`) are accepted on import.
 //! - Signatures: RSASSA-PKCS1-v1_5 with SHA-256 over the message bytes. Deterministic, so
 //!   a record signed twice by the same key is byte-identical, and checkable with
@@ -157,6 +156,50 @@ impl PublicKey {
     }
 }
 
+/// scrypt cost of new encrypted keys: N = 2^SCRYPT_LOG_N, r = 8, p = 1 (128 MiB, about
+/// half a second). Keys encrypted with other parameters still open, within
+/// [`kdf_within_bounds`].
+pub const SCRYPT_LOG_N: u8 = 17;
+/// The scrypt cost OpenSSL 3 can open (its scrypt memory limit is 32 MiB, and N=2^17,
+/// r=8 needs 128 MiB): what `openssl pkcs8 -scrypt` writes, and `cod keygen
+/// --openssl-compatible`.
+pub const OPENSSL_SCRYPT_LOG_N: u8 = 14;
+/// The most work an encrypted key file may ask of this machine to open it: a file is data,
+/// and its KDF parameters must not be able to take gigabytes or hours.
+pub const MAX_SCRYPT_LOG_N: u8 = 20;
+pub const MAX_SCRYPT_R_TIMES_P: u64 = 64;
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+fn kdf_within_bounds(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>) -> Result<(), KeyError> {
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2::Kdf};
+    let too_costly = |what: String| {
+        Err(KeyError::Malformed(format!(
+            "the key's encryption asks for {what}, more than cod allows"
+        )))
+    };
+    match scheme {
+        EncryptionScheme::Pbes2(p) => match &p.kdf {
+            Kdf::Scrypt(s) => {
+                let n = s.cost_parameter;
+                let rp = u64::from(s.block_size) * u64::from(s.parallelization);
+                if n > 1 << MAX_SCRYPT_LOG_N || rp > MAX_SCRYPT_R_TIMES_P {
+                    return too_costly(format!(
+                        "scrypt N={n} r={} p={}",
+                        s.block_size, s.parallelization
+                    ));
+                }
+                Ok(())
+            }
+            Kdf::Pbkdf2(k) if k.iteration_count > MAX_PBKDF2_ITERATIONS => {
+                too_costly(format!("{} PBKDF2 iterations", k.iteration_count))
+            }
+            Kdf::Pbkdf2(_) => Ok(()),
+            _ => Err(KeyError::Malformed("unknown key derivation".into())),
+        },
+        _ => Ok(()), // PBES1: fixed, small iteration counts of DES/RC2 schemes
+    }
+}
+
 /// A secret key, able to sign.
 pub struct SecretKey {
     pkcs8: Zeroizing<Vec<u8>>,
@@ -232,6 +275,7 @@ impl SecretKey {
                 let passphrase = passphrase.ok_or(KeyError::NeedsPassphrase)?;
                 let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
                     .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                kdf_within_bounds(&info.encryption_algorithm)?;
                 let plain = info
                     .decrypt(passphrase)
                     .map_err(|_| KeyError::WrongPassphrase)?;
@@ -241,8 +285,19 @@ impl SecretKey {
         }
     }
 
-    /// Encodes as PEM PKCS#8, encrypted with scrypt + AES-256-CBC when a passphrase is given.
+    /// Encodes as PEM PKCS#8, encrypted with scrypt (see [`SCRYPT_LOG_N`]) + AES-256-CBC
+    /// when a passphrase is given.
     pub fn to_pem(&self, passphrase: Option<&[u8]>) -> Result<Zeroizing<String>, KeyError> {
+        self.to_pem_with(passphrase, SCRYPT_LOG_N)
+    }
+
+    /// [`SecretKey::to_pem`] with scrypt cost 2^`log_n` ([`OPENSSL_SCRYPT_LOG_N`] for a file
+    /// that `openssl pkey` opens too).
+    pub fn to_pem_with(
+        &self,
+        passphrase: Option<&[u8]>,
+        log_n: u8,
+    ) -> Result<Zeroizing<String>, KeyError> {
         let malformed = |e: &dyn std::fmt::Display| KeyError::Malformed(e.to_string());
         let Some(passphrase) = passphrase else {
             let pem = pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &self.pkcs8)
@@ -255,7 +310,7 @@ impl SecretKey {
         let mut iv = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
         rand::rngs::OsRng.fill_bytes(&mut iv);
-        let kdf = scrypt::Params::new(14, 8, 1, 32).map_err(|e| malformed(&e))?;
+        let kdf = scrypt::Params::new(log_n, 8, 1, 32).map_err(|e| malformed(&e))?;
         let params =
             pbes2::Parameters::scrypt_aes256cbc(kdf, &salt, &iv).map_err(|e| malformed(&e))?;
         let info =

@@ -5,34 +5,45 @@
 //! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`]
 //! - edges: [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
+//!
+//! Without the default feature `node`, only what decodes and checks data is built — no
+//! daemon, command line or RocksDB: the fuzz targets (`fuzz/`) build that way.
 
 pub mod api;
 pub mod archive;
+pub mod bencode;
 pub mod chain;
+#[cfg(feature = "node")]
 pub mod cli;
+#[cfg(feature = "node")]
 pub mod cmd;
 pub mod config;
 pub mod control;
+#[cfg(feature = "node")]
 pub mod deploy;
 pub mod fsutil;
 pub mod ids;
 pub mod keyfile;
 pub mod keys;
 pub mod ledger;
+pub mod lock;
+#[cfg(feature = "node")]
 pub mod node;
+#[cfg(feature = "node")]
 pub mod nodedir;
 pub mod package;
 pub mod seeder;
 pub mod store;
+#[cfg(feature = "node")]
 pub mod tui;
 pub mod views;
 
-use clap::Parser;
-use std::process::ExitCode;
-
 /// Runs the `cod` command line: parses arguments, runs the command, and turns an error into
 /// a message on stderr and an exit code.
-pub fn run() -> ExitCode {
+#[cfg(feature = "node")]
+pub fn run() -> std::process::ExitCode {
+    use clap::Parser;
+    use std::process::ExitCode;
     let cli = cli::Cli::parse();
     match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -198,10 +198,23 @@ impl NodeDir {
         )?)
     }
 
-    /// The node's ledger, loaded from its store.
+    /// The node's ledger, loaded from its store (which this process then holds).
     pub fn load_chain(&self) -> Result<crate::chain::Chain, NodeDirError> {
         let store = self.open_store()?;
         Ok(crate::chain::Chain::load(self.params()?, Box::new(store))?)
+    }
+
+    /// The node's ledger, read without holding the store: a daemon can start meanwhile.
+    pub fn read_chain(&self) -> Result<crate::chain::Chain, NodeDirError> {
+        let config = self.node_config()?;
+        let store = crate::store::RocksStore::open_read_only(
+            &self.store_path(&config),
+            &self.deployment.cod_id,
+        )?;
+        Ok(crate::chain::Chain::load_read_only(
+            self.params()?,
+            Box::new(store),
+        )?)
     }
 
     /// The node's secret key, with node.ini's passphrase file unless the caller gives one.

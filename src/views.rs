@@ -31,6 +31,7 @@ pub fn balance(l: &Ledger, account: &AccountId) -> Value {
         "account": account,
         "network": network,
         "known": network || state.is_some_and(|s| s.head.is_some()),
+        "next_seq": state.map_or(0, |s| s.next_seq()),
         "assets": assets,
     })
 }
@@ -92,19 +93,24 @@ pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
 }
 
 /// The chain's sync state at a glance (status, the TUI).
+/// Missing dependencies named in a chain summary, at most.
+pub const MAX_MISSING_SHOWN: usize = 20;
+
 pub fn chain_summary(l: &Ledger) -> Value {
     let state = l.state();
-    let mut missing: Vec<String> = l
+    let missing: std::collections::BTreeSet<String> = l
         .pending()
         .flat_map(|(_, deps)| deps.iter().map(ToString::to_string))
         .collect();
-    missing.sort();
-    missing.dedup();
+    let pools = l.pools();
     json!({
         "records": l.len(),
         "applied": state.applied_count(),
-        "pending": l.pending().count(),
-        "missing": missing,
+        "pending": pools.pending,
+        "pending_bytes": pools.pending_bytes,
+        "awaiting_key": pools.awaiting_key,
+        "awaiting_key_bytes": pools.awaiting_key_bytes,
+        "missing": missing.into_iter().take(MAX_MISSING_SHOWN).collect::<Vec<_>>(),
         "accounts": state.accounts.len(),
         "issued": state.issued,
         "forks": l.forks().count(),
@@ -162,6 +168,20 @@ pub fn transfer(l: &Ledger, r: &Record) -> Value {
     json!({"record": r.hash(), "account": r.account(), "outputs": outputs, "spendable_after": after})
 }
 
+/// At most the first `n` characters of `s` (never cutting one in two): ids and other text
+/// from the daemon or a peer, shortened for a table.
+pub fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// `RecordAt`: the applied record at (account, seq) with its hash, or null.
+pub fn record_at(l: &Ledger, account: &AccountId, seq: u64) -> Value {
+    match l.at(account, seq) {
+        Some(r) => json!({"hash": r.hash(), "record": r.to_json()}),
+        None => Value::Null,
+    }
+}
+
 /// The most recently applied records, newest first (the TUI's chain tab).
 pub fn recent(l: &Ledger, limit: usize) -> Value {
     let n = l.state().applied_count();
@@ -173,4 +193,17 @@ pub fn recent(l: &Ledger, limit: usize) -> Value {
         .rev()
         .collect();
     json!({"records": records})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_never_split_a_character() {
+        assert_eq!(prefix("abcdef", 3), "abc");
+        assert_eq!(prefix("ab", 12), "ab");
+        assert_eq!(prefix("?", 12), "?");
+        assert_eq!(prefix("ééééé", 2), "éé");
+    }
 }

@@ -51,20 +51,48 @@ fn keygen_writes_keys_openssl_reads() {
     w.cod(&["keygen", "--role", "node", "--out", "k", "--no-passphrase"])
         .fails_with("already exists");
 
-    // Encrypted with a passphrase file: scrypt PKCS#8 that openssl opens with the same passphrase.
+    // A passphrase file others can read is refused, like a key file.
     let pass = w.write("pass", "s3cret passphrase\n");
-    w.cod(&[
-        "keygen",
-        "--role",
-        "cod",
-        "--out",
-        "k",
-        "--bits",
-        "2048",
-        "--passphrase-file",
-        s(&pass),
-    ])
+    let keygen_cod = |extra: &[&str]| {
+        let mut args = vec![
+            "keygen",
+            "--role",
+            "cod",
+            "--out",
+            "k",
+            "--bits",
+            "2048",
+            "--passphrase-file",
+            s(&pass),
+        ];
+        args.extend_from_slice(extra);
+        w.cod(&args)
+    };
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    keygen_cod(&[]).fails_with("readable by group or others (mode 644)");
+    assert!(!w.path("k/cod.sec.key").exists());
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    // Encrypted with a passphrase file: scrypt PKCS#8, N = 2^17 by default. OpenSSL 3 refuses
+    // that cost (its scrypt memory limit), so --openssl-compatible writes N = 2^14 instead,
+    // which `openssl pkey` opens with the same passphrase.
+    keygen_cod(&[]).ok();
+    let text = tool(
+        "openssl",
+        &["asn1parse", "-in", s(&w.path("k/cod.sec.key"))],
+    );
+    assert!(
+        text.contains(":scrypt") && text.contains("INTEGER           :020000"),
+        "scrypt with N = 2^17:\n{text}"
+    );
+    w.cod_env(
+        &["key", "show", s(&w.path("k/cod.sec.key"))],
+        &[("COD_PASSPHRASE", "s3cret passphrase")],
+    )
     .ok();
+    std::fs::remove_file(w.path("k/cod.sec.key")).unwrap();
+    std::fs::remove_file(w.path("k/cod.pub.key")).unwrap();
+    keygen_cod(&["--openssl-compatible"]).ok();
     let pem = std::fs::read_to_string(w.path("k/cod.sec.key")).unwrap();
     assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
     tool(
@@ -89,7 +117,16 @@ fn keygen_writes_keys_openssl_reads() {
 
     // The same through COD_PASSPHRASE.
     w.cod_env(
-        &["keygen", "--role", "com", "--out", "k", "--bits", "2048"],
+        &[
+            "keygen",
+            "--role",
+            "com",
+            "--out",
+            "k",
+            "--bits",
+            "2048",
+            "--openssl-compatible",
+        ],
         &[("COD_PASSPHRASE", "from env")],
     )
     .ok();
@@ -546,6 +583,7 @@ fn deploy_refuses_tampered_packages_and_leaves_nothing_behind() {
 
     // Keys that must not be used.
     let pass = w.write("pass", "pw\n");
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let enc = w.path("enc.sec.key");
     w.cod(&[
         "keygen",
@@ -561,6 +599,7 @@ fn deploy_refuses_tampered_packages_and_leaves_nothing_behind() {
     .ok();
     std::fs::rename(w.path("enckey/node.sec.key"), &enc).unwrap();
     let wrong = w.write("wrong", "not it\n");
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     w.cod(&[
         "deploy",
         "--package",

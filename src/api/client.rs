@@ -20,6 +20,9 @@ pub enum ApiError {
     Bad { url: String, reason: String },
 }
 
+/// Characters of a peer's error reason kept.
+const MAX_REASON_CHARS: usize = 300;
+
 /// Shared by all calls of one node: a connection pool and a byte counter.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -87,6 +90,12 @@ impl ApiClient {
                 |_| String::from_utf8_lossy(&body).into_owned(),
                 |e| e.reason,
             );
+            // A peer's words end up in logs: a line of them, no more.
+            let reason: String = reason
+                .chars()
+                .take(MAX_REASON_CHARS)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             return Err(ApiError::Status {
                 url,
                 status: status.as_u16(),
@@ -129,7 +138,12 @@ impl ApiClient {
     }
 
     pub async fn info(&self, addr: &str) -> Result<Info, ApiError> {
-        self.get(addr, "/v1/info").await
+        let info: Info = self.get(addr, "/v1/info").await?;
+        info.check_bounds().map_err(|reason| ApiError::Bad {
+            url: format!("http://{addr}/v1/info"),
+            reason,
+        })?;
+        Ok(info)
     }
 
     pub async fn challenge(

@@ -55,6 +55,37 @@ pub struct Info {
     pub package: String,
 }
 
+/// Longest field of an [`Info`] a node accepts from a peer (its key, base64 DER, is at
+/// most [`MAX_INFO_KEY`]).
+pub const MAX_INFO_FIELD: usize = 256;
+pub const MAX_INFO_KEY: usize = 2048;
+
+impl Info {
+    /// Refuses an `Info` from a peer whose fields are longer than any honest node's: they
+    /// are kept (peer table, upgrade offers) and shown.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        let fields = [
+            ("cod_id", &self.cod_id),
+            ("node_id", &self.node_id),
+            ("software_version", &self.software_version),
+            ("com_version", &self.com_version),
+            ("cod_version", &self.cod_version),
+            ("addr", &self.addr),
+            ("deployer", &self.deployer),
+            ("package", &self.package),
+        ];
+        for (name, v) in fields {
+            if v.len() > MAX_INFO_FIELD {
+                return Err(format!("{name} is longer than {MAX_INFO_FIELD} bytes"));
+            }
+        }
+        if self.key.len() > MAX_INFO_KEY {
+            return Err(format!("key is longer than {MAX_INFO_KEY} bytes"));
+        }
+        Ok(())
+    }
+}
+
 /// The DHT key under which every node of a deployer's cods announces itself, whatever the
 /// version: `SHA-1("cod/deployer/v1\0" ‖ deployer key fingerprint)`.
 pub fn deployer_infohash(deployer: &crate::ids::Fingerprint) -> [u8; 20] {
@@ -142,6 +173,25 @@ pub struct SubmitResult {
     /// `applied`, `pending`, `duplicate`, `fork` or `refused`.
     pub status: String,
     pub reason: Option<String>,
+}
+
+/// What travels between nodes: `POST /v1/sign-requests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// The record (body and the signatures gathered so far), canonical JSON.
+    pub record: serde_json::Value,
+    /// Node id of the node that proposed it.
+    pub proposer: String,
+}
+
+/// `POST /v1/sign-requests/{id}/rejections`: a member said no, signed by its node key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectionMsg {
+    pub node_id: String,
+    pub reason: String,
+    pub signature: String,
 }
 
 /// Every error answer: `{"error": "...", "reason": "..."}` with a fitting HTTP status.

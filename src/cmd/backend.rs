@@ -4,11 +4,12 @@
 use super::{CmdError, EXIT_NO_DAEMON};
 use crate::chain::{Chain, ChainError};
 use crate::control::client::{Client, ClientError};
-use crate::control::{Request, TransferOutput};
+use crate::control::{ErrorKind, Request, TransferOutput};
 use crate::ids::AccountId;
 use crate::keyfile::Passphrase;
 use crate::ledger::Output;
 use crate::nodedir::NodeDir;
+use crate::store::StoreError;
 use crate::views;
 use serde_json::Value;
 
@@ -42,11 +43,25 @@ pub fn daemon(dir: &NodeDir) -> Result<Client, CmdError> {
 }
 
 impl Backend {
+    /// The daemon, or else the store opened to read: a daemon starting meanwhile is not
+    /// kept from its store.
     pub fn open(dir: &NodeDir) -> Result<Self, CmdError> {
+        Self::connect_or(dir, NodeDir::read_chain)
+    }
+
+    /// The daemon, or else the store opened to write (held for as long as the command runs).
+    pub fn open_writable(dir: &NodeDir) -> Result<Self, CmdError> {
+        Self::connect_or(dir, NodeDir::load_chain)
+    }
+
+    fn connect_or(
+        dir: &NodeDir,
+        open: fn(&NodeDir) -> Result<Chain, crate::nodedir::NodeDirError>,
+    ) -> Result<Self, CmdError> {
         let socket = dir.socket_path(&dir.node_config()?);
         match Client::connect(&socket) {
             Ok(c) => Ok(Self::Daemon(c)),
-            Err(ClientError::NotRunning(_)) => Ok(Self::Direct(Box::new(dir.load_chain()?))),
+            Err(ClientError::NotRunning(_)) => Ok(Self::Direct(Box::new(open(dir)?))),
             Err(e) => Err(e.into()),
         }
     }
@@ -83,7 +98,10 @@ impl Backend {
         }
     }
 
-    /// Signs and stores a transfer (the daemon signs with the key it holds).
+    /// Signs and stores a transfer (the daemon signs with the key it holds). Through the
+    /// daemon, the transfer is asked for as the account's next record (`seq`), so that when
+    /// the answer is lost — the daemon died, the connection broke — its outcome can be
+    /// settled for certain and a retry never pays twice (see [`settle_lost_answer`]).
     pub fn transfer(
         &mut self,
         dir: &NodeDir,
@@ -93,19 +111,46 @@ impl Backend {
     ) -> Result<Value, CmdError> {
         match self {
             Self::Daemon(c) => {
-                let outputs = outputs
-                    .into_iter()
+                let wire: Vec<TransferOutput> = outputs
+                    .iter()
                     .map(|o| TransferOutput {
                         account: o.account.to_string(),
-                        asset: o.asset,
+                        asset: o.asset.clone(),
                         amount: o.amount,
                     })
                     .collect();
-                Ok(c.call(&Request::Transfer { outputs, memo })?)
+                // Another transfer may take the seq between reading it and asking: read again.
+                for _ in 0..5 {
+                    let next = c.call(&Request::Balance { account: None })?["next_seq"]
+                        .as_u64()
+                        .ok_or_else(|| CmdError::msg("the daemon did not say the next seq"))?;
+                    let req = Request::Transfer {
+                        outputs: wire.clone(),
+                        memo: memo.clone(),
+                        seq: Some(next),
+                    };
+                    match c.call(&req) {
+                        Ok(v) => return Ok(v),
+                        Err(ClientError::Daemon {
+                            kind: ErrorKind::SeqTaken,
+                            ..
+                        }) => continue,
+                        Err(e @ (ClientError::Io(_) | ClientError::Protocol(_))) => {
+                            eprintln!(
+                                "the daemon's answer was lost ({e}); finding out whether the transfer was made…"
+                            );
+                            return settle_lost_answer(dir, &req, &outputs, memo.as_deref(), next);
+                        }
+                        Err(e) => return Err(refusal(e)),
+                    }
+                }
+                Err(CmdError::msg(
+                    "other transfers kept taking this account's next record; try again",
+                ))
             }
             Self::Direct(chain) => {
                 let key = dir.secret_key(passphrase)?;
-                match chain.transfer(&key, outputs, memo, now()) {
+                match chain.transfer(&key, outputs, memo, now(), None) {
                     Ok(r) => Ok(views::transfer(chain.ledger(), &r)),
                     Err(ChainError::Record(e)) => Err(CmdError {
                         code: EXIT_REFUSED,
@@ -135,11 +180,10 @@ impl Backend {
         match self {
             Self::Daemon(c) => {
                 let v = c.call(&Request::Export)?;
-                Ok(v["archive"]
+                v["archive"]
                     .as_str()
-                    .unwrap_or_default()
-                    .as_bytes()
-                    .to_vec())
+                    .map(|a| a.as_bytes().to_vec())
+                    .ok_or_else(|| CmdError::msg("the daemon's answer holds no archive"))
             }
             Self::Direct(chain) => Ok(crate::chain::export(chain.ledger())),
         }
@@ -152,5 +196,128 @@ impl Backend {
             })?),
             Self::Direct(chain) => crate::chain::import(chain, archive).map_err(CmdError::msg),
         }
+    }
+}
+
+/// A daemon's refusal of a transfer exits 4, as it does without a daemon.
+fn refusal(e: ClientError) -> CmdError {
+    match e {
+        ClientError::Daemon {
+            kind: ErrorKind::Refused,
+            message,
+        } => CmdError {
+            code: EXIT_REFUSED,
+            error: anyhow::anyhow!("{message}"),
+        },
+        other => other.into(),
+    }
+}
+
+/// How long a lost answer is settled for before the outcome is declared unknown.
+const SETTLE_SECS: u64 = 60;
+
+/// The daemon took `req` (a transfer as record `seq` of this account) but its answer was
+/// lost. Settles what happened, for certain:
+/// - a daemon answers: the same request is sent again. Only one record can take `seq`, so
+///   either this makes the transfer (the first never did) or it is refused because `seq` is
+///   taken — and the record there says whether it is this transfer.
+/// - no daemon answers: the store is opened for writing, which RocksDB allows only once no
+///   daemon holds it — so no transfer is still on its way — and the record at `seq` says.
+fn settle_lost_answer(
+    dir: &NodeDir,
+    req: &Request,
+    outputs: &[Output],
+    memo: Option<&str>,
+    seq: u64,
+) -> Result<Value, CmdError> {
+    let me = dir.deployment.node_id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(SETTLE_SECS);
+    let unknown = || {
+        CmdError::msg(format!(
+            "the transfer's outcome is unknown: no daemon answered and the store stayed busy for {SETTLE_SECS} s; \
+             look for record {seq} of this account in `cod history` before trying again"
+        ))
+    };
+    while std::time::Instant::now() < deadline {
+        match daemon(dir) {
+            Ok(mut c) => match c.call(req) {
+                Ok(v) => return Ok(v),
+                Err(ClientError::Daemon {
+                    kind: ErrorKind::SeqTaken,
+                    ..
+                }) => {
+                    let found = c.call(&Request::RecordAt { account: None, seq })?;
+                    let balance = c.call(&Request::Balance { account: None })?;
+                    return judge(&found, &balance, me, outputs, memo, seq);
+                }
+                Err(e @ ClientError::Daemon { .. }) => return Err(refusal(e)),
+                Err(_) => {}
+            },
+            Err(e) if e.code == EXIT_NO_DAEMON => match dir.load_chain() {
+                Ok(chain) => {
+                    let l = chain.ledger();
+                    let found = views::record_at(l, &me, seq);
+                    let balance = views::balance(l, &me);
+                    return judge(&found, &balance, me, outputs, memo, seq);
+                }
+                Err(crate::nodedir::NodeDirError::Store(StoreError::Locked(_))) => {}
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    Err(unknown())
+}
+
+/// Is the record found at `seq` (a `RecordAt` answer) this transfer? Then it was made;
+/// if there is none, or another, it was not.
+fn judge(
+    found: &Value,
+    balance: &Value,
+    me: AccountId,
+    outputs: &[Output],
+    memo: Option<&str>,
+    seq: u64,
+) -> Result<Value, CmdError> {
+    let record = (!found.is_null())
+        .then(|| crate::ledger::Record::from_json(found["record"].clone()))
+        .transpose()
+        .map_err(|e| CmdError::msg(format!("the record at seq {seq} is unreadable: {e}")))?;
+    let ours = record.as_ref().is_some_and(|r| {
+        let mut want = outputs.to_vec();
+        want.sort();
+        matches!(&r.body().content, crate::ledger::Content::Transfer(t)
+            if r.account() == me && t.outputs == want && t.memo.as_deref() == memo)
+    });
+    match record {
+        Some(r) if ours => {
+            let spendable: serde_json::Map<String, Value> = balance["assets"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v["spendable"].clone()))
+                .collect();
+            let outs: Vec<Value> = r
+                .body()
+                .content
+                .outputs()
+                .iter()
+                .map(|o| serde_json::json!({"account": o.account, "asset": o.asset, "amount": o.amount}))
+                .collect();
+            Ok(serde_json::json!({
+                "record": r.hash(), "account": r.account(), "outputs": outs,
+                "spendable_after": spendable, "recovered": true,
+            }))
+        }
+        Some(_) => Err(CmdError {
+            code: EXIT_REFUSED,
+            error: anyhow::anyhow!(
+                "not paid: another transfer became record {seq} of this account; check `cod history` before trying again"
+            ),
+        }),
+        None => Err(CmdError::msg(
+            "not paid: the daemon stopped before making the transfer; nothing changed, and it is safe to try again",
+        )),
     }
 }

@@ -75,10 +75,12 @@ pub fn export(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
 pub fn import(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let bytes = fsutil::read(file)?;
-    let report: Value = Backend::open(&dir)?.import(&bytes).map_err(|e| CmdError {
-        code: e.code,
-        error: e.error.context(file.display().to_string()),
-    })?;
+    let report: Value = Backend::open_writable(&dir)?
+        .import(&bytes)
+        .map_err(|e| CmdError {
+            code: e.code,
+            error: e.error.context(file.display().to_string()),
+        })?;
     let refused: Vec<String> = report["refused"]
         .as_array()
         .map(|a| {

@@ -55,13 +55,6 @@ pub fn fetch(out: &Output, a: FetchArgs) -> CmdResult {
             bytes.len()
         )));
     }
-    // The name comes from a peer: it must be a plain file name.
-    if info.name.is_empty() || info.name.starts_with('.') || info.name.contains(['/', '\\', '\0']) {
-        return Err(CmdError::msg(format!(
-            "refused: the file's name {:?} is not a plain file name",
-            info.name
-        )));
-    }
     let mut view = json!({
         "infohash": m.infohash, "name": info.name, "bytes": bytes.len(),
     });
@@ -69,6 +62,13 @@ pub fn fetch(out: &Output, a: FetchArgs) -> CmdResult {
     if info.name.ends_with(crate::config::cod::PACKAGE_SUFFIX) {
         let pkg = Package::open(bytes.clone(), &mut |_| {})
             .map_err(|e| CmdError::msg(format!("the downloaded package is refused: {e}")))?;
+        if pkg.cod_id() != m.infohash {
+            return Err(CmdError::msg(format!(
+                "refused: the downloaded package is cod {}, not the {} asked for",
+                pkg.cod_id(),
+                m.infohash
+            )));
+        }
         human = format!(
             "cod {} {} (cod id {}), signed by deployer {}\n",
             pkg.cod.name,
@@ -104,8 +104,9 @@ pub fn fetch(out: &Output, a: FetchArgs) -> CmdResult {
     Ok(())
 }
 
-/// Downloads the file with `infohash` from one of `peers` over BitTorrent, every piece
-/// checked, with a progress bar.
+/// Downloads the file with `infohash` from one of `peers` over BitTorrent, with a progress
+/// bar. Every piece was checked on the way; the whole file is hashed once more here, so
+/// nothing reaches the disk that is not exactly the file the infohash names.
 pub fn download(
     runtime: &tokio::runtime::Runtime,
     peers: &[SocketAddr],
@@ -123,7 +124,13 @@ pub fn download(
         ))
         .map_err(|e| CmdError::msg(format!("download failed: {e}")))?;
     bar.finish_and_clear();
-    Ok(got)
+    let (info, bytes) = got;
+    if Info::of(&info.name, &bytes, &mut |_| {}).infohash() != infohash {
+        return Err(CmdError::msg(format!(
+            "download failed: the file does not hash to {infohash}"
+        )));
+    }
+    Ok((info, bytes))
 }
 
 /// The addresses announced under `infohash` on the DHT (an empty `bootstrap` means the

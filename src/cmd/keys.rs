@@ -28,6 +28,11 @@ pub fn keygen(out: &Output, a: KeygenArgs) -> CmdResult {
         &secret_path,
         &key,
         passphrase.as_ref().map(|p| p.as_str()),
+        if a.openssl_compatible {
+            crate::keys::OPENSSL_SCRYPT_LOG_N
+        } else {
+            crate::keys::SCRYPT_LOG_N
+        },
     )?;
     let fp = key.public().fingerprint();
     out.emit(

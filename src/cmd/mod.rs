@@ -40,8 +40,19 @@ impl CmdError {
 }
 
 impl std::fmt::Display for CmdError {
+    /// The error and its causes, `: `-separated — but a cause whose words its error already
+    /// says (as in `#[error("{path}: {source}")]`) is not said twice.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.error)
+        let mut said = self.error.to_string();
+        f.write_str(&said)?;
+        for cause in self.error.chain().skip(1) {
+            let text = cause.to_string();
+            if !said.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            said = text;
+        }
+        Ok(())
     }
 }
 
@@ -86,6 +97,8 @@ impl Output {
     }
 }
 
+pub use crate::views::prefix;
+
 /// A byte progress bar on stderr when it is a terminal, invisible otherwise.
 pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -99,4 +112,30 @@ pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct WithSource {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_reason_is_said_once() {
+        let e = CmdError::from(WithSource {
+            path: "/n/pass",
+            source: std::io::Error::other("permission denied"),
+        });
+        assert_eq!(e.to_string(), "/n/pass: permission denied");
+        let wrapped = CmdError {
+            code: 1,
+            error: anyhow::Error::new(std::io::Error::other("disk full")).context("writing x"),
+        };
+        assert_eq!(wrapped.to_string(), "writing x: disk full");
+    }
 }

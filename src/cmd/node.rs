@@ -2,7 +2,7 @@
 
 use super::backend::daemon;
 use super::{CmdError, CmdResult, Output};
-use crate::cli::PassphraseArgs;
+use crate::cli::{PassphraseArgs, PeersCommand};
 use crate::control::Request;
 use crate::keyfile::PASSPHRASE_ENV;
 use crate::keys::SecretKey;
@@ -95,6 +95,11 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
         .append(true)
         .open(&log_path)
         .map_err(crate::fsutil::io_err(&log_path))?;
+    // Where this run's lines begin: an error quotes only those, never an earlier run's.
+    let run_starts = log
+        .metadata()
+        .map_err(crate::fsutil::io_err(&log_path))?
+        .len();
     cmd.stdout(log.try_clone().map_err(crate::fsutil::io_err(&log_path))?)
         .stderr(log);
     cmd.stdin(if piped_passphrase.is_some() {
@@ -120,7 +125,7 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(60) {
         if let Ok(Some(status)) = child.try_wait() {
-            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail = read_from(&log_path, run_starts);
             let tail: Vec<&str> = tail
                 .lines()
                 .rev()
@@ -153,6 +158,18 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
         "the daemon did not answer within a minute; see {}",
         log_path.display()
     )))
+}
+
+/// The text of `path` from byte `offset` on.
+fn read_from(path: &Path, offset: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path)
+        && f.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = f.take(1 << 20).read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 pub fn stop(out: &Output, node: Option<&Path>) -> CmdResult {
@@ -218,6 +235,14 @@ fn human_status(s: &Value) -> String {
         chain["accounts"],
         chain["forks"],
     );
+    if chain["awaiting_key"].as_u64().is_some_and(|n| n > 0) {
+        h.push_str(&format!(
+            "waiting    {} records ({} KiB) for their account's opening; pending {} KiB\n",
+            chain["awaiting_key"],
+            chain["awaiting_key_bytes"].as_u64().unwrap_or(0) / 1024,
+            chain["pending_bytes"].as_u64().unwrap_or(0) / 1024,
+        ));
+    }
     if let Some(missing) = chain["missing"].as_array().filter(|m| !m.is_empty()) {
         h.push_str(&format!(
             "missing    {}\n",
@@ -250,9 +275,45 @@ pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {
     Ok(())
 }
 
-pub fn peers(out: &Output, node: Option<&Path>) -> CmdResult {
+pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    let v = daemon(&dir)?.call(&Request::Peers)?;
+    let mut d = daemon(&dir)?;
+    match action {
+        Some(PeersCommand::Ban { address, duration }) => {
+            let v = d.call(&Request::Ban {
+                address,
+                seconds: duration.map(|d| d.as_secs().max(1)),
+            })?;
+            let until = v["until"]
+                .as_u64()
+                .map_or("until unbanned".to_string(), |t| {
+                    format!("until {}", fmt_unix(t))
+                });
+            out.emit(
+                format!("banned {} {until}\n", v["banned"].as_str().unwrap_or("?")),
+                v,
+            );
+            return Ok(());
+        }
+        Some(PeersCommand::Unban { address }) => {
+            let v = d.call(&Request::Unban { address })?;
+            out.emit(
+                format!(
+                    "{} {}\n",
+                    if v["was_banned"] == true {
+                        "unbanned"
+                    } else {
+                        "was not banned:"
+                    },
+                    v["unbanned"].as_str().unwrap_or("?")
+                ),
+                v,
+            );
+            return Ok(());
+        }
+        None => {}
+    }
+    let v = d.call(&Request::Peers)?;
     let mut h = format!(
         "{:<22} {:<10} {:<9} {:<6} {:>8} {:>9}  {}\n",
         "ADDRESS", "NODE", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"
@@ -261,10 +322,7 @@ pub fn peers(out: &Output, node: Option<&Path>) -> CmdResult {
         h.push_str(&format!(
             "{:<22} {:<10} {:<9} {:<6} {:>6}ms {:>9}  {}/{}/{}\n",
             p["addr"].as_str().unwrap_or("?"),
-            p["node_id"]
-                .as_str()
-                .map(|n| &n[..8.min(n.len())])
-                .unwrap_or("-"),
+            p["node_id"].as_str().map_or("-", |n| super::prefix(n, 8)),
             p["found_via"].as_str().unwrap_or("?"),
             if p["confirmed"] == true {
                 "up"
@@ -280,8 +338,42 @@ pub fn peers(out: &Output, node: Option<&Path>) -> CmdResult {
             p["cod_version"].as_str().unwrap_or(""),
         ));
     }
+    let addresses = v["addresses"].as_array().cloned().unwrap_or_default();
+    if !addresses.is_empty() {
+        h.push_str(&format!(
+            "\n{:<40} {:>5} {:>5}  {}\n",
+            "CONNECTING ADDRESS", "CONNS", "SCORE", "STATE"
+        ));
+        for a in addresses {
+            let state = match a["banned_until"].as_u64() {
+                Some(u64::MAX) => "banned until unbanned".to_string(),
+                Some(t) => format!(
+                    "banned until {}{}",
+                    fmt_unix(t / 1000),
+                    if a["manual"] == true {
+                        " (by the operator)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => a["last_offense"]
+                    .as_str()
+                    .map_or(String::new(), |o| format!("last offense: {o}")),
+            };
+            h.push_str(&format!(
+                "{:<40} {:>5} {:>5}  {state}\n",
+                a["address"].as_str().unwrap_or("?"),
+                a["connections"],
+                a["score"],
+            ));
+        }
+    }
     out.emit(h, v);
     Ok(())
+}
+
+fn fmt_unix(t: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
 }
 
 pub fn dht_bootstrap(nodes: usize, bind: std::net::Ipv4Addr) -> CmdResult {

@@ -40,6 +40,14 @@ pub fn pack(out: &Output, a: PackArgs) -> CmdResult {
             .map_err(fsutil::io_err(std::path::Path::new("/proc/self/exe")))?,
     };
     let executable = fsutil::read(&exe_path)?;
+    if let Some(home) = names_builder_home(&executable) {
+        out.note(format!(
+            "warning: {} names this machine's home directory ({home}): every member who gets \
+             the package can read it. Pack a release build made with `just release` (it remaps \
+             build paths), or give one with --exe.",
+            exe_path.display()
+        ));
+    }
 
     let bar = super::progress_bar(executable.len() as u64, "hashing");
     let package = Package::pack(
@@ -102,4 +110,13 @@ pub fn pack(out: &Output, a: PackArgs) -> CmdResult {
         }),
     );
     Ok(())
+}
+
+/// The builder's home directory, if the executable names it (build paths left in it).
+fn names_builder_home(executable: &[u8]) -> Option<String> {
+    let home = std::env::var("HOME").ok()?;
+    let home = home.trim_end_matches('/');
+    // "/" or "/root"-like homes one or two characters long would match anything.
+    (home.len() > 2 && memchr::memmem::find(executable, home.as_bytes()).is_some())
+        .then(|| home.to_string())
 }

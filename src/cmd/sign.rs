@@ -24,7 +24,7 @@ fn line(r: &Value) -> String {
         .saturating_sub(crate::node::now());
     format!(
         "{}  {:<10} {:<9} {}/{} signed  {:>6}  {}\n",
-        &r["id"].as_str().unwrap_or("?")[..12],
+        super::prefix(r["id"].as_str().unwrap_or("?"), 12),
         r["kind"].as_str().unwrap_or("?"),
         r["state"]["state"].as_str().unwrap_or("?"),
         r["signed"],
@@ -51,7 +51,7 @@ fn detail(r: &Value) -> String {
     for j in r["rejections"].as_array().cloned().unwrap_or_default() {
         h.push_str(&format!(
             "rejected by {}: {}\n",
-            &j["node_id"].as_str().unwrap_or("?")[..16],
+            super::prefix(j["node_id"].as_str().unwrap_or("?"), 16),
             j["reason"].as_str().unwrap_or("")
         ));
     }

@@ -393,7 +393,7 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
                 "stop this node's daemon first: its key is about to change",
             ));
         }
-        let chain = new.load_chain()?;
+        let chain = new.read_chain()?;
         let own =
             chain.ledger().len() == 1 && chain.ledger().key_of(&new.deployment.node_id).is_some();
         drop(chain);
@@ -449,7 +449,7 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
     // 3. The chain, where the new cod continues the old ledger.
     let mut imported = json!(null);
     if same_ledger {
-        let v = Backend::open(&new)?.import(&crate::chain::export(&old_ledger))?;
+        let v = Backend::open_writable(&new)?.import(&crate::chain::export(&old_ledger))?;
         imported = v;
     }
     let balance = Backend::open(&new)?.balance(None, new.deployment.node_id)?;

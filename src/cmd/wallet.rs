@@ -120,12 +120,18 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
             return Err(CmdError::msg("transfer cancelled"));
         }
     }
-    let result = Backend::open(&dir)?.transfer(&dir, outputs, a.memo, &a.passphrase.source())?;
+    let result =
+        Backend::open_writable(&dir)?.transfer(&dir, outputs, a.memo, &a.passphrase.source())?;
     out.emit(
         format!(
-            "paid {}\nrecord {}\n",
+            "paid {}\nrecord {}{}\n",
             summary.join(", "),
-            result["record"].as_str().unwrap_or("?")
+            result["record"].as_str().unwrap_or("?"),
+            if result["recovered"] == true {
+                " (found on the chain after the daemon's answer was lost)"
+            } else {
+                ""
+            }
         ),
         result,
     );

@@ -5,7 +5,7 @@
 use super::ConfigError;
 use super::ini::Ini;
 use super::values;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +41,46 @@ pub struct NodeConfig {
     pub auto_sign: bool,
     /// Seconds between anti-entropy rounds with a random peer.
     pub sync_interval: u64,
+    /// What the public port allows each address (see `node::guard`).
+    pub limits: Limits,
+}
+
+/// The limits the operator may tune (node.ini `[limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections on the public port, at most.
+    pub connections: usize,
+    /// …from one address.
+    pub connections_per_address: usize,
+    /// Requests one address may make per second, on average…
+    pub requests_per_second: u32,
+    /// …and in a burst.
+    pub request_burst: u32,
+    /// Peer-wire (BitTorrent) connections at most, and from one address.
+    pub peer_wire: usize,
+    pub peer_wire_per_address: usize,
+    /// Bytes of request bodies held at once (being read, or waiting to be handled), and
+    /// from one address.
+    pub body_bytes: u64,
+    pub body_bytes_per_address: u64,
+    /// Addresses never limited nor banned.
+    pub trusted: Vec<IpAddr>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: 512,
+            connections_per_address: 32,
+            requests_per_second: 100,
+            request_burst: 500,
+            peer_wire: 32,
+            peer_wire_per_address: 4,
+            body_bytes: 64 << 20,
+            body_bytes_per_address: 16 << 20,
+            trusted: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +113,12 @@ fn path(v: &str) -> Result<PathBuf, String> {
 impl NodeConfig {
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let ini = Ini::parse(file, text)?;
-        ini.reject_unknown_sections(&["node", "dht", "peers", "sync", "archive", "signing"], &[])?;
+        ini.reject_unknown_sections(
+            &[
+                "node", "dht", "peers", "sync", "archive", "signing", "limits",
+            ],
+            &[],
+        )?;
 
         let mut s = ini.required("node")?;
         let data_dir = s.or_default("data_dir", PathBuf::from("."), path)?;
@@ -146,6 +191,30 @@ impl NodeConfig {
                 .as_secs();
             s.finish()?;
         }
+        let mut limits = Limits::default();
+        if let Some(mut s) = ini.optional("limits") {
+            let d = Limits::default();
+            let count = |max| values::u64_in(1, max);
+            limits.connections =
+                s.or_default("connections", d.connections as u64, count(65_536))? as usize;
+            limits.connections_per_address = s.or_default(
+                "connections_per_address",
+                d.connections_per_address as u64,
+                count(65_536),
+            )? as usize;
+            limits.requests_per_second = s.or_default(
+                "requests_per_second",
+                u64::from(d.requests_per_second),
+                count(1_000_000),
+            )? as u32;
+            limits.request_burst = s.or_default(
+                "request_burst",
+                u64::from(d.request_burst),
+                count(1_000_000),
+            )? as u32;
+            limits.trusted = s.or_default("trusted", Vec::new(), values::list(values::ip_addr))?;
+            s.finish()?;
+        }
         Ok(Self {
             data_dir,
             key,
@@ -157,6 +226,7 @@ impl NodeConfig {
             mirrors,
             auto_sign,
             sync_interval,
+            limits,
         })
     }
 }
@@ -179,6 +249,15 @@ mod tests {
         assert_eq!(n.dht.bootstrap, ["127.0.0.1:6881"]);
         assert_eq!(n.mirrors, ["./mirror", "http://127.0.0.1:8000/chain"]);
         assert!(n.auto_sign);
+        assert_eq!(n.limits, Limits::default());
+        let n = NodeConfig::parse(
+            "node.ini",
+            "[node]\n[limits]\nconnections = 100\nrequests_per_second = 5\ntrusted = 127.0.0.1, ::1\n",
+        )
+        .unwrap();
+        assert_eq!(n.limits.connections, 100);
+        assert_eq!(n.limits.requests_per_second, 5);
+        assert_eq!(n.limits.trusted.len(), 2);
     }
 
     #[test]

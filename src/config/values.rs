@@ -129,6 +129,11 @@ pub fn host_port(v: &str) -> R<String> {
 }
 
 /// A literal socket address to bind, such as `0.0.0.0:7410` or `127.0.0.1:0`.
+pub fn ip_addr(v: &str) -> R<std::net::IpAddr> {
+    v.parse()
+        .map_err(|_| format!("{v:?} is not an IP address like 192.0.2.7 or 2001:db8::1"))
+}
+
 pub fn socket_addr(v: &str) -> R<std::net::SocketAddr> {
     v.parse()
         .map_err(|_| format!("{v:?} is not an IP:port address like 0.0.0.0:7410"))

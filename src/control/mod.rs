@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; the daemon refuses clients of another.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request line the daemon reads (an `import` carries a whole archive).
+pub const MAX_LINE_BYTES: usize = crate::archive::MAX_MIRROR_BYTES as usize + (1 << 20);
 /// The socket's file name inside the node's data directory.
 pub const SOCKET_FILE: &str = "cod.sock";
 
@@ -21,8 +23,15 @@ pub enum Request {
     Hello { version: u32 },
     /// Node identity, versions, uptime, peers, sync state.
     Status,
-    /// The peer table.
+    /// The peer table, and the addresses the public port limits or bans.
     Peers,
+    /// Ban an address (IP or IP:PORT) for `seconds`, or until unbanned.
+    Ban {
+        address: String,
+        seconds: Option<u64>,
+    },
+    /// Lift an address's ban and forget its score.
+    Unban { address: String },
     /// An account's balances (default: this node's).
     Balance { account: Option<String> },
     /// An account's history, newest first.
@@ -31,10 +40,17 @@ pub enum Request {
         limit: usize,
     },
     /// Sign and submit a transfer from this node's account. Outputs use smallest units.
+    /// With `seq`, only as that record of the account (refused if the account's next record
+    /// has another seq): a client that lost the answer asks [`Request::RecordAt`] that seq
+    /// and knows the outcome, and a retry can never pay twice.
     Transfer {
         outputs: Vec<TransferOutput>,
         memo: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
+    /// The applied record at (account, seq), or null (default account: this node's).
+    RecordAt { account: Option<String>, seq: u64 },
     /// Verify the whole chain.
     Verify,
     /// Every record, as a chain archive (text).
@@ -82,6 +98,9 @@ pub enum ErrorKind {
     BadRequest,
     /// The ledger refused the transfer (exit code 4).
     Refused,
+    /// A transfer asked for as a given record of its account, whose next record has another
+    /// seq: nothing was paid (see `Request::Transfer`).
+    SeqTaken,
     /// Something failed inside the daemon.
     Internal,
 }

@@ -23,11 +23,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Records kept waiting for missing dependencies, at most.
 pub const MAX_PENDING: usize = 100_000;
+/// …and their size in memory, at most (see [`Record::size_estimate`]).
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
 /// Transfers kept in memory until their account's opening record arrives, at most (the
 /// account waiting longest makes room for more).
 pub const MAX_AWAITING_KEY: usize = 10_000;
 /// …of which one account may have, at most.
 pub const MAX_AWAITING_PER_ACCOUNT: usize = 64;
+/// …and their size in memory, at most.
+pub const MAX_AWAITING_BYTES: usize = 16 << 20;
 /// Records kept waiting per account, at most (one account cannot fill the pending pool).
 pub const MAX_PENDING_PER_ACCOUNT: usize = 1_000;
 /// Records held for one (account, seq), at most: one plus a few fork proofs.
@@ -42,6 +46,7 @@ struct AwaitingKey {
     /// Accounts in the order they began to wait.
     order: VecDeque<AccountId>,
     count: usize,
+    bytes: usize,
 }
 
 impl AwaitingKey {
@@ -59,10 +64,14 @@ impl AwaitingKey {
                 });
             }
         }
-        while self.count >= MAX_AWAITING_KEY
+        let size = r.size_estimate();
+        while (self.count >= MAX_AWAITING_KEY || self.bytes + size > MAX_AWAITING_BYTES)
             && let Some(oldest) = self.order.pop_front()
         {
-            self.count -= self.by_account.remove(&oldest).map_or(0, |l| l.len());
+            if let Some(l) = self.by_account.remove(&oldest) {
+                self.count -= l.len();
+                self.bytes -= l.iter().map(Record::size_estimate).sum::<usize>();
+            }
         }
         let order = &mut self.order;
         self.by_account
@@ -73,6 +82,7 @@ impl AwaitingKey {
             })
             .push(r);
         self.count += 1;
+        self.bytes += size;
         Ok(())
     }
 
@@ -80,9 +90,19 @@ impl AwaitingKey {
     fn take(&mut self, a: &AccountId) -> Option<Vec<Record>> {
         let held = self.by_account.remove(a)?;
         self.count -= held.len();
+        self.bytes -= held.iter().map(Record::size_estimate).sum::<usize>();
         self.order.retain(|x| x != a);
         Some(held)
     }
+}
+
+/// The records a ledger holds in memory apart from its state (see [`Ledger::pools`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pools {
+    pub pending: usize,
+    pub pending_bytes: usize,
+    pub awaiting_key: usize,
+    pub awaiting_key_bytes: usize,
 }
 
 /// What every rule needs to know about the cod.
@@ -159,6 +179,8 @@ pub struct Ledger {
     pending: BTreeMap<RecordHash, Vec<Dep>>,
     waiting: HashMap<Dep, BTreeSet<RecordHash>>,
     pending_per_account: HashMap<AccountId, usize>,
+    /// [`Record::size_estimate`] of every pending record, summed.
+    pending_bytes: usize,
     /// Waiting network records (checkpoints among them), kept apart because few.
     pending_network: BTreeSet<RecordHash>,
     /// Checkpoints on a lost branch already handed to the full computation.
@@ -182,6 +204,7 @@ impl Ledger {
             pending: BTreeMap::new(),
             waiting: HashMap::new(),
             pending_per_account: HashMap::new(),
+            pending_bytes: 0,
             pending_network: BTreeSet::new(),
             tried_checkpoints: HashSet::new(),
             order: Vec::new(),
@@ -261,6 +284,17 @@ impl Ledger {
         Some(Status::Pending(
             self.pending.get(h).cloned().unwrap_or_default(),
         ))
+    }
+
+    /// Records waiting, and what they take in memory: (pending on dependencies, their bytes,
+    /// awaiting their account's opening, their bytes).
+    pub fn pools(&self) -> Pools {
+        Pools {
+            pending: self.pending.len(),
+            pending_bytes: self.pending_bytes,
+            awaiting_key: self.awaiting_key.count,
+            awaiting_key_bytes: self.awaiting_key.bytes,
+        }
     }
 
     pub fn pending(&self) -> impl Iterator<Item = (&RecordHash, &Vec<Dep>)> {
@@ -391,6 +425,13 @@ impl Ledger {
                     max: MAX_PENDING,
                 });
             }
+            if self.pending_bytes + r.size_estimate() > MAX_PENDING_BYTES {
+                return Err(RecordError::TooMany {
+                    what: "bytes of pending records",
+                    count: self.pending_bytes,
+                    max: MAX_PENDING_BYTES,
+                });
+            }
             if of_account >= MAX_PENDING_PER_ACCOUNT {
                 return Err(RecordError::TooMany {
                     what: "pending records of this account",
@@ -454,6 +495,7 @@ impl Ledger {
             && let Some(r) = self.records.get(&h)
         {
             *self.pending_per_account.entry(r.account()).or_default() += 1;
+            self.pending_bytes += r.size_estimate();
             if r.account() == self.params.network {
                 self.pending_network.insert(h);
             }
@@ -463,6 +505,9 @@ impl Ledger {
     fn clear_pending(&mut self, h: &RecordHash) {
         if let Some(deps) = self.pending.remove(h) {
             self.pending_network.remove(h);
+            if let Some(r) = self.records.get(h) {
+                self.pending_bytes -= r.size_estimate();
+            }
             if let Some(r) = self.records.get(h)
                 && let Some(n) = self.pending_per_account.get_mut(&r.account())
             {

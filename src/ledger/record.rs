@@ -140,6 +140,39 @@ pub enum RecordError {
     PayoutMismatch,
 }
 
+impl RecordError {
+    /// Does this refusal prove the sender misbehaved? An honest node checks a record's
+    /// form and signatures before it stores or relays it, so it never sends one that fails
+    /// them — but it may well send one the receiver cannot use yet or under its rules
+    /// (another version's, a record whose turn has not come, a full pool): those are not.
+    pub fn proves_misbehaviour(&self) -> bool {
+        use RecordError::*;
+        matches!(
+            self,
+            TooLarge { .. }
+                | Malformed(_)
+                | NotCanonical
+                | WrongAccount { .. }
+                | PrevSeq
+                | MissingKey
+                | UnexpectedKey
+                | OpeningPays
+                | KeyMismatch
+                | BadKey(_)
+                | OutputsOrder
+                | ClaimsOrder
+                | ZeroAmount
+                | PaysItself
+                | NothingAttested
+                | NetworkHead
+                | TransferSigs
+                | SignerKeyMissing
+                | SigsOrder
+                | BadSignature(_)
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -376,6 +409,33 @@ impl Record {
     pub fn new(body: Body, sigs: Vec<Sig>) -> Self {
         let hash = body.hash();
         Self { body, sigs, hash }
+    }
+
+    /// About how many bytes this record takes in memory (for the bounds on records held
+    /// waiting): the struct, its signatures and its content's variable parts.
+    pub fn size_estimate(&self) -> usize {
+        let sigs: usize = self
+            .sigs
+            .iter()
+            .map(|s| 64 + s.sig.0.len() + s.key.as_ref().map_or(0, |k| k.0.len()))
+            .sum();
+        let outputs = |o: &[Output]| o.iter().map(|o| 64 + o.asset.len()).sum::<usize>();
+        let content = match &self.body.content {
+            Content::Transfer(t) => {
+                t.claims.len() * 32
+                    + t.key.as_ref().map_or(0, |k| k.0.len())
+                    + t.memo.as_ref().map_or(0, String::len)
+                    + outputs(&t.outputs)
+            }
+            Content::Issue(i) => i
+                .amounts
+                .keys()
+                .chain(i.attest.keys())
+                .map(|k| 64 + k.len())
+                .sum(),
+            Content::Distribute(d) => d.heads.len() * 128 + outputs(&d.payouts),
+        };
+        std::mem::size_of::<Self>() + sigs + content
     }
 
     pub fn body(&self) -> &Body {

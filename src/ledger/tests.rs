@@ -755,6 +755,56 @@ fn records_for_unopened_accounts_are_bounded_and_the_longest_waiting_make_room()
 }
 
 #[test]
+fn records_for_unopened_accounts_are_bounded_in_bytes_too() {
+    // 10,000 transfers of ~60 KB for accounts that never open grew a node by 500 MB.
+    let mut s = Scenario::standard();
+    let t = s.pay("node1", &[("node2", 5)], EPOCH + DAY + 50);
+    let big = |i: u32| {
+        let mut b = t.body().clone();
+        b.account = AccountId::node(&i.to_be_bytes(), &b.cod);
+        b.seq = 1;
+        if let Content::Transfer(tr) = &mut b.content {
+            let mut claims: Vec<RecordHash> = (0..record::MAX_CLAIMS as u32)
+                .map(|k| RecordHash::of(&k.to_be_bytes()))
+                .collect();
+            claims.sort();
+            tr.claims = claims;
+        }
+        Record::new(b, t.sigs().to_vec())
+    };
+    let size = big(0).size_estimate();
+    assert!(size > 8_000, "{size}");
+    let mut l = s.l.clone();
+    let n = 2 * MAX_AWAITING_BYTES / size;
+    for i in 0..n as u32 {
+        assert!(l.ingest(big(i)).unwrap().awaiting_key);
+    }
+    let pools = l.pools();
+    assert!(pools.awaiting_key_bytes <= MAX_AWAITING_BYTES, "{pools:?}");
+    assert!(
+        pools.awaiting_key < n && pools.awaiting_key > n / 3,
+        "{pools:?}"
+    );
+    assert_eq!(
+        pools.awaiting_key_bytes,
+        l.awaiting_key
+            .by_account
+            .values()
+            .flatten()
+            .map(Record::size_estimate)
+            .sum::<usize>()
+    );
+    // The newest stay; the longest waiting made room.
+    assert!(
+        l.awaiting_key
+            .by_account
+            .contains_key(&big(n as u32 - 1).account())
+    );
+    assert!(!l.awaiting_key.by_account.contains_key(&big(0).account()));
+    assert_eq!(l.state(), s.l.state());
+}
+
+#[test]
 fn checks_are_trusted_only_by_a_ledger_of_the_same_cod() {
     let s = Scenario::standard();
     let checked = Ledger::new(s.l.params().clone()).check(s.records.clone());

@@ -1,12 +1,13 @@
 //! The cod REST API server (axum): the handlers behind `crate::api::ROUTES`. Every request is
 //! bounded in body size, time and concurrency; every error is `{"error", "reason"}` JSON.
 
+use super::guard::{Admit, Offense};
 use super::{Shared, now};
 use crate::api::*;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::Record;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use crate::lock::Locked;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +15,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,8 +45,18 @@ fn not_found(reason: impl Into<String>) -> ApiErr {
     ApiErr(StatusCode::NOT_FOUND, "not_found", reason.into())
 }
 
+/// A body as JSON. A malformed one is answered 400 but not held against its sender: a
+/// node of another version may well send fields this one does not know.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiErr> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))
+}
+
+/// The address a request came from (set by [`serve`] on every request).
+#[derive(Clone, Copy, Debug)]
+pub struct Remote(pub IpAddr);
+
 pub fn router(shared: S) -> Router {
-    let router = Router::new()
+    Router::new()
         .route("/v1/info", get(info))
         .route("/v1/challenge", post(challenge))
         .route("/v1/peers", get(peers))
@@ -57,105 +69,348 @@ pub fn router(shared: S) -> Router {
         .route("/v1/sync/heads/{bucket}", get(heads))
         .route("/v1/sign-requests", post(sign_request))
         .route("/v1/sign-requests/{id}/rejections", post(sign_rejection))
-        .fallback(|| async { not_found("no such route; see docs/openapi.json") })
-        .with_state(shared);
-    let overload = tower::ServiceBuilder::new()
-        .layer(axum::error_handling::HandleErrorLayer::new(
-            |_: tower::BoxError| async {
-                ApiErr(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
-                    "too many requests at once; retry later".into(),
-                )
-            },
-        ))
-        .load_shed()
-        .concurrency_limit(MAX_CONCURRENT_REQUESTS);
-    router
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(not_a_route)
+        .method_not_allowed_fallback(|| async {
+            ApiErr(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see docs/openapi.json".into(),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(REQUEST_TIMEOUT_SECS),
         ))
-        .layer(overload)
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked; the node goes on");
+                ApiErr(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the node failed to handle this request".into(),
+                )
+                .into_response()
+            },
+        ))
+        .with_state(shared)
 }
 
-/// HTTP connections handed over by [`serve`]'s first-byte check.
-struct HttpConnections {
-    rx: tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, std::net::SocketAddr)>,
-    local: std::net::SocketAddr,
+async fn not_a_route() -> ApiErr {
+    not_found("no such route; see docs/openapi.json")
 }
 
-impl axum::serve::Listener for HttpConnections {
-    type Io = tokio::net::TcpStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            None => std::future::pending().await,
+/// Per request: a banned address is turned away (and its connection closed), and each
+/// address keeps to its request rate.
+async fn gate(
+    State(s): State<S>,
+    remote: Option<Extension<Remote>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(Extension(Remote(ip))) = remote {
+        let mut guard = s.guard.locked();
+        if guard.is_banned(&ip, now_ms()) {
+            drop(guard);
+            let mut r = ApiErr(
+                StatusCode::FORBIDDEN,
+                "banned",
+                "this address is banned for misbehaving".into(),
+            )
+            .into_response();
+            r.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
+        if !guard.allow_request(ip, now_ms()) {
+            drop(guard);
+            return ApiErr(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; slow down".into(),
+            )
+            .into_response();
         }
     }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+    next.run(req).await
 }
 
-/// Most peer-wire connections served at once.
-const MAX_PEER_WIRE: usize = 32;
+/// Error answers made without a body anywhere below (a timeout, say) get the JSON body
+/// every error has.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let r = next.run(req).await;
+    let status = r.status();
+    let empty = r
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v == "0")
+        || axum::body::HttpBody::size_hint(r.body()).exact() == Some(0);
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return r;
+    }
+    let error = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_lowercase()
+        .replace(' ', "_");
+    (
+        status,
+        Json(ErrorBody {
+            error,
+            reason: format!("{status}"),
+        }),
+    )
+        .into_response()
+}
 
-/// Serves the node's one public port: a connection whose first byte is 19 (the BitTorrent
+/// How long a connection may take to send its first byte.
+const FIRST_BYTE: Duration = Duration::from_secs(10);
+
+/// Serves the node's one public port: every connection passes the guard (bans,
+/// connections per address and in all); one whose first byte is 19 (the BitTorrent
 /// handshake) goes to the seeder, anything else to the REST API.
 pub async fn serve(shared: S, listener: tokio::net::TcpListener) {
-    let local = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => return shared.log("warn", format!("API listener: {e}")),
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let token = shared.shutdown.clone();
     let app = router(shared.clone());
-    let http = tokio::spawn(
-        axum::serve(HttpConnections { rx, local }, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .into_future(),
-    );
-    let wire_slots = Arc::new(tokio::sync::Semaphore::new(MAX_PEER_WIRE));
     let our_id = crate::seeder::peer_id();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut failures = 0u32;
     loop {
         let (stream, addr) = tokio::select! {
             c = listener.accept() => match c {
-                Ok(c) => c,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(c) => {
+                    failures = 0;
+                    c
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 {
+                        shared.log("warn", format!("API port: cannot accept: {e}"));
+                    }
+                    super::accept_backoff(failures, &shared.shutdown).await;
                     continue;
                 }
             },
             _ = shared.shutdown.cancelled() => break,
         };
-        let (tx, library, slots) = (tx.clone(), shared.library.clone(), wire_slots.clone());
-        tokio::spawn(async move {
-            let mut first = [0u8; 1];
-            let peeked =
-                tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
-            if !matches!(peeked, Ok(Ok(1))) {
-                return;
+        while connections.try_join_next().is_some() {}
+        let ip = addr.ip();
+        match shared.guard.locked().admit(ip, now_ms()) {
+            Admit::Yes => {}
+            refused => {
+                tracing::debug!("refused a connection from {addr}: {refused:?}");
+                continue; // dropping the stream closes it: the cheapest answer
             }
-            if first[0] == 19 {
-                if let Ok(_permit) = slots.try_acquire_owned()
-                    && let Err(e) = crate::seeder::serve(stream, library, our_id).await
-                {
-                    tracing::debug!("peer wire {addr}: {e}");
+        }
+        let ticket = Ticket {
+            shared: shared.clone(),
+            ip,
+        };
+        connections.spawn(connection(ticket, stream, app.clone(), our_id));
+    }
+    // Give open connections a moment to finish what they are doing.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(3), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+}
+
+/// An admitted connection: released from the guard when dropped.
+struct Ticket {
+    shared: S,
+    ip: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.shared.guard.locked().release(self.ip);
+    }
+}
+
+async fn connection(ticket: Ticket, stream: tokio::net::TcpStream, app: Router, our_id: [u8; 20]) {
+    let (shared, ip) = (ticket.shared.clone(), ticket.ip);
+    let mut first = [0u8; 1];
+    if !matches!(
+        tokio::time::timeout(FIRST_BYTE, stream.peek(&mut first)).await,
+        Ok(Ok(1))
+    ) {
+        return;
+    }
+    if first[0] == 19 {
+        if !shared.guard.locked().admit_wire(ip) {
+            return;
+        }
+        let result = tokio::select! {
+            r = crate::seeder::serve(stream, shared.library.clone(), our_id) => r,
+            _ = shared.shutdown.cancelled() => Ok(()),
+        };
+        shared.guard.locked().release_wire(ip);
+        if let Err(e) = result {
+            tracing::debug!("peer wire {ip}: {e}");
+            if e.is_misbehaviour() {
+                shared.offended(ip, Offense::Protocol);
+            }
+        }
+        return;
+    }
+    let on_bad_head = {
+        let shared = shared.clone();
+        move |status: u16| {
+            if status != 400 {
+                shared.offended(ip, Offense::BadHead);
+            }
+        }
+    };
+    let io = hyper_util::rt::TokioIo::new(super::http::JsonErrors::new(stream, on_bad_head));
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(Remote(ip));
+        tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+    });
+    let conn = super::http::builder().serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shared.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(3), conn).await;
+        }
+    }
+    drop(ticket);
+}
+
+/// Milliseconds since the Unix epoch (the guard's clock).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Bodies must arrive at this rate, on average, after [`BODY_GRACE`]: a body trickled in
+/// to hold a connection and a handler is cut off.
+const BODY_MIN_BYTES_PER_SEC: u64 = 16 * 1024;
+const BODY_GRACE: Duration = Duration::from_secs(10);
+
+/// A body declared or found larger than [`MAX_BODY_BYTES`] is still read (and dropped) up
+/// to this many bytes, so that its sender reads the 413 rather than a broken pipe; beyond
+/// this the connection is simply closed.
+const DRAIN_BYTES: u64 = 16 << 20;
+
+/// A request body being held, counted in the guard's budget of bytes in flight until it
+/// is dropped (when its handler is done with it).
+struct Held {
+    bytes: Vec<u8>,
+    counted: u64,
+    owner: Option<(S, IpAddr)>,
+}
+
+impl std::ops::Deref for Held {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some((s, ip)) = &self.owner {
+            s.guard.locked().release_body(*ip, self.counted);
+        }
+    }
+}
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`], arriving fast enough (see
+/// [`BODY_MIN_BYTES_PER_SEC`]), within the budget of body bytes held at once (503 beyond
+/// it). Memory held is bounded by these, whatever is sent.
+async fn read_body(s: &S, remote: Option<IpAddr>, body: axum::body::Body) -> Result<Held, ApiErr> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        ApiErr(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    if axum::body::HttpBody::size_hint(&body).lower() > DRAIN_BYTES {
+        return Err(too_large());
+    }
+    let started = tokio::time::Instant::now();
+    let mut body = body;
+    let mut held = Held {
+        bytes: Vec::new(),
+        counted: 0,
+        owner: remote.map(|ip| (s.clone(), ip)),
+    };
+    let (mut received, mut over) = (0u64, false);
+    loop {
+        let allowed = BODY_GRACE + Duration::from_millis(received * 1000 / BODY_MIN_BYTES_PER_SEC);
+        let frame = match tokio::time::timeout_at(started + allowed, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(None) if over => return Err(too_large()),
+            Ok(None) => return Ok(held),
+            Ok(Some(Err(e))) => return Err(bad(format!("the body could not be read: {e}"))),
+            Err(_) => {
+                if let Some(ip) = remote {
+                    s.offended(ip, Offense::Slow);
                 }
-            } else {
-                let _ = tx.send((stream, addr)).await;
+                return Err(ApiErr(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "slow_body",
+                    format!(
+                        "the body arrived slower than {} KiB/s",
+                        BODY_MIN_BYTES_PER_SEC / 1024
+                    ),
+                ));
             }
-        });
+        };
+        if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            if received > DRAIN_BYTES {
+                return Err(too_large());
+            }
+            over |= received > MAX_BODY_BYTES as u64;
+            if over {
+                held.bytes = Vec::new(); // drained, not kept
+                continue;
+            }
+            if let Some(ip) = remote {
+                let n = data.len() as u64;
+                if !s.guard.locked().reserve_body(ip, n) {
+                    return Err(ApiErr(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "too many request bodies in flight; retry later".into(),
+                    ));
+                }
+                held.counted += n;
+            }
+            held.bytes.extend_from_slice(&data);
+        }
     }
-    drop(tx);
-    if let Ok(Err(e)) = http.await {
-        shared.log("warn", format!("API server stopped: {e}"));
+}
+
+/// Work that checks signatures (submissions, signature requests) runs at most this many at
+/// once; the rest wait at most [`HEAVY_WAIT`], then are told to come back.
+pub const HEAVY_AT_ONCE: usize = 2;
+const HEAVY_WAIT: Duration = Duration::from_secs(10);
+
+async fn heavy_permit(s: &Shared) -> Result<tokio::sync::SemaphorePermit<'_>, ApiErr> {
+    match tokio::time::timeout(HEAVY_WAIT, s.heavy.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(ApiErr(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too much work waiting; retry later".into(),
+        )),
     }
+}
+
+fn remote_ip(remote: &Option<Extension<Remote>>) -> Option<IpAddr> {
+    remote.as_ref().map(|Extension(Remote(ip))| *ip)
 }
 
 async fn info(State(s): State<S>) -> Json<Info> {
@@ -166,11 +421,13 @@ async fn info(State(s): State<S>) -> Json<Info> {
 
 async fn challenge(
     State(s): State<S>,
-    body: Result<axum::body::Bytes, BytesRejection>,
+    remote: Option<Extension<Remote>>,
+    body: axum::body::Body,
 ) -> Result<Json<ChallengeResponse>, ApiErr> {
-    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
-    let req: ChallengeRequest =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let ip = remote_ip(&remote);
+    // Held (and counted) until this handler is done with what it holds.
+    let held = read_body(&s, ip, body).await?;
+    let req: ChallengeRequest = parse_json(&held)?;
     let mut nonce = [0u8; 32];
     hex::decode_to_slice(&req.nonce, &mut nonce)
         .map_err(|_| bad("nonce must be 64 hexadecimal digits"))?;
@@ -181,7 +438,7 @@ async fn challenge(
 }
 
 async fn peers(State(s): State<S>) -> Json<Vec<PeerEntry>> {
-    let list = s.peers.lock().expect("peers lock").confirmed();
+    let list = s.peers.locked().confirmed();
     Json(
         list.into_iter()
             .filter_map(|p| {
@@ -198,10 +455,8 @@ async fn record(
     State(s): State<S>,
     Path(hash): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
-    let h: RecordHash = hash
-        .parse()
-        .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
-    let chain = s.chain.lock().expect("chain lock");
+    let h = RecordHash::from_canonical(&hash).map_err(|e| bad(e.to_string()))?;
+    let chain = s.chain();
     chain
         .ledger()
         .record(&h)
@@ -209,20 +464,23 @@ async fn record(
         .ok_or_else(|| not_found(format!("no record {h} here")))
 }
 
-fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), ApiErr> {
+fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), String> {
     let from = q
         .get("from")
         .map(|v| v.parse::<u64>())
         .transpose()
-        .map_err(|_| bad("from must be a whole number"))?
+        .map_err(|_| "from must be a whole number".to_string())?
         .unwrap_or(0);
     let limit = q
         .get("limit")
         .map(|v| v.parse::<usize>())
         .transpose()
-        .map_err(|_| bad("limit must be a whole number"))?
+        .map_err(|_| "limit must be a whole number".to_string())?
         .unwrap_or(MAX_RECORDS_PER_PAGE);
-    Ok((from, limit.clamp(1, MAX_RECORDS_PER_PAGE)))
+    if !(1..=MAX_RECORDS_PER_PAGE).contains(&limit) {
+        return Err(format!("limit must be from 1 to {MAX_RECORDS_PER_PAGE}"));
+    }
+    Ok((from, limit))
 }
 
 /// A page of records as they are stored (their canonical bytes), written straight into the
@@ -236,7 +494,7 @@ async fn records_page(
 ) -> Result<Response, ApiErr> {
     let more = hashes.len() > limit;
     hashes.truncate(limit);
-    let store = s.chain.lock().expect("chain lock").store_handle();
+    let store = s.chain().store_handle();
     let body = tokio::task::spawn_blocking(move || {
         let stored = hashes.iter().map(|h| {
             store
@@ -299,14 +557,10 @@ async fn chain(
     Path(account): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiErr> {
-    let a: AccountId = account
-        .parse()
-        .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
-    let (from, limit) = page_params(&q)?;
+    let a = AccountId::from_canonical(&account).map_err(|e| bad(e.to_string()))?;
+    let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
     let hashes: Vec<RecordHash> = s
-        .chain
-        .lock()
-        .expect("chain lock")
+        .chain()
         .ledger()
         .chain_of(&a, from)
         .take(limit + 1)
@@ -319,11 +573,9 @@ async fn log(
     State(s): State<S>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiErr> {
-    let (from, limit) = page_params(&q)?;
+    let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
     let hashes: Vec<RecordHash> = s
-        .chain
-        .lock()
-        .expect("chain lock")
+        .chain()
         .ledger()
         .log(from as usize)
         .take(limit + 1)
@@ -334,7 +586,7 @@ async fn log(
 
 /// Applied heads, sorted by account: what the sync digests cover.
 fn heads_of(s: &Shared) -> Vec<(AccountId, crate::ledger::Head)> {
-    let chain = s.chain.lock().expect("chain lock");
+    let chain = s.chain();
     chain
         .ledger()
         .state()
@@ -356,13 +608,7 @@ fn digest<'a>(heads: impl Iterator<Item = &'a (AccountId, crate::ledger::Head)>)
 
 pub(super) fn summary_of(s: &Shared) -> Summary {
     let heads = heads_of(s);
-    let applied = s
-        .chain
-        .lock()
-        .expect("chain lock")
-        .ledger()
-        .state()
-        .applied_count();
+    let applied = s.chain().ledger().state().applied_count();
     Summary {
         applied,
         accounts: heads.len(),
@@ -399,7 +645,7 @@ async fn buckets(State(s): State<S>) -> Json<Buckets> {
 async fn heads(State(s): State<S>, Path(bucket): Path<String>) -> Result<Json<Heads>, ApiErr> {
     let b = u8::from_str_radix(&bucket, 16)
         .ok()
-        .filter(|_| bucket.len() == 2)
+        .filter(|_| bucket.len() == 2 && bucket.bytes().all(|c| !c.is_ascii_uppercase()))
         .ok_or_else(|| bad("bucket must be two hexadecimal digits"))?;
     let heads = heads_of(&s)
         .into_iter()
@@ -411,11 +657,13 @@ async fn heads(State(s): State<S>, Path(bucket): Path<String>) -> Result<Json<He
 
 async fn submit(
     State(s): State<S>,
-    body: Result<axum::body::Bytes, BytesRejection>,
+    remote: Option<Extension<Remote>>,
+    body: axum::body::Body,
 ) -> Result<Json<Vec<SubmitResult>>, ApiErr> {
-    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
-    let req: Submit =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let ip = remote_ip(&remote);
+    // Held (and counted) until this handler is done with what it holds.
+    let held = read_body(&s, ip, body).await?;
+    let req: Submit = parse_json(&held)?;
     if req.records.len() > MAX_RECORDS_PER_CALL {
         return Err(ApiErr(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -425,6 +673,7 @@ async fn submit(
     }
     let mut results = Vec::with_capacity(req.records.len());
     let mut records = Vec::new();
+    let mut forged = false;
     let mut slots = Vec::new();
     for v in req.records {
         match Record::from_bytes(v.get().as_bytes()) {
@@ -437,13 +686,17 @@ async fn submit(
                 });
                 records.push(r);
             }
-            Err(e) => results.push(SubmitResult {
-                hash: None,
-                status: "refused".into(),
-                reason: Some(e.to_string()),
-            }),
+            Err(e) => {
+                forged |= e.proves_misbehaviour();
+                results.push(SubmitResult {
+                    hash: None,
+                    status: "refused".into(),
+                    reason: Some(e.to_string()),
+                })
+            }
         }
     }
+    let _permit = heavy_permit(&s).await?;
     let shared = s.clone();
     let outcomes = tokio::task::spawn_blocking(move || shared.ingest(records))
         .await
@@ -471,10 +724,14 @@ async fn submit(
                 applied.extend(o.applied);
             }
             Err(e) => {
+                forged |= e.proves_misbehaviour();
                 r.status = "refused".into();
                 r.reason = Some(e.to_string());
             }
         }
+    }
+    if forged && let Some(ip) = ip {
+        s.offended(ip, Offense::Forged);
     }
     s.announce_applied(&applied, false);
     Ok(Json(results))
@@ -482,13 +739,26 @@ async fn submit(
 
 async fn sign_request(
     State(s): State<S>,
-    body: Result<axum::body::Bytes, BytesRejection>,
+    remote: Option<Extension<Remote>>,
+    body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
-    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
-    let msg: super::signing::Proposal =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
-    let record = Record::from_json(msg.record).map_err(|e| bad(e.to_string()))?;
+    let ip = remote_ip(&remote);
+    // Held (and counted) until this handler is done with what it holds.
+    let held = read_body(&s, ip, body).await?;
+    let msg: crate::api::Proposal = parse_json(&held)?;
+    if msg.proposer.len() > 128 {
+        return Err(bad("proposer: not a node id"));
+    }
+    let record = Record::from_json(msg.record).map_err(|e| {
+        if e.proves_misbehaviour()
+            && let Some(ip) = ip
+        {
+            s.offended(ip, Offense::Forged);
+        }
+        bad(e.to_string())
+    })?;
     let id = record.hash();
+    let _permit = heavy_permit(&s).await?;
     let shared = s.clone();
     let handle = tokio::runtime::Handle::current();
     let result = tokio::task::spawn_blocking(move || {
@@ -505,15 +775,16 @@ async fn sign_request(
 
 async fn sign_rejection(
     State(s): State<S>,
+    remote: Option<Extension<Remote>>,
     Path(id): Path<String>,
-    body: Result<axum::body::Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
-    let body = body.map_err(|e| ApiErr(e.status(), "bad_body", e.body_text()))?;
-    let h: RecordHash = id
-        .parse()
-        .map_err(|e: crate::ids::IdParseError| bad(e.to_string()))?;
-    let msg: super::signing::RejectionMsg =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let ip = remote_ip(&remote);
+    let h = RecordHash::from_canonical(&id).map_err(|e| bad(e.to_string()))?;
+    // Held (and counted) until this handler is done with what it holds.
+    let held = read_body(&s, ip, body).await?;
+    let msg: crate::api::RejectionMsg = parse_json(&held)?;
+    let _permit = heavy_permit(&s).await?;
     super::signing::receive_rejection(&s, &h, msg)
         .map_err(|e| ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", e))?;
     Ok(Json(serde_json::json!({"noted": true})))

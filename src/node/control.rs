@@ -5,12 +5,13 @@ use crate::chain::ChainError;
 use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
 use crate::ids::AccountId;
 use crate::ledger::Output;
+use crate::lock::Locked;
 use crate::views;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 pub fn bind(path: &Path) -> Result<UnixListener, NodeError> {
@@ -29,12 +30,27 @@ pub fn bind(path: &Path) -> Result<UnixListener, NodeError> {
 
 pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
     let me = nix::unistd::getuid().as_raw();
+    let mut failures = 0u32;
     loop {
         let conn = tokio::select! {
             c = listener.accept() => c,
             _ = shared.shutdown.cancelled() => return,
         };
-        let Ok((stream, _)) = conn else { continue };
+        let stream = match conn {
+            Ok((stream, _)) => {
+                failures = 0;
+                stream
+            }
+            Err(e) => {
+                // Out of file descriptors, say: wait instead of spinning, longer each time.
+                failures = failures.saturating_add(1);
+                if failures == 1 {
+                    shared.log("warn", format!("control socket: cannot accept: {e}"));
+                }
+                super::accept_backoff(failures, &shared.shutdown).await;
+                continue;
+            }
+        };
         // Only processes of this node's own user may steer it.
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == me => {}
@@ -49,6 +65,26 @@ pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
         }
         tokio::spawn(client(shared.clone(), stream));
     }
+}
+
+/// One request line, at most [`crate::control::MAX_LINE_BYTES`] (`None` at the end).
+async fn read_line(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) -> Result<Option<Vec<u8>>, String> {
+    let max = crate::control::MAX_LINE_BYTES;
+    let mut line = Vec::new();
+    let n = (&mut *reader)
+        .take(max as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') && line.len() > max {
+        return Err(format!("a request line is longer than {max} bytes"));
+    }
+    Ok(Some(line))
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
@@ -69,15 +105,22 @@ async fn write(
 
 async fn client(shared: Arc<Shared>, stream: UnixStream) {
     let (read, mut write_half) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
+    let mut reader = BufReader::new(read);
     let mut greeted = false;
     loop {
         let line = tokio::select! {
-            l = lines.next_line() => l,
+            l = read_line(&mut reader) => l,
             _ = shared.shutdown.cancelled() => return,
         };
-        let Ok(Some(line)) = line else { return };
-        let req: Request = match serde_json::from_str(&line) {
+        let line = match line {
+            Ok(Some(line)) => line,
+            Ok(None) => return,
+            Err(e) => {
+                write(&mut write_half, &error(ErrorKind::BadRequest, e)).await;
+                return;
+            }
+        };
+        let req: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
                 write(
@@ -130,8 +173,7 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
     // A fresh subscriber first learns the current peers and sync state.
     let mut first: Vec<Event> = shared
         .peers
-        .lock()
-        .expect("peers lock")
+        .locked()
         .confirmed()
         .into_iter()
         .map(|p| Event::Peer {
@@ -141,9 +183,7 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
             found_via: p.found_via.to_string(),
         })
         .collect();
-    first.push(super::sync_event(
-        shared.chain.lock().expect("chain lock").ledger(),
-    ));
+    first.push(super::sync_event(shared.chain().ledger()));
     for e in first {
         if !write(out, &e).await {
             return;
@@ -173,6 +213,19 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
             Err(_) => return,
         }
     }
+}
+
+/// An address as the operator writes it: `IP` or `IP:PORT` (the port is ignored).
+fn parse_ip(s: &str) -> Result<std::net::IpAddr, Response> {
+    let s = s.trim();
+    s.parse::<std::net::IpAddr>()
+        .or_else(|_| s.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .map_err(|_| {
+            error(
+                ErrorKind::BadRequest,
+                format!("{s:?} is not an IP address (or IP:PORT)"),
+            )
+        })
 }
 
 fn account(shared: &Shared, a: Option<String>) -> Result<AccountId, Response> {
@@ -207,23 +260,65 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             ok(json!({"stopping": true}))
         }
         Request::Status => ok(status(shared)),
-        Request::Peers => ok(json!({"peers": shared.peers.lock().expect("peers lock").all()})),
+        Request::Peers => {
+            let peers = shared.peers.locked().all();
+            let addresses = shared.guard.locked().list(super::api::now_ms());
+            ok(json!({"peers": peers, "addresses": addresses}))
+        }
+        Request::Ban { address, seconds } => match parse_ip(&address) {
+            Ok(ip) => {
+                let now = super::api::now_ms();
+                let until =
+                    seconds.map_or(u64::MAX, |s| now.saturating_add(s.saturating_mul(1000)));
+                shared.guard.locked().ban(ip, until, now);
+                shared.log(
+                    "info",
+                    format!("banned {} (by the operator)", super::guard::address(ip)),
+                );
+                match super::write_bans(shared) {
+                    Ok(()) => ok(
+                        json!({"banned": super::guard::address(ip), "until": (until != u64::MAX).then_some(until / 1000)}),
+                    ),
+                    Err(e) => error(
+                        ErrorKind::Internal,
+                        format!("banned, but not saved for restarts: {e}"),
+                    ),
+                }
+            }
+            Err(e) => e,
+        },
+        Request::Unban { address } => match parse_ip(&address) {
+            Ok(ip) => {
+                let was = shared.guard.locked().unban(&ip, super::api::now_ms());
+                if was {
+                    shared.log(
+                        "info",
+                        format!("unbanned {} (by the operator)", super::guard::address(ip)),
+                    );
+                }
+                match super::write_bans(shared) {
+                    Ok(()) => ok(json!({"unbanned": super::guard::address(ip), "was_banned": was})),
+                    Err(e) => error(
+                        ErrorKind::Internal,
+                        format!("unbanned, but not saved for restarts: {e}"),
+                    ),
+                }
+            }
+            Err(e) => e,
+        },
         Request::Balance { account: a } => match account(shared, a) {
-            Ok(a) => ok(views::balance(
-                shared.chain.lock().expect("chain lock").ledger(),
-                &a,
-            )),
+            Ok(a) => ok(views::balance(shared.chain().ledger(), &a)),
             Err(e) => e,
         },
         Request::History { account: a, limit } => match account(shared, a) {
-            Ok(a) => ok(views::history(
-                shared.chain.lock().expect("chain lock").ledger(),
-                &a,
-                limit,
-            )),
+            Ok(a) => ok(views::history(shared.chain().ledger(), &a, limit)),
             Err(e) => e,
         },
-        Request::Transfer { outputs, memo } => {
+        Request::RecordAt { account: a, seq } => match account(shared, a) {
+            Ok(a) => ok(views::record_at(shared.chain().ledger(), &a, seq)),
+            Err(e) => e,
+        },
+        Request::Transfer { outputs, memo, seq } => {
             let mut outs = Vec::new();
             for o in outputs {
                 match account(shared, Some(o.account)) {
@@ -237,9 +332,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             let shared2 = shared.clone();
             let (resp, applied) = tokio::task::spawn_blocking(move || {
-                let mut chain = shared2.chain.lock().expect("chain lock");
-                match chain.transfer(&shared2.key, outs, memo, now()) {
+                let mut chain = shared2.chain();
+                match chain.transfer(&shared2.key, outs, memo, now(), seq) {
                     Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
+                    Err(e @ ChainError::SeqTaken { .. }) => {
+                        (error(ErrorKind::SeqTaken, e.to_string()), vec![])
+                    }
                     Err(ChainError::Record(e)) => (
                         error(
                             ErrorKind::Refused,
@@ -272,7 +370,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             .await
         }
         Request::SignList => {
-            let requests = shared.requests.lock().expect("requests lock");
+            let requests = shared.requests.locked();
             let mut list: Vec<Value> = requests.values().map(|r| r.to_json(shared)).collect();
             list.sort_by_key(|r| std::cmp::Reverse(r["created"].as_u64()));
             ok(json!({"requests": list}))
@@ -306,16 +404,13 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
-        Request::Upgrades => ok(
-            json!({"offers": shared.offers.lock().expect("offers lock").values().cloned().collect::<Vec<_>>()}),
-        ),
-        Request::Recent { limit } => ok(views::recent(
-            shared.chain.lock().expect("chain lock").ledger(),
-            limit.min(1000),
-        )),
+        Request::Upgrades => {
+            ok(json!({"offers": shared.offers.locked().values().cloned().collect::<Vec<_>>()}))
+        }
+        Request::Recent { limit } => ok(views::recent(shared.chain().ledger(), limit.min(1000))),
         Request::Verify => {
             blocking(shared, |s| {
-                let chain = s.chain.lock().expect("chain lock");
+                let chain = s.chain();
                 match crate::chain::verify(s.params.clone(), chain.store()) {
                     Ok(report) => Response::Ok {
                         data: serde_json::to_value(report).expect("report serializes"),
@@ -327,7 +422,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::Export => {
             blocking(shared, |s| {
-                let bytes = crate::chain::export(s.chain.lock().expect("chain lock").ledger());
+                let bytes = crate::chain::export(s.chain().ledger());
                 Response::Ok {
                     data: json!({"archive": String::from_utf8_lossy(&bytes)}),
                 }
@@ -337,7 +432,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         Request::Import { archive } => {
             let s = shared.clone();
             let (resp, applied) = tokio::task::spawn_blocking(move || {
-                let mut chain = s.chain.lock().expect("chain lock");
+                let mut chain = s.chain();
                 let before: std::collections::HashSet<_> =
                     chain.ledger().log(0).map(|r| r.hash()).collect();
                 match crate::chain::import(&mut chain, archive.as_bytes()) {
@@ -390,7 +485,7 @@ fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Res
             "give at least 6 digits of the request id",
         ));
     }
-    let requests = shared.requests.lock().expect("requests lock");
+    let requests = shared.requests.locked();
     let hits: Vec<_> = requests
         .keys()
         .filter(|k| k.to_string().starts_with(&id))
@@ -411,21 +506,19 @@ fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Res
 
 /// `cod status`: identity, versions, uptime, peers, the chain at a glance, this node's balance.
 pub fn status(shared: &Shared) -> Value {
-    let peers = shared.peers.lock().expect("peers lock").all();
+    let peers = shared.peers.locked().all();
     let open_requests = shared
         .requests
-        .lock()
-        .expect("requests lock")
+        .locked()
         .values()
         .filter(|r| r.state == super::signing::State::Pending)
         .count();
     let confirmed = peers.iter().filter(|p| p.confirmed).count();
-    let chain = shared.chain.lock().expect("chain lock");
+    let chain = shared.chain();
     let l = chain.ledger();
     let newest = shared
         .offers
-        .lock()
-        .expect("offers lock")
+        .locked()
         .values()
         .filter_map(|o| {
             semver::Version::parse(&o.cod_version)

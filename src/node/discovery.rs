@@ -7,6 +7,7 @@ use super::peers::FoundVia;
 use super::{Shared, now};
 use crate::control::Event;
 use crate::keys::PublicKey;
+use crate::lock::Locked;
 use base64::Engine as _;
 use rand::RngCore;
 use std::collections::HashMap;
@@ -24,11 +25,7 @@ const REFRESH_SECS: u64 = 60;
 
 pub async fn run(shared: Arc<Shared>, api_port: u16) {
     for p in &shared.config.peers.static_peers {
-        shared
-            .peers
-            .lock()
-            .expect("peers lock")
-            .add_candidate(p, FoundVia::Static);
+        shared.peers.locked().add_candidate(p, FoundVia::Static);
     }
     let mut tasks = tokio::task::JoinSet::new();
     if shared.config.dht.enabled {
@@ -129,8 +126,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                 found.dedup();
                 let known: std::collections::BTreeSet<String> = shared
                     .peers
-                    .lock()
-                    .expect("peers lock")
+                    .locked()
                     .all()
                     .into_iter()
                     .map(|p| p.addr)
@@ -145,7 +141,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                     }
                 }
             }
-            let mut table = shared.peers.lock().expect("peers lock");
+            let mut table = shared.peers.locked();
             for (addr, bits) in &seen {
                 if *bits == 0b111 && table.add_candidate(&addr.to_string(), FoundVia::Dht) {
                     tracing::info!("DHT candidate {addr}");
@@ -170,12 +166,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
 
 /// No confirmed peer yet: announce and look up often, while the DHT is young.
 fn lonely(shared: &Shared) -> bool {
-    shared
-        .peers
-        .lock()
-        .expect("peers lock")
-        .confirmed()
-        .is_empty()
+    shared.peers.locked().confirmed().is_empty()
 }
 
 /// Checks that `addr` is a node of this cod holding the key of the node id it claims.
@@ -218,11 +209,7 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
 
 async fn confirm_loop(shared: Arc<Shared>) {
     loop {
-        let due = shared
-            .peers
-            .lock()
-            .expect("peers lock")
-            .due(now(), REFRESH_SECS);
+        let due = shared.peers.locked().due(now(), REFRESH_SECS);
         let checks = due.into_iter().map(|addr| {
             let shared = shared.clone();
             async move {
@@ -231,13 +218,14 @@ async fn confirm_loop(shared: Arc<Shared>) {
             }
         });
         for (addr, result) in futures::future::join_all(checks).await {
-            let mut table = shared.peers.lock().expect("peers lock");
+            let mut table = shared.peers.locked();
             match result {
                 Ok((info, _)) if info.node_id == shared.node_id.to_string() => {
                     table.mark_own(&addr)
                 }
                 Ok((info, latency)) => {
-                    let id = info.node_id.parse().expect("checked in confirm");
+                    let id: crate::ids::AccountId =
+                        info.node_id.parse().expect("checked in confirm");
                     let via = table
                         .all()
                         .into_iter()
@@ -253,11 +241,11 @@ async fn confirm_loop(shared: Arc<Shared>) {
                         drop(table);
                         shared.log(
                             "info",
-                            format!("peer {addr} confirmed: node {}", &info.node_id[..16]),
+                            format!("peer {addr} confirmed: node {}", id.short()),
                         );
                         shared.emit(Event::Peer {
                             addr: addr.clone(),
-                            node_id: info.node_id,
+                            node_id: id.to_string(),
                             up: true,
                             found_via: via.map(|v| v.to_string()).unwrap_or_default(),
                         });
@@ -286,7 +274,7 @@ async fn confirm_loop(shared: Arc<Shared>) {
                 }
             }
         }
-        shared.peers.lock().expect("peers lock").prune(12);
+        shared.peers.locked().prune(12);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shared.shutdown.cancelled() => return,
@@ -297,11 +285,11 @@ async fn confirm_loop(shared: Arc<Shared>) {
 /// Asks a random confirmed peer for the peers it knows, now and then.
 async fn exchange_loop(shared: Arc<Shared>) {
     loop {
-        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let peers = shared.peers.locked().confirmed();
         if !peers.is_empty() {
             let p = &peers[rand::random::<usize>() % peers.len()];
             if let Ok(list) = shared.api.peers(&p.addr).await {
-                let mut table = shared.peers.lock().expect("peers lock");
+                let mut table = shared.peers.locked();
                 for e in list.into_iter().take(MAX_EXCHANGED) {
                     if e.node_id != shared.node_id.to_string() {
                         table.add_candidate(&e.addr, FoundVia::Exchange);

@@ -5,9 +5,12 @@
 //! interval), reads it at start, and again whenever it has no peers.
 
 use super::Shared;
+use crate::lock::Locked;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+const MAX: u64 = crate::archive::MAX_MIRROR_BYTES;
 
 enum Mirror {
     Dir(PathBuf),
@@ -41,7 +44,9 @@ pub async fn run(shared: Arc<Shared>) {
         return;
     }
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(600))
         .build()
         .expect("HTTP client builds");
     restore(&shared, &list, &http).await;
@@ -55,7 +60,7 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         }
         let (applied, archive) = {
-            let chain = shared.chain.lock().expect("chain lock");
+            let chain = shared.chain();
             let n = chain.ledger().state().applied_count();
             (
                 n,
@@ -71,13 +76,7 @@ pub async fn run(shared: Arc<Shared>) {
             written_applied = applied;
         }
         // No peers for a while: the mirror may know more than this node.
-        idle_rounds = if shared
-            .peers
-            .lock()
-            .expect("peers lock")
-            .confirmed()
-            .is_empty()
-        {
+        idle_rounds = if shared.peers.locked().confirmed().is_empty() {
             idle_rounds + 1
         } else {
             0
@@ -114,13 +113,23 @@ async fn write(m: &Mirror, bytes: &[u8], http: &reqwest::Client) -> Result<(), S
     }
 }
 
+/// Reads a mirror's archive, at most [`MAX`] bytes of it.
 async fn read(m: &Mirror, http: &reqwest::Client) -> Result<Option<Vec<u8>>, String> {
     match m {
-        Mirror::Dir(path) => match std::fs::read(path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
-        },
+        Mirror::Dir(path) => {
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            };
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX + 1), &mut b)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if b.len() as u64 > MAX {
+                return Err(format!("{}: larger than {MAX} bytes", path.display()));
+            }
+            Ok(Some(b))
+        }
         Mirror::Http(url) => {
             let resp = http
                 .get(url)
@@ -133,10 +142,18 @@ async fn read(m: &Mirror, http: &reqwest::Client) -> Result<Option<Vec<u8>>, Str
             if !resp.status().is_success() {
                 return Err(format!("{url}: HTTP {}", resp.status()));
             }
-            resp.bytes()
-                .await
-                .map(|b| Some(b.to_vec()))
-                .map_err(|e| format!("{url}: {e}"))
+            if resp.content_length().is_some_and(|n| n > MAX) {
+                return Err(format!("{url}: larger than {MAX} bytes"));
+            }
+            let mut resp = resp;
+            let mut b = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+                if (b.len() + chunk.len()) as u64 > MAX {
+                    return Err(format!("{url}: larger than {MAX} bytes"));
+                }
+                b.extend_from_slice(&chunk);
+            }
+            Ok(Some(b))
         }
     }
 }
@@ -148,7 +165,7 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) 
             Ok(Some(bytes)) => {
                 let s = shared.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    let mut chain = s.chain.lock().expect("chain lock");
+                    let mut chain = s.chain();
                     let before = chain.ledger().state().applied_count();
                     crate::chain::import(&mut chain, &bytes).map(|_| {
                         chain

@@ -10,6 +10,8 @@
 pub mod api;
 mod control;
 mod discovery;
+pub mod guard;
+mod http;
 mod mirror;
 pub mod peers;
 pub mod signing;
@@ -23,6 +25,7 @@ use crate::ids::{AccountId, RecordHash};
 use crate::keyfile::Passphrase;
 use crate::keys::SecretKey;
 use crate::ledger::{Outcome, Params, Record, RecordError};
+use crate::lock::Locked;
 use crate::nodedir::{NodeDir, NodeDirError};
 use crate::store::StoreError;
 use peers::PeerTable;
@@ -83,9 +86,52 @@ pub struct Shared {
     pub offers: Mutex<std::collections::BTreeMap<String, Offer>>,
     /// Signature requests for issuance and distribution, by record hash.
     pub requests: Mutex<std::collections::BTreeMap<RecordHash, signing::SignRequest>>,
+    /// Who may connect to the public port, and how much (bans, scores, per-address caps).
+    pub guard: Mutex<guard::Guard>,
+    /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
+    pub heavy: tokio::sync::Semaphore,
 }
 
 impl Shared {
+    /// The chain, locked. If a thread panicked while holding it, the ledger in memory may be
+    /// half-changed: it is rebuilt from the store (which only ever holds whole batches)
+    /// before anyone reads it again.
+    pub fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
+        match self.chain.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                self.chain.clear_poison();
+                let outcome = guard.reload();
+                tracing::warn!(
+                    "a task panicked while holding the chain; reloaded it from the store: {outcome:?}"
+                );
+                guard
+            }
+        }
+    }
+
+    /// `ip` misbehaved: its score rises, and a ban (when this causes one) is logged.
+    pub fn offended(&self, ip: std::net::IpAddr, offense: guard::Offense) {
+        let banned = self.guard.locked().offended(ip, offense, api::now_ms());
+        if banned {
+            self.log(
+                "warn",
+                format!(
+                    "banned {} for {} minutes: misbehaved ({offense:?} last)",
+                    guard::address(ip),
+                    guard::BAN_MS / 60_000
+                ),
+            );
+        }
+    }
+
+    /// Is the peer at `addr` (`host:port`) banned? Only numeric addresses can be.
+    pub fn is_banned(&self, addr: &str) -> bool {
+        addr.parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| self.guard.locked().is_banned(&a.ip(), api::now_ms()))
+    }
+
     pub fn emit(&self, e: Event) {
         let _ = self.events.send(e);
     }
@@ -110,17 +156,9 @@ impl Shared {
         &self,
         records: Vec<Record>,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
-        let mut verifier = self
-            .chain
-            .lock()
-            .expect("chain lock")
-            .ledger()
-            .verifier_for(&records);
+        let mut verifier = self.chain().ledger().verifier_for(&records);
         let checked = verifier.check(records);
-        self.chain
-            .lock()
-            .expect("chain lock")
-            .ingest_checked(checked)
+        self.chain().ingest_checked(checked)
     }
 
     /// Tells subscribers, mirrors and (for records made here) peers about applied records.
@@ -129,7 +167,7 @@ impl Shared {
             return;
         }
         {
-            let chain = self.chain.lock().expect("chain lock");
+            let chain = self.chain();
             let l = chain.ledger();
             for h in hashes {
                 if let Some(r) = l.record(h) {
@@ -150,6 +188,15 @@ impl Shared {
             }
         }
         self.mirror_now.notify_one();
+    }
+}
+
+/// Waits after the `failures`-th failed `accept` in a row: 10 ms, doubling to a second.
+pub(crate) async fn accept_backoff(failures: u32, shutdown: &CancellationToken) {
+    let ms = 10u64 << failures.min(7);
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_millis(ms.min(1000))) => {}
+        _ = shutdown.cancelled() => {}
     }
 }
 
@@ -196,7 +243,7 @@ impl Shared {
         if theirs <= ours {
             return;
         }
-        let mut offers = self.offers.lock().expect("offers lock");
+        let mut offers = self.offers.locked();
         if offers.len() >= 16 && !offers.contains_key(&info.cod_id) {
             return;
         }
@@ -262,6 +309,79 @@ fn claim_runtime_files(dir: &NodeDir, config: &NodeConfig) -> Result<(), NodeErr
     Ok(())
 }
 
+/// File descriptors kept for everything but public connections: the store, the control
+/// socket and its clients, the DHT, calls to peers, files served.
+const RESERVED_FDS: u64 = 512;
+
+/// Raises the soft limit on open files to the hard one; returns the soft limit in force.
+fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// Public connections that fit under a file-descriptor limit, leaving [`RESERVED_FDS`]
+/// (and the control socket) served even when the public port is saturated.
+fn connection_budget(nofile: u64) -> usize {
+    nofile.saturating_sub(RESERVED_FDS).clamp(16, 1 << 20) as usize
+}
+
+/// The operator's bans, kept across restarts (`cod peers ban`).
+pub const BANS_FILE: &str = "bans.json";
+
+fn read_bans(data_dir: &std::path::Path) -> Vec<(std::net::IpAddr, u64)> {
+    std::fs::read(data_dir.join(BANS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the operator's bans in force (atomically).
+pub fn write_bans(shared: &Shared) -> Result<(), String> {
+    let bans = shared.guard.locked().manual_bans(api::now_ms());
+    let path = shared.dir.data_dir(&shared.config).join(BANS_FILE);
+    crate::fsutil::write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&bans).expect("plain data"),
+        0o600,
+        true,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// How long a starting daemon waits for a store another process holds.
+const STORE_WAIT_SECS: u64 = 30;
+
+/// Loads the chain, waiting while another process (a `cod` command that found no daemon and
+/// opened the store itself) holds it: such commands are brief, and a daemon started by a
+/// service manager should not fail for them.
+fn load_chain_waiting(dir: &NodeDir) -> Result<Chain, NodeError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(STORE_WAIT_SECS);
+    let mut said = false;
+    loop {
+        match dir.load_chain() {
+            Err(NodeDirError::Store(StoreError::Locked(path)))
+                if std::time::Instant::now() < deadline =>
+            {
+                if !std::mem::replace(&mut said, true) {
+                    tracing::warn!(
+                        "{} is held by another cod process; waiting up to {STORE_WAIT_SECS} s",
+                        path.display()
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Runs the daemon in the foreground until it is told to stop.
 pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
     let config = dir.node_config()?;
@@ -280,9 +400,18 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         ));
     }
     let key = dir.secret_key(&passphrase)?;
-    let chain = dir.load_chain()?;
+    let chain = load_chain_waiting(&dir)?;
     let params = dir.params()?;
     let node_id = key.public().node_id(&params.cod);
+
+    let mut limits = config.limits.clone();
+    limits.connections = limits
+        .connections
+        .min(connection_budget(raise_nofile_limit()));
+    let mut guard = guard::Guard::new(limits);
+    for (ip, until) in read_bans(&dir.data_dir(&config)) {
+        guard.ban(ip, until, api::now_ms());
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -350,6 +479,8 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             started: now(),
             api: ApiClient::new(),
             requests: Mutex::new(std::collections::BTreeMap::new()),
+            guard: Mutex::new(guard),
+            heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),
             library: Arc::new(library),
             own_infohashes,
             offers: Mutex::new(std::collections::BTreeMap::new()),

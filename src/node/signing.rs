@@ -6,9 +6,11 @@
 //! sees a quorum makes the record final. Requests expire (com.ini `request_ttl`).
 
 use super::{Shared, now};
+use crate::api::{Proposal, RejectionMsg};
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Body, Content, Record, RecordError, Sig, rules};
+use crate::lock::Locked;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -51,28 +53,15 @@ pub struct SignRequest {
     pub rejections: Vec<Rejection>,
 }
 
-/// What travels between nodes: `POST /v1/sign-requests`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Proposal {
-    /// The record (body and the signatures gathered so far), canonical JSON.
-    pub record: Value,
-    /// Node id of the node that proposed it.
-    pub proposer: String,
-}
+/// Longest rejection reason accepted, in bytes.
+pub const MAX_REASON_BYTES: usize = 1024;
 
-/// `POST /v1/sign-requests/{id}/rejections`: a member said no, signed by its node key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RejectionMsg {
-    pub node_id: String,
-    pub reason: String,
-    pub signature: String,
-}
-
-pub fn rejection_message(id: &RecordHash, reason: &str) -> Vec<u8> {
-    let mut m = b"cod/reject/v1\0".to_vec();
+/// What a node signs to reject a request: the request, the rejecting node and the reason, so
+/// a signed rejection counts once, for that node and that request only.
+pub fn rejection_message(id: &RecordHash, node: &AccountId, reason: &str) -> Vec<u8> {
+    let mut m = b"cod/reject/v2\0".to_vec();
     m.extend_from_slice(id.as_bytes());
+    m.extend_from_slice(node.as_bytes());
     m.extend_from_slice(reason.as_bytes());
     m
 }
@@ -209,7 +198,7 @@ pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
             ));
         }
     }
-    let chain = shared.chain.lock().expect("chain lock");
+    let chain = shared.chain();
     let l = chain.ledger();
     let mine = match &body.content {
         Content::Issue(i) => l
@@ -303,20 +292,13 @@ pub fn receive(
         }
         sigs.push(s.clone());
     }
-    if shared
-        .chain
-        .lock()
-        .expect("chain lock")
-        .ledger()
-        .state()
-        .is_applied(&id)
-    {
+    if shared.chain().ledger().state().is_applied(&id) {
         return Err(format!(
             "refused: record {} is already final (a replay)",
             id.short()
         ));
     }
-    let mut requests = shared.requests.lock().expect("requests lock");
+    let mut requests = shared.requests.locked();
     if let Some(existing) = requests.get_mut(&id) {
         let mut grew = false;
         for s in sigs {
@@ -356,7 +338,7 @@ pub fn receive(
         return Err(format!("refused: {reason}"));
     }
     let state = State::Pending;
-    let mut requests = shared.requests.lock().expect("requests lock");
+    let mut requests = shared.requests.locked();
     if requests.contains_key(&id) {
         drop(requests);
         return receive(shared, record, proposer, from_peer);
@@ -402,8 +384,7 @@ pub fn receive(
     finalize(shared, &id);
     let state = shared
         .requests
-        .lock()
-        .expect("requests lock")
+        .locked()
         .get(&id)
         .map(|r| r.state.clone())
         .unwrap_or(State::Pending);
@@ -412,7 +393,7 @@ pub fn receive(
 
 /// Signs a request as this node's member decided, and sends the signature everywhere.
 pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
-    let mut requests = shared.requests.lock().expect("requests lock");
+    let mut requests = shared.requests.locked();
     let req = requests.get_mut(id).ok_or("no such request")?;
     if req.expires <= now() {
         req.state = State::Expired;
@@ -436,7 +417,7 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
     let body = req.body.clone();
     drop(requests);
     recompute(shared, &body)?;
-    let mut requests = shared.requests.lock().expect("requests lock");
+    let mut requests = shared.requests.locked();
     let req = requests.get_mut(id).ok_or("no such request")?;
     req.sigs = crate::ledger::add_signature(&req.body, &req.sigs, &shared.key);
     req.state = State::Approved;
@@ -452,23 +433,27 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
 
 /// Rejects a request with a reason, and tells every peer (the proposer among them).
 pub fn reject(shared: &Arc<Shared>, id: &RecordHash, reason: String) -> Result<Value, String> {
-    let mut requests = shared.requests.lock().expect("requests lock");
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(format!(
+            "a reason may be {MAX_REASON_BYTES} bytes long at most"
+        ));
+    }
+    let mut requests = shared.requests.locked();
     let req = requests.get_mut(id).ok_or("no such request")?;
     if req.state == State::Final {
         return Err("the request is already final".into());
     }
     req.state = State::Rejected(reason.clone());
-    req.rejections.push(Rejection {
-        node_id: shared.node_id.to_string(),
-        reason: reason.clone(),
-    });
+    note_rejection(&mut req.rejections, &shared.node_id, &reason);
     let ev = event(shared, req);
     let out = req.to_json(shared);
     drop(requests);
     shared.emit(ev);
     let sig = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
-        shared.key.sign(&rejection_message(id, &reason)),
+        shared
+            .key
+            .sign(&rejection_message(id, &shared.node_id, &reason)),
     );
     let msg = RejectionMsg {
         node_id: shared.node_id.to_string(),
@@ -477,7 +462,7 @@ pub fn reject(shared: &Arc<Shared>, id: &RecordHash, reason: String) -> Result<V
     };
     let (shared, id) = (shared.clone(), *id);
     tokio::spawn(async move {
-        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let peers = shared.peers.locked().confirmed();
         for p in peers {
             let _: Result<Value, _> = shared
                 .api
@@ -488,38 +473,38 @@ pub fn reject(shared: &Arc<Shared>, id: &RecordHash, reason: String) -> Result<V
     Ok(out)
 }
 
-/// A peer's member rejected a request: note it (the proposer learns why).
+/// A peer's member rejected a request: note it (the proposer learns why). Only signers'
+/// rejections count, each signer's once, whatever form its node id was written in.
 pub fn receive_rejection(
     shared: &Shared,
     id: &RecordHash,
     msg: RejectionMsg,
 ) -> Result<(), String> {
-    let node: AccountId = msg
-        .node_id
-        .parse()
-        .map_err(|e: crate::ids::IdParseError| e.to_string())?;
-    if msg.reason.len() > 1024 {
-        return Err("reason too long".into());
+    let node = AccountId::from_canonical(&msg.node_id).map_err(|e| e.to_string())?;
+    if msg.reason.len() > MAX_REASON_BYTES {
+        return Err(format!("reason longer than {MAX_REASON_BYTES} bytes"));
     }
     let key = shared
         .chain
-        .lock()
-        .expect("chain lock")
+        .locked()
         .ledger()
         .key_of(&node)
         .cloned()
         .ok_or("unknown node")?;
+    let body = request_body(shared, id)?;
+    let signer = shared.params.com.signers.keys.contains(&key.fingerprint())
+        || (key == shared.params.deployer
+            && rules::fallback_allowed(&Record::new(body, Vec::new()), &shared.params));
+    if !signer {
+        return Err("only signers' rejections are noted".into());
+    }
     let sig = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &msg.signature)
         .map_err(|e| e.to_string())?;
-    key.verify(&rejection_message(id, &msg.reason), &sig)
+    key.verify(&rejection_message(id, &node, &msg.reason), &sig)
         .map_err(|_| "the rejection's signature does not verify".to_string())?;
-    let mut requests = shared.requests.lock().expect("requests lock");
+    let mut requests = shared.requests.locked();
     let req = requests.get_mut(id).ok_or("no such request")?;
-    if !req.rejections.iter().any(|r| r.node_id == msg.node_id) {
-        req.rejections.push(Rejection {
-            node_id: msg.node_id.clone(),
-            reason: msg.reason.clone(),
-        });
+    if note_rejection(&mut req.rejections, &node, &msg.reason) {
         let ev = event(shared, req);
         drop(requests);
         shared.emit(ev);
@@ -528,18 +513,34 @@ pub fn receive_rejection(
             format!(
                 "signature request {} rejected by {}: {}",
                 id.short(),
-                &msg.node_id[..16],
-                msg.reason
+                node.short(),
+                msg.reason.escape_debug()
             ),
         );
     }
     Ok(())
 }
 
+/// Most rejections kept per request (only signers' are noted, so this is only a backstop).
+pub const MAX_REJECTIONS: usize = 64;
+
+/// Notes `node`'s rejection once; returns whether it is new.
+fn note_rejection(list: &mut Vec<Rejection>, node: &AccountId, reason: &str) -> bool {
+    let node_id = node.to_string();
+    if list.len() >= MAX_REJECTIONS || list.iter().any(|r| r.node_id == node_id) {
+        return false;
+    }
+    list.push(Rejection {
+        node_id,
+        reason: reason.to_string(),
+    });
+    true
+}
+
 /// With a quorum of valid signatures, the record goes into the chain (and to every peer).
 fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
     let record = {
-        let requests = shared.requests.lock().expect("requests lock");
+        let requests = shared.requests.locked();
         let Some(req) = requests.get(id) else { return };
         if matches!(req.state, State::Final | State::Expired)
             || req.expires <= now()
@@ -551,17 +552,11 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
         sigs.sort_by_key(|s| s.key.as_ref().map(|k| crate::ids::Fingerprint::of(&k.0)));
         Record::new(req.body.clone(), sigs)
     };
-    let result = shared.chain.lock().expect("chain lock").ingest(record);
+    let result = shared.chain().ingest(record);
     match result {
         Ok(o) => {
-            let applied = shared
-                .chain
-                .lock()
-                .expect("chain lock")
-                .ledger()
-                .state()
-                .is_applied(id);
-            if let Some(req) = shared.requests.lock().expect("requests lock").get_mut(id)
+            let applied = shared.chain().ledger().state().is_applied(id);
+            if let Some(req) = shared.requests.locked().get_mut(id)
                 && applied
             {
                 req.state = State::Final;
@@ -570,7 +565,7 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
                 shared.log("info", format!("record {} is final", id.short()));
             }
             shared.announce_applied(&o.applied, true);
-            if let Some(req) = shared.requests.lock().expect("requests lock").get(id) {
+            if let Some(req) = shared.requests.locked().get(id) {
                 shared.emit(event(shared, req));
             }
         }
@@ -592,7 +587,7 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
             record: record.to_json(),
             proposer: shared.node_id.to_string(),
         };
-        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let peers = shared.peers.locked().confirmed();
         let sends = peers.into_iter().map(|p| {
             let (shared, msg) = (shared.clone(), msg.clone());
             async move {
@@ -609,8 +604,7 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
 fn request_body(shared: &Shared, id: &RecordHash) -> Result<Body, String> {
     shared
         .requests
-        .lock()
-        .expect("requests lock")
+        .locked()
         .get(id)
         .map(|r| r.body.clone())
         .ok_or_else(|| "the request is gone (expired or evicted)".into())
@@ -619,8 +613,7 @@ fn request_body(shared: &Shared, id: &RecordHash) -> Result<Body, String> {
 pub fn request_json(shared: &Shared, id: &RecordHash) -> Result<Value, String> {
     shared
         .requests
-        .lock()
-        .expect("requests lock")
+        .locked()
         .get(id)
         .map(|r| r.to_json(shared))
         .ok_or_else(|| "the request is gone (expired or evicted)".into())
@@ -632,9 +625,7 @@ pub fn propose_issue(
     attest: std::collections::BTreeMap<String, u64>,
 ) -> Result<Value, String> {
     let body = shared
-        .chain
-        .lock()
-        .expect("chain lock")
+        .chain()
         .ledger()
         .propose_issue(attest, now())
         .map_err(|e| explain(&e))?;
@@ -657,9 +648,7 @@ pub fn propose_special(shared: &Arc<Shared>) -> Result<Value, String> {
     }
     let t = now();
     let body = shared
-        .chain
-        .lock()
-        .expect("chain lock")
+        .chain()
         .ledger()
         .propose_distribution(shared.params.com.period_of(t), true, t)
         .map_err(|e| explain(&e))?;
@@ -684,7 +673,7 @@ pub async fn run(shared: Arc<Shared>) {
         let t = now();
         // Expire.
         {
-            let mut requests = shared.requests.lock().expect("requests lock");
+            let mut requests = shared.requests.locked();
             let mut changed = Vec::new();
             for r in requests.values_mut() {
                 if r.expires <= t && !matches!(r.state, State::Final | State::Expired) {
@@ -707,8 +696,7 @@ pub async fn run(shared: Arc<Shared>) {
         if tick.is_multiple_of(5) {
             let open: Vec<Record> = shared
                 .requests
-                .lock()
-                .expect("requests lock")
+                .locked()
                 .values()
                 .filter(|r| matches!(r.state, State::Pending | State::Approved))
                 .map(|r| Record::new(r.body.clone(), r.sigs.clone()))
@@ -727,7 +715,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     }
     let target = com.period_of(t) - 1;
     let (due, body) = {
-        let chain = shared.chain.lock().expect("chain lock");
+        let chain = shared.chain();
         let l = chain.ledger();
         let due = l.state().last_period.is_none_or(|last| last < target);
         let mut not_before = 0;
@@ -757,23 +745,51 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         return;
     }
     let record = Record::new(body, Vec::new());
-    if shared
-        .requests
-        .lock()
-        .expect("requests lock")
-        .contains_key(&record.hash())
-    {
+    if shared.requests.locked().contains_key(&record.hash()) {
         return;
     }
     if receive(shared, record.clone(), shared.node_id.to_string(), false).is_ok() {
         let id = record.hash();
         let sigs = shared
             .requests
-            .lock()
-            .expect("requests lock")
+            .locked()
             .get(&id)
             .map(|r| r.sigs.clone())
             .unwrap_or_default();
         broadcast(shared, Record::new(record.body().clone(), sigs));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_counts_once_per_node_and_binds_its_node() {
+        let a = AccountId::from_bytes([0xab; 32]);
+        let b = AccountId::from_bytes([0xcd; 32]);
+        let mut list = Vec::new();
+        assert!(note_rejection(&mut list, &a, "no"));
+        // The same node, however its id was spelled on the wire, is one node once parsed.
+        for spelling in [a.to_string().to_uppercase(), format!(" {a}\n")] {
+            let again: AccountId = spelling.parse().unwrap();
+            assert!(!note_rejection(&mut list, &again, "no"));
+        }
+        assert!(note_rejection(&mut list, &b, "no"));
+        assert_eq!(list.len(), 2);
+        for i in 0..200u8 {
+            note_rejection(&mut list, &AccountId::from_bytes([i; 32]), "x");
+        }
+        assert_eq!(list.len(), MAX_REJECTIONS, "bounded");
+        // A signed rejection is for one node and one request.
+        let id = RecordHash::of(b"request");
+        assert_ne!(
+            rejection_message(&id, &a, "no"),
+            rejection_message(&id, &b, "no")
+        );
+        assert_ne!(
+            rejection_message(&id, &a, "no"),
+            rejection_message(&RecordHash::of(b"other"), &a, "no")
+        );
     }
 }

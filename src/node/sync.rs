@@ -8,6 +8,7 @@ use super::Shared;
 use crate::api::{MAX_RECORDS_PER_CALL, MAX_RECORDS_PER_PAGE};
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Checked, Outcome, Record, RecordError};
+use crate::lock::Locked;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,13 +23,19 @@ const MAX_PUSH_FAR_BEHIND: usize = 200;
 pub async fn run(shared: Arc<Shared>) {
     let mut round = 0usize;
     loop {
-        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let mut peers = shared.peers.locked().confirmed();
+        peers.retain(|p| !shared.is_banned(&p.addr));
         if !peers.is_empty() {
             // In turn, so every peer is compared with within a few intervals.
             round = round.wrapping_add(1);
             let p = &peers[round % peers.len()];
             if let Err(e) = sync_with(&shared, &p.addr).await {
                 tracing::debug!("sync with {}: {e}", p.addr);
+                if e.starts_with(FORGED)
+                    && let Ok(a) = p.addr.parse::<std::net::SocketAddr>()
+                {
+                    shared.offended(a.ip(), super::guard::Offense::Forged);
+                }
             }
         }
         let wait = Duration::from_secs(shared.config.sync_interval.max(1));
@@ -46,7 +53,7 @@ fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, String> {
         .par_iter()
         .map(|v| Record::from_bytes(v.get().as_bytes()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("peer sent a bad record: {e}"))
+        .map_err(|e| format!("{FORGED}: {e}"))
 }
 
 /// Ingests fetched records (checked on all cores) and tells everyone what applied.
@@ -56,34 +63,42 @@ async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Res
         tokio::task::spawn_blocking(move || s.ingest(decode(values)?).map_err(|e| e.to_string()))
             .await
             .map_err(|e| e.to_string())??;
-    Ok(announce(shared, results))
+    announce(shared, results)
 }
 
 /// Stores records checked already (see [`replay_log`]) and tells everyone what applied.
 async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, String> {
     let s = shared.clone();
     let results = tokio::task::spawn_blocking(move || {
-        s.chain
-            .lock()
-            .expect("chain lock")
-            .ingest_checked(checked)
-            .map_err(|e| e.to_string())
+        s.chain().ingest_checked(checked).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;
-    Ok(announce(&shared, results))
+    announce(&shared, results)
 }
 
-/// Announces what applied; returns how many records did.
-fn announce(shared: &Shared, results: Vec<Result<Outcome, RecordError>>) -> usize {
-    let applied: Vec<RecordHash> = results
-        .into_iter()
-        .filter_map(Result::ok)
-        .flat_map(|o| o.applied)
-        .collect();
+/// Announces what applied; returns how many records did, or — after announcing them — an
+/// error if the peer sent a record no honest node sends (see [`FORGED`]).
+fn announce(shared: &Shared, results: Vec<Result<Outcome, RecordError>>) -> Result<usize, String> {
+    let mut forged = None;
+    let mut applied = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => applied.extend(o.applied),
+            Err(e) if e.proves_misbehaviour() => forged = Some(e),
+            Err(_) => {}
+        }
+    }
     shared.announce_applied(&applied, false);
-    applied.len()
+    match forged {
+        Some(e) => Err(format!("{FORGED}: {e}")),
+        None => Ok(applied.len()),
+    }
 }
+
+/// How a round's error begins when the peer sent a forged or malformed record: the peer's
+/// address is then held to have misbehaved.
+const FORGED: &str = "peer sent a bad record";
 
 /// Replays `addr`'s application log from the start: page k+1 is fetched while page k is
 /// checked on all cores, and checked while page k is stored.
@@ -96,7 +111,7 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 .map(|p| (from, p))
         })
     };
-    let mut verifier = shared.chain.lock().expect("chain lock").ledger().verifier();
+    let mut verifier = shared.chain().ledger().verifier();
     let mut storing: Option<tokio::task::JoinHandle<Result<usize, String>>> = None;
     let mut next = Some(fetch(0));
     let mut pages = 0;
@@ -136,11 +151,7 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
 /// One anti-entropy round with `addr`.
 pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     let theirs = shared.api.summary(addr).await.map_err(|e| e.to_string())?;
-    shared
-        .peers
-        .lock()
-        .expect("peers lock")
-        .set_applied(addr, theirs.applied);
+    shared.peers.locked().set_applied(addr, theirs.applied);
     let ours = super::api::summary_of(shared);
     if theirs.digest == ours.digest {
         return Ok(());
@@ -187,7 +198,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 continue;
             };
             let next = {
-                let chain = shared.chain.lock().expect("chain lock");
+                let chain = shared.chain();
                 chain
                     .ledger()
                     .state()
@@ -221,7 +232,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             }
         }
         // What this node has beyond their heads in this bucket goes to them.
-        let chain = shared.chain.lock().expect("chain lock");
+        let chain = shared.chain();
         let l = chain.ledger();
         for (a, st) in l
             .state()
@@ -254,13 +265,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
 }
 
 fn held(shared: &Shared, h: &RecordHash) -> bool {
-    shared
-        .chain
-        .lock()
-        .expect("chain lock")
-        .ledger()
-        .record(h)
-        .is_some()
+    shared.chain().ledger().record(h).is_some()
 }
 
 /// Pushes records made here to every confirmed peer, a batch at a time.
@@ -281,14 +286,14 @@ pub async fn gossip(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<RecordH
             }
         }
         let records: Vec<crate::api::RawRecord> = {
-            let chain = shared.chain.lock().expect("chain lock");
+            let chain = shared.chain();
             batch
                 .iter()
                 .filter_map(|h| chain.ledger().record(h))
                 .map(Record::to_raw)
                 .collect()
         };
-        let peers = shared.peers.lock().expect("peers lock").confirmed();
+        let peers = shared.peers.locked().confirmed();
         let pushes = peers.into_iter().map(|p| {
             let (shared, records) = (shared.clone(), records.clone());
             async move {

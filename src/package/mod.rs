@@ -176,6 +176,14 @@ fn read_tar(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, PackageError> {
                 "more than {MAX_ENTRIES} entries"
             )));
         }
+        // The header's size is the sender's claim (GNU base-256 sizes reach 2^95): nothing
+        // is allocated for more than the archive holds.
+        if entry.size() > bytes.len() as u64 {
+            return Err(PackageError::Malformed(format!(
+                "{path} claims {} bytes, more than the whole archive",
+                entry.size()
+            )));
+        }
         let mut data = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut data).map_err(malformed)?;
         if data.len() as u64 != entry.size() {

@@ -169,3 +169,23 @@ fn tampering_is_refused_with_its_reason() {
         );
     }
 }
+
+#[test]
+fn an_entry_claiming_more_than_the_archive_is_refused_before_allocating() {
+    // A GNU header whose base-256 size says 2^62 bytes, followed by a few real ones: this
+    // aborted `cod deploy` with a failed allocation.
+    let mut h = tar::Header::new_gnu();
+    h.set_path("cod").unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(1 << 62);
+    h.set_mode(0o755);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    assert_eq!(bytes[124] & 0x80, 0x80, "size in base-256");
+    bytes.extend_from_slice(&[0u8; 2048]);
+    let err = Package::open(bytes, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(&err, PackageError::Malformed(m) if m.contains("more than the whole archive")),
+        "{err}"
+    );
+}

@@ -121,7 +121,12 @@ pub enum MagnetError {
     BadInfohash(String),
     #[error("bad length (xl) {0:?}")]
     BadLength(String),
+    #[error("the magnet link names more than {MAX_MAGNET_PEERS} peers (x.pe)")]
+    TooManyPeers,
 }
+
+/// Peers (`x.pe`) one magnet link may name.
+pub const MAX_MAGNET_PEERS: usize = 64;
 
 impl std::str::FromStr for Magnet {
     type Err = MagnetError;
@@ -162,6 +167,9 @@ impl std::str::FromStr for Magnet {
                         v.parse()
                             .map_err(|_| MagnetError::BadLength(v.into_owned()))?,
                     )
+                }
+                "x.pe" if peers.len() >= MAX_MAGNET_PEERS => {
+                    return Err(MagnetError::TooManyPeers);
                 }
                 "x.pe" => peers.push(v.into_owned()),
                 _ => {}
@@ -265,6 +273,13 @@ mod tests {
             bad(&format!("magnet:?xt=urn:btih:{h}&xl=-1")),
             MagnetError::BadLength(_)
         ));
+        let many = (0..=MAX_MAGNET_PEERS)
+            .map(|i| format!("&x.pe=127.0.0.1:{i}"))
+            .collect::<String>();
+        assert_eq!(
+            bad(&format!("magnet:?xt=urn:btih:{h}{many}")),
+            MagnetError::TooManyPeers
+        );
         let other = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(
             bad(&format!("magnet:?xt=urn:btih:{h}&xt=urn:btih:{other}")),

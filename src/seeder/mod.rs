@@ -8,10 +8,11 @@
 //! chokes and always has every piece) rather than a full client library, because the port
 //! has to be shared with the API and the files are few and small.
 
+pub mod download;
 pub mod wire;
 
+use crate::lock::ReadWrite;
 use crate::package::Info;
-use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wire::{
-    BLOCK, ExtHandshake, HANDSHAKE_LEN, Handshake, MAX_BLOCK, MAX_MESSAGE, Message, MetadataMsg,
+    ExtHandshake, HANDSHAKE_LEN, Handshake, MAX_BLOCK, MAX_MESSAGE, Message, MetadataMsg,
     UT_METADATA, WireError,
 };
 
@@ -53,7 +54,7 @@ impl Library {
         let info = Info::of(name, &data, &mut |_| {});
         let id = *info.infohash().as_bytes();
         let info_bytes = info.bencode();
-        self.files.write().expect("library lock").insert(
+        self.files.write_locked().insert(
             id,
             Arc::new(Offered {
                 info,
@@ -65,20 +66,11 @@ impl Library {
     }
 
     pub fn get(&self, infohash: &[u8; 20]) -> Option<Arc<Offered>> {
-        self.files
-            .read()
-            .expect("library lock")
-            .get(infohash)
-            .cloned()
+        self.files.read_locked().get(infohash).cloned()
     }
 
     pub fn infohashes(&self) -> Vec<[u8; 20]> {
-        self.files
-            .read()
-            .expect("library lock")
-            .keys()
-            .copied()
-            .collect()
+        self.files.read_locked().keys().copied().collect()
     }
 }
 
@@ -94,6 +86,21 @@ pub enum PeerError {
     NotOffered,
     #[error("{0}")]
     Protocol(String),
+    #[error(transparent)]
+    Download(#[from] download::DownloadError),
+}
+
+impl PeerError {
+    /// Did the peer break the protocol (rather than time out or hang up)?
+    pub fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Wire(_)
+                | PeerError::NotOffered
+                | PeerError::Protocol(_)
+                | PeerError::Download(_)
+        )
+    }
 }
 
 async fn timed<T>(
@@ -123,6 +130,23 @@ async fn read_message<R: AsyncRead + Unpin>(
 
 async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), PeerError> {
     timed(30, w.write_all(&m.encode())).await
+}
+
+/// A peer-wire connection with nothing asked for this long is closed.
+pub const IDLE_SECS: u64 = 30;
+/// Times over one connection may download the file it asked for.
+pub const UPLOADS_PER_CONNECTION: u64 = 4;
+
+/// Where block `index`/`begin`/`length` starts in the file, if it lies inside one piece of it
+/// and is no longer than [`MAX_BLOCK`].
+fn block_offset(info: &Info, index: u32, begin: u32, length: u32) -> Option<u64> {
+    let piece_start = u64::from(index).checked_mul(info.piece_length)?;
+    if piece_start >= info.length || length == 0 || length > MAX_BLOCK {
+        return None;
+    }
+    let this_piece = info.piece_length.min(info.length - piece_start);
+    let end = u64::from(begin) + u64::from(length);
+    (end <= this_piece).then_some(piece_start + u64::from(begin))
 }
 
 /// Serves one peer-wire connection (its first byte already told it is BitTorrent).
@@ -169,25 +193,27 @@ pub async fn serve(
     .await?;
     let data = std::fs::File::open(&file.path)?;
     let mut their_ut_metadata: Option<u8> = None;
+    // One connection may take the file a few times over (a client that lost its copy
+    // restarts), not without end.
+    let upload_budget = file.info.length.saturating_mul(UPLOADS_PER_CONNECTION);
+    let mut served = 0u64;
     loop {
-        match read_message(&mut stream, 120).await? {
+        match read_message(&mut stream, IDLE_SECS).await? {
             Message::Interested => send(&mut stream, &Message::Unchoke).await?,
             Message::Request {
                 index,
                 begin,
                 length,
             } => {
-                let piece_len = file.info.piece_length;
-                let start = index as u64 * piece_len + begin as u64;
-                let this_piece =
-                    piece_len.min(file.info.length.saturating_sub(index as u64 * piece_len));
-                if index as usize >= file.info.piece_count()
-                    || length == 0
-                    || length > MAX_BLOCK
-                    || begin as u64 + length as u64 > this_piece
-                {
+                let Some(start) = block_offset(&file.info, index, begin, length) else {
                     return Err(PeerError::Protocol(format!(
                         "bad request {index}/{begin}/{length}"
+                    )));
+                };
+                served += u64::from(length);
+                if served > upload_budget {
+                    return Err(PeerError::Protocol(format!(
+                        "asked for more than {upload_budget} bytes on one connection"
                     )));
                 }
                 let mut block = vec![0u8; length as usize];
@@ -203,12 +229,11 @@ pub async fn serve(
                 .await?;
             }
             Message::Extended { id: 0, payload } => {
-                if let Ok(h) = serde_bencode::from_bytes::<ExtHandshake>(&payload) {
-                    their_ut_metadata =
-                        h.m.get("ut_metadata")
-                            .and_then(|v| u8::try_from(*v).ok())
-                            .filter(|v| *v != 0);
-                }
+                let h = wire::decode_ext_handshake(&payload)?;
+                their_ut_metadata =
+                    h.m.get("ut_metadata")
+                        .and_then(|v| u8::try_from(*v).ok())
+                        .filter(|v| *v != 0);
             }
             Message::Extended { id, payload } if id == UT_METADATA => {
                 let Some(reply_id) = their_ut_metadata else {
@@ -216,16 +241,16 @@ pub async fn serve(
                 };
                 let (msg, _) = wire::decode_metadata_msg(&payload)?;
                 let total = file.info_bytes.len();
-                let start = msg.piece.max(0) as usize * BLOCK as usize;
-                let reply = if msg.msg_type == wire::META_REQUEST && start < total {
-                    let end = (start + BLOCK as usize).min(total);
+                let piece = wire::metadata_piece(msg.piece, total)
+                    .filter(|_| msg.msg_type == wire::META_REQUEST);
+                let reply = if let Some(range) = piece {
                     wire::encode_metadata_msg(
                         &MetadataMsg {
                             msg_type: wire::META_DATA,
                             piece: msg.piece,
                             total_size: Some(total as i64),
                         },
-                        &file.info_bytes[start..end],
+                        &file.info_bytes[range],
                     )
                 } else {
                     wire::encode_metadata_msg(
@@ -245,6 +270,10 @@ pub async fn serve(
                     },
                 )
                 .await?;
+            }
+            // A seeder asks for nothing: a piece sent to it was never requested.
+            Message::Piece { index, .. } => {
+                return Err(PeerError::Protocol(format!("unrequested piece {index}")));
             }
             _ => {}
         }
@@ -281,6 +310,11 @@ pub async fn fetch(
         },
     })
 }
+
+/// How long a peer may go without sending anything useful (a wanted metadata piece or block).
+const STALL_SECS: u64 = 30;
+/// Requests kept outstanding.
+const WINDOW: usize = 16;
 
 async fn fetch_from(
     addr: SocketAddr,
@@ -320,34 +354,27 @@ async fn fetch_from(
     )
     .await?;
 
-    // Metadata first.
-    let (mut size, mut their_id) = (None, None);
-    while size.is_none() || their_id.is_none() {
-        if let Message::Extended { id: 0, payload } = read_message(&mut s, 30).await? {
-            let h: ExtHandshake = serde_bencode::from_bytes(&payload)
-                .map_err(|_| PeerError::Protocol("bad extension handshake".into()))?;
-            size = Some(
-                h.metadata_size
-                    .filter(|n| *n > 0 && *n < (1 << 24))
-                    .ok_or_else(|| PeerError::Protocol("no metadata size".into()))?
-                    as usize,
-            );
-            their_id = Some(
+    // Metadata first: the peer's extension handshake says how large it is.
+    let mut deadline = stall_deadline();
+    let (mut meta, their_id) = loop {
+        if let Message::Extended { id: 0, payload } = read_until(&mut s, deadline).await? {
+            let h = wire::decode_ext_handshake(&payload)?;
+            let their_id =
                 h.m.get("ut_metadata")
                     .and_then(|v| u8::try_from(*v).ok())
                     .filter(|v| *v != 0)
-                    .ok_or_else(|| PeerError::Protocol("no ut_metadata".into()))?,
-            );
+                    .ok_or_else(|| PeerError::Protocol("no ut_metadata".into()))?;
+            let size = h
+                .metadata_size
+                .ok_or_else(|| PeerError::Protocol("no metadata size".into()))?;
+            break (download::Metadata::new(infohash, size)?, their_id);
         }
-    }
-    let (size, their_id) = (size.expect("set"), their_id.expect("set"));
-    let mut meta = vec![0u8; size];
-    let pieces = size.div_ceil(BLOCK as usize);
-    for p in 0..pieces {
+    };
+    for piece in meta.pieces() {
         let req = wire::encode_metadata_msg(
             &MetadataMsg {
                 msg_type: wire::META_REQUEST,
-                piece: p as i64,
+                piece,
                 total_size: None,
             },
             &[],
@@ -361,63 +388,29 @@ async fn fetch_from(
         )
         .await?;
     }
-    let mut got = 0;
-    while got < pieces {
-        if let Message::Extended { id, payload } = read_message(&mut s, 30).await?
+    deadline = stall_deadline();
+    while !meta.complete() {
+        if let Message::Extended { id, payload } = read_until(&mut s, deadline).await?
             && id == UT_METADATA
         {
             let (msg, data) = wire::decode_metadata_msg(&payload)?;
-            let start = msg.piece as usize * BLOCK as usize;
-            if msg.msg_type != wire::META_DATA || start + data.len() > size {
+            if msg.msg_type != wire::META_DATA {
                 return Err(PeerError::Protocol("metadata refused".into()));
             }
-            meta[start..start + data.len()].copy_from_slice(data);
-            got += 1;
+            meta.on_data(msg.piece, data)?;
+            deadline = stall_deadline();
         }
     }
-    if Sha1::digest(&meta).as_slice() != infohash {
-        return Err(PeerError::Protocol(
-            "the metadata does not match the infohash".into(),
-        ));
-    }
-    let info: Info = serde_bencode::from_bytes(&meta)
-        .map_err(|_| PeerError::Protocol("malformed metadata".into()))?;
-    if info.piece_length == 0
-        || info.pieces.len() != info.length.div_ceil(info.piece_length) as usize * 20
-        || info.length > crate::package::MAX_PACKAGE_BYTES
-    {
-        return Err(PeerError::Protocol("implausible metadata".into()));
-    }
+    let mut pieces = download::Pieces::new(meta.finish()?)?;
 
-    // Then the pieces, a window of requests at a time.
+    // Then the pieces, a window of requests at a time, each block checked against what was
+    // asked and each piece against its hash.
     send(&mut s, &Message::Interested).await?;
-    loop {
-        if read_message(&mut s, 30).await? == Message::Unchoke {
-            break;
-        }
-    }
-    let mut data = vec![0u8; info.length as usize];
-    let blocks: Vec<(u32, u32, u32)> = (0..info.piece_count())
-        .flat_map(|i| {
-            let plen = info
-                .piece_length
-                .min(info.length - i as u64 * info.piece_length);
-            (0..plen.div_ceil(BLOCK as u64)).map(move |b| {
-                (
-                    i as u32,
-                    (b * BLOCK as u64) as u32,
-                    (BLOCK as u64).min(plen - b * BLOCK as u64) as u32,
-                )
-            })
-        })
-        .collect();
-    let mut next = 0;
-    let mut outstanding = 0;
-    let mut received = vec![0u64; info.piece_count()];
-    let mut done = 0u64;
-    while done < info.length {
-        while outstanding < 16 && next < blocks.len() {
-            let (index, begin, length) = blocks[next];
+    deadline = stall_deadline();
+    while read_until(&mut s, deadline).await? != Message::Unchoke {}
+    let total = pieces.info().length;
+    while !pieces.done() {
+        for (index, begin, length) in pieces.requests(WINDOW) {
             send(
                 &mut s,
                 &Message::Request {
@@ -427,36 +420,60 @@ async fn fetch_from(
                 },
             )
             .await?;
-            next += 1;
-            outstanding += 1;
         }
         if let Message::Piece {
             index,
             begin,
             block,
-        } = read_message(&mut s, 30).await?
+        } = read_until(&mut s, deadline).await?
         {
-            let start = index as u64 * info.piece_length + begin as u64;
-            if index as usize >= info.piece_count() || start + block.len() as u64 > info.length {
-                return Err(PeerError::Protocol("a piece out of range".into()));
-            }
-            data[start as usize..start as usize + block.len()].copy_from_slice(&block);
-            outstanding -= 1;
-            received[index as usize] += block.len() as u64;
-            done += block.len() as u64;
-            let plen = info
-                .piece_length
-                .min(info.length - index as u64 * info.piece_length);
-            if received[index as usize] == plen {
-                let p0 = index as usize * info.piece_length as usize;
-                if !info.piece_ok(index as usize, &data[p0..p0 + plen as usize]) {
-                    return Err(PeerError::Protocol(format!(
-                        "piece {index} failed its hash check"
-                    )));
-                }
-            }
-            progress(done, info.length);
+            pieces.on_block(index, begin, &block)?;
+            deadline = stall_deadline();
+            progress(pieces.verified_bytes(), total);
         }
     }
-    Ok((info, data))
+    Ok(pieces.finish().expect("every piece checked"))
+}
+
+fn stall_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(STALL_SECS)
+}
+
+/// The next message, if it comes before `deadline` (keep-alives and messages cod has no use
+/// for do not move the deadline: only progress does).
+async fn read_until(
+    s: &mut TcpStream,
+    deadline: tokio::time::Instant,
+) -> Result<Message, PeerError> {
+    tokio::time::timeout_at(deadline, read_message(s, STALL_SECS))
+        .await
+        .map_err(|_| PeerError::Timeout)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_served_only_inside_one_piece() {
+        let info = Info::of("f", &vec![0u8; 300_000], &mut |_| {});
+        let pl = info.piece_length;
+        assert_eq!(block_offset(&info, 0, 0, BLOCK_LEN), Some(0));
+        assert_eq!(block_offset(&info, 1, 16, 100), Some(pl + 16));
+        // The last piece is 300,000 - 262,144 = 37,856 bytes long.
+        assert_eq!(block_offset(&info, 1, 37_856 - 10, 10), Some(pl + 37_846));
+        for (i, b, l) in [
+            (1, 37_856 - 10, 11),
+            (2, 0, 1),
+            (0, 0, 0),
+            (0, 0, MAX_BLOCK + 1),
+            (0, pl as u32, 1),
+            (u32::MAX, u32::MAX, u32::MAX),
+            (u32::MAX, 0, 1),
+        ] {
+            assert_eq!(block_offset(&info, i, b, l), None, "{i}/{b}/{l}");
+        }
+    }
+
+    const BLOCK_LEN: u32 = wire::BLOCK;
 }

@@ -2,6 +2,7 @@
 //! BEP 3, the extension protocol of BEP 10 and metadata exchange (`ut_metadata`) of BEP 9.
 //! Pure: bytes in, bytes out.
 
+use crate::bencode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -233,40 +234,24 @@ pub const META_REQUEST: i64 = 0;
 pub const META_DATA: i64 = 1;
 pub const META_REJECT: i64 = 2;
 
-/// Length of the bencoded value at the start of `b` (ut_metadata data messages append raw
-/// bytes after their dictionary, so its end must be found).
-pub fn bencode_len(b: &[u8]) -> Option<usize> {
-    fn value(b: &[u8], at: usize, depth: usize) -> Option<usize> {
-        if depth > 32 {
-            return None;
-        }
-        match *b.get(at)? {
-            b'i' => Some(at + b[at..].iter().position(|c| *c == b'e')? + 1),
-            b'l' | b'd' => {
-                let mut p = at + 1;
-                while *b.get(p)? != b'e' {
-                    p = value(b, p, depth + 1)?;
-                }
-                Some(p + 1)
-            }
-            b'0'..=b'9' => {
-                let colon = at + b[at..].iter().position(|c| *c == b':')?;
-                let n: usize = std::str::from_utf8(&b[at..colon]).ok()?.parse().ok()?;
-                let end = colon + 1 + n;
-                (end <= b.len()).then_some(end)
-            }
-            _ => None,
-        }
-    }
-    value(b, 0, 0)
-}
-
 /// Splits a ut_metadata message into its dictionary and trailing data.
 pub fn decode_metadata_msg(payload: &[u8]) -> Result<(MetadataMsg, &[u8]), WireError> {
-    let n = bencode_len(payload).ok_or(WireError::Malformed("ut_metadata"))?;
-    let msg = serde_bencode::from_bytes(&payload[..n])
-        .map_err(|_| WireError::Malformed("ut_metadata"))?;
+    let n = bencode::value_len(payload).ok_or(WireError::Malformed("ut_metadata"))?;
+    let msg =
+        bencode::from_bytes(&payload[..n]).map_err(|_| WireError::Malformed("ut_metadata"))?;
     Ok((msg, &payload[n..]))
+}
+
+/// Decodes a BEP 10 extension handshake (depth-limited; see [`crate::bencode`]).
+pub fn decode_ext_handshake(payload: &[u8]) -> Result<ExtHandshake, WireError> {
+    bencode::from_bytes(payload).map_err(|_| WireError::Malformed("extension handshake"))
+}
+
+/// The bytes of metadata piece `piece` (BEP 9: 16 KiB each) of metadata `total` bytes long,
+/// if there is such a piece.
+pub fn metadata_piece(piece: i64, total: usize) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(piece).ok()?.checked_mul(BLOCK as usize)?;
+    (start < total).then(|| start..(start + BLOCK as usize).min(total))
 }
 
 pub fn encode_metadata_msg(msg: &MetadataMsg, data: &[u8]) -> Vec<u8> {
@@ -349,9 +334,8 @@ mod tests {
         let payload = encode_metadata_msg(&m, b"abc");
         let (back, data) = decode_metadata_msg(&payload).unwrap();
         assert_eq!((back, data), (m, b"abc".as_slice()));
-        assert_eq!(bencode_len(b"d1:ai1e1:bl3:xyzee..."), Some(18));
-        assert_eq!(bencode_len(b"d1:a"), None);
-        assert_eq!(bencode_len(b"5:ab"), None);
+        assert!(decode_metadata_msg(b"d8:msg_typei1e5:piecei0ee").is_ok());
+        assert!(decode_metadata_msg(b"d8:msg_typei1e5:piece").is_err());
         assert_eq!(full_bitfield(10), vec![0xff, 0xc0]);
         assert_eq!(full_bitfield(8), vec![0xff]);
         let hs = ExtHandshake {
@@ -360,9 +344,25 @@ mod tests {
             v: Some("cod".into()),
         };
         let bytes = serde_bencode::to_bytes(&hs).unwrap();
-        assert_eq!(
-            serde_bencode::from_bytes::<ExtHandshake>(&bytes).unwrap(),
-            hs
+        assert_eq!(decode_ext_handshake(&bytes).unwrap(), hs);
+        let mut deep = b"d1:x".to_vec();
+        deep.extend(std::iter::repeat_n(b'l', 10_000));
+        deep.extend(std::iter::repeat_n(b'e', 10_000));
+        deep.push(b'e');
+        assert!(
+            decode_ext_handshake(&deep).is_err(),
+            "refused, not a stack overflow"
         );
+    }
+
+    #[test]
+    fn metadata_pieces_are_in_range() {
+        let b = BLOCK as usize;
+        assert_eq!(metadata_piece(0, 100), Some(0..100));
+        assert_eq!(metadata_piece(1, b + 5), Some(b..b + 5));
+        assert_eq!(metadata_piece(1, b), None);
+        assert_eq!(metadata_piece(-5, 100), None, "not piece 0");
+        assert_eq!(metadata_piece(1 << 62, 100), None);
+        assert_eq!(metadata_piece(i64::MAX, usize::MAX), None);
     }
 }

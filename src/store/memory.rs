@@ -1,6 +1,7 @@
 //! An in-memory [`KvStore`] for tests: the same semantics as RocksDB, nothing on disk.
 
 use super::{Cf, Entry, KvStore, Op, Snapshot, StoreError};
+use crate::lock::Locked;
 use std::sync::Mutex;
 
 #[derive(Default, Debug)]
@@ -10,16 +11,11 @@ pub struct MemStore {
 
 impl KvStore for MemStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .data
-            .lock()
-            .expect("not poisoned")
-            .get(&(cf, key.to_vec()))
-            .cloned())
+        Ok(self.data.locked().get(&(cf, key.to_vec())).cloned())
     }
 
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        let data = self.data.lock().expect("not poisoned");
+        let data = self.data.locked();
         Ok(data
             .range((cf, prefix.to_vec())..)
             .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
@@ -28,7 +24,7 @@ impl KvStore for MemStore {
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut data = self.data.lock().expect("not poisoned");
+        let mut data = self.data.locked();
         for op in ops {
             match op {
                 Op::Put(cf, k, v) => {

@@ -107,6 +107,8 @@ pub struct LogLine {
 
 pub const MAX_LOG: usize = 500;
 pub const MAX_RECENT: usize = 50;
+/// Samples kept for the sync rate, at most.
+pub const MAX_RATE_SAMPLES: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct App {
@@ -118,6 +120,8 @@ pub struct App {
     pub now: u64,
     pub no_color: bool,
     pub status: Value,
+    /// Addresses the node limits or bans (`cod peers`).
+    pub addresses: Vec<Value>,
     pub peers: Vec<Value>,
     pub requests: Vec<Value>,
     pub recent: VecDeque<Value>,
@@ -125,7 +129,7 @@ pub struct App {
     pub filter: String,
     pub peer_sort: usize,
     pub selected: [usize; 5],
-    /// (applied, at) samples for the sync rate.
+    /// (applied, at) samples for the sync rate: see [`App::note_applied`].
     pub rate_samples: VecDeque<(u64, u64)>,
     pub verify: Option<Result<Value, String>>,
     /// The last notice (a reply, an error) shown in the footer.
@@ -146,6 +150,7 @@ impl App {
             now,
             no_color,
             status: Value::Null,
+            addresses: Vec::new(),
             peers: Vec::new(),
             requests: Vec::new(),
             recent: VecDeque::new(),
@@ -194,6 +199,20 @@ impl App {
                 f.is_empty() || l.message.to_lowercase().contains(&f) || l.level.contains(&f)
             })
             .collect()
+    }
+
+    /// Notes a count of applied records for the sync rate, keeping the last minute of
+    /// samples (and never more than [`MAX_RATE_SAMPLES`], however often they come).
+    fn note_applied(&mut self, applied: u64) {
+        self.rate_samples.push_back((applied, self.now));
+        while self
+            .rate_samples
+            .front()
+            .is_some_and(|s| s.1 + 60 < self.now)
+            || self.rate_samples.len() > MAX_RATE_SAMPLES
+        {
+            self.rate_samples.pop_front();
+        }
     }
 
     /// Records per second while catching up, from the last minute of samples.
@@ -249,6 +268,7 @@ impl App {
                 self.connection = Connection::Connected;
                 self.status = status;
                 self.peers = peers["peers"].as_array().cloned().unwrap_or_default();
+                self.addresses = peers["addresses"].as_array().cloned().unwrap_or_default();
                 self.requests = requests["requests"].as_array().cloned().unwrap_or_default();
                 self.recent = recent["records"]
                     .as_array()
@@ -257,7 +277,7 @@ impl App {
                     .into_iter()
                     .collect();
                 let applied = self.applied();
-                self.rate_samples.push_back((applied, self.now));
+                self.note_applied(applied);
             }
             Msg::Disconnected(reason) => {
                 if self.connection
@@ -309,14 +329,7 @@ impl App {
                     chain["records"] = held.into();
                     chain["missing"] = missing.into();
                 }
-                self.rate_samples.push_back((applied as u64, self.now));
-                while self
-                    .rate_samples
-                    .front()
-                    .is_some_and(|s| s.1 + 60 < self.now)
-                {
-                    self.rate_samples.pop_front();
-                }
+                self.note_applied(applied as u64);
             }
             Event::Record {
                 hash,
@@ -353,7 +366,7 @@ impl App {
                             "info",
                             format!(
                                 "signature request {} ({kind}): {summary}",
-                                &id[..12.min(id.len())]
+                                crate::views::prefix(&id, 12)
                             ),
                         );
                     }
@@ -376,7 +389,7 @@ impl App {
                     "info",
                     format!(
                         "cod {cod_version} ({}) runs on {peer}: `cod upgrade check`",
-                        &cod_id[..12.min(cod_id.len())]
+                        crate::views::prefix(&cod_id, 12)
                     ),
                 );
             }
@@ -448,7 +461,7 @@ impl App {
         let id = r["id"].as_str().unwrap_or_default().to_string();
         let question = format!(
             "Sign {} ({})? y/n",
-            &id[..12.min(id.len())],
+            crate::views::prefix(&id, 12),
             r["summary"].as_str().unwrap_or("")
         );
         self.modal = Some(Modal::Confirm {
@@ -501,7 +514,7 @@ impl App {
                 KeyCode::Enter if !reason.trim().is_empty() => {
                     let question = format!(
                         "Reject {} because \"{}\"? y/n",
-                        &id[..12.min(id.len())],
+                        crate::views::prefix(&id, 12),
                         reason.trim()
                     );
                     self.modal = Some(Modal::Confirm {

@@ -222,3 +222,51 @@ fn no_color_means_no_color() {
         assert_eq!(cell.bg, ratatui::style::Color::Reset);
     }
 }
+
+#[test]
+fn an_idle_node_does_not_grow_the_rate_samples() {
+    // Snapshots keep coming from a node where nothing happens (no sync events): the samples
+    // stay the last minute's, and never more than the cap even at the same instant.
+    let mut app = recorded();
+    let status = app.status.clone();
+    for i in 0..10_000u64 {
+        app.update(Msg::Now(NOW + i / 100));
+        app.update(Msg::Snapshot {
+            status: status.clone(),
+            peers: json!({"peers": []}),
+            requests: json!({"requests": []}),
+            recent: json!({"records": []}),
+        });
+    }
+    assert!(app.rate_samples.len() <= super::app::MAX_RATE_SAMPLES);
+    assert!(app.rate_samples.iter().all(|s| s.1 + 60 >= NOW + 99));
+}
+
+#[test]
+fn the_peers_tab_shows_banned_addresses() {
+    let mut app = recorded();
+    let status = app.status.clone();
+    let peers = json!({"peers": [], "addresses": [
+        {"address": "192.0.2.7", "connections": 0, "score": 100, "banned_until": 1_800_000_000_000u64, "manual": false, "last_offense": "forged"},
+        {"address": "198.51.100.0", "connections": 0, "score": 0, "banned_until": u64::MAX, "manual": true, "last_offense": null},
+        {"address": "203.0.113.5", "connections": 3, "score": 20, "banned_until": null, "manual": false, "last_offense": "slow"}
+    ]});
+    app.update(Msg::Snapshot {
+        status,
+        peers,
+        requests: json!({"requests": []}),
+        recent: json!({"records": []}),
+    });
+    app.update(key('2'));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("banned: 2"), "{screen}");
+    assert!(
+        screen.contains("192.0.2.7") && screen.contains("last offense: forged"),
+        "{screen}"
+    );
+    assert!(screen.contains("by the operator"), "{screen}");
+    assert!(
+        !screen.contains("203.0.113.5"),
+        "scored but not banned: {screen}"
+    );
+}

@@ -364,7 +364,44 @@ fn draw_peers(f: &mut Frame, app: &App, area: Rect) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .block(Block::bordered().title(format!(" peers: {count} up, {} known ", app.peers.len())));
     let mut state = TableState::default().with_selected(Some(app.selected()));
-    f.render_stateful_widget(table, area, &mut state);
+    let banned: Vec<&serde_json::Value> = app
+        .addresses
+        .iter()
+        .filter(|a| a["banned_until"].is_u64())
+        .collect();
+    if banned.is_empty() {
+        f.render_stateful_widget(table, area, &mut state);
+        return;
+    }
+    // Banned addresses below the peers: a few lines, most recent offenders first.
+    let shown = banned.len().min(5);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(shown as u16 + 2)]).areas(area);
+    f.render_stateful_widget(table, top, &mut state);
+    let lines: Vec<Line> = banned
+        .iter()
+        .take(shown)
+        .map(|a| {
+            Line::from(format!(
+                "{:<40} score {:>3}  {}",
+                a["address"].as_str().unwrap_or("?"),
+                a["score"],
+                if a["manual"] == true {
+                    "by the operator".to_string()
+                } else {
+                    a["last_offense"]
+                        .as_str()
+                        .map_or(String::new(), |o| format!("last offense: {o}"))
+                }
+            ))
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered().title(format!(" banned: {} (cod peers unban ADDR) ", banned.len())),
+        ),
+        bottom,
+    );
 }
 
 fn draw_chain(f: &mut Frame, app: &App, area: Rect) {

@@ -5,6 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod hostile;
+
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A temporary world for one test: its own HOME/XDG dirs, so nothing leaks between tests

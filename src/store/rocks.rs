@@ -1,0 +1,237 @@
+//! The RocksDB store (feature `node`).
+
+use super::{Cf, Entry, KvStore, Op, SCHEMA_VERSION, StoreError};
+use crate::ids::CodId;
+use std::path::{Path, PathBuf};
+
+/// The RocksDB store.
+pub struct RocksStore {
+    db: rocksdb::DB,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RocksStore({})", self.path.display())
+    }
+}
+
+fn options(create: bool) -> rocksdb::Options {
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(create);
+    o.create_missing_column_families(create);
+    // Bounded, so the daemon's file descriptors can be budgeted (see node::RESERVED_FDS).
+    o.set_max_open_files(MAX_OPEN_FILES);
+    o
+}
+
+/// Files RocksDB keeps open at most.
+pub const MAX_OPEN_FILES: i32 = 256;
+
+impl RocksStore {
+    fn db_err(&self) -> impl FnOnce(rocksdb::Error) -> StoreError + '_ {
+        |source| StoreError::Db {
+            path: self.path.clone(),
+            message: source.to_string(),
+        }
+    }
+
+    fn open_db(path: &Path, create: bool, read_only: bool) -> Result<rocksdb::DB, StoreError> {
+        let names = Cf::ALL.map(Cf::name);
+        let db = if read_only {
+            rocksdb::DB::open_cf_for_read_only(&options(false), path, names, false)
+        } else {
+            rocksdb::DB::open_cf(&options(create), path, names)
+        };
+        db.map_err(|source| {
+            if is_lock_error(source.as_ref()) {
+                StoreError::Locked(path.to_path_buf())
+            } else {
+                StoreError::Db {
+                    path: path.to_path_buf(),
+                    message: source.to_string(),
+                }
+            }
+        })
+    }
+
+    /// Creates a new, empty store for `cod` at `path` (which must not hold one).
+    pub fn create(path: &Path, cod: &CodId) -> Result<Self, StoreError> {
+        if path.join("CURRENT").exists() {
+            return Err(StoreError::Exists(path.to_path_buf()));
+        }
+        let store = Self {
+            db: Self::open_db(path, true, false)?,
+            path: path.to_path_buf(),
+        };
+        store.write(vec![
+            Op::Put(
+                Cf::Meta,
+                b"schema".to_vec(),
+                SCHEMA_VERSION.to_string().into_bytes(),
+            ),
+            Op::Put(Cf::Meta, b"cod_id".to_vec(), cod.to_string().into_bytes()),
+        ])?;
+        Ok(store)
+    }
+
+    /// Opens the store of `cod` at `path`, refusing another cod's or another schema's. Only
+    /// one process at a time may (RocksDB's lock): see [`RocksStore::open_read_only`].
+    pub fn open(path: &Path, cod: &CodId) -> Result<Self, StoreError> {
+        Self::open_as(path, cod, false)
+    }
+
+    /// Opens the store to read only: takes no lock, so it never keeps a daemon from starting,
+    /// and sees the store as it was when opened. Writes fail.
+    pub fn open_read_only(path: &Path, cod: &CodId) -> Result<Self, StoreError> {
+        Self::open_as(path, cod, true)
+    }
+
+    fn open_as(path: &Path, cod: &CodId, read_only: bool) -> Result<Self, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let store = Self {
+            db: Self::open_db(path, false, read_only)?,
+            path: path.to_path_buf(),
+        };
+        let get = |k: &[u8]| -> Result<String, StoreError> {
+            Ok(store
+                .get(Cf::Meta, k)?
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default())
+        };
+        let schema = get(b"schema")?;
+        if schema != SCHEMA_VERSION.to_string() {
+            return Err(StoreError::Schema {
+                path: path.to_path_buf(),
+                found: schema,
+            });
+        }
+        let found = get(b"cod_id")?;
+        if found != cod.to_string() {
+            return Err(StoreError::WrongCod {
+                path: path.to_path_buf(),
+                expected: *cod,
+                found,
+            });
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(cf.name())
+            .expect("column families are created on open")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl KvStore for RocksStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(cf), key).map_err(self.db_err())
+    }
+
+    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (k, v) = item.map_err(self.db_err())?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(cf, k, v) => batch.put_cf(self.cf(cf), k, v),
+                Op::Delete(cf, k) => batch.delete_cf(self.cf(cf), k),
+                // Keys are at most 72 bytes, so this range covers the whole family.
+                Op::Clear(cf) => {
+                    batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 80].as_slice())
+                }
+            }
+        }
+        let mut o = rocksdb::WriteOptions::default();
+        o.set_sync(true);
+        self.db.write_opt(batch, &o).map_err(self.db_err())
+    }
+}
+
+/// Is this RocksDB error the lock file held by another process? (Its message names the
+/// LOCK file; other errors may well contain "lock", as in "block checksum mismatch".)
+fn is_lock_error(message: &str) -> bool {
+    message.contains("While lock file") || message.contains("lock hold by current process")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::exercise;
+
+    #[test]
+    fn only_the_lock_file_means_in_use() {
+        assert!(is_lock_error(
+            "IO error: While lock file: /n/store/LOCK: Resource temporarily unavailable"
+        ));
+        assert!(is_lock_error(
+            "IO error: lock hold by current process, acquire time 1 acquiring thread 2: /n/store/LOCK: No locks available"
+        ));
+        for other in [
+            "Corruption: block checksum mismatch: stored = 1, computed = 2 in /n/store/000012.sst offset 0 size 4",
+            "IO error: No such file or directory: While opening a file for sequentially reading: /n/store/MANIFEST-000005",
+            "Invalid argument: Column family not found: blocks",
+        ] {
+            assert!(!is_lock_error(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_store_belongs_to_one_cod() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("store");
+        let a: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        let b: CodId = "1123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        assert!(matches!(
+            RocksStore::open(&p, &a),
+            Err(StoreError::Missing(_))
+        ));
+        drop(RocksStore::create(&p, &a).unwrap());
+        assert!(matches!(
+            RocksStore::create(&p, &a),
+            Err(StoreError::Exists(_))
+        ));
+        let s = RocksStore::open(&p, &a).unwrap();
+        assert!(
+            matches!(RocksStore::open(&p, &a), Err(StoreError::Locked(_))),
+            "one process at a time"
+        );
+        s.write(vec![Op::Put(Cf::State, b"k".to_vec(), b"v".to_vec())])
+            .unwrap();
+        // A reader takes no lock: the writer keeps the store, and a writer can come while
+        // a reader has it open.
+        let r = RocksStore::open_read_only(&p, &a).unwrap();
+        assert_eq!(r.get(Cf::State, b"k").unwrap(), Some(b"v".to_vec()));
+        assert!(r.write(vec![Op::Delete(Cf::State, b"k".to_vec())]).is_err());
+        drop(s);
+        let w = RocksStore::open(&p, &a).unwrap();
+        drop((w, r));
+        let err = RocksStore::open(&p, &b).unwrap_err();
+        assert!(matches!(err, StoreError::WrongCod { .. }), "{err}");
+    }
+
+    #[test]
+    fn rocksdb_behaves_like_every_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        exercise(&RocksStore::create(&dir.path().join("s"), &cod).unwrap());
+    }
+}

@@ -1,0 +1,207 @@
+//! A transfer whose answer is lost is never paid twice, and `cod transfer` tells the truth
+//! about it (issue 11). A proxy stands in the control socket's place and loses, on purpose,
+//! what a crash or a broken connection would lose: the daemon's answer, the request itself,
+//! or the daemon altogether. The CLI must settle each case before it reports.
+//!
+//! Also: commands that find no daemon read the store without keeping a daemon from
+//! starting.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// What the proxy does to the next transfer request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// Pass everything.
+    None,
+    /// Forward the transfer, then hang up before its answer.
+    LoseAnswer,
+    /// Hang up without forwarding the transfer.
+    LoseRequest,
+    /// Forward it, kill the daemon (SIGKILL) after it answered, hang up, and stop proxying:
+    /// the CLI finds no daemon at all.
+    KillDaemon,
+}
+
+struct Proxy {
+    fault: Arc<Mutex<Fault>>,
+    socket: PathBuf,
+}
+
+impl Proxy {
+    /// Moves the daemon's socket aside and listens in its place.
+    fn start(node: &Node) -> Self {
+        let socket = node.dir.join("cod.sock");
+        let real = node.dir.join("cod.sock.real");
+        std::fs::rename(&socket, &real).unwrap();
+        let listener = UnixListener::bind(&socket).unwrap();
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let (f, pid_file, sock) = (fault.clone(), node.dir.join("node.pid"), socket.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if !serve(client, &real, &f, &pid_file) {
+                    let _ = std::fs::remove_file(&sock);
+                    return; // the daemon is gone: nothing listens any more
+                }
+            }
+        });
+        Proxy { fault, socket }
+    }
+
+    fn next(&self, f: Fault) {
+        *self.fault.lock().unwrap() = f;
+    }
+}
+
+/// Proxies one client; returns false once it killed the daemon.
+fn serve(client: UnixStream, real: &Path, fault: &Mutex<Fault>, pid_file: &Path) -> bool {
+    let Ok(upstream) = UnixStream::connect(real) else {
+        return true;
+    };
+    let mut from_client = BufReader::new(client.try_clone().unwrap());
+    let mut to_client = client;
+    let mut from_daemon = BufReader::new(upstream.try_clone().unwrap());
+    let mut to_daemon = upstream;
+    loop {
+        let mut line = String::new();
+        if from_client.read_line(&mut line).unwrap_or(0) == 0 {
+            return true;
+        }
+        let transfer = line.contains("\"request\":\"transfer\"");
+        let f = if transfer {
+            std::mem::replace(&mut *fault.lock().unwrap(), Fault::None)
+        } else {
+            Fault::None
+        };
+        if f == Fault::LoseRequest {
+            return true; // hang up, the request never reaches the daemon
+        }
+        to_daemon.write_all(line.as_bytes()).unwrap();
+        let mut answer = String::new();
+        if from_daemon.read_line(&mut answer).unwrap_or(0) == 0 {
+            return true;
+        }
+        match f {
+            Fault::LoseAnswer => return true,
+            Fault::KillDaemon => {
+                let pid: i32 = std::fs::read_to_string(pid_file)
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .unwrap();
+                wait_for(10, "the daemon to die", || {
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                        .is_err()
+                        .then_some(())
+                });
+                return false;
+            }
+            _ => {}
+        }
+        to_client.write_all(answer.as_bytes()).unwrap();
+    }
+}
+
+fn records_of(w: &World, node: &Node) -> usize {
+    w.at(node, &["--json", "history"]).ok().json()["entries"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_lost_answer_is_settled_and_never_paid_twice() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "").clone();
+    let funding = funding_archive(&w, &[&node], 10);
+    w.at(&node, &["chain", "import", s(&funding)]).ok();
+    let start = net.balance(&node, &node.id).unwrap();
+    assert!(start > 1000, "funded: {start}");
+    let proxy = Proxy::start(&node);
+    let pay = || {
+        w.at(
+            &node,
+            &[
+                "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
+            ],
+        )
+    };
+
+    // The answer is lost after the daemon made the transfer: found, reported once.
+    let before = records_of(&w, &node);
+    proxy.next(Fault::LoseAnswer);
+    let r = pay().ok();
+    assert!(r.stderr().contains("answer was lost"), "{}", r.stderr());
+    assert_eq!(r.json()["recovered"], true, "{}", r.stdout());
+    assert_eq!(net.balance(&node, &node.id), Some(start - 100));
+    assert_eq!(records_of(&w, &node), before + 1, "paid once");
+
+    // The request itself is lost: the CLI asks again, and it is made once.
+    proxy.next(Fault::LoseRequest);
+    let r = pay().ok();
+    assert!(r.stderr().contains("answer was lost"), "{}", r.stderr());
+    assert_eq!(net.balance(&node, &node.id), Some(start - 200));
+    assert_eq!(records_of(&w, &node), before + 2, "paid once");
+
+    // The daemon dies after making the transfer: with no daemon left, the CLI reads the
+    // store and finds it.
+    proxy.next(Fault::KillDaemon);
+    let r = pay().ok();
+    assert_eq!(r.json()["recovered"], true, "{}", r.stdout());
+    assert!(!proxy.socket.exists(), "no daemon answers now");
+    assert_eq!(
+        net.balance(&node, &node.id),
+        Some(start - 300),
+        "read from the store"
+    );
+    let _ = std::fs::remove_file(node.dir.join("cod.sock.real"));
+
+    w.at(&node, &["node", "start"]).ok();
+    assert_eq!(net.balance(&node, &node.id), Some(start - 300));
+    assert_eq!(
+        records_of(&w, &node),
+        before + 3,
+        "three transfers, each paid once"
+    );
+    drop(net);
+}
+
+#[test]
+fn a_daemon_starts_while_commands_hold_the_store() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "").clone();
+    w.at(&node, &["node", "stop"]).ok();
+    let dir = cod::nodedir::NodeDir::open(&node.dir).unwrap();
+
+    // A reader (a `cod balance` without a daemon) takes no lock: the daemon starts at once.
+    let reader = dir.read_chain().unwrap();
+    w.at(&node, &["node", "start"]).ok();
+    assert!(net.status(&node).is_some());
+    drop(reader);
+    w.at(&node, &["node", "stop"]).ok();
+
+    // A writer (a `cod transfer` without a daemon) holds it for a moment: the daemon waits
+    // for it instead of failing.
+    let writer = dir.load_chain().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(writer);
+    });
+    w.at(&node, &["node", "start"]).ok();
+    release.join().unwrap();
+    assert!(net.status(&node).is_some());
+    drop(net);
+}
