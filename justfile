@@ -10,12 +10,75 @@ default: demo
 build:
     cargo build --bin cod
 
-# Every check CI runs: formatting, lints, the whole test suite.
-test:
+# Every check CI runs: formatting, lints, advisories, the whole test suite, and a short
+# smoke run of every fuzz target.
+test: audit && fuzz-smoke
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
     cargo test --all-targets
     cargo test --doc
+
+# Dependency advisories against the offline RustSec snapshot (../shared/advisory-db, or
+# $COD_ADVISORY_DB). Accepted advisories are named (and explained in docs/security.md).
+audit:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    db="${COD_ADVISORY_DB:-$PWD/../shared/advisory-db}"
+    if [ ! -d "$db" ]; then echo "audit: no advisory database at $db (set COD_ADVISORY_DB)" >&2; exit 1; fi
+    cargo audit --db "$db" --no-fetch --stale --deny warnings \
+        --ignore RUSTSEC-2023-0071
+
+# Fuzz every target for SECONDS of CPU each (corpora in fuzz/corpus/, seeded from fuzz/seeds/;
+# crashes in fuzz/artifacts/). Figures go in docs/security.md.
+fuzz SECONDS="60": fuzz-build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    for t in $(cargo fuzz list); do
+        mkdir -p "corpus/$t"; cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
+        echo "== $t"
+        RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" "corpus/$t" -- \
+            -max_total_time={{SECONDS}} -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 2>&1 \
+            | grep -E "^(stat::|Done)|SUMMARY|panicked" || true
+    done
+
+# Each fuzz target briefly, from its seeds (CI): fails on a crash.
+fuzz-smoke SECONDS="10": fuzz-build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    for t in $(cargo fuzz list); do
+        mkdir -p "smoke/$t"
+        RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" "smoke/$t" seeds/"$t" -- \
+            -max_total_time={{SECONDS}} -rss_limit_mb=4096 -timeout=30 >"smoke/$t.log" 2>&1 \
+            || { echo "fuzz target $t crashed:"; tail -40 "smoke/$t.log"; exit 1; }
+        echo "fuzz $t: $(grep -Eo 'Done [0-9]+ runs.*' "smoke/$t.log" | tail -1)"
+    done
+    rm -rf smoke
+
+fuzz-build:
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none
+
+# Rewrites the fuzz seed corpora from cod's own output (fuzz/seeds/).
+fuzz-seeds:
+    rm -rf fuzz/seeds
+    cargo run --example fuzz_seeds -- fuzz/seeds
+
+# The executable a deployer packs: a release build without the build machine's paths
+# (its home directory, cargo registry and source tree are remapped), in target/release/cod.
+release:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+    remap="--remap-path-prefix=$PWD=/cod --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$HOME=/home"
+    export RUSTFLAGS="${RUSTFLAGS:-} $remap"
+    export CFLAGS="${CFLAGS:-} -ffile-prefix-map=$PWD=/cod -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$HOME=/home"
+    export CXXFLAGS="${CXXFLAGS:-} -ffile-prefix-map=$PWD=/cod -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$HOME=/home"
+    cargo build --release --bin cod
+    if grep -c -a -F "$HOME" target/release/cod; then
+        echo "release: target/release/cod still names $HOME" >&2; exit 1
+    fi
+    echo "target/release/cod: no build-machine paths; pack with it: target/release/cod pack …"
 
 # The main job: a live local network. A local Mainline DHT on loopback, a cod packed from
 # the templates (settlement every 20 s), three nodes deployed from it and started in the
@@ -100,6 +163,11 @@ bench:
 bench-net:
     CARGO_TARGET_DIR=target/bench cargo build --release --bin cod
     COD_BIN=$PWD/target/bench/release/cod CARGO_TARGET_DIR=target/bench cargo bench --bench net
+
+# A node under attack (tests/hostile.rs's attacks, longer): the honest peer's latency
+# (p50, p99, max) and the victim's RSS growth, with the release build.
+bench-hostile:
+    CARGO_TARGET_DIR=target/bench cargo bench --bench hostile
 
 # Idle CPU of `cod tui` attached to a quiet node, over 10 s (in tmux).
 bench-tui: build
