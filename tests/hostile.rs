@@ -103,6 +103,37 @@ fn a_node_under_attack_keeps_serving_and_bans_who_forges() {
         "the honest node's payments to reach the victim under attack",
         || (net.balance(&victim, &victim.id)? == paid_before + 300).then_some(()),
     );
+    // Idle, handshaken peer-wire connections from one address do not lock others out of
+    // the package: a download from another address goes through.
+    let idle_wire = rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..32 {
+            if let Ok(mut s) = hostile::connect_from(source(20), to).await {
+                use tokio::io::AsyncWriteExt;
+                let hs = cod::seeder::wire::Handshake {
+                    infohash: infohash(&victim),
+                    peer_id: *b"-XX0000-idleidleidle",
+                    extensions: false,
+                };
+                let _ = s.write_all(&hs.encode()).await;
+                held.push(s);
+            }
+        }
+        held
+    });
+    let cod_id = params_of(&victim).cod.to_string();
+    let fetched = w.path("fetched");
+    w.cod(&[
+        "fetch",
+        &cod_id,
+        "--peer",
+        &to.to_string(),
+        "--no-dht",
+        "--out",
+        s(&fetched),
+    ])
+    .ok();
+    drop(idle_wire);
     std::thread::sleep(Duration::from_secs(15));
     stop.store(true, Ordering::Relaxed);
     let (

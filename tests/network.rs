@@ -323,6 +323,19 @@ fn bad_input_over_the_rest_api_changes_nothing() {
     let r = http.get(url("/v2/anything")).send().unwrap();
     assert_eq!(r.status().as_u16(), 404);
     assert!(r.text().unwrap().contains("\"error\":\"not_found\""));
+    let r = http.delete(url("/v1/info")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(
+        r.text()
+            .unwrap()
+            .contains("\"error\":\"method_not_allowed\"")
+    );
+    let r = http.get(url("/v1/log?limit=5001")).send().unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "a limit beyond the page bound is refused"
+    );
 
     // A flood: many concurrent requests, many of them oversized; the node keeps serving.
     let flood: Vec<_> = (0..200)

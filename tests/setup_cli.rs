@@ -627,3 +627,46 @@ fn deploy_refuses_tampered_packages_and_leaves_nothing_behind() {
     .fails_with(&format!("{}:2: key \"listen\"", s(&bad_ini)));
     assert!(entries(&w.path("xdg/cod")).is_empty());
 }
+
+#[test]
+fn pack_warns_when_the_executable_names_the_builders_home() {
+    let w = World::new();
+    let keys = w.key_store();
+    let com = w.write("src/com.ini", &template("com.ini"));
+    let cod = w.write("src/cod.ini", &template("cod.ini"));
+    // The world's HOME is its directory: an executable built there names it.
+    let home = w.path("");
+    let home = home.to_str().unwrap().trim_end_matches('/');
+    let leaky = w.write(
+        "leaky-cod",
+        &format!("#!/bin/sh\n# panicked at {home}/.cargo/registry/src/x/lib.rs:1:1\n"),
+    );
+    let clean = w.write("clean-cod", "#!/bin/sh\necho cod\n");
+    let pack = |exe: &std::path::Path, out: &str| {
+        w.cod(&[
+            "--json",
+            "pack",
+            "--com",
+            s(&com),
+            "--cod",
+            s(&cod),
+            "--keys",
+            s(&keys),
+            "--out",
+            out,
+            "--exe",
+            s(exe),
+        ])
+        .ok()
+    };
+    let r = pack(&leaky, "dist-leaky");
+    assert!(
+        r.stderr().contains("names this machine's home directory")
+            && r.stderr().contains("just release"),
+        "{}",
+        r.stderr()
+    );
+    assert!(r.json()["cod_id"].is_string(), "still packs");
+    let r = pack(&clean, "dist-clean");
+    assert!(!r.stderr().contains("home directory"), "{}", r.stderr());
+}

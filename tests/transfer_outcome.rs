@@ -129,6 +129,15 @@ fn a_lost_answer_is_settled_and_never_paid_twice() {
     w.at(&node, &["chain", "import", s(&funding)]).ok();
     let start = net.balance(&node, &node.id).unwrap();
     assert!(start > 1000, "funded: {start}");
+    // Refused by the daemon, a transfer exits 4, as without a daemon.
+    let r = w.at(
+        &node,
+        &[
+            "transfer", "--to", "network", "--amount", "1000000", "--yes",
+        ],
+    );
+    assert_eq!(r.code(), Some(4), "{}", r.stderr());
+    assert!(r.stderr().contains("holds"), "{}", r.stderr());
     let proxy = Proxy::start(&node);
     let pay = || {
         w.at(
@@ -203,5 +212,90 @@ fn a_daemon_starts_while_commands_hold_the_store() {
     w.at(&node, &["node", "start"]).ok();
     release.join().unwrap();
     assert!(net.status(&node).is_some());
+    drop(net);
+}
+
+#[test]
+fn a_failed_start_quotes_only_its_own_log() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "").clone();
+    w.at(&node, &["node", "stop"]).ok();
+    // An earlier run's lines, then a start that fails at once (the key is exposed).
+    let log = node.dir.join("node.log");
+    let mut old = std::fs::read_to_string(&log).unwrap();
+    old.push_str("ERROR an earlier run's complaint\n");
+    std::fs::write(&log, old).unwrap();
+    let key = node.dir.join("node.sec.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let err = w.at(&node, &["node", "start"]).fails_with("exited at once");
+    assert!(err.contains("readable by group or others"), "{err}");
+    assert!(!err.contains("an earlier run"), "{err}");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    w.at(&node, &["node", "start"]).ok();
+    drop(net);
+}
+
+#[test]
+fn the_control_socket_survives_running_out_of_file_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "").clone();
+    w.at(&node, &["node", "stop"]).ok();
+    // The daemon, with room for 128 open files only (it cannot raise the hard limit).
+    let mut daemon = w.command();
+    daemon
+        .args(["--node", s(&node.dir), "node", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        daemon.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 128, 128)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = daemon.spawn().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Reaped as soon as it exits (a zombie would look alive to `node stop`).
+    let reaper = std::thread::spawn(move || child.wait());
+    wait_for(30, "the daemon", || net.status(&node));
+    // Hold control connections until it has no descriptor left to accept with.
+    let socket = node.dir.join("cod.sock");
+    let held: Vec<UnixStream> = (0..200)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    assert!(held.len() >= 100, "{}", held.len());
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (before, t) = (cpu(), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let ticks = cpu() - before;
+    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as u64;
+    // Spinning on a failing accept burns a whole core; backing off, almost nothing.
+    assert!(
+        ticks * 1000 / per_sec < t.elapsed().as_millis() as u64 / 2,
+        "{ticks} ticks in {:?}",
+        t.elapsed()
+    );
+    drop(held);
+    // Descriptors free again: the operator gets through.
+    wait_for(30, "the control socket to answer again", || {
+        net.status(&node)
+    });
+    w.at(&node, &["node", "stop"]).ok();
+    let _ = reaper.join();
     drop(net);
 }

@@ -41,12 +41,13 @@ pub fn pack(out: &Output, a: PackArgs) -> CmdResult {
     };
     let executable = fsutil::read(&exe_path)?;
     if let Some(home) = names_builder_home(&executable) {
-        out.note(format!(
+        // On stderr even with --json: it is about what the package gives away.
+        eprintln!(
             "warning: {} names this machine's home directory ({home}): every member who gets \
              the package can read it. Pack a release build made with `just release` (it remaps \
              build paths), or give one with --exe.",
             exe_path.display()
-        ));
+        );
     }
 
     let bar = super::progress_bar(executable.len() as u64, "hashing");
