@@ -70,12 +70,13 @@ release:
     #!/usr/bin/env bash
     set -euo pipefail
     cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-    remap="--remap-path-prefix=$PWD=/cod --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$HOME=/home"
+    # The most specific prefix last: rustc applies the last one that matches.
+    remap="--remap-path-prefix=$HOME=/home --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$PWD=/cod"
     export RUSTFLAGS="${RUSTFLAGS:-} $remap"
-    export CFLAGS="${CFLAGS:-} -ffile-prefix-map=$PWD=/cod -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$HOME=/home"
-    export CXXFLAGS="${CXXFLAGS:-} -ffile-prefix-map=$PWD=/cod -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$HOME=/home"
+    export CFLAGS="${CFLAGS:-} -ffile-prefix-map=$HOME=/home -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$PWD=/cod"
+    export CXXFLAGS="${CXXFLAGS:-} -ffile-prefix-map=$HOME=/home -ffile-prefix-map=$cargo_home=/cargo -ffile-prefix-map=$PWD=/cod"
     cargo build --release --bin cod
-    if grep -c -a -F "$HOME" target/release/cod; then
+    if grep -c -a -F "$HOME/" target/release/cod; then
         echo "release: target/release/cod still names $HOME" >&2; exit 1
     fi
     echo "target/release/cod: no build-machine paths; pack with it: target/release/cod pack …"
@@ -160,14 +161,15 @@ bench:
     CARGO_TARGET_DIR=target/bench cargo bench --bench ledger
 
 # Network benchmark: N = 5 and 20 nodes on loopback, then a fresh node syncing 100k records.
-bench-net:
-    CARGO_TARGET_DIR=target/bench cargo build --release --bin cod
-    COD_BIN=$PWD/target/bench/release/cod CARGO_TARGET_DIR=target/bench cargo bench --bench net
+# The nodes run the release build (`just release`); the harness is a debug one.
+bench-net: release
+    COD_BIN=$PWD/target/release/cod cargo test --bench net -- --bench
 
 # A node under attack (tests/hostile.rs's attacks, longer): the honest peer's latency
-# (p50, p99, max) and the victim's RSS growth, with the release build.
-bench-hostile:
-    CARGO_TARGET_DIR=target/bench cargo bench --bench hostile
+# (p50, p99, max) and the victim's RSS growth. The nodes run the release build (`just
+# release`); the attacking harness is the debug one.
+bench-hostile: release
+    COD_BIN=$PWD/target/release/cod cargo test --bench hostile -- --bench
 
 # Idle CPU of `cod tui` attached to a quiet node, over 10 s (in tmux).
 bench-tui: build

@@ -1,5 +1,6 @@
 //! A node under attack (`just bench-hostile`): the attacks of `tests/hostile.rs`, kept up
-//! for a minute against a release-built victim while an honest node syncs with it. Reports
+//! for a minute against a victim while an honest node syncs with it. The nodes run `COD_BIN`
+//! (the recipe sets it to `just release`'s build); the attacking harness may be a debug one. Reports
 //! the honest peer's request latency (p50, p99, max) with and without the attack, and the
 //! victim's resident memory before, at its peak and after. Goal (issue 11): p99 ≤ 2 s, RSS
 //! growth ≤ 64 MB.
@@ -7,7 +8,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::hostile::{self, Probe, floods, source};
+use common::hostile::{self, Probe, source};
 use common::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,27 +45,15 @@ fn main() {
         return; // `cargo test` runs bench targets; this one only runs under `cargo bench`
     }
     let w = World::new();
-    let net = Net::with_dht(&w, 2, "");
-    net.wait_meshed(120);
-    let (victim, honest) = (net.nodes[0].clone(), net.nodes[1].clone());
-    let nodes: Vec<&Node> = net.nodes.iter().collect();
-    let funding = funding_archive(&w, &nodes, 20);
-    w.at(&victim, &["chain", "import", s(&funding)]).ok();
-    wait_for(60, "the honest node to hold the funding", || {
-        (net.balance(&honest, &honest.id)? > 0).then_some(())
-    });
-    let f = Arc::new(floods(&w, &victim));
-    let to: SocketAddr = net.status(&victim).unwrap()["addr"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pid: i32 = std::fs::read_to_string(victim.dir.join("node.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-
+    let hostile::Arena {
+        net,
+        victim,
+        floods: f,
+        to,
+        pid,
+        infohash: ih,
+        ..
+    } = hostile::arena(&w);
     let baseline = probe_for(to, &f.held, BASELINE);
     let rss_before = hostile::rss(pid);
     let peak = Arc::new(AtomicU64::new(rss_before));
@@ -79,7 +68,6 @@ fn main() {
         })
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ih = *params_of(&victim).cod.as_bytes();
     let attacks = {
         let (stop, f) = (stop.clone(), f.clone());
         rt.spawn(async move {
@@ -147,7 +135,10 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
     let rss_after = hostile::rss(pid);
 
-    println!("\nhostile-peer benchmark: a release-built victim, {ATTACK:?} of attacks");
+    println!(
+        "\nhostile-peer benchmark: the victim runs {}, {ATTACK:?} of attacks",
+        cod_bin().display()
+    );
     line("no attack", &baseline);
     line("under attack", &under_attack);
     let mb = |b: u64| b as f64 / (1 << 20) as f64;

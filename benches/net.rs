@@ -3,7 +3,9 @@
 //! every node, bytes of a sync round between nodes already in sync; then the full-chain sync
 //! rate of a fresh node (records/s) next to `openssl speed`'s RSA verify rate.
 //!
-//! Needs the release `cod` executable: `just bench-net` builds it and sets `COD_BIN`.
+//! Needs the release `cod` executable: `just bench-net` builds it (`just release`) and sets
+//! `COD_BIN`. Every node runs on 127.0.0.1, so each trusts that address (node.ini
+//! `[limits] trusted`): twenty nodes' traffic from one address is not one peer's.
 //! `COD_BENCH_RECORDS` sets the size of the fresh-sync chain (default 100000).
 
 mod common;
@@ -22,7 +24,7 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 fn cod_bin() -> PathBuf {
     std::env::var_os("COD_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join("target/bench/release/cod"))
+        .unwrap_or_else(|| Path::new(REPO).join("target/release/cod"))
 }
 
 fn cod(args: &[&str]) -> String {
@@ -141,7 +143,7 @@ impl Net {
             std::fs::rename(d.join("node.sec.key"), &key).unwrap();
         }
         let ini = self.dir.path().join(format!("n{i}.ini"));
-        std::fs::write(&ini, format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n{extra}", self.boot)).unwrap();
+        std::fs::write(&ini, format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n[limits]\ntrusted = 127.0.0.1\n{extra}", self.boot)).unwrap();
         let base = self.dir.path().join(format!("nodes{i}"));
         let v = json(&[
             "deploy",

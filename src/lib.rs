@@ -23,6 +23,7 @@ pub mod control;
 pub mod deploy;
 pub mod fsutil;
 pub mod ids;
+#[cfg(feature = "node")]
 pub mod keyfile;
 pub mod keys;
 pub mod ledger;

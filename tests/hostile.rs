@@ -6,49 +6,24 @@
 
 mod common;
 
-use common::hostile::{self, Tally, floods, source};
+use common::hostile::{self, Tally, source};
 use common::*;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn addr_of(net: &Net, n: &Node) -> SocketAddr {
-    net.status(n).unwrap()["addr"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn pid_of(n: &Node) -> i32 {
-    std::fs::read_to_string(n.dir.join("node.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// The package's infohash (= cod id), which the victim seeds.
-fn infohash(n: &Node) -> [u8; 20] {
-    *params_of(n).cod.as_bytes()
-}
-
 #[test]
 fn a_node_under_attack_keeps_serving_and_bans_who_forges() {
     let w = World::new();
-    let net = Net::with_dht(&w, 2, "");
-    net.wait_meshed(120);
-    let (victim, honest) = (net.nodes[0].clone(), net.nodes[1].clone());
-    let nodes: Vec<&Node> = net.nodes.iter().collect();
-    let funding = funding_archive(&w, &nodes, 20);
-    w.at(&victim, &["chain", "import", s(&funding)]).ok();
-    wait_for(60, "the honest node to hold the funding", || {
-        (net.balance(&honest, &honest.id)? > 0).then_some(())
-    });
-    let floods = Arc::new(floods(&w, &victim));
-    let to = addr_of(&net, &victim);
-    let pid = pid_of(&victim);
+    let hostile::Arena {
+        net,
+        victim,
+        honest,
+        floods,
+        to,
+        pid,
+        infohash,
+    } = hostile::arena(&w);
     let rss_before = hostile::rss(pid);
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -62,7 +37,7 @@ fn a_node_under_attack_keeps_serving_and_bans_who_forges() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let attacks = {
         let (stop, f) = (stop.clone(), floods.clone());
-        let ih = infohash(&victim);
+        let ih = infohash;
         rt.spawn(async move {
             let forged = Arc::new(f.forged.clone());
             let invalid = Arc::new(f.invalid.clone());
@@ -111,7 +86,7 @@ fn a_node_under_attack_keeps_serving_and_bans_who_forges() {
             if let Ok(mut s) = hostile::connect_from(source(20), to).await {
                 use tokio::io::AsyncWriteExt;
                 let hs = cod::seeder::wire::Handshake {
-                    infohash: infohash(&victim),
+                    infohash,
                     peer_id: *b"-XX0000-idleidleidle",
                     extensions: false,
                 };

@@ -41,11 +41,11 @@ impl Proxy {
         std::fs::rename(&socket, &real).unwrap();
         let listener = UnixListener::bind(&socket).unwrap();
         let fault = Arc::new(Mutex::new(Fault::None));
-        let (f, pid_file, sock) = (fault.clone(), node.dir.join("node.pid"), socket.clone());
+        let (f, node, sock) = (fault.clone(), node.clone(), socket.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
-                if !serve(client, &real, &f, &pid_file) {
+                if !serve(client, &real, &f, &node) {
                     let _ = std::fs::remove_file(&sock);
                     return; // the daemon is gone: nothing listens any more
                 }
@@ -60,7 +60,7 @@ impl Proxy {
 }
 
 /// Proxies one client; returns false once it killed the daemon.
-fn serve(client: UnixStream, real: &Path, fault: &Mutex<Fault>, pid_file: &Path) -> bool {
+fn serve(client: UnixStream, real: &Path, fault: &Mutex<Fault>, node: &Node) -> bool {
     let Ok(upstream) = UnixStream::connect(real) else {
         return true;
     };
@@ -90,21 +90,7 @@ fn serve(client: UnixStream, real: &Path, fault: &Mutex<Fault>, pid_file: &Path)
         match f {
             Fault::LoseAnswer => return true,
             Fault::KillDaemon => {
-                let pid: i32 = std::fs::read_to_string(pid_file)
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                )
-                .unwrap();
-                wait_for(10, "the daemon to die", || {
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                        .is_err()
-                        .then_some(())
-                });
+                kill9(node);
                 return false;
             }
             _ => {}

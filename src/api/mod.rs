@@ -2,6 +2,7 @@
 //! and the client nodes use to call each other. The server's handlers live in
 //! `crate::node::api`; `docs/openapi.json` describes the same routes (tested).
 
+#[cfg(feature = "node")]
 pub mod client;
 
 use serde::{Deserialize, Serialize};
@@ -30,8 +31,6 @@ pub const MAX_RECORDS_PER_CALL: usize = 1000;
 /// Most records in one page of an answer (pages are bounded by `MAX_BODY_BYTES` too): large
 /// pages make few synced batches when a fresh node replays a long log.
 pub const MAX_RECORDS_PER_PAGE: usize = 5000;
-/// Requests handled at once; beyond this the node answers 503 at once (load shedding).
-pub const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// A request taking longer is answered 408.
 pub const REQUEST_TIMEOUT_SECS: u64 = 30;
 

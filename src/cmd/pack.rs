@@ -117,7 +117,8 @@ pub fn pack(out: &Output, a: PackArgs) -> CmdResult {
 fn names_builder_home(executable: &[u8]) -> Option<String> {
     let home = std::env::var("HOME").ok()?;
     let home = home.trim_end_matches('/');
-    // "/" or "/root"-like homes one or two characters long would match anything.
-    (home.len() > 2 && memchr::memmem::find(executable, home.as_bytes()).is_some())
+    // As a directory ("/root/", not the "/root" in "…/roots.rs"); "/" would match anything.
+    let needle = format!("{home}/");
+    (!home.is_empty() && memchr::memmem::find(executable, needle.as_bytes()).is_some())
         .then(|| home.to_string())
 }

@@ -76,8 +76,8 @@ impl Default for Limits {
             request_burst: 500,
             peer_wire: 32,
             peer_wire_per_address: 4,
-            body_bytes: 64 << 20,
-            body_bytes_per_address: 16 << 20,
+            body_bytes: 32 << 20,
+            body_bytes_per_address: 8 << 20,
             trusted: Vec::new(),
         }
     }

@@ -178,22 +178,13 @@ pub async fn serve(shared: S, listener: tokio::net::TcpListener) {
     let mut connections = tokio::task::JoinSet::new();
     let mut failures = 0u32;
     loop {
-        let (stream, addr) = tokio::select! {
-            c = listener.accept() => match c {
-                Ok(c) => {
-                    failures = 0;
-                    c
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    if failures == 1 {
-                        shared.log("warn", format!("API port: cannot accept: {e}"));
-                    }
-                    super::accept_backoff(failures, &shared.shutdown).await;
-                    continue;
-                }
-            },
+        let conn = tokio::select! {
+            c = listener.accept() => c,
             _ = shared.shutdown.cancelled() => break,
+        };
+        let Some((stream, addr)) = super::accepted(&shared, "API port", &mut failures, conn).await
+        else {
+            continue;
         };
         while connections.try_join_next().is_some() {}
         let ip = addr.ip();
@@ -661,9 +652,31 @@ async fn submit(
     body: axum::body::Body,
 ) -> Result<Json<Vec<SubmitResult>>, ApiErr> {
     let ip = remote_ip(&remote);
-    // Held (and counted) until this handler is done with what it holds.
+    // Held (and counted) until this handler is done with it.
     let held = read_body(&s, ip, body).await?;
-    let req: Submit = parse_json(&held)?;
+    // Parsing, decoding and checking happen under a permit, off the async threads, so the
+    // bodies waiting for one cost only their bytes.
+    let _permit = heavy_permit(&s).await?;
+    let shared = s.clone();
+    let (results, applied, forged) =
+        tokio::task::spawn_blocking(move || submission(&shared, &held))
+            .await
+            .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    if forged && let Some(ip) = ip {
+        s.offended(ip, Offense::Forged);
+    }
+    s.announce_applied(&applied, false);
+    Ok(Json(results))
+}
+
+/// A submission's records, decoded, checked and ingested: a result per record, the hashes
+/// that applied, and whether any proves the sender misbehaved. Blocking.
+#[allow(clippy::type_complexity)]
+fn submission(
+    s: &Shared,
+    body: &[u8],
+) -> Result<(Vec<SubmitResult>, Vec<RecordHash>, bool), ApiErr> {
+    let req: Submit = parse_json(body)?;
     if req.records.len() > MAX_RECORDS_PER_CALL {
         return Err(ApiErr(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -678,7 +691,7 @@ async fn submit(
     for v in req.records {
         match Record::from_bytes(v.get().as_bytes()) {
             Ok(r) => {
-                slots.push(Some(results.len()));
+                slots.push(results.len());
                 results.push(SubmitResult {
                     hash: Some(r.hash().to_string()),
                     status: String::new(),
@@ -696,14 +709,11 @@ async fn submit(
             }
         }
     }
-    let _permit = heavy_permit(&s).await?;
-    let shared = s.clone();
-    let outcomes = tokio::task::spawn_blocking(move || shared.ingest(records))
-        .await
-        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    let outcomes = s
+        .ingest(records)
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
     let mut applied = Vec::new();
-    for (slot, outcome) in slots.into_iter().flatten().zip(outcomes) {
+    for (slot, outcome) in slots.into_iter().zip(outcomes) {
         let r = &mut results[slot];
         match outcome {
             Ok(o) if o.duplicate => r.status = "duplicate".into(),
@@ -730,11 +740,7 @@ async fn submit(
             }
         }
     }
-    if forged && let Some(ip) = ip {
-        s.offended(ip, Offense::Forged);
-    }
-    s.announce_applied(&applied, false);
-    Ok(Json(results))
+    Ok((results, applied, forged))
 }
 
 async fn sign_request(
@@ -745,6 +751,7 @@ async fn sign_request(
     let ip = remote_ip(&remote);
     // Held (and counted) until this handler is done with what it holds.
     let held = read_body(&s, ip, body).await?;
+    let _permit = heavy_permit(&s).await?;
     let msg: crate::api::Proposal = parse_json(&held)?;
     if msg.proposer.len() > 128 {
         return Err(bad("proposer: not a node id"));
@@ -758,7 +765,6 @@ async fn sign_request(
         bad(e.to_string())
     })?;
     let id = record.hash();
-    let _permit = heavy_permit(&s).await?;
     let shared = s.clone();
     let handle = tokio::runtime::Handle::current();
     let result = tokio::task::spawn_blocking(move || {

@@ -36,20 +36,10 @@ pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
             c = listener.accept() => c,
             _ = shared.shutdown.cancelled() => return,
         };
-        let stream = match conn {
-            Ok((stream, _)) => {
-                failures = 0;
-                stream
-            }
-            Err(e) => {
-                // Out of file descriptors, say: wait instead of spinning, longer each time.
-                failures = failures.saturating_add(1);
-                if failures == 1 {
-                    shared.log("warn", format!("control socket: cannot accept: {e}"));
-                }
-                super::accept_backoff(failures, &shared.shutdown).await;
-                continue;
-            }
+        let Some((stream, _)) =
+            super::accepted(&shared, "control socket", &mut failures, conn).await
+        else {
+            continue;
         };
         // Only processes of this node's own user may steer it.
         match stream.peer_cred() {

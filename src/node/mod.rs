@@ -191,12 +191,32 @@ impl Shared {
     }
 }
 
-/// Waits after the `failures`-th failed `accept` in a row: 10 ms, doubling to a second.
-pub(crate) async fn accept_backoff(failures: u32, shutdown: &CancellationToken) {
-    let ms = 10u64 << failures.min(7);
-    tokio::select! {
-        _ = tokio::time::sleep(std::time::Duration::from_millis(ms.min(1000))) => {}
-        _ = shutdown.cancelled() => {}
+/// An `accept`'s outcome: the connection, or — when it failed (out of file descriptors,
+/// say) — `None` after a pause, so the loop does not spin: 10 ms after the first failure in
+/// a row (which is logged), doubling to a second.
+pub(crate) async fn accepted<T>(
+    shared: &Shared,
+    what: &str,
+    failures: &mut u32,
+    result: std::io::Result<T>,
+) -> Option<T> {
+    match result {
+        Ok(c) => {
+            *failures = 0;
+            Some(c)
+        }
+        Err(e) => {
+            *failures = failures.saturating_add(1);
+            if *failures == 1 {
+                shared.log("warn", format!("{what}: cannot accept: {e}"));
+            }
+            let ms = (10u64 << (*failures).min(7)).min(1000);
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => {}
+                _ = shared.shutdown.cancelled() => {}
+            }
+            None
+        }
     }
 }
 
@@ -309,6 +329,19 @@ fn claim_runtime_files(dir: &NodeDir, config: &NodeConfig) -> Result<(), NodeErr
     Ok(())
 }
 
+/// glibc's allocator, tuned for a daemon whose memory strangers drive: buffers of 1 MiB and
+/// more (request bodies, pages) are mapped and unmapped rather than kept in the heap once
+/// freed (glibc otherwise raises that threshold as it goes), and two arenas serve all
+/// threads, so a burst of large requests does not leave the node holding what it freed.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// File descriptors kept for everything but public connections: the store, the control
 /// socket and its clients, the DHT, calls to peers, files served.
 const RESERVED_FDS: u64 = 512;
@@ -404,6 +437,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
     let params = dir.params()?;
     let node_id = key.public().node_id(&params.cod);
 
+    tune_allocator();
     let mut limits = config.limits.clone();
     limits.connections = limits
         .connections

@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each user takes what it needs
 
-use super::{Node, World, example_secret, params_of, s};
+use super::{Net, Node, World, example_secret, funding_archive, params_of, s, wait_for};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -593,5 +593,50 @@ pub fn floods(w: &World, victim: &Node) -> Floods {
         invalid,
         unopened,
         held,
+    }
+}
+
+/// The scene of an attack: a victim and an honest node that found each other on a local DHT,
+/// both funded, and the floods to send the victim.
+pub struct Arena<'w> {
+    pub net: Net<'w>,
+    pub victim: Node,
+    pub honest: Node,
+    pub floods: std::sync::Arc<Floods>,
+    /// The victim's public port.
+    pub to: SocketAddr,
+    pub pid: i32,
+    /// The package's infohash (= its cod id), which the victim seeds.
+    pub infohash: [u8; 20],
+}
+
+pub fn arena(w: &World) -> Arena<'_> {
+    let net = Net::with_dht(w, 2, "");
+    net.wait_meshed(120);
+    let (victim, honest) = (net.nodes[0].clone(), net.nodes[1].clone());
+    let nodes: Vec<&Node> = net.nodes.iter().collect();
+    let funding = funding_archive(w, &nodes, 20);
+    w.at(&victim, &["chain", "import", s(&funding)]).ok();
+    wait_for(60, "the honest node to hold the funding", || {
+        (net.balance(&honest, &honest.id)? > 0).then_some(())
+    });
+    let to = net.status(&victim).unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = std::fs::read_to_string(victim.dir.join("node.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Arena {
+        floods: std::sync::Arc::new(floods(w, &victim)),
+        infohash: *params_of(&victim).cod.as_bytes(),
+        net,
+        victim,
+        honest,
+        to,
+        pid,
     }
 }

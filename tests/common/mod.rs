@@ -9,6 +9,14 @@ pub mod hostile;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The `cod` executable the nodes run: this build's, or `COD_BIN` (the benchmarks run a
+/// release build while their harness is a debug one).
+pub fn cod_bin() -> PathBuf {
+    std::env::var_os("COD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cod")))
+}
+
 /// A temporary world for one test: its own HOME/XDG dirs, so nothing leaks between tests
 /// or into the developer's own ~/.local/share/cod.
 pub struct World {
@@ -83,7 +91,7 @@ impl World {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cod"));
+        let mut c = Command::new(cod_bin());
         c.env("HOME", self.dir.path())
             .env("XDG_DATA_HOME", self.path("xdg"))
             .env_remove("COD_PASSPHRASE")
@@ -344,7 +352,7 @@ pub struct LocalDht {
 impl LocalDht {
     pub fn start(nodes: usize) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cod"))
+        let mut child = Command::new(cod_bin())
             .args([
                 "dht",
                 "bootstrap",
