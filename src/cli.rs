@@ -184,6 +184,9 @@ pub enum SignCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Make an expired or superseded request again, from the chain as it is now, and sign it
+    /// (the same backing figures for an issuance, the same period for a distribution)
+    Repropose { id: String },
 }
 
 #[derive(Subcommand, Debug)]

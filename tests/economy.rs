@@ -310,3 +310,115 @@ fn proposals_are_recomputed_refused_rejected_and_expire() {
     w.at(n1, &["issue", "--backing", "bread=0"])
         .fails_with("circulation");
 }
+
+/// Issue 12 §2: the signing workflow never fails silently. Each step names the failure it
+/// guards against.
+#[test]
+fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
+    let w = World::new();
+    // Periods a day long, starting tomorrow: no distribution of a period interferes;
+    // requests expire after 8 s; a quorum may start special distributions.
+    let (com, _) = com(86_400, 86_400, "request_ttl = 8s\n");
+    let com = com.replace(
+        "formula = equal\nshare = 100%\n",
+        "formula = equal\nshare = 100%\nspecial = quorum\n",
+    );
+    let net = Net::with_com(&w, 4, &com, "");
+    net.wait_meshed(60);
+    let [n1, n2, n3, n4] = [&net.nodes[0], &net.nodes[1], &net.nodes[2], &net.nodes[3]];
+    let show = |n: &Node, id: &str| w.at(n, &["--json", "sign", "show", id]).ok().json();
+    let held = |n: &Node, id: &str| {
+        w.at(n, &["--json", "sign", "show", id])
+            .out
+            .status
+            .success()
+    };
+
+    // A proposal by a member who is not a signer reached no one and exited 0 ("pending 0/2"):
+    // it is refused, naming who can sign.
+    let err = w
+        .at(n4, &["issue", "--backing", "bread=10"])
+        .fails_with("not one of com.ini's signers");
+    assert!(err.contains("quorum 2"), "{err}");
+
+    // A request overtaken by the chain stayed "pending", waiting for a member who could
+    // never sign it: node2's issuance becomes final at the network's next seq, which
+    // node1's proposal also wanted.
+    let a = w
+        .at(n1, &["--json", "issue", "--backing", "bread=10"])
+        .ok()
+        .json();
+    let a = a["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        show(n1, &a)["signed"],
+        1,
+        "the proposer signs its own proposal"
+    );
+    let b = w
+        .at(n2, &["--json", "issue", "--backing", "bread=4"])
+        .ok()
+        .json();
+    let b = b["id"].as_str().unwrap().to_string();
+    wait_for(30, "node3 to hold node2's request", || {
+        held(n3, &b).then_some(())
+    });
+    w.at(n3, &["sign", "approve", &b]).ok();
+    wait_for(
+        30,
+        "node1's request to be superseded, with the reason",
+        || {
+            let r = show(n1, &a);
+            (r["state"]["state"] == "superseded"
+                && r["state"]["reason"].as_str()?.contains("took its place"))
+            .then_some(())
+        },
+    );
+    let status = net.status(n1).unwrap();
+    assert_eq!(status["signature_requests"], 0, "not waiting for anyone");
+    let human = w.at(n1, &["sign", "list"]).ok().stdout();
+    assert!(human.contains("superseded"), "{human}");
+    wait_for(30, "node2 to see it superseded too", || {
+        (show(n2, &a)["state"]["state"] == "superseded").then_some(())
+    });
+    let err = w.at(n2, &["sign", "approve", &a]).fails_with("superseded");
+    assert!(err.contains("cod sign repropose"), "{err}");
+
+    // Made again in one command, from the chain as it is now, and signed: final once
+    // another signer approves.
+    let c = w.at(n1, &["--json", "sign", "repropose", &a]).ok().json();
+    let c = c["id"].as_str().unwrap().to_string();
+    assert_ne!(c, a);
+    assert_eq!(show(n1, &c)["signed"], 1);
+    wait_for(30, "node2 to hold the new request", || {
+        held(n2, &c).then_some(())
+    });
+    w.at(n2, &["sign", "approve", &c]).ok();
+    wait_for(
+        30,
+        "the new issuance to be final: 10 loaves backed in all",
+        || (net.balance(n1, "network") == Some(3500)).then_some(()),
+    );
+
+    // A session that runs out says so, and is opened again in one command.
+    let d = w.at(n1, &["--json", "distribute"]).ok().json();
+    let d = d["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        show(n1, &d)["signed"],
+        1,
+        "cod distribute signs its own proposal (it spread only after `sign approve`)"
+    );
+    wait_for(30, "the special distribution's session to run out", || {
+        (show(n1, &d)["state"]["state"] == "expired").then_some(())
+    });
+    let err = w.at(n1, &["sign", "approve", &d]).fails_with("expired");
+    assert!(err.contains("repropose"), "{err}");
+    let e = w.at(n1, &["--json", "sign", "repropose", &d]).ok().json();
+    let e = e["id"].as_str().unwrap().to_string();
+    wait_for(30, "node3 to hold the special distribution", || {
+        held(n3, &e).then_some(())
+    });
+    w.at(n3, &["sign", "approve", &e]).ok();
+    wait_for(30, "the special distribution to be final", || {
+        (show(n1, &e)["state"]["state"] == "final").then_some(())
+    });
+}

@@ -130,6 +130,10 @@ pub fn sign(out: &Output, node: Option<&Path>, c: SignCommand) -> CmdResult {
             let v = d.call(&Request::SignReject { id, reason })?;
             out.emit(format!("rejected:\n{}", detail(&v)), v);
         }
+        SignCommand::Repropose { id } => {
+            let v = d.call(&Request::SignRepropose { id })?;
+            out.emit(format!("proposed again:\n{}", detail(&v)), v);
+        }
     }
     Ok(())
 }

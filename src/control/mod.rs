@@ -72,6 +72,8 @@ pub enum Request {
     SignApprove { id: String },
     /// Reject a request, telling its proposer why.
     SignReject { id: String, reason: String },
+    /// Make an expired, superseded or rejected request again, from the chain as it is now.
+    SignRepropose { id: String },
     /// The most recently applied records (newest first).
     Recent { limit: usize },
     /// Newer versions of this cod seen on other nodes.

@@ -273,6 +273,13 @@ impl Ledger {
         self.chain.get(&(*a, seq)).map(|h| &self.records[h])
     }
 
+    /// The applied record that holds `body`'s place (its account and seq), if that is
+    /// another record: then `body` can never apply (a proposal the chain moved past).
+    pub fn superseded_by(&self, body: &Body) -> Option<RecordHash> {
+        let h = self.chain.get(&(body.account, body.seq))?;
+        (*h != body.hash()).then_some(*h)
+    }
+
     pub fn status(&self, h: &RecordHash) -> Option<Status> {
         let r = self.records.get(h)?;
         if self.state.is_applied(h) {

@@ -379,6 +379,17 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
+        Request::SignRepropose { id } => match find_request(shared, &id) {
+            Ok(h) => {
+                let s = shared.clone();
+                spawn_result(
+                    move || super::signing::repropose(&s, &h),
+                    ErrorKind::Refused,
+                )
+                .await
+            }
+            Err(e) => e,
+        },
         Request::SignReject { id, reason } => match find_request(shared, &id) {
             Ok(h) if reason.trim().is_empty() => {
                 let _ = h;
@@ -497,11 +508,14 @@ fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Res
 /// `cod status`: identity, versions, uptime, peers, the chain at a glance, this node's balance.
 pub fn status(shared: &Shared) -> Value {
     let peers = shared.peers.locked().all();
+    // Waiting for this member: open, not yet signed here, and this node can sign it.
     let open_requests = shared
         .requests
         .locked()
         .values()
-        .filter(|r| r.state == super::signing::State::Pending)
+        .filter(|r| {
+            r.state == super::signing::State::Pending && super::signing::can_sign(shared, &r.body)
+        })
         .count();
     let confirmed = peers.iter().filter(|p| p.confirmed).count();
     let chain = shared.chain();

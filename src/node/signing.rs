@@ -32,7 +32,29 @@ pub enum State {
     Rejected(String),
     /// A quorum signed it; it is in the chain.
     Final,
+    /// Its session ran out before a quorum signed it (`cod sign repropose` opens a new one).
     Expired,
+    /// The chain moved on: another record took its place, so nobody can sign it any more
+    /// (`cod sign repropose` makes it again from the chain as it is now).
+    Superseded(String),
+}
+
+impl State {
+    /// Still gathering signatures.
+    pub fn is_open(&self) -> bool {
+        matches!(self, State::Pending | State::Approved)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Rejected(_) => "rejected",
+            State::Final => "final",
+            State::Expired => "expired",
+            State::Superseded(_) => "superseded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +158,7 @@ impl SignRequest {
             "expires": self.expires,
             "signed": self.signed_by(shared),
             "quorum": shared.params.com.signers.quorum,
+            "signer": can_sign(shared, &self.body),
             "state": self.state,
             "rejections": self.rejections,
             "record": Record::new(self.body.clone(), self.sigs.clone()).to_json(),
@@ -151,10 +174,7 @@ fn event(shared: &Shared, r: &SignRequest) -> Event {
         signed: r.signed_by(shared),
         quorum: shared.params.com.signers.quorum,
         expires: r.expires,
-        state: serde_json::to_value(&r.state)
-            .ok()
-            .and_then(|v| v["state"].as_str().map(String::from))
-            .unwrap_or_default(),
+        state: r.state.name().to_string(),
     }
 }
 
@@ -400,15 +420,19 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
     }
     match &req.state {
         State::Pending | State::Approved => {}
-        other => {
+        State::Superseded(why) => {
             return Err(format!(
-                "the request is {}",
-                serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v["state"].as_str().map(String::from))
-                    .unwrap_or_default()
+                "the request is superseded ({why}); make it again with `cod sign repropose {}`",
+                id.short()
             ));
         }
+        State::Expired => {
+            return Err(format!(
+                "the request is expired; open it again with `cod sign repropose {}`",
+                id.short()
+            ));
+        }
+        other => return Err(format!("the request is {}", other.name())),
     }
     if !can_sign(shared, &req.body) {
         return Err("this node's key is not one of com.ini's signers".into());
@@ -629,15 +653,28 @@ pub fn propose_issue(
         .ledger()
         .propose_issue(attest, now())
         .map_err(|e| explain(&e))?;
+    propose_signed(shared, body)
+}
+
+/// Holds a proposal made here, signs it as this member, and sends it out. Only signers
+/// propose: other nodes refuse a proposal that carries no signer's signature (so nobody can
+/// fill their request tables), and a proposal nobody would hold would wait in vain.
+fn propose_signed(shared: &Arc<Shared>, body: Body) -> Result<Value, String> {
+    if !can_sign(shared, &body) {
+        let com = &shared.params.com;
+        let signers: Vec<String> = com.signers.keys.iter().map(|k| k.short()).collect();
+        return Err(format!(
+            "this node's key is not one of com.ini's signers ({} of them: {}; quorum {}): \
+             only a signer can propose this, so ask one of them",
+            signers.len(),
+            signers.join(", "),
+            com.signers.quorum
+        ));
+    }
     let record = Record::new(body, Vec::new());
     let id = record.hash();
     receive(shared, record, shared.node_id.to_string(), false)?;
-    let body = request_body(shared, &id)?;
-    if can_sign(shared, &body) {
-        approve(shared, &id)?;
-    } else {
-        broadcast(shared, Record::new(body, Vec::new()));
-    }
+    approve(shared, &id)?;
     request_json(shared, &id)
 }
 
@@ -652,11 +689,100 @@ pub fn propose_special(shared: &Arc<Shared>) -> Result<Value, String> {
         .ledger()
         .propose_distribution(shared.params.com.period_of(t), true, t)
         .map_err(|e| explain(&e))?;
-    let record = Record::new(body, Vec::new());
-    let id = record.hash();
-    receive(shared, record.clone(), shared.node_id.to_string(), false)?;
-    broadcast(shared, record);
-    request_json(shared, &id)
+    propose_signed(shared, body)
+}
+
+/// Makes an expired, superseded or rejected request again from the chain as it is now, as a
+/// new request this member signs: the same backing figures for an issuance, the same period
+/// for a distribution.
+pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
+    let (state, body) = {
+        let requests = shared.requests.locked();
+        let r = requests.get(id).ok_or("no such request")?;
+        (r.state.clone(), r.body.clone())
+    };
+    if state.is_open() || state == State::Final {
+        return Err(format!(
+            "the request is {}: nothing to propose again",
+            state.name()
+        ));
+    }
+    let t = now();
+    let fresh = {
+        let chain = shared.chain();
+        let l = chain.ledger();
+        match &body.content {
+            Content::Issue(i) => l.propose_issue(i.attest.clone(), t),
+            Content::Distribute(d) if d.special => {
+                l.propose_distribution(shared.params.com.period_of(t), true, t)
+            }
+            Content::Distribute(d) => {
+                if l.state().last_period.is_some_and(|p| p >= d.period) {
+                    return Err(format!("period {} is distributed already", d.period));
+                }
+                // Dated now, so it is a new request with a session of its own.
+                l.propose_distribution(d.period, false, t)
+            }
+            Content::Transfer(_) => return Err("transfers are not signed by a quorum".into()),
+        }
+        .map_err(|e| explain(&e))?
+    };
+    propose_signed(shared, fresh)
+}
+
+/// Why an open request can no longer be signed, if so: the chain moved on — the network's
+/// record at its seq is another, or its period was distributed.
+fn superseded(l: &crate::ledger::Ledger, body: &Body) -> Option<String> {
+    if let Some(other) = l.superseded_by(body) {
+        return Some(format!(
+            "record {} took its place at seq {} of the network's chain",
+            other.short(),
+            body.seq
+        ));
+    }
+    match &body.content {
+        Content::Distribute(d)
+            if !d.special && l.state().last_period.is_some_and(|p| p >= d.period) =>
+        {
+            Some(format!("period {} was distributed already", d.period))
+        }
+        _ => None,
+    }
+}
+
+/// Marks the open requests the chain has moved past as superseded, and says why.
+fn mark_superseded(shared: &Shared) {
+    let open: Vec<(RecordHash, Body)> = shared
+        .requests
+        .locked()
+        .values()
+        .filter(|r| r.state.is_open())
+        .map(|r| (r.id, r.body.clone()))
+        .collect();
+    if open.is_empty() {
+        return;
+    }
+    let gone: Vec<(RecordHash, String)> = {
+        let chain = shared.chain();
+        open.iter()
+            .filter_map(|(id, b)| superseded(chain.ledger(), b).map(|why| (*id, why)))
+            .collect()
+    };
+    for (id, why) in gone {
+        let ev = {
+            let mut requests = shared.requests.locked();
+            let Some(r) = requests.get_mut(&id).filter(|r| r.state.is_open()) else {
+                continue;
+            };
+            r.state = State::Superseded(why.clone());
+            event(shared, r)
+        };
+        shared.emit(ev);
+        shared.log(
+            "warn",
+            format!("signature request {} is superseded: {why}", id.short()),
+        );
+    }
 }
 
 /// Period ends: every signer's node proposes the distribution its chain gives (honest nodes
@@ -676,7 +802,7 @@ pub async fn run(shared: Arc<Shared>) {
             let mut requests = shared.requests.locked();
             let mut changed = Vec::new();
             for r in requests.values_mut() {
-                if r.expires <= t && !matches!(r.state, State::Final | State::Expired) {
+                if r.expires <= t && r.state.is_open() {
                     r.state = State::Expired;
                     changed.push(event(&shared, r));
                 }
@@ -690,6 +816,7 @@ pub async fn run(shared: Arc<Shared>) {
         let (s2, handle) = (shared.clone(), tokio::runtime::Handle::current());
         let _ = tokio::task::spawn_blocking(move || {
             let _guard = handle.enter();
+            mark_superseded(&s2);
             settle(&s2, t)
         })
         .await;
@@ -698,7 +825,7 @@ pub async fn run(shared: Arc<Shared>) {
                 .requests
                 .locked()
                 .values()
-                .filter(|r| matches!(r.state, State::Pending | State::Approved))
+                .filter(|r| r.state.is_open())
                 .map(|r| Record::new(r.body.clone(), r.sigs.clone()))
                 .collect();
             for r in open {
@@ -744,6 +871,34 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     if !can_sign(shared, &body) {
         return;
     }
+    // One session at a time for a period: none while one is open (or this member rejected
+    // one); once every earlier one expired or was superseded, a fresh one dated now, so
+    // that a distribution never stalls for a session that ran out.
+    let earlier: Vec<State> = shared
+        .requests
+        .locked()
+        .values()
+        .filter(|r| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == target))
+        .map(|r| r.state.clone())
+        .collect();
+    if earlier
+        .iter()
+        .any(|s| s.is_open() || matches!(s, State::Rejected(_)) || *s == State::Final)
+    {
+        return;
+    }
+    let body = if earlier.is_empty() {
+        body
+    } else {
+        match shared
+            .chain()
+            .ledger()
+            .propose_distribution(target, false, t.max(body.time))
+        {
+            Ok(b) => b,
+            Err(_) => return,
+        }
+    };
     let record = Record::new(body, Vec::new());
     if shared.requests.locked().contains_key(&record.hash()) {
         return;

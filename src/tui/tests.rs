@@ -270,3 +270,27 @@ fn the_peers_tab_shows_banned_addresses() {
         "scored but not banned: {screen}"
     );
 }
+
+#[test]
+fn only_requests_this_member_can_sign_wait_for_them() {
+    let mut app = recorded();
+    let status = app.status.clone();
+    let request = |id: &str, state: &str, signer: bool| {
+        json!({"id": id, "kind": "issue", "state": {"state": state}, "signed": 1, "quorum": 2,
+               "expires": NOW + 3000, "summary": "s", "proposer": ME, "rejections": [], "signer": signer})
+    };
+    app.update(Msg::Snapshot {
+        status,
+        peers: json!({"peers": []}),
+        requests: json!({"requests": [
+            request(&"a".repeat(64), "pending", true),
+            request(&"b".repeat(64), "pending", false),
+            request(&"c".repeat(64), "superseded", true),
+        ]}),
+        recent: json!({"records": []}),
+    });
+    app.update(key('4'));
+    let screen = render(&app, 100, 24);
+    assert!(screen.contains("1 waiting for you"), "{screen}");
+    assert!(screen.contains("superseded"), "{screen}");
+}

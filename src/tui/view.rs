@@ -524,14 +524,14 @@ fn draw_signatures(f: &mut Frame, app: &App, area: Rect) {
     let waiting = app
         .requests
         .iter()
-        .filter(|r| r["state"]["state"] == "pending")
+        .filter(|r| r["state"]["state"] == "pending" && r["signer"] != false)
         .count();
     let table = Table::new(
         rows,
         [
             Constraint::Length(11),
             Constraint::Length(11),
-            Constraint::Length(9),
+            Constraint::Length(11),
             Constraint::Length(7),
             Constraint::Length(9),
             Constraint::Min(20),
