@@ -332,6 +332,7 @@ impl PassphraseArgs {
             none: self.no_passphrase,
             file: self.passphrase_file.clone(),
             value: None,
+            new: false,
         }
     }
 }
@@ -380,6 +381,70 @@ pub struct KeygenArgs {
 pub enum KeyCommand {
     /// Show a key's size and fingerprint and, given a cod, the node id it has there
     Show(KeyShowArgs),
+    /// Change a secret key's passphrase (default: this node's key); the file is rewritten
+    /// atomically, 0600
+    Passwd {
+        /// The secret key file [default: the node's key, from node.ini]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        new: NewKeyArgs,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Back up this node's secret key to a file (never overwritten), encrypted with a
+    /// passphrase of its own
+    Export {
+        /// Where to write it (mode 0600)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        new: NewKeyArgs,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Give this node a backed-up key (`cod key export`): the node takes its account (its node
+    /// id), if it holds nothing but its own opening yet; stop the daemon first
+    Import {
+        /// The key file to import (asks for its passphrase if encrypted)
+        file: PathBuf,
+        #[command(flatten)]
+        new: NewKeyArgs,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+/// How a secret key is written anew.
+#[derive(Args, Debug)]
+pub struct NewKeyArgs {
+    /// The new passphrase: the first line of FILE (else $COD_NEW_PASSPHRASE, else a prompt)
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// Write it unencrypted (only where the disk itself is protected)
+    #[arg(long, conflicts_with = "new_passphrase_file")]
+    pub unencrypted: bool,
+    /// Encrypt with scrypt N=2^14, which `openssl pkey` opens too (default: N=2^17)
+    #[arg(long)]
+    pub openssl_compatible: bool,
+}
+
+impl NewKeyArgs {
+    pub fn passphrase(&self) -> Passphrase {
+        Passphrase {
+            none: self.unencrypted,
+            file: self.new_passphrase_file.clone(),
+            value: None,
+            new: true,
+        }
+    }
+
+    pub fn scrypt_log_n(&self) -> u8 {
+        if self.openssl_compatible {
+            crate::keys::OPENSSL_SCRYPT_LOG_N
+        } else {
+            crate::keys::SCRYPT_LOG_N
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -460,6 +525,21 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
     match cli.command {
         Command::Keygen(a) => cmd::keys::keygen(&out, a),
         Command::Key(KeyCommand::Show(a)) => cmd::keys::show(&out, a),
+        Command::Key(KeyCommand::Passwd {
+            file,
+            new,
+            passphrase,
+        }) => cmd::keys::passwd(&out, cli.node.as_deref(), file, &new, &passphrase),
+        Command::Key(KeyCommand::Export {
+            out: file,
+            new,
+            passphrase,
+        }) => cmd::keys::export(&out, cli.node.as_deref(), &file, &new, &passphrase),
+        Command::Key(KeyCommand::Import {
+            file,
+            new,
+            passphrase,
+        }) => cmd::keys::import(&out, cli.node.as_deref(), &file, &new, &passphrase),
         Command::Pack(a) => cmd::pack::pack(&out, a),
         Command::Deploy(a) => cmd::deploy::deploy(&out, a),
         Command::Transfer(a) => cmd::wallet::transfer(&out, cli.node.as_deref(), a),

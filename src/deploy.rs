@@ -52,6 +52,8 @@ pub struct DeployRequest {
     pub expect_cod_id: Option<CodId>,
     pub passphrase: Passphrase,
     pub bits: usize,
+    /// scrypt cost (2^n) of a new key's encryption (`keys::SCRYPT_LOG_N` by default).
+    pub scrypt_log_n: u8,
 }
 
 #[derive(Debug)]
@@ -111,7 +113,8 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
         None => {
             let passphrase = req.passphrase.for_new("the new node key")?;
             let key = SecretKey::generate(req.bits)?;
-            let pem = key.to_pem(passphrase.as_ref().map(|p| p.as_bytes()))?;
+            let pem =
+                key.to_pem_with(passphrase.as_ref().map(|p| p.as_bytes()), req.scrypt_log_n)?;
             (pem.to_string(), key, false)
         }
     };

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// The environment variable scripts use to hand over a passphrase.
 pub const PASSPHRASE_ENV: &str = "COD_PASSPHRASE";
+/// …and the new one, where a command takes two (`cod key passwd`, `export`, `import`).
+pub const NEW_PASSPHRASE_ENV: &str = "COD_NEW_PASSPHRASE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -52,6 +54,8 @@ pub struct Passphrase {
     pub file: Option<PathBuf>,
     /// Already read (e.g. from a pipe `cod node start` set up).
     pub value: Option<Zeroizing<String>>,
+    /// Read from [`NEW_PASSPHRASE_ENV`] rather than [`PASSPHRASE_ENV`]: a new passphrase.
+    pub new: bool,
 }
 
 impl Passphrase {
@@ -99,7 +103,12 @@ impl Passphrase {
             let line = text.lines().next().unwrap_or("");
             return non_empty(Zeroizing::new(line.to_string())).map(Some);
         }
-        match std::env::var(PASSPHRASE_ENV) {
+        let env = if self.new {
+            NEW_PASSPHRASE_ENV
+        } else {
+            PASSPHRASE_ENV
+        };
+        match std::env::var(env) {
             Ok(p) => non_empty(Zeroizing::new(p)).map(Some),
             Err(_) => Ok(None),
         }

@@ -670,3 +670,187 @@ fn pack_warns_when_the_executable_names_the_builders_home() {
     let r = pack(&clean, "dist-clean");
     assert!(!r.stderr().contains("home directory"), "{}", r.stderr());
 }
+
+/// Issue 12 §3: a member changes their key's passphrase, backs the key up, and restores it on
+/// another machine (a fresh node there takes the account).
+#[test]
+fn a_key_changes_passphrase_is_backed_up_and_restored_elsewhere() {
+    let w = World::new();
+    let (pkg, _) = w.pack_demo();
+    let secret = |name: &str, pass: &str| {
+        let p = w.write(name, &format!("{pass}\n"));
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        p
+    };
+    let (one, two, three, four) = (
+        secret("one", "one"),
+        secret("two", "two"),
+        secret("three", "three"),
+        secret("four", "four"),
+    );
+    let deployed = w
+        .cod(&[
+            "--json",
+            "deploy",
+            "--package",
+            s(&pkg),
+            "--dir",
+            s(&w.path("here")),
+            "--bits",
+            "2048",
+            "--passphrase-file",
+            s(&one),
+        ])
+        .ok()
+        .json();
+    let dir = deployed["dir"].as_str().unwrap().to_string();
+    let node_id = deployed["node_id"].as_str().unwrap().to_string();
+    let key = format!("{dir}/node.sec.key");
+
+    // A new passphrase: the old one no longer opens the key.
+    w.cod(&[
+        "--node",
+        &dir,
+        "key",
+        "passwd",
+        "--passphrase-file",
+        s(&one),
+        "--new-passphrase-file",
+        s(&two),
+    ])
+    .ok();
+    w.cod(&["key", "show", &key, "--passphrase-file", s(&one)])
+        .fails_with("wrong passphrase");
+    w.cod(&["key", "show", &key, "--passphrase-file", s(&two)])
+        .ok();
+
+    // A backup, encrypted with a passphrase of its own, that openssl opens: the same key.
+    let backup = w.path("backup.sec.key");
+    w.cod(&[
+        "--node",
+        &dir,
+        "key",
+        "export",
+        "--out",
+        s(&backup),
+        "--passphrase-file",
+        s(&two),
+        "--new-passphrase-file",
+        s(&three),
+        "--openssl-compatible",
+    ])
+    .ok();
+    let mode = std::fs::metadata(&backup).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let public = tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            s(&backup),
+            "-passin",
+            &format!("file:{}", s(&three)),
+            "-pubout",
+        ],
+    );
+    assert_eq!(
+        public.trim(),
+        std::fs::read_to_string(format!("{dir}/node.pub.key"))
+            .unwrap()
+            .trim()
+    );
+    w.cod(&[
+        "--node",
+        &dir,
+        "key",
+        "export",
+        "--out",
+        s(&backup),
+        "--passphrase-file",
+        s(&two),
+        "--new-passphrase-file",
+        s(&three),
+    ])
+    .fails_with("already exists");
+
+    // Another machine: a fresh node with a key of its own takes the backed-up key, and with
+    // it the account.
+    let elsewhere = World::new();
+    let other_pkg = elsewhere.path("pkg.cod.tar");
+    std::fs::copy(&pkg, &other_pkg).unwrap();
+    let fresh = elsewhere
+        .cod(&[
+            "--json",
+            "deploy",
+            "--package",
+            s(&other_pkg),
+            "--bits",
+            "2048",
+            "--no-passphrase",
+        ])
+        .ok()
+        .json();
+    let fresh_dir = fresh["dir"].as_str().unwrap().to_string();
+    assert_ne!(fresh["node_id"].as_str().unwrap(), node_id);
+    let moved = std::path::Path::new(&fresh_dir).join("backup.sec.key");
+    std::fs::copy(&backup, &moved).unwrap();
+    std::fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let four_there = std::path::Path::new(&fresh_dir).join("four");
+    std::fs::copy(&four, &four_there).unwrap();
+    std::fs::set_permissions(
+        &four_there,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let three_there = std::path::Path::new(&fresh_dir).join("three");
+    std::fs::copy(&three, &three_there).unwrap();
+    std::fs::set_permissions(
+        &three_there,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let imported = elsewhere
+        .cod(&[
+            "--json",
+            "--node",
+            &fresh_dir,
+            "key",
+            "import",
+            s(&moved),
+            "--passphrase-file",
+            s(&three_there),
+            "--new-passphrase-file",
+            s(&four_there),
+        ])
+        .ok()
+        .json();
+    assert_eq!(imported["node_id"], node_id.as_str(), "the same account");
+    elsewhere
+        .cod_env(
+            &["--node", &fresh_dir, "node", "start"],
+            &[("COD_PASSPHRASE", "four")],
+        )
+        .ok();
+    let status = elsewhere
+        .cod(&["--json", "--node", &fresh_dir, "status"])
+        .ok()
+        .json();
+    assert_eq!(status["node_id"], node_id.as_str());
+    // While the daemon runs, its key is not replaced.
+    elsewhere
+        .cod(&[
+            "--node",
+            &fresh_dir,
+            "key",
+            "import",
+            s(&moved),
+            "--passphrase-file",
+            s(&three_there),
+            "--unencrypted",
+        ])
+        .fails_with("stop this node's daemon first");
+    elsewhere.cod(&["--node", &fresh_dir, "node", "stop"]).ok();
+}

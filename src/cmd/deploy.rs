@@ -25,6 +25,11 @@ pub fn deploy(out: &Output, a: DeployArgs) -> CmdResult {
             expect_cod_id: a.expect_cod_id,
             passphrase: a.passphrase.source(),
             bits: a.bits,
+            scrypt_log_n: if a.openssl_compatible {
+                crate::keys::OPENSSL_SCRYPT_LOG_N
+            } else {
+                crate::keys::SCRYPT_LOG_N
+            },
         },
         &mut |n| bar.set_position(n),
     )?;

@@ -1,11 +1,14 @@
-//! `cod keygen`, `cod key show`.
+//! `cod keygen`, `cod key show | passwd | export | import`.
 
-use super::{CmdResult, Output};
-use crate::cli::{KeyShowArgs, KeygenArgs};
+use super::{CmdError, CmdResult, Output};
+use crate::cli::{KeyShowArgs, KeygenArgs, NewKeyArgs, PassphraseArgs};
 use crate::fsutil;
 use crate::keyfile;
 use crate::keys::SecretKey;
+use crate::nodedir::NodeDir;
+use pkcs8::der::zeroize::Zeroizing;
 use serde_json::json;
+use std::path::{Path, PathBuf};
 
 pub fn keygen(out: &Output, a: KeygenArgs) -> CmdResult {
     let stem = a.role.file_stem();
@@ -102,6 +105,109 @@ pub fn show(out: &Output, a: KeyShowArgs) -> CmdResult {
             "cod_id": cod_id,
             "node_id": node_id,
         }),
+    );
+    Ok(())
+}
+
+/// The secret key of `file`, or of the node (its node.ini's key and passphrase file).
+fn node_or_file_key(
+    node: Option<&Path>,
+    file: Option<&Path>,
+    passphrase: &PassphraseArgs,
+) -> Result<(PathBuf, SecretKey), CmdError> {
+    match file {
+        Some(f) => Ok((
+            f.to_path_buf(),
+            keyfile::read_secret(f, &passphrase.source())?,
+        )),
+        None => {
+            let dir = NodeDir::find(node)?;
+            let path = dir.resolve(&dir.node_config()?.key);
+            Ok((path, dir.secret_key(&passphrase.source())?))
+        }
+    }
+}
+
+/// The key as PEM, encrypted as `new` says (asking for the new passphrase if it must).
+fn pem_for(key: &SecretKey, new: &NewKeyArgs, what: &str) -> Result<Zeroizing<String>, CmdError> {
+    let p = new.passphrase().for_new(what)?;
+    Ok(key.to_pem_with(p.as_ref().map(|p| p.as_bytes()), new.scrypt_log_n())?)
+}
+
+pub fn passwd(
+    out: &Output,
+    node: Option<&Path>,
+    file: Option<PathBuf>,
+    new: &NewKeyArgs,
+    passphrase: &PassphraseArgs,
+) -> CmdResult {
+    let (path, key) = node_or_file_key(node, file.as_deref(), passphrase)?;
+    let pem = pem_for(&key, new, &path.display().to_string())?;
+    fsutil::write_atomic(&path, pem.as_bytes(), 0o600, true)?;
+    let encrypted = SecretKey::pem_is_encrypted(&pem);
+    out.emit(
+        format!(
+            "{} is now {}\n{}",
+            path.display(),
+            if encrypted {
+                "encrypted with the new passphrase"
+            } else {
+                "NOT encrypted"
+            },
+            if file.is_none() {
+                "mind node.ini's passphrase_file: the daemon opens the key with it\n"
+            } else {
+                ""
+            }
+        ),
+        json!({"file": path, "encrypted": encrypted, "fingerprint": key.public().fingerprint()}),
+    );
+    Ok(())
+}
+
+pub fn export(
+    out: &Output,
+    node: Option<&Path>,
+    to: &Path,
+    new: &NewKeyArgs,
+    passphrase: &PassphraseArgs,
+) -> CmdResult {
+    if to.exists() {
+        return Err(fsutil::FsError::Exists(to.to_path_buf()).into());
+    }
+    let (_, key) = node_or_file_key(node, None, passphrase)?;
+    let pem = pem_for(&key, new, &format!("the backup {}", to.display()))?;
+    fsutil::write_atomic(to, pem.as_bytes(), 0o600, false)?;
+    let fp = key.public().fingerprint();
+    out.emit(
+        format!(
+            "wrote {} ({}), key fingerprint {fp}\nkeep it apart from this machine: without it (or the key here) the account cannot be recovered\n",
+            to.display(),
+            if SecretKey::pem_is_encrypted(&pem) { "encrypted" } else { "NOT encrypted" }
+        ),
+        json!({"file": to, "encrypted": SecretKey::pem_is_encrypted(&pem), "fingerprint": fp}),
+    );
+    Ok(())
+}
+
+pub fn import(
+    out: &Output,
+    node: Option<&Path>,
+    file: &Path,
+    new: &NewKeyArgs,
+    passphrase: &PassphraseArgs,
+) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let key = keyfile::read_secret(file, &passphrase.source())?;
+    let pem = pem_for(&key, new, &format!("the key of {}", dir.root.display()))?;
+    let node_id = super::upgrade::adopt_key(&dir, &key, pem.as_bytes())?;
+    out.emit(
+        format!(
+            "{} now holds the key {} and its account: node id {node_id}\n",
+            dir.root.display(),
+            key.public().fingerprint()
+        ),
+        json!({"node": dir.root, "node_id": node_id, "fingerprint": key.public().fingerprint()}),
     );
     Ok(())
 }

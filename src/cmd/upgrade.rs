@@ -206,6 +206,7 @@ fn deploy_beside(
             expect_cod_id: None,
             passphrase: pass,
             bits: crate::keys::DEFAULT_BITS,
+            scrypt_log_n: crate::keys::SCRYPT_LOG_N, // unused: the node's key is imported
         },
         &mut |_| {},
     )?;
@@ -381,27 +382,12 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
             report.problems.join("\n  ")
         )));
     }
-    let config = new.node_config()?;
     let old_pub = crate::keyfile::read_public(&old.root.join("node.pub.key"))?;
     let new_pub = crate::keyfile::read_public(&new.root.join("node.pub.key"))?;
 
     // 2. The key: the new node takes the old one, so its node id derives from it.
     let mut key_note = "the same key".to_string();
     if old_pub != new_pub {
-        if daemon(&new).is_ok() {
-            return Err(CmdError::msg(
-                "stop this node's daemon first: its key is about to change",
-            ));
-        }
-        let chain = new.read_chain()?;
-        let own =
-            chain.ledger().len() == 1 && chain.ledger().key_of(&new.deployment.node_id).is_some();
-        drop(chain);
-        if !own {
-            return Err(CmdError::msg(
-                "this node already has records under its own key; its key cannot be replaced (deploy the new version with --key OLD/node.sec.key instead)",
-            ));
-        }
         let secret = crate::keyfile::read_secret(&old.resolve(&old.node_config()?.key), &{
             let mut p = a.passphrase.source();
             if p.file.is_none() {
@@ -413,36 +399,12 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
             }
             p
         })?;
-        let key_path = new.resolve(&config.key);
-        fsutil::write_atomic(
-            &key_path,
+        let node_id = adopt_key(
+            &new,
+            &secret,
             &fsutil::read(&old.resolve(&old.node_config()?.key))?,
-            0o600,
-            true,
         )?;
-        fsutil::write_atomic(
-            &new.root.join("node.pub.key"),
-            secret.public().to_pem().as_bytes(),
-            0o644,
-            true,
-        )?;
-        // A fresh store, opened with the imported key's account.
-        let store_path = new.store_path(&config);
-        std::fs::remove_dir_all(&store_path).map_err(fsutil::io_err(&store_path))?;
-        let store = crate::store::RocksStore::create(&store_path, &new.deployment.cod_id)?;
-        let mut chain = crate::chain::Chain::load(new_params.clone(), Box::new(store))?;
-        chain.ingest(chain.ledger().make_open(&secret))?;
-        let mut deployment = new.deployment.clone();
-        deployment.node_id = secret.public().node_id(&new_params.cod);
-        fsutil::write_atomic(
-            &new.root.join(DEPLOYMENT_FILE),
-            serde_json::to_string_pretty(&deployment)
-                .expect("serializes")
-                .as_bytes(),
-            0o644,
-            true,
-        )?;
-        key_note = format!("the old key (node id now {})", deployment.node_id);
+        key_note = format!("the old key (node id now {node_id})");
     }
     let new = NodeDir::open(&new.root)?;
 
@@ -470,4 +432,54 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
     };
     out.emit(human, json!({"same_ledger": same_ledger, "imported": imported, "node_id": new.deployment.node_id, "balance": balance}));
     Ok(())
+}
+
+/// Gives a node that holds nothing but its own opening another key: `key_file` (the
+/// secret key `secret`, as it is to be stored) replaces its key, its store is renewed with
+/// the new key's opening, and its node id becomes the new key's. Returns that node id.
+pub(super) fn adopt_key(
+    node: &NodeDir,
+    secret: &crate::keys::SecretKey,
+    key_file: &[u8],
+) -> Result<crate::ids::AccountId, CmdError> {
+    if daemon(node).is_ok() {
+        return Err(CmdError::msg(
+            "stop this node's daemon first: its key is about to change",
+        ));
+    }
+    let chain = node.read_chain()?;
+    let own =
+        chain.ledger().len() == 1 && chain.ledger().key_of(&node.deployment.node_id).is_some();
+    drop(chain);
+    if !own {
+        return Err(CmdError::msg(
+            "this node already has records under its own key; its key cannot be replaced (deploy a new node with --key instead)",
+        ));
+    }
+    let config = node.node_config()?;
+    let params = node.params()?;
+    fsutil::write_atomic(&node.resolve(&config.key), key_file, 0o600, true)?;
+    fsutil::write_atomic(
+        &node.root.join("node.pub.key"),
+        secret.public().to_pem().as_bytes(),
+        0o644,
+        true,
+    )?;
+    // A fresh store, opened with the adopted key's account.
+    let store_path = node.store_path(&config);
+    std::fs::remove_dir_all(&store_path).map_err(fsutil::io_err(&store_path))?;
+    let store = crate::store::RocksStore::create(&store_path, &node.deployment.cod_id)?;
+    let mut chain = crate::chain::Chain::load(params.clone(), Box::new(store))?;
+    chain.ingest(chain.ledger().make_open(secret))?;
+    let mut deployment = node.deployment.clone();
+    deployment.node_id = secret.public().node_id(&params.cod);
+    fsutil::write_atomic(
+        &node.root.join(DEPLOYMENT_FILE),
+        serde_json::to_string_pretty(&deployment)
+            .expect("serializes")
+            .as_bytes(),
+        0o644,
+        true,
+    )?;
+    Ok(deployment.node_id)
 }

@@ -1127,11 +1127,21 @@ fn a_proposal_is_superseded_once_another_record_takes_its_seq() {
     let mut l = s.l.clone();
     let t = EPOCH + DAY + 100;
     let a = l.propose_issue([("bread".into(), 30)].into(), t).unwrap();
-    let b = l.propose_issue([("bread".into(), 25)].into(), t + 1).unwrap();
-    assert_eq!((a.seq, a.account), (b.seq, b.account), "both want the same slot");
+    let b = l
+        .propose_issue([("bread".into(), 25)].into(), t + 1)
+        .unwrap();
+    assert_eq!(
+        (a.seq, a.account),
+        (b.seq, b.account),
+        "both want the same slot"
+    );
     assert_eq!(l.superseded_by(&a), None, "nothing holds it yet");
     let rb = sign_network(b, &["node1", "node2"]);
     assert!(!l.ingest(rb.clone()).unwrap().applied.is_empty());
     assert_eq!(l.superseded_by(&a), Some(rb.hash()));
-    assert_eq!(l.superseded_by(rb.body()), None, "a record never supersedes itself");
+    assert_eq!(
+        l.superseded_by(rb.body()),
+        None,
+        "a record never supersedes itself"
+    );
 }
