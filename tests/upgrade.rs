@@ -214,3 +214,116 @@ fn importing_from_a_damaged_chain_changes_nothing() {
         "the key stayed"
     );
 }
+
+/// Issue 12 §1: every node of every version that keeps one ledger keeps one chain. v1 and v2
+/// nodes run at once; what is made on either reaches the other, and a credit spent on both
+/// sides (the same key, on a v1 and a v2 node that could not see each other) is spent once
+/// everywhere, the other spend refused with the reason. (Before: v1 and v2 refused each
+/// other as peers, the same account showed two balances, and the credit was spent twice.)
+#[test]
+fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
+    let w = World::new();
+    let mut net = Net::with_dht(&w, 2, "");
+    net.wait_meshed(120);
+    let (a1, b1) = (net.nodes[0].clone(), net.nodes[1].clone());
+    let v1_cod = params_of(&a1).cod.to_string();
+    let funding = funding_archive(&w, &[&a1, &b1], 20);
+    w.at(&a1, &["chain", "import", s(&funding)]).ok();
+
+    // v2 continues v1's ledger with the same model: node3 joins on v2, and node1's member
+    // runs a v2 node beside its v1 one, with the same key.
+    let cod2 = template("cod.ini").replace(
+        "version = 1.0.0",
+        &format!("version = 1.1.0\nledger = {v1_cod}"),
+    );
+    let (pkg2, _) = w.pack("dist2", &template("com.ini"), &cod2);
+    net.pkg = pkg2;
+    let c2 = net.add("node3", "").clone();
+    let a2 = net.add("node1", "").clone();
+    assert_eq!(a2.id, a1.id, "one key, one account, in both versions");
+    // Every node finds every other (v2 ones under the deployer's key), across versions: 20
+    // loaves are 70.00, shared by the two members the funding's checkpoint holds.
+    let everyone = [&a1, &b1, &c2, &a2];
+    for n in everyone {
+        wait_for(180, &format!("{} to hold the funding", n.key), || {
+            (net.balance(n, &b1.id) == Some(3500)).then_some(())
+        });
+    }
+    let peers = w.at(&c2, &["--json", "peers"]).ok().json();
+    let versions: std::collections::BTreeSet<String> = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["confirmed"] == true)
+        .map(|p| p["cod_version"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        versions.contains("1.0.0"),
+        "a v2 node peers with v1 nodes: {peers}"
+    );
+
+    // Made on v1, seen on v2; made on v2, seen on v1.
+    w.at(&b1, &["transfer", "--to", &c2.id, "--amount", "1", "--yes"])
+        .ok();
+    wait_for(60, "the v2 node to receive what a v1 node paid it", || {
+        (net.balance(&c2, &c2.id) == Some(100)).then_some(())
+    });
+    w.at(
+        &c2,
+        &["transfer", "--to", &b1.id, "--amount", "0.25", "--yes"],
+    )
+    .ok();
+    for n in everyone {
+        wait_for(60, &format!("{} to see both transfers", n.key), || {
+            (net.balance(n, &c2.id) == Some(75) && net.balance(n, &b1.id) == Some(3425))
+                .then_some(())
+        });
+    }
+
+    // The same credit spent on both sides: node1's member pays b1 from the v1 node and c2
+    // from the v2 node while the two cannot see each other (both daemons stopped: each
+    // command writes its own store).
+    let before = net.balance(&a1, &a1.id).unwrap();
+    w.at(&a1, &["node", "stop"]).ok();
+    w.at(&a2, &["node", "stop"]).ok();
+    w.at(&a1, &["transfer", "--to", &b1.id, "--amount", "5", "--yes"])
+        .ok();
+    w.at(&a2, &["transfer", "--to", &c2.id, "--amount", "5", "--yes"])
+        .ok();
+    w.at(&a1, &["node", "start"]).ok();
+    w.at(&a2, &["node", "start"]).ok();
+    // Once they sync, one spend holds on every node, in both versions; the other pays no one.
+    let settled = |n: &Node| -> Option<(u64, u64, u64)> {
+        Some((
+            net.balance(n, &a1.id)?,
+            net.balance(n, &b1.id)?,
+            net.balance(n, &c2.id)?,
+        ))
+    };
+    let first = wait_for(120, "every node to settle the double spend alike", || {
+        let all: Vec<_> = everyone.iter().map(|n| settled(n)).collect();
+        let first = all[0]?;
+        (first.0 == before - 500 && all.iter().all(|x| *x == Some(first))).then_some(first)
+    });
+    let paid_b = first.1 == 3425 + 500;
+    let paid_c = first.2 == 75 + 500;
+    assert!(
+        paid_b != paid_c,
+        "exactly one of the two spends holds: {first:?}"
+    );
+    // The side whose spend lost says so, with the reason.
+    let loser = if paid_b { &a2 } else { &a1 };
+    wait_for(60, "the losing side to say why", || {
+        let log = std::fs::read_to_string(loser.dir.join("node.log")).ok()?;
+        log.contains("double spend: this node's account signed two records")
+            .then_some(())
+    });
+    // Both deployments of the double spender hold the proof; every chain verifies.
+    for n in everyone {
+        let v = w.at(n, &["--json", "chain", "verify"]).ok().json();
+        assert!(v["problems"].as_array().unwrap().is_empty(), "{}: {v}", n.key);
+        if n.dir == a1.dir || n.dir == a2.dir {
+            assert_eq!(v["forks"].as_array().unwrap().len(), 1, "{}: {v}", n.key);
+        }
+    }
+}

@@ -52,6 +52,25 @@ pub struct Info {
     pub deployer: String,
     /// The package's file name (its torrent's name; the cod id is its infohash).
     pub package: String,
+    /// The ledger this node keeps: its cod id, or the earlier version's it continues (cod.ini
+    /// `ledger`). Nodes of every version that keep one ledger sync with each other.
+    #[serde(default)]
+    pub ledger: String,
+    /// The infohash of its com.ini: versions sync only when their models are the same file,
+    /// so that every node validates every record by the same rules (docs/upgrade.md).
+    #[serde(default)]
+    pub com: String,
+}
+
+impl Info {
+    /// The ledger a peer keeps (nodes older than the field keep their own cod's).
+    pub fn ledger_id(&self) -> &str {
+        if self.ledger.is_empty() {
+            &self.cod_id
+        } else {
+            &self.ledger
+        }
+    }
 }
 
 /// Longest field of an [`Info`] a node accepts from a peer (its key, base64 DER, is at
@@ -72,6 +91,8 @@ impl Info {
             ("addr", &self.addr),
             ("deployer", &self.deployer),
             ("package", &self.package),
+            ("ledger", &self.ledger),
+            ("com", &self.com),
         ];
         for (name, v) in fields {
             if v.len() > MAX_INFO_FIELD {

@@ -712,6 +712,7 @@ fn submission(
     let outcomes = s
         .ingest(records)
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    s.note_forks(&outcomes);
     let mut applied = Vec::new();
     for (slot, outcome) in slots.into_iter().zip(outcomes) {
         let r = &mut results[slot];

@@ -110,7 +110,7 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                     }
                 }
             }
-            // Other versions of this cod: ask who they are (a newer one becomes an offer).
+            // Other versions of this cod meet under the deployer's key.
             {
                 use futures::StreamExt;
                 let mut found = Vec::new();
@@ -131,13 +131,16 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
                     .into_iter()
                     .map(|p| p.addr)
                     .collect();
+                // Candidates all: confirming tells a node of this ledger (a peer, whatever
+                // its version) from one of another (whose newer version becomes an offer).
+                let mut table = shared.peers.locked();
                 for addr in found
                     .into_iter()
                     .filter(|a| !known.contains(&a.to_string()) && seen.get(a) != Some(&0b111))
                     .take(16)
                 {
-                    if let Ok(info) = shared.api.info(&addr.to_string()).await {
-                        shared.note_version(&addr.to_string(), &info);
+                    if table.add_candidate(&addr.to_string(), FoundVia::Dht) {
+                        tracing::info!("DHT candidate {addr} (the deployer's key)");
                     }
                 }
             }
@@ -169,15 +172,45 @@ fn lonely(shared: &Shared) -> bool {
     shared.peers.locked().confirmed().is_empty()
 }
 
-/// Checks that `addr` is a node of this cod holding the key of the node id it claims.
+/// Is this this very node? (The same key in another version of the ledger — the member's
+/// other deployment — is a peer like any other.)
+fn is_self(shared: &Shared, info: &crate::api::Info) -> bool {
+    info.node_id == shared.info.node_id && info.cod_id == shared.info.cod_id
+}
+
+/// Do two versions run the same model? The same com.ini file (nodes older than the `com`
+/// field: the same com version).
+fn same_model(ours: &crate::api::Info, theirs: &crate::api::Info) -> bool {
+    if theirs.com.is_empty() {
+        theirs.com_version == ours.com_version
+    } else {
+        theirs.com == ours.com
+    }
+}
+
+/// Checks that `addr` is a node of this ledger holding the key of the node id it claims.
 async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64), String> {
     let t = Instant::now();
     let info = shared.api.info(addr).await.map_err(|e| e.to_string())?;
     let latency = t.elapsed().as_millis() as u64;
-    if info.cod_id != shared.dir.deployment.cod_id.to_string() {
-        // Another cod: perhaps a newer version of this one.
+    if info.cod_id != shared.info.cod_id {
+        // Another version of this cod (a newer one becomes an offer), or another cod.
         shared.note_version(addr, &info);
-        return Err(format!("serves cod {}, not this one", info.cod_id));
+    }
+    // Every version that keeps this ledger by the same model is a peer: one chain for all.
+    if info.ledger_id() != shared.info.ledger {
+        return Err(format!(
+            "keeps ledger {}, not this one (cod {})",
+            info.ledger_id(),
+            info.cod_id
+        ));
+    }
+    if info.cod_id != shared.info.cod_id && !same_model(&shared.info, &info) {
+        return Err(format!(
+            "runs cod {} {} with another com.ini (com {}): its records may follow other rules, \
+             so the two versions do not sync (see docs/upgrade.md)",
+            info.cod_id, info.cod_version, info.com_version
+        ));
     }
     let der = base64::engine::general_purpose::STANDARD
         .decode(&info.key)
@@ -186,7 +219,7 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
     if key.node_id(&shared.params.cod).to_string() != info.node_id {
         return Err("its node id does not derive from its key".into());
     }
-    if info.node_id == shared.node_id.to_string() {
+    if is_self(shared, &info) {
         return Ok((info, latency)); // this node itself; the caller marks the address as own
     }
     let mut nonce = [0u8; 32];
@@ -220,9 +253,7 @@ async fn confirm_loop(shared: Arc<Shared>) {
         for (addr, result) in futures::future::join_all(checks).await {
             let mut table = shared.peers.locked();
             match result {
-                Ok((info, _)) if info.node_id == shared.node_id.to_string() => {
-                    table.mark_own(&addr)
-                }
+                Ok((info, _)) if is_self(&shared, &info) => table.mark_own(&addr),
                 Ok((info, latency)) => {
                     let id: crate::ids::AccountId =
                         info.node_id.parse().expect("checked in confirm");

@@ -161,6 +161,36 @@ impl Shared {
         self.chain().ingest_checked(checked)
     }
 
+    /// Says, in the log and to subscribers, where an ingest met a double spend: which record
+    /// holds the slot everywhere, and that the others change nothing.
+    pub fn note_forks(&self, results: &[Result<Outcome, RecordError>]) {
+        let slots: std::collections::BTreeSet<(AccountId, u64)> = results
+            .iter()
+            .flatten()
+            .flat_map(|o| o.forks.iter().copied())
+            .collect();
+        for (account, seq) in slots {
+            let holder = self
+                .chain()
+                .ledger()
+                .at(&account, seq)
+                .map_or("none yet".to_string(), |r| r.hash().short());
+            let whose = if account == self.node_id {
+                "this node's account".to_string()
+            } else {
+                format!("account {}", account.short())
+            };
+            self.log(
+                "warn",
+                format!(
+                    "double spend: {whose} signed two records for seq {seq}; record {holder} \
+                     holds it on every node (the lowest hash), the other changes nothing and is \
+                     kept as proof (`cod chain verify`)"
+                ),
+            );
+        }
+    }
+
     /// Tells subscribers, mirrors and (for records made here) peers about applied records.
     pub fn announce_applied(&self, hashes: &[RecordHash], originated_here: bool) {
         if hashes.is_empty() {
@@ -494,6 +524,8 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             time: 0,
             deployer: params.deployer.fingerprint().to_string(),
             package: dir.deployment.package.clone(),
+            ledger: params.cod.to_string(),
+            com: hex::encode(own_infohashes[1]),
         };
         let (events, _) = broadcast::channel(4096);
         let (gossip_tx, gossip_rx) = mpsc::unbounded_channel();

@@ -115,11 +115,15 @@ impl PeerTable {
         p.last_seen = now;
         p.failures = 0;
         p.retry_at = 0;
-        // One entry per node: an older address of the same node goes.
+        // One entry per node: an older address of the same node goes. (A member may run two
+        // versions of the ledger with one key: those are two nodes, told apart by version.)
+        let cod_version = p.cod_version.clone();
         let dupes: Vec<String> = self
             .peers
             .values()
-            .filter(|q| q.addr != addr && q.node_id == Some(node_id))
+            .filter(|q| {
+                q.addr != addr && q.node_id == Some(node_id) && q.cod_version == cod_version
+            })
             .map(|q| q.addr.clone())
             .collect();
         for d in dupes {
@@ -227,6 +231,15 @@ mod tests {
         t.confirm("127.0.0.1:1", id, v(), 1, 1);
         t.confirm("127.0.0.1:2", id, v(), 1, 2);
         assert_eq!(t.all().len(), 1, "one entry per node id");
+        // The same key running another version of the ledger is another node.
+        t.add_candidate("127.0.0.1:3", FoundVia::Dht);
+        let v2 = [
+            "0.1.0".to_string(),
+            "1.0.0".to_string(),
+            "1.1.0".to_string(),
+        ];
+        t.confirm("127.0.0.1:3", id, v2, 1, 3);
+        assert_eq!(t.all().len(), 2, "two versions, one key");
         let mut full = PeerTable::new(1);
         full.add_candidate("a:1", FoundVia::Dht);
         assert!(!full.add_candidate("b:1", FoundVia::Dht), "bounded");

@@ -80,6 +80,7 @@ async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, String> {
 /// Announces what applied; returns how many records did, or — after announcing them — an
 /// error if the peer sent a record no honest node sends (see [`FORGED`]).
 fn announce(shared: &Shared, results: Vec<Result<Outcome, RecordError>>) -> Result<usize, String> {
+    shared.note_forks(&results);
     let mut forged = None;
     let mut applied = Vec::new();
     for r in results {
