@@ -321,7 +321,11 @@ fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
     // Both deployments of the double spender hold the proof; every chain verifies.
     for n in everyone {
         let v = w.at(n, &["--json", "chain", "verify"]).ok().json();
-        assert!(v["problems"].as_array().unwrap().is_empty(), "{}: {v}", n.key);
+        assert!(
+            v["problems"].as_array().unwrap().is_empty(),
+            "{}: {v}",
+            n.key
+        );
         if n.dir == a1.dir || n.dir == a2.dir {
             assert_eq!(v["forks"].as_array().unwrap().len(), 1, "{}: {v}", n.key);
         }
