@@ -66,9 +66,15 @@ pub enum Command {
     Issue(IssueArgs),
     /// Propose a special distribution now, where com.ini allows it (needs the daemon)
     Distribute,
-    /// Signature requests for issuance and distribution: list, show, approve, reject
+    /// Signature requests for issuance, distribution and signer changes: list, show,
+    /// approve, reject
     #[command(subcommand)]
     Sign(SignCommand),
+    /// The signer set in force; `cod signers change` proposes a new one (needs the daemon)
+    Signers {
+        #[command(subcommand)]
+        action: Option<SignersCommand>,
+    },
     /// The full-screen dashboard (over SSH too): peers, chain, signature requests, log
     Tui,
     /// Newer versions of this cod, seen on other nodes: check, download, deploy beside
@@ -176,7 +182,7 @@ pub enum SignCommand {
     List,
     /// One request in full (a unique prefix of its id will do)
     Show { id: String },
-    /// Sign a request (this node's key must be one of com.ini's signers)
+    /// Sign a request (this node's key must be in the signer set in force)
     Approve { id: String },
     /// Reject a request; the reason goes to its proposer
     Reject {
@@ -187,6 +193,24 @@ pub enum SignCommand {
     /// Make an expired or superseded request again, from the chain as it is now, and sign it
     /// (the same backing figures for an issuance, the same period for a distribution)
     Repropose { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignersCommand {
+    /// Propose a new signer set, signed here: the set in force with keys added and removed.
+    /// The signers in force approve it (`cod sign approve ID`); once a quorum of them has,
+    /// the new set signs every later issuance, distribution and signer change.
+    Change {
+        /// A key fingerprint to add (64 hex digits, as `cod key show` prints); repeatable
+        #[arg(long, value_name = "FINGERPRINT")]
+        add: Vec<String>,
+        /// A key fingerprint to remove; repeatable
+        #[arg(long, value_name = "FINGERPRINT")]
+        remove: Vec<String>,
+        /// Signatures the new set needs (default: the present quorum)
+        #[arg(long)]
+        quorum: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -570,6 +594,7 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Issue(a) => cmd::sign::issue(&out, cli.node.as_deref(), a),
         Command::Distribute => cmd::sign::distribute(&out, cli.node.as_deref()),
         Command::Sign(c) => cmd::sign::sign(&out, cli.node.as_deref(), c),
+        Command::Signers { action } => cmd::sign::signers(&out, cli.node.as_deref(), action),
         Command::Upgrade(c) => cmd::upgrade::upgrade(&out, cli.node.as_deref(), c),
         Command::Deployments(a) => cmd::upgrade::deployments(&out, cli.node.as_deref(), a),
         Command::Import(a) => cmd::upgrade::import(&out, cli.node.as_deref(), a),

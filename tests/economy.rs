@@ -338,7 +338,7 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     // it is refused, naming who can sign.
     let err = w
         .at(n4, &["issue", "--backing", "bread=10"])
-        .fails_with("not one of com.ini's signers");
+        .fails_with("not in the signer set in force");
     assert!(err.contains("quorum 2"), "{err}");
 
     // A request overtaken by the chain stayed "pending", waiting for a member who could
@@ -421,4 +421,94 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     wait_for(30, "the special distribution to be final", || {
         (show(n1, &e)["state"]["state"] == "final").then_some(())
     });
+}
+
+/// Guards against a cod whose signers leave: with com.ini's set fixed for life, it could never
+/// issue or distribute again. A quorum of the set in force hands signing to other keys, on the
+/// ledger, and every node follows from the next network record on.
+#[test]
+fn a_quorum_hands_signing_to_new_signers_and_every_node_follows() {
+    let w = World::new();
+    let (com, _) = com(86_400, 86_400, "");
+    let net = Net::with_com(&w, 4, &com, "");
+    net.wait_meshed(60);
+    let [n1, n2, n3, n4] = [&net.nodes[0], &net.nodes[1], &net.nodes[2], &net.nodes[3]];
+    let signers = |n: &Node| w.at(n, &["--json", "signers"]).ok().json();
+    let held = |n: &Node, id: &str| {
+        w.at(n, &["--json", "sign", "show", id])
+            .out
+            .status
+            .success()
+    };
+
+    let before = signers(n4);
+    assert_eq!(before["quorum"], 2);
+    assert_eq!(before["changed"], false);
+    assert_eq!(before["signer"], false);
+    let human = w.at(n1, &["signers"]).ok().stdout();
+    assert!(
+        human.contains("quorum 2 of 3 signers (com.ini's)") && human.contains("(this node)"),
+        "{human}"
+    );
+
+    // Only the set in force changes itself.
+    w.at(n4, &["signers", "change", "--add", &fp("node4")])
+        .fails_with("not in the signer set in force");
+    w.at(n1, &["signers", "change", "--remove", &fp("node4")])
+        .fails_with("is not a signer");
+    w.at(n1, &["signers", "change", "--quorum", "4"])
+        .fails_with("quorum");
+
+    // node1 and node2 leave; node4 joins; node3 stays.
+    let change = w
+        .at(
+            n1,
+            &[
+                "--json",
+                "signers",
+                "change",
+                "--add",
+                &fp("node4"),
+                "--remove",
+                &fp("node1"),
+                "--remove",
+                &fp("node2"),
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(change["kind"], "signers");
+    assert_eq!(change["signed"], 1, "the proposer signs its own proposal");
+    let id = change["id"].as_str().unwrap().to_string();
+    wait_for(30, "node2 to hold the signer change", || {
+        held(n2, &id).then_some(())
+    });
+    w.at(n2, &["sign", "approve", &id]).ok();
+    let mut expected = vec![fp("node3"), fp("node4")];
+    expected.sort();
+    for n in [n1, n2, n3, n4] {
+        wait_for(30, "every node to follow the new set", || {
+            let v = signers(n);
+            (v["keys"] == json!(expected) && v["changed"] == true).then_some(())
+        });
+    }
+    assert_eq!(signers(n4)["signer"], true);
+
+    // A signer who left no longer proposes; the new set issues.
+    w.at(n1, &["issue", "--backing", "bread=10"])
+        .fails_with("not in the signer set in force");
+    let issue = w
+        .at(n4, &["--json", "issue", "--backing", "bread=10"])
+        .ok()
+        .json();
+    let id = issue["id"].as_str().unwrap().to_string();
+    wait_for(30, "node3 to hold node4's issuance", || {
+        held(n3, &id).then_some(())
+    });
+    w.at(n3, &["sign", "approve", &id]).ok();
+    for n in [n1, n2, n3, n4] {
+        wait_for(30, "the new set's issuance to reach every node", || {
+            (net.balance(n, "network") == Some(3500)).then_some(())
+        });
+    }
 }

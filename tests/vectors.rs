@@ -5,7 +5,9 @@
 
 mod common;
 use cod::ids::{AccountId, CodId};
-use cod::ledger::{B64, Body, Content, Issue, Output, Record, Sig, Transfer, add_signature};
+use cod::ledger::{
+    B64, Body, Content, Issue, Output, Record, Sig, SignerSet, Transfer, add_signature,
+};
 use common::*;
 use std::path::{Path, PathBuf};
 
@@ -78,10 +80,28 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
     };
     let sigs = add_signature(&issue_body, &add_signature(&issue_body, &[], &n1), &n2);
     let issue = Record::new(issue_body, sigs);
+    // node2 and node3 take over, either one signing alone.
+    let mut keys = vec![
+        n2.public().fingerprint(),
+        example_secret("node3").public().fingerprint(),
+    ];
+    keys.sort();
+    let signers_body = Body {
+        version: 1,
+        cod,
+        time: TIME + 180,
+        account: AccountId::network(&cod),
+        seq: 1,
+        prev: Some(issue.hash()),
+        content: Content::Signers(SignerSet { keys, quorum: 1 }),
+    };
+    let sigs = add_signature(&signers_body, &add_signature(&signers_body, &[], &n1), &n2);
+    let signers = Record::new(signers_body, sigs);
     vec![
         ("open", open, "node1"),
         ("transfer", pay, "node1"),
         ("issue", issue, "node1,node2"),
+        ("signers", signers, "node1,node2"),
     ]
 }
 

@@ -3,9 +3,10 @@
 //! accepts — or refuses only for a stated limit — and decodes to the same record and hash.
 #![no_main]
 use arbitrary::Arbitrary;
-use cod::ids::{AccountId, CodId, RecordHash};
+use cod::ids::{AccountId, CodId, Fingerprint, RecordHash};
 use cod::ledger::{
-    B64, Body, Content, Distribute, Head, Issue, Output, Record, RecordError, Sig, Transfer,
+    B64, Body, Content, Distribute, Head, Issue, Output, Record, RecordError, Sig, SignerSet,
+    Transfer,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -34,6 +35,10 @@ enum Kind {
         payouts: Vec<Out>,
         period: u64,
         special: bool,
+    },
+    Signers {
+        keys: Vec<[u8; 32]>,
+        quorum: u64,
     },
 }
 
@@ -101,6 +106,10 @@ fuzz_target!(|f: Fields| {
             payouts: outputs(payouts),
             period,
             special,
+        }),
+        Kind::Signers { keys, quorum } => Content::Signers(SignerSet {
+            keys: keys.into_iter().map(Fingerprint::from_bytes).collect(),
+            quorum,
         }),
     };
     let body = Body {

@@ -1,9 +1,9 @@
-//! `cod issue`, `cod distribute`, `cod sign list | show | approve | reject` (daemon only:
-//! signature requests live between nodes).
+//! `cod issue`, `cod distribute`, `cod sign list | show | approve | reject | repropose`,
+//! `cod signers [change]` (daemon only: signature requests live between nodes).
 
 use super::backend::daemon;
 use super::{CmdError, CmdResult, Output};
-use crate::cli::{IssueArgs, SignCommand};
+use crate::cli::{IssueArgs, SignCommand, SignersCommand};
 use crate::control::Request;
 use crate::nodedir::NodeDir;
 use serde_json::Value;
@@ -99,6 +99,49 @@ pub fn distribute(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let v = daemon(&dir)?.call(&Request::Distribute)?;
     out.emit(format!("proposed:\n{}", detail(&v)), v);
+    Ok(())
+}
+
+pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let mut d = daemon(&dir)?;
+    match c {
+        None => {
+            let v = d.call(&Request::Signers)?;
+            let mut h = format!(
+                "quorum {} of {} signers{}\n",
+                v["quorum"],
+                v["keys"].as_array().map_or(0, Vec::len),
+                if v["changed"] == true {
+                    " (changed on the ledger since com.ini)"
+                } else {
+                    " (com.ini's)"
+                }
+            );
+            for k in v["keys"].as_array().cloned().unwrap_or_default() {
+                let k = k.as_str().unwrap_or_default();
+                let me = if k == v["fingerprint"].as_str().unwrap_or_default() {
+                    "  (this node)"
+                } else {
+                    ""
+                };
+                h.push_str(&format!("  {k}{me}\n"));
+            }
+            out.emit(h, v);
+        }
+        Some(SignersCommand::Change {
+            add,
+            remove,
+            quorum,
+        }) => {
+            let v = d.call(&Request::SignersChange {
+                add,
+                remove,
+                quorum,
+            })?;
+            out.emit(format!("proposed:\n{}", detail(&v)), v);
+        }
+    }
     Ok(())
 }
 

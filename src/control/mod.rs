@@ -64,6 +64,16 @@ pub enum Request {
     },
     /// Propose a special distribution now (where com.ini allows).
     Distribute,
+    /// The signer set in force (com.ini's until the ledger changes it).
+    Signers,
+    /// Propose a new signer set: the set in force with `add` added and `remove` removed
+    /// (key fingerprints), and `quorum` (default: unchanged, if still possible). This node
+    /// signs it if its key is in the set in force.
+    SignersChange {
+        add: Vec<String>,
+        remove: Vec<String>,
+        quorum: Option<u64>,
+    },
     /// Signature requests held by this node.
     SignList,
     /// One signature request (a unique prefix of its id will do).

@@ -16,7 +16,8 @@ use crate::config::ComConfig;
 use crate::ids::{AccountId, CodId, RecordHash};
 use crate::keys::{PublicKey, SecretKey};
 pub use record::{
-    B64, Body, Content, Distribute, Head, Issue, Kind, Output, Record, RecordError, Sig, Transfer,
+    B64, Body, Content, Distribute, Head, Issue, Kind, Output, Record, RecordError, Sig, SignerSet,
+    Transfer,
 };
 pub use state::{AccountState, Dep, State};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -406,7 +407,7 @@ impl Ledger {
             _ => None,
         };
         if !verified {
-            rules::check_sigs(&r, &self.params, key.as_ref())?;
+            rules::check_sigs(&r, key.as_ref())?;
         }
         let in_slot = self
             .slots
@@ -1186,6 +1187,13 @@ impl Ledger {
         self.network_proposal(time, Content::Distribute(d))
     }
 
+    /// A change of the signer set, to take effect from the next network record on.
+    pub fn propose_signers(&self, set: SignerSet, time: u64) -> Result<Body, RecordError> {
+        let net = self.state.account(&self.params.network);
+        let time = time.max(net.map_or(0, |s| s.head_time));
+        self.network_proposal(time, Content::Signers(set))
+    }
+
     /// The next network record with `content`, checked against the chain as it is.
     fn network_proposal(&self, time: u64, content: Content) -> Result<Body, RecordError> {
         let net = self.state.account(&self.params.network);
@@ -1299,7 +1307,7 @@ impl Ledger {
             _ => Vec::new(),
         };
         let mut trial = self.state.clone();
-        trial.apply(&r, &self.params, None, &recs)
+        trial.apply_proposal(&r, &self.params, None, &recs)
     }
 }
 
@@ -1432,7 +1440,7 @@ fn check_batch<'k>(
                     }
                     _ => None,
                 };
-                rules::check_sigs(r, params, key.as_ref()).map(|()| Check::Sound)
+                rules::check_sigs(r, key.as_ref()).map(|()| Check::Sound)
             };
             check().unwrap_or_else(Check::Refused)
         })

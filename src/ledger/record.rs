@@ -8,7 +8,7 @@
 //! is `SHA-256(canonical body)` and every signature is RSASSA-PKCS1-v1_5/SHA-256 over the
 //! canonical body, so `openssl dgst -sha256 -verify KEY -signature SIG body.json` checks one.
 
-use crate::ids::{AccountId, CodId, RecordHash};
+use crate::ids::{AccountId, CodId, Fingerprint, RecordHash};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -74,14 +74,16 @@ pub enum RecordError {
     NothingAttested,
     #[error("a distribution's checkpoint cannot name the network account")]
     NetworkHead,
+    #[error("a signer set lists at least one key, sorted without repeats, and 1 <= quorum <= keys")]
+    SignerSetForm,
     // Signatures.
     #[error("a transfer carries exactly one signature, by its account, without a key")]
     TransferSigs,
-    #[error("every signature on an issuance or distribution names its signer's key")]
+    #[error("every signature on a network record names its signer's key")]
     SignerKeyMissing,
     #[error("signatures must be sorted by signer fingerprint without repeats")]
     SigsOrder,
-    #[error("key {0} is not in com.ini's signer set")]
+    #[error("key {0} is not in the signer set in force")]
     NotASigner(String),
     #[error("the deployer's fallback signature is not allowed on this record")]
     FallbackNotAllowed,
@@ -165,6 +167,7 @@ impl RecordError {
                 | PaysItself
                 | NothingAttested
                 | NetworkHead
+                | SignerSetForm
                 | TransferSigs
                 | SignerKeyMissing
                 | SigsOrder
@@ -179,6 +182,7 @@ pub enum Kind {
     Issue,
     Transfer,
     Distribute,
+    Signers,
 }
 
 impl std::fmt::Display for Kind {
@@ -187,6 +191,7 @@ impl std::fmt::Display for Kind {
             Kind::Issue => "issue",
             Kind::Transfer => "transfer",
             Kind::Distribute => "distribute",
+            Kind::Signers => "signers",
         })
     }
 }
@@ -274,11 +279,29 @@ pub struct Distribute {
     pub special: bool,
 }
 
+/// A signer set: whose signatures count toward the quorum on network records. com.ini's
+/// `[signers]` is a ledger's first set; a `signers` record, signed by a quorum of the set in
+/// force, replaces it from the next network record on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerSet {
+    /// Key fingerprints, sorted, without repeats.
+    pub keys: Vec<Fingerprint>,
+    pub quorum: u64,
+}
+
+impl SignerSet {
+    pub fn contains(&self, fp: &Fingerprint) -> bool {
+        self.keys.binary_search(fp).is_ok()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     Issue(Issue),
     Transfer(Transfer),
     Distribute(Distribute),
+    Signers(SignerSet),
 }
 
 impl Content {
@@ -287,6 +310,7 @@ impl Content {
             Content::Issue(_) => Kind::Issue,
             Content::Transfer(_) => Kind::Transfer,
             Content::Distribute(_) => Kind::Distribute,
+            Content::Signers(_) => Kind::Signers,
         }
     }
 
@@ -295,7 +319,7 @@ impl Content {
         match self {
             Content::Transfer(t) => &t.outputs,
             Content::Distribute(d) => &d.payouts,
-            Content::Issue(_) => &[],
+            Content::Issue(_) | Content::Signers(_) => &[],
         }
     }
 }
@@ -347,6 +371,7 @@ enum ContentOut<'a> {
     Issue(&'a Issue),
     Transfer(&'a Transfer),
     Distribute(&'a Distribute),
+    Signers(&'a SignerSet),
 }
 
 /// The wire shape for encoding. Every struct on the way declares its fields in bytewise key
@@ -373,6 +398,7 @@ impl Body {
             Content::Issue(c) => ContentOut::Issue(c),
             Content::Transfer(c) => ContentOut::Transfer(c),
             Content::Distribute(c) => ContentOut::Distribute(c),
+            Content::Signers(c) => ContentOut::Signers(c),
         };
         WireOut {
             account: &self.account,
@@ -434,6 +460,7 @@ impl Record {
                 .map(|k| 64 + k.len())
                 .sum(),
             Content::Distribute(d) => d.heads.len() * 128 + outputs(&d.payouts),
+            Content::Signers(set) => set.keys.len() * 32,
         };
         std::mem::size_of::<Self>() + sigs + content
     }
@@ -540,6 +567,9 @@ impl Record {
             }
             Kind::Distribute => {
                 Content::Distribute(serde_json::from_str(w.content.get()).map_err(malformed)?)
+            }
+            Kind::Signers => {
+                Content::Signers(serde_json::from_str(w.content.get()).map_err(malformed)?)
             }
         };
         let sigs = w.sigs.unwrap_or_default();

@@ -3,7 +3,8 @@
 
 use super::Params;
 use super::record::{
-    Content, Kind, MAX_CLAIMS, MAX_MEMO_BYTES, MAX_OUTPUTS, Output, Record, RecordError, Sig,
+    Content, Kind, MAX_CLAIMS, MAX_MEMO_BYTES, MAX_OUTPUTS, MAX_SIGS, Output, Record, RecordError,
+    Sig, SignerSet,
 };
 use crate::config::com::Fallback;
 use crate::ids::Fingerprint;
@@ -136,6 +137,26 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 return Err(RecordError::PaysItself);
             }
         }
+        Content::Signers(set) => {
+            if !is_network {
+                return Err(RecordError::WrongAccount {
+                    kind: Kind::Signers,
+                    which: "a member",
+                });
+            }
+            check_signer_set(set)?;
+        }
+    }
+    Ok(())
+}
+
+/// A signer set's form: 1 to [`MAX_SIGS`] keys, sorted without repeats, and a quorum
+/// between 1 and the number of keys.
+pub fn check_signer_set(set: &SignerSet) -> Result<(), RecordError> {
+    let sorted = set.keys.windows(2).all(|w| w[0] < w[1]);
+    let sized = !set.keys.is_empty() && set.keys.len() <= MAX_SIGS;
+    if !sorted || !sized || set.quorum == 0 || set.quorum > set.keys.len() as u64 {
+        return Err(RecordError::SignerSetForm);
     }
     Ok(())
 }
@@ -153,22 +174,63 @@ pub fn fallback_allowed(r: &Record, p: &Params) -> bool {
     }
 }
 
-/// Checks one signature on an issuance or distribution: by a com.ini signer (or the
-/// deployer under the fallback duty) and valid over the record's body. Returns the signer's
-/// fingerprint.
-pub fn check_signer_sig(r: &Record, s: &Sig, p: &Params) -> Result<Fingerprint, RecordError> {
+/// Checks one signature on a network record: by a signer of `set` (the set in force for the
+/// record; see [`super::State::signers`]) or the deployer under the fallback duty, and valid
+/// over the record's body. Returns the signer's fingerprint.
+pub fn check_signer_sig(
+    r: &Record,
+    s: &Sig,
+    p: &Params,
+    set: &SignerSet,
+) -> Result<Fingerprint, RecordError> {
+    let (key, fp) = signer_key(s)?;
+    may_sign(r, &key, &fp, p, set)?;
+    verify_body(r, &key, &s.sig.0).map_err(|_| RecordError::BadSignature(fp.to_string()))?;
+    Ok(fp)
+}
+
+fn signer_key(s: &Sig) -> Result<(PublicKey, Fingerprint), RecordError> {
     let der = s.key.as_ref().ok_or(RecordError::SignerKeyMissing)?;
     let key = PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
     let fp = key.fingerprint();
-    let is_signer = p.com.signers.keys.contains(&fp);
-    if !is_signer && key != p.deployer {
+    Ok((key, fp))
+}
+
+/// Is this key's signature one that counts on the record: a signer's, or the deployer's
+/// under the fallback duty?
+fn may_sign(
+    r: &Record,
+    key: &PublicKey,
+    fp: &Fingerprint,
+    p: &Params,
+    set: &SignerSet,
+) -> Result<(), RecordError> {
+    if set.contains(fp) {
+        return Ok(());
+    }
+    if *key != p.deployer {
         return Err(RecordError::NotASigner(fp.to_string()));
     }
-    if !is_signer && !fallback_allowed(r, p) {
+    if !fallback_allowed(r, p) {
         return Err(RecordError::FallbackNotAllowed);
     }
-    verify_body(r, &key, &s.sig.0).map_err(|_| RecordError::BadSignature(fp.to_string()))?;
-    Ok(fp)
+    Ok(())
+}
+
+/// The quorum rule, which needs the signer set in force (so [`super::State::apply`] checks
+/// it): every signature counts (a signer's, or the deployer's under the fallback duty), and
+/// there are at least `quorum` of them. The signatures themselves were verified by
+/// [`check_sigs`].
+pub fn check_quorum(r: &Record, p: &Params, set: &SignerSet) -> Result<(), RecordError> {
+    for s in r.sigs() {
+        let (key, fp) = signer_key(s)?;
+        may_sign(r, &key, &fp, p, set)?;
+    }
+    let (have, need) = (r.sigs().len(), set.quorum as usize);
+    if have < need {
+        return Err(RecordError::Quorum { have, need });
+    }
+    Ok(())
 }
 
 /// Checks a signature over a record's canonical body. The record's hash is that body's
@@ -178,12 +240,10 @@ fn verify_body(r: &Record, key: &PublicKey, sig: &[u8]) -> Result<(), crate::key
 }
 
 /// Checks a record's signatures. A transfer needs its account's key (`account_key`: from
-/// the account's seq-0 record); issuance and distribution need a quorum of com.ini's signers.
-pub fn check_sigs(
-    r: &Record,
-    p: &Params,
-    account_key: Option<&PublicKey>,
-) -> Result<(), RecordError> {
+/// the account's seq-0 record); a network record's signatures each name their key, are
+/// sorted by its fingerprint, and verify. Whether those keys make a quorum of the set in
+/// force depends on the network chain before the record: [`check_quorum`], at apply time.
+pub fn check_sigs(r: &Record, account_key: Option<&PublicKey>) -> Result<(), RecordError> {
     match r.kind() {
         Kind::Transfer => {
             let [Sig { key: None, sig }] = r.sigs() else {
@@ -193,20 +253,19 @@ pub fn check_sigs(
             verify_body(r, key, &sig.0)
                 .map_err(|_| RecordError::BadSignature(r.account().to_string()))
         }
-        Kind::Issue | Kind::Distribute => {
-            let mut have = 0;
+        Kind::Issue | Kind::Distribute | Kind::Signers => {
             let mut last: Option<Fingerprint> = None;
             for s in r.sigs() {
-                let fp = check_signer_sig(r, s, p)?;
+                let (key, fp) = signer_key(s)?;
                 if last.is_some_and(|l| l >= fp) {
                     return Err(RecordError::SigsOrder);
                 }
                 last = Some(fp);
-                have += 1;
+                verify_body(r, &key, &s.sig.0)
+                    .map_err(|_| RecordError::BadSignature(fp.to_string()))?;
             }
-            let need = p.com.signers.quorum;
-            if have < need {
-                return Err(RecordError::Quorum { have, need });
+            if r.sigs().is_empty() {
+                return Err(RecordError::Quorum { have: 0, need: 1 });
             }
             Ok(())
         }

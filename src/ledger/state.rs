@@ -3,7 +3,10 @@
 
 use super::Params;
 use super::economics::{self, Amounts, Attestations, PeriodActivity};
-use super::record::{Content, Distribute, Head, Issue, Output, Record, RecordError, Transfer};
+use super::record::{
+    Content, Distribute, Head, Issue, Output, Record, RecordError, SignerSet, Transfer,
+};
+use super::rules;
 use crate::ids::{AccountId, RecordHash};
 use crate::keys::PublicKey;
 use std::collections::{BTreeMap, HashMap};
@@ -74,6 +77,9 @@ pub struct State {
     net_at_cut: Amounts,
     /// Issued since the last checkpoint.
     issued_since_cut: Amounts,
+    /// The signer set in force for the next network record: com.ini's, until a `signers`
+    /// record replaces it.
+    pub signers: SignerSet,
 }
 
 fn add_into(into: &mut Amounts, from: &Amounts) -> Result<(), RecordError> {
@@ -124,6 +130,10 @@ impl State {
             last_period: None,
             net_at_cut: Amounts::new(),
             issued_since_cut: Amounts::new(),
+            signers: SignerSet {
+                keys: p.com.signers.keys.iter().copied().collect(),
+                quorum: p.com.signers.quorum as u64,
+            },
         }
     }
 
@@ -201,7 +211,7 @@ impl State {
                         .map(|h| Dep::Record(h.hash)),
                 );
             }
-            Content::Issue(_) => {}
+            Content::Issue(_) | Content::Signers(_) => {}
         }
         deps.sort();
         deps.dedup();
@@ -281,10 +291,32 @@ impl State {
         key: Option<&PublicKey>,
         period_records: &[&Record],
     ) -> Result<(), RecordError> {
+        if r.account() == self.network {
+            // Network records need a quorum of the set in force before them.
+            self.check_position(r)?;
+            rules::check_quorum(r, p, &self.signers)?;
+        }
+        self.apply_proposal(r, p, key, period_records)
+    }
+
+    /// [`State::apply`] without the quorum: whether an unsigned network record would apply
+    /// (a proposal gathers its signatures afterwards).
+    pub fn apply_proposal(
+        &mut self,
+        r: &Record,
+        p: &Params,
+        key: Option<&PublicKey>,
+        period_records: &[&Record],
+    ) -> Result<(), RecordError> {
         match &r.body().content {
             Content::Transfer(t) => self.apply_transfer(r, t, key),
             Content::Issue(i) => self.apply_issue(r, i, p),
             Content::Distribute(d) => self.apply_distribution(r, d, p, period_records),
+            Content::Signers(set) => {
+                self.signers = set.clone();
+                self.advance(r);
+                Ok(())
+            }
         }
     }
 

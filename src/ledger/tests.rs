@@ -824,14 +824,40 @@ fn checks_are_trusted_only_by_a_ledger_of_the_same_cod() {
 // ---- Properties ----
 
 /// A random but valid history: opens, issuances, payments, distributions.
+/// Names of the keys in the signer set in force, a quorum of them first.
+fn quorum_now(l: &Ledger) -> Vec<&'static str> {
+    let set = &l.state().signers;
+    let names = ["node1", "node2", "node3", "node4", "node5", "node6"];
+    names
+        .into_iter()
+        .filter(|n| set.contains(&key(n).public().fingerprint()))
+        .take(set.quorum as usize)
+        .collect()
+}
+
+/// A signer set of these keys.
+fn set_of(names: &[&str], quorum: u64) -> SignerSet {
+    let mut keys: Vec<_> = names
+        .iter()
+        .map(|n| key(n).public().fingerprint())
+        .collect();
+    keys.sort();
+    SignerSet { keys, quorum }
+}
+
 fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
     let mut s = Scenario::standard();
     let names = ["node1", "node2", "node3", "node4"];
+    let sets: [(&[&str], u64); 3] = [
+        (&["node2", "node3", "node5"], 2),
+        (&["node5"], 1),
+        (&["node1", "node2", "node3"], 2),
+    ];
     let mut time = EPOCH + DAY + 10;
     let mut period = 1;
     for &(op, from, to, amount) in ops {
         time += 60;
-        match op % 4 {
+        match op % 5 {
             0 | 1 => {
                 let (f, t) = (names[from as usize % 4], names[to as usize % 4]);
                 if f == t {
@@ -848,15 +874,27 @@ fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
             2 => {
                 let bread = 10 + (amount as u64 % 20);
                 if let Ok(body) = s.l.propose_issue([("bread".into(), bread)].into(), time) {
-                    s.push(sign_network(body, &["node2", "node3"]));
+                    let q = quorum_now(&s.l);
+                    s.push(sign_network(body, &q));
                 }
             }
-            _ => {
+            3 => {
                 let end = EPOCH + (period + 1) * DAY;
                 time = time.max(end);
                 if let Ok(body) = s.l.propose_distribution(period, false, time) {
-                    s.push(sign_network(body, &["node1", "node2"]));
+                    let q = quorum_now(&s.l);
+                    s.push(sign_network(body, &q));
                     period = (time - EPOCH) / DAY + 1;
+                }
+            }
+            _ => {
+                let (members, quorum) = sets[amount as usize % sets.len()];
+                let set = set_of(members, quorum);
+                if set != s.l.state().signers
+                    && let Ok(body) = s.l.propose_signers(set, time)
+                {
+                    let q = quorum_now(&s.l);
+                    s.push(sign_network(body, &q));
                 }
             }
         }
@@ -867,7 +905,7 @@ fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
 /// A history of `steps` operations cycling through every kind.
 fn fixed_history(steps: u16) -> Scenario {
     let ops: Vec<(u8, u8, u8, u16)> = (0..steps)
-        .map(|i| ((i % 4) as u8, (i % 3) as u8, (i % 4 + 1) as u8, i * 37))
+        .map(|i| ((i % 5) as u8, (i % 3) as u8, (i % 4 + 1) as u8, i * 37))
         .collect();
     history(&ops)
 }
@@ -879,6 +917,79 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(count(Kind::Transfer) > 10, "{}", count(Kind::Transfer));
     assert!(count(Kind::Issue) >= 2, "{}", count(Kind::Issue));
     assert!(count(Kind::Distribute) >= 3, "{}", count(Kind::Distribute));
+    assert!(count(Kind::Signers) >= 2, "{}", count(Kind::Signers));
+}
+
+/// Guards against a cod whose signers leave: it would never issue or distribute again.
+#[test]
+fn a_quorum_changes_the_signer_set_and_the_new_set_signs_from_the_next_record_on() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let new = set_of(&["node2", "node4", "node5"], 2);
+    let body = s.l.propose_signers(new.clone(), EPOCH + DAY + 50).unwrap();
+    let ingest = |l: &mut Ledger, r: Record| l.clone().ingest(r).unwrap_err();
+    assert_eq!(
+        ingest(&mut s.l, sign_network(body.clone(), &["node1"])),
+        RecordError::Quorum { have: 1, need: 2 }
+    );
+    assert_eq!(
+        ingest(&mut s.l, sign_network(body.clone(), &["node1", "node4"])),
+        RecordError::NotASigner(key("node4").public().fingerprint().to_string()),
+        "the new set does not sign its own admission"
+    );
+    // Malformed sets, whoever signs them.
+    let with_set = |set: SignerSet| {
+        let mut b = body.clone();
+        b.content = Content::Signers(set);
+        sign_network(b, &["node1", "node2"])
+    };
+    let mut unsorted = new.clone();
+    unsorted.keys.reverse();
+    for bad in [
+        SignerSet {
+            keys: vec![],
+            quorum: 1,
+        },
+        unsorted,
+        SignerSet {
+            quorum: 0,
+            ..new.clone()
+        },
+        SignerSet {
+            quorum: 4,
+            ..new.clone()
+        },
+        SignerSet {
+            keys: vec![new.keys[0], new.keys[0]],
+            quorum: 1,
+        },
+    ] {
+        assert_eq!(ingest(&mut s.l, with_set(bad)), RecordError::SignerSetForm);
+    }
+    let mut by_member = body.clone();
+    by_member.account = id("node1", &p);
+    assert_eq!(
+        ingest(&mut s.l, sign_network(by_member, &["node1", "node2"])),
+        RecordError::WrongAccount {
+            kind: Kind::Signers,
+            which: "a member"
+        }
+    );
+
+    s.push(sign_network(body, &["node1", "node3"]));
+    assert_eq!(s.l.state().signers, new);
+    let issue =
+        s.l.propose_issue([("bread".into(), 12)].into(), EPOCH + DAY + 100)
+            .unwrap();
+    assert_eq!(
+        ingest(&mut s.l, sign_network(issue.clone(), &["node1", "node2"])),
+        RecordError::NotASigner(key("node1").public().fingerprint().to_string()),
+        "a signer who left no longer counts"
+    );
+    s.push(sign_network(issue, &["node4", "node5"]));
+    // The set is part of the state: computed from the records alone, it is the same.
+    let again = Ledger::from_records(p, s.records.clone());
+    assert_eq!(again.state(), s.l.state());
 }
 
 /// A deterministic shuffle (the property tests' arrival orders).

@@ -359,6 +359,19 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             )
             .await
         }
+        Request::Signers => ok(super::signing::signers_json(shared)),
+        Request::SignersChange {
+            add,
+            remove,
+            quorum,
+        } => {
+            let s = shared.clone();
+            spawn_result(
+                move || super::signing::propose_signer_change(&s, &add, &remove, quorum),
+                ErrorKind::Refused,
+            )
+            .await
+        }
         Request::SignList => {
             let requests = shared.requests.locked();
             let mut list: Vec<Value> = requests.values().map(|r| r.to_json(shared)).collect();
@@ -514,7 +527,8 @@ pub fn status(shared: &Shared) -> Value {
         .locked()
         .values()
         .filter(|r| {
-            r.state == super::signing::State::Pending && super::signing::can_sign(shared, &r.body)
+            r.state == super::signing::State::Pending
+                && super::signing::can_sign(shared, &r.body, &r.signers)
         })
         .count();
     let confirmed = peers.iter().filter(|p| p.confirmed).count();

@@ -9,7 +9,7 @@ use super::{Shared, now};
 use crate::api::{Proposal, RejectionMsg};
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Body, Content, Record, RecordError, Sig, rules};
+use crate::ledger::{Body, Content, Record, RecordError, Sig, SignerSet, rules};
 use crate::lock::Locked;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -73,6 +73,9 @@ pub struct SignRequest {
     pub expires: u64,
     pub state: State,
     pub rejections: Vec<Rejection>,
+    /// The signer set in force for the record (the network chain's when the request came):
+    /// if the chain moves on, the request is superseded, so this stays its set.
+    pub signers: SignerSet,
 }
 
 /// Longest rejection reason accepted, in bytes.
@@ -94,8 +97,12 @@ impl SignRequest {
         let r = Record::new(self.body.clone(), Vec::new());
         self.sigs
             .iter()
-            .filter(|s| rules::check_signer_sig(&r, s, &shared.params).is_ok())
+            .filter(|s| rules::check_signer_sig(&r, s, &shared.params, &self.signers).is_ok())
             .count()
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.signers.quorum as usize
     }
 
     pub fn summary(&self, shared: &Shared) -> String {
@@ -143,6 +150,16 @@ impl SignRequest {
                     d.heads.len()
                 )
             }
+            Content::Signers(set) => format!(
+                "signer set of {} keys, quorum {}: {}",
+                set.keys.len(),
+                set.quorum,
+                set.keys
+                    .iter()
+                    .map(|k| k.short())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Content::Transfer(_) => "transfer".into(),
         }
     }
@@ -157,8 +174,8 @@ impl SignRequest {
             "created": self.created,
             "expires": self.expires,
             "signed": self.signed_by(shared),
-            "quorum": shared.params.com.signers.quorum,
-            "signer": can_sign(shared, &self.body),
+            "quorum": self.quorum(),
+            "signer": can_sign(shared, &self.body, &self.signers),
             "state": self.state,
             "rejections": self.rejections,
             "record": Record::new(self.body.clone(), self.sigs.clone()).to_json(),
@@ -172,23 +189,23 @@ fn event(shared: &Shared, r: &SignRequest) -> Event {
         kind: r.body.content.kind().to_string(),
         summary: r.summary(shared),
         signed: r.signed_by(shared),
-        quorum: shared.params.com.signers.quorum,
+        quorum: r.quorum(),
         expires: r.expires,
         state: r.state.name().to_string(),
     }
 }
 
-/// Is this node's key one of com.ini's signers (or the deployer's, for the fallback duty)?
-pub fn can_sign(shared: &Shared, body: &Body) -> bool {
+/// Is this node's key one of the signers in `set` (or the deployer's, for the fallback duty)?
+pub fn can_sign(shared: &Shared, body: &Body, set: &SignerSet) -> bool {
     let r = Record::new(body.clone(), Vec::new());
-    shared
-        .params
-        .com
-        .signers
-        .keys
-        .contains(&shared.key.public().fingerprint())
+    set.contains(&shared.key.public().fingerprint())
         || (*shared.key.public() == shared.params.deployer
             && rules::fallback_allowed(&r, &shared.params))
+}
+
+/// The signer set in force for the next network record.
+pub fn signers_now(shared: &Shared) -> SignerSet {
+    shared.chain().ledger().state().signers.clone()
 }
 
 /// The node's own recomputation of a proposal: `Ok` if it gives exactly this body.
@@ -226,6 +243,9 @@ pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
             .map_err(|e| explain(&e))?,
         Content::Distribute(d) => l
             .propose_distribution(d.period, d.special, body.time)
+            .map_err(|e| explain(&e))?,
+        Content::Signers(set) => l
+            .propose_signers(set.clone(), body.time)
             .map_err(|e| explain(&e))?,
         Content::Transfer(_) => return Err("transfers are not signed by a quorum".into()),
     };
@@ -291,12 +311,10 @@ pub fn receive(
 ) -> Result<State, String> {
     let p = &shared.params;
     rules::check_form(&record, p).map_err(|e| e.to_string())?;
-    if !matches!(
-        record.kind(),
-        crate::ledger::Kind::Issue | crate::ledger::Kind::Distribute
-    ) {
-        return Err("only issuance and distribution records are signed by a quorum".into());
+    if record.kind() == crate::ledger::Kind::Transfer {
+        return Err("transfers are not signed by a quorum".into());
     }
+    let set = signers_now(shared);
     let id = record.hash();
     // Only signers start requests on other nodes (one of their signatures comes with it), so
     // nobody else can fill the request table.
@@ -306,7 +324,7 @@ pub fn receive(
     // Every signature it carries must be a signer's and valid; duplicates are refused.
     let mut sigs: Vec<Sig> = Vec::new();
     for s in record.sigs() {
-        rules::check_signer_sig(&record, s, p).map_err(|e| format!("refused: {e}"))?;
+        rules::check_signer_sig(&record, s, p, &set).map_err(|e| format!("refused: {e}"))?;
         if sigs.iter().any(|x| x.key == s.key) {
             return Err("refused: the same signer's signature appears twice".into());
         }
@@ -391,6 +409,7 @@ pub fn receive(
         expires: time.min(now()) + p.com.signers.request_ttl,
         state: state.clone(),
         rejections: Vec::new(),
+        signers: set,
     };
     let ev = event(shared, &req);
     requests.insert(id, req);
@@ -398,7 +417,10 @@ pub fn receive(
     shared.emit(ev);
     // Fully determined by the chain, and the member allowed it: sign at once.
     let body_is_determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
-    if body_is_determined && shared.config.auto_sign && can_sign(shared, record.body()) {
+    if body_is_determined
+        && shared.config.auto_sign
+        && can_sign(shared, record.body(), &signers_now(shared))
+    {
         let _ = approve(shared, &id);
     }
     finalize(shared, &id);
@@ -434,8 +456,8 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
         }
         other => return Err(format!("the request is {}", other.name())),
     }
-    if !can_sign(shared, &req.body) {
-        return Err("this node's key is not one of com.ini's signers".into());
+    if !can_sign(shared, &req.body, &req.signers) {
+        return Err("this node's key is not in the signer set in force".into());
     }
     // Only content this node computed itself is signed: check again against the chain now.
     let body = req.body.clone();
@@ -515,8 +537,13 @@ pub fn receive_rejection(
         .key_of(&node)
         .cloned()
         .ok_or("unknown node")?;
-    let body = request_body(shared, id)?;
-    let signer = shared.params.com.signers.keys.contains(&key.fingerprint())
+    let (body, set) = shared
+        .requests
+        .locked()
+        .get(id)
+        .map(|r| (r.body.clone(), r.signers.clone()))
+        .ok_or("the request is gone (expired or evicted)")?;
+    let signer = set.contains(&key.fingerprint())
         || (key == shared.params.deployer
             && rules::fallback_allowed(&Record::new(body, Vec::new()), &shared.params));
     if !signer {
@@ -568,7 +595,7 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
         let Some(req) = requests.get(id) else { return };
         if matches!(req.state, State::Final | State::Expired)
             || req.expires <= now()
-            || req.signed_by(shared) < shared.params.com.signers.quorum
+            || req.signed_by(shared) < req.quorum()
         {
             return;
         }
@@ -625,15 +652,6 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
     });
 }
 
-fn request_body(shared: &Shared, id: &RecordHash) -> Result<Body, String> {
-    shared
-        .requests
-        .locked()
-        .get(id)
-        .map(|r| r.body.clone())
-        .ok_or_else(|| "the request is gone (expired or evicted)".into())
-}
-
 pub fn request_json(shared: &Shared, id: &RecordHash) -> Result<Value, String> {
     shared
         .requests
@@ -660,15 +678,15 @@ pub fn propose_issue(
 /// propose: other nodes refuse a proposal that carries no signer's signature (so nobody can
 /// fill their request tables), and a proposal nobody would hold would wait in vain.
 fn propose_signed(shared: &Arc<Shared>, body: Body) -> Result<Value, String> {
-    if !can_sign(shared, &body) {
-        let com = &shared.params.com;
-        let signers: Vec<String> = com.signers.keys.iter().map(|k| k.short()).collect();
+    let set = signers_now(shared);
+    if !can_sign(shared, &body, &set) {
+        let signers: Vec<String> = set.keys.iter().map(|k| k.short()).collect();
         return Err(format!(
-            "this node's key is not one of com.ini's signers ({} of them: {}; quorum {}): \
+            "this node's key is not in the signer set in force ({} of them: {}; quorum {}): \
              only a signer can propose this, so ask one of them",
             signers.len(),
             signers.join(", "),
-            com.signers.quorum
+            set.quorum
         ));
     }
     let record = Record::new(body, Vec::new());
@@ -676,6 +694,73 @@ fn propose_signed(shared: &Arc<Shared>, body: Body) -> Result<Value, String> {
     receive(shared, record, shared.node_id.to_string(), false)?;
     approve(shared, &id)?;
     request_json(shared, &id)
+}
+
+/// The signer set in force, and com.ini's (the ledger's first).
+pub fn signers_json(shared: &Shared) -> Value {
+    let set = signers_now(shared);
+    let com = &shared.params.com.signers;
+    let mine = shared.key.public().fingerprint();
+    json!({
+        "keys": set.keys,
+        "quorum": set.quorum,
+        "changed": set.keys.iter().ne(com.keys.iter()) || set.quorum != com.quorum as u64,
+        "signer": set.contains(&mine),
+        "fingerprint": mine,
+    })
+}
+
+/// Proposes the set in force with `add` added, `remove` removed and `quorum` (default: the
+/// present one), as a `signers` record this member signs.
+pub fn propose_signer_change(
+    shared: &Arc<Shared>,
+    add: &[String],
+    remove: &[String],
+    quorum: Option<u64>,
+) -> Result<Value, String> {
+    let parse = |list: &[String]| -> Result<Vec<crate::ids::Fingerprint>, String> {
+        list.iter()
+            .map(|f| f.trim().parse().map_err(|e| format!("{f:?}: {e}")))
+            .collect()
+    };
+    let (add, remove) = (parse(add)?, parse(remove)?);
+    let old = signers_now(shared);
+    if let Some(k) = add.iter().find(|k| old.contains(k)) {
+        return Err(format!("{} is a signer already", k.short()));
+    }
+    if let Some(k) = remove.iter().find(|k| !old.contains(k)) {
+        return Err(format!("{} is not a signer", k.short()));
+    }
+    let mut keys: Vec<_> = old
+        .keys
+        .iter()
+        .filter(|k| !remove.contains(k))
+        .chain(&add)
+        .copied()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let set = SignerSet {
+        quorum: quorum.unwrap_or(old.quorum),
+        keys,
+    };
+    rules::check_signer_set(&set).map_err(|_| {
+        format!(
+            "a signer set needs 1 to {} keys and 1 <= quorum <= keys; this one has {} keys and quorum {}",
+            crate::ledger::record::MAX_SIGS,
+            set.keys.len(),
+            set.quorum
+        )
+    })?;
+    if set == old {
+        return Err("that is the set in force already".into());
+    }
+    let body = shared
+        .chain()
+        .ledger()
+        .propose_signers(set, now())
+        .map_err(|e| explain(&e))?;
+    propose_signed(shared, body)
 }
 
 /// Proposes a special distribution now (only where com.ini allows it).
@@ -723,6 +808,7 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String>
                 // Dated now, so it is a new request with a session of its own.
                 l.propose_distribution(d.period, false, t)
             }
+            Content::Signers(set) => l.propose_signers(set.clone(), t),
             Content::Transfer(_) => return Err("transfers are not signed by a quorum".into()),
         }
         .map_err(|e| explain(&e))?
@@ -848,9 +934,9 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         let mut not_before = 0;
         if let crate::config::com::Fallback::Deployer { after } = com.signers.fallback
             && *shared.key.public() == shared.params.deployer
-            && !com
+            && !l
+                .state()
                 .signers
-                .keys
                 .contains(&shared.key.public().fingerprint())
         {
             // The deployer only steps in once the distribution is overdue.
@@ -868,7 +954,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     let Some(body) = body.filter(|_| due) else {
         return;
     };
-    if !can_sign(shared, &body) {
+    if !can_sign(shared, &body, &signers_now(shared)) {
         return;
     }
     // One session at a time for a period: none while one is open (or this member rejected
