@@ -394,6 +394,7 @@ fn big_chain(total: usize) -> (Net, PathBuf, usize) {
                             asset: "codcoin".into(),
                         }],
                         memo: None,
+                        rekey: None,
                     }),
                 };
                 let sig = Sig {

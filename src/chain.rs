@@ -199,17 +199,21 @@ impl Chain {
         }
     }
 
-    /// Makes, signs and stores a transfer from `key`'s account (the wallet's one way in).
-    /// With `seq`, only as that record of the account: see [`ChainError::SeqTaken`].
+    /// Makes, signs and stores a transfer from `account`, whose key in force `key` is (the
+    /// wallet's one way in). With `seq`, only as that record of the account: see
+    /// [`ChainError::SeqTaken`].
     pub fn transfer(
         &mut self,
+        account: crate::ids::AccountId,
         key: &crate::keys::SecretKey,
         outputs: Vec<crate::ledger::Output>,
         memo: Option<String>,
         time: u64,
         seq: Option<u64>,
     ) -> Result<Record, ChainError> {
-        let r = self.ledger.make_transfer(key, outputs, memo, time)?;
+        let r = self
+            .ledger
+            .make_transfer_from(account, key, outputs, memo, None, time)?;
         if let Some(expected) = seq.filter(|s| *s != r.seq()) {
             return Err(ChainError::SeqTaken {
                 expected,

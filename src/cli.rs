@@ -431,6 +431,19 @@ pub enum KeyCommand {
     Import {
         /// The key file to import (asks for its passphrase if encrypted)
         file: PathBuf,
+        /// The account the key signs for, if it replaced the account's first key (`cod key
+        /// rekey`); default: the account the key opened
+        #[arg(long, value_name = "NODE_ID")]
+        account: Option<String>,
+        #[command(flatten)]
+        new: NewKeyArgs,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Replace this node's key on the ledger, keeping its account (a key suspected stolen):
+    /// the present key signs a record naming a fresh one, which signs everything after; the
+    /// old key signs nothing more. Stop the daemon first; back up the new key after
+    Rekey {
         #[command(flatten)]
         new: NewKeyArgs,
         #[command(flatten)]
@@ -561,9 +574,20 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         }) => cmd::keys::export(&out, cli.node.as_deref(), &file, &new, &passphrase),
         Command::Key(KeyCommand::Import {
             file,
+            account,
             new,
             passphrase,
-        }) => cmd::keys::import(&out, cli.node.as_deref(), &file, &new, &passphrase),
+        }) => cmd::keys::import(
+            &out,
+            cli.node.as_deref(),
+            &file,
+            account.as_deref(),
+            &new,
+            &passphrase,
+        ),
+        Command::Key(KeyCommand::Rekey { new, passphrase }) => {
+            cmd::keys::rekey(&out, cli.node.as_deref(), &new, &passphrase)
+        }
         Command::Pack(a) => cmd::pack::pack(&out, a),
         Command::Deploy(a) => cmd::deploy::deploy(&out, a),
         Command::Transfer(a) => cmd::wallet::transfer(&out, cli.node.as_deref(), a),

@@ -218,6 +218,8 @@ impl NodeDir {
     }
 
     /// The node's secret key, with node.ini's passphrase file unless the caller gives one.
+    /// (Its account is [`Deployment::node_id`]: after `cod key rekey` the key no longer
+    /// derives it.)
     pub fn secret_key(
         &self,
         passphrase: &crate::keyfile::Passphrase,
@@ -232,4 +234,11 @@ impl NodeDir {
             &passphrase,
         )?)
     }
+}
+
+/// Where `cod key rekey` writes the new secret key before the ledger takes it (`KEY.next`).
+pub fn pending_key_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.file_name().unwrap_or_default().to_os_string();
+    name.push(".next");
+    key_file.with_file_name(name)
 }

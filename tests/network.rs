@@ -476,3 +476,123 @@ fn the_openapi_document_matches_the_server() {
         }
     }
 }
+
+/// Guards against a key suspected stolen staying good for its account: the member moves the
+/// account (its node id stays) to a new key; peers follow; the old key signs nothing more.
+#[test]
+fn a_member_moves_the_account_to_a_new_key_and_every_node_follows() {
+    let w = World::new();
+    let net = Net::with_dht(&w, 2, "");
+    net.wait_meshed(60);
+    let (n1, n2) = (&net.nodes[0], &net.nodes[1]);
+    let funding = funding_archive(&w, &[n1, n2], 10); // 1750 each
+    w.at(n1, &["chain", "import", s(&funding)]).ok();
+    wait_for(60, "node2 to hold the funding", || {
+        (net.balance(n2, &n1.id) == Some(1750)).then_some(())
+    });
+
+    w.at(n1, &["key", "rekey", "--unencrypted"])
+        .fails_with("stop this node's daemon first");
+    w.at(n1, &["node", "stop"]).ok();
+    let j = w
+        .at(n1, &["--json", "key", "rekey", "--unencrypted"])
+        .ok()
+        .json();
+    assert_eq!(j["account"], n1.id.as_str());
+    assert_ne!(j["old"], j["new"]);
+    let replaced = std::path::PathBuf::from(j["replaced"].as_str().unwrap());
+    assert!(replaced.exists(), "the old key is kept, not destroyed");
+    let shown = w
+        .cod(&["--json", "key", "show", s(&n1.dir.join("node.pub.key"))])
+        .ok()
+        .json();
+    assert_eq!(shown["fingerprint"], j["new"]);
+    w.at(n1, &["node", "start"]).ok();
+
+    // Node 2 learns the replacement and confirms node 1 under its new key; the new key pays.
+    wait_for(60, "node2 to confirm node1 under its new key", || {
+        net.confirmed_peers(n2).contains(&n1.id).then_some(())
+    });
+    let status = net.status(n1).unwrap();
+    assert_eq!(
+        status["node_id"],
+        n1.id.as_str(),
+        "the account keeps its id"
+    );
+    w.at(n1, &["transfer", "--to", &n2.id, "--amount", "1", "--yes"])
+        .ok();
+    wait_for(60, "the new key's payment to reach node2", || {
+        (net.balance(n2, &n2.id) == Some(1850)).then_some(())
+    });
+
+    // The new key, restored on another machine, signs for the same account there.
+    let backup = w.path("new-key.backup");
+    w.at(n1, &["key", "export", "--out", s(&backup), "--unencrypted"])
+        .ok();
+    let ini = w.write("node3.ini", &net.node_ini(""));
+    let n3 = w
+        .cod(&[
+            "--json",
+            "deploy",
+            "--package",
+            s(&net.pkg),
+            "--key",
+            s(&w.example_key("node3.sec.key")),
+            "--node-ini",
+            s(&ini),
+            "--dir",
+            s(&w.path("nodes-node3")),
+        ])
+        .ok()
+        .json();
+    let n3 = Node {
+        dir: n3["dir"].as_str().unwrap().into(),
+        id: n1.id.clone(),
+        key: "node3".into(),
+    };
+    let restored = w
+        .at(
+            &n3,
+            &[
+                "--json",
+                "key",
+                "import",
+                s(&backup),
+                "--account",
+                &n1.id,
+                "--unencrypted",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(restored["node_id"], n1.id.as_str());
+    w.at(&n3, &["node", "start"]).ok();
+    wait_for(
+        60,
+        "the restored node to sync its account's balance",
+        || {
+            let b = w.at(&n3, &["--json", "balance"]);
+            (b.out.status.success() && b.json()["assets"]["codcoin"]["total"] == 1650).then_some(())
+        },
+    );
+    w.at(&n3, &["node", "stop"]).ok();
+
+    // The old key back in place: the node says so when it starts, and every transfer it
+    // signs is refused, naming the key in force.
+    w.at(n1, &["node", "stop"]).ok();
+    std::fs::copy(&replaced, n1.dir.join("node.sec.key")).unwrap();
+    w.at(n1, &["node", "start"]).ok();
+    let refused = w.at(n1, &["transfer", "--to", &n2.id, "--amount", "1", "--yes"]);
+    assert_eq!(refused.code(), Some(4), "refused by the rules");
+    let err = refused.stderr();
+    assert!(err.contains("not the account's key in force"), "{err}");
+    assert!(
+        err.contains(&j["new"].as_str().unwrap()[..16]),
+        "names the key in force: {err}"
+    );
+    let log = std::fs::read_to_string(n1.dir.join("node.log")).unwrap_or_default();
+    assert!(
+        log.contains("is not its account's key in force"),
+        "the start says so: {log}"
+    );
+}

@@ -31,6 +31,7 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             claims: vec![],
             outputs: vec![],
             memo: None,
+            rekey: None,
         }),
     };
     let open = Record::new(
@@ -56,6 +57,7 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
                 asset: "codcoin".into(),
             }],
             memo: Some("two loaves".into()),
+            rekey: None,
         }),
     };
     let pay = Record::new(
@@ -97,11 +99,61 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
     };
     let sigs = add_signature(&signers_body, &add_signature(&signers_body, &[], &n1), &n2);
     let signers = Record::new(signers_body, sigs);
+    // node1's account moves to node3's key, which then signs (naming itself).
+    let n3 = example_secret("node3");
+    let rekey_body = Body {
+        version: 1,
+        cod,
+        time: TIME + 240,
+        account: a1,
+        seq: 2,
+        prev: Some(pay.hash()),
+        content: Content::Transfer(Transfer {
+            key: None,
+            claims: vec![],
+            outputs: vec![],
+            memo: None,
+            rekey: Some(B64(n3.public().der().to_vec())),
+        }),
+    };
+    let rekey = Record::new(
+        rekey_body.clone(),
+        vec![Sig {
+            key: None,
+            sig: B64(n1.sign(&rekey_body.canonical_bytes())),
+        }],
+    );
+    let after_body = Body {
+        time: TIME + 300,
+        seq: 3,
+        prev: Some(rekey.hash()),
+        content: Content::Transfer(Transfer {
+            key: None,
+            claims: vec![],
+            outputs: vec![Output {
+                account: AccountId::network(&cod),
+                amount: 1,
+                asset: "codcoin".into(),
+            }],
+            memo: None,
+            rekey: None,
+        }),
+        ..rekey_body
+    };
+    let after = Record::new(
+        after_body.clone(),
+        vec![Sig {
+            key: Some(B64(n3.public().der().to_vec())),
+            sig: B64(n3.sign(&after_body.canonical_bytes())),
+        }],
+    );
     vec![
         ("open", open, "node1"),
         ("transfer", pay, "node1"),
         ("issue", issue, "node1,node2"),
         ("signers", signers, "node1,node2"),
+        ("rekey", rekey, "node1"),
+        ("rekeyed", after, "node3"),
     ]
 }
 
@@ -167,7 +219,7 @@ fn hashes_and_signatures_check_with_standard_tools() {
         );
         for (i, signer) in signers.split(',').enumerate() {
             // Multi-signed records keep signatures sorted by key fingerprint.
-            let key = if name == "issue" {
+            let key = if signers.contains(',') {
                 let fp = |n: &str| example_secret(n).public().fingerprint();
                 let mut names: Vec<&str> = signers.split(',').collect();
                 names.sort_by_key(|n| fp(n));

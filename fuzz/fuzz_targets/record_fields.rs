@@ -24,6 +24,7 @@ enum Kind {
         key: Option<Vec<u8>>,
         memo: Option<String>,
         outputs: Vec<Out>,
+        rekey: Option<Vec<u8>>,
     },
     Issue {
         amounts: Vec<(String, u64)>,
@@ -70,11 +71,13 @@ fuzz_target!(|f: Fields| {
             key,
             memo,
             outputs: o,
+            rekey,
         } => Content::Transfer(Transfer {
             claims: claims.into_iter().map(RecordHash::from_bytes).collect(),
             key: key.map(B64),
             memo,
             outputs: outputs(o),
+            rekey: rekey.map(B64),
         }),
         Kind::Issue {
             amounts,

@@ -150,7 +150,7 @@ impl Backend {
             }
             Self::Direct(chain) => {
                 let key = dir.secret_key(passphrase)?;
-                match chain.transfer(&key, outputs, memo, now(), None) {
+                match chain.transfer(dir.deployment.node_id, &key, outputs, memo, now(), None) {
                     Ok(r) => Ok(views::transfer(chain.ledger(), &r)),
                     Err(ChainError::Record(e)) => Err(CmdError {
                         code: EXIT_REFUSED,

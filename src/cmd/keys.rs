@@ -1,4 +1,4 @@
-//! `cod keygen`, `cod key show | passwd | export | import`.
+//! `cod keygen`, `cod key show | passwd | export | import | rekey`.
 
 use super::{CmdError, CmdResult, Output};
 use crate::cli::{KeyShowArgs, KeygenArgs, NewKeyArgs, PassphraseArgs};
@@ -194,13 +194,18 @@ pub fn import(
     out: &Output,
     node: Option<&Path>,
     file: &Path,
+    account: Option<&str>,
     new: &NewKeyArgs,
     passphrase: &PassphraseArgs,
 ) -> CmdResult {
     let dir = NodeDir::find(node)?;
+    let account = account
+        .map(|a| a.trim().parse::<crate::ids::AccountId>())
+        .transpose()
+        .map_err(|e| CmdError::msg(format!("--account: {e}")))?;
     let key = keyfile::read_secret(file, &passphrase.source())?;
     let pem = pem_for(&key, new, &format!("the key of {}", dir.root.display()))?;
-    let node_id = super::upgrade::adopt_key(&dir, &key, pem.as_bytes())?;
+    let node_id = super::upgrade::adopt_key(&dir, &key, pem.as_bytes(), account)?;
     out.emit(
         format!(
             "{} now holds the key {} and its account: node id {node_id}\n",
@@ -208,6 +213,97 @@ pub fn import(
             key.public().fingerprint()
         ),
         json!({"node": dir.root, "node_id": node_id, "fingerprint": key.public().fingerprint()}),
+    );
+    Ok(())
+}
+
+pub fn rekey(
+    out: &Output,
+    node: Option<&Path>,
+    new: &NewKeyArgs,
+    passphrase: &PassphraseArgs,
+) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    if super::backend::daemon(&dir).is_ok() {
+        return Err(CmdError::msg(
+            "stop this node's daemon first (cod node stop): its key is about to change; start it again after",
+        ));
+    }
+    let config = dir.node_config()?;
+    let key_file = dir.resolve(&config.key);
+    let old = dir.secret_key(&passphrase.source())?;
+    let account = dir.deployment.node_id;
+    let mut chain = dir.load_chain()?;
+    if chain.ledger().key_of(&account) != Some(old.public()) {
+        return Err(CmdError::msg(format!(
+            "this node's key {} is not its account's key in force here{}: only that key can replace itself",
+            old.public().fingerprint().short(),
+            chain.ledger().key_of(&account).map_or(
+                " (the account is not open here yet)".into(),
+                |k| format!(" ({})", k.fingerprint().short())
+            )
+        )));
+    }
+    out.note(format!("generating a {}-bit RSA key…", old.public().bits()));
+    let fresh = SecretKey::generate(old.public().bits())?;
+    let pem = pem_for(&fresh, new, "the new key")?;
+    // The new key is on disk before the ledger names it, so it is never lost to a crash
+    // between the two (the daemon then says where it is).
+    let next = crate::nodedir::pending_key_path(&key_file);
+    fsutil::write_atomic(&next, pem.as_bytes(), 0o600, true)?;
+    let record = chain
+        .ledger()
+        .make_rekey(account, &old, fresh.public(), crate::node::now())
+        .map_err(|e| CmdError {
+            code: super::backend::EXIT_REFUSED,
+            error: anyhow::anyhow!(
+                "cannot replace the key: {}",
+                crate::views::explain(chain.ledger(), &e)
+            ),
+        })?;
+    chain.ingest(record.clone())?;
+    drop(chain);
+    let mut replaced = key_file.file_name().unwrap_or_default().to_os_string();
+    replaced.push(format!(".replaced-{}", crate::node::now()));
+    let replaced = key_file.with_file_name(replaced);
+    std::fs::rename(&key_file, &replaced).map_err(fsutil::io_err(&key_file))?;
+    std::fs::rename(&next, &key_file).map_err(fsutil::io_err(&next))?;
+    fsutil::write_atomic(
+        &dir.root.join("node.pub.key"),
+        fresh.public().to_pem().as_bytes(),
+        0o644,
+        true,
+    )?;
+    let (old_fp, new_fp) = (old.public().fingerprint(), fresh.public().fingerprint());
+    let was_signer = dir.com_config()?.signers.keys.contains(&old_fp);
+    out.emit(
+        format!(
+            "account {account} moved from key {} to key {} (record {}, seq {})\n\
+             the new key is {}; the old one, which signs nothing more for the account, is kept as {}\n\
+             back up the new key now (cod key export --out FILE); the record spreads when the node starts\n{}",
+            old_fp.short(),
+            new_fp.short(),
+            record.hash().short(),
+            record.seq(),
+            key_file.display(),
+            replaced.display(),
+            if was_signer {
+                format!(
+                    "the old key was one of com.ini's signers: signer sets name keys, so ask the signers to run\n  cod signers change --add {new_fp} --remove {old_fp}\n"
+                )
+            } else {
+                String::new()
+            }
+        ),
+        json!({
+            "account": account,
+            "old": old_fp,
+            "new": new_fp,
+            "record": record.hash(),
+            "seq": record.seq(),
+            "key_file": key_file,
+            "replaced": replaced,
+        }),
     );
     Ok(())
 }

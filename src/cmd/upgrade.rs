@@ -403,6 +403,8 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
             &new,
             &secret,
             &fsutil::read(&old.resolve(&old.node_config()?.key))?,
+            // Its account, in the ledger that continues; a new ledger opens the key's own.
+            same_ledger.then_some(old.deployment.node_id),
         )?;
         key_note = format!("the old key (node id now {node_id})");
     }
@@ -441,6 +443,7 @@ pub(super) fn adopt_key(
     node: &NodeDir,
     secret: &crate::keys::SecretKey,
     key_file: &[u8],
+    account: Option<crate::ids::AccountId>,
 ) -> Result<crate::ids::AccountId, CmdError> {
     if daemon(node).is_ok() {
         return Err(CmdError::msg(
@@ -470,9 +473,15 @@ pub(super) fn adopt_key(
     std::fs::remove_dir_all(&store_path).map_err(fsutil::io_err(&store_path))?;
     let store = crate::store::RocksStore::create(&store_path, &node.deployment.cod_id)?;
     let mut chain = crate::chain::Chain::load(params.clone(), Box::new(store))?;
-    chain.ingest(chain.ledger().make_open(secret))?;
+    let opened = secret.public().node_id(&params.cod);
+    let account = account.unwrap_or(opened);
+    if account == opened {
+        chain.ingest(chain.ledger().make_open(secret))?;
+    }
+    // Else a key that replaced the account's first: the account's records, the replacement
+    // among them, come from its chain (`cod import`, or sync once the node runs).
     let mut deployment = node.deployment.clone();
-    deployment.node_id = secret.public().node_id(&params.cod);
+    deployment.node_id = account;
     fsutil::write_atomic(
         &node.root.join(DEPLOYMENT_FILE),
         serde_json::to_string_pretty(&deployment)

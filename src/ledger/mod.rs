@@ -258,8 +258,12 @@ impl Ledger {
         self.order.iter().skip(from).map(|h| &self.records[h])
     }
 
+    /// The account's key in force: its opening key, or the one its last `rekey` named.
     pub fn key_of(&self, a: &AccountId) -> Option<&PublicKey> {
-        self.keys.get(a)
+        self.state
+            .account(a)
+            .and_then(|s| s.rekeyed.as_ref())
+            .or_else(|| self.keys.get(a))
     }
 
     /// Applied records of an account from `from` on, in seq order.
@@ -627,6 +631,36 @@ impl Ledger {
                 .is_some_and(|h| seq <= h.seq)
     }
 
+    /// Is a member record that competes for an applied slot signed by the key in force at
+    /// that seq of the account's chain (the key named by the last `rekey` before it, or the
+    /// opening key)?
+    fn check_fork_signer(&self, r: &Record) -> Result<(), RecordError> {
+        let a = r.account();
+        if a == self.params.network || r.seq() == 0 {
+            return Ok(());
+        }
+        let in_force = self
+            .chain
+            .range((a, 1)..(a, r.seq()))
+            .rev()
+            .find_map(|(_, h)| match &self.records[h].body().content {
+                Content::Transfer(t) => t.rekey.as_ref(),
+                _ => None,
+            });
+        let named = r.sigs().first().and_then(|s| s.key.as_ref());
+        if named == in_force {
+            return Ok(());
+        }
+        let in_force = match in_force {
+            Some(der) => crate::ids::Fingerprint::of(&der.0).to_string(),
+            None => self
+                .keys
+                .get(&a)
+                .map_or("unknown".into(), |k| k.fingerprint().to_string()),
+        };
+        Err(RecordError::WrongKey { in_force })
+    }
+
     /// Decides an admitted-or-new record; `fresh` means it is not admitted yet (an error then
     /// refuses it), otherwise an error drops it.
     fn decide(&mut self, r: Record, fresh: bool, out: &mut Outcome) -> Result<(), RecordError> {
@@ -678,7 +712,9 @@ impl Ledger {
         let h = r.hash();
         let slot = (r.account(), r.seq());
         if let Some(winner) = self.chain.get(&slot).copied() {
-            // A fork: two records signed for the same (account, seq).
+            // A fork: two records signed for the same (account, seq) — by the key in force
+            // there, or it is no proof of anything (a replaced key signs nothing more).
+            self.check_fork_signer(&r)?;
             self.clear_pending(&h);
             if fresh {
                 self.admit_unchecked(r);
@@ -1053,6 +1089,7 @@ impl Ledger {
                 key: Some(B64(key.public().der().to_vec())),
                 memo: None,
                 outputs: Vec::new(),
+                rekey: None,
             }),
         };
         let sig = Sig {
@@ -1068,11 +1105,37 @@ impl Ledger {
     pub fn make_transfer(
         &self,
         key: &SecretKey,
-        mut outputs: Vec<Output>,
+        outputs: Vec<Output>,
         memo: Option<String>,
         time: u64,
     ) -> Result<Record, RecordError> {
         let account = key.public().node_id(&self.params.cod);
+        self.make_transfer_from(account, key, outputs, memo, None, time)
+    }
+
+    /// Replaces `account`'s key: a transfer signed by `key` (the key in force) that pays
+    /// nothing, claims what is waiting, and names `new` as the key for every later record.
+    pub fn make_rekey(
+        &self,
+        account: AccountId,
+        key: &SecretKey,
+        new: &PublicKey,
+        time: u64,
+    ) -> Result<Record, RecordError> {
+        self.make_transfer_from(account, key, Vec::new(), None, Some(new), time)
+    }
+
+    /// [`Ledger::make_transfer`] from `account`, whose key in force `key` must be (after a
+    /// key replacement, the account id no longer derives from it); `rekey` replaces it.
+    pub fn make_transfer_from(
+        &self,
+        account: AccountId,
+        key: &SecretKey,
+        mut outputs: Vec<Output>,
+        memo: Option<String>,
+        rekey: Option<&PublicKey>,
+        time: u64,
+    ) -> Result<Record, RecordError> {
         let acct = self.state.account(&account);
         let seq = acct.map_or(0, |s| s.next_seq());
         let prev = acct.and_then(|s| s.head).map(|h| h.hash);
@@ -1104,10 +1167,13 @@ impl Ledger {
                 claims,
                 outputs,
                 memo,
+                rekey: rekey.map(|k| B64(k.der().to_vec())),
             }),
         };
+        // After a replacement the signature names its key, so it checks without the chain.
+        let rekeyed = acct.is_some_and(|s| s.rekeyed.is_some());
         let sig = Sig {
-            key: None,
+            key: rekeyed.then(|| B64(key.public().der().to_vec())),
             sig: B64(key.sign(&body.canonical_bytes())),
         };
         let r = Record::new(body, vec![sig]);
@@ -1120,9 +1186,13 @@ impl Ledger {
         {
             return Err(RecordError::NoSuchAccount(a));
         }
+        let opening = self.keys.get(&account).unwrap_or(key.public());
+        if seq > 0 {
+            rules::check_sigs(&r, Some(opening))?;
+        }
         self.state
             .clone()
-            .apply(&r, &self.params, Some(key.public()), &[])?;
+            .apply(&r, &self.params, Some(opening), &[])?;
         Ok(r)
     }
 

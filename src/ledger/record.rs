@@ -77,8 +77,14 @@ pub enum RecordError {
     #[error("a signer set lists at least one key, sorted without repeats, and 1 <= quorum <= keys")]
     SignerSetForm,
     // Signatures.
-    #[error("a transfer carries exactly one signature, by its account, without a key")]
+    #[error("a transfer carries exactly one signature, by its account's key in force")]
     TransferSigs,
+    #[error("an account's opening (seq 0) cannot replace its key")]
+    RekeyOnOpening,
+    #[error(
+        "signed by a key that is not the account's key in force ({in_force}): the account moved to another key"
+    )]
+    WrongKey { in_force: String },
     #[error("every signature on a network record names its signer's key")]
     SignerKeyMissing,
     #[error("signatures must be sorted by signer fingerprint without repeats")]
@@ -169,6 +175,7 @@ impl RecordError {
                 | NetworkHead
                 | SignerSetForm
                 | TransferSigs
+                | RekeyOnOpening
                 | SignerKeyMissing
                 | SigsOrder
                 | BadSignature(_)
@@ -246,6 +253,10 @@ pub struct Transfer {
     /// Payments, sorted by (account, asset).
     #[serde(default)]
     pub outputs: Vec<Output>,
+    /// A key replacement (seq > 0 only): the account's next records are signed by this key
+    /// (DER SubjectPublicKeyInfo), and no longer by the one that signs this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey: Option<B64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -450,6 +461,7 @@ impl Record {
             Content::Transfer(t) => {
                 t.claims.len() * 32
                     + t.key.as_ref().map_or(0, |k| k.0.len())
+                    + t.rekey.as_ref().map_or(0, |k| k.0.len())
                     + t.memo.as_ref().map_or(0, String::len)
                     + outputs(&t.outputs)
             }
@@ -669,6 +681,11 @@ mod tests {
                 claims: vec![sample().hash()],
                 outputs: vec![out.clone()],
                 memo: Some("m".into()),
+                rekey: Some(B64(vec![2])),
+            }),
+            Content::Signers(SignerSet {
+                keys: vec![Fingerprint::from_bytes([3; 32])],
+                quorum: 1,
             }),
             sample().body().content.clone(),
             Content::Distribute(Distribute {
@@ -737,6 +754,7 @@ mod tests {
                             claims: vec![],
                             outputs: vec![],
                             memo: memo.map(str::to_string),
+                            rekey: None,
                         }),
                     };
                     let r = Record::new(body, sigs);

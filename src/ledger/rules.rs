@@ -77,6 +77,12 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 (_, Some(_)) => return Err(RecordError::UnexpectedKey),
                 (_, None) => {}
             }
+            if let Some(der) = &t.rekey {
+                if b.seq == 0 {
+                    return Err(RecordError::RekeyOnOpening);
+                }
+                PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+            }
             check_outputs(&t.outputs, p)?;
             if t.outputs.iter().any(|o| o.account == b.account) {
                 return Err(RecordError::PaysItself);
@@ -239,19 +245,32 @@ fn verify_body(r: &Record, key: &PublicKey, sig: &[u8]) -> Result<(), crate::key
     key.verify_sha256(r.hash().as_bytes(), sig)
 }
 
-/// Checks a record's signatures. A transfer needs its account's key (`account_key`: from
-/// the account's seq-0 record); a network record's signatures each name their key, are
+/// Checks a record's signatures. A transfer is signed by the key it names in its signature,
+/// or, naming none, by its account's opening key (`account_key`: from the account's seq-0
+/// record); whether that key is the account's key in force depends on the account's chain
+/// before the record, so [`super::State::apply`] checks it. A network record's signatures each name their key, are
 /// sorted by its fingerprint, and verify. Whether those keys make a quorum of the set in
 /// force depends on the network chain before the record: [`check_quorum`], at apply time.
 pub fn check_sigs(r: &Record, account_key: Option<&PublicKey>) -> Result<(), RecordError> {
     match r.kind() {
         Kind::Transfer => {
-            let [Sig { key: None, sig }] = r.sigs() else {
+            let [Sig { key: named, sig }] = r.sigs() else {
                 return Err(RecordError::TransferSigs);
             };
-            let key = account_key.expect("callers pass the account key for transfers");
-            verify_body(r, key, &sig.0)
-                .map_err(|_| RecordError::BadSignature(r.account().to_string()))
+            let bad = |_| RecordError::BadSignature(r.account().to_string());
+            match named {
+                // Opening records are signed by the key they carry.
+                Some(_) if r.seq() == 0 => Err(RecordError::TransferSigs),
+                Some(der) => {
+                    let key = PublicKey::from_der(&der.0)
+                        .map_err(|e| RecordError::BadKey(e.to_string()))?;
+                    verify_body(r, &key, &sig.0).map_err(bad)
+                }
+                None => {
+                    let key = account_key.expect("callers pass the account key for transfers");
+                    verify_body(r, key, &sig.0).map_err(bad)
+                }
+            }
         }
         Kind::Issue | Kind::Distribute | Kind::Signers => {
             let mut last: Option<Fingerprint> = None;

@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 pub struct AccountState {
     /// The account's key (member accounts, from their seq-0 record).
     pub key: Option<PublicKey>,
+    /// The key that replaced it (the last `rekey` in the account's chain), if any: the key in
+    /// force, which signs the account's next record and names itself in the signature.
+    pub rekeyed: Option<PublicKey>,
     /// Its last applied record.
     pub head: Option<Head>,
     pub head_time: u64,
@@ -328,6 +331,25 @@ impl State {
     ) -> Result<(), RecordError> {
         self.check_position(r)?;
         let a = r.account();
+        let rekeyed = self.accounts.get(&a).and_then(|s| s.rekeyed.as_ref());
+        let named = r.sigs().first().and_then(|s| s.key.as_ref());
+        let signed_in_force = match (named, rekeyed) {
+            (None, None) => true,
+            (Some(der), Some(k)) => der.0 == k.der(),
+            _ => r.seq() == 0,
+        };
+        if !signed_in_force {
+            let in_force = rekeyed.or(self.accounts.get(&a).and_then(|s| s.key.as_ref()));
+            return Err(RecordError::WrongKey {
+                in_force: in_force.map_or("unknown".into(), |k| k.fingerprint().to_string()),
+            });
+        }
+        let rekey = match &t.rekey {
+            Some(der) => {
+                Some(PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?)
+            }
+            None => None,
+        };
         let mut gain = Amounts::new();
         for c in &t.claims {
             if self.claimed.contains_key(&(a, *c)) {
@@ -376,6 +398,9 @@ impl State {
             && acct.key.is_none()
         {
             acct.key = Some(k.clone());
+        }
+        if rekey.is_some() {
+            acct.rekeyed = rekey;
         }
         self.advance(r);
         self.credit(r, &t.outputs)

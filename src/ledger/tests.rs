@@ -845,9 +845,35 @@ fn set_of(names: &[&str], quorum: u64) -> SignerSet {
     SignerSet { keys, quorum }
 }
 
+/// The example key whose public key is `der`.
+fn key_named_by(der: &[u8]) -> &'static SecretKey {
+    [
+        "com", "cod", "node1", "node2", "node3", "node4", "node5", "node6",
+    ]
+    .into_iter()
+    .map(key)
+    .find(|k| k.public().der() == der)
+    .expect("an example key")
+}
+
+/// The key that signed a member record.
+fn signer_of(r: &Record, p: &Params) -> &'static SecretKey {
+    match &r.sigs()[0].key {
+        Some(der) => key_named_by(&der.0),
+        None => ["node1", "node2", "node3", "node4"]
+            .into_iter()
+            .map(key)
+            .find(|k| k.public().node_id(&p.cod) == r.account())
+            .expect("a member of the scenario"),
+    }
+}
+
 fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
     let mut s = Scenario::standard();
     let names = ["node1", "node2", "node3", "node4"];
+    // Each account's key in force: its own until it moves to the alternative and back.
+    let alternatives = ["com", "cod", "node5", "node6"];
+    let mut moved = [false; 4];
     let sets: [(&[&str], u64); 3] = [
         (&["node2", "node3", "node5"], 2),
         (&["node5"], 1),
@@ -865,9 +891,16 @@ fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
                 }
                 let p = s.l.params().clone();
                 let amount = 1 + amount as u64 % 400;
-                if let Ok(r) =
-                    s.l.make_transfer(key(f), vec![out(&p, t, amount)], None, time)
-                {
+                let i = from as usize % 4;
+                let signer = key(if moved[i] { alternatives[i] } else { f });
+                if let Ok(r) = s.l.make_transfer_from(
+                    id(f, &p),
+                    signer,
+                    vec![out(&p, t, amount)],
+                    None,
+                    None,
+                    time,
+                ) {
                     s.push(r);
                 }
             }
@@ -885,6 +918,22 @@ fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
                     let q = quorum_now(&s.l);
                     s.push(sign_network(body, &q));
                     period = (time - EPOCH) / DAY + 1;
+                }
+            }
+            _ if to % 2 == 0 => {
+                // A key replacement, or its undoing.
+                let i = from as usize % 4;
+                let (old, new) = if moved[i] {
+                    (alternatives[i], names[i])
+                } else {
+                    (names[i], alternatives[i])
+                };
+                let p = s.l.params().clone();
+                if let Ok(r) =
+                    s.l.make_rekey(id(names[i], &p), key(old), key(new).public(), time)
+                {
+                    s.push(r);
+                    moved[i] = !moved[i];
                 }
             }
             _ => {
@@ -918,6 +967,132 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(count(Kind::Issue) >= 2, "{}", count(Kind::Issue));
     assert!(count(Kind::Distribute) >= 3, "{}", count(Kind::Distribute));
     assert!(count(Kind::Signers) >= 2, "{}", count(Kind::Signers));
+    let rekeys = s
+        .records
+        .iter()
+        .filter(|r| matches!(&r.body().content, Content::Transfer(t) if t.rekey.is_some()))
+        .count();
+    assert!(rekeys >= 2, "{rekeys}");
+    let named = s.records.iter().filter(|r| r.sigs()[0].key.is_some());
+    assert!(named.count() >= 5, "transfers signed by replacement keys");
+}
+
+/// Guards against a key suspected stolen staying good for the account: once replaced, the
+/// old key signs nothing more — not a payment, not a fork proof — and the new key does.
+#[test]
+fn an_account_moves_to_a_new_key_and_the_old_one_signs_nothing_more() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let a1 = id("node1", &p);
+    let t = EPOCH + DAY + 100;
+    let before = s.spendable("node1");
+    let rekey =
+        s.l.make_rekey(a1, key("node1"), key("node5").public(), t)
+            .unwrap();
+    s.push(rekey.clone());
+    assert_eq!(s.l.key_of(&a1), Some(key("node5").public()));
+    assert_eq!(
+        s.spendable("node1"),
+        before + 875,
+        "it claims what was waiting"
+    );
+
+    // The old key: refused when making a record, and a record made by hand is refused,
+    // whether its signature names the old key or not.
+    let pay = vec![out(&p, "node2", 100)];
+    let in_force = key("node5").public().fingerprint().to_string();
+    assert_eq!(
+        s.l.make_transfer(key("node1"), pay.clone(), None, t + 1),
+        Err(RecordError::WrongKey {
+            in_force: in_force.clone()
+        })
+    );
+    let good =
+        s.l.make_transfer_from(a1, key("node5"), pay.clone(), None, None, t + 1)
+            .unwrap();
+    let resign = |r: &Record, k: &SecretKey, named: bool| {
+        Record::new(
+            r.body().clone(),
+            vec![Sig {
+                key: named.then(|| B64(k.public().der().to_vec())),
+                sig: B64(k.sign(&r.body().canonical_bytes())),
+            }],
+        )
+    };
+    for named in [false, true] {
+        assert_eq!(
+            s.l.clone().ingest(resign(&good, key("node1"), named)),
+            Err(RecordError::WrongKey {
+                in_force: in_force.clone()
+            })
+        );
+    }
+    assert_eq!(
+        s.l.clone().ingest(resign(&good, key("node5"), false)),
+        Err(RecordError::BadSignature(a1.to_string())),
+        "a signature that names no key is checked against the opening key"
+    );
+    s.push(good.clone());
+    assert_eq!(s.balance("node2"), 975);
+    // A twin of that payment signed by the old key is no fork proof: refused.
+    let mut twin = good.body().clone();
+    let Content::Transfer(tt) = &mut twin.content else {
+        unreachable!()
+    };
+    tt.memo = Some("stolen".into());
+    let twin = Record::new(twin, vec![]);
+    assert_eq!(
+        s.l.clone().ingest(resign(&twin, key("node1"), false)),
+        Err(RecordError::WrongKey { in_force })
+    );
+    assert!(s.l.forks().next().is_none());
+
+    // Replaced again, by the key in force.
+    s.push(
+        s.l.make_rekey(a1, key("node5"), key("node6").public(), t + 2)
+            .unwrap(),
+    );
+    assert!(
+        s.l.make_transfer_from(a1, key("node5"), pay.clone(), None, None, t + 3)
+            .is_err()
+    );
+    s.push(
+        s.l.make_transfer_from(a1, key("node6"), pay, None, None, t + 3)
+            .unwrap(),
+    );
+
+    // Form: an opening cannot replace its key, names no key in its signature, and a
+    // replacement must be a key.
+    let open5 = s.l.make_open(key("node5"));
+    let mut b = open5.body().clone();
+    let Content::Transfer(ot) = &mut b.content else {
+        unreachable!()
+    };
+    ot.rekey = Some(B64(key("node6").public().der().to_vec()));
+    let r = Record::new(b, vec![]);
+    assert_eq!(
+        s.l.clone().ingest(resign(&r, key("node5"), false)),
+        Err(RecordError::RekeyOnOpening)
+    );
+    assert_eq!(
+        s.l.clone().ingest(resign(&open5, key("node5"), true)),
+        Err(RecordError::TransferSigs)
+    );
+    let mut b = rekey.body().clone();
+    let Content::Transfer(rt) = &mut b.content else {
+        unreachable!()
+    };
+    rt.rekey = Some(B64(vec![0x30, 0x00]));
+    let r = Record::new(b, vec![]);
+    assert!(matches!(
+        Ledger::new(p.clone()).ingest(resign(&r, key("node1"), false)),
+        Err(RecordError::BadKey(_))
+    ));
+
+    // The key in force is part of the state: computed from the records alone, the same.
+    let again = Ledger::from_records(p, s.records.clone());
+    assert_eq!(again.state(), s.l.state());
+    assert_eq!(again.key_of(&a1), Some(key("node6").public()));
 }
 
 /// Guards against a cod whose signers leave: it would never issue or distribute again.
@@ -1012,11 +1187,6 @@ fn check_forks(
 ) -> Result<(), TestCaseError> {
     let s = history(ops);
     let p = s.l.params().clone();
-    let name_of = |a: &AccountId| {
-        ["node1", "node2", "node3", "node4"]
-            .into_iter()
-            .find(|n| id(n, &p) == *a)
-    };
     let transfers: Vec<&Record> = s
         .records
         .iter()
@@ -1041,11 +1211,11 @@ fn check_forks(
             twin.outputs.truncate(0);
         }
         b.content = Content::Transfer(twin);
-        let k = key(name_of(&t.account()).unwrap());
+        let k = signer_of(t, &p);
         all.push(Record::new(
             b.clone(),
             vec![Sig {
-                key: None,
+                key: t.sigs()[0].key.clone(),
                 sig: B64(k.sign(&b.canonical_bytes())),
             }],
         ));

@@ -323,7 +323,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             let shared2 = shared.clone();
             let (resp, applied) = tokio::task::spawn_blocking(move || {
                 let mut chain = shared2.chain();
-                match chain.transfer(&shared2.key, outs, memo, now(), seq) {
+                match chain.transfer(shared2.node_id, &shared2.key, outs, memo, now(), seq) {
                     Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
                     Err(e @ ChainError::SeqTaken { .. }) => {
                         (error(ErrorKind::SeqTaken, e.to_string()), vec![])

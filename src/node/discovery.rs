@@ -217,7 +217,19 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
         .map_err(|e| format!("bad key: {e}"))?;
     let key = PublicKey::from_der(&der).map_err(|e| format!("bad key: {e}"))?;
     if key.node_id(&shared.params.cod).to_string() != info.node_id {
-        return Err("its node id does not derive from its key".into());
+        // An account that moved to another key (`rekey`) keeps its id: the chain says which
+        // key is in force.
+        let in_force = info
+            .node_id
+            .parse()
+            .ok()
+            .and_then(|a| shared.chain().ledger().key_of(&a).cloned());
+        if in_force.as_ref() != Some(&key) {
+            return Err(
+                "its node id neither derives from its key nor names an account whose key in force it is"
+                    .into(),
+            );
+        }
     }
     if is_self(shared, &info) {
         return Ok((info, latency)); // this node itself; the caller marks the address as own

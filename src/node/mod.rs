@@ -251,6 +251,33 @@ pub(crate) async fn accepted<T>(
 }
 
 /// The chain's sync state as an event: records held and applied, and what waits for what.
+/// Why this node's key cannot sign for its account, if so: its chain says the account moved
+/// to another key (`cod key rekey`, perhaps on another machine, or interrupted here).
+/// Not fatal: the chain may yet bring the replacement that names this key.
+pub fn key_not_in_force(shared: &Shared) -> Option<String> {
+    let chain = shared.chain();
+    let in_force = chain.ledger().key_of(&shared.node_id)?;
+    if in_force == shared.key.public() {
+        return None;
+    }
+    let key_file = shared.dir.resolve(&shared.config.key);
+    let next = crate::nodedir::pending_key_path(&key_file);
+    Some(format!(
+        "this node's key {} is not its account's key in force ({}), so its transfers are refused{}",
+        shared.key.public().fingerprint().short(),
+        in_force.fingerprint().short(),
+        if next.exists() {
+            format!(
+                "; {} holds a replacement an interrupted `cod key rekey` left: stop the node, move it to {}, start again",
+                next.display(),
+                key_file.display()
+            )
+        } else {
+            String::new()
+        }
+    ))
+}
+
 pub fn sync_event(l: &crate::ledger::Ledger) -> Event {
     let missing = l
         .pending()
@@ -465,7 +492,8 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
     let key = dir.secret_key(&passphrase)?;
     let chain = load_chain_waiting(&dir)?;
     let params = dir.params()?;
-    let node_id = key.public().node_id(&params.cod);
+    // The account: its id derives from its opening key, which a `rekey` may have replaced.
+    let node_id = dir.deployment.node_id;
 
     tune_allocator();
     let mut limits = config.limits.clone();
@@ -574,6 +602,9 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
                 socket_path.display()
             ),
         );
+        if let Some(warning) = key_not_in_force(&shared) {
+            shared.log("warn", warning);
+        }
 
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(api::serve(shared.clone(), listener));

@@ -528,6 +528,7 @@ pub fn floods(w: &World, victim: &Node) -> Floods {
                 claims,
                 key: None,
                 memo: Some(memo),
+                rekey: None,
                 outputs: vec![Output {
                     account: to,
                     asset: asset.clone(),
