@@ -110,6 +110,20 @@ pub enum UpgradeCommand {
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
+    /// Hand this ledger over to a version with new rules (signers; needs the daemon): a
+    /// special distribution whose checkpoint is the last state this version keeps. Once a
+    /// quorum signs it, every node of this version refuses later records, naming the new one
+    Handover {
+        /// The version that continues the ledger
+        #[arg(value_name = "COD_ID")]
+        to: CodId,
+        /// Its version label [default: as seen on peers (`cod upgrade check`)]
+        #[arg(long)]
+        version: Option<String>,
+        /// The ledger rules it follows [default: this software's next]
+        #[arg(long)]
+        rules: Option<u32>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -261,6 +261,7 @@ fn proposals_are_recomputed_refused_rejected_and_expire() {
         b.content = cod::ledger::Content::Distribute(cod::ledger::Distribute {
             period: 0,
             special: false,
+            handover: None,
             heads: Default::default(),
             payouts: vec![],
         });

@@ -331,3 +331,75 @@ fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
         }
     }
 }
+
+/// Guards against an incompatible upgrade forking the ledger silently: the signers hand it
+/// over at a quorum-signed checkpoint, and every node of the old version then refuses later
+/// transfers, naming the new version, and says so in its status.
+#[test]
+fn an_incompatible_upgrade_hands_over_and_old_nodes_refuse_later_transfers() {
+    let w = World::new();
+    let net = Net::with_dht(&w, 3, "");
+    net.wait_meshed(120);
+    let [n1, n2, n3] = [&net.nodes[0], &net.nodes[1], &net.nodes[2]];
+    let v1_cod = params_of(n1).cod.to_string();
+
+    // Version 2 changes the model (bread is worth more): it cannot sync with version 1.
+    let com2 = template("com.ini").replace("value = 350", "value = 400");
+    assert_ne!(com2, template("com.ini"));
+    let cod2 = template("cod.ini").replace(
+        "version = 1.0.0",
+        &format!("version = 2.0.0\nledger = {v1_cod}"),
+    );
+    let (_, v2_cod) = w.pack("dist2", &com2, &cod2);
+
+    w.at(n1, &["upgrade", "handover", &v2_cod])
+        .fails_with("give --version");
+    let j = w
+        .at(
+            n1,
+            &[
+                "--json",
+                "upgrade",
+                "handover",
+                &v2_cod,
+                "--version",
+                "2.0.0",
+            ],
+        )
+        .ok()
+        .json();
+    let id = j["id"].as_str().unwrap().to_string();
+    assert!(j["summary"].as_str().unwrap().contains("HANDOVER"), "{j}");
+    wait_for(60, "node2 to hold the handover request", || {
+        w.at(n2, &["--json", "sign", "show", &id])
+            .out
+            .status
+            .success()
+            .then_some(())
+    });
+    w.at(n2, &["sign", "approve", &id]).ok();
+    for n in [n1, n2, n3] {
+        wait_for(
+            60,
+            "every node of version 1 to stop at the checkpoint",
+            || {
+                let s = net.status(n)?;
+                (s["handover"]["frozen"] == true && s["handover"]["to"] == v2_cod.as_str())
+                    .then_some(())
+            },
+        );
+    }
+
+    let refused = w.at(n3, &["transfer", "--to", &n1.id, "--amount", "1", "--yes"]);
+    assert_eq!(refused.code(), Some(4), "refused by the rules");
+    let err = refused.stderr();
+    assert!(
+        err.contains("handed over") && err.contains("2.0.0") && err.contains(&v2_cod),
+        "names the new version: {err}"
+    );
+    let human = w.at(n3, &["status"]).ok().stdout();
+    assert!(human.contains("HANDED OVER to cod 2.0.0"), "{human}");
+    // Nor do the signers go on: no issuance after the handover.
+    w.at(n1, &["issue", "--backing", "bread=10"])
+        .fails_with("handed over");
+}

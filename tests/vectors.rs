@@ -6,7 +6,8 @@
 mod common;
 use cod::ids::{AccountId, CodId};
 use cod::ledger::{
-    B64, Body, Content, Issue, Output, Record, Sig, SignerSet, Transfer, add_signature,
+    B64, Body, Content, Distribute, Handover, Head, Issue, Output, Record, Sig, SignerSet,
+    Transfer, add_signature,
 };
 use common::*;
 use std::path::{Path, PathBuf};
@@ -99,6 +100,36 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
     };
     let sigs = add_signature(&signers_body, &add_signature(&signers_body, &[], &n1), &n2);
     let signers = Record::new(signers_body, sigs);
+    // The new set (either signer alone) hands the ledger over at a checkpoint holding
+    // node1's payment.
+    let handover_body = Body {
+        version: 1,
+        cod,
+        time: TIME + 200,
+        account: AccountId::network(&cod),
+        seq: 2,
+        prev: Some(signers.hash()),
+        content: Content::Distribute(Distribute {
+            period: 0,
+            special: true,
+            handover: Some(Handover {
+                rules: 2,
+                to: "fedcba9876543210fedcba9876543210fedcba98".parse().unwrap(),
+                version: "2.0.0".into(),
+            }),
+            heads: [(
+                a1,
+                Head {
+                    hash: pay.hash(),
+                    seq: 1,
+                },
+            )]
+            .into(),
+            payouts: vec![],
+        }),
+    };
+    let sigs = add_signature(&handover_body, &[], &n2);
+    let handover = Record::new(handover_body, sigs);
     // node1's account moves to node3's key, which then signs (naming itself).
     let n3 = example_secret("node3");
     let rekey_body = Body {
@@ -152,6 +183,7 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
         ("transfer", pay, "node1"),
         ("issue", issue, "node1,node2"),
         ("signers", signers, "node1,node2"),
+        ("handover", handover, "node2"),
         ("rekey", rekey, "node1"),
         ("rekeyed", after, "node3"),
     ]

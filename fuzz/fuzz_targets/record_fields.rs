@@ -5,8 +5,8 @@
 use arbitrary::Arbitrary;
 use cod::ids::{AccountId, CodId, Fingerprint, RecordHash};
 use cod::ledger::{
-    B64, Body, Content, Distribute, Head, Issue, Output, Record, RecordError, Sig, SignerSet,
-    Transfer,
+    B64, Body, Content, Distribute, Handover, Head, Issue, Output, Record, RecordError, Sig,
+    SignerSet, Transfer,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -36,6 +36,7 @@ enum Kind {
         payouts: Vec<Out>,
         period: u64,
         special: bool,
+        handover: Option<(u32, [u8; 20], String)>,
     },
     Signers {
         keys: Vec<[u8; 32]>,
@@ -93,7 +94,13 @@ fuzz_target!(|f: Fields| {
             payouts,
             period,
             special,
+            handover,
         } => Content::Distribute(Distribute {
+            handover: handover.map(|(rules, to, version)| Handover {
+                rules,
+                to: CodId::from_bytes(to),
+                version,
+            }),
             heads: heads
                 .into_iter()
                 .map(|(a, h, seq)| {

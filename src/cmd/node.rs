@@ -257,6 +257,10 @@ fn human_status(s: &Value) -> String {
     if let Some(cp) = chain["checkpoint"].as_object() {
         h.push_str(&format!("checkpoint period {}\n", cp["period"]));
     }
+    if let Some(hv) = s["handover"].as_object() {
+        h.push_str(&handover_line(hv));
+        h.push('\n');
+    }
     if let Some(n) = s["newer_version_seen"].as_object() {
         h.push_str(&format!(
             "UPGRADE    cod {} seen on peer {} (see `cod upgrade check`)\n",
@@ -265,6 +269,25 @@ fn human_status(s: &Value) -> String {
         ));
     }
     h
+}
+
+/// What a handover means for this node, in one line (status, TUI).
+pub fn handover_line(h: &serde_json::Map<String, serde_json::Value>) -> String {
+    let (to, version) = (
+        h["to"].as_str().unwrap_or("?"),
+        h["version"]
+            .as_str()
+            .unwrap_or("?")
+            .escape_debug()
+            .to_string(),
+    );
+    if h["frozen"] == true {
+        format!(
+            "HANDED OVER to cod {version} ({to}): this version keeps no new record; upgrade (cod upgrade check, docs/upgrade.md)"
+        )
+    } else {
+        format!("handover   the ledger continues under cod {version} ({to})")
+    }
 }
 
 pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {

@@ -1,4 +1,4 @@
-//! `cod upgrade check | download | deploy`, `cod deployments`, `cod import` (MISSION.md
+//! `cod upgrade check | download | deploy | handover`, `cod deployments`, `cod import` (MISSION.md
 //! "Node upgrade", "Node deployment" 4; docs/upgrade.md).
 
 use super::backend::{Backend, daemon};
@@ -65,6 +65,22 @@ pub fn upgrade(out: &Output, node: Option<&Path>, c: UpgradeCommand) -> CmdResul
             node_ini,
             passphrase,
         } => deploy_beside(out, &dir, package, node_ini, passphrase),
+        UpgradeCommand::Handover { to, version, rules } => {
+            let v = daemon(&dir)?.call(&Request::Handover {
+                to: to.to_string(),
+                version,
+                rules,
+            })?;
+            out.emit(
+                format!(
+                    "proposed {} ({}): once a quorum of signers approves it (cod sign approve), this version keeps no later record\n",
+                    super::prefix(v["id"].as_str().unwrap_or("?"), 12),
+                    v["summary"].as_str().unwrap_or("")
+                ),
+                v,
+            );
+            Ok(())
+        }
     }
 }
 

@@ -66,6 +66,13 @@ pub enum Request {
     Distribute,
     /// The signer set in force (com.ini's until the ledger changes it).
     Signers,
+    /// Propose handing the ledger over to cod `to` (version label `version`, default as seen
+    /// on peers; ledger rules `rules`, default this software's next).
+    Handover {
+        to: String,
+        version: Option<String>,
+        rules: Option<u32>,
+    },
     /// Propose a new signer set: the set in force with `add` added and `remove` removed
     /// (key fingerprints), and `quorum` (default: unchanged, if still possible). This node
     /// signs it if its key is in the set in force.

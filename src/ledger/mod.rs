@@ -16,8 +16,8 @@ use crate::config::ComConfig;
 use crate::ids::{AccountId, CodId, RecordHash};
 use crate::keys::{PublicKey, SecretKey};
 pub use record::{
-    B64, Body, Content, Distribute, Head, Issue, Kind, Output, Record, RecordError, Sig, SignerSet,
-    Transfer,
+    B64, Body, Content, Distribute, Handover, Head, Issue, Kind, Output, Record, RecordError, Sig,
+    SignerSet, Transfer,
 };
 pub use state::{AccountState, Dep, State};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -106,6 +106,10 @@ pub struct Pools {
     pub awaiting_key_bytes: usize,
 }
 
+/// The ledger rules this software implements. A handover to higher rules (see
+/// [`Handover`]) freezes a ledger at its checkpoint for software that knows only these.
+pub const RULES_VERSION: u32 = 1;
+
 /// What every rule needs to know about the cod.
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -114,6 +118,8 @@ pub struct Params {
     /// The deployer's key (`keys/cod.pub.key`), for com.ini's fallback duty.
     pub deployer: PublicKey,
     pub network: AccountId,
+    /// The ledger rules this node follows ([`RULES_VERSION`]).
+    pub rules: u32,
 }
 
 impl Params {
@@ -123,6 +129,7 @@ impl Params {
             cod,
             com,
             deployer,
+            rules: RULES_VERSION,
         }
     }
 }
@@ -1234,6 +1241,27 @@ impl Ledger {
         special: bool,
         not_before: u64,
     ) -> Result<Body, RecordError> {
+        self.distribution_body(period, special, not_before, None)
+    }
+
+    /// The handover to `h`: a special distribution of the current period dated `time`, whose
+    /// checkpoint is the last state that nodes of earlier rules keep.
+    pub fn propose_handover(&self, h: Handover, time: u64) -> Result<Body, RecordError> {
+        let net_time = self
+            .state
+            .account(&self.params.network)
+            .map_or(0, |s| s.head_time);
+        let time = time.max(net_time);
+        self.distribution_body(self.params.com.period_of(time), true, time, Some(h))
+    }
+
+    fn distribution_body(
+        &self,
+        period: u64,
+        special: bool,
+        not_before: u64,
+        handover: Option<Handover>,
+    ) -> Result<Body, RecordError> {
         let p = &self.params;
         let net = self.state.account(&p.network);
         let net_time = net.map_or(0, |s| s.head_time);
@@ -1247,6 +1275,7 @@ impl Ledger {
         let mut d = Distribute {
             period,
             special,
+            handover,
             heads: self.cut_heads(cut),
             payouts: Vec::new(),
         };

@@ -130,8 +130,18 @@ pub enum RecordError {
     #[error("nothing to issue: circulation already meets the attested backing")]
     NothingToIssue,
     // Distribution.
-    #[error("special distributions are not allowed by com.ini")]
+    #[error("special distributions are not allowed by com.ini (except to hand the ledger over)")]
     SpecialNotAllowed,
+    #[error("bad handover: {0}")]
+    HandoverForm(String),
+    #[error(
+        "this ledger was handed over to cod {to} (version {version}, ledger rules {rules}) at a quorum-signed checkpoint: this version keeps no later record; upgrade (`cod upgrade check`, docs/upgrade.md)"
+    )]
+    HandedOver {
+        to: CodId,
+        version: String,
+        rules: u32,
+    },
     #[error(
         "distribution for period {period} must follow period {last} and be made after it ends ({end})"
     )]
@@ -174,6 +184,7 @@ impl RecordError {
                 | NothingAttested
                 | NetworkHead
                 | SignerSetForm
+                | HandoverForm(_)
                 | TransferSigs
                 | RekeyOnOpening
                 | SignerKeyMissing
@@ -280,6 +291,9 @@ pub struct Head {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distribute {
+    /// Set on the old rules' last distribution (see [`Handover`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
     /// The checkpoint: the head of every member account in the cut.
     pub heads: BTreeMap<AccountId, Head>,
     /// Payments out of the network account, sorted by (account, asset).
@@ -288,6 +302,22 @@ pub struct Distribute {
     /// A special distribution (com.ini `special = quorum`) does not close its period.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub special: bool,
+}
+
+/// Longest version label a handover names, in bytes.
+pub const MAX_VERSION_BYTES: usize = 64;
+
+/// A distribution that hands the ledger over: its checkpoint is the last state that nodes
+/// knowing only earlier rules keep; they refuse every later record, naming where to go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handover {
+    /// The first ledger-rules version that continues ([`crate::ledger::RULES_VERSION`]).
+    pub rules: u32,
+    /// The cod id of the version that continues the ledger.
+    pub to: CodId,
+    /// Its version label (cod.ini `version`), for members.
+    pub version: String,
 }
 
 /// A signer set: whose signatures count toward the quorum on network records. com.ini's
@@ -691,6 +721,11 @@ mod tests {
             Content::Distribute(Distribute {
                 period: 2,
                 special: true,
+                handover: Some(Handover {
+                    rules: 2,
+                    to: CodId::from_bytes([9; 20]),
+                    version: "2.0.0 \"β\"".into(),
+                }),
                 heads: [(a, head)].into(),
                 payouts: vec![out],
             }),

@@ -135,8 +135,11 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
             if d.heads.contains_key(&p.network) {
                 return Err(RecordError::NetworkHead);
             }
-            if d.special && !p.com.distribution.special_by_quorum {
+            if d.special && !p.com.distribution.special_by_quorum && d.handover.is_none() {
                 return Err(RecordError::SpecialNotAllowed);
+            }
+            if let Some(h) = &d.handover {
+                check_handover(h, p)?;
             }
             check_outputs(&d.payouts, p)?;
             if d.payouts.iter().any(|o| o.account == p.network) {
@@ -152,6 +155,23 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
             }
             check_signer_set(set)?;
         }
+    }
+    Ok(())
+}
+
+/// A handover's form: rules after the first, another cod id, a short printable version.
+pub fn check_handover(h: &super::record::Handover, p: &Params) -> Result<(), RecordError> {
+    let bad = |m: &str| Err(RecordError::HandoverForm(m.into()));
+    if h.rules < 2 {
+        return bad("rules must be 2 or more (1 is the first)");
+    }
+    if h.to == p.cod {
+        return bad("it names this ledger's own cod id");
+    }
+    let v = &h.version;
+    if v.is_empty() || v.len() > super::record::MAX_VERSION_BYTES || v.chars().any(char::is_control)
+    {
+        return bad("version must be 1 to 64 bytes of printable text");
     }
     Ok(())
 }

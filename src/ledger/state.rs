@@ -4,7 +4,7 @@
 use super::Params;
 use super::economics::{self, Amounts, Attestations, PeriodActivity};
 use super::record::{
-    Content, Distribute, Head, Issue, Output, Record, RecordError, SignerSet, Transfer,
+    Content, Distribute, Handover, Head, Issue, Output, Record, RecordError, SignerSet, Transfer,
 };
 use super::rules;
 use crate::ids::{AccountId, RecordHash};
@@ -83,6 +83,8 @@ pub struct State {
     /// The signer set in force for the next network record: com.ini's, until a `signers`
     /// record replaces it.
     pub signers: SignerSet,
+    /// The last handover, if the ledger was handed over (its checkpoint is `checkpoint`).
+    pub handover: Option<Handover>,
 }
 
 fn add_into(into: &mut Amounts, from: &Amounts) -> Result<(), RecordError> {
@@ -137,7 +139,34 @@ impl State {
                 keys: p.com.signers.keys.iter().copied().collect(),
                 quorum: p.com.signers.quorum as u64,
             },
+            handover: None,
         }
+    }
+
+    /// Handed over to newer rules than `p`'s: only what the checkpoint holds stays.
+    fn check_frozen(&self, r: &Record, p: &Params) -> Result<(), RecordError> {
+        let Some(h) = self.frozen(p) else {
+            return Ok(());
+        };
+        let held = r.account() != self.network
+            && self
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.heads.get(&r.account()))
+                .is_some_and(|head| r.seq() <= head.seq);
+        if held {
+            return Ok(());
+        }
+        Err(RecordError::HandedOver {
+            to: h.to,
+            version: h.version.clone(),
+            rules: h.rules,
+        })
+    }
+
+    /// The handover that stops this node (its rules are older than the handover's), if any.
+    pub fn frozen(&self, p: &Params) -> Option<&Handover> {
+        self.handover.as_ref().filter(|h| p.rules < h.rules)
     }
 
     pub fn is_applied(&self, h: &RecordHash) -> bool {
@@ -294,6 +323,7 @@ impl State {
         key: Option<&PublicKey>,
         period_records: &[&Record],
     ) -> Result<(), RecordError> {
+        self.check_frozen(r, p)?;
         if r.account() == self.network {
             // Network records need a quorum of the set in force before them.
             self.check_position(r)?;
@@ -311,6 +341,7 @@ impl State {
         key: Option<&PublicKey>,
         period_records: &[&Record],
     ) -> Result<(), RecordError> {
+        self.check_frozen(r, p)?;
         match &r.body().content {
             Content::Transfer(t) => self.apply_transfer(r, t, key),
             Content::Issue(i) => self.apply_issue(r, i, p),
@@ -556,6 +587,14 @@ impl State {
                 end,
             });
         }
+        if let (Some(new), Some(old)) = (&d.handover, &self.handover)
+            && new.rules <= old.rules
+        {
+            return Err(RecordError::HandoverForm(format!(
+                "rules {} do not exceed the last handover's {}",
+                new.rules, old.rules
+            )));
+        }
         let expected = self.expected_payouts(d, p, period_records)?;
         if expected != d.payouts {
             return Err(RecordError::PayoutMismatch);
@@ -593,6 +632,9 @@ impl State {
         });
         if !d.special {
             self.last_period = Some(d.period);
+        }
+        if d.handover.is_some() {
+            self.handover = d.handover.clone();
         }
         self.advance(r);
         self.credit(r, &d.payouts)

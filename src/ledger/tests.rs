@@ -1426,3 +1426,133 @@ fn a_proposal_is_superseded_once_another_record_takes_its_seq() {
         "a record never supersedes itself"
     );
 }
+
+fn handover_to(version: &str) -> Handover {
+    Handover {
+        rules: RULES_VERSION + 1,
+        to: "fedcba9876543210fedcba9876543210fedcba98".parse().unwrap(),
+        version: version.into(),
+    }
+}
+
+/// Guards against an incompatible upgrade forking silently: old nodes stop at a quorum-signed
+/// checkpoint, keep exactly what it holds, and refuse every later record naming where to go.
+#[test]
+fn a_handover_freezes_the_old_rules_at_its_checkpoint_and_only_there() {
+    // A cod that allows no special distributions still hands over.
+    let com = com_text("formula = equal", "").replace("special = quorum", "special = never");
+    let p = Params::new(
+        "0123456789abcdef0123456789abcdef01234567".parse().unwrap(),
+        ComConfig::parse("com.ini", &com).unwrap(),
+        key("cod").public().clone(),
+    );
+    let mut s = Scenario::new(p.clone());
+    for n in ["node1", "node2", "node3", "node4"] {
+        s.open(n);
+    }
+    s.issue(10, EPOCH + 100);
+    s.distribute(0, EPOCH + DAY + 1);
+    let before = s.pay("node1", &[("node2", 100)], EPOCH + DAY + 100);
+    let h = handover_to("2.0.0");
+    let body = s.l.propose_handover(h.clone(), EPOCH + DAY + 200).unwrap();
+    let handover = s.push(sign_network(body, &["node1", "node2"]));
+    assert_eq!(s.l.state().frozen(&p), Some(&h));
+    let refused = RecordError::HandedOver {
+        to: h.to,
+        version: "2.0.0".into(),
+        rules: h.rules,
+    };
+    let pay = vec![out(&p, "node3", 10)];
+    assert_eq!(
+        s.l.make_transfer(key("node2"), pay.clone(), None, EPOCH + DAY + 300),
+        Err(refused.clone())
+    );
+    assert_eq!(
+        s.l.propose_issue([("bread".into(), 20)].into(), EPOCH + DAY + 300),
+        Err(refused.clone())
+    );
+
+    // Software of the newer rules keeps going from the same records.
+    let mut p2 = p.clone();
+    p2.rules = RULES_VERSION + 1;
+    let mut newer = Ledger::from_records(p2.clone(), s.records.clone());
+    assert_eq!(newer.state().frozen(&p2), None);
+    let later = newer
+        .make_transfer(key("node2"), pay, None, EPOCH + DAY + 300)
+        .unwrap();
+    newer.ingest(later.clone()).unwrap();
+    // …whose later records the old rules refuse.
+    assert_eq!(s.l.clone().ingest(later.clone()), Err(refused));
+
+    // An old node that gets the handover before what its checkpoint holds still takes that.
+    let mut late = Ledger::new(p.clone());
+    let mut order: Vec<Record> = s
+        .records
+        .iter()
+        .filter(|r| r.hash() != before.hash())
+        .cloned()
+        .collect();
+    order.push(before.clone());
+    order.push(later.clone());
+    for r in order {
+        let _ = late.ingest(r);
+    }
+    assert!(late.state().is_applied(&before.hash()));
+    assert!(late.state().is_applied(&handover.hash()));
+    assert!(!late.state().is_applied(&later.hash()));
+    assert_eq!(late.state(), s.l.state());
+    let mut all = s.records.clone();
+    all.push(later);
+    assert_eq!(Ledger::from_records(p.clone(), all).state(), s.l.state());
+
+    // Form, and one handover per rules version.
+    for (bad, why) in [
+        (
+            Handover {
+                rules: 1,
+                ..h.clone()
+            },
+            "rules",
+        ),
+        (
+            Handover {
+                to: p.cod,
+                ..h.clone()
+            },
+            "own cod id",
+        ),
+        (
+            Handover {
+                version: String::new(),
+                ..h.clone()
+            },
+            "version",
+        ),
+        (
+            Handover {
+                version: "2\n".into(),
+                ..h.clone()
+            },
+            "version",
+        ),
+    ] {
+        let next = Handover {
+            rules: h.rules + 1,
+            ..h.clone()
+        };
+        let mut b = newer.propose_handover(next, EPOCH + DAY + 400).unwrap();
+        let Content::Distribute(d) = &mut b.content else {
+            unreachable!()
+        };
+        d.handover = Some(bad);
+        let e = newer.clone().ingest(sign_network(b, &["node1", "node2"]));
+        assert!(
+            matches!(&e, Err(RecordError::HandoverForm(m)) if m.contains(why)),
+            "{e:?}"
+        );
+    }
+    assert!(matches!(
+        newer.propose_handover(h, EPOCH + DAY + 400),
+        Err(RecordError::HandoverForm(m)) if m.contains("exceed")
+    ));
+}

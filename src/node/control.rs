@@ -360,6 +360,14 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             .await
         }
         Request::Signers => ok(super::signing::signers_json(shared)),
+        Request::Handover { to, version, rules } => {
+            let s = shared.clone();
+            spawn_result(
+                move || super::signing::propose_handover(&s, &to, version, rules),
+                ErrorKind::Refused,
+            )
+            .await
+        }
         Request::SignersChange {
             add,
             remove,
@@ -560,6 +568,12 @@ pub fn status(shared: &Shared) -> Value {
         "balance": views::balance(l, &shared.node_id),
         "newer_version_seen": newest.map(|o| json!({"cod_version": o.cod_version, "cod_id": o.cod_id, "peer": o.peers.iter().next()})),
         "signature_requests": open_requests,
+        "handover": l.state().handover.as_ref().map(|h| json!({
+            "to": h.to,
+            "version": h.version,
+            "rules": h.rules,
+            "frozen": l.state().frozen(&shared.params).is_some(),
+        })),
         "best_peer_applied": peers.iter().filter(|p| p.confirmed).filter_map(|p| p.applied).max(),
     })
 }

@@ -9,7 +9,7 @@ use super::{Shared, now};
 use crate::api::{Proposal, RejectionMsg};
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Body, Content, Record, RecordError, Sig, SignerSet, rules};
+use crate::ledger::{Body, Content, Handover, Record, RecordError, Sig, SignerSet, rules};
 use crate::lock::Locked;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -134,7 +134,13 @@ impl SignRequest {
                     .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
                     .collect();
                 format!(
-                    "{}distribution for period {}: {} to {} accounts, checkpoint of {} accounts",
+                    "{}{}distribution for period {}: {} to {} accounts, checkpoint of {} accounts",
+                    d.handover.as_ref().map_or(String::new(), |h| format!(
+                        "HANDOVER to cod {} (version {}, ledger rules {}): ",
+                        h.to,
+                        h.version.escape_debug(),
+                        h.rules
+                    )),
                     if d.special { "special " } else { "" },
                     d.period,
                     if t.is_empty() {
@@ -240,6 +246,9 @@ pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
     let mine = match &body.content {
         Content::Issue(i) => l
             .propose_issue(i.attest.clone(), body.time)
+            .map_err(|e| explain(&e))?,
+        Content::Distribute(d) if d.handover.is_some() => l
+            .propose_handover(d.handover.clone().expect("matched"), body.time)
             .map_err(|e| explain(&e))?,
         Content::Distribute(d) => l
             .propose_distribution(d.period, d.special, body.time)
@@ -696,6 +705,36 @@ fn propose_signed(shared: &Arc<Shared>, body: Body) -> Result<Value, String> {
     request_json(shared, &id)
 }
 
+/// Proposes handing the ledger over to cod `to`, as a request this member signs.
+pub fn propose_handover(
+    shared: &Arc<Shared>,
+    to: &str,
+    version: Option<String>,
+    rules: Option<u32>,
+) -> Result<Value, String> {
+    let to: crate::ids::CodId = to.trim().parse().map_err(|e| format!("{to:?}: {e}"))?;
+    let version = match version {
+        Some(v) => v,
+        None => shared
+            .offers
+            .locked()
+            .get(&to.to_string())
+            .map(|o| o.cod_version.clone())
+            .ok_or("no peer runs that cod id, so its version is unknown here: give --version")?,
+    };
+    let h = Handover {
+        rules: rules.unwrap_or(crate::ledger::RULES_VERSION + 1),
+        to,
+        version,
+    };
+    let body = shared
+        .chain()
+        .ledger()
+        .propose_handover(h, now())
+        .map_err(|e| explain(&e))?;
+    propose_signed(shared, body)
+}
+
 /// The signer set in force, and com.ini's (the ledger's first).
 pub fn signers_json(shared: &Shared) -> Value {
     let set = signers_now(shared);
@@ -798,6 +837,9 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String>
         let l = chain.ledger();
         match &body.content {
             Content::Issue(i) => l.propose_issue(i.attest.clone(), t),
+            Content::Distribute(d) if d.handover.is_some() => {
+                l.propose_handover(d.handover.clone().expect("matched"), t)
+            }
             Content::Distribute(d) if d.special => {
                 l.propose_distribution(shared.params.com.period_of(t), true, t)
             }

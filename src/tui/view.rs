@@ -266,6 +266,13 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
             lines.push(Line::raw(l));
         }
     }
+    if let Some(h) = s["handover"].as_object() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            crate::cmd::node::handover_line(h),
+            color(app, Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some(n) = s["newer_version_seen"].as_object() {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
