@@ -262,6 +262,11 @@ fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
         "a v2 node peers with v1 nodes: {peers}"
     );
 
+    // v2 inherits the signer set the ledger holds (v2 once came up with none).
+    let set = |n: &Node| w.at(n, &["--json", "signers"]).ok().json();
+    assert_eq!(set(&c2)["keys"], set(&a1)["keys"]);
+    assert_eq!(set(&c2)["quorum"], 2);
+
     // Made on v1, seen on v2; made on v2, seen on v1.
     w.at(&b1, &["transfer", "--to", &c2.id, "--amount", "1", "--yes"])
         .ok();
