@@ -639,7 +639,7 @@ mod tests {
         assert!(errors[0].contains("does not verify"), "{errors:?}");
         assert!(errors[1].contains("belongs to cod ffff"), "{errors:?}");
         assert!(
-            errors[2].contains("is not in com.ini's signer set"),
+            errors[2].contains("is not in the signer set in force"),
             "{errors:?}"
         );
         // A replay is a duplicate.

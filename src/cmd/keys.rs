@@ -262,6 +262,11 @@ pub fn rekey(
             ),
         })?;
     chain.ingest(record.clone())?;
+    let was_signer = chain
+        .ledger()
+        .state()
+        .signers
+        .contains(&old.public().fingerprint());
     drop(chain);
     let mut replaced = key_file.file_name().unwrap_or_default().to_os_string();
     replaced.push(format!(".replaced-{}", crate::node::now()));
@@ -275,7 +280,6 @@ pub fn rekey(
         true,
     )?;
     let (old_fp, new_fp) = (old.public().fingerprint(), fresh.public().fingerprint());
-    let was_signer = dir.com_config()?.signers.keys.contains(&old_fp);
     out.emit(
         format!(
             "account {account} moved from key {} to key {} (record {}, seq {})\n\
@@ -289,7 +293,7 @@ pub fn rekey(
             replaced.display(),
             if was_signer {
                 format!(
-                    "the old key was one of com.ini's signers: signer sets name keys, so ask the signers to run\n  cod signers change --add {new_fp} --remove {old_fp}\n"
+                    "the old key is in the signer set in force: signer sets name keys, so ask the signers to run\n  cod signers change --add {new_fp} --remove {old_fp}\n"
                 )
             } else {
                 String::new()
