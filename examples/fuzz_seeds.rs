@@ -131,7 +131,9 @@ fn main() {
     for (i, r) in records.iter().enumerate() {
         s.put("record", &format!("r{i}"), &r.to_bytes());
     }
-    for f in ["issue", "open", "transfer"] {
+    for f in [
+        "issue", "open", "transfer", "signers", "rekey", "rekeyed", "handover",
+    ] {
         s.put(
             "record",
             &format!("vector-{f}"),
