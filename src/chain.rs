@@ -347,9 +347,32 @@ fn derived_map(ops: &[Op]) -> Snapshot {
 
 /// The whole chain as an archive, in an order that applies front to back.
 pub fn export(l: &Ledger) -> Vec<u8> {
-    let mut records: Vec<&Record> = l.records().collect();
+    write_archive(&l.params().cod, l.records().collect())
+}
+
+/// [`export`] from a store, read at one moment: needs no lock on the chain, so a daemon
+/// exports while it goes on applying records.
+pub fn export_store(cod: &crate::ids::CodId, store: &dyn KvStore) -> Result<Vec<u8>, ChainError> {
+    let [raw]: [Vec<crate::store::Entry>; 1] = store
+        .scan_consistent(&[(Cf::Records, b"")])?
+        .try_into()
+        .expect("one scan asked, one given");
+    let records = raw
+        .into_iter()
+        .map(|(k, v)| {
+            Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
+                hash: hex::encode(&k),
+                error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(write_archive(cod, records.iter().collect()))
+}
+
+/// An archive of `records` in a stable order: by time, then account and seq.
+fn write_archive(cod: &crate::ids::CodId, mut records: Vec<&Record>) -> Vec<u8> {
     records.sort_by_key(|r| (r.body().time, r.account(), r.seq()));
-    crate::archive::write(&l.params().cod, records)
+    crate::archive::write(cod, records)
 }
 
 /// Imports an archive: every record's form and signatures are checked before anything is
@@ -358,8 +381,18 @@ pub fn export(l: &Ledger) -> Vec<u8> {
 pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, String> {
     let records =
         crate::archive::read(bytes, &chain.ledger().params().cod).map_err(|e| e.to_string())?;
-    let total = records.len();
     let checked = chain.ledger().check(records);
+    import_checked(chain, checked).map(|(report, _)| report)
+}
+
+/// [`import`] of records checked beforehand — with a [`crate::ledger::Verifier`] taken from
+/// the chain, say, so the signatures are checked without holding it. Also returns the hashes
+/// of the records applied, in the order they were.
+pub fn import_checked(
+    chain: &mut Chain,
+    checked: Checked,
+) -> Result<(serde_json::Value, Vec<RecordHash>), String> {
+    let total = checked.items().len();
     let forged: Vec<String> = checked
         .items()
         .iter()
@@ -377,6 +410,7 @@ pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, Stri
     let results = chain.ingest_checked(checked).map_err(|e| e.to_string())?;
     let (mut added, mut duplicate, mut pending) = (0, 0, 0);
     let mut refused = Vec::new();
+    let mut applied = Vec::new();
     for r in &results {
         match r {
             Ok(o) if o.duplicate => duplicate += 1,
@@ -384,15 +418,19 @@ pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, Stri
             Ok(_) => added += 1,
             Err(e) => refused.push(e.to_string()),
         }
+        if let Ok(o) = r {
+            applied.extend(o.applied.iter().copied());
+        }
     }
-    Ok(json!({
+    let report = json!({
         "read": total,
         "added": added,
         "duplicate": duplicate,
         "pending": pending,
         "refused": refused,
         "applied_total": chain.ledger().state().applied_count(),
-    }))
+    });
+    Ok((report, applied))
 }
 
 /// What `cod chain verify` found.
@@ -421,7 +459,11 @@ impl VerifyReport {
 pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
     let mut records = Vec::new();
-    let raw = store.scan(Cf::Records, b"")?;
+    // One moment's records and derived state, so a daemon verifies while it goes on writing.
+    let [raw, state, claims]: [Vec<crate::store::Entry>; 3] = store
+        .scan_consistent(&[(Cf::Records, b""), (Cf::State, b""), (Cf::Claims, b"")])?
+        .try_into()
+        .expect("three scans asked, three given");
     report.records = raw.len();
     for (k, v) in raw {
         match Record::from_bytes(&v) {
@@ -438,8 +480,8 @@ pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, Store
     }
     let (mut report, ledger) = verify_records(params, records, report);
     let mut stored = Snapshot::new();
-    for cf in [Cf::State, Cf::Claims] {
-        for (k, v) in store.scan(cf, b"")? {
+    for (cf, entries) in [(Cf::State, state), (Cf::Claims, claims)] {
+        for (k, v) in entries {
             stored.insert((cf, k), v);
         }
     }
@@ -533,6 +575,9 @@ mod tests {
         fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
             self.0.scan(cf, prefix)
         }
+        fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
+            self.0.scan_consistent(scans)
+        }
         fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
             self.0.write(ops)
         }
@@ -554,6 +599,12 @@ mod tests {
                 return Err(StoreError::Unreadable("disk gone".into()));
             }
             self.mem.scan(cf, prefix)
+        }
+        fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
+            if self.fail_reads.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unreadable("disk gone".into()));
+            }
+            self.mem.scan_consistent(scans)
         }
         fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
             if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {

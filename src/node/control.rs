@@ -432,8 +432,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         Request::Recent { limit } => ok(views::recent(shared.chain().ledger(), limit.min(1000))),
         Request::Verify => {
             blocking(shared, |s| {
-                let chain = s.chain();
-                match crate::chain::verify(s.params.clone(), chain.store()) {
+                // From one moment of the store, without holding the chain.
+                let store = s.chain().store_handle();
+                match crate::chain::verify(s.params.clone(), store.as_ref()) {
                     Ok(report) => Response::Ok {
                         data: serde_json::to_value(report).expect("report serializes"),
                     },
@@ -444,9 +445,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::Export => {
             blocking(shared, |s| {
-                let bytes = crate::chain::export(s.chain().ledger());
-                Response::Ok {
-                    data: json!({"archive": String::from_utf8_lossy(&bytes)}),
+                let store = s.chain().store_handle();
+                match crate::chain::export_store(&s.params.cod, store.as_ref()) {
+                    Ok(bytes) => Response::Ok {
+                        data: json!({"archive": String::from_utf8_lossy(&bytes)}),
+                    },
+                    Err(e) => error(ErrorKind::Internal, e.to_string()),
                 }
             })
             .await
@@ -454,19 +458,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         Request::Import { archive } => {
             let s = shared.clone();
             let (resp, applied) = tokio::task::spawn_blocking(move || {
-                let mut chain = s.chain();
-                let before: std::collections::HashSet<_> =
-                    chain.ledger().log(0).map(|r| r.hash()).collect();
-                match crate::chain::import(&mut chain, archive.as_bytes()) {
-                    Ok(report) => {
-                        let new: Vec<_> = chain
-                            .ledger()
-                            .log(0)
-                            .map(|r| r.hash())
-                            .filter(|h| !before.contains(h))
-                            .collect();
-                        (Response::Ok { data: report }, new)
-                    }
+                let records = match crate::archive::read(archive.as_bytes(), &s.params.cod) {
+                    Ok(r) => r,
+                    Err(e) => return (error(ErrorKind::BadRequest, e.to_string()), vec![]),
+                };
+                // Signatures are checked without the chain: it goes on serving meanwhile.
+                let mut verifier = s.chain().ledger().verifier_for(&records);
+                let checked = verifier.check(records);
+                match crate::chain::import_checked(&mut s.chain(), checked) {
+                    Ok((report, applied)) => (Response::Ok { data: report }, applied),
                     Err(e) => (error(ErrorKind::BadRequest, e), vec![]),
                 }
             })

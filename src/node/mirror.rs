@@ -59,15 +59,27 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.mirror_now.notified() => tokio::time::sleep(Duration::from_millis(300)).await,
             _ = shared.shutdown.cancelled() => return,
         }
-        let (applied, archive) = {
+        let (applied, store) = {
             let chain = shared.chain();
-            let n = chain.ledger().state().applied_count();
-            (
-                n,
-                (n != written_applied).then(|| crate::chain::export(chain.ledger())),
-            )
+            (chain.ledger().state().applied_count(), chain.store_handle())
         };
-        if let Some(bytes) = archive {
+        // Read from one moment of the store, off the async threads and without the chain.
+        let archive = if applied == written_applied {
+            None
+        } else {
+            let cod = shared.params.cod;
+            tokio::task::spawn_blocking(move || crate::chain::export_store(&cod, store.as_ref()))
+                .await
+                .ok()
+        };
+        if let Some(archive) = archive {
+            let bytes = match archive {
+                Ok(b) => b,
+                Err(e) => {
+                    shared.log("warn", format!("mirror: cannot read the store: {e}"));
+                    continue;
+                }
+            };
             for m in &list {
                 if let Err(e) = write(m, &bytes, &http).await {
                     shared.log("warn", format!("mirror: {e}"));

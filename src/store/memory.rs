@@ -9,17 +9,27 @@ pub struct MemStore {
     data: Mutex<Snapshot>,
 }
 
+fn scan_in(data: &Snapshot, cf: Cf, prefix: &[u8]) -> Vec<Entry> {
+    data.range((cf, prefix.to_vec())..)
+        .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
+        .map(|((_, k), v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 impl KvStore for MemStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.data.locked().get(&(cf, key.to_vec())).cloned())
     }
 
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        Ok(scan_in(&self.data.locked(), cf, prefix))
+    }
+
+    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
         let data = self.data.locked();
-        Ok(data
-            .range((cf, prefix.to_vec())..)
-            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
+        Ok(scans
+            .iter()
+            .map(|(cf, prefix)| scan_in(&data, *cf, prefix))
             .collect())
     }
 

@@ -105,6 +105,9 @@ pub trait KvStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every (key, value) whose key starts with `prefix`, in key order.
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
+    /// Several scans of one moment (a snapshot): a write that lands meanwhile shows in none
+    /// of them. Long reads use it instead of holding the writer's lock.
+    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError>;
     /// Applies `ops` atomically and durably: once this returns, they survive a crash.
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
 }
@@ -131,6 +134,17 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(s.scan(Cf::Chains, b"").unwrap().len(), 2);
         assert!(s.scan(Cf::State, b"").unwrap().is_empty());
+        let both = s
+            .scan_consistent(&[(Cf::Chains, b"a"), (Cf::Chains, b"b"), (Cf::State, b"")])
+            .unwrap();
+        assert_eq!(
+            both,
+            vec![
+                s.scan(Cf::Chains, b"a").unwrap(),
+                s.scan(Cf::Chains, b"b").unwrap(),
+                vec![]
+            ]
+        );
         assert_eq!(s.get(Cf::State, b"k").unwrap(), None);
     }
 

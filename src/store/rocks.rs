@@ -125,6 +125,23 @@ impl RocksStore {
             .expect("column families are created on open")
     }
 
+    /// The entries of an iterator while their keys start with `prefix`.
+    fn collect(
+        &self,
+        items: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>>,
+        prefix: &[u8],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        for item in items {
+            let (k, v) = item.map_err(self.db_err())?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -137,15 +154,18 @@ impl KvStore for RocksStore {
 
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf), mode) {
-            let (k, v) = item.map_err(self.db_err())?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+        self.collect(self.db.iterator_cf(self.cf(cf), mode), prefix)
+    }
+
+    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
+        let snapshot = self.db.snapshot();
+        scans
+            .iter()
+            .map(|(cf, prefix)| {
+                let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+                self.collect(snapshot.iterator_cf(self.cf(*cf), mode), prefix)
+            })
+            .collect()
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
