@@ -284,7 +284,8 @@ pub fn rekey(
         format!(
             "account {account} moved from key {} to key {} (record {}, seq {})\n\
              the new key is {}; the old one, which signs nothing more for the account, is kept as {}\n\
-             back up the new key now (cod key export --out FILE); the record spreads when the node starts\n{}",
+             back up the new key now (cod key export --out FILE); the record spreads when the node starts,\n\
+             and is final once the next distribution's checkpoint covers it (until then the old key could still race it)\n{}",
             old_fp.short(),
             new_fp.short(),
             record.hash().short(),

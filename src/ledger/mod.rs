@@ -38,9 +38,12 @@ pub const MAX_PENDING_PER_ACCOUNT: usize = 1_000;
 /// Records held for one (account, seq), at most: one plus a few fork proofs.
 pub const MAX_PER_SLOT: usize = 4;
 
-/// Transfers held until their account's opening arrives (their signature cannot be checked
-/// before). Bounded; when full, the account that has waited longest makes room, so records
-/// for accounts that never open cannot shut later ones out for good.
+/// Records held until their account's chain can say who may sign them: transfers until the
+/// account's opening arrives (their signature cannot be checked before), and records beyond
+/// the chain's next seq signed by a key or a signer set the chain does not name yet (a
+/// `rekey` or `signers` record on the way may). Never stored, never counted in a slot.
+/// Bounded; when full, the account that has waited longest makes room, so records for
+/// accounts that never open cannot shut later ones out for good.
 #[derive(Clone, Debug, Default)]
 struct AwaitingKey {
     by_account: HashMap<AccountId, Vec<Record>>,
@@ -59,7 +62,7 @@ impl AwaitingKey {
             }
             if list.len() >= MAX_AWAITING_PER_ACCOUNT {
                 return Err(RecordError::TooMany {
-                    what: "records awaiting this account's opening",
+                    what: "records awaiting what this account's chain says of their signers",
                     count: list.len(),
                     max: MAX_AWAITING_PER_ACCOUNT,
                 });
@@ -367,8 +370,9 @@ impl Ledger {
 
     /// A [`Verifier`] holding just what checking `records` needs (their accounts' keys,
     /// which of them are held): as small as the batch, so a caller can take it under a lock
-    /// and check without it. Keys never change, so its results stay sound however the
-    /// ledger moves on meanwhile.
+    /// and check without it. Its checks need no chain (an opening key never changes, a
+    /// replacement key names itself; who may sign where is checked at admission), so its
+    /// results stay sound however the ledger moves on meanwhile.
     pub fn verifier_for(&self, records: &[Record]) -> Verifier {
         Verifier {
             params: self.params.clone(),
@@ -420,6 +424,17 @@ impl Ledger {
         if !verified {
             rules::check_sigs(&r, key.as_ref())?;
         }
+        if let Err(e) = self.check_signers_now(&r) {
+            // Ahead of its chain, a record may be signed as a record still to come allows.
+            let next = self.state.account(&r.account()).map_or(0, |s| s.next_seq());
+            if r.seq() <= next {
+                return Err(e);
+            }
+            out.pending = r.body().prev.map(Dep::Record).into_iter().collect();
+            self.awaiting_key.hold(r)?;
+            out.awaiting_key = true;
+            return Ok(out);
+        }
         let in_slot = self
             .slots
             .get(&(r.account(), r.seq()))
@@ -459,14 +474,23 @@ impl Ledger {
                 });
             }
         }
-        let opened = (r.kind() == Kind::Transfer && r.seq() == 0).then(|| r.account());
-        let h = r.hash();
         self.decide(r, true, &mut out)?;
-        if let Some(a) = opened
-            && let Some(held) = self.awaiting_key.take(&a)
-        {
+        // The chains that moved may now say who signs what waited for them (after a full
+        // recomputation, any chain may have).
+        let moved: BTreeSet<AccountId> = if out.rebuilt {
+            self.awaiting_key.by_account.keys().copied().collect()
+        } else {
+            out.applied
+                .iter()
+                .filter_map(|h| self.state.position(h).map(|(a, _)| a))
+                .collect()
+        };
+        for a in moved {
+            let Some(held) = self.awaiting_key.take(&a) else {
+                continue;
+            };
             for r in held {
-                // Now verifiable; a bad one is simply not admitted.
+                // Checked again; one still ahead waits again, a bad one is not admitted.
                 if let Ok(more) = self.ingest(r) {
                     out.admitted.extend(more.admitted);
                     out.applied.extend(more.applied);
@@ -476,7 +500,6 @@ impl Ledger {
                 }
             }
         }
-        let _ = h;
         Ok(out)
     }
 
@@ -627,6 +650,24 @@ impl Ledger {
         }
     }
 
+    /// Is this node stopped by a handover while holding member records beyond its checkpoint
+    /// (applied before the handover came)? The full computation then drops them, as it
+    /// would have in any other arrival order.
+    fn frozen_beyond_checkpoint(&self) -> bool {
+        if self.state.frozen(&self.params).is_none() {
+            return false;
+        }
+        let heads = self.state.checkpoint.as_ref().map(|c| &c.heads);
+        self.state.accounts.iter().any(|(a, s)| {
+            *a != self.params.network
+                && s.head.is_some_and(|h| {
+                    heads
+                        .and_then(|hs| hs.get(a))
+                        .is_none_or(|cut| h.seq > cut.seq)
+                })
+        })
+    }
+
     /// Is this member slot fixed by the last checkpoint?
     fn slot_forced(&self, a: &AccountId, seq: u64) -> bool {
         *a == self.params.network
@@ -638,12 +679,56 @@ impl Ledger {
                 .is_some_and(|h| seq <= h.seq)
     }
 
-    /// Is a member record that competes for an applied slot signed by the key in force at
-    /// that seq of the account's chain (the key named by the last `rekey` before it, or the
-    /// opening key)?
+    /// What the chain already says about a record's signers, checked before it is admitted so
+    /// that nobody fills slots and pools with records that can never apply: a network record
+    /// needs a quorum of the signer set in force at its seq (beyond the head: the latest set);
+    /// a transfer, the key in force at its seq — beyond the head, the key in force now or one
+    /// that a held `rekey` of the account names.
+    fn check_signers_now(&self, r: &Record) -> Result<(), RecordError> {
+        let a = r.account();
+        let head = self.state.account(&a).and_then(|s| s.head);
+        if a == self.params.network || head.is_some_and(|h| r.seq() <= h.seq) {
+            return self.check_fork_signer(r);
+        }
+        if r.seq() == 0 {
+            return Ok(());
+        }
+        let named = r.sigs().first().and_then(|s| s.key.as_ref());
+        let now = self.state.account(&a).and_then(|s| s.rekeyed.as_ref());
+        let ok = match (named, now) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(der), now) => {
+                now.is_some_and(|k| k.der() == der.0.as_slice())
+                    || self
+                        .slots
+                        .range((a, head.map_or(0, |h| h.seq + 1))..(a, r.seq()))
+                        .flat_map(|(_, hs)| hs)
+                        .any(|h| match &self.records[h].body().content {
+                            Content::Transfer(t) => t.rekey.as_ref() == Some(der),
+                            _ => false,
+                        })
+            }
+        };
+        if ok {
+            return Ok(());
+        }
+        let in_force = now.or_else(|| self.keys.get(&a));
+        Err(RecordError::WrongKey {
+            in_force: in_force.map_or("unknown".into(), |k| k.fingerprint().to_string()),
+        })
+    }
+
+    /// Is a record that competes for an applied slot signed as the chain requires there: a
+    /// network record by a quorum of the signer set in force at that seq, a member record by
+    /// the key in force at that seq of the account's chain (the key named by the last `rekey`
+    /// before it, or the opening key)?
     fn check_fork_signer(&self, r: &Record) -> Result<(), RecordError> {
         let a = r.account();
-        if a == self.params.network || r.seq() == 0 {
+        if a == self.params.network {
+            return rules::check_quorum(r, &self.params, self.state.signers_at(r.seq()));
+        }
+        if r.seq() == 0 {
             return Ok(());
         }
         let in_force = self
@@ -701,8 +786,9 @@ impl Ledger {
             first = false;
         }
         // What just arrived may complete a waiting checkpoint's branch down to a record that
-        // lost a fork here: that checkpoint settles the fork.
-        if !out.rebuilt && self.checkpoint_on_lost_branch() {
+        // lost a fork here: that checkpoint settles the fork. And a handover that stops this
+        // node keeps only what its checkpoint holds, even what was applied before it came.
+        if !out.rebuilt && (self.checkpoint_on_lost_branch() || self.frozen_beyond_checkpoint()) {
             out.dropped.extend(self.rebuild());
             out.rebuilt = true;
         }
@@ -976,8 +1062,19 @@ impl Ledger {
             let r = &self.records[&h];
             let deps = self.state.missing(r);
             if let Some(winner) = self.chain.get(&(r.account(), r.seq())) {
-                // Lost a fork: kept as proof. A lower-hash loser that only lacked a
-                // dependency is reconsidered when it arrives.
+                // Lost a fork: kept as proof if signed as the chain requires there (else it
+                // proves nothing and goes, as the incremental path refuses it). A lower-hash
+                // loser that only lacked a dependency is reconsidered when it arrives.
+                if let Err(error) = self.check_fork_signer(r) {
+                    dropped.push(Dropped {
+                        hash: h,
+                        account: r.account(),
+                        seq: r.seq(),
+                        error,
+                    });
+                    self.unadmit(&h);
+                    continue;
+                }
                 let forced = r.account() == p.network || self.slot_forced(&r.account(), r.seq());
                 if !forced && h < *winner && !deps.is_empty() {
                     self.set_pending(h, deps);

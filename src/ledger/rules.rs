@@ -81,7 +81,7 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 if b.seq == 0 {
                     return Err(RecordError::RekeyOnOpening);
                 }
-                PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+                canonical_key(&der.0)?;
             }
             check_outputs(&t.outputs, p)?;
             if t.outputs.iter().any(|o| o.account == b.account) {
@@ -139,6 +139,11 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 return Err(RecordError::SpecialNotAllowed);
             }
             if let Some(h) = &d.handover {
+                if !d.special {
+                    return Err(RecordError::HandoverForm(
+                        "a handover is a special distribution".into(),
+                    ));
+                }
                 check_handover(h, p)?;
             }
             check_outputs(&d.payouts, p)?;
@@ -157,6 +162,16 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
         }
     }
     Ok(())
+}
+
+/// A key as transfers name it (`rekey`, a signature's `key`): DER SubjectPublicKeyInfo in the
+/// canonical form [`PublicKey::der`] gives, so comparing bytes compares keys.
+pub fn canonical_key(der: &[u8]) -> Result<PublicKey, RecordError> {
+    let key = PublicKey::from_der(der).map_err(|e| RecordError::BadKey(e.to_string()))?;
+    if key.der() != der {
+        return Err(RecordError::BadKey("not in canonical DER form".into()));
+    }
+    Ok(key)
 }
 
 /// A handover's form: rules after the first, another cod id, a short printable version.
@@ -282,8 +297,7 @@ pub fn check_sigs(r: &Record, account_key: Option<&PublicKey>) -> Result<(), Rec
                 // Opening records are signed by the key they carry.
                 Some(_) if r.seq() == 0 => Err(RecordError::TransferSigs),
                 Some(der) => {
-                    let key = PublicKey::from_der(&der.0)
-                        .map_err(|e| RecordError::BadKey(e.to_string()))?;
+                    let key = canonical_key(&der.0)?;
                     verify_body(r, &key, &sig.0).map_err(bad)
                 }
                 None => {

@@ -83,6 +83,9 @@ pub struct State {
     /// The signer set in force for the next network record: com.ini's, until a `signers`
     /// record replaces it.
     pub signers: SignerSet,
+    /// Every set the network chain had, with the seq from which it was in force (com.ini's
+    /// from 0), so the set in force at any seq is known (fork candidates need it).
+    signer_history: Vec<(u64, SignerSet)>,
     /// The last handover, if the ledger was handed over (its checkpoint is `checkpoint`).
     pub handover: Option<Handover>,
 }
@@ -121,6 +124,10 @@ fn sum_outputs(outputs: &[Output]) -> Result<Amounts, RecordError> {
 
 impl State {
     pub fn genesis(p: &Params) -> Self {
+        let first = SignerSet {
+            keys: p.com.signers.keys.iter().copied().collect(),
+            quorum: p.com.signers.quorum as u64,
+        };
         let mut accounts = BTreeMap::new();
         accounts.insert(p.network, AccountState::default());
         Self {
@@ -135,10 +142,8 @@ impl State {
             last_period: None,
             net_at_cut: Amounts::new(),
             issued_since_cut: Amounts::new(),
-            signers: SignerSet {
-                keys: p.com.signers.keys.iter().copied().collect(),
-                quorum: p.com.signers.quorum as u64,
-            },
+            signers: first.clone(),
+            signer_history: vec![(0, first)],
             handover: None,
         }
     }
@@ -162,6 +167,16 @@ impl State {
             version: h.version.clone(),
             rules: h.rules,
         })
+    }
+
+    /// The signer set in force for the network record at `seq` (beyond the chain's head: the
+    /// latest).
+    pub fn signers_at(&self, seq: u64) -> &SignerSet {
+        self.signer_history
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= seq)
+            .map_or(&self.signers, |(_, set)| set)
     }
 
     /// The handover that stops this node (its rules are older than the handover's), if any.
@@ -348,6 +363,7 @@ impl State {
             Content::Distribute(d) => self.apply_distribution(r, d, p, period_records),
             Content::Signers(set) => {
                 self.signers = set.clone();
+                self.signer_history.push((r.seq() + 1, set.clone()));
                 self.advance(r);
                 Ok(())
             }

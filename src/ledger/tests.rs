@@ -1556,3 +1556,109 @@ fn a_handover_freezes_the_old_rules_at_its_checkpoint_and_only_there() {
         Err(RecordError::HandoverForm(m)) if m.contains("exceed")
     ));
 }
+
+/// Guards against strangers filling slots and pools with records signed by keys the chain
+/// does not name (signers are checked against the set in force, keys against the key in
+/// force, before anything is admitted): such records once stopped the network chain for good
+/// (four in a slot) or forced a full recomputation each.
+#[test]
+fn records_signed_by_keys_the_chain_does_not_name_take_no_slot_and_force_nothing() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let net = p.network;
+    let issue = |l: &Ledger, t: u64| l.propose_issue([("bread".into(), 20)].into(), t).unwrap();
+    // The network's next seq, after a record nobody has: refused (not kept waiting), and
+    // the slot stays free for the signers.
+    for t in 0..6u8 {
+        let mut b = issue(&s.l, EPOCH + DAY + 10 + u64::from(t));
+        b.prev = Some(RecordHash::of(&[t]));
+        let junk = sign_network(b, &["node4"]);
+        assert_eq!(
+            s.l.ingest(junk),
+            Err(RecordError::NotASigner(
+                key("node4").public().fingerprint().to_string()
+            ))
+        );
+    }
+    // An applied seq: no fork proof, no recomputation.
+    let mut at_old = issue(&s.l, EPOCH + DAY + 10);
+    at_old.seq = 0;
+    at_old.prev = None;
+    assert!(s.l.ingest(sign_network(at_old, &["node4"])).is_err());
+    // Far ahead: held aside (a signer change on the way might name the key), never admitted.
+    let mut ahead = issue(&s.l, EPOCH + DAY + 10);
+    ahead.seq += 5;
+    ahead.prev = Some(s.records[0].hash());
+    let held_before = s.l.len();
+    let o = s.l.ingest(sign_network(ahead, &["node4"])).unwrap();
+    assert!(o.awaiting_key && o.admitted.is_empty());
+    assert_eq!(s.l.len(), held_before);
+    assert!(s.l.slots.keys().all(|(a, seq)| *a != net || *seq < 2));
+    assert!(s.l.forks().next().is_none());
+    s.issue(20, EPOCH + DAY + 20);
+
+    // A member's next seq, signed by a key the account never named: refused.
+    let a1 = id("node1", &p);
+    let pay =
+        s.l.make_transfer(
+            key("node1"),
+            vec![out(&p, "node2", 1)],
+            None,
+            EPOCH + DAY + 30,
+        )
+        .unwrap();
+    let forged = Record::new(
+        pay.body().clone(),
+        vec![Sig {
+            key: Some(B64(key("node6").public().der().to_vec())),
+            sig: B64(key("node6").sign(&pay.body().canonical_bytes())),
+        }],
+    );
+    assert_eq!(
+        s.l.clone().ingest(forged),
+        Err(RecordError::WrongKey {
+            in_force: key("node1").public().fingerprint().to_string()
+        })
+    );
+    // A key in non-canonical DER is no key a record may name.
+    let mut long_der = key("node6").public().der().to_vec();
+    long_der.push(0);
+    let odd = Record::new(
+        pay.body().clone(),
+        vec![Sig {
+            key: Some(B64(long_der)),
+            sig: B64(key("node6").sign(&pay.body().canonical_bytes())),
+        }],
+    );
+    assert!(matches!(
+        s.l.clone().ingest(odd),
+        Err(RecordError::BadKey(_))
+    ));
+    s.push(pay);
+    assert!(s.l.state().account(&a1).is_some());
+}
+
+/// Guards against a handover whose checkpoint lags behind what a node applied meanwhile: the
+/// node of older rules keeps exactly what the checkpoint holds, whatever came first.
+#[test]
+fn a_handover_drops_what_was_applied_beyond_its_checkpoint_before_it_came() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let body =
+        s.l.propose_handover(handover_to("2.0.0"), EPOCH + DAY + 200)
+            .unwrap();
+    // Made after the proposal, applied here before the handover is final.
+    let meanwhile = s.pay("node3", &[("node4", 5)], EPOCH + DAY + 250);
+    let handover = sign_network(body, &["node1", "node2"]);
+    let o = s.l.ingest(handover.clone()).unwrap();
+    assert!(o.rebuilt, "{o:?}");
+    assert!(s.l.state().is_applied(&handover.hash()));
+    assert!(!s.l.state().is_applied(&meanwhile.hash()));
+    assert!(
+        s.l.record(&meanwhile.hash()).is_none(),
+        "dropped, as in any other order"
+    );
+    let mut all = s.records.clone();
+    all.push(handover);
+    assert_eq!(Ledger::from_records(p, all).state(), s.l.state());
+}

@@ -216,20 +216,25 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
         .decode(&info.key)
         .map_err(|e| format!("bad key: {e}"))?;
     let key = PublicKey::from_der(&der).map_err(|e| format!("bad key: {e}"))?;
-    if key.node_id(&shared.params.cod).to_string() != info.node_id {
-        // An account that moved to another key (`rekey`) keeps its id: the chain says which
-        // key is in force.
-        let in_force = info
-            .node_id
-            .parse()
-            .ok()
-            .and_then(|a| shared.chain().ledger().key_of(&a).cloned());
-        if in_force.as_ref() != Some(&key) {
-            return Err(
-                "its node id neither derives from its key nor names an account whose key in force it is"
-                    .into(),
-            );
+    // The key must be the account's key in force where the chain knows the account (a
+    // `rekey` replaced the one its id derives from, and the replaced one proves nothing); an
+    // account the chain does not know yet is taken at its opening key's word.
+    let in_force = info
+        .node_id
+        .parse()
+        .ok()
+        .and_then(|a| shared.chain().ledger().key_of(&a).cloned());
+    let derives = key.node_id(&shared.params.cod).to_string() == info.node_id;
+    match in_force {
+        Some(k) if k != key => {
+            return Err(format!(
+                "its key {} is not its account's key in force ({})",
+                key.fingerprint().short(),
+                k.fingerprint().short()
+            ));
         }
+        None if !derives => return Err("its node id does not derive from its key".into()),
+        _ => {}
     }
     if is_self(shared, &info) {
         return Ok((info, latency)); // this node itself; the caller marks the address as own
