@@ -224,11 +224,7 @@ pub fn rekey(
     passphrase: &PassphraseArgs,
 ) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    if super::backend::daemon(&dir).is_ok() {
-        return Err(CmdError::msg(
-            "stop this node's daemon first (cod node stop): its key is about to change; start it again after",
-        ));
-    }
+    super::upgrade::key_may_change(&dir)?;
     let config = dir.node_config()?;
     let key_file = dir.resolve(&config.key);
     let old = dir.secret_key(&passphrase.source())?;
@@ -273,12 +269,7 @@ pub fn rekey(
     let replaced = key_file.with_file_name(replaced);
     std::fs::rename(&key_file, &replaced).map_err(fsutil::io_err(&key_file))?;
     std::fs::rename(&next, &key_file).map_err(fsutil::io_err(&next))?;
-    fsutil::write_atomic(
-        &dir.root.join("node.pub.key"),
-        fresh.public().to_pem().as_bytes(),
-        0o644,
-        true,
-    )?;
+    super::upgrade::write_public_key(&dir, fresh.public())?;
     let (old_fp, new_fp) = (old.public().fingerprint(), fresh.public().fingerprint());
     out.emit(
         format!(

@@ -452,6 +452,30 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
     Ok(())
 }
 
+/// Refuses while the node's daemon runs: it holds the key about to change.
+pub(super) fn key_may_change(node: &NodeDir) -> Result<(), CmdError> {
+    if daemon(node).is_ok() {
+        return Err(CmdError::msg(
+            "stop this node's daemon first (cod node stop): its key is about to change; start it again after",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the node's public key file (node.pub.key) for its key now.
+pub(super) fn write_public_key(
+    node: &NodeDir,
+    key: &crate::keys::PublicKey,
+) -> Result<(), CmdError> {
+    fsutil::write_atomic(
+        &node.root.join("node.pub.key"),
+        key.to_pem().as_bytes(),
+        0o644,
+        true,
+    )?;
+    Ok(())
+}
+
 /// Gives a node that holds nothing but its own opening another key: `key_file` (the
 /// secret key `secret`, as it is to be stored) replaces its key, its store is renewed with
 /// the new key's opening, and its node id becomes the new key's. Returns that node id.
@@ -461,11 +485,7 @@ pub(super) fn adopt_key(
     key_file: &[u8],
     account: Option<crate::ids::AccountId>,
 ) -> Result<crate::ids::AccountId, CmdError> {
-    if daemon(node).is_ok() {
-        return Err(CmdError::msg(
-            "stop this node's daemon first: its key is about to change",
-        ));
-    }
+    key_may_change(node)?;
     let chain = node.read_chain()?;
     let own =
         chain.ledger().len() == 1 && chain.ledger().key_of(&node.deployment.node_id).is_some();
@@ -478,12 +498,7 @@ pub(super) fn adopt_key(
     let config = node.node_config()?;
     let params = node.params()?;
     fsutil::write_atomic(&node.resolve(&config.key), key_file, 0o600, true)?;
-    fsutil::write_atomic(
-        &node.root.join("node.pub.key"),
-        secret.public().to_pem().as_bytes(),
-        0o644,
-        true,
-    )?;
+    write_public_key(node, secret.public())?;
     // A fresh store, opened with the adopted key's account.
     let store_path = node.store_path(&config);
     std::fs::remove_dir_all(&store_path).map_err(fsutil::io_err(&store_path))?;

@@ -517,6 +517,19 @@ impl Ledger {
         self.records.insert(r.hash(), r);
     }
 
+    /// Drops an admitted record that can never apply, saying why.
+    fn forget(&mut self, h: RecordHash, error: RecordError) -> Dropped {
+        let r = &self.records[&h];
+        let d = Dropped {
+            hash: h,
+            account: r.account(),
+            seq: r.seq(),
+            error,
+        };
+        self.unadmit(&h);
+        d
+    }
+
     fn unadmit(&mut self, h: &RecordHash) {
         if let Some(r) = self.records.remove(h) {
             let slot = (r.account(), r.seq());
@@ -1066,13 +1079,7 @@ impl Ledger {
                 // proves nothing and goes, as the incremental path refuses it). A lower-hash
                 // loser that only lacked a dependency is reconsidered when it arrives.
                 if let Err(error) = self.check_fork_signer(r) {
-                    dropped.push(Dropped {
-                        hash: h,
-                        account: r.account(),
-                        seq: r.seq(),
-                        error,
-                    });
-                    self.unadmit(&h);
+                    dropped.push(self.forget(h, error));
                     continue;
                 }
                 let forced = r.account() == p.network || self.slot_forced(&r.account(), r.seq());
@@ -1092,15 +1099,7 @@ impl Ledger {
                 _ => Vec::new(),
             };
             match self.state.clone().apply(r, &p, key.as_ref(), &recs) {
-                Err(error) => {
-                    dropped.push(Dropped {
-                        hash: h,
-                        account: r.account(),
-                        seq: r.seq(),
-                        error,
-                    });
-                    self.unadmit(&h);
-                }
+                Err(error) => dropped.push(self.forget(h, error)),
                 // Applicable, but not reached in this computation (its slot waited on a record
                 // that is dead here): it stays held and is decided on its next chance.
                 Ok(()) => self.set_pending(h, Vec::new()),
