@@ -171,6 +171,12 @@ bench-net: release
 bench-hostile: release
     COD_BIN=$PWD/target/release/cod cargo test --bench hostile -- --bench
 
+# A node holding a big chain (issue 13): import rate, RSS, restart, `cod balance` without a
+# daemon, disk per record, /v1/info latency during import, verify and export.
+# COD_BENCH_SCALE=100000,1000000 sets the sizes.
+bench-scale: release
+    COD_BIN=$PWD/target/release/cod cargo test --bench scale -- --bench
+
 # Idle CPU of `cod tui` attached to a quiet node, over 10 s (in tmux).
 bench-tui: build
     #!/usr/bin/env bash

@@ -1,0 +1,215 @@
+//! Scale benchmark (`just bench-scale`): one node holding a chain of N records, for each N in
+//! `COD_BENCH_SCALE` (comma-separated; default 100000). Per size: the import rate through the
+//! daemon, the node's RSS while serving, `GET /v1/info` latency (p50/p99) while idle and while
+//! an import, a full verify and an export run, the restart time until `status` answers, `cod
+//! balance` without a daemon (wall time and peak RSS), and disk bytes per record — the figures
+//! issue 13 sets goals for (docs/performance.md). `COD_BIN` names the executable (`just
+//! bench-scale` builds the release one).
+
+mod common;
+#[path = "support/mod.rs"]
+mod support;
+
+use cod::control::Request;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// RSS of a process now, in MB (Linux `/proc`).
+fn rss_mb(pid: u64) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// Polls `GET /v1/info` every 20 ms, noting each latency under the phase named at the time.
+struct Prober {
+    phase: Arc<Mutex<&'static str>>,
+    samples: Arc<Mutex<Vec<(&'static str, f64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prober {
+    fn start(addr: &str) -> Self {
+        let phase = Arc::new(Mutex::new("idle"));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, st) = (phase.clone(), samples.clone(), stop.clone());
+        let url = format!("http://{addr}/v1/info");
+        let thread = std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            while !st.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let ok = http.get(&url).send().is_ok_and(|r| r.status().is_success());
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let name = *p.lock().unwrap();
+                s.lock()
+                    .unwrap()
+                    .push((name, if ok { ms } else { f64::INFINITY }));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Self {
+            phase,
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn during<T>(&self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        *self.phase.lock().unwrap() = name;
+        let out = f();
+        *self.phase.lock().unwrap() = "idle";
+        out
+    }
+
+    fn report(mut self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let samples = self.samples.lock().unwrap();
+        ["idle", "import", "verify", "export"]
+            .iter()
+            .map(|phase| {
+                let mut v: Vec<f64> = samples
+                    .iter()
+                    .filter(|(p, _)| p == phase)
+                    .map(|(_, ms)| *ms)
+                    .collect();
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                if v.is_empty() {
+                    return format!("{phase}: -");
+                }
+                format!(
+                    "{phase} p50 {:.1} ms p99 {:.1} ms ({} calls)",
+                    percentile(&v, 0.5),
+                    percentile(&v, 0.99),
+                    v.len()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn run(total: usize) {
+    let mut net = Net::new();
+    let node = net.add(1, "");
+    let params = params_of(&node);
+    let made = Instant::now();
+    let records = big_chain_records(&params, total);
+    eprintln!(
+        "{total} records made in {:.0} s",
+        made.elapsed().as_secs_f64()
+    );
+    let archive = String::from_utf8(cod::archive::write(&params.cod, records.iter())).unwrap();
+    drop(records);
+    let status = Net::status(&node);
+    let (addr, pid) = (
+        status["addr"].as_str().unwrap().to_string(),
+        status["pid"].as_u64().unwrap(),
+    );
+    let probe = Prober::start(&addr);
+    std::thread::sleep(Duration::from_secs(3));
+    let t = Instant::now();
+    probe.during("import", || {
+        Net::client(&node)
+            .call(&Request::Import { archive })
+            .unwrap()
+    });
+    let import_s = t.elapsed().as_secs_f64();
+    let count = Net::status(&node)["chain"]["applied"].as_u64().unwrap() as usize;
+    let serving = rss_mb(pid);
+    probe.during("verify", || {
+        Net::client(&node).call(&Request::Verify).unwrap()
+    });
+    probe.during("export", || {
+        Net::client(&node).call(&Request::Export).unwrap()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let latencies = probe.report();
+    let peak_serving = rss_mb(pid);
+
+    let n = node.to_str().unwrap();
+    cod(&["--node", n, "node", "stop"]);
+    let t = Instant::now();
+    cod(&["--node", n, "node", "start"]);
+    wait(600, "the restarted node's status", || {
+        Net::client(&node).call(&Request::Status).is_ok()
+    });
+    let restart_s = t.elapsed().as_secs_f64();
+    let after_restart = rss_mb(Net::status(&node)["pid"].as_u64().unwrap());
+    cod(&["--node", n, "node", "stop"]);
+    let timed = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%e %M"])
+        .arg(cod_bin())
+        .args(["--node", n, "--json", "balance"])
+        .output()
+        .unwrap();
+    let last = String::from_utf8_lossy(&timed.stderr)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let mut it = last.split_whitespace();
+    let (bal_s, bal_kb): (f64, f64) = (
+        it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
+        it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
+    );
+    let dir = cod::nodedir::NodeDir::open(&node).unwrap();
+    let disk = dir_bytes(&dir.store_path(&dir.node_config().unwrap()));
+    println!(
+        "N={count}: import {:.0} records/s ({import_s:.1} s); RSS serving {serving:.0} MB (peak after verify+export {peak_serving:.0} MB, after restart {after_restart:.0} MB); restart until status answers {restart_s:.1} s; cod balance without daemon {bal_s:.1} s, {:.0} MB; disk {:.0} bytes/record",
+        count as f64 / import_s,
+        bal_kb / 1024.0,
+        disk as f64 / count as f64
+    );
+    println!("  GET /v1/info: {latencies}");
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // `cargo test` runs bench targets; this one only runs under `cargo bench`
+    }
+    assert!(
+        cod_bin().exists(),
+        "build cod first (just bench-scale does): {}",
+        cod_bin().display()
+    );
+    let sizes: Vec<usize> = std::env::var("COD_BENCH_SCALE")
+        .unwrap_or_else(|_| "100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ossl = common::openssl_verify_rate(3072, cores).unwrap_or(f64::NAN);
+    println!(
+        "executable {}; openssl speed RSA-3072 verify on {cores} cores: {ossl:.0}/s",
+        cod_bin().display()
+    );
+    for n in sizes {
+        run(n);
+    }
+}
