@@ -45,7 +45,7 @@ pub const MAX_PER_SLOT: usize = 4;
 /// Bounded; when full, the account that has waited longest makes room, so records for
 /// accounts that never open cannot shut later ones out for good.
 #[derive(Clone, Debug, Default)]
-struct AwaitingKey {
+struct Awaiting {
     by_account: HashMap<AccountId, Vec<Record>>,
     /// Accounts in the order they began to wait.
     order: VecDeque<AccountId>,
@@ -53,7 +53,7 @@ struct AwaitingKey {
     bytes: usize,
 }
 
-impl AwaitingKey {
+impl Awaiting {
     fn hold(&mut self, r: Record) -> Result<(), RecordError> {
         let a = r.account();
         if let Some(list) = self.by_account.get(&a) {
@@ -105,6 +105,7 @@ impl AwaitingKey {
 pub struct Pools {
     pub pending: usize,
     pub pending_bytes: usize,
+    /// Records held aside until their chain can say who may sign them.
     pub awaiting_key: usize,
     pub awaiting_key_bytes: usize,
 }
@@ -162,7 +163,8 @@ pub struct Dropped {
 pub struct Outcome {
     /// The record was already known.
     pub duplicate: bool,
-    /// A transfer whose account's opening record is not here yet: held in memory, unverified.
+    /// Held aside in memory until its account's chain can say who may sign it (its opening,
+    /// or a `rekey` or `signers` record ahead of it, is not here yet): see `Awaiting`.
     pub awaiting_key: bool,
     /// Newly admitted records (verified; now stored): applied, pending or fork candidates.
     pub admitted: Vec<RecordHash>,
@@ -184,7 +186,7 @@ pub struct Ledger {
     records: HashMap<RecordHash, Record>,
     slots: BTreeMap<(AccountId, u64), BTreeSet<RecordHash>>,
     keys: HashMap<AccountId, PublicKey>,
-    awaiting_key: AwaitingKey,
+    awaiting: Awaiting,
     state: State,
     chain: BTreeMap<(AccountId, u64), RecordHash>,
     pending: BTreeMap<RecordHash, Vec<Dep>>,
@@ -209,7 +211,7 @@ impl Ledger {
             records: HashMap::new(),
             slots: BTreeMap::new(),
             keys: HashMap::new(),
-            awaiting_key: AwaitingKey::default(),
+            awaiting: Awaiting::default(),
             state,
             chain: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -314,8 +316,8 @@ impl Ledger {
         Pools {
             pending: self.pending.len(),
             pending_bytes: self.pending_bytes,
-            awaiting_key: self.awaiting_key.count,
-            awaiting_key_bytes: self.awaiting_key.bytes,
+            awaiting_key: self.awaiting.count,
+            awaiting_key_bytes: self.awaiting.bytes,
         }
     }
 
@@ -414,7 +416,7 @@ impl Ledger {
                 Some(k) => Some(k.clone()),
                 None => {
                     out.pending = vec![Dep::Account(r.account())];
-                    self.awaiting_key.hold(r)?;
+                    self.awaiting.hold(r)?;
                     out.awaiting_key = true;
                     return Ok(out);
                 }
@@ -431,7 +433,7 @@ impl Ledger {
                 return Err(e);
             }
             out.pending = r.body().prev.map(Dep::Record).into_iter().collect();
-            self.awaiting_key.hold(r)?;
+            self.awaiting.hold(r)?;
             out.awaiting_key = true;
             return Ok(out);
         }
@@ -478,7 +480,7 @@ impl Ledger {
         // The chains that moved may now say who signs what waited for them (after a full
         // recomputation, any chain may have).
         let moved: BTreeSet<AccountId> = if out.rebuilt {
-            self.awaiting_key.by_account.keys().copied().collect()
+            self.awaiting.by_account.keys().copied().collect()
         } else {
             out.applied
                 .iter()
@@ -486,7 +488,7 @@ impl Ledger {
                 .collect()
         };
         for a in moved {
-            let Some(held) = self.awaiting_key.take(&a) else {
+            let Some(held) = self.awaiting.take(&a) else {
                 continue;
             };
             for r in held {

@@ -726,30 +726,26 @@ fn records_for_unopened_accounts_are_bounded_and_the_longest_waiting_make_room()
     ));
     // Fill the pool; then the account that waited longest (0) makes room for a new one.
     let mut i = 1;
-    while l.awaiting_key.count < MAX_AWAITING_KEY {
-        for seq in 1..=per.min((MAX_AWAITING_KEY - l.awaiting_key.count) as u64) {
+    while l.awaiting.count < MAX_AWAITING_KEY {
+        for seq in 1..=per.min((MAX_AWAITING_KEY - l.awaiting.count) as u64) {
             l.ingest(junk(i, seq)).unwrap();
         }
         i += 1;
     }
     let account = |i: u32| junk(i, 1).account();
-    assert!(l.awaiting_key.by_account.contains_key(&account(0)));
+    assert!(l.awaiting.by_account.contains_key(&account(0)));
     assert!(l.ingest(junk(i, 1)).unwrap().awaiting_key);
-    assert!(!l.awaiting_key.by_account.contains_key(&account(0)));
-    assert!(l.awaiting_key.by_account.contains_key(&account(i)));
+    assert!(!l.awaiting.by_account.contains_key(&account(0)));
+    assert!(l.awaiting.by_account.contains_key(&account(i)));
     assert_eq!(
-        l.awaiting_key.count,
+        l.awaiting.count,
         MAX_AWAITING_KEY - MAX_AWAITING_PER_ACCOUNT + 1
     );
     assert_eq!(
-        l.awaiting_key.count,
-        l.awaiting_key
-            .by_account
-            .values()
-            .map(Vec::len)
-            .sum::<usize>()
+        l.awaiting.count,
+        l.awaiting.by_account.values().map(Vec::len).sum::<usize>()
     );
-    assert_eq!(l.awaiting_key.order.len(), l.awaiting_key.by_account.len());
+    assert_eq!(l.awaiting.order.len(), l.awaiting.by_account.len());
     // None of it touched the state.
     assert_eq!(l.state(), s.l.state());
 }
@@ -787,7 +783,7 @@ fn records_for_unopened_accounts_are_bounded_in_bytes_too() {
     );
     assert_eq!(
         pools.awaiting_key_bytes,
-        l.awaiting_key
+        l.awaiting
             .by_account
             .values()
             .flatten()
@@ -796,11 +792,11 @@ fn records_for_unopened_accounts_are_bounded_in_bytes_too() {
     );
     // The newest stay; the longest waiting made room.
     assert!(
-        l.awaiting_key
+        l.awaiting
             .by_account
             .contains_key(&big(n as u32 - 1).account())
     );
-    assert!(!l.awaiting_key.by_account.contains_key(&big(0).account()));
+    assert!(!l.awaiting.by_account.contains_key(&big(0).account()));
     assert_eq!(l.state(), s.l.state());
 }
 

@@ -9,7 +9,9 @@ use super::{Shared, now};
 use crate::api::{Proposal, RejectionMsg};
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
-use crate::ledger::{Body, Content, Handover, Record, RecordError, Sig, SignerSet, rules};
+use crate::ledger::{
+    Body, Content, Distribute, Handover, Record, RecordError, Sig, SignerSet, rules,
+};
 use crate::lock::Locked;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -247,8 +249,10 @@ pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
         Content::Issue(i) => l
             .propose_issue(i.attest.clone(), body.time)
             .map_err(|e| explain(&e))?,
-        Content::Distribute(d) if d.handover.is_some() => l
-            .propose_handover(d.handover.clone().expect("matched"), body.time)
+        Content::Distribute(Distribute {
+            handover: Some(h), ..
+        }) => l
+            .propose_handover(h.clone(), body.time)
             .map_err(|e| explain(&e))?,
         Content::Distribute(d) => l
             .propose_distribution(d.period, d.special, body.time)
@@ -837,9 +841,9 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String>
         let l = chain.ledger();
         match &body.content {
             Content::Issue(i) => l.propose_issue(i.attest.clone(), t),
-            Content::Distribute(d) if d.handover.is_some() => {
-                l.propose_handover(d.handover.clone().expect("matched"), t)
-            }
+            Content::Distribute(Distribute {
+                handover: Some(h), ..
+            }) => l.propose_handover(h.clone(), t),
             Content::Distribute(d) if d.special => {
                 l.propose_distribution(shared.params.com.period_of(t), true, t)
             }
