@@ -254,6 +254,40 @@ fn proposals_are_recomputed_refused_rejected_and_expire() {
         "nothing kept: {list}"
     );
 
+    // Records signed by keys the chain does not name take no slot: network records after a
+    // record nobody has once waited in the store forever, and four at one seq stopped the
+    // network chain for good. At the next seq they are refused; ahead of the chain they are
+    // held aside in memory (a signer change on the way might name their keys), never stored.
+    let submit = |to: &Node, record: serde_json::Value| -> serde_json::Value {
+        http.post(format!("http://{}/v1/records", addr(to)))
+            .json(&json!({ "records": [record] }))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = submit(n2, sign(&honest, &["node4"]));
+    assert_eq!(v[0]["status"], "refused", "{v}");
+    assert!(
+        v[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the signer set in force"),
+        "{v}"
+    );
+    let before = net.status(n2).unwrap()["chain"]["records"].clone();
+    for t in 0..6u8 {
+        let mut junk = honest.clone();
+        junk.seq = 2 + u64::from(t);
+        junk.prev = Some(cod::ids::RecordHash::of(&[t]));
+        let v = submit(n2, sign(&junk, &["node4"]));
+        assert_eq!(v[0]["status"], "pending", "{v}");
+    }
+    let chain = net.status(n2).unwrap()["chain"].clone();
+    assert_eq!(chain["records"], before, "none stored: {chain}");
+    assert_eq!(chain["pending"], 0, "none in the pending pool: {chain}");
+    assert_eq!(chain["awaiting_key"], 6, "held aside: {chain}");
+
     // A proposal whose checkpoint this node's chain does not give is refused with the reason.
     let mut skewed = l.propose_distribution(0, false, 0).unwrap_or_else(|_| {
         // Period 0 has not ended (periods are a day here): build one by hand.
