@@ -4,7 +4,8 @@
 //! an import, a full verify and an export run, the restart time until `status` answers, `cod
 //! balance` without a daemon (wall time and peak RSS), and disk bytes per record — the figures
 //! issue 13 sets goals for (docs/performance.md). `COD_BIN` names the executable (`just
-//! bench-scale` builds the release one).
+//! bench-scale` builds the release one). `COD_BENCH_KEEP=1` keeps the last node directory (its
+//! daemon stopped), to profile a start on it.
 
 mod common;
 #[path = "support/mod.rs"]
@@ -187,6 +188,12 @@ fn run(total: usize) {
         disk as f64 / count as f64
     );
     println!("  GET /v1/info: {latencies}");
+    if std::env::var_os("COD_BENCH_KEEP").is_some() {
+        // Keep the (stopped) node for profiling its start: `cod --node DIR balance`.
+        println!("  kept: {}", node.display());
+        let _ = net.dht.kill();
+        std::mem::forget(net);
+    }
 }
 
 fn main() {
