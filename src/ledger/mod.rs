@@ -477,14 +477,16 @@ impl Ledger {
             }
         }
         self.decide(r, true, &mut out)?;
-        // The chains that moved may now say who signs what waited for them (after a full
-        // recomputation, any chain may have).
+        // The chains that moved, or took a record (a `rekey` held but not yet applied names a
+        // key too), may now say who signs what waited for them; after a full recomputation,
+        // any chain may have.
         let moved: BTreeSet<AccountId> = if out.rebuilt {
             self.awaiting.by_account.keys().copied().collect()
         } else {
             out.applied
                 .iter()
-                .filter_map(|h| self.state.position(h).map(|(a, _)| a))
+                .chain(&out.admitted)
+                .filter_map(|h| self.records.get(h).map(Record::account))
                 .collect()
         };
         for a in moved {

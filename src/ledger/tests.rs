@@ -916,6 +916,13 @@ fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
                     period = (time - EPOCH) / DAY + 1;
                 }
             }
+            _ if to % 8 == 7 && amount % 4 == 3 => {
+                // A handover: everything after it is refused here (these rules are older).
+                if let Ok(body) = s.l.propose_handover(handover_to("2.0.0"), time) {
+                    let q = quorum_now(&s.l);
+                    s.push(sign_network(body, &q));
+                }
+            }
             _ if to % 2 == 0 => {
                 // A key replacement, or its undoing.
                 let i = from as usize % 4;
@@ -971,6 +978,29 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(rekeys >= 2, "{rekeys}");
     let named = s.records.iter().filter(|r| r.sigs()[0].key.is_some());
     assert!(named.count() >= 5, "transfers signed by replacement keys");
+}
+
+#[test]
+fn some_histories_end_in_a_handover() {
+    let mut rng = 7u64;
+    let mut next = || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) as u16
+    };
+    let handed_over = (0..64)
+        .filter(|_| {
+            let ops: Vec<(u8, u8, u8, u16)> = (0..12)
+                .map(|_| (next() as u8, next() as u8, next() as u8, next()))
+                .collect();
+            history(&ops).l.state().handover.is_some()
+        })
+        .count();
+    assert!(
+        (1..64).contains(&handed_over),
+        "the property tests see both: {handed_over} of 64"
+    );
 }
 
 /// Guards against a key suspected stolen staying good for the account: once replaced, the
@@ -1248,6 +1278,22 @@ fn check_forks(
             admitted.push(r.clone());
         }
         prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
+    }
+    if trace {
+        for (a, list) in &l.awaiting.by_account {
+            for r in list {
+                eprintln!(
+                    "LEFT in awaiting: {} {} seq {} {:?}",
+                    r.hash().short(),
+                    a.short(),
+                    r.seq(),
+                    r.kind()
+                );
+            }
+        }
+        for (h, d) in l.pending() {
+            eprintln!("PENDING {} {:?}", h.short(), d);
+        }
     }
     let rebuilt = Ledger::from_records(p, admitted);
     prop_assert_eq!(l.state(), rebuilt.state());
