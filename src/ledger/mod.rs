@@ -37,6 +37,8 @@ pub const MAX_AWAITING_BYTES: usize = 16 << 20;
 pub const MAX_PENDING_PER_ACCOUNT: usize = 1_000;
 /// Records held for one (account, seq), at most: one plus a few fork proofs.
 pub const MAX_PER_SLOT: usize = 4;
+/// How far beyond its chain's next seq a record may be held aside.
+pub const AWAIT_WINDOW: u64 = MAX_AWAITING_PER_ACCOUNT as u64;
 
 /// Records held until their account's chain can say who may sign them: transfers until the
 /// account's opening arrives (their signature cannot be checked before), and records beyond
@@ -46,7 +48,8 @@ pub const MAX_PER_SLOT: usize = 4;
 /// accounts that never open cannot shut later ones out for good.
 #[derive(Clone, Debug, Default)]
 struct Awaiting {
-    by_account: HashMap<AccountId, Vec<Record>>,
+    /// Per account, its records and whether their signatures were checked already.
+    by_account: HashMap<AccountId, Vec<(Record, bool)>>,
     /// Accounts in the order they began to wait.
     order: VecDeque<AccountId>,
     count: usize,
@@ -54,10 +57,10 @@ struct Awaiting {
 }
 
 impl Awaiting {
-    fn hold(&mut self, r: Record) -> Result<(), RecordError> {
+    fn hold(&mut self, r: Record, checked: bool) -> Result<(), RecordError> {
         let a = r.account();
         if let Some(list) = self.by_account.get(&a) {
-            if list.iter().any(|x| x.hash() == r.hash()) {
+            if list.iter().any(|(x, _)| x.hash() == r.hash()) {
                 return Ok(());
             }
             if list.len() >= MAX_AWAITING_PER_ACCOUNT {
@@ -74,7 +77,7 @@ impl Awaiting {
         {
             if let Some(l) = self.by_account.remove(&oldest) {
                 self.count -= l.len();
-                self.bytes -= l.iter().map(Record::size_estimate).sum::<usize>();
+                self.bytes -= l.iter().map(|(r, _)| r.size_estimate()).sum::<usize>();
             }
         }
         let order = &mut self.order;
@@ -84,17 +87,17 @@ impl Awaiting {
                 order.push_back(a);
                 Vec::new()
             })
-            .push(r);
+            .push((r, checked));
         self.count += 1;
         self.bytes += size;
         Ok(())
     }
 
     /// The records `a` held, now that its key is known.
-    fn take(&mut self, a: &AccountId) -> Option<Vec<Record>> {
+    fn take(&mut self, a: &AccountId) -> Option<Vec<(Record, bool)>> {
         let held = self.by_account.remove(a)?;
         self.count -= held.len();
-        self.bytes -= held.iter().map(Record::size_estimate).sum::<usize>();
+        self.bytes -= held.iter().map(|(r, _)| r.size_estimate()).sum::<usize>();
         self.order.retain(|x| x != a);
         Some(held)
     }
@@ -274,7 +277,7 @@ impl Ledger {
     pub fn key_of(&self, a: &AccountId) -> Option<&PublicKey> {
         self.state
             .account(a)
-            .and_then(|s| s.rekeyed.as_ref())
+            .and_then(AccountState::rekeyed)
             .or_else(|| self.keys.get(a))
     }
 
@@ -416,7 +419,7 @@ impl Ledger {
                 Some(k) => Some(k.clone()),
                 None => {
                     out.pending = vec![Dep::Account(r.account())];
-                    self.awaiting.hold(r)?;
+                    self.awaiting.hold(r, false)?;
                     out.awaiting_key = true;
                     return Ok(out);
                 }
@@ -426,16 +429,21 @@ impl Ledger {
         if !verified {
             rules::check_sigs(&r, key.as_ref())?;
         }
-        if let Err(e) = self.check_signers_now(&r) {
-            // Ahead of its chain, a record may be signed as a record still to come allows.
-            let next = self.state.account(&r.account()).map_or(0, |s| s.next_seq());
-            if r.seq() <= next {
-                return Err(e);
+        match self.check_signers_now(&r) {
+            Ok(()) => {}
+            Err(Ok(refused)) => return Err(refused),
+            Err(Err(unknown)) => {
+                // A record still to come may sign it right: held aside, within a window of
+                // its chain (so nobody pins junk far ahead), its signatures already checked.
+                let next = self.state.account(&r.account()).map_or(0, |s| s.next_seq());
+                if r.seq() > next.saturating_add(AWAIT_WINDOW) {
+                    return Err(unknown);
+                }
+                out.pending = r.body().prev.map(Dep::Record).into_iter().collect();
+                self.awaiting.hold(r, true)?;
+                out.awaiting_key = true;
+                return Ok(out);
             }
-            out.pending = r.body().prev.map(Dep::Record).into_iter().collect();
-            self.awaiting.hold(r)?;
-            out.awaiting_key = true;
-            return Ok(out);
         }
         let in_slot = self
             .slots
@@ -493,9 +501,10 @@ impl Ledger {
             let Some(held) = self.awaiting.take(&a) else {
                 continue;
             };
-            for r in held {
-                // Checked again; one still ahead waits again, a bad one is not admitted.
-                if let Ok(more) = self.ingest(r) {
+            for (r, checked) in held {
+                // Checked against the chain again (its signatures only if never checked); one
+                // still ahead waits again, a bad one is not admitted.
+                if let Ok(more) = self.ingest_inner(r, checked) {
                     out.admitted.extend(more.admitted);
                     out.applied.extend(more.applied);
                     out.dropped.extend(more.dropped);
@@ -697,25 +706,47 @@ impl Ledger {
     }
 
     /// What the chain already says about a record's signers, checked before it is admitted so
-    /// that nobody fills slots and pools with records that can never apply: a network record
-    /// needs a quorum of the signer set in force at its seq (beyond the head: the latest set);
-    /// a transfer, the key in force at its seq — beyond the head, the key in force now or one
-    /// that a held `rekey` of the account names.
-    fn check_signers_now(&self, r: &Record) -> Result<(), RecordError> {
+    /// that nobody fills slots and pools with records that can never apply. `Err(Ok(e))`: it
+    /// can never be signed right (refused); `Err(Err(e))`: not yet known — a record still to
+    /// come may make it right (held aside). A network record needs a quorum of the signer set
+    /// in force at its seq (beyond the chain's next seq, only the latest set is known); a
+    /// transfer, the key in force along its own `prev` links (see [`Ledger::key_on_branch`]).
+    fn check_signers_now(&self, r: &Record) -> Result<(), Result<RecordError, RecordError>> {
         let a = r.account();
-        let head = self.state.account(&a).and_then(|s| s.head);
-        if a == self.params.network || head.is_some_and(|h| r.seq() <= h.seq) {
-            return self.check_fork_signer(r);
+        let next = self.state.account(&a).map_or(0, |s| s.next_seq());
+        if a == self.params.network {
+            return self
+                .check_fork_signer(r)
+                .map_err(|e| if r.seq() <= next { Ok(e) } else { Err(e) });
         }
         if r.seq() == 0 {
             return Ok(());
         }
         let named = r.sigs().first().and_then(|s| s.key.as_ref());
-        let now = self.state.account(&a).and_then(|s| s.rekeyed.as_ref());
-        let ok = match (named, now) {
-            (None, None) => true,
-            (None, Some(_)) => false,
-            (Some(der), now) => {
+        let wrong = |in_force: Option<&[u8]>| RecordError::WrongKey {
+            in_force: match in_force {
+                Some(der) => crate::ids::Fingerprint::of(der).to_string(),
+                None => self
+                    .keys
+                    .get(&a)
+                    .map_or("unknown".into(), |k| k.fingerprint().to_string()),
+            },
+        };
+        if let Some(expected) = self.key_on_branch(r) {
+            // Its predecessors are here: the key in force for it is known.
+            return if named.map(|k| k.0.as_slice()) == expected {
+                Ok(())
+            } else {
+                Err(Ok(wrong(expected)))
+            };
+        }
+        // A predecessor is missing: the key in force now, or one a held `rekey` names, may be
+        // right once it comes; anything else waits aside.
+        let head = self.state.account(&a).and_then(|s| s.head);
+        let now = self.state.account(&a).and_then(AccountState::rekeyed);
+        let plausible = match named {
+            None => now.is_none(),
+            Some(der) => {
                 now.is_some_and(|k| k.der() == der.0.as_slice())
                     || self
                         .slots
@@ -727,19 +758,37 @@ impl Ledger {
                         })
             }
         };
-        if ok {
-            return Ok(());
+        if plausible {
+            Ok(())
+        } else {
+            Err(Err(wrong(now.map(PublicKey::der))))
         }
-        let in_force = now.or_else(|| self.keys.get(&a));
-        Err(RecordError::WrongKey {
-            in_force: in_force.map_or("unknown".into(), |k| k.fingerprint().to_string()),
-        })
     }
 
-    /// Is a record that competes for an applied slot signed as the chain requires there: a
-    /// network record by a quorum of the signer set in force at that seq, a member record by
-    /// the key in force at that seq of the account's chain (the key named by the last `rekey`
-    /// before it, or the opening key)?
+    /// The key a member record at seq > 0 must be signed by, following its own `prev` links
+    /// through the records held here: `Some(Some(der))` the key the nearest `rekey` before it
+    /// named, `Some(None)` the opening key, `None` if a predecessor is not here (not known
+    /// yet). Where the links reach the applied chain, the chain's key history answers, so a
+    /// record on a branch that lost a fork is judged by its own branch.
+    fn key_on_branch(&self, r: &Record) -> Option<Option<&[u8]>> {
+        let mut at = r.body().prev;
+        while let Some(h) = at {
+            if let Some((_, seq)) = self.state.position(&h) {
+                let acct = self.state.account(&r.account());
+                return Some(acct.and_then(|s| s.key_after(seq)).map(PublicKey::der));
+            }
+            let prev = self.records.get(&h)?;
+            if let Content::Transfer(Transfer { rekey: Some(k), .. }) = &prev.body().content {
+                return Some(Some(k.0.as_slice()));
+            }
+            at = prev.body().prev;
+        }
+        Some(None)
+    }
+
+    /// Is a record that competes for a slot signed as the chain requires there: a network
+    /// record by a quorum of the signer set in force at that seq, a member record by the key
+    /// in force along its own branch (when its predecessors are here to say)?
     fn check_fork_signer(&self, r: &Record) -> Result<(), RecordError> {
         let a = r.account();
         if a == self.params.network {
@@ -748,26 +797,22 @@ impl Ledger {
         if r.seq() == 0 {
             return Ok(());
         }
-        let in_force = self
-            .chain
-            .range((a, 1)..(a, r.seq()))
-            .rev()
-            .find_map(|(_, h)| match &self.records[h].body().content {
-                Content::Transfer(t) => t.rekey.as_ref(),
-                _ => None,
-            });
+        let Some(expected) = self.key_on_branch(r) else {
+            return Ok(());
+        };
         let named = r.sigs().first().and_then(|s| s.key.as_ref());
-        if named == in_force {
+        if named.map(|k| k.0.as_slice()) == expected {
             return Ok(());
         }
-        let in_force = match in_force {
-            Some(der) => crate::ids::Fingerprint::of(&der.0).to_string(),
-            None => self
-                .keys
-                .get(&a)
-                .map_or("unknown".into(), |k| k.fingerprint().to_string()),
-        };
-        Err(RecordError::WrongKey { in_force })
+        Err(RecordError::WrongKey {
+            in_force: match expected {
+                Some(der) => crate::ids::Fingerprint::of(der).to_string(),
+                None => self
+                    .keys
+                    .get(&a)
+                    .map_or("unknown".into(), |k| k.fingerprint().to_string()),
+            },
+        })
     }
 
     /// Decides an admitted-or-new record; `fresh` means it is not admitted yet (an error then
@@ -1278,7 +1323,7 @@ impl Ledger {
             }),
         };
         // After a replacement the signature names its key, so it checks without the chain.
-        let rekeyed = acct.is_some_and(|s| s.rekeyed.is_some());
+        let rekeyed = acct.is_some_and(|s| s.rekeyed().is_some());
         let sig = Sig {
             key: rekeyed.then(|| B64(key.public().der().to_vec())),
             sig: B64(key.sign(&body.canonical_bytes())),

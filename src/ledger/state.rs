@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 pub struct AccountState {
     /// The account's key (member accounts, from their seq-0 record).
     pub key: Option<PublicKey>,
-    /// The key that replaced it (the last `rekey` in the account's chain), if any: the key in
-    /// force, which signs the account's next record and names itself in the signature.
-    pub rekeyed: Option<PublicKey>,
+    /// The keys that replaced it, each with the seq of the `rekey` record naming it, in chain
+    /// order: the last is the key in force, which signs the account's next record and names
+    /// itself in the signature.
+    pub rekeys: Vec<(u64, PublicKey)>,
     /// Its last applied record.
     pub head: Option<Head>,
     pub head_time: u64,
@@ -28,6 +29,17 @@ pub struct AccountState {
 }
 
 impl AccountState {
+    /// The key that replaced the opening key last, if any: the key in force.
+    pub fn rekeyed(&self) -> Option<&PublicKey> {
+        self.rekeys.last().map(|(_, k)| k)
+    }
+
+    /// The key in force after the applied record at `seq`: `None` for the opening key.
+    pub fn key_after(&self, seq: u64) -> Option<&PublicKey> {
+        let n = self.rekeys.partition_point(|(at, _)| *at <= seq);
+        n.checked_sub(1).map(|i| &self.rekeys[i].1)
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.head.map_or(0, |h| h.seq + 1)
     }
@@ -378,7 +390,7 @@ impl State {
     ) -> Result<(), RecordError> {
         self.check_position(r)?;
         let a = r.account();
-        let rekeyed = self.accounts.get(&a).and_then(|s| s.rekeyed.as_ref());
+        let rekeyed = self.accounts.get(&a).and_then(AccountState::rekeyed);
         let named = r.sigs().first().and_then(|s| s.key.as_ref());
         let signed_in_force = match (named, rekeyed) {
             (None, None) => true,
@@ -446,8 +458,8 @@ impl State {
         {
             acct.key = Some(k.clone());
         }
-        if rekey.is_some() {
-            acct.rekeyed = rekey;
+        if let Some(k) = rekey {
+            acct.rekeys.push((r.seq(), k));
         }
         self.advance(r);
         self.credit(r, &t.outputs)

@@ -787,7 +787,7 @@ fn records_for_unopened_accounts_are_bounded_in_bytes_too() {
             .by_account
             .values()
             .flatten()
-            .map(Record::size_estimate)
+            .map(|(r, _)| r.size_estimate())
             .sum::<usize>()
     );
     // The newest stay; the longest waiting made room.
@@ -1281,7 +1281,7 @@ fn check_forks(
     }
     if trace {
         for (a, list) in &l.awaiting.by_account {
-            for r in list {
+            for (r, _) in list {
                 eprintln!(
                     "LEFT in awaiting: {} {} seq {} {:?}",
                     r.hash().short(),
@@ -1703,4 +1703,59 @@ fn a_handover_drops_what_was_applied_beyond_its_checkpoint_before_it_came() {
     let mut all = s.records.clone();
     all.push(handover);
     assert_eq!(Ledger::from_records(p, all).state(), s.l.state());
+}
+
+/// Guards against judging a record by the wrong branch's key: a record after a fork loser is
+/// signed by the key in force on its own branch (here the opening key, while the applied twin
+/// replaced it). Refused in one arrival order, it once stalled the network chain at the
+/// checkpoint that names it.
+#[test]
+fn a_record_after_a_fork_is_judged_by_the_key_of_its_own_branch() {
+    let s = Scenario::standard();
+    let p = s.l.params().clone();
+    let a1 = id("node1", &p);
+    let t = EPOCH + DAY + 100;
+    let rekey =
+        s.l.make_rekey(a1, key("node1"), key("node5").public(), t)
+            .unwrap();
+    // A plain twin of the rekey, with a higher hash, so the rekey holds the slot first.
+    let plain = (0..)
+        .map(|i| {
+            s.l.make_transfer(
+                key("node1"),
+                vec![out(&p, "node2", 10)],
+                Some(i.to_string()),
+                t,
+            )
+            .unwrap()
+        })
+        .find(|r| r.hash() > rekey.hash())
+        .unwrap();
+    let mut branch = s.l.clone();
+    branch.ingest(plain.clone()).unwrap();
+    let after = branch
+        .make_transfer(key("node1"), vec![out(&p, "node3", 5)], None, t + 10)
+        .unwrap();
+    assert!(
+        after.sigs()[0].key.is_none(),
+        "the opening key signs on this branch"
+    );
+    branch.ingest(after.clone()).unwrap();
+    let cut = branch
+        .propose_distribution(1, false, EPOCH + 2 * DAY + 1)
+        .unwrap();
+    let cut = sign_network(cut, &["node1", "node2"]);
+    let all = [rekey, plain, after, cut];
+    let mut with = s.records.clone();
+    with.extend(all.iter().cloned());
+    let expected = Ledger::from_records(p.clone(), with);
+    for order in [[0, 1, 2, 3], [1, 2, 0, 3], [3, 2, 1, 0], [0, 3, 1, 2]] {
+        let mut l = s.l.clone();
+        for i in order {
+            let r = all[i].clone();
+            assert!(l.ingest(r).is_ok(), "order {order:?}: record {i} refused");
+        }
+        assert_eq!(l.state(), expected.state(), "order {order:?}");
+        assert!(l.state().is_applied(&all[3].hash()), "order {order:?}");
+    }
 }
