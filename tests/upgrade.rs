@@ -323,17 +323,18 @@ fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
         log.contains("double spend: this node's account signed two records")
             .then_some(())
     });
-    // Both deployments of the double spender hold the proof; every chain verifies.
+    // Every node comes to hold the proof (the node that sees the fork first pushes it: sync
+    // alone serves only the winner, so a node could miss it), and every chain verifies.
     for n in everyone {
-        let v = w.at(n, &["--json", "chain", "verify"]).ok().json();
+        let v = wait_for(60, &format!("{} to hold the proof", n.key), || {
+            let v = w.at(n, &["--json", "chain", "verify"]).ok().json();
+            (v["forks"].as_array()?.len() == 1).then_some(v)
+        });
         assert!(
             v["problems"].as_array().unwrap().is_empty(),
             "{}: {v}",
             n.key
         );
-        if n.dir == a1.dir || n.dir == a2.dir {
-            assert_eq!(v["forks"].as_array().unwrap().len(), 1, "{}: {v}", n.key);
-        }
     }
 }
 

@@ -71,7 +71,7 @@ pub struct Shared {
     pub chain: Mutex<Chain>,
     pub peers: Mutex<PeerTable>,
     pub events: broadcast::Sender<Event>,
-    /// Records this node originated, to push to every peer.
+    /// Records to push to every peer: those this node originated, and double-spend proofs.
     pub gossip: mpsc::UnboundedSender<RecordHash>,
     /// Wakes the mirror writer (records were applied).
     pub mirror_now: Notify,
@@ -170,11 +170,25 @@ impl Shared {
             .flat_map(|o| o.forks.iter().copied())
             .collect();
         for (account, seq) in slots {
-            let holder = self
-                .chain()
-                .ledger()
-                .at(&account, seq)
-                .map_or("none yet".to_string(), |r| r.hash().short());
+            let (holder, proof) = {
+                let chain = self.chain();
+                let l = chain.ledger();
+                let proof: Vec<RecordHash> = l
+                    .forks()
+                    .filter(|(slot, _)| *slot == (account, seq))
+                    .flat_map(|(_, hs)| hs.iter().copied())
+                    .collect();
+                let holder = l
+                    .at(&account, seq)
+                    .map_or("none yet".to_string(), |r| r.hash().short());
+                (holder, proof)
+            };
+            // The proof goes to every peer, so each node holds it whatever it synced first
+            // (sync serves applied records only); a node pushes a slot's proof once, when it
+            // first sees the fork.
+            for h in proof {
+                let _ = self.gossip.send(h);
+            }
             let whose = if account == self.node_id {
                 "this node's account".to_string()
             } else {
