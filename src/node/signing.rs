@@ -327,7 +327,14 @@ pub fn receive(
     if record.kind() == crate::ledger::Kind::Transfer {
         return Err("transfers are not signed by a quorum".into());
     }
-    let set = signers_now(shared);
+    // The set in force at the record's seq (a request for a seq the chain has passed is
+    // superseded; for the next seq, this is the set that must sign it).
+    let set = shared
+        .chain()
+        .ledger()
+        .state()
+        .signers_at(record.seq())
+        .clone();
     let id = record.hash();
     // Only signers start requests on other nodes (one of their signatures comes with it), so
     // nobody else can fill the request table.
