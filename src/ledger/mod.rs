@@ -722,24 +722,11 @@ impl Ledger {
         if r.seq() == 0 {
             return Ok(());
         }
-        let named = r.sigs().first().and_then(|s| s.key.as_ref());
-        let wrong = |in_force: Option<&[u8]>| RecordError::WrongKey {
-            in_force: match in_force {
-                Some(der) => crate::ids::Fingerprint::of(der).to_string(),
-                None => self
-                    .keys
-                    .get(&a)
-                    .map_or("unknown".into(), |k| k.fingerprint().to_string()),
-            },
-        };
-        if let Some(expected) = self.key_on_branch(r) {
+        if let Some(known) = self.check_branch_signer(r) {
             // Its predecessors are here: the key in force for it is known.
-            return if named.map(|k| k.0.as_slice()) == expected {
-                Ok(())
-            } else {
-                Err(Ok(wrong(expected)))
-            };
+            return known.map_err(Ok);
         }
+        let named = r.sigs().first().and_then(|s| s.key.as_ref());
         // A predecessor is missing: the key in force now, or one a held `rekey` names, may be
         // right once it comes; anything else waits aside.
         let head = self.state.account(&a).and_then(|s| s.head);
@@ -761,7 +748,32 @@ impl Ledger {
         if plausible {
             Ok(())
         } else {
-            Err(Err(wrong(now.map(PublicKey::der))))
+            Err(Err(self.wrong_key(&a, now.map(PublicKey::der))))
+        }
+    }
+
+    /// A member record's signer against the key in force along its branch, if its
+    /// predecessors are here to say.
+    fn check_branch_signer(&self, r: &Record) -> Option<Result<(), RecordError>> {
+        let expected = self.key_on_branch(r)?;
+        let named = r.sigs().first().and_then(|s| s.key.as_ref());
+        Some(if named.map(|k| k.0.as_slice()) == expected {
+            Ok(())
+        } else {
+            Err(self.wrong_key(&r.account(), expected))
+        })
+    }
+
+    /// `WrongKey`, naming the key in force (its DER, or the account's opening key).
+    fn wrong_key(&self, a: &AccountId, in_force: Option<&[u8]>) -> RecordError {
+        RecordError::WrongKey {
+            in_force: match in_force {
+                Some(der) => crate::ids::Fingerprint::of(der).to_string(),
+                None => self
+                    .keys
+                    .get(a)
+                    .map_or("unknown".into(), |k| k.fingerprint().to_string()),
+            },
         }
     }
 
@@ -797,22 +809,7 @@ impl Ledger {
         if r.seq() == 0 {
             return Ok(());
         }
-        let Some(expected) = self.key_on_branch(r) else {
-            return Ok(());
-        };
-        let named = r.sigs().first().and_then(|s| s.key.as_ref());
-        if named.map(|k| k.0.as_slice()) == expected {
-            return Ok(());
-        }
-        Err(RecordError::WrongKey {
-            in_force: match expected {
-                Some(der) => crate::ids::Fingerprint::of(der).to_string(),
-                None => self
-                    .keys
-                    .get(&a)
-                    .map_or("unknown".into(), |k| k.fingerprint().to_string()),
-            },
-        })
+        self.check_branch_signer(r).unwrap_or(Ok(()))
     }
 
     /// Decides an admitted-or-new record; `fresh` means it is not admitted yet (an error then
