@@ -350,7 +350,6 @@ impl State {
         key: Option<&PublicKey>,
         period_records: &[&Record],
     ) -> Result<(), RecordError> {
-        self.check_frozen(r, p)?;
         if r.account() == self.network {
             // Network records need a quorum of the set in force before them.
             self.check_position(r)?;
