@@ -1,6 +1,7 @@
 //! Scale benchmark (`just bench-scale`): one node holding a chain of N records, for each N in
 //! `COD_BENCH_SCALE` (comma-separated; default 100000). Per size: the import rate through the
-//! daemon, the node's RSS while serving, `GET /v1/info` latency (p50/p99) while idle and while
+//! daemon, the node's RSS while serving (and while a fresh node syncs the chain from it, with
+//! the sync rate and the fresh node's RSS), `GET /v1/info` latency (p50/p99) while idle and while
 //! an import, a full verify and an export run, the restart time until `status` answers, `cod
 //! balance` without a daemon (wall time and peak RSS), and disk bytes per record — the figures
 //! issue 13 sets goals for (docs/performance.md). `COD_BIN` names the executable (`just
@@ -161,7 +162,20 @@ fn run(total: usize) {
         Net::client(&node).call(&Request::Status).is_ok()
     });
     let restart_s = t.elapsed().as_secs_f64();
-    let after_restart = rss_mb(Net::status(&node)["pid"].as_u64().unwrap());
+    let pid = Net::status(&node)["pid"].as_u64().unwrap();
+    let after_restart = rss_mb(pid);
+    // A fresh node syncs the whole chain from it.
+    let t = Instant::now();
+    let fresh = net.add(2, "");
+    let fresh_pid = Net::status(&fresh)["pid"].as_u64().unwrap();
+    let (mut serving_sync, mut fresh_peak) = (0f64, 0f64);
+    wait(3600, "the fresh node's sync", || {
+        serving_sync = serving_sync.max(rss_mb(pid));
+        fresh_peak = fresh_peak.max(rss_mb(fresh_pid));
+        Net::status(&fresh)["chain"]["applied"].as_u64() == Some(count as u64)
+    });
+    let sync_s = t.elapsed().as_secs_f64();
+    cod(&["--node", fresh.to_str().unwrap(), "node", "stop"]);
     cod(&["--node", n, "node", "stop"]);
     let timed = std::process::Command::new("/usr/bin/time")
         .args(["-f", "%e %M"])
@@ -182,8 +196,9 @@ fn run(total: usize) {
     let dir = cod::nodedir::NodeDir::open(&node).unwrap();
     let disk = dir_bytes(&dir.store_path(&dir.node_config().unwrap()));
     println!(
-        "N={count}: import {:.0} records/s ({import_s:.1} s); RSS serving {serving:.0} MB (peak after verify+export {peak_serving:.0} MB, after restart {after_restart:.0} MB); restart until status answers {restart_s:.1} s; cod balance without daemon {bal_s:.1} s, {:.0} MB; disk {:.0} bytes/record",
+        "N={count}: import {:.0} records/s ({import_s:.1} s); RSS serving {serving:.0} MB (peak after verify+export {peak_serving:.0} MB, after restart {after_restart:.0} MB, while a fresh node syncs {serving_sync:.0} MB); fresh-node sync {:.0} records/s ({sync_s:.1} s, its RSS up to {fresh_peak:.0} MB); restart until status answers {restart_s:.1} s; cod balance without daemon {bal_s:.1} s, {:.0} MB; disk {:.0} bytes/record",
         count as f64 / import_s,
+        count as f64 / sync_s,
         bal_kb / 1024.0,
         disk as f64 / count as f64
     );

@@ -248,6 +248,10 @@ pub enum NodeCommand {
         /// Read the key's passphrase from the first line of stdin
         #[arg(long)]
         passphrase_stdin: bool,
+        /// Recompute the stored state from the records before starting (a start otherwise
+        /// reads the stored state; `cod chain verify` says whether the two differ)
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
@@ -616,8 +620,9 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         }
         Command::Node(NodeCommand::Run {
             passphrase_stdin,
+            full,
             passphrase,
-        }) => cmd::node::run(cli.node.as_deref(), passphrase_stdin, passphrase),
+        }) => cmd::node::run(cli.node.as_deref(), passphrase_stdin, full, passphrase),
         Command::Node(NodeCommand::Start { passphrase }) => {
             cmd::node::start(&out, cli.node.as_deref(), passphrase)
         }

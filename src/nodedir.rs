@@ -192,16 +192,23 @@ impl NodeDir {
     /// Opens this node's store (fails with `Locked` while the daemon holds it).
     pub fn open_store(&self) -> Result<crate::store::RocksStore, NodeDirError> {
         let config = self.node_config()?;
-        Ok(crate::store::RocksStore::open(
+        Ok(crate::store::RocksStore::open_with_cache(
             &self.store_path(&config),
             &self.deployment.cod_id,
+            usize::try_from(config.store_cache).unwrap_or(usize::MAX),
         )?)
     }
 
-    /// The node's ledger, loaded from its store (which this process then holds).
-    pub fn load_chain(&self) -> Result<crate::chain::Chain, NodeDirError> {
-        let store = self.open_store()?;
-        Ok(crate::chain::Chain::load(self.params()?, Box::new(store))?)
+    /// The node's ledger, loaded from its store (which this process then holds); with
+    /// `full`, its stored state recomputed from the records first.
+    pub fn load_chain(&self, full: bool) -> Result<crate::chain::Chain, NodeDirError> {
+        let store = Box::new(self.open_store()?);
+        let params = self.params()?;
+        Ok(if full {
+            crate::chain::Chain::recompute(params, store)?
+        } else {
+            crate::chain::Chain::load(params, store)?
+        })
     }
 
     /// The node's ledger, read without holding the store: a daemon can start meanwhile.

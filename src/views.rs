@@ -45,8 +45,23 @@ pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
             a.to_string()
         }
     };
+    // Its newest own records (a chain's times never go back), and every record that paid
+    // it (the credits, claimed or not, index them); what paid the network is not indexed.
+    let candidates: Vec<std::sync::Arc<crate::ledger::Record>> = if *account == l.params().network {
+        l.records()
+            .into_iter()
+            .filter(|r| l.state().is_applied(&r.hash()))
+            .collect()
+    } else {
+        let next = l.state().account(account).map_or(0, |s| s.next_seq());
+        let mut own = l.chain_of(account, next.saturating_sub(limit as u64), limit);
+        let mut paid: Vec<_> = l.state().paid_to(account);
+        paid.retain(|h| !own.iter().any(|r| r.hash() == *h));
+        own.extend(paid.iter().filter_map(|h| l.record(h)));
+        own
+    };
     let mut entries = Vec::new();
-    for r in l.records().filter(|r| l.state().is_applied(&r.hash())) {
+    for r in candidates {
         let mine = r.account() == *account;
         let mut change: BTreeMap<String, i128> = BTreeMap::new();
         let mut with = Vec::new();
@@ -113,7 +128,7 @@ pub fn chain_summary(l: &Ledger) -> Value {
         "missing": missing.into_iter().take(MAX_MISSING_SHOWN).collect::<Vec<_>>(),
         "accounts": state.accounts.len(),
         "issued": state.issued,
-        "forks": l.forks().count(),
+        "forks": l.forks().len(),
         "checkpoint": state.checkpoint.as_ref().map(|c| json!({"period": c.period, "record": c.record, "special": c.special})),
     })
 }
@@ -186,7 +201,8 @@ pub fn record_at(l: &Ledger, account: &AccountId, seq: u64) -> Value {
 pub fn recent(l: &Ledger, limit: usize) -> Value {
     let n = l.state().applied_count();
     let records: Vec<Value> = l
-        .log(n.saturating_sub(limit))
+        .log(n.saturating_sub(limit), limit)
+        .iter()
         .map(|r| json!({"hash": r.hash(), "kind": r.kind(), "account": r.account(), "seq": r.seq(), "time": r.body().time}))
         .collect::<Vec<_>>()
         .into_iter()

@@ -243,7 +243,7 @@ fn kill_9_writer() {
     let dir = std::env::var("COD_TEST_NODE").expect("started by the parent test");
     let archive = std::env::var("COD_TEST_ARCHIVE").unwrap();
     let node = cod::nodedir::NodeDir::open(std::path::Path::new(&dir)).unwrap();
-    let mut chain = node.load_chain().unwrap();
+    let mut chain = node.load_chain(false).unwrap();
     let records =
         cod::archive::read(&std::fs::read(archive).unwrap(), &node.deployment.cod_id).unwrap();
     let mut stdout = std::io::stdout();
@@ -332,7 +332,7 @@ fn kill_9_midway_loses_nothing_acknowledged() {
 
     // Every acknowledged record is there, and the chain is whole.
     let node = cod::nodedir::NodeDir::open(&n1.dir).unwrap();
-    let chain = node.load_chain().unwrap();
+    let chain = node.load_chain(false).unwrap();
     for h in &acknowledged {
         let h: cod::ids::RecordHash = h.parse().unwrap();
         assert!(

@@ -190,7 +190,7 @@ fn a_daemon_starts_while_commands_hold_the_store() {
 
     // A writer (a `cod transfer` without a daemon) holds it for a moment: the daemon waits
     // for it instead of failing.
-    let writer = dir.load_chain().unwrap();
+    let writer = dir.load_chain(false).unwrap();
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(3));
         drop(writer);

@@ -51,7 +51,7 @@ impl Backend {
 
     /// The daemon, or else the store opened to write (held for as long as the command runs).
     pub fn open_writable(dir: &NodeDir) -> Result<Self, CmdError> {
-        Self::connect_or(dir, NodeDir::load_chain)
+        Self::connect_or(dir, |d| d.load_chain(false))
     }
 
     fn connect_or(
@@ -253,7 +253,7 @@ fn settle_lost_answer(
                 Err(e @ ClientError::Daemon { .. }) => return Err(refusal(e)),
                 Err(_) => {}
             },
-            Err(e) if e.code == EXIT_NO_DAEMON => match dir.load_chain() {
+            Err(e) if e.code == EXIT_NO_DAEMON => match dir.load_chain(false) {
                 Ok(chain) => {
                     let l = chain.ledger();
                     let found = views::record_at(l, &me, seq);

@@ -229,8 +229,8 @@ pub fn rekey(
     let key_file = dir.resolve(&config.key);
     let old = dir.secret_key(&passphrase.source())?;
     let account = dir.deployment.node_id;
-    let mut chain = dir.load_chain()?;
-    if chain.ledger().key_of(&account) != Some(old.public()) {
+    let mut chain = dir.load_chain(false)?;
+    if chain.ledger().key_of(&account).as_ref() != Some(old.public()) {
         return Err(CmdError::msg(format!(
             "this node's key {} is not its account's key in force here{}: only that key can replace itself",
             old.public().fingerprint().short(),

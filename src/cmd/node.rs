@@ -24,7 +24,12 @@ fn refuse_disabled(dir: &NodeDir) -> CmdResult {
     Ok(())
 }
 
-pub fn run(node: Option<&Path>, passphrase_stdin: bool, passphrase: PassphraseArgs) -> CmdResult {
+pub fn run(
+    node: Option<&Path>,
+    passphrase_stdin: bool,
+    full: bool,
+    passphrase: PassphraseArgs,
+) -> CmdResult {
     let dir = NodeDir::find(node)?;
     refuse_disabled(&dir)?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("COD_LOG")
@@ -39,6 +44,7 @@ pub fn run(node: Option<&Path>, passphrase_stdin: bool, passphrase: PassphraseAr
         crate::node::RunOptions {
             passphrase: passphrase.source(),
             passphrase_stdin,
+            full,
         },
     )?;
     Ok(())

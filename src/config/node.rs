@@ -43,7 +43,12 @@ pub struct NodeConfig {
     pub sync_interval: u64,
     /// What the public port allows each address (see `node::guard`).
     pub limits: Limits,
+    /// Memory for the store's caches and write buffers, in bytes (`[store] cache`, MiB).
+    pub store_cache: u64,
 }
+
+/// `[store] cache` by default, MiB (the store's `DEFAULT_CACHE_BYTES`).
+pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
 
 /// The limits the operator may tune (node.ini `[limits]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +120,7 @@ impl NodeConfig {
         let ini = Ini::parse(file, text)?;
         ini.reject_unknown_sections(
             &[
-                "node", "dht", "peers", "sync", "archive", "signing", "limits",
+                "node", "dht", "peers", "sync", "archive", "signing", "limits", "store",
             ],
             &[],
         )?;
@@ -191,6 +196,12 @@ impl NodeConfig {
                 .as_secs();
             s.finish()?;
         }
+        let mut store_cache = DEFAULT_STORE_CACHE_MIB;
+        if let Some(mut s) = ini.optional("store") {
+            store_cache =
+                s.or_default("cache", DEFAULT_STORE_CACHE_MIB, values::u64_in(8, 65_536))?;
+            s.finish()?;
+        }
         let mut limits = Limits::default();
         if let Some(mut s) = ini.optional("limits") {
             let d = Limits::default();
@@ -227,6 +238,7 @@ impl NodeConfig {
             auto_sign,
             sync_interval,
             limits,
+            store_cache: store_cache << 20,
         })
     }
 }
@@ -258,6 +270,9 @@ mod tests {
         assert_eq!(n.limits.connections, 100);
         assert_eq!(n.limits.requests_per_second, 5);
         assert_eq!(n.limits.trusted.len(), 2);
+        assert_eq!(n.store_cache, DEFAULT_STORE_CACHE_MIB << 20);
+        let n = NodeConfig::parse("node.ini", "[node]\n[store]\ncache = 256\n").unwrap();
+        assert_eq!(n.store_cache, 256 << 20);
     }
 
     #[test]
@@ -280,6 +295,10 @@ mod tests {
                 "node.ini:2: key \"keyfile\": unknown key in [node]; known keys: data_dir, key, listen, passphrase_file, public_addr",
             ),
             ("[dht]\n", "node.ini: missing section [node]"),
+            (
+                "[node]\n[store]\ncache = 4\n",
+                "node.ini:3: key \"cache\": in [store]: 4 is out of range 8..=65536",
+            ),
             (
                 "[node]\n[dht]\nenabled = false\n[peers]\nexchange = false\n",
                 "node.ini: this node could never find a peer: enable [dht], list [peers] static, or enable exchange",

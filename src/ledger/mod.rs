@@ -7,6 +7,7 @@
 //! state incrementally, falling back to the full computation when a fork needs it. The
 //! property tests check exactly this equivalence.
 
+pub mod db;
 pub mod economics;
 pub mod record;
 pub mod rules;
@@ -15,12 +16,15 @@ pub mod state;
 use crate::config::ComConfig;
 use crate::ids::{AccountId, CodId, RecordHash};
 use crate::keys::{PublicKey, SecretKey};
+use db::{Source, Table, Writes};
 pub use record::{
     B64, Body, Content, Distribute, Handover, Head, Issue, Kind, Output, Record, RecordError, Sig,
     SignerSet, Transfer,
 };
-pub use state::{AccountState, Dep, State};
+pub use state::{AccountState, Checkpoint, Dep, DerivedSources, DerivedWrites, State, Summary};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
 
 /// Records kept waiting for missing dependencies, at most.
 pub const MAX_PENDING: usize = 100_000;
@@ -183,15 +187,82 @@ pub struct Outcome {
     pub rebuilt: bool,
 }
 
+/// The records a ledger holds (applied, pending, and fork proofs), as tables (in memory,
+/// or layered over a store).
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    pub records: Table<RecordHash, Arc<Record>>,
+    /// Every held record by position: (account, seq, hash).
+    pub slots: Table<(AccountId, u64, RecordHash), ()>,
+    /// Positions holding more than one record: each a proof that the account signed twice.
+    pub forks: Table<(AccountId, u64), ()>,
+    /// The opening key of every account whose opening is held.
+    pub keys: Table<AccountId, PublicKey>,
+    /// The records waiting for what they depend on.
+    pub pending: Table<RecordHash, ()>,
+}
+
+/// Where [`Held`]'s committed entries are read from.
+pub struct HeldSources {
+    pub records: Arc<dyn Source<RecordHash, Arc<Record>>>,
+    pub slots: Arc<dyn Source<(AccountId, u64, RecordHash), ()>>,
+    pub forks: Arc<dyn Source<(AccountId, u64), ()>>,
+    pub keys: Arc<dyn Source<AccountId, PublicKey>>,
+    pub pending: Arc<dyn Source<RecordHash, ()>>,
+}
+
+/// [`Held`]'s changes since they were last taken.
+#[derive(Debug, Default)]
+pub struct HeldWrites {
+    pub records: (bool, Writes<RecordHash, Arc<Record>>),
+    pub slots: (bool, Writes<(AccountId, u64, RecordHash), ()>),
+    pub forks: (bool, Writes<(AccountId, u64), ()>),
+    pub keys: (bool, Writes<AccountId, PublicKey>),
+    pub pending: (bool, Writes<RecordHash, ()>),
+}
+
+/// Every change a ledger made since they were last taken ([`Ledger::take_writes`]).
+#[derive(Debug, Default)]
+pub struct LedgerWrites {
+    pub held: HeldWrites,
+    pub derived: DerivedWrites,
+}
+
+impl LedgerWrites {
+    pub fn is_empty(&self) -> bool {
+        fn none<K, V>((cleared, w): &(bool, Writes<K, V>)) -> bool {
+            !cleared && w.is_empty()
+        }
+        let (h, d) = (&self.held, &self.derived);
+        none(&h.records)
+            && none(&h.slots)
+            && none(&h.forks)
+            && none(&h.keys)
+            && none(&h.pending)
+            && none(&d.applied)
+            && none(&d.chain)
+            && none(&d.log)
+            && none(&d.unclaimed)
+            && none(&d.claimed)
+    }
+}
+
+/// What a store keeps of a ledger besides its tables, so it resumes without replaying.
+pub struct Stored {
+    /// Records held.
+    pub held: u64,
+    pub summary: Summary,
+    pub accounts: BTreeMap<AccountId, AccountState>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Ledger {
     params: Params,
-    records: HashMap<RecordHash, Record>,
-    slots: BTreeMap<(AccountId, u64), BTreeSet<RecordHash>>,
-    keys: HashMap<AccountId, PublicKey>,
+    h: Held,
+    /// Records held (the size of `h.records`).
+    held_n: u64,
     awaiting: Awaiting,
     state: State,
-    chain: BTreeMap<(AccountId, u64), RecordHash>,
     pending: BTreeMap<RecordHash, Vec<Dep>>,
     waiting: HashMap<Dep, BTreeSet<RecordHash>>,
     pending_per_account: HashMap<AccountId, usize>,
@@ -201,29 +272,27 @@ pub struct Ledger {
     pending_network: BTreeSet<RecordHash>,
     /// Checkpoints on a lost branch already handed to the full computation.
     tried_checkpoints: HashSet<RecordHash>,
-    /// Applied records in the order they were applied: every record after its dependencies,
-    /// so a peer can replay this log front to back (fresh-node sync).
-    order: Vec<RecordHash>,
 }
 
 impl Ledger {
     pub fn new(params: Params) -> Self {
         let state = State::genesis(&params);
+        Self::with(params, Held::default(), 0, state)
+    }
+
+    fn with(params: Params, h: Held, held_n: u64, state: State) -> Self {
         Self {
             params,
-            records: HashMap::new(),
-            slots: BTreeMap::new(),
-            keys: HashMap::new(),
+            h,
+            held_n,
             awaiting: Awaiting::default(),
             state,
-            chain: BTreeMap::new(),
             pending: BTreeMap::new(),
             waiting: HashMap::new(),
             pending_per_account: HashMap::new(),
             pending_bytes: 0,
             pending_network: BTreeSet::new(),
             tried_checkpoints: HashSet::new(),
-            order: Vec::new(),
         }
     }
 
@@ -244,6 +313,57 @@ impl Ledger {
         (l, dropped)
     }
 
+    /// A ledger as a store keeps it: its tables layered over the store, its state as
+    /// stored — nothing replayed. Only the pending records are read (to know what each
+    /// waits for).
+    pub fn resume(
+        params: Params,
+        held: HeldSources,
+        derived: DerivedSources,
+        stored: Stored,
+    ) -> Self {
+        let h = Held {
+            records: Table::over(held.records),
+            slots: Table::over(held.slots),
+            forks: Table::over(held.forks),
+            keys: Table::over(held.keys),
+            pending: Table::over(held.pending),
+        };
+        let state = State::resume(&params, stored.summary, stored.accounts, derived);
+        let mut l = Self::with(params, h, stored.held, state);
+        for (hash, ()) in l.h.pending.entries() {
+            if let Some(r) = l.h.records.get(&hash) {
+                let deps = l.state.missing(&r);
+                l.set_pending(hash, deps);
+            }
+        }
+        l
+    }
+
+    /// Every change since the last call: the caller commits them before the ledger reads
+    /// again (see [`Table::take_writes`]).
+    pub fn take_writes(&mut self) -> LedgerWrites {
+        LedgerWrites {
+            held: HeldWrites {
+                records: self.h.records.take_writes(),
+                slots: self.h.slots.take_writes(),
+                forks: self.h.forks.take_writes(),
+                keys: self.h.keys.take_writes(),
+                pending: self.h.pending.take_writes(),
+            },
+            derived: self.state.take_writes(),
+        }
+    }
+
+    /// What a store keeps besides the tables (see [`Ledger::resume`]).
+    pub fn stored(&self) -> Stored {
+        Stored {
+            held: self.held_n,
+            summary: self.state.summary(),
+            accounts: self.state.accounts.clone(),
+        }
+    }
+
     pub fn params(&self) -> &Params {
         &self.params
     }
@@ -252,61 +372,98 @@ impl Ledger {
         &self.state
     }
 
-    pub fn record(&self, h: &RecordHash) -> Option<&Record> {
-        self.records.get(h)
+    pub fn record(&self, h: &RecordHash) -> Option<Arc<Record>> {
+        self.h.records.get(h)
     }
 
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.records.values()
+    pub fn holds(&self, h: &RecordHash) -> bool {
+        self.h.records.contains(h)
+    }
+
+    /// Every held record, in hash order (a whole scan: for exports and checks).
+    pub fn records(&self) -> Vec<Arc<Record>> {
+        self.h
+            .records
+            .entries()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.held_n as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.held_n == 0
     }
 
-    /// Applied records from position `from` of the application log (dependencies first).
-    pub fn log(&self, from: usize) -> impl Iterator<Item = &Record> {
-        self.order.iter().skip(from).map(|h| &self.records[h])
+    fn rec(&self, h: &RecordHash) -> Arc<Record> {
+        self.h
+            .records
+            .get(h)
+            .unwrap_or_else(|| panic!("record {h} is held"))
+    }
+
+    /// Applied records from position `from` of the application log (dependencies first),
+    /// at most `limit`.
+    pub fn log(&self, from: usize, limit: usize) -> Vec<Arc<Record>> {
+        self.state
+            .log(from as u64, limit)
+            .iter()
+            .map(|h| self.rec(h))
+            .collect()
     }
 
     /// The account's key in force: its opening key, or the one its last `rekey` named.
-    pub fn key_of(&self, a: &AccountId) -> Option<&PublicKey> {
+    pub fn key_of(&self, a: &AccountId) -> Option<PublicKey> {
         self.state
             .account(a)
             .and_then(AccountState::rekeyed)
-            .or_else(|| self.keys.get(a))
+            .cloned()
+            .or_else(|| self.h.keys.get(a))
     }
 
-    /// Applied records of an account from `from` on, in seq order.
-    pub fn chain_of(&self, a: &AccountId, from: u64) -> impl Iterator<Item = &Record> {
-        self.chain
-            .range((*a, from)..=(*a, u64::MAX))
-            .map(|(_, h)| &self.records[h])
+    /// Applied records of an account from `from` on, in seq order, at most `limit`.
+    pub fn chain_of(&self, a: &AccountId, from: u64, limit: usize) -> Vec<Arc<Record>> {
+        self.state
+            .chain_of(a, from, limit)
+            .iter()
+            .map(|(_, h)| self.rec(h))
+            .collect()
     }
 
     /// The applied record at (account, seq).
-    pub fn at(&self, a: &AccountId, seq: u64) -> Option<&Record> {
-        self.chain.get(&(*a, seq)).map(|h| &self.records[h])
+    pub fn at(&self, a: &AccountId, seq: u64) -> Option<Arc<Record>> {
+        self.state.applied_at(a, seq).map(|h| self.rec(&h))
+    }
+
+    /// The held records at (account, seq): more than one is a fork's proof.
+    pub fn held_at(&self, a: &AccountId, seq: u64) -> BTreeSet<RecordHash> {
+        let lo = (*a, seq, RecordHash::from_bytes([0; 32]));
+        let hi = (*a, seq, RecordHash::from_bytes([0xff; 32]));
+        self.h
+            .slots
+            .range(Bound::Included(&lo), Bound::Included(&hi), MAX_PER_SLOT + 1)
+            .into_iter()
+            .map(|((_, _, h), ())| h)
+            .collect()
     }
 
     /// The applied record that holds `body`'s place (its account and seq), if that is
     /// another record: then `body` can never apply (a proposal the chain moved past).
     pub fn superseded_by(&self, body: &Body) -> Option<RecordHash> {
-        let h = self.chain.get(&(body.account, body.seq))?;
-        (*h != body.hash()).then_some(*h)
+        let h = self.state.applied_at(&body.account, body.seq)?;
+        (h != body.hash()).then_some(h)
     }
 
     pub fn status(&self, h: &RecordHash) -> Option<Status> {
-        let r = self.records.get(h)?;
+        let r = self.h.records.get(h)?;
         if self.state.is_applied(h) {
             return Some(Status::Applied);
         }
-        if let Some(winner) = self.chain.get(&(r.account(), r.seq())) {
-            return Some(Status::Lost { winner: *winner });
+        if let Some(winner) = self.state.applied_at(&r.account(), r.seq()) {
+            return Some(Status::Lost { winner });
         }
         Some(Status::Pending(
             self.pending.get(h).cloned().unwrap_or_default(),
@@ -330,11 +487,13 @@ impl Ledger {
 
     /// Slots holding more than one record: each is a proof that the account signed two
     /// records with the same seq.
-    pub fn forks(&self) -> impl Iterator<Item = ((AccountId, u64), &BTreeSet<RecordHash>)> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.len() > 1)
-            .map(|(k, s)| (*k, s))
+    pub fn forks(&self) -> Vec<((AccountId, u64), BTreeSet<RecordHash>)> {
+        self.h
+            .forks
+            .entries()
+            .into_iter()
+            .map(|((a, seq), ())| ((a, seq), self.held_at(&a, seq)))
+            .collect()
     }
 
     /// Takes a record from anywhere (a peer, an archive, the local wallet): checks its form
@@ -383,30 +542,32 @@ impl Ledger {
             params: self.params.clone(),
             keys: records
                 .iter()
-                .filter_map(|r| self.keys.get_key_value(&r.account()))
-                .map(|(a, k)| (*a, k.clone()))
+                .filter_map(|r| Some((r.account(), self.h.keys.get(&r.account())?)))
                 .collect(),
             held: records
                 .iter()
                 .map(Record::hash)
-                .filter(|h| self.records.contains_key(h))
+                .filter(|h| self.h.records.contains(h))
                 .collect(),
+            source: None,
         }
     }
 
     /// A snapshot for checking records without this ledger at hand, e.g. on other threads
     /// while it applies earlier ones.
     pub fn verifier(&self) -> Verifier {
+        let (source, layer) = self.h.records.parts();
         Verifier {
             params: self.params.clone(),
-            keys: self.keys.clone(),
-            held: self.records.keys().copied().collect(),
+            keys: self.h.keys.entries().into_iter().collect(),
+            held: layer,
+            source,
         }
     }
 
     fn ingest_inner(&mut self, r: Record, verified: bool) -> Result<Outcome, RecordError> {
         let mut out = Outcome::default();
-        if self.records.contains_key(&r.hash()) {
+        if self.h.records.contains(&r.hash()) {
             out.duplicate = true;
             return Ok(out);
         }
@@ -415,8 +576,8 @@ impl Ledger {
         }
         let key = match r.kind() {
             Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
-            Kind::Transfer => match self.keys.get(&r.account()) {
-                Some(k) => Some(k.clone()),
+            Kind::Transfer => match self.h.keys.get(&r.account()) {
+                Some(k) => Some(k),
                 None => {
                     out.pending = vec![Dep::Account(r.account())];
                     self.awaiting.hold(r, false)?;
@@ -445,10 +606,7 @@ impl Ledger {
                 return Ok(out);
             }
         }
-        let in_slot = self
-            .slots
-            .get(&(r.account(), r.seq()))
-            .map_or(0, BTreeSet::len);
+        let in_slot = self.held_at(&r.account(), r.seq()).len();
         if in_slot >= MAX_PER_SLOT {
             return Err(RecordError::TooMany {
                 what: "records signed for one (account, seq)",
@@ -494,7 +652,7 @@ impl Ledger {
             out.applied
                 .iter()
                 .chain(&out.admitted)
-                .filter_map(|h| self.records.get(h).map(Record::account))
+                .filter_map(|h| self.h.records.get(h).map(|r| r.account()))
                 .collect()
         };
         for a in moved {
@@ -521,18 +679,23 @@ impl Ledger {
             && r.seq() == 0
             && let Ok(Some(k)) = rules::opening_key(&r, &self.params)
         {
-            self.keys.insert(r.account(), k);
+            self.h.keys.insert(r.account(), k);
         }
-        self.slots
-            .entry((r.account(), r.seq()))
-            .or_default()
-            .insert(r.hash());
-        self.records.insert(r.hash(), r);
+        let (a, seq, h) = (r.account(), r.seq(), r.hash());
+        if self.h.records.contains(&h) {
+            return;
+        }
+        if !self.held_at(&a, seq).is_empty() {
+            self.h.forks.insert((a, seq), ());
+        }
+        self.h.slots.insert((a, seq, h), ());
+        self.h.records.insert(h, Arc::new(r));
+        self.held_n += 1;
     }
 
     /// Drops an admitted record that can never apply, saying why.
     fn forget(&mut self, h: RecordHash, error: RecordError) -> Dropped {
-        let r = &self.records[&h];
+        let r = self.rec(&h);
         let d = Dropped {
             hash: h,
             account: r.account(),
@@ -544,13 +707,15 @@ impl Ledger {
     }
 
     fn unadmit(&mut self, h: &RecordHash) {
-        if let Some(r) = self.records.remove(h) {
-            let slot = (r.account(), r.seq());
-            if let Some(s) = self.slots.get_mut(&slot) {
-                s.remove(h);
-                if s.is_empty() {
-                    self.slots.remove(&slot);
-                }
+        if let Some(r) = self.h.records.remove(h) {
+            let (a, seq) = (r.account(), r.seq());
+            self.h.slots.remove(&(a, seq, *h));
+            self.held_n -= 1;
+            if self.held_at(&a, seq).len() < 2 {
+                self.h.forks.remove(&(a, seq));
+            }
+            if seq == 0 && self.held_at(&a, 0).is_empty() {
+                self.h.keys.remove(&a);
             }
         }
     }
@@ -560,8 +725,9 @@ impl Ledger {
             self.waiting.entry(*d).or_default().insert(h);
         }
         if self.pending.insert(h, deps).is_none()
-            && let Some(r) = self.records.get(&h)
+            && let Some(r) = self.h.records.get(&h)
         {
+            self.h.pending.insert(h, ());
             *self.pending_per_account.entry(r.account()).or_default() += 1;
             self.pending_bytes += r.size_estimate();
             if r.account() == self.params.network {
@@ -573,10 +739,11 @@ impl Ledger {
     fn clear_pending(&mut self, h: &RecordHash) {
         if let Some(deps) = self.pending.remove(h) {
             self.pending_network.remove(h);
-            if let Some(r) = self.records.get(h) {
+            self.h.pending.remove(h);
+            if let Some(r) = self.h.records.get(h) {
                 self.pending_bytes -= r.size_estimate();
             }
-            if let Some(r) = self.records.get(h)
+            if let Some(r) = self.h.records.get(h)
                 && let Some(n) = self.pending_per_account.get_mut(&r.account())
             {
                 *n -= 1;
@@ -597,24 +764,24 @@ impl Ledger {
 
     /// The records a distribution's checkpoint adds to the previous one, from the applied
     /// chains (`None` if a head is not applied).
-    fn period_records(&self, d: &Distribute) -> Option<Vec<&Record>> {
-        period_records_in(&self.records, &self.chain, &self.state, d)
+    fn period_records(&self, d: &Distribute) -> Option<Vec<Arc<Record>>> {
+        period_records_in(&self.h.records, &self.state, d)
     }
 
     /// Is `h` a held record that is not applied because it, or a record it descends from,
     /// lost a fork here? (A checkpoint naming it must be settled by the full computation.)
     fn descends_from_lost(&self, mut h: RecordHash) -> bool {
-        for _ in 0..self.records.len() {
-            let Some(r) = self.records.get(&h) else {
+        for _ in 0..self.held_n {
+            let Some(r) = self.h.records.get(&h) else {
                 return false;
             };
             if self.state.is_applied(&h) {
                 return false;
             }
             if self
-                .chain
-                .get(&(r.account(), r.seq()))
-                .is_some_and(|w| *w != h)
+                .state
+                .applied_at(&r.account(), r.seq())
+                .is_some_and(|w| w != h)
             {
                 return true;
             }
@@ -650,7 +817,7 @@ impl Ledger {
                     if Some(x) == stop {
                         return true;
                     }
-                    match self.records.get(&x) {
+                    match self.h.records.get(&x) {
                         Some(r) if r.account() == *a => at = r.body().prev,
                         _ => return false,
                     }
@@ -659,7 +826,7 @@ impl Ledger {
             })
         };
         let ready = self.pending_network.iter().find(|h| {
-            let Some(r) = self.records.get(h) else {
+            let Some(r) = self.h.records.get(h) else {
                 return false;
             };
             let Content::Distribute(d) = &r.body().content else {
@@ -734,15 +901,22 @@ impl Ledger {
         let plausible = match named {
             None => now.is_none(),
             Some(der) => {
-                now.is_some_and(|k| k.der() == der.0.as_slice())
-                    || self
+                now.is_some_and(|k| k.der() == der.0.as_slice()) || {
+                    let lo = (
+                        a,
+                        head.map_or(0, |h| h.seq + 1),
+                        RecordHash::from_bytes([0; 32]),
+                    );
+                    let hi = (a, r.seq(), RecordHash::from_bytes([0; 32]));
+                    self.h
                         .slots
-                        .range((a, head.map_or(0, |h| h.seq + 1))..(a, r.seq()))
-                        .flat_map(|(_, hs)| hs)
-                        .any(|h| match &self.records[h].body().content {
+                        .range(Bound::Included(&lo), Bound::Excluded(&hi), usize::MAX)
+                        .into_iter()
+                        .any(|((_, _, h), ())| match &self.rec(&h).body().content {
                             Content::Transfer(t) => t.rekey.as_ref() == Some(der),
                             _ => false,
                         })
+                }
             }
         };
         if plausible {
@@ -757,10 +931,10 @@ impl Ledger {
     fn check_branch_signer(&self, r: &Record) -> Option<Result<(), RecordError>> {
         let expected = self.key_on_branch(r)?;
         let named = r.sigs().first().and_then(|s| s.key.as_ref());
-        Some(if named.map(|k| k.0.as_slice()) == expected {
+        Some(if named.map(|k| &k.0) == expected.as_ref() {
             Ok(())
         } else {
-            Err(self.wrong_key(&r.account(), expected))
+            Err(self.wrong_key(&r.account(), expected.as_deref()))
         })
     }
 
@@ -770,6 +944,7 @@ impl Ledger {
             in_force: match in_force {
                 Some(der) => crate::ids::Fingerprint::of(der).to_string(),
                 None => self
+                    .h
                     .keys
                     .get(a)
                     .map_or("unknown".into(), |k| k.fingerprint().to_string()),
@@ -782,16 +957,19 @@ impl Ledger {
     /// named, `Some(None)` the opening key, `None` if a predecessor is not here (not known
     /// yet). Where the links reach the applied chain, the chain's key history answers, so a
     /// record on a branch that lost a fork is judged by its own branch.
-    fn key_on_branch(&self, r: &Record) -> Option<Option<&[u8]>> {
+    fn key_on_branch(&self, r: &Record) -> Option<Option<Vec<u8>>> {
         let mut at = r.body().prev;
         while let Some(h) = at {
             if let Some((_, seq)) = self.state.position(&h) {
                 let acct = self.state.account(&r.account());
-                return Some(acct.and_then(|s| s.key_after(seq)).map(PublicKey::der));
+                return Some(
+                    acct.and_then(|s| s.key_after(seq))
+                        .map(|k| k.der().to_vec()),
+                );
             }
-            let prev = self.records.get(&h)?;
+            let prev = self.h.records.get(&h)?;
             if let Content::Transfer(Transfer { rekey: Some(k), .. }) = &prev.body().content {
-                return Some(Some(k.0.as_slice()));
+                return Some(Some(k.0.clone()));
             }
             at = prev.body().prev;
         }
@@ -821,7 +999,7 @@ impl Ledger {
             let h = r.hash();
             // A rebuild decided every held record at once; what was queued before it is
             // either applied, pending or gone now.
-            if out.rebuilt || (!fresh && !self.records.contains_key(&h)) {
+            if out.rebuilt || (!fresh && !self.h.records.contains(&h)) {
                 break;
             }
             let result = self.decide_one(r, fresh, out);
@@ -831,7 +1009,7 @@ impl Ledger {
                 Err(e) if first && fresh => return Err(e),
                 Err(error) => {
                     self.clear_pending(&h);
-                    if let Some(r) = self.records.get(&h) {
+                    if let Some(r) = self.h.records.get(&h) {
                         out.dropped.push(Dropped {
                             hash: h,
                             account: r.account(),
@@ -863,7 +1041,7 @@ impl Ledger {
     ) -> Result<Option<Vec<Record>>, RecordError> {
         let h = r.hash();
         let slot = (r.account(), r.seq());
-        if let Some(winner) = self.chain.get(&slot).copied() {
+        if let Some(winner) = self.state.applied_at(&slot.0, slot.1) {
             // A fork: two records signed for the same (account, seq) — by the key in force
             // there, or it is no proof of anything (a replaced key signs nothing more).
             self.check_fork_signer(&r)?;
@@ -908,38 +1086,33 @@ impl Ledger {
         }
         let key = match r.kind() {
             Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
-            Kind::Transfer => self.keys.get(&r.account()).cloned(),
+            Kind::Transfer => self.h.keys.get(&r.account()),
             _ => None,
         };
-        let period_records: Vec<Record> = match &r.body().content {
+        let period_records: Vec<Arc<Record>> = match &r.body().content {
             Content::Distribute(d) => self
                 .period_records(d)
-                .ok_or(RecordError::HeadInvalid(r.account()))?
-                .into_iter()
-                .cloned()
-                .collect(),
+                .ok_or(RecordError::HeadInvalid(r.account()))?,
             _ => Vec::new(),
         };
-        let refs: Vec<&Record> = period_records.iter().collect();
-        self.state.apply(&r, &self.params, key.as_ref(), &refs)?;
+        self.state
+            .apply(&r, &self.params, key.as_ref(), &period_records)?;
         self.clear_pending(&h);
         if fresh {
             self.admit_unchecked(r.clone());
             out.admitted.push(h);
         } else if let Some(k) = key.filter(|_| r.seq() == 0) {
-            self.keys.insert(r.account(), k);
+            self.h.keys.insert(r.account(), k);
         }
-        self.chain.insert(slot, h);
-        self.order.push(h);
         out.applied.push(h);
         let mut released = Vec::new();
         for dep in [Dep::Record(h), Dep::Account(r.account())] {
             if let Some(ws) = self.waiting.get(&dep) {
                 for w in ws.clone() {
-                    let still = self.state.missing(&self.records[&w]);
-                    if still.is_empty() {
+                    let waiting = self.rec(&w);
+                    if self.state.missing(&waiting).is_empty() {
                         self.clear_pending(&w);
-                        released.push(self.records[&w].clone());
+                        released.push(Record::clone(&waiting));
                     }
                 }
             }
@@ -951,46 +1124,40 @@ impl Ledger {
     /// must match (see `docs/ledger.md`, "The state of a set of records").
     fn rebuild(&mut self) -> Vec<Dropped> {
         let p = self.params.clone();
-        let mut world = State::genesis(&p);
-        let mut chain: BTreeMap<(AccountId, u64), RecordHash> = BTreeMap::new();
-        let mut order: Vec<RecordHash> = Vec::new();
+        let mut world = self.state.fresh(&p);
 
         // 1. The network chain, in seq order. At each seq the lowest-hash valid candidate
         //    wins; a distribution is valid if its checkpoint replays cleanly on its own.
         let mut seq = 0;
-        while let Some(cands) = self.slots.get(&(p.network, seq)) {
+        loop {
+            let cands = self.held_at(&p.network, seq);
+            if cands.is_empty() {
+                break;
+            }
             let prev = world
                 .account(&p.network)
                 .and_then(|s| s.head)
                 .map(|h| h.hash);
             let mut chosen = false;
-            for h in cands {
-                let r = &self.records[h];
+            for h in &cands {
+                let r = self.rec(h);
                 if r.body().prev != prev {
                     continue;
                 }
                 match &r.body().content {
                     Content::Distribute(d) => {
                         let mut trial = world.clone();
-                        let mut trial_chain = chain.clone();
-                        let mut trial_order = Vec::new();
-                        if self.replay_cut(&mut trial, &mut trial_chain, &mut trial_order, d) {
-                            let recs = period_records_in(&self.records, &trial_chain, &trial, d);
-                            if let Some(recs) = recs
-                                && trial.apply(r, &p, None, &recs).is_ok()
-                            {
-                                world = trial;
-                                chain = trial_chain;
-                                order.extend(trial_order);
-                                chosen = true;
-                            }
+                        if self.replay_cut(&mut trial, d)
+                            && let Some(recs) = period_records_in(&self.h.records, &trial, d)
+                            && trial.apply(&r, &p, None, &recs).is_ok()
+                        {
+                            world = trial;
+                            chosen = true;
                         }
                     }
-                    _ => chosen = world.apply(r, &p, None, &[]).is_ok(),
+                    _ => chosen = world.apply(&r, &p, None, &[]).is_ok(),
                 }
                 if chosen {
-                    chain.insert((p.network, seq), *h);
-                    order.push(*h);
                     break;
                 }
             }
@@ -1002,15 +1169,16 @@ impl Ledger {
 
         // 2. Member records beyond the last checkpoint, slot by slot in dependency order:
         //    a slot is decided once none of its candidates waits on an undecided record;
-        //    then its lowest-hash valid candidate wins.
+        //    then its lowest-hash valid candidate wins. (Every account holding a record
+        //    beyond its opening holds the opening's key.)
         let mut dead: HashSet<RecordHash> = HashSet::new();
         let accounts: Vec<AccountId> = self
-            .slots
-            .keys()
-            .map(|(a, _)| *a)
-            .filter(|a| *a != p.network)
-            .collect::<BTreeSet<_>>()
+            .h
+            .keys
+            .entries()
             .into_iter()
+            .map(|(a, _)| a)
+            .filter(|a| *a != p.network)
             .collect();
         loop {
             let mut progress = false;
@@ -1019,28 +1187,26 @@ impl Ledger {
                     let acct_state = world.account(a);
                     let next = acct_state.map_or(0, |s| s.next_seq());
                     let head = acct_state.and_then(|s| s.head).map(|h| h.hash);
-                    let Some(cands) = self.slots.get(&(*a, next)) else {
+                    let cands = self.held_at(a, next);
+                    if cands.is_empty() {
                         break;
-                    };
+                    }
                     let mut ready = Vec::new();
                     let mut blocked = false;
-                    for h in cands {
+                    for h in &cands {
                         if dead.contains(h) {
                             continue;
                         }
-                        let r = &self.records[h];
+                        let r = self.rec(h);
                         if r.body().prev != head {
                             dead.insert(*h);
                             progress = true;
                             continue;
                         }
-                        let missing = world.missing(r);
+                        let missing = world.missing(&r);
                         let is_dead = missing.iter().any(|d| match d {
-                            Dep::Record(x) => !self.records.contains_key(x) || dead.contains(x),
-                            Dep::Account(y) => self
-                                .slots
-                                .get(&(*y, 0))
-                                .is_none_or(|s| s.iter().all(|x| dead.contains(x))),
+                            Dep::Record(x) => !self.h.records.contains(x) || dead.contains(x),
+                            Dep::Account(y) => self.held_at(y, 0).iter().all(|x| dead.contains(x)),
                         });
                         if is_dead {
                             dead.insert(*h);
@@ -1056,13 +1222,13 @@ impl Ledger {
                     }
                     let mut winner = None;
                     for h in &ready {
-                        let r = &self.records[h];
+                        let r = self.rec(h);
                         let key = if r.seq() == 0 {
-                            rules::opening_key(r, &p).ok().flatten()
+                            rules::opening_key(&r, &p).ok().flatten()
                         } else {
-                            self.keys.get(a).cloned()
+                            self.h.keys.get(a)
                         };
-                        if world.apply(r, &p, key.as_ref(), &[]).is_ok() {
+                        if world.apply(&r, &p, key.as_ref(), &[]).is_ok() {
                             winner = Some(*h);
                             break;
                         }
@@ -1070,9 +1236,7 @@ impl Ledger {
                     }
                     progress = true;
                     let Some(w) = winner else { break };
-                    chain.insert((*a, next), w);
-                    order.push(w);
-                    for h in cands {
+                    for h in &cands {
                         if *h != w {
                             dead.insert(*h);
                         }
@@ -1084,10 +1248,12 @@ impl Ledger {
                 // not take, member records whose predecessor is missing or lost — never applies
                 // here: mark it dead, so the slots waiting on it can be decided.
                 let unreachable: Vec<RecordHash> = self
+                    .h
                     .records
-                    .iter()
+                    .entries()
+                    .into_iter()
                     .filter(|(h, r)| {
-                        if dead.contains(*h) || world.is_applied(h) {
+                        if dead.contains(h) || world.is_applied(h) {
                             return false;
                         }
                         let st = world.account(&r.account());
@@ -1095,7 +1261,7 @@ impl Ledger {
                             && r.body().prev == st.and_then(|s| s.head).map(|x| x.hash);
                         r.account() == p.network || !at_next
                     })
-                    .map(|(h, _)| *h)
+                    .map(|(h, _)| h)
                     .collect();
                 if unreachable.is_empty() {
                     break;
@@ -1105,31 +1271,35 @@ impl Ledger {
         }
 
         self.state = world;
-        self.chain = chain;
-        self.order = order;
         // Re-derive the pending index; records that can never apply are dropped.
         self.pending.clear();
         self.waiting.clear();
-        let unapplied: Vec<RecordHash> = self
+        self.pending_per_account.clear();
+        self.pending_bytes = 0;
+        self.pending_network.clear();
+        self.h.pending = self.h.pending.fresh();
+        let unapplied: Vec<Arc<Record>> = self
+            .h
             .records
-            .keys()
-            .filter(|h| !self.state.is_applied(h))
-            .copied()
+            .entries()
+            .into_iter()
+            .filter(|(h, _)| !self.state.is_applied(h))
+            .map(|(_, r)| r)
             .collect();
         let mut dropped = Vec::new();
-        for h in unapplied {
-            let r = &self.records[&h];
-            let deps = self.state.missing(r);
-            if let Some(winner) = self.chain.get(&(r.account(), r.seq())) {
+        for r in unapplied {
+            let h = r.hash();
+            let deps = self.state.missing(&r);
+            if let Some(winner) = self.state.applied_at(&r.account(), r.seq()) {
                 // Lost a fork: kept as proof if signed as the chain requires there (else it
                 // proves nothing and goes, as the incremental path refuses it). A lower-hash
                 // loser that only lacked a dependency is reconsidered when it arrives.
-                if let Err(error) = self.check_fork_signer(r) {
+                if let Err(error) = self.check_fork_signer(&r) {
                     dropped.push(self.forget(h, error));
                     continue;
                 }
                 let forced = r.account() == p.network || self.slot_forced(&r.account(), r.seq());
-                if !forced && h < *winner && !deps.is_empty() {
+                if !forced && h < winner && !deps.is_empty() {
                     self.set_pending(h, deps);
                 }
                 continue;
@@ -1139,12 +1309,12 @@ impl Ledger {
                 continue;
             }
             // Its dependencies are settled: if it does not apply now, it never will.
-            let key = self.keys.get(&r.account()).cloned();
+            let key = self.h.keys.get(&r.account());
             let recs = match &r.body().content {
                 Content::Distribute(d) => self.period_records(d).unwrap_or_default(),
                 _ => Vec::new(),
             };
-            match self.state.clone().apply(r, &p, key.as_ref(), &recs) {
+            match self.state.clone().apply(&r, &p, key.as_ref(), &recs) {
                 Err(error) => dropped.push(self.forget(h, error)),
                 // Applicable, but not reached in this computation (its slot waited on a record
                 // that is dead here): it stays held and is decided on its next chance.
@@ -1157,15 +1327,9 @@ impl Ledger {
     /// Applies a checkpoint's records (those after the previous checkpoint) to `trial`, in
     /// dependency order, using only the chains the checkpoint names. False if any is missing
     /// or invalid.
-    fn replay_cut(
-        &self,
-        trial: &mut State,
-        trial_chain: &mut BTreeMap<(AccountId, u64), RecordHash>,
-        trial_order: &mut Vec<RecordHash>,
-        d: &Distribute,
-    ) -> bool {
+    fn replay_cut(&self, trial: &mut State, d: &Distribute) -> bool {
         let p = &self.params;
-        let mut queues: Vec<VecDeque<&Record>> = Vec::new();
+        let mut queues: Vec<VecDeque<Arc<Record>>> = Vec::new();
         for (a, head) in &d.heads {
             let old = trial.account(a).and_then(|s| s.head);
             let mut list = VecDeque::new();
@@ -1176,14 +1340,14 @@ impl Ledger {
                     (None, None) => break,
                     (None, Some(_)) => return false, // does not pass through the old head
                     (Some(h), _) => {
-                        let Some(r) = self.records.get(&h) else {
+                        let Some(r) = self.h.records.get(&h) else {
                             return false;
                         };
                         if r.account() != *a {
                             return false;
                         }
-                        list.push_front(r);
                         at = r.body().prev;
+                        list.push_front(r);
                     }
                 }
             }
@@ -1199,13 +1363,11 @@ impl Ledger {
                     let key = if r.seq() == 0 {
                         rules::opening_key(r, p).ok().flatten()
                     } else {
-                        self.keys.get(&r.account()).cloned()
+                        self.h.keys.get(&r.account())
                     };
                     if trial.apply(r, p, key.as_ref(), &[]).is_err() {
                         return false;
                     }
-                    trial_chain.insert((r.account(), r.seq()), r.hash());
-                    trial_order.push(r.hash());
                     q.pop_front();
                     progress = true;
                 }
@@ -1293,9 +1455,9 @@ impl Ledger {
             Vec::new()
         } else {
             self.state
-                .credits_of(&account)
-                .map(|(h, _)| *h)
-                .take(record::MAX_CLAIMS)
+                .credits_of(&account, record::MAX_CLAIMS)
+                .into_iter()
+                .map(|(h, _)| h)
                 .collect()
         };
         outputs.sort();
@@ -1335,13 +1497,17 @@ impl Ledger {
         {
             return Err(RecordError::NoSuchAccount(a));
         }
-        let opening = self.keys.get(&account).unwrap_or(key.public());
+        let opening = self
+            .h
+            .keys
+            .get(&account)
+            .unwrap_or_else(|| key.public().clone());
         if seq > 0 {
-            rules::check_sigs(&r, Some(opening))?;
+            rules::check_sigs(&r, Some(&opening))?;
         }
         self.state
             .clone()
-            .apply(&r, &self.params, Some(opening), &[])?;
+            .apply(&r, &self.params, Some(&opening), &[])?;
         Ok(r)
     }
 
@@ -1552,12 +1718,11 @@ impl Ledger {
     }
 }
 
-fn period_records_in<'a>(
-    records: &'a HashMap<RecordHash, Record>,
-    chain: &BTreeMap<(AccountId, u64), RecordHash>,
+fn period_records_in(
+    records: &Table<RecordHash, Arc<Record>>,
     state: &State,
     d: &Distribute,
-) -> Option<Vec<&'a Record>> {
+) -> Option<Vec<Arc<Record>>> {
     let mut out = Vec::new();
     for (a, head) in &d.heads {
         let from = state
@@ -1565,8 +1730,17 @@ fn period_records_in<'a>(
             .as_ref()
             .and_then(|c| c.heads.get(a))
             .map_or(0, |h| h.seq + 1);
-        for seq in from..=head.seq {
-            out.push(&records[chain.get(&(*a, seq))?]);
+        // Nothing new (`from` past the head) is an empty stretch, as `from..=head.seq` is.
+        let count = head.seq.saturating_add(1).saturating_sub(from);
+        if count == 0 {
+            continue;
+        }
+        let chain = state.chain_of(a, from, usize::try_from(count).ok()?);
+        if chain.len() as u64 != count || chain.last().map(|(seq, _)| *seq) != Some(head.seq) {
+            return None;
+        }
+        for (_, h) in chain {
+            out.push(records.get(&h)?);
         }
     }
     Some(out)
@@ -1625,7 +1799,9 @@ impl Checked {
 pub struct Verifier {
     params: Params,
     keys: HashMap<AccountId, PublicKey>,
-    held: HashSet<RecordHash>,
+    held: BTreeSet<RecordHash>,
+    /// The committed records, for a ledger layered over a store.
+    source: Option<Arc<dyn Source<RecordHash, Arc<Record>>>>,
 }
 
 impl Verifier {
@@ -1634,7 +1810,7 @@ impl Verifier {
             &self.params,
             records,
             |a| self.keys.get(a),
-            |h| self.held.contains(h),
+            |h| self.held.contains(h) || self.source.as_ref().is_some_and(|s| s.contains(h)),
         );
         self.keys.extend(opened);
         self.held

@@ -2,6 +2,7 @@
 //! and distribution. `apply_*` validate first and change nothing on error.
 
 use super::Params;
+use super::db::{Source, Table, Writes};
 use super::economics::{self, Amounts, Attestations, PeriodActivity};
 use super::record::{
     Content, Distribute, Handover, Head, Issue, Output, Record, RecordError, SignerSet, Transfer,
@@ -9,15 +10,21 @@ use super::record::{
 use super::rules;
 use crate::ids::{AccountId, RecordHash};
 use crate::keys::PublicKey;
-use std::collections::{BTreeMap, HashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountState {
     /// The account's key (member accounts, from their seq-0 record).
+    #[serde(with = "key_der")]
     pub key: Option<PublicKey>,
     /// The keys that replaced it, each with the seq of the `rekey` record naming it, in chain
     /// order: the last is the key in force, which signs the account's next record and names
     /// itself in the signature.
+    #[serde(with = "keys_der")]
     pub rekeys: Vec<(u64, PublicKey)>,
     /// Its last applied record.
     pub head: Option<Head>,
@@ -45,8 +52,48 @@ impl AccountState {
     }
 }
 
+/// Keys as their DER in base64 (the stored state).
+mod key_der {
+    use super::PublicKey;
+    use crate::ledger::B64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(k: &Option<PublicKey>, s: S) -> Result<S::Ok, S::Error> {
+        k.as_ref().map(|k| B64(k.der().to_vec())).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PublicKey>, D::Error> {
+        Option::<B64>::deserialize(d)?
+            .map(|b| PublicKey::from_der(&b.0).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+mod keys_der {
+    use super::PublicKey;
+    use crate::ledger::B64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(k: &[(u64, PublicKey)], s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<(u64, B64)> = k.iter().map(|(n, k)| (*n, B64(k.der().to_vec()))).collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u64, PublicKey)>, D::Error> {
+        Vec::<(u64, B64)>::deserialize(d)?
+            .into_iter()
+            .map(|(n, b)| {
+                PublicKey::from_der(&b.0)
+                    .map(|k| (n, k))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
+}
+
 /// The last distribution's checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     pub record: RecordHash,
     pub period: u64,
@@ -72,16 +119,120 @@ impl std::fmt::Display for Dep {
     }
 }
 
+/// What grows with the history, as tables (in memory, or layered over a store). Equal when
+/// their contents are, whatever the order of the application log (which is the order records
+/// happened to be applied in, not part of the state).
+#[derive(Clone, Debug, Default)]
+pub struct Derived {
+    /// Every applied record: hash → (account, seq).
+    pub applied: Table<RecordHash, (AccountId, u64)>,
+    /// The applied chains: (account, seq) → hash.
+    pub chain: Table<(AccountId, u64), RecordHash>,
+    /// Applied records in the order they were applied: every record after its dependencies,
+    /// so a peer can replay this log front to back (fresh-node sync).
+    pub log: Table<u64, RecordHash>,
+    /// Credits not yet claimed: (payee, paying record) → amounts.
+    pub unclaimed: Table<(AccountId, RecordHash), Amounts>,
+    /// Claimed credits: (payee, paying record) → the claiming record.
+    pub claimed: Table<(AccountId, RecordHash), RecordHash>,
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, other: &Self) -> bool {
+        self.applied == other.applied
+            && self.chain == other.chain
+            && self.unclaimed == other.unclaimed
+            && self.claimed == other.claimed
+    }
+}
+
+impl Eq for Derived {}
+
+/// Where [`Derived`]'s committed entries are read from.
+pub struct DerivedSources {
+    pub applied: Arc<dyn Source<RecordHash, (AccountId, u64)>>,
+    pub chain: Arc<dyn Source<(AccountId, u64), RecordHash>>,
+    pub log: Arc<dyn Source<u64, RecordHash>>,
+    pub unclaimed: Arc<dyn Source<(AccountId, RecordHash), Amounts>>,
+    pub claimed: Arc<dyn Source<(AccountId, RecordHash), RecordHash>>,
+}
+
+/// [`Derived`]'s changes since they were last taken (each: whether the stored table is
+/// replaced as a whole, and the entries written or removed).
+#[derive(Debug, Default)]
+pub struct DerivedWrites {
+    pub applied: (bool, Writes<RecordHash, (AccountId, u64)>),
+    pub chain: (bool, Writes<(AccountId, u64), RecordHash>),
+    pub log: (bool, Writes<u64, RecordHash>),
+    pub unclaimed: (bool, Writes<(AccountId, RecordHash), Amounts>),
+    pub claimed: (bool, Writes<(AccountId, RecordHash), RecordHash>),
+}
+
+impl Derived {
+    pub fn over(s: DerivedSources) -> Self {
+        Self {
+            applied: Table::over(s.applied),
+            chain: Table::over(s.chain),
+            log: Table::over(s.log),
+            unclaimed: Table::over(s.unclaimed),
+            claimed: Table::over(s.claimed),
+        }
+    }
+
+    fn fresh(&self) -> Self {
+        Self {
+            applied: self.applied.fresh(),
+            chain: self.chain.fresh(),
+            log: self.log.fresh(),
+            unclaimed: self.unclaimed.fresh(),
+            claimed: self.claimed.fresh(),
+        }
+    }
+
+    fn take_writes(&mut self) -> DerivedWrites {
+        DerivedWrites {
+            applied: self.applied.take_writes(),
+            chain: self.chain.take_writes(),
+            log: self.log.take_writes(),
+            unclaimed: self.unclaimed.take_writes(),
+            claimed: self.claimed.take_writes(),
+        }
+    }
+
+    fn discard(&mut self) {
+        self.applied.discard();
+        self.chain.discard();
+        self.log.discard();
+        self.unclaimed.discard();
+        self.claimed.discard();
+    }
+}
+
+/// The part of the state that does not grow with the history (but with the accounts and the
+/// signer changes): what a store keeps besides the tables and the accounts, so a node
+/// resumes without replaying its records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub applied: u64,
+    pub issued: Amounts,
+    pub attest: Attestations,
+    pub checkpoint: Option<Checkpoint>,
+    pub last_period: Option<u64>,
+    pub net_at_cut: Amounts,
+    pub issued_since_cut: Amounts,
+    pub signers: SignerSet,
+    pub signer_history: Vec<(u64, SignerSet)>,
+    pub handover: Option<Handover>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
     network: AccountId,
     pub accounts: BTreeMap<AccountId, AccountState>,
-    /// Credits not yet claimed: (payee, paying record) → amounts.
-    unclaimed: BTreeMap<(AccountId, RecordHash), Amounts>,
-    /// Claimed credits: (payee, paying record) → the claiming record.
-    claimed: BTreeMap<(AccountId, RecordHash), RecordHash>,
-    /// Every applied record: hash → (account, seq).
-    applied: HashMap<RecordHash, (AccountId, u64)>,
+    t: Derived,
+    /// Records applied (the length of the log).
+    applied_n: u64,
     /// Total issued per asset: the circulation.
     pub issued: Amounts,
     pub attest: Attestations,
@@ -136,6 +287,68 @@ fn sum_outputs(outputs: &[Output]) -> Result<Amounts, RecordError> {
 
 impl State {
     pub fn genesis(p: &Params) -> Self {
+        Self::genesis_with(p, Derived::default())
+    }
+
+    /// The state before any record, keeping its tables where this one keeps them (the full
+    /// computation replaces this state with it).
+    pub fn fresh(&self, p: &Params) -> Self {
+        Self::genesis_with(p, self.t.fresh())
+    }
+
+    /// A state as stored: its summary, its accounts and its tables' sources.
+    pub fn resume(
+        p: &Params,
+        summary: Summary,
+        accounts: BTreeMap<AccountId, AccountState>,
+        sources: DerivedSources,
+    ) -> Self {
+        let mut accounts = accounts;
+        accounts.entry(p.network).or_default();
+        Self {
+            network: p.network,
+            accounts,
+            t: Derived::over(sources),
+            applied_n: summary.applied,
+            issued: summary.issued,
+            attest: summary.attest,
+            checkpoint: summary.checkpoint,
+            last_period: summary.last_period,
+            net_at_cut: summary.net_at_cut,
+            issued_since_cut: summary.issued_since_cut,
+            signers: summary.signers,
+            signer_history: summary.signer_history,
+            handover: summary.handover,
+        }
+    }
+
+    /// What a store keeps besides the tables and the accounts.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            applied: self.applied_n,
+            issued: self.issued.clone(),
+            attest: self.attest.clone(),
+            checkpoint: self.checkpoint.clone(),
+            last_period: self.last_period,
+            net_at_cut: self.net_at_cut.clone(),
+            issued_since_cut: self.issued_since_cut.clone(),
+            signers: self.signers.clone(),
+            signer_history: self.signer_history.clone(),
+            handover: self.handover.clone(),
+        }
+    }
+
+    /// The tables' changes since they were last taken (see [`Table::take_writes`]).
+    pub fn take_writes(&mut self) -> DerivedWrites {
+        self.t.take_writes()
+    }
+
+    /// Drops the tables' uncommitted changes.
+    pub fn discard_writes(&mut self) {
+        self.t.discard();
+    }
+
+    fn genesis_with(p: &Params, t: Derived) -> Self {
         let first = SignerSet {
             keys: p.com.signers.keys.iter().copied().collect(),
             quorum: p.com.signers.quorum as u64,
@@ -145,9 +358,8 @@ impl State {
         Self {
             network: p.network,
             accounts,
-            unclaimed: BTreeMap::new(),
-            claimed: BTreeMap::new(),
-            applied: HashMap::new(),
+            t,
+            applied_n: 0,
             issued: Amounts::new(),
             attest: Attestations::new(),
             checkpoint: None,
@@ -197,16 +409,45 @@ impl State {
     }
 
     pub fn is_applied(&self, h: &RecordHash) -> bool {
-        self.applied.contains_key(h)
+        self.t.applied.contains(h)
     }
 
     /// (account, seq) of an applied record.
     pub fn position(&self, h: &RecordHash) -> Option<(AccountId, u64)> {
-        self.applied.get(h).copied()
+        self.t.applied.get(h)
     }
 
     pub fn applied_count(&self) -> usize {
-        self.applied.len()
+        self.applied_n as usize
+    }
+
+    /// The applied record at (account, seq).
+    pub fn applied_at(&self, a: &AccountId, seq: u64) -> Option<RecordHash> {
+        self.t.chain.get(&(*a, seq))
+    }
+
+    /// Applied records of an account from seq `from` on, in seq order, at most `limit`.
+    pub fn chain_of(&self, a: &AccountId, from: u64, limit: usize) -> Vec<(u64, RecordHash)> {
+        self.t
+            .chain
+            .range(
+                Bound::Included(&(*a, from)),
+                Bound::Included(&(*a, u64::MAX)),
+                limit,
+            )
+            .into_iter()
+            .map(|((_, seq), h)| (seq, h))
+            .collect()
+    }
+
+    /// Positions `from..` of the application log, at most `limit`.
+    pub fn log(&self, from: u64, limit: usize) -> Vec<RecordHash> {
+        self.t
+            .log
+            .range(Bound::Included(&from), Bound::Unbounded, limit)
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect()
     }
 
     pub fn is_open(&self, a: &AccountId) -> bool {
@@ -217,16 +458,45 @@ impl State {
         self.accounts.get(a)
     }
 
-    /// Unclaimed credits of an account: (paying record, amounts).
-    pub fn credits_of(&self, a: &AccountId) -> impl Iterator<Item = (&RecordHash, &Amounts)> {
-        self.unclaimed
-            .range((*a, RecordHash::from_bytes([0; 32]))..=(*a, RecordHash::from_bytes([0xff; 32])))
+    /// Unclaimed credits of an account: (paying record, amounts), at most `limit`.
+    pub fn credits_of(&self, a: &AccountId, limit: usize) -> Vec<(RecordHash, Amounts)> {
+        self.t
+            .unclaimed
+            .range(
+                Bound::Included(&(*a, RecordHash::from_bytes([0; 32]))),
+                Bound::Included(&(*a, RecordHash::from_bytes([0xff; 32]))),
+                limit,
+            )
+            .into_iter()
             .map(|((_, h), v)| (h, v))
+            .collect()
+    }
+
+    /// Every applied record that paid `payee` (a member), claimed or not.
+    pub fn paid_to(&self, payee: &AccountId) -> Vec<RecordHash> {
+        let lo = (*payee, RecordHash::from_bytes([0; 32]));
+        let hi = (*payee, RecordHash::from_bytes([0xff; 32]));
+        let (lo, hi) = (Bound::Included(&lo), Bound::Included(&hi));
+        let mut out: Vec<RecordHash> = self
+            .t
+            .unclaimed
+            .range(lo, hi, usize::MAX)
+            .into_iter()
+            .map(|((_, h), _)| h)
+            .collect();
+        out.extend(
+            self.t
+                .claimed
+                .range(lo, hi, usize::MAX)
+                .into_iter()
+                .map(|((_, h), _)| h),
+        );
+        out
     }
 
     /// The record that claimed `credit` for `payee`, if any.
     pub fn claimed_by(&self, payee: &AccountId, credit: &RecordHash) -> Option<RecordHash> {
-        self.claimed.get(&(*payee, *credit)).copied()
+        self.t.claimed.get(&(*payee, *credit))
     }
 
     /// Sum of every balance (spendable + incoming) per asset; equals `issued` always.
@@ -310,7 +580,10 @@ impl State {
             seq: r.seq(),
         });
         acct.head_time = r.body().time;
-        self.applied.insert(r.hash(), (r.account(), r.seq()));
+        self.t.applied.insert(r.hash(), (r.account(), r.seq()));
+        self.t.chain.insert((r.account(), r.seq()), r.hash());
+        self.t.log.insert(self.applied_n, r.hash());
+        self.applied_n += 1;
     }
 
     fn credit(&mut self, r: &Record, outputs: &[Output]) -> Result<(), RecordError> {
@@ -326,11 +599,10 @@ impl State {
                     o.amount,
                 )?;
             } else {
-                add_one(
-                    self.unclaimed.entry((o.account, r.hash())).or_default(),
-                    &o.asset,
-                    o.amount,
-                )?;
+                let key = (o.account, r.hash());
+                let mut credit = self.t.unclaimed.get(&key).unwrap_or_default();
+                add_one(&mut credit, &o.asset, o.amount)?;
+                self.t.unclaimed.insert(key, credit);
                 add_one(
                     &mut self.accounts.entry(o.account).or_default().incoming,
                     &o.asset,
@@ -348,7 +620,7 @@ impl State {
         r: &Record,
         p: &Params,
         key: Option<&PublicKey>,
-        period_records: &[&Record],
+        period_records: &[Arc<Record>],
     ) -> Result<(), RecordError> {
         if r.account() == self.network {
             // Network records need a quorum of the set in force before them.
@@ -365,7 +637,7 @@ impl State {
         r: &Record,
         p: &Params,
         key: Option<&PublicKey>,
-        period_records: &[&Record],
+        period_records: &[Arc<Record>],
     ) -> Result<(), RecordError> {
         self.check_frozen(r, p)?;
         match &r.body().content {
@@ -410,14 +682,15 @@ impl State {
         };
         let mut gain = Amounts::new();
         for c in &t.claims {
-            if self.claimed.contains_key(&(a, *c)) {
+            if self.t.claimed.contains(&(a, *c)) {
                 return Err(RecordError::AlreadyClaimed(*c));
             }
             let amounts = self
+                .t
                 .unclaimed
                 .get(&(a, *c))
                 .ok_or(RecordError::NotACredit(*c))?;
-            add_into(&mut gain, amounts)?;
+            add_into(&mut gain, &amounts)?;
         }
         if let Some(o) = t.outputs.iter().find(|o| !self.is_open(&o.account)) {
             return Err(RecordError::NoSuchAccount(o.account));
@@ -440,13 +713,13 @@ impl State {
         }
         // Valid: change the state.
         for c in &t.claims {
-            let amounts = self.unclaimed.remove(&(a, *c)).expect("checked above");
+            let amounts = self.t.unclaimed.remove(&(a, *c)).expect("checked above");
             let acct = self.accounts.entry(a).or_default();
             for (asset, v) in &amounts {
                 sub_one(&mut acct.incoming, asset, *v);
             }
             add_into(&mut acct.spendable, &amounts)?;
-            self.claimed.insert((a, *c), r.hash());
+            self.t.claimed.insert((a, *c), r.hash());
         }
         let acct = self.accounts.entry(a).or_default();
         for o in &t.outputs {
@@ -511,7 +784,7 @@ impl State {
         &self,
         d: &Distribute,
         p: &Params,
-        period_records: &[&Record],
+        period_records: &[Arc<Record>],
     ) -> Result<Vec<Output>, RecordError> {
         // The checkpoint extends the previous one.
         if let Some(cp) = &self.checkpoint {
@@ -596,7 +869,7 @@ impl State {
         r: &Record,
         d: &Distribute,
         p: &Params,
-        period_records: &[&Record],
+        period_records: &[Arc<Record>],
     ) -> Result<(), RecordError> {
         self.check_position(r)?;
         let time = r.body().time;

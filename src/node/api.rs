@@ -553,9 +553,10 @@ async fn chain(
     let hashes: Vec<RecordHash> = s
         .chain()
         .ledger()
-        .chain_of(&a, from)
-        .take(limit + 1)
-        .map(Record::hash)
+        .state()
+        .chain_of(&a, from, limit + 1)
+        .into_iter()
+        .map(|(_, h)| h)
         .collect();
     records_page(&s, hashes, limit, from).await
 }
@@ -565,13 +566,7 @@ async fn log(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiErr> {
     let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
-    let hashes: Vec<RecordHash> = s
-        .chain()
-        .ledger()
-        .log(from as usize)
-        .take(limit + 1)
-        .map(Record::hash)
-        .collect();
+    let hashes: Vec<RecordHash> = s.chain().ledger().state().log(from, limit + 1);
     records_page(&s, hashes, limit, from).await
 }
 

@@ -173,11 +173,7 @@ impl Shared {
             let (holder, proof) = {
                 let chain = self.chain();
                 let l = chain.ledger();
-                let proof: Vec<RecordHash> = l
-                    .forks()
-                    .filter(|(slot, _)| *slot == (account, seq))
-                    .flat_map(|(_, hs)| hs.iter().copied())
-                    .collect();
+                let proof: Vec<RecordHash> = l.held_at(&account, seq).into_iter().collect();
                 let holder = l
                     .at(&account, seq)
                     .map_or("none yet".to_string(), |r| r.hash().short());
@@ -271,7 +267,7 @@ pub(crate) async fn accepted<T>(
 pub fn key_not_in_force(shared: &Shared) -> Option<String> {
     let chain = shared.chain();
     let in_force = chain.ledger().key_of(&shared.node_id)?;
-    if in_force == shared.key.public() {
+    if &in_force == shared.key.public() {
         return None;
     }
     let key_file = shared.dir.resolve(&shared.config.key);
@@ -369,6 +365,8 @@ pub struct RunOptions {
     pub passphrase: Passphrase,
     /// Read the passphrase from the first line of stdin (`cod node start` pipes it).
     pub passphrase_stdin: bool,
+    /// Recompute the stored state from the records first (`cod node run --full`).
+    pub full: bool,
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
@@ -465,11 +463,11 @@ const STORE_WAIT_SECS: u64 = 30;
 /// Loads the chain, waiting while another process (a `cod` command that found no daemon and
 /// opened the store itself) holds it: such commands are brief, and a daemon started by a
 /// service manager should not fail for them.
-fn load_chain_waiting(dir: &NodeDir) -> Result<Chain, NodeError> {
+fn load_chain_waiting(dir: &NodeDir, full: bool) -> Result<Chain, NodeError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(STORE_WAIT_SECS);
     let mut said = false;
     loop {
-        match dir.load_chain() {
+        match dir.load_chain(full) {
             Err(NodeDirError::Store(StoreError::Locked(path)))
                 if std::time::Instant::now() < deadline =>
             {
@@ -504,7 +502,10 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         ));
     }
     let key = dir.secret_key(&passphrase)?;
-    let chain = load_chain_waiting(&dir)?;
+    if opts.full {
+        tracing::info!("recomputing the stored state from the records (--full)");
+    }
+    let chain = load_chain_waiting(&dir, opts.full)?;
     let params = dir.params()?;
     // The account: its id derives from its opening key, which a `rekey` may have replaced.
     let node_id = dir.deployment.node_id;

@@ -555,7 +555,6 @@ pub fn receive_rejection(
         .locked()
         .ledger()
         .key_of(&node)
-        .cloned()
         .ok_or("unknown node")?;
     let (body, set) = shared
         .requests

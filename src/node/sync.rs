@@ -247,18 +247,14 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 .map_or(0, |h| h.seq.saturating_add(1));
             if mine.seq + 1 > their_next && push.len() < push_limit {
                 // Cloned under the lock, encoded after it.
-                push.extend(
-                    l.chain_of(a, their_next)
-                        .take(push_limit - push.len())
-                        .cloned(),
-                );
+                push.extend(l.chain_of(a, their_next, push_limit - push.len()));
             }
         }
     }
     if !push.is_empty() {
         shared
             .api
-            .submit(addr, push.iter().map(Record::to_raw).collect())
+            .submit(addr, push.iter().map(|r| r.to_raw()).collect())
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -266,7 +262,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
 }
 
 fn held(shared: &Shared, h: &RecordHash) -> bool {
-    shared.chain().ledger().record(h).is_some()
+    shared.chain().ledger().holds(h)
 }
 
 /// Pushes records made here to every confirmed peer, a batch at a time.
@@ -291,7 +287,7 @@ pub async fn gossip(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<RecordH
             batch
                 .iter()
                 .filter_map(|h| chain.ledger().record(h))
-                .map(Record::to_raw)
+                .map(|r| r.to_raw())
                 .collect()
         };
         let peers = shared.peers.locked().confirmed();

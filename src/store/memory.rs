@@ -25,6 +25,28 @@ impl KvStore for MemStore {
         Ok(scan_in(&self.data.locked(), cf, prefix))
     }
 
+    fn range(
+        &self,
+        cf: Cf,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let key = |b: std::ops::Bound<&[u8]>| b.map(|k| (cf, k.to_vec()));
+        let lo = match from {
+            std::ops::Bound::Unbounded => std::ops::Bound::Included((cf, Vec::new())),
+            b => key(b),
+        };
+        Ok(self
+            .data
+            .locked()
+            .range((lo, key(to)))
+            .take_while(|((c, _), _)| *c == cf)
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
         let data = self.data.locked();
         Ok(scans

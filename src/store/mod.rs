@@ -10,35 +10,55 @@ mod memory;
 mod rocks;
 pub use memory::MemStore;
 #[cfg(feature = "node")]
-pub use rocks::RocksStore;
+pub use rocks::{DEFAULT_CACHE_BYTES, MIN_CACHE_BYTES, RocksStore};
 
 use crate::ids::CodId;
+use std::ops::Bound;
 use std::path::PathBuf;
 
 /// Column families. `meta` holds the schema version and the cod id, so a store is never
 /// opened for another cod.
+/// The layout of each is in [`crate::chain`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cf {
     Meta,
-    /// record hash → canonical record bytes (every admitted record)
+    /// record hash → canonical record bytes (every held record)
     Records,
-    /// account ‖ seq (big-endian) ‖ hash → "" (every admitted record, by position)
-    Chains,
-    /// payee ‖ credit hash → claiming record hash (applied claims; derived)
-    Claims,
-    /// account ‖ seq → the hashes of two or more records signed for that slot (proofs)
+    /// every held record by position
+    Slots,
+    /// positions holding two or more records (proofs of double spends)
     Forks,
-    /// account → its derived state; `!summary` → totals (derived)
+    /// opening keys of the accounts whose opening is held
+    Keys,
+    /// records waiting for what they depend on
+    Pending,
+    /// applied record → its position
+    Applied,
+    /// position → applied record
+    Chains,
+    /// the application log
+    Log,
+    /// unclaimed credits
+    Credits,
+    /// claimed credits → the claiming record
+    Claims,
+    /// per account its state; the summary
     State,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 6] = [
+    pub const ALL: [Cf; 12] = [
         Cf::Meta,
         Cf::Records,
-        Cf::Chains,
-        Cf::Claims,
+        Cf::Slots,
         Cf::Forks,
+        Cf::Keys,
+        Cf::Pending,
+        Cf::Applied,
+        Cf::Chains,
+        Cf::Log,
+        Cf::Credits,
+        Cf::Claims,
         Cf::State,
     ];
 
@@ -46,15 +66,25 @@ impl Cf {
         match self {
             Cf::Meta => "meta",
             Cf::Records => "records",
-            Cf::Chains => "chains",
-            Cf::Claims => "claims",
+            Cf::Slots => "slots",
             Cf::Forks => "forks",
+            Cf::Keys => "keys",
+            Cf::Pending => "pending",
+            Cf::Applied => "applied",
+            Cf::Chains => "chains",
+            Cf::Log => "log",
+            Cf::Credits => "credits",
+            Cf::Claims => "claims",
             Cf::State => "state",
         }
     }
 }
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// The store layout's version. A store of version 1 (the derived state not kept in full)
+/// is opened and recomputed into version 2 on its first start.
+pub const SCHEMA_VERSION: u32 = 2;
+/// Older layouts this software opens (and upgrades when it writes).
+pub const SCHEMA_UPGRADABLE: &[u32] = &[1];
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -105,6 +135,14 @@ pub trait KvStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every (key, value) whose key starts with `prefix`, in key order.
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
+    /// Entries with keys in `(from, to)`, in key order, at most `limit`.
+    fn range(
+        &self,
+        cf: Cf,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
     /// Several scans of one moment (a snapshot): a write that lands meanwhile shows in none
     /// of them. Long reads use it instead of holding the writer's lock.
     fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError>;
@@ -146,6 +184,22 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(s.get(Cf::State, b"k").unwrap(), None);
+        use Bound::*;
+        let keys = |from, to, n| -> Vec<Vec<u8>> {
+            s.range(Cf::Chains, from, to, n)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            keys(Unbounded, Unbounded, 9),
+            [b"a2".to_vec(), b"b1".to_vec()]
+        );
+        assert_eq!(keys(Excluded(b"a2"), Unbounded, 9), [b"b1".to_vec()]);
+        assert_eq!(keys(Included(b"a2"), Excluded(b"b1"), 9), [b"a2".to_vec()]);
+        assert_eq!(keys(Included(b"a"), Included(b"b1"), 1), [b"a2".to_vec()]);
+        assert!(keys(Included(b"b2"), Unbounded, 9).is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The RocksDB store (feature `node`).
 
-use super::{Cf, Entry, KvStore, Op, SCHEMA_VERSION, StoreError};
+use super::{Cf, Entry, KvStore, Op, SCHEMA_UPGRADABLE, SCHEMA_VERSION, StoreError};
 use crate::ids::CodId;
 use std::path::{Path, PathBuf};
 
@@ -10,18 +10,34 @@ pub struct RocksStore {
     path: PathBuf,
 }
 
+/// RocksDB's memory by default (node.ini `[store] cache`): its block cache and its write
+/// buffers together, whatever the size of the history.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+/// The least it may be given.
+pub const MIN_CACHE_BYTES: usize = 8 << 20;
+
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RocksStore({})", self.path.display())
     }
 }
 
-fn options(create: bool) -> rocksdb::Options {
+fn options(create: bool, cache_bytes: usize) -> rocksdb::Options {
     let mut o = rocksdb::Options::default();
     o.create_if_missing(create);
     o.create_missing_column_families(create);
     // Bounded, so the daemon's file descriptors can be budgeted (see node::RESERVED_FDS).
     o.set_max_open_files(MAX_OPEN_FILES);
+    // Memory bounded by the budget: half for the block cache (index and filter blocks
+    // included), half for the write buffers of all column families together.
+    let budget = cache_bytes.max(MIN_CACHE_BYTES);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(&rocksdb::Cache::new_lru_cache(budget / 2));
+    table.set_cache_index_and_filter_blocks(true);
+    o.set_block_based_table_factory(&table);
+    o.set_db_write_buffer_size(budget / 2);
+    o.set_write_buffer_size((budget / 8).min(16 << 20));
+    o.set_max_write_buffer_number(2);
     o
 }
 
@@ -36,12 +52,25 @@ impl RocksStore {
         }
     }
 
-    fn open_db(path: &Path, create: bool, read_only: bool) -> Result<rocksdb::DB, StoreError> {
+    fn open_db(
+        path: &Path,
+        create: bool,
+        read_only: bool,
+        cache_bytes: usize,
+    ) -> Result<rocksdb::DB, StoreError> {
         let names = Cf::ALL.map(Cf::name);
         let db = if read_only {
-            rocksdb::DB::open_cf_for_read_only(&options(false), path, names, false)
+            // Only the families the store has (an older layout lacks some; reads of those
+            // find nothing).
+            let o = options(false, cache_bytes);
+            let have = rocksdb::DB::list_cf(&o, path).unwrap_or_default();
+            let names = names.into_iter().filter(|n| have.iter().any(|h| h == n));
+            rocksdb::DB::open_cf_for_read_only(&o, path, names, false)
         } else {
-            rocksdb::DB::open_cf(&options(create), path, names)
+            // A store of an older layout gains the families it lacks.
+            let mut o = options(create, cache_bytes);
+            o.create_missing_column_families(true);
+            rocksdb::DB::open_cf(&o, path, names)
         };
         db.map_err(|source| {
             if is_lock_error(source.as_ref()) {
@@ -61,7 +90,7 @@ impl RocksStore {
             return Err(StoreError::Exists(path.to_path_buf()));
         }
         let store = Self {
-            db: Self::open_db(path, true, false)?,
+            db: Self::open_db(path, true, false, DEFAULT_CACHE_BYTES)?,
             path: path.to_path_buf(),
         };
         store.write(vec![
@@ -78,21 +107,35 @@ impl RocksStore {
     /// Opens the store of `cod` at `path`, refusing another cod's or another schema's. Only
     /// one process at a time may (RocksDB's lock): see [`RocksStore::open_read_only`].
     pub fn open(path: &Path, cod: &CodId) -> Result<Self, StoreError> {
-        Self::open_as(path, cod, false)
+        Self::open_as(path, cod, false, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`RocksStore::open`] with a memory budget for RocksDB (see [`DEFAULT_CACHE_BYTES`]).
+    pub fn open_with_cache(
+        path: &Path,
+        cod: &CodId,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        Self::open_as(path, cod, false, cache_bytes)
     }
 
     /// Opens the store to read only: takes no lock, so it never keeps a daemon from starting,
     /// and sees the store as it was when opened. Writes fail.
     pub fn open_read_only(path: &Path, cod: &CodId) -> Result<Self, StoreError> {
-        Self::open_as(path, cod, true)
+        Self::open_as(path, cod, true, DEFAULT_CACHE_BYTES)
     }
 
-    fn open_as(path: &Path, cod: &CodId, read_only: bool) -> Result<Self, StoreError> {
+    fn open_as(
+        path: &Path,
+        cod: &CodId,
+        read_only: bool,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         if !path.join("CURRENT").exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         let store = Self {
-            db: Self::open_db(path, false, read_only)?,
+            db: Self::open_db(path, false, read_only, cache_bytes)?,
             path: path.to_path_buf(),
         };
         let get = |k: &[u8]| -> Result<String, StoreError> {
@@ -102,7 +145,10 @@ impl RocksStore {
                 .unwrap_or_default())
         };
         let schema = get(b"schema")?;
-        if schema != SCHEMA_VERSION.to_string() {
+        let known = std::iter::once(&SCHEMA_VERSION)
+            .chain(SCHEMA_UPGRADABLE)
+            .any(|v| v.to_string() == schema);
+        if !known {
             return Err(StoreError::Schema {
                 path: path.to_path_buf(),
                 found: schema,
@@ -120,9 +166,9 @@ impl RocksStore {
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(cf.name())
-            .expect("column families are created on open")
+        self.db.cf_handle(cf.name()).expect(
+            "column families are created on open (a read-only store of an older layout lacks some)",
+        )
     }
 
     /// The entries of an iterator while their keys start with `prefix`.
@@ -155,6 +201,38 @@ impl KvStore for RocksStore {
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         self.collect(self.db.iterator_cf(self.cf(cf), mode), prefix)
+    }
+
+    fn range(
+        &self,
+        cf: Cf,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        use std::ops::Bound::*;
+        let start = match from {
+            Included(k) | Excluded(k) => k,
+            Unbounded => &[],
+        };
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(self.db_err())?;
+            if matches!(from, Excluded(s) if *k == *s) {
+                continue;
+            }
+            match to {
+                Included(e) if *k > *e => break,
+                Excluded(e) if *k >= *e => break,
+                _ => {}
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
     }
 
     fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {

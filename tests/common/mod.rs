@@ -322,7 +322,8 @@ pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
     );
     l.ingest(dist).unwrap();
     let file = w.path("funding.archive");
-    let mut records: Vec<&Record> = l.records().collect();
+    let all = l.records();
+    let mut records: Vec<&Record> = all.iter().map(|r| &**r).collect();
     records.sort_by_key(|r| (r.body().time, r.account(), r.seq()));
     std::fs::write(&file, cod::archive::write(&params.cod, records)).unwrap();
     file
