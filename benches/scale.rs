@@ -169,10 +169,17 @@ fn run(total: usize) {
     let fresh = net.add(2, "");
     let fresh_pid = Net::status(&fresh)["pid"].as_u64().unwrap();
     let (mut serving_sync, mut fresh_peak) = (0f64, 0f64);
+    let mut said = Instant::now();
     wait(3600, "the fresh node's sync", || {
         serving_sync = serving_sync.max(rss_mb(pid));
         fresh_peak = fresh_peak.max(rss_mb(fresh_pid));
-        Net::status(&fresh)["chain"]["applied"].as_u64() == Some(count as u64)
+        let theirs = Net::status(&node)["chain"]["applied"].as_u64();
+        let got = Net::status(&fresh)["chain"]["applied"].as_u64();
+        if said.elapsed() > Duration::from_secs(10) {
+            eprintln!("fresh node: {got:?} of {theirs:?} records");
+            said = Instant::now();
+        }
+        got.is_some() && got >= theirs
     });
     let sync_s = t.elapsed().as_secs_f64();
     cod(&["--node", fresh.to_str().unwrap(), "node", "stop"]);

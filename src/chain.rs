@@ -533,24 +533,58 @@ fn write_archive(cod: &crate::ids::CodId, mut records: Vec<&Record>) -> Vec<u8> 
     crate::archive::write(cod, records)
 }
 
+/// Records an import stores per batch: each batch is one synced write, and the chain is free
+/// between batches (a daemon goes on serving, and the batch's changes are all it holds).
+pub const IMPORT_BATCH: usize = 2_000;
+
+/// What an import did (see [`import`]).
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub read: usize,
+    pub added: usize,
+    pub duplicate: usize,
+    pub pending: usize,
+    /// Records the rules refused, each with why.
+    pub refused: Vec<String>,
+    /// The records applied, in the order they were.
+    pub applied: Vec<RecordHash>,
+}
+
+impl ImportReport {
+    pub fn to_json(&self, applied_total: usize) -> serde_json::Value {
+        json!({
+            "read": self.read,
+            "added": self.added,
+            "duplicate": self.duplicate,
+            "pending": self.pending,
+            "refused": self.refused,
+            "applied_total": applied_total,
+        })
+    }
+}
+
 /// Imports an archive: every record's form and signatures are checked before anything is
-/// stored (one forged record refuses the whole file); then they are ingested, and rule
-/// violations are reported per record. Returns the import report (`refused` lists those).
+/// stored (one forged record refuses the whole file); then they are ingested, batch by batch,
+/// and rule violations are reported per record. Returns the import report (`refused` lists
+/// those).
 pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, String> {
     let records =
         crate::archive::read(bytes, &chain.ledger().params().cod).map_err(|e| e.to_string())?;
+    let mut report = ImportReport {
+        read: records.len(),
+        ..ImportReport::default()
+    };
     let checked = chain.ledger().check(records);
-    import_checked(chain, checked).map(|(report, _)| report)
+    for batch in import_batches(checked)? {
+        import_batch(chain, batch, &mut report)?;
+    }
+    Ok(report.to_json(chain.ledger().state().applied_count()))
 }
 
-/// [`import`] of records checked beforehand — with a [`crate::ledger::Verifier`] taken from
-/// the chain, say, so the signatures are checked without holding it. Also returns the hashes
-/// of the records applied, in the order they were.
-pub fn import_checked(
-    chain: &mut Chain,
-    checked: Checked,
-) -> Result<(serde_json::Value, Vec<RecordHash>), String> {
-    let total = checked.items().len();
+/// The batches of an import of records checked beforehand — with a
+/// [`crate::ledger::Verifier`] taken from the chain, say, so the signatures are checked
+/// without holding it — or, if any record is forged, why nothing is imported.
+pub fn import_batches(checked: Checked) -> Result<Vec<Checked>, String> {
     let forged: Vec<String> = checked
         .items()
         .iter()
@@ -565,30 +599,28 @@ pub fn import_checked(
             forged.join("\n  ")
         ));
     }
-    let results = chain.ingest_checked(checked).map_err(|e| e.to_string())?;
-    let (mut added, mut duplicate, mut pending) = (0, 0, 0);
-    let mut refused = Vec::new();
-    let mut applied = Vec::new();
+    Ok(checked.batches(IMPORT_BATCH))
+}
+
+/// Ingests one batch of an import, adding to its report.
+pub fn import_batch(
+    chain: &mut Chain,
+    batch: Checked,
+    report: &mut ImportReport,
+) -> Result<(), String> {
+    let results = chain.ingest_checked(batch).map_err(|e| e.to_string())?;
     for r in &results {
         match r {
-            Ok(o) if o.duplicate => duplicate += 1,
-            Ok(o) if o.applied.is_empty() => pending += 1,
-            Ok(_) => added += 1,
-            Err(e) => refused.push(e.to_string()),
+            Ok(o) if o.duplicate => report.duplicate += 1,
+            Ok(o) if o.applied.is_empty() => report.pending += 1,
+            Ok(_) => report.added += 1,
+            Err(e) => report.refused.push(e.to_string()),
         }
         if let Ok(o) = r {
-            applied.extend(o.applied.iter().copied());
+            report.applied.extend(o.applied.iter().copied());
         }
     }
-    let report = json!({
-        "read": total,
-        "added": added,
-        "duplicate": duplicate,
-        "pending": pending,
-        "refused": refused,
-        "applied_total": chain.ledger().state().applied_count(),
-    });
-    Ok((report, applied))
+    Ok(())
 }
 
 /// What `cod chain verify` found.

@@ -457,21 +457,21 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::Import { archive } => {
             let s = shared.clone();
-            let (resp, applied) = tokio::task::spawn_blocking(move || {
-                let records = match crate::archive::read(archive.as_bytes(), &s.params.cod) {
-                    Ok(r) => r,
-                    Err(e) => return (error(ErrorKind::BadRequest, e.to_string()), vec![]),
-                };
-                // Signatures are checked without the chain: it goes on serving meanwhile.
-                let mut verifier = s.chain().ledger().verifier_for(&records);
-                let checked = verifier.check(records);
-                match crate::chain::import_checked(&mut s.chain(), checked) {
-                    Ok((report, applied)) => (Response::Ok { data: report }, applied),
-                    Err(e) => (error(ErrorKind::BadRequest, e), vec![]),
-                }
-            })
-            .await
-            .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
+            let (resp, applied) =
+                tokio::task::spawn_blocking(move || match s.import_archive(archive.as_bytes()) {
+                    Ok(report) => {
+                        let total = s.chain().ledger().state().applied_count();
+                        (
+                            Response::Ok {
+                                data: report.to_json(total),
+                            },
+                            report.applied,
+                        )
+                    }
+                    Err((e, applied)) => (error(ErrorKind::BadRequest, e), applied),
+                })
+                .await
+                .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
             // Imported records may be news to the network.
             shared.announce_applied(&applied, true);
             resp

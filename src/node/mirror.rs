@@ -177,15 +177,9 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) 
             Ok(Some(bytes)) => {
                 let s = shared.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    let mut chain = s.chain();
-                    let before = chain.ledger().state().applied_count();
-                    crate::chain::import(&mut chain, &bytes).map(|_| {
-                        chain
-                            .ledger()
-                            .state()
-                            .applied_count()
-                            .saturating_sub(before)
-                    })
+                    s.import_archive(&bytes)
+                        .map(|r| r.applied.len())
+                        .map_err(|(e, _)| e)
                 })
                 .await;
                 match result {

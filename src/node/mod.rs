@@ -111,6 +111,30 @@ impl Shared {
         }
     }
 
+    /// Imports an archive (blocking: call it off the async threads). Signatures are checked
+    /// without the chain, and the chain is free between batches, so the node goes on
+    /// serving meanwhile. On error, also what was applied before it.
+    pub fn import_archive(
+        &self,
+        bytes: &[u8],
+    ) -> Result<crate::chain::ImportReport, (String, Vec<RecordHash>)> {
+        let records = crate::archive::read(bytes, &self.params.cod)
+            .map_err(|e| (e.to_string(), Vec::new()))?;
+        let mut report = crate::chain::ImportReport {
+            read: records.len(),
+            ..Default::default()
+        };
+        let mut verifier = self.chain().ledger().verifier_for(&records);
+        let batches =
+            crate::chain::import_batches(verifier.check(records)).map_err(|e| (e, Vec::new()))?;
+        for batch in batches {
+            if let Err(e) = crate::chain::import_batch(&mut self.chain(), batch, &mut report) {
+                return Err((e, report.applied));
+            }
+        }
+        Ok(report)
+    }
+
     /// `ip` misbehaved: its score rises, and a ban (when this causes one) is logged.
     pub fn offended(&self, ip: std::net::IpAddr, offense: guard::Offense) {
         let banned = self.guard.locked().offended(ip, offense, api::now_ms());
