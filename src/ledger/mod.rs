@@ -1810,7 +1810,8 @@ impl Checked {
     }
 }
 
-/// A ledger's keys and record hashes, taken at one moment ([`Ledger::verifier`]), which
+/// A ledger's keys and the records it holds, taken at one moment ([`Ledger::verifier`]; a
+/// layered ledger's verifier asks its store, so it also knows what was stored since), which
 /// checks batch after batch: each batch's openings teach it their keys for the next.
 pub struct Verifier {
     params: Params,
@@ -1828,9 +1829,10 @@ impl Verifier {
             |a| self.keys.get(a),
             |h| self.held.contains(h) || self.source.as_ref().is_some_and(|s| s.contains(h)),
         );
+        // The keys it learns are per account; the records it checked are not remembered (a
+        // layered ledger's source tells which are stored by now), so it stays small however
+        // long a replay runs.
         self.keys.extend(opened);
-        self.held
-            .extend(checked.items.iter().map(|(r, _)| r.hash()));
         checked
     }
 }
