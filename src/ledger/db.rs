@@ -27,6 +27,19 @@ pub trait Source<K, V>: Send + Sync {
     fn range(&self, from: Bound<&K>, to: Bound<&K>, limit: usize) -> Vec<(K, V)>;
 }
 
+/// Does `(from, to)` hold no key at all (its start beyond its end, or one bound excluding
+/// the other)?
+pub fn is_empty_range<K: Ord + ?Sized>(from: Bound<&K>, to: Bound<&K>) -> bool {
+    use Bound::*;
+    match (from, to) {
+        (Included(a), Included(b)) => a > b,
+        (Included(a), Excluded(b)) | (Excluded(a), Included(b)) | (Excluded(a), Excluded(b)) => {
+            a >= b
+        }
+        _ => false,
+    }
+}
+
 /// A source, shared by the tables layered over it.
 pub type SharedSource<K, V> = Arc<dyn Source<K, V>>;
 
@@ -152,6 +165,9 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
 
     /// Entries with keys in `(from, to)`, in key order, at most `limit`.
     pub fn range(&self, from: Bound<&K>, to: Bound<&K>, limit: usize) -> Vec<(K, V)> {
+        if is_empty_range(from, to) {
+            return Vec::new(); // (a reversed range is empty, not a panic)
+        }
         let layer = self.writes.range::<K, _>((from, to));
         let Some(base) = self.live_base() else {
             return layer
@@ -205,6 +221,15 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
     pub fn take_writes(&mut self) -> (bool, Writes<K, V>) {
         let cleared = std::mem::take(&mut self.cleared);
         (cleared, std::mem::take(&mut self.writes))
+    }
+
+    /// Puts back changes taken by [`Table::take_writes`] whose commit failed (changes made
+    /// since are newer and stay).
+    pub fn restore(&mut self, (cleared, writes): (bool, Writes<K, V>)) {
+        self.cleared |= cleared;
+        for (k, v) in writes {
+            self.writes.entry(k).or_insert(v);
+        }
     }
 
     /// Drops uncommitted changes (the store holds what counts).
@@ -395,6 +420,7 @@ mod tests {
         Commit,
         Fresh,
         Range(u64, u64, usize),
+        Reversed(u64, u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -404,6 +430,7 @@ mod tests {
             1 => Just(Op::Commit),
             1 => Just(Op::Fresh),
             2 => (0..40u64, 0..40u64, 0..10usize).prop_map(|(a, b, n)| Op::Range(a, b, n)),
+            1 => (0..40u64, 0..40u64).prop_map(|(a, b)| Op::Reversed(a, b)),
         ]
     }
 
@@ -444,6 +471,20 @@ mod tests {
                         let r = (Bound::Included(&lo), Bound::Excluded(&hi));
                         prop_assert_eq!(t.range(r.0, r.1, n), want.clone());
                         prop_assert_eq!(mem.range(r.0, r.1, n), want);
+                    }
+                    Op::Reversed(a, b) => {
+                        // From the larger to the smaller: nothing (or the one key, if equal
+                        // and both included).
+                        let (hi, lo) = (a.max(b), a.min(b));
+                        let want: Vec<(u64, u64)> = model
+                            .range(hi..=lo.max(hi))
+                            .filter(|_| hi == lo)
+                            .map(|(k, v)| (*k, *v))
+                            .collect();
+                        let r = (Bound::Included(&hi), Bound::Included(&lo));
+                        prop_assert_eq!(t.range(r.0, r.1, 9), want.clone());
+                        prop_assert_eq!(mem.range(r.0, r.1, 9), want);
+                        prop_assert!(t.range(Bound::Excluded(&hi), Bound::Excluded(&lo), 9).is_empty());
                     }
                 }
                 for k in 0..40 {

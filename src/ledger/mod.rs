@@ -355,13 +355,15 @@ impl Ledger {
         }
     }
 
-    /// What a store keeps besides the tables (see [`Ledger::resume`]).
-    pub fn stored(&self) -> Stored {
-        Stored {
-            held: self.held_n,
-            summary: self.state.summary(),
-            accounts: self.state.accounts.clone(),
-        }
+    /// Puts back changes taken by [`Ledger::take_writes`] whose commit failed, so the ledger
+    /// stays whole (what it holds, the store does not yet).
+    pub fn restore_writes(&mut self, w: LedgerWrites) {
+        self.h.records.restore(w.held.records);
+        self.h.slots.restore(w.held.slots);
+        self.h.forks.restore(w.held.forks);
+        self.h.keys.restore(w.held.keys);
+        self.h.pending.restore(w.held.pending);
+        self.state.restore_writes(w.derived);
     }
 
     pub fn params(&self) -> &Params {
@@ -902,6 +904,7 @@ impl Ledger {
             None => now.is_none(),
             Some(der) => {
                 now.is_some_and(|k| k.der() == der.0.as_slice()) || {
+                    // (Empty when the record is not beyond the head.)
                     let lo = (
                         a,
                         head.map_or(0, |h| h.seq + 1),

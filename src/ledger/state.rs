@@ -343,6 +343,15 @@ impl State {
         self.t.take_writes()
     }
 
+    /// Puts back changes whose commit failed (see [`Table::restore`]).
+    pub fn restore_writes(&mut self, w: DerivedWrites) {
+        self.t.applied.restore(w.applied);
+        self.t.chain.restore(w.chain);
+        self.t.log.restore(w.log);
+        self.t.unclaimed.restore(w.unclaimed);
+        self.t.claimed.restore(w.claimed);
+    }
+
     /// Drops the tables' uncommitted changes.
     pub fn discard_writes(&mut self) {
         self.t.discard();

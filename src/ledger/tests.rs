@@ -1782,3 +1782,35 @@ fn a_record_after_a_fork_is_judged_by_the_key_of_its_own_branch() {
         assert!(l.state().is_applied(&all[3].hash()), "order {order:?}");
     }
 }
+
+/// A record at or before its chain's head, behind an unknown predecessor and naming some
+/// key, is refused or held aside — never a panic (its slots between the head and it form an
+/// empty, reversed range).
+#[test]
+fn a_record_behind_its_head_with_an_unknown_predecessor_is_no_panic() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    s.pay("node1", &[("node2", 10)], EPOCH + DAY + 50);
+    s.pay("node1", &[("node2", 10)], EPOCH + DAY + 60);
+    let template = s.records.last().unwrap().clone();
+    for seq in [1, 2] {
+        let mut b = template.body().clone();
+        b.seq = seq;
+        b.prev = Some(RecordHash::of(format!("nowhere {seq}").as_bytes()));
+        let k = key("node6");
+        let r = Record::new(
+            b.clone(),
+            vec![Sig {
+                key: Some(B64(k.public().der().to_vec())),
+                sig: B64(k.sign(&b.canonical_bytes())),
+            }],
+        );
+        let before = s.l.state().clone();
+        match s.l.ingest(r) {
+            Ok(o) => assert!(o.applied.is_empty(), "{o:?}"),
+            Err(e) => assert!(e.to_string().contains("key"), "{e}"),
+        }
+        assert_eq!(s.l.state(), &before);
+    }
+    let _ = p;
+}

@@ -197,7 +197,10 @@ impl Shared {
             let (holder, proof) = {
                 let chain = self.chain();
                 let l = chain.ledger();
-                let proof: Vec<RecordHash> = l.held_at(&account, seq).into_iter().collect();
+                let mut proof: Vec<RecordHash> = l.held_at(&account, seq).into_iter().collect();
+                if proof.len() < 2 {
+                    proof.clear(); // (no longer a fork: a rebuild dropped one)
+                }
                 let holder = l
                     .at(&account, seq)
                     .map_or("none yet".to_string(), |r| r.hash().short());

@@ -32,6 +32,9 @@ impl KvStore for MemStore {
         to: std::ops::Bound<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
+        if crate::ledger::db::is_empty_range(from, to) {
+            return Ok(Vec::new());
+        }
         let key = |b: std::ops::Bound<&[u8]>| b.map(|k| (cf, k.to_vec()));
         let lo = match from {
             std::ops::Bound::Unbounded => std::ops::Bound::Included((cf, Vec::new())),

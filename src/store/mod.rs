@@ -200,6 +200,11 @@ pub(crate) mod tests {
         assert_eq!(keys(Included(b"a2"), Excluded(b"b1"), 9), [b"a2".to_vec()]);
         assert_eq!(keys(Included(b"a"), Included(b"b1"), 1), [b"a2".to_vec()]);
         assert!(keys(Included(b"b2"), Unbounded, 9).is_empty());
+        assert!(
+            keys(Included(b"b1"), Included(b"a2"), 9).is_empty(),
+            "reversed: empty"
+        );
+        assert!(keys(Included(b"b1"), Excluded(b"b1"), 9).is_empty());
     }
 
     #[test]

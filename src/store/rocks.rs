@@ -165,10 +165,15 @@ impl RocksStore {
         Ok(store)
     }
 
+    /// A column family; only a store of an older layout opened read-only lacks some, and
+    /// reads of those find nothing.
+    fn has(&self, cf: Cf) -> Option<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(cf.name())
+    }
+
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(cf.name()).expect(
-            "column families are created on open (a read-only store of an older layout lacks some)",
-        )
+        self.has(cf)
+            .expect("a store opened for writing has every column family")
     }
 
     /// The entries of an iterator while their keys start with `prefix`.
@@ -195,12 +200,18 @@ impl RocksStore {
 
 impl KvStore for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(cf), key).map_err(self.db_err())
+        let Some(h) = self.has(cf) else {
+            return Ok(None);
+        };
+        self.db.get_cf(h, key).map_err(self.db_err())
     }
 
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        self.collect(self.db.iterator_cf(self.cf(cf), mode), prefix)
+        let Some(h) = self.has(cf) else {
+            return Ok(Vec::new());
+        };
+        self.collect(self.db.iterator_cf(h, mode), prefix)
     }
 
     fn range(
@@ -217,7 +228,10 @@ impl KvStore for RocksStore {
         };
         let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf), mode) {
+        let Some(h) = self.has(cf) else {
+            return Ok(Vec::new());
+        };
+        for item in self.db.iterator_cf(h, mode) {
             if out.len() >= limit {
                 break;
             }
@@ -241,7 +255,10 @@ impl KvStore for RocksStore {
             .iter()
             .map(|(cf, prefix)| {
                 let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-                self.collect(snapshot.iterator_cf(self.cf(*cf), mode), prefix)
+                match self.has(*cf) {
+                    Some(h) => self.collect(snapshot.iterator_cf(h, mode), prefix),
+                    None => Ok(Vec::new()),
+                }
             })
             .collect()
     }
