@@ -813,11 +813,17 @@ impl Ledger {
             .unwrap_or_default();
         let cut_held = |d: &Distribute| {
             d.heads.iter().all(|(a, h)| {
-                let stop = previous.get(a).map(|x| x.hash);
+                let stop = previous.get(a);
                 let mut at = Some(h.hash);
                 while let Some(x) = at {
-                    if Some(x) == stop {
+                    if Some(x) == stop.map(|s| s.hash) {
                         return true;
+                    }
+                    // Below an applied record lies the applied chain, which holds the previous
+                    // checkpoint's head (applied) unless that is above it: no need to walk it
+                    // (through the store) on every ingest while a distribution waits.
+                    if let Some((acct, seq)) = self.state.position(&x) {
+                        return acct == *a && stop.is_none_or(|s| s.seq <= seq);
                     }
                     match self.h.records.get(&x) {
                         Some(r) if r.account() == *a => at = r.body().prev,

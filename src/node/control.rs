@@ -147,8 +147,17 @@ async fn client(shared: Arc<Shared>, stream: UnixStream) {
             return;
         }
         let stop = req == Request::Stop;
+        let large = matches!(
+            req,
+            Request::Import { .. } | Request::Export | Request::Verify
+        );
         let resp = handle(&shared, req).await;
-        if !write(&mut write_half, &resp).await {
+        let written = write(&mut write_half, &resp).await;
+        if large {
+            drop(resp);
+            super::release_memory();
+        }
+        if !written {
             return;
         }
         if stop {

@@ -86,6 +86,8 @@ pub async fn run(shared: Arc<Shared>) {
                 }
             }
             written_applied = applied;
+            drop(bytes);
+            super::release_memory();
         }
         // No peers for a while: the mirror may know more than this node.
         idle_rounds = if shared.peers.locked().confirmed().is_empty() {

@@ -438,6 +438,16 @@ fn tune_allocator() {
     }
 }
 
+/// Hands memory freed by a large, passing job (an import, a verify, an export: each reads
+/// much of the history) back to the system, so the node's resident size is what it holds.
+pub fn release_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// File descriptors kept for everything but public connections: the store, the control
 /// socket and its clients, the DHT, calls to peers, files served.
 const RESERVED_FDS: u64 = 512;
