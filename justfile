@@ -172,8 +172,9 @@ bench-hostile: release
     COD_BIN=$PWD/target/release/cod cargo test --bench hostile -- --bench
 
 # A node holding a big chain (issue 13): import rate, RSS, restart, `cod balance` without a
-# daemon, disk per record, /v1/info latency during import, verify and export.
-# COD_BENCH_SCALE=100000,1000000 sets the sizes.
+# daemon, disk per record, /v1/info latency during import, verify and export, a fresh node's
+# sync from it. COD_BENCH_SCALE=100000,1000000 sets the sizes (1M: about 25 minutes here);
+# COD_BIN=/path/to/an/older/cod measures another executable with the same harness.
 bench-scale: release
     COD_BIN=$PWD/target/release/cod cargo test --bench scale -- --bench
 
