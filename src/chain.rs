@@ -451,6 +451,11 @@ impl Chain {
                 }
             }
         }
+        if rebuilt {
+            tracing::info!(
+                "recomputed the whole state from the records (a fork or a checkpoint asked for it)"
+            );
+        }
         let writes = self.ledger.take_writes();
         if writes.is_empty() {
             return Ok(results); // duplicates, refusals, records awaiting keys: nothing to store
