@@ -509,35 +509,60 @@ fn derived_of(mut l: Ledger) -> Snapshot {
         .collect()
 }
 
-/// The whole chain as an archive, in an order that applies front to back.
+/// The whole chain as an archive, in an order that applies front to back: the applied
+/// records in the order they were applied (each after everything it depends on, whatever
+/// the clocks that dated them said), then the rest — pending records and fork proofs — by
+/// time, account and seq.
 pub fn export(l: &Ledger) -> Vec<u8> {
-    let records = l.records();
-    write_archive(&l.params().cod, records.iter().map(|r| &**r).collect())
+    let applied = l.log(0, usize::MAX);
+    let rest: Vec<Arc<Record>> = l
+        .records()
+        .into_iter()
+        .filter(|r| !l.state().is_applied(&r.hash()))
+        .collect();
+    write_archive(
+        &l.params().cod,
+        applied.iter().map(|r| &**r).collect(),
+        rest.iter().map(|r| &**r).collect(),
+    )
 }
 
 /// [`export`] from a store, read at one moment: needs no lock on the chain, so a daemon
 /// exports while it goes on applying records.
 pub fn export_store(cod: &crate::ids::CodId, store: &dyn KvStore) -> Result<Vec<u8>, ChainError> {
-    let [raw]: [Vec<crate::store::Entry>; 1] = store
-        .scan_consistent(&[(Cf::Records, b"")])?
+    let [raw, log]: [Vec<crate::store::Entry>; 2] = store
+        .scan_consistent(&[(Cf::Records, b""), (Cf::Log, b"")])?
         .try_into()
-        .expect("one scan asked, one given");
-    let records = raw
-        .into_iter()
-        .map(|(k, v)| {
-            Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
-                hash: hex::encode(&k),
-                error,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(write_archive(cod, records.iter().collect()))
+        .expect("two scans asked, two given");
+    let mut held = std::collections::HashMap::with_capacity(raw.len());
+    for (k, v) in raw {
+        let r = Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
+            hash: hex::encode(&k),
+            error,
+        })?;
+        held.insert(r.hash(), r);
+    }
+    // (A store of layout 1 has no log: then every record goes by time.)
+    let applied: Vec<Record> = log
+        .iter()
+        .filter_map(|(_, h)| held.remove(&RecordHash::from_key(h)?))
+        .collect();
+    let rest: Vec<Record> = held.into_values().collect();
+    Ok(write_archive(
+        cod,
+        applied.iter().collect(),
+        rest.iter().collect(),
+    ))
 }
 
-/// An archive of `records` in a stable order: by time, then account and seq.
-fn write_archive(cod: &crate::ids::CodId, mut records: Vec<&Record>) -> Vec<u8> {
-    records.sort_by_key(|r| (r.body().time, r.account(), r.seq()));
-    crate::archive::write(cod, records)
+/// An archive of `applied` as they are, then `rest` by time, account, seq and hash.
+fn write_archive(
+    cod: &crate::ids::CodId,
+    applied: Vec<&Record>,
+    mut rest: Vec<&Record>,
+) -> Vec<u8> {
+    rest.sort_by_key(|r| (r.body().time, r.account(), r.seq(), r.hash()));
+    crate::archive::write(cod, applied.into_iter().chain(rest))
 }
 
 /// Records an import stores per batch: each batch is one synced write, and the chain is free
@@ -954,6 +979,40 @@ mod tests {
         assert_eq!(again.ledger().state(), s.l.state());
         assert_eq!(dump(&mem), before, "resumed, not recomputed");
         assert!(verify(p, mem.as_ref()).unwrap().ok());
+    }
+
+    /// An exported chain imports whole into an empty node even where the clocks disagree
+    /// with the dependencies (a transfer dated before the distribution whose payout it
+    /// claims): the archive lists the applied records in the order they were applied.
+    #[test]
+    fn an_export_imports_whole_whatever_the_clocks_said() {
+        let mut s = Scenario::standard();
+        let p = s.l.params().clone();
+        // node1 claims its share of the distribution (dated EPOCH + DAY + 1) at a time
+        // before it, and goes on paying.
+        s.pay("node1", &[("node2", 10)], EPOCH + 500);
+        for i in 0..5 {
+            s.pay("node1", &[("node3", 1)], EPOCH + 600 + i);
+        }
+        let mem = Arc::new(MemStore::default());
+        let mut chain = Chain::load(p.clone(), Box::new(Shared(mem.clone()))).unwrap();
+        chain.ingest_batch(s.records.clone()).unwrap();
+        assert_eq!(chain.ledger().state(), s.l.state());
+        for archive in [
+            export(chain.ledger()),
+            export_store(&p.cod, mem.as_ref()).unwrap(),
+        ] {
+            let mut fresh = Ledger::new(p.clone());
+            let records = crate::archive::read(&archive, &p.cod).unwrap();
+            for r in records {
+                let o = fresh.ingest(r).unwrap();
+                assert!(
+                    o.pending.is_empty(),
+                    "each record applies as it comes: {o:?}"
+                );
+            }
+            assert_eq!(fresh.state(), s.l.state());
+        }
     }
 
     fn dump(m: &MemStore) -> Vec<Entry> {

@@ -114,7 +114,7 @@ impl Scenario {
         let body = self.l.propose_distribution(period, false, time).unwrap();
         self.push(sign_network(body, &["node1", "node3"]))
     }
-    fn pay(&mut self, from: &str, to: &[(&str, u64)], time: u64) -> Record {
+    pub(crate) fn pay(&mut self, from: &str, to: &[(&str, u64)], time: u64) -> Record {
         let p = self.l.params().clone();
         let outs = to.iter().map(|(t, a)| out(&p, t, *a)).collect();
         let r = self.l.make_transfer(key(from), outs, None, time).unwrap();
