@@ -1181,6 +1181,7 @@ impl Ledger {
         //    then its lowest-hash valid candidate wins. (Every account holding a record
         //    beyond its opening holds the opening's key.)
         let mut dead: HashSet<RecordHash> = HashSet::new();
+        let mut everything: Option<Vec<(RecordHash, Arc<Record>)>> = None;
         let accounts: Vec<AccountId> = self
             .h
             .keys
@@ -1256,11 +1257,10 @@ impl Ledger {
                 // What cannot be reached in this set — network records the network chain did
                 // not take, member records whose predecessor is missing or lost — never applies
                 // here: mark it dead, so the slots waiting on it can be decided.
-                let unreachable: Vec<RecordHash> = self
-                    .h
-                    .records
-                    .entries()
-                    .into_iter()
+                // (Every held record, read once for all the passes: rebuild admits nothing.)
+                let all = everything.get_or_insert_with(|| self.h.records.entries());
+                let unreachable: Vec<RecordHash> = all
+                    .iter()
                     .filter(|(h, r)| {
                         if dead.contains(h) || world.is_applied(h) {
                             return false;
@@ -1270,7 +1270,7 @@ impl Ledger {
                             && r.body().prev == st.and_then(|s| s.head).map(|x| x.hash);
                         r.account() == p.network || !at_next
                     })
-                    .map(|(h, _)| h)
+                    .map(|(h, _)| *h)
                     .collect();
                 if unreachable.is_empty() {
                     break;
@@ -1287,10 +1287,8 @@ impl Ledger {
         self.pending_bytes = 0;
         self.pending_network.clear();
         self.h.pending = self.h.pending.fresh();
-        let unapplied: Vec<Arc<Record>> = self
-            .h
-            .records
-            .entries()
+        let unapplied: Vec<Arc<Record>> = everything
+            .unwrap_or_else(|| self.h.records.entries())
             .into_iter()
             .filter(|(h, _)| !self.state.is_applied(h))
             .map(|(_, r)| r)
