@@ -47,7 +47,7 @@ pub struct NodeConfig {
     pub store_cache: u64,
 }
 
-/// `[store] cache` by default, MiB (the store's `DEFAULT_CACHE_BYTES`).
+/// `[store] cache` by default, MiB (also the store's default when no node.ini says).
 pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
 
 /// The limits the operator may tune (node.ini `[limits]`).

@@ -210,11 +210,6 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         self.range(Bound::Unbounded, Bound::Unbounded, usize::MAX)
     }
 
-    /// Is this a layer over a source (whose changes the caller commits)?
-    pub fn layered(&self) -> bool {
-        self.base.is_some()
-    }
-
     /// The changes since the last call, and whether what is stored must be cleared before
     /// they are written; from now on the source is trusted to hold them (the caller commits
     /// them before the next read).
@@ -230,12 +225,6 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         for (k, v) in writes {
             self.writes.entry(k).or_insert(v);
         }
-    }
-
-    /// Drops uncommitted changes (the store holds what counts).
-    pub fn discard(&mut self) {
-        self.cleared = false;
-        self.writes.clear();
     }
 }
 

@@ -198,14 +198,6 @@ impl Derived {
             claimed: self.claimed.take_writes(),
         }
     }
-
-    fn discard(&mut self) {
-        self.applied.discard();
-        self.chain.discard();
-        self.log.discard();
-        self.unclaimed.discard();
-        self.claimed.discard();
-    }
 }
 
 /// The part of the state that does not grow with the history (but with the accounts and the
@@ -350,11 +342,6 @@ impl State {
         self.t.log.restore(w.log);
         self.t.unclaimed.restore(w.unclaimed);
         self.t.claimed.restore(w.claimed);
-    }
-
-    /// Drops the tables' uncommitted changes.
-    pub fn discard_writes(&mut self) {
-        self.t.discard();
     }
 
     fn genesis_with(p: &Params, t: Derived) -> Self {

@@ -150,6 +150,31 @@ pub trait KvStore: Send + Sync {
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
 }
 
+/// A shared store is a store: a caller keeps one handle and gives the chain another.
+impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(cf, key)
+    }
+    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        (**self).scan(cf, prefix)
+    }
+    fn range(
+        &self,
+        cf: Cf,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        (**self).range(cf, from, to, limit)
+    }
+    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
+        (**self).scan_consistent(scans)
+    }
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        (**self).write(ops)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -12,7 +12,8 @@ pub struct RocksStore {
 
 /// RocksDB's memory by default (node.ini `[store] cache`): its block cache and its write
 /// buffers together, whatever the size of the history.
-pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+pub const DEFAULT_CACHE_BYTES: usize =
+    (crate::config::node::DEFAULT_STORE_CACHE_MIB as usize) << 20;
 /// The least it may be given.
 pub const MIN_CACHE_BYTES: usize = 8 << 20;
 
