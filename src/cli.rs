@@ -334,7 +334,9 @@ pub struct BalanceArgs {
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
-    /// An account id, or `network` [default: this node's account]
+    /// An account id, or `network` [default: this node's account]. The network's history
+    /// shows its own records and the payments to it among the latest 10,000 applied records
+    /// (no index names those)
     pub account: Option<AccountArg>,
     /// Show at most N entries, newest first
     #[arg(long, default_value_t = 50, value_name = "N")]

@@ -3,7 +3,7 @@
 //! `--json` output. Pure.
 
 use crate::config::com::Asset;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Content, Kind, Ledger, Record, RecordError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 /// `cod balance`.
 pub fn balance(l: &Ledger, account: &AccountId) -> Value {
     let state = l.state().account(account);
+    let state = state.as_ref();
     let network = *account == l.params().network;
     let mut assets = serde_json::Map::new();
     for (code, def) in &l.params().com.assets {
@@ -36,6 +37,10 @@ pub fn balance(l: &Ledger, account: &AccountId) -> Value {
     })
 }
 
+/// How many of the latest applied records `cod history` of the network account looks through
+/// for payments to the network (which no index names).
+pub const NETWORK_HISTORY_WINDOW: usize = 10_000;
+
 /// `cod history`: the account's own records and the payments it received, newest first.
 pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
     let label = |a: &AccountId| {
@@ -46,20 +51,24 @@ pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
         }
     };
     // Its newest own records (a chain's times never go back), and every record that paid
-    // it (the credits, claimed or not, index them); what paid the network is not indexed.
-    let candidates: Vec<std::sync::Arc<crate::ledger::Record>> = if *account == l.params().network {
-        l.records()
-            .into_iter()
-            .filter(|r| l.state().is_applied(&r.hash()))
-            .collect()
+    // it (the credits, claimed or not, index them). What paid the network is not indexed:
+    // it is looked for among the latest applied records only.
+    let next = l.state().account(account).map_or(0, |s| s.next_seq());
+    let mut candidates = l.chain_of(account, next.saturating_sub(limit as u64), limit);
+    let paid: Vec<RecordHash> = if *account == l.params().network {
+        let applied = l.state().applied_count() as u64;
+        let window = NETWORK_HISTORY_WINDOW as u64;
+        l.state()
+            .log(applied.saturating_sub(window), NETWORK_HISTORY_WINDOW)
     } else {
-        let next = l.state().account(account).map_or(0, |s| s.next_seq());
-        let mut own = l.chain_of(account, next.saturating_sub(limit as u64), limit);
-        let mut paid: Vec<_> = l.state().paid_to(account);
-        paid.retain(|h| !own.iter().any(|r| r.hash() == *h));
-        own.extend(paid.iter().filter_map(|h| l.record(h)));
-        own
+        l.state().paid_to(account)
     };
+    let own: std::collections::BTreeSet<RecordHash> = candidates.iter().map(|r| r.hash()).collect();
+    candidates.extend(
+        paid.iter()
+            .filter(|h| !own.contains(h))
+            .filter_map(|h| l.record(h)),
+    );
     let mut entries = Vec::new();
     for r in candidates {
         let mine = r.account() == *account;
@@ -126,7 +135,7 @@ pub fn chain_summary(l: &Ledger) -> Value {
         "awaiting_key": pools.awaiting_key,
         "awaiting_key_bytes": pools.awaiting_key_bytes,
         "missing": missing.into_iter().take(MAX_MISSING_SHOWN).collect::<Vec<_>>(),
-        "accounts": state.accounts.len(),
+        "accounts": state.account_count(),
         "issued": state.issued,
         "forks": l.forks().len(),
         "checkpoint": state.checkpoint.as_ref().map(|c| json!({"period": c.period, "record": c.record, "special": c.special})),
@@ -214,6 +223,63 @@ pub fn recent(l: &Ledger, limit: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::tests::{DAY, EPOCH, Scenario};
+
+    /// The kinds and changes of a history, newest first.
+    fn entries(l: &Ledger, a: &AccountId, limit: usize) -> Vec<(String, i64)> {
+        history(l, a, limit)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let change = e["change"]["codcoin"].as_i64().unwrap_or(0);
+                (e["kind"].as_str().unwrap().to_string(), change)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_history_shows_own_records_and_payments_received_newest_first() {
+        let mut s = Scenario::standard();
+        s.pay(
+            "node1",
+            &[("node2", 300), ("network", 100)],
+            EPOCH + DAY + 50,
+        );
+        s.pay("node2", &[("network", 7)], EPOCH + DAY + 60);
+        let p = s.l.params().clone();
+        let node1 = crate::ledger::tests::key("node1").public().node_id(&p.cod);
+        let node2 = crate::ledger::tests::key("node2").public().node_id(&p.cod);
+        assert_eq!(
+            entries(&s.l, &node1, 50),
+            [
+                ("transfer".into(), -400),
+                ("distribute".into(), 875),
+                ("open".into(), 0)
+            ]
+        );
+        assert_eq!(
+            entries(&s.l, &node2, 50),
+            [
+                ("transfer".into(), -7),
+                ("transfer".into(), 300),
+                ("distribute".into(), 875),
+                ("open".into(), 0)
+            ]
+        );
+        assert_eq!(entries(&s.l, &node2, 2).len(), 2);
+        // The network: its own records, and the payments to it (found in the latest applied
+        // records).
+        assert_eq!(
+            entries(&s.l, &p.network, 50),
+            [
+                ("transfer".into(), 7),
+                ("transfer".into(), 100),
+                ("distribute".into(), -3500),
+                ("issue".into(), 3500)
+            ]
+        );
+    }
 
     #[test]
     fn prefixes_never_split_a_character() {
