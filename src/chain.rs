@@ -1,9 +1,10 @@
 //! The ledger kept on disk: a [`Ledger`] whose tables are layered over a [`KvStore`] and
 //! whose every decision — records and the state derived from them — is written in one
-//! atomic, synced batch before it is acknowledged. A start reads the summary and the
-//! accounts, not the history (the records are read when the ledger needs them).
+//! atomic, synced batch before it is acknowledged. A start reads the summary, not the
+//! history (records and accounts are read when the ledger needs them). Readers read a
+//! [`View`]: the chain as of the last commit, over a snapshot of the store.
 //!
-//! Key layout (schema 2; ids as raw bytes, integers big-endian):
+//! Key layout (schema 3; ids as raw bytes, integers big-endian):
 //!
 //! | family | key | value |
 //! |---|---|---|
@@ -17,9 +18,10 @@
 //! | log | position | hash (the order records were applied in) |
 //! | credits | payee ‖ paying record | unclaimed amounts (see [`Codec`] for amounts) |
 //! | claims | payee ‖ credit | claiming record hash |
-//! | state | account | JSON account state; `!summary`: JSON `{held, state}` |
+//! | state | account | JSON account state |
+//! | meta | `summary` | JSON `{held, state}`: what the ledger keeps besides its tables |
 
-use crate::ids::{AccountId, RecordHash};
+use crate::ids::RecordHash;
 use crate::ledger::db::{Codec, Source, Writes};
 use crate::ledger::{
     Check, Checked, DerivedSources, Ledger, LedgerWrites, Outcome, Params, Record, RecordError,
@@ -27,7 +29,6 @@ use crate::ledger::{
 };
 use crate::store::{Cf, KvStore, Op, SCHEMA_VERSION, Snapshot, StoreError};
 use serde_json::json;
-use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -53,7 +54,8 @@ pub enum ChainError {
     SeqTaken { expected: u64, next: u64 },
 }
 
-pub const SUMMARY_KEY: &[u8] = b"!summary";
+/// The [`Cf::Meta`] key of the summary.
+pub const SUMMARY_KEY: &[u8] = b"summary";
 
 /// One table's committed entries, read from a column family. A store that fails to read,
 /// or holds bytes that do not decode, panics: the daemon reloads the chain from the store
@@ -146,6 +148,7 @@ fn sources(store: &Arc<dyn KvStore>) -> (crate::ledger::HeldSources, DerivedSour
             pending: cf_source(store, Cf::Pending),
         },
         DerivedSources {
+            accounts: cf_source(store, Cf::State),
             applied: cf_source(store, Cf::Applied),
             chain: cf_source(store, Cf::Chains),
             log: cf_source(store, Cf::Log),
@@ -185,6 +188,7 @@ fn writes_ops(w: &LedgerWrites, replace: bool) -> Vec<Op> {
     table_ops(Cf::Keys, &w.held.keys, replace, &mut ops);
     table_ops(Cf::Pending, &w.held.pending, replace, &mut ops);
     let d = &w.derived;
+    table_ops(Cf::State, &d.accounts, replace, &mut ops);
     table_ops(Cf::Applied, &d.applied, replace, &mut ops);
     table_ops(Cf::Chains, &d.chain, replace, &mut ops);
     table_ops(Cf::Log, &d.log, replace, &mut ops);
@@ -193,40 +197,20 @@ fn writes_ops(w: &LedgerWrites, replace: bool) -> Vec<Op> {
     ops
 }
 
-/// The stored summary and the accounts `which` names (all, with `None`: then what is
-/// stored of accounts is replaced).
-fn state_ops(l: &Ledger, which: Option<BTreeSet<AccountId>>) -> Vec<Op> {
-    let all = &l.state().accounts;
-    let mut ops = Vec::new();
-    let accounts: Vec<AccountId> = match which {
-        Some(set) => set.into_iter().collect(),
-        None => {
-            ops.push(Op::Clear(Cf::State));
-            all.keys().copied().collect()
-        }
-    };
-    for a in accounts {
-        if let Some(s) = all.get(&a) {
-            ops.push(Op::Put(
-                Cf::State,
-                a.as_bytes().to_vec(),
-                serde_json::to_vec(s).expect("state serializes"),
-            ));
-        }
-    }
+/// The stored summary: what a ledger keeps besides its tables.
+fn summary_op(l: &Ledger) -> Op {
     let summary = json!({"held": l.len(), "state": l.state().summary()});
-    ops.push(Op::Put(
-        Cf::State,
+    Op::Put(
+        Cf::Meta,
         SUMMARY_KEY.to_vec(),
         serde_json::to_vec(&summary).expect("json"),
-    ));
-    ops
+    )
 }
 
 /// What the store keeps besides its tables: `None` if it keeps no summary of this schema
 /// (a store written before schema 2, or never written).
 fn read_stored(store: &dyn KvStore) -> Result<Option<Stored>, ChainError> {
-    let Some(raw) = store.get(Cf::State, SUMMARY_KEY)? else {
+    let Some(raw) = store.get(Cf::Meta, SUMMARY_KEY)? else {
         return Ok(None);
     };
     #[derive(serde::Deserialize)]
@@ -238,21 +222,9 @@ fn read_stored(store: &dyn KvStore) -> Result<Option<Stored>, ChainError> {
     let Ok(top) = serde_json::from_slice::<Top>(&raw) else {
         return Ok(None); // an older summary: recompute
     };
-    let mut accounts = std::collections::BTreeMap::new();
-    for (k, v) in store.scan(Cf::State, b"")? {
-        if k == SUMMARY_KEY {
-            continue;
-        }
-        let a = AccountId::from_key(&k)
-            .ok_or_else(|| ChainError::State(format!("state key {}", hex::encode(&k))))?;
-        let s = serde_json::from_slice(&v)
-            .map_err(|e| ChainError::State(format!("account {a}: {e}")))?;
-        accounts.insert(a, s);
-    }
     Ok(Some(Stored {
         held: top.held,
         summary: top.state,
-        accounts,
     }))
 }
 
@@ -268,10 +240,83 @@ fn read_records(store: &dyn KvStore) -> Result<Vec<Record>, ChainError> {
     Ok(records)
 }
 
+/// The chain as it was at one commit, for readers: a ledger over a snapshot of the store
+/// (see [`Ledger::reader`]). However long a reader reads, it reads that one moment, and
+/// it never waits for the writer.
+#[derive(Clone)]
+pub struct View {
+    ledger: Arc<Ledger>,
+    store: Arc<dyn KvStore>,
+    /// Its applied heads, read once for every reader of this view.
+    heads: Arc<std::sync::OnceLock<Vec<(crate::ids::AccountId, crate::ledger::Head)>>>,
+}
+
+impl View {
+    fn new(ledger: Ledger, store: Arc<dyn KvStore>) -> Self {
+        Self {
+            ledger: Arc::new(ledger),
+            store,
+            heads: Arc::default(),
+        }
+    }
+
+    /// The head of every account with an applied record, by account (what the sync
+    /// digests cover): read from the store by the first reader that asks.
+    pub fn heads(&self) -> &[(crate::ids::AccountId, crate::ledger::Head)] {
+        self.heads.get_or_init(|| {
+            self.ledger
+                .state()
+                .accounts()
+                .into_iter()
+                .filter_map(|(a, st)| st.head.map(|h| (a, h)))
+                .collect()
+        })
+    }
+
+    /// The store as it was at that commit (read-only), for reading stored bytes as they are.
+    pub fn store(&self) -> &Arc<dyn KvStore> {
+        &self.store
+    }
+}
+
+impl std::ops::Deref for View {
+    type Target = Ledger;
+    fn deref(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+/// Where readers find the chain as last committed: replaced after every commit.
+#[derive(Clone)]
+pub struct Views(Arc<std::sync::RwLock<View>>);
+
+impl Views {
+    fn new(ledger: Ledger, store: Arc<dyn KvStore>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(View::new(ledger, store))))
+    }
+
+    /// The chain as last committed.
+    pub fn latest(&self) -> View {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, ledger: Ledger, store: Arc<dyn KvStore>) {
+        let view = View::new(ledger, store);
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = view;
+    }
+}
+
 /// The ledger and its store, kept in step.
 pub struct Chain {
     ledger: Ledger,
     store: Arc<dyn KvStore>,
+    views: Views,
     /// A write failed and the store could not be read back since: the ledger in memory may
     /// hold what the store does not, so nothing is accepted until [`Chain::reload`] works.
     stale: Option<String>,
@@ -302,7 +347,7 @@ impl Chain {
             .iter()
             .map(|d| Op::Delete(Cf::Records, d.hash.as_bytes().to_vec()))
             .collect();
-        ops.extend(state_ops(&ledger, None));
+        ops.push(summary_op(&ledger));
         ops.extend(writes_ops(&ledger.take_writes(), true));
         ops.push(Op::Put(
             Cf::Meta,
@@ -322,8 +367,10 @@ impl Chain {
         match read_stored(store.as_ref())? {
             Some(stored) => Ok(Self::resumed(params, store, stored)),
             None => {
+                // (Only here is the whole history in memory; its view shares nothing.)
                 let ledger = Ledger::from_records(params, read_records(store.as_ref())?);
                 Ok(Self {
+                    views: Views::new(ledger.clone(), store.clone()),
                     ledger,
                     store,
                     stale: None,
@@ -334,11 +381,27 @@ impl Chain {
 
     fn resumed(params: Params, store: Arc<dyn KvStore>, stored: Stored) -> Self {
         let (held, derived) = sources(&store);
+        let ledger = Ledger::resume(params, held, derived, stored);
+        let snapshot = store.snapshot();
+        let (held, derived) = sources(&snapshot);
         Self {
-            ledger: Ledger::resume(params, held, derived, stored),
+            views: Views::new(ledger.reader(held, derived), snapshot),
+            ledger,
             store,
             stale: None,
         }
+    }
+
+    /// Shows what was just committed to the readers.
+    fn publish(&self) {
+        let snapshot = self.store.snapshot();
+        let (held, derived) = sources(&snapshot);
+        self.views.set(self.ledger.reader(held, derived), snapshot);
+    }
+
+    /// Where readers find the chain as last committed.
+    pub fn views(&self) -> Views {
+        self.views.clone()
     }
 
     /// Does the stored state match the one the records give? (What `cod chain verify`
@@ -363,6 +426,7 @@ impl Chain {
                 let (held, derived) = sources(&self.store);
                 self.ledger = Ledger::resume(params, held, derived, stored);
                 self.stale = None;
+                self.publish();
                 Ok(())
             }
             Ok(None) => {
@@ -440,30 +504,23 @@ impl Chain {
                 self.stale.clone().unwrap_or_default(),
             ));
         }
+        let pools = self.ledger.pools();
         let results = self.ledger.ingest_checked(checked, |_, _| {});
-        let mut rebuilt = false;
-        let mut touched = BTreeSet::from([self.ledger.params().network]);
-        for o in results.iter().flatten() {
-            rebuilt |= o.rebuilt;
-            for h in &o.applied {
-                // Read before the writes are taken (until committed, only the ledger has it).
-                if let Some(r) = self.ledger.record(h) {
-                    touched.insert(r.account());
-                    touched.extend(r.body().content.outputs().iter().map(|o| o.account));
-                }
-            }
-        }
-        if rebuilt {
+        if results.iter().flatten().any(|o| o.rebuilt) {
             tracing::info!(
                 "recomputed the whole state from the records (a fork or a checkpoint asked for it)"
             );
         }
         let writes = self.ledger.take_writes();
         if writes.is_empty() {
-            return Ok(results); // duplicates, refusals, records awaiting keys: nothing to store
+            // Duplicates, refusals, records awaiting keys: nothing to store.
+            if self.ledger.pools() != pools {
+                self.publish();
+            }
+            return Ok(results);
         }
         let mut ops = writes_ops(&writes, false);
-        ops.extend(state_ops(&self.ledger, (!rebuilt).then_some(touched)));
+        ops.push(summary_op(&self.ledger));
         if let Err(e) = self.store.write(ops) {
             // Nothing was acknowledged: go back to exactly what the store holds — or, if it
             // cannot be read either, keep the ledger whole (its changes put back) and accept
@@ -472,6 +529,7 @@ impl Chain {
             let _ = self.reload();
             return Err(e);
         }
+        self.publish();
         Ok(results)
     }
 }
@@ -479,19 +537,16 @@ impl Chain {
 /// The derived part of a store's entries, read at one moment (what [`derived_of`] computes
 /// from the records): everything but the records, the application log (its order is the
 /// order records arrived in) and the pending set.
-#[cfg(test)]
 fn stored_derived(store: &dyn KvStore) -> Result<Snapshot, StoreError> {
-    let scans: Vec<(Cf, &[u8])> = DERIVED.iter().map(|cf| (*cf, &b""[..])).collect();
-    Ok(derived_snapshot(store.scan_consistent(&scans)?))
-}
-
-/// Scans of the [`DERIVED`] families, in that order, as one map.
-fn derived_snapshot(scans: impl IntoIterator<Item = Vec<crate::store::Entry>>) -> Snapshot {
-    DERIVED
-        .iter()
-        .zip(scans)
-        .flat_map(|(cf, entries)| entries.into_iter().map(|(k, v)| ((*cf, k), v)))
-        .collect()
+    let store = store.snapshot();
+    let mut out = Snapshot::new();
+    for cf in DERIVED {
+        out.extend(store.scan(cf, b"")?.into_iter().map(|(k, v)| ((cf, k), v)));
+    }
+    if let Some(v) = store.get(Cf::Meta, SUMMARY_KEY)? {
+        out.insert((Cf::Meta, SUMMARY_KEY.to_vec()), v);
+    }
+    Ok(out)
 }
 
 const DERIVED: [Cf; 8] = [
@@ -507,11 +562,11 @@ const DERIVED: [Cf; 8] = [
 
 /// What a store holds of a ledger in memory, derived part only (see [`stored_derived`]).
 fn derived_of(mut l: Ledger) -> Snapshot {
-    let mut ops = state_ops(&l, None);
+    let mut ops = vec![summary_op(&l)];
     ops.extend(writes_ops(&l.take_writes(), true));
     ops.into_iter()
         .filter_map(|op| match op {
-            Op::Put(cf, k, v) if DERIVED.contains(&cf) => Some(((cf, k), v)),
+            Op::Put(cf, k, v) if DERIVED.contains(&cf) || cf == Cf::Meta => Some(((cf, k), v)),
             _ => None,
         })
         .collect()
@@ -538,10 +593,8 @@ pub fn export(l: &Ledger) -> Vec<u8> {
 /// [`export`] from a store, read at one moment: needs no lock on the chain, so a daemon
 /// exports while it goes on applying records.
 pub fn export_store(cod: &crate::ids::CodId, store: &dyn KvStore) -> Result<Vec<u8>, ChainError> {
-    let [raw, log]: [Vec<crate::store::Entry>; 2] = store
-        .scan_consistent(&[(Cf::Records, b""), (Cf::Log, b"")])?
-        .try_into()
-        .expect("two scans asked, two given");
+    let store = store.snapshot();
+    let (raw, log) = (store.scan(Cf::Records, b"")?, store.scan(Cf::Log, b"")?);
     let mut held = std::collections::HashMap::with_capacity(raw.len());
     for (k, v) in raw {
         let r = Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
@@ -690,11 +743,9 @@ pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, Store
     let mut report = VerifyReport::default();
     let mut records = Vec::new();
     // One moment's records and derived state, so a daemon verifies while it goes on writing.
-    let mut scans: Vec<(Cf, &[u8])> = vec![(Cf::Records, b"")];
-    scans.extend(DERIVED.iter().map(|cf| (*cf, &b""[..])));
-    let mut read = store.scan_consistent(&scans)?.into_iter();
-    let raw = read.next().expect("the records were scanned");
-    let stored = derived_snapshot(read);
+    let store = store.snapshot();
+    let raw = store.scan(Cf::Records, b"")?;
+    let stored = stored_derived(store.as_ref())?;
     report.records = raw.len();
     for (k, v) in raw {
         match Record::from_bytes(&v) {
@@ -782,7 +833,7 @@ pub fn verify_records(
         ));
     }
     report.applied = state.applied_count();
-    report.accounts = state.accounts.len();
+    report.accounts = state.account_count();
     report.issued = state.issued.clone();
     report.checkpoint_period = state.checkpoint.as_ref().map(|c| c.period);
     (report, ledger)
@@ -795,7 +846,8 @@ mod tests {
     use crate::store::{Entry, MemStore};
     use std::sync::Arc;
 
-    /// A store whose writes and reads can be made to fail.
+    /// A store whose writes and reads can be made to fail (the reads a reload makes: the
+    /// summary and scans; the tables' point reads go on working).
     #[derive(Default)]
     struct Flaky {
         mem: MemStore,
@@ -804,6 +856,9 @@ mod tests {
     }
     impl KvStore for Flaky {
         fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            if cf == Cf::Meta && self.fail_reads.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unreadable("disk gone".into()));
+            }
             self.mem.get(cf, key)
         }
         fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
@@ -821,11 +876,8 @@ mod tests {
         ) -> Result<Vec<Entry>, StoreError> {
             self.mem.range(cf, from, to, limit)
         }
-        fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
-            if self.fail_reads.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StoreError::Unreadable("disk gone".into()));
-            }
-            self.mem.scan_consistent(scans)
+        fn snapshot(&self) -> Arc<dyn KvStore> {
+            self.mem.snapshot()
         }
         fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
             if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
@@ -858,6 +910,50 @@ mod tests {
         assert_eq!(chain.ledger().len(), held + 1);
         let again = Chain::load(s.l.params().clone(), Box::new(flaky.clone())).unwrap();
         assert_eq!(again.ledger().state(), chain.ledger().state());
+    }
+
+    #[test]
+    fn a_view_keeps_its_moment_while_the_writer_goes_on() {
+        let s = Scenario::standard();
+        let (last, first) = s.records.split_last().unwrap();
+        let mem = Arc::new(MemStore::default());
+        let mut chain = Chain::load(s.l.params().clone(), Box::new(mem.clone())).unwrap();
+        chain.ingest_batch(first.to_vec()).unwrap();
+        let views = chain.views();
+        let before = views.latest();
+        let state = before.state().clone();
+        assert_eq!(&state, chain.ledger().state());
+        assert!(!before.holds(&last.hash()));
+
+        assert!(!chain.ingest(last.clone()).unwrap().applied.is_empty());
+        // The view taken before reads what it read, from the store as it was; the latest
+        // one reads what was committed since.
+        assert!(!before.holds(&last.hash()));
+        assert_eq!(before.state(), &state);
+        assert_eq!(
+            before
+                .store()
+                .get(Cf::Records, last.hash().as_bytes())
+                .unwrap(),
+            None
+        );
+        let after = views.latest();
+        assert!(after.state().is_applied(&last.hash()));
+        assert_eq!(after.state(), chain.ledger().state());
+        assert_eq!(after.len(), chain.ledger().len());
+        assert_eq!(
+            after.heads().len(),
+            chain
+                .ledger()
+                .state()
+                .accounts()
+                .iter()
+                .filter(|(_, a)| a.head.is_some())
+                .count()
+        );
+        // A reload (after a panic or a failed write) shows the store again.
+        chain.reload().unwrap();
+        assert_eq!(views.latest().state(), chain.ledger().state());
     }
 
     use proptest::prelude::*;
@@ -908,6 +1004,12 @@ mod tests {
             let pending = |l: &Ledger| l.pending().map(|(h, _)| *h).collect::<Vec<_>>();
             prop_assert_eq!(pending(l), pending(&memory));
             prop_assert_eq!(l.len(), memory.len());
+            // What readers see is what was committed last.
+            let view = chain.views().latest();
+            prop_assert_eq!(view.state(), memory.state());
+            prop_assert_eq!(view.forks(), memory.forks());
+            prop_assert_eq!(pending(&view), pending(&memory));
+            prop_assert_eq!(view.len(), memory.len());
             prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
             prop_assert!(chain.derived_state_matches().unwrap());
             // And once more from the store alone.
@@ -937,7 +1039,7 @@ mod tests {
         ops.push(Op::Put(Cf::Chains, v1_chains.clone(), Vec::new()));
         ops.push(Op::Put(
             Cf::State,
-            SUMMARY_KEY.to_vec(),
+            b"!summary".to_vec(),
             br#"{"applied":3,"issued":{},"checkpoint":null}"#.to_vec(),
         ));
         ops.push(Op::Put(Cf::Meta, b"schema".to_vec(), b"1".to_vec()));
@@ -950,7 +1052,11 @@ mod tests {
         let chain = Chain::load(p.clone(), Box::new(mem.clone())).unwrap();
         assert_eq!(chain.ledger().state(), s.l.state());
         assert_eq!(mem.get(Cf::Chains, &v1_chains).unwrap(), None);
-        assert_eq!(mem.get(Cf::Meta, b"schema").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(
+            mem.get(Cf::Meta, b"schema").unwrap(),
+            Some(SCHEMA_VERSION.to_string().into_bytes())
+        );
+        assert_eq!(mem.get(Cf::State, b"!summary").unwrap(), None);
         assert!(chain.derived_state_matches().unwrap());
         let before = dump(&mem);
         let again = Chain::load(p.clone(), Box::new(mem.clone())).unwrap();

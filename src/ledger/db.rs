@@ -341,6 +341,19 @@ impl Codec for PublicKey {
     }
 }
 
+/// An account's state: its JSON (the rest of the value), as `cod chain verify` and older
+/// tools read it.
+impl Codec for super::AccountState {
+    fn put(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, self).expect("account states serialize");
+    }
+    fn take(b: &mut &[u8]) -> Option<Self> {
+        let s = serde_json::from_slice(b).ok()?;
+        *b = &[];
+        Some(s)
+    }
+}
+
 /// Amounts: per asset, its name's length (one byte), the name, the amount (big-endian), in
 /// asset order.
 impl Codec for Amounts {

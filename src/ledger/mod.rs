@@ -107,6 +107,18 @@ impl Awaiting {
     }
 }
 
+/// What the pending records wait for, in memory (rebuilt from the pending table on a start).
+#[derive(Clone, Debug, Default)]
+struct Pending {
+    deps: BTreeMap<RecordHash, Vec<Dep>>,
+    waiting: HashMap<Dep, BTreeSet<RecordHash>>,
+    per_account: HashMap<AccountId, usize>,
+    /// [`Record::size_estimate`] of every pending record, summed.
+    bytes: usize,
+    /// Waiting network records (checkpoints among them), kept apart because few.
+    network: BTreeSet<RecordHash>,
+}
+
 /// The records a ledger holds in memory apart from its state (see [`Ledger::pools`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Pools {
@@ -202,6 +214,18 @@ pub struct Held {
     pub pending: Table<RecordHash, ()>,
 }
 
+impl Held {
+    fn over(s: HeldSources) -> Self {
+        Self {
+            records: Table::over(s.records),
+            slots: Table::over(s.slots),
+            forks: Table::over(s.forks),
+            keys: Table::over(s.keys),
+            pending: Table::over(s.pending),
+        }
+    }
+}
+
 /// Where [`Held`]'s committed entries are read from.
 pub struct HeldSources {
     pub records: Arc<dyn Source<RecordHash, Arc<Record>>>,
@@ -239,6 +263,7 @@ impl LedgerWrites {
             && none(&h.forks)
             && none(&h.keys)
             && none(&h.pending)
+            && none(&d.accounts)
             && none(&d.applied)
             && none(&d.chain)
             && none(&d.log)
@@ -252,7 +277,6 @@ pub struct Stored {
     /// Records held.
     pub held: u64,
     pub summary: Summary,
-    pub accounts: BTreeMap<AccountId, AccountState>,
 }
 
 #[derive(Clone, Debug)]
@@ -261,15 +285,11 @@ pub struct Ledger {
     h: Held,
     /// Records held (the size of `h.records`).
     held_n: u64,
-    awaiting: Awaiting,
+    /// (Shared with the readers' views until it changes.)
+    awaiting: Arc<Awaiting>,
     state: State,
-    pending: BTreeMap<RecordHash, Vec<Dep>>,
-    waiting: HashMap<Dep, BTreeSet<RecordHash>>,
-    pending_per_account: HashMap<AccountId, usize>,
-    /// [`Record::size_estimate`] of every pending record, summed.
-    pending_bytes: usize,
-    /// Waiting network records (checkpoints among them), kept apart because few.
-    pending_network: BTreeSet<RecordHash>,
+    /// (Shared with the readers' views until it changes.)
+    pending: Arc<Pending>,
     /// Checkpoints on a lost branch already handed to the full computation.
     tried_checkpoints: HashSet<RecordHash>,
 }
@@ -285,13 +305,9 @@ impl Ledger {
             params,
             h,
             held_n,
-            awaiting: Awaiting::default(),
+            awaiting: Arc::default(),
             state,
-            pending: BTreeMap::new(),
-            waiting: HashMap::new(),
-            pending_per_account: HashMap::new(),
-            pending_bytes: 0,
-            pending_network: BTreeSet::new(),
+            pending: Arc::default(),
             tried_checkpoints: HashSet::new(),
         }
     }
@@ -322,15 +338,8 @@ impl Ledger {
         derived: DerivedSources,
         stored: Stored,
     ) -> Self {
-        let h = Held {
-            records: Table::over(held.records),
-            slots: Table::over(held.slots),
-            forks: Table::over(held.forks),
-            keys: Table::over(held.keys),
-            pending: Table::over(held.pending),
-        };
-        let state = State::resume(&params, stored.summary, stored.accounts, derived);
-        let mut l = Self::with(params, h, stored.held, state);
+        let state = State::resume(&params, stored.summary, derived);
+        let mut l = Self::with(params, Held::over(held), stored.held, state);
         for (hash, ()) in l.h.pending.entries() {
             if let Some(r) = l.h.records.get(&hash) {
                 let deps = l.state.missing(&r);
@@ -338,6 +347,23 @@ impl Ledger {
             }
         }
         l
+    }
+
+    /// This ledger as a reader sees it, its tables read from `held` and `derived` (a
+    /// snapshot of the store it was just committed to): the same state, which the writer's
+    /// later changes leave alone. Costs what the state keeps in memory, not the history:
+    /// the pending index and the records awaiting keys are shared until the writer changes
+    /// them.
+    pub fn reader(&self, held: HeldSources, derived: DerivedSources) -> Self {
+        Self {
+            params: self.params.clone(),
+            h: Held::over(held),
+            held_n: self.held_n,
+            awaiting: self.awaiting.clone(),
+            state: State::resume(&self.params, self.state.summary(), derived),
+            pending: self.pending.clone(),
+            tried_checkpoints: self.tried_checkpoints.clone(),
+        }
     }
 
     /// Every change since the last call: the caller commits them before the ledger reads
@@ -421,8 +447,7 @@ impl Ledger {
     pub fn key_of(&self, a: &AccountId) -> Option<PublicKey> {
         self.state
             .account(a)
-            .and_then(AccountState::rekeyed)
-            .cloned()
+            .and_then(|s| s.rekeyed().cloned())
             .or_else(|| self.h.keys.get(a))
     }
 
@@ -468,7 +493,7 @@ impl Ledger {
             return Some(Status::Lost { winner });
         }
         Some(Status::Pending(
-            self.pending.get(h).cloned().unwrap_or_default(),
+            self.pending.deps.get(h).cloned().unwrap_or_default(),
         ))
     }
 
@@ -476,15 +501,15 @@ impl Ledger {
     /// awaiting their account's opening, their bytes).
     pub fn pools(&self) -> Pools {
         Pools {
-            pending: self.pending.len(),
-            pending_bytes: self.pending_bytes,
+            pending: self.pending.deps.len(),
+            pending_bytes: self.pending.bytes,
             awaiting_key: self.awaiting.count,
             awaiting_key_bytes: self.awaiting.bytes,
         }
     }
 
     pub fn pending(&self) -> impl Iterator<Item = (&RecordHash, &Vec<Dep>)> {
-        self.pending.iter()
+        self.pending.deps.iter()
     }
 
     /// Slots holding more than one record: each is a proof that the account signed two
@@ -582,7 +607,7 @@ impl Ledger {
                 Some(k) => Some(k),
                 None => {
                     out.pending = vec![Dep::Account(r.account())];
-                    self.awaiting.hold(r, false)?;
+                    Arc::make_mut(&mut self.awaiting).hold(r, false)?;
                     out.awaiting_key = true;
                     return Ok(out);
                 }
@@ -603,7 +628,7 @@ impl Ledger {
                     return Err(unknown);
                 }
                 out.pending = r.body().prev.map(Dep::Record).into_iter().collect();
-                self.awaiting.hold(r, true)?;
+                Arc::make_mut(&mut self.awaiting).hold(r, true)?;
                 out.awaiting_key = true;
                 return Ok(out);
             }
@@ -618,21 +643,22 @@ impl Ledger {
         }
         if !self.state.missing(&r).is_empty() {
             let of_account = self
-                .pending_per_account
+                .pending
+                .per_account
                 .get(&r.account())
                 .copied()
                 .unwrap_or(0);
-            if self.pending.len() >= MAX_PENDING {
+            if self.pending.deps.len() >= MAX_PENDING {
                 return Err(RecordError::TooMany {
                     what: "pending records",
-                    count: self.pending.len(),
+                    count: self.pending.deps.len(),
                     max: MAX_PENDING,
                 });
             }
-            if self.pending_bytes + r.size_estimate() > MAX_PENDING_BYTES {
+            if self.pending.bytes + r.size_estimate() > MAX_PENDING_BYTES {
                 return Err(RecordError::TooMany {
                     what: "bytes of pending records",
-                    count: self.pending_bytes,
+                    count: self.pending.bytes,
                     max: MAX_PENDING_BYTES,
                 });
             }
@@ -658,7 +684,10 @@ impl Ledger {
                 .collect()
         };
         for a in moved {
-            let Some(held) = self.awaiting.take(&a) else {
+            if !self.awaiting.by_account.contains_key(&a) {
+                continue;
+            }
+            let Some(held) = Arc::make_mut(&mut self.awaiting).take(&a) else {
                 continue;
             };
             for (r, checked) in held {
@@ -723,41 +752,44 @@ impl Ledger {
     }
 
     fn set_pending(&mut self, h: RecordHash, deps: Vec<Dep>) {
+        let p = Arc::make_mut(&mut self.pending);
         for d in &deps {
-            self.waiting.entry(*d).or_default().insert(h);
+            p.waiting.entry(*d).or_default().insert(h);
         }
-        if self.pending.insert(h, deps).is_none()
+        if p.deps.insert(h, deps).is_none()
             && let Some(r) = self.h.records.get(&h)
         {
             self.h.pending.insert(h, ());
-            *self.pending_per_account.entry(r.account()).or_default() += 1;
-            self.pending_bytes += r.size_estimate();
+            *p.per_account.entry(r.account()).or_default() += 1;
+            p.bytes += r.size_estimate();
             if r.account() == self.params.network {
-                self.pending_network.insert(h);
+                p.network.insert(h);
             }
         }
     }
 
     fn clear_pending(&mut self, h: &RecordHash) {
-        if let Some(deps) = self.pending.remove(h) {
-            self.pending_network.remove(h);
+        if !self.pending.deps.contains_key(h) {
+            return;
+        }
+        let p = Arc::make_mut(&mut self.pending);
+        if let Some(deps) = p.deps.remove(h) {
+            p.network.remove(h);
             self.h.pending.remove(h);
             if let Some(r) = self.h.records.get(h) {
-                self.pending_bytes -= r.size_estimate();
-            }
-            if let Some(r) = self.h.records.get(h)
-                && let Some(n) = self.pending_per_account.get_mut(&r.account())
-            {
-                *n -= 1;
-                if *n == 0 {
-                    self.pending_per_account.remove(&r.account());
+                p.bytes -= r.size_estimate();
+                if let Some(n) = p.per_account.get_mut(&r.account()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        p.per_account.remove(&r.account());
+                    }
                 }
             }
             for d in deps {
-                if let Some(w) = self.waiting.get_mut(&d) {
+                if let Some(w) = p.waiting.get_mut(&d) {
                     w.remove(h);
                     if w.is_empty() {
-                        self.waiting.remove(&d);
+                        p.waiting.remove(&d);
                     }
                 }
             }
@@ -833,7 +865,7 @@ impl Ledger {
                 stop.is_none()
             })
         };
-        let ready = self.pending_network.iter().find(|h| {
+        let ready = self.pending.network.iter().find(|h| {
             let Some(r) = self.h.records.get(h) else {
                 return false;
             };
@@ -859,7 +891,7 @@ impl Ledger {
             return false;
         }
         let heads = self.state.checkpoint.as_ref().map(|c| &c.heads);
-        self.state.accounts.iter().any(|(a, s)| {
+        self.state.accounts().iter().any(|(a, s)| {
             *a != self.params.network
                 && s.head.is_some_and(|h| {
                     heads
@@ -904,8 +936,9 @@ impl Ledger {
         let named = r.sigs().first().and_then(|s| s.key.as_ref());
         // A predecessor is missing: the key in force now, or one a held `rekey` names, may be
         // right once it comes; anything else waits aside.
-        let head = self.state.account(&a).and_then(|s| s.head);
-        let now = self.state.account(&a).and_then(AccountState::rekeyed);
+        let acct = self.state.account(&a);
+        let head = acct.as_ref().and_then(|s| s.head);
+        let now = acct.as_ref().and_then(AccountState::rekeyed);
         let plausible = match named {
             None => now.is_none(),
             Some(der) => {
@@ -971,10 +1004,7 @@ impl Ledger {
         while let Some(h) = at {
             if let Some((_, seq)) = self.state.position(&h) {
                 let acct = self.state.account(&r.account());
-                return Some(
-                    acct.and_then(|s| s.key_after(seq))
-                        .map(|k| k.der().to_vec()),
-                );
+                return Some(acct.and_then(|s| s.key_after(seq).map(|k| k.der().to_vec())));
             }
             let prev = self.h.records.get(&h)?;
             if let Content::Transfer(Transfer { rekey: Some(k), .. }) = &prev.body().content {
@@ -1116,7 +1146,7 @@ impl Ledger {
         out.applied.push(h);
         let mut released = Vec::new();
         for dep in [Dep::Record(h), Dep::Account(r.account())] {
-            if let Some(ws) = self.waiting.get(&dep) {
+            if let Some(ws) = self.pending.waiting.get(&dep) {
                 for w in ws.clone() {
                     let waiting = self.rec(&w);
                     if self.state.missing(&waiting).is_empty() {
@@ -1195,7 +1225,7 @@ impl Ledger {
             for a in &accounts {
                 loop {
                     let acct_state = world.account(a);
-                    let next = acct_state.map_or(0, |s| s.next_seq());
+                    let next = acct_state.as_ref().map_or(0, |s| s.next_seq());
                     let head = acct_state.and_then(|s| s.head).map(|h| h.hash);
                     let cands = self.held_at(a, next);
                     if cands.is_empty() {
@@ -1266,7 +1296,7 @@ impl Ledger {
                             return false;
                         }
                         let st = world.account(&r.account());
-                        let at_next = r.seq() == st.map_or(0, |s| s.next_seq())
+                        let at_next = r.seq() == st.as_ref().map_or(0, |s| s.next_seq())
                             && r.body().prev == st.and_then(|s| s.head).map(|x| x.hash);
                         r.account() == p.network || !at_next
                     })
@@ -1281,11 +1311,7 @@ impl Ledger {
 
         self.state = world;
         // Re-derive the pending index; records that can never apply are dropped.
-        self.pending.clear();
-        self.waiting.clear();
-        self.pending_per_account.clear();
-        self.pending_bytes = 0;
-        self.pending_network.clear();
+        self.pending = Arc::default();
         self.h.pending = self.h.pending.fresh();
         let unapplied: Vec<Arc<Record>> = everything
             .unwrap_or_else(|| self.h.records.entries())
@@ -1454,10 +1480,10 @@ impl Ledger {
         rekey: Option<&PublicKey>,
         time: u64,
     ) -> Result<Record, RecordError> {
-        let acct = self.state.account(&account);
-        let seq = acct.map_or(0, |s| s.next_seq());
-        let prev = acct.and_then(|s| s.head).map(|h| h.hash);
-        let time = time.max(acct.map_or(0, |s| s.head_time));
+        let acct = self.state.account(&account).unwrap_or_default();
+        let seq = acct.next_seq();
+        let prev = acct.head.map(|h| h.hash);
+        let time = time.max(acct.head_time);
         let claims: Vec<RecordHash> = if seq == 0 {
             Vec::new()
         } else {
@@ -1489,7 +1515,7 @@ impl Ledger {
             }),
         };
         // After a replacement the signature names its key, so it checks without the chain.
-        let rekeyed = acct.is_some_and(|s| s.rekeyed().is_some());
+        let rekeyed = acct.rekeyed().is_some();
         let sig = Sig {
             key: rekeyed.then(|| B64(key.public().der().to_vec())),
             sig: B64(key.sign(&body.canonical_bytes())),
@@ -1610,14 +1636,14 @@ impl Ledger {
 
     /// The next network record with `content`, checked against the chain as it is.
     fn network_proposal(&self, time: u64, content: Content) -> Result<Body, RecordError> {
-        let net = self.state.account(&self.params.network);
+        let net = self.state.account(&self.params.network).unwrap_or_default();
         let body = Body {
             version: record::RECORD_VERSION,
             cod: self.params.cod,
             time,
             account: self.params.network,
-            seq: net.map_or(0, |s| s.next_seq()),
-            prev: net.and_then(|s| s.head).map(|h| h.hash),
+            seq: net.next_seq(),
+            prev: net.head.map(|h| h.hash),
             content,
         };
         self.check_proposal(&body)?;
@@ -1636,7 +1662,7 @@ impl Ledger {
             .map(|c| c.heads.clone())
             .unwrap_or_default();
         let mut heads: BTreeMap<AccountId, Head> = BTreeMap::new();
-        for (a, st) in &self.state.accounts {
+        for (a, st) in &self.state.accounts() {
             let Some(head) = st.head.filter(|_| *a != p.network) else {
                 continue;
             };

@@ -124,6 +124,8 @@ impl std::fmt::Display for Dep {
 /// happened to be applied in, not part of the state).
 #[derive(Clone, Debug, Default)]
 pub struct Derived {
+    /// Every account's state (an account never written is in its default state).
+    pub accounts: Table<AccountId, AccountState>,
     /// Every applied record: hash → (account, seq).
     pub applied: Table<RecordHash, (AccountId, u64)>,
     /// The applied chains: (account, seq) → hash.
@@ -139,7 +141,8 @@ pub struct Derived {
 
 impl PartialEq for Derived {
     fn eq(&self, other: &Self) -> bool {
-        self.applied == other.applied
+        self.accounts == other.accounts
+            && self.applied == other.applied
             && self.chain == other.chain
             && self.unclaimed == other.unclaimed
             && self.claimed == other.claimed
@@ -150,6 +153,7 @@ impl Eq for Derived {}
 
 /// Where [`Derived`]'s committed entries are read from.
 pub struct DerivedSources {
+    pub accounts: Arc<dyn Source<AccountId, AccountState>>,
     pub applied: Arc<dyn Source<RecordHash, (AccountId, u64)>>,
     pub chain: Arc<dyn Source<(AccountId, u64), RecordHash>>,
     pub log: Arc<dyn Source<u64, RecordHash>>,
@@ -161,6 +165,7 @@ pub struct DerivedSources {
 /// replaced as a whole, and the entries written or removed).
 #[derive(Debug, Default)]
 pub struct DerivedWrites {
+    pub accounts: (bool, Writes<AccountId, AccountState>),
     pub applied: (bool, Writes<RecordHash, (AccountId, u64)>),
     pub chain: (bool, Writes<(AccountId, u64), RecordHash>),
     pub log: (bool, Writes<u64, RecordHash>),
@@ -171,6 +176,7 @@ pub struct DerivedWrites {
 impl Derived {
     pub fn over(s: DerivedSources) -> Self {
         Self {
+            accounts: Table::over(s.accounts),
             applied: Table::over(s.applied),
             chain: Table::over(s.chain),
             log: Table::over(s.log),
@@ -181,6 +187,7 @@ impl Derived {
 
     fn fresh(&self) -> Self {
         Self {
+            accounts: self.accounts.fresh(),
             applied: self.applied.fresh(),
             chain: self.chain.fresh(),
             log: self.log.fresh(),
@@ -191,6 +198,7 @@ impl Derived {
 
     fn take_writes(&mut self) -> DerivedWrites {
         DerivedWrites {
+            accounts: self.accounts.take_writes(),
             applied: self.applied.take_writes(),
             chain: self.chain.take_writes(),
             log: self.log.take_writes(),
@@ -207,6 +215,8 @@ impl Derived {
 #[serde(deny_unknown_fields)]
 pub struct Summary {
     pub applied: u64,
+    /// Accounts with a stored state.
+    pub accounts: u64,
     pub issued: Amounts,
     pub attest: Attestations,
     pub checkpoint: Option<Checkpoint>,
@@ -221,10 +231,11 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
     network: AccountId,
-    pub accounts: BTreeMap<AccountId, AccountState>,
     t: Derived,
     /// Records applied (the length of the log).
     applied_n: u64,
+    /// Entries in `t.accounts`.
+    accounts_n: u64,
     /// Total issued per asset: the circulation.
     pub issued: Amounts,
     pub attest: Attestations,
@@ -288,20 +299,13 @@ impl State {
         Self::genesis_with(p, self.t.fresh())
     }
 
-    /// A state as stored: its summary, its accounts and its tables' sources.
-    pub fn resume(
-        p: &Params,
-        summary: Summary,
-        accounts: BTreeMap<AccountId, AccountState>,
-        sources: DerivedSources,
-    ) -> Self {
-        let mut accounts = accounts;
-        accounts.entry(p.network).or_default();
+    /// A state as stored: its summary and its tables' sources.
+    pub fn resume(p: &Params, summary: Summary, sources: DerivedSources) -> Self {
         Self {
             network: p.network,
-            accounts,
             t: Derived::over(sources),
             applied_n: summary.applied,
+            accounts_n: summary.accounts,
             issued: summary.issued,
             attest: summary.attest,
             checkpoint: summary.checkpoint,
@@ -314,10 +318,11 @@ impl State {
         }
     }
 
-    /// What a store keeps besides the tables and the accounts.
+    /// What a store keeps besides the tables.
     pub fn summary(&self) -> Summary {
         Summary {
             applied: self.applied_n,
+            accounts: self.accounts_n,
             issued: self.issued.clone(),
             attest: self.attest.clone(),
             checkpoint: self.checkpoint.clone(),
@@ -337,6 +342,7 @@ impl State {
 
     /// Puts back changes whose commit failed (see [`Table::restore`]).
     pub fn restore_writes(&mut self, w: DerivedWrites) {
+        self.t.accounts.restore(w.accounts);
         self.t.applied.restore(w.applied);
         self.t.chain.restore(w.chain);
         self.t.log.restore(w.log);
@@ -349,13 +355,11 @@ impl State {
             keys: p.com.signers.keys.iter().copied().collect(),
             quorum: p.com.signers.quorum as u64,
         };
-        let mut accounts = BTreeMap::new();
-        accounts.insert(p.network, AccountState::default());
         Self {
             network: p.network,
-            accounts,
             t,
             applied_n: 0,
+            accounts_n: 0,
             issued: Amounts::new(),
             attest: Attestations::new(),
             checkpoint: None,
@@ -447,11 +451,66 @@ impl State {
     }
 
     pub fn is_open(&self, a: &AccountId) -> bool {
-        *a == self.network || self.accounts.get(a).is_some_and(|s| s.head.is_some())
+        *a == self.network || self.t.accounts.get(a).is_some_and(|s| s.head.is_some())
     }
 
-    pub fn account(&self, a: &AccountId) -> Option<&AccountState> {
-        self.accounts.get(a)
+    /// An account's state: `None` for an account the ledger never saw (the network account
+    /// always is).
+    pub fn account(&self, a: &AccountId) -> Option<AccountState> {
+        match self.t.accounts.get(a) {
+            None if *a == self.network => Some(AccountState::default()),
+            found => found,
+        }
+    }
+
+    /// Every account the ledger saw, in id order (read from the store: as many as there are
+    /// accounts).
+    pub fn accounts(&self) -> Vec<(AccountId, AccountState)> {
+        self.accounts_between(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The accounts whose id begins with the byte `b` (a sync bucket), in id order.
+    pub fn accounts_in_bucket(&self, b: u8) -> Vec<(AccountId, AccountState)> {
+        let (mut lo, mut hi) = ([0; 32], [0xff; 32]);
+        (lo[0], hi[0]) = (b, b);
+        let (lo, hi) = (AccountId::from_bytes(lo), AccountId::from_bytes(hi));
+        self.accounts_between(Bound::Included(&lo), Bound::Included(&hi))
+    }
+
+    fn accounts_between(
+        &self,
+        lo: Bound<&AccountId>,
+        hi: Bound<&AccountId>,
+    ) -> Vec<(AccountId, AccountState)> {
+        let mut found = self.t.accounts.range(lo, hi, usize::MAX);
+        if std::ops::RangeBounds::contains(&(lo, hi), &self.network)
+            && let Err(at) = found.binary_search_by_key(&self.network, |(a, _)| *a)
+        {
+            found.insert(at, (self.network, AccountState::default()));
+        }
+        found
+    }
+
+    /// How many accounts the ledger saw (the network's among them).
+    pub fn account_count(&self) -> usize {
+        let network = usize::from(!self.t.accounts.contains(&self.network));
+        self.accounts_n as usize + network
+    }
+
+    /// Changes an account's state (a default one if it had none).
+    fn update<R>(&mut self, a: AccountId, f: impl FnOnce(&mut AccountState) -> R) -> R {
+        let found = self.t.accounts.get(&a);
+        let new = found.is_none();
+        let mut s = found.unwrap_or_default();
+        let out = f(&mut s);
+        self.put_account(a, s, new);
+        out
+    }
+
+    /// Stores an account's state; `new` if it had none stored.
+    fn put_account(&mut self, a: AccountId, s: AccountState, new: bool) {
+        self.accounts_n += u64::from(new);
+        self.t.accounts.insert(a, s);
     }
 
     /// Unclaimed credits of an account: (paying record, amounts), at most `limit`.
@@ -498,7 +557,7 @@ impl State {
     /// Sum of every balance (spendable + incoming) per asset; equals `issued` always.
     pub fn total_balances(&self) -> Amounts {
         let mut t = Amounts::new();
-        for s in self.accounts.values() {
+        for (_, s) in self.accounts() {
             add_into(&mut t, &s.spendable).expect("balances never exceed issuance");
             add_into(&mut t, &s.incoming).expect("balances never exceed issuance");
         }
@@ -544,8 +603,8 @@ impl State {
     }
 
     fn check_position(&self, r: &Record) -> Result<(), RecordError> {
-        let acct = self.accounts.get(&r.account());
-        let next = acct.map_or(0, |a| a.next_seq());
+        let acct = self.t.accounts.get(&r.account());
+        let next = acct.as_ref().map_or(0, |a| a.next_seq());
         if r.seq() != next {
             return Err(RecordError::NotNext { seq: r.seq(), next });
         }
@@ -570,12 +629,13 @@ impl State {
     }
 
     fn advance(&mut self, r: &Record) {
-        let acct = self.accounts.entry(r.account()).or_default();
-        acct.head = Some(Head {
-            hash: r.hash(),
-            seq: r.seq(),
+        self.update(r.account(), |acct| {
+            acct.head = Some(Head {
+                hash: r.hash(),
+                seq: r.seq(),
+            });
+            acct.head_time = r.body().time;
         });
-        acct.head_time = r.body().time;
         self.t.applied.insert(r.hash(), (r.account(), r.seq()));
         self.t.chain.insert((r.account(), r.seq()), r.hash());
         self.t.log.insert(self.applied_n, r.hash());
@@ -585,25 +645,13 @@ impl State {
     fn credit(&mut self, r: &Record, outputs: &[Output]) -> Result<(), RecordError> {
         for o in outputs {
             if o.account == self.network {
-                add_one(
-                    &mut self
-                        .accounts
-                        .get_mut(&self.network)
-                        .expect("network exists")
-                        .spendable,
-                    &o.asset,
-                    o.amount,
-                )?;
+                self.update(o.account, |s| add_one(&mut s.spendable, &o.asset, o.amount))?;
             } else {
                 let key = (o.account, r.hash());
                 let mut credit = self.t.unclaimed.get(&key).unwrap_or_default();
                 add_one(&mut credit, &o.asset, o.amount)?;
                 self.t.unclaimed.insert(key, credit);
-                add_one(
-                    &mut self.accounts.entry(o.account).or_default().incoming,
-                    &o.asset,
-                    o.amount,
-                )?;
+                self.update(o.account, |s| add_one(&mut s.incoming, &o.asset, o.amount))?;
             }
         }
         Ok(())
@@ -657,7 +705,10 @@ impl State {
     ) -> Result<(), RecordError> {
         self.check_position(r)?;
         let a = r.account();
-        let rekeyed = self.accounts.get(&a).and_then(AccountState::rekeyed);
+        let found = self.t.accounts.get(&a);
+        let new = found.is_none();
+        let mut acct = found.unwrap_or_default();
+        let rekeyed = acct.rekeyed();
         let named = r.sigs().first().and_then(|s| s.key.as_ref());
         let signed_in_force = match (named, rekeyed) {
             (None, None) => true,
@@ -665,7 +716,7 @@ impl State {
             _ => r.seq() == 0,
         };
         if !signed_in_force {
-            let in_force = rekeyed.or(self.accounts.get(&a).and_then(|s| s.key.as_ref()));
+            let in_force = rekeyed.or(acct.key.as_ref());
             return Err(RecordError::WrongKey {
                 in_force: in_force.map_or("unknown".into(), |k| k.fingerprint().to_string()),
             });
@@ -691,11 +742,7 @@ impl State {
         if let Some(o) = t.outputs.iter().find(|o| !self.is_open(&o.account)) {
             return Err(RecordError::NoSuchAccount(o.account));
         }
-        let mut available = self
-            .accounts
-            .get(&a)
-            .map(|s| s.spendable.clone())
-            .unwrap_or_default();
+        let mut available = acct.spendable.clone();
         add_into(&mut available, &gain)?;
         for (asset, wanted) in sum_outputs(&t.outputs)? {
             let held = available.get(&asset).copied().unwrap_or(0);
@@ -710,14 +757,12 @@ impl State {
         // Valid: change the state.
         for c in &t.claims {
             let amounts = self.t.unclaimed.remove(&(a, *c)).expect("checked above");
-            let acct = self.accounts.entry(a).or_default();
             for (asset, v) in &amounts {
                 sub_one(&mut acct.incoming, asset, *v);
             }
             add_into(&mut acct.spendable, &amounts)?;
             self.t.claimed.insert((a, *c), r.hash());
         }
-        let acct = self.accounts.entry(a).or_default();
         for o in &t.outputs {
             sub_one(&mut acct.spendable, &o.asset, o.amount);
         }
@@ -729,6 +774,7 @@ impl State {
         if let Some(k) = rekey {
             acct.rekeys.push((r.seq(), k));
         }
+        self.put_account(a, acct, new);
         self.advance(r);
         self.credit(r, &t.outputs)
     }
@@ -762,14 +808,7 @@ impl State {
         self.issued = issued;
         self.attest = attest;
         add_into(&mut self.issued_since_cut, &i.amounts)?;
-        add_into(
-            &mut self
-                .accounts
-                .get_mut(&self.network)
-                .expect("network exists")
-                .spendable,
-            &i.amounts,
-        )?;
+        self.update(self.network, |s| add_into(&mut s.spendable, &i.amounts))?;
         self.advance(r);
         Ok(())
     }
@@ -844,9 +883,10 @@ impl State {
             .heads
             .keys()
             .filter_map(|a| {
-                self.accounts
+                self.t
+                    .accounts
                     .get(a)
-                    .and_then(|s| s.key.as_ref())
+                    .and_then(|s| s.key)
                     .map(|k| (*a, k.fingerprint()))
             })
             .collect();
@@ -910,14 +950,12 @@ impl State {
                 add_one(&mut pool, &o.asset, o.amount)?;
             }
         }
-        let network = self
-            .accounts
-            .get_mut(&self.network)
-            .expect("network exists");
-        for (asset, v) in &paid {
-            sub_one(&mut network.spendable, asset, *v);
-            sub_one(&mut pool, asset, *v);
-        }
+        self.update(self.network, |network| {
+            for (asset, v) in &paid {
+                sub_one(&mut network.spendable, asset, *v);
+                sub_one(&mut pool, asset, *v);
+            }
+        });
         self.net_at_cut = pool;
         self.issued_since_cut.clear();
         self.checkpoint = Some(Checkpoint {

@@ -4,6 +4,7 @@
 use super::guard::{Admit, Offense};
 use super::{Shared, now};
 use crate::api::*;
+use crate::chain::View;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::Record;
 use crate::lock::Locked;
@@ -447,9 +448,7 @@ async fn record(
     Path(hash): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
     let h = RecordHash::from_canonical(&hash).map_err(|e| bad(e.to_string()))?;
-    let chain = s.chain();
-    chain
-        .ledger()
+    s.view()
         .record(&h)
         .map(|r| Json(r.to_json()))
         .ok_or_else(|| not_found(format!("no record {h} here")))
@@ -475,18 +474,19 @@ fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), String> {
 }
 
 /// A page of records as they are stored (their canonical bytes), written straight into the
-/// answer: no record is re-encoded, and the chain is locked only to pick the hashes (up to
-/// `limit`, and one more if any remain).
+/// answer: no record is re-encoded. Read off the async threads from one view of the chain:
+/// `pick` names the hashes (up to `limit`, and one more if any remain).
 async fn records_page(
     s: &S,
-    mut hashes: Vec<RecordHash>,
+    pick: impl FnOnce(&crate::ledger::Ledger) -> Vec<RecordHash> + Send + 'static,
     limit: usize,
     from: u64,
 ) -> Result<Response, ApiErr> {
-    let more = hashes.len() > limit;
-    hashes.truncate(limit);
-    let store = s.chain().store_handle();
-    let body = tokio::task::spawn_blocking(move || {
+    let body = read_view(s, move |view| {
+        let mut hashes = pick(view);
+        let more = hashes.len() > limit;
+        hashes.truncate(limit);
+        let store = view.store();
         let stored = hashes.iter().map(|h| {
             store
                 .get(crate::store::Cf::Records, h.as_bytes())
@@ -494,8 +494,7 @@ async fn records_page(
         });
         page_body(stored, more, from, MAX_BODY_BYTES)
     })
-    .await
-    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .await?
     .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e))?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -550,15 +549,14 @@ async fn chain(
 ) -> Result<Response, ApiErr> {
     let a = AccountId::from_canonical(&account).map_err(|e| bad(e.to_string()))?;
     let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
-    let hashes: Vec<RecordHash> = s
-        .chain()
-        .ledger()
-        .state()
-        .chain_of(&a, from, limit + 1)
-        .into_iter()
-        .map(|(_, h)| h)
-        .collect();
-    records_page(&s, hashes, limit, from).await
+    let pick = move |l: &crate::ledger::Ledger| {
+        l.state()
+            .chain_of(&a, from, limit + 1)
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect()
+    };
+    records_page(&s, pick, limit, from).await
 }
 
 async fn log(
@@ -566,20 +564,8 @@ async fn log(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiErr> {
     let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
-    let hashes: Vec<RecordHash> = s.chain().ledger().state().log(from, limit + 1);
-    records_page(&s, hashes, limit, from).await
-}
-
-/// Applied heads, sorted by account: what the sync digests cover.
-fn heads_of(s: &Shared) -> Vec<(AccountId, crate::ledger::Head)> {
-    let chain = s.chain();
-    chain
-        .ledger()
-        .state()
-        .accounts
-        .iter()
-        .filter_map(|(a, st)| st.head.map(|h| (*a, h)))
-        .collect()
+    let pick = move |l: &crate::ledger::Ledger| l.state().log(from, limit + 1);
+    records_page(&s, pick, limit, from).await
 }
 
 fn digest<'a>(heads: impl Iterator<Item = &'a (AccountId, crate::ledger::Head)>) -> [u8; 32] {
@@ -592,40 +578,49 @@ fn digest<'a>(heads: impl Iterator<Item = &'a (AccountId, crate::ledger::Head)>)
     h.finalize().into()
 }
 
-pub(super) fn summary_of(s: &Shared) -> Summary {
-    let heads = heads_of(s);
-    let applied = s.chain().ledger().state().applied_count();
+pub(super) fn summary_of(v: &View) -> Summary {
+    let heads = v.heads();
     Summary {
-        applied,
+        applied: v.state().applied_count(),
         accounts: heads.len(),
         digest: hex::encode(digest(heads.iter())),
     }
 }
 
-pub(super) fn buckets_of(s: &Shared) -> Buckets {
-    let heads = heads_of(s);
+pub(super) fn buckets_of(v: &View) -> Buckets {
+    let heads = v.heads();
+    // (Heads are sorted by account, so each bucket is one run.)
     let buckets = (0..=255u8)
         .map(|b| {
-            let mut it = heads
-                .iter()
-                .filter(|(a, _)| a.as_bytes()[0] == b)
-                .peekable();
-            if it.peek().is_none() {
+            let from = heads.partition_point(|(a, _)| a.as_bytes()[0] < b);
+            let to = heads.partition_point(|(a, _)| a.as_bytes()[0] <= b);
+            if from == to {
                 String::new()
             } else {
-                hex::encode(&digest(it)[..8])
+                hex::encode(&digest(heads[from..to].iter())[..8])
             }
         })
         .collect();
     Buckets { buckets }
 }
 
-async fn summary(State(s): State<S>) -> Json<Summary> {
-    Json(summary_of(&s))
+/// Runs `read` on a view of the chain off the async threads (it may read the store).
+async fn read_view<T: Send + 'static>(
+    s: &S,
+    read: impl FnOnce(&View) -> T + Send + 'static,
+) -> Result<T, ApiErr> {
+    let view = s.view();
+    tokio::task::spawn_blocking(move || read(&view))
+        .await
+        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
-async fn buckets(State(s): State<S>) -> Json<Buckets> {
-    Json(buckets_of(&s))
+async fn summary(State(s): State<S>) -> Result<Json<Summary>, ApiErr> {
+    Ok(Json(read_view(&s, summary_of).await?))
+}
+
+async fn buckets(State(s): State<S>) -> Result<Json<Buckets>, ApiErr> {
+    Ok(Json(read_view(&s, buckets_of).await?))
 }
 
 async fn heads(State(s): State<S>, Path(bucket): Path<String>) -> Result<Json<Heads>, ApiErr> {
@@ -633,11 +628,14 @@ async fn heads(State(s): State<S>, Path(bucket): Path<String>) -> Result<Json<He
         .ok()
         .filter(|_| bucket.len() == 2 && bucket.bytes().all(|c| !c.is_ascii_uppercase()))
         .ok_or_else(|| bad("bucket must be two hexadecimal digits"))?;
-    let heads = heads_of(&s)
-        .into_iter()
-        .filter(|(a, _)| a.as_bytes()[0] == b)
-        .map(|(a, h)| (a.to_string(), h))
-        .collect();
+    let heads = read_view(&s, move |v| {
+        v.heads()
+            .iter()
+            .filter(|(a, _)| a.as_bytes()[0] == b)
+            .map(|(a, h)| (a.to_string(), *h))
+            .collect()
+    })
+    .await?;
     Ok(Json(Heads { heads }))
 }
 

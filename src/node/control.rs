@@ -182,7 +182,7 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
             found_via: p.found_via.to_string(),
         })
         .collect();
-    first.push(super::sync_event(shared.chain().ledger()));
+    first.push(super::sync_event(&shared.view()));
     for e in first {
         if !write(out, &e).await {
             return;
@@ -305,16 +305,18 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
+        // Views read the chain as last committed, off the async threads (they read the
+        // store), without waiting for the writer.
         Request::Balance { account: a } => match account(shared, a) {
-            Ok(a) => ok(views::balance(shared.chain().ledger(), &a)),
+            Ok(a) => blocking(shared, move |s| ok(views::balance(&s.view(), &a))).await,
             Err(e) => e,
         },
         Request::History { account: a, limit } => match account(shared, a) {
-            Ok(a) => ok(views::history(shared.chain().ledger(), &a, limit)),
+            Ok(a) => blocking(shared, move |s| ok(views::history(&s.view(), &a, limit))).await,
             Err(e) => e,
         },
         Request::RecordAt { account: a, seq } => match account(shared, a) {
-            Ok(a) => ok(views::record_at(shared.chain().ledger(), &a, seq)),
+            Ok(a) => blocking(shared, move |s| ok(views::record_at(&s.view(), &a, seq))).await,
             Err(e) => e,
         },
         Request::Transfer { outputs, memo, seq } => {
@@ -438,12 +440,16 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         Request::Upgrades => {
             ok(json!({"offers": shared.offers.locked().values().cloned().collect::<Vec<_>>()}))
         }
-        Request::Recent { limit } => ok(views::recent(shared.chain().ledger(), limit.min(1000))),
+        Request::Recent { limit } => {
+            blocking(shared, move |s| {
+                ok(views::recent(&s.view(), limit.min(1000)))
+            })
+            .await
+        }
         Request::Verify => {
             blocking(shared, |s| {
                 // From one moment of the store, without holding the chain.
-                let store = s.chain().store_handle();
-                match crate::chain::verify(s.params.clone(), store.as_ref()) {
+                match crate::chain::verify(s.params.clone(), s.view().store().as_ref()) {
                     Ok(report) => Response::Ok {
                         data: serde_json::to_value(report).expect("report serializes"),
                     },
@@ -454,8 +460,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::Export => {
             blocking(shared, |s| {
-                let store = s.chain().store_handle();
-                match crate::chain::export_store(&s.params.cod, store.as_ref()) {
+                match crate::chain::export_store(&s.params.cod, s.view().store().as_ref()) {
                     Ok(bytes) => Response::Ok {
                         data: json!({"archive": String::from_utf8_lossy(&bytes)}),
                     },
@@ -469,7 +474,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             let (resp, applied) =
                 tokio::task::spawn_blocking(move || match s.import_archive(archive.as_bytes()) {
                     Ok(report) => {
-                        let total = s.chain().ledger().state().applied_count();
+                        let total = s.view().state().applied_count();
                         (
                             Response::Ok {
                                 data: report.to_json(total),
@@ -549,8 +554,7 @@ pub fn status(shared: &Shared) -> Value {
         })
         .count();
     let confirmed = peers.iter().filter(|p| p.confirmed).count();
-    let chain = shared.chain();
-    let l = chain.ledger();
+    let l = shared.view();
     let newest = shared
         .offers
         .locked()
@@ -573,8 +577,8 @@ pub fn status(shared: &Shared) -> Value {
         "cod_version": shared.info.cod_version,
         "uptime": now().saturating_sub(shared.started),
         "peers": {"confirmed": confirmed, "known": peers.len()},
-        "chain": views::chain_summary(l),
-        "balance": views::balance(l, &shared.node_id),
+        "chain": views::chain_summary(&l),
+        "balance": views::balance(&l, &shared.node_id),
         "newer_version_seen": newest.map(|o| json!({"cod_version": o.cod_version, "cod_id": o.cod_id, "peer": o.peers.iter().next()})),
         "signature_requests": open_requests,
         "handover": l.state().handover.as_ref().map(|h| json!({

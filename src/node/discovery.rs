@@ -223,7 +223,7 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
         .node_id
         .parse()
         .ok()
-        .and_then(|a| shared.chain().ledger().key_of(&a));
+        .and_then(|a| shared.view().key_of(&a));
     let derives = key.node_id(&shared.params.cod).to_string() == info.node_id;
     match in_force {
         Some(k) if k != key => {

@@ -59,11 +59,9 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.mirror_now.notified() => tokio::time::sleep(Duration::from_millis(300)).await,
             _ = shared.shutdown.cancelled() => return,
         }
-        let (applied, store) = {
-            let chain = shared.chain();
-            (chain.ledger().state().applied_count(), chain.store_handle())
-        };
-        // Read from one moment of the store, off the async threads and without the chain.
+        let view = shared.view();
+        let (applied, store) = (view.state().applied_count(), view.store().clone());
+        // Read from one moment of the store (the view's), off the async threads.
         let archive = if applied == written_applied {
             None
         } else {

@@ -68,7 +68,10 @@ pub struct Shared {
     pub key: SecretKey,
     pub node_id: AccountId,
     pub info: crate::api::Info,
+    /// The writer: held while records are applied and committed, never to read.
     pub chain: Mutex<Chain>,
+    /// What readers read: the chain as last committed (see [`crate::chain::View`]).
+    pub views: crate::chain::Views,
     pub peers: Mutex<PeerTable>,
     pub events: broadcast::Sender<Event>,
     /// Records to push to every peer: those this node originated, and double-spend proofs.
@@ -93,6 +96,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The chain as last committed, to read: taken without waiting for the writer, and one
+    /// moment however long it is read.
+    pub fn view(&self) -> crate::chain::View {
+        self.views.latest()
+    }
+
     /// The chain, locked. If a thread panicked while holding it, the ledger in memory may be
     /// half-changed: it is rebuilt from the store (which only ever holds whole batches)
     /// before anyone reads it again.
@@ -195,8 +204,7 @@ impl Shared {
             .collect();
         for (account, seq) in slots {
             let (holder, proof) = {
-                let chain = self.chain();
-                let l = chain.ledger();
+                let l = self.view();
                 let mut proof: Vec<RecordHash> = l.held_at(&account, seq).into_iter().collect();
                 if proof.len() < 2 {
                     proof.clear(); // (no longer a fork: a rebuild dropped one)
@@ -234,8 +242,7 @@ impl Shared {
             return;
         }
         {
-            let chain = self.chain();
-            let l = chain.ledger();
+            let l = self.view();
             for h in hashes {
                 if let Some(r) = l.record(h) {
                     self.emit(Event::Record {
@@ -247,7 +254,7 @@ impl Shared {
                     });
                 }
             }
-            self.emit(sync_event(l));
+            self.emit(sync_event(&l));
         }
         if originated_here {
             for h in hashes {
@@ -292,8 +299,7 @@ pub(crate) async fn accepted<T>(
 /// to another key (`cod key rekey`, perhaps on another machine, or interrupted here).
 /// Not fatal: the chain may yet bring the replacement that names this key.
 pub fn key_not_in_force(shared: &Shared) -> Option<String> {
-    let chain = shared.chain();
-    let in_force = chain.ledger().key_of(&shared.node_id)?;
+    let in_force = shared.view().key_of(&shared.node_id)?;
     if &in_force == shared.key.public() {
         return None;
     }
@@ -617,6 +623,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             key,
             node_id,
             info,
+            views: chain.views(),
             chain: Mutex::new(chain),
             events,
             gossip: gossip_tx,

@@ -213,7 +213,7 @@ pub fn can_sign(shared: &Shared, body: &Body, set: &SignerSet) -> bool {
 
 /// The signer set in force for the next network record.
 pub fn signers_now(shared: &Shared) -> SignerSet {
-    shared.chain().ledger().state().signers.clone()
+    shared.view().state().signers.clone()
 }
 
 /// The node's own recomputation of a proposal: `Ok` if it gives exactly this body.
@@ -243,8 +243,7 @@ pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
             ));
         }
     }
-    let chain = shared.chain();
-    let l = chain.ledger();
+    let l = shared.view();
     let mine = match &body.content {
         Content::Issue(i) => l
             .propose_issue(i.attest.clone(), body.time)
@@ -329,12 +328,7 @@ pub fn receive(
     }
     // The set in force at the record's seq (a request for a seq the chain has passed is
     // superseded; for the next seq, this is the set that must sign it).
-    let set = shared
-        .chain()
-        .ledger()
-        .state()
-        .signers_at(record.seq())
-        .clone();
+    let set = shared.view().state().signers_at(record.seq()).clone();
     let id = record.hash();
     // Only signers start requests on other nodes (one of their signatures comes with it), so
     // nobody else can fill the request table.
@@ -350,7 +344,7 @@ pub fn receive(
         }
         sigs.push(s.clone());
     }
-    if shared.chain().ledger().state().is_applied(&id) {
+    if shared.view().state().is_applied(&id) {
         return Err(format!(
             "refused: record {} is already final (a replay)",
             id.short()
@@ -625,7 +619,7 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
     let result = shared.chain().ingest(record);
     match result {
         Ok(o) => {
-            let applied = shared.chain().ledger().state().is_applied(id);
+            let applied = shared.view().state().is_applied(id);
             if let Some(req) = shared.requests.locked().get_mut(id)
                 && applied
             {
@@ -686,8 +680,7 @@ pub fn propose_issue(
     attest: std::collections::BTreeMap<String, u64>,
 ) -> Result<Value, String> {
     let body = shared
-        .chain()
-        .ledger()
+        .view()
         .propose_issue(attest, now())
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
@@ -738,8 +731,7 @@ pub fn propose_handover(
         version,
     };
     let body = shared
-        .chain()
-        .ledger()
+        .view()
         .propose_handover(h, now())
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
@@ -805,8 +797,7 @@ pub fn propose_signer_change(
         return Err("that is the set in force already".into());
     }
     let body = shared
-        .chain()
-        .ledger()
+        .view()
         .propose_signers(set, now())
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
@@ -819,8 +810,7 @@ pub fn propose_special(shared: &Arc<Shared>) -> Result<Value, String> {
     }
     let t = now();
     let body = shared
-        .chain()
-        .ledger()
+        .view()
         .propose_distribution(shared.params.com.period_of(t), true, t)
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
@@ -843,8 +833,7 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String>
     }
     let t = now();
     let fresh = {
-        let chain = shared.chain();
-        let l = chain.ledger();
+        let l = shared.view();
         match &body.content {
             Content::Issue(i) => l.propose_issue(i.attest.clone(), t),
             Content::Distribute(Distribute {
@@ -901,9 +890,9 @@ fn mark_superseded(shared: &Shared) {
         return;
     }
     let gone: Vec<(RecordHash, String)> = {
-        let chain = shared.chain();
+        let l = shared.view();
         open.iter()
-            .filter_map(|(id, b)| superseded(chain.ledger(), b).map(|why| (*id, why)))
+            .filter_map(|(id, b)| superseded(&l, b).map(|why| (*id, why)))
             .collect()
     };
     for (id, why) in gone {
@@ -980,8 +969,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     }
     let target = com.period_of(t) - 1;
     let (due, body) = {
-        let chain = shared.chain();
-        let l = chain.ledger();
+        let l = shared.view();
         let due = l.state().last_period.is_none_or(|last| last < target);
         let mut not_before = 0;
         if let crate::config::com::Fallback::Deployer { after } = com.signers.fallback
@@ -1029,8 +1017,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         body
     } else {
         match shared
-            .chain()
-            .ledger()
+            .view()
             .propose_distribution(target, false, t.max(body.time))
         {
             Ok(b) => b,

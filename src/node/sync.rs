@@ -153,7 +153,12 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
 pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     let theirs = shared.api.summary(addr).await.map_err(|e| e.to_string())?;
     shared.peers.locked().set_applied(addr, theirs.applied);
-    let ours = super::api::summary_of(shared);
+    let ours = {
+        let view = shared.view();
+        tokio::task::spawn_blocking(move || super::api::summary_of(&view))
+            .await
+            .map_err(|e| e.to_string())?
+    };
     if theirs.digest == ours.digest {
         return Ok(());
     }
@@ -167,7 +172,12 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     // Then (or otherwise) chain by chain: buckets, heads, missing segments — both ways, so
     // one round also brings the peer what it lacks.
     let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
-    let ours_b = super::api::buckets_of(shared);
+    let ours_b = {
+        let view = shared.view();
+        tokio::task::spawn_blocking(move || super::api::buckets_of(&view))
+            .await
+            .map_err(|e| e.to_string())?
+    };
     let mut push = Vec::new();
     // A peer far behind replays our log by itself, so pushing much would only double its
     // work; a little still reaches it if it cannot reach us.
@@ -198,14 +208,11 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             let Ok(a) = account.parse::<AccountId>() else {
                 continue;
             };
-            let next = {
-                let chain = shared.chain();
-                chain
-                    .ledger()
-                    .state()
-                    .account(&a)
-                    .map_or(0, |s| s.next_seq())
-            };
+            let next = shared
+                .view()
+                .state()
+                .account(&a)
+                .map_or(0, |s| s.next_seq());
             let their_next = head.seq.saturating_add(1);
             if their_next < next || (their_next == next && held(shared, &head.hash)) {
                 continue; // level or ahead here
@@ -233,20 +240,13 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
             }
         }
         // What this node has beyond their heads in this bucket goes to them.
-        let chain = shared.chain();
-        let l = chain.ledger();
-        for (a, st) in l
-            .state()
-            .accounts
-            .iter()
-            .filter(|(a, _)| a.as_bytes()[0] == b)
-        {
+        let l = shared.view();
+        for (a, st) in &l.state().accounts_in_bucket(b) {
             let Some(mine) = st.head else { continue };
             let their_next = theirs
                 .get(&a.to_string())
                 .map_or(0, |h| h.seq.saturating_add(1));
             if mine.seq + 1 > their_next && push.len() < push_limit {
-                // Cloned under the lock, encoded after it.
                 push.extend(l.chain_of(a, their_next, push_limit - push.len()));
             }
         }
@@ -262,7 +262,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
 }
 
 fn held(shared: &Shared, h: &RecordHash) -> bool {
-    shared.chain().ledger().holds(h)
+    shared.view().holds(h)
 }
 
 /// Pushes records made here to every confirmed peer, a batch at a time.
@@ -283,10 +283,10 @@ pub async fn gossip(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<RecordH
             }
         }
         let records: Vec<crate::api::RawRecord> = {
-            let chain = shared.chain();
+            let l = shared.view();
             batch
                 .iter()
-                .filter_map(|h| chain.ledger().record(h))
+                .filter_map(|h| l.record(h))
                 .map(|r| r.to_raw())
                 .collect()
         };

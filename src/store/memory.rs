@@ -7,6 +7,8 @@ use std::sync::Mutex;
 #[derive(Default, Debug)]
 pub struct MemStore {
     data: Mutex<Snapshot>,
+    /// A snapshot: writes fail.
+    frozen: bool,
 }
 
 fn scan_in(data: &Snapshot, cf: Cf, prefix: &[u8]) -> Vec<Entry> {
@@ -50,15 +52,17 @@ impl KvStore for MemStore {
             .collect())
     }
 
-    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
-        let data = self.data.locked();
-        Ok(scans
-            .iter()
-            .map(|(cf, prefix)| scan_in(&data, *cf, prefix))
-            .collect())
+    fn snapshot(&self) -> std::sync::Arc<dyn KvStore> {
+        std::sync::Arc::new(MemStore {
+            data: Mutex::new(self.data.locked().clone()),
+            frozen: true,
+        })
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        if self.frozen {
+            return Err(StoreError::ReadOnly("memory".into()));
+        }
         let mut data = self.data.locked();
         for op in ops {
             match op {

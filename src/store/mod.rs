@@ -81,10 +81,11 @@ impl Cf {
 }
 
 /// The store layout's version. A store of version 1 (the derived state not kept in full)
-/// is opened and recomputed into version 2 on its first start.
-pub const SCHEMA_VERSION: u32 = 2;
+/// or 2 (its summary among the accounts) is opened and recomputed into version 3 on its first
+/// start.
+pub const SCHEMA_VERSION: u32 = 3;
 /// Older layouts this software opens (and upgrades when it writes).
-pub const SCHEMA_UPGRADABLE: &[u32] = &[1];
+pub const SCHEMA_UPGRADABLE: &[u32] = &[1, 2];
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -124,6 +125,8 @@ pub enum StoreError {
         "the store at {0} is in use by another process (is the node running? `cod node status`)"
     )]
     Locked(PathBuf),
+    #[error("the store at {0} was opened to read only (or is a snapshot); nothing can be written")]
+    ReadOnly(PathBuf),
     #[error(
         "a write to the store failed and the store cannot be read back ({0}); nothing is accepted until it can (check the disk, then restart the node)"
     )]
@@ -143,9 +146,9 @@ pub trait KvStore: Send + Sync {
         to: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError>;
-    /// Several scans of one moment (a snapshot): a write that lands meanwhile shows in none
-    /// of them. Long reads use it instead of holding the writer's lock.
-    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError>;
+    /// The store as it is now, read-only: writes that land later do not show in it, and
+    /// writing to it fails. Readers keep one instead of holding the writer's lock.
+    fn snapshot(&self) -> std::sync::Arc<dyn KvStore>;
     /// Applies `ops` atomically and durably: once this returns, they survive a crash.
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
 }
@@ -167,8 +170,8 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     ) -> Result<Vec<Entry>, StoreError> {
         (**self).range(cf, from, to, limit)
     }
-    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
-        (**self).scan_consistent(scans)
+    fn snapshot(&self) -> std::sync::Arc<dyn KvStore> {
+        (**self).snapshot()
     }
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         (**self).write(ops)
@@ -197,17 +200,29 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(s.scan(Cf::Chains, b"").unwrap().len(), 2);
         assert!(s.scan(Cf::State, b"").unwrap().is_empty());
-        let both = s
-            .scan_consistent(&[(Cf::Chains, b"a"), (Cf::Chains, b"b"), (Cf::State, b"")])
-            .unwrap();
-        assert_eq!(
-            both,
-            vec![
-                s.scan(Cf::Chains, b"a").unwrap(),
-                s.scan(Cf::Chains, b"b").unwrap(),
-                vec![]
-            ]
-        );
+        // A snapshot keeps its moment: later writes show in the store, not in it, and it
+        // takes no writes itself.
+        let then = s.snapshot();
+        s.write(vec![
+            Op::Put(Cf::Chains, b"a3".to_vec(), b"w".to_vec()),
+            Op::Delete(Cf::Chains, b"b1".to_vec()),
+        ])
+        .unwrap();
+        assert_eq!(then.scan(Cf::Chains, b"").unwrap().len(), 2);
+        assert_eq!(then.get(Cf::Chains, b"b1").unwrap(), Some(b"z".to_vec()));
+        assert_eq!(then.get(Cf::Chains, b"a3").unwrap(), None);
+        assert_eq!(then.snapshot().scan(Cf::Chains, b"").unwrap().len(), 2);
+        assert!(matches!(
+            then.write(vec![Op::Clear(Cf::Chains)]),
+            Err(StoreError::ReadOnly(_))
+        ));
+        assert_eq!(s.get(Cf::Chains, b"a3").unwrap(), Some(b"w".to_vec()));
+        s.write(vec![
+            Op::Delete(Cf::Chains, b"a3".to_vec()),
+            Op::Put(Cf::Chains, b"b1".to_vec(), b"z".to_vec()),
+        ])
+        .unwrap();
+        drop(then);
         assert_eq!(s.get(Cf::State, b"k").unwrap(), None);
         use Bound::*;
         let keys = |from, to, n| -> Vec<Vec<u8>> {

@@ -3,11 +3,28 @@
 use super::{Cf, Entry, KvStore, Op, SCHEMA_UPGRADABLE, SCHEMA_VERSION, StoreError};
 use crate::ids::CodId;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The RocksDB store.
 pub struct RocksStore {
-    db: rocksdb::DB,
+    db: Arc<rocksdb::DB>,
     path: PathBuf,
+}
+
+/// A RocksDB store as it was at one moment (see [`KvStore::snapshot`]).
+struct RocksSnapshot {
+    // Declared before `db`, so it is released before the database can close (every holder
+    // of this `Arc` holds the database too).
+    snap: Arc<rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB>>,
+    db: Arc<rocksdb::DB>,
+    path: PathBuf,
+}
+
+/// Reads of a database, now or at a snapshot.
+struct Reader<'a> {
+    db: &'a rocksdb::DB,
+    snap: Option<&'a rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB>>,
+    path: &'a Path,
 }
 
 /// RocksDB's memory by default (node.ini `[store] cache`): its block cache and its write
@@ -48,14 +65,14 @@ fn options(create: bool, cache_bytes: usize) -> rocksdb::Options {
 /// Files RocksDB keeps open at most.
 pub const MAX_OPEN_FILES: i32 = 256;
 
-impl RocksStore {
-    fn db_err(&self) -> impl FnOnce(rocksdb::Error) -> StoreError + '_ {
-        |source| StoreError::Db {
-            path: self.path.clone(),
-            message: source.to_string(),
-        }
+fn db_err(path: &Path) -> impl FnOnce(rocksdb::Error) -> StoreError + '_ {
+    |source| StoreError::Db {
+        path: path.to_path_buf(),
+        message: source.to_string(),
     }
+}
 
+impl RocksStore {
     fn open_db(
         path: &Path,
         create: bool,
@@ -94,7 +111,7 @@ impl RocksStore {
             return Err(StoreError::Exists(path.to_path_buf()));
         }
         let store = Self {
-            db: Self::open_db(path, true, false, DEFAULT_CACHE_BYTES)?,
+            db: Arc::new(Self::open_db(path, true, false, DEFAULT_CACHE_BYTES)?),
             path: path.to_path_buf(),
         };
         store.write(vec![
@@ -139,7 +156,7 @@ impl RocksStore {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         let store = Self {
-            db: Self::open_db(path, false, read_only, cache_bytes)?,
+            db: Arc::new(Self::open_db(path, false, read_only, cache_bytes)?),
             path: path.to_path_buf(),
         };
         let get = |k: &[u8]| -> Result<String, StoreError> {
@@ -169,32 +186,12 @@ impl RocksStore {
         Ok(store)
     }
 
-    /// A column family; only a store of an older layout opened read-only lacks some, and
-    /// reads of those find nothing.
-    fn has(&self, cf: Cf) -> Option<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(cf.name())
-    }
-
-    fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
-        self.has(cf)
-            .expect("a store opened for writing has every column family")
-    }
-
-    /// The entries of an iterator while their keys start with `prefix`.
-    fn collect(
-        &self,
-        items: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>>,
-        prefix: &[u8],
-    ) -> Result<Vec<Entry>, StoreError> {
-        let mut out = Vec::new();
-        for item in items {
-            let (k, v) = item.map_err(self.db_err())?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            db: &self.db,
+            snap: None,
+            path: &self.path,
         }
-        Ok(out)
     }
 
     pub fn path(&self) -> &Path {
@@ -202,20 +199,49 @@ impl RocksStore {
     }
 }
 
-impl KvStore for RocksStore {
+impl Reader<'_> {
+    /// A column family; only a store of an older layout opened read-only lacks some, and
+    /// reads of those find nothing.
+    fn has(&self, cf: Cf) -> Option<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(cf.name())
+    }
+
+    fn iter(
+        &self,
+        h: &rocksdb::ColumnFamily,
+        from: &[u8],
+    ) -> rocksdb::DBIteratorWithThreadMode<'_, rocksdb::DB> {
+        let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
+        match self.snap {
+            Some(snap) => snap.iterator_cf(h, mode),
+            None => self.db.iterator_cf(h, mode),
+        }
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(h) = self.has(cf) else {
             return Ok(None);
         };
-        self.db.get_cf(h, key).map_err(self.db_err())
+        match self.snap {
+            Some(snap) => snap.get_cf(h, key),
+            None => self.db.get_cf(h, key),
+        }
+        .map_err(db_err(self.path))
     }
 
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         let Some(h) = self.has(cf) else {
             return Ok(Vec::new());
         };
-        self.collect(self.db.iterator_cf(h, mode), prefix)
+        let mut out = Vec::new();
+        for item in self.iter(h, prefix) {
+            let (k, v) = item.map_err(db_err(self.path))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
     }
 
     fn range(
@@ -230,16 +256,15 @@ impl KvStore for RocksStore {
             Included(k) | Excluded(k) => k,
             Unbounded => &[],
         };
-        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
         let mut out = Vec::new();
         let Some(h) = self.has(cf) else {
             return Ok(Vec::new());
         };
-        for item in self.db.iterator_cf(h, mode) {
+        for item in self.iter(h, start) {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) = item.map_err(self.db_err())?;
+            let (k, v) = item.map_err(db_err(self.path))?;
             if matches!(from, Excluded(s) if *k == *s) {
                 continue;
             }
@@ -252,36 +277,103 @@ impl KvStore for RocksStore {
         }
         Ok(out)
     }
+}
 
-    fn scan_consistent(&self, scans: &[(Cf, &[u8])]) -> Result<Vec<Vec<Entry>>, StoreError> {
-        let snapshot = self.db.snapshot();
-        scans
-            .iter()
-            .map(|(cf, prefix)| {
-                let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-                match self.has(*cf) {
-                    Some(h) => self.collect(snapshot.iterator_cf(h, mode), prefix),
-                    None => Ok(Vec::new()),
-                }
-            })
-            .collect()
+impl KvStore for RocksStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reader().get(cf, key)
+    }
+
+    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        self.reader().scan(cf, prefix)
+    }
+
+    fn range(
+        &self,
+        cf: Cf,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.reader().range(cf, from, to, limit)
+    }
+
+    fn snapshot(&self) -> Arc<dyn KvStore> {
+        let snap = self.db.snapshot();
+        // SAFETY: the snapshot borrows the database, which lives behind an `Arc` (its
+        // address never moves) that the `RocksSnapshot` keeps, and whose field order drops
+        // the snapshot first; so the database outlives every use of the borrow.
+        let snap: rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB> =
+            unsafe { std::mem::transmute(snap) };
+        Arc::new(RocksSnapshot {
+            snap: Arc::new(snap),
+            db: self.db.clone(),
+            path: self.path.clone(),
+        })
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let cf = |cf: Cf| {
+            self.db
+                .cf_handle(cf.name())
+                .expect("a store opened for writing has every column family")
+        };
         let mut batch = rocksdb::WriteBatch::default();
         for op in ops {
             match op {
-                Op::Put(cf, k, v) => batch.put_cf(self.cf(cf), k, v),
-                Op::Delete(cf, k) => batch.delete_cf(self.cf(cf), k),
+                Op::Put(c, k, v) => batch.put_cf(cf(c), k, v),
+                Op::Delete(c, k) => batch.delete_cf(cf(c), k),
                 // Keys are at most 72 bytes, so this range covers the whole family.
-                Op::Clear(cf) => {
-                    batch.delete_range_cf(self.cf(cf), [].as_slice(), [0xffu8; 80].as_slice())
+                Op::Clear(c) => {
+                    batch.delete_range_cf(cf(c), [].as_slice(), [0xffu8; 80].as_slice())
                 }
             }
         }
         let mut o = rocksdb::WriteOptions::default();
         o.set_sync(true);
-        self.db.write_opt(batch, &o).map_err(self.db_err())
+        self.db.write_opt(batch, &o).map_err(db_err(&self.path))
+    }
+}
+
+impl RocksSnapshot {
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            db: &self.db,
+            snap: Some(&self.snap),
+            path: &self.path,
+        }
+    }
+}
+
+impl KvStore for RocksSnapshot {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reader().get(cf, key)
+    }
+
+    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        self.reader().scan(cf, prefix)
+    }
+
+    fn range(
+        &self,
+        cf: Cf,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.reader().range(cf, from, to, limit)
+    }
+
+    fn snapshot(&self) -> Arc<dyn KvStore> {
+        Arc::new(RocksSnapshot {
+            snap: self.snap.clone(),
+            db: self.db.clone(),
+            path: self.path.clone(),
+        })
+    }
+
+    fn write(&self, _: Vec<Op>) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly(self.path.clone()))
     }
 }
 
