@@ -107,6 +107,14 @@ impl Awaiting {
     }
 }
 
+/// A record about to be decided for the first time: what admission found already.
+struct New {
+    /// Its slot holds another record.
+    slot_held: bool,
+    /// What it waits for.
+    deps: Vec<Dep>,
+}
+
 /// What the pending records wait for, in memory (rebuilt from the pending table on a start).
 #[derive(Clone, Debug, Default)]
 struct Pending {
@@ -565,11 +573,12 @@ impl Ledger {
     /// replacement key names itself; who may sign where is checked at admission), so its
     /// results stay sound however the ledger moves on meanwhile.
     pub fn verifier_for(&self, records: &[Record]) -> Verifier {
+        let accounts: BTreeSet<AccountId> = records.iter().map(Record::account).collect();
         Verifier {
             params: self.params.clone(),
-            keys: records
-                .iter()
-                .filter_map(|r| Some((r.account(), self.h.keys.get(&r.account())?)))
+            keys: accounts
+                .into_iter()
+                .filter_map(|a| Some((a, self.h.keys.get(&a)?)))
                 .collect(),
             held: records
                 .iter()
@@ -601,18 +610,21 @@ impl Ledger {
         if !verified {
             rules::check_form(&r, &self.params)?;
         }
+        // (Checked records need only know the opening is here, not its key.)
         let key = match r.kind() {
-            Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
-            Kind::Transfer => match self.h.keys.get(&r.account()) {
-                Some(k) => Some(k),
-                None => {
-                    out.pending = vec![Dep::Account(r.account())];
-                    Arc::make_mut(&mut self.awaiting).hold(r, false)?;
-                    out.awaiting_key = true;
-                    return Ok(out);
-                }
+            Kind::Transfer if r.seq() == 0 => Ok(rules::opening_key(&r, &self.params)?),
+            Kind::Transfer if verified => match self.h.keys.contains(&r.account()) {
+                true => Ok(None),
+                false => Err(()),
             },
-            _ => None,
+            Kind::Transfer => self.h.keys.get(&r.account()).map(Some).ok_or(()),
+            _ => Ok(None),
+        };
+        let Ok(key) = key else {
+            out.pending = vec![Dep::Account(r.account())];
+            Arc::make_mut(&mut self.awaiting).hold(r, false)?;
+            out.awaiting_key = true;
+            return Ok(out);
         };
         if !verified {
             rules::check_sigs(&r, key.as_ref())?;
@@ -633,7 +645,7 @@ impl Ledger {
                 return Ok(out);
             }
         }
-        let in_slot = self.held_at(&r.account(), r.seq()).len();
+        let in_slot = self.held_in_slot(&r.account(), r.seq());
         if in_slot >= MAX_PER_SLOT {
             return Err(RecordError::TooMany {
                 what: "records signed for one (account, seq)",
@@ -641,7 +653,8 @@ impl Ledger {
                 max: MAX_PER_SLOT,
             });
         }
-        if !self.state.missing(&r).is_empty() {
+        let deps = self.state.missing(&r);
+        if !deps.is_empty() {
             let of_account = self
                 .pending
                 .per_account
@@ -670,7 +683,11 @@ impl Ledger {
                 });
             }
         }
-        self.decide(r, true, &mut out)?;
+        let new = New {
+            slot_held: in_slot > 0,
+            deps,
+        };
+        self.decide(r, new, &mut out)?;
         // The chains that moved, or took a record (a `rekey` held but not yet applied names a
         // key too), may now say who signs what waited for them; after a full recomputation,
         // any chain may have.
@@ -706,6 +723,15 @@ impl Ledger {
     }
 
     fn admit_unchecked(&mut self, r: Record) {
+        if self.h.records.contains(&r.hash()) {
+            return;
+        }
+        let slot_held = !self.held_at(&r.account(), r.seq()).is_empty();
+        self.admit(r, slot_held);
+    }
+
+    /// Holds a record not held yet; `slot_held`: its slot holds another already.
+    fn admit(&mut self, r: Record, slot_held: bool) {
         if r.kind() == Kind::Transfer
             && r.seq() == 0
             && let Ok(Some(k)) = rules::opening_key(&r, &self.params)
@@ -713,15 +739,27 @@ impl Ledger {
             self.h.keys.insert(r.account(), k);
         }
         let (a, seq, h) = (r.account(), r.seq(), r.hash());
-        if self.h.records.contains(&h) {
-            return;
-        }
-        if !self.held_at(&a, seq).is_empty() {
+        if slot_held {
             self.h.forks.insert((a, seq), ());
         }
         self.h.slots.insert((a, seq, h), ());
         self.h.records.insert(h, Arc::new(r));
         self.held_n += 1;
+    }
+
+    /// How many records (account, seq) holds. A held record is applied, pending, or a fork
+    /// proof in a slot whose record is applied; so a slot without an applied record, of an
+    /// account with nothing pending, holds nothing — known from memory and one point read,
+    /// where listing the slot means a range read (most new records come to such a slot).
+    fn held_in_slot(&self, a: &AccountId, seq: u64) -> usize {
+        if !self.pending.per_account.contains_key(a) && self.state.applied_at(a, seq).is_none() {
+            debug_assert!(
+                self.held_at(a, seq).is_empty(),
+                "{a} {seq}: held, not pending"
+            );
+            return 0;
+        }
+        self.held_at(a, seq).len()
     }
 
     /// Drops an admitted record that can never apply, saying why.
@@ -1029,21 +1067,22 @@ impl Ledger {
         self.check_branch_signer(r).unwrap_or(Ok(()))
     }
 
-    /// Decides an admitted-or-new record; `fresh` means it is not admitted yet (an error then
-    /// refuses it), otherwise an error drops it.
-    fn decide(&mut self, r: Record, fresh: bool, out: &mut Outcome) -> Result<(), RecordError> {
-        let mut queue = VecDeque::from([(r, fresh)]);
+    /// Decides a new record (an error refuses it), then the admitted ones its application
+    /// releases (an error drops them).
+    fn decide(&mut self, r: Record, new: New, out: &mut Outcome) -> Result<(), RecordError> {
+        let mut queue = VecDeque::from([(r, Some(new))]);
         let mut first = true;
-        while let Some((r, fresh)) = queue.pop_front() {
+        while let Some((r, new)) = queue.pop_front() {
             let h = r.hash();
+            let fresh = new.is_some();
             // A rebuild decided every held record at once; what was queued before it is
             // either applied, pending or gone now.
             if out.rebuilt || (!fresh && !self.h.records.contains(&h)) {
                 break;
             }
-            let result = self.decide_one(r, fresh, out);
+            let result = self.decide_one(r, new, out);
             match result {
-                Ok(Some(released)) => queue.extend(released.into_iter().map(|x| (x, false))),
+                Ok(Some(released)) => queue.extend(released.into_iter().map(|x| (x, None))),
                 Ok(None) => {}
                 Err(e) if first && fresh => return Err(e),
                 Err(error) => {
@@ -1072,21 +1111,23 @@ impl Ledger {
     }
 
     /// One step of [`Ledger::decide`]: returns records released by applying this one.
+    /// `new`: the record is not admitted yet.
     fn decide_one(
         &mut self,
         r: Record,
-        fresh: bool,
+        new: Option<New>,
         out: &mut Outcome,
     ) -> Result<Option<Vec<Record>>, RecordError> {
         let h = r.hash();
         let slot = (r.account(), r.seq());
+        let (fresh, slot_held) = (new.is_some(), new.as_ref().is_some_and(|n| n.slot_held));
         if let Some(winner) = self.state.applied_at(&slot.0, slot.1) {
             // A fork: two records signed for the same (account, seq) — by the key in force
             // there, or it is no proof of anything (a replaced key signs nothing more).
             self.check_fork_signer(&r)?;
             self.clear_pending(&h);
             if fresh {
-                self.admit_unchecked(r);
+                self.admit(r, slot_held);
                 out.admitted.push(h);
             }
             out.forks.push(slot);
@@ -1097,7 +1138,10 @@ impl Ledger {
             }
             return Ok(None);
         }
-        let deps = self.state.missing(&r);
+        let deps = match new {
+            Some(n) => n.deps,
+            None => self.state.missing(&r),
+        };
         let heads_lost = match &r.body().content {
             Content::Distribute(d) => d.heads.values().any(|x| self.descends_from_lost(x.hash)),
             _ => false,
@@ -1106,7 +1150,7 @@ impl Ledger {
             // The checkpoint names a record that lost a fork here: the full computation,
             // where a checkpoint decides the forks it covers, settles it.
             if fresh {
-                self.admit_unchecked(r);
+                self.admit(r, slot_held);
                 out.admitted.push(h);
             }
             out.dropped.extend(self.rebuild());
@@ -1115,7 +1159,7 @@ impl Ledger {
         }
         if !deps.is_empty() {
             if fresh {
-                self.admit_unchecked(r);
+                self.admit(r, slot_held);
                 out.admitted.push(h);
                 out.pending = deps.clone();
             }
@@ -1123,9 +1167,9 @@ impl Ledger {
             self.set_pending(h, deps);
             return Ok(None);
         }
+        // (The state takes an account's key from its opening.)
         let key = match r.kind() {
             Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
-            Kind::Transfer => self.h.keys.get(&r.account()),
             _ => None,
         };
         let period_records: Vec<Arc<Record>> = match &r.body().content {
@@ -1138,9 +1182,9 @@ impl Ledger {
             .apply(&r, &self.params, key.as_ref(), &period_records)?;
         self.clear_pending(&h);
         if fresh {
-            self.admit_unchecked(r.clone());
+            self.admit(r.clone(), slot_held);
             out.admitted.push(h);
-        } else if let Some(k) = key.filter(|_| r.seq() == 0) {
+        } else if let Some(k) = key {
             self.h.keys.insert(r.account(), k);
         }
         out.applied.push(h);
