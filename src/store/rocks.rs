@@ -5,26 +5,14 @@ use crate::ids::CodId;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The RocksDB store.
+/// The RocksDB store: the database as it is, or as it was at one moment (a snapshot, see
+/// [`KvStore::snapshot`], which takes no writes).
 pub struct RocksStore {
-    db: Arc<rocksdb::DB>,
-    path: PathBuf,
-}
-
-/// A RocksDB store as it was at one moment (see [`KvStore::snapshot`]).
-struct RocksSnapshot {
     // Declared before `db`, so it is released before the database can close (every holder
     // of this `Arc` holds the database too).
-    snap: Arc<rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB>>,
+    snap: Option<Arc<rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB>>>,
     db: Arc<rocksdb::DB>,
     path: PathBuf,
-}
-
-/// Reads of a database, now or at a snapshot.
-struct Reader<'a> {
-    db: &'a rocksdb::DB,
-    snap: Option<&'a rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB>>,
-    path: &'a Path,
 }
 
 /// RocksDB's memory by default (node.ini `[store] cache`): its block cache and its write
@@ -111,6 +99,7 @@ impl RocksStore {
             return Err(StoreError::Exists(path.to_path_buf()));
         }
         let store = Self {
+            snap: None,
             db: Arc::new(Self::open_db(path, true, false, DEFAULT_CACHE_BYTES)?),
             path: path.to_path_buf(),
         };
@@ -156,6 +145,7 @@ impl RocksStore {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         let store = Self {
+            snap: None,
             db: Arc::new(Self::open_db(path, false, read_only, cache_bytes)?),
             path: path.to_path_buf(),
         };
@@ -186,20 +176,10 @@ impl RocksStore {
         Ok(store)
     }
 
-    fn reader(&self) -> Reader<'_> {
-        Reader {
-            db: &self.db,
-            snap: None,
-            path: &self.path,
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
 
-impl Reader<'_> {
     /// A column family; only a store of an older layout opened read-only lacks some, and
     /// reads of those find nothing.
     fn has(&self, cf: Cf) -> Option<&rocksdb::ColumnFamily> {
@@ -212,21 +192,23 @@ impl Reader<'_> {
         from: &[u8],
     ) -> rocksdb::DBIteratorWithThreadMode<'_, rocksdb::DB> {
         let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
-        match self.snap {
+        match &self.snap {
             Some(snap) => snap.iterator_cf(h, mode),
             None => self.db.iterator_cf(h, mode),
         }
     }
+}
 
+impl KvStore for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(h) = self.has(cf) else {
             return Ok(None);
         };
-        match self.snap {
+        match &self.snap {
             Some(snap) => snap.get_cf(h, key),
             None => self.db.get_cf(h, key),
         }
-        .map_err(db_err(self.path))
+        .map_err(db_err(&self.path))
     }
 
     fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
@@ -235,7 +217,7 @@ impl Reader<'_> {
         };
         let mut out = Vec::new();
         for item in self.iter(h, prefix) {
-            let (k, v) = item.map_err(db_err(self.path))?;
+            let (k, v) = item.map_err(db_err(&self.path))?;
             if !k.starts_with(prefix) {
                 break;
             }
@@ -264,7 +246,7 @@ impl Reader<'_> {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) = item.map_err(db_err(self.path))?;
+            let (k, v) = item.map_err(db_err(&self.path))?;
             if matches!(from, Excluded(s) if *k == *s) {
                 continue;
             }
@@ -277,42 +259,29 @@ impl Reader<'_> {
         }
         Ok(out)
     }
-}
-
-impl KvStore for RocksStore {
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.reader().get(cf, key)
-    }
-
-    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        self.reader().scan(cf, prefix)
-    }
-
-    fn range(
-        &self,
-        cf: Cf,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.reader().range(cf, from, to, limit)
-    }
 
     fn snapshot(&self) -> Arc<dyn KvStore> {
-        let snap = self.db.snapshot();
-        // SAFETY: the snapshot borrows the database, which lives behind an `Arc` (its
-        // address never moves) that the `RocksSnapshot` keeps, and whose field order drops
-        // the snapshot first; so the database outlives every use of the borrow.
-        let snap: rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB> =
-            unsafe { std::mem::transmute(snap) };
-        Arc::new(RocksSnapshot {
-            snap: Arc::new(snap),
+        let snap = self.snap.clone().unwrap_or_else(|| {
+            let snap = self.db.snapshot();
+            // SAFETY: the snapshot borrows the database, which lives behind an `Arc` (its
+            // address never moves) that every store holding the snapshot keeps, and whose
+            // field order drops the snapshot first; so the database outlives every use of
+            // the borrow.
+            let snap: rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB> =
+                unsafe { std::mem::transmute(snap) };
+            Arc::new(snap)
+        });
+        Arc::new(RocksStore {
+            snap: Some(snap),
             db: self.db.clone(),
             path: self.path.clone(),
         })
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        if self.snap.is_some() {
+            return Err(StoreError::ReadOnly(self.path.clone()));
+        }
         let cf = |cf: Cf| {
             self.db
                 .cf_handle(cf.name())
@@ -332,48 +301,6 @@ impl KvStore for RocksStore {
         let mut o = rocksdb::WriteOptions::default();
         o.set_sync(true);
         self.db.write_opt(batch, &o).map_err(db_err(&self.path))
-    }
-}
-
-impl RocksSnapshot {
-    fn reader(&self) -> Reader<'_> {
-        Reader {
-            db: &self.db,
-            snap: Some(&self.snap),
-            path: &self.path,
-        }
-    }
-}
-
-impl KvStore for RocksSnapshot {
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.reader().get(cf, key)
-    }
-
-    fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        self.reader().scan(cf, prefix)
-    }
-
-    fn range(
-        &self,
-        cf: Cf,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.reader().range(cf, from, to, limit)
-    }
-
-    fn snapshot(&self) -> Arc<dyn KvStore> {
-        Arc::new(RocksSnapshot {
-            snap: self.snap.clone(),
-            db: self.db.clone(),
-            path: self.path.clone(),
-        })
-    }
-
-    fn write(&self, _: Vec<Op>) -> Result<(), StoreError> {
-        Err(StoreError::ReadOnly(self.path.clone()))
     }
 }
 
