@@ -956,6 +956,41 @@ mod tests {
         assert_eq!(views.latest().state(), chain.ledger().state());
     }
 
+    /// A verifier of a chain on a store reads the keys of the accounts its batches name from
+    /// the store, as it meets them: transfers of accounts opened before it was taken check
+    /// sound, and it knows what is held.
+    #[test]
+    fn a_stored_chains_verifier_reads_the_keys_it_needs() {
+        let s = Scenario::standard();
+        let mut s2 = Scenario::standard();
+        let p = s.l.params().clone();
+        let later = vec![
+            s2.pay("node1", &[("node2", 10)], EPOCH + DAY + 50),
+            s2.pay("node2", &[("node3", 5)], EPOCH + DAY + 60),
+        ];
+        let mem = Arc::new(MemStore::default());
+        let mut chain = Chain::load(p.clone(), Box::new(mem.clone())).unwrap();
+        chain.ingest_batch(s.records.clone()).unwrap();
+        let chain = Chain::load(p, Box::new(mem.clone())).unwrap();
+        let mut v = chain.ledger().verifier();
+        let checked = v.check(later.clone());
+        assert!(
+            checked.items().iter().all(|(_, c)| c == &Check::Sound),
+            "{:?}",
+            checked.items()
+        );
+        let again = v.check(s.records[..2].to_vec());
+        assert!(again.items().iter().all(|(_, c)| c == &Check::Held));
+        // A forged signature is still caught.
+        let mut forged = later[0].to_json();
+        forged["sigs"][0]["sig"] = later[1].to_json()["sigs"][0]["sig"].clone();
+        let forged = Record::from_json(forged).unwrap();
+        assert!(matches!(
+            v.check(vec![forged]).items()[0].1,
+            Check::Refused(_)
+        ));
+    }
+
     use proptest::prelude::*;
 
     proptest! {

@@ -146,6 +146,14 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         (self.live_base().cloned(), layer)
     }
 
+    /// The entries written and not committed (for a table without a source, all of them).
+    pub fn layer(&self) -> Vec<(K, V)> {
+        self.writes
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect()
+    }
+
     pub fn insert(&mut self, k: K, v: V) {
         self.writes.insert(k, Some(v));
     }

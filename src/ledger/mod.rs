@@ -585,6 +585,7 @@ impl Ledger {
                 .map(Record::hash)
                 .filter(|h| self.h.records.contains(h))
                 .collect(),
+            key_source: None,
             source: None,
         }
     }
@@ -595,7 +596,9 @@ impl Ledger {
         let (source, layer) = self.h.records.parts();
         Verifier {
             params: self.params.clone(),
-            keys: self.h.keys.entries().into_iter().collect(),
+            // (The stored keys are read as the batches name their accounts, not all now.)
+            keys: self.h.keys.layer().into_iter().collect(),
+            key_source: self.h.keys.parts().0,
             held: layer,
             source,
         }
@@ -1892,7 +1895,11 @@ impl Checked {
 /// checks batch after batch: each batch's openings teach it their keys for the next.
 pub struct Verifier {
     params: Params,
+    /// The keys it knows: the ledger's uncommitted ones, then each account's as it first
+    /// meets the account (from `key_source`, or an opening it checked).
     keys: HashMap<AccountId, PublicKey>,
+    /// The committed opening keys, for a ledger layered over a store.
+    key_source: Option<Arc<dyn Source<AccountId, PublicKey>>>,
     held: BTreeSet<RecordHash>,
     /// The committed records, for a ledger layered over a store.
     source: Option<Arc<dyn Source<RecordHash, Arc<Record>>>>,
@@ -1900,6 +1907,18 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn check(&mut self, records: Vec<Record>) -> Checked {
+        if let Some(source) = &self.key_source {
+            let unknown: BTreeSet<AccountId> = records
+                .iter()
+                .map(Record::account)
+                .filter(|a| !self.keys.contains_key(a))
+                .collect();
+            for a in unknown {
+                if let Some(k) = source.get(&a) {
+                    self.keys.insert(a, k);
+                }
+            }
+        }
         let (checked, opened) = check_batch(
             &self.params,
             records,
