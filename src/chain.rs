@@ -208,7 +208,7 @@ fn summary_op(l: &Ledger) -> Op {
 }
 
 /// What the store keeps besides its tables: `None` if it keeps no summary of this schema
-/// (a store written before schema 2, or never written).
+/// (a store written before schema 3, or never written).
 fn read_stored(store: &dyn KvStore) -> Result<Option<Stored>, ChainError> {
     let Some(raw) = store.get(Cf::Meta, SUMMARY_KEY)? else {
         return Ok(None);
@@ -260,6 +260,13 @@ impl View {
         }
     }
 
+    /// `ledger` as committed to `store` (nothing uncommitted), read from a snapshot of it.
+    fn of(ledger: &Ledger, store: &Arc<dyn KvStore>) -> Self {
+        let snapshot = store.snapshot();
+        let (held, derived) = sources(&snapshot);
+        Self::new(ledger.reader(held, derived), snapshot)
+    }
+
     /// The head of every account with an applied record, by account (what the sync
     /// digests cover): read from the store by the first reader that asks.
     pub fn heads(&self) -> &[(crate::ids::AccountId, crate::ledger::Head)] {
@@ -291,8 +298,8 @@ impl std::ops::Deref for View {
 pub struct Views(Arc<std::sync::RwLock<View>>);
 
 impl Views {
-    fn new(ledger: Ledger, store: Arc<dyn KvStore>) -> Self {
-        Self(Arc::new(std::sync::RwLock::new(View::new(ledger, store))))
+    fn new(view: View) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(view)))
     }
 
     /// The chain as last committed.
@@ -303,8 +310,7 @@ impl Views {
             .clone()
     }
 
-    fn set(&self, ledger: Ledger, store: Arc<dyn KvStore>) {
-        let view = View::new(ledger, store);
+    fn set(&self, view: View) {
         *self
             .0
             .write()
@@ -370,7 +376,7 @@ impl Chain {
                 // (Only here is the whole history in memory; its view shares nothing.)
                 let ledger = Ledger::from_records(params, read_records(store.as_ref())?);
                 Ok(Self {
-                    views: Views::new(ledger.clone(), store.clone()),
+                    views: Views::new(View::new(ledger.clone(), store.clone())),
                     ledger,
                     store,
                     stale: None,
@@ -382,10 +388,8 @@ impl Chain {
     fn resumed(params: Params, store: Arc<dyn KvStore>, stored: Stored) -> Self {
         let (held, derived) = sources(&store);
         let ledger = Ledger::resume(params, held, derived, stored);
-        let snapshot = store.snapshot();
-        let (held, derived) = sources(&snapshot);
         Self {
-            views: Views::new(ledger.reader(held, derived), snapshot),
+            views: Views::new(View::of(&ledger, &store)),
             ledger,
             store,
             stale: None,
@@ -394,9 +398,7 @@ impl Chain {
 
     /// Shows what was just committed to the readers.
     fn publish(&self) {
-        let snapshot = self.store.snapshot();
-        let (held, derived) = sources(&snapshot);
-        self.views.set(self.ledger.reader(held, derived), snapshot);
+        self.views.set(View::of(&self.ledger, &self.store));
     }
 
     /// Where readers find the chain as last committed.
@@ -464,11 +466,6 @@ impl Chain {
         }
         self.ingest(r.clone())?;
         Ok(r)
-    }
-
-    /// The store, shared: reads of stored record bytes need no lock on the chain.
-    pub fn store_handle(&self) -> Arc<dyn KvStore> {
-        self.store.clone()
     }
 
     pub fn store(&self) -> &dyn KvStore {

@@ -613,22 +613,25 @@ impl Ledger {
         if !verified {
             rules::check_form(&r, &self.params)?;
         }
-        // (Checked records need only know the opening is here, not its key.)
         let key = match r.kind() {
-            Kind::Transfer if r.seq() == 0 => Ok(rules::opening_key(&r, &self.params)?),
-            Kind::Transfer if verified => match self.h.keys.contains(&r.account()) {
-                true => Ok(None),
-                false => Err(()),
-            },
-            Kind::Transfer => self.h.keys.get(&r.account()).map(Some).ok_or(()),
-            _ => Ok(None),
+            Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
+            // (A checked record needs only know its account's opening is here, not its key.)
+            Kind::Transfer if verified => None,
+            Kind::Transfer => self.h.keys.get(&r.account()),
+            _ => None,
         };
-        let Ok(key) = key else {
+        let opening_missing = r.kind() == Kind::Transfer
+            && r.seq() > 0
+            && match verified {
+                true => !self.h.keys.contains(&r.account()),
+                false => key.is_none(),
+            };
+        if opening_missing {
             out.pending = vec![Dep::Account(r.account())];
             Arc::make_mut(&mut self.awaiting).hold(r, false)?;
             out.awaiting_key = true;
             return Ok(out);
-        };
+        }
         if !verified {
             rules::check_sigs(&r, key.as_ref())?;
         }

@@ -609,8 +609,7 @@ async fn read_view<T: Send + 'static>(
     s: &S,
     read: impl FnOnce(&View) -> T + Send + 'static,
 ) -> Result<T, ApiErr> {
-    let view = s.view();
-    tokio::task::spawn_blocking(move || read(&view))
+    s.read_view(read)
         .await
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }

@@ -102,6 +102,16 @@ impl Shared {
         self.views.latest()
     }
 
+    /// Runs `read` on the chain as last committed, off the async threads (a view reads the
+    /// store).
+    pub async fn read_view<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&crate::chain::View) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let view = self.view();
+        tokio::task::spawn_blocking(move || read(&view)).await
+    }
+
     /// The chain, locked. If a thread panicked while holding it, the ledger in memory may be
     /// half-changed: it is rebuilt from the store (which only ever holds whole batches)
     /// before anyone reads it again.

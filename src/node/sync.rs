@@ -153,12 +153,10 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
 pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     let theirs = shared.api.summary(addr).await.map_err(|e| e.to_string())?;
     shared.peers.locked().set_applied(addr, theirs.applied);
-    let ours = {
-        let view = shared.view();
-        tokio::task::spawn_blocking(move || super::api::summary_of(&view))
-            .await
-            .map_err(|e| e.to_string())?
-    };
+    let ours = shared
+        .read_view(super::api::summary_of)
+        .await
+        .map_err(|e| e.to_string())?;
     if theirs.digest == ours.digest {
         return Ok(());
     }
@@ -172,12 +170,10 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     // Then (or otherwise) chain by chain: buckets, heads, missing segments — both ways, so
     // one round also brings the peer what it lacks.
     let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
-    let ours_b = {
-        let view = shared.view();
-        tokio::task::spawn_blocking(move || super::api::buckets_of(&view))
-            .await
-            .map_err(|e| e.to_string())?
-    };
+    let ours_b = shared
+        .read_view(super::api::buckets_of)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut push = Vec::new();
     // A peer far behind replays our log by itself, so pushing much would only double its
     // work; a little still reaches it if it cannot reach us.
