@@ -35,16 +35,62 @@ pub enum ArchiveError {
 
 /// Writes an archive of `records` (in the order given).
 pub fn write<'a>(cod: &CodId, records: impl IntoIterator<Item = &'a Record>) -> Vec<u8> {
-    let mut out = format!("{MAGIC} {VERSION} {cod}\n").into_bytes();
-    let mut n = 0usize;
+    let mut w = Writer::new(Vec::new(), cod).expect("writing to memory");
     for r in records {
-        out.extend_from_slice(&r.to_bytes());
-        out.push(b'\n');
-        n += 1;
+        w.push(&r.to_bytes()).expect("writing to memory");
     }
-    let digest = hex::encode(Sha256::digest(&out));
-    out.extend_from_slice(format!("end {n} {digest}\n").as_bytes());
-    out
+    w.finish().expect("writing to memory").0
+}
+
+/// How many records a well-formed archive holds (its lines but the header and trailer).
+pub fn count(archive: &[u8]) -> usize {
+    archive
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        .saturating_sub(2)
+}
+
+/// Writes an archive to `W` as its records come, so that it never needs to be whole in
+/// memory.
+pub struct Writer<W: std::io::Write> {
+    out: W,
+    digest: Sha256,
+    records: usize,
+}
+
+impl<W: std::io::Write> Writer<W> {
+    pub fn new(out: W, cod: &CodId) -> std::io::Result<Self> {
+        let mut w = Self {
+            out,
+            digest: Sha256::new(),
+            records: 0,
+        };
+        w.put(format!("{MAGIC} {VERSION} {cod}\n").as_bytes())?;
+        Ok(w)
+    }
+
+    /// Adds a record, given as its canonical bytes.
+    pub fn push(&mut self, canonical: &[u8]) -> std::io::Result<()> {
+        self.put(canonical)?;
+        self.put(b"\n")?;
+        self.records += 1;
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.digest.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    /// Writes the trailer; returns the output and how many records it holds.
+    pub fn finish(mut self) -> std::io::Result<(W, usize)> {
+        let digest = hex::encode(self.digest.finalize_reset());
+        let trailer = format!("end {} {digest}\n", self.records);
+        self.out.write_all(trailer.as_bytes())?;
+        self.out.flush()?;
+        Ok((self.out, self.records))
+    }
 }
 
 /// Reads an archive: checks header, trailer and checksum, and decodes every record (their

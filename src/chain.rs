@@ -27,7 +27,7 @@ use crate::ledger::{
     Check, Checked, DerivedSources, Ledger, LedgerWrites, Outcome, Params, Record, RecordError,
     Stored, Summary,
 };
-use crate::store::{Cf, KvStore, Op, SCHEMA_VERSION, Snapshot, StoreError};
+use crate::store::{Cf, KvStore, Op, SCHEMA_VERSION, StoreError};
 use serde_json::json;
 use std::marker::PhantomData;
 use std::ops::Bound;
@@ -52,6 +52,10 @@ pub enum ChainError {
         "not paid: the transfer was to be record {expected} of this account, but its next record is {next} (another transfer was made meanwhile; check `cod history` before trying again)"
     )]
     SeqTaken { expected: u64, next: u64 },
+    #[error("cannot write the archive: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("cannot recompute the chain: {0}")]
+    Replay(String),
 }
 
 /// The [`Cf::Meta`] key of the summary.
@@ -347,6 +351,75 @@ impl Chain {
     }
 
     fn recompute_in(params: Params, store: Arc<dyn KvStore>) -> Result<Self, ChainError> {
+        let source = store.snapshot();
+        if !has_log(source.as_ref())? {
+            return Self::recompute_in_memory(params, store);
+        }
+        let replayed = replay(params.clone(), source.as_ref(), store.scratch()?, true)?;
+        // Records a limit refused, or whose opening never came, might apply in another
+        // order: nothing is forgotten on their account — the store stays as it is.
+        let waiting = replayed.chain.ledger.awaiting().count();
+        if replayed.unsettled > 0 || waiting > 0 {
+            return Err(ChainError::Replay(format!(
+                "{} records were refused for a limit and {waiting} wait for their account's \
+                 opening when replayed in the order of the application log; nothing was changed",
+                replayed.unsettled
+            )));
+        }
+        for p in &replayed.problems {
+            tracing::warn!("recomputing the chain: {p}; it is forgotten");
+        }
+        // 1. The summary and every derived table but the log go in one write: from here
+        //    until the new summary is written, a start (after a crash, say) recomputes
+        //    again — in the order of the log, which is rewritten in place, not cleared.
+        let mut ops = vec![Op::Delete(Cf::Meta, SUMMARY_KEY.to_vec())];
+        ops.extend(
+            RECOMPUTED
+                .iter()
+                .filter(|cf| **cf != Cf::Log)
+                .map(|cf| Op::Clear(*cf)),
+        );
+        store.write(ops)?;
+        // 2. What the replay derived, a page at a time; then the old log's tail goes.
+        let scratch = replayed.chain.store.clone();
+        let mut log_end = None;
+        for cf in RECOMPUTED {
+            for_each_page(scratch.as_ref(), cf, None, |page| {
+                if cf == Cf::Log {
+                    log_end = page.last().map(|(k, _)| k.clone());
+                }
+                let ops = page.into_iter().map(|(k, v)| Op::Put(cf, k, v)).collect();
+                store.write(ops)
+            })?;
+        }
+        for_each_page(store.as_ref(), Cf::Log, log_end, |page| {
+            store.write(
+                page.into_iter()
+                    .map(|(k, _)| Op::Delete(Cf::Log, k))
+                    .collect(),
+            )
+        })?;
+        // 3. The records that can never apply are forgotten.
+        let ledger = replayed.chain.ledger();
+        for_each_page(source.as_ref(), Cf::Records, None, |page| {
+            let ops: Vec<Op> = page
+                .into_iter()
+                .filter(|(k, _)| RecordHash::from_key(k).is_none_or(|h| !ledger.holds(&h)))
+                .map(|(k, _)| Op::Delete(Cf::Records, k))
+                .collect();
+            store.write(ops)
+        })?;
+        // 4. The summary: the store is whole again.
+        store.write(vec![summary_op(ledger), schema_op()])?;
+        let stored = read_stored(store.as_ref())?
+            .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
+        Ok(Self::resumed(params, store, stored))
+    }
+
+    /// [`Chain::recompute`] of a store of layout 1, which keeps no application log to
+    /// replay in order: its records are all read into memory (stores of that layout predate
+    /// long histories).
+    fn recompute_in_memory(params: Params, store: Arc<dyn KvStore>) -> Result<Self, ChainError> {
         let records = read_records(store.as_ref())?;
         let (mut ledger, dropped) = Ledger::load(params.clone(), records);
         let mut ops: Vec<Op> = dropped
@@ -355,12 +428,16 @@ impl Chain {
             .collect();
         ops.push(summary_op(&ledger));
         ops.extend(writes_ops(&ledger.take_writes(), true));
-        ops.push(Op::Put(
-            Cf::Meta,
-            b"schema".to_vec(),
-            SCHEMA_VERSION.to_string().into_bytes(),
-        ));
+        ops.push(schema_op());
         store.write(ops)?;
+        let stored = read_stored(store.as_ref())?
+            .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
+        Ok(Self::resumed(params, store, stored))
+    }
+
+    /// A chain of no records over `store`, which is empty.
+    fn empty(params: Params, store: Arc<dyn KvStore>) -> Result<Self, ChainError> {
+        store.write(vec![summary_op(&Ledger::new(params.clone())), schema_op()])?;
         let stored = read_stored(store.as_ref())?
             .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
         Ok(Self::resumed(params, store, stored))
@@ -412,7 +489,7 @@ impl Chain {
     pub fn derived_state_matches(&self) -> Result<bool, ChainError> {
         let records = read_records(self.store.as_ref())?;
         let expected = Ledger::from_records(self.ledger.params().clone(), records);
-        Ok(stored_derived(self.store.as_ref())? == derived_of(expected))
+        Ok(tests::stored_derived(self.store.as_ref())? == tests::derived_of(expected))
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -496,6 +573,29 @@ impl Chain {
         &mut self,
         checked: Checked,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
+        self.commit_checked(checked, true)
+    }
+
+    /// [`Chain::ingest_checked`] without waiting for the disk: the batch is durable once a
+    /// later synced write returns ([`Chain::sync`], or any other ingest). For the batches of
+    /// an import, whose end is what is acknowledged.
+    pub fn ingest_checked_unsynced(
+        &mut self,
+        checked: Checked,
+    ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
+        self.commit_checked(checked, false)
+    }
+
+    /// Makes every batch committed so far durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.store.sync()
+    }
+
+    fn commit_checked(
+        &mut self,
+        checked: Checked,
+        synced: bool,
+    ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
         if self.stale.is_some() && self.reload().is_err() {
             return Err(StoreError::Unreadable(
                 self.stale.clone().unwrap_or_default(),
@@ -518,7 +618,11 @@ impl Chain {
         }
         let mut ops = writes_ops(&writes, false);
         ops.push(summary_op(&self.ledger));
-        if let Err(e) = self.store.write(ops) {
+        let written = match synced {
+            true => self.store.write(ops),
+            false => self.store.write_unsynced(ops),
+        };
+        if let Err(e) = written {
             // Nothing was acknowledged: go back to exactly what the store holds — or, if it
             // cannot be read either, keep the ledger whole (its changes put back) and accept
             // nothing until the store reads.
@@ -531,19 +635,28 @@ impl Chain {
     }
 }
 
-/// The derived part of a store's entries, read at one moment (what [`derived_of`] computes
-/// from the records): everything but the records, the application log (its order is the
-/// order records arrived in) and the pending set.
-fn stored_derived(store: &dyn KvStore) -> Result<Snapshot, StoreError> {
-    let store = store.snapshot();
-    let mut out = Snapshot::new();
+/// Do two stores hold the same derived state — everything but the records, the application
+/// log (its order is the order records arrived in) and the pending set? Read a page at a
+/// time.
+fn same_derived(a: &dyn KvStore, b: &dyn KvStore) -> Result<bool, StoreError> {
+    if a.get(Cf::Meta, SUMMARY_KEY)? != b.get(Cf::Meta, SUMMARY_KEY)? {
+        return Ok(false);
+    }
     for cf in DERIVED {
-        out.extend(store.scan(cf, b"")?.into_iter().map(|(k, v)| ((cf, k), v)));
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let page = a.range(cf, from, Bound::Unbounded, PAGE)?;
+            if page != b.range(cf, from, Bound::Unbounded, PAGE)? {
+                return Ok(false);
+            }
+            match page.last() {
+                Some((last, _)) => after = Some(last.clone()),
+                None => break,
+            }
+        }
     }
-    if let Some(v) = store.get(Cf::Meta, SUMMARY_KEY)? {
-        out.insert((Cf::Meta, SUMMARY_KEY.to_vec()), v);
-    }
-    Ok(out)
+    Ok(true)
 }
 
 const DERIVED: [Cf; 8] = [
@@ -557,16 +670,167 @@ const DERIVED: [Cf; 8] = [
     Cf::State,
 ];
 
-/// What a store holds of a ledger in memory, derived part only (see [`stored_derived`]).
-fn derived_of(mut l: Ledger) -> Snapshot {
-    let mut ops = vec![summary_op(&l)];
-    ops.extend(writes_ops(&l.take_writes(), true));
-    ops.into_iter()
-        .filter_map(|op| match op {
-            Op::Put(cf, k, v) if DERIVED.contains(&cf) || cf == Cf::Meta => Some(((cf, k), v)),
-            _ => None,
-        })
-        .collect()
+/// What a recomputation replaces: every table but the records and the meta.
+const RECOMPUTED: [Cf; 10] = [
+    Cf::Slots,
+    Cf::Forks,
+    Cf::Keys,
+    Cf::Pending,
+    Cf::Applied,
+    Cf::Chains,
+    Cf::Log,
+    Cf::Credits,
+    Cf::Claims,
+    Cf::State,
+];
+
+/// Entries read per page where a whole table is read (a replay, a comparison, a copy); tiny
+/// in tests, so that they read many pages.
+const PAGE: usize = if cfg!(test) { 3 } else { IMPORT_BATCH };
+
+/// Calls `each` with every entry of `cf` in `store` (after the key `after`, if given), a
+/// page at a time, in key order.
+fn for_each_page<E: From<StoreError>>(
+    store: &dyn KvStore,
+    cf: Cf,
+    mut after: Option<Vec<u8>>,
+    mut each: impl FnMut(Vec<crate::store::Entry>) -> Result<(), E>,
+) -> Result<(), E> {
+    loop {
+        let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let page = store.range(cf, from, Bound::Unbounded, PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        each(page)?;
+    }
+}
+
+/// Does the store keep an application log (every layout since 2 does, once it applied a
+/// record)?
+fn has_log(store: &dyn KvStore) -> Result<bool, StoreError> {
+    let records = store.range(Cf::Records, Bound::Unbounded, Bound::Unbounded, 1)?;
+    let log = store.range(Cf::Log, Bound::Unbounded, Bound::Unbounded, 1)?;
+    Ok(records.is_empty() || !log.is_empty())
+}
+
+fn schema_op() -> Op {
+    Op::Put(
+        Cf::Meta,
+        b"schema".to_vec(),
+        SCHEMA_VERSION.to_string().into_bytes(),
+    )
+}
+
+/// A store's records replayed from scratch (see [`replay`]).
+struct Replayed {
+    /// The chain they make, over the scratch store.
+    chain: Chain,
+    /// Records the store holds (each counted once).
+    stored: usize,
+    /// Records refused or unreadable, each with why.
+    problems: Vec<String>,
+    /// Of those, refused for a limit (too many waiting): in another order they might apply.
+    unsettled: usize,
+}
+
+/// Replays the records `source` holds into an empty chain over `scratch`, a page at a time,
+/// so that memory holds a page and the chain's pools, not the history: first the applied
+/// ones in the order of `source`'s application log (so each comes after what it depends
+/// on, and nothing waits), then every other stored record by hash (pending records, fork
+/// proofs). Signatures are checked on all cores. A record refused is a problem, and so is
+/// one that does not decode or is stored under another hash — or, if `strict`, that is an
+/// error (a recomputation stops rather than forget a record it cannot read).
+fn replay(
+    params: Params,
+    source: &dyn KvStore,
+    scratch: Arc<dyn KvStore>,
+    strict: bool,
+) -> Result<Replayed, ChainError> {
+    let mut out = Replayed {
+        chain: Chain::empty(params, scratch)?,
+        stored: 0,
+        problems: Vec::new(),
+        unsettled: 0,
+    };
+    let mut refused = std::collections::HashSet::new();
+    for_each_page(source, Cf::Log, None, |page| {
+        let mut batch = Vec::with_capacity(page.len());
+        for (_, h) in page {
+            // (What does not read here is met, and reported, in the second pass.)
+            let Some(h) = RecordHash::from_key(&h) else {
+                continue;
+            };
+            if let Some(bytes) = source.get(Cf::Records, h.as_bytes())?
+                && let Ok(r) = Record::from_bytes(&bytes)
+                && r.hash() == h
+            {
+                batch.push(r);
+            }
+        }
+        out.ingest(batch, &mut refused)
+    })?;
+    for_each_page(source, Cf::Records, None, |page| {
+        let mut batch = Vec::new();
+        for (k, v) in page {
+            out.stored += 1;
+            // (Met in the first pass: these very bytes, which hashed to their key.)
+            if RecordHash::from_key(&k)
+                .is_some_and(|h| out.chain.ledger.holds(&h) || refused.contains(&h))
+            {
+                continue;
+            }
+            let problem = match Record::from_bytes(&v) {
+                Ok(r) if r.hash().as_bytes().as_slice() == k.as_slice() => {
+                    batch.push(r);
+                    continue;
+                }
+                Ok(r) => RecordError::Malformed(format!("it hashes to {}", r.hash())),
+                Err(e) => e,
+            };
+            if strict {
+                return Err(ChainError::Corrupt {
+                    hash: hex::encode(&k),
+                    error: problem,
+                });
+            }
+            out.problems.push(format!(
+                "record stored under {}: {problem}",
+                hex::encode(&k)
+            ));
+        }
+        out.ingest(batch, &mut refused)
+    })?;
+    Ok(out)
+}
+
+impl Replayed {
+    /// Ingests a page of records; those refused are problems (and not tried again).
+    fn ingest(
+        &mut self,
+        batch: Vec<Record>,
+        refused: &mut std::collections::HashSet<RecordHash>,
+    ) -> Result<(), ChainError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<_> = batch
+            .iter()
+            .map(|r| (r.hash(), r.account(), r.seq()))
+            .collect();
+        let checked = self.chain.ledger.check(batch);
+        let results = self.chain.ingest_checked(checked)?;
+        for ((h, a, seq), result) in named.into_iter().zip(results) {
+            if let Err(e) = result {
+                refused.insert(h);
+                self.unsettled += usize::from(matches!(e, RecordError::TooMany { .. }));
+                self.problems
+                    .push(format!("record {h} ({a} seq {seq}): {e}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The whole chain as an archive, in an order that applies front to back: the applied
@@ -587,30 +851,58 @@ pub fn export(l: &Ledger) -> Vec<u8> {
     )
 }
 
-/// [`export`] from a store, read at one moment: needs no lock on the chain, so a daemon
-/// exports while it goes on applying records.
-pub fn export_store(cod: &crate::ids::CodId, store: &dyn KvStore) -> Result<Vec<u8>, ChainError> {
+/// [`export`] from a store as it is at this moment, written to `out` a page at a time:
+/// memory holds a page and the records not applied (pending records, fork proofs), not the
+/// history. Needs no lock on the chain, so a daemon exports while it goes on applying
+/// records. Returns `out` and how many records were written.
+pub fn export_to<W: std::io::Write>(
+    cod: &crate::ids::CodId,
+    store: &dyn KvStore,
+    out: W,
+) -> Result<(W, usize), ChainError> {
     let store = store.snapshot();
-    let (raw, log) = (store.scan(Cf::Records, b"")?, store.scan(Cf::Log, b"")?);
-    let mut held = std::collections::HashMap::with_capacity(raw.len());
-    for (k, v) in raw {
-        let r = Record::from_bytes(&v).map_err(|error| ChainError::Corrupt {
-            hash: hex::encode(&k),
+    let mut archive = crate::archive::Writer::new(out, cod)?;
+    let read = |k: &[u8], v: &[u8]| {
+        Record::from_bytes(v).map_err(|error| ChainError::Corrupt {
+            hash: hex::encode(k),
             error,
-        })?;
-        held.insert(r.hash(), r);
-    }
+        })
+    };
+    let (mut logged, mut applied) = (0usize, 0usize);
+    for_each_page(store.as_ref(), Cf::Log, None, |page| {
+        for (_, h) in page {
+            if let Some(v) = store.get(Cf::Records, &h)? {
+                read(&h, &v)?; // (stored bytes are canonical: they go out as they are)
+                archive.push(&v)?;
+                logged += 1;
+            }
+        }
+        Ok::<_, ChainError>(())
+    })?;
     // (A store of layout 1 has no log: then every record goes by time.)
-    let applied: Vec<Record> = log
-        .iter()
-        .filter_map(|(_, h)| held.remove(&RecordHash::from_key(h)?))
-        .collect();
-    let rest: Vec<Record> = held.into_values().collect();
-    Ok(write_archive(
-        cod,
-        applied.iter().collect(),
-        rest.iter().collect(),
-    ))
+    let has_log = has_log(store.as_ref())?;
+    let mut rest = Vec::new();
+    for_each_page(store.as_ref(), Cf::Records, None, |page| {
+        for (k, v) in page {
+            if has_log && store.get(Cf::Applied, &k)?.is_some() {
+                applied += 1;
+            } else {
+                rest.push(read(&k, &v)?);
+            }
+        }
+        Ok::<_, ChainError>(())
+    })?;
+    if has_log && logged != applied {
+        // (A record would go out twice, or not at all.)
+        return Err(ChainError::State(format!(
+            "its application log names {logged} stored records, its applied table {applied}"
+        )));
+    }
+    rest.sort_by_key(|r| (r.body().time, r.account(), r.seq(), r.hash()));
+    for r in rest {
+        archive.push(&r.to_bytes())?;
+    }
+    Ok(archive.finish()?)
 }
 
 /// An archive of `applied` as they are, then `rest` by time, account, seq and hash.
@@ -623,8 +915,9 @@ fn write_archive(
     crate::archive::write(cod, applied.into_iter().chain(rest))
 }
 
-/// Records an import stores per batch: each batch is one synced write, and the chain is free
-/// between batches (a daemon goes on serving, and the batch's changes are all it holds).
+/// Records an import stores per batch: each batch is one atomic write (synced only at the
+/// import's end), and the chain is free between batches (a daemon goes on serving, and the
+/// batch's changes are all it holds).
 pub const IMPORT_BATCH: usize = 2_000;
 
 /// What an import did (see [`import`]).
@@ -668,6 +961,7 @@ pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, Stri
     for batch in import_batches(checked)? {
         import_batch(chain, batch, &mut report)?;
     }
+    chain.sync().map_err(|e| e.to_string())?;
     Ok(report.to_json(chain.ledger().state().applied_count()))
 }
 
@@ -692,13 +986,16 @@ pub fn import_batches(checked: Checked) -> Result<Vec<Checked>, String> {
     Ok(checked.batches(IMPORT_BATCH))
 }
 
-/// Ingests one batch of an import, adding to its report.
+/// Ingests one batch of an import, adding to its report. The batch is not synced: the
+/// import's end is ([`Chain::sync`]).
 pub fn import_batch(
     chain: &mut Chain,
     batch: Checked,
     report: &mut ImportReport,
 ) -> Result<(), String> {
-    let results = chain.ingest_checked(batch).map_err(|e| e.to_string())?;
+    let results = chain
+        .ingest_checked_unsynced(batch)
+        .map_err(|e| e.to_string())?;
     for r in &results {
         match r {
             Ok(o) if o.duplicate => report.duplicate += 1,
@@ -735,37 +1032,53 @@ impl VerifyReport {
 
 /// Checks a stored chain from scratch: every record's encoding, form and signatures (in
 /// parallel), completeness (nothing waits for a missing record), validity (chains, claims,
-/// balances, quorums, checkpoints), conservation, and the stored derived state.
-pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, StoreError> {
-    let mut report = VerifyReport::default();
-    let mut records = Vec::new();
+/// balances, quorums, checkpoints), conservation, and the stored derived state. The
+/// records are replayed into a scratch store ([`KvStore::scratch`]), a page at a time, so
+/// memory does not hold the history.
+pub fn verify(params: Params, store: &dyn KvStore) -> Result<VerifyReport, ChainError> {
     // One moment's records and derived state, so a daemon verifies while it goes on writing.
     let store = store.snapshot();
+    // A store of an older layout keeps no state of this form yet (its node's next start
+    // recomputes it): only its records are checked.
+    let layout = store.get(Cf::Meta, b"schema")?;
+    let current = layout.as_deref() == Some(SCHEMA_VERSION.to_string().as_bytes());
+    if !has_log(store.as_ref())? {
+        return verify_in_memory(params, store.as_ref());
+    }
+    let replayed = replay(params, store.as_ref(), store.scratch()?, false)?;
+    let mut report = VerifyReport {
+        records: replayed.stored,
+        problems: replayed.problems,
+        ..VerifyReport::default()
+    };
+    describe(&mut report, replayed.chain.ledger());
+    if current && !same_derived(store.as_ref(), replayed.chain.store.as_ref())? {
+        report.problems.push("the stored state (balances, heads, claims, positions) differs from the one the records give: `cod node run --full` recomputes it".into());
+    }
+    Ok(report)
+}
+
+/// [`verify`] for a store of layout 1 (no application log to replay in order): its records
+/// are read into memory.
+fn verify_in_memory(params: Params, store: &dyn KvStore) -> Result<VerifyReport, ChainError> {
+    let mut report = VerifyReport::default();
+    let mut records = Vec::new();
     let raw = store.scan(Cf::Records, b"")?;
-    let stored = stored_derived(store.as_ref())?;
     report.records = raw.len();
     for (k, v) in raw {
         match Record::from_bytes(&v) {
             Ok(r) if r.hash().as_bytes().as_slice() == k.as_slice() => records.push(r),
             Ok(r) => report.problems.push(format!(
-                "record stored under {} hashes to {}",
+                "record stored under {}: it hashes to {}",
                 hex::encode(&k),
                 r.hash()
             )),
             Err(e) => report
                 .problems
-                .push(format!("record {}: {e}", hex::encode(&k))),
+                .push(format!("record stored under {}: {e}", hex::encode(&k))),
         }
     }
-    let (mut report, ledger) = verify_records(params, records, report);
-    // A store of an older layout keeps no state of this form yet (its node's next start
-    // recomputes it): only its records are checked.
-    let layout = store.get(Cf::Meta, b"schema")?;
-    let current = layout.as_deref() == Some(SCHEMA_VERSION.to_string().as_bytes());
-    if current && stored != derived_of(ledger) {
-        report.problems.push("the stored state (balances, heads, claims, positions) differs from the one the records give: `cod node run --full` recomputes it".into());
-    }
-    Ok(report)
+    Ok(verify_records(params, records, report).0)
 }
 
 /// Checks a set of records from scratch: signatures on all cores, then every rule,
@@ -803,6 +1116,13 @@ pub fn verify_records(
             d.hash, d.account, d.seq, d.error
         ));
     }
+    describe(&mut report, &ledger);
+    (report, ledger)
+}
+
+/// Adds to `report` what `ledger` holds: the records that wait (each a problem: something
+/// is missing), its forks, its figures, and whether its balances add up to its issuance.
+fn describe(report: &mut VerifyReport, ledger: &Ledger) {
     for (h, deps) in ledger.pending() {
         let r = ledger.record(h).expect("pending records are held");
         let deps: Vec<String> = deps.iter().map(ToString::to_string).collect();
@@ -811,6 +1131,14 @@ pub fn verify_records(
             r.account(),
             r.seq(),
             deps.join(", ")
+        ));
+    }
+    for r in ledger.awaiting() {
+        report.problems.push(format!(
+            "incomplete: record {} ({} seq {}) waits for its account's opening, or for who may sign it",
+            r.hash(),
+            r.account(),
+            r.seq()
         ));
     }
     for ((a, seq), hashes) in ledger.forks() {
@@ -833,14 +1161,13 @@ pub fn verify_records(
     report.accounts = state.account_count();
     report.issued = state.issued.clone();
     report.checkpoint_period = state.checkpoint.as_ref().map(|c| c.period);
-    (report, ledger)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ledger::tests::{DAY, EPOCH, Scenario, key, out, sign_network};
-    use crate::store::{Entry, MemStore};
+    use crate::store::{Entry, MemStore, Snapshot};
     use std::sync::Arc;
 
     /// A store whose writes and reads can be made to fail (the reads a reload makes: the
@@ -882,6 +1209,35 @@ mod tests {
             }
             self.mem.write(ops)
         }
+        fn scratch(&self) -> Result<Arc<dyn KvStore>, StoreError> {
+            self.mem.scratch()
+        }
+    }
+
+    /// The derived part of a store's entries, read at one moment (what [`derived_of`]
+    /// computes from the records in memory).
+    pub(super) fn stored_derived(store: &dyn KvStore) -> Result<Snapshot, StoreError> {
+        let store = store.snapshot();
+        let mut out = Snapshot::new();
+        for cf in DERIVED {
+            out.extend(store.scan(cf, b"")?.into_iter().map(|(k, v)| ((cf, k), v)));
+        }
+        if let Some(v) = store.get(Cf::Meta, SUMMARY_KEY)? {
+            out.insert((Cf::Meta, SUMMARY_KEY.to_vec()), v);
+        }
+        Ok(out)
+    }
+
+    /// What a store holds of a ledger in memory, derived part only (see [`stored_derived`]).
+    pub(super) fn derived_of(mut l: Ledger) -> Snapshot {
+        let mut ops = vec![summary_op(&l)];
+        ops.extend(writes_ops(&l.take_writes(), true));
+        ops.into_iter()
+            .filter_map(|op| match op {
+                Op::Put(cf, k, v) if DERIVED.contains(&cf) || cf == Cf::Meta => Some(((cf, k), v)),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -1044,6 +1400,14 @@ mod tests {
             prop_assert_eq!(view.len(), memory.len());
             prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
             prop_assert!(chain.derived_state_matches().unwrap());
+            // The replay of the stored records (verify's, a page at a time) agrees: every
+            // problem it finds is a record that waits, as it waits in memory.
+            let report = verify(p.clone(), mem.as_ref()).unwrap();
+            prop_assert_eq!(report.applied, memory.state().applied_count());
+            prop_assert_eq!(report.records, memory.len());
+            prop_assert_eq!(report.forks.len(), memory.forks().len());
+            prop_assert!(report.problems.iter().all(|p| p.starts_with("incomplete")), "{:?}", report.problems);
+            prop_assert_eq!(report.problems.len(), pending(&memory).len());
             // And once more from the store alone.
             let again = Chain::load(p, Box::new(mem.clone())).unwrap();
             prop_assert_eq!(again.ledger().state(), memory.state());
@@ -1114,10 +1478,14 @@ mod tests {
         let mut chain = Chain::load(p.clone(), Box::new(mem.clone())).unwrap();
         chain.ingest_batch(s.records.clone()).unwrap();
         assert_eq!(chain.ledger().state(), s.l.state());
-        for archive in [
+        let (streamed, n) = export_to(&p.cod, mem.as_ref(), Vec::new()).unwrap();
+        assert_eq!(n, chain.ledger().len());
+        assert_eq!(
+            streamed,
             export(chain.ledger()),
-            export_store(&p.cod, mem.as_ref()).unwrap(),
-        ] {
+            "from the store as from memory"
+        );
+        for archive in [export(chain.ledger()), streamed] {
             let mut fresh = Ledger::new(p.clone());
             let records = crate::archive::read(&archive, &p.cod).unwrap();
             for r in records {
@@ -1129,6 +1497,65 @@ mod tests {
             }
             assert_eq!(fresh.state(), s.l.state());
         }
+    }
+
+    /// `cod node run --full`: a stored state the records do not give (an account's state
+    /// damaged, a log entry gone, a forged record stored among them) is recomputed from the
+    /// records — a page at a time, through a scratch store — and what can never apply is
+    /// forgotten; a record that cannot be read stops it before anything is written.
+    #[test]
+    fn a_recomputation_rewrites_the_state_the_records_give() {
+        let s = Scenario::standard();
+        let p = s.l.params().clone();
+        let mem = Arc::new(MemStore::default());
+        let mut chain = Chain::load(p.clone(), Box::new(mem.clone())).unwrap();
+        chain.ingest_batch(s.records.clone()).unwrap();
+        assert_eq!(chain.ledger().state(), s.l.state());
+        drop(chain);
+        let state = mem.scan(Cf::State, b"").unwrap();
+        let log = mem.scan(Cf::Log, b"").unwrap();
+        let mut v = s.records[3].to_json();
+        v["time"] = json!(v["time"].as_u64().unwrap() + 1);
+        let forged = Record::from_json(v).unwrap();
+        mem.write(vec![
+            Op::Put(Cf::State, state[0].0.clone(), state[1].1.clone()),
+            Op::Delete(Cf::Log, log[2].0.clone()),
+            Op::Put(
+                Cf::Records,
+                forged.hash().as_bytes().to_vec(),
+                forged.to_bytes(),
+            ),
+        ])
+        .unwrap();
+        let report = verify(p.clone(), mem.as_ref()).unwrap();
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        assert!(report.problems[0].contains("does not verify"), "{report:?}");
+        assert!(report.problems[1].contains("stored state"), "{report:?}");
+        assert_eq!(report.records, s.records.len() + 1);
+        assert_eq!(report.applied, s.l.state().applied_count());
+
+        let chain = Chain::recompute(p.clone(), Box::new(mem.clone())).unwrap();
+        assert_eq!(chain.ledger().state(), s.l.state());
+        assert!(chain.derived_state_matches().unwrap());
+        assert_eq!(
+            mem.get(Cf::Records, forged.hash().as_bytes()).unwrap(),
+            None
+        );
+        assert_eq!(mem.scan(Cf::Log, b"").unwrap().len(), log.len());
+        assert!(verify(p.clone(), mem.as_ref()).unwrap().ok());
+        let again = Chain::load(p.clone(), Box::new(mem.clone())).unwrap();
+        assert_eq!(again.ledger().state(), s.l.state());
+        drop((chain, again));
+
+        mem.write(vec![Op::Put(Cf::Records, vec![7; 32], b"{}".to_vec())])
+            .unwrap();
+        let report = verify(p.clone(), mem.as_ref()).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(report.problems[0].starts_with("record stored under 0707"));
+        let before = dump(&mem);
+        let e = Chain::recompute(p, Box::new(mem.clone())).err().unwrap();
+        assert!(matches!(e, ChainError::Corrupt { .. }), "{e}");
+        assert_eq!(dump(&mem), before, "nothing written");
     }
 
     fn dump(m: &MemStore) -> Vec<Entry> {

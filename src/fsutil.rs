@@ -27,19 +27,28 @@ pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FsError + '_ {
 /// renamed into place, created with `mode`. With `overwrite == false` an existing file is
 /// an error and stays untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Result<(), FsError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     if !overwrite && path.exists() {
         return Err(FsError::Exists(path.to_path_buf()));
     }
-    let mut tmp = tempfile::Builder::new()
+    let mut tmp = temp_beside(path, mode)?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    persist(tmp, path, overwrite)
+}
+
+/// A new temporary file in `path`'s directory, created with `mode`, to be written and then
+/// [`persist`]ed as `path` (it is removed if dropped before).
+pub fn temp_beside(path: &Path, mode: u32) -> Result<tempfile::NamedTempFile, FsError> {
+    let dir = parent(path);
+    tempfile::Builder::new()
         .prefix(".cod-tmp-")
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
+        .map_err(io_err(dir))
+}
+
+/// Syncs `tmp` (from [`temp_beside`]) and renames it to `path`, durably; with `overwrite
+/// == false` an existing file is an error and stays untouched.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path, overwrite: bool) -> Result<(), FsError> {
     tmp.as_file().sync_all().map_err(io_err(path))?;
     if overwrite {
         tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
@@ -52,7 +61,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> Re
             }
         })?;
     }
-    sync_dir(dir)
+    sync_dir(parent(path))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Makes a rename or file creation in `dir` durable.

@@ -175,7 +175,7 @@ impl Backend {
         }
     }
 
-    /// The chain as an archive.
+    /// The chain as an archive, in memory.
     pub fn export(&mut self) -> Result<Vec<u8>, CmdError> {
         match self {
             Self::Daemon(c) => {
@@ -185,7 +185,46 @@ impl Backend {
                     .map(|a| a.as_bytes().to_vec())
                     .ok_or_else(|| CmdError::msg("the daemon's answer holds no archive"))
             }
-            Self::Direct(chain) => Ok(crate::chain::export(chain.ledger())),
+            Self::Direct(chain) => {
+                let cod = chain.ledger().params().cod;
+                Ok(crate::chain::export_to(&cod, chain.store(), Vec::new())?.0)
+            }
+        }
+    }
+
+    /// Writes the chain as an archive into `tmp`, a new file, as the records are read (the
+    /// archive is never whole in memory, but from a daemon too old to write it). Returns
+    /// how many records it holds.
+    pub fn export_into(&mut self, tmp: &tempfile::NamedTempFile) -> Result<usize, CmdError> {
+        let path = std::path::absolute(tmp.path()).map_err(crate::fsutil::io_err(tmp.path()))?;
+        let io = |e| CmdError::from(crate::fsutil::io_err(&path)(e));
+        if let Self::Direct(chain) = self {
+            let cod = chain.ledger().params().cod;
+            let out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+            let (out, n) = crate::chain::export_to(&cod, chain.store(), out)?;
+            out.into_inner().map_err(|e| io(e.into_error()))?;
+            return Ok(n);
+        }
+        let Self::Daemon(c) = self else {
+            unreachable!("a backend is the daemon or the store")
+        };
+        match c.call(&Request::ExportFile { path: path.clone() }) {
+            Ok(v) => v["records"]
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| CmdError::msg("the daemon's answer names no record count")),
+            // A daemon older than `export_file` does not know the request, and one that
+            // cannot open the file (another mount namespace, say) says so: the archive
+            // then comes in the answer.
+            Err(ClientError::Daemon {
+                kind: ErrorKind::BadRequest,
+                ..
+            }) => {
+                let bytes = self.export()?;
+                std::io::Write::write_all(&mut tmp.as_file(), &bytes).map_err(io)?;
+                Ok(crate::archive::count(&bytes))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

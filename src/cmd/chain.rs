@@ -58,16 +58,19 @@ pub fn export(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
     if file.exists() {
         return Err(fsutil::FsError::Exists(file.to_path_buf()).into());
     }
-    let bytes = Backend::open(&dir)?.export()?;
-    let records = bytes
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        .saturating_sub(2);
-    fsutil::write_atomic(file, &bytes, 0o644, false)?;
+    // Written where it goes, as the records are read (by the daemon, when it runs), and
+    // renamed into place once whole.
+    let tmp = fsutil::temp_beside(file, 0o644)?;
+    let records = Backend::open(&dir)?.export_into(&tmp)?;
+    let bytes = tmp
+        .as_file()
+        .metadata()
+        .map_err(fsutil::io_err(file))?
+        .len();
+    fsutil::persist(tmp, file, false)?;
     out.emit(
         format!("exported {records} records to {}\n", file.display()),
-        json!({"records": records, "file": file, "bytes": bytes.len()}),
+        json!({"records": records, "file": file, "bytes": bytes}),
     );
     Ok(())
 }

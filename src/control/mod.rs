@@ -53,8 +53,15 @@ pub enum Request {
     RecordAt { account: Option<String>, seq: u64 },
     /// Verify the whole chain.
     Verify,
-    /// Every record, as a chain archive (text).
+    /// Every record, as a chain archive (text), in the answer. A large chain's archive is
+    /// better written by [`Request::ExportFile`]; this stays for clients of older daemons.
     Export,
+    /// Every record, as a chain archive written into the file at `path` (absolute; a
+    /// regular file that exists, not reached through a symbolic link: the client makes it,
+    /// e.g. a temporary file beside where the archive is to go), as the records are read —
+    /// the archive is never whole in the daemon's memory. Answers `{records, bytes}`; a file
+    /// it cannot open is a `bad_request`.
+    ExportFile { path: std::path::PathBuf },
     /// Verify and add the records of a chain archive (text).
     Import { archive: String },
     /// Propose an issuance for attested backing figures (item → quantity); this node signs

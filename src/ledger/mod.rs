@@ -520,6 +520,12 @@ impl Ledger {
         self.pending.deps.iter()
     }
 
+    /// Records held aside (in memory, never stored) until their chain can say who signs
+    /// them: their account's opening, or the record naming their signers, has not come.
+    pub fn awaiting(&self) -> impl Iterator<Item = &Record> {
+        self.awaiting.by_account.values().flatten().map(|(r, _)| r)
+    }
+
     /// Slots holding more than one record: each is a proof that the account signed two
     /// records with the same seq.
     pub fn forks(&self) -> Vec<((AccountId, u64), BTreeSet<RecordHash>)> {

@@ -149,7 +149,7 @@ async fn client(shared: Arc<Shared>, stream: UnixStream) {
         let stop = req == Request::Stop;
         let large = matches!(
             req,
-            Request::Import { .. } | Request::Export | Request::Verify
+            Request::Import { .. } | Request::Export | Request::ExportFile { .. } | Request::Verify
         );
         let resp = handle(&shared, req).await;
         let written = write(&mut write_half, &resp).await;
@@ -235,6 +235,36 @@ fn account(shared: &Shared, a: Option<String>) -> Result<AccountId, Response> {
             .parse()
             .map_err(|e: crate::ids::IdParseError| error(ErrorKind::BadRequest, e.to_string())),
     }
+}
+
+/// Opens the client's file for [`Request::ExportFile`]: an absolute path to a regular file
+/// that exists (a request creates nothing), not through a symbolic link at its end.
+fn open_export_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !path.is_absolute() {
+        return Err(std::io::Error::other("the path must be absolute"));
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    file.set_len(0)?;
+    Ok(file)
+}
+
+/// Writes the chain as last committed into `file` (see [`Request::ExportFile`]). Returns
+/// the records and bytes written.
+fn export_file(s: &Shared, file: std::fs::File) -> Result<(usize, u64), String> {
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let (out, records) = crate::chain::export_to(&s.params.cod, s.view().store().as_ref(), out)
+        .map_err(|e| e.to_string())?;
+    let file = out.into_inner().map_err(|e| e.error().to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    let bytes = file.metadata().map_err(|e| e.to_string())?.len();
+    Ok((records, bytes))
 }
 
 /// Runs blocking work (store, signatures) off the async threads.
@@ -458,10 +488,32 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             })
             .await
         }
+        Request::ExportFile { path } => {
+            blocking(shared, move |s| {
+                let file = match open_export_file(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let e = format!("cannot open {}: {e}", path.display());
+                        return error(ErrorKind::BadRequest, e);
+                    }
+                };
+                match export_file(s, file) {
+                    Ok((records, bytes)) => Response::Ok {
+                        data: json!({"records": records, "bytes": bytes}),
+                    },
+                    Err(e) => error(
+                        ErrorKind::Internal,
+                        format!("cannot export to {}: {e}", path.display()),
+                    ),
+                }
+            })
+            .await
+        }
         Request::Export => {
             blocking(shared, |s| {
-                match crate::chain::export_store(&s.params.cod, s.view().store().as_ref()) {
-                    Ok(bytes) => Response::Ok {
+                match crate::chain::export_to(&s.params.cod, s.view().store().as_ref(), Vec::new())
+                {
+                    Ok((bytes, _)) => Response::Ok {
                         data: json!({"archive": String::from_utf8_lossy(&bytes)}),
                     },
                     Err(e) => error(ErrorKind::Internal, e.to_string()),

@@ -66,9 +66,11 @@ pub async fn run(shared: Arc<Shared>) {
             None
         } else {
             let cod = shared.params.cod;
-            tokio::task::spawn_blocking(move || crate::chain::export_store(&cod, store.as_ref()))
-                .await
-                .ok()
+            tokio::task::spawn_blocking(move || {
+                crate::chain::export_to(&cod, store.as_ref(), Vec::new()).map(|(bytes, _)| bytes)
+            })
+            .await
+            .ok()
         };
         if let Some(archive) = archive {
             let bytes = match archive {

@@ -59,6 +59,10 @@ impl KvStore for MemStore {
         })
     }
 
+    fn scratch(&self) -> Result<std::sync::Arc<dyn KvStore>, StoreError> {
+        Ok(std::sync::Arc::new(MemStore::default()))
+    }
+
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         if self.frozen {
             return Err(StoreError::ReadOnly("memory".into()));

@@ -151,6 +151,22 @@ pub trait KvStore: Send + Sync {
     fn snapshot(&self) -> std::sync::Arc<dyn KvStore>;
     /// Applies `ops` atomically and durably: once this returns, they survive a crash.
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Applies `ops` atomically, durable once a later [`KvStore::write`] returns: the
+    /// process may crash without losing them, the machine may lose them (and the unsynced
+    /// writes after them, never one before). For batches nothing is acknowledged on, such
+    /// as all but the last of an import.
+    fn write_unsynced(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.write(ops)
+    }
+    /// Makes every write so far durable (those of [`KvStore::write_unsynced`]).
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A new, empty store of the same kind for the caller alone, gone when its last handle
+    /// is dropped, and not durable (a crash loses it): where a recomputation from the
+    /// records (`cod chain verify`, `cod node run --full`) keeps what it derives, instead
+    /// of memory.
+    fn scratch(&self) -> Result<std::sync::Arc<dyn KvStore>, StoreError>;
 }
 
 /// A shared store is a store: a caller keeps one handle and gives the chain another.
@@ -175,6 +191,15 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     }
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         (**self).write(ops)
+    }
+    fn write_unsynced(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        (**self).write_unsynced(ops)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        (**self).sync()
+    }
+    fn scratch(&self) -> Result<std::sync::Arc<dyn KvStore>, StoreError> {
+        (**self).scratch()
     }
 }
 
@@ -245,6 +270,15 @@ pub(crate) mod tests {
             "reversed: empty"
         );
         assert!(keys(Included(b"b1"), Excluded(b"b1"), 9).is_empty());
+        // A scratch store starts empty, takes writes, and shares nothing with its store.
+        let scratch = s.scratch().unwrap();
+        assert!(scratch.scan(Cf::Chains, b"").unwrap().is_empty());
+        scratch
+            .write(vec![Op::Put(Cf::Chains, b"c1".to_vec(), b"s".to_vec())])
+            .unwrap();
+        assert_eq!(scratch.get(Cf::Chains, b"c1").unwrap(), Some(b"s".to_vec()));
+        assert_eq!(scratch.snapshot().scan(Cf::Chains, b"").unwrap().len(), 1);
+        assert_eq!(s.get(Cf::Chains, b"c1").unwrap(), None);
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub struct RocksStore {
     snap: Option<Arc<rocksdb::SnapshotWithThreadMode<'static, rocksdb::DB>>>,
     db: Arc<rocksdb::DB>,
     path: PathBuf,
+    /// Writes are synced (a scratch store's are not, nor logged).
+    durable: bool,
+    /// A scratch store's directory, removed once the database has closed (declared after
+    /// `db`, so it is dropped after it by the last holder).
+    scratch_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 /// RocksDB's memory by default (node.ini `[store] cache`): its block cache and its write
@@ -98,11 +103,7 @@ impl RocksStore {
         if path.join("CURRENT").exists() {
             return Err(StoreError::Exists(path.to_path_buf()));
         }
-        let store = Self {
-            snap: None,
-            db: Arc::new(Self::open_db(path, true, false, DEFAULT_CACHE_BYTES)?),
-            path: path.to_path_buf(),
-        };
+        let store = Self::writer(Self::open_db(path, true, false, DEFAULT_CACHE_BYTES)?, path);
         store.write(vec![
             Op::Put(
                 Cf::Meta,
@@ -144,11 +145,10 @@ impl RocksStore {
         if !path.join("CURRENT").exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        let store = Self {
-            snap: None,
-            db: Arc::new(Self::open_db(path, false, read_only, cache_bytes)?),
-            path: path.to_path_buf(),
-        };
+        if !read_only {
+            remove_stale_scratch(path);
+        }
+        let store = Self::writer(Self::open_db(path, false, read_only, cache_bytes)?, path);
         let get = |k: &[u8]| -> Result<String, StoreError> {
             Ok(store
                 .get(Cf::Meta, k)?
@@ -174,6 +174,42 @@ impl RocksStore {
             });
         }
         Ok(store)
+    }
+
+    fn write_batch(&self, ops: Vec<Op>, sync: bool) -> Result<(), StoreError> {
+        if self.snap.is_some() {
+            return Err(StoreError::ReadOnly(self.path.clone()));
+        }
+        let cf = |cf: Cf| {
+            self.db
+                .cf_handle(cf.name())
+                .expect("a store opened for writing has every column family")
+        };
+        let mut batch = rocksdb::WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(c, k, v) => batch.put_cf(cf(c), k, v),
+                Op::Delete(c, k) => batch.delete_cf(cf(c), k),
+                // Keys are at most 72 bytes, so this range covers the whole family.
+                Op::Clear(c) => {
+                    batch.delete_range_cf(cf(c), [].as_slice(), [0xffu8; 80].as_slice())
+                }
+            }
+        }
+        let mut o = rocksdb::WriteOptions::default();
+        o.set_sync(sync && self.durable);
+        o.disable_wal(!self.durable);
+        self.db.write_opt(batch, &o).map_err(db_err(&self.path))
+    }
+
+    fn writer(db: rocksdb::DB, path: &Path) -> Self {
+        Self {
+            snap: None,
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+            durable: true,
+            scratch_dir: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -275,32 +311,82 @@ impl KvStore for RocksStore {
             snap: Some(snap),
             db: self.db.clone(),
             path: self.path.clone(),
+            durable: self.durable,
+            scratch_dir: self.scratch_dir.clone(),
         })
     }
 
+    /// A database in a new directory beside this one, `NAME.scratch.PID.RANDOM`, removed
+    /// when the last handle is dropped (or, after a crash, by the next [`RocksStore::open`]
+    /// once that process is gone).
+    fn scratch(&self) -> Result<Arc<dyn KvStore>, StoreError> {
+        let (parent, name) = scratch_place(&self.path);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}.scratch.{}.", std::process::id()))
+            .tempdir_in(parent)
+            .map_err(|e| StoreError::Db {
+                path: parent.to_path_buf(),
+                message: format!("cannot make a scratch store here: {e}"),
+            })?;
+        let db = Self::open_db(dir.path(), true, false, DEFAULT_CACHE_BYTES)?;
+        Ok(Arc::new(RocksStore {
+            snap: None,
+            db: Arc::new(db),
+            path: dir.path().to_path_buf(),
+            durable: false,
+            scratch_dir: Some(Arc::new(dir)),
+        }))
+    }
+
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        if self.snap.is_some() {
-            return Err(StoreError::ReadOnly(self.path.clone()));
+        self.write_batch(ops, true)
+    }
+
+    fn write_unsynced(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.write_batch(ops, false)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        if self.snap.is_some() || !self.durable {
+            return Ok(());
         }
-        let cf = |cf: Cf| {
-            self.db
-                .cf_handle(cf.name())
-                .expect("a store opened for writing has every column family")
+        self.db.flush_wal(true).map_err(db_err(&self.path))
+    }
+}
+
+/// The directory a store's scratch stores go in, and the name they begin with.
+fn scratch_place(path: &Path) -> (&Path, String) {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or("store".into(), |n| n.to_string_lossy().into_owned());
+    (parent, name)
+}
+
+/// Removes the scratch stores beside `path` that a process now gone left (it crashed
+/// while recomputing).
+fn remove_stale_scratch(path: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return; // (no way to tell a live process's here)
+    }
+    let (parent, name) = scratch_place(path);
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!("{name}.scratch.");
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
         };
-        let mut batch = rocksdb::WriteBatch::default();
-        for op in ops {
-            match op {
-                Op::Put(c, k, v) => batch.put_cf(cf(c), k, v),
-                Op::Delete(c, k) => batch.delete_cf(cf(c), k),
-                // Keys are at most 72 bytes, so this range covers the whole family.
-                Op::Clear(c) => {
-                    batch.delete_range_cf(cf(c), [].as_slice(), [0xffu8; 80].as_slice())
-                }
-            }
+        let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
         }
-        let mut o = rocksdb::WriteOptions::default();
-        o.set_sync(true);
-        self.db.write_opt(batch, &o).map_err(db_err(&self.path))
     }
 }
 
@@ -370,6 +456,23 @@ mod tests {
     fn rocksdb_behaves_like_every_store() {
         let dir = tempfile::tempdir().unwrap();
         let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
-        exercise(&RocksStore::create(&dir.path().join("s"), &cod).unwrap());
+        let store = RocksStore::create(&dir.path().join("s"), &cod).unwrap();
+        exercise(&store);
+        // Scratch stores go when dropped; one a dead process left goes at the next open.
+        let scratch = store.scratch().unwrap();
+        let place = |p: &Path| p.parent().unwrap().read_dir().unwrap().count();
+        assert_eq!(place(&dir.path().join("s")), 2);
+        drop(scratch);
+        assert_eq!(place(&dir.path().join("s")), 1);
+        drop(store);
+        let stale = dir.path().join(format!("s.scratch.{}.x", u32::MAX));
+        std::fs::create_dir(&stale).unwrap();
+        let ours = dir
+            .path()
+            .join(format!("s.scratch.{}.y", std::process::id()));
+        std::fs::create_dir(&ours).unwrap();
+        drop(RocksStore::open(&dir.path().join("s"), &cod).unwrap());
+        assert!(!stale.exists(), "a dead process's scratch is removed");
+        assert!(ours.exists(), "a live process's scratch is kept");
     }
 }
