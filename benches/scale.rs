@@ -189,6 +189,7 @@ fn run(total: usize) {
             node.to_str().unwrap(),
             "chain",
             "export",
+            "--out",
             exported.to_str().unwrap(),
         ])
     });

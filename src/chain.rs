@@ -573,29 +573,6 @@ impl Chain {
         &mut self,
         checked: Checked,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
-        self.commit_checked(checked, true)
-    }
-
-    /// [`Chain::ingest_checked`] without waiting for the disk: the batch is durable once a
-    /// later synced write returns ([`Chain::sync`], or any other ingest). For the batches of
-    /// an import, whose end is what is acknowledged.
-    pub fn ingest_checked_unsynced(
-        &mut self,
-        checked: Checked,
-    ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
-        self.commit_checked(checked, false)
-    }
-
-    /// Makes every batch committed so far durable.
-    pub fn sync(&self) -> Result<(), StoreError> {
-        self.store.sync()
-    }
-
-    fn commit_checked(
-        &mut self,
-        checked: Checked,
-        synced: bool,
-    ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
         if self.stale.is_some() && self.reload().is_err() {
             return Err(StoreError::Unreadable(
                 self.stale.clone().unwrap_or_default(),
@@ -618,11 +595,7 @@ impl Chain {
         }
         let mut ops = writes_ops(&writes, false);
         ops.push(summary_op(&self.ledger));
-        let written = match synced {
-            true => self.store.write(ops),
-            false => self.store.write_unsynced(ops),
-        };
-        if let Err(e) = written {
+        if let Err(e) = self.store.write(ops) {
             // Nothing was acknowledged: go back to exactly what the store holds — or, if it
             // cannot be read either, keep the ledger whole (its changes put back) and accept
             // nothing until the store reads.
@@ -915,9 +888,8 @@ fn write_archive(
     crate::archive::write(cod, applied.into_iter().chain(rest))
 }
 
-/// Records an import stores per batch: each batch is one atomic write (synced only at the
-/// import's end), and the chain is free between batches (a daemon goes on serving, and the
-/// batch's changes are all it holds).
+/// Records an import stores per batch: each batch is one synced write, and the chain is free
+/// between batches (a daemon goes on serving, and the batch's changes are all it holds).
 pub const IMPORT_BATCH: usize = 2_000;
 
 /// What an import did (see [`import`]).
@@ -961,7 +933,6 @@ pub fn import(chain: &mut Chain, bytes: &[u8]) -> Result<serde_json::Value, Stri
     for batch in import_batches(checked)? {
         import_batch(chain, batch, &mut report)?;
     }
-    chain.sync().map_err(|e| e.to_string())?;
     Ok(report.to_json(chain.ledger().state().applied_count()))
 }
 
@@ -986,16 +957,13 @@ pub fn import_batches(checked: Checked) -> Result<Vec<Checked>, String> {
     Ok(checked.batches(IMPORT_BATCH))
 }
 
-/// Ingests one batch of an import, adding to its report. The batch is not synced: the
-/// import's end is ([`Chain::sync`]).
+/// Ingests one batch of an import, adding to its report.
 pub fn import_batch(
     chain: &mut Chain,
     batch: Checked,
     report: &mut ImportReport,
 ) -> Result<(), String> {
-    let results = chain
-        .ingest_checked_unsynced(batch)
-        .map_err(|e| e.to_string())?;
+    let results = chain.ingest_checked(batch).map_err(|e| e.to_string())?;
     for r in &results {
         match r {
             Ok(o) if o.duplicate => report.duplicate += 1,

@@ -66,14 +66,11 @@ async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Res
     announce(shared, results)
 }
 
-/// Stores records checked already (see [`replay_log`]; unsynced: the replay syncs at its
-/// end) and tells everyone what applied.
+/// Stores records checked already (see [`replay_log`]) and tells everyone what applied.
 async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, String> {
     let s = shared.clone();
     let results = tokio::task::spawn_blocking(move || {
-        s.chain()
-            .ingest_checked_unsynced(checked)
-            .map_err(|e| e.to_string())
+        s.chain().ingest_checked(checked).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -149,13 +146,7 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     if let Some(last) = storing {
         last.await.map_err(|e| e.to_string())??;
     }
-    // (Its pages were stored unsynced: one sync for them all. A replay that fails before
-    // this leaves them to the next synced write, which any ingest is.)
-    let s = shared.clone();
-    tokio::task::spawn_blocking(move || s.chain().sync())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// One anti-entropy round with `addr`.

@@ -151,17 +151,6 @@ pub trait KvStore: Send + Sync {
     fn snapshot(&self) -> std::sync::Arc<dyn KvStore>;
     /// Applies `ops` atomically and durably: once this returns, they survive a crash.
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
-    /// Applies `ops` atomically, durable once a later [`KvStore::write`] returns: the
-    /// process may crash without losing them, the machine may lose them (and the unsynced
-    /// writes after them, never one before). For batches nothing is acknowledged on, such
-    /// as all but the last of an import.
-    fn write_unsynced(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.write(ops)
-    }
-    /// Makes every write so far durable (those of [`KvStore::write_unsynced`]).
-    fn sync(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
     /// A new, empty store of the same kind for the caller alone, gone when its last handle
     /// is dropped, and not durable (a crash loses it): where a recomputation from the
     /// records (`cod chain verify`, `cod node run --full`) keeps what it derives, instead
@@ -191,12 +180,6 @@ impl<T: KvStore + ?Sized> KvStore for std::sync::Arc<T> {
     }
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         (**self).write(ops)
-    }
-    fn write_unsynced(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        (**self).write_unsynced(ops)
-    }
-    fn sync(&self) -> Result<(), StoreError> {
-        (**self).sync()
     }
     fn scratch(&self) -> Result<std::sync::Arc<dyn KvStore>, StoreError> {
         (**self).scratch()

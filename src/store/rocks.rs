@@ -176,32 +176,6 @@ impl RocksStore {
         Ok(store)
     }
 
-    fn write_batch(&self, ops: Vec<Op>, sync: bool) -> Result<(), StoreError> {
-        if self.snap.is_some() {
-            return Err(StoreError::ReadOnly(self.path.clone()));
-        }
-        let cf = |cf: Cf| {
-            self.db
-                .cf_handle(cf.name())
-                .expect("a store opened for writing has every column family")
-        };
-        let mut batch = rocksdb::WriteBatch::default();
-        for op in ops {
-            match op {
-                Op::Put(c, k, v) => batch.put_cf(cf(c), k, v),
-                Op::Delete(c, k) => batch.delete_cf(cf(c), k),
-                // Keys are at most 72 bytes, so this range covers the whole family.
-                Op::Clear(c) => {
-                    batch.delete_range_cf(cf(c), [].as_slice(), [0xffu8; 80].as_slice())
-                }
-            }
-        }
-        let mut o = rocksdb::WriteOptions::default();
-        o.set_sync(sync && self.durable);
-        o.disable_wal(!self.durable);
-        self.db.write_opt(batch, &o).map_err(db_err(&self.path))
-    }
-
     fn writer(db: rocksdb::DB, path: &Path) -> Self {
         Self {
             snap: None,
@@ -339,18 +313,29 @@ impl KvStore for RocksStore {
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.write_batch(ops, true)
-    }
-
-    fn write_unsynced(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.write_batch(ops, false)
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        if self.snap.is_some() || !self.durable {
-            return Ok(());
+        if self.snap.is_some() {
+            return Err(StoreError::ReadOnly(self.path.clone()));
         }
-        self.db.flush_wal(true).map_err(db_err(&self.path))
+        let cf = |cf: Cf| {
+            self.db
+                .cf_handle(cf.name())
+                .expect("a store opened for writing has every column family")
+        };
+        let mut batch = rocksdb::WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(c, k, v) => batch.put_cf(cf(c), k, v),
+                Op::Delete(c, k) => batch.delete_cf(cf(c), k),
+                // Keys are at most 72 bytes, so this range covers the whole family.
+                Op::Clear(c) => {
+                    batch.delete_range_cf(cf(c), [].as_slice(), [0xffu8; 80].as_slice())
+                }
+            }
+        }
+        let mut o = rocksdb::WriteOptions::default();
+        o.set_sync(self.durable);
+        o.disable_wal(!self.durable);
+        self.db.write_opt(batch, &o).map_err(db_err(&self.path))
     }
 }
 
