@@ -238,7 +238,8 @@ fn account(shared: &Shared, a: Option<String>) -> Result<AccountId, Response> {
 }
 
 /// Opens the client's file for [`Request::ExportFile`]: an absolute path to a regular file
-/// that exists (a request creates nothing), not through a symbolic link at its end.
+/// that exists (a request creates nothing), not through a symbolic link at its end (and a
+/// FIFO does not keep the open waiting for a reader).
 fn open_export_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     if !path.is_absolute() {
@@ -246,7 +247,7 @@ fn open_export_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     }
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
@@ -641,4 +642,39 @@ pub fn status(shared: &Shared) -> Value {
         })),
         "best_peer_applied": peers.iter().filter(|p| p.confirmed).filter_map(|p| p.applied).max(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a client names for an export must be an existing regular file, by an absolute
+    /// path that does not end in a symbolic link; only such a file is opened (and emptied).
+    #[test]
+    fn an_export_goes_only_into_an_existing_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"old").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for bad in [
+            std::path::PathBuf::from("relative"),
+            dir.path().join("missing"),
+            dir.path().to_path_buf(),
+            link,
+            fifo,
+        ] {
+            assert!(open_export_file(&bad).is_err(), "{}", bad.display());
+        }
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"old",
+            "untouched through the link"
+        );
+        open_export_file(&file).unwrap();
+        assert!(std::fs::read(&file).unwrap().is_empty());
+        assert!(!dir.path().join("missing").exists(), "nothing created");
+    }
 }
