@@ -373,17 +373,12 @@ impl Chain {
         //    until the new summary is written, a start (after a crash, say) recomputes
         //    again — in the order of the log, which is rewritten in place, not cleared.
         let mut ops = vec![Op::Delete(Cf::Meta, SUMMARY_KEY.to_vec())];
-        ops.extend(
-            RECOMPUTED
-                .iter()
-                .filter(|cf| **cf != Cf::Log)
-                .map(|cf| Op::Clear(*cf)),
-        );
+        ops.extend(recomputed().filter(|cf| *cf != Cf::Log).map(Op::Clear));
         store.write(ops)?;
         // 2. What the replay derived, a page at a time; then the old log's tail goes.
         let scratch = replayed.chain.store.clone();
         let mut log_end = None;
-        for cf in RECOMPUTED {
+        for cf in recomputed() {
             for_each_page(scratch.as_ref(), cf, None, |page| {
                 if cf == Cf::Log {
                     log_end = page.last().map(|(k, _)| k.clone());
@@ -411,9 +406,7 @@ impl Chain {
         })?;
         // 4. The summary: the store is whole again.
         store.write(vec![summary_op(ledger), schema_op()])?;
-        let stored = read_stored(store.as_ref())?
-            .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
-        Ok(Self::resumed(params, store, stored))
+        Self::reopened(params, store)
     }
 
     /// [`Chain::recompute`] of a store of layout 1, which keeps no application log to
@@ -430,17 +423,13 @@ impl Chain {
         ops.extend(writes_ops(&ledger.take_writes(), true));
         ops.push(schema_op());
         store.write(ops)?;
-        let stored = read_stored(store.as_ref())?
-            .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
-        Ok(Self::resumed(params, store, stored))
+        Self::reopened(params, store)
     }
 
     /// A chain of no records over `store`, which is empty.
     fn empty(params: Params, store: Arc<dyn KvStore>) -> Result<Self, ChainError> {
         store.write(vec![summary_op(&Ledger::new(params.clone())), schema_op()])?;
-        let stored = read_stored(store.as_ref())?
-            .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
-        Ok(Self::resumed(params, store, stored))
+        Self::reopened(params, store)
     }
 
     /// Reads the chain from a store it will not write to (opened read-only): the stored
@@ -460,6 +449,13 @@ impl Chain {
                 })
             }
         }
+    }
+
+    /// The chain a store holds right after its summary was written.
+    fn reopened(params: Params, store: Arc<dyn KvStore>) -> Result<Self, ChainError> {
+        let stored = read_stored(store.as_ref())?
+            .ok_or_else(|| ChainError::State("the summary just written is missing".into()))?;
+        Ok(Self::resumed(params, store, stored))
     }
 
     fn resumed(params: Params, store: Arc<dyn KvStore>, stored: Stored) -> Self {
@@ -644,18 +640,11 @@ const DERIVED: [Cf; 8] = [
 ];
 
 /// What a recomputation replaces: every table but the records and the meta.
-const RECOMPUTED: [Cf; 10] = [
-    Cf::Slots,
-    Cf::Forks,
-    Cf::Keys,
-    Cf::Pending,
-    Cf::Applied,
-    Cf::Chains,
-    Cf::Log,
-    Cf::Credits,
-    Cf::Claims,
-    Cf::State,
-];
+fn recomputed() -> impl Iterator<Item = Cf> {
+    Cf::ALL
+        .into_iter()
+        .filter(|cf| !matches!(cf, Cf::Meta | Cf::Records))
+}
 
 /// Entries read per page where a whole table is read (a replay, a comparison, a copy); tiny
 /// in tests, so that they read many pages.
