@@ -21,6 +21,10 @@ enum Fault {
     None,
     /// Forward the transfer, then hang up before its answer.
     LoseAnswer,
+    /// As `LoseAnswer`, and break the next connection too, unread.
+    LoseAnswerAndNext,
+    /// (Set by `LoseAnswerAndNext`.) Hang up on the next connection without reading it.
+    Break,
     /// Hang up without forwarding the transfer.
     LoseRequest,
     /// Forward it, kill the daemon (SIGKILL) after it answered, hang up, and stop proxying:
@@ -44,7 +48,7 @@ impl Proxy {
         let (f, node, sock) = (fault.clone(), node.clone(), socket.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
-                let Ok(client) = client else { return };
+                let Ok(client) = client else { continue };
                 if !serve(client, &real, &f, &node) {
                     let _ = std::fs::remove_file(&sock);
                     return; // the daemon is gone: nothing listens any more
@@ -61,12 +65,25 @@ impl Proxy {
 
 /// Proxies one client; returns false once it killed the daemon.
 fn serve(client: UnixStream, real: &Path, fault: &Mutex<Fault>, node: &Node) -> bool {
+    {
+        let mut f = fault.lock().unwrap();
+        if *f == Fault::Break {
+            *f = Fault::None;
+            drop(f);
+            // Its greeting arrives and is never read: the client sees the connection reset.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            return true;
+        }
+    }
     let Ok(upstream) = UnixStream::connect(real) else {
         return true;
     };
-    let mut from_client = BufReader::new(client.try_clone().unwrap());
+    let (Ok(from_client), Ok(from_daemon)) = (client.try_clone(), upstream.try_clone()) else {
+        return true;
+    };
+    let mut from_client = BufReader::new(from_client);
     let mut to_client = client;
-    let mut from_daemon = BufReader::new(upstream.try_clone().unwrap());
+    let mut from_daemon = BufReader::new(from_daemon);
     let mut to_daemon = upstream;
     loop {
         let mut line = String::new();
@@ -82,20 +99,28 @@ fn serve(client: UnixStream, real: &Path, fault: &Mutex<Fault>, node: &Node) -> 
         if f == Fault::LoseRequest {
             return true; // hang up, the request never reaches the daemon
         }
-        to_daemon.write_all(line.as_bytes()).unwrap();
+        if to_daemon.write_all(line.as_bytes()).is_err() {
+            return true;
+        }
         let mut answer = String::new();
         if from_daemon.read_line(&mut answer).unwrap_or(0) == 0 {
             return true;
         }
         match f {
             Fault::LoseAnswer => return true,
+            Fault::LoseAnswerAndNext => {
+                *fault.lock().unwrap() = Fault::Break;
+                return true;
+            }
             Fault::KillDaemon => {
                 kill9(node);
                 return false;
             }
             _ => {}
         }
-        to_client.write_all(answer.as_bytes()).unwrap();
+        if to_client.write_all(answer.as_bytes()).is_err() {
+            return true;
+        }
     }
 }
 
@@ -150,6 +175,13 @@ fn a_lost_answer_is_settled_and_never_paid_twice() {
     assert_eq!(net.balance(&node, &node.id), Some(start - 200));
     assert_eq!(records_of(&w, &node), before + 2, "paid once");
 
+    // The answer is lost and so is the connection that asks again: the CLI keeps asking.
+    proxy.next(Fault::LoseAnswerAndNext);
+    let r = pay().ok();
+    assert_eq!(r.json()["recovered"], true, "{}", r.stdout());
+    assert_eq!(net.balance(&node, &node.id), Some(start - 300));
+    assert_eq!(records_of(&w, &node), before + 3, "paid once");
+
     // The daemon dies after making the transfer: with no daemon left, the CLI reads the
     // store and finds it.
     proxy.next(Fault::KillDaemon);
@@ -158,17 +190,17 @@ fn a_lost_answer_is_settled_and_never_paid_twice() {
     assert!(!proxy.socket.exists(), "no daemon answers now");
     assert_eq!(
         net.balance(&node, &node.id),
-        Some(start - 300),
+        Some(start - 400),
         "read from the store"
     );
     let _ = std::fs::remove_file(node.dir.join("cod.sock.real"));
 
     w.at(&node, &["node", "start"]).ok();
-    assert_eq!(net.balance(&node, &node.id), Some(start - 300));
+    assert_eq!(net.balance(&node, &node.id), Some(start - 400));
     assert_eq!(
         records_of(&w, &node),
-        before + 3,
-        "three transfers, each paid once"
+        before + 4,
+        "four transfers, each paid once"
     );
     drop(net);
 }

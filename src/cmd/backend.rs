@@ -270,29 +270,27 @@ fn settle_lost_answer(
     seq: u64,
 ) -> Result<Value, CmdError> {
     let me = dir.deployment.node_id;
+    let socket = dir.socket_path(&dir.node_config()?);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(SETTLE_SECS);
     let unknown = || {
         CmdError::msg(format!(
-            "the transfer's outcome is unknown: no daemon answered and the store stayed busy for {SETTLE_SECS} s; \
+            "the transfer's outcome is unknown: for {SETTLE_SECS} s no daemon answered and the store stayed busy; \
              look for record {seq} of this account in `cod history` before trying again"
         ))
     };
     while std::time::Instant::now() < deadline {
-        match daemon(dir) {
-            Ok(mut c) => match c.call(req) {
-                Ok(v) => return Ok(v),
-                Err(ClientError::Daemon {
-                    kind: ErrorKind::SeqTaken,
-                    ..
-                }) => {
-                    let found = c.call(&Request::RecordAt { account: None, seq })?;
-                    let balance = c.call(&Request::Balance { account: None })?;
+        match Client::connect(&socket) {
+            // A connection that breaks at any step (the daemon restarting, say) is tried
+            // again: only an answer settles it.
+            Ok(mut c) => match ask_daemon(&mut c, req, seq) {
+                Ok(Asked::Made(v)) => return Ok(v),
+                Ok(Asked::Taken(found, balance)) => {
                     return judge(&found, &balance, me, outputs, memo, seq);
                 }
                 Err(e @ ClientError::Daemon { .. }) => return Err(refusal(e)),
                 Err(_) => {}
             },
-            Err(e) if e.code == EXIT_NO_DAEMON => match dir.load_chain(false) {
+            Err(ClientError::NotRunning(_)) => match dir.load_chain(false) {
                 Ok(chain) => {
                     let l = chain.ledger();
                     let found = views::record_at(l, &me, seq);
@@ -302,11 +300,34 @@ fn settle_lost_answer(
                 Err(crate::nodedir::NodeDirError::Store(StoreError::Locked(_))) => {}
                 Err(e) => return Err(e.into()),
             },
-            Err(e) => return Err(e),
+            Err(_) => {}
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     Err(unknown())
+}
+
+/// What asking the daemon again for a transfer whose answer was lost gives.
+enum Asked {
+    /// It made it now (the first request never reached it).
+    Made(Value),
+    /// The seq is taken: the record at it, and the account's balance, to judge by.
+    Taken(Value, Value),
+}
+
+fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientError> {
+    match c.call(req) {
+        Ok(v) => Ok(Asked::Made(v)),
+        Err(ClientError::Daemon {
+            kind: ErrorKind::SeqTaken,
+            ..
+        }) => {
+            let found = c.call(&Request::RecordAt { account: None, seq })?;
+            let balance = c.call(&Request::Balance { account: None })?;
+            Ok(Asked::Taken(found, balance))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Is the record found at `seq` (a `RecordAt` answer) this transfer? Then it was made;
