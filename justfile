@@ -10,12 +10,14 @@ default: demo
 build:
     cargo build --bin cod
 
-# Every check CI runs: formatting, lints, advisories, the whole test suite, and a short
+# Every check CI runs: formatting, lints, advisories, the whole test suite (through
+# cargo-nextest, .config/nextest.toml; the benchmarks run once each as tests), and a short
 # smoke run of every fuzz target.
 test: audit && fuzz-smoke
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
-    cargo test --all-targets
+    cargo nextest run --lib --bins --tests --examples
+    cargo test --bench '*'
     cargo test --doc
 
 # Dependency advisories against the offline RustSec snapshot (../shared/advisory-db, or
