@@ -142,19 +142,17 @@ fn run(total: usize) {
         "{total} records made in {:.0} s",
         made.elapsed().as_secs_f64()
     );
-    // Archives of at most 100,000 records (a control request is at most 1 GiB), imported
-    // as an operator would: `cod chain import FILE` (the executable measured) hands each to
-    // the daemon.
+    // One archive, imported as an operator would: `cod chain import FILE` (the executable
+    // measured) names the file to the daemon, which reads it as it goes.
     let files = tempfile::tempdir().unwrap();
-    let archives: Vec<String> = records
-        .chunks(100_000)
-        .enumerate()
-        .map(|(i, c)| {
-            let path = files.path().join(format!("{i}.archive"));
-            std::fs::write(&path, cod::archive::write(&params.cod, c.iter())).unwrap();
-            path.to_str().unwrap().to_string()
-        })
-        .collect();
+    let archive = files.path().join("chain.archive");
+    let out = std::io::BufWriter::new(std::fs::File::create(&archive).unwrap());
+    let mut w = cod::archive::Writer::new(out, &params.cod).unwrap();
+    for r in &records {
+        w.push(&r.to_bytes()).unwrap();
+    }
+    w.finish().unwrap();
+    let archive = archive.to_str().unwrap().to_string();
     drop(records);
     let status = Net::status(&node);
     let (addr, pid) = (
@@ -165,9 +163,13 @@ fn run(total: usize) {
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
     probe.during("import", || {
-        for archive in &archives {
-            cod(&["--node", node.to_str().unwrap(), "chain", "import", archive]);
-        }
+        cod(&[
+            "--node",
+            node.to_str().unwrap(),
+            "chain",
+            "import",
+            &archive,
+        ]);
     });
     let import_s = t.elapsed().as_secs_f64();
     let count = Net::status(&node)["chain"]["applied"].as_u64().unwrap() as usize;

@@ -31,6 +31,10 @@ pub enum ArchiveError {
     Checksum,
     #[error("line {line}: {error}")]
     Record { line: usize, error: RecordError },
+    #[error("line {line} is longer than {max} bytes")]
+    LineTooLong { line: usize, max: usize },
+    #[error("cannot read the archive: {0}")]
+    Io(String),
 }
 
 /// Writes an archive of `records` (in the order given).
@@ -96,61 +100,309 @@ impl<W: std::io::Write> Writer<W> {
 /// Reads an archive: checks header, trailer and checksum, and decodes every record (their
 /// signatures and rules are checked when they are ingested).
 pub fn read(bytes: &[u8], cod: &CodId) -> Result<Vec<Record>, ArchiveError> {
-    let text_end = bytes.len();
-    let header_end = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or(ArchiveError::BadHeader)?;
-    let header = std::str::from_utf8(&bytes[..header_end]).map_err(|_| ArchiveError::BadHeader)?;
-    let mut parts = header.split(' ');
-    if parts.next() != Some(MAGIC) || parts.next() != Some(&VERSION.to_string()) {
-        return Err(ArchiveError::BadHeader);
-    }
-    let found = parts.next().ok_or(ArchiveError::BadHeader)?;
-    if found != cod.to_string() || parts.next().is_some() {
-        return Err(ArchiveError::WrongCod {
-            expected: *cod,
-            found: found.to_string(),
-        });
-    }
-    // The trailer is the last line.
-    if text_end == 0 || bytes[text_end - 1] != b'\n' {
-        return Err(ArchiveError::Truncated);
-    }
-    let trailer_start = bytes[..text_end - 1]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let trailer = std::str::from_utf8(&bytes[trailer_start..text_end - 1])
-        .map_err(|_| ArchiveError::Truncated)?;
-    let t: Vec<&str> = trailer.split(' ').collect();
-    let [end, count, digest] = t.as_slice() else {
-        return Err(ArchiveError::Truncated);
-    };
-    if *end != "end" || trailer_start <= header_end {
-        return Err(ArchiveError::Truncated);
-    }
-    if hex::encode(Sha256::digest(&bytes[..trailer_start])) != *digest {
-        return Err(ArchiveError::Checksum);
-    }
-    let mut records = Vec::new();
-    for (i, line) in bytes[header_end + 1..trailer_start]
-        .split(|b| *b == b'\n')
-        .enumerate()
-    {
-        if line.is_empty() {
-            continue;
-        }
-        let r = Record::from_bytes(line)
-            .map_err(|error| ArchiveError::Record { line: i + 2, error })?;
-        records.push(r);
-    }
-    let said: usize = count.parse().map_err(|_| ArchiveError::Truncated)?;
-    if said != records.len() {
-        return Err(ArchiveError::CountMismatch {
-            said,
-            found: records.len(),
-        });
-    }
+    let mut reader = Reader::new(bytes, cod)?;
+    let records = reader.page(usize::MAX)?;
+    reader.finish()?;
     Ok(records)
+}
+
+/// The longest header line a reader takes.
+const MAX_HEADER: usize = 256;
+/// The longest line a reader takes (its newline aside): a record's largest encoding (a
+/// trailer is shorter).
+pub const MAX_LINE: usize = crate::ledger::record::MAX_RECORD_BYTES;
+
+/// Reads an archive as it comes, a page of records at a time, so that it never needs to be
+/// whole in memory. Whether the archive is sound is known only at its end: [`Reader::finish`]
+/// checks the trailer and the checksum, and reports the first record that did not decode (the
+/// pages leave it out). The errors, and which wins when there are several, are those of
+/// [`read`]: a bad header; a truncated archive (the last line lacks its newline, or is no
+/// trailer); a damaged one (checksum); the first record that does not decode; a count that
+/// does not match. A line longer than [`MAX_LINE`] is refused at once.
+pub struct Reader<R> {
+    input: R,
+    digest: Sha256,
+    /// The last line read, not yet known to be a record: it is the trailer if none follows.
+    held: Option<Vec<u8>>,
+    /// The number of the held line in the file (the header is line 1).
+    line: usize,
+    records: usize,
+    first_error: Option<ArchiveError>,
+}
+
+impl<R: std::io::BufRead> Reader<R> {
+    /// Reads and checks the header.
+    pub fn new(mut input: R, cod: &CodId) -> Result<Self, ArchiveError> {
+        let mut header = Vec::new();
+        std::io::BufRead::read_until(
+            &mut std::io::Read::take(&mut input, MAX_HEADER as u64),
+            b'\n',
+            &mut header,
+        )
+        .map_err(io)?;
+        if header.pop() != Some(b'\n') {
+            return Err(ArchiveError::BadHeader);
+        }
+        let text = std::str::from_utf8(&header).map_err(|_| ArchiveError::BadHeader)?;
+        let mut parts = text.split(' ');
+        if parts.next() != Some(MAGIC) || parts.next() != Some(&VERSION.to_string()) {
+            return Err(ArchiveError::BadHeader);
+        }
+        let found = parts.next().ok_or(ArchiveError::BadHeader)?;
+        if found != cod.to_string() || parts.next().is_some() {
+            return Err(ArchiveError::WrongCod {
+                expected: *cod,
+                found: found.to_string(),
+            });
+        }
+        let mut digest = Sha256::new();
+        digest.update(&header);
+        digest.update(b"\n");
+        Ok(Self {
+            input,
+            digest,
+            held: None,
+            line: 1,
+            records: 0,
+            first_error: None,
+        })
+    }
+
+    /// The next line, without its newline; `None` at the end.
+    fn next_line(&mut self) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let mut line = Vec::new();
+        let n = std::io::BufRead::read_until(
+            &mut std::io::Read::take(&mut self.input, MAX_LINE as u64 + 1),
+            b'\n',
+            &mut line,
+        )
+        .map_err(io)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if line.last() != Some(&b'\n') {
+            return Err(if line.len() > MAX_LINE {
+                ArchiveError::LineTooLong {
+                    line: self.line + 1,
+                    max: MAX_LINE,
+                }
+            } else {
+                ArchiveError::Truncated
+            });
+        }
+        line.pop();
+        Ok(Some(line))
+    }
+
+    /// The next records, at most `n` of them; none at the end.
+    pub fn page(&mut self, n: usize) -> Result<Vec<Record>, ArchiveError> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let Some(next) = self.next_line()? else {
+                break;
+            };
+            let line = self.line;
+            self.line += 1;
+            // Another line follows the held one: that was a record (or an empty line).
+            let Some(prev) = self.held.replace(next) else {
+                continue;
+            };
+            self.digest.update(&prev);
+            self.digest.update(b"\n");
+            if prev.is_empty() {
+                continue;
+            }
+            self.records += 1;
+            match Record::from_bytes(&prev) {
+                Ok(r) => out.push(r),
+                Err(error) => {
+                    self.first_error
+                        .get_or_insert(ArchiveError::Record { line, error });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads what is left and checks the trailer; returns how many records the archive
+    /// holds.
+    pub fn finish(mut self) -> Result<usize, ArchiveError> {
+        while !self.page(1024)?.is_empty() {}
+        let trailer = self.held.take().ok_or(ArchiveError::Truncated)?;
+        let trailer = std::str::from_utf8(&trailer).map_err(|_| ArchiveError::Truncated)?;
+        let t: Vec<&str> = trailer.split(' ').collect();
+        let [end, count, digest] = t.as_slice() else {
+            return Err(ArchiveError::Truncated);
+        };
+        if *end != "end" {
+            return Err(ArchiveError::Truncated);
+        }
+        if hex::encode(self.digest.finalize()) != *digest {
+            return Err(ArchiveError::Checksum);
+        }
+        if let Some(e) = self.first_error {
+            return Err(e);
+        }
+        let said: usize = count.parse().map_err(|_| ArchiveError::Truncated)?;
+        if said != self.records {
+            return Err(ArchiveError::CountMismatch {
+                said,
+                found: self.records,
+            });
+        }
+        Ok(self.records)
+    }
+}
+
+fn io(e: std::io::Error) -> ArchiveError {
+    ArchiveError::Io(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::tests::Scenario;
+
+    fn sample() -> (CodId, Vec<Record>, Vec<u8>) {
+        let s = Scenario::standard();
+        let cod = s.l.params().cod;
+        let bytes = write(&cod, &s.records);
+        (cod, s.records, bytes)
+    }
+
+    /// Rewrites the trailer of `body` (an archive without its trailer) so that it is sound.
+    fn sealed(body: &[u8], count: usize) -> Vec<u8> {
+        let digest = hex::encode(Sha256::digest(body));
+        [body, format!("end {count} {digest}\n").as_bytes()].concat()
+    }
+
+    fn without_trailer(bytes: &[u8]) -> &[u8] {
+        let end = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .unwrap();
+        &bytes[..end + 1]
+    }
+
+    #[test]
+    fn pages_of_any_size_read_what_was_written() {
+        let (cod, records, bytes) = sample();
+        assert!(records.len() > 5);
+        assert_eq!(read(&bytes, &cod).unwrap(), records);
+        for n in [1, 2, 5, records.len(), records.len() + 1] {
+            let mut r = Reader::new(&bytes[..], &cod).unwrap();
+            let mut all = Vec::new();
+            loop {
+                let page = r.page(n).unwrap();
+                assert!(page.len() <= n);
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            assert_eq!(all, records, "pages of {n}");
+            assert_eq!(r.finish().unwrap(), records.len());
+        }
+        // finish reads what the pages left.
+        let mut r = Reader::new(&bytes[..], &cod).unwrap();
+        r.page(2).unwrap();
+        assert_eq!(r.finish().unwrap(), records.len());
+        // An archive of nothing.
+        let empty = write(&cod, &[]);
+        assert_eq!(read(&empty, &cod).unwrap(), Vec::<Record>::new());
+    }
+
+    #[test]
+    fn each_fault_gets_its_error_and_the_first_wins() {
+        let (cod, records, bytes) = sample();
+        let body = without_trailer(&bytes);
+        let header_end = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+        let other: CodId = "1123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        // A record line that does not decode, on line 3 (the header is line 1).
+        let mut lines: Vec<&[u8]> = body[header_end..]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines[1] = b"{\"not\": \"a record\"}";
+        let bad_record = [&body[..header_end], &lines.join(&b'\n'), b"\n"].concat();
+        let cases: Vec<(&str, Vec<u8>, ArchiveError)> = vec![
+            ("empty", vec![], ArchiveError::BadHeader),
+            (
+                "header only, no newline",
+                body[..header_end - 1].to_vec(),
+                ArchiveError::BadHeader,
+            ),
+            (
+                "another format",
+                b"tar 1 x\nend 0 0\n".to_vec(),
+                ArchiveError::BadHeader,
+            ),
+            (
+                "another cod",
+                write(&other, &records),
+                ArchiveError::WrongCod {
+                    expected: cod,
+                    found: other.to_string(),
+                },
+            ),
+            (
+                "header only",
+                body[..header_end].to_vec(),
+                ArchiveError::Truncated,
+            ),
+            (
+                "cut mid-line",
+                bytes[..bytes.len() - 10].to_vec(),
+                ArchiveError::Truncated,
+            ),
+            ("no trailer", body.to_vec(), ArchiveError::Truncated),
+            (
+                "a damaged byte",
+                {
+                    let mut b = bytes.clone();
+                    b[header_end + 20] ^= 1;
+                    b
+                },
+                ArchiveError::Checksum,
+            ),
+            (
+                "a record that does not decode, sealed",
+                sealed(&bad_record, records.len()),
+                ArchiveError::Record {
+                    line: 3,
+                    error: Record::from_bytes(lines[1]).unwrap_err(),
+                },
+            ),
+            (
+                "a record that does not decode, and damaged",
+                [&bad_record[..], b"end 1 00\n"].concat(),
+                ArchiveError::Checksum,
+            ),
+            (
+                "a miscount",
+                sealed(body, records.len() + 1),
+                ArchiveError::CountMismatch {
+                    said: records.len() + 1,
+                    found: records.len(),
+                },
+            ),
+            (
+                "a line too long",
+                [&body[..header_end], &vec![b'x'; MAX_LINE + 1], b"\n"].concat(),
+                ArchiveError::LineTooLong {
+                    line: 2,
+                    max: MAX_LINE,
+                },
+            ),
+        ];
+        for (what, bytes, want) in cases {
+            assert_eq!(read(&bytes, &cod), Err(want), "{what}");
+        }
+        // Empty lines are no records, and are covered by the checksum.
+        let spaced = [&body[..header_end], b"\n", &body[header_end..], b"\n"].concat();
+        assert_eq!(
+            read(&sealed(&spaced, records.len()), &cod).unwrap(),
+            records
+        );
+    }
 }

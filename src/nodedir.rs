@@ -214,6 +214,8 @@ impl NodeDir {
     /// The node's ledger, read without holding the store: a daemon can start meanwhile.
     pub fn read_chain(&self) -> Result<crate::chain::Chain, NodeDirError> {
         let config = self.node_config()?;
+        // A reader holds every table file of the store open (see `open_read_only`).
+        crate::node::raise_nofile_limit();
         let store = crate::store::RocksStore::open_read_only(
             &self.store_path(&config),
             &self.deployment.cod_id,

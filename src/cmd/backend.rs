@@ -228,12 +228,40 @@ impl Backend {
         }
     }
 
+    /// Imports an archive held in memory.
     pub fn import(&mut self, archive: &[u8]) -> Result<Value, CmdError> {
         match self {
             Self::Daemon(c) => Ok(c.call(&Request::Import {
                 archive: String::from_utf8_lossy(archive).into_owned(),
             })?),
-            Self::Direct(chain) => crate::chain::import(chain, archive).map_err(CmdError::msg),
+            Self::Direct(chain) => {
+                crate::chain::import(chain, std::io::Cursor::new(archive)).map_err(CmdError::msg)
+            }
+        }
+    }
+
+    /// Imports the archive in `file`, read as it goes, never whole in memory (but by a daemon
+    /// too old to read it, or one that cannot open it: the archive then goes in the request).
+    pub fn import_file(&mut self, file: &std::path::Path) -> Result<Value, CmdError> {
+        // The daemon opens no symbolic link: it is given where one leads.
+        let path = std::fs::canonicalize(file).map_err(crate::fsutil::io_err(file))?;
+        let c = match self {
+            Self::Direct(chain) => {
+                let f = std::fs::File::open(&path).map_err(crate::fsutil::io_err(&path))?;
+                return crate::chain::import(chain, f).map_err(CmdError::msg);
+            }
+            Self::Daemon(c) => c,
+        };
+        match c.call(&Request::ImportFile { path: path.clone() }) {
+            Ok(v) => Ok(v),
+            Err(ClientError::Daemon {
+                kind: ErrorKind::BadRequest,
+                ..
+            }) => {
+                let bytes = crate::fsutil::read(&path)?;
+                self.import(&bytes)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -77,9 +77,8 @@ pub fn export(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
 
 pub fn import(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    let bytes = fsutil::read(file)?;
     let report: Value = Backend::open_writable(&dir)?
-        .import(&bytes)
+        .import_file(file)
         .map_err(|e| CmdError {
             code: e.code,
             error: e.error.context(file.display().to_string()),

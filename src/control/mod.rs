@@ -62,8 +62,14 @@ pub enum Request {
     /// the archive is never whole in the daemon's memory. Answers `{records, bytes}`; a file
     /// it cannot open is a `bad_request`.
     ExportFile { path: std::path::PathBuf },
-    /// Verify and add the records of a chain archive (text).
+    /// Verify and add the records of a chain archive (text). A large archive is better
+    /// read by [`Request::ImportFile`]; this stays for clients of older daemons.
     Import { archive: String },
+    /// Verify and add the records of the chain archive in the file at `path` (absolute; a
+    /// regular file, not reached through a symbolic link), read as it goes — never whole in
+    /// the daemon's memory. Answers as `import`; a file it cannot open is a `bad_request`,
+    /// an archive it does not take (damaged, forged) is `refused`.
+    ImportFile { path: std::path::PathBuf },
     /// Propose an issuance for attested backing figures (item → quantity); this node signs
     /// it if its key is a signer.
     Issue {

@@ -1882,6 +1882,37 @@ impl Checked {
         self.items
     }
 
+    /// What the checks found, without the records: the records' checks can be taken up again
+    /// by [`Verdicts::rejoin`] once the same records are read again (from a file too large to
+    /// hold, say), without checking their signatures twice. The records refused, with why, if
+    /// any was.
+    pub fn verdicts(&self) -> Result<Verdicts, Vec<(RecordHash, RecordError)>> {
+        let refused: Vec<_> = self
+            .items
+            .iter()
+            .filter_map(|(r, c)| match c {
+                Check::Refused(e) => Some((r.hash(), e.clone())),
+                _ => None,
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(refused);
+        }
+        Ok(Verdicts {
+            cod: self.cod,
+            bound: Verdicts::bind(self.items.iter().map(|(r, _)| r)),
+            checks: self
+                .items
+                .iter()
+                .map(|(_, c)| match c {
+                    Check::Sound => Verdict::Sound,
+                    Check::Held => Verdict::Held,
+                    _ => Verdict::KeyUnknown,
+                })
+                .collect(),
+        })
+    }
+
     /// The same records in batches of at most `n` (at least 1), in order.
     pub fn batches(self, n: usize) -> Vec<Checked> {
         let n = n.max(1);
@@ -1939,6 +1970,75 @@ impl Verifier {
         // long a replay runs.
         self.keys.extend(opened);
         checked
+    }
+}
+
+/// The checks of a [`Checked`] without its records (a byte each), bound to them by a digest
+/// of everything that was checked: each record's hash (its body) and its signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdicts {
+    cod: CodId,
+    bound: [u8; 32],
+    checks: Vec<Verdict>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Held,
+    Sound,
+    KeyUnknown,
+}
+
+impl Verdicts {
+    fn bind<'a>(records: impl Iterator<Item = &'a Record>) -> [u8; 32] {
+        use sha2::Digest;
+        let mut d = sha2::Sha256::new();
+        let mut put = |bytes: &[u8]| {
+            d.update((bytes.len() as u64).to_be_bytes());
+            d.update(bytes);
+        };
+        for r in records {
+            put(r.hash().as_bytes());
+            put(&(r.sigs().len() as u64).to_be_bytes());
+            for sig in r.sigs() {
+                put(sig.key.as_ref().map_or(&[][..], |k| &k.0));
+                put(&[u8::from(sig.key.is_some())]);
+                put(&sig.sig.0);
+            }
+        }
+        d.finalize().into()
+    }
+
+    /// How many records they are of.
+    pub fn len(&self) -> usize {
+        self.checks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// `records` with these checks, if they are the very records checked, in the same order
+    /// (and `None` if not: nothing is taken on trust).
+    pub fn rejoin(self, records: Vec<Record>) -> Option<Checked> {
+        if records.len() != self.checks.len() || Self::bind(records.iter()) != self.bound {
+            return None;
+        }
+        Some(Checked {
+            cod: self.cod,
+            items: records
+                .into_iter()
+                .zip(self.checks)
+                .map(|(r, v)| {
+                    let c = match v {
+                        Verdict::Held => Check::Held,
+                        Verdict::Sound => Check::Sound,
+                        Verdict::KeyUnknown => Check::KeyUnknown,
+                    };
+                    (r, c)
+                })
+                .collect(),
+        })
     }
 }
 

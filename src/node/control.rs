@@ -2,8 +2,9 @@
 
 use super::{NodeError, Shared, now};
 use crate::chain::ChainError;
+use crate::chain::ImportReport;
 use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, RecordHash};
 use crate::ledger::Output;
 use crate::lock::Locked;
 use crate::views;
@@ -149,7 +150,11 @@ async fn client(shared: Arc<Shared>, stream: UnixStream) {
         let stop = req == Request::Stop;
         let large = matches!(
             req,
-            Request::Import { .. } | Request::Export | Request::ExportFile { .. } | Request::Verify
+            Request::Import { .. }
+                | Request::ImportFile { .. }
+                | Request::Export
+                | Request::ExportFile { .. }
+                | Request::Verify
         );
         let resp = handle(&shared, req).await;
         let written = write(&mut write_half, &resp).await;
@@ -237,22 +242,26 @@ fn account(shared: &Shared, a: Option<String>) -> Result<AccountId, Response> {
     }
 }
 
-/// Opens the client's file for [`Request::ExportFile`]: an absolute path to a regular file
-/// that exists (a request creates nothing), not through a symbolic link at its end (and a
-/// FIFO does not keep the open waiting for a reader).
-fn open_export_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+/// Opens the client's file for [`Request::ExportFile`] (to write, emptied) or
+/// [`Request::ImportFile`] (to read): an absolute path to a regular file that exists (a
+/// request creates nothing), not through a symbolic link at its end (and a FIFO does not keep
+/// the open waiting for the other end).
+fn open_client_file(path: &std::path::Path, write: bool) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     if !path.is_absolute() {
         return Err(std::io::Error::other("the path must be absolute"));
     }
     let file = std::fs::OpenOptions::new()
-        .write(true)
+        .read(!write)
+        .write(write)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    file.set_len(0)?;
+    if write {
+        file.set_len(0)?;
+    }
     Ok(file)
 }
 
@@ -491,7 +500,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::ExportFile { path } => {
             blocking(shared, move |s| {
-                let file = match open_export_file(&path) {
+                let file = match open_client_file(&path, true) {
                     Ok(f) => f,
                     Err(e) => {
                         let e = format!("cannot open {}: {e}", path.display());
@@ -523,27 +532,48 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             .await
         }
         Request::Import { archive } => {
-            let s = shared.clone();
-            let (resp, applied) =
-                tokio::task::spawn_blocking(move || match s.import_archive(archive.as_bytes()) {
-                    Ok(report) => {
-                        let total = s.view().state().applied_count();
-                        (
-                            Response::Ok {
-                                data: report.to_json(total),
-                            },
-                            report.applied,
-                        )
-                    }
-                    Err((e, applied)) => (error(ErrorKind::BadRequest, e), applied),
-                })
-                .await
-                .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
-            // Imported records may be news to the network.
-            shared.announce_applied(&applied, true);
-            resp
+            import(shared, ErrorKind::BadRequest, move |s| {
+                s.import_archive(std::io::Cursor::new(archive.into_bytes()))
+            })
+            .await
+        }
+        Request::ImportFile { path } => {
+            let file = match open_client_file(&path, false) {
+                Ok(f) => f,
+                Err(e) => {
+                    let e = format!("cannot open {}: {e}", path.display());
+                    return error(ErrorKind::BadRequest, e);
+                }
+            };
+            import(shared, ErrorKind::Refused, move |s| s.import_archive(file)).await
         }
     }
+}
+
+/// Runs an import off the async threads and announces what it applied (news to the
+/// network, perhaps); an archive it does not take is answered as `refused`.
+async fn import(
+    shared: &Arc<Shared>,
+    refused: ErrorKind,
+    run: impl FnOnce(&Shared) -> Result<ImportReport, (String, Vec<RecordHash>)> + Send + 'static,
+) -> Response {
+    let s = shared.clone();
+    let (resp, applied) = tokio::task::spawn_blocking(move || match run(&s) {
+        Ok(report) => {
+            let total = s.view().state().applied_count();
+            (
+                Response::Ok {
+                    data: report.to_json(total),
+                },
+                report.applied,
+            )
+        }
+        Err((e, applied)) => (error(refused, e), applied),
+    })
+    .await
+    .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
+    shared.announce_applied(&applied, true);
+    resp
 }
 
 /// Runs a signing step on a blocking thread (it may sign and touch the store) inside the
@@ -648,10 +678,11 @@ pub fn status(shared: &Shared) -> Value {
 mod tests {
     use super::*;
 
-    /// What a client names for an export must be an existing regular file, by an absolute
-    /// path that does not end in a symbolic link; only such a file is opened (and emptied).
+    /// What a client names for an export or an import must be an existing regular file, by
+    /// an absolute path that does not end in a symbolic link; only such a file is opened
+    /// (and, to export into, emptied).
     #[test]
-    fn an_export_goes_only_into_an_existing_regular_file() {
+    fn a_client_file_is_an_existing_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"old").unwrap();
@@ -659,21 +690,27 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        for bad in [
-            std::path::PathBuf::from("relative"),
-            dir.path().join("missing"),
-            dir.path().to_path_buf(),
-            link,
-            fifo,
-        ] {
-            assert!(open_export_file(&bad).is_err(), "{}", bad.display());
+        for write in [false, true] {
+            for bad in [
+                std::path::PathBuf::from("relative"),
+                dir.path().join("missing"),
+                dir.path().to_path_buf(),
+                link.clone(),
+                fifo.clone(),
+            ] {
+                assert!(open_client_file(&bad, write).is_err(), "{}", bad.display());
+            }
         }
         assert_eq!(
             std::fs::read(&file).unwrap(),
             b"old",
             "untouched through the link"
         );
-        open_export_file(&file).unwrap();
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut open_client_file(&file, false).unwrap(), &mut read)
+            .unwrap();
+        assert_eq!(read, "old", "read as it is");
+        open_client_file(&file, true).unwrap();
         assert!(std::fs::read(&file).unwrap().is_empty());
         assert!(!dir.path().join("missing").exists(), "nothing created");
     }

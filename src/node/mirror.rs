@@ -179,7 +179,7 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) 
             Ok(Some(bytes)) => {
                 let s = shared.clone();
                 let result = tokio::task::spawn_blocking(move || {
-                    s.import_archive(&bytes)
+                    s.import_archive(std::io::Cursor::new(bytes))
                         .map(|r| r.applied.len())
                         .map_err(|(e, _)| e)
                 })

@@ -135,35 +135,12 @@ impl Shared {
     /// serving meanwhile. On error, also what was applied before it.
     pub fn import_archive(
         &self,
-        bytes: &[u8],
+        archive: impl std::io::Read + std::io::Seek + Send,
     ) -> Result<crate::chain::ImportReport, (String, Vec<RecordHash>)> {
-        let started = std::time::Instant::now();
-        let records = crate::archive::read(bytes, &self.params.cod)
-            .map_err(|e| (e.to_string(), Vec::new()))?;
-        let mut report = crate::chain::ImportReport {
-            read: records.len(),
-            ..Default::default()
-        };
-        let read = started.elapsed();
-        let mut verifier = self.chain().ledger().verifier_for(&records);
-        let batches =
-            crate::chain::import_batches(verifier.check(records)).map_err(|e| (e, Vec::new()))?;
-        let checked = started.elapsed();
-        for batch in batches {
-            if let Err(e) = crate::chain::import_batch(&mut self.chain(), batch, &mut report) {
-                return Err((e, report.applied));
-            }
-        }
-        tracing::info!(
-            "imported an archive of {} records in {:.1} s: read {:.1} s, signatures {:.1} s, \
-             applied and stored {:.1} s",
-            report.read,
-            started.elapsed().as_secs_f64(),
-            read.as_secs_f64(),
-            (checked - read).as_secs_f64(),
-            (started.elapsed() - checked).as_secs_f64()
-        );
-        Ok(report)
+        let verifier = self.chain().ledger().verifier();
+        crate::chain::import_from(archive, &self.params.cod, verifier, |batch, report| {
+            crate::chain::import_batch(&mut self.chain(), batch, report)
+        })
     }
 
     /// `ip` misbehaved: its score rises, and a ban (when this causes one) is logged.
@@ -481,7 +458,7 @@ pub fn release_memory() {
 const RESERVED_FDS: u64 = 512;
 
 /// Raises the soft limit on open files to the hard one; returns the soft limit in force.
-fn raise_nofile_limit() -> u64 {
+pub(crate) fn raise_nofile_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {

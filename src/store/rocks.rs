@@ -75,11 +75,29 @@ impl RocksStore {
         let names = Cf::ALL.map(Cf::name);
         let db = if read_only {
             // Only the families the store has (an older layout lacks some; reads of those
-            // find nothing).
-            let o = options(false, cache_bytes);
+            // find nothing). Every table file is opened now, not when first read: a writer
+            // (the daemon) compacting meanwhile deletes files this reader's view still names,
+            // and an open file stays readable once deleted (its disk space comes back when
+            // the reader closes).
+            let mut o = options(false, cache_bytes);
+            o.set_max_open_files(-1);
             let have = rocksdb::DB::list_cf(&o, path).unwrap_or_default();
-            let names = names.into_iter().filter(|n| have.iter().any(|h| h == n));
-            rocksdb::DB::open_cf_for_read_only(&o, path, names, false)
+            let names: Vec<_> = names
+                .into_iter()
+                .filter(|n| have.iter().any(|h| h == n))
+                .collect();
+            // A file the writer deletes between this reader reading the list of files and
+            // opening them fails the open: the list is read again.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match rocksdb::DB::open_cf_for_read_only(&o, path, &names, false) {
+                    Err(e) if tries < 5 && e.kind() == rocksdb::ErrorKind::IOError => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    other => break other,
+                }
+            }
         } else {
             // A store of an older layout gains the families it lacks.
             let mut o = options(create, cache_bytes);
@@ -131,7 +149,8 @@ impl RocksStore {
     }
 
     /// Opens the store to read only: takes no lock, so it never keeps a daemon from starting,
-    /// and sees the store as it was when opened. Writes fail.
+    /// and sees the store as it was when opened. Writes fail. It holds every table file open
+    /// (a writer's compactions delete them), so the process needs a descriptor per file.
     pub fn open_read_only(path: &Path, cod: &CodId) -> Result<Self, StoreError> {
         Self::open_as(path, cod, true, DEFAULT_CACHE_BYTES)
     }
@@ -435,6 +454,53 @@ mod tests {
         drop((w, r));
         let err = RocksStore::open(&p, &b).unwrap_err();
         assert!(matches!(err, StoreError::WrongCod { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_reader_outlives_the_compactions_of_a_writer() {
+        use std::ops::Bound::Unbounded;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("store");
+        let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        let w = RocksStore::create(&p, &cod).unwrap();
+        // More table files than RocksDB opens when a database opens (16): three flushes in
+        // each family, short of the four that start a compaction, each over the same keys (a
+        // compaction then rewrites them all, rather than moving them down as they are).
+        let key = |cf: Cf, i: u32| [vec![cf as u8], i.to_be_bytes().to_vec()].concat();
+        for round in 0..3u8 {
+            for cf in Cf::ALL {
+                let puts = (0..50)
+                    .map(|i| Op::Put(cf, key(cf, i), vec![round; 100]))
+                    .collect();
+                w.write(puts).unwrap();
+                w.db.flush_cf(w.has(cf).unwrap()).unwrap();
+            }
+        }
+        let tables = || -> std::collections::BTreeSet<_> {
+            std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().ends_with(".sst"))
+                .collect()
+        };
+        let before = tables();
+        assert!(before.len() > 16, "{} table files", before.len());
+        let r = RocksStore::open_read_only(&p, &cod).unwrap();
+        for cf in Cf::ALL {
+            w.db.compact_range_cf(w.has(cf).unwrap(), None::<&[u8]>, None::<&[u8]>);
+        }
+        assert!(
+            tables().is_disjoint(&before),
+            "the writer deleted every file the reader's view names"
+        );
+        for cf in Cf::ALL {
+            for i in 0..50 {
+                assert_eq!(r.get(cf, &key(cf, i)).unwrap(), Some(vec![2; 100]));
+            }
+            let all = r.range(cf, Unbounded, Unbounded, usize::MAX).unwrap();
+            let ours = all.iter().filter(|(k, _)| k[0] == cf as u8).count();
+            assert_eq!(ours, 50, "{}", cf.name());
+        }
     }
 
     #[test]
