@@ -145,7 +145,7 @@ fn run(total: usize) {
     // One archive, imported as an operator would: `cod chain import FILE` (the executable
     // measured) names the file to the daemon, which reads it as it goes.
     let files = tempfile::tempdir().unwrap();
-    let archive = files.path().join("chain.archive");
+    let archive = files.path().join("import.archive");
     let out = std::io::BufWriter::new(std::fs::File::create(&archive).unwrap());
     let mut w = cod::archive::Writer::new(out, &params.cod).unwrap();
     for r in &records {

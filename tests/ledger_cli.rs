@@ -64,12 +64,22 @@ fn funded_nodes_transfer_and_agree() {
         let v = w.at(n, &["chain", "verify"]).ok().stdout();
         assert!(v.contains("chain OK"), "{v}");
     }
-    // Re-importing is harmless.
+    // Re-importing is harmless; here from a pipe, as `<(…)` gives one.
+    let fifo = w.path("n1.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let feed = {
+        let (fifo, export) = (fifo.clone(), export.clone());
+        std::thread::spawn(move || std::fs::write(fifo, std::fs::read(export).unwrap()).unwrap())
+    };
     let j = w
-        .at(&n2, &["--json", "chain", "import", s(&export)])
+        .at(&n2, &["--json", "chain", "import", s(&fifo)])
         .ok()
         .json();
+    feed.join().unwrap();
     assert_eq!(j["added"], 0);
+    let held = cod::archive::count(&std::fs::read(&export).unwrap());
+    assert_eq!(j["read"], held, "{j}");
+    assert_eq!(j["duplicate"], j["read"], "{j}");
 
     let h = w.at(&n2, &["--json", "history"]).ok().json();
     let entries = h["entries"].as_array().unwrap();

@@ -243,6 +243,12 @@ impl Backend {
     /// Imports the archive in `file`, read as it goes, never whole in memory (but by a daemon
     /// too old to read it, or one that cannot open it: the archive then goes in the request).
     pub fn import_file(&mut self, file: &std::path::Path) -> Result<Value, CmdError> {
+        let meta = std::fs::metadata(file).map_err(crate::fsutil::io_err(file))?;
+        if !meta.is_file() {
+            // A pipe (`<(…)`, /dev/stdin) is read once, as it comes: whole, then imported.
+            let bytes = crate::fsutil::read(file)?;
+            return self.import(&bytes);
+        }
         // The daemon opens no symbolic link: it is given where one leads.
         let path = std::fs::canonicalize(file).map_err(crate::fsutil::io_err(file))?;
         let c = match self {
