@@ -1912,22 +1912,6 @@ impl Checked {
                 .collect(),
         })
     }
-
-    /// The same records in batches of at most `n` (at least 1), in order.
-    pub fn batches(self, n: usize) -> Vec<Checked> {
-        let n = n.max(1);
-        let mut items = self.items;
-        let mut out = Vec::new();
-        while !items.is_empty() {
-            let rest = items.split_off(n.min(items.len()));
-            out.push(Checked {
-                cod: self.cod,
-                items,
-            });
-            items = rest;
-        }
-        out
-    }
 }
 
 /// A ledger's keys and the records it holds, taken at one moment ([`Ledger::verifier`]; a
