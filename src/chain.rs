@@ -890,8 +890,38 @@ pub struct ImportReport {
     pub pending: usize,
     /// Records the rules refused, each with why.
     pub refused: Vec<String>,
-    /// The records applied, in the order they were.
-    pub applied: Vec<RecordHash>,
+    pub applied: Applied,
+}
+
+/// The records an import applied: how many, and — for an import of at most
+/// [`Applied::ANNOUNCED`] — which, in the order they were, to announce one by one (events,
+/// gossip). A larger import is history, which peers take by sync: its hashes are not kept,
+/// so the memory an import holds does not grow with the archive.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub count: usize,
+    hashes: Vec<RecordHash>,
+}
+
+impl Applied {
+    pub const ANNOUNCED: usize = 1_024;
+
+    pub fn extend(&mut self, applied: impl IntoIterator<Item = RecordHash>) {
+        for h in applied {
+            self.count += 1;
+            if self.count <= Self::ANNOUNCED {
+                self.hashes.push(h);
+            } else if !self.hashes.is_empty() {
+                self.hashes = Vec::new();
+            }
+        }
+    }
+
+    /// The records to announce one by one: none when there were more than
+    /// [`Applied::ANNOUNCED`].
+    pub fn announced(&self) -> &[RecordHash] {
+        &self.hashes
+    }
 }
 
 impl ImportReport {
@@ -937,7 +967,7 @@ pub fn import_from<F: std::io::Read + std::io::Seek + Send>(
     cod: &crate::ids::CodId,
     mut verifier: crate::ledger::Verifier,
     mut ingest: impl FnMut(Checked, &mut ImportReport) -> Result<(), String>,
-) -> Result<ImportReport, (String, Vec<RecordHash>)> {
+) -> Result<ImportReport, (String, Applied)> {
     let started = std::time::Instant::now();
     let mut checks = Vec::new();
     let mut forged = Vec::new();
@@ -958,7 +988,7 @@ pub fn import_from<F: std::io::Read + std::io::Seek + Send>(
         }
         Ok(())
     })
-    .map_err(|e| (e, Vec::new()))?;
+    .map_err(|e| (e, Applied::default()))?;
     if forged_count > 0 {
         let more = match forged_count - forged.len() {
             0 => String::new(),
@@ -968,7 +998,7 @@ pub fn import_from<F: std::io::Read + std::io::Seek + Send>(
             "refused, nothing imported:\n  {}{more}",
             forged.join("\n  ")
         );
-        return Err((e, Vec::new()));
+        return Err((e, Applied::default()));
     }
     let checked = started.elapsed();
     let mut report = ImportReport {
@@ -1592,6 +1622,26 @@ mod tests {
     /// An import reads its archive twice — checks everything, then ingests — and takes
     /// nothing from an archive with a forged record, nor records that changed between the
     /// readings (their signatures are checked once).
+    #[test]
+    fn an_import_announces_its_records_one_by_one_only_when_they_are_few() {
+        let h = |i: usize| {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            RecordHash::from_bytes(b)
+        };
+        let mut a = Applied::default();
+        a.extend((0..Applied::ANNOUNCED).map(h));
+        assert_eq!(a.count, Applied::ANNOUNCED);
+        assert_eq!(
+            a.announced(),
+            (0..Applied::ANNOUNCED).map(h).collect::<Vec<_>>()
+        );
+        a.extend([h(Applied::ANNOUNCED)]);
+        assert_eq!((a.count, a.announced()), (Applied::ANNOUNCED + 1, &[][..]));
+        a.extend((0..10).map(h));
+        assert_eq!((a.count, a.announced()), (Applied::ANNOUNCED + 11, &[][..]));
+    }
+
     #[test]
     fn an_import_takes_all_or_nothing_of_what_it_checked() {
         let s = Scenario::standard();

@@ -146,9 +146,7 @@ pub fn deploy(req: DeployRequest, progress: &mut dyn FnMut(u64)) -> Result<Deplo
     )?;
 
     let params = Params::new(ledger_id, package.com.clone(), package.deployer.clone());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::clock::now();
     // The store starts with this node's own account opened (its seq-0 record, which
     // publishes its key), so peers can pay it as soon as they sync.
     let init_store = |data: &Path| -> Result<(), DeployError> {

@@ -3,7 +3,7 @@
 //! Code map (see `docs/ARCHITECTURE.md` for the whole picture):
 //!
 //! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`]
-//! - edges: [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
+//! - edges: [`clock`], [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 //!
 //! Without the default feature `node`, only what decodes and checks data is built — no
@@ -15,6 +15,7 @@ pub mod bencode;
 pub mod chain;
 #[cfg(feature = "node")]
 pub mod cli;
+pub mod clock;
 #[cfg(feature = "node")]
 pub mod cmd;
 pub mod config;

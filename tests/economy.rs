@@ -11,11 +11,7 @@ fn fp(name: &str) -> String {
 
 /// The demo's model with a short settlement period starting `epoch_in` seconds from now.
 fn com(period: u64, epoch_in: u64, extra_signers: &str) -> (String, u64) {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + epoch_in;
+    let epoch = now() + epoch_in;
     let epoch_text = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
     )
@@ -33,12 +29,7 @@ fn com(period: u64, epoch_in: u64, extra_signers: &str) -> (String, u64) {
     (text, epoch)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use cod::clock::now;
 
 fn sleep_until(t: u64) {
     while now() < t {

@@ -285,10 +285,7 @@ fn kill_9_midway_loses_nothing_acknowledged() {
     }
     let (k1, k2) = (example_secret("node1"), example_secret("node2"));
     let (a1, a2) = (n1.id.parse().unwrap(), n2.id.parse().unwrap());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = cod::clock::now();
     for i in 0..400u64 {
         let (k, to) = if i % 2 == 0 { (&k1, a2) } else { (&k2, a1) };
         let out = cod::ledger::Output {

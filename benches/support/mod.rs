@@ -49,12 +49,7 @@ pub fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+pub use cod::clock::now;
 
 pub struct Net {
     pub dir: tempfile::TempDir,

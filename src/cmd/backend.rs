@@ -20,12 +20,6 @@ pub enum Backend {
     Direct(Box<Chain>),
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Connects to the daemon of `dir`, or says how to start one (exit code 3).
 pub fn daemon(dir: &NodeDir) -> Result<Client, CmdError> {
     let socket = dir.socket_path(&dir.node_config()?);
@@ -150,7 +144,14 @@ impl Backend {
             }
             Self::Direct(chain) => {
                 let key = dir.secret_key(passphrase)?;
-                match chain.transfer(dir.deployment.node_id, &key, outputs, memo, now(), None) {
+                match chain.transfer(
+                    dir.deployment.node_id,
+                    &key,
+                    outputs,
+                    memo,
+                    crate::clock::now(),
+                    None,
+                ) {
                     Ok(r) => Ok(views::transfer(chain.ledger(), &r)),
                     Err(ChainError::Record(e)) => Err(CmdError {
                         code: EXIT_REFUSED,

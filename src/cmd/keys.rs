@@ -249,7 +249,7 @@ pub fn rekey(
     fsutil::write_atomic(&next, pem.as_bytes(), 0o600, true)?;
     let record = chain
         .ledger()
-        .make_rekey(account, &old, fresh.public(), crate::node::now())
+        .make_rekey(account, &old, fresh.public(), crate::clock::now())
         .map_err(|e| CmdError {
             code: super::backend::EXIT_REFUSED,
             error: anyhow::anyhow!(
@@ -265,7 +265,7 @@ pub fn rekey(
         .contains(&old.public().fingerprint());
     drop(chain);
     let mut replaced = key_file.file_name().unwrap_or_default().to_os_string();
-    replaced.push(format!(".replaced-{}", crate::node::now()));
+    replaced.push(format!(".replaced-{}", crate::clock::now()));
     let replaced = key_file.with_file_name(replaced);
     std::fs::rename(&key_file, &replaced).map_err(fsutil::io_err(&key_file))?;
     std::fs::rename(&next, &key_file).map_err(fsutil::io_err(&next))?;

@@ -21,7 +21,7 @@ fn line(r: &Value) -> String {
     let expires = r["expires"]
         .as_u64()
         .unwrap_or(0)
-        .saturating_sub(crate::node::now());
+        .saturating_sub(crate::clock::now());
     format!(
         "{}  {:<10} {:<9} {}/{} signed  {:>6}  {}\n",
         super::prefix(r["id"].as_str().unwrap_or("?"), 12),

@@ -93,11 +93,6 @@ impl BackingClass {
             )),
         }
     }
-
-    /// Does an attestation lapse at the end of the settlement period it was made in?
-    pub fn is_per_period(self) -> bool {
-        !matches!(self, Self::Inventory)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,10 @@ pub enum ClientError {
     },
 }
 
+/// How long a client waits for the daemon's answer to a request whose work does not grow
+/// with the chain.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(120);
+
 pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -36,7 +40,7 @@ impl Client {
             }
             _ => ClientError::Io(e),
         })?;
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.set_read_timeout(Some(ANSWER_WAIT))?;
         let writer = stream.try_clone()?;
         let mut c = Self {
             reader: BufReader::new(stream),
@@ -65,10 +69,21 @@ impl Client {
         Ok(line)
     }
 
-    /// Sends a request and returns the daemon's answer.
+    /// Sends a request and returns the daemon's answer: within [`ANSWER_WAIT`], or — for a
+    /// request whose work grows with the chain ([`Request::grows_with_chain`]: a full verify
+    /// of a million records takes minutes) — whenever it comes (a daemon that dies closes
+    /// the connection, which ends the wait).
     pub fn call(&mut self, req: &Request) -> Result<serde_json::Value, ClientError> {
+        let long = req.grows_with_chain();
+        if long {
+            self.reader.get_ref().set_read_timeout(None)?;
+        }
         self.send(req)?;
-        let line = self.read_line()?;
+        let line = self.read_line();
+        if long {
+            self.reader.get_ref().set_read_timeout(Some(ANSWER_WAIT))?;
+        }
+        let line = line?;
         match serde_json::from_str::<Response>(&line)
             .map_err(|e| ClientError::Protocol(e.to_string()))?
         {

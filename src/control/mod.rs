@@ -114,6 +114,21 @@ pub enum Request {
     Stop,
 }
 
+impl Request {
+    /// Is this a request whose work grows with the chain (a full verify, an import, an
+    /// export), so that a client waits for its answer however long it takes?
+    pub fn grows_with_chain(&self) -> bool {
+        matches!(
+            self,
+            Self::Verify
+                | Self::Export
+                | Self::ExportFile { .. }
+                | Self::Import { .. }
+                | Self::ImportFile { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferOutput {

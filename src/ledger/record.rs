@@ -531,15 +531,6 @@ impl Record {
         self.body.seq
     }
 
-    /// The same body with more signatures (issuance and distribution gather them).
-    pub fn with_sigs(&self, sigs: Vec<Sig>) -> Self {
-        Self {
-            body: self.body.clone(),
-            sigs,
-            hash: self.hash,
-        }
-    }
-
     /// The canonical encoding of the whole record (body and signatures): what is stored and
     /// sent.
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -549,11 +549,6 @@ impl State {
         out
     }
 
-    /// The record that claimed `credit` for `payee`, if any.
-    pub fn claimed_by(&self, payee: &AccountId, credit: &RecordHash) -> Option<RecordHash> {
-        self.t.claimed.get(&(*payee, *credit))
-    }
-
     /// Sum of every balance (spendable + incoming) per asset; equals `issued` always.
     pub fn total_balances(&self) -> Amounts {
         let mut t = Amounts::new();

@@ -1,10 +1,11 @@
 //! The cod REST API server (axum): the handlers behind `crate::api::ROUTES`. Every request is
 //! bounded in body size, time and concurrency; every error is `{"error", "reason"}` JSON.
 
+use super::Shared;
 use super::guard::{Admit, Offense};
-use super::{Shared, now};
 use crate::api::*;
 use crate::chain::View;
+use crate::clock::{now, now_ms};
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::Record;
 use crate::lock::Locked;
@@ -273,13 +274,6 @@ async fn connection(ticket: Ticket, stream: tokio::net::TcpStream, app: Router, 
         }
     }
     drop(ticket);
-}
-
-/// Milliseconds since the Unix epoch (the guard's clock).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Bodies must arrive at this rate, on average, after [`BODY_GRACE`]: a body trickled in

@@ -1,10 +1,11 @@
 //! The control socket server: one task per client, same-uid peers only, JSON lines.
 
-use super::{NodeError, Shared, now};
+use super::{NodeError, Shared};
 use crate::chain::ChainError;
-use crate::chain::ImportReport;
+use crate::chain::{Applied, ImportReport};
+use crate::clock::{now, now_ms};
 use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
-use crate::ids::{AccountId, RecordHash};
+use crate::ids::AccountId;
 use crate::ledger::Output;
 use crate::lock::Locked;
 use crate::views;
@@ -301,12 +302,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         Request::Status => ok(status(shared)),
         Request::Peers => {
             let peers = shared.peers.locked().all();
-            let addresses = shared.guard.locked().list(super::api::now_ms());
+            let addresses = shared.guard.locked().list(now_ms());
             ok(json!({"peers": peers, "addresses": addresses}))
         }
         Request::Ban { address, seconds } => match parse_ip(&address) {
             Ok(ip) => {
-                let now = super::api::now_ms();
+                let now = now_ms();
                 let until =
                     seconds.map_or(u64::MAX, |s| now.saturating_add(s.saturating_mul(1000)));
                 shared.guard.locked().ban(ip, until, now);
@@ -328,7 +329,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         },
         Request::Unban { address } => match parse_ip(&address) {
             Ok(ip) => {
-                let was = shared.guard.locked().unban(&ip, super::api::now_ms());
+                let was = shared.guard.locked().unban(&ip, now_ms());
                 if was {
                     shared.log(
                         "info",
@@ -555,7 +556,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
 async fn import(
     shared: &Arc<Shared>,
     refused: ErrorKind,
-    run: impl FnOnce(&Shared) -> Result<ImportReport, (String, Vec<RecordHash>)> + Send + 'static,
+    run: impl FnOnce(&Shared) -> Result<ImportReport, (String, Applied)> + Send + 'static,
 ) -> Response {
     let s = shared.clone();
     let (resp, applied) = tokio::task::spawn_blocking(move || match run(&s) {
@@ -571,8 +572,13 @@ async fn import(
         Err((e, applied)) => (error(refused, e), applied),
     })
     .await
-    .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
-    shared.announce_applied(&applied, true);
+    .unwrap_or_else(|e| {
+        (
+            error(ErrorKind::Internal, e.to_string()),
+            Applied::default(),
+        )
+    });
+    shared.announce_imported(&applied);
     resp
 }
 

@@ -3,8 +3,9 @@
 //! and peer exchange. Every candidate is confirmed before use: `GET /v1/info` must name this
 //! cod, and the peer must sign a fresh challenge with the key its node id derives from.
 
+use super::Shared;
 use super::peers::FoundVia;
-use super::{Shared, now};
+use crate::clock::now;
 use crate::control::Event;
 use crate::keys::PublicKey;
 use crate::lock::Locked;

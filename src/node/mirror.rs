@@ -180,7 +180,7 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) 
                 let s = shared.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     s.import_archive(std::io::Cursor::new(bytes))
-                        .map(|r| r.applied.len())
+                        .map(|r| r.applied.count)
                         .map_err(|(e, _)| e)
                 })
                 .await;

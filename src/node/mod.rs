@@ -54,12 +54,6 @@ pub enum NodeError {
     Dht(std::io::Error),
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Everything the daemon's tasks share.
 pub struct Shared {
     pub dir: NodeDir,
@@ -136,7 +130,7 @@ impl Shared {
     pub fn import_archive(
         &self,
         archive: impl std::io::Read + std::io::Seek + Send,
-    ) -> Result<crate::chain::ImportReport, (String, Vec<RecordHash>)> {
+    ) -> Result<crate::chain::ImportReport, (String, crate::chain::Applied)> {
         let verifier = self.chain().ledger().verifier();
         crate::chain::import_from(archive, &self.params.cod, verifier, |batch, report| {
             crate::chain::import_batch(&mut self.chain(), batch, report)
@@ -145,7 +139,10 @@ impl Shared {
 
     /// `ip` misbehaved: its score rises, and a ban (when this causes one) is logged.
     pub fn offended(&self, ip: std::net::IpAddr, offense: guard::Offense) {
-        let banned = self.guard.locked().offended(ip, offense, api::now_ms());
+        let banned = self
+            .guard
+            .locked()
+            .offended(ip, offense, crate::clock::now_ms());
         if banned {
             self.log(
                 "warn",
@@ -160,8 +157,11 @@ impl Shared {
 
     /// Is the peer at `addr` (`host:port`) banned? Only numeric addresses can be.
     pub fn is_banned(&self, addr: &str) -> bool {
-        addr.parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| self.guard.locked().is_banned(&a.ip(), api::now_ms()))
+        addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+            self.guard
+                .locked()
+                .is_banned(&a.ip(), crate::clock::now_ms())
+        })
     }
 
     pub fn emit(&self, e: Event) {
@@ -177,7 +177,7 @@ impl Shared {
         self.emit(Event::Log {
             level: level.into(),
             message,
-            time: now(),
+            time: crate::clock::now(),
         });
     }
 
@@ -261,6 +261,17 @@ impl Shared {
             }
         }
         self.mirror_now.notify_one();
+    }
+
+    /// Announces what an import applied: each record, or — for an import too large to
+    /// announce record by record — only the new totals.
+    pub fn announce_imported(&self, applied: &crate::chain::Applied) {
+        if applied.count > 0 && applied.announced().is_empty() {
+            self.emit(sync_event(&self.view()));
+            self.mirror_now.notify_one();
+        } else {
+            self.announce_applied(applied.announced(), true);
+        }
     }
 }
 
@@ -374,7 +385,7 @@ impl Shared {
             software_version: info.software_version.clone(),
             package: info.package.clone(),
             peers: Default::default(),
-            first_seen: now(),
+            first_seen: crate::clock::now(),
         });
         if o.peers.len() < 32 {
             o.peers.insert(addr.to_string());
@@ -488,7 +499,7 @@ fn read_bans(data_dir: &std::path::Path) -> Vec<(std::net::IpAddr, u64)> {
 
 /// Writes the operator's bans in force (atomically).
 pub fn write_bans(shared: &Shared) -> Result<(), String> {
-    let bans = shared.guard.locked().manual_bans(api::now_ms());
+    let bans = shared.guard.locked().manual_bans(crate::clock::now_ms());
     let path = shared.dir.data_dir(&shared.config).join(BANS_FILE);
     crate::fsutil::write_atomic(
         &path,
@@ -559,7 +570,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         .min(connection_budget(raise_nofile_limit()));
     let mut guard = guard::Guard::new(limits);
     for (ip, until) in read_bans(&dir.data_dir(&config)) {
-        guard.ban(ip, until, api::now_ms());
+        guard.ban(ip, until, crate::clock::now_ms());
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -628,7 +639,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             gossip: gossip_tx,
             mirror_now: Notify::new(),
             shutdown: CancellationToken::new(),
-            started: now(),
+            started: crate::clock::now(),
             api: ApiClient::new(),
             requests: Mutex::new(std::collections::BTreeMap::new()),
             guard: Mutex::new(guard),

@@ -5,8 +5,9 @@
 //! node.ini allows); signatures are merged wherever the request is held, and any node that
 //! sees a quorum makes the record final. Requests expire (com.ini `request_ttl`).
 
-use super::{Shared, now};
+use super::Shared;
 use crate::api::{Proposal, RejectionMsg};
+use crate::clock::now;
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{

@@ -68,10 +68,6 @@ impl Library {
     pub fn get(&self, infohash: &[u8; 20]) -> Option<Arc<Offered>> {
         self.files.read_locked().get(infohash).cloned()
     }
-
-    pub fn infohashes(&self) -> Vec<[u8; 20]> {
-        self.files.read_locked().keys().copied().collect()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

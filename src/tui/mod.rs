@@ -6,6 +6,7 @@
 pub mod app;
 pub mod view;
 
+use crate::clock::now;
 use crate::control::Request;
 use crate::control::client::{Client, ClientError};
 use crate::nodedir::NodeDir;
@@ -16,10 +17,6 @@ use std::time::Duration;
 
 /// How often the dashboard re-reads the node's status when nothing happens.
 const REFRESH: Duration = Duration::from_secs(5);
-
-fn now() -> u64 {
-    crate::node::now()
-}
 
 fn snapshot(c: &mut Client) -> Result<Msg, ClientError> {
     Ok(Msg::Snapshot {

@@ -296,10 +296,7 @@ pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
             l.ingest(r).unwrap();
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = cod::clock::now();
     let sign = |body: cod::ledger::Body, who: [&str; 2]| {
         let mut sigs = Vec::new();
         for k in who {
