@@ -1619,9 +1619,7 @@ mod tests {
         }
     }
 
-    /// An import reads its archive twice — checks everything, then ingests — and takes
-    /// nothing from an archive with a forged record, nor records that changed between the
-    /// readings (their signatures are checked once).
+    /// An import keeps the hashes it applied only while they are few enough to announce.
     #[test]
     fn an_import_announces_its_records_one_by_one_only_when_they_are_few() {
         let h = |i: usize| {
@@ -1642,6 +1640,9 @@ mod tests {
         assert_eq!((a.count, a.announced()), (Applied::ANNOUNCED + 11, &[][..]));
     }
 
+    /// An import reads its archive twice — checks everything, then ingests — and takes
+    /// nothing from an archive with a forged record, nor records that changed between the
+    /// readings (their signatures are checked once).
     #[test]
     fn an_import_takes_all_or_nothing_of_what_it_checked() {
         let s = Scenario::standard();

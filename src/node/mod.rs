@@ -19,6 +19,7 @@ mod sync;
 
 use crate::api::client::ApiClient;
 use crate::chain::Chain;
+use crate::clock::{now, now_ms};
 use crate::config::NodeConfig;
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
@@ -139,10 +140,7 @@ impl Shared {
 
     /// `ip` misbehaved: its score rises, and a ban (when this causes one) is logged.
     pub fn offended(&self, ip: std::net::IpAddr, offense: guard::Offense) {
-        let banned = self
-            .guard
-            .locked()
-            .offended(ip, offense, crate::clock::now_ms());
+        let banned = self.guard.locked().offended(ip, offense, now_ms());
         if banned {
             self.log(
                 "warn",
@@ -157,11 +155,8 @@ impl Shared {
 
     /// Is the peer at `addr` (`host:port`) banned? Only numeric addresses can be.
     pub fn is_banned(&self, addr: &str) -> bool {
-        addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
-            self.guard
-                .locked()
-                .is_banned(&a.ip(), crate::clock::now_ms())
-        })
+        addr.parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| self.guard.locked().is_banned(&a.ip(), now_ms()))
     }
 
     pub fn emit(&self, e: Event) {
@@ -177,7 +172,7 @@ impl Shared {
         self.emit(Event::Log {
             level: level.into(),
             message,
-            time: crate::clock::now(),
+            time: now(),
         });
     }
 
@@ -385,7 +380,7 @@ impl Shared {
             software_version: info.software_version.clone(),
             package: info.package.clone(),
             peers: Default::default(),
-            first_seen: crate::clock::now(),
+            first_seen: now(),
         });
         if o.peers.len() < 32 {
             o.peers.insert(addr.to_string());
@@ -499,7 +494,7 @@ fn read_bans(data_dir: &std::path::Path) -> Vec<(std::net::IpAddr, u64)> {
 
 /// Writes the operator's bans in force (atomically).
 pub fn write_bans(shared: &Shared) -> Result<(), String> {
-    let bans = shared.guard.locked().manual_bans(crate::clock::now_ms());
+    let bans = shared.guard.locked().manual_bans(now_ms());
     let path = shared.dir.data_dir(&shared.config).join(BANS_FILE);
     crate::fsutil::write_atomic(
         &path,
@@ -570,7 +565,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         .min(connection_budget(raise_nofile_limit()));
     let mut guard = guard::Guard::new(limits);
     for (ip, until) in read_bans(&dir.data_dir(&config)) {
-        guard.ban(ip, until, crate::clock::now_ms());
+        guard.ban(ip, until, now_ms());
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -639,7 +634,7 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             gossip: gossip_tx,
             mirror_now: Notify::new(),
             shutdown: CancellationToken::new(),
-            started: crate::clock::now(),
+            started: now(),
             api: ApiClient::new(),
             requests: Mutex::new(std::collections::BTreeMap::new()),
             guard: Mutex::new(guard),
