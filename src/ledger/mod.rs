@@ -1200,6 +1200,7 @@ impl Ledger {
             self.h.keys.insert(r.account(), k);
         }
         out.applied.push(h);
+        self.settle_slot(&slot, h, out);
         let mut released = Vec::new();
         for dep in [Dep::Record(h), Dep::Account(r.account())] {
             if let Some(ws) = self.pending.waiting.get(&dep) {
@@ -1213,6 +1214,38 @@ impl Ledger {
             }
         }
         Ok(Some(released))
+    }
+
+    /// `winner` was just applied at `slot`: the records that waited there on dependencies
+    /// are decided as [`Ledger::rebuild`] decides them. One with a higher hash (or in a slot
+    /// nothing reopens) lost the fork and stops waiting — kept as proof if signed as the
+    /// chain requires, else dropped; one with a lower hash still waits, and wins if what it
+    /// lacks arrives. (Nothing to do, known from memory, unless the account has records
+    /// waiting.)
+    fn settle_slot(&mut self, slot: &(AccountId, u64), winner: RecordHash, out: &mut Outcome) {
+        if !self.pending.per_account.contains_key(&slot.0) {
+            return;
+        }
+        let waiting: Vec<RecordHash> = self
+            .held_at(&slot.0, slot.1)
+            .into_iter()
+            .filter(|x| *x != winner && self.pending.deps.contains_key(x))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        out.forks.push(*slot);
+        let forced = slot.0 == self.params.network || self.slot_forced(&slot.0, slot.1);
+        for x in waiting {
+            let lacks = self.pending.deps.get(&x).is_some_and(|d| !d.is_empty());
+            if !forced && x < winner && lacks {
+                continue;
+            }
+            self.clear_pending(&x);
+            if let Err(error) = self.check_fork_signer(&self.rec(&x)) {
+                out.dropped.push(self.forget(x, error));
+            }
+        }
     }
 
     /// Recomputes the state from all admitted records: the definition the incremental path

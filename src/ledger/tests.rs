@@ -1314,7 +1314,26 @@ fn check_forks(
     }
     let rebuilt = Ledger::from_records(p, admitted);
     prop_assert_eq!(l.state(), rebuilt.state());
+    // What waits, and what is kept as a fork's proof, is as the recomputation decides too.
+    let pending = |l: &Ledger| l.pending().map(|(h, _)| *h).collect::<BTreeSet<_>>();
+    prop_assert_eq!(pending(&l), pending(&rebuilt));
+    prop_assert_eq!(l.forks(), rebuilt.forks());
     Ok(())
+}
+
+/// A record that waited in its slot on a record that lost its own fork, and whose twin with
+/// a lower hash then applied there, lost its fork: it no longer waits.
+#[test]
+fn fork_regression_a_waiting_twin_loses_to_one_that_applies() {
+    check_forks(
+        &[(135, 148, 190, 0), (10, 106, 55, 0), (187, 0, 0, 57897)],
+        &[
+            (12993880670947302720, 30847, true),
+            (2256972686938642562, 41613, true),
+        ],
+        17742331291072085218,
+    )
+    .unwrap();
 }
 
 #[test]
