@@ -41,6 +41,10 @@ pub const MAX_AWAITING_BYTES: usize = 16 << 20;
 pub const MAX_PENDING_PER_ACCOUNT: usize = 1_000;
 /// Records held for one (account, seq), at most: one plus a few fork proofs.
 pub const MAX_PER_SLOT: usize = 4;
+/// Records a fork's new winner may undo in place, at most, and how far back the application
+/// log may be read to find them (beyond either, the state is recomputed from the records).
+pub const MAX_REFORK: usize = 100_000;
+pub const MAX_REFORK_LOG: usize = 1_000_000;
 /// How far beyond its chain's next seq a record may be held aside.
 pub const AWAIT_WINDOW: u64 = MAX_AWAITING_PER_ACCOUNT as u64;
 
@@ -1088,9 +1092,13 @@ impl Ledger {
             let h = r.hash();
             let fresh = new.is_some();
             // A rebuild decided every held record at once; what was queued before it is
-            // either applied, pending or gone now.
-            if out.rebuilt || (!fresh && !self.h.records.contains(&h)) {
+            // either applied, pending or gone now. (A record dropped since it was queued
+            // is not decided.)
+            if out.rebuilt {
                 break;
+            }
+            if !fresh && !self.h.records.contains(&h) {
+                continue;
             }
             let result = self.decide_one(r, new, out);
             match result {
@@ -1134,6 +1142,9 @@ impl Ledger {
         let slot = (r.account(), r.seq());
         let (fresh, slot_held) = (new.is_some(), new.as_ref().is_some_and(|n| n.slot_held));
         if let Some(winner) = self.state.applied_at(&slot.0, slot.1) {
+            if winner == h {
+                return Ok(None);
+            }
             // A fork: two records signed for the same (account, seq) — by the key in force
             // there, or it is no proof of anything (a replaced key signs nothing more).
             self.check_fork_signer(&r)?;
@@ -1142,9 +1153,16 @@ impl Ledger {
                 self.admit(r, slot_held);
                 out.admitted.push(h);
             }
-            out.forks.push(slot);
+            if !out.forks.contains(&slot) {
+                out.forks.push(slot);
+            }
             let forced = slot.0 != self.params.network && self.slot_forced(&slot.0, slot.1);
             if !forced && h < winner {
+                // The slot is decided again: by undoing what the old winner carried, if that
+                // is a member's branch beyond the checkpoint, else from scratch.
+                if let Some(again) = self.refork(h, winner, out) {
+                    return Ok(Some(again));
+                }
                 out.dropped.extend(self.rebuild());
                 out.rebuilt = true;
             }
@@ -1216,6 +1234,138 @@ impl Ledger {
         Ok(Some(released))
     }
 
+    /// `twin`, held, has a lower hash than `winner`, applied in its member slot beyond the
+    /// checkpoint: the slot is decided again without recomputing the history. What applied
+    /// because of `winner` — its account's later records, the records that claimed what they
+    /// paid, and so on — is undone, newest first; `twin` is decided now (applied, waiting,
+    /// or kept as proof if it cannot apply), and the undone records are returned, oldest
+    /// first, then what had lost to them in their slots, to be decided again in that order,
+    /// as if they had just arrived. What waits is
+    /// told what it waits for anew. The cost is the records applied since `winner` (at most
+    /// [`MAX_REFORK`]), not the history. `None` (nothing changed) when it does not apply:
+    /// the network's chain, an account's opening, a handover that stopped this node, a twin
+    /// that claims what the branch it replaces paid, or more than [`MAX_REFORK`] records to
+    /// undo — then the state is recomputed from scratch.
+    fn refork(
+        &mut self,
+        twin: RecordHash,
+        winner: RecordHash,
+        out: &mut Outcome,
+    ) -> Option<Vec<Record>> {
+        let member_branch = |l: &Self, r: &Record| {
+            r.kind() == Kind::Transfer
+                && r.seq() > 0
+                && r.account() != l.params.network
+                && !l.slot_forced(&r.account(), r.seq())
+        };
+        if self.state.frozen(&self.params).is_some() || !member_branch(self, &self.rec(&winner)) {
+            return None;
+        }
+        // What applied because of `winner`, found along chains and claims.
+        let mut undo: HashSet<RecordHash> = HashSet::from([winner]);
+        let mut todo = vec![winner];
+        while let Some(x) = todo.pop() {
+            let r = self.rec(&x);
+            if !member_branch(self, &r) || undo.len() > MAX_REFORK {
+                return None;
+            }
+            let next = self.state.applied_at(&r.account(), r.seq() + 1);
+            let claimers = r
+                .body()
+                .content
+                .outputs()
+                .iter()
+                .filter_map(|o| self.state.claimer(&o.account, &x));
+            for y in next.into_iter().chain(claimers.collect::<Vec<_>>()) {
+                if undo.insert(y) {
+                    todo.push(y);
+                }
+            }
+        }
+        // A twin that claims what the other branch paid would wait for the branch it
+        // replaces: only the full computation decides that slot.
+        if let Content::Transfer(t) = &self.rec(&twin).body().content
+            && t.claims.iter().any(|c| undo.contains(c))
+        {
+            return None;
+        }
+        // The application log from `winner` on (each undone record comes after it).
+        let end = self.state.applied_count() as u64;
+        let mut tail = Vec::new();
+        let mut at = end;
+        'found: loop {
+            if at == 0 || tail.len() > MAX_REFORK_LOG {
+                return None;
+            }
+            let from = at.saturating_sub(1024);
+            for h in self.state.log(from, (at - from) as usize).into_iter().rev() {
+                tail.push(h);
+                if h == winner {
+                    break 'found;
+                }
+            }
+            at = from;
+        }
+        let start = end - tail.len() as u64;
+        tail.reverse();
+        let (undone, keep): (Vec<RecordHash>, Vec<RecordHash>) =
+            tail.into_iter().partition(|h| undo.contains(h));
+        let mut scratch = self.state.clone();
+        for h in undone.iter().rev() {
+            let r = self.rec(h);
+            let a = r.account();
+            let prev_time = self.rec(&r.body().prev?).body().time;
+            let mut claimed = Vec::new();
+            if let Content::Transfer(t) = &r.body().content {
+                for c in &t.claims {
+                    let mut paid = economics::Amounts::new();
+                    for o in self.rec(c).body().content.outputs() {
+                        if o.account == a {
+                            let v = paid.entry(o.asset.clone()).or_insert(0);
+                            *v = v.checked_add(o.amount)?;
+                        }
+                    }
+                    claimed.push((*c, paid));
+                }
+            }
+            scratch.unapply_transfer(&r, prev_time, &claimed)?;
+        }
+        scratch.rewrite_log(start, &keep);
+        self.state = scratch;
+        // What waits may now wait for an undone record too.
+        let waiting: Vec<RecordHash> = self.pending.deps.keys().copied().collect();
+        for w in waiting {
+            let deps = self.state.missing(&self.rec(&w));
+            if !deps.is_empty() && self.pending.deps.get(&w) != Some(&deps) {
+                self.clear_pending(&w);
+                self.set_pending(w, deps);
+            }
+        }
+        let mut again = Vec::with_capacity(undone.len() + 1);
+        // (Waiting for what it lacks, or unable to apply, it is kept: a fork's proof.)
+        if let Ok(Some(released)) = self.decide_one(Record::clone(&self.rec(&twin)), None, out) {
+            again.extend(released);
+        }
+        again.extend(undone.iter().map(|h| Record::clone(&self.rec(h))));
+        // And what lost to an undone record in its slot, chain by chain (what waits there
+        // waits still).
+        let mut seen = HashSet::new();
+        for h in &undone {
+            let r = self.rec(h);
+            for x in self.held_at(&r.account(), r.seq()) {
+                if x != twin
+                    && !undo.contains(&x)
+                    && !self.pending.deps.contains_key(&x)
+                    && !self.state.is_applied(&x)
+                    && seen.insert(x)
+                {
+                    again.push(Record::clone(&self.rec(&x)));
+                }
+            }
+        }
+        Some(again)
+    }
+
     /// `winner` was just applied at `slot`: the records that waited there on dependencies
     /// are decided as [`Ledger::rebuild`] decides them. One with a higher hash (or in a slot
     /// nothing reopens) lost the fork and stops waiting — kept as proof if signed as the
@@ -1234,7 +1384,9 @@ impl Ledger {
         if waiting.is_empty() {
             return;
         }
-        out.forks.push(*slot);
+        if !out.forks.contains(slot) {
+            out.forks.push(*slot);
+        }
         let forced = slot.0 == self.params.network || self.slot_forced(&slot.0, slot.1);
         for x in waiting {
             let lacks = self.pending.deps.get(&x).is_some_and(|d| !d.is_empty());

@@ -280,6 +280,16 @@ fn sub_one(from: &mut Amounts, asset: &str, v: u64) {
     }
 }
 
+/// Subtracts `v` of `asset` from `from` (an empty entry goes); `None` if it holds less.
+fn take_one(from: &mut Amounts, asset: &str, v: u64) -> Option<()> {
+    let slot = from.get_mut(asset)?;
+    *slot = slot.checked_sub(v)?;
+    if *slot == 0 {
+        from.remove(asset);
+    }
+    Some(())
+}
+
 fn sum_outputs(outputs: &[Output]) -> Result<Amounts, RecordError> {
     let mut s = Amounts::new();
     for o in outputs {
@@ -547,6 +557,94 @@ impl State {
                 .map(|((_, h), _)| h),
         );
         out
+    }
+
+    /// The applied record that claimed the credit `paying` made to `payee`, if one did.
+    pub fn claimer(&self, payee: &AccountId, paying: &RecordHash) -> Option<RecordHash> {
+        self.t.claimed.get(&(*payee, *paying))
+    }
+
+    /// Undoes [`State::apply`] of `r`: a member transfer beyond its account's opening, which
+    /// is its account's head, whose credits nobody claimed. `prev_time` is its predecessor's
+    /// time; `claimed`, the credits its claims took (what each paying record paid this
+    /// account). Afterwards the state is the one before `r` applied, except the application
+    /// log, which the caller rewrites ([`State::rewrite_log`]). `None` if `r` is not such a
+    /// record or the state does not hold what it gave (then the caller recomputes the state
+    /// from scratch: what this changed is discarded with it).
+    pub fn unapply_transfer(
+        &mut self,
+        r: &Record,
+        prev_time: u64,
+        claimed: &[(RecordHash, Amounts)],
+    ) -> Option<()> {
+        let (a, seq, h) = (r.account(), r.seq(), r.hash());
+        let Content::Transfer(t) = &r.body().content else {
+            return None;
+        };
+        let prev = r.body().prev?;
+        if a == self.network || seq == 0 || self.applied_at(&a, seq) != Some(h) {
+            return None;
+        }
+        // Its credits go back.
+        for o in &t.outputs {
+            if o.account != self.network {
+                let key = (o.account, h);
+                let mut credit = self.t.unclaimed.get(&key)?;
+                take_one(&mut credit, &o.asset, o.amount)?;
+                if credit.is_empty() {
+                    self.t.unclaimed.remove(&key);
+                } else {
+                    self.t.unclaimed.insert(key, credit);
+                }
+            }
+            let mut payee = self.t.accounts.get(&o.account)?;
+            let held = match o.account == self.network {
+                true => &mut payee.spendable,
+                false => &mut payee.incoming,
+            };
+            take_one(held, &o.asset, o.amount)?;
+            self.t.accounts.insert(o.account, payee);
+        }
+        // What it spent comes back, what it claimed waits again.
+        let mut acct = self.t.accounts.get(&a)?;
+        if acct.head.map(|x| x.hash) != Some(h) {
+            return None;
+        }
+        add_into(&mut acct.spendable, &sum_outputs(&t.outputs).ok()?).ok()?;
+        for (c, amounts) in claimed {
+            if self.t.claimed.remove(&(a, *c)) != Some(h) {
+                return None;
+            }
+            for (asset, v) in amounts {
+                take_one(&mut acct.spendable, asset, *v)?;
+            }
+            add_into(&mut acct.incoming, amounts).ok()?;
+            self.t.unclaimed.insert((a, *c), amounts.clone());
+        }
+        if acct.rekeys.last().is_some_and(|(at, _)| *at == seq) {
+            acct.rekeys.pop();
+        }
+        acct.head = Some(Head {
+            hash: prev,
+            seq: seq - 1,
+        });
+        acct.head_time = prev_time;
+        self.t.accounts.insert(a, acct);
+        self.t.applied.remove(&h);
+        self.t.chain.remove(&(a, seq));
+        Some(())
+    }
+
+    /// Replaces the application log from position `from` on with `keep`, in that order
+    /// (records applied after `from` that were not undone).
+    pub fn rewrite_log(&mut self, from: u64, keep: &[RecordHash]) {
+        for at in from..self.applied_n {
+            self.t.log.remove(&at);
+        }
+        for (at, h) in (from..).zip(keep) {
+            self.t.log.insert(at, *h);
+        }
+        self.applied_n = from + keep.len() as u64;
     }
 
     /// Sum of every balance (spendable + incoming) per asset; equals `issued` always.

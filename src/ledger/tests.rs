@@ -1833,3 +1833,94 @@ fn a_record_behind_its_head_with_an_unknown_predecessor_is_no_panic() {
     }
     let _ = p;
 }
+
+/// A double spend whose lower-hash twin comes after the higher one applied, and after what
+/// depends on it (the account's next record, a payee's record claiming what it paid, and
+/// that payee's payee's) applied too: the slot is decided again in place — what the loser
+/// carried is undone, nothing else — and the state, what waits and the fork proofs are what
+/// the recomputation gives. The application log still replays front to back.
+#[test]
+fn a_late_lower_hash_twin_is_decided_in_place() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let before = s.l.clone();
+    let hi = s.pay("node1", &[("node2", 100)], EPOCH + DAY + 50);
+    let twin = (0..)
+        .map(|i| {
+            before
+                .make_transfer(
+                    key("node1"),
+                    vec![out(&p, "node3", 300 + i)],
+                    None,
+                    EPOCH + DAY + 50,
+                )
+                .unwrap()
+        })
+        .find(|t| t.hash() < hi.hash())
+        .unwrap();
+    // (node2's record claims apart's credit too: it depends on it, not the reverse.)
+    let apart = s.pay("node4", &[("node2", 10)], EPOCH + DAY + 55);
+    let carried = [
+        s.pay("node2", &[("node3", 50)], EPOCH + DAY + 60),
+        s.pay("node3", &[("node4", 20)], EPOCH + DAY + 70),
+        s.pay("node1", &[("node4", 5)], EPOCH + DAY + 80),
+    ];
+    let mut l = s.l.clone();
+    assert!(carried.iter().all(|r| l.state().is_applied(&r.hash())));
+    let o = l.ingest(twin.clone()).unwrap();
+    assert!(!o.rebuilt, "decided in place: {o:?}");
+    assert!(o.applied.contains(&twin.hash()));
+    assert_eq!(o.forks, vec![(id("node1", &p), hi.seq())]);
+    assert_eq!(
+        l.status(&hi.hash()),
+        Some(Status::Lost {
+            winner: twin.hash()
+        })
+    );
+    // What hi carried waits for it now (and never applies); what it did not carry stays.
+    for r in &carried {
+        assert!(!l.state().is_applied(&r.hash()), "{}", r.hash());
+    }
+    assert!(l.state().is_applied(&apart.hash()));
+    assert_conserved(&l);
+    let mut all = s.records.clone();
+    all.push(twin);
+    let rebuilt = Ledger::from_records(p.clone(), all);
+    assert_eq!(l.state(), rebuilt.state());
+    let pending = |l: &Ledger| l.pending().map(|(h, _)| *h).collect::<BTreeSet<_>>();
+    assert_eq!(pending(&l), pending(&rebuilt));
+    assert_eq!(l.forks(), rebuilt.forks());
+    let log = l.log(0, usize::MAX);
+    assert_eq!(log.len(), l.state().applied_count());
+    let mut replay = Ledger::new(p);
+    for r in log {
+        let o = replay.ingest(Record::clone(&r)).unwrap();
+        assert!(
+            o.pending.is_empty() && o.applied.contains(&r.hash()),
+            "{o:?}"
+        );
+    }
+    assert_eq!(replay.state(), l.state());
+}
+
+/// Records that had lost their slot to a record a lower-hash twin then undid are decided
+/// again: with their predecessor gone from the chain, they wait (as the recomputation has it).
+#[test]
+fn fork_regression_losers_of_an_undone_winner_wait_again() {
+    check_forks(
+        &[
+            (190, 243, 21, 30051),
+            (9, 0, 0, 0),
+            (130, 115, 81, 25260),
+            (167, 37, 115, 1061),
+            (232, 148, 99, 1989),
+        ],
+        &[
+            (13412442920855397901, 59292, false),
+            (2564256294971789733, 55856, false),
+            (15193469457856935612, 28503, true),
+        ],
+        3727133695164968942,
+    )
+    .unwrap();
+}
