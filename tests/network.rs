@@ -596,3 +596,72 @@ fn a_member_moves_the_account_to_a_new_key_and_every_node_follows() {
         "the start says so: {log}"
     );
 }
+
+/// Deploys a node of `pkg` with example key `key` whose only way to peers is `peer`.
+fn deploy_with_peer(w: &World, pkg: &std::path::Path, key: &str, peer: &str) -> Node {
+    let ini = w.write(
+        &format!("{key}-in-process.ini"),
+        &format!(
+            "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nstatic = {peer}\n"
+        ),
+    );
+    let k = w.example_key(&format!("{key}.sec.key"));
+    let base = w.path(&format!("in-process-{key}"));
+    let j = w
+        .cod(&[
+            "--json",
+            "deploy",
+            "--package",
+            s(pkg),
+            "--key",
+            s(&k),
+            "--node-ini",
+            s(&ini),
+            "--dir",
+            s(&base),
+        ])
+        .ok()
+        .json();
+    Node {
+        dir: std::path::PathBuf::from(j["dir"].as_str().unwrap()),
+        id: j["node_id"].as_str().unwrap().to_string(),
+        key: key.to_string(),
+    }
+}
+
+/// Nodes run inside a test process (`NodeBuilder` → `NodeHandle`, what `cod node run` wraps):
+/// one finds the other through a static peer and confirms it, both stop when told, and the
+/// store is closed when a node has stopped — it starts again on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_start_and_stop_inside_a_test_process() {
+    use cod::node::NodeBuilder;
+    use cod::nodedir::NodeDir;
+    let w = World::new();
+    let (pkg, _) = w.pack_demo();
+    // (Port 9 on loopback: nothing answers there.)
+    let n1 = deploy_with_peer(&w, &pkg, "node1", "127.0.0.1:9");
+    let start =
+        |n: &Node| NodeBuilder::new(NodeDir::open(&n.dir).unwrap(), example_secret(&n.key)).start();
+    let h1 = start(&n1).await.unwrap();
+    let n2 = deploy_with_peer(&w, &pkg, "node2", &h1.api_addr().to_string());
+    let h2 = start(&n2).await.unwrap();
+    let found = async {
+        loop {
+            let confirmed = h2.shared().peers.lock().unwrap().confirmed();
+            if confirmed
+                .iter()
+                .any(|p| p.node_id.is_some_and(|id| id.to_string() == n1.id))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), found)
+        .await
+        .expect("node2 confirms node1 within a minute");
+    h2.stop().await.unwrap();
+    h1.stop().await.unwrap();
+    let again = start(&n1).await.expect("the stopped node's store is free");
+    again.stop().await.unwrap();
+}

@@ -5,6 +5,7 @@
 
 use super::Shared;
 use super::peers::FoundVia;
+use super::supervisor::Supervisor;
 use crate::clock::now;
 use crate::control::Event;
 use crate::keys::PublicKey;
@@ -24,20 +25,20 @@ const MAX_EXCHANGED: usize = 32;
 /// Confirmed peers are re-checked this often (seconds).
 const REFRESH_SECS: u64 = 60;
 
-pub async fn run(shared: Arc<Shared>, api_port: u16) {
+/// Starts discovery's tasks under the node's supervisor: the DHT (if enabled), the
+/// confirmation of candidates, peer exchange (if enabled). The static peers are candidates
+/// from the start.
+pub fn spawn(tasks: &mut Supervisor, shared: &Arc<Shared>, api_port: u16) {
     for p in &shared.config.peers.static_peers {
         shared.peers.locked().add_candidate(p, FoundVia::Static);
     }
-    let mut tasks = tokio::task::JoinSet::new();
     if shared.config.dht.enabled {
-        tasks.spawn(dht(shared.clone(), api_port));
+        tasks.spawn("DHT", dht(shared.clone(), api_port));
     }
-    tasks.spawn(confirm_loop(shared.clone()));
+    tasks.spawn("peer confirmation", confirm_loop(shared.clone()));
     if shared.config.peers.exchange {
-        tasks.spawn(exchange_loop(shared.clone()));
+        tasks.spawn("peer exchange", exchange_loop(shared.clone()));
     }
-    shared.shutdown.cancelled().await;
-    tasks.abort_all();
 }
 
 async fn dht(shared: Arc<Shared>, api_port: u16) {
@@ -62,8 +63,9 @@ async fn dht(shared: Arc<Shared>, api_port: u16) {
     let dht = match built {
         Ok(d) => d.as_async(),
         Err(e) => {
+            // The node goes on with the peers it knows of otherwise.
             shared.log("warn", format!("DHT did not start: {e}"));
-            return;
+            return shared.shutdown.cancelled().await;
         }
     };
     shared.log(

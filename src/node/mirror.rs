@@ -41,7 +41,7 @@ fn mirrors(shared: &Shared) -> Vec<Mirror> {
 pub async fn run(shared: Arc<Shared>) {
     let list = mirrors(&shared);
     if list.is_empty() {
-        return;
+        return shared.shutdown.cancelled().await;
     }
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

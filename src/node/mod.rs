@@ -15,6 +15,7 @@ mod http;
 mod mirror;
 pub mod peers;
 pub mod signing;
+pub mod supervisor;
 mod sync;
 
 use crate::api::client::ApiClient;
@@ -53,6 +54,8 @@ pub enum NodeError {
     },
     #[error("DHT: {0}")]
     Dht(std::io::Error),
+    #[error(transparent)]
+    TaskEnded(supervisor::Ended),
 }
 
 /// Everything the daemon's tasks share.
@@ -532,11 +535,13 @@ fn load_chain_waiting(dir: &NodeDir, full: bool) -> Result<Chain, NodeError> {
     }
 }
 
-/// Runs the daemon in the foreground until it is told to stop.
+/// Runs the daemon in the foreground until it is told to stop (SIGTERM, SIGINT, `cod node
+/// stop`) or one of its tasks fails: the process around a [`NodeHandle`] — the pid file, the
+/// passphrase from stdin, the allocator, the runtime, the signals.
 pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
     let config = dir.node_config()?;
     let data_dir = dir.data_dir(&config);
-    std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
+    // (Before the passphrase is asked for: a second daemon is refused at once.)
     claim_runtime_files(&dir, &config)?;
 
     let mut passphrase = opts.passphrase.clone();
@@ -550,29 +555,114 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         ));
     }
     let key = dir.secret_key(&passphrase)?;
-    if opts.full {
-        tracing::info!("recomputing the stored state from the records (--full)");
-    }
-    let chain = load_chain_waiting(&dir, opts.full)?;
-    let params = dir.params()?;
-    // The account: its id derives from its opening key, which a `rekey` may have replaced.
-    let node_id = dir.deployment.node_id;
-
     tune_allocator();
-    let mut limits = config.limits.clone();
-    limits.connections = limits
-        .connections
-        .min(connection_budget(raise_nofile_limit()));
-    let mut guard = guard::Guard::new(limits);
-    for (ip, until) in read_bans(&dir.data_dir(&config)) {
-        guard.ban(ip, until, now_ms());
-    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(io_err(&data_dir))?;
     runtime.block_on(async move {
+        let node = NodeBuilder::new(dir.clone(), key)
+            .full(opts.full)
+            .start()
+            .await?;
+        let pid_path = dir.pid_path(&config);
+        let written = crate::fsutil::write_atomic(
+            &pid_path,
+            format!("{}\n", std::process::id()).as_bytes(),
+            0o644,
+            true,
+        );
+        if let Err(e) = written {
+            let _ = node.stop().await;
+            return Err(NodeError::Io {
+                path: pid_path,
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
+        let signals = tokio::spawn(stop_on_signals(node.shared().clone()));
+        let stopped = node.stopped().await;
+        signals.abort();
+        let _ = std::fs::remove_file(&pid_path);
+        stopped
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+/// Stops the node on SIGTERM or SIGINT.
+async fn stop_on_signals(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        shared.log(
+            "warn",
+            "cannot watch SIGTERM and SIGINT: stop the node with `cod node stop`",
+        );
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => shared.log("info", "SIGTERM: shutting down"),
+        _ = int.recv() => shared.log("info", "SIGINT: shutting down"),
+        _ = shared.shutdown.cancelled() => {}
+    }
+    shared.shutdown.cancel();
+}
+
+/// A node to start: its directory and key, and how to start it.
+pub struct NodeBuilder {
+    dir: NodeDir,
+    key: SecretKey,
+    full: bool,
+}
+
+impl NodeBuilder {
+    /// The node deployed in `dir`, run with `key` (its account's key, or a key it moved to).
+    pub fn new(dir: NodeDir, key: SecretKey) -> Self {
+        Self {
+            dir,
+            key,
+            full: false,
+        }
+    }
+
+    /// Recompute the stored state from the records first (`cod node run --full`).
+    pub fn full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+
+    /// Opens the store (waiting up to 30 s while a brief `cod` command holds it), binds the
+    /// API port and the control socket, and starts the node's tasks under a supervisor. Call
+    /// it within a multi-threaded tokio runtime. The node runs until [`NodeHandle::stop`], a
+    /// `stop` on its control socket, or a task's failure ([`NodeHandle::stopped`] says which).
+    pub async fn start(self) -> Result<NodeHandle, NodeError> {
+        let NodeBuilder { dir, key, full } = self;
+        let config = dir.node_config()?;
+        let data_dir = dir.data_dir(&config);
+        std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
+        claim_runtime_files(&dir, &config)?;
+        if full {
+            tracing::info!("recomputing the stored state from the records (--full)");
+        }
+        let loading = dir.clone();
+        let chain = tokio::task::spawn_blocking(move || load_chain_waiting(&loading, full))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let params = dir.params()?;
+        // The account: its id derives from its opening key, which a `rekey` may have replaced.
+        let node_id = dir.deployment.node_id;
+        let mut limits = config.limits.clone();
+        limits.connections = limits
+            .connections
+            .min(connection_budget(raise_nofile_limit()));
+        let mut guard = guard::Guard::new(limits);
+        for (ip, until) in read_bans(&data_dir) {
+            guard.ban(ip, until, now_ms());
+        }
+
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Listen {
@@ -646,17 +736,6 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
 
         let socket_path = dir.socket_path(&config);
         let control = control::bind(&socket_path)?;
-        let pid_path = dir.pid_path(&config);
-        crate::fsutil::write_atomic(
-            &pid_path,
-            format!("{}\n", std::process::id()).as_bytes(),
-            0o644,
-            true,
-        )
-        .map_err(|e| NodeError::Io {
-            path: pid_path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
         shared.log(
             "info",
             format!(
@@ -670,45 +749,61 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
             shared.log("warn", warning);
         }
 
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(api::serve(shared.clone(), listener));
-        tasks.spawn(control::serve(shared.clone(), control));
-        tasks.spawn(discovery::run(shared.clone(), local.port()));
-        tasks.spawn(sync::run(shared.clone()));
-        tasks.spawn(sync::gossip(shared.clone(), gossip_rx));
-        tasks.spawn(mirror::run(shared.clone()));
-        tasks.spawn(signing::run(shared.clone()));
-        let signals = shared.clone();
-        tasks.spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => signals.log("info", "SIGTERM: shutting down"),
-                _ = int.recv() => signals.log("info", "SIGINT: shutting down"),
-                _ = signals.shutdown.cancelled() => {}
-            }
-            signals.shutdown.cancel();
-        });
+        let mut tasks = supervisor::Supervisor::new(shared.shutdown.clone());
+        tasks.spawn("API", api::serve(shared.clone(), listener));
+        tasks.spawn("control", control::serve(shared.clone(), control));
+        discovery::spawn(&mut tasks, &shared, local.port());
+        tasks.spawn("sync", sync::run(shared.clone()));
+        tasks.spawn("gossip", sync::gossip(shared.clone(), gossip_rx));
+        tasks.spawn("mirror", mirror::run(shared.clone()));
+        tasks.spawn("signing", signing::run(shared.clone()));
+        Ok(NodeHandle {
+            running: tokio::spawn(tasks.run(std::time::Duration::from_secs(5))),
+            shared,
+            api_addr: local,
+            socket_path,
+        })
+    }
+}
 
-        shared.shutdown.cancelled().await;
-        // Give every task a moment to finish what it is doing, then stop the rest.
-        let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
+/// A running node.
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+    running: tokio::task::JoinHandle<Result<(), supervisor::Ended>>,
+    api_addr: std::net::SocketAddr,
+    socket_path: PathBuf,
+}
+
+impl NodeHandle {
+    /// What the node's tasks share (its chain, peers, events, its stop token).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The address its API (and BitTorrent peer wire) listens on.
+    pub fn api_addr(&self) -> std::net::SocketAddr {
+        self.api_addr
+    }
+
+    /// Stops the node and waits until it has stopped (see [`NodeHandle::stopped`]).
+    pub async fn stop(self) -> Result<(), NodeError> {
+        self.shared.shutdown.cancel();
+        self.stopped().await
+    }
+
+    /// Waits until the node stops — told to, or because one of its tasks ended (then that
+    /// is the error, and logged). Its tasks are over then and its control socket is gone;
+    /// the store closes as the handle goes (with the last request a client left running).
+    pub async fn stopped(self) -> Result<(), NodeError> {
+        let ended = self
+            .running
             .await
-            .is_err()
-        {
-            tasks.abort_all();
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        if let Err(e) = &ended {
+            self.shared.log("error", e.to_string());
         }
-        let _ = std::fs::remove_file(&socket_path);
-        let _ = std::fs::remove_file(&pid_path);
+        let _ = std::fs::remove_file(&self.socket_path);
         tracing::info!("stopped");
-        Ok::<(), NodeError>(())
-    })?;
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    Ok(())
+        ended.map_err(NodeError::TaskEnded)
+    }
 }
