@@ -631,9 +631,11 @@ fn deploy_with_peer(w: &World, pkg: &std::path::Path, key: &str, peer: &str) -> 
 
 /// Nodes run inside a test process (`NodeBuilder` → `NodeHandle`, what `cod node run` wraps):
 /// one finds the other through a static peer and confirms it, both stop when told, and the
-/// store is closed when a node has stopped — it starts again on it.
+/// store is closed when a node has stopped — it starts again on it. A node reads the time
+/// from the clock it was given: what it tells its peers moves when that clock does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_start_and_stop_inside_a_test_process() {
+    use cod::clock::{Clock, ManualClock};
     use cod::node::NodeBuilder;
     use cod::nodedir::NodeDir;
     let w = World::new();
@@ -642,7 +644,12 @@ async fn nodes_start_and_stop_inside_a_test_process() {
     let n1 = deploy_with_peer(&w, &pkg, "node1", "127.0.0.1:9");
     let start =
         |n: &Node| NodeBuilder::new(NodeDir::open(&n.dir).unwrap(), example_secret(&n.key)).start();
-    let h1 = start(&n1).await.unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(cod::clock::now()));
+    let h1 = NodeBuilder::new(NodeDir::open(&n1.dir).unwrap(), example_secret("node1"))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
     let n2 = deploy_with_peer(&w, &pkg, "node2", &h1.api_addr().to_string());
     let h2 = start(&n2).await.unwrap();
     let found = async {
@@ -660,6 +667,21 @@ async fn nodes_start_and_stop_inside_a_test_process() {
     tokio::time::timeout(std::time::Duration::from_secs(60), found)
         .await
         .expect("node2 confirms node1 within a minute");
+    let addr1 = h1.api_addr().to_string();
+    clock.advance(7_200);
+    let told = h2.shared().api.info(&addr1).await.unwrap().time;
+    assert_eq!(told, clock.now(), "node1 tells the time of its own clock");
+    let ours = h2
+        .shared()
+        .api
+        .info(&h2.api_addr().to_string())
+        .await
+        .unwrap()
+        .time;
+    assert!(
+        told >= ours + 7_000,
+        "two hours ahead of node2's: {told} vs {ours}"
+    );
     h2.stop().await.unwrap();
     h1.stop().await.unwrap();
     let again = start(&n1).await.expect("the stopped node's store is free");

@@ -5,7 +5,7 @@ use super::Shared;
 use super::guard::{Admit, Offense};
 use crate::api::*;
 use crate::chain::View;
-use crate::clock::{now, now_ms};
+use crate::clock::now_ms;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::Record;
 use crate::lock::Locked;
@@ -401,7 +401,7 @@ fn remote_ip(remote: &Option<Extension<Remote>>) -> Option<IpAddr> {
 
 async fn info(State(s): State<S>) -> Json<Info> {
     let mut i = s.info.clone();
-    i.time = now();
+    i.time = s.now();
     Json(i)
 }
 

@@ -3,7 +3,7 @@
 use super::{NodeError, Shared};
 use crate::chain::ChainError;
 use crate::chain::{Applied, ImportReport};
-use crate::clock::{now, now_ms};
+use crate::clock::now_ms;
 use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
 use crate::ids::AccountId;
 use crate::ledger::Output;
@@ -209,7 +209,7 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
                 let e = Event::Log {
                     level: "warn".into(),
                     message: format!("{n} events dropped (slow reader)"),
-                    time: now(),
+                    time: shared.now(),
                 };
                 if !write(out, &e).await {
                     return;
@@ -375,7 +375,14 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             let shared2 = shared.clone();
             let (resp, applied) = tokio::task::spawn_blocking(move || {
                 let mut chain = shared2.chain();
-                match chain.transfer(shared2.node_id, &shared2.key, outs, memo, now(), seq) {
+                match chain.transfer(
+                    shared2.node_id,
+                    &shared2.key,
+                    outs,
+                    memo,
+                    shared2.now(),
+                    seq,
+                ) {
                     Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
                     Err(e @ ChainError::SeqTaken { .. }) => {
                         (error(ErrorKind::SeqTaken, e.to_string()), vec![])
@@ -664,7 +671,7 @@ pub fn status(shared: &Shared) -> Value {
         "software_version": shared.info.software_version,
         "com_version": shared.info.com_version,
         "cod_version": shared.info.cod_version,
-        "uptime": now().saturating_sub(shared.started),
+        "uptime": shared.now().saturating_sub(shared.started),
         "peers": {"confirmed": confirmed, "known": peers.len()},
         "chain": views::chain_summary(&l),
         "balance": views::balance(&l, &shared.node_id),

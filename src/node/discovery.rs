@@ -6,7 +6,7 @@
 use super::Shared;
 use super::peers::FoundVia;
 use super::supervisor::Supervisor;
-use crate::clock::now;
+
 use crate::control::Event;
 use crate::keys::PublicKey;
 use crate::lock::Locked;
@@ -262,7 +262,7 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
 
 async fn confirm_loop(shared: Arc<Shared>) {
     loop {
-        let due = shared.peers.locked().due(now(), REFRESH_SECS);
+        let due = shared.peers.locked().due(shared.now(), REFRESH_SECS);
         let checks = due.into_iter().map(|addr| {
             let shared = shared.clone();
             async move {
@@ -287,7 +287,7 @@ async fn confirm_loop(shared: Arc<Shared>) {
                         id,
                         [info.software_version, info.com_version, info.cod_version],
                         latency,
-                        now(),
+                        shared.now(),
                     ) {
                         drop(table);
                         shared.log(
@@ -310,7 +310,7 @@ async fn confirm_loop(shared: Arc<Shared>) {
                     }
                 }
                 Err(reason) => {
-                    let down = table.fail(&addr, now());
+                    let down = table.fail(&addr, shared.now());
                     drop(table);
                     tracing::debug!("peer {addr}: {reason}");
                     if down {

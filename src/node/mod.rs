@@ -20,7 +20,7 @@ mod sync;
 
 use crate::api::client::ApiClient;
 use crate::chain::Chain;
-use crate::clock::{now, now_ms};
+use crate::clock::now_ms;
 use crate::config::NodeConfig;
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
@@ -77,6 +77,8 @@ pub struct Shared {
     /// Wakes the mirror writer (records were applied).
     pub mirror_now: Notify,
     pub shutdown: CancellationToken,
+    /// Where the node reads the time (see [`crate::clock`]).
+    pub clock: Arc<dyn crate::clock::Clock>,
     pub started: u64,
     pub api: ApiClient,
     /// The files this node seeds over the BitTorrent peer wire.
@@ -108,6 +110,11 @@ impl Shared {
     ) -> Result<T, tokio::task::JoinError> {
         let view = self.view();
         tokio::task::spawn_blocking(move || read(&view)).await
+    }
+
+    /// Seconds since the Unix epoch, by the node's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// The chain, locked. If a thread panicked while holding it, the ledger in memory may be
@@ -175,7 +182,7 @@ impl Shared {
         self.emit(Event::Log {
             level: level.into(),
             message,
-            time: now(),
+            time: self.now(),
         });
     }
 
@@ -383,7 +390,7 @@ impl Shared {
             software_version: info.software_version.clone(),
             package: info.package.clone(),
             peers: Default::default(),
-            first_seen: now(),
+            first_seen: self.now(),
         });
         if o.peers.len() < 32 {
             o.peers.insert(addr.to_string());
@@ -616,6 +623,7 @@ pub struct NodeBuilder {
     dir: NodeDir,
     key: SecretKey,
     full: bool,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl NodeBuilder {
@@ -625,7 +633,15 @@ impl NodeBuilder {
             dir,
             key,
             full: false,
+            clock: Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// Reads the time from `clock` (the system's by default): a test's
+    /// [`crate::clock::ManualClock`] runs periods and expiries without waiting for them.
+    pub fn clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Recompute the stored state from the records first (`cod node run --full`).
@@ -639,7 +655,12 @@ impl NodeBuilder {
     /// it within a multi-threaded tokio runtime. The node runs until [`NodeHandle::stop`], a
     /// `stop` on its control socket, or a task's failure ([`NodeHandle::stopped`] says which).
     pub async fn start(self) -> Result<NodeHandle, NodeError> {
-        let NodeBuilder { dir, key, full } = self;
+        let NodeBuilder {
+            dir,
+            key,
+            full,
+            clock,
+        } = self;
         let config = dir.node_config()?;
         let data_dir = dir.data_dir(&config);
         std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
@@ -724,7 +745,8 @@ impl NodeBuilder {
             gossip: gossip_tx,
             mirror_now: Notify::new(),
             shutdown: CancellationToken::new(),
-            started: now(),
+            started: clock.now(),
+            clock,
             api: ApiClient::new(),
             requests: Mutex::new(std::collections::BTreeMap::new()),
             guard: Mutex::new(guard),

@@ -7,7 +7,7 @@
 
 use super::Shared;
 use crate::api::{Proposal, RejectionMsg};
-use crate::clock::now;
+
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{
@@ -221,7 +221,7 @@ pub fn signers_now(shared: &Shared) -> SignerSet {
 pub fn recompute(shared: &Shared, body: &Body) -> Result<(), String> {
     // A proposal is only for now: a distribution closes a period that has ended, and no
     // record is dated in this node's future.
-    let t = now();
+    let t = shared.now();
     if body.time > t + MAX_CLOCK_SKEW {
         return Err(format!(
             "dated {}, after this node's clock ({t})",
@@ -371,11 +371,11 @@ pub fn receive(
     }
     drop(requests);
     let time = record.body().time;
-    if time.min(now()) + p.com.signers.request_ttl <= now() {
+    if time.min(shared.now()) + p.com.signers.request_ttl <= shared.now() {
         return Err(format!("refused: request {} has expired", id.short()));
     }
     if from_peer
-        && time.abs_diff(now()) > MAX_CLOCK_SKEW
+        && time.abs_diff(shared.now()) > MAX_CLOCK_SKEW
         && matches!(record.kind(), crate::ledger::Kind::Issue)
     {
         return Err(format!(
@@ -419,9 +419,9 @@ pub fn receive(
         body: record.body().clone(),
         sigs,
         proposer,
-        created: now(),
+        created: shared.now(),
         // From the record's own time, so every node expires it at the same moment.
-        expires: time.min(now()) + p.com.signers.request_ttl,
+        expires: time.min(shared.now()) + p.com.signers.request_ttl,
         state: state.clone(),
         rejections: Vec::new(),
         signers: set,
@@ -452,7 +452,7 @@ pub fn receive(
 pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String> {
     let mut requests = shared.requests.locked();
     let req = requests.get_mut(id).ok_or("no such request")?;
-    if req.expires <= now() {
+    if req.expires <= shared.now() {
         req.state = State::Expired;
     }
     match &req.state {
@@ -608,7 +608,7 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
         let requests = shared.requests.locked();
         let Some(req) = requests.get(id) else { return };
         if matches!(req.state, State::Final | State::Expired)
-            || req.expires <= now()
+            || req.expires <= shared.now()
             || req.signed_by(shared) < req.quorum()
         {
             return;
@@ -682,7 +682,7 @@ pub fn propose_issue(
 ) -> Result<Value, String> {
     let body = shared
         .view()
-        .propose_issue(attest, now())
+        .propose_issue(attest, shared.now())
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
 }
@@ -733,7 +733,7 @@ pub fn propose_handover(
     };
     let body = shared
         .view()
-        .propose_handover(h, now())
+        .propose_handover(h, shared.now())
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
 }
@@ -799,7 +799,7 @@ pub fn propose_signer_change(
     }
     let body = shared
         .view()
-        .propose_signers(set, now())
+        .propose_signers(set, shared.now())
         .map_err(|e| explain(&e))?;
     propose_signed(shared, body)
 }
@@ -809,7 +809,7 @@ pub fn propose_special(shared: &Arc<Shared>) -> Result<Value, String> {
     if !shared.params.com.distribution.special_by_quorum {
         return Err("com.ini does not allow special distributions (special = never)".into());
     }
-    let t = now();
+    let t = shared.now();
     let body = shared
         .view()
         .propose_distribution(shared.params.com.period_of(t), true, t)
@@ -832,7 +832,7 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<Value, String>
             state.name()
         ));
     }
-    let t = now();
+    let t = shared.now();
     let fresh = {
         let l = shared.view();
         match &body.content {
@@ -924,7 +924,7 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         }
         tick += 1;
-        let t = now();
+        let t = shared.now();
         // Expire.
         {
             let mut requests = shared.requests.locked();
