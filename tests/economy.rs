@@ -538,3 +538,166 @@ fn a_quorum_hands_signing_to_new_signers_and_every_node_follows() {
         });
     }
 }
+
+/// A member's holding of codcoin (spendable and incoming), as a node's chain has it.
+fn holding(h: &cod::node::NodeHandle, who: &cod::ids::AccountId) -> u64 {
+    let view = h.shared().view();
+    view.state().account(who).map_or(0, |s| {
+        s.spendable.get("codcoin").copied().unwrap_or(0)
+            + s.incoming.get("codcoin").copied().unwrap_or(0)
+    })
+}
+
+/// Waits (on the runtime, not the thread) until `f` holds, for up to `secs` seconds.
+async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {secs}s waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The economy with periods of a day, run in seconds (issue 14): three nodes inside the test
+/// process on one test clock that jumps from period to period. An issuance signed by two of
+/// the three signers; period 0's distribution shares it equally; in period 1 node1 pays the
+/// network, and period 1's distribution pays that back to node1, the only member active in
+/// it — every node holding the same distribution records, balances as computed by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periods_of_a_day_pass_in_seconds_on_a_test_clock() {
+    use cod::clock::ManualClock;
+    use cod::node::NodeBuilder;
+    use cod::node::peers::FoundVia;
+    use cod::nodedir::NodeDir;
+    let w = World::new();
+    let day = 86_400;
+    let (com, epoch) = com(day, 60, "");
+    let (pkg, _) = w.pack("dist", &com, &template("cod.ini"));
+    let clock = std::sync::Arc::new(ManualClock::new(now()));
+    let mut nodes = Vec::new();
+    for key in ["node1", "node2", "node3"] {
+        // (Port 9 on loopback answers nothing: the peers are added once they listen.)
+        let ini = w.write(
+            &format!("{key}.ini"),
+            "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nstatic = 127.0.0.1:9\n\
+             [sync]\ninterval = 2s\n[signing]\nauto = true\n",
+        );
+        let k = w.example_key(&format!("{key}.sec.key"));
+        let base = w.path(&format!("nodes-{key}"));
+        let j = w
+            .cod(&[
+                "--json",
+                "deploy",
+                "--package",
+                s(&pkg),
+                "--key",
+                s(&k),
+                "--node-ini",
+                s(&ini),
+                "--dir",
+                s(&base),
+            ])
+            .ok()
+            .json();
+        let dir = NodeDir::open(std::path::Path::new(j["dir"].as_str().unwrap())).unwrap();
+        let h = NodeBuilder::new(dir, example_secret(key))
+            .clock(clock.clone())
+            .start()
+            .await
+            .unwrap();
+        nodes.push(h);
+    }
+    let addrs: Vec<String> = nodes.iter().map(|h| h.api_addr().to_string()).collect();
+    for h in &nodes {
+        let mut peers = h.shared().peers.lock().unwrap();
+        for a in &addrs {
+            peers.add_candidate(a, FoundVia::Static);
+        }
+    }
+    let ids: Vec<_> = nodes.iter().map(|h| h.shared().node_id).collect();
+    let network = nodes[0].shared().params.network;
+    until(60, "every node to hold the three openings", || {
+        nodes
+            .iter()
+            .all(|h| ids.iter().all(|a| h.shared().view().state().is_open(a)))
+    })
+    .await;
+
+    // Issuance in period 0: 30 loaves × 3.50 = 105.00, proposed by node1, approved by node2's
+    // member.
+    let attest = [("bread".to_string(), 30)].into();
+    let issued = cod::node::signing::propose_issue(nodes[0].shared(), attest).unwrap();
+    let id: cod::ids::RecordHash = issued["id"].as_str().unwrap().parse().unwrap();
+    until(30, "node2 to hold the request", || {
+        nodes[1].shared().requests.lock().unwrap().contains_key(&id)
+    })
+    .await;
+    cod::node::signing::approve(nodes[1].shared(), &id).unwrap();
+    until(30, "the issuance everywhere", || {
+        nodes.iter().all(|h| holding(h, &network) == 10_500)
+    })
+    .await;
+
+    // Period 0 ends (a day on): its distribution gives each member 35.00.
+    clock.set(epoch + day + 1);
+    until(60, "period 0's distribution everywhere", || {
+        nodes
+            .iter()
+            .all(|h| ids.iter().all(|a| holding(h, a) == 3_500) && holding(h, &network) == 0)
+    })
+    .await;
+
+    // Period 1: node1 pays the network 10.00; when it ends, node1 alone was active.
+    let socket = nodes[0].shared().dir.socket_path(&nodes[0].shared().config);
+    let pay = cod::control::Request::Transfer {
+        outputs: vec![cod::control::TransferOutput {
+            account: "network".into(),
+            asset: "codcoin".into(),
+            amount: 1_000,
+        }],
+        memo: None,
+        seq: None,
+    };
+    tokio::task::spawn_blocking(move || {
+        cod::control::client::Client::connect(&socket)
+            .unwrap()
+            .call(&pay)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    until(30, "the payment everywhere", || {
+        nodes
+            .iter()
+            .all(|h| holding(h, &ids[0]) == 2_500 && holding(h, &network) == 1_000)
+    })
+    .await;
+    clock.set(epoch + 2 * day + 1);
+    until(60, "period 1's distribution everywhere", || {
+        nodes.iter().all(|h| {
+            holding(h, &ids[0]) == 3_500
+                && holding(h, &ids[1]) == 3_500
+                && holding(h, &ids[2]) == 3_500
+                && holding(h, &network) == 0
+        })
+    })
+    .await;
+    let distributions = |h: &cod::node::NodeHandle| {
+        let view = h.shared().view();
+        view.log(0, usize::MAX)
+            .iter()
+            .filter(|r| r.kind() == cod::ledger::Kind::Distribute)
+            .map(|r| r.hash())
+            .collect::<Vec<_>>()
+    };
+    let first = distributions(&nodes[0]);
+    assert_eq!(first.len(), 2, "periods 0 and 1");
+    for h in &nodes[1..] {
+        assert_eq!(distributions(h), first, "the same distribution records");
+    }
+    for h in nodes {
+        h.stop().await.unwrap();
+    }
+}
