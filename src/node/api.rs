@@ -644,10 +644,11 @@ async fn submit(
     // bodies waiting for one cost only their bytes.
     let _permit = heavy_permit(&s).await?;
     let shared = s.clone();
-    let (results, applied, forged) =
-        tokio::task::spawn_blocking(move || submission(&shared, &held))
-            .await
-            .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let (results, applied, forged) = s
+        .tasks
+        .spawn_blocking(move || submission(&shared, &held))
+        .await
+        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     if forged && let Some(ip) = ip {
         s.offended(ip, Offense::Forged);
     }
@@ -754,12 +755,14 @@ async fn sign_request(
     let id = record.hash();
     let shared = s.clone();
     let handle = tokio::runtime::Handle::current();
-    let result = tokio::task::spawn_blocking(move || {
-        let _guard = handle.enter();
-        super::signing::receive(&shared, record, msg.proposer, true)
-    })
-    .await
-    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let result = s
+        .tasks
+        .spawn_blocking(move || {
+            let _guard = handle.enter();
+            super::signing::receive(&shared, record, msg.proposer, true)
+        })
+        .await
+        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match result {
         Ok(state) => Ok(Json(serde_json::json!({"id": id, "state": state}))),
         Err(reason) => Err(ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason)),

@@ -55,7 +55,7 @@ pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
             }
             Err(_) => continue,
         }
-        tokio::spawn(client(shared.clone(), stream));
+        shared.tasks.spawn(client(shared.clone(), stream));
     }
 }
 
@@ -284,7 +284,9 @@ async fn blocking(
     f: impl FnOnce(&Shared) -> Response + Send + 'static,
 ) -> Response {
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || f(&s))
+    shared
+        .tasks
+        .spawn_blocking(move || f(&s))
         .await
         .unwrap_or_else(|e| error(ErrorKind::Internal, e.to_string()))
 }
@@ -373,32 +375,34 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                 }
             }
             let shared2 = shared.clone();
-            let (resp, applied) = tokio::task::spawn_blocking(move || {
-                let mut chain = shared2.chain();
-                match chain.transfer(
-                    shared2.node_id,
-                    &shared2.key,
-                    outs,
-                    memo,
-                    shared2.now(),
-                    seq,
-                ) {
-                    Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
-                    Err(e @ ChainError::SeqTaken { .. }) => {
-                        (error(ErrorKind::SeqTaken, e.to_string()), vec![])
-                    }
-                    Err(ChainError::Record(e)) => (
-                        error(
-                            ErrorKind::Refused,
-                            format!("cannot transfer: {}", views::explain(chain.ledger(), &e)),
+            let (resp, applied) = shared
+                .tasks
+                .spawn_blocking(move || {
+                    let mut chain = shared2.chain();
+                    match chain.transfer(
+                        shared2.node_id,
+                        &shared2.key,
+                        outs,
+                        memo,
+                        shared2.now(),
+                        seq,
+                    ) {
+                        Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
+                        Err(e @ ChainError::SeqTaken { .. }) => {
+                            (error(ErrorKind::SeqTaken, e.to_string()), vec![])
+                        }
+                        Err(ChainError::Record(e)) => (
+                            error(
+                                ErrorKind::Refused,
+                                format!("cannot transfer: {}", views::explain(chain.ledger(), &e)),
+                            ),
+                            vec![],
                         ),
-                        vec![],
-                    ),
-                    Err(e) => (error(ErrorKind::Internal, e.to_string()), vec![]),
-                }
-            })
-            .await
-            .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
+                        Err(e) => (error(ErrorKind::Internal, e.to_string()), vec![]),
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
             shared.announce_applied(&applied, true);
             resp
         }
@@ -566,25 +570,27 @@ async fn import(
     run: impl FnOnce(&Shared) -> Result<ImportReport, (String, Applied)> + Send + 'static,
 ) -> Response {
     let s = shared.clone();
-    let (resp, applied) = tokio::task::spawn_blocking(move || match run(&s) {
-        Ok(report) => {
-            let total = s.view().state().applied_count();
+    let (resp, applied) = shared
+        .tasks
+        .spawn_blocking(move || match run(&s) {
+            Ok(report) => {
+                let total = s.view().state().applied_count();
+                (
+                    Response::Ok {
+                        data: report.to_json(total),
+                    },
+                    report.applied,
+                )
+            }
+            Err((e, applied)) => (error(refused, e), applied),
+        })
+        .await
+        .unwrap_or_else(|e| {
             (
-                Response::Ok {
-                    data: report.to_json(total),
-                },
-                report.applied,
+                error(ErrorKind::Internal, e.to_string()),
+                Applied::default(),
             )
-        }
-        Err((e, applied)) => (error(refused, e), applied),
-    })
-    .await
-    .unwrap_or_else(|e| {
-        (
-            error(ErrorKind::Internal, e.to_string()),
-            Applied::default(),
-        )
-    });
+        });
     shared.announce_imported(&applied);
     resp
 }

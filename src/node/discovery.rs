@@ -302,7 +302,7 @@ async fn confirm_loop(shared: Arc<Shared>) {
                         });
                         // A new peer: compare chains with it at once, both ways.
                         let (s2, a2) = (shared.clone(), addr.clone());
-                        tokio::spawn(async move {
+                        shared.tasks.spawn(async move {
                             if let Err(e) = super::sync::sync_with(&s2, &a2).await {
                                 tracing::debug!("first sync with {a2}: {e}");
                             }

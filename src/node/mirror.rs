@@ -66,11 +66,14 @@ pub async fn run(shared: Arc<Shared>) {
             None
         } else {
             let cod = shared.params.cod;
-            tokio::task::spawn_blocking(move || {
-                crate::chain::export_to(&cod, store.as_ref(), Vec::new()).map(|(bytes, _)| bytes)
-            })
-            .await
-            .ok()
+            shared
+                .tasks
+                .spawn_blocking(move || {
+                    crate::chain::export_to(&cod, store.as_ref(), Vec::new())
+                        .map(|(bytes, _)| bytes)
+                })
+                .await
+                .ok()
         };
         if let Some(archive) = archive {
             let bytes = match archive {
@@ -178,12 +181,14 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) 
         match read(m, http).await {
             Ok(Some(bytes)) => {
                 let s = shared.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    s.import_archive(std::io::Cursor::new(bytes))
-                        .map(|r| r.applied.count)
-                        .map_err(|(e, _)| e)
-                })
-                .await;
+                let result = shared
+                    .tasks
+                    .spawn_blocking(move || {
+                        s.import_archive(std::io::Cursor::new(bytes))
+                            .map(|r| r.applied.count)
+                            .map_err(|(e, _)| e)
+                    })
+                    .await;
                 match result {
                     Ok(Ok(n)) if n > 0 => {
                         shared.log(

@@ -79,6 +79,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Where the node reads the time (see [`crate::clock`]).
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// The short tasks started on the node's behalf (a client's connection, a push, a check,
+    /// blocking work on the chain): a stopping node waits for them (see
+    /// [`NodeHandle::stopped`]), so its store is closed when it has stopped.
+    pub tasks: tokio_util::task::TaskTracker,
     pub started: u64,
     pub api: ApiClient,
     /// The files this node seeds over the BitTorrent peer wire.
@@ -109,7 +113,7 @@ impl Shared {
         read: impl FnOnce(&crate::chain::View) -> T + Send + 'static,
     ) -> Result<T, tokio::task::JoinError> {
         let view = self.view();
-        tokio::task::spawn_blocking(move || read(&view)).await
+        self.tasks.spawn_blocking(move || read(&view)).await
     }
 
     /// Seconds since the Unix epoch, by the node's clock.
@@ -747,6 +751,7 @@ impl NodeBuilder {
             shutdown: CancellationToken::new(),
             started: clock.now(),
             clock,
+            tasks: tokio_util::task::TaskTracker::new(),
             api: ApiClient::new(),
             requests: Mutex::new(std::collections::BTreeMap::new()),
             guard: Mutex::new(guard),
@@ -823,6 +828,19 @@ impl NodeHandle {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         if let Err(e) = &ended {
             self.shared.log("error", e.to_string());
+        }
+        // The short tasks end with the stop (or with what they are doing): until then they
+        // hold the store.
+        self.shared.tasks.close();
+        let grace = std::time::Duration::from_secs(5);
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} tasks still running 5 s after the stop; the store closes once they end",
+                self.shared.tasks.len()
+            );
         }
         let _ = std::fs::remove_file(&self.socket_path);
         tracing::info!("stopped");

@@ -521,8 +521,8 @@ pub fn reject(shared: &Arc<Shared>, id: &RecordHash, reason: String) -> Result<V
         reason,
         signature: sig,
     };
-    let (shared, id) = (shared.clone(), *id);
-    tokio::spawn(async move {
+    let (tasks, shared, id) = (shared.tasks.clone(), shared.clone(), *id);
+    tasks.spawn(async move {
         let peers = shared.peers.locked().confirmed();
         for p in peers {
             let _: Result<Value, _> = shared
@@ -646,8 +646,8 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
 
 /// Sends a proposal (with the signatures gathered here) to every confirmed peer.
 pub fn broadcast(shared: &Arc<Shared>, record: Record) {
-    let shared = shared.clone();
-    tokio::spawn(async move {
+    let (tasks, shared) = (shared.tasks.clone(), shared.clone());
+    tasks.spawn(async move {
         let msg = Proposal {
             record: record.to_json(),
             proposer: shared.node_id.to_string(),
@@ -942,12 +942,14 @@ pub async fn run(shared: Arc<Shared>) {
         }
         // Proposing computes over the whole chain: off the async threads.
         let (s2, handle) = (shared.clone(), tokio::runtime::Handle::current());
-        let _ = tokio::task::spawn_blocking(move || {
-            let _guard = handle.enter();
-            mark_superseded(&s2);
-            settle(&s2, t)
-        })
-        .await;
+        let _ = shared
+            .tasks
+            .spawn_blocking(move || {
+                let _guard = handle.enter();
+                mark_superseded(&s2);
+                settle(&s2, t)
+            })
+            .await;
         if tick.is_multiple_of(5) {
             let open: Vec<Record> = shared
                 .requests

@@ -59,21 +59,22 @@ fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, String> {
 /// Ingests fetched records (checked on all cores) and tells everyone what applied.
 async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Result<usize, String> {
     let s = shared.clone();
-    let results =
-        tokio::task::spawn_blocking(move || s.ingest(decode(values)?).map_err(|e| e.to_string()))
-            .await
-            .map_err(|e| e.to_string())??;
+    let results = shared
+        .tasks
+        .spawn_blocking(move || s.ingest(decode(values)?).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())??;
     announce(shared, results)
 }
 
 /// Stores records checked already (see [`replay_log`]) and tells everyone what applied.
 async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, String> {
     let s = shared.clone();
-    let results = tokio::task::spawn_blocking(move || {
-        s.chain().ingest_checked(checked).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let results = shared
+        .tasks
+        .spawn_blocking(move || s.chain().ingest_checked(checked).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())??;
     announce(&shared, results)
 }
 
@@ -130,18 +131,20 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
         {
             next = Some(fetch(n));
         }
-        let (v, checked) = tokio::task::spawn_blocking(move || {
-            let checked = decode(page.records).map(|r| verifier.check(r));
-            (verifier, checked)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let (v, checked) = shared
+            .tasks
+            .spawn_blocking(move || {
+                let checked = decode(page.records).map(|r| verifier.check(r));
+                (verifier, checked)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         verifier = v;
         let checked = checked?;
         if let Some(previous) = storing.take() {
             previous.await.map_err(|e| e.to_string())??;
         }
-        storing = Some(tokio::spawn(store(shared.clone(), checked)));
+        storing = Some(shared.tasks.spawn(store(shared.clone(), checked)));
     }
     if let Some(last) = storing {
         last.await.map_err(|e| e.to_string())??;
