@@ -561,27 +561,29 @@ async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// The economy with periods of a day, run in seconds (issue 14): three nodes inside the test
-/// process on one test clock that jumps from period to period. An issuance signed by two of
-/// the three signers; period 0's distribution shares it equally; in period 1 node1 pays the
-/// network, and period 1's distribution pays that back to node1, the only member active in
-/// it — every node holding the same distribution records, balances as computed by hand.
+/// process, meshed through a shared directory, on one test clock that jumps from period to
+/// period. An issuance signed by two of the three signers; period 0's distribution shares it
+/// equally; in period 1 node1 pays the network, and period 1's distribution pays that back to
+/// node1, the only member active in it — every node holding the same distribution records,
+/// balances as computed by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periods_of_a_day_pass_in_seconds_on_a_test_clock() {
     use cod::clock::ManualClock;
     use cod::node::NodeBuilder;
-    use cod::node::peers::FoundVia;
+    use cod::node::discovery::Directory;
     use cod::nodedir::NodeDir;
     let w = World::new();
     let day = 86_400;
     let (com, epoch) = com(day, 60, "");
     let (pkg, _) = w.pack("dist", &com, &template("cod.ini"));
     let clock = std::sync::Arc::new(ManualClock::new(now()));
+    let directory = std::sync::Arc::new(Directory::default());
     let mut nodes = Vec::new();
     for key in ["node1", "node2", "node3"] {
-        // (Port 9 on loopback answers nothing: the peers are added once they listen.)
+        // (They find each other through the directory they share.)
         let ini = w.write(
             &format!("{key}.ini"),
-            "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nstatic = 127.0.0.1:9\n\
+            "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nexchange = true\n\
              [sync]\ninterval = 2s\n[signing]\nauto = true\n",
         );
         let k = w.example_key(&format!("{key}.sec.key"));
@@ -604,17 +606,11 @@ async fn periods_of_a_day_pass_in_seconds_on_a_test_clock() {
         let dir = NodeDir::open(std::path::Path::new(j["dir"].as_str().unwrap())).unwrap();
         let h = NodeBuilder::new(dir, example_secret(key))
             .clock(clock.clone())
+            .discovery(directory.clone())
             .start()
             .await
             .unwrap();
         nodes.push(h);
-    }
-    let addrs: Vec<String> = nodes.iter().map(|h| h.api_addr().to_string()).collect();
-    for h in &nodes {
-        let mut peers = h.shared().peers.lock().unwrap();
-        for a in &addrs {
-            peers.add_candidate(a, FoundVia::Static);
-        }
     }
     let ids: Vec<_> = nodes.iter().map(|h| h.shared().node_id).collect();
     let network = nodes[0].shared().params.network;

@@ -13,7 +13,9 @@ use crate::lock::Locked;
 use base64::Engine as _;
 use rand::RngCore;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,19 +27,152 @@ const MAX_EXCHANGED: usize = 32;
 /// Confirmed peers are re-checked this often (seconds).
 const REFRESH_SECS: u64 = 60;
 
-/// Starts discovery's tasks under the node's supervisor: the DHT (if enabled), the
-/// confirmation of candidates, peer exchange (if enabled). The static peers are candidates
-/// from the start.
-pub fn spawn(tasks: &mut Supervisor, shared: &Arc<Shared>, api_port: u16) {
-    for p in &shared.config.peers.static_peers {
-        shared.peers.locked().add_candidate(p, FoundVia::Static);
+/// A way to learn the addresses of other nodes of this cod. What it finds is a candidate
+/// only: the node confirms each (its info and the key challenge) before it counts it as a
+/// peer, whatever found it. A node runs the DHT, its static peers and peer exchange as its
+/// node.ini says ([`configured`]), and any discovery given to `NodeBuilder::discovery`.
+pub trait Discovery: Send + Sync {
+    /// Its task's name (the supervisor's log says it if the task ends).
+    fn name(&self) -> &'static str;
+    /// Runs until the node stops: makes this node findable and tells `cx` what it finds.
+    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// What a [`Discovery`] sees of its node.
+#[derive(Clone)]
+pub struct Context {
+    shared: Arc<Shared>,
+    api_port: u16,
+}
+
+impl Context {
+    /// This node's API address, as it tells its peers.
+    pub fn addr(&self) -> &str {
+        &self.shared.info.addr
     }
-    if shared.config.dht.enabled {
-        tasks.spawn("DHT", dht(shared.clone(), api_port));
+
+    /// The port its API listens on.
+    pub fn api_port(&self) -> u16 {
+        self.api_port
+    }
+
+    /// Hands over an address found: a new candidate for the peer table (false if it was
+    /// known, or the table is full).
+    pub fn found(&self, addr: &str, via: FoundVia) -> bool {
+        self.shared.peers.locked().add_candidate(addr, via)
+    }
+
+    /// Resolves when the node stops.
+    pub async fn stopped(&self) {
+        self.shared.shutdown.cancelled().await
+    }
+}
+
+/// The discoveries node.ini asks for: the Mainline DHT (`[dht] enabled`), the static peers
+/// (`[peers] static`) and peer exchange (`[peers] exchange`).
+pub fn configured(config: &crate::config::NodeConfig) -> Vec<Arc<dyn Discovery>> {
+    let mut all: Vec<Arc<dyn Discovery>> = Vec::new();
+    if !config.peers.static_peers.is_empty() {
+        all.push(Arc::new(StaticPeers(config.peers.static_peers.clone())));
+    }
+    if config.dht.enabled {
+        all.push(Arc::new(MainlineDht));
+    }
+    if config.peers.exchange {
+        all.push(Arc::new(PeerExchange));
+    }
+    all
+}
+
+/// Starts the discoveries and the confirmation of what they find under the node's
+/// supervisor.
+pub fn spawn(
+    tasks: &mut Supervisor,
+    shared: &Arc<Shared>,
+    api_port: u16,
+    discoveries: Vec<Arc<dyn Discovery>>,
+) {
+    let cx = Context {
+        shared: shared.clone(),
+        api_port,
+    };
+    for d in discoveries {
+        tasks.spawn(d.name(), d.run(cx.clone()));
     }
     tasks.spawn("peer confirmation", confirm_loop(shared.clone()));
-    if shared.config.peers.exchange {
-        tasks.spawn("peer exchange", exchange_loop(shared.clone()));
+}
+
+/// Addresses named in node.ini: candidates from the start.
+pub struct StaticPeers(pub Vec<String>);
+
+impl Discovery for StaticPeers {
+    fn name(&self) -> &'static str {
+        "static peers"
+    }
+
+    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            for p in &self.0 {
+                cx.found(p, FoundVia::Static);
+            }
+            cx.stopped().await
+        })
+    }
+}
+
+/// The Mainline DHT (BEP 5): announces this node under the cod's three infohashes and the
+/// deployer's key, and looks them up (see `docs/node.md`).
+pub struct MainlineDht;
+
+impl Discovery for MainlineDht {
+    fn name(&self) -> &'static str {
+        "DHT"
+    }
+
+    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(dht(cx.shared, cx.api_port))
+    }
+}
+
+/// Asks a random confirmed peer for the peers it knows, now and then.
+pub struct PeerExchange;
+
+impl Discovery for PeerExchange {
+    fn name(&self) -> &'static str {
+        "peer exchange"
+    }
+
+    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(exchange_loop(cx.shared))
+    }
+}
+
+/// A directory that nodes running in one process share (tests, simulations): each lists
+/// its address there while it runs and takes the others' as candidates, every second.
+#[derive(Clone, Default)]
+pub struct Directory(Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl Discovery for Directory {
+    fn name(&self) -> &'static str {
+        "directory"
+    }
+
+    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let me = cx.addr().to_string();
+            self.0.locked().insert(me.clone());
+            loop {
+                let others = self.0.locked().clone();
+                for a in others.iter().filter(|a| **a != me) {
+                    cx.found(a, FoundVia::Directory);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = cx.stopped() => break,
+                }
+            }
+            self.0.locked().remove(&me);
+        })
     }
 }
 
@@ -333,7 +468,6 @@ async fn confirm_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Asks a random confirmed peer for the peers it knows, now and then.
 async fn exchange_loop(shared: Arc<Shared>) {
     loop {
         let peers = shared.peers.locked().confirmed();

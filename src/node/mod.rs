@@ -9,7 +9,7 @@
 
 pub mod api;
 mod control;
-mod discovery;
+pub mod discovery;
 pub mod guard;
 mod http;
 mod mirror;
@@ -547,8 +547,8 @@ fn load_chain_waiting(dir: &NodeDir, full: bool) -> Result<Chain, NodeError> {
 }
 
 /// Runs the daemon in the foreground until it is told to stop (SIGTERM, SIGINT, `cod node
-/// stop`) or one of its tasks fails: the process around a [`NodeHandle`] — the pid file, the
-/// passphrase from stdin, the allocator, the runtime, the signals.
+/// stop`) or one of its tasks fails: the process around a [`NodeHandle`] — the passphrase
+/// from stdin, the allocator, the runtime, the signals.
 pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
     let config = dir.node_config()?;
     let data_dir = dir.data_dir(&config);
@@ -573,28 +573,10 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         .build()
         .map_err(io_err(&data_dir))?;
     runtime.block_on(async move {
-        let node = NodeBuilder::new(dir.clone(), key)
-            .full(opts.full)
-            .start()
-            .await?;
-        let pid_path = dir.pid_path(&config);
-        let written = crate::fsutil::write_atomic(
-            &pid_path,
-            format!("{}\n", std::process::id()).as_bytes(),
-            0o644,
-            true,
-        );
-        if let Err(e) = written {
-            let _ = node.stop().await;
-            return Err(NodeError::Io {
-                path: pid_path,
-                source: std::io::Error::other(e.to_string()),
-            });
-        }
+        let node = NodeBuilder::new(dir, key).full(opts.full).start().await?;
         let signals = tokio::spawn(stop_on_signals(node.shared().clone()));
         let stopped = node.stopped().await;
         signals.abort();
-        let _ = std::fs::remove_file(&pid_path);
         stopped
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -628,6 +610,7 @@ pub struct NodeBuilder {
     key: SecretKey,
     full: bool,
     clock: Arc<dyn crate::clock::Clock>,
+    discoveries: Vec<Arc<dyn discovery::Discovery>>,
 }
 
 impl NodeBuilder {
@@ -638,7 +621,15 @@ impl NodeBuilder {
             key,
             full: false,
             clock: Arc::new(crate::clock::SystemClock),
+            discoveries: Vec::new(),
         }
+    }
+
+    /// Finds peers through `d` too, beside what node.ini asks for (a
+    /// [`discovery::Directory`] meshes nodes that run in one process).
+    pub fn discovery(mut self, d: Arc<dyn discovery::Discovery>) -> Self {
+        self.discoveries.push(d);
+        self
     }
 
     /// Reads the time from `clock` (the system's by default): a test's
@@ -664,6 +655,7 @@ impl NodeBuilder {
             key,
             full,
             clock,
+            mut discoveries,
         } = self;
         let config = dir.node_config()?;
         let data_dir = dir.data_dir(&config);
@@ -763,6 +755,19 @@ impl NodeBuilder {
 
         let socket_path = dir.socket_path(&config);
         let control = control::bind(&socket_path)?;
+        // Written before the control socket answers: `cod node stop` waits for this process
+        // to end once the socket is gone.
+        let pid_path = dir.pid_path(&config);
+        crate::fsutil::write_atomic(
+            &pid_path,
+            format!("{}\n", std::process::id()).as_bytes(),
+            0o644,
+            true,
+        )
+        .map_err(|e| NodeError::Io {
+            path: pid_path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         shared.log(
             "info",
             format!(
@@ -779,7 +784,8 @@ impl NodeBuilder {
         let mut tasks = supervisor::Supervisor::new(shared.shutdown.clone());
         tasks.spawn("API", api::serve(shared.clone(), listener));
         tasks.spawn("control", control::serve(shared.clone(), control));
-        discovery::spawn(&mut tasks, &shared, local.port());
+        discoveries.extend(discovery::configured(&config));
+        discovery::spawn(&mut tasks, &shared, local.port(), discoveries);
         tasks.spawn("sync", sync::run(shared.clone()));
         tasks.spawn("gossip", sync::gossip(shared.clone(), gossip_rx));
         tasks.spawn("mirror", mirror::run(shared.clone()));
@@ -789,6 +795,7 @@ impl NodeBuilder {
             shared,
             api_addr: local,
             socket_path,
+            pid_path,
         })
     }
 }
@@ -799,6 +806,7 @@ pub struct NodeHandle {
     running: tokio::task::JoinHandle<Result<(), supervisor::Ended>>,
     api_addr: std::net::SocketAddr,
     socket_path: PathBuf,
+    pid_path: PathBuf,
 }
 
 impl NodeHandle {
@@ -843,6 +851,7 @@ impl NodeHandle {
             );
         }
         let _ = std::fs::remove_file(&self.socket_path);
+        let _ = std::fs::remove_file(&self.pid_path);
         tracing::info!("stopped");
         ended.map_err(NodeError::TaskEnded)
     }

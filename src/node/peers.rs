@@ -10,6 +10,8 @@ pub enum FoundVia {
     Dht,
     Static,
     Exchange,
+    /// A directory shared by nodes in one process (`discovery::Directory`).
+    Directory,
 }
 
 impl std::fmt::Display for FoundVia {
@@ -18,6 +20,7 @@ impl std::fmt::Display for FoundVia {
             FoundVia::Dht => "dht",
             FoundVia::Static => "static",
             FoundVia::Exchange => "exchange",
+            FoundVia::Directory => "directory",
         })
     }
 }
