@@ -5,6 +5,7 @@
 use crate::config::com::Asset;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Content, Kind, Ledger, Record, RecordError};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -120,26 +121,127 @@ pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
 /// Missing dependencies named in a chain summary, at most.
 pub const MAX_MISSING_SHOWN: usize = 20;
 
-pub fn chain_summary(l: &Ledger) -> Value {
+/// The chain at a glance (part of [`Status`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainSummary {
+    pub records: usize,
+    pub applied: usize,
+    pub pending: usize,
+    pub pending_bytes: usize,
+    pub awaiting_key: usize,
+    pub awaiting_key_bytes: usize,
+    /// What pending records wait for, at most [`MAX_MISSING_SHOWN`].
+    pub missing: Vec<String>,
+    pub accounts: usize,
+    pub issued: crate::ledger::economics::Amounts,
+    pub forks: usize,
+    pub checkpoint: Option<CheckpointSummary>,
+}
+
+/// The last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSummary {
+    pub period: u64,
+    pub record: RecordHash,
+    pub special: bool,
+}
+
+pub fn chain_summary(l: &Ledger) -> ChainSummary {
     let state = l.state();
     let missing: std::collections::BTreeSet<String> = l
         .pending()
         .flat_map(|(_, deps)| deps.iter().map(ToString::to_string))
         .collect();
     let pools = l.pools();
-    json!({
-        "records": l.len(),
-        "applied": state.applied_count(),
-        "pending": pools.pending,
-        "pending_bytes": pools.pending_bytes,
-        "awaiting_key": pools.awaiting_key,
-        "awaiting_key_bytes": pools.awaiting_key_bytes,
-        "missing": missing.into_iter().take(MAX_MISSING_SHOWN).collect::<Vec<_>>(),
-        "accounts": state.account_count(),
-        "issued": state.issued,
-        "forks": l.forks().len(),
-        "checkpoint": state.checkpoint.as_ref().map(|c| json!({"period": c.period, "record": c.record, "special": c.special})),
-    })
+    ChainSummary {
+        records: l.len(),
+        applied: state.applied_count(),
+        pending: pools.pending,
+        pending_bytes: pools.pending_bytes,
+        awaiting_key: pools.awaiting_key,
+        awaiting_key_bytes: pools.awaiting_key_bytes,
+        missing: missing.into_iter().take(MAX_MISSING_SHOWN).collect(),
+        accounts: state.account_count(),
+        issued: state.issued.clone(),
+        forks: l.forks().len(),
+        checkpoint: state.checkpoint.as_ref().map(|c| CheckpointSummary {
+            period: c.period,
+            record: c.record,
+            special: c.special,
+        }),
+    }
+}
+
+/// `cod status`: the daemon's answer and `--json`'s document — one type for the daemon, the
+/// CLI and the TUI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub cod_id: crate::ids::CodId,
+    /// The ledger this version of the cod continues (see `docs/upgrade.md`).
+    pub ledger: crate::ids::CodId,
+    pub node_id: AccountId,
+    /// The API address the node tells its peers.
+    pub addr: String,
+    pub pid: u32,
+    pub software_version: String,
+    pub com_version: String,
+    pub cod_version: String,
+    /// Seconds since the daemon started.
+    pub uptime: u64,
+    pub peers: PeerCounts,
+    pub chain: ChainSummary,
+    /// This node's account: see [`balance`].
+    pub balance: Value,
+    pub newer_version_seen: Option<NewerVersion>,
+    /// Signature requests waiting for this node's member.
+    pub signature_requests: usize,
+    pub handover: Option<HandoverSummary>,
+    /// The most records a confirmed peer said it applied.
+    pub best_peer_applied: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCounts {
+    pub confirmed: usize,
+    pub known: usize,
+}
+
+/// A newer version of this cod that a peer runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewerVersion {
+    pub cod_version: String,
+    pub cod_id: String,
+    /// A peer that runs it.
+    pub peer: Option<String>,
+}
+
+/// The ledger's last handover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverSummary {
+    /// The cod id of the version that continues the ledger.
+    pub to: crate::ids::CodId,
+    pub version: String,
+    pub rules: u32,
+    /// This version keeps no new record (its rules are older than the handover's).
+    pub frozen: bool,
+}
+
+impl HandoverSummary {
+    /// What the handover means for this node, in one line (status, TUI).
+    pub fn line(&self) -> String {
+        let version = self.version.escape_debug();
+        if self.frozen {
+            format!(
+                "HANDED OVER to cod {version} ({}): this version keeps no new record; upgrade (cod upgrade check, docs/upgrade.md)",
+                self.to
+            )
+        } else {
+            format!(
+                "handover   the ledger continues under cod {version} ({})",
+                self.to
+            )
+        }
+    }
 }
 
 /// An asset's definition, or a plain one for codes com.ini does not know.

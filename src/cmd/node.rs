@@ -7,7 +7,8 @@ use crate::control::Request;
 use crate::keyfile::PASSPHRASE_ENV;
 use crate::keys::SecretKey;
 use crate::nodedir::NodeDir;
-use serde_json::{Value, json};
+use crate::views::Status;
+use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -54,6 +55,13 @@ fn pid_alive(pid: i32) -> bool {
     pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
+/// The daemon's status, as the type both sides share.
+fn call_status(c: &mut crate::control::client::Client) -> Result<Status, CmdError> {
+    let v = c.call(&Request::Status)?;
+    serde_json::from_value(v)
+        .map_err(|e| CmdError::msg(format!("the daemon's status does not read: {e}")))
+}
+
 fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -63,8 +71,8 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
     refuse_disabled(&dir)?;
     let config = dir.node_config()?;
     if let Ok(mut c) = daemon(&dir) {
-        let s = c.call(&Request::Status)?;
-        return Err(CmdError::msg(format!("already running (pid {})", s["pid"])));
+        let s = call_status(&mut c)?;
+        return Err(CmdError::msg(format!("already running (pid {})", s.pid)));
     }
     let exe = std::env::current_exe()
         .map_err(|e| CmdError::msg(format!("cannot find the cod executable: {e}")))?;
@@ -147,14 +155,14 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
             )));
         }
         if let Ok(mut c) = daemon(&dir) {
-            let s = c.call(&Request::Status)?;
+            let s = call_status(&mut c)?;
             let root = dir.root.display();
             out.emit(
                 format!(
                     "started: pid {}, API on {}\nlog:    {}\nwatch:  cod --node {root} tui\nstop:   cod --node {root} node stop\n",
-                    s["pid"], s["addr"].as_str().unwrap_or("?"), log_path.display()
+                    s.pid, s.addr, log_path.display()
                 ),
-                json!({"pid": s["pid"], "addr": s["addr"], "log": log_path, "socket": dir.socket_path(&config)}),
+                json!({"pid": s.pid, "addr": s.addr, "log": log_path, "socket": dir.socket_path(&config)}),
             );
             return Ok(());
         }
@@ -222,85 +230,61 @@ pub fn stop(out: &Output, node: Option<&Path>) -> CmdResult {
     Err(CmdError::msg("the daemon did not stop within 30 seconds"))
 }
 
-fn human_status(s: &Value) -> String {
-    let chain = &s["chain"];
+fn human_status(s: &Status) -> String {
+    let chain = &s.chain;
     let mut h = format!(
         "cod        {}\nnode       {}\naddress    {}\nversions   software {}, com {}, cod {}\nuptime     {}\npeers      {} confirmed ({} known)\nchain      {} records, {} applied, {} pending, {} accounts, {} forks\n",
-        s["cod_id"].as_str().unwrap_or("?"),
-        s["node_id"].as_str().unwrap_or("?"),
-        s["addr"].as_str().unwrap_or("?"),
-        s["software_version"].as_str().unwrap_or("?"),
-        s["com_version"].as_str().unwrap_or("?"),
-        s["cod_version"].as_str().unwrap_or("?"),
-        humantime::format_duration(Duration::from_secs(s["uptime"].as_u64().unwrap_or(0))),
-        s["peers"]["confirmed"],
-        s["peers"]["known"],
-        chain["records"],
-        chain["applied"],
-        chain["pending"],
-        chain["accounts"],
-        chain["forks"],
+        s.cod_id,
+        s.node_id,
+        s.addr,
+        s.software_version,
+        s.com_version,
+        s.cod_version,
+        humantime::format_duration(Duration::from_secs(s.uptime)),
+        s.peers.confirmed,
+        s.peers.known,
+        chain.records,
+        chain.applied,
+        chain.pending,
+        chain.accounts,
+        chain.forks,
     );
-    if chain["awaiting_key"].as_u64().is_some_and(|n| n > 0) {
+    if chain.awaiting_key > 0 {
         h.push_str(&format!(
             "waiting    {} records ({} KiB) for their account's opening; pending {} KiB\n",
-            chain["awaiting_key"],
-            chain["awaiting_key_bytes"].as_u64().unwrap_or(0) / 1024,
-            chain["pending_bytes"].as_u64().unwrap_or(0) / 1024,
+            chain.awaiting_key,
+            chain.awaiting_key_bytes / 1024,
+            chain.pending_bytes / 1024,
         ));
     }
-    if let Some(missing) = chain["missing"].as_array().filter(|m| !m.is_empty()) {
+    if !chain.missing.is_empty() {
         h.push_str(&format!(
             "missing    {}\n",
-            missing
-                .iter()
-                .filter_map(|m| m.as_str())
-                .take(5)
-                .collect::<Vec<_>>()
-                .join(", ")
+            chain.missing[..chain.missing.len().min(5)].join(", ")
         ));
     }
-    if let Some(cp) = chain["checkpoint"].as_object() {
-        h.push_str(&format!("checkpoint period {}\n", cp["period"]));
+    if let Some(cp) = &chain.checkpoint {
+        h.push_str(&format!("checkpoint period {}\n", cp.period));
     }
-    if let Some(hv) = s["handover"].as_object() {
-        h.push_str(&handover_line(hv));
+    if let Some(hv) = &s.handover {
+        h.push_str(&hv.line());
         h.push('\n');
     }
-    if let Some(n) = s["newer_version_seen"].as_object() {
+    if let Some(n) = &s.newer_version_seen {
         h.push_str(&format!(
             "UPGRADE    cod {} seen on peer {} (see `cod upgrade check`)\n",
-            n["cod_version"].as_str().unwrap_or("?"),
-            n["peer"].as_str().unwrap_or("?")
+            n.cod_version,
+            n.peer.as_deref().unwrap_or("-")
         ));
     }
     h
 }
 
-/// What a handover means for this node, in one line (status, TUI).
-pub fn handover_line(h: &serde_json::Map<String, serde_json::Value>) -> String {
-    let (to, version) = (
-        h["to"].as_str().unwrap_or("?"),
-        h["version"]
-            .as_str()
-            .unwrap_or("?")
-            .escape_debug()
-            .to_string(),
-    );
-    if h["frozen"] == true {
-        format!(
-            "HANDED OVER to cod {version} ({to}): this version keeps no new record; upgrade (cod upgrade check, docs/upgrade.md)"
-        )
-    } else {
-        format!("handover   the ledger continues under cod {version} ({to})")
-    }
-}
-
 pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let mut c = daemon(&dir)?;
-    let s = c.call(&Request::Status)?;
-    out.emit(human_status(&s), s);
+    let s = call_status(&mut c)?;
+    out.emit(human_status(&s), json!(s));
     Ok(())
 }
 

@@ -301,7 +301,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             shared.log("info", "stop requested over the control socket");
             ok(json!({"stopping": true}))
         }
-        Request::Status => ok(status(shared)),
+        Request::Status => ok(json!(status(shared))),
         Request::Peers => {
             let peers = shared.peers.locked().all();
             let addresses = shared.guard.locked().list(now_ms());
@@ -643,10 +643,10 @@ fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Res
 }
 
 /// `cod status`: identity, versions, uptime, peers, the chain at a glance, this node's balance.
-pub fn status(shared: &Shared) -> Value {
+pub fn status(shared: &Shared) -> views::Status {
     let peers = shared.peers.locked().all();
     // Waiting for this member: open, not yet signed here, and this node can sign it.
-    let open_requests = shared
+    let signature_requests = shared
         .requests
         .locked()
         .values()
@@ -655,7 +655,6 @@ pub fn status(shared: &Shared) -> Value {
                 && super::signing::can_sign(shared, &r.body, &r.signers)
         })
         .count();
-    let confirmed = peers.iter().filter(|p| p.confirmed).count();
     let l = shared.view();
     let newest = shared
         .offers
@@ -668,29 +667,40 @@ pub fn status(shared: &Shared) -> Value {
         })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, o)| o);
-    json!({
-        "cod_id": shared.dir.deployment.cod_id,
-        "ledger": shared.params.cod,
-        "node_id": shared.node_id,
-        "addr": shared.info.addr,
-        "pid": std::process::id(),
-        "software_version": shared.info.software_version,
-        "com_version": shared.info.com_version,
-        "cod_version": shared.info.cod_version,
-        "uptime": shared.now().saturating_sub(shared.started),
-        "peers": {"confirmed": confirmed, "known": peers.len()},
-        "chain": views::chain_summary(&l),
-        "balance": views::balance(&l, &shared.node_id),
-        "newer_version_seen": newest.map(|o| json!({"cod_version": o.cod_version, "cod_id": o.cod_id, "peer": o.peers.iter().next()})),
-        "signature_requests": open_requests,
-        "handover": l.state().handover.as_ref().map(|h| json!({
-            "to": h.to,
-            "version": h.version,
-            "rules": h.rules,
-            "frozen": l.state().frozen(&shared.params).is_some(),
-        })),
-        "best_peer_applied": peers.iter().filter(|p| p.confirmed).filter_map(|p| p.applied).max(),
-    })
+    views::Status {
+        cod_id: shared.dir.deployment.cod_id,
+        ledger: shared.params.cod,
+        node_id: shared.node_id,
+        addr: shared.info.addr.clone(),
+        pid: std::process::id(),
+        software_version: shared.info.software_version.clone(),
+        com_version: shared.info.com_version.clone(),
+        cod_version: shared.info.cod_version.clone(),
+        uptime: shared.now().saturating_sub(shared.started),
+        peers: views::PeerCounts {
+            confirmed: peers.iter().filter(|p| p.confirmed).count(),
+            known: peers.len(),
+        },
+        chain: views::chain_summary(&l),
+        balance: views::balance(&l, &shared.node_id),
+        newer_version_seen: newest.map(|o| views::NewerVersion {
+            cod_version: o.cod_version,
+            cod_id: o.cod_id,
+            peer: o.peers.iter().next().cloned(),
+        }),
+        signature_requests,
+        handover: l.state().handover.as_ref().map(|h| views::HandoverSummary {
+            to: h.to,
+            version: h.version.clone(),
+            rules: h.rules,
+            frozen: l.state().frozen(&shared.params).is_some(),
+        }),
+        best_peer_applied: peers
+            .iter()
+            .filter(|p| p.confirmed)
+            .filter_map(|p| p.applied)
+            .max(),
+    }
 }
 
 #[cfg(test)]

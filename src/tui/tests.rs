@@ -24,14 +24,49 @@ fn code(c: KeyCode) -> Msg {
 fn recorded() -> App {
     let mut app = App::new("cod --node /srv/cod/demo node start".into(), false, NOW);
     app.update(Msg::Snapshot {
-        status: json!({
-            "cod_id": "315f6330a78f7059f1f0f3a7ce7f373767603b45", "node_id": ME, "addr": "127.0.0.1:7410", "pid": 4242,
-            "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "uptime": 3725,
-            "peers": {"confirmed": 2, "known": 3},
-            "chain": {"records": 14, "applied": 12, "pending": 2, "missing": ["record 52fdce9aaf6595a5a9b5caa15f72c24ebfc2f272ea5d224bc8560ac5817bd229"], "accounts": 5, "forks": 0, "checkpoint": {"period": 46, "record": "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59", "special": false}},
-            "balance": {"account": ME, "assets": {"codcoin": {"total": 3450, "spendable": 2200, "incoming": 1250, "decimals": 2}}},
-            "newer_version_seen": {"cod_version": "1.1.0", "peer": "127.0.0.1:7412"},
-            "signature_requests": 1, "best_peer_applied": 20
+        // (Built from the type the daemon answers with: the compiler holds it to views.rs.)
+        status: json!(crate::views::Status {
+            cod_id: "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap(),
+            ledger: "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap(),
+            node_id: ME.parse().unwrap(),
+            addr: "127.0.0.1:7410".into(),
+            pid: 4242,
+            software_version: "0.1.0".into(),
+            com_version: "1.0.0".into(),
+            cod_version: "1.0.0".into(),
+            uptime: 3725,
+            peers: crate::views::PeerCounts { confirmed: 2, known: 3 },
+            chain: crate::views::ChainSummary {
+                records: 14,
+                applied: 12,
+                pending: 2,
+                pending_bytes: 2_000,
+                awaiting_key: 0,
+                awaiting_key_bytes: 0,
+                missing: vec![
+                    "record 52fdce9aaf6595a5a9b5caa15f72c24ebfc2f272ea5d224bc8560ac5817bd229"
+                        .into()
+                ],
+                accounts: 5,
+                issued: [("codcoin".to_string(), 14_000)].into(),
+                forks: 0,
+                checkpoint: Some(crate::views::CheckpointSummary {
+                    period: 46,
+                    record: "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59"
+                        .parse()
+                        .unwrap(),
+                    special: false,
+                }),
+            },
+            balance: json!({"account": ME, "assets": {"codcoin": {"total": 3450, "spendable": 2200, "incoming": 1250, "decimals": 2}}}),
+            newer_version_seen: Some(crate::views::NewerVersion {
+                cod_version: "1.1.0".into(),
+                cod_id: "9f7e6330a78f7059f1f0f3a7ce7f373767603b45".into(),
+                peer: Some("127.0.0.1:7412".into()),
+            }),
+            signature_requests: 1,
+            handover: None,
+            best_peer_applied: Some(20),
         }),
         peers: json!({"peers": [
             {"addr": "127.0.0.1:7411", "node_id": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "found_via": "dht", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "last_seen": NOW - 12, "latency_ms": 2, "failures": 0, "applied": 20},

@@ -266,10 +266,12 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
             lines.push(Line::raw(l));
         }
     }
-    if let Some(h) = s["handover"].as_object() {
+    if let Ok(Some(h)) =
+        serde_json::from_value::<Option<crate::views::HandoverSummary>>(s["handover"].clone())
+    {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            crate::cmd::node::handover_line(h),
+            h.line(),
             color(app, Color::Red).add_modifier(Modifier::BOLD),
         ));
     }
