@@ -55,13 +55,6 @@ fn pid_alive(pid: i32) -> bool {
     pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
-/// The daemon's status, as the type both sides share.
-fn call_status(c: &mut crate::control::client::Client) -> Result<Status, CmdError> {
-    let v = c.call(&Request::Status)?;
-    serde_json::from_value(v)
-        .map_err(|e| CmdError::msg(format!("the daemon's status does not read: {e}")))
-}
-
 fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -71,7 +64,7 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
     refuse_disabled(&dir)?;
     let config = dir.node_config()?;
     if let Ok(mut c) = daemon(&dir) {
-        let s = call_status(&mut c)?;
+        let s = c.status()?;
         return Err(CmdError::msg(format!("already running (pid {})", s.pid)));
     }
     let exe = std::env::current_exe()
@@ -155,7 +148,7 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
             )));
         }
         if let Ok(mut c) = daemon(&dir) {
-            let s = call_status(&mut c)?;
+            let s = c.status()?;
             let root = dir.root.display();
             out.emit(
                 format!(
@@ -283,7 +276,7 @@ fn human_status(s: &Status) -> String {
 pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let mut c = daemon(&dir)?;
-    let s = call_status(&mut c)?;
+    let s = c.status()?;
     out.emit(human_status(&s), json!(s));
     Ok(())
 }

@@ -69,6 +69,12 @@ impl Client {
         Ok(line)
     }
 
+    /// The node's status ([`Request::Status`]), read as the type the daemon sends.
+    pub fn status(&mut self) -> Result<crate::views::Status, ClientError> {
+        let v = self.call(&Request::Status)?;
+        serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("status: {e}")))
+    }
+
     /// Sends a request and returns the daemon's answer: within [`ANSWER_WAIT`], or — for a
     /// request whose work grows with the chain ([`Request::grows_with_chain`]: a full verify
     /// of a million records takes minutes) — whenever it comes (a daemon that dies closes

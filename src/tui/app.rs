@@ -74,7 +74,7 @@ pub enum Msg {
     Resize,
     /// (Re)connected; a fresh picture of the node.
     Snapshot {
-        status: Value,
+        status: Box<crate::views::Status>,
         peers: Value,
         requests: Value,
         recent: Value,
@@ -119,7 +119,8 @@ pub struct App {
     pub start_hint: String,
     pub now: u64,
     pub no_color: bool,
-    pub status: Value,
+    /// The node's status, once it answered.
+    pub status: Option<crate::views::Status>,
     /// Addresses the node limits or bans (`cod peers`).
     pub addresses: Vec<Value>,
     pub peers: Vec<Value>,
@@ -149,7 +150,7 @@ impl App {
             start_hint,
             now,
             no_color,
-            status: Value::Null,
+            status: None,
             addresses: Vec::new(),
             peers: Vec::new(),
             requests: Vec::new(),
@@ -165,7 +166,7 @@ impl App {
     }
 
     pub fn applied(&self) -> u64 {
-        self.status["chain"]["applied"].as_u64().unwrap_or(0)
+        self.status.as_ref().map_or(0, |s| s.chain.applied as u64)
     }
 
     /// Peers as shown: sorted by the chosen column.
@@ -266,7 +267,7 @@ impl App {
                 recent,
             } => {
                 self.connection = Connection::Connected;
-                self.status = status;
+                self.status = Some(*status);
                 self.peers = peers["peers"].as_array().cloned().unwrap_or_default();
                 self.addresses = peers["addresses"].as_array().cloned().unwrap_or_default();
                 self.requests = requests["requests"].as_array().cloned().unwrap_or_default();
@@ -323,11 +324,11 @@ impl App {
                 held,
                 missing,
             } => {
-                if let Some(chain) = self.status.get_mut("chain") {
-                    chain["applied"] = applied.into();
-                    chain["pending"] = pending.into();
-                    chain["records"] = held.into();
-                    chain["missing"] = missing.into();
+                if let Some(s) = &mut self.status {
+                    s.chain.applied = applied;
+                    s.chain.pending = pending;
+                    s.chain.records = held;
+                    s.chain.missing = missing;
                 }
                 self.note_applied(applied as u64);
             }
@@ -382,8 +383,13 @@ impl App {
                 cod_version,
                 peer,
             } => {
-                self.status["newer_version_seen"] =
-                    serde_json::json!({"cod_version": cod_version, "cod_id": cod_id, "peer": peer});
+                if let Some(s) = &mut self.status {
+                    s.newer_version_seen = Some(crate::views::NewerVersion {
+                        cod_version: cod_version.clone(),
+                        cod_id: cod_id.clone(),
+                        peer: Some(peer.clone()),
+                    });
+                }
                 self.push_log(
                     self.now,
                     "info",

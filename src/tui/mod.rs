@@ -20,7 +20,7 @@ const REFRESH: Duration = Duration::from_secs(5);
 
 fn snapshot(c: &mut Client) -> Result<Msg, ClientError> {
     Ok(Msg::Snapshot {
-        status: c.call(&Request::Status)?,
+        status: Box::new(c.status()?),
         peers: c.call(&Request::Peers)?,
         requests: c.call(&Request::SignList)?,
         recent: c.call(&Request::Recent {

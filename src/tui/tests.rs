@@ -25,7 +25,7 @@ fn recorded() -> App {
     let mut app = App::new("cod --node /srv/cod/demo node start".into(), false, NOW);
     app.update(Msg::Snapshot {
         // (Built from the type the daemon answers with: the compiler holds it to views.rs.)
-        status: json!(crate::views::Status {
+        status: Box::new(crate::views::Status {
             cod_id: "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap(),
             ledger: "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap(),
             node_id: ME.parse().unwrap(),
@@ -263,7 +263,7 @@ fn an_idle_node_does_not_grow_the_rate_samples() {
     // Snapshots keep coming from a node where nothing happens (no sync events): the samples
     // stay the last minute's, and never more than the cap even at the same instant.
     let mut app = recorded();
-    let status = app.status.clone();
+    let status = Box::new(app.status.clone().unwrap());
     for i in 0..10_000u64 {
         app.update(Msg::Now(NOW + i / 100));
         app.update(Msg::Snapshot {
@@ -280,7 +280,7 @@ fn an_idle_node_does_not_grow_the_rate_samples() {
 #[test]
 fn the_peers_tab_shows_banned_addresses() {
     let mut app = recorded();
-    let status = app.status.clone();
+    let status = Box::new(app.status.clone().unwrap());
     let peers = json!({"peers": [], "addresses": [
         {"address": "192.0.2.7", "connections": 0, "score": 100, "banned_until": 1_800_000_000_000u64, "manual": false, "last_offense": "forged"},
         {"address": "198.51.100.0", "connections": 0, "score": 0, "banned_until": u64::MAX, "manual": true, "last_offense": null},
@@ -309,7 +309,7 @@ fn the_peers_tab_shows_banned_addresses() {
 #[test]
 fn only_requests_this_member_can_sign_wait_for_them() {
     let mut app = recorded();
-    let status = app.status.clone();
+    let status = Box::new(app.status.clone().unwrap());
     let request = |id: &str, state: &str, signer: bool| {
         json!({"id": id, "kind": "issue", "state": {"state": state}, "signed": 1, "quorum": 2,
                "expires": NOW + 3000, "summary": "s", "proposer": ME, "rejections": [], "signer": signer})

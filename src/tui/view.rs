@@ -89,7 +89,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     );
     match &app.connection {
         Connection::Down { reason } => draw_down(f, app, body, reason),
-        Connection::Connecting if app.status.is_null() => {
+        Connection::Connecting if app.status.is_none() => {
             f.render_widget(Paragraph::new("connecting to the daemon…"), body)
         }
         _ => match app.tab {
@@ -117,11 +117,15 @@ fn draw_top(f: &mut Frame, app: &App, area: Rect) {
         Span::styled(" cod ", bold()),
         Span::raw(format!(
             "{} ",
-            short(s["cod_id"].as_str().unwrap_or("-"), 12)
+            s.as_ref()
+                .map_or("-".to_string(), |s| short(&s.cod_id.to_string(), 12)
+                    .to_string())
         )),
         Span::raw(format!(
             "node {} ",
-            short(s["node_id"].as_str().unwrap_or("-"), 12)
+            s.as_ref()
+                .map_or("-".to_string(), |s| short(&s.node_id.to_string(), 12)
+                    .to_string())
         )),
         dot,
         Span::raw(format!(" {state}")),
@@ -170,9 +174,9 @@ fn draw_down(f: &mut Frame, app: &App, area: Rect, reason: &str) {
 }
 
 fn sync_line(app: &App) -> (String, Option<f64>) {
-    let s = &app.status;
-    let applied = s["chain"]["applied"].as_u64().unwrap_or(0);
-    let pending = s["chain"]["pending"].as_u64().unwrap_or(0);
+    let chain = app.status.as_ref().map(|s| &s.chain);
+    let applied = app.applied();
+    let pending = chain.map_or(0, |c| c.pending);
     let best = app
         .peers
         .iter()
@@ -187,16 +191,9 @@ fn sync_line(app: &App) -> (String, Option<f64>) {
             Some(ratio),
         )
     } else if pending > 0 {
-        let missing = s["chain"]["missing"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|x| x.as_str())
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
+        let missing = chain.map_or(String::new(), |c| {
+            c.missing[..c.missing.len().min(2)].join(", ")
+        });
         (
             format!("{applied} records; {pending} waiting for {missing}"),
             None,
@@ -207,49 +204,40 @@ fn sync_line(app: &App) -> (String, Option<f64>) {
 }
 
 fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
-    let s = &app.status;
+    let Some(s) = &app.status else {
+        return;
+    };
     let kv = |k: &str, v: String| {
         Line::from(vec![Span::styled(format!("{k:<12}"), bold()), Span::raw(v)])
     };
     let mut lines = vec![
-        kv("cod", s["cod_id"].as_str().unwrap_or("-").to_string()),
-        kv("node", s["node_id"].as_str().unwrap_or("-").to_string()),
-        kv("address", s["addr"].as_str().unwrap_or("-").to_string()),
+        kv("cod", s.cod_id.to_string()),
+        kv("node", s.node_id.to_string()),
+        kv("address", s.addr.clone()),
         kv(
             "versions",
             format!(
                 "software {}  com {}  cod {}",
-                s["software_version"].as_str().unwrap_or("?"),
-                s["com_version"].as_str().unwrap_or("?"),
-                s["cod_version"].as_str().unwrap_or("?")
+                s.software_version, s.com_version, s.cod_version
             ),
         ),
         kv(
             "uptime",
-            humantime::format_duration(std::time::Duration::from_secs(
-                s["uptime"].as_u64().unwrap_or(0),
-            ))
-            .to_string(),
+            humantime::format_duration(std::time::Duration::from_secs(s.uptime)).to_string(),
         ),
         kv(
             "peers",
-            format!(
-                "{} confirmed, {} known",
-                s["peers"]["confirmed"], s["peers"]["known"]
-            ),
+            format!("{} confirmed, {} known", s.peers.confirmed, s.peers.known),
         ),
         kv("sync", sync_line(app).0),
         kv(
             "signing",
-            format!(
-                "{} request(s) waiting for you",
-                s["signature_requests"].as_u64().unwrap_or(0)
-            ),
+            format!("{} request(s) waiting for you", s.signature_requests),
         ),
         Line::raw(""),
         Line::styled("balances", bold()),
     ];
-    if let Some(assets) = s["balance"]["assets"].as_object() {
+    if let Some(assets) = s.balance["assets"].as_object() {
         for (code, a) in assets {
             let dec = a["decimals"].as_u64().unwrap_or(0);
             let mut l = format!(
@@ -266,22 +254,20 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
             lines.push(Line::raw(l));
         }
     }
-    if let Ok(Some(h)) =
-        serde_json::from_value::<Option<crate::views::HandoverSummary>>(s["handover"].clone())
-    {
+    if let Some(h) = &s.handover {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
             h.line(),
             color(app, Color::Red).add_modifier(Modifier::BOLD),
         ));
     }
-    if let Some(n) = s["newer_version_seen"].as_object() {
+    if let Some(n) = &s.newer_version_seen {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
             format!(
                 "UPGRADE: cod {} is running on peer {} (cod upgrade check)",
-                n["cod_version"].as_str().unwrap_or("?"),
-                n["peer"].as_str().unwrap_or("?")
+                n.cod_version,
+                n.peer.as_deref().unwrap_or("-")
             ),
             color(app, Color::Yellow).add_modifier(Modifier::BOLD),
         ));
@@ -433,16 +419,16 @@ fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
             .gauge_style(color(app, Color::Cyan)),
         gauge,
     );
-    let c = &app.status["chain"];
-    let checkpoint = c["checkpoint"]
-        .as_object()
-        .map_or("none yet".to_string(), |cp| {
-            format!(
-                "period {} ({})",
-                cp["period"],
-                short(cp["record"].as_str().unwrap_or(""), 12)
-            )
-        });
+    let Some(c) = app.status.as_ref().map(|s| &s.chain) else {
+        return;
+    };
+    let checkpoint = c.checkpoint.as_ref().map_or("none yet".to_string(), |cp| {
+        format!(
+            "period {} ({})",
+            cp.period,
+            short(&cp.record.to_string(), 12)
+        )
+    });
     let verify = match &app.verify {
         None => "not run (press v)".to_string(),
         Some(Ok(v)) if v["problems"].as_array().is_some_and(|p| p.is_empty()) => {
@@ -455,11 +441,11 @@ fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
         ),
         Some(Err(e)) => format!("failed: {e}"),
     };
-    let forks = c["forks"].as_u64().unwrap_or(0);
+    let forks = c.forks;
     let lines = vec![
         Line::raw(format!(
             "accounts {}   records held {}   applied {}   waiting {}",
-            c["accounts"], c["records"], c["applied"], c["pending"]
+            c.accounts, c.records, c.applied, c.pending
         )),
         Line::raw(format!("last checkpoint {checkpoint}")),
         Line::styled(
