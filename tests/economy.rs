@@ -581,29 +581,9 @@ async fn periods_of_a_day_pass_in_seconds_on_a_test_clock() {
     let mut nodes = Vec::new();
     for key in ["node1", "node2", "node3"] {
         // (They find each other through the directory they share.)
-        let ini = w.write(
-            &format!("{key}.ini"),
-            "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nexchange = true\n\
-             [sync]\ninterval = 2s\n[signing]\nauto = true\n",
-        );
-        let k = w.example_key(&format!("{key}.sec.key"));
-        let base = w.path(&format!("nodes-{key}"));
-        let j = w
-            .cod(&[
-                "--json",
-                "deploy",
-                "--package",
-                s(&pkg),
-                "--key",
-                s(&k),
-                "--node-ini",
-                s(&ini),
-                "--dir",
-                s(&base),
-            ])
-            .ok()
-            .json();
-        let dir = NodeDir::open(std::path::Path::new(j["dir"].as_str().unwrap())).unwrap();
+        let ini = "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nexchange = true\n\
+                   [sync]\ninterval = 2s\n[signing]\nauto = true\n";
+        let dir = NodeDir::open(&w.deploy_with(&pkg, key, Some(ini)).dir).unwrap();
         let h = NodeBuilder::new(dir, example_secret(key))
             .clock(clock.clone())
             .discovery(directory.clone())

@@ -599,34 +599,9 @@ fn a_member_moves_the_account_to_a_new_key_and_every_node_follows() {
 
 /// Deploys a node of `pkg` with example key `key` whose only way to peers is `peer`.
 fn deploy_with_peer(w: &World, pkg: &std::path::Path, key: &str, peer: &str) -> Node {
-    let ini = w.write(
-        &format!("{key}-in-process.ini"),
-        &format!(
-            "[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nstatic = {peer}\n"
-        ),
-    );
-    let k = w.example_key(&format!("{key}.sec.key"));
-    let base = w.path(&format!("in-process-{key}"));
-    let j = w
-        .cod(&[
-            "--json",
-            "deploy",
-            "--package",
-            s(pkg),
-            "--key",
-            s(&k),
-            "--node-ini",
-            s(&ini),
-            "--dir",
-            s(&base),
-        ])
-        .ok()
-        .json();
-    Node {
-        dir: std::path::PathBuf::from(j["dir"].as_str().unwrap()),
-        id: j["node_id"].as_str().unwrap().to_string(),
-        key: key.to_string(),
-    }
+    let ini =
+        format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nenabled = false\n[peers]\nstatic = {peer}\n");
+    w.deploy_with(pkg, key, Some(&ini))
 }
 
 /// Nodes run inside a test process (`NodeBuilder` → `NodeHandle`, what `cod node run` wraps):

@@ -233,21 +233,29 @@ pub struct Node {
 impl World {
     /// Deploys a node of the package with example key `key` (e.g. "node1") into its own base.
     pub fn deploy(&self, pkg: &Path, key: &str) -> Node {
+        self.deploy_with(pkg, key, None)
+    }
+
+    /// [`World::deploy`] with `node_ini` as the node's node.ini (else the template's).
+    pub fn deploy_with(&self, pkg: &Path, key: &str, node_ini: Option<&str>) -> Node {
         let k = self.example_key(&format!("{key}.sec.key"));
         let base = self.path(&format!("nodes-{key}"));
-        let j = self
-            .cod(&[
-                "--json",
-                "deploy",
-                "--package",
-                s(pkg),
-                "--key",
-                s(&k),
-                "--dir",
-                s(&base),
-            ])
-            .ok()
-            .json();
+        let mut args = vec![
+            "--json".to_string(),
+            "deploy".into(),
+            "--package".into(),
+            s(pkg).into(),
+            "--key".into(),
+            s(&k).into(),
+            "--dir".into(),
+            s(&base).into(),
+        ];
+        if let Some(text) = node_ini {
+            let ini = self.write(&format!("{key}.ini"), text);
+            args.extend(["--node-ini".to_string(), s(&ini).to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let j = self.cod(&args).ok().json();
         Node {
             dir: PathBuf::from(j["dir"].as_str().unwrap()),
             id: j["node_id"].as_str().unwrap().to_string(),
@@ -452,32 +460,9 @@ impl<'w> Net<'w> {
 
     /// Deploys and starts one more node with example key `key`.
     pub fn add(&mut self, key: &str, extra_ini: &str) -> &Node {
-        let ini = self
+        let node = self
             .w
-            .write(&format!("{key}.ini"), &self.node_ini(extra_ini));
-        let k = self.w.example_key(&format!("{key}.sec.key"));
-        let base = self.w.path(&format!("nodes-{key}"));
-        let j = self
-            .w
-            .cod(&[
-                "--json",
-                "deploy",
-                "--package",
-                s(&self.pkg),
-                "--key",
-                s(&k),
-                "--node-ini",
-                s(&ini),
-                "--dir",
-                s(&base),
-            ])
-            .ok()
-            .json();
-        let node = Node {
-            dir: PathBuf::from(j["dir"].as_str().unwrap()),
-            id: j["node_id"].as_str().unwrap().to_string(),
-            key: key.to_string(),
-        };
+            .deploy_with(&self.pkg, key, Some(&self.node_ini(extra_ini)));
         self.w.at(&node, &["node", "start"]).ok();
         self.nodes.push(node);
         self.nodes.last().unwrap()
