@@ -1,6 +1,7 @@
 //! What the wallet and status commands show, computed from a ledger as JSON — the same
 //! document whether the CLI reads the store itself or asks the daemon, and the stable
-//! `--json` output. Pure.
+//! `--json` output. [`Status`] is a type the daemon, the CLI and the TUI share; the other
+//! views are JSON values still. Pure.
 
 use crate::config::com::Asset;
 use crate::ids::{AccountId, RecordHash};
