@@ -319,62 +319,52 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
         }
         None => {}
     }
-    let v = d.call(&Request::Peers)?;
+    let v: crate::node::peers::PeersView = d.call_as(&Request::Peers)?;
     let mut h = format!(
         "{:<22} {:<10} {:<9} {:<6} {:>8} {:>9}  {}\n",
         "ADDRESS", "NODE", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"
     );
-    for p in v["peers"].as_array().cloned().unwrap_or_default() {
+    for p in &v.peers {
+        let node = p.node_id.map(|n| n.to_string());
         h.push_str(&format!(
             "{:<22} {:<10} {:<9} {:<6} {:>6}ms {:>9}  {}/{}/{}\n",
-            p["addr"].as_str().unwrap_or("?"),
-            p["node_id"].as_str().map_or("-", |n| super::prefix(n, 8)),
-            p["found_via"].as_str().unwrap_or("?"),
-            if p["confirmed"] == true {
-                "up"
-            } else {
-                "trying"
-            },
-            p["latency_ms"],
-            p["applied"]
-                .as_u64()
-                .map_or("-".to_string(), |a| a.to_string()),
-            p["software_version"].as_str().unwrap_or(""),
-            p["com_version"].as_str().unwrap_or(""),
-            p["cod_version"].as_str().unwrap_or(""),
+            p.addr,
+            node.as_deref().map_or("-", |n| super::prefix(n, 8)),
+            p.found_via.to_string(),
+            if p.confirmed { "up" } else { "trying" },
+            p.latency_ms,
+            p.applied.map_or("-".to_string(), |a| a.to_string()),
+            p.software_version,
+            p.com_version,
+            p.cod_version,
         ));
     }
-    let addresses = v["addresses"].as_array().cloned().unwrap_or_default();
-    if !addresses.is_empty() {
+    if !v.addresses.is_empty() {
         h.push_str(&format!(
             "\n{:<40} {:>5} {:>5}  {}\n",
             "CONNECTING ADDRESS", "CONNS", "SCORE", "STATE"
         ));
-        for a in addresses {
-            let state = match a["banned_until"].as_u64() {
+        for a in &v.addresses {
+            let state = match a.banned_until {
                 Some(u64::MAX) => "banned until unbanned".to_string(),
                 Some(t) => format!(
                     "banned until {}{}",
                     fmt_unix(t / 1000),
-                    if a["manual"] == true {
-                        " (by the operator)"
-                    } else {
-                        ""
-                    }
+                    if a.manual { " (by the operator)" } else { "" }
                 ),
-                None => a["last_offense"]
-                    .as_str()
-                    .map_or(String::new(), |o| format!("last offense: {o}")),
+                None => a
+                    .last_offense
+                    .map_or(String::new(), |o| format!("last offense: {}", o.name())),
             };
             h.push_str(&format!(
                 "{:<40} {:>5} {:>5}  {state}\n",
-                a["address"].as_str().unwrap_or("?"),
-                a["connections"],
-                a["score"],
+                a.address.to_string(),
+                a.connections,
+                a.score,
             ));
         }
     }
-    out.emit(h, v);
+    out.emit(h, json!(v));
     Ok(())
 }
 

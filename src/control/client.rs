@@ -69,10 +69,18 @@ impl Client {
         Ok(line)
     }
 
-    /// The node's status ([`Request::Status`]), read as the type the daemon sends.
+    /// [`Client::call`], its answer read as `T`: the type the daemon built it from.
+    pub fn call_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        req: &Request,
+    ) -> Result<T, ClientError> {
+        let v = self.call(req)?;
+        serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("{req:?}: {e}")))
+    }
+
+    /// The node's status ([`Request::Status`]).
     pub fn status(&mut self) -> Result<crate::views::Status, ClientError> {
-        let v = self.call(&Request::Status)?;
-        serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("status: {e}")))
+        self.call_as(&Request::Status)
     }
 
     /// Sends a request and returns the daemon's answer: within [`ANSWER_WAIT`], or — for a

@@ -303,9 +303,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::Status => ok(json!(status(shared))),
         Request::Peers => {
-            let peers = shared.peers.locked().all();
-            let addresses = shared.guard.locked().list(now_ms());
-            ok(json!({"peers": peers, "addresses": addresses}))
+            let view = super::peers::PeersView {
+                peers: shared.peers.locked().all(),
+                addresses: shared.guard.locked().list(now_ms()),
+            };
+            ok(json!(view))
         }
         Request::Ban { address, seconds } => match parse_ip(&address) {
             Ok(ip) => {

@@ -35,7 +35,7 @@ pub fn address(ip: IpAddr) -> IpAddr {
 /// against an address: a burst is not misbehaviour, and another version's node may send
 /// fields or routes this one does not know (BitTorrent clients, too, try an encrypted
 /// handshake that looks like garbage before the plain one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Offense {
     /// A record whose encoding or signature is not valid: never sent by an honest node.
@@ -50,6 +50,16 @@ pub enum Offense {
 }
 
 impl Offense {
+    /// Its name, as the peers view spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Offense::Forged => "forged",
+            Offense::Protocol => "protocol",
+            Offense::BadHead => "bad_head",
+            Offense::Slow => "slow",
+        }
+    }
+
     pub fn points(self) -> u32 {
         match self {
             Offense::Forged => 50,
@@ -111,7 +121,7 @@ pub enum Admit {
 }
 
 /// One address the guard knows something about, for `cod peers` and the TUI.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AddressState {
     pub address: IpAddr,
     pub connections: usize,
@@ -387,6 +397,18 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offense_is_named_as_it_is_serialized() {
+        for o in [
+            Offense::Forged,
+            Offense::Protocol,
+            Offense::BadHead,
+            Offense::Slow,
+        ] {
+            assert_eq!(serde_json::json!(o), o.name());
+        }
+    }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])

@@ -1,10 +1,10 @@
 //! The peer table: every address heard of, how, and what confirming it showed. Pure.
 
 use crate::ids::AccountId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FoundVia {
     Dht,
@@ -25,7 +25,7 @@ impl std::fmt::Display for FoundVia {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Peer {
     pub addr: String,
     pub found_via: FoundVia,
@@ -45,6 +45,14 @@ pub struct Peer {
     pub retry_at: u64,
     /// Records the peer had applied at the last sync summary.
     pub applied: Option<usize>,
+}
+
+/// `cod peers`: the peer table, and the addresses the guard limits or bans — the daemon's
+/// answer, read back typed by the CLI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeersView {
+    pub peers: Vec<Peer>,
+    pub addresses: Vec<super::guard::AddressState>,
 }
 
 /// Contacts that fail this many times in a row make a peer down (and no longer used).
