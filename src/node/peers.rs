@@ -49,7 +49,7 @@ pub struct Peer {
 
 /// `cod peers`: the peer table, and the addresses the guard limits or bans — the daemon's
 /// answer, read back typed by the CLI.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PeersView {
     pub peers: Vec<Peer>,
     pub addresses: Vec<super::guard::AddressState>,

@@ -75,7 +75,7 @@ pub enum Msg {
     /// (Re)connected; a fresh picture of the node.
     Snapshot {
         status: Box<crate::views::Status>,
-        peers: Value,
+        peers: crate::node::peers::PeersView,
         requests: Value,
         recent: Value,
     },
@@ -122,8 +122,8 @@ pub struct App {
     /// The node's status, once it answered.
     pub status: Option<crate::views::Status>,
     /// Addresses the node limits or bans (`cod peers`).
-    pub addresses: Vec<Value>,
-    pub peers: Vec<Value>,
+    pub addresses: Vec<crate::node::guard::AddressState>,
+    pub peers: Vec<crate::node::peers::Peer>,
     pub requests: Vec<Value>,
     pub recent: VecDeque<Value>,
     pub log: VecDeque<LogLine>,
@@ -170,19 +170,20 @@ impl App {
     }
 
     /// Peers as shown: sorted by the chosen column.
-    pub fn sorted_peers(&self) -> Vec<&Value> {
-        let mut v: Vec<&Value> = self.peers.iter().collect();
+    pub fn sorted_peers(&self) -> Vec<&crate::node::peers::Peer> {
+        let mut v: Vec<&crate::node::peers::Peer> = self.peers.iter().collect();
         let applied = self.applied() as i64;
-        let key = |p: &Value| -> (i64, String) {
+        let key = |p: &crate::node::peers::Peer| -> (i64, String) {
+            let wide = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             match self.peer_sort {
-                0 => (0, p["node_id"].as_str().unwrap_or("").to_string()),
-                1 => (0, p["addr"].as_str().unwrap_or("").to_string()),
-                2 => (0, p["found_via"].as_str().unwrap_or("").to_string()),
-                3 => (0, p["cod_version"].as_str().unwrap_or("").to_string()),
-                4 => (-(p["last_seen"].as_i64().unwrap_or(0)), String::new()),
-                5 => (p["latency_ms"].as_i64().unwrap_or(i64::MAX), String::new()),
+                0 => (0, p.node_id.map(|n| n.to_string()).unwrap_or_default()),
+                1 => (0, p.addr.clone()),
+                2 => (0, p.found_via.to_string()),
+                3 => (0, p.cod_version.clone()),
+                4 => (-wide(p.last_seen), String::new()),
+                5 => (wide(p.latency_ms), String::new()),
                 _ => (
-                    -(p["applied"].as_i64().map_or(0, |a| a - applied)),
+                    -(p.applied.map_or(0, |a| wide(a as u64) - applied)),
                     String::new(),
                 ),
             }
@@ -268,8 +269,8 @@ impl App {
             } => {
                 self.connection = Connection::Connected;
                 self.status = Some(*status);
-                self.peers = peers["peers"].as_array().cloned().unwrap_or_default();
-                self.addresses = peers["addresses"].as_array().cloned().unwrap_or_default();
+                self.peers = peers.peers;
+                self.addresses = peers.addresses;
                 self.requests = requests["requests"].as_array().cloned().unwrap_or_default();
                 self.recent = recent["records"]
                     .as_array()
@@ -308,8 +309,8 @@ impl App {
     fn on_event(&mut self, e: Event) {
         match e {
             Event::Peer { addr, up, .. } => {
-                if !up && let Some(p) = self.peers.iter_mut().find(|p| p["addr"] == addr.as_str()) {
-                    p["confirmed"] = false.into();
+                if !up && let Some(p) = self.peers.iter_mut().find(|p| p.addr == addr) {
+                    p.confirmed = false;
                 }
                 // The full row comes with the next snapshot; note it in the log meanwhile.
                 self.push_log(

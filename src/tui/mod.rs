@@ -21,7 +21,7 @@ const REFRESH: Duration = Duration::from_secs(5);
 fn snapshot(c: &mut Client) -> Result<Msg, ClientError> {
     Ok(Msg::Snapshot {
         status: Box::new(c.status()?),
-        peers: c.call(&Request::Peers)?,
+        peers: c.call_as(&Request::Peers)?,
         requests: c.call(&Request::SignList)?,
         recent: c.call(&Request::Recent {
             limit: app::MAX_RECENT,

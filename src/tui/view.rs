@@ -180,10 +180,10 @@ fn sync_line(app: &App) -> (String, Option<f64>) {
     let best = app
         .peers
         .iter()
-        .filter(|p| p["confirmed"] == true)
-        .filter_map(|p| p["applied"].as_u64())
+        .filter(|p| p.confirmed)
+        .filter_map(|p| p.applied)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0) as u64;
     if best > applied {
         let ratio = applied as f64 / best as f64;
         (
@@ -278,9 +278,9 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-fn peer_cells(app: &App, p: &Value, wide: bool) -> Vec<String> {
-    let behind = p["applied"].as_i64().map_or("-".to_string(), |a| {
-        let d = a - app.applied() as i64;
+fn peer_cells(app: &App, p: &crate::node::peers::Peer, wide: bool) -> Vec<String> {
+    let behind = p.applied.map_or("-".to_string(), |a| {
+        let d = a as i64 - app.applied() as i64;
         if d > 0 {
             format!("+{d} ahead")
         } else if d < 0 {
@@ -289,25 +289,20 @@ fn peer_cells(app: &App, p: &Value, wide: bool) -> Vec<String> {
             "level".into()
         }
     });
-    let mut cells = vec![
-        short(p["node_id"].as_str().unwrap_or("-"), 8),
-        p["addr"].as_str().unwrap_or("?").to_string(),
-        p["found_via"].as_str().unwrap_or("?").to_string(),
-    ];
+    let node = p.node_id.map_or("-".to_string(), |n| n.to_string());
+    let mut cells = vec![short(&node, 8), p.addr.clone(), p.found_via.to_string()];
     if wide {
         cells.push(format!(
             "{}/{}/{}",
-            p["software_version"].as_str().unwrap_or(""),
-            p["com_version"].as_str().unwrap_or(""),
-            p["cod_version"].as_str().unwrap_or("")
+            p.software_version, p.com_version, p.cod_version
         ));
     }
-    cells.push(if p["confirmed"] == true {
-        ago(app, p["last_seen"].as_u64().unwrap_or(0))
+    cells.push(if p.confirmed {
+        ago(app, p.last_seen)
     } else {
         "trying".into()
     });
-    cells.push(format!("{}ms", p["latency_ms"].as_u64().unwrap_or(0)));
+    cells.push(format!("{}ms", p.latency_ms));
     cells.push(behind);
     cells
 }
@@ -353,16 +348,16 @@ fn draw_peers(f: &mut Frame, app: &App, area: Rect) {
             Constraint::Min(10),
         ]
     };
-    let count = app.peers.iter().filter(|p| p["confirmed"] == true).count();
+    let count = app.peers.iter().filter(|p| p.confirmed).count();
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .block(Block::bordered().title(format!(" peers: {count} up, {} known ", app.peers.len())));
     let mut state = TableState::default().with_selected(Some(app.selected()));
-    let banned: Vec<&serde_json::Value> = app
+    let banned: Vec<&crate::node::guard::AddressState> = app
         .addresses
         .iter()
-        .filter(|a| a["banned_until"].is_u64())
+        .filter(|a| a.banned_until.is_some())
         .collect();
     if banned.is_empty() {
         f.render_stateful_widget(table, area, &mut state);
@@ -379,14 +374,13 @@ fn draw_peers(f: &mut Frame, app: &App, area: Rect) {
         .map(|a| {
             Line::from(format!(
                 "{:<40} score {:>3}  {}",
-                a["address"].as_str().unwrap_or("?"),
-                a["score"],
-                if a["manual"] == true {
+                a.address.to_string(),
+                a.score,
+                if a.manual {
                     "by the operator".to_string()
                 } else {
-                    a["last_offense"]
-                        .as_str()
-                        .map_or(String::new(), |o| format!("last offense: {o}"))
+                    a.last_offense
+                        .map_or(String::new(), |o| format!("last offense: {}", o.name()))
                 }
             ))
         })
@@ -607,8 +601,7 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             let p = app
                 .sorted_peers()
                 .get(app.selected())
-                .map(|p| (*p).clone())
-                .unwrap_or(Value::Null);
+                .map_or(Value::Null, |p| serde_json::json!(p));
             let lines = [
                 "addr",
                 "node_id",
