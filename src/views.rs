@@ -1,7 +1,7 @@
 //! What the wallet and status commands show, computed from a ledger as JSON — the same
 //! document whether the CLI reads the store itself or asks the daemon, and the stable
-//! `--json` output. [`Status`] is a type the daemon, the CLI and the TUI share; the other
-//! views are JSON values still. Pure.
+//! `--json` output. [`Status`] and [`Balance`] are types the daemon, the CLI and the TUI
+//! share; the other views are JSON values still. Pure.
 
 use crate::config::com::Asset;
 use crate::ids::{AccountId, RecordHash};
@@ -10,33 +10,63 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// `cod balance`: an account's holdings per asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    pub account: AccountId,
+    /// It is the network account.
+    pub network: bool,
+    /// This node holds records of it (else it is not opened, or not synced yet).
+    pub known: bool,
+    /// The seq its next record takes.
+    pub next_seq: u64,
+    /// Every asset com.ini defines, in code order.
+    pub assets: BTreeMap<String, AssetBalance>,
+}
+
+/// An account's holding of one asset, in smallest units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetBalance {
+    /// What it can spend and what was paid to it, not yet claimed.
+    pub total: u64,
+    pub spendable: u64,
+    /// Paid to it, claimed by its next transfer.
+    pub incoming: u64,
+    pub decimals: u8,
+}
+
 /// `cod balance`.
-pub fn balance(l: &Ledger, account: &AccountId) -> Value {
+pub fn balance(l: &Ledger, account: &AccountId) -> Balance {
     let state = l.state().account(account);
     let state = state.as_ref();
     let network = *account == l.params().network;
-    let mut assets = serde_json::Map::new();
-    for (code, def) in &l.params().com.assets {
-        let spendable = state
-            .and_then(|s| s.spendable.get(code))
-            .copied()
-            .unwrap_or(0);
-        let incoming = state
-            .and_then(|s| s.incoming.get(code))
-            .copied()
-            .unwrap_or(0);
-        assets.insert(
-            code.clone(),
-            json!({"total": spendable + incoming, "spendable": spendable, "incoming": incoming, "decimals": def.decimals}),
-        );
+    let assets = l
+        .params()
+        .com
+        .assets
+        .iter()
+        .map(|(code, def)| {
+            let held = |m: Option<&crate::ledger::economics::Amounts>| {
+                m.and_then(|m| m.get(code)).copied().unwrap_or(0)
+            };
+            let spendable = held(state.map(|s| &s.spendable));
+            let incoming = held(state.map(|s| &s.incoming));
+            let a = AssetBalance {
+                total: spendable.saturating_add(incoming),
+                spendable,
+                incoming,
+                decimals: def.decimals,
+            };
+            (code.clone(), a)
+        })
+        .collect();
+    Balance {
+        account: *account,
+        network,
+        known: network || state.is_some_and(|s| s.head.is_some()),
+        next_seq: state.map_or(0, |s| s.next_seq()),
+        assets,
     }
-    json!({
-        "account": account,
-        "network": network,
-        "known": network || state.is_some_and(|s| s.head.is_some()),
-        "next_seq": state.map_or(0, |s| s.next_seq()),
-        "assets": assets,
-    })
 }
 
 /// How many of the latest applied records `cod history` of the network account looks through
@@ -191,8 +221,8 @@ pub struct Status {
     pub uptime: u64,
     pub peers: PeerCounts,
     pub chain: ChainSummary,
-    /// This node's account: see [`balance`].
-    pub balance: Value,
+    /// This node's account.
+    pub balance: Balance,
     pub newer_version_seen: Option<NewerVersion>,
     /// Signature requests waiting for this node's member.
     pub signature_requests: usize,

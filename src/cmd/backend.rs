@@ -64,9 +64,9 @@ impl Backend {
         &mut self,
         account: Option<AccountId>,
         me: AccountId,
-    ) -> Result<Value, CmdError> {
+    ) -> Result<views::Balance, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call(&Request::Balance {
+            Self::Daemon(c) => Ok(c.call_as(&Request::Balance {
                 account: account.map(|a| a.to_string()),
             })?),
             Self::Direct(chain) => Ok(views::balance(chain.ledger(), &account.unwrap_or(me))),
@@ -347,7 +347,7 @@ enum Asked {
     /// It made it now (the first request never reached it).
     Made(Value),
     /// The seq is taken: the record at it, and the account's balance, to judge by.
-    Taken(Value, Value),
+    Taken(Value, views::Balance),
 }
 
 fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientError> {
@@ -358,7 +358,7 @@ fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientEr
             ..
         }) => {
             let found = c.call(&Request::RecordAt { account: None, seq })?;
-            let balance = c.call(&Request::Balance { account: None })?;
+            let balance = c.call_as(&Request::Balance { account: None })?;
             Ok(Asked::Taken(found, balance))
         }
         Err(e) => Err(e),
@@ -369,7 +369,7 @@ fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientEr
 /// if there is none, or another, it was not.
 fn judge(
     found: &Value,
-    balance: &Value,
+    balance: &views::Balance,
     me: AccountId,
     outputs: &[Output],
     memo: Option<&str>,
@@ -387,11 +387,10 @@ fn judge(
     });
     match record {
         Some(r) if ours => {
-            let spendable: serde_json::Map<String, Value> = balance["assets"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v["spendable"].clone()))
+            let spendable: std::collections::BTreeMap<&str, u64> = balance
+                .assets
+                .iter()
+                .map(|(k, a)| (k.as_str(), a.spendable))
                 .collect();
             let outs: Vec<Value> = r
                 .body()

@@ -439,7 +439,7 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
             imported["read"],
             imported["added"],
             old.root.display(),
-            balance["assets"]
+            serde_json::json!(balance.assets)
         )
     } else {
         format!(

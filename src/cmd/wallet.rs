@@ -148,34 +148,27 @@ pub fn balance(out: &Output, node: Option<&Path>, a: BalanceArgs) -> CmdResult {
     let v = Backend::open(&dir)?.balance(target(&dir, a.account), dir.deployment.node_id)?;
     let mut human = format!(
         "account {}{}\n",
-        v["account"].as_str().unwrap_or("?"),
-        if v["network"] == true {
-            " (network)"
-        } else {
-            ""
-        }
+        v.account,
+        if v.network { " (network)" } else { "" }
     );
-    if v["known"] == false {
+    if !v.known {
         human
             .push_str("(no records of this account on this node: not opened, or not synced yet)\n");
     }
-    if let Some(assets) = v["assets"].as_object() {
-        for (code, a) in assets {
-            let (total, incoming) = (
-                a["total"].as_u64().unwrap_or(0),
-                a["incoming"].as_u64().unwrap_or(0),
-            );
-            human.push_str(&format!("{code:>10} {:>16}", fmt_amount(&com, code, total)));
-            if incoming > 0 {
-                human.push_str(&format!(
-                    "   ({} received, claimed by the next transfer)",
-                    fmt_amount(&com, code, incoming)
-                ));
-            }
-            human.push('\n');
+    for (code, a) in &v.assets {
+        human.push_str(&format!(
+            "{code:>10} {:>16}",
+            fmt_amount(&com, code, a.total)
+        ));
+        if a.incoming > 0 {
+            human.push_str(&format!(
+                "   ({} received, claimed by the next transfer)",
+                fmt_amount(&com, code, a.incoming)
+            ));
         }
+        human.push('\n');
     }
-    out.emit(human, v);
+    out.emit(human, serde_json::json!(v));
     Ok(())
 }
 

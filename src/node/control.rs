@@ -353,7 +353,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.
         Request::Balance { account: a } => match account(shared, a) {
-            Ok(a) => blocking(shared, move |s| ok(views::balance(&s.view(), &a))).await,
+            Ok(a) => blocking(shared, move |s| ok(json!(views::balance(&s.view(), &a)))).await,
             Err(e) => e,
         },
         Request::History { account: a, limit } => match account(shared, a) {

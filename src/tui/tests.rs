@@ -58,7 +58,22 @@ fn recorded() -> App {
                     special: false,
                 }),
             },
-            balance: json!({"account": ME, "assets": {"codcoin": {"total": 3450, "spendable": 2200, "incoming": 1250, "decimals": 2}}}),
+            balance: crate::views::Balance {
+                account: ME.parse().unwrap(),
+                network: false,
+                known: true,
+                next_seq: 4,
+                assets: [(
+                    "codcoin".to_string(),
+                    crate::views::AssetBalance {
+                        total: 3450,
+                        spendable: 2200,
+                        incoming: 1250,
+                        decimals: 2,
+                    },
+                )]
+                .into(),
+            },
             newer_version_seen: Some(crate::views::NewerVersion {
                 cod_version: "1.1.0".into(),
                 cod_id: "9f7e6330a78f7059f1f0f3a7ce7f373767603b45".into(),

@@ -237,22 +237,16 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         Line::raw(""),
         Line::styled("balances", bold()),
     ];
-    if let Some(assets) = s.balance["assets"].as_object() {
-        for (code, a) in assets {
-            let dec = a["decimals"].as_u64().unwrap_or(0);
-            let mut l = format!(
-                "  {code:<10} {:>14}",
-                amount(a["total"].as_u64().unwrap_or(0), dec)
-            );
-            let incoming = a["incoming"].as_u64().unwrap_or(0);
-            if incoming > 0 {
-                l.push_str(&format!(
-                    "  ({} received, not yet claimed)",
-                    amount(incoming, dec)
-                ));
-            }
-            lines.push(Line::raw(l));
+    for (code, a) in &s.balance.assets {
+        let dec = u64::from(a.decimals);
+        let mut l = format!("  {code:<10} {:>14}", amount(a.total, dec));
+        if a.incoming > 0 {
+            l.push_str(&format!(
+                "  ({} received, not yet claimed)",
+                amount(a.incoming, dec)
+            ));
         }
+        lines.push(Line::raw(l));
     }
     if let Some(h) = &s.handover {
         lines.push(Line::raw(""));
