@@ -1240,9 +1240,9 @@ impl Ledger {
     /// paid, and so on — is undone, newest first; `twin` is decided now (applied, waiting,
     /// or kept as proof if it cannot apply), and the undone records are returned, oldest
     /// first, then what had lost to them in their slots, to be decided again in that order,
-    /// as if they had just arrived. What waits is
-    /// told what it waits for anew. The cost is the records applied since `winner` (at most
-    /// [`MAX_REFORK`]), not the history. `None` (nothing changed) when it does not apply:
+    /// as if they had just arrived. What waits is told what it waits for anew. The cost is
+    /// the records applied since `winner` (at most [`MAX_REFORK`]) and the pending pool,
+    /// not the history. `None` (nothing changed) when it does not apply:
     /// the network's chain, an account's opening, a handover that stopped this node, a twin
     /// that claims what the branch it replaces paid, or more than [`MAX_REFORK`] records to
     /// undo — then the state is recomputed from scratch.
@@ -1252,11 +1252,9 @@ impl Ledger {
         winner: RecordHash,
         out: &mut Outcome,
     ) -> Option<Vec<Record>> {
+        // (The network's slots are all forced.)
         let member_branch = |l: &Self, r: &Record| {
-            r.kind() == Kind::Transfer
-                && r.seq() > 0
-                && r.account() != l.params.network
-                && !l.slot_forced(&r.account(), r.seq())
+            r.kind() == Kind::Transfer && r.seq() > 0 && !l.slot_forced(&r.account(), r.seq())
         };
         if self.state.frozen(&self.params).is_some() || !member_branch(self, &self.rec(&winner)) {
             return None;
@@ -1318,14 +1316,7 @@ impl Ledger {
             let mut claimed = Vec::new();
             if let Content::Transfer(t) = &r.body().content {
                 for c in &t.claims {
-                    let mut paid = economics::Amounts::new();
-                    for o in self.rec(c).body().content.outputs() {
-                        if o.account == a {
-                            let v = paid.entry(o.asset.clone()).or_insert(0);
-                            *v = v.checked_add(o.amount)?;
-                        }
-                    }
-                    claimed.push((*c, paid));
+                    claimed.push((*c, state::credited_to(&self.rec(c), &a)?));
                 }
             }
             scratch.unapply_transfer(&r, prev_time, &claimed)?;
@@ -1387,7 +1378,7 @@ impl Ledger {
         if !out.forks.contains(slot) {
             out.forks.push(*slot);
         }
-        let forced = slot.0 == self.params.network || self.slot_forced(&slot.0, slot.1);
+        let forced = self.slot_forced(&slot.0, slot.1);
         for x in waiting {
             let lacks = self.pending.deps.get(&x).is_some_and(|d| !d.is_empty());
             if !forced && x < winner && lacks {

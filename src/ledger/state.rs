@@ -280,6 +280,22 @@ fn sub_one(from: &mut Amounts, asset: &str, v: u64) {
     }
 }
 
+/// What `r` paid `payee`, per asset (the credit a claim of `r` by `payee` takes); `None` on
+/// overflow.
+pub fn credited_to(r: &Record, payee: &AccountId) -> Option<Amounts> {
+    let mut paid = Amounts::new();
+    for o in r
+        .body()
+        .content
+        .outputs()
+        .iter()
+        .filter(|o| o.account == *payee)
+    {
+        add_one(&mut paid, &o.asset, o.amount).ok()?;
+    }
+    Some(paid)
+}
+
 /// Subtracts `v` of `asset` from `from` (an empty entry goes); `None` if it holds less.
 fn take_one(from: &mut Amounts, asset: &str, v: u64) -> Option<()> {
     let slot = from.get_mut(asset)?;
@@ -598,9 +614,10 @@ impl State {
                 }
             }
             let mut payee = self.t.accounts.get(&o.account)?;
-            let held = match o.account == self.network {
-                true => &mut payee.spendable,
-                false => &mut payee.incoming,
+            let held = if o.account == self.network {
+                &mut payee.spendable
+            } else {
+                &mut payee.incoming
             };
             take_one(held, &o.asset, o.amount)?;
             self.t.accounts.insert(o.account, payee);

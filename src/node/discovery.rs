@@ -1,21 +1,20 @@
-//! Finding peers: the Mainline DHT (announce and look up the package, com.ini and cod.ini
-//! infohashes; an address found under all three is a candidate), static peers from node.ini,
-//! and peer exchange. Every candidate is confirmed before use: `GET /v1/info` must name this
+//! Finding peers, through [`Discovery`]s: the Mainline DHT (announce and look up the
+//! package, com.ini and cod.ini infohashes; an address found under all three is a
+//! candidate), static peers from node.ini, peer exchange, and a [`Directory`] that nodes in
+//! one process share. Every candidate is confirmed before use: `GET /v1/info` must name this
 //! cod, and the peer must sign a fresh challenge with the key its node id derives from.
 
 use super::Shared;
 use super::peers::FoundVia;
 use super::supervisor::Supervisor;
-
 use crate::control::Event;
 use crate::keys::PublicKey;
 use crate::lock::Locked;
 use base64::Engine as _;
+use futures::future::BoxFuture;
 use rand::RngCore;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +34,7 @@ pub trait Discovery: Send + Sync {
     /// Its task's name (the supervisor's log says it if the task ends).
     fn name(&self) -> &'static str;
     /// Runs until the node stops: makes this node findable and tells `cx` what it finds.
-    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()>;
 }
 
 /// What a [`Discovery`] sees of its node.
@@ -110,7 +109,7 @@ impl Discovery for StaticPeers {
         "static peers"
     }
 
-    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             for p in &self.0 {
                 cx.found(p, FoundVia::Static);
@@ -129,7 +128,7 @@ impl Discovery for MainlineDht {
         "DHT"
     }
 
-    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()> {
         Box::pin(dht(cx.shared, cx.api_port))
     }
 }
@@ -142,7 +141,7 @@ impl Discovery for PeerExchange {
         "peer exchange"
     }
 
-    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()> {
         Box::pin(exchange_loop(cx.shared))
     }
 }
@@ -157,7 +156,7 @@ impl Discovery for Directory {
         "directory"
     }
 
-    fn run(self: Arc<Self>, cx: Context) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let me = cx.addr().to_string();
             self.0.locked().insert(me.clone());

@@ -7,7 +7,6 @@
 
 use super::Shared;
 use crate::api::{Proposal, RejectionMsg};
-
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{
