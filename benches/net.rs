@@ -93,10 +93,10 @@ fn run_n(n: usize, burst: usize) {
         let (seen, events) = (seen.clone(), Net::client(d).subscribe().unwrap());
         std::thread::spawn(move || {
             for e in events.flatten() {
-                if let Event::Record { hash, .. } = e {
+                if let Event::Record(r) = e {
                     seen.lock()
                         .unwrap()
-                        .entry(hash)
+                        .entry(r.hash.to_string())
                         .or_default()
                         .push(Instant::now());
                 }

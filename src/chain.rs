@@ -925,30 +925,43 @@ impl Applied {
 }
 
 impl ImportReport {
-    pub fn to_json(&self, applied_total: usize) -> serde_json::Value {
-        json!({
-            "read": self.read,
-            "added": self.added,
-            "duplicate": self.duplicate,
-            "pending": self.pending,
-            "refused": self.refused,
-            "applied_total": applied_total,
-        })
+    /// What `cod chain import` reports: the counts, and the applied records the chain now
+    /// holds.
+    pub fn summary(&self, applied_total: usize) -> ImportSummary {
+        ImportSummary {
+            read: self.read,
+            added: self.added,
+            duplicate: self.duplicate,
+            pending: self.pending,
+            refused: self.refused.clone(),
+            applied_total,
+        }
     }
+}
+
+/// What `cod chain import` reports (see [`ImportReport`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportSummary {
+    pub read: usize,
+    pub added: usize,
+    pub duplicate: usize,
+    pub pending: usize,
+    pub refused: Vec<String>,
+    pub applied_total: usize,
 }
 
 /// Imports an archive (see [`import_from`]) into `chain`.
 pub fn import(
     chain: &mut Chain,
     archive: impl std::io::Read + std::io::Seek + Send,
-) -> Result<serde_json::Value, String> {
+) -> Result<ImportSummary, String> {
     let cod = chain.ledger().params().cod;
     let verifier = chain.ledger().verifier();
     let report = import_from(archive, &cod, verifier, |batch, report| {
         import_batch(chain, batch, report)
     })
     .map_err(|(e, _)| e)?;
-    Ok(report.to_json(chain.ledger().state().applied_count()))
+    Ok(report.summary(chain.ledger().state().applied_count()))
 }
 
 /// Forged records an import names before it says how many more there were.
@@ -1098,7 +1111,7 @@ pub fn import_batch(
 }
 
 /// What `cod chain verify` found.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     pub records: usize,
     pub applied: usize,
@@ -1651,7 +1664,7 @@ mod tests {
         let archive = crate::archive::write(&p.cod, &s.records);
         let mut chain = fresh();
         let report = import(&mut chain, std::io::Cursor::new(archive.clone())).unwrap();
-        assert_eq!(report["added"], s.records.len());
+        assert_eq!(report.added, s.records.len());
         assert_eq!(chain.ledger().state(), s.l.state());
 
         // The last record's signature, damaged.

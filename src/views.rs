@@ -1,13 +1,12 @@
-//! What the wallet and status commands show, computed from a ledger as JSON — the same
-//! document whether the CLI reads the store itself or asks the daemon, and the stable
-//! `--json` output. [`Status`] and [`Balance`] are types the daemon, the CLI and the TUI
-//! share; the other views are JSON values still. Pure.
+//! What the wallet and status commands show, computed from a ledger: types the daemon, the
+//! CLI and the TUI share — the same document whether the CLI reads the store itself or asks
+//! the daemon, and the stable `--json` output. Pure.
 
 use crate::config::com::Asset;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Content, Kind, Ledger, Record, RecordError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// `cod balance`: an account's holdings per asset.
@@ -73,8 +72,29 @@ pub fn balance(l: &Ledger, account: &AccountId) -> Balance {
 /// for payments to the network (which no index names).
 pub const NETWORK_HISTORY_WINDOW: usize = 10_000;
 
+/// `cod history`: an account's records and the payments it received, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub account: AccountId,
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// One line of a [`History`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub time: u64,
+    pub record: RecordHash,
+    /// The record's kind, or `open` for an account's first record.
+    pub kind: String,
+    /// What the record changed of the account's holdings, per asset, in smallest units.
+    pub change: BTreeMap<String, i64>,
+    /// The other side: whom it paid, or who paid it (`network` for the network account).
+    pub with: Vec<String>,
+    pub memo: Option<String>,
+}
+
 /// `cod history`: the account's own records and the payments it received, newest first.
-pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
+pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> History {
     let label = |a: &AccountId| {
         if *a == l.params().network {
             "network".to_string()
@@ -138,14 +158,24 @@ pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> Value {
     }
     entries.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
     entries.truncate(limit);
-    let entries: Vec<Value> = entries
+    let entries = entries
         .into_iter()
-        .map(|(time, hash, kind, change, with, memo)| {
-            let change: serde_json::Map<String, Value> = change.into_iter().map(|(k, v)| (k, json!(v as i64))).collect();
-            json!({"time": time, "record": hash, "kind": kind, "change": change, "with": with, "memo": memo})
+        .map(|(time, record, kind, change, with, memo)| HistoryEntry {
+            time,
+            record,
+            kind,
+            change: change
+                .into_iter()
+                .map(|(k, v)| (k, v.clamp(i64::MIN.into(), i64::MAX.into()) as i64))
+                .collect(),
+            with,
+            memo,
         })
         .collect();
-    json!({"account": account, "entries": entries})
+    History {
+        account: *account,
+        entries,
+    }
 }
 
 /// The chain's sync state at a glance (status, the TUI).
@@ -309,20 +339,32 @@ pub fn explain(l: &Ledger, e: &RecordError) -> String {
 }
 
 /// What `cod transfer` reports once a transfer is stored.
-pub fn transfer(l: &Ledger, r: &Record) -> Value {
-    let outputs: Vec<Value> = r
-        .body()
-        .content
-        .outputs()
-        .iter()
-        .map(|o| json!({"account": o.account, "asset": o.asset, "amount": o.amount}))
-        .collect();
-    let after = l
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transferred {
+    pub record: RecordHash,
+    pub account: AccountId,
+    pub outputs: Vec<crate::ledger::Output>,
+    /// The account's spendable holdings once it is stored, per asset.
+    pub spendable_after: BTreeMap<String, u64>,
+    /// The answer was lost, and the transfer was found made in the chain afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+}
+
+/// `cod transfer`: the record `r`, just stored in `l`.
+pub fn transfer(l: &Ledger, r: &Record) -> Transferred {
+    let spendable_after = l
         .state()
         .account(&r.account())
         .map(|s| s.spendable.clone())
         .unwrap_or_default();
-    json!({"record": r.hash(), "account": r.account(), "outputs": outputs, "spendable_after": after})
+    Transferred {
+        record: r.hash(),
+        account: r.account(),
+        outputs: r.body().content.outputs().to_vec(),
+        spendable_after,
+        recovered: false,
+    }
 }
 
 /// At most the first `n` characters of `s` (never cutting one in two): ids and other text
@@ -331,26 +373,73 @@ pub fn prefix(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
-/// `RecordAt`: the applied record at (account, seq) with its hash, or null.
-pub fn record_at(l: &Ledger, account: &AccountId, seq: u64) -> Value {
-    match l.at(account, seq) {
-        Some(r) => json!({"hash": r.hash(), "record": r.to_json()}),
-        None => Value::Null,
+/// `RecordAt`: an applied record with its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Located {
+    pub hash: RecordHash,
+    /// The record (the chain archive's JSON form).
+    pub record: Value,
+}
+
+/// `RecordAt`: the applied record at (account, seq), if there is one.
+pub fn record_at(l: &Ledger, account: &AccountId, seq: u64) -> Option<Located> {
+    l.at(account, seq).map(|r| Located {
+        hash: r.hash(),
+        record: r.to_json(),
+    })
+}
+
+/// An applied record at a glance (the TUI's chain tab, and the event of one applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentRecord {
+    pub hash: RecordHash,
+    pub kind: String,
+    pub account: AccountId,
+    pub seq: u64,
+    pub time: u64,
+}
+
+impl RecentRecord {
+    pub fn of(r: &Record) -> Self {
+        Self {
+            hash: r.hash(),
+            kind: r.kind().to_string(),
+            account: r.account(),
+            seq: r.seq(),
+            time: r.body().time,
+        }
     }
 }
 
-/// The most recently applied records, newest first (the TUI's chain tab).
-pub fn recent(l: &Ledger, limit: usize) -> Value {
+/// The most recently applied records, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recent {
+    pub records: Vec<RecentRecord>,
+}
+
+/// The `limit` most recently applied records, newest first.
+pub fn recent(l: &Ledger, limit: usize) -> Recent {
     let n = l.state().applied_count();
-    let records: Vec<Value> = l
+    let mut records: Vec<RecentRecord> = l
         .log(n.saturating_sub(limit), limit)
         .iter()
-        .map(|r| json!({"hash": r.hash(), "kind": r.kind(), "account": r.account(), "seq": r.seq(), "time": r.body().time}))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
+        .map(|r| RecentRecord::of(r))
         .collect();
-    json!({"records": records})
+    records.reverse();
+    Recent { records }
+}
+
+/// `Export`: the chain archive, whole, in the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archive {
+    pub archive: String,
+}
+
+/// `ExportFile`: what was written into the client's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exported {
+    pub records: usize,
+    pub bytes: u64,
 }
 
 #[cfg(test)]
@@ -360,14 +449,10 @@ mod tests {
 
     /// The kinds and changes of a history, newest first.
     fn entries(l: &Ledger, a: &AccountId, limit: usize) -> Vec<(String, i64)> {
-        history(l, a, limit)["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let change = e["change"]["codcoin"].as_i64().unwrap_or(0);
-                (e["kind"].as_str().unwrap().to_string(), change)
-            })
+        history(l, a, limit)
+            .entries
+            .into_iter()
+            .map(|e| (e.kind, e.change.get("codcoin").copied().unwrap_or(0)))
             .collect()
     }
 

@@ -330,11 +330,16 @@ fn proposals_are_recomputed_refused_rejected_and_expire() {
         (r["state"]["state"] == "expired").then_some(())
     });
     assert_eq!(net.balance(n1, "network"), Some(0), "nothing became final");
-    w.at(n2, &["sign", "approve", &id]).fails_with("expired");
+    w.at(n2, &["sign", "approve", &id]).refused_with("expired");
+    // A request this node does not hold exits 5; an id too short to find one, 2.
+    w.at(n2, &["sign", "show", "ffffffff"])
+        .fails_code(5, "no signature request ffffffff here");
+    w.at(n2, &["sign", "show", "ff"])
+        .usage_with("at least 6 digits");
 
     // Issuing when circulation already meets the backing: refused with the reason.
     w.at(n1, &["issue", "--backing", "bread=0"])
-        .fails_with("circulation");
+        .refused_with("circulation");
 }
 
 /// Issue 12 §2: the signing workflow never fails silently. Each step names the failure it
@@ -364,7 +369,7 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     // it is refused, naming who can sign.
     let err = w
         .at(n4, &["issue", "--backing", "bread=10"])
-        .fails_with("not in the signer set in force");
+        .refused_with("not in the signer set in force");
     assert!(err.contains("quorum 2"), "{err}");
 
     // A request overtaken by the chain stayed "pending", waiting for a member who could
@@ -406,7 +411,9 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     wait_for(30, "node2 to see it superseded too", || {
         (show(n2, &a)["state"]["state"] == "superseded").then_some(())
     });
-    let err = w.at(n2, &["sign", "approve", &a]).fails_with("superseded");
+    let err = w
+        .at(n2, &["sign", "approve", &a])
+        .refused_with("superseded");
     assert!(err.contains("cod sign repropose"), "{err}");
 
     // Made again in one command, from the chain as it is now, and signed: final once
@@ -436,7 +443,7 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     wait_for(30, "the special distribution's session to run out", || {
         (show(n1, &d)["state"]["state"] == "expired").then_some(())
     });
-    let err = w.at(n1, &["sign", "approve", &d]).fails_with("expired");
+    let err = w.at(n1, &["sign", "approve", &d]).refused_with("expired");
     assert!(err.contains("repropose"), "{err}");
     let e = w.at(n1, &["--json", "sign", "repropose", &d]).ok().json();
     let e = e["id"].as_str().unwrap().to_string();
@@ -479,11 +486,11 @@ fn a_quorum_hands_signing_to_new_signers_and_every_node_follows() {
 
     // Only the set in force changes itself.
     w.at(n4, &["signers", "change", "--add", &fp("node4")])
-        .fails_with("not in the signer set in force");
+        .refused_with("not in the signer set in force");
     w.at(n1, &["signers", "change", "--remove", &fp("node4")])
-        .fails_with("is not a signer");
+        .usage_with("is not a signer");
     w.at(n1, &["signers", "change", "--quorum", "4"])
-        .fails_with("quorum");
+        .usage_with("quorum");
 
     // node1 and node2 leave; node4 joins; node3 stays.
     let change = w
@@ -522,7 +529,7 @@ fn a_quorum_hands_signing_to_new_signers_and_every_node_follows() {
 
     // A signer who left no longer proposes; the new set issues.
     w.at(n1, &["issue", "--backing", "bread=10"])
-        .fails_with("not in the signer set in force");
+        .refused_with("not in the signer set in force");
     let issue = w
         .at(n4, &["--json", "issue", "--backing", "bread=10"])
         .ok()
@@ -605,9 +612,9 @@ async fn periods_of_a_day_pass_in_seconds_on_a_test_clock() {
     // member.
     let attest = [("bread".to_string(), 30)].into();
     let issued = cod::node::signing::propose_issue(nodes[0].shared(), attest).unwrap();
-    let id: cod::ids::RecordHash = issued["id"].as_str().unwrap().parse().unwrap();
+    let id = issued.id;
     until(30, "node2 to hold the request", || {
-        nodes[1].shared().requests.lock().unwrap().contains_key(&id)
+        nodes[1].shared().requests.lock().unwrap().contains(&id)
     })
     .await;
     cod::node::signing::approve(nodes[1].shared(), &id).unwrap();

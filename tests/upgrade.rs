@@ -359,7 +359,7 @@ fn an_incompatible_upgrade_hands_over_and_old_nodes_refuse_later_transfers() {
     let (_, v2_cod) = w.pack("dist2", &com2, &cod2);
 
     w.at(n1, &["upgrade", "handover", &v2_cod])
-        .fails_with("give --version");
+        .usage_with("give --version");
     let j = w
         .at(
             n1,
@@ -407,5 +407,5 @@ fn an_incompatible_upgrade_hands_over_and_old_nodes_refuse_later_transfers() {
     assert!(human.contains("HANDED OVER to cod 2.0.0"), "{human}");
     // Nor do the signers go on: no issuance after the handover.
     w.at(n1, &["issue", "--backing", "bread=10"])
-        .fails_with("handed over");
+        .refused_with("handed over");
 }

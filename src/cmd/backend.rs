@@ -1,8 +1,8 @@
 //! How a command reaches the node: through the running daemon's control socket, or — when
 //! no daemon runs — by opening the store itself. Both give the same JSON (`crate::views`).
 
-use super::{CmdError, EXIT_NO_DAEMON};
-use crate::chain::{Chain, ChainError};
+use super::{CmdError, EXIT_NO_DAEMON, EXIT_REFUSED};
+use crate::chain::{Chain, ChainError, ImportSummary, VerifyReport};
 use crate::control::client::{Client, ClientError};
 use crate::control::{ErrorKind, Request, TransferOutput};
 use crate::ids::AccountId;
@@ -11,9 +11,6 @@ use crate::ledger::Output;
 use crate::nodedir::NodeDir;
 use crate::store::StoreError;
 use crate::views;
-use serde_json::Value;
-
-pub const EXIT_REFUSED: u8 = 4;
 
 pub enum Backend {
     Daemon(Client),
@@ -78,9 +75,9 @@ impl Backend {
         account: Option<AccountId>,
         me: AccountId,
         limit: usize,
-    ) -> Result<Value, CmdError> {
+    ) -> Result<views::History, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call(&Request::History {
+            Self::Daemon(c) => Ok(c.call_as(&Request::History {
                 account: account.map(|a| a.to_string()),
                 limit,
             })?),
@@ -102,7 +99,7 @@ impl Backend {
         outputs: Vec<Output>,
         memo: Option<String>,
         passphrase: &Passphrase,
-    ) -> Result<Value, CmdError> {
+    ) -> Result<views::Transferred, CmdError> {
         match self {
             Self::Daemon(c) => {
                 let wire: Vec<TransferOutput> = outputs
@@ -115,15 +112,15 @@ impl Backend {
                     .collect();
                 // Another transfer may take the seq between reading it and asking: read again.
                 for _ in 0..5 {
-                    let next = c.call(&Request::Balance { account: None })?["next_seq"]
-                        .as_u64()
-                        .ok_or_else(|| CmdError::msg("the daemon did not say the next seq"))?;
+                    let next = c
+                        .call_as::<views::Balance>(&Request::Balance { account: None })?
+                        .next_seq;
                     let req = Request::Transfer {
                         outputs: wire.clone(),
                         memo: memo.clone(),
                         seq: Some(next),
                     };
-                    match c.call(&req) {
+                    match c.call_as(&req) {
                         Ok(v) => return Ok(v),
                         Err(ClientError::Daemon {
                             kind: ErrorKind::SeqTaken,
@@ -135,7 +132,7 @@ impl Backend {
                             );
                             return settle_lost_answer(dir, &req, &outputs, memo.as_deref(), next);
                         }
-                        Err(e) => return Err(refusal(e)),
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 Err(CmdError::msg(
@@ -166,13 +163,10 @@ impl Backend {
         }
     }
 
-    pub fn verify(&mut self, dir: &NodeDir) -> Result<Value, CmdError> {
+    pub fn verify(&mut self, dir: &NodeDir) -> Result<VerifyReport, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call(&Request::Verify)?),
-            Self::Direct(chain) => {
-                let report = crate::chain::verify(dir.params()?, chain.store())?;
-                Ok(serde_json::to_value(report).expect("report serializes"))
-            }
+            Self::Daemon(c) => Ok(c.call_as(&Request::Verify)?),
+            Self::Direct(chain) => Ok(crate::chain::verify(dir.params()?, chain.store())?),
         }
     }
 
@@ -180,11 +174,8 @@ impl Backend {
     pub fn export(&mut self) -> Result<Vec<u8>, CmdError> {
         match self {
             Self::Daemon(c) => {
-                let v = c.call(&Request::Export)?;
-                v["archive"]
-                    .as_str()
-                    .map(|a| a.as_bytes().to_vec())
-                    .ok_or_else(|| CmdError::msg("the daemon's answer holds no archive"))
+                let v: views::Archive = c.call_as(&Request::Export)?;
+                Ok(v.archive.into_bytes())
             }
             Self::Direct(chain) => {
                 let cod = chain.ledger().params().cod;
@@ -209,11 +200,8 @@ impl Backend {
         let Self::Daemon(c) = self else {
             unreachable!("a backend is the daemon or the store")
         };
-        match c.call(&Request::ExportFile { path: path.clone() }) {
-            Ok(v) => v["records"]
-                .as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| CmdError::msg("the daemon's answer names no record count")),
+        match c.call_as::<views::Exported>(&Request::ExportFile { path: path.clone() }) {
+            Ok(v) => Ok(v.records),
             // A daemon older than `export_file` does not know the request, and one that
             // cannot open the file (another mount namespace, say) says so: the archive
             // then comes in the answer.
@@ -230,9 +218,9 @@ impl Backend {
     }
 
     /// Imports an archive held in memory.
-    pub fn import(&mut self, archive: &[u8]) -> Result<Value, CmdError> {
+    pub fn import(&mut self, archive: &[u8]) -> Result<ImportSummary, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call(&Request::Import {
+            Self::Daemon(c) => Ok(c.call_as(&Request::Import {
                 archive: String::from_utf8_lossy(archive).into_owned(),
             })?),
             Self::Direct(chain) => {
@@ -243,7 +231,7 @@ impl Backend {
 
     /// Imports the archive in `file`, read as it goes, never whole in memory (but by a daemon
     /// too old to read it, or one that cannot open it: the archive then goes in the request).
-    pub fn import_file(&mut self, file: &std::path::Path) -> Result<Value, CmdError> {
+    pub fn import_file(&mut self, file: &std::path::Path) -> Result<ImportSummary, CmdError> {
         let meta = std::fs::metadata(file).map_err(crate::fsutil::io_err(file))?;
         if !meta.is_file() {
             // A pipe (`<(…)`, /dev/stdin) is read once, as it comes: whole, then imported.
@@ -259,7 +247,7 @@ impl Backend {
             }
             Self::Daemon(c) => c,
         };
-        match c.call(&Request::ImportFile { path: path.clone() }) {
+        match c.call_as(&Request::ImportFile { path: path.clone() }) {
             Ok(v) => Ok(v),
             Err(ClientError::Daemon {
                 kind: ErrorKind::BadRequest,
@@ -270,20 +258,6 @@ impl Backend {
             }
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-/// A daemon's refusal of a transfer exits 4, as it does without a daemon.
-fn refusal(e: ClientError) -> CmdError {
-    match e {
-        ClientError::Daemon {
-            kind: ErrorKind::Refused,
-            message,
-        } => CmdError {
-            code: EXIT_REFUSED,
-            error: anyhow::anyhow!("{message}"),
-        },
-        other => other.into(),
     }
 }
 
@@ -303,7 +277,7 @@ fn settle_lost_answer(
     outputs: &[Output],
     memo: Option<&str>,
     seq: u64,
-) -> Result<Value, CmdError> {
+) -> Result<views::Transferred, CmdError> {
     let me = dir.deployment.node_id;
     let socket = dir.socket_path(&dir.node_config()?);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(SETTLE_SECS);
@@ -322,7 +296,7 @@ fn settle_lost_answer(
                 Ok(Asked::Taken(found, balance)) => {
                     return judge(&found, &balance, me, outputs, memo, seq);
                 }
-                Err(e @ ClientError::Daemon { .. }) => return Err(refusal(e)),
+                Err(e @ ClientError::Daemon { .. }) => return Err(e.into()),
                 Err(_) => {}
             },
             Err(ClientError::NotRunning(_)) => match dir.load_chain(false) {
@@ -345,19 +319,19 @@ fn settle_lost_answer(
 /// What asking the daemon again for a transfer whose answer was lost gives.
 enum Asked {
     /// It made it now (the first request never reached it).
-    Made(Value),
+    Made(views::Transferred),
     /// The seq is taken: the record at it, and the account's balance, to judge by.
-    Taken(Value, views::Balance),
+    Taken(Option<views::Located>, views::Balance),
 }
 
 fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientError> {
-    match c.call(req) {
+    match c.call_as(req) {
         Ok(v) => Ok(Asked::Made(v)),
         Err(ClientError::Daemon {
             kind: ErrorKind::SeqTaken,
             ..
         }) => {
-            let found = c.call(&Request::RecordAt { account: None, seq })?;
+            let found = c.call_as(&Request::RecordAt { account: None, seq })?;
             let balance = c.call_as(&Request::Balance { account: None })?;
             Ok(Asked::Taken(found, balance))
         }
@@ -368,15 +342,16 @@ fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientEr
 /// Is the record found at `seq` (a `RecordAt` answer) this transfer? Then it was made;
 /// if there is none, or another, it was not.
 fn judge(
-    found: &Value,
+    found: &Option<views::Located>,
     balance: &views::Balance,
     me: AccountId,
     outputs: &[Output],
     memo: Option<&str>,
     seq: u64,
-) -> Result<Value, CmdError> {
-    let record = (!found.is_null())
-        .then(|| crate::ledger::Record::from_json(found["record"].clone()))
+) -> Result<views::Transferred, CmdError> {
+    let record = found
+        .as_ref()
+        .map(|f| crate::ledger::Record::from_json(f.record.clone()))
         .transpose()
         .map_err(|e| CmdError::msg(format!("the record at seq {seq} is unreadable: {e}")))?;
     let ours = record.as_ref().is_some_and(|r| {
@@ -386,24 +361,17 @@ fn judge(
             if r.account() == me && t.outputs == want && t.memo.as_deref() == memo)
     });
     match record {
-        Some(r) if ours => {
-            let spendable: std::collections::BTreeMap<&str, u64> = balance
+        Some(r) if ours => Ok(views::Transferred {
+            record: r.hash(),
+            account: r.account(),
+            outputs: r.body().content.outputs().to_vec(),
+            spendable_after: balance
                 .assets
                 .iter()
-                .map(|(k, a)| (k.as_str(), a.spendable))
-                .collect();
-            let outs: Vec<Value> = r
-                .body()
-                .content
-                .outputs()
-                .iter()
-                .map(|o| serde_json::json!({"account": o.account, "asset": o.asset, "amount": o.amount}))
-                .collect();
-            Ok(serde_json::json!({
-                "record": r.hash(), "account": r.account(), "outputs": outs,
-                "spendable_after": spendable, "recovered": true,
-            }))
-        }
+                .map(|(k, a)| (k.clone(), a.spendable))
+                .collect(),
+            recovered: true,
+        }),
         Some(_) => Err(CmdError {
             code: EXIT_REFUSED,
             error: anyhow::anyhow!(

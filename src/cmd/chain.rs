@@ -4,51 +4,40 @@ use super::backend::Backend;
 use super::{CmdError, CmdResult, Output};
 use crate::fsutil;
 use crate::nodedir::NodeDir;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 
 pub fn verify(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let report = Backend::open(&dir)?.verify(&dir)?;
-    let list = |k: &str| -> Vec<String> {
-        report[k]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let problems = list("problems");
     let mut human = format!(
         "records    {} ({} applied)\naccounts   {}\nissued     {}\ncheckpoint {}\n",
-        report["records"],
-        report["applied"],
-        report["accounts"],
-        report["issued"],
-        report["checkpoint_period"]
-            .as_u64()
+        report.records,
+        report.applied,
+        report.accounts,
+        json!(report.issued),
+        report
+            .checkpoint_period
             .map_or("none yet".to_string(), |p| format!("period {p}")),
     );
-    for f in list("forks") {
+    for f in &report.forks {
         human.push_str(&format!("fork (settled): {f}\n"));
     }
-    for p in &problems {
+    for p in &report.problems {
         human.push_str(&format!("PROBLEM: {p}\n"));
     }
-    human.push_str(if problems.is_empty() {
+    human.push_str(if report.ok() {
         "chain OK\n"
     } else {
         "chain has problems\n"
     });
-    out.emit(human, report);
-    if problems.is_empty() {
+    out.emit(human, &report);
+    if report.ok() {
         Ok(())
     } else {
         Err(CmdError::msg(format!(
             "chain verify found {} problem(s)",
-            problems.len()
+            report.problems.len()
         )))
     }
 }
@@ -77,26 +66,19 @@ pub fn export(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
 
 pub fn import(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    let report: Value = Backend::open_writable(&dir)?
+    let report = Backend::open_writable(&dir)?
         .import_file(file)
         .map_err(|e| CmdError {
             code: e.code,
             error: e.error.context(file.display().to_string()),
         })?;
-    let refused: Vec<String> = report["refused"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let refused = &report.refused;
     out.emit(
         format!(
             "{} records read: {} added, {} already held, {} waiting for missing records, {} refused\nchain now holds {} applied records\n",
-            report["read"], report["added"], report["duplicate"], report["pending"], refused.len(), report["applied_total"]
+            report.read, report.added, report.duplicate, report.pending, refused.len(), report.applied_total
         ),
-        report.clone(),
+        &report,
     );
     if refused.is_empty() {
         Ok(())

@@ -251,7 +251,7 @@ pub fn rekey(
         .ledger()
         .make_rekey(account, &old, fresh.public(), crate::clock::now())
         .map_err(|e| CmdError {
-            code: super::backend::EXIT_REFUSED,
+            code: super::EXIT_REFUSED,
             error: anyhow::anyhow!(
                 "cannot replace the key: {}",
                 crate::views::explain(chain.ledger(), &e)

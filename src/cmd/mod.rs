@@ -13,6 +13,8 @@ pub mod sign;
 pub mod upgrade;
 pub mod wallet;
 
+use crate::control::ErrorKind;
+use crate::control::client::ClientError;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -23,13 +25,38 @@ pub struct CmdError {
     pub error: anyhow::Error,
 }
 
+/// Exit codes: one table for every command (README "Exit codes").
 pub const EXIT_FAILURE: u8 = 1;
+/// The command line, or what it names, is not usable.
+pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NO_DAEMON: u8 = 3;
+/// The ledger's or the signers' rules refused it (a transfer, a proposal, a signature).
+pub const EXIT_REFUSED: u8 = 4;
+/// It names something the node does not hold (a signature request).
+pub const EXIT_NOT_FOUND: u8 = 5;
+
+/// The exit code of a command whose request the daemon answered with an error of `kind`.
+pub fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::BadRequest => EXIT_USAGE,
+        ErrorKind::NotFound => EXIT_NOT_FOUND,
+        ErrorKind::Refused | ErrorKind::SeqTaken => EXIT_REFUSED,
+        ErrorKind::Internal => EXIT_FAILURE,
+    }
+}
 
 impl CmdError {
     pub fn msg(message: impl std::fmt::Display) -> Self {
         Self {
             code: EXIT_FAILURE,
+            error: anyhow::anyhow!("{message}"),
+        }
+    }
+
+    /// The command line is not usable (exit code 2).
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: EXIT_USAGE,
             error: anyhow::anyhow!("{message}"),
         }
     }
@@ -57,9 +84,15 @@ impl std::fmt::Display for CmdError {
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for CmdError {
+    /// Exits 1, but for the daemon's answers: by their kind ([`exit_code`]).
     fn from(e: E) -> Self {
+        let code = match (&e as &dyn std::any::Any).downcast_ref::<ClientError>() {
+            Some(ClientError::Daemon { kind, .. }) => exit_code(*kind),
+            Some(ClientError::NotRunning(_)) => EXIT_NO_DAEMON,
+            _ => EXIT_FAILURE,
+        };
         Self {
-            code: EXIT_FAILURE,
+            code,
             error: e.into(),
         }
     }
@@ -78,11 +111,11 @@ impl Output {
     }
 
     /// Prints the human view, or the JSON document with `--json`.
-    pub fn emit(&self, human: impl std::fmt::Display, json: serde_json::Value) {
+    pub fn emit(&self, human: impl std::fmt::Display, json: impl serde::Serialize) {
         if self.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json).expect("JSON values serialize")
+                serde_json::to_string_pretty(&json).expect("views serialize")
             );
         } else {
             print!("{human}");
@@ -137,5 +170,28 @@ mod tests {
             error: anyhow::Error::new(std::io::Error::other("disk full")).context("writing x"),
         };
         assert_eq!(wrapped.to_string(), "writing x: disk full");
+    }
+
+    #[test]
+    fn the_daemons_answers_exit_by_their_kind() {
+        let kinds = [
+            (ErrorKind::BadRequest, EXIT_USAGE),
+            (ErrorKind::NotFound, EXIT_NOT_FOUND),
+            (ErrorKind::Refused, EXIT_REFUSED),
+            (ErrorKind::SeqTaken, EXIT_REFUSED),
+            (ErrorKind::Internal, EXIT_FAILURE),
+        ];
+        for (kind, code) in kinds {
+            let e = CmdError::from(ClientError::Daemon {
+                kind,
+                message: "m".into(),
+            });
+            assert_eq!(e.exit_code(), code, "{kind:?}");
+            assert_eq!(e.to_string(), "m");
+        }
+        let gone = CmdError::from(ClientError::NotRunning("/n/cod.sock".into()));
+        assert_eq!(gone.exit_code(), EXIT_NO_DAEMON);
+        let other = CmdError::from(std::io::Error::other("x"));
+        assert_eq!(other.exit_code(), EXIT_FAILURE);
     }
 }

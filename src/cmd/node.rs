@@ -6,6 +6,7 @@ use crate::cli::{PassphraseArgs, PeersCommand};
 use crate::control::Request;
 use crate::keyfile::PASSPHRASE_ENV;
 use crate::keys::SecretKey;
+use crate::node::peers::{Banned, PeersView, Unbanned};
 use crate::nodedir::NodeDir;
 use crate::views::Status;
 use serde_json::json;
@@ -286,40 +287,29 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
     let mut d = daemon(&dir)?;
     match action {
         Some(PeersCommand::Ban { address, duration }) => {
-            let v = d.call(&Request::Ban {
+            let v: Banned = d.call_as(&Request::Ban {
                 address,
                 seconds: duration.map(|d| d.as_secs().max(1)),
             })?;
-            let until = v["until"]
-                .as_u64()
-                .map_or("until unbanned".to_string(), |t| {
-                    format!("until {}", fmt_unix(t))
-                });
-            out.emit(
-                format!("banned {} {until}\n", v["banned"].as_str().unwrap_or("?")),
-                v,
-            );
+            let until = v.until.map_or("until unbanned".to_string(), |t| {
+                format!("until {}", fmt_unix(t))
+            });
+            out.emit(format!("banned {} {until}\n", v.banned), &v);
             return Ok(());
         }
         Some(PeersCommand::Unban { address }) => {
-            let v = d.call(&Request::Unban { address })?;
-            out.emit(
-                format!(
-                    "{} {}\n",
-                    if v["was_banned"] == true {
-                        "unbanned"
-                    } else {
-                        "was not banned:"
-                    },
-                    v["unbanned"].as_str().unwrap_or("?")
-                ),
-                v,
-            );
+            let v: Unbanned = d.call_as(&Request::Unban { address })?;
+            let what = if v.was_banned {
+                "unbanned"
+            } else {
+                "was not banned:"
+            };
+            out.emit(format!("{what} {}\n", v.unbanned), &v);
             return Ok(());
         }
         None => {}
     }
-    let v: crate::node::peers::PeersView = d.call_as(&Request::Peers)?;
+    let v: PeersView = d.call_as(&Request::Peers)?;
     let mut h = format!(
         "{:<22} {:<10} {:<9} {:<6} {:>8} {:>9}  {}\n",
         "ADDRESS", "NODE", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"

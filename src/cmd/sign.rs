@@ -5,57 +5,51 @@ use super::backend::daemon;
 use super::{CmdError, CmdResult, Output};
 use crate::cli::{IssueArgs, SignCommand, SignersCommand};
 use crate::control::Request;
+use crate::control::client::Client;
+use crate::node::requests::{RequestList, RequestView, SignersView, State};
 use crate::nodedir::NodeDir;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn usage(msg: impl std::fmt::Display) -> CmdError {
-    CmdError {
-        code: 2,
-        error: anyhow::anyhow!("{msg}"),
-    }
-}
-
-fn line(r: &Value) -> String {
-    let expires = r["expires"]
-        .as_u64()
-        .unwrap_or(0)
-        .saturating_sub(crate::clock::now());
+fn line(r: &RequestView) -> String {
+    let expires = r.expires.saturating_sub(crate::clock::now());
     format!(
         "{}  {:<10} {:<9} {}/{} signed  {:>6}  {}\n",
-        super::prefix(r["id"].as_str().unwrap_or("?"), 12),
-        r["kind"].as_str().unwrap_or("?"),
-        r["state"]["state"].as_str().unwrap_or("?"),
-        r["signed"],
-        r["quorum"],
+        super::prefix(&r.id.to_string(), 12),
+        r.kind,
+        r.state.name(),
+        r.signed,
+        r.quorum,
         if expires == 0 {
             "expired".to_string()
         } else {
             humantime::format_duration(std::time::Duration::from_secs(expires)).to_string()
         },
-        r["summary"].as_str().unwrap_or(""),
+        r.summary,
     )
 }
 
-fn detail(r: &Value) -> String {
+fn detail(r: &RequestView) -> String {
     let mut h = line(r);
-    h.push_str(&format!(
-        "id        {}\nproposer  {}\n",
-        r["id"].as_str().unwrap_or("?"),
-        r["proposer"].as_str().unwrap_or("?")
-    ));
-    if let Some(reason) = r["state"]["reason"].as_str() {
+    h.push_str(&format!("id        {}\nproposer  {}\n", r.id, r.proposer));
+    if let State::Rejected(reason) | State::Superseded(reason) = &r.state {
         h.push_str(&format!("reason    {reason}\n"));
     }
-    for j in r["rejections"].as_array().cloned().unwrap_or_default() {
+    for j in &r.rejections {
         h.push_str(&format!(
             "rejected by {}: {}\n",
-            super::prefix(j["node_id"].as_str().unwrap_or("?"), 16),
-            j["reason"].as_str().unwrap_or("")
+            super::prefix(&j.node_id, 16),
+            j.reason
         ));
     }
     h
+}
+
+/// Sends a request that answers with a signature request, and shows it after `what`.
+fn proposed(out: &Output, d: &mut Client, what: &str, req: Request) -> CmdResult {
+    let r: RequestView = d.call_as(&req)?;
+    out.emit(format!("{what}:\n{}", detail(&r)), &r);
+    Ok(())
 }
 
 pub fn issue(out: &Output, node: Option<&Path>, a: IssueArgs) -> CmdResult {
@@ -65,13 +59,13 @@ pub fn issue(out: &Output, node: Option<&Path>, a: IssueArgs) -> CmdResult {
     for b in &a.backing {
         let (item, qty) = b
             .split_once('=')
-            .ok_or_else(|| usage(format!("{b:?} is not [CLASS:]ITEM=QTY")))?;
+            .ok_or_else(|| CmdError::usage(format!("{b:?} is not [CLASS:]ITEM=QTY")))?;
         let (class, item) = match item.split_once(':') {
             Some((c, i)) => (Some(c), i),
             None => (None, item),
         };
         let def = com.backing.get(item).ok_or_else(|| {
-            usage(format!(
+            CmdError::usage(format!(
                 "com.ini has no backing item {item:?} (it has: {})",
                 com.backing.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
@@ -82,24 +76,27 @@ pub fn issue(out: &Output, node: Option<&Path>, a: IssueArgs) -> CmdResult {
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
             if c != actual {
-                return Err(usage(format!("{item} is {actual} backing, not {c}")));
+                return Err(CmdError::usage(format!(
+                    "{item} is {actual} backing, not {c}"
+                )));
             }
         }
         let qty: u64 = qty
             .parse()
-            .map_err(|_| usage(format!("{qty:?} is not a whole quantity")))?;
+            .map_err(|_| CmdError::usage(format!("{qty:?} is not a whole quantity")))?;
         attest.insert(item.to_string(), qty);
     }
-    let v = daemon(&dir)?.call(&Request::Issue { attest })?;
-    out.emit(format!("proposed:\n{}", detail(&v)), v);
-    Ok(())
+    proposed(
+        out,
+        &mut daemon(&dir)?,
+        "proposed",
+        Request::Issue { attest },
+    )
 }
 
 pub fn distribute(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    let v = daemon(&dir)?.call(&Request::Distribute)?;
-    out.emit(format!("proposed:\n{}", detail(&v)), v);
-    Ok(())
+    proposed(out, &mut daemon(&dir)?, "proposed", Request::Distribute)
 }
 
 pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> CmdResult {
@@ -107,39 +104,38 @@ pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> 
     let mut d = daemon(&dir)?;
     match c {
         None => {
-            let v = d.call(&Request::Signers)?;
+            let v: SignersView = d.call_as(&Request::Signers)?;
             let mut h = format!(
                 "quorum {} of {} signers{}\n",
-                v["quorum"],
-                v["keys"].as_array().map_or(0, Vec::len),
-                if v["changed"] == true {
+                v.quorum,
+                v.keys.len(),
+                if v.changed {
                     " (changed on the ledger since com.ini)"
                 } else {
                     " (com.ini's)"
                 }
             );
-            for k in v["keys"].as_array().cloned().unwrap_or_default() {
-                let k = k.as_str().unwrap_or_default();
-                let me = if k == v["fingerprint"].as_str().unwrap_or_default() {
+            for k in &v.keys {
+                let me = if *k == v.fingerprint {
                     "  (this node)"
                 } else {
                     ""
                 };
                 h.push_str(&format!("  {k}{me}\n"));
             }
-            out.emit(h, v);
+            out.emit(h, &v);
         }
         Some(SignersCommand::Change {
             add,
             remove,
             quorum,
         }) => {
-            let v = d.call(&Request::SignersChange {
+            let req = Request::SignersChange {
                 add,
                 remove,
                 quorum,
-            })?;
-            out.emit(format!("proposed:\n{}", detail(&v)), v);
+            };
+            proposed(out, &mut d, "proposed", req)?;
         }
     }
     Ok(())
@@ -150,32 +146,25 @@ pub fn sign(out: &Output, node: Option<&Path>, c: SignCommand) -> CmdResult {
     let mut d = daemon(&dir)?;
     match c {
         SignCommand::List => {
-            let v = d.call(&Request::SignList)?;
-            let list = v["requests"].as_array().cloned().unwrap_or_default();
-            let mut h = String::new();
-            for r in &list {
-                h.push_str(&line(r));
-            }
-            if list.is_empty() {
+            let v: RequestList = d.call_as(&Request::SignList)?;
+            let mut h: String = v.requests.iter().map(line).collect();
+            if v.requests.is_empty() {
                 h.push_str("no signature requests\n");
             }
-            out.emit(h, v);
+            out.emit(h, &v);
         }
         SignCommand::Show { id } => {
-            let v = d.call(&Request::SignShow { id })?;
-            out.emit(detail(&v), v);
+            let r: RequestView = d.call_as(&Request::SignShow { id })?;
+            out.emit(detail(&r), &r);
         }
         SignCommand::Approve { id } => {
-            let v = d.call(&Request::SignApprove { id })?;
-            out.emit(format!("signed:\n{}", detail(&v)), v);
+            proposed(out, &mut d, "signed", Request::SignApprove { id })?
         }
         SignCommand::Reject { id, reason } => {
-            let v = d.call(&Request::SignReject { id, reason })?;
-            out.emit(format!("rejected:\n{}", detail(&v)), v);
+            proposed(out, &mut d, "rejected", Request::SignReject { id, reason })?
         }
         SignCommand::Repropose { id } => {
-            let v = d.call(&Request::SignRepropose { id })?;
-            out.emit(format!("proposed again:\n{}", detail(&v)), v);
+            proposed(out, &mut d, "proposed again", Request::SignRepropose { id })?
         }
     }
     Ok(())

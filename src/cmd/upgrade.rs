@@ -7,9 +7,11 @@ use crate::cli::{DeploymentAction, DeploymentsArgs, ImportArgs, UpgradeCommand};
 use crate::control::Request;
 use crate::fsutil;
 use crate::ids::CodId;
+use crate::node::requests::RequestView;
+use crate::node::{Offer, Offers};
 use crate::nodedir::{DEPLOYMENT_FILE, NodeDir};
 use crate::package::Package;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -39,24 +41,23 @@ pub fn upgrade(out: &Output, node: Option<&Path>, c: UpgradeCommand) -> CmdResul
     let dir = NodeDir::find(node)?;
     match c {
         UpgradeCommand::Check => {
-            let v = daemon(&dir)?.call(&Request::Upgrades)?;
-            let offers = v["offers"].as_array().cloned().unwrap_or_default();
+            let v: Offers = daemon(&dir)?.call_as(&Request::Upgrades)?;
             let mut h = String::new();
-            for o in &offers {
+            for o in &v.offers {
                 h.push_str(&format!(
                     "cod {} ({}) — {} — on {} peer(s)\n",
-                    o["cod_version"].as_str().unwrap_or("?"),
-                    o["cod_id"].as_str().unwrap_or("?"),
-                    o["package"].as_str().unwrap_or("?"),
-                    o["peers"].as_array().map_or(0, |p| p.len())
+                    o.cod_version,
+                    o.cod_id,
+                    o.package,
+                    o.peers.len()
                 ));
             }
-            if offers.is_empty() {
+            if v.offers.is_empty() {
                 h.push_str("no newer version seen on peers\n");
             } else {
                 h.push_str("download with: cod upgrade download\n");
             }
-            out.emit(h, v);
+            out.emit(h, &v);
             Ok(())
         }
         UpgradeCommand::Download { cod_id, yes } => download(out, &dir, cod_id, yes),
@@ -66,7 +67,7 @@ pub fn upgrade(out: &Output, node: Option<&Path>, c: UpgradeCommand) -> CmdResul
             passphrase,
         } => deploy_beside(out, &dir, package, node_ini, passphrase),
         UpgradeCommand::Handover { to, version, rules } => {
-            let v = daemon(&dir)?.call(&Request::Handover {
+            let v: RequestView = daemon(&dir)?.call_as(&Request::Handover {
                 to: to.to_string(),
                 version,
                 rules,
@@ -74,10 +75,10 @@ pub fn upgrade(out: &Output, node: Option<&Path>, c: UpgradeCommand) -> CmdResul
             out.emit(
                 format!(
                     "proposed {} ({}): once a quorum of signers approves it (cod sign approve), this version keeps no later record\n",
-                    super::prefix(v["id"].as_str().unwrap_or("?"), 12),
-                    v["summary"].as_str().unwrap_or("")
+                    super::prefix(&v.id.to_string(), 12),
+                    v.summary
                 ),
-                v,
+                &v,
             );
             Ok(())
         }
@@ -105,27 +106,21 @@ fn check_same_deployer(dir: &NodeDir, pkg: &Package) -> Result<(), CmdError> {
 }
 
 fn download(out: &Output, dir: &NodeDir, cod_id: Option<CodId>, yes: bool) -> CmdResult {
-    let offers = daemon(dir)?.call(&Request::Upgrades)?;
-    let offers = offers["offers"].as_array().cloned().unwrap_or_default();
-    let newest =
-        |a: &&Value| semver::Version::parse(a["cod_version"].as_str().unwrap_or("0.0.0")).ok();
+    let offers: Offers = daemon(dir)?.call_as(&Request::Upgrades)?;
+    let newest = |a: &&Offer| semver::Version::parse(&a.cod_version).ok();
     let offer = match cod_id {
-        Some(id) => offers
-            .iter()
-            .find(|o| o["cod_id"] == id.to_string().as_str()),
-        None => offers.iter().max_by_key(newest),
+        Some(id) => offers.offers.iter().find(|o| o.cod_id == id.to_string()),
+        None => offers.offers.iter().max_by_key(newest),
     }
     .ok_or_else(|| CmdError::msg("no such newer version seen on peers (see `cod upgrade check`)"))?
     .clone();
-    let id: CodId = offer["cod_id"].as_str().unwrap_or_default().parse()?;
-    let peers: Vec<std::net::SocketAddr> = offer["peers"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|a| a.as_str()?.parse().ok()).collect())
-        .unwrap_or_default();
+    let id: CodId = offer.cod_id.parse()?;
+    let peers: Vec<std::net::SocketAddr> =
+        offer.peers.iter().filter_map(|a| a.parse().ok()).collect();
     confirm(
         &format!(
             "Download cod {} ({}) from {} peer(s)?",
-            offer["cod_version"].as_str().unwrap_or("?"),
+            offer.cod_version,
             id,
             peers.len()
         ),
@@ -427,17 +422,16 @@ pub fn import(out: &Output, node: Option<&Path>, a: ImportArgs) -> CmdResult {
     let new = NodeDir::open(&new.root)?;
 
     // 3. The chain, where the new cod continues the old ledger.
-    let mut imported = json!(null);
-    if same_ledger {
-        let v = Backend::open_writable(&new)?.import(&crate::chain::export(&old_ledger))?;
-        imported = v;
-    }
+    let imported = match same_ledger {
+        true => Some(Backend::open_writable(&new)?.import(&crate::chain::export(&old_ledger))?),
+        false => None,
+    };
     let balance = Backend::open(&new)?.balance(None, new.deployment.node_id)?;
-    let human = if same_ledger {
+    let human = if let Some(imported) = &imported {
         format!(
             "imported {} records ({} new) from {} with {key_note}\nthis node's balance: {}\n",
-            imported["read"],
-            imported["added"],
+            imported.read,
+            imported.added,
             old.root.display(),
             serde_json::json!(balance.assets)
         )

@@ -8,16 +8,8 @@ use crate::config::ComConfig;
 use crate::ids::AccountId;
 use crate::ledger::Output as Payment;
 use crate::nodedir::NodeDir;
-use serde_json::Value;
 use std::io::IsTerminal;
 use std::path::Path;
-
-fn usage(msg: impl std::fmt::Display) -> CmdError {
-    CmdError {
-        code: 2,
-        error: anyhow::anyhow!("{msg}"),
-    }
-}
 
 fn fmt_time(t: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
@@ -45,7 +37,7 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
     let com = dir.com_config()?;
     let cod = dir.deployment.cod_id;
     if a.to.len() != a.amount.len() {
-        return Err(usage(format!(
+        return Err(CmdError::usage(format!(
             "give one --amount for each --to ({} --to, {} --amount)",
             a.to.len(),
             a.amount.len()
@@ -56,7 +48,7 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
             vec![com.assets.keys().next().expect("one asset").clone(); a.to.len()]
         }
         0 => {
-            return Err(usage(format!(
+            return Err(CmdError::usage(format!(
                 "this cod has several assets ({}); name one with --asset",
                 com.assets.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
@@ -64,7 +56,7 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
         1 => vec![a.asset[0].clone(); a.to.len()],
         n if n == a.to.len() => a.asset.clone(),
         n => {
-            return Err(usage(format!(
+            return Err(CmdError::usage(format!(
                 "give one --asset for all outputs or one per --to (got {n} for {} outputs)",
                 a.to.len()
             )));
@@ -75,10 +67,10 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
         let def = com
             .assets
             .get(asset)
-            .ok_or_else(|| usage(format!("unknown asset {asset:?}")))?;
-        let units = def.parse(amount).map_err(usage)?;
+            .ok_or_else(|| CmdError::usage(format!("unknown asset {asset:?}")))?;
+        let units = def.parse(amount).map_err(CmdError::usage)?;
         if units == 0 {
-            return Err(usage("amounts must be more than zero"));
+            return Err(CmdError::usage("amounts must be more than zero"));
         }
         outputs.push(Payment {
             account: to.resolve(&cod),
@@ -126,14 +118,14 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
         format!(
             "paid {}\nrecord {}{}\n",
             summary.join(", "),
-            result["record"].as_str().unwrap_or("?"),
-            if result["recovered"] == true {
+            result.record,
+            if result.recovered {
                 " (found on the chain after the daemon's answer was lost)"
             } else {
                 ""
             }
         ),
-        result,
+        &result,
     );
     Ok(())
 }
@@ -176,55 +168,37 @@ pub fn history(out: &Output, node: Option<&Path>, a: HistoryArgs) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let com = dir.com_config()?;
     let me = dir.deployment.node_id;
-    let v: Value = Backend::open(&dir)?.history(target(&dir, a.account), me, a.limit)?;
-    let mut human = format!("history of {}\n", v["account"].as_str().unwrap_or("?"));
-    let entries = v["entries"].as_array().cloned().unwrap_or_default();
-    for e in &entries {
-        let change: Vec<String> = e["change"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(asset, d)| {
-                        let d = d.as_i64().unwrap_or(0);
-                        format!(
-                            "{}{} {asset}",
-                            if d < 0 { "-" } else { "+" },
-                            fmt_amount(&com, asset, d.unsigned_abs())
-                        )
-                    })
-                    .collect()
+    let v = Backend::open(&dir)?.history(target(&dir, a.account), me, a.limit)?;
+    let mut human = format!("history of {}\n", v.account);
+    for e in &v.entries {
+        let change: Vec<String> = e
+            .change
+            .iter()
+            .map(|(asset, d)| {
+                format!(
+                    "{}{} {asset}",
+                    if *d < 0 { "-" } else { "+" },
+                    fmt_amount(&com, asset, d.unsigned_abs())
+                )
             })
-            .unwrap_or_default();
-        let with: Vec<String> = e["with"]
-            .as_array()
-            .map(|w| {
-                w.iter()
-                    .filter_map(|x| x.as_str())
-                    .map(|x| label(x, &me))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .collect();
+        let with: Vec<String> = e.with.iter().map(|x| label(x, &me)).collect();
         human.push_str(&format!(
             "{}  {:<10} {:<24} {}  {}{}\n",
-            fmt_time(e["time"].as_u64().unwrap_or(0)),
-            e["kind"].as_str().unwrap_or("?"),
+            fmt_time(e.time),
+            e.kind,
             change.join(", "),
             with.join(", "),
-            e["record"]
-                .as_str()
-                .unwrap_or("?")
-                .chars()
-                .take(8)
-                .collect::<String>(),
-            e["memo"]
-                .as_str()
+            super::prefix(&e.record.to_string(), 8),
+            e.memo
+                .as_deref()
                 .map(|m| format!("  \"{m}\""))
                 .unwrap_or_default()
         ));
     }
-    if entries.is_empty() {
+    if v.entries.is_empty() {
         human.push_str("(nothing yet)\n");
     }
-    out.emit(human, v);
+    out.emit(human, &v);
     Ok(())
 }

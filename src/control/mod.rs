@@ -10,7 +10,7 @@ pub mod client;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; the daemon refuses clients of another.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Longest request line the daemon reads (an `import` carries a whole archive).
 pub const MAX_LINE_BYTES: usize = crate::archive::MAX_MIRROR_BYTES as usize + (1 << 20);
 /// The socket's file name inside the node's data directory.
@@ -141,8 +141,10 @@ pub struct TransferOutput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The request was malformed or named something unknown.
+    /// The request was malformed, or its input unusable.
     BadRequest,
+    /// It named something this node does not hold (a signature request, a record).
+    NotFound,
     /// The ledger refused the transfer (exit code 4).
     Refused,
     /// A transfer asked for as a given record of its account, whose next record has another
@@ -178,23 +180,9 @@ pub enum Event {
         missing: Vec<String>,
     },
     /// A record was applied.
-    Record {
-        hash: String,
-        kind: String,
-        account: String,
-        seq: u64,
-        time: u64,
-    },
-    /// A signature request appeared or changed.
-    SignRequest {
-        id: String,
-        kind: String,
-        summary: String,
-        signed: usize,
-        quorum: usize,
-        expires: u64,
-        state: String,
-    },
+    Record(crate::views::RecentRecord),
+    /// A signature request appeared or changed (its view, without the record).
+    SignRequest(Box<crate::node::requests::RequestView>),
     /// A newer version of this cod (same deployer) was seen on a node.
     Upgrade {
         cod_id: String,

@@ -765,7 +765,17 @@ async fn sign_request(
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match result {
         Ok(state) => Ok(Json(serde_json::json!({"id": id, "state": state}))),
-        Err(reason) => Err(ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason)),
+        Err(e) => Err(sign_error(e)),
+    }
+}
+
+/// A signing step's refusal, answered to a peer.
+fn sign_error(e: super::requests::SignError) -> ApiErr {
+    use super::requests::SignError;
+    match e {
+        SignError::Unknown(_) => not_found(e.to_string()),
+        SignError::Invalid(_) => bad(e.to_string()),
+        _ => ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string()),
     }
 }
 
@@ -781,8 +791,7 @@ async fn sign_rejection(
     let held = read_body(&s, ip, body).await?;
     let msg: crate::api::RejectionMsg = parse_json(&held)?;
     let _permit = heavy_permit(&s).await?;
-    super::signing::receive_rejection(&s, &h, msg)
-        .map_err(|e| ApiErr(StatusCode::UNPROCESSABLE_ENTITY, "refused", e))?;
+    super::signing::receive_rejection(&s, &h, msg).map_err(sign_error)?;
     Ok(Json(serde_json::json!({"noted": true})))
 }
 

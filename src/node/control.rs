@@ -1,6 +1,7 @@
 //! The control socket server: one task per client, same-uid peers only, JSON lines.
 
-use super::{NodeError, Shared};
+use super::requests::SignError;
+use super::{NodeError, Shared, signing};
 use crate::chain::ChainError;
 use crate::chain::{Applied, ImportReport};
 use crate::clock::now_ms;
@@ -9,7 +10,7 @@ use crate::ids::AccountId;
 use crate::ledger::Output;
 use crate::lock::Locked;
 use crate::views;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -77,6 +78,12 @@ async fn read_line(
         return Err(format!("a request line is longer than {max} bytes"));
     }
     Ok(Some(line))
+}
+
+fn ok(data: impl serde::Serialize) -> Response {
+    Response::Ok {
+        data: serde_json::to_value(data).expect("views serialize"),
+    }
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
@@ -292,7 +299,6 @@ async fn blocking(
 }
 
 async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
-    let ok = |data: Value| Response::Ok { data };
     match req {
         Request::Hello { .. } | Request::Subscribe => {
             error(ErrorKind::BadRequest, "unexpected request")
@@ -301,13 +307,13 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             shared.log("info", "stop requested over the control socket");
             ok(json!({"stopping": true}))
         }
-        Request::Status => ok(json!(status(shared))),
+        Request::Status => ok(status(shared)),
         Request::Peers => {
             let view = super::peers::PeersView {
                 peers: shared.peers.locked().all(),
                 addresses: shared.guard.locked().list(now_ms()),
             };
-            ok(json!(view))
+            ok(view)
         }
         Request::Ban { address, seconds } => match parse_ip(&address) {
             Ok(ip) => {
@@ -320,9 +326,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     format!("banned {} (by the operator)", super::guard::address(ip)),
                 );
                 match super::write_bans(shared) {
-                    Ok(()) => ok(
-                        json!({"banned": super::guard::address(ip), "until": (until != u64::MAX).then_some(until / 1000)}),
-                    ),
+                    Ok(()) => ok(super::peers::Banned {
+                        banned: super::guard::address(ip),
+                        until: (until != u64::MAX).then_some(until / 1000),
+                    }),
                     Err(e) => error(
                         ErrorKind::Internal,
                         format!("banned, but not saved for restarts: {e}"),
@@ -341,7 +348,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     );
                 }
                 match super::write_bans(shared) {
-                    Ok(()) => ok(json!({"unbanned": super::guard::address(ip), "was_banned": was})),
+                    Ok(()) => ok(super::peers::Unbanned {
+                        unbanned: super::guard::address(ip),
+                        was_banned: was,
+                    }),
                     Err(e) => error(
                         ErrorKind::Internal,
                         format!("unbanned, but not saved for restarts: {e}"),
@@ -353,7 +363,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.
         Request::Balance { account: a } => match account(shared, a) {
-            Ok(a) => blocking(shared, move |s| ok(json!(views::balance(&s.view(), &a)))).await,
+            Ok(a) => blocking(shared, move |s| ok(views::balance(&s.view(), &a))).await,
             Err(e) => e,
         },
         Request::History { account: a, limit } => match account(shared, a) {
@@ -409,28 +419,14 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             resp
         }
         Request::Issue { attest } => {
-            let s = shared.clone();
-            spawn_result(
-                move || super::signing::propose_issue(&s, attest),
-                ErrorKind::Refused,
-            )
-            .await
+            signing_step(shared, move |s| signing::propose_issue(s, attest)).await
         }
-        Request::Distribute => {
-            let s = shared.clone();
-            spawn_result(
-                move || super::signing::propose_special(&s),
-                ErrorKind::Refused,
-            )
-            .await
-        }
-        Request::Signers => ok(super::signing::signers_json(shared)),
+        Request::Distribute => signing_step(shared, signing::propose_special).await,
+        Request::Signers => ok(signing::signers(shared)),
         Request::Handover { to, version, rules } => {
-            let s = shared.clone();
-            spawn_result(
-                move || super::signing::propose_handover(&s, &to, version, rules),
-                ErrorKind::Refused,
-            )
+            signing_step(shared, move |s| {
+                signing::propose_handover(s, &to, version, rules)
+            })
             .await
         }
         Request::SignersChange {
@@ -438,62 +434,30 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             remove,
             quorum,
         } => {
-            let s = shared.clone();
-            spawn_result(
-                move || super::signing::propose_signer_change(&s, &add, &remove, quorum),
-                ErrorKind::Refused,
-            )
+            signing_step(shared, move |s| {
+                signing::propose_signer_change(s, &add, &remove, quorum)
+            })
             .await
         }
-        Request::SignList => {
-            let requests = shared.requests.locked();
-            let mut list: Vec<Value> = requests.values().map(|r| r.to_json(shared)).collect();
-            list.sort_by_key(|r| std::cmp::Reverse(r["created"].as_u64()));
-            ok(json!({"requests": list}))
+        Request::SignList => ok(signing::list(shared)),
+        Request::SignShow { id } => {
+            answer(signing::find(shared, &id).and_then(|h| signing::view(shared, &h)))
         }
-        Request::SignShow { id } => match find_request(shared, &id) {
-            Ok(h) => match super::signing::request_json(shared, &h) {
-                Ok(v) => ok(v),
-                Err(e) => error(ErrorKind::BadRequest, e),
-            },
-            Err(e) => e,
+        Request::SignApprove { id } => match signing::find(shared, &id) {
+            Ok(h) => signing_step(shared, move |s| signing::approve(s, &h)).await,
+            Err(e) => answer::<()>(Err(e)),
         },
-        Request::SignApprove { id } => match find_request(shared, &id) {
-            Ok(h) => {
-                let s = shared.clone();
-                spawn_result(move || super::signing::approve(&s, &h), ErrorKind::Refused).await
-            }
-            Err(e) => e,
+        Request::SignRepropose { id } => match signing::find(shared, &id) {
+            Ok(h) => signing_step(shared, move |s| signing::repropose(s, &h)).await,
+            Err(e) => answer::<()>(Err(e)),
         },
-        Request::SignRepropose { id } => match find_request(shared, &id) {
-            Ok(h) => {
-                let s = shared.clone();
-                spawn_result(
-                    move || super::signing::repropose(&s, &h),
-                    ErrorKind::Refused,
-                )
-                .await
-            }
-            Err(e) => e,
+        Request::SignReject { id, reason } => match signing::find(shared, &id) {
+            Ok(h) => signing_step(shared, move |s| signing::reject(s, &h, reason)).await,
+            Err(e) => answer::<()>(Err(e)),
         },
-        Request::SignReject { id, reason } => match find_request(shared, &id) {
-            Ok(h) if reason.trim().is_empty() => {
-                let _ = h;
-                error(ErrorKind::BadRequest, "a rejection needs a reason")
-            }
-            Ok(h) => {
-                let s = shared.clone();
-                spawn_result(
-                    move || super::signing::reject(&s, &h, reason),
-                    ErrorKind::BadRequest,
-                )
-                .await
-            }
-            Err(e) => e,
-        },
-        Request::Upgrades => {
-            ok(json!({"offers": shared.offers.locked().values().cloned().collect::<Vec<_>>()}))
-        }
+        Request::Upgrades => ok(super::Offers {
+            offers: shared.offers.locked().values().cloned().collect(),
+        }),
         Request::Recent { limit } => {
             blocking(shared, move |s| {
                 ok(views::recent(&s.view(), limit.min(1000)))
@@ -522,9 +486,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     }
                 };
                 match export_file(s, file) {
-                    Ok((records, bytes)) => Response::Ok {
-                        data: json!({"records": records, "bytes": bytes}),
-                    },
+                    Ok((records, bytes)) => ok(views::Exported { records, bytes }),
                     Err(e) => error(
                         ErrorKind::Internal,
                         format!("cannot export to {}: {e}", path.display()),
@@ -537,9 +499,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             blocking(shared, |s| {
                 match crate::chain::export_to(&s.params.cod, s.view().store().as_ref(), Vec::new())
                 {
-                    Ok((bytes, _)) => Response::Ok {
-                        data: json!({"archive": String::from_utf8_lossy(&bytes)}),
-                    },
+                    Ok((bytes, _)) => ok(views::Archive {
+                        archive: String::from_utf8_lossy(&bytes).into_owned(),
+                    }),
                     Err(e) => error(ErrorKind::Internal, e.to_string()),
                 }
             })
@@ -577,12 +539,7 @@ async fn import(
         .spawn_blocking(move || match run(&s) {
             Ok(report) => {
                 let total = s.view().state().applied_count();
-                (
-                    Response::Ok {
-                        data: report.to_json(total),
-                    },
-                    report.applied,
-                )
+                (ok(report.summary(total)), report.applied)
             }
             Err((e, applied)) => (error(refused, e), applied),
         })
@@ -597,50 +554,29 @@ async fn import(
     resp
 }
 
-/// Runs a signing step on a blocking thread (it may sign and touch the store) inside the
-/// runtime, so it can also spawn its network sends.
-async fn spawn_result(
-    f: impl FnOnce() -> Result<Value, String> + Send + 'static,
-    kind: ErrorKind,
-) -> Response {
-    let handle = tokio::runtime::Handle::current();
-    match tokio::task::spawn_blocking(move || {
-        let _guard = handle.enter();
-        f()
-    })
-    .await
-    {
-        Ok(Ok(data)) => Response::Ok { data },
-        Ok(Err(message)) => error(kind, message),
-        Err(e) => error(ErrorKind::Internal, e.to_string()),
+/// A signing step's outcome as an answer: its error's kind says how the client exits.
+fn answer<T: serde::Serialize>(result: Result<T, SignError>) -> Response {
+    match result {
+        Ok(data) => ok(data),
+        Err(e) => error(e.kind(), e.to_string()),
     }
 }
 
-/// A request by its id or a unique prefix of it (at least 6 hex digits).
-fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Response> {
-    let id = id.to_lowercase();
-    if id.len() < 6 {
-        return Err(error(
-            ErrorKind::BadRequest,
-            "give at least 6 digits of the request id",
-        ));
-    }
-    let requests = shared.requests.locked();
-    let hits: Vec<_> = requests
-        .keys()
-        .filter(|k| k.to_string().starts_with(&id))
-        .copied()
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(error(
-            ErrorKind::BadRequest,
-            format!("no signature request {id} here (see `cod sign list`)"),
-        )),
-        _ => Err(error(
-            ErrorKind::BadRequest,
-            format!("{id} matches several requests; give more digits"),
-        )),
+/// Runs a signing step on a blocking thread (it may sign and touch the store) inside the
+/// runtime, so it can also spawn its network sends.
+async fn signing_step<T: serde::Serialize + Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Arc<Shared>) -> Result<T, SignError> + Send + 'static,
+) -> Response {
+    let (s, handle) = (shared.clone(), tokio::runtime::Handle::current());
+    match tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        f(&s)
+    })
+    .await
+    {
+        Ok(result) => answer(result),
+        Err(e) => error(ErrorKind::Internal, e.to_string()),
     }
 }
 
@@ -648,15 +584,7 @@ fn find_request(shared: &Shared, id: &str) -> Result<crate::ids::RecordHash, Res
 pub fn status(shared: &Shared) -> views::Status {
     let peers = shared.peers.locked().all();
     // Waiting for this member: open, not yet signed here, and this node can sign it.
-    let signature_requests = shared
-        .requests
-        .locked()
-        .values()
-        .filter(|r| {
-            r.state == super::signing::State::Pending
-                && super::signing::can_sign(shared, &r.body, &r.signers)
-        })
-        .count();
+    let signature_requests = signing::waiting(shared);
     let l = shared.view();
     let newest = shared
         .offers

@@ -14,6 +14,7 @@ pub mod guard;
 mod http;
 mod mirror;
 pub mod peers;
+pub mod requests;
 pub mod signing;
 pub mod supervisor;
 mod sync;
@@ -92,7 +93,7 @@ pub struct Shared {
     /// Newer versions of this cod seen on nodes of the same deployer, by cod id.
     pub offers: Mutex<std::collections::BTreeMap<String, Offer>>,
     /// Signature requests for issuance and distribution, by record hash.
-    pub requests: Mutex<std::collections::BTreeMap<RecordHash, signing::SignRequest>>,
+    pub requests: Mutex<requests::RequestBook>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
     pub guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
@@ -253,13 +254,7 @@ impl Shared {
             let l = self.view();
             for h in hashes {
                 if let Some(r) = l.record(h) {
-                    self.emit(Event::Record {
-                        hash: h.to_string(),
-                        kind: r.kind().to_string(),
-                        account: r.account().to_string(),
-                        seq: r.seq(),
-                        time: r.body().time,
-                    });
+                    self.emit(Event::Record(crate::views::RecentRecord::of(&r)));
                 }
             }
             self.emit(sync_event(&l));
@@ -280,6 +275,26 @@ impl Shared {
             self.mirror_now.notify_one();
         } else {
             self.announce_applied(applied.announced(), true);
+        }
+    }
+}
+
+/// Runs `round` at once and then again `period` after each round ends (rounds never
+/// overlap), until the node stops; a stop also ends a round midway. The node's periodic
+/// tasks — sync, peer checks, peer exchange, signature requests — all tick this way.
+pub(crate) async fn every<F, Fut>(shared: &Shared, period: std::time::Duration, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = round() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shared.shutdown.cancelled() => return,
         }
     }
 }
@@ -354,8 +369,14 @@ pub fn sync_event(l: &crate::ledger::Ledger) -> Event {
     }
 }
 
+/// `cod upgrade check`: the newer versions of this cod seen on peers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Offers {
+    pub offers: Vec<Offer>,
+}
+
 /// A newer version of this cod, and the nodes that run (and seed) it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Offer {
     pub cod_id: String,
     pub cod_version: String,
@@ -745,7 +766,7 @@ impl NodeBuilder {
             clock,
             tasks: tokio_util::task::TaskTracker::new(),
             api: ApiClient::new(),
-            requests: Mutex::new(std::collections::BTreeMap::new()),
+            requests: Mutex::default(),
             guard: Mutex::new(guard),
             heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),
             library: Arc::new(library),

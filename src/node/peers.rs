@@ -55,6 +55,20 @@ pub struct PeersView {
     pub addresses: Vec<super::guard::AddressState>,
 }
 
+/// `cod peers ban`: the address banned, and until when (Unix seconds; none: until unbanned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Banned {
+    pub banned: std::net::IpAddr,
+    pub until: Option<u64>,
+}
+
+/// `cod peers unban`: the address, and whether it was banned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unbanned {
+    pub unbanned: std::net::IpAddr,
+    pub was_banned: bool,
+}
+
 /// Contacts that fail this many times in a row make a peer down (and no longer used).
 pub const DOWN_AFTER_FAILURES: u32 = 3;
 

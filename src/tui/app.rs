@@ -2,6 +2,7 @@
 //! loop (`super::run`) feeds it messages and carries out the effects it returns.
 
 use crate::control::{Event, Request};
+use crate::node::requests::{RequestList, RequestView};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -76,8 +77,8 @@ pub enum Msg {
     Snapshot {
         status: Box<crate::views::Status>,
         peers: crate::node::peers::PeersView,
-        requests: Value,
-        recent: Value,
+        requests: RequestList,
+        recent: crate::views::Recent,
     },
     Disconnected(String),
     Event(Event),
@@ -124,15 +125,15 @@ pub struct App {
     /// Addresses the node limits or bans (`cod peers`).
     pub addresses: Vec<crate::node::guard::AddressState>,
     pub peers: Vec<crate::node::peers::Peer>,
-    pub requests: Vec<Value>,
-    pub recent: VecDeque<Value>,
+    pub requests: Vec<RequestView>,
+    pub recent: VecDeque<crate::views::RecentRecord>,
     pub log: VecDeque<LogLine>,
     pub filter: String,
     pub peer_sort: usize,
     pub selected: [usize; 5],
     /// (applied, at) samples for the sync rate: see [`App::note_applied`].
     pub rate_samples: VecDeque<(u64, u64)>,
-    pub verify: Option<Result<Value, String>>,
+    pub verify: Option<Result<crate::chain::VerifyReport, String>>,
     /// The last notice (a reply, an error) shown in the footer.
     pub notice: Option<String>,
 }
@@ -250,10 +251,7 @@ impl App {
     }
 
     fn selected_request_id(&self) -> Option<String> {
-        self.requests
-            .get(self.selected())
-            .and_then(|r| r["id"].as_str())
-            .map(String::from)
+        self.requests.get(self.selected()).map(|r| r.id.to_string())
     }
 
     /// Changes the state for one message; returns what the run loop must do.
@@ -271,13 +269,8 @@ impl App {
                 self.status = Some(*status);
                 self.peers = peers.peers;
                 self.addresses = peers.addresses;
-                self.requests = requests["requests"].as_array().cloned().unwrap_or_default();
-                self.recent = recent["records"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
+                self.requests = requests.requests;
+                self.recent = recent.records.into();
                 let applied = self.applied();
                 self.note_applied(applied);
             }
@@ -298,7 +291,9 @@ impl App {
                     Err(e) => format!("{what}: {e}"),
                 });
                 if what == "verify" {
-                    self.verify = Some(result);
+                    self.verify = Some(result.and_then(|v| {
+                        serde_json::from_value(v).map_err(|e| format!("unreadable report: {e}"))
+                    }));
                 }
             }
             Msg::Key(k) => return self.on_key(k),
@@ -333,44 +328,33 @@ impl App {
                 }
                 self.note_applied(applied as u64);
             }
-            Event::Record {
-                hash,
-                kind,
-                account,
-                seq,
-                time,
-            } => {
-                self.recent.push_front(serde_json::json!({"hash": hash, "kind": kind, "account": account, "seq": seq, "time": time}));
+            Event::Record(r) => {
+                self.recent.push_front(r);
                 while self.recent.len() > MAX_RECENT {
                     self.recent.pop_back();
                 }
             }
-            Event::SignRequest {
-                id,
-                kind,
-                summary,
-                signed,
-                quorum,
-                expires,
-                state,
-            } => {
-                let row = serde_json::json!({"id": id, "kind": kind, "summary": summary, "signed": signed, "quorum": quorum, "expires": expires, "state": {"state": state}});
-                match self.requests.iter_mut().find(|r| r["id"] == id.as_str()) {
-                    Some(r) => {
-                        for k in ["summary", "signed", "quorum", "expires", "state"] {
-                            r[k] = row[k].clone();
+            Event::SignRequest(r) => {
+                match self.requests.iter_mut().find(|x| x.id == r.id) {
+                    // The event leaves out the record; the rest is new.
+                    Some(held) => {
+                        *held = RequestView {
+                            record: held.record.take(),
+                            ..*r
                         }
                     }
                     None => {
-                        self.requests.insert(0, row);
                         self.push_log(
                             self.now,
                             "info",
                             format!(
-                                "signature request {} ({kind}): {summary}",
-                                crate::views::prefix(&id, 12)
+                                "signature request {} ({}): {}",
+                                crate::views::prefix(&r.id.to_string(), 12),
+                                r.kind,
+                                r.summary
                             ),
                         );
+                        self.requests.insert(0, *r);
                     }
                 }
             }
@@ -465,11 +449,11 @@ impl App {
         let Some(r) = self.requests.get(self.selected()) else {
             return;
         };
-        let id = r["id"].as_str().unwrap_or_default().to_string();
+        let id = r.id.to_string();
         let question = format!(
             "Sign {} ({})? y/n",
             crate::views::prefix(&id, 12),
-            r["summary"].as_str().unwrap_or("")
+            r.summary
         );
         self.modal = Some(Modal::Confirm {
             question,

@@ -22,8 +22,8 @@ fn snapshot(c: &mut Client) -> Result<Msg, ClientError> {
     Ok(Msg::Snapshot {
         status: Box::new(c.status()?),
         peers: c.call_as(&Request::Peers)?,
-        requests: c.call(&Request::SignList)?,
-        recent: c.call(&Request::Recent {
+        requests: c.call_as(&Request::SignList)?,
+        recent: c.call_as(&Request::Recent {
             limit: app::MAX_RECENT,
         })?,
     })

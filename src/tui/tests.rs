@@ -4,6 +4,8 @@
 use super::app::{App, Effect, Modal, Msg, Tab};
 use super::view;
 use crate::control::{Event, Request};
+use crate::node::requests::{RequestList, RequestView, State};
+use crate::views::RecentRecord;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -90,13 +92,33 @@ fn recorded() -> App {
             {"addr": "10.0.0.9:7410", "node_id": null, "found_via": "static", "confirmed": false, "software_version": "", "com_version": "", "cod_version": "", "last_seen": 0, "latency_ms": 0, "failures": 2, "retry_at": 0, "applied": null}
         ], "addresses": []}))
         .unwrap(),
-        requests: json!({"requests": [
-            {"id": "72f05ae1bd2d62aa260e326a031eebbbf2a680018f9620a61e89b63cb982b473", "kind": "issue", "state": {"state": "pending"}, "signed": 1, "quorum": 2, "expires": NOW + 3000, "summary": "issue 35.00 codcoin backed by bread=10", "proposer": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "rejections": []}
-        ]}),
-        recent: json!({"records": [
-            {"hash": "7e7c694ae2e6350c18b7d528485951a86d5fad216ce82b3a455e9e5786e90e2c", "kind": "transfer", "account": ME, "seq": 3, "time": NOW - 30},
-            {"hash": "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59", "kind": "distribute", "account": "214aee582795b053eeeda3a3ef523ab9b7bc6e2f12d5d79c242bf326e60dbc37", "seq": 4, "time": NOW - 600}
-        ]}),
+        requests: RequestList {
+            requests: vec![request(
+                "72f05ae1bd2d62aa260e326a031eebbbf2a680018f9620a61e89b63cb982b473",
+                "issue",
+                "issue 35.00 codcoin backed by bread=10",
+                1,
+                State::Pending,
+            )],
+        },
+        recent: crate::views::Recent {
+            records: vec![
+                recent(
+                    "7e7c694ae2e6350c18b7d528485951a86d5fad216ce82b3a455e9e5786e90e2c",
+                    "transfer",
+                    ME,
+                    3,
+                    NOW - 30,
+                ),
+                recent(
+                    "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59",
+                    "distribute",
+                    "214aee582795b053eeeda3a3ef523ab9b7bc6e2f12d5d79c242bf326e60dbc37",
+                    4,
+                    NOW - 600,
+                ),
+            ],
+        },
     });
     for e in [
         Event::Log {
@@ -109,17 +131,46 @@ fn recorded() -> App {
             message: "peer 10.0.0.9:7410 is down: connection refused".into(),
             time: NOW - 50,
         },
-        Event::Record {
-            hash: "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into(),
-            kind: "transfer".into(),
-            account: "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660".into(),
-            seq: 7,
-            time: NOW - 5,
-        },
+        Event::Record(recent(
+            "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00",
+            "transfer",
+            "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660",
+            7,
+            NOW - 5,
+        )),
     ] {
         app.update(Msg::Event(e));
     }
     app
+}
+
+/// A signature request as the daemon shows it.
+fn request(id: &str, kind: &str, summary: &str, signed: usize, state: State) -> RequestView {
+    RequestView {
+        id: id.parse().unwrap(),
+        kind: kind.into(),
+        period: 0,
+        summary: summary.into(),
+        proposer: "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660".into(),
+        created: NOW - 600,
+        expires: NOW + 3000,
+        signed,
+        quorum: 2,
+        signer: true,
+        state,
+        rejections: Vec::new(),
+        record: Some(json!({})),
+    }
+}
+
+fn recent(hash: &str, kind: &str, account: &str, seq: u64, time: u64) -> RecentRecord {
+    RecentRecord {
+        hash: hash.parse().unwrap(),
+        kind: kind.into(),
+        account: account.parse().unwrap(),
+        seq,
+        time,
+    }
 }
 
 fn render(app: &App, w: u16, h: u16) -> String {
@@ -213,27 +264,18 @@ fn approving_and_rejecting_are_confirmed_before_they_are_sent() {
 #[test]
 fn events_update_the_view_and_keys_navigate() {
     let mut app = recorded();
-    app.update(Msg::Event(Event::SignRequest {
-        id: "aa".repeat(32),
-        kind: "distribute".into(),
-        summary: "distribution for period 47".into(),
-        signed: 0,
-        quorum: 2,
-        expires: NOW + 60,
-        state: "pending".into(),
-    }));
+    let id = "aa".repeat(32);
+    let summary = "distribution for period 47";
+    let mut event = request(&id, "distribute", summary, 0, State::Pending);
+    event.record = None;
+    app.update(Msg::Event(Event::SignRequest(Box::new(event.clone()))));
     assert_eq!(app.requests.len(), 2);
-    app.update(Msg::Event(Event::SignRequest {
-        id: "aa".repeat(32),
-        kind: "distribute".into(),
-        summary: "distribution for period 47".into(),
-        signed: 2,
-        quorum: 2,
-        expires: NOW + 60,
-        state: "final".into(),
-    }));
+    event.signed = 2;
+    event.state = State::Final;
+    app.update(Msg::Event(Event::SignRequest(Box::new(event))));
     assert_eq!(app.requests.len(), 2, "an update, not a new row");
-    assert_eq!(app.requests[0]["state"]["state"], "final");
+    assert_eq!(app.requests[0].state, State::Final);
+    assert_eq!(app.requests[0].signed, 2);
     app.update(Msg::Event(Event::Sync {
         held: 20,
         applied: 20,
@@ -286,8 +328,8 @@ fn an_idle_node_does_not_grow_the_rate_samples() {
         app.update(Msg::Snapshot {
             status: status.clone(),
             peers: Default::default(),
-            requests: json!({"requests": []}),
-            recent: json!({"records": []}),
+            requests: Default::default(),
+            recent: Default::default(),
         });
     }
     assert!(app.rate_samples.len() <= super::app::MAX_RATE_SAMPLES);
@@ -307,8 +349,8 @@ fn the_peers_tab_shows_banned_addresses() {
     app.update(Msg::Snapshot {
         status,
         peers,
-        requests: json!({"requests": []}),
-        recent: json!({"records": []}),
+        requests: Default::default(),
+        recent: Default::default(),
     });
     app.update(key('2'));
     let screen = render(&app, 80, 24);
@@ -328,19 +370,22 @@ fn the_peers_tab_shows_banned_addresses() {
 fn only_requests_this_member_can_sign_wait_for_them() {
     let mut app = recorded();
     let status = Box::new(app.status.clone().unwrap());
-    let request = |id: &str, state: &str, signer: bool| {
-        json!({"id": id, "kind": "issue", "state": {"state": state}, "signed": 1, "quorum": 2,
-               "expires": NOW + 3000, "summary": "s", "proposer": ME, "rejections": [], "signer": signer})
+    let request = |id: &str, state: State, signer: bool| RequestView {
+        signer,
+        ..request(id, "issue", "s", 1, state)
     };
+    let superseded = State::Superseded("the chain moved on".into());
     app.update(Msg::Snapshot {
         status,
         peers: Default::default(),
-        requests: json!({"requests": [
-            request(&"a".repeat(64), "pending", true),
-            request(&"b".repeat(64), "pending", false),
-            request(&"c".repeat(64), "superseded", true),
-        ]}),
-        recent: json!({"records": []}),
+        requests: RequestList {
+            requests: vec![
+                request(&"a".repeat(64), State::Pending, true),
+                request(&"b".repeat(64), State::Pending, false),
+                request(&"c".repeat(64), superseded, true),
+            ],
+        },
+        recent: Default::default(),
     });
     app.update(key('4'));
     let screen = render(&app, 100, 24);

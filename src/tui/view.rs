@@ -2,12 +2,12 @@
 //! up; below 60×12 it says the terminal is too small.
 
 use super::app::{App, Connection, Modal, PEER_COLUMNS, Tab};
+use crate::node::requests::{RequestView, State};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Cell, Clear, Gauge, Paragraph, Row, Table, TableState, Tabs, Wrap};
-use serde_json::Value;
 
 fn color(app: &App, c: Color) -> Style {
     if app.no_color {
@@ -419,13 +419,11 @@ fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
     });
     let verify = match &app.verify {
         None => "not run (press v)".to_string(),
-        Some(Ok(v)) if v["problems"].as_array().is_some_and(|p| p.is_empty()) => {
-            format!("OK: {} records", v["records"])
-        }
+        Some(Ok(v)) if v.ok() => format!("OK: {} records", v.records),
         Some(Ok(v)) => format!(
             "{} problem(s): {}",
-            v["problems"].as_array().map_or(0, |p| p.len()),
-            v["problems"][0].as_str().unwrap_or("")
+            v.problems.len(),
+            v.problems.first().map_or("", String::as_str)
         ),
         Some(Err(e)) => format!("failed: {e}"),
     };
@@ -456,11 +454,11 @@ fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
         .iter()
         .map(|r| {
             Row::new(vec![
-                fmt_time(r["time"].as_u64().unwrap_or(0)),
-                r["kind"].as_str().unwrap_or("?").to_string(),
-                short(r["account"].as_str().unwrap_or(""), 8),
-                r["seq"].to_string(),
-                short(r["hash"].as_str().unwrap_or(""), 16),
+                fmt_time(r.time),
+                r.kind.clone(),
+                short(&r.account.to_string(), 8),
+                r.seq.to_string(),
+                short(&r.hash.to_string(), 16),
             ])
         })
         .collect();
@@ -481,20 +479,19 @@ fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
     f.render_stateful_widget(table, recent, &mut state);
 }
 
-fn request_cells(app: &App, r: &Value) -> Vec<String> {
-    let expires = r["expires"].as_u64().unwrap_or(0);
-    let left = expires.saturating_sub(app.now);
+fn request_cells(app: &App, r: &RequestView) -> Vec<String> {
+    let left = r.expires.saturating_sub(app.now);
     vec![
-        short(r["id"].as_str().unwrap_or(""), 10),
-        r["kind"].as_str().unwrap_or("?").to_string(),
-        r["state"]["state"].as_str().unwrap_or("?").to_string(),
-        format!("{}/{}", r["signed"], r["quorum"]),
+        short(&r.id.to_string(), 10),
+        r.kind.clone(),
+        r.state.name().to_string(),
+        format!("{}/{}", r.signed, r.quorum),
         if left == 0 {
             "expired".into()
         } else {
             humantime::format_duration(std::time::Duration::from_secs(left)).to_string()
         },
-        r["summary"].as_str().unwrap_or("").to_string(),
+        r.summary.clone(),
     ]
 }
 
@@ -507,7 +504,7 @@ fn draw_signatures(f: &mut Frame, app: &App, area: Rect) {
     let waiting = app
         .requests
         .iter()
-        .filter(|r| r["state"]["state"] == "pending" && r["signer"] != false)
+        .filter(|r| r.state == State::Pending && r.signer)
         .count();
     let table = Table::new(
         rows,
@@ -592,66 +589,57 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             10,
         ),
         Modal::PeerDetail => {
-            let p = app
-                .sorted_peers()
-                .get(app.selected())
-                .map_or(Value::Null, |p| serde_json::json!(p));
-            let lines = [
-                "addr",
-                "node_id",
-                "found_via",
-                "confirmed",
-                "software_version",
-                "com_version",
-                "cod_version",
-                "latency_ms",
-                "last_seen",
-                "failures",
-                "applied",
-            ]
-            .iter()
-            .map(|k| {
-                Line::raw(format!(
-                    "{k:<17} {}",
-                    match &p[*k] {
-                        Value::String(s) => s.clone(),
-                        v => v.to_string(),
-                    }
-                ))
-            })
-            .collect::<Vec<_>>();
+            let peers = app.sorted_peers();
+            let fields: Vec<(&str, String)> = match peers.get(app.selected()) {
+                None => Vec::new(),
+                Some(p) => {
+                    let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+                    vec![
+                        ("addr", p.addr.clone()),
+                        ("node_id", or_null(p.node_id.map(|n| n.to_string()))),
+                        ("found_via", p.found_via.to_string()),
+                        ("confirmed", p.confirmed.to_string()),
+                        ("software_version", p.software_version.clone()),
+                        ("com_version", p.com_version.clone()),
+                        ("cod_version", p.cod_version.clone()),
+                        ("latency_ms", p.latency_ms.to_string()),
+                        ("last_seen", p.last_seen.to_string()),
+                        ("failures", p.failures.to_string()),
+                        ("applied", or_null(p.applied.map(|a| a.to_string()))),
+                    ]
+                }
+            };
+            let lines = fields
+                .into_iter()
+                .map(|(k, v)| Line::raw(format!("{k:<17} {v}")))
+                .collect::<Vec<_>>();
             (" peer ", Text::from(lines), 90, 13)
         }
         Modal::SignDetail => {
-            let r = app
-                .requests
-                .get(app.selected())
-                .cloned()
-                .unwrap_or(Value::Null);
-            let mut lines = vec![
-                Line::raw(format!("id        {}", r["id"].as_str().unwrap_or(""))),
-                Line::raw(format!(
-                    "kind      {}   state {}   signed {}/{}",
-                    r["kind"].as_str().unwrap_or(""),
-                    r["state"]["state"].as_str().unwrap_or(""),
-                    r["signed"],
-                    r["quorum"]
-                )),
-                Line::raw(format!("summary   {}", r["summary"].as_str().unwrap_or(""))),
-                Line::raw(format!(
-                    "proposer  {}",
-                    short(r["proposer"].as_str().unwrap_or("-"), 16)
-                )),
-            ];
-            if let Some(reason) = r["state"]["reason"].as_str() {
-                lines.push(Line::raw(format!("reason    {reason}")));
-            }
-            for j in r["rejections"].as_array().cloned().unwrap_or_default() {
-                lines.push(Line::raw(format!(
-                    "rejected by {}: {}",
-                    short(j["node_id"].as_str().unwrap_or(""), 12),
-                    j["reason"].as_str().unwrap_or("")
-                )));
+            let mut lines = Vec::new();
+            if let Some(r) = app.requests.get(app.selected()) {
+                lines.extend([
+                    Line::raw(format!("id        {}", r.id)),
+                    Line::raw(format!(
+                        "kind      {}   state {}   signed {}/{}",
+                        r.kind,
+                        r.state.name(),
+                        r.signed,
+                        r.quorum
+                    )),
+                    Line::raw(format!("summary   {}", r.summary)),
+                    Line::raw(format!("proposer  {}", short(&r.proposer, 16))),
+                ]);
+                if let State::Rejected(reason) | State::Superseded(reason) = &r.state {
+                    lines.push(Line::raw(format!("reason    {reason}")));
+                }
+                for j in &r.rejections {
+                    lines.push(Line::raw(format!(
+                        "rejected by {}: {}",
+                        short(&j.node_id, 12),
+                        j.reason
+                    )));
+                }
             }
             lines.push(Line::raw(""));
             lines.push(Line::styled("a approve   r reject   Esc close", bold()));

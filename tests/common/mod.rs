@@ -53,11 +53,27 @@ impl Run {
     /// Asserts failure with exit code 1 and `needle` in the error message; returns stderr.
     #[track_caller]
     pub fn fails_with(self, needle: &str) -> String {
+        self.fails_code(1, needle)
+    }
+    /// Asserts a refusal by the ledger's or the signers' rules (exit code 4).
+    #[track_caller]
+    pub fn refused_with(self, needle: &str) -> String {
+        self.fails_code(4, needle)
+    }
+    /// Asserts bad usage (exit code 2).
+    #[track_caller]
+    pub fn usage_with(self, needle: &str) -> String {
+        self.fails_code(2, needle)
+    }
+    /// Asserts failure with exit code `code` and `needle` in the error message; returns
+    /// stderr.
+    #[track_caller]
+    pub fn fails_code(self, code: i32, needle: &str) -> String {
         let err = self.stderr();
         assert_eq!(
             self.code(),
-            Some(1),
-            "`cod {}` should fail with code 1\nstdout:\n{}\nstderr:\n{err}",
+            Some(code),
+            "`cod {}` should fail with code {code}\nstdout:\n{}\nstderr:\n{err}",
             self.args,
             self.stdout()
         );

@@ -1,0 +1,806 @@
+//! The book of signature requests (MISSION.md "Issuance", "Distribution"; DESIGN.md §5):
+//! every request this node holds — the record, the signatures gathered, its state, the
+//! signers' rejections — and the rules that move a request from state to state. Pure: the
+//! driver (`signing.rs`) passes in the time, the chain and the parameters, and carries out
+//! what comes back (events, sends, the record that now has a quorum).
+
+use crate::config::com::Fallback;
+use crate::ids::{AccountId, Fingerprint, RecordHash};
+use crate::keys::PublicKey;
+use crate::ledger::{
+    Body, Content, Distribute, Ledger, Params, Record, RecordError, Sig, SignerSet, rules,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most requests held at once (old, settled ones go first).
+pub const MAX_REQUESTS: usize = 256;
+/// A proposal dated further than this from the node's clock is refused.
+pub const MAX_CLOCK_SKEW: u64 = 600;
+/// Longest rejection reason accepted, in bytes.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// Most rejections kept per request (only signers' are noted, so this is only a backstop).
+pub const MAX_REJECTIONS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "reason")]
+pub enum State {
+    /// Matches this node's chain; waits for the member's decision (signers only).
+    Pending,
+    /// This node signed it.
+    Approved,
+    /// The member rejected it.
+    Rejected(String),
+    /// A quorum signed it; it is in the chain.
+    Final,
+    /// Its session ran out before a quorum signed it (`cod sign repropose` opens a new one).
+    Expired,
+    /// The chain moved on: another record took its place, so nobody can sign it any more
+    /// (`cod sign repropose` makes it again from the chain as it is now).
+    Superseded(String),
+}
+
+impl State {
+    /// Still gathering signatures.
+    pub fn is_open(&self) -> bool {
+        matches!(self, State::Pending | State::Approved)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Rejected(_) => "rejected",
+            State::Final => "final",
+            State::Expired => "expired",
+            State::Superseded(_) => "superseded",
+        }
+    }
+}
+
+/// Why a signing step did not happen. Each kind answers the control protocol with one
+/// [`crate::control::ErrorKind`], so one table gives its exit code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// No request with that id is held here.
+    #[error("no signature request {0} here (see `cod sign list`)")]
+    Unknown(String),
+    /// A proposal this node does not hold, and why.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// This node's key cannot sign it.
+    #[error("{0}")]
+    NotSigner(String),
+    /// The request no longer gathers signatures (what to do instead, where there is a way).
+    #[error("{0}")]
+    Closed(String),
+    /// The operator's input is not usable (a reason too long, a key that does not parse).
+    #[error("{0}")]
+    Invalid(String),
+    /// Every slot of the book holds an open request.
+    #[error("too many open signature requests ({MAX_REQUESTS})")]
+    Full,
+}
+
+impl SignError {
+    pub fn kind(&self) -> crate::control::ErrorKind {
+        use crate::control::ErrorKind;
+        match self {
+            Self::Unknown(_) => ErrorKind::NotFound,
+            Self::Invalid(_) => ErrorKind::BadRequest,
+            Self::Refused(_) | Self::NotSigner(_) | Self::Closed(_) | Self::Full => {
+                ErrorKind::Refused
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub node_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    pub id: RecordHash,
+    pub body: Body,
+    pub sigs: Vec<Sig>,
+    pub proposer: String,
+    pub created: u64,
+    pub expires: u64,
+    pub state: State,
+    pub rejections: Vec<Rejection>,
+    /// The signer set in force for the record (the network chain's when the request came):
+    /// if the chain moves on, the request is superseded, so this stays its set.
+    pub signers: SignerSet,
+}
+
+/// `cod sign show`, one entry of `cod sign list`: a request as the daemon shows it, read
+/// back typed by the CLI and the TUI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: RecordHash,
+    pub kind: String,
+    /// The period an issuance or distribution is for (0 for a signer set).
+    pub period: u64,
+    pub summary: String,
+    pub proposer: String,
+    pub created: u64,
+    pub expires: u64,
+    /// Valid signers' signatures gathered.
+    pub signed: usize,
+    pub quorum: usize,
+    /// This node's key can sign it.
+    pub signer: bool,
+    pub state: State,
+    pub rejections: Vec<Rejection>,
+    /// The record with the signatures gathered (the chain archive's JSON form); not in
+    /// events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
+}
+
+/// `cod sign list`: newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestList {
+    pub requests: Vec<RequestView>,
+}
+
+/// `cod signers`: the set in force, and whether it is still com.ini's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignersView {
+    pub keys: Vec<Fingerprint>,
+    pub quorum: u64,
+    /// The ledger changed it from com.ini's.
+    pub changed: bool,
+    /// This node's key is in it.
+    pub signer: bool,
+    /// This node's key.
+    pub fingerprint: Fingerprint,
+}
+
+impl SignersView {
+    pub fn new(set: &SignerSet, params: &Params, me: &PublicKey) -> Self {
+        let com = &params.com.signers;
+        let mine = me.fingerprint();
+        Self {
+            keys: set.keys.clone(),
+            quorum: set.quorum,
+            changed: set.keys.iter().ne(com.keys.iter()) || set.quorum != com.quorum as u64,
+            signer: set.contains(&mine),
+            fingerprint: mine,
+        }
+    }
+}
+
+/// What a node signs to reject a request: the request, the rejecting node and the reason, so
+/// a signed rejection counts once, for that node and that request only.
+pub fn rejection_message(id: &RecordHash, node: &AccountId, reason: &str) -> Vec<u8> {
+    let mut m = b"cod/reject/v2\0".to_vec();
+    m.extend_from_slice(id.as_bytes());
+    m.extend_from_slice(node.as_bytes());
+    m.extend_from_slice(reason.as_bytes());
+    m
+}
+
+/// May `key` sign `body` with `set` in force: one of its keys, or the deployer's when
+/// com.ini's fallback duty allows it for this record?
+pub fn can_sign(params: &Params, key: &PublicKey, body: &Body, set: &SignerSet) -> bool {
+    set.contains(&key.fingerprint())
+        || (*key == params.deployer
+            && rules::fallback_allowed(&Record::new(body.clone(), Vec::new()), params))
+}
+
+impl SignRequest {
+    /// Valid signatures counted toward the quorum.
+    pub fn signed_by(&self, params: &Params) -> usize {
+        let r = Record::new(self.body.clone(), Vec::new());
+        self.sigs
+            .iter()
+            .filter(|s| rules::check_signer_sig(&r, s, params, &self.signers).is_ok())
+            .count()
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.signers.quorum as usize
+    }
+
+    /// The record with the signatures gathered so far.
+    pub fn record(&self) -> Record {
+        Record::new(self.body.clone(), self.sigs.clone())
+    }
+
+    /// One line saying what the record does, in com.ini's units.
+    pub fn summary(&self, params: &Params) -> String {
+        summary(&self.body, params)
+    }
+
+    pub fn view(&self, params: &Params, me: &PublicKey) -> RequestView {
+        RequestView {
+            id: self.id,
+            kind: self.body.content.kind().to_string(),
+            period: match &self.body.content {
+                Content::Issue(i) => i.period,
+                Content::Distribute(d) => d.period,
+                _ => 0,
+            },
+            summary: self.summary(params),
+            proposer: self.proposer.clone(),
+            created: self.created,
+            expires: self.expires,
+            signed: self.signed_by(params),
+            quorum: self.quorum(),
+            signer: can_sign(params, me, &self.body, &self.signers),
+            state: self.state.clone(),
+            rejections: self.rejections.clone(),
+            record: Some(self.record().to_json()),
+        }
+    }
+
+    /// The event that tells subscribers (the TUI) the request appeared or changed: its view
+    /// without the record.
+    pub fn event(&self, params: &Params, me: &PublicKey) -> crate::control::Event {
+        let view = RequestView {
+            record: None,
+            ..self.view(params, me)
+        };
+        crate::control::Event::SignRequest(Box::new(view))
+    }
+}
+
+fn summary(body: &Body, params: &Params) -> String {
+    let com = &params.com;
+    let fmt = |asset: &str, v: u64| com.assets.get(asset).map_or(v.to_string(), |a| a.format(v));
+    match &body.content {
+        Content::Issue(i) => {
+            let attest: Vec<String> = i.attest.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let amounts: Vec<String> = i
+                .amounts
+                .iter()
+                .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
+                .collect();
+            format!(
+                "issue {} backed by {}",
+                amounts.join(", "),
+                attest.join(", ")
+            )
+        }
+        Content::Distribute(d) => {
+            let mut total = BTreeMap::<&str, u64>::new();
+            for o in &d.payouts {
+                let t = total.entry(&o.asset).or_default();
+                *t = t.saturating_add(o.amount);
+            }
+            let t: Vec<String> = total
+                .iter()
+                .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
+                .collect();
+            format!(
+                "{}{}distribution for period {}: {} to {} accounts, checkpoint of {} accounts",
+                d.handover.as_ref().map_or(String::new(), |h| format!(
+                    "HANDOVER to cod {} (version {}, ledger rules {}): ",
+                    h.to,
+                    h.version.escape_debug(),
+                    h.rules
+                )),
+                if d.special { "special " } else { "" },
+                d.period,
+                if t.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    t.join(", ")
+                },
+                d.payouts
+                    .iter()
+                    .map(|o| o.account)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len(),
+                d.heads.len()
+            )
+        }
+        Content::Signers(set) => format!(
+            "signer set of {} keys, quorum {}: {}",
+            set.keys.len(),
+            set.quorum,
+            set.keys
+                .iter()
+                .map(|k| k.short())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Content::Transfer(_) => "transfer".into(),
+    }
+}
+
+/// Checks a proposal's form and the signatures it carries against `set`, the signer set in
+/// force at its seq: returns them, each signer's once. A proposal from a peer must carry at
+/// least one (only signers start requests on other nodes, so nobody else can fill the book).
+pub fn check_proposal(
+    record: &Record,
+    params: &Params,
+    set: &SignerSet,
+    from_peer: bool,
+) -> Result<Vec<Sig>, SignError> {
+    rules::check_form(record, params).map_err(|e| SignError::Refused(e.to_string()))?;
+    if record.kind() == crate::ledger::Kind::Transfer {
+        return Err(SignError::Refused(
+            "transfers are not signed by a quorum".into(),
+        ));
+    }
+    if from_peer && record.sigs().is_empty() {
+        return Err(SignError::Refused(
+            "a proposal must carry at least one signer's signature".into(),
+        ));
+    }
+    let mut sigs: Vec<Sig> = Vec::new();
+    for s in record.sigs() {
+        rules::check_signer_sig(record, s, params, set)
+            .map_err(|e| SignError::Refused(e.to_string()))?;
+        if sigs.iter().any(|x| x.key == s.key) {
+            return Err(SignError::Refused(
+                "the same signer's signature appears twice".into(),
+            ));
+        }
+        sigs.push(s.clone());
+    }
+    Ok(sigs)
+}
+
+/// Whether a new request dated `time` may still be opened at `now`: its session (com.ini
+/// `request_ttl`, from the record's own time) has not run out, and an issuance from a peer
+/// is dated near this node's clock.
+pub fn check_timely(
+    record: &Record,
+    params: &Params,
+    now: u64,
+    from_peer: bool,
+) -> Result<(), SignError> {
+    let time = record.body().time;
+    if expiry(time, now, params) <= now {
+        return Err(SignError::Refused(format!(
+            "request {} has expired",
+            record.hash().short()
+        )));
+    }
+    if from_peer
+        && time.abs_diff(now) > MAX_CLOCK_SKEW
+        && matches!(record.kind(), crate::ledger::Kind::Issue)
+    {
+        return Err(SignError::Refused(format!(
+            "dated {time}, more than {MAX_CLOCK_SKEW} s from this node's clock"
+        )));
+    }
+    Ok(())
+}
+
+/// When a request for a record dated `time`, first seen at `now`, expires: from the record's
+/// own time, so every node expires it at the same moment.
+pub fn expiry(time: u64, now: u64, params: &Params) -> u64 {
+    time.min(now).saturating_add(params.com.signers.request_ttl)
+}
+
+/// This node's own recomputation of a proposal from its chain `l` at `now`: `Ok` if it
+/// gives exactly this body, else the reason it differs.
+pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(), String> {
+    // A proposal is only for now: a distribution closes a period that has ended, and no
+    // record is dated in this node's future.
+    if body.time > now.saturating_add(MAX_CLOCK_SKEW) {
+        return Err(format!(
+            "dated {}, after this node's clock ({now})",
+            body.time
+        ));
+    }
+    if let Content::Distribute(d) = &body.content {
+        let com = &params.com;
+        let current = com.period_of(now);
+        if !d.special && (now < com.period_bounds(0).1 || d.period >= current) {
+            return Err(format!(
+                "period {} has not ended by this node's clock (current period {current})",
+                d.period
+            ));
+        }
+        if d.special && d.period != current {
+            return Err(format!(
+                "a special distribution for period {}, but this is period {current}",
+                d.period
+            ));
+        }
+    }
+    let mine = match &body.content {
+        Content::Issue(i) => l.propose_issue(i.attest.clone(), body.time),
+        Content::Distribute(Distribute {
+            handover: Some(h), ..
+        }) => l.propose_handover(h.clone(), body.time),
+        Content::Distribute(d) => l.propose_distribution(d.period, d.special, body.time),
+        Content::Signers(set) => l.propose_signers(set.clone(), body.time),
+        Content::Transfer(_) => return Err("transfers are not signed by a quorum".into()),
+    }
+    .map_err(|e| explain(&e))?;
+    if mine == *body {
+        return Ok(());
+    }
+    Err(difference(&mine, body))
+}
+
+/// How the record this node computes (`mine`) differs from the proposal (`theirs`).
+fn difference(mine: &Body, theirs: &Body) -> String {
+    match (&mine.content, &theirs.content) {
+        (Content::Distribute(a), Content::Distribute(b)) if a.heads != b.heads => {
+            let diff: Vec<String> = a
+                .heads
+                .iter()
+                .filter(|(acct, h)| b.heads.get(*acct) != Some(h))
+                .map(|(acct, h)| {
+                    format!(
+                        "{} at seq {} here, {} there",
+                        acct.short(),
+                        h.seq,
+                        b.heads
+                            .get(acct)
+                            .map_or("absent".to_string(), |x| format!("seq {}", x.seq))
+                    )
+                })
+                .chain(
+                    b.heads
+                        .keys()
+                        .filter(|acct| !a.heads.contains_key(*acct))
+                        .map(|acct| format!("{} absent here", acct.short())),
+                )
+                .take(5)
+                .collect();
+            format!(
+                "the checkpoint differs from this node's chain: {}",
+                diff.join("; ")
+            )
+        }
+        (Content::Distribute(_), _) => "the payouts differ from this node's computation".into(),
+        (Content::Issue(a), Content::Issue(b)) if a.amounts != b.amounts => {
+            format!(
+                "this node computes amounts {:?}, not {:?}: circulation may not exceed the attested backing",
+                a.amounts, b.amounts
+            )
+        }
+        _ => "the record differs from this node's computation (time, seq or predecessor)".into(),
+    }
+}
+
+/// A ledger's refusal to propose, worded for the member.
+pub fn explain(e: &RecordError) -> String {
+    match e {
+        RecordError::NothingToIssue | RecordError::IssueAmounts { .. } => {
+            format!("{e}: circulation may not exceed the attested backing")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Why an open request can no longer be signed, if so: the chain moved on — the network's
+/// record at its seq is another, or its period was distributed.
+pub fn superseded(l: &Ledger, body: &Body) -> Option<String> {
+    if let Some(other) = l.superseded_by(body) {
+        return Some(format!(
+            "record {} took its place at seq {} of the network's chain",
+            other.short(),
+            body.seq
+        ));
+    }
+    match &body.content {
+        Content::Distribute(d)
+            if !d.special && l.state().last_period.is_some_and(|p| p >= d.period) =>
+        {
+            Some(format!("period {} was distributed already", d.period))
+        }
+        _ => None,
+    }
+}
+
+/// What to do about the distribution for a period that has ended, given the requests held
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// None yet: propose the one the chain gives.
+    First,
+    /// Every earlier one expired or was superseded: propose again, dated now, so that a
+    /// distribution never stalls for a session that ran out.
+    Again,
+    /// One is open, final, or this member rejected one: nothing to do.
+    Busy,
+}
+
+/// The deployer's fallback duty (com.ini `fallback = deployer`): the earliest time it may
+/// propose the distribution of `period`, if `key` has that duty and is not a signer itself.
+pub fn fallback_not_before(
+    params: &Params,
+    key: &PublicKey,
+    set: &SignerSet,
+    period: u64,
+) -> Option<u64> {
+    let com = &params.com;
+    match com.signers.fallback {
+        Fallback::Deployer { after }
+            if *key == params.deployer && !set.contains(&key.fingerprint()) =>
+        {
+            Some(com.period_bounds(period).1.saturating_add(after))
+        }
+        _ => None,
+    }
+}
+
+/// Every request this node holds, by record hash.
+#[derive(Debug, Default)]
+pub struct RequestBook {
+    requests: BTreeMap<RecordHash, SignRequest>,
+}
+
+impl RequestBook {
+    pub fn get(&self, id: &RecordHash) -> Option<&SignRequest> {
+        self.requests.get(id)
+    }
+
+    pub fn contains(&self, id: &RecordHash) -> bool {
+        self.requests.contains_key(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SignRequest> {
+        self.requests.values()
+    }
+
+    /// A request by its id or a unique prefix of it (at least 6 hex digits).
+    pub fn find(&self, prefix: &str) -> Result<RecordHash, SignError> {
+        let prefix = prefix.trim().to_lowercase();
+        if prefix.len() < 6 {
+            return Err(SignError::Invalid(
+                "give at least 6 digits of the request id".into(),
+            ));
+        }
+        let mut hits = self
+            .requests
+            .keys()
+            .filter(|k| k.to_string().starts_with(&prefix));
+        match (hits.next(), hits.next()) {
+            (Some(one), None) => Ok(*one),
+            (None, _) => Err(SignError::Unknown(prefix)),
+            (Some(_), Some(_)) => Err(SignError::Invalid(format!(
+                "{prefix} matches several requests; give more digits"
+            ))),
+        }
+    }
+
+    fn get_mut(&mut self, id: &RecordHash) -> Result<&mut SignRequest, SignError> {
+        self.requests
+            .get_mut(id)
+            .ok_or_else(|| SignError::Unknown(id.to_string()))
+    }
+
+    /// Adds the signatures a held request lacks. `None` if it is not held; else whether it
+    /// gained any.
+    pub fn merge(&mut self, id: &RecordHash, sigs: Vec<Sig>) -> Option<bool> {
+        let req = self.requests.get_mut(id)?;
+        let mut grew = false;
+        for s in sigs {
+            if !req.sigs.iter().any(|x| x.key == s.key) {
+                req.sigs.push(s);
+                grew = true;
+            }
+        }
+        Some(grew)
+    }
+
+    /// Holds a new request; when the book is full, a settled request makes room first, else
+    /// the oldest open one.
+    pub fn insert(&mut self, req: SignRequest) -> Result<(), SignError> {
+        if self.requests.contains_key(&req.id) {
+            return Ok(());
+        }
+        if self.requests.len() >= MAX_REQUESTS {
+            let evict = self
+                .requests
+                .values()
+                .min_by_key(|r| (r.state.is_open(), r.created))
+                .map(|r| r.id)
+                .ok_or(SignError::Full)?;
+            self.requests.remove(&evict);
+        }
+        self.requests.insert(req.id, req);
+        Ok(())
+    }
+
+    /// Open requests whose session ended by `now` become expired; returns them.
+    pub fn expire(&mut self, now: u64) -> Vec<RecordHash> {
+        self.requests
+            .values_mut()
+            .filter(|r| r.expires <= now && r.state.is_open())
+            .map(|r| {
+                r.state = State::Expired;
+                r.id
+            })
+            .collect()
+    }
+
+    /// Open requests the chain `l` has moved past become superseded; returns them and why.
+    pub fn supersede(&mut self, l: &Ledger) -> Vec<(RecordHash, String)> {
+        self.requests
+            .values_mut()
+            .filter(|r| r.state.is_open())
+            .filter_map(|r| {
+                let why = superseded(l, &r.body)?;
+                r.state = State::Superseded(why.clone());
+                Some((r.id, why))
+            })
+            .collect()
+    }
+
+    /// The body of a request this node's member may sign now (it is still open, and `key`
+    /// can sign it); an open request whose session ended by `now` is marked expired.
+    pub fn to_approve(
+        &mut self,
+        id: &RecordHash,
+        now: u64,
+        params: &Params,
+        key: &PublicKey,
+    ) -> Result<Body, SignError> {
+        let req = self.get_mut(id)?;
+        if req.expires <= now && req.state.is_open() {
+            req.state = State::Expired;
+        }
+        match &req.state {
+            State::Pending | State::Approved => {}
+            State::Superseded(why) => {
+                return Err(SignError::Closed(format!(
+                    "the request is superseded ({why}); make it again with `cod sign repropose {}`",
+                    id.short()
+                )));
+            }
+            State::Expired => {
+                return Err(SignError::Closed(format!(
+                    "the request is expired; open it again with `cod sign repropose {}`",
+                    id.short()
+                )));
+            }
+            other => {
+                return Err(SignError::Closed(format!(
+                    "the request is {}",
+                    other.name()
+                )));
+            }
+        }
+        if !can_sign(params, key, &req.body, &req.signers) {
+            return Err(SignError::NotSigner(
+                "this node's key is not in the signer set in force".into(),
+            ));
+        }
+        Ok(req.body.clone())
+    }
+
+    /// This node signed: its signatures are now `sigs`.
+    pub fn approved(&mut self, id: &RecordHash, sigs: Vec<Sig>) -> Result<(), SignError> {
+        let req = self.get_mut(id)?;
+        req.sigs = sigs;
+        req.state = State::Approved;
+        Ok(())
+    }
+
+    /// This node's member rejects a request, for `reason`; `node` is this node.
+    pub fn reject(
+        &mut self,
+        id: &RecordHash,
+        node: &AccountId,
+        reason: &str,
+    ) -> Result<(), SignError> {
+        check_reason(reason)?;
+        let req = self.get_mut(id)?;
+        if req.state == State::Final {
+            return Err(SignError::Closed("the request is already final".into()));
+        }
+        req.state = State::Rejected(reason.to_string());
+        note_rejection(&mut req.rejections, node, reason);
+        Ok(())
+    }
+
+    /// A signer's rejection from a peer (checked by the driver): noted once per node.
+    /// Returns whether it is new.
+    pub fn rejected_by(
+        &mut self,
+        id: &RecordHash,
+        node: &AccountId,
+        reason: &str,
+    ) -> Result<bool, SignError> {
+        check_reason(reason)?;
+        Ok(note_rejection(
+            &mut self.get_mut(id)?.rejections,
+            node,
+            reason,
+        ))
+    }
+
+    /// The record to make final, if the request has a quorum of valid signatures and its
+    /// session is still running: its signatures in key order.
+    pub fn ready(&self, id: &RecordHash, now: u64, params: &Params) -> Option<Record> {
+        let req = self.requests.get(id)?;
+        if matches!(req.state, State::Final | State::Expired)
+            || req.expires <= now
+            || req.signed_by(params) < req.quorum()
+        {
+            return None;
+        }
+        let mut sigs = req.sigs.clone();
+        sigs.sort_by_key(|s| s.key.as_ref().map(|k| Fingerprint::of(&k.0)));
+        Some(Record::new(req.body.clone(), sigs))
+    }
+
+    /// The request's record is in the chain.
+    pub fn finalized(&mut self, id: &RecordHash) {
+        if let Some(r) = self.requests.get_mut(id) {
+            r.state = State::Final;
+        }
+    }
+
+    /// The requests still gathering signatures, as records to send again.
+    pub fn open_records(&self) -> Vec<Record> {
+        self.requests
+            .values()
+            .filter(|r| r.state.is_open())
+            .map(SignRequest::record)
+            .collect()
+    }
+
+    /// What to do about the (non-special) distribution of `period`.
+    pub fn session(&self, period: u64) -> Session {
+        let mut earlier = self.requests.values().filter(
+            |r| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period),
+        );
+        let mut any = false;
+        for r in earlier.by_ref() {
+            any = true;
+            if r.state.is_open() || matches!(r.state, State::Rejected(_) | State::Final) {
+                return Session::Busy;
+            }
+        }
+        if any { Session::Again } else { Session::First }
+    }
+
+    /// Requests waiting for the member whose key is `key`: pending, and it can sign them.
+    pub fn waiting_for(&self, params: &Params, key: &PublicKey) -> usize {
+        self.requests
+            .values()
+            .filter(|r| r.state == State::Pending && can_sign(params, key, &r.body, &r.signers))
+            .count()
+    }
+
+    /// `cod sign list`: newest first.
+    pub fn list(&self, params: &Params, me: &PublicKey) -> RequestList {
+        let mut requests: Vec<RequestView> =
+            self.requests.values().map(|r| r.view(params, me)).collect();
+        requests.sort_by_key(|r| std::cmp::Reverse(r.created));
+        RequestList { requests }
+    }
+}
+
+fn check_reason(reason: &str) -> Result<(), SignError> {
+    if reason.trim().is_empty() {
+        return Err(SignError::Invalid("a rejection needs a reason".into()));
+    }
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(SignError::Invalid(format!(
+            "a reason may be {MAX_REASON_BYTES} bytes long at most"
+        )));
+    }
+    Ok(())
+}
+
+/// Notes `node`'s rejection once; returns whether it is new.
+fn note_rejection(list: &mut Vec<Rejection>, node: &AccountId, reason: &str) -> bool {
+    let node_id = node.to_string();
+    if list.len() >= MAX_REJECTIONS || list.iter().any(|r| r.node_id == node_id) {
+        return false;
+    }
+    list.push(Rejection {
+        node_id,
+        reason: reason.to_string(),
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,499 @@
+//! The request book's rules, each with the state it leaves and the error it gives.
+
+use super::*;
+use crate::ledger::add_signature;
+use crate::ledger::tests::{DAY, EPOCH, Scenario, key, sign_network};
+
+const HOUR: u64 = 3600;
+
+/// A request for `record` as the driver makes it when it arrives at `now`.
+fn request(record: &Record, l: &Ledger, now: u64) -> SignRequest {
+    SignRequest {
+        id: record.hash(),
+        body: record.body().clone(),
+        sigs: record.sigs().to_vec(),
+        proposer: "test".into(),
+        created: now,
+        expires: expiry(record.body().time, now, l.params()),
+        state: State::Pending,
+        rejections: Vec::new(),
+        signers: l.state().signers_at(record.seq()).clone(),
+    }
+}
+
+/// An issuance for `more` loaves than the standard scenario's ten.
+fn issue(l: &Ledger, more: u64, time: u64) -> Body {
+    l.propose_issue([("bread".into(), 10 + more)].into(), time)
+        .unwrap()
+}
+
+#[test]
+fn a_proposal_gathers_a_quorum_and_becomes_final() {
+    let s = Scenario::standard();
+    let (mut l, p) = (s.l.clone(), s.l.params().clone());
+    let now = EPOCH + DAY + 100;
+    let record = sign_network(issue(&l, 4, now), &["node1"]);
+    let sigs = check_proposal(&record, &p, &signers(&l), true).unwrap();
+    assert_eq!(sigs.len(), 1);
+    check_timely(&record, &p, now, true).unwrap();
+    recompute(&l, &p, record.body(), now).unwrap();
+
+    let mut book = RequestBook::default();
+    book.insert(request(&record, &l, now)).unwrap();
+    let id = record.hash();
+    assert_eq!(book.get(&id).unwrap().signed_by(&p), 1);
+    assert_eq!(book.ready(&id, now, &p), None, "one of a quorum of two");
+    assert_eq!(book.waiting_for(&p, key("node2").public()), 1);
+    assert_eq!(
+        book.waiting_for(&p, key("node4").public()),
+        0,
+        "not a signer"
+    );
+
+    // node2's member signs.
+    let body = book
+        .to_approve(&id, now, &p, key("node2").public())
+        .unwrap();
+    let sigs = add_signature(&body, &book.get(&id).unwrap().sigs, key("node2"));
+    book.approved(&id, sigs).unwrap();
+    assert_eq!(book.get(&id).unwrap().state, State::Approved);
+    let ready = book.ready(&id, now, &p).expect("a quorum");
+    let keys: Vec<_> = ready
+        .sigs()
+        .iter()
+        .map(|s| Fingerprint::of(&s.key.as_ref().unwrap().0))
+        .collect();
+    assert!(keys.is_sorted(), "signatures in key order");
+    assert!(l.ingest(ready).unwrap().applied.contains(&id));
+    book.finalized(&id);
+    assert_eq!(book.get(&id).unwrap().state, State::Final);
+    assert_eq!(book.ready(&id, now, &p), None, "final once");
+    assert!(book.supersede(&l).is_empty(), "a final request stays final");
+    assert!(matches!(
+        book.to_approve(&id, now, &p, key("node3").public()),
+        Err(SignError::Closed(_))
+    ));
+    assert!(book.open_records().is_empty());
+}
+
+fn signers(l: &Ledger) -> SignerSet {
+    l.state().signers.clone()
+}
+
+#[test]
+fn proposals_are_refused_with_the_reason() {
+    let s = Scenario::standard();
+    let (l, p) = (&s.l, s.l.params());
+    let now = EPOCH + DAY + 100;
+    let set = signers(l);
+    let body = issue(l, 4, now);
+    let refused = |r: Result<Vec<Sig>, SignError>, what: &str| match r {
+        Err(SignError::Refused(why)) => assert!(why.contains(what), "{why} lacks {what:?}"),
+        other => panic!("{other:?}"),
+    };
+    refused(
+        check_proposal(&Record::new(body.clone(), vec![]), p, &set, true),
+        "at least one signer",
+    );
+    // From this node itself, the first signature is added after it is held.
+    check_proposal(&Record::new(body.clone(), vec![]), p, &set, false).unwrap();
+    refused(
+        check_proposal(&sign_network(body.clone(), &["node4"]), p, &set, true),
+        "",
+    );
+    let one = add_signature(&body, &[], key("node1"));
+    let twice = [one.clone(), one].concat();
+    refused(
+        check_proposal(&Record::new(body.clone(), twice), p, &set, true),
+        "twice",
+    );
+    let pay = l
+        .make_transfer(
+            key("node1"),
+            vec![crate::ledger::tests::out(p, "node2", 1)],
+            None,
+            now,
+        )
+        .unwrap();
+    refused(check_proposal(&pay, p, &set, false), "quorum");
+
+    // The node's own computation disagrees.
+    let mut more = body.clone();
+    if let Content::Issue(i) = &mut more.content {
+        *i.amounts.get_mut("codcoin").unwrap() += 1;
+    }
+    let why = recompute(l, p, &more, now).unwrap_err();
+    assert!(why.contains("circulation may not exceed"), "{why}");
+    let why = recompute(l, p, &body, body.time - MAX_CLOCK_SKEW - 1).unwrap_err();
+    assert!(why.contains("after this node's clock"), "{why}");
+    // Period 1 ends at EPOCH + 2 DAY: its distribution is dated then, within the skew.
+    let current = l.propose_distribution(1, false, EPOCH + DAY + 50).unwrap();
+    let why = recompute(l, p, &current, EPOCH + 2 * DAY - 100).unwrap_err();
+    assert!(why.contains("has not ended"), "{why}");
+    let mut other_seq = body.clone();
+    other_seq.seq += 1;
+    let why = recompute(l, p, &other_seq, now).unwrap_err();
+    assert!(why.contains("differs"), "{why}");
+
+    // Out of time.
+    let late = sign_network(body.clone(), &["node1"]);
+    let ttl = p.com.signers.request_ttl;
+    check_timely(&late, p, body.time + ttl - 1, false).unwrap();
+    assert!(matches!(
+        check_timely(&late, p, body.time + ttl, false),
+        Err(SignError::Refused(why)) if why.contains("expired")
+    ));
+    let skewed = sign_network(issue(l, 4, now + MAX_CLOCK_SKEW + 1), &["node1"]);
+    assert!(matches!(
+        check_timely(&skewed, p, now, true),
+        Err(SignError::Refused(why)) if why.contains("from this node's clock")
+    ));
+    check_timely(&skewed, p, now, false).unwrap();
+}
+
+#[test]
+fn an_open_request_expires_and_is_superseded_when_the_chain_moves_on() {
+    let s = Scenario::standard();
+    let (mut l, p) = (s.l.clone(), s.l.params().clone());
+    let now = EPOCH + DAY + 100;
+    let a = sign_network(issue(&l, 4, now), &["node1"]);
+    let b = sign_network(issue(&l, 5, now + 1), &["node1"]);
+    let mut book = RequestBook::default();
+    book.insert(request(&a, &l, now)).unwrap();
+    book.insert(request(&b, &l, now)).unwrap();
+    assert_eq!(book.open_records().len(), 2);
+
+    // b's twin takes the slot: a can no longer be signed.
+    l.ingest(sign_network(b.body().clone(), &["node1", "node2"]))
+        .unwrap();
+    let gone = book.supersede(&l);
+    assert_eq!(
+        gone.len(),
+        1,
+        "{gone:?}: b's own request is b, in the chain"
+    );
+    let (ida, why) = &gone[0];
+    assert_eq!(*ida, a.hash());
+    assert!(why.contains("took its place"), "{why}");
+    assert_eq!(book.get(&b.hash()).unwrap().state, State::Pending);
+    assert!(matches!(
+        book.to_approve(ida, now, &p, key("node2").public()),
+        Err(SignError::Closed(m)) if m.contains("repropose")
+    ));
+    assert!(book.supersede(&l).is_empty(), "once");
+
+    // Expiry: at the record's time plus the session.
+    let c = sign_network(issue(&l, 7, now + 10), &["node1"]);
+    book.insert(request(&c, &l, now + 10)).unwrap();
+    let end = book.get(&c.hash()).unwrap().expires;
+    assert_eq!(end, now + 10 + p.com.signers.request_ttl);
+    assert!(!book.expire(end - 1).contains(&c.hash()));
+    let mut ready_sigs = book.get(&c.hash()).unwrap().sigs.clone();
+    ready_sigs = add_signature(c.body(), &ready_sigs, key("node3"));
+    book.approved(&c.hash(), ready_sigs).unwrap();
+    assert!(book.ready(&c.hash(), end - 1, &p).is_some());
+    assert_eq!(
+        book.ready(&c.hash(), end, &p),
+        None,
+        "not after its session"
+    );
+    assert_eq!(book.expire(end), vec![c.hash()]);
+    assert_eq!(book.get(&c.hash()).unwrap().state, State::Expired);
+    assert!(book.expire(end + HOUR).is_empty(), "once");
+    // Approving a request whose session ended marks it expired.
+    let d = sign_network(issue(&l, 6, now + 20), &["node1"]);
+    book.insert(request(&d, &l, now + 20)).unwrap();
+    let end = book.get(&d.hash()).unwrap().expires;
+    assert!(matches!(
+        book.to_approve(&d.hash(), end, &p, key("node2").public()),
+        Err(SignError::Closed(m)) if m.contains("expired")
+    ));
+    assert_eq!(book.get(&d.hash()).unwrap().state, State::Expired);
+}
+
+#[test]
+fn only_a_signer_approves() {
+    let s = Scenario::standard();
+    let (l, p) = (&s.l, s.l.params());
+    let now = EPOCH + DAY + 100;
+    let r = sign_network(issue(l, 4, now), &["node1"]);
+    let mut book = RequestBook::default();
+    book.insert(request(&r, l, now)).unwrap();
+    assert!(matches!(
+        book.to_approve(&r.hash(), now, p, key("node4").public()),
+        Err(SignError::NotSigner(_))
+    ));
+    let stranger = RecordHash::of(b"elsewhere");
+    assert!(matches!(
+        book.to_approve(&stranger, now, p, key("node2").public()),
+        Err(SignError::Unknown(_))
+    ));
+    assert_eq!(book.merge(&stranger, vec![]), None);
+}
+
+#[test]
+fn signatures_merge_once_per_signer() {
+    let s = Scenario::standard();
+    let (l, p) = (&s.l, s.l.params());
+    let now = EPOCH + DAY + 100;
+    let r = sign_network(issue(l, 4, now), &["node1"]);
+    let mut book = RequestBook::default();
+    book.insert(request(&r, l, now)).unwrap();
+    assert_eq!(book.merge(&r.hash(), r.sigs().to_vec()), Some(false));
+    let two = sign_network(r.body().clone(), &["node1", "node3"]);
+    assert_eq!(book.merge(&r.hash(), two.sigs().to_vec()), Some(true));
+    assert_eq!(book.get(&r.hash()).unwrap().sigs.len(), 2);
+    assert!(book.ready(&r.hash(), now, p).is_some());
+    // Holding it again changes nothing.
+    book.insert(request(&r, l, now)).unwrap();
+    assert_eq!(book.get(&r.hash()).unwrap().sigs.len(), 2);
+}
+
+#[test]
+fn rejections_are_bounded_and_counted_once_per_node() {
+    let a = AccountId::from_bytes([0xab; 32]);
+    let b = AccountId::from_bytes([0xcd; 32]);
+    let mut list = Vec::new();
+    assert!(note_rejection(&mut list, &a, "no"));
+    // The same node, however its id was spelled on the wire, is one node once parsed.
+    for spelling in [a.to_string().to_uppercase(), format!(" {a}\n")] {
+        let again: AccountId = spelling.parse().unwrap();
+        assert!(!note_rejection(&mut list, &again, "no"));
+    }
+    assert!(note_rejection(&mut list, &b, "no"));
+    assert_eq!(list.len(), 2);
+    for i in 0..200u8 {
+        note_rejection(&mut list, &AccountId::from_bytes([i; 32]), "x");
+    }
+    assert_eq!(list.len(), MAX_REJECTIONS, "bounded");
+    // A signed rejection is for one node and one request.
+    let id = RecordHash::of(b"request");
+    assert_ne!(
+        rejection_message(&id, &a, "no"),
+        rejection_message(&id, &b, "no")
+    );
+    assert_ne!(
+        rejection_message(&id, &a, "no"),
+        rejection_message(&RecordHash::of(b"other"), &a, "no")
+    );
+}
+
+#[test]
+fn a_member_rejects_with_a_reason() {
+    let s = Scenario::standard();
+    let (l, p) = (&s.l, s.l.params());
+    let now = EPOCH + DAY + 100;
+    let r = sign_network(issue(l, 4, now), &["node1"]);
+    let (me, peer) = (
+        AccountId::from_bytes([1; 32]),
+        AccountId::from_bytes([2; 32]),
+    );
+    let mut book = RequestBook::default();
+    book.insert(request(&r, l, now)).unwrap();
+    let id = r.hash();
+    for bad in ["", "  \n", &"x".repeat(MAX_REASON_BYTES + 1)] {
+        assert!(matches!(
+            book.reject(&id, &me, bad),
+            Err(SignError::Invalid(_))
+        ));
+        assert!(matches!(
+            book.rejected_by(&id, &peer, bad),
+            Err(SignError::Invalid(_))
+        ));
+    }
+    assert_eq!(book.rejected_by(&id, &peer, "not baked"), Ok(true));
+    assert_eq!(book.rejected_by(&id, &peer, "really not"), Ok(false));
+    book.reject(&id, &me, "no bread here").unwrap();
+    let req = book.get(&id).unwrap();
+    assert_eq!(req.state, State::Rejected("no bread here".into()));
+    assert_eq!(req.rejections.len(), 2);
+    assert!(!req.state.is_open());
+    assert!(matches!(
+        book.to_approve(&id, now, p, key("node2").public()),
+        Err(SignError::Closed(m)) if m.contains("rejected")
+    ));
+    book.finalized(&id);
+    assert!(matches!(
+        book.reject(&id, &me, "late"),
+        Err(SignError::Closed(_))
+    ));
+    assert!(matches!(
+        book.rejected_by(&RecordHash::of(b"gone"), &peer, "x"),
+        Err(SignError::Unknown(_))
+    ));
+}
+
+#[test]
+fn a_distribution_has_one_session_at_a_time() {
+    let s = Scenario::standard();
+    let l = &s.l;
+    let t = EPOCH + 2 * DAY + 10;
+    let body = l.propose_distribution(1, false, t).unwrap();
+    let r = sign_network(body, &["node1"]);
+    let mut book = RequestBook::default();
+    assert_eq!(book.session(1), Session::First);
+    book.insert(request(&r, l, t)).unwrap();
+    assert_eq!(book.session(1), Session::Busy, "open");
+    assert_eq!(book.session(2), Session::First, "another period");
+    let end = book.get(&r.hash()).unwrap().expires;
+    book.expire(end);
+    assert_eq!(book.session(1), Session::Again, "ran out: a fresh one");
+    let again = l.propose_distribution(1, false, end).unwrap();
+    let r2 = sign_network(again, &["node1"]);
+    book.insert(request(&r2, l, end)).unwrap();
+    assert_eq!(book.session(1), Session::Busy);
+    book.reject(&r2.hash(), &AccountId::from_bytes([1; 32]), "wrong")
+        .unwrap();
+    assert_eq!(
+        book.session(1),
+        Session::Busy,
+        "this member rejected one: not again by itself"
+    );
+}
+
+#[test]
+fn the_deployer_falls_back_only_where_com_ini_says_and_when_overdue() {
+    let p = crate::ledger::tests::params_with(
+        "formula = equal",
+        "fallback = deployer\nfallback_after = 2d\n",
+    );
+    let set = crate::ledger::Ledger::new(p.clone())
+        .state()
+        .signers
+        .clone();
+    assert_eq!(
+        fallback_not_before(&p, key("cod").public(), &set, 0),
+        Some(EPOCH + DAY + 2 * DAY)
+    );
+    assert_eq!(
+        fallback_not_before(&p, key("node1").public(), &set, 0),
+        None
+    );
+    let plain = crate::ledger::tests::params();
+    assert_eq!(
+        fallback_not_before(&plain, key("cod").public(), &set, 0),
+        None
+    );
+}
+
+#[test]
+fn the_book_is_bounded_and_settled_requests_make_room_first() {
+    let s = Scenario::standard();
+    let l = &s.l;
+    let now = EPOCH + DAY + 100;
+    let r = sign_network(issue(l, 4, now), &["node1"]);
+    let template = request(&r, l, now);
+    let fake = |i: usize, state: State| SignRequest {
+        id: RecordHash::of(&i.to_be_bytes()),
+        created: now + i as u64,
+        state,
+        ..template.clone()
+    };
+    let mut book = RequestBook::default();
+    for i in 0..MAX_REQUESTS {
+        let state = if i == 200 {
+            State::Expired
+        } else {
+            State::Pending
+        };
+        book.insert(fake(i, state)).unwrap();
+    }
+    assert_eq!(book.iter().count(), MAX_REQUESTS);
+    book.insert(fake(1000, State::Pending)).unwrap();
+    assert_eq!(book.iter().count(), MAX_REQUESTS, "bounded");
+    assert!(
+        book.get(&fake(200, State::Pending).id).is_none(),
+        "settled first"
+    );
+    assert!(book.get(&fake(0, State::Pending).id).is_some());
+    book.insert(fake(1001, State::Pending)).unwrap();
+    assert!(
+        book.get(&fake(0, State::Pending).id).is_none(),
+        "then the oldest open one"
+    );
+    assert!(book.get(&fake(1001, State::Pending).id).is_some());
+}
+
+#[test]
+fn a_request_is_found_by_a_unique_prefix() {
+    // Ids that share their first six digits, to be ambiguous there.
+    let mut seen = BTreeMap::<String, RecordHash>::new();
+    let (a, b) = (0u32..)
+        .find_map(|i| {
+            let h = RecordHash::of(&i.to_be_bytes());
+            let p = h.to_string()[..6].to_string();
+            seen.insert(p, h).map(|other| (other, h))
+        })
+        .unwrap();
+    let s = Scenario::standard();
+    let now = EPOCH + DAY + 100;
+    let template = request(&sign_network(issue(&s.l, 4, now), &["node1"]), &s.l, now);
+    let mut book = RequestBook::default();
+    for id in [a, b] {
+        book.insert(SignRequest {
+            id,
+            ..template.clone()
+        })
+        .unwrap();
+    }
+    let (sa, sb) = (a.to_string(), b.to_string());
+    assert!(matches!(book.find(&sa[..5]), Err(SignError::Invalid(_))));
+    assert!(matches!(book.find(&sa[..6]), Err(SignError::Invalid(m)) if m.contains("several")));
+    let unique = (6..64)
+        .find(|&n| sa[..n] != sb[..n])
+        .expect("different ids");
+    assert_eq!(book.find(&sa[..unique]), Ok(a));
+    assert_eq!(book.find(&sb.to_uppercase()), Ok(b), "any case");
+    assert!(matches!(
+        book.find(&"f".repeat(64)),
+        Err(SignError::Unknown(_))
+    ));
+}
+
+#[test]
+fn views_read_back_as_the_daemon_wrote_them() {
+    let s = Scenario::standard();
+    let (l, p) = (&s.l, s.l.params());
+    let now = EPOCH + DAY + 100;
+    let r = sign_network(issue(l, 4, now), &["node1"]);
+    let mut book = RequestBook::default();
+    book.insert(request(&r, l, now)).unwrap();
+    book.reject(&r.hash(), &AccountId::from_bytes([1; 32]), "no \"bread\"")
+        .unwrap();
+    let list = book.list(p, key("node2").public());
+    let v = &list.requests[0];
+    assert_eq!((v.signed, v.quorum, v.signer), (1, 2, true));
+    assert_eq!(v.kind, "issue");
+    assert!(
+        v.summary
+            .starts_with("issue 14.00 codcoin backed by bread=14"),
+        "{}",
+        v.summary
+    );
+    let json = serde_json::to_value(&list).unwrap();
+    assert_eq!(json["requests"][0]["state"]["state"], "rejected");
+    assert_eq!(json["requests"][0]["state"]["reason"], "no \"bread\"");
+    let back: RequestList = serde_json::from_value(json).unwrap();
+    assert_eq!(back, list);
+    let signers = SignersView::new(&signers(l), p, key("node4").public());
+    assert!(!signers.signer && !signers.changed);
+    let back: SignersView =
+        serde_json::from_value(serde_json::to_value(&signers).unwrap()).unwrap();
+    assert_eq!(back, signers);
+}
+
+#[test]
+fn each_error_answers_with_its_kind() {
+    use crate::control::ErrorKind;
+    let cases = [
+        (SignError::Unknown("x".into()), ErrorKind::NotFound),
+        (SignError::Invalid("x".into()), ErrorKind::BadRequest),
+        (SignError::Refused("x".into()), ErrorKind::Refused),
+        (SignError::NotSigner("x".into()), ErrorKind::Refused),
+        (SignError::Closed("x".into()), ErrorKind::Refused),
+        (SignError::Full, ErrorKind::Refused),
+    ];
+    for (e, kind) in cases {
+        assert_eq!(e.kind(), kind, "{e}");
+    }
+}
