@@ -23,7 +23,12 @@ pub enum ApiError {
 /// Characters of a peer's error reason kept.
 const MAX_REASON_CHARS: usize = 300;
 
-/// Shared by all calls of one node: a connection pool and a byte counter.
+/// A file transfer (an archive to or from an HTTP mirror) may take this long in all; each
+/// read of it still waits 20 s at most.
+pub const LARGE_TRANSFER: Duration = Duration::from_secs(600);
+
+/// The node's one HTTP client, shared by all its calls (peers' APIs, HTTP mirrors): a
+/// connection pool with timeouts, and a byte counter.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
@@ -41,7 +46,9 @@ impl ApiClient {
     pub fn new() -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
+            // A call's whole answer (a file's: see `LARGE_TRANSFER`), and each read of it.
             .timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(20))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .expect("a plain HTTP client builds");
@@ -56,31 +63,38 @@ impl ApiClient {
         url: String,
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<T, ApiError> {
-        let mut resp = resp.map_err(|source| ApiError::Http {
-            url: url.clone(),
+        let body = self.body(&url, resp, MAX_BODY_BYTES as u64).await?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::Bad {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    /// A successful answer's body, at most `max` bytes; any other answer is its error.
+    async fn body(
+        &self,
+        url: &str,
+        resp: Result<reqwest::Response, reqwest::Error>,
+        max: u64,
+    ) -> Result<Vec<u8>, ApiError> {
+        let http = |source| ApiError::Http {
+            url: url.to_string(),
             source,
-        })?;
+        };
+        let too_large = || ApiError::Bad {
+            url: url.to_string(),
+            reason: format!("answer larger than {max} bytes"),
+        };
+        let mut resp = resp.map_err(http)?;
         let status = resp.status();
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(ApiError::Bad {
-                url,
-                reason: "answer too large".into(),
-            });
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Err(too_large());
         }
         // Read with a running limit: a peer cannot make this node buffer without bound.
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|source| ApiError::Http {
-            url: url.clone(),
-            source,
-        })? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ApiError::Bad {
-                    url,
-                    reason: "answer too large".into(),
-                });
+        while let Some(chunk) = resp.chunk().await.map_err(http)? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
@@ -97,15 +111,36 @@ impl ApiClient {
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect();
             return Err(ApiError::Status {
-                url,
+                url: url.to_string(),
                 status: status.as_u16(),
                 reason,
             });
         }
-        serde_json::from_slice(&body).map_err(|e| ApiError::Bad {
-            url,
-            reason: e.to_string(),
-        })
+        Ok(body)
+    }
+
+    /// The file at `url` (an archive on an HTTP mirror), at most `max` bytes, within
+    /// [`LARGE_TRANSFER`]; `None` if there is none there (404).
+    pub async fn get_file(&self, url: &str, max: u64) -> Result<Option<Vec<u8>>, ApiError> {
+        let resp = self.http.get(url).timeout(LARGE_TRANSFER).send().await;
+        match self.body(url, resp, max).await {
+            Ok(b) => Ok(Some(b)),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts `bytes` at `url` (an archive on an HTTP mirror), within [`LARGE_TRANSFER`].
+    pub async fn put_file(&self, url: &str, bytes: Vec<u8>) -> Result<(), ApiError> {
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let resp = self
+            .http
+            .put(url)
+            .timeout(LARGE_TRANSFER)
+            .body(bytes)
+            .send()
+            .await;
+        self.body(url, resp, MAX_BODY_BYTES as u64).await.map(drop)
     }
 
     pub async fn get<T: serde::de::DeserializeOwned>(

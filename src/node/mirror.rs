@@ -5,6 +5,7 @@
 //! interval), reads it at start, and again whenever it has no peers.
 
 use super::Shared;
+use crate::api::client::ApiClient;
 use crate::lock::Locked;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,13 +44,8 @@ pub async fn run(shared: Arc<Shared>) {
     if list.is_empty() {
         return shared.shutdown.cancelled().await;
     }
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(600))
-        .build()
-        .expect("HTTP client builds");
-    restore(&shared, &list, &http).await;
+    let http = &shared.api;
+    restore(&shared, &list, http).await;
     let mut written_applied = usize::MAX;
     let mut idle_rounds = 0u32;
     loop {
@@ -84,7 +80,7 @@ pub async fn run(shared: Arc<Shared>) {
                 }
             };
             for m in &list {
-                if let Err(e) = write(m, &bytes, &http).await {
+                if let Err(e) = write(m, &bytes, http).await {
                     shared.log("warn", format!("mirror: {e}"));
                 }
             }
@@ -99,84 +95,58 @@ pub async fn run(shared: Arc<Shared>) {
             0
         };
         if idle_rounds >= 3 {
-            restore(&shared, &list, &http).await;
+            restore(&shared, &list, http).await;
             idle_rounds = 0;
         }
     }
 }
 
-async fn write(m: &Mirror, bytes: &[u8], http: &reqwest::Client) -> Result<(), String> {
+/// Why a mirror could not be written or read.
+#[derive(Debug, thiserror::Error)]
+enum MirrorError {
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
+    #[error(transparent)]
+    Http(#[from] crate::api::client::ApiError),
+    #[error("{0}: larger than {MAX} bytes")]
+    TooLarge(PathBuf),
+}
+
+async fn write(m: &Mirror, bytes: &[u8], http: &ApiClient) -> Result<(), MirrorError> {
     match m {
         Mirror::Dir(path) => {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(crate::fsutil::io_err(parent))?;
             }
-            crate::fsutil::write_atomic(path, bytes, 0o644, true).map_err(|e| e.to_string())
+            Ok(crate::fsutil::write_atomic(path, bytes, 0o644, true)?)
         }
-        Mirror::Http(url) => {
-            let resp = http
-                .put(url)
-                .body(bytes.to_vec())
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("{url}: HTTP {}", resp.status()))
-            }
-        }
+        Mirror::Http(url) => Ok(http.put_file(url, bytes.to_vec()).await?),
     }
 }
 
 /// Reads a mirror's archive, at most [`MAX`] bytes of it.
-async fn read(m: &Mirror, http: &reqwest::Client) -> Result<Option<Vec<u8>>, String> {
+async fn read(m: &Mirror, http: &ApiClient) -> Result<Option<Vec<u8>>, MirrorError> {
     match m {
         Mirror::Dir(path) => {
             let file = match std::fs::File::open(path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(e) => return Err(crate::fsutil::io_err(path)(e).into()),
             };
             let mut b = Vec::new();
             std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX + 1), &mut b)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(crate::fsutil::io_err(path))?;
             if b.len() as u64 > MAX {
-                return Err(format!("{}: larger than {MAX} bytes", path.display()));
+                return Err(MirrorError::TooLarge(path.clone()));
             }
             Ok(Some(b))
         }
-        Mirror::Http(url) => {
-            let resp = http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !resp.status().is_success() {
-                return Err(format!("{url}: HTTP {}", resp.status()));
-            }
-            if resp.content_length().is_some_and(|n| n > MAX) {
-                return Err(format!("{url}: larger than {MAX} bytes"));
-            }
-            let mut resp = resp;
-            let mut b = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-                if (b.len() + chunk.len()) as u64 > MAX {
-                    return Err(format!("{url}: larger than {MAX} bytes"));
-                }
-                b.extend_from_slice(&chunk);
-            }
-            Ok(Some(b))
-        }
+        Mirror::Http(url) => Ok(http.get_file(url, MAX).await?),
     }
 }
 
 /// Imports every mirror's archive (records already held are skipped).
-async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &reqwest::Client) {
+async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &ApiClient) {
     for m in list {
         match read(m, http).await {
             Ok(Some(bytes)) => {

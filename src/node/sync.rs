@@ -20,67 +20,90 @@ const MAX_PUSH_PER_ROUND: usize = 2_000;
 /// Records pushed in one round to a peer with less than half our records.
 const MAX_PUSH_FAR_BEHIND: usize = 200;
 
+/// Why a sync round with a peer ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The peer did not answer as it should: unreachable, an error, a malformed answer.
+    #[error(transparent)]
+    Peer(#[from] crate::api::client::ApiError),
+    /// The peer sent a record no honest node sends (malformed, or forged): it misbehaved.
+    #[error("peer sent a bad record: {0}")]
+    Forged(String),
+    /// This node's store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Work this round started ended without its result (the node is stopping).
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Compares chains with one confirmed peer after another, every `sync_interval`.
 pub async fn run(shared: Arc<Shared>) {
     let mut round = 0usize;
-    loop {
+    let period = Duration::from_secs(shared.config.sync_interval.max(1));
+    super::every(&shared, period, || {
         let mut peers = shared.peers.locked().confirmed();
         peers.retain(|p| !shared.is_banned(&p.addr));
-        if !peers.is_empty() {
-            // In turn, so every peer is compared with within a few intervals.
-            round = round.wrapping_add(1);
-            let p = &peers[round % peers.len()];
-            if let Err(e) = sync_with(&shared, &p.addr).await {
-                tracing::debug!("sync with {}: {e}", p.addr);
-                if e.starts_with(FORGED)
-                    && let Ok(a) = p.addr.parse::<std::net::SocketAddr>()
-                {
-                    shared.offended(a.ip(), super::guard::Offense::Forged);
+        // In turn, so every peer is compared with within a few intervals.
+        round = round.wrapping_add(1);
+        let peer = (!peers.is_empty()).then(|| peers[round % peers.len()].addr.clone());
+        let shared = shared.clone();
+        async move {
+            let Some(addr) = peer else { return };
+            match sync_with(&shared, &addr).await {
+                Ok(()) => {}
+                Err(e @ SyncError::Forged(_)) => {
+                    tracing::debug!("sync with {addr}: {e}");
+                    if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+                        shared.offended(a.ip(), super::guard::Offense::Forged);
+                    }
                 }
+                Err(e) => tracing::debug!("sync with {addr}: {e}"),
             }
         }
-        let wait = Duration::from_secs(shared.config.sync_interval.max(1));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.shutdown.cancelled() => return,
-        }
-    }
+    })
+    .await
 }
 
 /// Decodes fetched records on all cores.
-fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, String> {
+fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, SyncError> {
     use rayon::prelude::*;
     values
         .par_iter()
         .map(|v| Record::from_bytes(v.get().as_bytes()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{FORGED}: {e}"))
+        .map_err(|e| SyncError::Forged(e.to_string()))
 }
 
 /// Ingests fetched records (checked on all cores) and tells everyone what applied.
-async fn ingest(shared: &Arc<Shared>, values: Vec<crate::api::RawRecord>) -> Result<usize, String> {
+async fn ingest(
+    shared: &Arc<Shared>,
+    values: Vec<crate::api::RawRecord>,
+) -> Result<usize, SyncError> {
     let s = shared.clone();
     let results = shared
         .tasks
-        .spawn_blocking(move || s.ingest(decode(values)?).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())??;
+        .spawn_blocking(move || Ok::<_, SyncError>(s.ingest(decode(values)?)?))
+        .await??;
     announce(shared, results)
 }
 
 /// Stores records checked already (see [`replay_log`]) and tells everyone what applied.
-async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, String> {
+async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, SyncError> {
     let s = shared.clone();
     let results = shared
         .tasks
-        .spawn_blocking(move || s.chain().ingest_checked(checked).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())??;
+        .spawn_blocking(move || s.chain().ingest_checked(checked))
+        .await??;
     announce(&shared, results)
 }
 
 /// Announces what applied; returns how many records did, or — after announcing them — an
-/// error if the peer sent a record no honest node sends (see [`FORGED`]).
-fn announce(shared: &Shared, results: Vec<Result<Outcome, RecordError>>) -> Result<usize, String> {
+/// error if the peer sent a record no honest node sends.
+fn announce(
+    shared: &Shared,
+    results: Vec<Result<Outcome, RecordError>>,
+) -> Result<usize, SyncError> {
     shared.note_forks(&results);
     let mut forged = None;
     let mut applied = Vec::new();
@@ -93,35 +116,28 @@ fn announce(shared: &Shared, results: Vec<Result<Outcome, RecordError>>) -> Resu
     }
     shared.announce_applied(&applied, false);
     match forged {
-        Some(e) => Err(format!("{FORGED}: {e}")),
+        Some(e) => Err(SyncError::Forged(e.to_string())),
         None => Ok(applied.len()),
     }
 }
 
-/// How a round's error begins when the peer sent a forged or malformed record: the peer's
-/// address is then held to have misbehaved.
-const FORGED: &str = "peer sent a bad record";
-
 /// Replays `addr`'s application log from the start: page k+1 is fetched while page k is
 /// checked on all cores, and checked while page k is stored.
-async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
+async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
     let fetch = |from: u64| {
         let (api, addr) = (shared.api.clone(), addr.to_string());
-        tokio::spawn(async move {
+        shared.tasks.spawn(async move {
             api.log(&addr, from, MAX_RECORDS_PER_PAGE)
                 .await
                 .map(|p| (from, p))
         })
     };
     let mut verifier = shared.chain().ledger().verifier();
-    let mut storing: Option<tokio::task::JoinHandle<Result<usize, String>>> = None;
+    let mut storing: Option<tokio::task::JoinHandle<Result<usize, SyncError>>> = None;
     let mut next = Some(fetch(0));
     let mut pages = 0;
     while let Some(task) = next.take() {
-        let (from, page) = task
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let (from, page) = task.await??;
         pages += 1;
         // A cursor must move forward, and one round is bounded; the next continues.
         if let Some(n) = page
@@ -137,29 +153,25 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 let checked = decode(page.records).map(|r| verifier.check(r));
                 (verifier, checked)
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         verifier = v;
         let checked = checked?;
         if let Some(previous) = storing.take() {
-            previous.await.map_err(|e| e.to_string())??;
+            previous.await??;
         }
         storing = Some(shared.tasks.spawn(store(shared.clone(), checked)));
     }
     if let Some(last) = storing {
-        last.await.map_err(|e| e.to_string())??;
+        last.await??;
     }
     Ok(())
 }
 
 /// One anti-entropy round with `addr`.
-pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
-    let theirs = shared.api.summary(addr).await.map_err(|e| e.to_string())?;
+pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
+    let theirs = shared.api.summary(addr).await?;
     shared.peers.locked().set_applied(addr, theirs.applied);
-    let ours = shared
-        .read_view(super::api::summary_of)
-        .await
-        .map_err(|e| e.to_string())?;
+    let ours = shared.read_view(super::api::summary_of).await?;
     if theirs.digest == ours.digest {
         return Ok(());
     }
@@ -172,11 +184,8 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
     }
     // Then (or otherwise) chain by chain: buckets, heads, missing segments — both ways, so
     // one round also brings the peer what it lacks.
-    let theirs_b = shared.api.buckets(addr).await.map_err(|e| e.to_string())?;
-    let ours_b = shared
-        .read_view(super::api::buckets_of)
-        .await
-        .map_err(|e| e.to_string())?;
+    let theirs_b = shared.api.buckets(addr).await?;
+    let ours_b = shared.read_view(super::api::buckets_of).await?;
     let mut push = Vec::new();
     // A peer far behind replays our log by itself, so pushing much would only double its
     // work; a little still reaches it if it cannot reach us.
@@ -196,12 +205,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
         let theirs = if t.is_none_or(|t| t.is_empty()) {
             Default::default()
         } else {
-            shared
-                .api
-                .heads(addr, b)
-                .await
-                .map_err(|e| e.to_string())?
-                .heads
+            shared.api.heads(addr, b).await?.heads
         };
         for (account, head) in &theirs {
             let Ok(a) = account.parse::<AccountId>() else {
@@ -228,8 +232,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
                 let page = shared
                     .api
                     .chain(addr, account, from, MAX_RECORDS_PER_PAGE)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 ingest(shared, page.records).await?;
                 pages += 1;
                 match page.next {
@@ -254,8 +257,7 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), String> {
         shared
             .api
             .submit(addr, push.iter().map(|r| r.to_raw()).collect())
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     Ok(())
 }

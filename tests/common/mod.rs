@@ -423,12 +423,24 @@ pub fn kill9(node: &Node) {
     });
 }
 
-/// Nodes of one cod on loopback, each with its own daemon; stopped (or killed) on drop.
+/// Nodes of one cod on loopback, each with its own daemon — a process of its own, or a node
+/// inside the test process ([`Net::in_process`]); stopped on drop.
 pub struct Net<'w> {
     pub w: &'w World,
     pub pkg: PathBuf,
     pub nodes: Vec<Node>,
     pub dht: Option<LocalDht>,
+    inproc: Option<InProcess>,
+}
+
+/// Nodes inside the test process (issue 14): on one test clock that moves only when the test
+/// says, meeting through a directory they share instead of a DHT. Each has its control
+/// socket, so `cod` commands drive them as they drive a daemon.
+struct InProcess {
+    clock: std::sync::Arc<cod::clock::ManualClock>,
+    directory: std::sync::Arc<cod::node::discovery::Directory>,
+    handles: Vec<cod::node::NodeHandle>,
+    rt: tokio::runtime::Runtime,
 }
 
 impl<'w> Net<'w> {
@@ -439,6 +451,7 @@ impl<'w> Net<'w> {
             pkg: w.pack_demo().0,
             nodes: Vec::new(),
             dht: None,
+            inproc: None,
         }
     }
 
@@ -456,11 +469,57 @@ impl<'w> Net<'w> {
             pkg,
             nodes: Vec::new(),
             dht: Some(dht),
+            inproc: None,
         };
         for i in 1..=n {
             net.add(&format!("node{i}"), extra_ini);
         }
         net
+    }
+
+    /// `n` nodes of a cod of `com` inside the test process, on a test clock set to now
+    /// ([`Net::set_time`] moves it).
+    pub fn in_process(w: &'w World, n: usize, com: &str, extra_ini: &str) -> Self {
+        let (pkg, _) = w.pack("dist", com, &template("cod.ini"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut net = Self {
+            w,
+            pkg,
+            nodes: Vec::new(),
+            dht: None,
+            inproc: Some(InProcess {
+                clock: std::sync::Arc::new(cod::clock::ManualClock::new(cod::clock::now())),
+                directory: Default::default(),
+                handles: Vec::new(),
+                rt,
+            }),
+        };
+        for i in 1..=n {
+            net.add(&format!("node{i}"), extra_ini);
+        }
+        net
+    }
+
+    /// Sets the in-process nodes' clock to `t` (Unix seconds).
+    pub fn set_time(&self, t: u64) {
+        self.test_clock().set(t);
+    }
+
+    /// Moves the in-process nodes' clock `secs` seconds on.
+    pub fn advance(&self, secs: u64) {
+        self.test_clock().advance(secs);
+    }
+
+    fn test_clock(&self) -> &cod::clock::ManualClock {
+        &self
+            .inproc
+            .as_ref()
+            .expect("only in-process nodes run on a test clock")
+            .clock
     }
 
     pub fn node_ini(&self, extra: &str) -> String {
@@ -479,7 +538,19 @@ impl<'w> Net<'w> {
         let node = self
             .w
             .deploy_with(&self.pkg, key, Some(&self.node_ini(extra_ini)));
-        self.w.at(&node, &["node", "start"]).ok();
+        match &mut self.inproc {
+            None => {
+                self.w.at(&node, &["node", "start"]).ok();
+            }
+            Some(p) => {
+                let dir = cod::nodedir::NodeDir::open(&node.dir).unwrap();
+                let start = cod::node::NodeBuilder::new(dir, example_secret(key))
+                    .clock(p.clock.clone())
+                    .discovery(p.directory.clone())
+                    .start();
+                p.handles.push(p.rt.block_on(start).unwrap());
+            }
+        }
         self.nodes.push(node);
         self.nodes.last().unwrap()
     }
@@ -533,6 +604,12 @@ impl<'w> Net<'w> {
 
 impl Drop for Net<'_> {
     fn drop(&mut self) {
+        if let Some(p) = self.inproc.take() {
+            for h in p.handles {
+                let _ = p.rt.block_on(h.stop());
+            }
+            return;
+        }
         for n in &self.nodes {
             let _ = self.w.at(n, &["node", "stop"]);
         }
