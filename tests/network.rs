@@ -629,7 +629,7 @@ async fn nodes_start_and_stop_inside_a_test_process() {
     let h2 = start(&n2).await.unwrap();
     let found = async {
         loop {
-            let confirmed = h2.shared().peers.lock().unwrap().confirmed();
+            let confirmed = h2.shared().confirmed_peers();
             if confirmed
                 .iter()
                 .any(|p| p.node_id.is_some_and(|id| id.to_string() == n1.id))
@@ -644,11 +644,11 @@ async fn nodes_start_and_stop_inside_a_test_process() {
         .expect("node2 confirms node1 within a minute");
     let addr1 = h1.api_addr().to_string();
     clock.advance(7_200);
-    let told = h2.shared().api.info(&addr1).await.unwrap().time;
+    let told = h2.shared().api().info(&addr1).await.unwrap().time;
     assert_eq!(told, clock.now(), "node1 tells the time of its own clock");
     let ours = h2
         .shared()
-        .api
+        .api()
         .info(&h2.api_addr().to_string())
         .await
         .unwrap()

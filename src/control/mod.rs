@@ -10,7 +10,7 @@ pub mod client;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; the daemon refuses clients of another.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line the daemon reads (an `import` carries a whole archive).
 pub const MAX_LINE_BYTES: usize = crate::archive::MAX_MIRROR_BYTES as usize + (1 << 20);
 /// The socket's file name inside the node's data directory.

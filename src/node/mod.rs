@@ -61,46 +61,66 @@ pub enum NodeError {
 
 /// Everything the daemon's tasks share.
 pub struct Shared {
-    pub dir: NodeDir,
-    pub config: NodeConfig,
-    pub params: Params,
-    pub key: SecretKey,
-    pub node_id: AccountId,
-    pub info: crate::api::Info,
+    pub(crate) dir: NodeDir,
+    pub(crate) config: NodeConfig,
+    pub(crate) params: Params,
+    pub(crate) key: SecretKey,
+    pub(crate) node_id: AccountId,
+    pub(crate) info: crate::api::Info,
     /// The writer: held while records are applied and committed, never to read.
-    pub chain: Mutex<Chain>,
+    pub(crate) chain: Mutex<Chain>,
     /// What readers read: the chain as last committed (see [`crate::chain::View`]).
-    pub views: crate::chain::Views,
-    pub peers: Mutex<PeerTable>,
-    pub events: broadcast::Sender<Event>,
+    pub(crate) views: crate::chain::Views,
+    pub(crate) peers: Mutex<PeerTable>,
+    pub(crate) events: broadcast::Sender<Event>,
     /// Records to push to every peer: those this node originated, and double-spend proofs.
-    pub gossip: mpsc::UnboundedSender<RecordHash>,
+    pub(crate) gossip: mpsc::UnboundedSender<RecordHash>,
     /// Wakes the mirror writer (records were applied).
-    pub mirror_now: Notify,
-    pub shutdown: CancellationToken,
+    pub(crate) mirror_now: Notify,
+    pub(crate) shutdown: CancellationToken,
     /// Where the node reads the time (see [`crate::clock`]).
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
     /// The short tasks started on the node's behalf (a client's connection, a push, a check,
     /// blocking work on the chain): a stopping node waits for them (see
     /// [`NodeHandle::stopped`]), so its store is closed when it has stopped.
-    pub tasks: tokio_util::task::TaskTracker,
-    pub started: u64,
-    pub api: ApiClient,
+    pub(crate) tasks: tokio_util::task::TaskTracker,
+    pub(crate) started: u64,
+    pub(crate) api: ApiClient,
     /// The files this node seeds over the BitTorrent peer wire.
-    pub library: Arc<crate::seeder::Library>,
+    pub(crate) library: Arc<crate::seeder::Library>,
     /// The infohashes of its package, com.ini and cod.ini (announced in the DHT).
-    pub own_infohashes: [[u8; 20]; 3],
+    pub(crate) own_infohashes: [[u8; 20]; 3],
     /// Newer versions of this cod seen on nodes of the same deployer, by cod id.
-    pub offers: Mutex<std::collections::BTreeMap<String, Offer>>,
+    pub(crate) offers: Mutex<std::collections::BTreeMap<String, Offer>>,
     /// Signature requests for issuance and distribution, by record hash.
-    pub requests: Mutex<requests::RequestBook>,
+    pub(crate) requests: Mutex<requests::RequestBook>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
-    pub guard: Mutex<guard::Guard>,
+    pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
-    pub heavy: tokio::sync::Semaphore,
+    pub(crate) heavy: tokio::sync::Semaphore,
 }
 
 impl Shared {
+    /// This node's account.
+    pub fn node_id(&self) -> AccountId {
+        self.node_id
+    }
+
+    /// The ledger's parameters (com.ini, the cod, the deployer's key).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The peers confirmed now.
+    pub fn confirmed_peers(&self) -> Vec<peers::Peer> {
+        self.peers.locked().confirmed()
+    }
+
+    /// The node's HTTP client (peers' APIs, HTTP mirrors).
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
     /// The chain as last committed, to read: taken without waiting for the writer, and one
     /// moment however long it is read.
     pub fn view(&self) -> crate::chain::View {

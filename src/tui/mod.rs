@@ -49,7 +49,9 @@ fn follow(socket: PathBuf, tx: Sender<Msg>) {
                                 return;
                             }
                         }
-                        Err(_) => break,
+                        // An event this version does not read (a daemon of another
+                        // version): skipped, the next snapshot brings what it said.
+                        Err(_) => continue,
                     }
                 }
                 if tx
