@@ -178,7 +178,6 @@ pub fn history(l: &Ledger, account: &AccountId, limit: usize) -> History {
     }
 }
 
-/// The chain's sync state at a glance (status, the TUI).
 /// Missing dependencies named in a chain summary, at most.
 pub const MAX_MISSING_SHOWN: usize = 20;
 

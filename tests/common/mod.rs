@@ -439,8 +439,20 @@ pub struct Net<'w> {
 struct InProcess {
     clock: std::sync::Arc<cod::clock::ManualClock>,
     directory: std::sync::Arc<cod::node::discovery::Directory>,
-    handles: Vec<cod::node::NodeHandle>,
+    /// By node: `None` while stopped ([`Net::stop_in_process`]).
+    handles: Vec<Option<cod::node::NodeHandle>>,
     rt: tokio::runtime::Runtime,
+}
+
+impl InProcess {
+    fn start(&self, node: &Node) -> cod::node::NodeHandle {
+        let dir = cod::nodedir::NodeDir::open(&node.dir).unwrap();
+        let start = cod::node::NodeBuilder::new(dir, example_secret(&node.key))
+            .clock(self.clock.clone())
+            .discovery(self.directory.clone())
+            .start();
+        self.rt.block_on(start).unwrap()
+    }
 }
 
 impl<'w> Net<'w> {
@@ -514,6 +526,22 @@ impl<'w> Net<'w> {
         self.test_clock().advance(secs);
     }
 
+    /// Stops in-process node `i` (its store closed; it answers no more).
+    pub fn stop_in_process(&mut self, i: usize) {
+        let p = self.inproc.as_mut().expect("an in-process node");
+        if let Some(h) = p.handles[i].take() {
+            p.rt.block_on(h.stop()).unwrap();
+        }
+    }
+
+    /// Starts in-process node `i` again, from its store.
+    pub fn start_in_process(&mut self, i: usize) {
+        let p = self.inproc.as_mut().expect("an in-process node");
+        assert!(p.handles[i].is_none(), "node {i} runs already");
+        let h = p.start(&self.nodes[i]);
+        p.handles[i] = Some(h);
+    }
+
     fn test_clock(&self) -> &cod::clock::ManualClock {
         &self
             .inproc
@@ -543,12 +571,8 @@ impl<'w> Net<'w> {
                 self.w.at(&node, &["node", "start"]).ok();
             }
             Some(p) => {
-                let dir = cod::nodedir::NodeDir::open(&node.dir).unwrap();
-                let start = cod::node::NodeBuilder::new(dir, example_secret(key))
-                    .clock(p.clock.clone())
-                    .discovery(p.directory.clone())
-                    .start();
-                p.handles.push(p.rt.block_on(start).unwrap());
+                let h = p.start(&node);
+                p.handles.push(Some(h));
             }
         }
         self.nodes.push(node);
@@ -605,7 +629,7 @@ impl<'w> Net<'w> {
 impl Drop for Net<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.inproc.take() {
-            for h in p.handles {
+            for h in p.handles.into_iter().flatten() {
                 let _ = p.rt.block_on(h.stop());
             }
             return;
