@@ -175,7 +175,17 @@ impl Discovery for Directory {
     }
 }
 
+/// The Mainline DHT until the node stops — at once, even in the middle of an announce or a
+/// lookup (which wait seconds on peers that are gone).
 async fn dht(shared: Arc<Shared>, api_port: u16) {
+    let stop = shared.shutdown.clone();
+    tokio::select! {
+        _ = dht_rounds(shared, api_port) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
     let hashes = shared.own_infohashes.map(mainline::Id::from);
     // Every version of the deployer's cods meets under this key.
     let deployer_key = mainline::Id::from(crate::api::deployer_infohash(
@@ -440,7 +450,7 @@ async fn confirm_loop(shared: Arc<Shared>) {
                             });
                             // A new peer: compare chains with it at once, both ways.
                             let (s2, a2) = (shared.clone(), addr.clone());
-                            shared.tasks.spawn(async move {
+                            shared.spawn_until_stop(async move {
                                 if let Err(e) = super::sync::sync_with(&s2, &a2).await {
                                     tracing::debug!("first sync with {a2}: {e}");
                                 }

@@ -137,6 +137,21 @@ impl Shared {
         self.tasks.spawn_blocking(move || read(&view)).await
     }
 
+    /// Runs `work` (a send to peers, say) beside the node's tasks, until it ends or the node
+    /// stops: a stop does not wait for a peer that does not answer.
+    pub(crate) fn spawn_until_stop(
+        &self,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let stop = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = work => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+
     /// Seconds since the Unix epoch, by the node's clock.
     pub fn now(&self) -> u64 {
         self.clock.now()

@@ -177,8 +177,9 @@ pub fn reject(
         reason,
         signature: sig,
     };
-    let (tasks, shared, id) = (shared.tasks.clone(), shared.clone(), *id);
-    tasks.spawn(async move {
+    let (s, id) = (shared.clone(), *id);
+    shared.spawn_until_stop(async move {
+        let shared = s;
         let peers = shared.peers.locked().confirmed();
         for p in peers {
             let _: Result<Value, _> = shared
@@ -275,8 +276,9 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
 
 /// Sends a proposal (with the signatures gathered here) to every confirmed peer.
 pub fn broadcast(shared: &Arc<Shared>, record: Record) {
-    let (tasks, shared) = (shared.tasks.clone(), shared.clone());
-    tasks.spawn(async move {
+    let s = shared.clone();
+    shared.spawn_until_stop(async move {
+        let shared = s;
         let msg = Proposal {
             record: record.to_json(),
             proposer: shared.node_id.to_string(),

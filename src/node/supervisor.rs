@@ -58,8 +58,20 @@ impl Supervisor {
             }
         }
         self.shutdown.cancel();
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        let (tasks, names) = (&mut self.tasks, &mut self.names);
+        let drain = async {
+            while let Some(r) = tasks.join_next_with_id().await {
+                names.remove(&r.map_or_else(|e| e.id(), |(id, ())| id));
+            }
+        };
         if tokio::time::timeout(grace, drain).await.is_err() {
+            let mut late: Vec<&str> = self.names.values().copied().collect();
+            late.sort();
+            tracing::warn!(
+                "tasks still running {} s after the stop, aborted: {}",
+                grace.as_secs_f64(),
+                late.join(", ")
+            );
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }

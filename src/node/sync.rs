@@ -32,9 +32,12 @@ pub enum SyncError {
     /// This node's store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    /// Work this round started ended without its result (the node is stopping).
+    /// Work this round started ended without its result.
     #[error("{0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The node is stopping.
+    #[error("the node is stopping")]
+    Stopped,
 }
 
 /// Compares chains with one confirmed peer after another, every `sync_interval`.
@@ -125,11 +128,16 @@ fn announce(
 /// checked on all cores, and checked while page k is stored.
 async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
     let fetch = |from: u64| {
-        let (api, addr) = (shared.api.clone(), addr.to_string());
+        let (api, addr, stop) = (
+            shared.api.clone(),
+            addr.to_string(),
+            shared.shutdown.clone(),
+        );
         shared.tasks.spawn(async move {
-            api.log(&addr, from, MAX_RECORDS_PER_PAGE)
-                .await
-                .map(|p| (from, p))
+            tokio::select! {
+                page = api.log(&addr, from, MAX_RECORDS_PER_PAGE) => Ok(page.map(|p| (from, p))?),
+                _ = stop.cancelled() => Err(SyncError::Stopped),
+            }
         })
     };
     let mut verifier = shared.chain().ledger().verifier();
@@ -300,6 +308,9 @@ pub async fn gossip(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<RecordH
                 }
             }
         });
-        futures::future::join_all(pushes).await;
+        tokio::select! {
+            _ = futures::future::join_all(pushes) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
     }
 }

@@ -127,7 +127,9 @@ impl World {
         for (k, v) in env {
             c.env(k, v);
         }
+        let t = std::time::Instant::now();
         let out = c.output().expect("run cod");
+        trace(t, &format!("cod {}", args.join(" ")));
         Run {
             out,
             args: args.join(" "),
@@ -356,12 +358,21 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
     let t = std::time::Instant::now();
     loop {
         if let Some(v) = f() {
+            trace(t, what);
             return v;
         }
         if t.elapsed() > std::time::Duration::from_secs(secs) {
             panic!("gave up after {secs}s waiting for: {what}");
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// With `COD_TEST_TRACE` set, says on stderr how long a step took that began at `since`:
+/// where a slow test spends its time.
+pub fn trace(since: std::time::Instant, what: &str) {
+    if std::env::var_os("COD_TEST_TRACE").is_some() {
+        eprintln!("[trace] {:6.2}s  {what}", since.elapsed().as_secs_f64());
     }
 }
 
@@ -634,8 +645,11 @@ impl Drop for Net<'_> {
             }
             return;
         }
-        for n in &self.nodes {
-            let _ = self.w.at(n, &["node", "stop"]);
-        }
+        // All at once: each stop waits for its daemon's process to end.
+        std::thread::scope(|scope| {
+            for n in &self.nodes {
+                scope.spawn(|| self.w.at(n, &["node", "stop"]));
+            }
+        });
     }
 }
