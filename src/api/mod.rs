@@ -153,6 +153,9 @@ pub struct Summary {
     pub accounts: usize,
     /// SHA-256 over every account's (id, head seq, head hash), sorted by account.
     pub digest: String,
+    /// Slots this node holds double-spend proofs of (0 from nodes older than the field).
+    #[serde(default)]
+    pub forks: usize,
 }
 
 /// `GET /v1/sync/buckets`: the same digest per bucket (the first byte of the account id).

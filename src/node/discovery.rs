@@ -242,33 +242,39 @@ async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
                 });
         }
         if now_i >= next_lookup {
-            for (bit, h) in hashes.iter().enumerate() {
-                use futures::StreamExt;
-                let mut stream = dht.get_peers(*h);
-                while let Some(batch) = tokio::time::timeout(Duration::from_secs(10), stream.next())
-                    .await
-                    .ok()
-                    .flatten()
-                {
-                    for a in batch {
-                        if seen.len() < MAX_SEEN || seen.contains_key(&SocketAddr::V4(a)) {
-                            *seen.entry(SocketAddr::V4(a)).or_default() |= 1 << bit;
-                        }
+            // The four lookups at once: each waits on nodes that may be gone (a node that
+            // restarted left its old DHT address behind), so one after another they took
+            // the sum of those waits.
+            let lookup = |h: mainline::Id| {
+                let dht = dht.clone();
+                async move {
+                    use futures::StreamExt;
+                    let mut found = Vec::new();
+                    let mut stream = dht.get_peers(h);
+                    while let Some(batch) =
+                        tokio::time::timeout(Duration::from_secs(10), stream.next())
+                            .await
+                            .ok()
+                            .flatten()
+                    {
+                        found.extend(batch.into_iter().map(SocketAddr::V4));
+                    }
+                    found
+                }
+            };
+            let (own, mut found) = futures::join!(
+                futures::future::join_all(hashes.iter().map(|h| lookup(*h))),
+                lookup(deployer_key)
+            );
+            for (bit, addrs) in own.into_iter().enumerate() {
+                for a in addrs {
+                    if seen.len() < MAX_SEEN || seen.contains_key(&a) {
+                        *seen.entry(a).or_default() |= 1 << bit;
                     }
                 }
             }
             // Other versions of this cod meet under the deployer's key.
             {
-                use futures::StreamExt;
-                let mut found = Vec::new();
-                let mut stream = dht.get_peers(deployer_key);
-                while let Some(batch) = tokio::time::timeout(Duration::from_secs(10), stream.next())
-                    .await
-                    .ok()
-                    .flatten()
-                {
-                    found.extend(batch.into_iter().map(SocketAddr::V4));
-                }
                 found.sort();
                 found.dedup();
                 let known: std::collections::BTreeSet<String> = shared

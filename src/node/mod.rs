@@ -552,6 +552,35 @@ fn connection_budget(nofile: u64) -> usize {
     nofile.saturating_sub(RESERVED_FDS).clamp(16, 1 << 20) as usize
 }
 
+/// The peers confirmed when the node last stopped, tried first when it starts again.
+pub const PEERS_FILE: &str = "peers.json";
+/// Longest `peers.json` read.
+const MAX_PEERS_FILE_BYTES: u64 = 64 * 1024;
+
+fn read_remembered(data_dir: &std::path::Path) -> Vec<String> {
+    let mut bytes = Vec::new();
+    match std::fs::File::open(data_dir.join(PEERS_FILE)) {
+        Ok(f) => {
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(f, MAX_PEERS_FILE_BYTES),
+                &mut bytes,
+            );
+        }
+        Err(_) => return Vec::new(),
+    }
+    peers::parse_remembered(&bytes)
+}
+
+/// Writes the peers confirmed now (atomically), for the next start.
+fn write_remembered(shared: &Shared) {
+    let list = shared.peers.locked().to_remember();
+    let path = shared.dir.data_dir(&shared.config).join(PEERS_FILE);
+    let bytes = serde_json::to_vec_pretty(&list).expect("plain data");
+    if let Err(e) = crate::fsutil::write_atomic(&path, &bytes, 0o600, true) {
+        tracing::warn!("cannot remember the peers for the next start: {e}");
+    }
+}
+
 /// The operator's bans, kept across restarts (`cod peers ban`).
 pub const BANS_FILE: &str = "bans.json";
 
@@ -784,7 +813,13 @@ impl NodeBuilder {
         let (events, _) = broadcast::channel(4096);
         let (gossip_tx, gossip_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            peers: Mutex::new(PeerTable::new(config.peers.max)),
+            peers: Mutex::new({
+                let mut table = PeerTable::new(config.peers.max);
+                for addr in read_remembered(&data_dir) {
+                    table.add_candidate(&addr, peers::FoundVia::Remembered);
+                }
+                table
+            }),
             dir: dir.clone(),
             config: config.clone(),
             params,
@@ -906,6 +941,7 @@ impl NodeHandle {
                 self.shared.tasks.len()
             );
         }
+        write_remembered(&self.shared);
         let _ = std::fs::remove_file(&self.socket_path);
         let _ = std::fs::remove_file(&self.pid_path);
         tracing::info!("stopped");

@@ -12,6 +12,8 @@ pub enum FoundVia {
     Exchange,
     /// A directory shared by nodes in one process (`discovery::Directory`).
     Directory,
+    /// Confirmed when the node last ran (`peers.json` in its data directory).
+    Remembered,
 }
 
 impl std::fmt::Display for FoundVia {
@@ -21,6 +23,7 @@ impl std::fmt::Display for FoundVia {
             FoundVia::Static => "static",
             FoundVia::Exchange => "exchange",
             FoundVia::Directory => "directory",
+            FoundVia::Remembered => "remembered",
         })
     }
 }
@@ -67,6 +70,33 @@ pub struct Banned {
 pub struct Unbanned {
     pub unbanned: std::net::IpAddr,
     pub was_banned: bool,
+}
+
+/// Peers remembered across restarts, at most.
+pub const MAX_REMEMBERED: usize = 64;
+
+impl PeerTable {
+    /// What to remember for the next start: the confirmed peers' addresses, the most
+    /// recently seen first, at most [`MAX_REMEMBERED`].
+    pub fn to_remember(&self) -> Vec<String> {
+        let mut confirmed: Vec<&Peer> = self.peers.values().filter(|p| p.confirmed).collect();
+        confirmed.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
+        confirmed
+            .into_iter()
+            .take(MAX_REMEMBERED)
+            .map(|p| p.addr.clone())
+            .collect()
+    }
+}
+
+/// Reads remembered addresses (`peers.json`, written by this node): only numeric
+/// `IP:port` addresses, at most [`MAX_REMEMBERED`]; anything unreadable is nothing.
+pub fn parse_remembered(bytes: &[u8]) -> Vec<String> {
+    let list: Vec<String> = serde_json::from_slice(bytes).unwrap_or_default();
+    list.into_iter()
+        .filter(|a| a.parse::<std::net::SocketAddr>().is_ok())
+        .take(MAX_REMEMBERED)
+        .collect()
 }
 
 /// Contacts that fail this many times in a row make a peer down (and no longer used).
@@ -239,6 +269,34 @@ mod tests {
         assert!(t.due(200, 60).is_empty(), "backing off");
         assert!(t.confirm("127.0.0.1:1", id, v(), 3, 300));
         assert_eq!(t.confirmed().len(), 1);
+    }
+
+    #[test]
+    fn confirmed_peers_are_remembered_newest_first_and_bounded() {
+        let mut t = PeerTable::new(200);
+        for i in 0..100u8 {
+            let addr = format!("127.0.0.{i}:7000");
+            t.add_candidate(&addr, FoundVia::Dht);
+            if i % 2 == 0 {
+                t.confirm(&addr, AccountId::from_bytes([i; 32]), v(), 1, u64::from(i));
+            }
+        }
+        let kept = t.to_remember();
+        assert_eq!(kept.len(), 50, "confirmed ones only");
+        assert_eq!(kept[0], "127.0.0.98:7000", "the most recently seen first");
+        let bytes = serde_json::to_vec(&kept).unwrap();
+        assert_eq!(parse_remembered(&bytes), kept);
+        // Written by the node, but read as untrusted: bounded, numeric addresses only.
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!("10.0.{}.{}:1", i / 256, i % 256))
+            .collect();
+        let read = parse_remembered(&serde_json::to_vec(&many).unwrap());
+        assert_eq!(read.len(), MAX_REMEMBERED);
+        let odd = br#"["example.org:80", "1.2.3.4:5", "::1", "[::1]:7", 7]"#;
+        assert!(parse_remembered(odd).is_empty(), "not a list of strings");
+        let odd = br#"["example.org:80", "1.2.3.4:5", "::1", "[::1]:7"]"#;
+        assert_eq!(parse_remembered(odd), ["1.2.3.4:5", "[::1]:7"]);
+        assert!(parse_remembered(b"garbage").is_empty());
     }
 
     #[test]

@@ -180,6 +180,11 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
     let theirs = shared.api.summary(addr).await?;
     shared.peers.locked().set_applied(addr, theirs.applied);
     let ours = shared.read_view(super::api::summary_of).await?;
+    // Sync serves applied records only: a peer that holds fewer double-spend proofs than
+    // this node (it came late, or from elsewhere) is sent them.
+    if ours.forks > theirs.forks {
+        push_proofs(shared, addr).await?;
+    }
     if theirs.digest == ours.digest {
         return Ok(());
     }
@@ -266,6 +271,30 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
             .api
             .submit(addr, push.iter().map(|r| r.to_raw()).collect())
             .await?;
+    }
+    Ok(())
+}
+
+/// Double-spend proofs sent to a peer in one round, at most (records).
+const MAX_PROOFS_PUSHED: usize = 128;
+
+/// Sends `addr` the records of every forked slot this node holds (the newest slots first).
+async fn push_proofs(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
+    let records = shared
+        .read_view(|l| {
+            let mut forks = l.forks();
+            forks.reverse();
+            forks
+                .into_iter()
+                .flat_map(|(_, hashes)| hashes)
+                .filter_map(|h| l.record(&h))
+                .take(MAX_PROOFS_PUSHED)
+                .map(|r| r.to_raw())
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    if !records.is_empty() {
+        shared.api.submit(addr, records).await?;
     }
     Ok(())
 }

@@ -96,10 +96,15 @@ impl Run {
 }
 
 impl World {
+    /// A fresh world, removed after the test — kept (and named on stderr) with
+    /// `COD_TEST_KEEP` set, to read its nodes' logs.
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
+        let mut dir = tempfile::tempdir().expect("temp dir");
+        if std::env::var_os("COD_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("[keep] {}", dir.path().display());
         }
+        Self { dir }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
