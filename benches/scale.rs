@@ -263,8 +263,9 @@ fn run(total: usize) {
     if std::env::var_os("COD_BENCH_KEEP").is_some() {
         // Keep the (stopped) node for profiling its start: `cod --node DIR balance`.
         println!("  kept: {}", node.display());
-        let _ = net.dht.kill();
-        std::mem::forget(net);
+        // The directory stays; the DHT stops with `net`, the node is stopped already.
+        net.dir.disable_cleanup(true);
+        net.nodes.clear();
     }
 }
 

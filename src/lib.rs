@@ -2,7 +2,8 @@
 //!
 //! Code map (see `docs/ARCHITECTURE.md` for the whole picture):
 //!
-//! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`]
+//! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`], [`ledger`],
+//!   [`signature_requests`], [`views`]
 //! - edges: [`clock`], [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 //!
@@ -35,6 +36,7 @@ pub mod node;
 pub mod nodedir;
 pub mod package;
 pub mod seeder;
+pub mod signature_requests;
 pub mod store;
 #[cfg(feature = "node")]
 pub mod tui;

@@ -2,21 +2,16 @@
 //! network of real daemons (`Net`), a big chain made fast (`big_chain`), and measuring helpers.
 #![allow(dead_code)] // each bench uses its own part
 
+// The test kit (tests/common): the executable, the local DHT, the example keys, waiting.
+#[path = "../../tests/common/mod.rs"]
+pub mod kit;
+
 use cod::control::Request;
 use cod::control::client::Client;
 use cod::ledger::{B64, Body, Content, Ledger, Output, Record, Sig, Transfer, add_signature};
-use std::io::BufRead;
+pub use kit::{REPO, cod_bin, example_secret as secret};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-pub fn cod_bin() -> PathBuf {
-    std::env::var_os("COD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join("target/release/cod"))
-}
+use std::process::{Command, Stdio};
 
 pub fn cod(args: &[&str]) -> String {
     let out = Command::new(cod_bin())
@@ -38,23 +33,18 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&cod(&a)).unwrap()
 }
 
+/// Waits until `f` holds, for up to `secs` seconds (the test kit's `wait_for`).
 pub fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    kit::wait_for(secs, what, || f().then_some(()));
 }
 
 pub use cod::clock::now;
 
+/// Daemons of the benchmarks: up to twenty (example keys, then generated ones), each
+/// trusting 127.0.0.1 so twenty nodes' traffic from one address is not one peer's.
 pub struct Net {
     pub dir: tempfile::TempDir,
-    pub dht: Child,
-    pub boot: String,
+    pub dht: kit::LocalDht,
     pub pkg: PathBuf,
     pub nodes: Vec<PathBuf>,
 }
@@ -66,22 +56,13 @@ impl Drop for Net {
                 .args(["--node", n.to_str().unwrap(), "node", "stop"])
                 .output();
         }
-        let _ = self.dht.kill();
     }
 }
 
 impl Net {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut dht = Command::new(cod_bin())
-            .args(["dht", "bootstrap", "--nodes", "4"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut boot = String::new();
-        std::io::BufReader::new(dht.stdout.take().unwrap())
-            .read_line(&mut boot)
-            .unwrap();
+        let dht = kit::LocalDht::start(4);
         let keys = dir.path().join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         for k in ["com.pub.key", "cod.pub.key", "cod.sec.key"] {
@@ -104,7 +85,6 @@ impl Net {
         Self {
             dir,
             dht,
-            boot: boot.trim().to_string(),
             pkg,
             nodes: Vec::new(),
         }
@@ -129,7 +109,7 @@ impl Net {
             std::fs::rename(d.join("node.sec.key"), &key).unwrap();
         }
         let ini = self.dir.path().join(format!("n{i}.ini"));
-        std::fs::write(&ini, format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n[limits]\ntrusted = 127.0.0.1\n{extra}", self.boot)).unwrap();
+        std::fs::write(&ini, format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n[limits]\ntrusted = 127.0.0.1\n{extra}", self.dht.bootstrap)).unwrap();
         let base = self.dir.path().join(format!("nodes{i}"));
         let v = json(&[
             "deploy",
@@ -170,11 +150,6 @@ pub fn signed_by_quorum(body: Body) -> Record {
         &secret("node2"),
     );
     Record::new(body, sigs)
-}
-
-pub fn secret(name: &str) -> cod::keys::SecretKey {
-    let pem = std::fs::read_to_string(format!("{REPO}/keys-example/{name}.sec.key")).unwrap();
-    cod::keys::SecretKey::from_pem(&pem, None).unwrap()
 }
 
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -6,8 +6,8 @@ use super::{CmdError, CmdResult, Output};
 use crate::cli::{IssueArgs, SignCommand, SignersCommand};
 use crate::control::Request;
 use crate::control::client::Client;
-use crate::node::requests::{RequestList, RequestView, SignersView, State};
 use crate::nodedir::NodeDir;
+use crate::signature_requests::{RequestList, RequestView, SignersView, State};
 use std::collections::BTreeMap;
 use std::path::Path;
 

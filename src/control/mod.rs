@@ -182,7 +182,7 @@ pub enum Event {
     /// A record was applied.
     Record(crate::views::RecentRecord),
     /// A signature request appeared or changed (its view, without the record).
-    SignRequest(Box<crate::node::requests::RequestView>),
+    SignRequest(Box<crate::signature_requests::RequestView>),
     /// A newer version of this cod (same deployer) was seen on a node.
     Upgrade {
         cod_id: String,

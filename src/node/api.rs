@@ -771,8 +771,8 @@ async fn sign_request(
 }
 
 /// A signing step's refusal, answered to a peer.
-fn sign_error(e: super::requests::SignError) -> ApiErr {
-    use super::requests::SignError;
+fn sign_error(e: crate::signature_requests::SignError) -> ApiErr {
+    use crate::signature_requests::SignError;
     match e {
         SignError::Unknown(_) => not_found(e.to_string()),
         SignError::Invalid(_) => bad(e.to_string()),

@@ -1,6 +1,5 @@
 //! The control socket server: one task per client, same-uid peers only, JSON lines.
 
-use super::requests::SignError;
 use super::{NodeError, Shared, signing};
 use crate::chain::ChainError;
 use crate::chain::{Applied, ImportReport};
@@ -9,6 +8,7 @@ use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
 use crate::ids::AccountId;
 use crate::ledger::Output;
 use crate::lock::Locked;
+use crate::signature_requests::SignError;
 use crate::views;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;

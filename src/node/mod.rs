@@ -14,7 +14,6 @@ pub mod guard;
 mod http;
 mod mirror;
 pub mod peers;
-pub mod requests;
 pub mod signing;
 pub mod supervisor;
 mod sync;
@@ -93,7 +92,7 @@ pub struct Shared {
     /// Newer versions of this cod seen on nodes of the same deployer, by cod id.
     pub(crate) offers: Mutex<std::collections::BTreeMap<String, Offer>>,
     /// Signature requests for issuance and distribution, by record hash.
-    pub(crate) requests: Mutex<requests::RequestBook>,
+    pub(crate) requests: Mutex<crate::signature_requests::RequestBook>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
     pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).

@@ -5,18 +5,18 @@
 //! when node.ini allows); signatures are merged wherever the request is held, and any node
 //! that sees a quorum makes the record final. Requests expire (com.ini `request_ttl`).
 //!
-//! The rules are the request book's ([`super::requests`], pure); this module feeds it the
+//! The rules are the request book's ([`crate::signature_requests`], pure); this module feeds it the
 //! chain and the time, signs, and carries out what it decides: events, sends, the record to
 //! ingest.
 
 use super::Shared;
-use super::requests::{
-    self, RequestList, RequestView, Session, SignError, SignRequest, SignersView, State,
-};
 use crate::api::{Proposal, RejectionMsg};
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Body, Content, Distribute, Handover, Record, SignerSet, rules};
 use crate::lock::Locked;
+use crate::signature_requests::{
+    self as requests, RequestList, RequestView, Session, SignError, SignRequest, SignersView, State,
+};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! loop (`super::run`) feeds it messages and carries out the effects it returns.
 
 use crate::control::{Event, Request};
-use crate::node::requests::{RequestList, RequestView};
+use crate::signature_requests::{RequestList, RequestView};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
 use std::collections::VecDeque;

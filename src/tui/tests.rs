@@ -4,7 +4,7 @@
 use super::app::{App, Effect, Modal, Msg, Tab};
 use super::view;
 use crate::control::{Event, Request};
-use crate::node::requests::{RequestList, RequestView, State};
+use crate::signature_requests::{RequestList, RequestView, State};
 use crate::views::RecentRecord;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;

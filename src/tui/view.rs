@@ -2,7 +2,7 @@
 //! up; below 60×12 it says the terminal is too small.
 
 use super::app::{App, Connection, Modal, PEER_COLUMNS, Tab};
-use crate::node::requests::{RequestView, State};
+use crate::signature_requests::{RequestView, State};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
