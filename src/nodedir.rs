@@ -251,3 +251,43 @@ pub fn pending_key_path(key_file: &Path) -> PathBuf {
     name.push(".next");
     key_file.with_file_name(name)
 }
+/// Does process `pid` (a daemon's, from its pid file) still run? One that exited but that
+/// its parent has not yet reaped (a zombie: the daemon's parent is init, which may reap
+/// late) does not.
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    // Linux: the state follows the parenthesised command name in /proc/PID/stat.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_that_exited_is_not_alive_even_unreaped() {
+        assert!(super::process_alive(std::process::id() as i32));
+        assert!(!super::process_alive(0));
+        assert!(!super::process_alive(-1));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // It exits at once; until it is waited for, it is a zombie.
+        let t = std::time::Instant::now();
+        while super::process_alive(pid) {
+            assert!(t.elapsed().as_secs() < 30, "a zombie counted as alive");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok(),
+            "still there, unreaped"
+        );
+        child.wait().unwrap();
+        assert!(!super::process_alive(pid));
+    }
+}

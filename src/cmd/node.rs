@@ -53,7 +53,7 @@ pub fn run(
 }
 
 fn pid_alive(pid: i32) -> bool {
-    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    crate::nodedir::process_alive(pid)
 }
 
 fn read_pid(path: &Path) -> Option<i32> {

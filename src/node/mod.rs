@@ -488,8 +488,7 @@ fn claim_runtime_files(dir: &NodeDir, config: &NodeConfig) -> Result<(), NodeErr
     let pid_path = dir.pid_path(config);
     if let Ok(text) = std::fs::read_to_string(&pid_path) {
         let pid: i32 = text.trim().parse().unwrap_or(0);
-        let alive =
-            pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        let alive = crate::nodedir::process_alive(pid);
         if alive && pid != std::process::id() as i32 {
             return Err(NodeError::AlreadyRunning(pid.to_string()));
         }

@@ -433,9 +433,7 @@ pub fn kill9(node: &Node) {
     )
     .unwrap();
     wait_for(10, "the killed daemon to be gone", || {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            .is_err()
-            .then_some(())
+        (!cod::nodedir::process_alive(pid)).then_some(())
     });
 }
 
