@@ -76,6 +76,8 @@ pub const BAN_MS: u64 = 60 * 60 * 1000;
 pub const DECAY_MS: u64 = 6_000;
 /// Addresses tracked at most (those with no connection and the least to remember go first).
 pub const MAX_TRACKED: usize = 4096;
+/// Entries forgotten at once when the table is full of scores and bans.
+const EVICTED_AT_ONCE: usize = MAX_TRACKED / 8;
 
 #[derive(Debug, Clone, Default)]
 struct Entry {
@@ -379,17 +381,24 @@ impl Guard {
             e.decay(now);
             !e.idle(now)
         });
-        // Still full (of scores, or of bans from many addresses): the one ban or score that
-        // matters least goes; connections and the operator's bans stay.
-        if self.by_addr.len() >= MAX_TRACKED
-            && let Some(ip) = self
+        // Still full (of scores, or of bans from many addresses): the bans and scores that
+        // matter least go — an eighth of the table at once, so that a flood from many
+        // addresses costs one scan per [`EVICTED_AT_ONCE`] of them, not one per address.
+        // Connections and the operator's bans stay.
+        if self.by_addr.len() >= MAX_TRACKED {
+            let mut least: Vec<((u64, u32), IpAddr)> = self
                 .by_addr
                 .iter()
                 .filter(|(_, e)| e.connections == 0 && !e.manual)
-                .min_by_key(|(_, e)| (e.banned_until.unwrap_or(0), e.score))
-                .map(|(ip, _)| *ip)
-        {
-            self.by_addr.remove(&ip);
+                .map(|(ip, e)| ((e.banned_until.unwrap_or(0), e.score), *ip))
+                .collect();
+            let n = EVICTED_AT_ONCE.min(least.len());
+            if n > 0 {
+                least.select_nth_unstable(n - 1);
+                for (_, ip) in &least[..n] {
+                    self.by_addr.remove(ip);
+                }
+            }
         }
     }
 }
