@@ -27,6 +27,18 @@ fn issue(l: &Ledger, more: u64, time: u64) -> Body {
         .unwrap()
 }
 
+/// When the requests of these tests arrive: in period 1, after the standard scenario.
+const NOW: u64 = EPOCH + DAY + 100;
+
+/// The standard scenario, and a book holding one issuance node1 proposed at [`NOW`].
+fn one_request() -> (Scenario, Record, RequestBook) {
+    let s = Scenario::standard();
+    let r = sign_network(issue(&s.l, 4, NOW), &["node1"]);
+    let mut book = RequestBook::default();
+    book.insert(request(&r, &s.l, NOW)).unwrap();
+    (s, r, book)
+}
+
 #[test]
 fn a_proposal_gathers_a_quorum_and_becomes_final() {
     let s = Scenario::standard();
@@ -213,12 +225,8 @@ fn an_open_request_expires_and_is_superseded_when_the_chain_moves_on() {
 
 #[test]
 fn only_a_signer_approves() {
-    let s = Scenario::standard();
-    let (l, p) = (&s.l, s.l.params());
-    let now = EPOCH + DAY + 100;
-    let r = sign_network(issue(l, 4, now), &["node1"]);
-    let mut book = RequestBook::default();
-    book.insert(request(&r, l, now)).unwrap();
+    let (s, r, mut book) = one_request();
+    let (p, now) = (s.l.params(), NOW);
     assert!(matches!(
         book.to_approve(&r.hash(), now, p, key("node4").public()),
         Err(SignError::NotSigner(_))
@@ -233,12 +241,8 @@ fn only_a_signer_approves() {
 
 #[test]
 fn signatures_merge_once_per_signer() {
-    let s = Scenario::standard();
-    let (l, p) = (&s.l, s.l.params());
-    let now = EPOCH + DAY + 100;
-    let r = sign_network(issue(l, 4, now), &["node1"]);
-    let mut book = RequestBook::default();
-    book.insert(request(&r, l, now)).unwrap();
+    let (s, r, mut book) = one_request();
+    let (l, p, now) = (&s.l, s.l.params(), NOW);
     assert_eq!(book.merge(&r.hash(), r.sigs().to_vec()), Some(false));
     let two = sign_network(r.body().clone(), &["node1", "node3"]);
     assert_eq!(book.merge(&r.hash(), two.sigs().to_vec()), Some(true));
@@ -452,12 +456,8 @@ fn a_request_is_found_by_a_unique_prefix() {
 
 #[test]
 fn views_read_back_as_the_daemon_wrote_them() {
-    let s = Scenario::standard();
+    let (s, r, mut book) = one_request();
     let (l, p) = (&s.l, s.l.params());
-    let now = EPOCH + DAY + 100;
-    let r = sign_network(issue(l, 4, now), &["node1"]);
-    let mut book = RequestBook::default();
-    book.insert(request(&r, l, now)).unwrap();
     book.reject(&r.hash(), &AccountId::from_bytes([1; 32]), "no \"bread\"")
         .unwrap();
     let list = book.list(p, key("node2").public());
