@@ -569,12 +569,11 @@ async fn signing_step<T: serde::Serialize + Send + 'static>(
     f: impl FnOnce(&Arc<Shared>) -> Result<T, SignError> + Send + 'static,
 ) -> Response {
     let (s, handle) = (shared.clone(), tokio::runtime::Handle::current());
-    match tokio::task::spawn_blocking(move || {
+    let step = shared.tasks.spawn_blocking(move || {
         let _guard = handle.enter();
         f(&s)
-    })
-    .await
-    {
+    });
+    match step.await {
         Ok(result) => answer(result),
         Err(e) => error(ErrorKind::Internal, e.to_string()),
     }
