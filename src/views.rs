@@ -223,7 +223,7 @@ pub fn chain_summary(l: &Ledger) -> ChainSummary {
         missing: missing.into_iter().take(MAX_MISSING_SHOWN).collect(),
         accounts: state.account_count(),
         issued: state.issued.clone(),
-        forks: l.forks().len(),
+        forks: l.fork_count(),
         checkpoint: state.checkpoint.as_ref().map(|c| CheckpointSummary {
             period: c.period,
             record: c.record,

@@ -530,6 +530,11 @@ impl Ledger {
         self.awaiting.by_account.values().flatten().map(|(r, _)| r)
     }
 
+    /// How many slots hold more than one record (see [`Ledger::forks`]).
+    pub fn fork_count(&self) -> usize {
+        self.h.forks.entries().len()
+    }
+
     /// Slots holding more than one record: each is a proof that the account signed two
     /// records with the same seq.
     pub fn forks(&self) -> Vec<((AccountId, u64), BTreeSet<RecordHash>)> {

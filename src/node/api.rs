@@ -578,7 +578,7 @@ pub(super) fn summary_of(v: &View) -> Summary {
         applied: v.state().applied_count(),
         accounts: heads.len(),
         digest: hex::encode(digest(heads.iter())),
-        forks: v.forks().len(),
+        forks: v.fork_count(),
     }
 }
 
