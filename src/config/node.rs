@@ -70,6 +70,12 @@ pub struct Limits {
     pub body_bytes_per_address: u64,
     /// Addresses never limited nor banned.
     pub trusted: Vec<IpAddr>,
+    /// A connection's first byte must arrive within this…
+    pub first_byte: std::time::Duration,
+    /// …a request's head within this…
+    pub head_time: std::time::Duration,
+    /// …and a body at the minimum rate once this has passed.
+    pub body_grace: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -84,6 +90,9 @@ impl Default for Limits {
             body_bytes: 32 << 20,
             body_bytes_per_address: 8 << 20,
             trusted: Vec::new(),
+            first_byte: std::time::Duration::from_secs(10),
+            head_time: std::time::Duration::from_secs(20),
+            body_grace: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -224,6 +233,10 @@ impl NodeConfig {
                 count(1_000_000),
             )? as u32;
             limits.trusted = s.or_default("trusted", Vec::new(), values::list(values::ip_addr))?;
+            let deadline = || values::duration_in(1, 600);
+            limits.first_byte = s.or_default("first_byte", d.first_byte, deadline())?;
+            limits.head_time = s.or_default("head_time", d.head_time, deadline())?;
+            limits.body_grace = s.or_default("body_grace", d.body_grace, deadline())?;
             s.finish()?;
         }
         Ok(Self {
@@ -270,6 +283,18 @@ mod tests {
         assert_eq!(n.limits.connections, 100);
         assert_eq!(n.limits.requests_per_second, 5);
         assert_eq!(n.limits.trusted.len(), 2);
+        let n = NodeConfig::parse(
+            "node.ini",
+            "[node]\n[limits]\nfirst_byte = 3s\nhead_time = 1m\nbody_grace = 5s\n",
+        )
+        .unwrap();
+        assert_eq!(n.limits.first_byte.as_secs(), 3);
+        assert_eq!(n.limits.head_time.as_secs(), 60);
+        assert_eq!(n.limits.body_grace.as_secs(), 5);
+        for bad in ["head_time = 0s", "head_time = 11m", "first_byte = soon"] {
+            let text = format!("[node]\n[limits]\n{bad}\n");
+            assert!(NodeConfig::parse("node.ini", &text).is_err(), "{bad}");
+        }
         assert_eq!(n.store_cache, DEFAULT_STORE_CACHE_MIB << 20);
         let n = NodeConfig::parse("node.ini", "[node]\n[store]\ncache = 256\n").unwrap();
         assert_eq!(n.store_cache, 256 << 20);

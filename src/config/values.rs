@@ -83,6 +83,18 @@ pub fn boolean(v: &str) -> R<bool> {
     }
 }
 
+/// A [`duration`] of `lo` to `hi` seconds.
+pub fn duration_in(lo: u64, hi: u64) -> impl Fn(&str) -> R<Duration> {
+    move |v| {
+        let d = duration(v)?;
+        if d.as_secs() < lo || d.as_secs() > hi {
+            Err(format!("{v} is out of range {lo}s..={hi}s"))
+        } else {
+            Ok(d)
+        }
+    }
+}
+
 pub fn u64_in(lo: u64, hi: u64) -> impl Fn(&str) -> R<u64> {
     move |v| {
         let n: u64 = v

@@ -168,9 +168,6 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
         .into_response()
 }
 
-/// How long a connection may take to send its first byte.
-const FIRST_BYTE: Duration = Duration::from_secs(10);
-
 /// Serves the node's one public port: every connection passes the guard (bans,
 /// connections per address and in all); one whose first byte is 19 (the BitTorrent
 /// handshake) goes to the seeder, anything else to the REST API.
@@ -229,7 +226,7 @@ async fn connection(ticket: Ticket, stream: tokio::net::TcpStream, app: Router, 
     let (shared, ip) = (ticket.shared.clone(), ticket.ip);
     let mut first = [0u8; 1];
     if !matches!(
-        tokio::time::timeout(FIRST_BYTE, stream.peek(&mut first)).await,
+        tokio::time::timeout(shared.config.limits.first_byte, stream.peek(&mut first)).await,
         Ok(Ok(1))
     ) {
         return;
@@ -264,7 +261,7 @@ async fn connection(ticket: Ticket, stream: tokio::net::TcpStream, app: Router, 
         req.extensions_mut().insert(Remote(ip));
         tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
     });
-    let conn = super::http::builder().serve_connection(io, svc);
+    let conn = super::http::builder(shared.config.limits.head_time).serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -276,10 +273,9 @@ async fn connection(ticket: Ticket, stream: tokio::net::TcpStream, app: Router, 
     drop(ticket);
 }
 
-/// Bodies must arrive at this rate, on average, after [`BODY_GRACE`]: a body trickled in
-/// to hold a connection and a handler is cut off.
+/// Bodies must arrive at this rate, on average, after node.ini's `[limits] body_grace`: a
+/// body trickled in to hold a connection and a handler is cut off.
 const BODY_MIN_BYTES_PER_SEC: u64 = 16 * 1024;
-const BODY_GRACE: Duration = Duration::from_secs(10);
 
 /// A body declared or found larger than [`MAX_BODY_BYTES`] is still read (and dropped) up
 /// to this many bytes, so that its sender reads the 413 rather than a broken pipe; beyond
@@ -333,7 +329,8 @@ async fn read_body(s: &S, remote: Option<IpAddr>, body: axum::body::Body) -> Res
     };
     let (mut received, mut over) = (0u64, false);
     loop {
-        let allowed = BODY_GRACE + Duration::from_millis(received * 1000 / BODY_MIN_BYTES_PER_SEC);
+        let allowed = s.config.limits.body_grace
+            + Duration::from_millis(received * 1000 / BODY_MIN_BYTES_PER_SEC);
         let frame = match tokio::time::timeout_at(started + allowed, body.frame()).await {
             Ok(Some(Ok(f))) => f,
             Ok(None) if over => return Err(too_large()),

@@ -434,6 +434,7 @@ mod tests {
             body_bytes: 1 << 20,
             body_bytes_per_address: 1 << 20,
             trusted: vec![ip(1)],
+            ..Limits::default()
         }
     }
 

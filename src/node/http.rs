@@ -1,5 +1,6 @@
 //! Serving one HTTP/1.1 connection of the public port with hyper, within budgets: the
-//! request head must arrive within [`HEAD_TIMEOUT`] and be at most [`MAX_HEAD_BYTES`]
+//! request head must arrive within node.ini's `[limits] head_time` and be at most
+//! [`MAX_HEAD_BYTES`]
 //! (the same timer closes a kept-alive connection that stays idle), and a connection's
 //! buffers are bounded. Bodies are read by the handlers, with their own deadline
 //! (`api::read_body`).
@@ -14,18 +15,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// A request head (or, between requests, the next one) must arrive within this.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest request head accepted (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Largest read buffer of one connection.
 pub const MAX_BUF_BYTES: usize = 64 * 1024;
 
-/// The hyper connection settings of the public port.
-pub fn builder() -> hyper::server::conn::http1::Builder {
+/// The hyper connection settings of the public port: a request head (or, between
+/// requests, the next one) must arrive within `head_time`.
+pub fn builder(head_time: Duration) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_time)
         .max_header_size(MAX_HEAD_BYTES)
         .max_buf_size(MAX_BUF_BYTES)
         .keep_alive(true)
@@ -204,7 +204,9 @@ mod tests {
             let svc = hyper::service::service_fn(|_req| async {
                 Ok::<_, std::convert::Infallible>(hyper::Response::new(String::from("ok")))
             });
-            let _ = builder().serve_connection(io, svc).await;
+            let _ = builder(Duration::from_secs(20))
+                .serve_connection(io, svc)
+                .await;
         });
         let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
         let big = "x".repeat(MAX_HEAD_BYTES * 2);

@@ -612,7 +612,12 @@ pub struct Arena<'w> {
 }
 
 pub fn arena(w: &World) -> Arena<'_> {
-    let net = Net::with_dht(w, 2, "");
+    arena_with(w, "")
+}
+
+/// [`arena`] with `extra_ini` in both nodes' node.ini (shorter deadlines, say).
+pub fn arena_with<'w>(w: &'w World, extra_ini: &str) -> Arena<'w> {
+    let net = Net::with_dht(w, 2, extra_ini);
     net.wait_meshed(120);
     let (victim, honest) = (net.nodes[0].clone(), net.nodes[1].clone());
     let nodes: Vec<&Node> = net.nodes.iter().collect();
