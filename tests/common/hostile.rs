@@ -477,26 +477,35 @@ pub fn floods(w: &World, victim: &Node) -> Floods {
     let asset = params.com.assets.keys().next().unwrap().clone();
     let to = AccountId::network(&params.cod);
 
-    // Transfers from the victim's own account, signed by another key: forged.
+    // Transfers from the victim's own account, signed by another key: forged. (One made by
+    // the victim gives their shape; each is then signed by the impostor only, on all cores.)
+    use rayon::prelude::*;
+    let shape = l
+        .make_transfer(
+            &payer,
+            vec![Output {
+                account: to,
+                asset: asset.clone(),
+                amount: 1,
+            }],
+            None,
+            params.com.epoch + 1_000_000,
+        )
+        .unwrap();
     let forged: Vec<String> = (0..4u64)
         .map(|batch| {
             let records: Vec<Vec<u8>> = (0..1000u64)
+                .into_par_iter()
                 .map(|i| {
-                    let r = l
-                        .make_transfer(
-                            &payer,
-                            vec![Output {
-                                account: to,
-                                asset: asset.clone(),
-                                amount: 1 + i,
-                            }],
-                            Some(format!("forged {batch}/{i}")),
-                            params.com.epoch + 1_000_000 + i,
-                        )
-                        .unwrap();
-                    let sig = impostor.sign(&r.body().canonical_bytes());
+                    let mut body = shape.body().clone();
+                    body.time += i;
+                    if let Content::Transfer(t) = &mut body.content {
+                        t.outputs[0].amount = 1 + i;
+                        t.memo = Some(format!("forged {batch}/{i}"));
+                    }
+                    let sig = impostor.sign(&body.canonical_bytes());
                     Record::new(
-                        r.body().clone(),
+                        body,
                         vec![Sig {
                             key: None,
                             sig: B64(sig),
@@ -549,6 +558,7 @@ pub fn floods(w: &World, victim: &Node) -> Floods {
     let invalid: Vec<String> = (0..4)
         .map(|batch| {
             let records: Vec<Vec<u8>> = (0..500)
+                .into_par_iter()
                 .map(|i| {
                     transfer(
                         &fresh,
@@ -574,6 +584,7 @@ pub fn floods(w: &World, victim: &Node) -> Floods {
     let unopened: Vec<String> = (0..8)
         .map(|batch| {
             let records: Vec<Vec<u8>> = (0..200u64)
+                .into_par_iter()
                 .map(|i| {
                     let k = &strangers[(i % 2) as usize];
                     transfer(
