@@ -414,96 +414,95 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
 /// every [`REFRESH_SECS`].
 async fn confirm_loop(shared: Arc<Shared>) {
     super::every(&shared, Duration::from_secs(1), || {
-        let shared = shared.clone();
-        async move {
-            let due = shared.peers.locked().due(shared.now(), REFRESH_SECS);
-            let checks = due.into_iter().map(|addr| {
-                let shared = shared.clone();
-                async move {
-                    let result = confirm(&shared, &addr).await;
-                    (addr, result)
-                }
-            });
-            for (addr, result) in futures::future::join_all(checks).await {
-                let mut table = shared.peers.locked();
-                match result {
-                    Ok((info, _)) if is_self(&shared, &info) => table.mark_own(&addr),
-                    Ok((info, latency)) => {
-                        let id: crate::ids::AccountId =
-                            info.node_id.parse().expect("checked in confirm");
-                        let via = table
-                            .all()
-                            .into_iter()
-                            .find(|p| p.addr == addr)
-                            .map(|p| p.found_via);
-                        if table.confirm(
-                            &addr,
-                            id,
-                            [info.software_version, info.com_version, info.cod_version],
-                            latency,
-                            shared.now(),
-                        ) {
-                            drop(table);
-                            shared.log(
-                                "info",
-                                format!("peer {addr} confirmed: node {}", id.short()),
-                            );
-                            shared.emit(Event::Peer {
-                                addr: addr.clone(),
-                                node_id: id.to_string(),
-                                up: true,
-                                found_via: via.map(|v| v.to_string()).unwrap_or_default(),
-                            });
-                            // A new peer: compare chains with it at once, both ways.
-                            let (s2, a2) = (shared.clone(), addr.clone());
-                            shared.spawn_until_stop(async move {
-                                if let Err(e) = super::sync::sync_with(&s2, &a2).await {
-                                    tracing::debug!("first sync with {a2}: {e}");
-                                }
-                            });
-                        }
-                    }
-                    Err(reason) => {
-                        let down = table.fail(&addr, shared.now());
-                        drop(table);
-                        tracing::debug!("peer {addr}: {reason}");
-                        if down {
-                            shared.log("warn", format!("peer {addr} is down: {reason}"));
-                            shared.emit(Event::Peer {
-                                addr: addr.clone(),
-                                node_id: String::new(),
-                                up: false,
-                                found_via: String::new(),
-                            });
-                        }
-                    }
-                }
-            }
-            shared.peers.locked().prune(12);
-        }
+        confirm_round(shared.clone())
     })
     .await
 }
 
-async fn exchange_loop(shared: Arc<Shared>) {
-    let period = Duration::from_secs(shared.config.sync_interval.clamp(2, 30));
-    super::every(&shared, period, || {
+async fn confirm_round(shared: Arc<Shared>) {
+    let due = shared.peers.locked().due(shared.now(), REFRESH_SECS);
+    let checks = due.into_iter().map(|addr| {
         let shared = shared.clone();
         async move {
-            let peers = shared.peers.locked().confirmed();
-            if peers.is_empty() {
-                return;
+            let result = confirm(&shared, &addr).await;
+            (addr, result)
+        }
+    });
+    for (addr, result) in futures::future::join_all(checks).await {
+        let mut table = shared.peers.locked();
+        match result {
+            Ok((info, _)) if is_self(&shared, &info) => table.mark_own(&addr),
+            Ok((info, latency)) => {
+                let id: crate::ids::AccountId = info.node_id.parse().expect("checked in confirm");
+                let via = table
+                    .all()
+                    .into_iter()
+                    .find(|p| p.addr == addr)
+                    .map(|p| p.found_via);
+                if table.confirm(
+                    &addr,
+                    id,
+                    [info.software_version, info.com_version, info.cod_version],
+                    latency,
+                    shared.now(),
+                ) {
+                    drop(table);
+                    shared.log(
+                        "info",
+                        format!("peer {addr} confirmed: node {}", id.short()),
+                    );
+                    shared.emit(Event::Peer {
+                        addr: addr.clone(),
+                        node_id: id.to_string(),
+                        up: true,
+                        found_via: via.map(|v| v.to_string()).unwrap_or_default(),
+                    });
+                    // A new peer: compare chains with it at once, both ways.
+                    let (s2, a2) = (shared.clone(), addr.clone());
+                    shared.spawn_until_stop(async move {
+                        if let Err(e) = super::sync::sync_with(&s2, &a2).await {
+                            tracing::debug!("first sync with {a2}: {e}");
+                        }
+                    });
+                }
             }
-            let p = &peers[rand::random::<usize>() % peers.len()];
-            if let Ok(list) = shared.api.peers(&p.addr).await {
-                let mut table = shared.peers.locked();
-                for e in list.into_iter().take(MAX_EXCHANGED) {
-                    if e.node_id != shared.node_id.to_string() {
-                        table.add_candidate(&e.addr, FoundVia::Exchange);
-                    }
+            Err(reason) => {
+                let down = table.fail(&addr, shared.now());
+                drop(table);
+                tracing::debug!("peer {addr}: {reason}");
+                if down {
+                    shared.log("warn", format!("peer {addr} is down: {reason}"));
+                    shared.emit(Event::Peer {
+                        addr: addr.clone(),
+                        node_id: String::new(),
+                        up: false,
+                        found_via: String::new(),
+                    });
                 }
             }
         }
-    })
-    .await
+    }
+    shared.peers.locked().prune(12);
+}
+
+/// Asks a random confirmed peer for its peers, every `sync_interval` (2 to 30 s).
+async fn exchange_loop(shared: Arc<Shared>) {
+    let period = Duration::from_secs(shared.config.sync_interval.clamp(2, 30));
+    super::every(&shared, period, || exchange_round(shared.clone())).await
+}
+
+async fn exchange_round(shared: Arc<Shared>) {
+    let peers = shared.peers.locked().confirmed();
+    if peers.is_empty() {
+        return;
+    }
+    let p = &peers[rand::random::<usize>() % peers.len()];
+    if let Ok(list) = shared.api.peers(&p.addr).await {
+        let mut table = shared.peers.locked();
+        for e in list.into_iter().take(MAX_EXCHANGED) {
+            if e.node_id != shared.node_id.to_string() {
+                table.add_candidate(&e.addr, FoundVia::Exchange);
+            }
+        }
+    }
 }
