@@ -113,6 +113,14 @@ fn three_periods_of_a_four_node_cod_balance_as_computed_by_hand() {
         ],
     )
     .ok();
+    // The period's checkpoint holds what a signer holds when it proposes: the clock jumps
+    // only once every node holds the payment (a record that arrives later is the next
+    // period's).
+    for n in &net.nodes {
+        wait_for(30, "node1's payment everywhere", || {
+            (net.balance(n, "network") == Some(1000)).then_some(())
+        });
+    }
     // Period 1 closes: it paid node1, the only member active in it, the network's 10.00.
     net.set_time(epoch + 2 * period + 2);
     for n in &net.nodes {
@@ -131,6 +139,11 @@ fn three_periods_of_a_four_node_cod_balance_as_computed_by_hand() {
         &["transfer", "--to", "network", "--amount", "2", "--yes"],
     )
     .ok();
+    for n in &net.nodes {
+        wait_for(30, "both purchases everywhere", || {
+            (net.balance(n, "network") == Some(600)).then_some(())
+        });
+    }
     net.set_time(epoch + 3 * period + 1);
 
     // Period 2 split the network's 6.00 between node2 and node3.
