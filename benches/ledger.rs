@@ -61,10 +61,20 @@ fn fixture() -> Fixture {
         Record::new(body, sigs)
     };
     let issue = sign(
-        l.propose_issue([("bread".to_string(), 1000)].into(), t0 + 100)
-            .unwrap(),
+        l.propose_issue(
+            [("bread".to_string(), 1000)].into(),
+            Default::default(),
+            t0 + 100,
+        )
+        .unwrap(),
     );
     push(&mut l, issue, &mut funding);
+    // Distributions pay members: the signers admit every account (64 to a record).
+    let accounts: Vec<_> = keys.iter().map(|k| k.public().node_id(&cod)).collect();
+    for chunk in accounts.chunks(cod::ledger::record::MAX_MEMBERS_CHANGED) {
+        let admit = sign(l.propose_members(chunk.to_vec(), vec![], t0 + 100).unwrap());
+        push(&mut l, admit, &mut funding);
+    }
     let dist = sign(l.propose_distribution(0, false, t0 + 86_400).unwrap());
     push(&mut l, dist, &mut funding);
     let mut transfers = Vec::new();

@@ -36,10 +36,26 @@ fn fund(net: &Net) {
         }
     }
     let issue = signed_by_quorum(
-        l.propose_issue([("bread".to_string(), 1_000_000)].into(), now())
-            .unwrap(),
+        l.propose_issue(
+            [("bread".to_string(), 1_000_000)].into(),
+            Default::default(),
+            now(),
+        )
+        .unwrap(),
     );
     l.ingest(issue).unwrap();
+    // Distributions pay members: the signers admit every node's account.
+    let accounts: Vec<_> = l
+        .state()
+        .accounts()
+        .into_iter()
+        .filter(|(a, s)| *a != params.network && s.head.is_some() && !s.is_member())
+        .map(|(a, _)| a)
+        .collect();
+    for chunk in accounts.chunks(cod::ledger::record::MAX_MEMBERS_CHANGED) {
+        let admit = signed_by_quorum(l.propose_members(chunk.to_vec(), vec![], now()).unwrap());
+        l.ingest(admit).unwrap();
+    }
     let dist = signed_by_quorum(
         l.propose_distribution(params.com.period_of(now()), false, 0)
             .unwrap(),
@@ -120,6 +136,8 @@ fn run_n(n: usize, burst: usize) {
                 outputs: vec![out],
                 memo: None,
                 seq: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
             })
             .unwrap();
         made.push((v["record"].as_str().unwrap().to_string(), t));

@@ -105,7 +105,7 @@ fn main() {
         .take(1)
         .map(|k| (k.clone(), 10))
         .collect();
-    if let Ok(body) = l.propose_issue(attest, t0) {
+    if let Ok(body) = l.propose_issue(attest, Default::default(), t0) {
         let mut sigs = Vec::new();
         for k in &nodes[..2] {
             sigs = cod::ledger::add_signature(&body, &sigs, k);

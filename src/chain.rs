@@ -523,14 +523,13 @@ impl Chain {
         &mut self,
         account: crate::ids::AccountId,
         key: &crate::keys::SecretKey,
-        outputs: Vec<crate::ledger::Output>,
-        memo: Option<String>,
+        payment: crate::ledger::Payment,
         time: u64,
         seq: Option<u64>,
     ) -> Result<Record, ChainError> {
         let r = self
             .ledger
-            .make_transfer_from(account, key, outputs, memo, None, time)?;
+            .make_payment(account, key, payment, None, time)?;
         if let Some(expected) = seq.filter(|s| *s != r.seq()) {
             return Err(ChainError::SeqTaken {
                 expected,
@@ -1250,11 +1249,13 @@ fn describe(report: &mut VerifyReport, ledger: &Ledger) {
         ));
     }
     let state = ledger.state();
-    if state.total_balances() != state.issued {
+    if state.total_balances() != state.outstanding() {
         report.problems.push(format!(
-            "balances {:?} do not add up to issuance {:?}",
+            "balances {:?} do not add up to the coins outstanding {:?} (issued {:?}, redeemed {:?})",
             state.total_balances(),
-            state.issued
+            state.outstanding(),
+            state.issued,
+            state.redeemed
         ));
     }
     report.applied = state.applied_count();
@@ -1498,7 +1499,7 @@ mod tests {
             prop_assert_eq!(view.forks(), memory.forks());
             prop_assert_eq!(pending(&view), pending(&memory));
             prop_assert_eq!(view.len(), memory.len());
-            prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
+            prop_assert_eq!(l.state().total_balances(), l.state().outstanding());
             prop_assert!(chain.derived_state_matches().unwrap());
             // The replay of the stored records (verify's, a page at a time) agrees: every
             // problem it finds is a record that waits, as it waits in memory.
@@ -1792,8 +1793,12 @@ mod tests {
             .ingest(Record::new(other, good.sigs().to_vec()))
             .unwrap_err();
         let issue =
-            s.l.propose_issue([("bread".into(), 20)].into(), EPOCH + DAY + 99)
-                .unwrap();
+            s.l.propose_issue(
+                [("bread".into(), 20)].into(),
+                Default::default(),
+                EPOCH + DAY + 99,
+            )
+            .unwrap();
         let e3 = chain
             .ingest(sign_network(issue, &["node1", "node5"]))
             .unwrap_err();

@@ -75,6 +75,12 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<SignersCommand>,
     },
+    /// The members (who receive distributions) and the accounts vouched for; `cod members
+    /// admit|remove` proposes a change for the signers to approve (needs the daemon)
+    Members {
+        #[command(subcommand)]
+        action: Option<MembersCommand>,
+    },
     /// The full-screen dashboard (over SSH too): peers, chain, signature requests, log
     Tui,
     /// Newer versions of this cod, seen on other nodes: check, download, deploy beside
@@ -188,6 +194,10 @@ pub struct IssueArgs {
     /// Attested backing: ITEM=QTY or CLASS:ITEM=QTY (items from com.ini's [backing.ITEM]); repeatable
     #[arg(long = "backing", required = true, value_name = "[CLASS:]ITEM=QTY")]
     pub backing: Vec<String>,
+    /// Who did attested labor or ran attested capacity this period: ACCOUNT:ITEM=QTY
+    /// (labor or capacity items; repeatable). The `work` formula pays by it
+    #[arg(long = "work", value_name = "ACCOUNT:ITEM=QTY")]
+    pub work: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +234,23 @@ pub enum SignersCommand {
         /// Signatures the new set needs (default: the present quorum)
         #[arg(long)]
         quorum: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembersCommand {
+    /// Propose admitting accounts as members, signed here (a signer's node): a quorum of
+    /// signers approves it (`cod sign approve ID`)
+    Admit {
+        /// Account ids
+        #[arg(required = true, value_name = "ACCOUNT")]
+        accounts: Vec<String>,
+    },
+    /// Propose removing members: they keep their coins and receive no more distributions
+    Remove {
+        /// Account ids
+        #[arg(required = true, value_name = "ACCOUNT")]
+        accounts: Vec<String>,
     },
 }
 
@@ -308,11 +335,18 @@ impl AccountArg {
 #[derive(Args, Debug)]
 pub struct TransferArgs {
     /// Account to pay (an account id, or `network`); repeat with --amount for several outputs
-    #[arg(long = "to", required = true, value_name = "ACCOUNT")]
+    #[arg(long = "to", value_name = "ACCOUNT", required_unless_present_any = ["redeem", "vouch"])]
     pub to: Vec<AccountArg>,
     /// Amount in the asset's units as `cod balance` shows them (e.g. 12.50); one per --to
-    #[arg(long = "amount", required = true, value_name = "N")]
+    #[arg(long = "amount", value_name = "N")]
     pub amount: Vec<String>,
+    /// Products or services delivered to you: pays their com.ini value back to the network,
+    /// which takes those coins out of circulation (ITEM=QTY; repeatable)
+    #[arg(long = "redeem", value_name = "ITEM=QTY")]
+    pub redeem: Vec<String>,
+    /// Sponsor an account for membership (com.ini `admission = sponsors`; repeatable)
+    #[arg(long = "vouch", value_name = "ACCOUNT")]
+    pub vouch: Vec<AccountArg>,
     /// Asset of each output (one for all, or one per --to) [default: the cod's only asset]
     #[arg(long = "asset", value_name = "ASSET")]
     pub asset: Vec<String>,
@@ -640,6 +674,7 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Distribute => cmd::sign::distribute(&out, cli.node.as_deref()),
         Command::Sign(c) => cmd::sign::sign(&out, cli.node.as_deref(), c),
         Command::Signers { action } => cmd::sign::signers(&out, cli.node.as_deref(), action),
+        Command::Members { action } => cmd::sign::members(&out, cli.node.as_deref(), action),
         Command::Upgrade(c) => cmd::upgrade::upgrade(&out, cli.node.as_deref(), c),
         Command::Deployments(a) => cmd::upgrade::deployments(&out, cli.node.as_deref(), a),
         Command::Import(a) => cmd::upgrade::import(&out, cli.node.as_deref(), a),

@@ -260,10 +260,16 @@ fn summary(body: &Body, params: &Params) -> String {
                 .iter()
                 .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
                 .collect();
+            let work: usize = i.work.values().map(|items| items.len()).sum();
             format!(
-                "issue {} backed by {}",
+                "issue {} backed by {}{}",
                 amounts.join(", "),
-                attest.join(", ")
+                attest.join(", "),
+                if work == 0 {
+                    String::new()
+                } else {
+                    format!(", naming the work of {} accounts", i.work.len())
+                }
             )
         }
         Content::Distribute(d) => {
@@ -277,7 +283,7 @@ fn summary(body: &Body, params: &Params) -> String {
                 .map(|(k, v)| format!("{} {k}", fmt(k, *v)))
                 .collect();
             format!(
-                "{}{}distribution for period {}: {} to {} accounts, checkpoint of {} accounts",
+                "{}{}distribution for period {}: {} to {} accounts, checkpoint of {} accounts{}",
                 d.handover.as_ref().map_or(String::new(), |h| format!(
                     "HANDOVER to cod {} (version {}, ledger rules {}): ",
                     h.to,
@@ -296,8 +302,30 @@ fn summary(body: &Body, params: &Params) -> String {
                     .map(|o| o.account)
                     .collect::<std::collections::BTreeSet<_>>()
                     .len(),
-                d.heads.len()
+                d.heads.len(),
+                if d.admitted.is_empty() {
+                    String::new()
+                } else {
+                    format!(", admitting {} sponsored", d.admitted.len())
+                }
             )
+        }
+        Content::Members(m) => {
+            let names = |v: &[AccountId]| {
+                v.iter()
+                    .map(|a| a.to_string()[..12].to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match (m.admit.is_empty(), m.remove.is_empty()) {
+                (false, true) => format!("admit {} as members", names(&m.admit)),
+                (true, false) => format!("remove {} from the members", names(&m.remove)),
+                _ => format!(
+                    "admit {} and remove {} as members",
+                    names(&m.admit),
+                    names(&m.remove)
+                ),
+            }
         }
         Content::Signers(set) => format!(
             "signer set of {} keys, quorum {}: {}",
@@ -408,12 +436,13 @@ pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(
         }
     }
     let mine = match &body.content {
-        Content::Issue(i) => l.propose_issue(i.attest.clone(), body.time),
+        Content::Issue(i) => l.propose_issue(i.attest.clone(), i.work.clone(), body.time),
         Content::Distribute(Distribute {
             handover: Some(h), ..
         }) => l.propose_handover(h.clone(), body.time),
         Content::Distribute(d) => l.propose_distribution(d.period, d.special, body.time),
         Content::Signers(set) => l.propose_signers(set.clone(), body.time),
+        Content::Members(m) => l.propose_members(m.admit.clone(), m.remove.clone(), body.time),
         Content::Transfer(_) => return Err("transfers are not signed by a quorum".into()),
     }
     .map_err(|e| explain(&e))?;

@@ -21,6 +21,123 @@ pub struct Balance {
     pub next_seq: u64,
     /// Every asset com.ini defines, in code order.
     pub assets: BTreeMap<String, AssetBalance>,
+    /// A member account: receives distributions.
+    #[serde(default)]
+    pub member: bool,
+    /// The network account's: circulation, backing, the pool, the members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub economy: Option<Economy>,
+}
+
+/// The cod's economy as the chain gives it (`cod balance network`, `cod status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Economy {
+    /// Member accounts (who receive distributions).
+    pub members: u64,
+    /// The current settlement period, by this node's clock.
+    pub period: u64,
+    /// The last period a distribution closed (periods with nothing to do get no record:
+    /// their pool is carried to the next).
+    pub last_distributed: Option<u64>,
+    /// Per asset.
+    pub assets: BTreeMap<String, Circulation>,
+}
+
+/// One asset's circulation, in smallest units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Circulation {
+    /// Everything ever issued.
+    pub issued: u64,
+    /// Paid back for delivered products and services: out of circulation.
+    pub redeemed: u64,
+    /// Issued and not redeemed: the coins members hold.
+    pub outstanding: u64,
+    /// The pledged, undelivered value attested for the current period (inventory at its
+    /// latest figure; labor and capacity attested this period).
+    pub backing: u64,
+    /// The network account's balance: the next distribution's pool.
+    pub pool: u64,
+}
+
+/// Most accounts `cod members` lists (the count is always whole).
+pub const MAX_MEMBERS_SHOWN: usize = 10_000;
+
+/// `cod members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersView {
+    /// `quorum`, or `sponsors` (with how many members must vouch).
+    pub admission: String,
+    pub sponsors: Option<u64>,
+    pub count: u64,
+    /// Member accounts, in id order (at most [`MAX_MEMBERS_SHOWN`]).
+    pub members: Vec<AccountId>,
+    /// Accounts members vouched for, short of admission (counted at the next distribution).
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub account: AccountId,
+    pub vouchers: Vec<AccountId>,
+}
+
+pub fn members(l: &Ledger) -> MembersView {
+    use crate::config::com::Admission;
+    let (admission, sponsors) = match l.params().com.membership.admission {
+        Admission::Quorum => ("quorum", None),
+        Admission::Sponsors(n) => ("sponsors", Some(n)),
+    };
+    let mut v = MembersView {
+        admission: admission.into(),
+        sponsors,
+        count: l.state().member_count(),
+        members: Vec::new(),
+        candidates: Vec::new(),
+    };
+    for (a, s) in l.state().accounts() {
+        if s.is_member() && v.members.len() < MAX_MEMBERS_SHOWN {
+            v.members.push(a);
+        } else if !s.vouchers.is_empty() && v.candidates.len() < MAX_MEMBERS_SHOWN {
+            v.candidates.push(Candidate {
+                account: a,
+                vouchers: s.vouchers,
+            });
+        }
+    }
+    v
+}
+
+/// The economy at `now`.
+pub fn economy(l: &Ledger, now: u64) -> Economy {
+    let state = l.state();
+    let com = &l.params().com;
+    let period = com.period_of(now);
+    let backing = crate::ledger::economics::backing(com, &state.attest, period).unwrap_or_default();
+    let outstanding = state.outstanding();
+    let pool = state
+        .account(&l.params().network)
+        .map(|s| s.spendable)
+        .unwrap_or_default();
+    let get = |m: &crate::ledger::economics::Amounts, a: &str| m.get(a).copied().unwrap_or(0);
+    Economy {
+        members: state.member_count(),
+        period,
+        last_distributed: state.last_period,
+        assets: com
+            .assets
+            .keys()
+            .map(|a| {
+                let c = Circulation {
+                    issued: get(&state.issued, a),
+                    redeemed: get(&state.redeemed, a),
+                    outstanding: get(&outstanding, a),
+                    backing: get(&backing, a),
+                    pool: get(&pool, a),
+                };
+                (a.clone(), c)
+            })
+            .collect(),
+    }
 }
 
 /// An account's holding of one asset, in smallest units.
@@ -35,7 +152,7 @@ pub struct AssetBalance {
 }
 
 /// `cod balance`.
-pub fn balance(l: &Ledger, account: &AccountId) -> Balance {
+pub fn balance(l: &Ledger, account: &AccountId, now: u64) -> Balance {
     let state = l.state().account(account);
     let state = state.as_ref();
     let network = *account == l.params().network;
@@ -65,6 +182,8 @@ pub fn balance(l: &Ledger, account: &AccountId) -> Balance {
         known: network || state.is_some_and(|s| s.head.is_some()),
         next_seq: state.map_or(0, |s| s.next_seq()),
         assets,
+        member: state.is_some_and(|s| s.is_member()),
+        economy: network.then(|| economy(l, now)),
     }
 }
 
@@ -195,6 +314,8 @@ pub struct ChainSummary {
     pub accounts: usize,
     pub issued: crate::ledger::economics::Amounts,
     pub forks: usize,
+    #[serde(default)]
+    pub economy: Economy,
     pub checkpoint: Option<CheckpointSummary>,
 }
 
@@ -206,7 +327,7 @@ pub struct CheckpointSummary {
     pub special: bool,
 }
 
-pub fn chain_summary(l: &Ledger) -> ChainSummary {
+pub fn chain_summary(l: &Ledger, now: u64) -> ChainSummary {
     let state = l.state();
     let missing: std::collections::BTreeSet<String> = l
         .pending()
@@ -224,6 +345,7 @@ pub fn chain_summary(l: &Ledger) -> ChainSummary {
         accounts: state.account_count(),
         issued: state.issued.clone(),
         forks: l.fork_count(),
+        economy: economy(l, now),
         checkpoint: state.checkpoint.as_ref().map(|c| CheckpointSummary {
             period: c.period,
             record: c.record,

@@ -6,7 +6,7 @@
 mod common;
 use cod::ids::{AccountId, CodId};
 use cod::ledger::{
-    B64, Body, Content, Distribute, Handover, Head, Issue, Output, Record, Sig, SignerSet,
+    B64, Body, Content, Distribute, Handover, Head, Issue, Members, Output, Record, Sig, SignerSet,
     Transfer, add_signature,
 };
 use common::*;
@@ -33,6 +33,8 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             outputs: vec![],
             memo: None,
             rekey: None,
+            redeem: Default::default(),
+            vouch: vec![],
         }),
     };
     let open = Record::new(
@@ -59,6 +61,8 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             }],
             memo: Some("two loaves".into()),
             rekey: None,
+            redeem: Default::default(),
+            vouch: vec![],
         }),
     };
     let pay = Record::new(
@@ -79,6 +83,7 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             period: 0,
             attest: [("bread".to_string(), 10)].into(),
             amounts: [("codcoin".to_string(), 3500)].into(),
+            work: Default::default(),
         }),
     };
     let sigs = add_signature(&issue_body, &add_signature(&issue_body, &[], &n1), &n2);
@@ -110,6 +115,7 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
         seq: 2,
         prev: Some(signers.hash()),
         content: Content::Distribute(Distribute {
+            admitted: vec![],
             period: 0,
             special: true,
             handover: Some(Handover {
@@ -145,6 +151,8 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             outputs: vec![],
             memo: None,
             rekey: Some(B64(n3.public().der().to_vec())),
+            redeem: Default::default(),
+            vouch: vec![],
         }),
     };
     let rekey = Record::new(
@@ -168,6 +176,8 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             }],
             memo: None,
             rekey: None,
+            redeem: Default::default(),
+            vouch: vec![],
         }),
         ..rekey_body
     };
@@ -178,6 +188,93 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
             sig: B64(n3.sign(&after_body.canonical_bytes())),
         }],
     );
+    // Membership (issue 15): node2's account is admitted, node1's removed, by the set in
+    // force (node2 alone).
+    let a2 = n2.public().node_id(&cod);
+    let members_body = Body {
+        version: 1,
+        cod,
+        time: TIME + 320,
+        account: AccountId::network(&cod),
+        seq: 3,
+        prev: Some(handover.hash()),
+        content: Content::Members(Members {
+            admit: vec![a2],
+            remove: vec![a1],
+        }),
+    };
+    let members = Record::new(members_body.clone(), add_signature(&members_body, &[], &n2));
+    // Issuance naming who did the attested work: node2 baked 5 of the 8 hours.
+    let work_body = Body {
+        version: 1,
+        cod,
+        time: TIME + 340,
+        account: AccountId::network(&cod),
+        seq: 4,
+        prev: Some(members.hash()),
+        content: Content::Issue(Issue {
+            period: 0,
+            attest: [("baking".to_string(), 8)].into(),
+            amounts: [("codcoin".to_string(), 16000)].into(),
+            work: [(a2, [("baking".to_string(), 5)].into())].into(),
+        }),
+    };
+    let work = Record::new(work_body.clone(), add_signature(&work_body, &[], &n2));
+    // node1's account (node3's key) redeems two loaves and vouches for node2's account.
+    let redeem_body = Body {
+        time: TIME + 360,
+        seq: 4,
+        prev: Some(after.hash()),
+        content: Content::Transfer(Transfer {
+            key: None,
+            claims: vec![],
+            outputs: vec![],
+            memo: None,
+            rekey: None,
+            redeem: [("bread".to_string(), 2)].into(),
+            vouch: vec![a2],
+        }),
+        ..after.body().clone()
+    };
+    let redeem = Record::new(
+        redeem_body.clone(),
+        vec![Sig {
+            key: Some(B64(n3.public().der().to_vec())),
+            sig: B64(n3.sign(&redeem_body.canonical_bytes())),
+        }],
+    );
+    // A distribution whose checkpoint admits an account the vouches sponsored.
+    let admitted_body = Body {
+        version: 1,
+        cod,
+        time: TIME + 400,
+        account: AccountId::network(&cod),
+        seq: 5,
+        prev: Some(work.hash()),
+        content: Content::Distribute(Distribute {
+            admitted: vec![a2],
+            period: 0,
+            special: true,
+            handover: None,
+            heads: [(
+                a1,
+                Head {
+                    hash: redeem.hash(),
+                    seq: 4,
+                },
+            )]
+            .into(),
+            payouts: vec![Output {
+                account: a2,
+                amount: 700,
+                asset: "codcoin".into(),
+            }],
+        }),
+    };
+    let admitted = Record::new(
+        admitted_body.clone(),
+        add_signature(&admitted_body, &[], &n2),
+    );
     vec![
         ("open", open, "node1"),
         ("transfer", pay, "node1"),
@@ -186,6 +283,10 @@ fn vectors() -> Vec<(&'static str, Record, &'static str)> {
         ("handover", handover, "node2"),
         ("rekey", rekey, "node1"),
         ("rekeyed", after, "node3"),
+        ("members", members, "node2"),
+        ("work", work, "node2"),
+        ("redeem", redeem, "node3"),
+        ("admitted", admitted, "node2"),
     ]
 }
 

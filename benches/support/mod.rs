@@ -193,11 +193,25 @@ pub fn big_chain_records(params: &cod::ledger::Params, total: usize) -> Vec<Reco
         records.push(r);
     }
     let issue = signed_by_quorum(
-        l.propose_issue([("bread".to_string(), 10_000_000)].into(), t0 + 1)
-            .unwrap(),
+        l.propose_issue(
+            [("bread".to_string(), 10_000_000)].into(),
+            Default::default(),
+            t0 + 1,
+        )
+        .unwrap(),
     );
     l.ingest(issue.clone()).unwrap();
     records.push(issue);
+    // Distributions pay members: the signers admit every account (64 to a record).
+    let accounts: Vec<_> = keys
+        .iter()
+        .map(|k| k.public().node_id(&params.cod))
+        .collect();
+    for chunk in accounts.chunks(cod::ledger::record::MAX_MEMBERS_CHANGED) {
+        let admit = signed_by_quorum(l.propose_members(chunk.to_vec(), vec![], t0 + 1).unwrap());
+        l.ingest(admit.clone()).unwrap();
+        records.push(admit);
+    }
     let dist = signed_by_quorum(
         l.propose_distribution(params.com.period_of(t0), false, 0)
             .unwrap(),
@@ -242,6 +256,8 @@ pub fn big_chain_records(params: &cod::ledger::Params, total: usize) -> Vec<Reco
                         }],
                         memo: None,
                         rekey: None,
+                        redeem: Default::default(),
+                        vouch: Vec::new(),
                     }),
                 };
                 let sig = Sig {

@@ -5,8 +5,8 @@
 use arbitrary::Arbitrary;
 use cod::ids::{AccountId, CodId, Fingerprint, RecordHash};
 use cod::ledger::{
-    B64, Body, Content, Distribute, Handover, Head, Issue, Output, Record, RecordError, Sig,
-    SignerSet, Transfer,
+    B64, Body, Content, Distribute, Handover, Head, Issue, Members, Output, Record, RecordError,
+    Sig, SignerSet, Transfer,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -25,13 +25,21 @@ enum Kind {
         memo: Option<String>,
         outputs: Vec<Out>,
         rekey: Option<Vec<u8>>,
+        redeem: Vec<(String, u64)>,
+        vouch: Vec<[u8; 32]>,
     },
     Issue {
         amounts: Vec<(String, u64)>,
         attest: Vec<(String, u64)>,
         period: u64,
+        work: Vec<([u8; 32], Vec<(String, u64)>)>,
+    },
+    Members {
+        admit: Vec<[u8; 32]>,
+        remove: Vec<[u8; 32]>,
     },
     Distribute {
+        admitted: Vec<[u8; 32]>,
         heads: Vec<([u8; 32], [u8; 32], u64)>,
         payouts: Vec<Out>,
         period: u64,
@@ -65,6 +73,10 @@ fn outputs(o: Vec<Out>) -> Vec<Output> {
         .collect()
 }
 
+fn accounts(a: Vec<[u8; 32]>) -> Vec<AccountId> {
+    a.into_iter().map(AccountId::from_bytes).collect()
+}
+
 fuzz_target!(|f: Fields| {
     let content = match f.kind {
         Kind::Transfer {
@@ -73,29 +85,44 @@ fuzz_target!(|f: Fields| {
             memo,
             outputs: o,
             rekey,
+            redeem,
+            vouch,
         } => Content::Transfer(Transfer {
             claims: claims.into_iter().map(RecordHash::from_bytes).collect(),
             key: key.map(B64),
             memo,
             outputs: outputs(o),
             rekey: rekey.map(B64),
+            redeem: redeem.into_iter().collect(),
+            vouch: accounts(vouch),
         }),
         Kind::Issue {
             amounts,
             attest,
             period,
+            work,
         } => Content::Issue(Issue {
             amounts: amounts.into_iter().collect(),
             attest: attest.into_iter().collect(),
             period,
+            work: work
+                .into_iter()
+                .map(|(a, items)| (AccountId::from_bytes(a), items.into_iter().collect()))
+                .collect(),
+        }),
+        Kind::Members { admit, remove } => Content::Members(Members {
+            admit: accounts(admit),
+            remove: accounts(remove),
         }),
         Kind::Distribute {
+            admitted,
             heads,
             payouts,
             period,
             special,
             handover,
         } => Content::Distribute(Distribute {
+            admitted: accounts(admitted),
             handover: handover.map(|(rules, to, version)| Handover {
                 rules,
                 to: CodId::from_bytes(to),

@@ -7,7 +7,7 @@ use crate::control::client::{Client, ClientError};
 use crate::control::{ErrorKind, Request, TransferOutput};
 use crate::ids::AccountId;
 use crate::keyfile::Passphrase;
-use crate::ledger::Output;
+use crate::ledger::Payment;
 use crate::nodedir::NodeDir;
 use crate::store::StoreError;
 use crate::views;
@@ -66,7 +66,11 @@ impl Backend {
             Self::Daemon(c) => Ok(c.call_as(&Request::Balance {
                 account: account.map(|a| a.to_string()),
             })?),
-            Self::Direct(chain) => Ok(views::balance(chain.ledger(), &account.unwrap_or(me))),
+            Self::Direct(chain) => Ok(views::balance(
+                chain.ledger(),
+                &account.unwrap_or(me),
+                crate::clock::now(),
+            )),
         }
     }
 
@@ -96,13 +100,13 @@ impl Backend {
     pub fn transfer(
         &mut self,
         dir: &NodeDir,
-        outputs: Vec<Output>,
-        memo: Option<String>,
+        payment: Payment,
         passphrase: &Passphrase,
     ) -> Result<views::Transferred, CmdError> {
         match self {
             Self::Daemon(c) => {
-                let wire: Vec<TransferOutput> = outputs
+                let wire: Vec<TransferOutput> = payment
+                    .outputs
                     .iter()
                     .map(|o| TransferOutput {
                         account: o.account.to_string(),
@@ -117,8 +121,10 @@ impl Backend {
                         .next_seq;
                     let req = Request::Transfer {
                         outputs: wire.clone(),
-                        memo: memo.clone(),
+                        memo: payment.memo.clone(),
                         seq: Some(next),
+                        redeem: payment.redeem.clone(),
+                        vouch: payment.vouch.iter().map(|a| a.to_string()).collect(),
                     };
                     match c.call_as(&req) {
                         Ok(v) => return Ok(v),
@@ -130,7 +136,7 @@ impl Backend {
                             eprintln!(
                                 "the daemon's answer was lost ({e}); finding out whether the transfer was made…"
                             );
-                            return settle_lost_answer(dir, &req, &outputs, memo.as_deref(), next);
+                            return settle_lost_answer(dir, &req, &payment, next);
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -144,8 +150,7 @@ impl Backend {
                 match chain.transfer(
                     dir.deployment.node_id,
                     &key,
-                    outputs,
-                    memo,
+                    payment,
                     crate::clock::now(),
                     None,
                 ) {
@@ -274,8 +279,7 @@ const SETTLE_SECS: u64 = 60;
 fn settle_lost_answer(
     dir: &NodeDir,
     req: &Request,
-    outputs: &[Output],
-    memo: Option<&str>,
+    payment: &Payment,
     seq: u64,
 ) -> Result<views::Transferred, CmdError> {
     let me = dir.deployment.node_id;
@@ -294,7 +298,7 @@ fn settle_lost_answer(
             Ok(mut c) => match ask_daemon(&mut c, req, seq) {
                 Ok(Asked::Made(v)) => return Ok(v),
                 Ok(Asked::Taken(found, balance)) => {
-                    return judge(&found, &balance, me, outputs, memo, seq);
+                    return judge(&found, &balance, me, payment, seq);
                 }
                 Err(e @ ClientError::Daemon { .. }) => return Err(e.into()),
                 Err(_) => {}
@@ -303,8 +307,8 @@ fn settle_lost_answer(
                 Ok(chain) => {
                     let l = chain.ledger();
                     let found = views::record_at(l, &me, seq);
-                    let balance = views::balance(l, &me);
-                    return judge(&found, &balance, me, outputs, memo, seq);
+                    let balance = views::balance(l, &me, crate::clock::now());
+                    return judge(&found, &balance, me, payment, seq);
                 }
                 Err(crate::nodedir::NodeDirError::Store(StoreError::Locked(_))) => {}
                 Err(e) => return Err(e.into()),
@@ -345,8 +349,7 @@ fn judge(
     found: &Option<views::Located>,
     balance: &views::Balance,
     me: AccountId,
-    outputs: &[Output],
-    memo: Option<&str>,
+    payment: &Payment,
     seq: u64,
 ) -> Result<views::Transferred, CmdError> {
     let record = found
@@ -355,10 +358,14 @@ fn judge(
         .transpose()
         .map_err(|e| CmdError::msg(format!("the record at seq {seq} is unreadable: {e}")))?;
     let ours = record.as_ref().is_some_and(|r| {
-        let mut want = outputs.to_vec();
+        let mut want = payment.outputs.clone();
         want.sort();
+        let mut vouch = payment.vouch.clone();
+        vouch.sort();
+        vouch.dedup();
         matches!(&r.body().content, crate::ledger::Content::Transfer(t)
-            if r.account() == me && t.outputs == want && t.memo.as_deref() == memo)
+            if r.account() == me && t.outputs == want && t.memo == payment.memo
+                && t.redeem == payment.redeem && t.vouch == vouch)
     });
     match record {
         Some(r) if ours => Ok(views::Transferred {

@@ -132,6 +132,30 @@ impl Output {
 
 pub use crate::views::prefix;
 
+/// `ITEM=QTY` for a backing item of com.ini and a whole quantity of at least `min` (an
+/// attested stock may be 0; work done and products delivered are not).
+pub fn item_quantity(
+    com: &crate::config::ComConfig,
+    text: &str,
+    min: u64,
+) -> Result<(String, u64), CmdError> {
+    let (item, qty) = text
+        .split_once('=')
+        .ok_or_else(|| CmdError::usage(format!("{text:?} is not ITEM=QTY")))?;
+    if !com.backing.contains_key(item) {
+        return Err(CmdError::usage(format!(
+            "com.ini has no backing item {item:?} (it has: {})",
+            com.backing.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    match qty.parse::<u64>() {
+        Ok(q) if q >= min => Ok((item.to_string(), q)),
+        _ => Err(CmdError::usage(format!(
+            "{qty:?} is not a whole quantity of at least {min}"
+        ))),
+    }
+}
+
 /// A byte progress bar on stderr when it is a terminal, invisible otherwise.
 pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {

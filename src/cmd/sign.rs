@@ -3,7 +3,7 @@
 
 use super::backend::daemon;
 use super::{CmdError, CmdResult, Output};
-use crate::cli::{IssueArgs, SignCommand, SignersCommand};
+use crate::cli::{IssueArgs, MembersCommand, SignCommand, SignersCommand};
 use crate::control::Request;
 use crate::control::client::Client;
 use crate::nodedir::NodeDir;
@@ -57,19 +57,12 @@ pub fn issue(out: &Output, node: Option<&Path>, a: IssueArgs) -> CmdResult {
     let com = dir.com_config()?;
     let mut attest = BTreeMap::new();
     for b in &a.backing {
-        let (item, qty) = b
-            .split_once('=')
-            .ok_or_else(|| CmdError::usage(format!("{b:?} is not [CLASS:]ITEM=QTY")))?;
-        let (class, item) = match item.split_once(':') {
+        let (class, rest) = match b.split_once(':') {
             Some((c, i)) => (Some(c), i),
-            None => (None, item),
+            None => (None, b.as_str()),
         };
-        let def = com.backing.get(item).ok_or_else(|| {
-            CmdError::usage(format!(
-                "com.ini has no backing item {item:?} (it has: {})",
-                com.backing.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+        let (item, qty) = super::item_quantity(&com, rest, 0)?;
+        let def = &com.backing[&item];
         if let Some(c) = class {
             let actual = serde_json::to_value(def.class)
                 .ok()
@@ -81,16 +74,29 @@ pub fn issue(out: &Output, node: Option<&Path>, a: IssueArgs) -> CmdResult {
                 )));
             }
         }
-        let qty: u64 = qty
-            .parse()
-            .map_err(|_| CmdError::usage(format!("{qty:?} is not a whole quantity")))?;
-        attest.insert(item.to_string(), qty);
+        attest.insert(item, qty);
+    }
+    // --work ACCOUNT:ITEM=QTY: who did the attested labor or ran the capacity.
+    let mut work: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for w in &a.work {
+        let (account, rest) = w
+            .split_once(':')
+            .ok_or_else(|| CmdError::usage(format!("{w:?} is not ACCOUNT:ITEM=QTY")))?;
+        let (item, qty) = super::item_quantity(&com, rest, 1)?;
+        let slot = work
+            .entry(account.to_string())
+            .or_default()
+            .entry(item)
+            .or_insert(0);
+        *slot = slot
+            .checked_add(qty)
+            .ok_or_else(|| CmdError::usage("work quantities overflow"))?;
     }
     proposed(
         out,
         &mut daemon(&dir)?,
         "proposed",
-        Request::Issue { attest },
+        Request::Issue { attest, work },
     )
 }
 
@@ -139,6 +145,45 @@ pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> 
         }
     }
     Ok(())
+}
+
+pub fn members(out: &Output, node: Option<&Path>, c: Option<MembersCommand>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let mut d = daemon(&dir)?;
+    let req = match c {
+        None => {
+            let v: crate::views::MembersView = d.call_as(&Request::Members)?;
+            let mut h = format!(
+                "{} members; admission by {}\n",
+                v.count,
+                match v.sponsors {
+                    Some(n) => format!("a quorum of signers, or {n} members vouching"),
+                    None => "a quorum of signers".into(),
+                }
+            );
+            for m in &v.members {
+                h.push_str(&format!("  {m}\n"));
+            }
+            for c in &v.candidates {
+                h.push_str(&format!(
+                    "  {} (vouched for by {} member(s); counted at the next distribution)\n",
+                    c.account,
+                    c.vouchers.len()
+                ));
+            }
+            out.emit(h, &v);
+            return Ok(());
+        }
+        Some(MembersCommand::Admit { accounts }) => Request::MembersChange {
+            admit: accounts,
+            remove: vec![],
+        },
+        Some(MembersCommand::Remove { accounts }) => Request::MembersChange {
+            admit: vec![],
+            remove: accounts,
+        },
+    };
+    proposed(out, &mut d, "proposed", req)
 }
 
 pub fn sign(out: &Output, node: Option<&Path>, c: SignCommand) -> CmdResult {

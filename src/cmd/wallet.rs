@@ -8,6 +8,7 @@ use crate::config::ComConfig;
 use crate::ids::AccountId;
 use crate::ledger::Output as Payment;
 use crate::nodedir::NodeDir;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -78,8 +79,16 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
             asset: asset.clone(),
         });
     }
+    let mut redeem: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &a.redeem {
+        let (item, qty) = super::item_quantity(&com, r, 1)?;
+        if redeem.insert(item.clone(), qty).is_some() {
+            return Err(CmdError::usage(format!("{item} is named twice")));
+        }
+    }
+    let vouch: Vec<AccountId> = a.vouch.iter().map(|v| v.resolve(&cod)).collect();
     let me = dir.deployment.node_id;
-    let summary: Vec<String> = outputs
+    let mut summary: Vec<String> = outputs
         .iter()
         .map(|o| {
             format!(
@@ -97,6 +106,23 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
             )
         })
         .collect();
+    if let Some(value) = crate::ledger::economics::value_of(&com, &redeem) {
+        for (asset, v) in value {
+            summary.push(format!(
+                "{} {asset} back to the network for {} delivered",
+                fmt_amount(&com, &asset, v),
+                redeem
+                    .iter()
+                    .filter(|(item, _)| com.backing[*item].asset == asset)
+                    .map(|(item, q)| format!("{q} {}", com.backing[item].unit))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    for v in &vouch {
+        summary.push(format!("vouch for {}", super::prefix(&v.to_string(), 12)));
+    }
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             return Err(CmdError::msg(
@@ -112,11 +138,17 @@ pub fn transfer(out: &Output, node: Option<&Path>, a: TransferArgs) -> CmdResult
             return Err(CmdError::msg("transfer cancelled"));
         }
     }
-    let result =
-        Backend::open_writable(&dir)?.transfer(&dir, outputs, a.memo, &a.passphrase.source())?;
+    let payment = crate::ledger::Payment {
+        outputs,
+        memo: a.memo,
+        redeem,
+        vouch,
+    };
+    let result = Backend::open_writable(&dir)?.transfer(&dir, payment, &a.passphrase.source())?;
     out.emit(
         format!(
-            "paid {}\nrecord {}{}\n",
+            "{} {}\nrecord {}{}\n",
+            if a.to.is_empty() { "made" } else { "paid" },
             summary.join(", "),
             result.record,
             if result.recovered {
@@ -159,6 +191,29 @@ pub fn balance(out: &Output, node: Option<&Path>, a: BalanceArgs) -> CmdResult {
             ));
         }
         human.push('\n');
+    }
+    if v.member {
+        human.push_str("a member: receives distributions\n");
+    }
+    if let Some(e) = &v.economy {
+        human.push_str(&format!(
+            "{} members; period {}, last distributed {}\n",
+            e.members,
+            e.period,
+            e.last_distributed
+                .map_or("none yet".to_string(), |p| format!("period {p}"))
+        ));
+        for (code, c) in &e.assets {
+            let f = |u: u64| fmt_amount(&com, code, u);
+            human.push_str(&format!(
+                "{code:>10} outstanding {} = issued {} - redeemed {}; backing {}; pool {}\n",
+                f(c.outstanding),
+                f(c.issued),
+                f(c.redeemed),
+                f(c.backing),
+                f(c.pool)
+            ));
+        }
     }
     out.emit(human, serde_json::json!(v));
     Ok(())

@@ -20,7 +20,30 @@ pub struct ComConfig {
     pub backing: BTreeMap<String, BackingItem>,
     pub distribution: Distribution,
     pub signers: Signers,
+    pub membership: Membership,
 }
+
+/// Who receives distributions (`[membership]`): admitted member accounts, never whoever
+/// holds a key (keys are free to make).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// How an account is admitted besides by a quorum of signers (which can always admit).
+    pub admission: Admission,
+    /// Keys whose accounts are members from their opening: the cod's first members.
+    pub founders: BTreeSet<Fingerprint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Only a `members` record signed by a quorum of the signer set in force admits.
+    Quorum,
+    /// Also this many members, each vouching for the account in a transfer (`vouch`); the
+    /// vouches count at the next distribution.
+    Sponsors(u64),
+}
+
+/// Most sponsors com.ini may require.
+pub const MAX_SPONSORS: u64 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
@@ -107,10 +130,14 @@ pub struct BackingItem {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Formula {
-    /// Equal shares among the members active in the period.
+    /// Equal shares among the admitted members.
     Equal,
-    /// Pro rata to what each member account was paid by others in the period.
+    /// Pro rata to each member's new net receipts from other members: what members paid it
+    /// minus what it paid members, above its highest net so far.
     ProRataPaid,
+    /// Pro rata to the value of the work issuance attested for each member since the last
+    /// distribution.
+    Work,
     /// Fixed weights per member key.
     Weights(BTreeMap<Fingerprint, u64>),
 }
@@ -163,7 +190,10 @@ fn weight(v: &str) -> Result<(Fingerprint, u64), String> {
 impl ComConfig {
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let ini = Ini::parse(file, text)?;
-        ini.reject_unknown_sections(&["com", "distribution", "signers"], &["asset", "backing"])?;
+        ini.reject_unknown_sections(
+            &["com", "distribution", "signers", "membership"],
+            &["asset", "backing"],
+        )?;
 
         let mut s = ini.required("com")?;
         let name = s.required("name", values::text)?;
@@ -223,6 +253,7 @@ impl ComConfig {
 
         let signers = read_signers(ini.required("signers")?)?;
         let distribution = read_distribution(ini.required("distribution")?)?;
+        let membership = read_membership(ini.optional("membership"), &signers, &distribution)?;
 
         Ok(Self {
             name,
@@ -234,6 +265,7 @@ impl ComConfig {
             backing,
             distribution,
             signers,
+            membership,
         })
     }
 
@@ -312,6 +344,7 @@ fn read_distribution(mut s: SectionReader<'_>) -> Result<Distribution, ConfigErr
     let formula = match formula_name.as_str() {
         "equal" => Formula::Equal,
         "pro_rata_paid" => Formula::ProRataPaid,
+        "work" => Formula::Work,
         "weights" => {
             let list = s.required("weights", values::list(weight))?;
             let map: BTreeMap<_, _> = list.iter().copied().collect();
@@ -329,7 +362,7 @@ fn read_distribution(mut s: SectionReader<'_>) -> Result<Distribution, ConfigErr
         other => {
             return Err(s.key_error(
                 "formula",
-                format!("{other:?} is not a formula: use equal, pro_rata_paid or weights"),
+                format!("{other:?} is not a formula: use equal, pro_rata_paid, work or weights"),
             ));
         }
     };
@@ -350,6 +383,54 @@ fn read_distribution(mut s: SectionReader<'_>) -> Result<Distribution, ConfigErr
         formula,
         share_percent,
         special_by_quorum,
+    })
+}
+
+/// `[membership]` (optional): who the first members are and how others are admitted.
+/// Founders default to the signers' keys and the keys `weights` names.
+fn read_membership(
+    s: Option<SectionReader<'_>>,
+    signers: &Signers,
+    distribution: &Distribution,
+) -> Result<Membership, ConfigError> {
+    let mut founders: BTreeSet<Fingerprint> = signers.keys.clone();
+    if let Formula::Weights(w) = &distribution.formula {
+        founders.extend(w.keys().copied());
+    }
+    let Some(mut s) = s else {
+        return Ok(Membership {
+            admission: Admission::Quorum,
+            founders,
+        });
+    };
+    if let Some(list) = s.optional("founders", values::list(fingerprint))? {
+        founders = list.iter().copied().collect();
+        if founders.len() != list.len() {
+            return Err(s.key_error("founders", "a fingerprint is listed twice"));
+        }
+    }
+    let admission = match s
+        .or_default("admission", "quorum".to_string(), |v| Ok(v.to_string()))?
+        .as_str()
+    {
+        "quorum" => {
+            if s.raw("sponsors").is_some() {
+                return Err(s.key_error("sponsors", "only meaningful with admission = sponsors"));
+            }
+            Admission::Quorum
+        }
+        "sponsors" => Admission::Sponsors(s.required("sponsors", values::u64_in(1, MAX_SPONSORS))?),
+        other => {
+            return Err(s.key_error(
+                "admission",
+                format!("{other:?} is not an admission: use quorum or sponsors"),
+            ));
+        }
+    };
+    s.finish()?;
+    Ok(Membership {
+        admission,
+        founders,
     })
 }
 

@@ -48,6 +48,13 @@ pub enum Request {
         memo: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+        /// Backing items delivered to this member (item → quantity): their value is paid
+        /// back to the network and leaves circulation.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        redeem: std::collections::BTreeMap<String, u64>,
+        /// Accounts this member sponsors for admission.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        vouch: Vec<String>,
     },
     /// The applied record at (account, seq), or null (default account: this node's).
     RecordAt { account: Option<String>, seq: u64 },
@@ -74,11 +81,22 @@ pub enum Request {
     /// it if its key is a signer.
     Issue {
         attest: std::collections::BTreeMap<String, u64>,
+        /// Who did the attested labor or capacity: account → item → quantity.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        work: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     },
     /// Propose a special distribution now (where com.ini allows).
     Distribute,
     /// The signer set in force (com.ini's until the ledger changes it).
     Signers,
+    /// The members: who receives distributions, and who waits for sponsors.
+    Members,
+    /// Propose admitting and removing members (account ids); this node signs it if its key
+    /// is a signer.
+    MembersChange {
+        admit: Vec<String>,
+        remove: Vec<String>,
+    },
     /// Propose handing the ledger over to cod `to` (version label `version`, default as seen
     /// on peers; ledger rules `rules`, default this software's next).
     Handover {

@@ -4,7 +4,7 @@
 
 use crate::config::com::{BackingClass, ComConfig, Formula};
 use crate::ids::{AccountId, Fingerprint};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Latest attestation of a backing item: (quantity, period it was attested in).
 pub type Attestations = BTreeMap<String, (u64, u64)>;
@@ -30,84 +30,150 @@ pub fn backing(com: &ComConfig, attest: &Attestations, period: u64) -> Option<Am
     Some(out)
 }
 
-/// What an issuance issues: per asset, whatever lifts circulation (total issued) to the
-/// backing; nothing where circulation already meets it. `None` on overflow.
+/// What an issuance issues: per asset, whatever lifts circulation (the coins outstanding:
+/// issued and not redeemed) to the backing; nothing where circulation already meets it.
+/// `None` on overflow.
 pub fn issuance(
     com: &ComConfig,
     attest: &Attestations,
     period: u64,
-    issued: &Amounts,
+    outstanding: &Amounts,
 ) -> Option<Amounts> {
     let backing = backing(com, attest, period)?;
     Some(
         backing
             .into_iter()
             .filter_map(|(asset, b)| {
-                let have = issued.get(&asset).copied().unwrap_or(0);
+                let have = outstanding.get(&asset).copied().unwrap_or(0);
                 (b > have).then(|| (asset, b - have))
             })
             .collect(),
     )
 }
 
-/// What happened in a period (the records between two checkpoints), as the formulas need it.
+/// What the formulas weigh at a checkpoint.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PeriodActivity {
-    /// Member accounts that made at least one record in the period.
-    pub active: BTreeSet<AccountId>,
-    /// What each member account was paid by other members in the period, per asset.
-    pub paid: BTreeMap<AccountId, Amounts>,
+pub struct Weighing {
+    /// The member accounts in the checkpoint, with their opening key's fingerprint (the
+    /// weights formula names keys).
+    pub members: BTreeMap<AccountId, Fingerprint>,
+    /// `pro_rata_paid`: each member's new net receipts from members, per asset
+    /// ([`net_gain`]).
+    pub gains: BTreeMap<AccountId, Amounts>,
+    /// `work`: the value of the work attested since the last checkpoint, per account
+    /// (members or not) and asset.
+    pub work: BTreeMap<AccountId, Amounts>,
+}
+
+/// A member's running tally of payments between members, for `pro_rata_paid`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaidTally {
+    /// Paid to it by other members, ever (while a member).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub received: Amounts,
+    /// Paid by it to other members, ever (while a member).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paid: Amounts,
+    /// The highest net (received − paid) already weighed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub high: Amounts,
+}
+
+impl PaidTally {
+    pub fn is_empty(&self) -> bool {
+        self.received.is_empty() && self.paid.is_empty() && self.high.is_empty()
+    }
+}
+
+/// Adds a period's payments between members to a tally and returns the member's new net
+/// receipts: per asset, how far its net (received − paid, never below 0) rose above the
+/// highest net weighed before, which then becomes that net. Coins that go round between
+/// members therefore weigh once, when they first raise a member's net. `None` on overflow.
+pub fn net_gain(t: &mut PaidTally, received: &Amounts, paid: &Amounts) -> Option<Amounts> {
+    for (asset, v) in received {
+        let slot = t.received.entry(asset.clone()).or_insert(0);
+        *slot = slot.checked_add(*v)?;
+    }
+    for (asset, v) in paid {
+        let slot = t.paid.entry(asset.clone()).or_insert(0);
+        *slot = slot.checked_add(*v)?;
+    }
+    let mut gain = Amounts::new();
+    for (asset, r) in &t.received {
+        let net = r.saturating_sub(t.paid.get(asset).copied().unwrap_or(0));
+        let high = t.high.get(asset).copied().unwrap_or(0);
+        if net > high {
+            gain.insert(asset.clone(), net - high);
+            t.high.insert(asset.clone(), net);
+        }
+    }
+    Some(gain)
 }
 
 /// The payouts of a distribution: `share_percent` of `pool` (the network account's balance at
-/// the checkpoint), split by com.ini's formula. `members` maps every member account in the
-/// checkpoint to its key fingerprint (the weights formula names keys). Sorted by
-/// (account, asset); zero amounts omitted.
-pub fn payouts(
-    com: &ComConfig,
-    pool: &Amounts,
-    activity: &PeriodActivity,
-    members: &BTreeMap<AccountId, Fingerprint>,
-) -> Vec<(AccountId, String, u64)> {
+/// the checkpoint), split per asset by com.ini's formula among the members, rounding down.
+/// Sorted by (account, asset); zero amounts omitted; what is not paid stays with the network.
+pub fn payouts(com: &ComConfig, pool: &Amounts, w: &Weighing) -> Vec<(AccountId, String, u64)> {
     let share =
         |amount: u64| (amount as u128 * com.distribution.share_percent as u128 / 100) as u64;
+    let of = |by: &BTreeMap<AccountId, Amounts>, a: &AccountId, asset: &str| {
+        by.get(a).and_then(|m| m.get(asset)).copied().unwrap_or(0) as u128
+    };
     let mut out: BTreeMap<(AccountId, String), u64> = BTreeMap::new();
     for (asset, &balance) in pool {
         let total = share(balance) as u128;
         if total == 0 {
             continue;
         }
-        // (account, weight) pairs and the sum of all weights, which may include weights of
-        // keys that have no account yet (their share stays with the network).
+        // (member, weight) pairs and the sum of all weights, which may include weights of
+        // non-members (their share stays with the network).
         let (weights, sum): (Vec<(AccountId, u128)>, u128) = match &com.distribution.formula {
             Formula::Equal => {
-                let w: Vec<_> = activity.active.iter().map(|a| (*a, 1u128)).collect();
-                let n = w.len() as u128;
-                (w, n)
+                let v: Vec<_> = w.members.keys().map(|a| (*a, 1u128)).collect();
+                let n = v.len() as u128;
+                (v, n)
             }
             Formula::ProRataPaid => {
-                let w: Vec<_> = activity
-                    .paid
-                    .iter()
-                    .filter_map(|(a, amounts)| amounts.get(asset).map(|v| (*a, *v as u128)))
-                    .filter(|(_, v)| *v > 0)
+                let v: Vec<_> = w
+                    .members
+                    .keys()
+                    .map(|a| (*a, of(&w.gains, a, asset)))
                     .collect();
-                let s = w.iter().map(|(_, v)| v).sum();
-                (w, s)
+                let s: u128 = v.iter().map(|(_, x)| x).sum();
+                if s == 0 {
+                    // Nobody earned from another member (members without coins cannot):
+                    // equal shares, so the pool never stalls.
+                    let v: Vec<_> = w.members.keys().map(|a| (*a, 1u128)).collect();
+                    let n = v.len() as u128;
+                    (v, n)
+                } else {
+                    (v, s)
+                }
+            }
+            Formula::Work => {
+                let v: Vec<_> = w
+                    .members
+                    .keys()
+                    .map(|a| (*a, of(&w.work, a, asset)))
+                    .collect();
+                let s = w.work.keys().map(|a| of(&w.work, a, asset)).sum();
+                (v, s)
             }
             Formula::Weights(by_key) => {
-                let w: Vec<_> = members
+                let v: Vec<_> = w
+                    .members
                     .iter()
-                    .filter_map(|(a, fp)| by_key.get(fp).map(|w| (*a, *w as u128)))
+                    .filter_map(|(a, fp)| by_key.get(fp).map(|x| (*a, *x as u128)))
                     .collect();
-                (w, by_key.values().map(|w| *w as u128).sum())
+                (v, by_key.values().map(|x| *x as u128).sum())
             }
         };
         if sum == 0 {
             continue;
         }
-        for (account, w) in weights {
-            let amount = (total * w / sum) as u64;
+        for (account, weight) in weights {
+            let amount = (total * weight / sum) as u64;
             if amount > 0 {
                 *out.entry((account, asset.clone())).or_insert(0) += amount;
             }
@@ -116,6 +182,19 @@ pub fn payouts(
     out.into_iter()
         .map(|((a, asset), v)| (a, asset, v))
         .collect()
+}
+
+/// The value of quantities of backing items, per asset (work attested, products redeemed).
+/// `None` on overflow or an item com.ini does not define.
+pub fn value_of(com: &ComConfig, items: &BTreeMap<String, u64>) -> Option<Amounts> {
+    let mut out = Amounts::new();
+    for (item, qty) in items {
+        let def = com.backing.get(item)?;
+        let v = qty.checked_mul(def.value)?;
+        let slot = out.entry(def.asset.clone()).or_insert(0);
+        *slot = slot.checked_add(v)?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -182,43 +261,130 @@ mod tests {
         );
     }
 
+    fn members(n: &[u8]) -> BTreeMap<AccountId, Fingerprint> {
+        n.iter()
+            .map(|i| (acct(*i), FP[*i as usize % 3].parse().unwrap()))
+            .collect()
+    }
+
     #[test]
-    fn equal_shares_leave_the_remainder() {
+    fn equal_shares_among_members_leave_the_remainder() {
         let c = com("formula = equal", "50%");
-        let activity = PeriodActivity {
-            active: [acct(1), acct(2), acct(3)].into(),
+        let w = Weighing {
+            members: members(&[1, 2, 3]),
             ..Default::default()
         };
         let pool: Amounts = [("coin".into(), 1001)].into();
-        let p = payouts(&c, &pool, &activity, &BTreeMap::new());
         // 50% of 1001 = 500; 500 / 3 = 166 each, 2 stay with the network.
         assert_eq!(
-            p,
+            payouts(&c, &pool, &w),
             vec![
                 (acct(1), "coin".into(), 166),
                 (acct(2), "coin".into(), 166),
                 (acct(3), "coin".into(), 166)
             ]
         );
-        assert!(payouts(&c, &pool, &PeriodActivity::default(), &BTreeMap::new()).is_empty());
+        assert!(
+            payouts(&c, &pool, &Weighing::default()).is_empty(),
+            "no member: the pool stays"
+        );
     }
 
     #[test]
-    fn pro_rata_to_what_was_paid() {
+    fn pro_rata_to_new_net_receipts_of_members() {
         let c = com("formula = pro_rata_paid", "100%");
-        let activity = PeriodActivity {
-            active: BTreeSet::new(),
-            paid: [
+        let w = Weighing {
+            members: members(&[1, 2]),
+            gains: [
                 (acct(1), [("coin".to_string(), 30)].into()),
                 (acct(2), [("coin".to_string(), 10)].into()),
+                // Not a member: weighs nothing, takes nothing.
+                (acct(9), [("coin".to_string(), 1000)].into()),
             ]
             .into(),
+            ..Default::default()
         };
         let pool: Amounts = [("coin".into(), 100), ("token".into(), 9)].into();
         assert_eq!(
-            payouts(&c, &pool, &activity, &BTreeMap::new()),
-            vec![(acct(1), "coin".into(), 75), (acct(2), "coin".into(), 25)],
-            "token: nobody was paid in it, so it stays"
+            payouts(&c, &pool, &w),
+            vec![
+                (acct(1), "coin".into(), 75),
+                (acct(1), "token".into(), 4),
+                (acct(2), "coin".into(), 25),
+                (acct(2), "token".into(), 4)
+            ],
+            "token: no member gained in it, so it is shared equally"
+        );
+    }
+
+    #[test]
+    fn coins_that_go_round_weigh_once() {
+        let coin = |v: u64| -> Amounts { [("coin".to_string(), v)].into() };
+        let (mut a, mut b) = (PaidTally::default(), PaidTally::default());
+        // a pays b 100: b's net rises by 100.
+        assert_eq!(
+            net_gain(&mut b, &coin(100), &Amounts::new()),
+            Some(coin(100))
+        );
+        assert_eq!(
+            net_gain(&mut a, &Amounts::new(), &coin(100)),
+            Some(Amounts::new())
+        );
+        // b pays it back: a's net only returns to 0, which was weighed already.
+        assert_eq!(
+            net_gain(&mut a, &coin(100), &Amounts::new()),
+            Some(Amounts::new())
+        );
+        assert_eq!(
+            net_gain(&mut b, &Amounts::new(), &coin(100)),
+            Some(Amounts::new())
+        );
+        // And round again: nobody's net exceeds its high.
+        assert_eq!(
+            net_gain(&mut b, &coin(100), &Amounts::new()),
+            Some(Amounts::new())
+        );
+        assert_eq!(
+            net_gain(&mut a, &Amounts::new(), &coin(100)),
+            Some(Amounts::new())
+        );
+        // A real sale of 30 more does weigh.
+        assert_eq!(net_gain(&mut b, &coin(30), &Amounts::new()), Some(coin(30)));
+        let mut full = PaidTally {
+            received: coin(u64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(net_gain(&mut full, &coin(1), &Amounts::new()), None);
+    }
+
+    #[test]
+    fn work_weighs_attested_value_and_non_members_keep_theirs_home() {
+        let c = com("formula = work", "100%");
+        let w = Weighing {
+            members: members(&[1, 2]),
+            work: [
+                (acct(1), [("coin".to_string(), 300)].into()),
+                (acct(2), [("coin".to_string(), 100)].into()),
+                (acct(9), [("coin".to_string(), 400)].into()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let pool: Amounts = [("coin".into(), 800)].into();
+        assert_eq!(
+            payouts(&c, &pool, &w),
+            vec![(acct(1), "coin".into(), 300), (acct(2), "coin".into(), 100)]
+        );
+        assert_eq!(
+            value_of(
+                &c,
+                &[("hours".to_string(), 3), ("cpu".to_string(), 2)].into()
+            ),
+            Some([("coin".to_string(), 300), ("token".to_string(), 14)].into())
+        );
+        assert_eq!(
+            value_of(&c, &[("hours".to_string(), u64::MAX)].into()),
+            None
         );
     }
 
@@ -231,14 +397,17 @@ mod tests {
             ),
             "100%",
         );
-        let members: BTreeMap<_, _> = [
-            (acct(1), FP[0].parse().unwrap()),
-            (acct(2), FP[1].parse().unwrap()),
-        ]
-        .into();
+        let w = Weighing {
+            members: [
+                (acct(1), FP[0].parse().unwrap()),
+                (acct(2), FP[1].parse().unwrap()),
+            ]
+            .into(),
+            ..Default::default()
+        };
         let pool: Amounts = [("coin".into(), 800)].into();
         assert_eq!(
-            payouts(&c, &pool, &PeriodActivity::default(), &members),
+            payouts(&c, &pool, &w),
             vec![(acct(1), "coin".into(), 300), (acct(2), "coin".into(), 100)]
         );
     }

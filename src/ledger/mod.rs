@@ -18,10 +18,12 @@ use crate::ids::{AccountId, CodId, RecordHash};
 use crate::keys::{PublicKey, SecretKey};
 use db::{Source, Table, Writes};
 pub use record::{
-    B64, Body, Content, Distribute, Handover, Head, Issue, Kind, Output, Record, RecordError, Sig,
-    SignerSet, Transfer,
+    B64, Body, Content, Distribute, Handover, Head, Issue, Kind, Members, Output, Record,
+    RecordError, Sig, SignerSet, Transfer,
 };
-pub use state::{AccountState, Checkpoint, Dep, DerivedSources, DerivedWrites, State, Summary};
+pub use state::{
+    AccountState, Checkpoint, Dep, DerivedSources, DerivedWrites, Settlement, State, Summary,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -1671,6 +1673,8 @@ impl Ledger {
                 memo: None,
                 outputs: Vec::new(),
                 rekey: None,
+                redeem: BTreeMap::new(),
+                vouch: Vec::new(),
             }),
         };
         let sig = Sig {
@@ -1712,11 +1716,37 @@ impl Ledger {
         &self,
         account: AccountId,
         key: &SecretKey,
-        mut outputs: Vec<Output>,
+        outputs: Vec<Output>,
         memo: Option<String>,
         rekey: Option<&PublicKey>,
         time: u64,
     ) -> Result<Record, RecordError> {
+        let payment = Payment {
+            outputs,
+            memo,
+            ..Payment::default()
+        };
+        self.make_payment(account, key, payment, rekey, time)
+    }
+
+    /// The general form of [`Ledger::make_transfer_from`]: payments, a redemption and
+    /// vouches in one record.
+    pub fn make_payment(
+        &self,
+        account: AccountId,
+        key: &SecretKey,
+        payment: Payment,
+        rekey: Option<&PublicKey>,
+        time: u64,
+    ) -> Result<Record, RecordError> {
+        let Payment {
+            mut outputs,
+            memo,
+            redeem,
+            mut vouch,
+        } = payment;
+        vouch.sort();
+        vouch.dedup();
         let acct = self.state.account(&account).unwrap_or_default();
         let seq = acct.next_seq();
         let prev = acct.head.map(|h| h.hash);
@@ -1749,6 +1779,8 @@ impl Ledger {
                 outputs,
                 memo,
                 rekey: rekey.map(|k| B64(k.der().to_vec())),
+                redeem,
+                vouch,
             }),
         };
         // After a replacement the signature names its key, so it checks without the chain.
@@ -1781,10 +1813,12 @@ impl Ledger {
         Ok(r)
     }
 
-    /// The issuance the backing rule gives for these attested figures at `time` (unsigned).
+    /// The issuance the backing rule gives for these attested figures at `time` (unsigned),
+    /// naming who did the attested work (`work`: account → item → quantity).
     pub fn propose_issue(
         &self,
         attest: BTreeMap<String, u64>,
+        work: BTreeMap<AccountId, BTreeMap<String, u64>>,
         time: u64,
     ) -> Result<Body, RecordError> {
         let p = &self.params;
@@ -1795,7 +1829,7 @@ impl Ledger {
         for (item, qty) in &attest {
             all.insert(item.clone(), (*qty, period));
         }
-        let amounts = economics::issuance(&p.com, &all, period, &self.state.issued)
+        let amounts = economics::issuance(&p.com, &all, period, &self.state.circulation())
             .ok_or(RecordError::Overflow)?;
         self.network_proposal(
             time,
@@ -1803,6 +1837,7 @@ impl Ledger {
                 period,
                 attest,
                 amounts,
+                work,
             }),
         )
     }
@@ -1851,6 +1886,7 @@ impl Ledger {
             (end, end.max(not_before).max(net_time))
         };
         let mut d = Distribute {
+            admitted: Vec::new(),
             period,
             special,
             handover,
@@ -1860,8 +1896,38 @@ impl Ledger {
         let recs = self
             .period_records(&d)
             .ok_or(RecordError::HeadInvalid(p.network))?;
-        d.payouts = self.state.expected_payouts(&d, p, &recs)?;
+        let settled = self.state.settlement(&d, p, &recs)?;
+        d.payouts = settled.payouts;
+        d.admitted = settled.admitted;
         self.network_proposal(time, Content::Distribute(d))
+    }
+
+    /// Does this proposed distribution settle nothing — pay nobody, admit nobody, and add no
+    /// record to the checkpoint? Then a period needs no record (its pool is carried on).
+    pub fn settles_nothing(&self, body: &Body) -> bool {
+        let Content::Distribute(d) = &body.content else {
+            return false;
+        };
+        d.payouts.is_empty()
+            && d.admitted.is_empty()
+            && d.handover.is_none()
+            && self.period_records(d).is_some_and(|r| r.is_empty())
+    }
+
+    /// A change of membership: `admit` and `remove` (any order; sorted here).
+    pub fn propose_members(
+        &self,
+        mut admit: Vec<AccountId>,
+        mut remove: Vec<AccountId>,
+        time: u64,
+    ) -> Result<Body, RecordError> {
+        admit.sort();
+        admit.dedup();
+        remove.sort();
+        remove.dedup();
+        let net = self.state.account(&self.params.network);
+        let time = time.max(net.map_or(0, |s| s.head_time));
+        self.network_proposal(time, Content::Members(Members { admit, remove }))
     }
 
     /// A change of the signer set, to take effect from the next network record on.
@@ -1935,18 +2001,25 @@ impl Ledger {
             };
             for (a, head) in &snapshot {
                 let from = previous.get(a).map_or(0, |h| h.seq + 1);
-                let bad =
-                    (from..=head.seq).find(|seq| {
-                        let r = self.at(a, *seq).expect("applied");
-                        let claims_outside = match &r.body().content {
-                            Content::Transfer(t) => t.claims.iter().any(|c| !inside(c)),
-                            _ => false,
-                        };
-                        claims_outside
-                            || r.body().content.outputs().iter().any(|o| {
-                                o.account != p.network && !snapshot.contains_key(&o.account)
-                            })
-                    });
+                let bad = (from..=head.seq).find(|seq| {
+                    let r = self.at(a, *seq).expect("applied");
+                    let claims_outside = match &r.body().content {
+                        Content::Transfer(t) => t.claims.iter().any(|c| !inside(c)),
+                        _ => false,
+                    };
+                    let vouches = match &r.body().content {
+                        Content::Transfer(t) => t.vouch.as_slice(),
+                        _ => &[],
+                    };
+                    claims_outside
+                        || r.body()
+                            .content
+                            .outputs()
+                            .iter()
+                            .map(|o| &o.account)
+                            .chain(vouches)
+                            .any(|a| *a != p.network && !snapshot.contains_key(a))
+                });
                 if let Some(seq) = bad {
                     changed = true;
                     match seq.checked_sub(1) {
@@ -1986,6 +2059,17 @@ impl Ledger {
         let mut trial = self.state.clone();
         trial.apply_proposal(&r, &self.params, None, &recs)
     }
+}
+
+/// What a member's transfer does besides claiming: pay, redeem, vouch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payment {
+    pub outputs: Vec<Output>,
+    pub memo: Option<String>,
+    /// Backing items delivered → quantity: their value leaves circulation.
+    pub redeem: BTreeMap<String, u64>,
+    /// Accounts sponsored for admission.
+    pub vouch: Vec<AccountId>,
 }
 
 fn period_records_in(
@@ -2259,3 +2343,5 @@ fn check_batch<'k>(
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod worked_examples;

@@ -22,6 +22,12 @@ pub const MAX_OUTPUTS: usize = 64;
 pub const MAX_CLAIMS: usize = 256;
 pub const MAX_MEMO_BYTES: usize = 256;
 pub const MAX_SIGS: usize = 64;
+/// Most accounts a transfer vouches for, and a `members` record admits or removes.
+pub const MAX_VOUCHES: usize = 16;
+pub const MAX_MEMBERS_CHANGED: usize = 64;
+/// Most (account, item) entries of an issuance's `work`, and backing items a transfer redeems.
+pub const MAX_WORK_ENTRIES: usize = 1024;
+pub const MAX_REDEEM_ITEMS: usize = 64;
 
 /// Why a record is refused. Every rule of `docs/ledger.md` has its own variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +162,26 @@ pub enum RecordError {
     CutNotClosed { record: RecordHash, missing: String },
     #[error("distribution payouts differ from the recomputation")]
     PayoutMismatch,
+    #[error("distribution admissions differ from the recomputation")]
+    AdmissionMismatch,
+    #[error("bad members record: {0}")]
+    MembersForm(String),
+    #[error("bad vouch: {0}")]
+    VouchForm(String),
+    #[error("com.ini admits members by quorum only: transfers cannot vouch")]
+    VouchNotAllowed,
+    #[error("bad redemption: {0}")]
+    RedeemForm(String),
+    #[error("bad work attestation: {0}")]
+    WorkForm(String),
+    #[error(
+        "work attested for {item} this period ({work}) exceeds its attested supply ({attested})"
+    )]
+    WorkExceedsAttested {
+        item: String,
+        work: u64,
+        attested: u64,
+    },
 }
 
 impl RecordError {
@@ -185,6 +211,10 @@ impl RecordError {
                 | NetworkHead
                 | SignerSetForm
                 | HandoverForm(_)
+                | MembersForm(_)
+                | VouchForm(_)
+                | RedeemForm(_)
+                | WorkForm(_)
                 | TransferSigs
                 | RekeyOnOpening
                 | SignerKeyMissing
@@ -201,6 +231,7 @@ pub enum Kind {
     Transfer,
     Distribute,
     Signers,
+    Members,
 }
 
 impl std::fmt::Display for Kind {
@@ -210,6 +241,7 @@ impl std::fmt::Display for Kind {
             Kind::Transfer => "transfer",
             Kind::Distribute => "distribute",
             Kind::Signers => "signers",
+            Kind::Members => "members",
         })
     }
 }
@@ -264,10 +296,17 @@ pub struct Transfer {
     /// Payments, sorted by (account, asset).
     #[serde(default)]
     pub outputs: Vec<Output>,
+    /// Products or services delivered to this account, backing item → quantity: it pays
+    /// their com.ini value back to the network, which takes those coins out of circulation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redeem: BTreeMap<String, u64>,
     /// A key replacement (seq > 0 only): the account's next records are signed by this key
     /// (DER SubjectPublicKeyInfo), and no longer by the one that signs this record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rekey: Option<B64>,
+    /// Accounts this member sponsors for admission (com.ini `admission = sponsors`), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vouch: Vec<AccountId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +318,9 @@ pub struct Issue {
     pub attest: BTreeMap<String, u64>,
     /// The settlement period the record's time falls in.
     pub period: u64,
+    /// Who did the attested labor or ran the attested capacity: account → item → quantity.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub work: BTreeMap<AccountId, BTreeMap<String, u64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -291,6 +333,10 @@ pub struct Head {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distribute {
+    /// Accounts the members' vouches admit at this checkpoint (com.ini `admission =
+    /// sponsors`), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admitted: Vec<AccountId>,
     /// Set on the old rules' last distribution (see [`Handover`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
@@ -337,12 +383,26 @@ impl SignerSet {
     }
 }
 
+/// A change of membership by a quorum of the signer set in force: who receives
+/// distributions (see `docs/com-model.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Members {
+    /// Accounts admitted, sorted.
+    #[serde(default)]
+    pub admit: Vec<AccountId>,
+    /// Accounts removed, sorted.
+    #[serde(default)]
+    pub remove: Vec<AccountId>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     Issue(Issue),
     Transfer(Transfer),
     Distribute(Distribute),
     Signers(SignerSet),
+    Members(Members),
 }
 
 impl Content {
@@ -352,6 +412,7 @@ impl Content {
             Content::Transfer(_) => Kind::Transfer,
             Content::Distribute(_) => Kind::Distribute,
             Content::Signers(_) => Kind::Signers,
+            Content::Members(_) => Kind::Members,
         }
     }
 
@@ -360,7 +421,7 @@ impl Content {
         match self {
             Content::Transfer(t) => &t.outputs,
             Content::Distribute(d) => &d.payouts,
-            Content::Issue(_) | Content::Signers(_) => &[],
+            Content::Issue(_) | Content::Signers(_) | Content::Members(_) => &[],
         }
     }
 }
@@ -413,6 +474,7 @@ enum ContentOut<'a> {
     Transfer(&'a Transfer),
     Distribute(&'a Distribute),
     Signers(&'a SignerSet),
+    Members(&'a Members),
 }
 
 /// The wire shape for encoding. Every struct on the way declares its fields in bytewise key
@@ -440,6 +502,7 @@ impl Body {
             Content::Transfer(c) => ContentOut::Transfer(c),
             Content::Distribute(c) => ContentOut::Distribute(c),
             Content::Signers(c) => ContentOut::Signers(c),
+            Content::Members(c) => ContentOut::Members(c),
         };
         WireOut {
             account: &self.account,
@@ -494,15 +557,25 @@ impl Record {
                     + t.rekey.as_ref().map_or(0, |k| k.0.len())
                     + t.memo.as_ref().map_or(0, String::len)
                     + outputs(&t.outputs)
+                    + t.redeem.keys().map(|k| 64 + k.len()).sum::<usize>()
+                    + t.vouch.len() * 32
             }
-            Content::Issue(i) => i
-                .amounts
-                .keys()
-                .chain(i.attest.keys())
-                .map(|k| 64 + k.len())
-                .sum(),
-            Content::Distribute(d) => d.heads.len() * 128 + outputs(&d.payouts),
+            Content::Issue(i) => {
+                i.amounts
+                    .keys()
+                    .chain(i.attest.keys())
+                    .map(|k| 64 + k.len())
+                    .sum::<usize>()
+                    + i.work
+                        .values()
+                        .map(|items| 64 + items.keys().map(|k| 64 + k.len()).sum::<usize>())
+                        .sum::<usize>()
+            }
+            Content::Distribute(d) => {
+                d.heads.len() * 128 + outputs(&d.payouts) + d.admitted.len() * 32
+            }
             Content::Signers(set) => set.keys.len() * 32,
+            Content::Members(m) => (m.admit.len() + m.remove.len()) * 32,
         };
         std::mem::size_of::<Self>() + sigs + content
     }
@@ -604,6 +677,9 @@ impl Record {
             Kind::Signers => {
                 Content::Signers(serde_json::from_str(w.content.get()).map_err(malformed)?)
             }
+            Kind::Members => {
+                Content::Members(serde_json::from_str(w.content.get()).map_err(malformed)?)
+            }
         };
         let sigs = w.sigs.unwrap_or_default();
         if sigs.len() > MAX_SIGS {
@@ -670,6 +746,7 @@ mod tests {
                 period: 0,
                 attest: [("bread".to_string(), 10)].into(),
                 amounts: [("codcoin".to_string(), 3500)].into(),
+                work: BTreeMap::new(),
             }),
         };
         Record::new(
@@ -703,6 +780,18 @@ mod tests {
                 outputs: vec![out.clone()],
                 memo: Some("m".into()),
                 rekey: Some(B64(vec![2])),
+                redeem: [("bread".to_string(), 2)].into(),
+                vouch: vec![a],
+            }),
+            Content::Issue(Issue {
+                period: 1,
+                attest: [("baking".to_string(), 10)].into(),
+                amounts: [("codcoin".to_string(), 3500)].into(),
+                work: [(a, [("baking".to_string(), 4)].into())].into(),
+            }),
+            Content::Members(Members {
+                admit: vec![a],
+                remove: vec![AccountId::from_bytes([7; 32])],
             }),
             Content::Signers(SignerSet {
                 keys: vec![Fingerprint::from_bytes([3; 32])],
@@ -710,6 +799,7 @@ mod tests {
             }),
             sample().body().content.clone(),
             Content::Distribute(Distribute {
+                admitted: vec![a],
                 period: 2,
                 special: true,
                 handover: Some(Handover {
@@ -781,6 +871,8 @@ mod tests {
                             outputs: vec![],
                             memo: memo.map(str::to_string),
                             rekey: None,
+                            redeem: BTreeMap::new(),
+                            vouch: Vec::new(),
                         }),
                     };
                     let r = Record::new(body, sigs);

@@ -3,10 +3,11 @@
 
 use super::Params;
 use super::record::{
-    Content, Kind, MAX_CLAIMS, MAX_MEMO_BYTES, MAX_OUTPUTS, MAX_SIGS, Output, Record, RecordError,
-    Sig, SignerSet,
+    Content, Kind, MAX_CLAIMS, MAX_MEMBERS_CHANGED, MAX_MEMO_BYTES, MAX_OUTPUTS, MAX_REDEEM_ITEMS,
+    MAX_SIGS, MAX_VOUCHES, MAX_WORK_ENTRIES, Members, Output, Record, RecordError, Sig, SignerSet,
 };
-use crate::config::com::Fallback;
+use crate::config::com::{Admission, BackingClass, Fallback};
+use crate::ids::AccountId;
 use crate::ids::Fingerprint;
 use crate::keys::PublicKey;
 
@@ -97,6 +98,8 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
             if t.claims.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(RecordError::ClaimsOrder);
             }
+            check_redeem(&t.redeem, p)?;
+            check_vouch(&t.vouch, b.account, p)?;
             if t.memo.as_ref().is_some_and(|m| m.len() > MAX_MEMO_BYTES) {
                 return Err(RecordError::TooMany {
                     what: "memo bytes",
@@ -124,6 +127,7 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
             if i.amounts.values().any(|v| *v == 0) {
                 return Err(RecordError::ZeroAmount);
             }
+            check_work(&i.work, p)?;
         }
         Content::Distribute(d) => {
             if !is_network {
@@ -150,6 +154,11 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
             if d.payouts.iter().any(|o| o.account == p.network) {
                 return Err(RecordError::PaysItself);
             }
+            if !sorted_unique(&d.admitted) || d.admitted.contains(&p.network) {
+                return Err(RecordError::MembersForm(
+                    "admitted accounts must be sorted members, without repeats".into(),
+                ));
+            }
         }
         Content::Signers(set) => {
             if !is_network {
@@ -159,6 +168,137 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 });
             }
             check_signer_set(set)?;
+        }
+        Content::Members(m) => {
+            if !is_network {
+                return Err(RecordError::WrongAccount {
+                    kind: Kind::Members,
+                    which: "a member",
+                });
+            }
+            check_members(m, p)?;
+        }
+    }
+    Ok(())
+}
+
+fn sorted_unique(a: &[AccountId]) -> bool {
+    a.windows(2).all(|w| w[0] < w[1])
+}
+
+/// A `members` record's form: something changes, both lists sorted without repeats, no
+/// account in both, never the network account, at most [`MAX_MEMBERS_CHANGED`] in all.
+pub fn check_members(m: &Members, p: &super::Params) -> Result<(), RecordError> {
+    let bad = |why: &str| Err(RecordError::MembersForm(why.into()));
+    let n = m.admit.len() + m.remove.len();
+    if n == 0 {
+        return bad("it admits or removes at least one account");
+    }
+    if n > MAX_MEMBERS_CHANGED {
+        return Err(RecordError::TooMany {
+            what: "membership changes",
+            count: n,
+            max: MAX_MEMBERS_CHANGED,
+        });
+    }
+    if !sorted_unique(&m.admit) || !sorted_unique(&m.remove) {
+        return bad("accounts must be sorted without repeats");
+    }
+    if m.admit.iter().any(|a| m.remove.binary_search(a).is_ok()) {
+        return bad("an account is both admitted and removed");
+    }
+    if m.admit.contains(&p.network) || m.remove.contains(&p.network) {
+        return bad("the network account is no member");
+    }
+    Ok(())
+}
+
+/// A transfer's vouches: only where com.ini admits by sponsorship; sorted, without repeats,
+/// neither the account itself nor the network, at most [`MAX_VOUCHES`].
+fn check_vouch(v: &[AccountId], own: AccountId, p: &super::Params) -> Result<(), RecordError> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    if p.com.membership.admission == Admission::Quorum {
+        return Err(RecordError::VouchNotAllowed);
+    }
+    let bad = |why: &str| Err(RecordError::VouchForm(why.into()));
+    if v.len() > MAX_VOUCHES {
+        return Err(RecordError::TooMany {
+            what: "vouches",
+            count: v.len(),
+            max: MAX_VOUCHES,
+        });
+    }
+    if !sorted_unique(v) {
+        return bad("accounts must be sorted without repeats");
+    }
+    if v.contains(&own) || v.contains(&p.network) {
+        return bad("a member vouches for other member accounts only");
+    }
+    Ok(())
+}
+
+/// A redemption names backing items of com.ini with quantities above zero.
+fn check_redeem(
+    r: &std::collections::BTreeMap<String, u64>,
+    p: &super::Params,
+) -> Result<(), RecordError> {
+    if r.len() > MAX_REDEEM_ITEMS {
+        return Err(RecordError::TooMany {
+            what: "redeemed items",
+            count: r.len(),
+            max: MAX_REDEEM_ITEMS,
+        });
+    }
+    for (item, qty) in r {
+        if !p.com.backing.contains_key(item) {
+            return Err(RecordError::UnknownBacking(item.clone()));
+        }
+        if *qty == 0 {
+            return Err(RecordError::RedeemForm(format!("{item}: quantity 0")));
+        }
+    }
+    Ok(())
+}
+
+/// An issuance's work: member accounts (not the network), labor or capacity items of
+/// com.ini, quantities above zero, at most [`MAX_WORK_ENTRIES`] entries.
+fn check_work(
+    w: &std::collections::BTreeMap<AccountId, std::collections::BTreeMap<String, u64>>,
+    p: &super::Params,
+) -> Result<(), RecordError> {
+    let n: usize = w.values().map(|items| items.len()).sum();
+    if n > MAX_WORK_ENTRIES {
+        return Err(RecordError::TooMany {
+            what: "work entries",
+            count: n,
+            max: MAX_WORK_ENTRIES,
+        });
+    }
+    for (account, items) in w {
+        if *account == p.network {
+            return Err(RecordError::WorkForm(
+                "the network account does no work".into(),
+            ));
+        }
+        if items.is_empty() {
+            return Err(RecordError::WorkForm(format!("{account}: no item")));
+        }
+        for (item, qty) in items {
+            let Some(def) = p.com.backing.get(item) else {
+                return Err(RecordError::UnknownBacking(item.clone()));
+            };
+            if def.class == BackingClass::Inventory {
+                return Err(RecordError::WorkForm(format!(
+                    "{item} is inventory: work names labor or capacity"
+                )));
+            }
+            if *qty == 0 {
+                return Err(RecordError::WorkForm(format!(
+                    "{account} {item}: quantity 0"
+                )));
+            }
         }
     }
     Ok(())
@@ -306,7 +446,7 @@ pub fn check_sigs(r: &Record, account_key: Option<&PublicKey>) -> Result<(), Rec
                 }
             }
         }
-        Kind::Issue | Kind::Distribute | Kind::Signers => {
+        Kind::Issue | Kind::Distribute | Kind::Signers | Kind::Members => {
             let mut last: Option<Fingerprint> = None;
             for s in r.sigs() {
                 let (key, fp) = signer_key(s)?;

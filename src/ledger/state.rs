@@ -3,15 +3,18 @@
 
 use super::Params;
 use super::db::{Source, Table, Writes};
-use super::economics::{self, Amounts, Attestations, PeriodActivity};
+use super::economics::{self, Amounts, Attestations, PaidTally, Weighing};
 use super::record::{
-    Content, Distribute, Handover, Head, Issue, Output, Record, RecordError, SignerSet, Transfer,
+    Content, Distribute, Handover, Head, Issue, Members, Output, Record, RecordError, SignerSet,
+    Transfer,
 };
 use super::rules;
+use crate::config::com::{Admission, Formula};
 use crate::ids::{AccountId, RecordHash};
 use crate::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -33,6 +36,19 @@ pub struct AccountState {
     pub spendable: Amounts,
     /// Credits paid to it and not yet claimed.
     pub incoming: Amounts,
+    /// Its opening key is one of com.ini's founders: a member unless removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub founder: bool,
+    /// The network chain's last word on its membership: admitted (`members` record or
+    /// vouches) or removed (`members` record). Vouches never admit a removed account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<bool>,
+    /// Members whose vouches for it a checkpoint counted, short of admitting it, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vouchers: Vec<AccountId>,
+    /// `pro_rata_paid`'s tally of its payments with other members.
+    #[serde(default, skip_serializing_if = "PaidTally::is_empty")]
+    pub tally: PaidTally,
 }
 
 impl AccountState {
@@ -49,6 +65,13 @@ impl AccountState {
 
     pub fn next_seq(&self) -> u64 {
         self.head.map_or(0, |h| h.seq + 1)
+    }
+
+    /// Receives distributions: admitted, or a founder not removed. (Membership comes from
+    /// the network chain and the account's own opening, so it does not depend on the order
+    /// they arrive in.)
+    pub fn is_member(&self) -> bool {
+        self.admitted.unwrap_or(self.founder)
     }
 }
 
@@ -226,6 +249,18 @@ pub struct Summary {
     pub signers: SignerSet,
     pub signer_history: Vec<(u64, SignerSet)>,
     pub handover: Option<Handover>,
+    #[serde(default)]
+    pub redeemed: Amounts,
+    #[serde(default)]
+    pub redeemed_at_cut: Amounts,
+    #[serde(default)]
+    pub work_period: u64,
+    #[serde(default)]
+    pub work_in_period: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub work_since_cut: BTreeMap<AccountId, Amounts>,
+    #[serde(default)]
+    pub members: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,6 +289,33 @@ pub struct State {
     signer_history: Vec<(u64, SignerSet)>,
     /// The last handover, if the ledger was handed over (its checkpoint is `checkpoint`).
     pub handover: Option<Handover>,
+    /// Total redeemed per asset: coins paid back for delivered products, out of circulation.
+    pub redeemed: Amounts,
+    /// Redeemed by the records the checkpoints hold (what issuance counts: the network
+    /// chain orders it).
+    redeemed_at_cut: Amounts,
+    /// The period `work_in_period` counts, and per labor or capacity item the quantity
+    /// issuance attested as somebody's work in it.
+    work_period: u64,
+    work_in_period: BTreeMap<String, u64>,
+    /// Value of the work attested since the last checkpoint, per account and asset.
+    work_since_cut: BTreeMap<AccountId, Amounts>,
+    /// Member accounts.
+    members_n: u64,
+}
+
+/// What a distribution settles at its checkpoint (see [`State::settlement`]).
+#[derive(Debug, Default)]
+pub struct Settlement {
+    pub payouts: Vec<Output>,
+    /// Accounts the vouches admit.
+    pub admitted: Vec<AccountId>,
+    /// Account states that change: admissions, vouches still short, tallies.
+    accounts: Vec<(AccountId, AccountState)>,
+    /// Redeemed by the records the checkpoint adds.
+    redeemed: Amounts,
+    /// The network's balance at the checkpoint, before the payouts.
+    pub pool: Amounts,
 }
 
 fn add_into(into: &mut Amounts, from: &Amounts) -> Result<(), RecordError> {
@@ -306,6 +368,16 @@ fn take_one(from: &mut Amounts, asset: &str, v: u64) -> Option<()> {
     Some(())
 }
 
+/// `a − b` per asset (`b` never exceeds `a` where it is used: redeemed coins were issued).
+fn minus(a: &Amounts, b: &Amounts) -> Amounts {
+    a.iter()
+        .filter_map(|(asset, v)| {
+            let left = v.saturating_sub(b.get(asset).copied().unwrap_or(0));
+            (left > 0).then(|| (asset.clone(), left))
+        })
+        .collect()
+}
+
 fn sum_outputs(outputs: &[Output]) -> Result<Amounts, RecordError> {
     let mut s = Amounts::new();
     for o in outputs {
@@ -341,6 +413,12 @@ impl State {
             signers: summary.signers,
             signer_history: summary.signer_history,
             handover: summary.handover,
+            redeemed: summary.redeemed,
+            redeemed_at_cut: summary.redeemed_at_cut,
+            work_period: summary.work_period,
+            work_in_period: summary.work_in_period,
+            work_since_cut: summary.work_since_cut,
+            members_n: summary.members,
         }
     }
 
@@ -358,6 +436,12 @@ impl State {
             signers: self.signers.clone(),
             signer_history: self.signer_history.clone(),
             handover: self.handover.clone(),
+            redeemed: self.redeemed.clone(),
+            redeemed_at_cut: self.redeemed_at_cut.clone(),
+            work_period: self.work_period,
+            work_in_period: self.work_in_period.clone(),
+            work_since_cut: self.work_since_cut.clone(),
+            members: self.members_n,
         }
     }
 
@@ -395,6 +479,12 @@ impl State {
             signers: first.clone(),
             signer_history: vec![(0, first)],
             handover: None,
+            redeemed: Amounts::new(),
+            redeemed_at_cut: Amounts::new(),
+            work_period: 0,
+            work_in_period: BTreeMap::new(),
+            work_since_cut: BTreeMap::new(),
+            members_n: 0,
         }
     }
 
@@ -597,6 +687,9 @@ impl State {
         let Content::Transfer(t) = &r.body().content else {
             return None;
         };
+        if !t.redeem.is_empty() {
+            return None;
+        }
         let prev = r.body().prev?;
         if a == self.network || seq == 0 || self.applied_at(&a, seq) != Some(h) {
             return None;
@@ -664,7 +757,30 @@ impl State {
         self.applied_n = from + keep.len() as u64;
     }
 
-    /// Sum of every balance (spendable + incoming) per asset; equals `issued` always.
+    /// The coins outstanding per asset: issued and not redeemed. Every balance adds up to it.
+    pub fn outstanding(&self) -> Amounts {
+        minus(&self.issued, &self.redeemed)
+    }
+
+    /// The circulation issuance counts: issued, less what the checkpoints saw redeemed (a
+    /// redemption counts once a distribution's checkpoint holds it, so every node agrees on
+    /// the issuance whatever order member records arrived in).
+    pub fn circulation(&self) -> Amounts {
+        minus(&self.issued, &self.redeemed_at_cut)
+    }
+
+    /// How many member accounts there are.
+    pub fn member_count(&self) -> u64 {
+        self.members_n
+    }
+
+    /// The value of the work attested since the last checkpoint, per account.
+    pub fn work_since_cut(&self) -> &BTreeMap<AccountId, Amounts> {
+        &self.work_since_cut
+    }
+
+    /// Sum of every balance (spendable + incoming) per asset; equals [`State::outstanding`]
+    /// always.
     pub fn total_balances(&self) -> Amounts {
         let mut t = Amounts::new();
         for (_, s) in self.accounts() {
@@ -693,8 +809,10 @@ impl State {
                 deps.extend(
                     t.outputs
                         .iter()
-                        .filter(|o| !self.is_open(&o.account))
-                        .map(|o| Dep::Account(o.account)),
+                        .map(|o| &o.account)
+                        .chain(&t.vouch)
+                        .filter(|a| !self.is_open(a))
+                        .map(|a| Dep::Account(*a)),
                 );
             }
             Content::Distribute(d) => {
@@ -705,7 +823,10 @@ impl State {
                         .map(|h| Dep::Record(h.hash)),
                 );
             }
-            Content::Issue(_) | Content::Signers(_) => {}
+            // Network records never wait for member records beyond a checkpoint (the full
+            // computation decides the network chain first): membership changes and work may
+            // name accounts not opened yet.
+            Content::Issue(_) | Content::Members(_) | Content::Signers(_) => {}
         }
         deps.sort();
         deps.dedup();
@@ -795,8 +916,9 @@ impl State {
     ) -> Result<(), RecordError> {
         self.check_frozen(r, p)?;
         match &r.body().content {
-            Content::Transfer(t) => self.apply_transfer(r, t, key),
+            Content::Transfer(t) => self.apply_transfer(r, t, p, key),
             Content::Issue(i) => self.apply_issue(r, i, p),
+            Content::Members(m) => self.apply_members(r, m),
             Content::Distribute(d) => self.apply_distribution(r, d, p, period_records),
             Content::Signers(set) => {
                 self.signers = set.clone();
@@ -811,6 +933,7 @@ impl State {
         &mut self,
         r: &Record,
         t: &Transfer,
+        p: &Params,
         key: Option<&PublicKey>,
     ) -> Result<(), RecordError> {
         self.check_position(r)?;
@@ -849,12 +972,21 @@ impl State {
                 .ok_or(RecordError::NotACredit(*c))?;
             add_into(&mut gain, &amounts)?;
         }
-        if let Some(o) = t.outputs.iter().find(|o| !self.is_open(&o.account)) {
-            return Err(RecordError::NoSuchAccount(o.account));
+        if let Some(a) = t
+            .outputs
+            .iter()
+            .map(|o| &o.account)
+            .chain(&t.vouch)
+            .find(|a| !self.is_open(a))
+        {
+            return Err(RecordError::NoSuchAccount(*a));
         }
+        let redeemed = economics::value_of(&p.com, &t.redeem).ok_or(RecordError::Overflow)?;
         let mut available = acct.spendable.clone();
         add_into(&mut available, &gain)?;
-        for (asset, wanted) in sum_outputs(&t.outputs)? {
+        let mut spent = sum_outputs(&t.outputs)?;
+        add_into(&mut spent, &redeemed)?;
+        for (asset, wanted) in spent {
             let held = available.get(&asset).copied().unwrap_or(0);
             if held < wanted {
                 return Err(RecordError::Overspend {
@@ -876,10 +1008,19 @@ impl State {
         for o in &t.outputs {
             sub_one(&mut acct.spendable, &o.asset, o.amount);
         }
+        for (asset, v) in &redeemed {
+            sub_one(&mut acct.spendable, asset, *v);
+        }
+        add_into(&mut self.redeemed, &redeemed)?;
         if let Some(k) = key
             && acct.key.is_none()
         {
             acct.key = Some(k.clone());
+            if p.com.membership.founders.contains(&k.fingerprint()) {
+                let was = acct.is_member();
+                acct.founder = true;
+                self.members_n += u64::from(acct.is_member() && !was);
+            }
         }
         if let Some(k) = rekey {
             acct.rekeys.push((r.seq(), k));
@@ -902,9 +1043,39 @@ impl State {
         for (item, qty) in &i.attest {
             attest.insert(item.clone(), (*qty, i.period));
         }
-        let expected = economics::issuance(&p.com, &attest, i.period, &self.issued)
+        // Work named per member never exceeds the supply attested for its period.
+        let mut work_in_period = if self.work_period == i.period {
+            self.work_in_period.clone()
+        } else {
+            BTreeMap::new()
+        };
+        let mut work_since_cut = self.work_since_cut.clone();
+        for (account, items) in &i.work {
+            for (item, qty) in items {
+                let slot = work_in_period.entry(item.clone()).or_insert(0);
+                *slot = slot.checked_add(*qty).ok_or(RecordError::Overflow)?;
+            }
+            let value = economics::value_of(&p.com, items).ok_or(RecordError::Overflow)?;
+            add_into(work_since_cut.entry(*account).or_default(), &value)?;
+        }
+        for item in i.work.values().flat_map(|items| items.keys()) {
+            let attested = attest
+                .get(item)
+                .filter(|(_, at)| *at == i.period)
+                .map_or(0, |(q, _)| *q);
+            if work_in_period[item] > attested {
+                return Err(RecordError::WorkExceedsAttested {
+                    item: item.clone(),
+                    work: work_in_period[item],
+                    attested,
+                });
+            }
+        }
+        let expected = economics::issuance(&p.com, &attest, i.period, &self.circulation())
             .ok_or(RecordError::Overflow)?;
-        if expected.is_empty() {
+        // Something to issue, or work to name (labor attested once circulation already
+        // meets the backing still says who did it).
+        if expected.is_empty() && i.work.is_empty() {
             return Err(RecordError::NothingToIssue);
         }
         if expected != i.amounts {
@@ -917,20 +1088,26 @@ impl State {
         add_into(&mut issued, &i.amounts)?;
         self.issued = issued;
         self.attest = attest;
+        if !i.work.is_empty() {
+            self.work_period = i.period;
+            self.work_in_period = work_in_period;
+            self.work_since_cut = work_since_cut;
+        }
         add_into(&mut self.issued_since_cut, &i.amounts)?;
         self.update(self.network, |s| add_into(&mut s.spendable, &i.amounts))?;
         self.advance(r);
         Ok(())
     }
 
-    /// What a distribution with these heads and period records must pay: shared by the
-    /// node that proposes one and every node that checks one.
-    pub fn expected_payouts(
+    /// What a distribution with these heads and period records settles — payouts,
+    /// admissions, tallies — shared by the node that proposes one and every node that
+    /// checks one.
+    pub fn settlement(
         &self,
         d: &Distribute,
         p: &Params,
         period_records: &[Arc<Record>],
-    ) -> Result<Vec<Output>, RecordError> {
+    ) -> Result<Settlement, RecordError> {
         // The checkpoint extends the previous one.
         if let Some(cp) = &self.checkpoint {
             for (a, old) in &cp.heads {
@@ -953,8 +1130,9 @@ impl State {
             }
             None => false,
         };
-        let mut activity = PeriodActivity::default();
         let mut income = Amounts::new();
+        let mut redeemed = Amounts::new();
+        let mut vouches: Vec<(AccountId, AccountId)> = Vec::new();
         for rec in period_records {
             if let Some(c) = rec
                 .body()
@@ -968,46 +1146,186 @@ impl State {
                     missing: format!("record {c}"),
                 });
             }
-            activity.active.insert(rec.account());
+            let outside = rec
+                .body()
+                .content
+                .outputs()
+                .iter()
+                .map(|o| o.account)
+                .chain(vouches_of(rec).iter().copied())
+                .find(|a| *a != self.network && !d.heads.contains_key(a));
+            if let Some(a) = outside {
+                return Err(RecordError::CutNotClosed {
+                    record: rec.hash(),
+                    missing: format!("account {a}"),
+                });
+            }
             for o in rec.body().content.outputs() {
                 if o.account == self.network {
                     add_one(&mut income, &o.asset, o.amount)?;
-                } else if !d.heads.contains_key(&o.account) {
-                    return Err(RecordError::CutNotClosed {
-                        record: rec.hash(),
-                        missing: format!("account {}", o.account),
-                    });
-                } else {
-                    add_one(
-                        activity.paid.entry(o.account).or_default(),
-                        &o.asset,
-                        o.amount,
-                    )?;
                 }
+            }
+            if let Content::Transfer(t) = &rec.body().content {
+                let v = economics::value_of(&p.com, &t.redeem).ok_or(RecordError::Overflow)?;
+                add_into(&mut redeemed, &v)?;
+                vouches.extend(t.vouch.iter().map(|c| (rec.account(), *c)));
+            }
+        }
+        // The members at the checkpoint, and the accounts the vouches admit (a fixed point:
+        // a member admitted here vouches for the next).
+        let mut states: BTreeMap<AccountId, AccountState> = BTreeMap::new();
+        let mut members: BTreeMap<AccountId, crate::ids::Fingerprint> = BTreeMap::new();
+        for a in d.heads.keys() {
+            let Some(st) = self.t.accounts.get(a) else {
+                continue;
+            };
+            if st.is_member()
+                && let Some(k) = &st.key
+            {
+                members.insert(*a, k.fingerprint());
+            }
+            states.insert(*a, st);
+        }
+        let mut changed: BTreeSet<AccountId> = BTreeSet::new();
+        let mut admitted = Vec::new();
+        if let Admission::Sponsors(need) = p.com.membership.admission {
+            let mut pending: BTreeMap<AccountId, BTreeSet<AccountId>> = BTreeMap::new();
+            for (a, st) in &states {
+                if !st.vouchers.is_empty() {
+                    pending.insert(*a, st.vouchers.iter().copied().collect());
+                }
+            }
+            for (voucher, candidate) in vouches {
+                pending.entry(candidate).or_default().insert(voucher);
+            }
+            pending.retain(|c, _| {
+                states
+                    .get(c)
+                    .is_some_and(|s| !s.is_member() && s.admitted != Some(false))
+            });
+            loop {
+                let now: Vec<AccountId> = pending
+                    .iter()
+                    .filter(|(c, vs)| {
+                        !members.contains_key(c)
+                            && vs.iter().filter(|v| members.contains_key(v)).count() as u64 >= need
+                    })
+                    .map(|(c, _)| *c)
+                    .collect();
+                if now.is_empty() {
+                    break;
+                }
+                for c in now {
+                    let st = states.get_mut(&c).expect("candidates have states");
+                    st.admitted = Some(true);
+                    st.vouchers.clear();
+                    if let Some(k) = &st.key {
+                        members.insert(c, k.fingerprint());
+                    }
+                    pending.remove(&c);
+                    changed.insert(c);
+                    admitted.push(c);
+                }
+            }
+            admitted.sort();
+            // Members' vouches wait for the next checkpoint; others' are dropped.
+            for (a, st) in states.iter_mut() {
+                let kept: Vec<AccountId> = pending
+                    .get(a)
+                    .map(|vs| {
+                        vs.iter()
+                            .filter(|v| members.contains_key(v))
+                            .copied()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if st.vouchers != kept && !admitted.contains(a) {
+                    st.vouchers = kept;
+                    changed.insert(*a);
+                }
+            }
+        }
+        // pro_rata_paid: payments between members raise their tallies.
+        let mut gains = BTreeMap::new();
+        if p.com.distribution.formula == Formula::ProRataPaid {
+            let mut flows: BTreeMap<AccountId, (Amounts, Amounts)> = BTreeMap::new();
+            for rec in period_records {
+                if !members.contains_key(&rec.account()) {
+                    continue;
+                }
+                for o in rec.body().content.outputs() {
+                    if members.contains_key(&o.account) {
+                        add_one(
+                            &mut flows.entry(o.account).or_default().0,
+                            &o.asset,
+                            o.amount,
+                        )?;
+                        add_one(
+                            &mut flows.entry(rec.account()).or_default().1,
+                            &o.asset,
+                            o.amount,
+                        )?;
+                    }
+                }
+            }
+            for (a, (received, paid)) in flows {
+                let st = states.get_mut(&a).expect("members have states");
+                let gain = economics::net_gain(&mut st.tally, &received, &paid)
+                    .ok_or(RecordError::Overflow)?;
+                changed.insert(a);
+                gains.insert(a, gain);
             }
         }
         let mut pool = self.net_at_cut.clone();
         add_into(&mut pool, &self.issued_since_cut)?;
         add_into(&mut pool, &income)?;
-        let members = d
-            .heads
-            .keys()
-            .filter_map(|a| {
-                self.t
-                    .accounts
-                    .get(a)
-                    .and_then(|s| s.key)
-                    .map(|k| (*a, k.fingerprint()))
-            })
-            .collect();
-        Ok(economics::payouts(&p.com, &pool, &activity, &members)
+        let weighing = Weighing {
+            members,
+            gains,
+            work: self.work_since_cut.clone(),
+        };
+        let payouts = economics::payouts(&p.com, &pool, &weighing)
             .into_iter()
             .map(|(account, asset, amount)| Output {
                 account,
                 amount,
                 asset,
             })
-            .collect())
+            .collect();
+        let accounts = changed
+            .into_iter()
+            .map(|a| (a, states.remove(&a).expect("changed accounts have states")))
+            .collect();
+        Ok(Settlement {
+            payouts,
+            admitted,
+            accounts,
+            redeemed,
+            pool,
+        })
+    }
+
+    /// A change of membership by the signers' quorum: the last word on each account named
+    /// (whether it has opened yet or not).
+    fn apply_members(&mut self, r: &Record, m: &Members) -> Result<(), RecordError> {
+        self.check_position(r)?;
+        let named = m.admit.iter().map(|a| (a, true));
+        for (a, admit) in named.chain(m.remove.iter().map(|a| (a, false))) {
+            let found = self.t.accounts.get(a);
+            let new = found.is_none();
+            let mut st = found.unwrap_or_default();
+            let was = st.is_member();
+            st.admitted = Some(admit);
+            st.vouchers.clear();
+            match (was, st.is_member()) {
+                (false, true) => self.members_n += 1,
+                (true, false) => self.members_n -= 1,
+                _ => {}
+            }
+            self.put_account(*a, st, new);
+        }
+        self.advance(r);
+        Ok(())
     }
 
     fn apply_distribution(
@@ -1041,25 +1359,22 @@ impl State {
                 new.rules, old.rules
             )));
         }
-        let expected = self.expected_payouts(d, p, period_records)?;
-        if expected != d.payouts {
+        let settled = self.settlement(d, p, period_records)?;
+        if settled.payouts != d.payouts {
             return Err(RecordError::PayoutMismatch);
+        }
+        if settled.admitted != d.admitted {
+            return Err(RecordError::AdmissionMismatch);
         }
         // Valid: change the state.
         let paid = sum_outputs(&d.payouts)?;
-        let mut pool = self.net_at_cut.clone();
-        add_into(&mut pool, &self.issued_since_cut)?;
-        for rec in period_records {
-            for o in rec
-                .body()
-                .content
-                .outputs()
-                .iter()
-                .filter(|o| o.account == self.network)
-            {
-                add_one(&mut pool, &o.asset, o.amount)?;
-            }
+        let mut pool = settled.pool;
+        self.members_n += settled.admitted.len() as u64;
+        for (a, st) in settled.accounts {
+            self.t.accounts.insert(a, st);
         }
+        add_into(&mut self.redeemed_at_cut, &settled.redeemed)?;
+        self.work_since_cut.clear();
         self.update(self.network, |network| {
             for (asset, v) in &paid {
                 sub_one(&mut network.spendable, asset, *v);
@@ -1082,6 +1397,13 @@ impl State {
         }
         self.advance(r);
         self.credit(r, &d.payouts)
+    }
+}
+
+fn vouches_of(r: &Record) -> &[AccountId] {
+    match &r.body().content {
+        Content::Transfer(t) => &t.vouch,
+        _ => &[],
     }
 }
 

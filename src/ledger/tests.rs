@@ -38,7 +38,12 @@ fn com_text(formula: &str, extra_signers: &str) -> String {
          [backing.bread]\nclass = inventory\nasset = codcoin\nunit = loaf\nvalue = 350\n\
          [backing.baking]\nclass = labor\nasset = codcoin\nunit = hour\nvalue = 2000\n\
          [distribution]\n{formula}\nshare = 100%\nspecial = quorum\n\
+         [membership]\nfounders = {}, {}, {}, {}\nadmission = sponsors\nsponsors = 1\n\
          [signers]\nkeys = {}, {}, {}\nquorum = 2\n{extra_signers}",
+        fp("node1"),
+        fp("node2"),
+        fp("node3"),
+        fp("node4"),
         fp("node1"),
         fp("node2"),
         fp("node3")
@@ -106,7 +111,7 @@ impl Scenario {
     fn issue(&mut self, bread: u64, time: u64) -> Record {
         let body = self
             .l
-            .propose_issue([("bread".into(), bread)].into(), time)
+            .propose_issue([("bread".into(), bread)].into(), Default::default(), time)
             .unwrap();
         self.push(sign_network(body, &["node1", "node2"]))
     }
@@ -145,7 +150,7 @@ impl Scenario {
 fn assert_conserved(l: &Ledger) {
     assert_eq!(
         l.state().total_balances(),
-        l.state().issued,
+        l.state().outstanding(),
         "sum of balances = sum of issuance"
     );
 }
@@ -173,9 +178,10 @@ fn a_whole_period_balances_as_computed_by_hand() {
             .spendable["codcoin"];
     assert_eq!(net, 100);
     assert_conserved(&s.l);
-    // Period 1: node1 alone was active, so the network's 100 all go to node1.
+    // Period 1: the network's 100 go to the four members equally, active or not.
     s.distribute(1, EPOCH + 2 * DAY);
-    assert_eq!(s.balance("node1"), 575);
+    assert_eq!(s.balance("node1"), 500);
+    assert_eq!(s.balance("node4"), 900);
     assert_conserved(&s.l);
     assert_eq!(s.l.state().checkpoint.as_ref().unwrap().period, 1);
 }
@@ -394,7 +400,11 @@ fn each_rule_yields_its_error() {
 
     // Network records.
     let issue = l
-        .propose_issue([("bread".into(), 12)].into(), EPOCH + DAY + 100)
+        .propose_issue(
+            [("bread".into(), 12)].into(),
+            Default::default(),
+            EPOCH + DAY + 100,
+        )
         .unwrap();
     let Content::Issue(i) = &issue.content else {
         unreachable!()
@@ -437,11 +447,19 @@ fn each_rule_yields_its_error() {
         }
     );
     assert_eq!(
-        l.propose_issue([("bread".into(), 10)].into(), EPOCH + DAY + 100),
+        l.propose_issue(
+            [("bread".into(), 10)].into(),
+            Default::default(),
+            EPOCH + DAY + 100
+        ),
         Err(RecordError::NothingToIssue)
     );
     assert_eq!(
-        l.propose_issue([("flour".into(), 10)].into(), EPOCH + DAY + 100),
+        l.propose_issue(
+            [("flour".into(), 10)].into(),
+            Default::default(),
+            EPOCH + DAY + 100
+        ),
         Err(RecordError::UnknownBacking("flour".into()))
     );
     let mut wrong_period = issue.clone();
@@ -864,7 +882,7 @@ fn key_named_by(der: &[u8]) -> &'static SecretKey {
 fn signer_of(r: &Record, p: &Params) -> &'static SecretKey {
     match &r.sigs()[0].key {
         Some(der) => key_named_by(&der.0),
-        None => ["node1", "node2", "node3", "node4"]
+        None => ["node1", "node2", "node3", "node4", "node5"]
             .into_iter()
             .map(key)
             .find(|k| k.public().node_id(&p.cod) == r.account())
@@ -894,23 +912,45 @@ pub(crate) fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
                     continue;
                 }
                 let p = s.l.params().clone();
-                let amount = 1 + amount as u64 % 400;
                 let i = from as usize % 4;
                 let signer = key(if moved[i] { alternatives[i] } else { f });
-                if let Ok(r) = s.l.make_transfer_from(
-                    id(f, &p),
-                    signer,
-                    vec![out(&p, t, amount)],
-                    None,
-                    None,
-                    time,
-                ) {
+                // Some transfers also redeem a loaf, some vouch for node5's account.
+                let payment = Payment {
+                    outputs: vec![out(&p, t, 1 + amount as u64 % 400)],
+                    redeem: if amount % 7 == 3 {
+                        [("bread".to_string(), 1)].into()
+                    } else {
+                        BTreeMap::new()
+                    },
+                    vouch: if amount % 5 == 1 && s.l.state().is_open(&id("node5", &p)) {
+                        vec![id("node5", &p)]
+                    } else {
+                        Vec::new()
+                    },
+                    memo: None,
+                };
+                if let Ok(r) = s.l.make_payment(id(f, &p), signer, payment, None, time) {
                     s.push(r);
                 }
             }
             2 => {
                 let bread = 10 + (amount as u64 % 20);
-                if let Ok(body) = s.l.propose_issue([("bread".into(), bread)].into(), time) {
+                let p = s.l.params().clone();
+                // Some issuances attest baking hours and name who baked.
+                let (attest, work) = if amount % 3 == 0 {
+                    let baker = id(names[to as usize % 4], &p);
+                    (
+                        [("bread".into(), bread), ("baking".into(), 2)].into(),
+                        [(
+                            baker,
+                            [("baking".to_string(), 1 + amount as u64 % 2)].into(),
+                        )]
+                        .into(),
+                    )
+                } else {
+                    ([("bread".into(), bread)].into(), BTreeMap::new())
+                };
+                if let Ok(body) = s.l.propose_issue(attest, work, time) {
                     let q = quorum_now(&s.l);
                     s.push(sign_network(body, &q));
                 }
@@ -931,6 +971,13 @@ pub(crate) fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
                     s.push(sign_network(body, &q));
                 }
             }
+            _ if to % 8 == 5 => {
+                // node5 opens an account: no founder, so no member until admitted.
+                let p = s.l.params().clone();
+                if !s.l.state().is_open(&id("node5", &p)) && s.l.state().handover.is_none() {
+                    s.open("node5");
+                }
+            }
             _ if to % 2 == 0 => {
                 // A key replacement, or its undoing.
                 let i = from as usize % 4;
@@ -945,6 +992,25 @@ pub(crate) fn history(ops: &[(u8, u8, u8, u16)]) -> Scenario {
                 {
                     s.push(r);
                     moved[i] = !moved[i];
+                }
+            }
+            _ if amount % 3 == 0 => {
+                // The quorum admits or removes node5 (or, before it opens, node4).
+                let p = s.l.params().clone();
+                let who = if s.l.state().is_open(&id("node5", &p)) {
+                    id("node5", &p)
+                } else {
+                    id("node4", &p)
+                };
+                let member = s.l.state().account(&who).is_some_and(|a| a.is_member());
+                let (admit, remove) = if member {
+                    (vec![], vec![who])
+                } else {
+                    (vec![who], vec![])
+                };
+                if let Ok(body) = s.l.propose_members(admit, remove, time) {
+                    let q = quorum_now(&s.l);
+                    s.push(sign_network(body, &q));
                 }
             }
             _ => {
@@ -986,6 +1052,38 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(rekeys >= 2, "{rekeys}");
     let named = s.records.iter().filter(|r| r.sigs()[0].key.is_some());
     assert!(named.count() >= 5, "transfers signed by replacement keys");
+}
+
+#[test]
+fn random_histories_admit_remove_vouch_redeem_and_name_work() {
+    let mut rng = 11u64;
+    let mut next = || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) as u16
+    };
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for _ in 0..64 {
+        let ops: Vec<(u8, u8, u8, u16)> = (0..20)
+            .map(|_| (next() as u8, next() as u8, next() as u8, next()))
+            .collect();
+        for r in history(&ops).records {
+            let what = match &r.body().content {
+                Content::Members(m) if !m.admit.is_empty() => "admit",
+                Content::Members(_) => "remove",
+                Content::Transfer(t) if !t.vouch.is_empty() => "vouch",
+                Content::Transfer(t) if !t.redeem.is_empty() => "redeem",
+                Content::Issue(i) if !i.work.is_empty() => "work",
+                Content::Distribute(d) if !d.admitted.is_empty() => "admitted",
+                _ => continue,
+            };
+            *seen.entry(what).or_default() += 1;
+        }
+    }
+    for what in ["admit", "remove", "vouch", "redeem", "work", "admitted"] {
+        assert!(seen.get(what).is_some_and(|n| *n > 0), "{what}: {seen:?}");
+    }
 }
 
 #[test]
@@ -1188,8 +1286,12 @@ fn a_quorum_changes_the_signer_set_and_the_new_set_signs_from_the_next_record_on
     s.push(sign_network(body, &["node1", "node3"]));
     assert_eq!(s.l.state().signers, new);
     let issue =
-        s.l.propose_issue([("bread".into(), 12)].into(), EPOCH + DAY + 100)
-            .unwrap();
+        s.l.propose_issue(
+            [("bread".into(), 12)].into(),
+            Default::default(),
+            EPOCH + DAY + 100,
+        )
+        .unwrap();
     assert_eq!(
         ingest(&mut s.l, sign_network(issue.clone(), &["node1", "node2"])),
         RecordError::NotASigner(key("node1").public().fingerprint().to_string()),
@@ -1237,8 +1339,12 @@ pub(crate) fn with_twins(s: &Scenario, picks: &[(u64, u16, bool)]) -> Option<Vec
         let mut twin = tc.clone();
         twin.memo = Some(format!("twin {memo}"));
         if drop_claims {
+            // A twin that pays nothing (and redeems nothing): it can apply wherever it
+            // lands. (A twin that can never apply is kept as a proof or dropped depending
+            // on arrival order: a known gap, see the issue-15 note.)
             twin.claims.clear();
             twin.outputs.truncate(0);
+            twin.redeem.clear();
         }
         b.content = Content::Transfer(twin);
         let k = signer_of(t, &p);
@@ -1294,7 +1400,7 @@ fn check_forks(
         if o.is_ok() {
             admitted.push(r.clone());
         }
-        prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
+        prop_assert_eq!(l.state().total_balances(), l.state().outstanding());
     }
     if trace {
         for (a, list) in &l.awaiting.by_account {
@@ -1430,7 +1536,7 @@ proptest! {
         let mut l = Ledger::new(s.l.params().clone());
         for r in &s.records {
             l.ingest(r.clone()).unwrap();
-            prop_assert_eq!(l.state().total_balances(), l.state().issued.clone());
+            prop_assert_eq!(l.state().total_balances(), l.state().outstanding());
         }
     }
 
@@ -1485,9 +1591,11 @@ fn a_proposal_is_superseded_once_another_record_takes_its_seq() {
     let s = Scenario::standard();
     let mut l = s.l.clone();
     let t = EPOCH + DAY + 100;
-    let a = l.propose_issue([("bread".into(), 30)].into(), t).unwrap();
+    let a = l
+        .propose_issue([("bread".into(), 30)].into(), Default::default(), t)
+        .unwrap();
     let b = l
-        .propose_issue([("bread".into(), 25)].into(), t + 1)
+        .propose_issue([("bread".into(), 25)].into(), Default::default(), t + 1)
         .unwrap();
     assert_eq!(
         (a.seq, a.account),
@@ -1546,7 +1654,11 @@ fn a_handover_freezes_the_old_rules_at_its_checkpoint_and_only_there() {
         Err(refused.clone())
     );
     assert_eq!(
-        s.l.propose_issue([("bread".into(), 20)].into(), EPOCH + DAY + 300),
+        s.l.propose_issue(
+            [("bread".into(), 20)].into(),
+            Default::default(),
+            EPOCH + DAY + 300
+        ),
         Err(refused.clone())
     );
 
@@ -1644,7 +1756,10 @@ fn records_signed_by_keys_the_chain_does_not_name_take_no_slot_and_force_nothing
     let mut s = Scenario::standard();
     let p = s.l.params().clone();
     let net = p.network;
-    let issue = |l: &Ledger, t: u64| l.propose_issue([("bread".into(), 20)].into(), t).unwrap();
+    let issue = |l: &Ledger, t: u64| {
+        l.propose_issue([("bread".into(), 20)].into(), Default::default(), t)
+            .unwrap()
+    };
     // The network's next seq, after a record nobody has: refused (not kept waiting), and
     // the slot stays free for the signers.
     for t in 0..6u8 {
@@ -1923,4 +2038,255 @@ fn fork_regression_losers_of_an_undone_winner_wait_again() {
         3727133695164968942,
     )
     .unwrap();
+}
+
+/// Issue 15's rules, each with its exact error: vouches, redemptions, work, membership
+/// records and a distribution's admissions.
+#[test]
+fn membership_work_and_redemption_rules_yield_their_errors() {
+    let s = Scenario::standard();
+    let p = s.l.params().clone();
+    let n1 = key("node1");
+    let me = id("node1", &p);
+    let ingest = |l: &Ledger, r: Record| l.clone().ingest(r).unwrap_err();
+    let transfer = |l: &Ledger, f: &dyn Fn(&mut Payment)| {
+        let mut pay = Payment {
+            outputs: vec![out(&p, "node2", 10)],
+            ..Payment::default()
+        };
+        f(&mut pay);
+        // Built by hand: make_payment would refuse what these records break.
+        let acct = l.state().account(&me).unwrap();
+        let body = Body {
+            version: 1,
+            cod: p.cod,
+            time: EPOCH + DAY + 50,
+            account: me,
+            seq: acct.next_seq(),
+            prev: acct.head.map(|h| h.hash),
+            content: Content::Transfer(Transfer {
+                claims: l
+                    .state()
+                    .credits_of(&me, 10)
+                    .into_iter()
+                    .map(|(h, _)| h)
+                    .collect(),
+                key: None,
+                memo: None,
+                outputs: pay.outputs,
+                rekey: None,
+                redeem: pay.redeem,
+                vouch: pay.vouch,
+            }),
+        };
+        let sig = Sig {
+            key: None,
+            sig: B64(n1.sign(&body.canonical_bytes())),
+        };
+        Record::new(body, vec![sig])
+    };
+    let l = &s.l;
+    // Vouches: sorted, for others, at most 16.
+    let (n2, n3) = (id("node2", &p), id("node3", &p));
+    let mut both = vec![n2, n3];
+    both.sort();
+    both.reverse();
+    assert!(matches!(
+        ingest(l, transfer(l, &|t| t.vouch = both.clone())),
+        RecordError::VouchForm(_)
+    ));
+    assert!(matches!(
+        ingest(l, transfer(l, &|t| t.vouch = vec![me])),
+        RecordError::VouchForm(_)
+    ));
+    let many: Vec<AccountId> = (0..17u8).map(|i| AccountId::from_bytes([i; 32])).collect();
+    assert_eq!(
+        ingest(l, transfer(l, &|t| t.vouch = many.clone())),
+        RecordError::TooMany {
+            what: "vouches",
+            count: 17,
+            max: 16
+        }
+    );
+    // ... and only where com.ini admits by sponsorship.
+    {
+        let quorum = params_with("formula = equal", "").com.clone();
+        let mut com = quorum;
+        com.membership.admission = crate::config::com::Admission::Quorum;
+        let strict = Params::new(p.cod, com, p.deployer.clone());
+        let r = transfer(l, &|t| t.vouch = vec![n2]);
+        assert_eq!(
+            rules::check_form(&r, &strict),
+            Err(RecordError::VouchNotAllowed)
+        );
+    }
+    // Redemption: known items, quantities above 0, paid from what the account holds.
+    assert_eq!(
+        ingest(
+            l,
+            transfer(l, &|t| t.redeem = [("flour".to_string(), 1)].into())
+        ),
+        RecordError::UnknownBacking("flour".into())
+    );
+    assert!(matches!(
+        ingest(
+            l,
+            transfer(l, &|t| t.redeem = [("bread".to_string(), 0)].into())
+        ),
+        RecordError::RedeemForm(_)
+    ));
+    assert_eq!(
+        ingest(
+            l,
+            transfer(l, &|t| t.redeem = [("bread".to_string(), 3)].into())
+        ),
+        RecordError::Overspend {
+            asset: "codcoin".into(),
+            held: 875,
+            wanted: 10 + 3 * 350
+        }
+    );
+    assert_eq!(
+        ingest(
+            l,
+            transfer(l, &|t| t.redeem = [("bread".to_string(), u64::MAX)].into())
+        ),
+        RecordError::Overflow
+    );
+    // Work: labor or capacity items, never more than attested in the period.
+    let t = EPOCH + DAY + 100;
+    let work = |who: &str, q: u64| -> BTreeMap<AccountId, BTreeMap<String, u64>> {
+        [(id(who, &p), [("baking".to_string(), q)].into())].into()
+    };
+    let issue_with = |attest: BTreeMap<String, u64>, w| {
+        let net = l.state().account(&p.network).unwrap();
+        let body = Body {
+            version: 1,
+            cod: p.cod,
+            time: t,
+            account: p.network,
+            seq: net.next_seq(),
+            prev: net.head.map(|h| h.hash),
+            content: Content::Issue(Issue {
+                amounts: [("codcoin".to_string(), 4000)].into(),
+                attest,
+                period: 1,
+                work: w,
+            }),
+        };
+        sign_network(body, &["node1", "node2"])
+    };
+    assert_eq!(
+        ingest(
+            l,
+            issue_with([("baking".to_string(), 2)].into(), work("node2", 3))
+        ),
+        RecordError::WorkExceedsAttested {
+            item: "baking".into(),
+            work: 3,
+            attested: 2
+        }
+    );
+    let bread_work: BTreeMap<AccountId, BTreeMap<String, u64>> =
+        [(id("node2", &p), [("bread".to_string(), 1)].into())].into();
+    assert!(matches!(
+        ingest(
+            l,
+            issue_with([("baking".to_string(), 2)].into(), bread_work)
+        ),
+        RecordError::WorkForm(_)
+    ));
+    let body = l
+        .propose_issue([("baking".into(), 2)].into(), work("node2", 2), t)
+        .unwrap();
+    let mut l2 = l.clone();
+    l2.ingest(sign_network(body, &["node1", "node2"])).unwrap();
+    assert_eq!(
+        l2.state().work_since_cut()[&id("node2", &p)]["codcoin"],
+        4000
+    );
+    // Within the period, work adds up against the supply attested.
+    assert_eq!(
+        l2.propose_issue([("baking".into(), 2)].into(), work("node3", 1), t + 1),
+        Err(RecordError::WorkExceedsAttested {
+            item: "baking".into(),
+            work: 3,
+            attested: 2
+        })
+    );
+    // Membership records: something changes, sorted, never the network, never both ways.
+    let members = |admit: Vec<AccountId>, remove: Vec<AccountId>| {
+        let net = l.state().account(&p.network).unwrap();
+        let body = Body {
+            version: 1,
+            cod: p.cod,
+            time: t,
+            account: p.network,
+            seq: net.next_seq(),
+            prev: net.head.map(|h| h.hash),
+            content: Content::Members(Members { admit, remove }),
+        };
+        sign_network(body, &["node1", "node2"])
+    };
+    for (admit, remove) in [
+        (vec![], vec![]),
+        (both.clone(), vec![]),
+        (vec![n2], vec![n2]),
+        (vec![p.network], vec![]),
+    ] {
+        assert!(
+            matches!(
+                ingest(l, members(admit, remove)),
+                RecordError::MembersForm(_)
+            ),
+            "refused"
+        );
+    }
+    let mut by_member = members(vec![n2], vec![]).body().clone();
+    by_member.account = me;
+    assert_eq!(
+        ingest(l, sign_network(by_member, &["node1", "node2"])),
+        RecordError::WrongAccount {
+            kind: Kind::Members,
+            which: "a member"
+        }
+    );
+    // Removing a member and admitting a key that never opened: both are the network's word.
+    let stranger = AccountId::from_bytes([9; 32]);
+    let mut l3 = l.clone();
+    l3.ingest(members(vec![stranger], vec![id("node4", &p)]))
+        .unwrap();
+    assert_eq!(l3.state().member_count(), 4, "node4 out, the stranger in");
+    assert!(!l3.state().account(&id("node4", &p)).unwrap().is_member());
+    // A distribution that lists admissions the vouches do not give is refused.
+    let mut body = l3.propose_distribution(1, false, EPOCH + 2 * DAY).unwrap();
+    let Content::Distribute(d) = &mut body.content else {
+        unreachable!()
+    };
+    d.admitted = vec![id("node4", &p)];
+    assert_eq!(
+        l3.clone()
+            .ingest(sign_network(body, &["node1", "node2"]))
+            .unwrap_err(),
+        RecordError::AdmissionMismatch
+    );
+}
+
+/// The attack of issue 15: members opened in an earlier period, the issuance sits in the
+/// network account, and a fresh key opens in a period nobody else acted in. Under the old
+/// `equal` it took the whole pool; now it takes nothing, and the members share it.
+#[test]
+fn a_fresh_key_in_an_empty_period_takes_nothing() {
+    let mut s = Scenario::standard();
+    s.issue(20, EPOCH + DAY + 100); // 20 loaves: 7000, 3500 of it new
+    s.open("node5");
+    s.distribute(1, EPOCH + 2 * DAY);
+    let p = s.l.params().clone();
+    let fresh = s.l.state().account(&id("node5", &p)).unwrap();
+    assert!(fresh.spendable.is_empty() && fresh.incoming.is_empty());
+    assert_eq!(
+        s.balance("node4"),
+        875 + 875,
+        "the members share the new 3500"
+    );
 }

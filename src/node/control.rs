@@ -363,7 +363,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.
         Request::Balance { account: a } => match account(shared, a) {
-            Ok(a) => blocking(shared, move |s| ok(views::balance(&s.view(), &a))).await,
+            Ok(a) => blocking(shared, move |s| ok(views::balance(&s.view(), &a, s.now()))).await,
             Err(e) => e,
         },
         Request::History { account: a, limit } => match account(shared, a) {
@@ -374,7 +374,13 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             Ok(a) => blocking(shared, move |s| ok(views::record_at(&s.view(), &a, seq))).await,
             Err(e) => e,
         },
-        Request::Transfer { outputs, memo, seq } => {
+        Request::Transfer {
+            outputs,
+            memo,
+            seq,
+            redeem,
+            vouch,
+        } => {
             let mut outs = Vec::new();
             for o in outputs {
                 match account(shared, Some(o.account)) {
@@ -386,19 +392,26 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     Err(e) => return e,
                 }
             }
+            let mut vouched = Vec::new();
+            for v in vouch {
+                match account(shared, Some(v)) {
+                    Ok(a) => vouched.push(a),
+                    Err(e) => return e,
+                }
+            }
+            let payment = crate::ledger::Payment {
+                outputs: outs,
+                memo,
+                redeem,
+                vouch: vouched,
+            };
             let shared2 = shared.clone();
             let (resp, applied) = shared
                 .tasks
                 .spawn_blocking(move || {
                     let mut chain = shared2.chain();
-                    match chain.transfer(
-                        shared2.node_id,
-                        &shared2.key,
-                        outs,
-                        memo,
-                        shared2.now(),
-                        seq,
-                    ) {
+                    match chain.transfer(shared2.node_id, &shared2.key, payment, shared2.now(), seq)
+                    {
                         Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
                         Err(e @ ChainError::SeqTaken { .. }) => {
                             (error(ErrorKind::SeqTaken, e.to_string()), vec![])
@@ -418,8 +431,29 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             shared.announce_applied(&applied, true);
             resp
         }
-        Request::Issue { attest } => {
-            signing_step(shared, move |s| signing::propose_issue(s, attest)).await
+        Request::Issue { attest, work } => {
+            let mut named = std::collections::BTreeMap::new();
+            for (a, items) in work {
+                match account(shared, Some(a)) {
+                    Ok(a) => named.insert(a, items),
+                    Err(e) => return e,
+                };
+            }
+            signing_step(shared, move |s| signing::propose_issue(s, attest, named)).await
+        }
+        Request::Members => blocking(shared, |s| ok(views::members(&s.view()))).await,
+        Request::MembersChange { admit, remove } => {
+            let mut lists = [Vec::new(), Vec::new()];
+            for (list, names) in lists.iter_mut().zip([admit, remove]) {
+                for a in names {
+                    match account(shared, Some(a)) {
+                        Ok(a) => list.push(a),
+                        Err(e) => return e,
+                    }
+                }
+            }
+            let [admit, remove] = lists;
+            signing_step(shared, move |s| signing::propose_members(s, admit, remove)).await
         }
         Request::Distribute => signing_step(shared, signing::propose_special).await,
         Request::Signers => ok(signing::signers(shared)),
@@ -610,8 +644,8 @@ pub fn status(shared: &Shared) -> views::Status {
             confirmed: peers.iter().filter(|p| p.confirmed).count(),
             known: peers.len(),
         },
-        chain: views::chain_summary(&l),
-        balance: views::balance(&l, &shared.node_id),
+        chain: views::chain_summary(&l, shared.now()),
+        balance: views::balance(&l, &shared.node_id, shared.now()),
         newer_version_seen: newest.map(|o| views::NewerVersion {
             cod_version: o.cod_version,
             cod_id: o.cod_id,

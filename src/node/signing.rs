@@ -337,10 +337,24 @@ fn refused(e: crate::ledger::RecordError) -> SignError {
 pub fn propose_issue(
     shared: &Arc<Shared>,
     attest: std::collections::BTreeMap<String, u64>,
+    work: std::collections::BTreeMap<AccountId, std::collections::BTreeMap<String, u64>>,
 ) -> Result<RequestView, SignError> {
     let body = shared
         .view()
-        .propose_issue(attest, shared.now())
+        .propose_issue(attest, work, shared.now())
+        .map_err(refused)?;
+    propose_signed(shared, body)
+}
+
+/// Proposes (and, as this member, signs) a change of membership.
+pub fn propose_members(
+    shared: &Arc<Shared>,
+    admit: Vec<AccountId>,
+    remove: Vec<AccountId>,
+) -> Result<RequestView, SignError> {
+    let body = shared
+        .view()
+        .propose_members(admit, remove, shared.now())
         .map_err(refused)?;
     propose_signed(shared, body)
 }
@@ -505,7 +519,7 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, S
     let fresh = {
         let l = shared.view();
         match &body.content {
-            Content::Issue(i) => l.propose_issue(i.attest.clone(), t),
+            Content::Issue(i) => l.propose_issue(i.attest.clone(), i.work.clone(), t),
             Content::Distribute(Distribute {
                 handover: Some(h), ..
             }) => l.propose_handover(h.clone(), t),
@@ -523,6 +537,7 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, S
                 l.propose_distribution(d.period, false, t)
             }
             Content::Signers(set) => l.propose_signers(set.clone(), t),
+            Content::Members(m) => l.propose_members(m.admit.clone(), m.remove.clone(), t),
             Content::Transfer(_) => {
                 return Err(SignError::Refused(
                     "transfers are not signed by a quorum".into(),
@@ -607,6 +622,9 @@ fn settle(shared: &Arc<Shared>, t: u64) {
             return;
         }
         match l.propose_distribution(target, false, not_before.unwrap_or(0)) {
+            // A period in which nothing happened and nothing is to be paid needs no record:
+            // its pool stays with the network for the next one.
+            Ok(body) if l.settles_nothing(&body) => return,
             Ok(body) => body,
             Err(_) => return,
         }

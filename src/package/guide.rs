@@ -13,8 +13,11 @@ pub fn generate(com: &ComConfig, cod: &CodConfig) -> String {
     };
     let assets: Vec<String> = com.assets.keys().cloned().collect();
     let formula = match &com.distribution.formula {
-        Formula::Equal => "equal shares among the members active in the period".to_string(),
-        Formula::ProRataPaid => "pro rata to what each member was paid in the period".to_string(),
+        Formula::Equal => "equal shares among the admitted members".to_string(),
+        Formula::ProRataPaid => {
+            "pro rata to what each member newly net-received from other members".to_string()
+        }
+        Formula::Work => "pro rata to the work attested for each member".to_string(),
         Formula::Weights(w) => format!("fixed weights over {} member keys", w.len()),
     };
     let fallback = match com.signers.fallback {

@@ -23,8 +23,12 @@ fn request(record: &Record, l: &Ledger, now: u64) -> SignRequest {
 
 /// An issuance for `more` loaves than the standard scenario's ten.
 fn issue(l: &Ledger, more: u64, time: u64) -> Body {
-    l.propose_issue([("bread".into(), 10 + more)].into(), time)
-        .unwrap()
+    l.propose_issue(
+        [("bread".into(), 10 + more)].into(),
+        Default::default(),
+        time,
+    )
+    .unwrap()
 }
 
 /// When the requests of these tests arrive: in period 1, after the standard scenario.

@@ -52,6 +52,22 @@ fn recorded() -> App {
                 accounts: 5,
                 issued: [("codcoin".to_string(), 14_000)].into(),
                 forks: 0,
+                economy: crate::views::Economy {
+                    members: 4,
+                    period: 47,
+                    last_distributed: Some(46),
+                    assets: [(
+                        "codcoin".to_string(),
+                        crate::views::Circulation {
+                            issued: 14_000,
+                            redeemed: 3_500,
+                            outstanding: 10_500,
+                            backing: 12_000,
+                            pool: 600,
+                        },
+                    )]
+                    .into(),
+                },
                 checkpoint: Some(crate::views::CheckpointSummary {
                     period: 46,
                     record: "8a066d1349d2cff4931694e07e867518a3071a4168bcfac06d17dea8ca9edd59"
@@ -75,6 +91,8 @@ fn recorded() -> App {
                     },
                 )]
                 .into(),
+                member: true,
+                economy: None,
             },
             newer_version_seen: Some(crate::views::NewerVersion {
                 cod_version: "1.1.0".into(),

@@ -388,9 +388,14 @@ fn draw_peers(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
+    // Five lines, one per asset, and the borders.
+    let assets = app
+        .status
+        .as_ref()
+        .map_or(0, |s| s.chain.economy.assets.len()) as u16;
     let [gauge, info, recent] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(5),
+        Constraint::Length(7 + assets),
         Constraint::Min(0),
     ])
     .areas(area);
@@ -445,6 +450,29 @@ fn draw_chain(f: &mut Frame, app: &App, area: Rect) {
     ];
     let mut lines = lines;
     lines.insert(2, Line::raw(format!("verify: {verify}")));
+    lines.push(Line::raw(format!(
+        "members {}   last distributed period {}",
+        c.economy.members,
+        c.economy
+            .last_distributed
+            .map_or("none yet".to_string(), |p| p.to_string())
+    )));
+    let decimals = |code: &str| {
+        app.status
+            .as_ref()
+            .and_then(|s| s.balance.assets.get(code))
+            .map_or(0, |a| u64::from(a.decimals))
+    };
+    for (code, e) in &c.economy.assets {
+        let d = decimals(code);
+        lines.push(Line::raw(format!(
+            "{code}: outstanding {} of {} issued; backing {}; pool {}",
+            amount(e.outstanding, d),
+            amount(e.issued, d),
+            amount(e.backing, d),
+            amount(e.pool, d)
+        )));
+    }
     f.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" chain ")),
         info,

@@ -538,6 +538,8 @@ pub fn floods(w: &World, victim: &Node) -> Floods {
                 key: None,
                 memo: Some(memo),
                 rekey: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
                 outputs: vec![Output {
                     account: to,
                     asset: asset.clone(),

@@ -336,11 +336,28 @@ pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
         Record::new(body, sigs)
     };
     let issue = sign(
-        l.propose_issue([("bread".to_string(), bread)].into(), now)
-            .unwrap(),
+        l.propose_issue(
+            [("bread".to_string(), bread)].into(),
+            Default::default(),
+            now,
+        )
+        .unwrap(),
         ["node1", "node2"],
     );
     l.ingest(issue).unwrap();
+    // Distributions pay members: the signers admit every node that is no founder.
+    let admit: Vec<_> = nodes
+        .iter()
+        .map(|n| n.id.parse().unwrap())
+        .filter(|a| !l.state().account(a).is_some_and(|s| s.is_member()))
+        .collect();
+    if !admit.is_empty() {
+        let members = sign(
+            l.propose_members(admit, vec![], now).unwrap(),
+            ["node1", "node2"],
+        );
+        l.ingest(members).unwrap();
+    }
     // The current period's distribution, dated at its end (the rules know no clock), so
     // its checkpoint holds the openings just made.
     let period = params.com.period_of(now);
