@@ -233,6 +233,104 @@ fn three_periods_of_a_four_node_cod_balance_as_computed_by_hand() {
     }
 }
 
+/// Issue 15 through the CLI: `cod issue --work` names who baked, two members sponsor a fresh
+/// account with `cod transfer --vouch`, and the distribution that closes the period admits it
+/// (its record says so) and pays the bakers by their hours, on every node.
+#[test]
+fn sponsors_admit_a_member_and_work_is_paid_by_the_hour() {
+    let w = World::new();
+    let period = 86_400;
+    let (com, epoch) = com(period, 60, "");
+    let com = com.replace("formula = equal", "formula = work").replace(
+        "[signers]",
+        "[backing.baking]\nclass = labor\nasset = codcoin\nunit = hour\nvalue = 2000\n\
+         [membership]\nadmission = sponsors\nsponsors = 2\n[signers]",
+    );
+    let net = Net::in_process(&w, 4, &com, "[signing]\nauto = true\n");
+    net.wait_meshed(60);
+    let [n1, n2, _, n4] = [&net.nodes[0], &net.nodes[1], &net.nodes[2], &net.nodes[3]];
+
+    // 10 loaves and 3 hours of baking: 35.00 + 60.00; node1 baked 2 hours, node4 one.
+    let work1 = format!("{}:baking=2", n1.id);
+    let work4 = format!("{}:baking=1", n4.id);
+    let issued = w
+        .at(
+            n1,
+            &[
+                "--json",
+                "issue",
+                "--backing",
+                "bread=10",
+                "--backing",
+                "labor:baking=3",
+                "--work",
+                &work1,
+                "--work",
+                &work4,
+            ],
+        )
+        .ok()
+        .json();
+    assert!(
+        issued["summary"]
+            .as_str()
+            .unwrap()
+            .contains("naming the work of 2 accounts"),
+        "{issued}"
+    );
+    approve(&w, n2, &issued);
+    // Work may not exceed what is attested: refused, with the reason.
+    let over = format!("{}:baking=9", n1.id);
+    w.at(
+        n1,
+        &["issue", "--backing", "labor:baking=4", "--work", &over],
+    )
+    .fails_code(4, "exceeds its attested supply");
+    // Two founders vouch for node4 (no coins needed: the transfers pay nothing).
+    for n in [n1, n2] {
+        w.at(n, &["transfer", "--vouch", &n4.id, "--yes"]).ok();
+    }
+    for n in &net.nodes {
+        wait_for(30, "the issuance and both vouches everywhere", || {
+            let seq = |who: &Node| {
+                w.at(n, &["--json", "balance", &who.id]).ok().json()["next_seq"].as_u64()
+            };
+            (net.balance(n, "network") == Some(9500) && seq(n1) == Some(2) && seq(n2) == Some(2))
+                .then_some(())
+        });
+    }
+    let m = w.at(&net.nodes[2], &["--json", "members"]).ok().json();
+    assert_eq!(
+        (m["count"].as_u64(), m["sponsors"].as_u64()),
+        (Some(3), Some(2)),
+        "{m}"
+    );
+
+    net.set_time(epoch + period + 1);
+    for n in &net.nodes {
+        wait_for(
+            40,
+            "the distribution to admit node4 and pay the bakers",
+            || {
+                (net.balance(n, &n1.id) == Some(6333) && net.balance(n, &n4.id) == Some(3166))
+                    .then_some(())
+            },
+        );
+        let m = w.at(n, &["--json", "members"]).ok().json();
+        assert_eq!(m["count"], 4, "{m}");
+    }
+    let records = distributions(&w, n2);
+    assert_eq!(records.len(), 1);
+    assert!(
+        records[0]
+            .1
+            .contains(&format!("\"admitted\":[\"{}\"]", n4.id)),
+        "{}",
+        records[0].1
+    );
+    assert_eq!(net.balance(n2, "network"), Some(1), "the remainder stays");
+}
+
 #[test]
 fn proposals_are_recomputed_refused_rejected_and_expire() {
     let w = World::new();

@@ -575,6 +575,50 @@ mod tests {
     }
 
     #[test]
+    fn membership_founders_default_to_the_signers_and_sponsors_need_a_count() {
+        let c = ComConfig::parse("com.ini", &good()).unwrap();
+        assert_eq!(c.membership.admission, Admission::Quorum);
+        assert_eq!(c.membership.founders, c.signers.keys);
+        let fp3 = "3333333333333333333333333333333333333333333333333333333333333333";
+        let text = format!(
+            "{}[membership]\nfounders = {fp3}\nadmission = sponsors\nsponsors = 2\n",
+            good()
+        );
+        let c = ComConfig::parse("com.ini", &text).unwrap();
+        assert_eq!(c.membership.admission, Admission::Sponsors(2));
+        assert_eq!(c.membership.founders, [fp3.parse().unwrap()].into());
+        for (section, want) in [
+            (
+                "admission = sponsors\n",
+                "key \"sponsors\": in [membership]: missing required key",
+            ),
+            ("admission = sponsors\nsponsors = 17\n", "key \"sponsors\""),
+            (
+                "sponsors = 2\n",
+                "only meaningful with admission = sponsors",
+            ),
+            ("admission = lottery\n", "is not an admission"),
+            (&format!("founders = {FP1}, {FP1}\n"), "listed twice"),
+            (
+                "members = 3\n",
+                "key \"members\": unknown key in [membership]",
+            ),
+        ] {
+            let text = format!("{}[membership]\n{section}", good());
+            let err = ComConfig::parse("com.ini", &text).unwrap_err().to_string();
+            assert!(err.contains(want), "{section:?}: {err}");
+        }
+        let work = good().replace("formula = equal", "formula = work");
+        assert_eq!(
+            ComConfig::parse("com.ini", &work)
+                .unwrap()
+                .distribution
+                .formula,
+            Formula::Work
+        );
+    }
+
+    #[test]
     fn weights_formula() {
         let text = good().replace(
             "formula = equal",

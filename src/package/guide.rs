@@ -1,6 +1,6 @@
 //! The generated deployment guide (`GUIDE.md` in the package), naming the exact commands.
 
-use crate::config::com::{Fallback, Formula};
+use crate::config::com::{Admission, Fallback, Formula};
 use crate::config::{CodConfig, ComConfig};
 
 pub fn generate(com: &ComConfig, cod: &CodConfig) -> String {
@@ -75,6 +75,9 @@ file named by `passphrase_file` in node.ini (mode 0600).
 - settlement period: {period}
 - distribution: {formula}, {share}% of the network account each period
 - signers: {quorum} of {signers} member keys sign issuance and distribution
+- members (who receive distributions): {founders} founder keys; {admission}. Your new
+  account holds and moves coins at once, and is paid by distributions once admitted
+  (`cod members` lists the members; give your account id to the signers or your sponsors)
 - {fallback}
 "#,
         name = cod.name,
@@ -86,5 +89,12 @@ file named by `passphrase_file` in node.ini (mode 0600).
         share = com.distribution.share_percent,
         quorum = com.signers.quorum,
         signers = com.signers.keys.len(),
+        founders = com.membership.founders.len(),
+        admission = match com.membership.admission {
+            Admission::Quorum => "the signers admit others".to_string(),
+            Admission::Sponsors(n) => format!(
+                "the signers admit others, and so do {n} members vouching (`cod transfer --vouch ACCOUNT`)"
+            ),
+        },
     )
 }
