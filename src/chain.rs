@@ -4,7 +4,7 @@
 //! history (records and accounts are read when the ledger needs them). Readers read a
 //! [`View`]: the chain as of the last commit, over a snapshot of the store.
 //!
-//! Key layout (schema 3; ids as raw bytes, integers big-endian):
+//! Key layout (schema 4; ids as raw bytes, integers big-endian):
 //!
 //! | family | key | value |
 //! |---|---|---|
@@ -212,8 +212,13 @@ fn summary_op(l: &Ledger) -> Op {
 }
 
 /// What the store keeps besides its tables: `None` if it keeps no summary of this schema
-/// (a store written before schema 3, or never written).
+/// (a store written by an older schema, whose derived state older rules made, or never
+/// written).
 fn read_stored(store: &dyn KvStore) -> Result<Option<Stored>, ChainError> {
+    let schema = store.get(Cf::Meta, b"schema")?;
+    if schema.as_deref() != Some(SCHEMA_VERSION.to_string().as_bytes()) {
+        return Ok(None);
+    }
     let Some(raw) = store.get(Cf::Meta, SUMMARY_KEY)? else {
         return Ok(None);
     };
@@ -1560,6 +1565,52 @@ mod tests {
         assert_eq!(again.ledger().state(), s.l.state());
         assert_eq!(dump(&mem), before, "resumed, not recomputed");
         assert!(verify(p, mem.as_ref()).unwrap().ok());
+    }
+
+    /// A store of schema 3 holds a state derived by the rules before issue 15 (no
+    /// founders, no members): it is recomputed on its first load, not resumed.
+    #[test]
+    fn a_store_of_schema_3_is_recomputed_by_the_new_rules() {
+        let s = Scenario::standard();
+        let p = s.l.params().clone();
+        let mem = Arc::new(MemStore::default());
+        let ops: Vec<Op> = s
+            .records
+            .iter()
+            .map(|r| Op::Put(Cf::Records, r.hash().as_bytes().to_vec(), r.to_bytes()))
+            .chain([Op::Put(Cf::Meta, b"schema".to_vec(), b"1".to_vec())])
+            .collect();
+        mem.write(ops).unwrap();
+        Chain::load(p.clone(), Box::new(mem.clone())).unwrap();
+        // What the old rules stored: accounts without membership, a summary without it.
+        let mut old = Vec::new();
+        for (k, v) in mem.scan(Cf::State, b"").unwrap() {
+            let text = String::from_utf8(v)
+                .unwrap()
+                .replace(r#","founder":true"#, "");
+            old.push(Op::Put(Cf::State, k, text.into_bytes()));
+        }
+        let summary = mem.get(Cf::Meta, SUMMARY_KEY).unwrap().unwrap();
+        let summary = String::from_utf8(summary)
+            .unwrap()
+            .replace(r#""members":4"#, r#""members":0"#);
+        old.push(Op::Put(
+            Cf::Meta,
+            SUMMARY_KEY.to_vec(),
+            summary.into_bytes(),
+        ));
+        old.push(Op::Put(Cf::Meta, b"schema".to_vec(), b"3".to_vec()));
+        mem.write(old).unwrap();
+        assert!(
+            dump(&mem)
+                .iter()
+                .all(|(_, v)| !v.windows(7).any(|w| w == b"founder")),
+            "the old form has no founders"
+        );
+        let chain = Chain::load(p, Box::new(mem.clone())).unwrap();
+        assert_eq!(chain.ledger().state(), s.l.state());
+        assert_eq!(chain.ledger().state().member_count(), 4);
+        assert!(chain.derived_state_matches().unwrap());
     }
 
     /// An exported chain imports whole into an empty node even where the clocks disagree

@@ -123,6 +123,14 @@ impl Example {
         self.network(body);
     }
 
+    fn remove(&mut self, n: &str) {
+        let body = self
+            .l
+            .propose_members(vec![], vec![self.id(n)], self.time())
+            .unwrap();
+        self.network(body);
+    }
+
     fn pay(&mut self, from: &str, to: &[(&str, u64)], redeem: &[(&str, u64)], vouch: &[&str]) {
         let p = self.l.params().clone();
         let outputs = to
@@ -278,4 +286,23 @@ fn two_sponsors_admit_a_member() {
         panic!("{last:?}")
     };
     assert_eq!(d.admitted, vec![n4], "the record names whom it admits");
+}
+
+#[test]
+fn fixed_weights_and_a_removed_member_keeps_its_share_home() {
+    let fp = |n: &str| key(n).public().fingerprint().to_string();
+    let weights = format!(
+        "formula = weights\nweights = {}=3, {}=1",
+        fp("node1"),
+        fp("node2")
+    );
+    let mut x = Example::new("weights", &weights, "");
+    x.open(&["node1", "node2", "node3", "node4"]);
+    x.issue(&[("bread", 40)], &[]);
+    x.settle();
+    x.pay("node1", &[("network", 2000)], &[], &[]);
+    x.remove("node2");
+    x.settle();
+    x.settle();
+    x.done();
 }

@@ -80,12 +80,12 @@ impl Cf {
     }
 }
 
-/// The store layout's version. A store of version 1 (the derived state not kept in full)
-/// or 2 (its summary among the accounts) is opened and recomputed into version 3 on its first
-/// start.
-pub const SCHEMA_VERSION: u32 = 3;
+/// The store layout's version. A store of version 1 (the derived state not kept in full),
+/// 2 (its summary among the accounts) or 3 (derived by rules before membership, redemption
+/// and work: issue 15) is opened and recomputed into version 4 on its first start.
+pub const SCHEMA_VERSION: u32 = 4;
 /// Older layouts this software opens (and upgrades when it writes).
-pub const SCHEMA_UPGRADABLE: &[u32] = &[1, 2];
+pub const SCHEMA_UPGRADABLE: &[u32] = &[1, 2, 3];
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
