@@ -55,6 +55,16 @@ pub fn count(archive: &[u8]) -> usize {
         .saturating_sub(2)
 }
 
+/// The record lines of an archive (its canonical records, as bytes), without checking them:
+/// every line but the header, the `end` trailer and empty lines. (A merge compares these
+/// with what it would write; what it imports goes through [`Reader`].)
+pub fn record_lines(archive: &[u8]) -> impl Iterator<Item = &[u8]> {
+    archive
+        .split(|b| *b == b'\n')
+        .skip(1)
+        .filter(|l| !l.is_empty() && !l.starts_with(b"end "))
+}
+
 /// Writes an archive to `W` as its records come, so that it never needs to be whole in
 /// memory.
 pub struct Writer<W: std::io::Write> {
@@ -261,6 +271,18 @@ fn io(e: std::io::Error) -> ArchiveError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_lines_are_the_lines_between_header_and_trailer() {
+        let cod: CodId = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+        let mut w = Writer::new(Vec::new(), &cod).unwrap();
+        w.push(b"{\"a\":1}").unwrap();
+        w.push(b"{\"b\":2}").unwrap();
+        let (bytes, _) = w.finish().unwrap();
+        let lines: Vec<&[u8]> = record_lines(&bytes).collect();
+        assert_eq!(lines, [&b"{\"a\":1}"[..], &b"{\"b\":2}"[..]]);
+        assert_eq!(record_lines(b"").count(), 0);
+    }
     use crate::ledger::tests::Scenario;
 
     fn sample() -> (CodId, Vec<Record>, Vec<u8>) {

@@ -182,6 +182,106 @@ fn a_new_node_restores_from_the_archive_mirror_alone() {
     );
 }
 
+/// Issue 16, point 3: a node that is behind writes to a mirror holding more than it does,
+/// and nothing the mirror held is lost — the node merges (and takes the mirror's records).
+#[test]
+fn a_node_behind_merges_into_a_mirror_and_nothing_there_is_lost() {
+    let w = World::new();
+    let mirror = w.path("shared-mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let mut net = Net::without_dht(&w);
+    // Two nodes that never meet (no DHT, no static peers); only node2 uses the mirror.
+    let n1 = net.add("node1", "[peers]\nexchange = true\n").clone();
+    let n2 = net
+        .add(
+            "node2",
+            &format!(
+                "[peers]\nexchange = true\n[archive]\nmirrors = {}\n",
+                s(&mirror)
+            ),
+        )
+        .clone();
+    let params = params_of(&n1);
+    let archive = mirror.join(format!("{}.archive", params.cod));
+    wait_for(30, "node2 to write its opening to the mirror", || {
+        (cod::archive::count(&std::fs::read(&archive).ok()?) == 1).then_some(())
+    });
+    // Somebody else's fuller archive lands in the mirror: node1's funded chain.
+    let funding = funding_archive(&w, &[&n1], 10);
+    w.at(&n1, &["chain", "import", s(&funding)]).ok();
+    let fuller = w.path("fuller.archive");
+    w.at(&n1, &["chain", "export", "--out", s(&fuller)]).ok();
+    let before = std::fs::read(&fuller).unwrap();
+    write_as_another_writer(&archive, &before);
+    // node2, behind, applies a record of its own at once: node3's opening.
+    let l = cod::ledger::Ledger::new(params.clone());
+    let opening = l.make_open(&example_secret("node3"));
+    let extra = w.path("node3-open.archive");
+    std::fs::write(&extra, cod::archive::write(&params.cod, [&opening])).unwrap();
+    w.at(&n2, &["chain", "import", s(&extra)]).ok();
+    let lost = wait_for(60, "node2 to merge its new record into the mirror", || {
+        let now = std::fs::read(&archive).ok()?;
+        let lines: std::collections::HashSet<&[u8]> = cod::archive::record_lines(&now).collect();
+        lines.contains(opening.to_bytes().as_slice()).then(|| {
+            cod::archive::record_lines(&before)
+                .filter(|l| !lines.contains(l))
+                .count()
+        })
+    });
+    assert_eq!(lost, 0, "every record the mirror held is still there");
+    // And node2 took them: it holds node1's chain now.
+    let funded = net.applied(&n1).unwrap();
+    wait_for(30, "node2 to hold what the mirror held", || {
+        (net.applied(&n2)? > funded).then_some(())
+    });
+    let v = w.at(&n2, &["chain", "verify"]).ok().stdout();
+    assert!(v.contains("chain OK"), "{v}");
+}
+
+/// Writes a file the way another writer would (whole, then renamed into place).
+fn write_as_another_writer(path: &std::path::Path, bytes: &[u8]) {
+    let tmp = path.with_extension("incoming");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Issue 16, point 2: the package names a mirror (cod.ini `[archive] mirrors`); members
+/// configure nothing, and a fresh node restores the chain from it with every node gone.
+#[test]
+fn a_mirror_the_package_names_needs_no_setup() {
+    let w = World::new();
+    let web = http_store();
+    let cod_ini = template("cod.ini").replace("\nmirrors =\n", &format!("\nmirrors = {web}\n"));
+    assert!(
+        cod_ini.contains(&web),
+        "the template has an [archive] mirrors line"
+    );
+    let mut net = Net::without_dht(&w);
+    net.pkg = w.pack("dist-mirrored", &template("com.ini"), &cod_ini).0;
+    let n1 = net.add("node1", "[peers]\nexchange = true\n").clone();
+    let funding = funding_archive(&w, &[&n1], 10);
+    w.at(&n1, &["chain", "import", s(&funding)]).ok();
+    let expected = net.applied(&n1).unwrap();
+    let web_archive = format!("{web}/{}.archive", params_of(&n1).cod);
+    wait_for(60, "the package's mirror to hold every record", || {
+        let text = reqwest::blocking::get(&web_archive).ok()?.bytes().ok()?;
+        (cod::archive::count(&text) as u64 == expected).then_some(())
+    });
+    kill9(&n1);
+    let fresh = net.add("node2", "[peers]\nexchange = true\n").clone();
+    wait_for(
+        60,
+        "the fresh node to restore from the package's mirror",
+        || (net.applied(&fresh)? > expected).then_some(()),
+    );
+    assert!(
+        w.at(&fresh, &["chain", "verify"])
+            .ok()
+            .stdout()
+            .contains("chain OK")
+    );
+}
+
 #[test]
 fn the_control_socket_is_private_and_commands_need_a_daemon() {
     use std::os::unix::fs::PermissionsExt;

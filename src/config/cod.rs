@@ -22,12 +22,16 @@ pub struct CodConfig {
     /// The ledger this deployment continues (an earlier version's cod id); `None`: it starts
     /// its own, identified by its own cod id.
     pub ledger: Option<crate::ids::CodId>,
+    /// Archive mirrors every node of the cod writes to and restores from (`[archive]
+    /// mirrors`): http(s) URLs or absolute directory paths — a package has no place of its
+    /// own to be relative to.
+    pub mirrors: Vec<String>,
 }
 
 impl CodConfig {
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let ini = Ini::parse(file, text)?;
-        ini.reject_unknown_sections(&["cod", "deployer"], &[])?;
+        ini.reject_unknown_sections(&["cod", "deployer", "archive"], &[])?;
         let mut s = ini.required("cod")?;
         let name = s.required("name", values::slug)?;
         let version = s.required("version", values::version)?;
@@ -54,6 +58,11 @@ impl CodConfig {
             };
             s.finish()?;
         }
+        let mut mirrors = Vec::new();
+        if let Some(mut s) = ini.optional("archive") {
+            mirrors = s.or_default("mirrors", Vec::new(), values::list(package_mirror))?;
+            s.finish()?;
+        }
         Ok(Self {
             name,
             version,
@@ -62,6 +71,7 @@ impl CodConfig {
             deployer_contact,
             accepts_fallback,
             ledger,
+            mirrors,
         })
     }
 
@@ -85,6 +95,16 @@ impl CodConfig {
     }
 }
 
+/// A mirror a package names: as node.ini's, but never a relative path.
+fn package_mirror(v: &str) -> Result<String, String> {
+    if v.starts_with('.') {
+        return Err(format!(
+            "{v:?}: a package's mirrors are http(s):// URLs or absolute paths"
+        ));
+    }
+    values::mirror(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +119,13 @@ mod tests {
         assert_eq!(c.package_file_name(), "bakery-1.2.0.cod.tar");
         assert!(c.accepts_fallback);
         assert_eq!(c.deployer_name, None);
+        assert!(c.mirrors.is_empty());
+        let m = CodConfig::parse(
+            "cod.ini",
+            "[cod]\nname = b\nversion = 1.0.0\n[archive]\nmirrors = https://example.org/chain/, /srv/chain\n",
+        )
+        .unwrap();
+        assert_eq!(m.mirrors, ["https://example.org/chain", "/srv/chain"]);
         let cases = [
             (
                 "[cod]\nname = Bakery\nversion = 1.0.0\n",
@@ -114,7 +141,11 @@ mod tests {
             ),
             (
                 "[cod]\nname = b\nversion = 1.0.0\n[extra]\n",
-                "cod.ini:4: unknown section [extra]; expected [cod], [deployer]",
+                "cod.ini:4: unknown section [extra]; expected [cod], [deployer], [archive]",
+            ),
+            (
+                "[cod]\nname = b\nversion = 1.0.0\n[archive]\nmirrors = ./chain\n",
+                "cod.ini:5: key \"mirrors\": in [archive]: \"./chain\": a package's mirrors are http(s):// URLs or absolute paths",
             ),
         ];
         for (text, want) in cases {

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub peers: PeersConfig,
     /// Archive mirrors: directories or http(s) URLs that receive every record.
     pub mirrors: Vec<String>,
+    /// Also use the mirrors the package names (cod.ini `[archive] mirrors`).
+    pub package_mirrors: bool,
     /// Sign, without asking, records that are fully determined by the chain.
     pub auto_sign: bool,
     /// Seconds between anti-entropy rounds with a random peer.
@@ -188,9 +190,10 @@ impl NodeConfig {
             return Err(ConfigError::new(file, 0, None, "this node could never find a peer: enable [dht], list [peers] static, or enable exchange".into()));
         }
 
-        let mut mirrors = Vec::new();
+        let (mut mirrors, mut package_mirrors) = (Vec::new(), true);
         if let Some(mut s) = ini.optional("archive") {
             mirrors = s.or_default("mirrors", Vec::new(), values::list(values::mirror))?;
+            package_mirrors = s.or_default("package_mirrors", true, values::boolean)?;
             s.finish()?;
         }
         let mut auto_sign = false;
@@ -248,6 +251,7 @@ impl NodeConfig {
             dht,
             peers,
             mirrors,
+            package_mirrors,
             auto_sign,
             sync_interval,
             limits,

@@ -1,8 +1,14 @@
-//! Archive mirrors (node.ini `[archive] mirrors`): places that hold a copy of the chain so it
-//! outlives every node. A mirror holds one file, `<cod id>.archive` (the chain archive
-//! format): in a directory it is written atomically; at an `http(s)://` URL it is sent with
-//! PUT and read with GET. The node rewrites it after records applied (at most once per sync
-//! interval), reads it at start, and again whenever it has no peers.
+//! Archive mirrors (cod.ini's and node.ini's `[archive] mirrors`): places that hold a copy of
+//! the chain so it outlives every node. A mirror holds one file, `<cod id>.archive` (the chain
+//! archive format): in a directory it is written atomically; at an `http(s)://` URL it is sent
+//! with PUT and read with GET. The node reads it at start, and again whenever it has no peers.
+//! After records applied (at most once per sync interval), and every few rounds anyway, it
+//! **merges**: it reads the mirror's archive, imports what it lacks (verified like any
+//! archive), and writes back what it then holds — only if the mirror lacks some of it. So a
+//! node that is behind never replaces a fuller archive with a poorer one, and writers that
+//! race converge: each round, each writes until the mirror holds all it holds. A directory's
+//! merge holds a lock file beside the archive (`<cod id>.archive.lock`) for the whole read,
+//! import and write, so writers on one file system never race at all.
 
 use super::Shared;
 use crate::api::client::ApiClient;
@@ -18,11 +24,24 @@ enum Mirror {
     Http(String),
 }
 
+/// A round in which nothing was applied still checks the mirrors every this many rounds
+/// (another writer may have left out what this node holds).
+const CHECK_EVERY: u32 = 5;
+
+/// node.ini's mirrors, then the package's (unless node.ini says `package_mirrors = false`),
+/// each once.
 fn mirrors(shared: &Shared) -> Vec<Mirror> {
     let file = format!("{}.archive", shared.params.cod);
-    shared
-        .config
-        .mirrors
+    let mut names = shared.config.mirrors.clone();
+    if shared.config.package_mirrors {
+        match shared.dir.cod_config() {
+            Ok(cod) => names.extend(cod.mirrors),
+            Err(e) => shared.log("warn", format!("mirror: cannot read cod.ini: {e}")),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|m| seen.insert(m.clone()));
+    names
         .iter()
         .map(|m| {
             if m.starts_with("http://") || m.starts_with("https://") {
@@ -46,8 +65,8 @@ pub async fn run(shared: Arc<Shared>) {
     }
     let http = &shared.api;
     restore(&shared, &list, http).await;
-    let mut written_applied = usize::MAX;
-    let mut idle_rounds = 0u32;
+    let mut merged_applied = usize::MAX;
+    let (mut idle_rounds, mut rounds) = (0u32, 0u32);
     loop {
         let wait = Duration::from_secs(shared.config.sync_interval.max(2));
         tokio::select! {
@@ -55,37 +74,15 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.mirror_now.notified() => tokio::time::sleep(Duration::from_millis(300)).await,
             _ = shared.shutdown.cancelled() => return,
         }
-        let view = shared.view();
-        let (applied, store) = (view.state().applied_count(), view.store().clone());
-        // Read from one moment of the store (the view's), off the async threads.
-        let archive = if applied == written_applied {
-            None
-        } else {
-            let cod = shared.params.cod;
-            shared
-                .tasks
-                .spawn_blocking(move || {
-                    crate::chain::export_to(&cod, store.as_ref(), Vec::new())
-                        .map(|(bytes, _)| bytes)
-                })
-                .await
-                .ok()
-        };
-        if let Some(archive) = archive {
-            let bytes = match archive {
-                Ok(b) => b,
-                Err(e) => {
-                    shared.log("warn", format!("mirror: cannot read the store: {e}"));
-                    continue;
-                }
-            };
+        rounds = rounds.wrapping_add(1);
+        let applied = shared.view().state().applied_count();
+        if applied != merged_applied || rounds.is_multiple_of(CHECK_EVERY) {
             for m in &list {
-                if let Err(e) = write(m, &bytes, http).await {
+                if let Err(e) = merge(&shared, m, http).await {
                     shared.log("warn", format!("mirror: {e}"));
                 }
             }
-            written_applied = applied;
-            drop(bytes);
+            merged_applied = shared.view().state().applied_count();
             super::release_memory();
         }
         // No peers for a while: the mirror may know more than this node.
@@ -101,6 +98,89 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// Merges this node's records into a mirror: imports what the mirror holds that this node
+/// lacks, then writes what the node holds if the mirror lacks any of it (see the module).
+async fn merge(shared: &Arc<Shared>, m: &Mirror, http: &ApiClient) -> Result<(), MirrorError> {
+    match m {
+        Mirror::Dir(path) => {
+            let (s, path) = (shared.clone(), path.clone());
+            shared
+                .tasks
+                .spawn_blocking(move || {
+                    let _lock = lock(&path)?;
+                    let theirs = read_file(&path)?;
+                    let ours = absorb(&s, theirs.as_deref())?;
+                    match ours {
+                        Some(bytes) => write_dir(&path, &bytes),
+                        None => Ok(()),
+                    }
+                })
+                .await
+                .map_err(|e| MirrorError::Task(e.to_string()))?
+        }
+        Mirror::Http(url) => {
+            let theirs = http.get_file(url, MAX).await?;
+            let s = shared.clone();
+            let ours = shared
+                .tasks
+                .spawn_blocking(move || absorb(&s, theirs.as_deref()))
+                .await
+                .map_err(|e| MirrorError::Task(e.to_string()))??;
+            if let Some(bytes) = ours {
+                http.put_file(url, bytes).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Imports a mirror's archive (`theirs`, if it has one) and returns the archive this node
+/// then holds, if the mirror lacks any of its records (`None`: nothing to write). An archive
+/// that does not import (damaged, or holding a forged record — no record of this cod) is
+/// replaced.
+fn absorb(shared: &Shared, theirs: Option<&[u8]>) -> Result<Option<Vec<u8>>, MirrorError> {
+    let mut held = std::collections::HashSet::new();
+    if let Some(bytes) = theirs {
+        match shared.import_archive(std::io::Cursor::new(bytes)) {
+            Ok(r) if r.applied.count > 0 => {
+                shared.log(
+                    "info",
+                    format!("merged {} records from an archive mirror", r.applied.count),
+                );
+                shared.announce_applied(r.applied.announced(), false);
+            }
+            Ok(_) => {}
+            Err((e, _)) => shared.log(
+                "warn",
+                format!("mirror archive refused ({e}): it is replaced by what this node holds"),
+            ),
+        }
+        held.extend(crate::archive::record_lines(bytes));
+    }
+    let store = shared.view().store().clone();
+    let (ours, _) = crate::chain::export_to(&shared.params.cod, store.as_ref(), Vec::new())
+        .map_err(|e| MirrorError::Store(e.to_string()))?;
+    let lacking = crate::archive::record_lines(&ours).any(|line| !held.contains(line));
+    Ok(lacking.then_some(ours))
+}
+
+/// Holds `<archive>.lock` beside a directory mirror's archive (an advisory `flock`) until
+/// dropped.
+fn lock(path: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, MirrorError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(crate::fsutil::io_err(parent))?;
+    }
+    let lock_path = path.with_extension("archive.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(crate::fsutil::io_err(&lock_path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| crate::fsutil::io_err(&lock_path)(std::io::Error::from(e)).into())
+}
+
 /// Why a mirror could not be written or read.
 #[derive(Debug, thiserror::Error)]
 enum MirrorError {
@@ -110,37 +190,36 @@ enum MirrorError {
     Http(#[from] crate::api::client::ApiError),
     #[error("{0}: larger than {MAX} bytes")]
     TooLarge(PathBuf),
+    #[error("cannot read the store: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Task(String),
 }
 
-async fn write(m: &Mirror, bytes: &[u8], http: &ApiClient) -> Result<(), MirrorError> {
-    match m {
-        Mirror::Dir(path) => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(crate::fsutil::io_err(parent))?;
-            }
-            Ok(crate::fsutil::write_atomic(path, bytes, 0o644, true)?)
-        }
-        Mirror::Http(url) => Ok(http.put_file(url, bytes.to_vec()).await?),
+fn write_dir(path: &std::path::Path, bytes: &[u8]) -> Result<(), MirrorError> {
+    Ok(crate::fsutil::write_atomic(path, bytes, 0o644, true)?)
+}
+
+/// A directory mirror's archive, at most [`MAX`] bytes of it (`None`: there is none yet).
+fn read_file(path: &std::path::Path) -> Result<Option<Vec<u8>>, MirrorError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::fsutil::io_err(path)(e).into()),
+    };
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX + 1), &mut b)
+        .map_err(crate::fsutil::io_err(path))?;
+    if b.len() as u64 > MAX {
+        return Err(MirrorError::TooLarge(path.to_path_buf()));
     }
+    Ok(Some(b))
 }
 
 /// Reads a mirror's archive, at most [`MAX`] bytes of it.
 async fn read(m: &Mirror, http: &ApiClient) -> Result<Option<Vec<u8>>, MirrorError> {
     match m {
-        Mirror::Dir(path) => {
-            let file = match std::fs::File::open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(crate::fsutil::io_err(path)(e).into()),
-            };
-            let mut b = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX + 1), &mut b)
-                .map_err(crate::fsutil::io_err(path))?;
-            if b.len() as u64 > MAX {
-                return Err(MirrorError::TooLarge(path.clone()));
-            }
-            Ok(Some(b))
-        }
+        Mirror::Dir(path) => read_file(path),
         Mirror::Http(url) => Ok(http.get_file(url, MAX).await?),
     }
 }
