@@ -145,7 +145,7 @@ mod tests {
             ),
             (
                 "[cod]\nname = b\nversion = 1.0.0\n[archive]\nmirrors = ./chain\n",
-                "cod.ini:5: key \"mirrors\": in [archive]: \"./chain\": a package's mirrors are http(s):// URLs or absolute paths",
+                "cod.ini:5: key \"mirrors\": in [archive]: item 1: \"./chain\": a package's mirrors are http(s):// URLs or absolute paths",
             ),
         ];
         for (text, want) in cases {
