@@ -282,6 +282,62 @@ fn a_mirror_the_package_names_needs_no_setup() {
     );
 }
 
+/// Issue 16, point 4: a git repository as the mirror. The node appends segments (one commit
+/// each) to the branch `cod/<cod id>`; with every node gone, a fresh node restores the chain
+/// from the repository alone, and a second writer appends rather than replaces.
+#[test]
+fn a_fresh_node_restores_from_a_git_mirror() {
+    let w = World::new();
+    let repo = w.path("chain.git");
+    git2::Repository::init_bare(&repo).unwrap();
+    let extra = format!(
+        "[peers]\nexchange = true\n[archive]\nmirrors = git+{}\n",
+        s(&repo)
+    );
+    let mut net = Net::without_dht(&w);
+    let n1 = net.add("node1", &extra).clone();
+    let funding = funding_archive(&w, &[&n1], 10);
+    w.at(&n1, &["chain", "import", s(&funding)]).ok();
+    let expected = net.applied(&n1).unwrap();
+    let cod = params_of(&n1).cod;
+    let segments = || -> Vec<Vec<u8>> {
+        let r = git2::Repository::open_bare(&repo).unwrap();
+        let Ok(branch) = r.find_reference(&format!("refs/heads/cod/{cod}")) else {
+            return Vec::new();
+        };
+        let tree = branch.peel_to_tree().unwrap();
+        let Some(dir) = tree.get_name(&cod.to_string()) else {
+            return Vec::new();
+        };
+        let dir = r.find_tree(dir.id()).unwrap();
+        dir.iter()
+            .map(|e| r.find_blob(e.id()).unwrap().content().to_vec())
+            .collect()
+    };
+    let count = |segs: &[Vec<u8>]| segs.iter().map(|b| cod::archive::count(b)).sum::<usize>();
+    wait_for(60, "the git mirror to hold every record", || {
+        (count(&segments()) as u64 == expected).then_some(())
+    });
+    let written = segments().len();
+    kill9(&n1);
+    // A fresh node with the repository alone restores, and appends its own opening as a
+    // new segment: the earlier ones stay as they were.
+    let fresh = net.add("node2", &extra).clone();
+    wait_for(60, "the fresh node to restore from the git mirror", || {
+        (net.applied(&fresh)? > expected).then_some(())
+    });
+    wait_for(60, "the fresh node's opening in a new segment", || {
+        let segs = segments();
+        (segs.len() > written && count(&segs) as u64 == expected + 1).then_some(())
+    });
+    assert!(
+        w.at(&fresh, &["chain", "verify"])
+            .ok()
+            .stdout()
+            .contains("chain OK")
+    );
+}
+
 #[test]
 fn the_control_socket_is_private_and_commands_need_a_daemon() {
     use std::os::unix::fs::PermissionsExt;

@@ -97,7 +97,7 @@ impl CodConfig {
 
 /// A mirror a package names: as node.ini's, but never a relative path.
 fn package_mirror(v: &str) -> Result<String, String> {
-    if v.starts_with('.') {
+    if v.starts_with('.') || v.starts_with("git+.") {
         return Err(format!(
             "{v:?}: a package's mirrors are http(s):// URLs or absolute paths"
         ));

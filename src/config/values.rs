@@ -153,6 +153,18 @@ pub fn socket_addr(v: &str) -> R<std::net::SocketAddr> {
 
 /// An archive mirror: an `http://` or `https://` URL, or a directory path.
 pub fn mirror(v: &str) -> R<String> {
+    if let Some(git) = v.strip_prefix("git+") {
+        let ok = ["/", "./", "file://", "git://", "http://"]
+            .iter()
+            .any(|p| git.starts_with(p));
+        return if ok {
+            Ok(v.trim_end_matches('/').to_string())
+        } else {
+            Err(format!(
+                "{v:?}: a git mirror is git+ and a repository path (absolute, or starting with ./) or a file://, git:// or http:// URL"
+            ))
+        };
+    }
     if v.starts_with("http://")
         || v.starts_with("https://")
         || v.starts_with('/')
@@ -161,7 +173,7 @@ pub fn mirror(v: &str) -> R<String> {
         Ok(v.trim_end_matches('/').to_string())
     } else {
         Err(format!(
-            "{v:?} is neither an http(s):// URL nor a directory path (absolute, or starting with ./)"
+            "{v:?} is neither an http(s):// URL, a directory path (absolute, or starting with ./), nor git+ a repository"
         ))
     }
 }
@@ -212,5 +224,17 @@ mod tests {
         assert!(boolean("maybe").is_err());
         assert!(mirror("ftp://x").is_err());
         assert_eq!(mirror("http://h/a/").unwrap(), "http://h/a");
+        for git in [
+            "git+/srv/chain.git",
+            "git+./chain.git",
+            "git+git://127.0.0.1/c.git",
+        ] {
+            assert_eq!(mirror(git).unwrap(), git);
+        }
+        assert!(
+            mirror("git+ssh://h/c.git").is_err(),
+            "no ssh transport is built in"
+        );
+        assert!(mirror("git+chain.git").is_err());
     }
 }

@@ -22,6 +22,7 @@ const MAX: u64 = crate::archive::MAX_MIRROR_BYTES;
 enum Mirror {
     Dir(PathBuf),
     Http(String),
+    Git(Arc<super::git_mirror::GitMirror>),
 }
 
 /// A round in which nothing was applied still checks the mirrors every this many rounds
@@ -41,10 +42,27 @@ fn mirrors(shared: &Shared) -> Vec<Mirror> {
     }
     let mut seen = std::collections::HashSet::new();
     names.retain(|m| seen.insert(m.clone()));
+    let cache = shared.dir.data_dir(&shared.config).join("mirrors");
     names
         .iter()
         .map(|m| {
-            if m.starts_with("http://") || m.starts_with("https://") {
+            if let Some(git) = m.strip_prefix("git+") {
+                // A relative repository path is the node directory's, as a directory's is.
+                let url = if git.starts_with("./") {
+                    shared
+                        .dir
+                        .resolve(std::path::Path::new(git))
+                        .display()
+                        .to_string()
+                } else {
+                    git.to_string()
+                };
+                Mirror::Git(Arc::new(super::git_mirror::GitMirror::new(
+                    &url,
+                    &shared.params.cod,
+                    &cache,
+                )))
+            } else if m.starts_with("http://") || m.starts_with("https://") {
                 Mirror::Http(format!("{m}/{file}"))
             } else {
                 Mirror::Dir(
@@ -118,6 +136,14 @@ async fn merge(shared: &Arc<Shared>, m: &Mirror, http: &ApiClient) -> Result<(),
                 .await
                 .map_err(|e| MirrorError::Task(e.to_string()))?
         }
+        Mirror::Git(git) => {
+            let (s, git) = (shared.clone(), git.clone());
+            shared
+                .tasks
+                .spawn_blocking(move || merge_git(&s, &git))
+                .await
+                .map_err(|e| MirrorError::Task(e.to_string()))?
+        }
         Mirror::Http(url) => {
             let theirs = http.get_file(url, MAX).await?;
             let s = shared.clone();
@@ -141,20 +167,7 @@ async fn merge(shared: &Arc<Shared>, m: &Mirror, http: &ApiClient) -> Result<(),
 fn absorb(shared: &Shared, theirs: Option<&[u8]>) -> Result<Option<Vec<u8>>, MirrorError> {
     let mut held = std::collections::HashSet::new();
     if let Some(bytes) = theirs {
-        match shared.import_archive(std::io::Cursor::new(bytes)) {
-            Ok(r) if r.applied.count > 0 => {
-                shared.log(
-                    "info",
-                    format!("merged {} records from an archive mirror", r.applied.count),
-                );
-                shared.announce_applied(r.applied.announced(), false);
-            }
-            Ok(_) => {}
-            Err((e, _)) => shared.log(
-                "warn",
-                format!("mirror archive refused ({e}): it is replaced by what this node holds"),
-            ),
-        }
+        import(shared, bytes);
         held.extend(crate::archive::record_lines(bytes));
     }
     let store = shared.view().store().clone();
@@ -162,6 +175,57 @@ fn absorb(shared: &Shared, theirs: Option<&[u8]>) -> Result<Option<Vec<u8>>, Mir
         .map_err(|e| MirrorError::Store(e.to_string()))?;
     let lacking = crate::archive::record_lines(&ours).any(|line| !held.contains(line));
     Ok(lacking.then_some(ours))
+}
+
+/// A git mirror's merge: fetch its segments, import them, and push one segment of what the
+/// mirror lacks on top of what was fetched; when another writer pushed first, fetch and try
+/// again (three times a round; the next round goes on).
+fn merge_git(shared: &Shared, git: &super::git_mirror::GitMirror) -> Result<(), MirrorError> {
+    for _ in 0..3 {
+        let fetched = git.fetch(MAX)?;
+        let mut held = std::collections::HashSet::new();
+        for segment in &fetched.segments {
+            import(shared, segment);
+            held.extend(crate::archive::record_lines(segment).map(<[u8]>::to_vec));
+        }
+        let store = shared.view().store().clone();
+        let (ours, _) = crate::chain::export_to(&shared.params.cod, store.as_ref(), Vec::new())
+            .map_err(|e| MirrorError::Store(e.to_string()))?;
+        let mut segment = crate::archive::Writer::new(Vec::new(), &shared.params.cod)
+            .map_err(|e| MirrorError::Store(e.to_string()))?;
+        let mut lacking = 0;
+        for line in crate::archive::record_lines(&ours).filter(|l| !held.contains(*l)) {
+            segment
+                .push(line)
+                .map_err(|e| MirrorError::Store(e.to_string()))?;
+            lacking += 1;
+        }
+        if lacking == 0 {
+            return Ok(());
+        }
+        let (bytes, _) = segment
+            .finish()
+            .map_err(|e| MirrorError::Store(e.to_string()))?;
+        if git.push_segment(fetched.tip, &bytes, lacking)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Imports one archive a mirror holds, logging what it added or why it was refused.
+fn import(shared: &Shared, bytes: &[u8]) {
+    match shared.import_archive(std::io::Cursor::new(bytes)) {
+        Ok(r) if r.applied.count > 0 => {
+            shared.log(
+                "info",
+                format!("merged {} records from an archive mirror", r.applied.count),
+            );
+            shared.announce_applied(r.applied.announced(), false);
+        }
+        Ok(_) => {}
+        Err((e, _)) => shared.log("warn", format!("mirror archive refused: {e}")),
+    }
 }
 
 /// Holds `<archive>.lock` beside a directory mirror's archive (an advisory `flock`) until
@@ -194,6 +258,8 @@ enum MirrorError {
     Store(String),
     #[error("{0}")]
     Task(String),
+    #[error(transparent)]
+    Git(#[from] super::git_mirror::GitError),
 }
 
 fn write_dir(path: &std::path::Path, bytes: &[u8]) -> Result<(), MirrorError> {
@@ -216,42 +282,55 @@ fn read_file(path: &std::path::Path) -> Result<Option<Vec<u8>>, MirrorError> {
     Ok(Some(b))
 }
 
-/// Reads a mirror's archive, at most [`MAX`] bytes of it.
-async fn read(m: &Mirror, http: &ApiClient) -> Result<Option<Vec<u8>>, MirrorError> {
+/// Reads a mirror's archives (a git mirror's segments; another's one file), at most [`MAX`]
+/// bytes in all.
+async fn read(
+    shared: &Arc<Shared>,
+    m: &Mirror,
+    http: &ApiClient,
+) -> Result<Vec<Vec<u8>>, MirrorError> {
     match m {
-        Mirror::Dir(path) => read_file(path),
-        Mirror::Http(url) => Ok(http.get_file(url, MAX).await?),
+        Mirror::Dir(path) => Ok(read_file(path)?.into_iter().collect()),
+        Mirror::Http(url) => Ok(http.get_file(url, MAX).await?.into_iter().collect()),
+        Mirror::Git(git) => {
+            let git = git.clone();
+            let fetched = shared
+                .tasks
+                .spawn_blocking(move || git.fetch(MAX))
+                .await
+                .map_err(|e| MirrorError::Task(e.to_string()))??;
+            Ok(fetched.segments)
+        }
     }
 }
 
-/// Imports every mirror's archive (records already held are skipped).
+/// Imports every mirror's archives (records already held are skipped).
 async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &ApiClient) {
     for m in list {
-        match read(m, http).await {
-            Ok(Some(bytes)) => {
+        match read(shared, m, http).await {
+            Ok(archives) => {
                 let s = shared.clone();
+                let before = shared.view().state().applied_count();
                 let result = shared
                     .tasks
                     .spawn_blocking(move || {
-                        s.import_archive(std::io::Cursor::new(bytes))
-                            .map(|r| r.applied.count)
-                            .map_err(|(e, _)| e)
+                        for bytes in &archives {
+                            import(&s, bytes);
+                        }
                     })
                     .await;
-                match result {
-                    Ok(Ok(n)) if n > 0 => {
-                        shared.log(
-                            "info",
-                            format!("restored {n} records from an archive mirror"),
-                        );
-                        shared.mirror_now.notify_one();
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => shared.log("warn", format!("mirror archive refused: {e}")),
-                    Err(e) => shared.log("warn", format!("mirror: {e}")),
+                if let Err(e) = result {
+                    shared.log("warn", format!("mirror: {e}"));
+                }
+                let n = shared.view().state().applied_count().saturating_sub(before);
+                if n > 0 {
+                    shared.log(
+                        "info",
+                        format!("restored {n} records from an archive mirror"),
+                    );
+                    shared.mirror_now.notify_one();
                 }
             }
-            Ok(None) => {}
             Err(e) => shared.log("warn", format!("mirror: {e}")),
         }
     }

@@ -10,6 +10,7 @@
 pub mod api;
 mod control;
 pub mod discovery;
+mod git_mirror;
 pub mod guard;
 mod http;
 mod mirror;
