@@ -173,7 +173,11 @@ pub fn balance(out: &Output, node: Option<&Path>, a: BalanceArgs) -> CmdResult {
     let mut human = format!(
         "account {}{}\n",
         v.account,
-        if v.network { " (network)" } else { "" }
+        match (v.network, v.member) {
+            (true, _) => " (network)",
+            (false, true) => " (a member: receives distributions)",
+            (false, false) => "",
+        }
     );
     if !v.known {
         human
@@ -191,9 +195,6 @@ pub fn balance(out: &Output, node: Option<&Path>, a: BalanceArgs) -> CmdResult {
             ));
         }
         human.push('\n');
-    }
-    if v.member {
-        human.push_str("a member: receives distributions\n");
     }
     if let Some(e) = &v.economy {
         human.push_str(&format!(
