@@ -4,7 +4,7 @@
 
 use crate::config::com::{BackingClass, ComConfig, Formula};
 use crate::ids::{AccountId, Fingerprint};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Latest attestation of a backing item: (quantity, period it was attested in).
 pub type Attestations = BTreeMap<String, (u64, u64)>;
@@ -182,6 +182,52 @@ pub fn payouts(com: &ComConfig, pool: &Amounts, w: &Weighing) -> Vec<(AccountId,
     out.into_iter()
         .map(|((a, asset), v)| (a, asset, v))
         .collect()
+}
+
+/// Sponsorship at a checkpoint (com.ini `admission = sponsors`): `pending` maps each
+/// candidate (no member, not removed) to the accounts that vouched for it. Admits, until none
+/// is left to admit, every candidate vouched for by at least `need` members — those admitted
+/// here count at once, so the order does not matter — adding them to `members`. Returns the
+/// admitted, sorted, and each other candidate's vouchers that are members (what waits for
+/// the next checkpoint; vouches by non-members are dropped).
+pub fn sponsor(
+    need: u64,
+    members: &mut BTreeSet<AccountId>,
+    mut pending: BTreeMap<AccountId, BTreeSet<AccountId>>,
+) -> (Vec<AccountId>, BTreeMap<AccountId, Vec<AccountId>>) {
+    let mut admitted = Vec::new();
+    loop {
+        let now: Vec<AccountId> = pending
+            .iter()
+            .filter(|(c, vs)| {
+                !members.contains(*c)
+                    && vs.iter().filter(|v| members.contains(*v)).count() as u64 >= need
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        if now.is_empty() {
+            break;
+        }
+        for c in now {
+            pending.remove(&c);
+            members.insert(c);
+            admitted.push(c);
+        }
+    }
+    admitted.sort();
+    let waiting = pending
+        .into_iter()
+        .map(|(c, vs)| {
+            (
+                c,
+                vs.into_iter()
+                    .filter(|v| members.contains(v))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, vs)| !vs.is_empty())
+        .collect();
+    (admitted, waiting)
 }
 
 /// The value of quantities of backing items, per asset (work attested, products redeemed).
@@ -386,6 +432,29 @@ mod tests {
             value_of(&c, &[("hours".to_string(), u64::MAX)].into()),
             None
         );
+    }
+
+    #[test]
+    fn sponsorship_admits_to_a_fixed_point_and_drops_non_members_vouches() {
+        let set = |v: &[u8]| v.iter().map(|i| acct(*i)).collect::<BTreeSet<_>>();
+        // 1 is a member; 1 vouches for 2, 2 for 3 (need 1): both in, whatever the order.
+        let mut members = set(&[1]);
+        let pending = [
+            (acct(3), set(&[2])),
+            (acct(2), set(&[1])),
+            (acct(5), set(&[9])),
+        ]
+        .into();
+        let (admitted, waiting) = sponsor(1, &mut members, pending);
+        assert_eq!(admitted, vec![acct(2), acct(3)]);
+        assert_eq!(members, set(&[1, 2, 3]));
+        assert!(waiting.is_empty(), "9 is no member: its vouch for 5 goes");
+        // Need 2: one member's vouch waits.
+        let mut members = set(&[1, 4]);
+        let pending = [(acct(2), set(&[1, 9]))].into();
+        let (admitted, waiting) = sponsor(2, &mut members, pending);
+        assert!(admitted.is_empty());
+        assert_eq!(waiting, [(acct(2), vec![acct(1)])].into());
     }
 
     #[test]

@@ -13,8 +13,7 @@ use crate::config::com::{Admission, Formula};
 use crate::ids::{AccountId, RecordHash};
 use crate::keys::PublicKey;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -1203,47 +1202,28 @@ impl State {
                     .get(c)
                     .is_some_and(|s| !s.is_member() && s.admitted != Some(false))
             });
-            loop {
-                let now: Vec<AccountId> = pending
-                    .iter()
-                    .filter(|(c, vs)| {
-                        !members.contains_key(c)
-                            && vs.iter().filter(|v| members.contains_key(v)).count() as u64 >= need
-                    })
-                    .map(|(c, _)| *c)
-                    .collect();
-                if now.is_empty() {
-                    break;
+            let mut member_set: BTreeSet<AccountId> = members.keys().copied().collect();
+            let (now, waiting) = economics::sponsor(need, &mut member_set, pending);
+            for c in &now {
+                let st = states.get_mut(c).expect("candidates have states");
+                st.admitted = Some(true);
+                st.vouchers.clear();
+                if let Some(k) = &st.key {
+                    members.insert(*c, k.fingerprint());
                 }
-                for c in now {
-                    let st = states.get_mut(&c).expect("candidates have states");
-                    st.admitted = Some(true);
-                    st.vouchers.clear();
-                    if let Some(k) = &st.key {
-                        members.insert(c, k.fingerprint());
-                    }
-                    pending.remove(&c);
-                    changed.insert(c);
-                    admitted.push(c);
-                }
+                changed.insert(*c);
             }
-            admitted.sort();
-            // Members' vouches wait for the next checkpoint; others' are dropped.
             for (a, st) in states.iter_mut() {
-                let kept: Vec<AccountId> = pending
-                    .get(a)
-                    .map(|vs| {
-                        vs.iter()
-                            .filter(|v| members.contains_key(v))
-                            .copied()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if st.vouchers != kept && !admitted.contains(a) {
+                if now.binary_search(a).is_ok() {
+                    continue;
+                }
+                let kept = waiting.get(a).cloned().unwrap_or_default();
+                if st.vouchers != kept {
                     st.vouchers = kept;
                     changed.insert(*a);
                 }
             }
+            admitted = now;
         }
         // pro_rata_paid: payments between members raise their tallies.
         let mut gains = BTreeMap::new();
