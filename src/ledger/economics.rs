@@ -30,9 +30,9 @@ pub fn backing(com: &ComConfig, attest: &Attestations, period: u64) -> Option<Am
     Some(out)
 }
 
-/// What an issuance issues: per asset, whatever lifts circulation (the coins outstanding:
-/// issued and not redeemed) to the backing; nothing where circulation already meets it.
-/// `None` on overflow.
+/// What an issuance issues: per asset, whatever lifts circulation (issued, less what the
+/// distributions' checkpoints saw redeemed: [`crate::ledger::State::circulation`]) to the
+/// backing; nothing where circulation already meets it. `None` on overflow.
 pub fn issuance(
     com: &ComConfig,
     attest: &Attestations,
@@ -185,48 +185,31 @@ pub fn payouts(com: &ComConfig, pool: &Amounts, w: &Weighing) -> Vec<(AccountId,
 }
 
 /// Sponsorship at a checkpoint (com.ini `admission = sponsors`): `pending` maps each
-/// candidate (no member, not removed) to the accounts that vouched for it. Admits, until none
-/// is left to admit, every candidate vouched for by at least `need` members — those admitted
-/// here count at once, so the order does not matter — adding them to `members`. Returns the
-/// admitted, sorted, and each other candidate's vouchers that are members (what waits for
-/// the next checkpoint; vouches by non-members are dropped).
+/// candidate (no member, not removed) to the accounts that vouched for it. Admits every
+/// candidate vouched for by at least `need` of `members` — the members before this
+/// checkpoint: an account admitted here vouches from the next one on, so sybils cannot admit
+/// each other in one step — and adds them to `members`. Returns the admitted, sorted, and each
+/// other candidate's vouchers that were members (what waits for the next checkpoint;
+/// vouches by non-members are dropped).
 pub fn sponsor(
     need: u64,
     members: &mut BTreeSet<AccountId>,
-    mut pending: BTreeMap<AccountId, BTreeSet<AccountId>>,
+    pending: BTreeMap<AccountId, BTreeSet<AccountId>>,
 ) -> (Vec<AccountId>, BTreeMap<AccountId, Vec<AccountId>>) {
     let mut admitted = Vec::new();
-    loop {
-        let now: Vec<AccountId> = pending
-            .iter()
-            .filter(|(c, vs)| {
-                !members.contains(*c)
-                    && vs.iter().filter(|v| members.contains(*v)).count() as u64 >= need
-            })
-            .map(|(c, _)| *c)
+    let mut waiting = BTreeMap::new();
+    for (candidate, vouchers) in pending {
+        let counted: Vec<AccountId> = vouchers
+            .into_iter()
+            .filter(|v| members.contains(v))
             .collect();
-        if now.is_empty() {
-            break;
-        }
-        for c in now {
-            pending.remove(&c);
-            members.insert(c);
-            admitted.push(c);
+        if counted.len() as u64 >= need {
+            admitted.push(candidate);
+        } else if !counted.is_empty() {
+            waiting.insert(candidate, counted);
         }
     }
-    admitted.sort();
-    let waiting = pending
-        .into_iter()
-        .map(|(c, vs)| {
-            (
-                c,
-                vs.into_iter()
-                    .filter(|v| members.contains(v))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .filter(|(_, vs)| !vs.is_empty())
-        .collect();
+    members.extend(admitted.iter().copied());
     (admitted, waiting)
 }
 
@@ -435,9 +418,10 @@ mod tests {
     }
 
     #[test]
-    fn sponsorship_admits_to_a_fixed_point_and_drops_non_members_vouches() {
+    fn sponsorship_counts_members_before_the_checkpoint_and_drops_non_members_vouches() {
         let set = |v: &[u8]| v.iter().map(|i| acct(*i)).collect::<BTreeSet<_>>();
-        // 1 is a member; 1 vouches for 2, 2 for 3 (need 1): both in, whatever the order.
+        // 1 is a member; 1 vouches for 2, 2 for 3 (need 1): 2 is in, but its vouch for 3
+        // was made by no member (sybils cannot admit each other in one step).
         let mut members = set(&[1]);
         let pending = [
             (acct(3), set(&[2])),
@@ -446,9 +430,12 @@ mod tests {
         ]
         .into();
         let (admitted, waiting) = sponsor(1, &mut members, pending);
-        assert_eq!(admitted, vec![acct(2), acct(3)]);
-        assert_eq!(members, set(&[1, 2, 3]));
-        assert!(waiting.is_empty(), "9 is no member: its vouch for 5 goes");
+        assert_eq!(admitted, vec![acct(2)]);
+        assert_eq!(members, set(&[1, 2]));
+        assert!(
+            waiting.is_empty(),
+            "2's and 9's vouches were by no member: they go"
+        );
         // Need 2: one member's vouch waits.
         let mut members = set(&[1, 4]);
         let pending = [(acct(2), set(&[1, 9]))].into();

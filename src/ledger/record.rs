@@ -52,7 +52,7 @@ pub enum RecordError {
     MissingKey,
     #[error("only an account's first record (seq 0) carries its public key")]
     UnexpectedKey,
-    #[error("an account's opening record (seq 0) neither claims nor pays anything")]
+    #[error("an account's opening record (seq 0) neither claims, pays, redeems nor vouches")]
     OpeningPays,
     #[error("the public key in the record is not this account's (node id mismatch)")]
     KeyMismatch,

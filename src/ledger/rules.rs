@@ -71,7 +71,11 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 (0, Some(_)) => {
                     opening_key(r, p)?;
                     // Nothing can have paid an account before it opened, and it holds nothing.
-                    if !t.claims.is_empty() || !t.outputs.is_empty() {
+                    if !t.claims.is_empty()
+                        || !t.outputs.is_empty()
+                        || !t.redeem.is_empty()
+                        || !t.vouch.is_empty()
+                    {
                         return Err(RecordError::OpeningPays);
                     }
                 }

@@ -311,8 +311,9 @@ pub struct Settlement {
     pub admitted: Vec<AccountId>,
     /// Account states that change: admissions, vouches still short, tallies.
     accounts: Vec<(AccountId, AccountState)>,
-    /// Redeemed by the records the checkpoint adds.
+    /// Redeemed by the records the checkpoint adds: value, and quantity per item.
     redeemed: Amounts,
+    redeemed_items: BTreeMap<String, u64>,
     /// The network's balance at the checkpoint, before the payouts.
     pub pool: Amounts,
 }
@@ -981,6 +982,8 @@ impl State {
             return Err(RecordError::NoSuchAccount(*a));
         }
         let redeemed = economics::value_of(&p.com, &t.redeem).ok_or(RecordError::Overflow)?;
+        let mut redeemed_total = self.redeemed.clone();
+        add_into(&mut redeemed_total, &redeemed)?;
         let mut available = acct.spendable.clone();
         add_into(&mut available, &gain)?;
         let mut spent = sum_outputs(&t.outputs)?;
@@ -1010,7 +1013,7 @@ impl State {
         for (asset, v) in &redeemed {
             sub_one(&mut acct.spendable, asset, *v);
         }
-        add_into(&mut self.redeemed, &redeemed)?;
+        self.redeemed = redeemed_total;
         if let Some(k) = key
             && acct.key.is_none()
         {
@@ -1131,6 +1134,7 @@ impl State {
         };
         let mut income = Amounts::new();
         let mut redeemed = Amounts::new();
+        let mut redeemed_items: BTreeMap<String, u64> = BTreeMap::new();
         let mut vouches: Vec<(AccountId, AccountId)> = Vec::new();
         for rec in period_records {
             if let Some(c) = rec
@@ -1167,6 +1171,7 @@ impl State {
             if let Content::Transfer(t) = &rec.body().content {
                 let v = economics::value_of(&p.com, &t.redeem).ok_or(RecordError::Overflow)?;
                 add_into(&mut redeemed, &v)?;
+                add_into(&mut redeemed_items, &t.redeem)?;
                 vouches.extend(t.vouch.iter().map(|c| (rec.account(), *c)));
             }
         }
@@ -1225,7 +1230,9 @@ impl State {
             }
             admitted = now;
         }
-        // pro_rata_paid: payments between members raise their tallies.
+        // pro_rata_paid: what members paid members raises the payees' tallies; what a member
+        // paid anyone but the network lowers its own (so coins sent round through keys that
+        // are no members weigh nothing).
         let mut gains = BTreeMap::new();
         if p.com.distribution.formula == Formula::ProRataPaid {
             let mut flows: BTreeMap<AccountId, (Amounts, Amounts)> = BTreeMap::new();
@@ -1234,18 +1241,21 @@ impl State {
                     continue;
                 }
                 for o in rec.body().content.outputs() {
+                    if o.account == self.network {
+                        continue;
+                    }
                     if members.contains_key(&o.account) {
                         add_one(
                             &mut flows.entry(o.account).or_default().0,
                             &o.asset,
                             o.amount,
                         )?;
-                        add_one(
-                            &mut flows.entry(rec.account()).or_default().1,
-                            &o.asset,
-                            o.amount,
-                        )?;
                     }
+                    add_one(
+                        &mut flows.entry(rec.account()).or_default().1,
+                        &o.asset,
+                        o.amount,
+                    )?;
                 }
             }
             for (a, (received, paid)) in flows {
@@ -1281,6 +1291,7 @@ impl State {
             admitted,
             accounts,
             redeemed,
+            redeemed_items,
             pool,
         })
     }
@@ -1346,14 +1357,22 @@ impl State {
         if settled.admitted != d.admitted {
             return Err(RecordError::AdmissionMismatch);
         }
-        // Valid: change the state.
         let paid = sum_outputs(&d.payouts)?;
+        let mut redeemed_at_cut = self.redeemed_at_cut.clone();
+        add_into(&mut redeemed_at_cut, &settled.redeemed)?;
+        // Valid: change the state.
         let mut pool = settled.pool;
         self.members_n += settled.admitted.len() as u64;
         for (a, st) in settled.accounts {
             self.t.accounts.insert(a, st);
         }
-        add_into(&mut self.redeemed_at_cut, &settled.redeemed)?;
+        self.redeemed_at_cut = redeemed_at_cut;
+        // What was delivered is no longer pledged: the items' attested quantities drop.
+        for (item, qty) in &settled.redeemed_items {
+            if let Some((q, _)) = self.attest.get_mut(item) {
+                *q = q.saturating_sub(*qty);
+            }
+        }
         self.work_since_cut.clear();
         self.update(self.network, |network| {
             for (asset, v) in &paid {

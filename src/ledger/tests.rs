@@ -2290,3 +2290,92 @@ fn a_fresh_key_in_an_empty_period_takes_nothing() {
         "the members share the new 3500"
     );
 }
+
+/// The review's findings, each now a test: coins sent round through a key that is no member
+/// earn nobody a `pro_rata_paid` share; a redemption lowers its item's attested stock, so
+/// the redeemed value is not issued again; an opening neither redeems nor vouches.
+#[test]
+fn pro_rata_loops_through_strangers_and_re_issuing_redeemed_value_gain_nothing() {
+    let p = params_with("formula = pro_rata_paid", "");
+    let mut s = Scenario::new(p.clone());
+    for n in ["node1", "node2", "node3", "node4", "node5"] {
+        s.open(n);
+    }
+    s.issue(10, EPOCH + 100);
+    s.distribute(0, EPOCH + DAY + 1); // nobody earned: 3500 / 4 members, node5 is none
+    // node1 pays node2, node2 pays node5 (a stranger), node5 pays node1: round and round.
+    let mut t = EPOCH + DAY + 10;
+    for _ in 0..3 {
+        for (from, to) in [("node1", "node2"), ("node2", "node5"), ("node5", "node1")] {
+            t += 1;
+            s.pay(from, &[(to, 100)], t);
+        }
+    }
+    s.pay("node3", &[("network", 400)], t + 1);
+    s.distribute(1, EPOCH + 2 * DAY);
+    // node2 got 300 from node1 and paid 300 on (to a stranger, which counts as paid):
+    // its net did not rise; node1 only paid. Nobody earned, so the pool is shared equally
+    // (counting only payments to members as paid, node2 would have taken all 400).
+    let payouts = |l: &Ledger| {
+        let net = l.state().account(&l.params().network).unwrap();
+        let last = l.at(&l.params().network, net.head.unwrap().seq).unwrap();
+        last.body().content.outputs().to_vec()
+    };
+    let paid: Vec<u64> = payouts(&s.l).iter().map(|o| o.amount).collect();
+    assert_eq!(
+        paid,
+        vec![100, 100, 100, 100],
+        "equal: the loop earned no share"
+    );
+
+    // Redemption: 10 loaves attested, 2 redeemed; at the checkpoint the stock is 8, so
+    // attesting labor alone issues only the labor.
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let n1 = id("node1", &p);
+    let pay = Payment {
+        redeem: [("bread".to_string(), 2)].into(),
+        ..Payment::default()
+    };
+    let r =
+        s.l.make_payment(n1, key("node1"), pay, None, EPOCH + DAY + 10)
+            .unwrap();
+    s.push(r);
+    s.distribute(1, EPOCH + 2 * DAY);
+    assert_eq!(
+        s.l.state().attest["bread"].0,
+        8,
+        "2 of the 10 loaves were delivered"
+    );
+    let body =
+        s.l.propose_issue(
+            [("baking".into(), 1)].into(),
+            Default::default(),
+            EPOCH + 2 * DAY + 5,
+        )
+        .unwrap();
+    let Content::Issue(i) = &body.content else {
+        unreachable!()
+    };
+    assert_eq!(
+        i.amounts["codcoin"], 2000,
+        "the hour, and not the redeemed 7.00 again"
+    );
+
+    // An opening that vouches is refused.
+    let l = Ledger::new(p.clone());
+    let open = l.make_open(key("node6"));
+    let mut b = open.body().clone();
+    let Content::Transfer(t) = &mut b.content else {
+        unreachable!()
+    };
+    t.vouch = vec![n1];
+    let sig = Sig {
+        key: None,
+        sig: B64(key("node6").sign(&b.canonical_bytes())),
+    };
+    assert_eq!(
+        rules::check_form(&Record::new(b, vec![sig]), &p),
+        Err(RecordError::OpeningPays)
+    );
+}
