@@ -143,6 +143,9 @@ demo: build
     until_true 30 "the issuance to be final" sh -c "'$cod' --node '$(node 3)' --json balance network | grep -q '\"total\": 10500'"
     "$cod" --node "$(node 3)" balance network
 
+    say "who is paid: members (the founders are com.ini's signer keys; others are admitted)"
+    "$cod" --node "$(node 1)" members
+
     say "at the end of the 20 s period, the signers' nodes distribute it (auto-signed)"
     until_true 60 "the distribution" sh -c "'$cod' --node '$(node 1)' --json balance | grep -q '\"total\": 3500'"
     "$cod" --node "$(node 1)" balance
