@@ -43,6 +43,32 @@ pub struct Economy {
     pub assets: BTreeMap<String, Circulation>,
 }
 
+impl Economy {
+    /// For people (`cod balance network`, `cod status`): the members and periods, then a line
+    /// per asset; `amount` shows units of an asset.
+    pub fn human(&self, amount: impl Fn(&str, u64) -> String) -> Vec<String> {
+        let mut lines = vec![format!(
+            "{} members; period {}, last distributed {}",
+            self.members,
+            self.period,
+            self.last_distributed
+                .map_or("none yet".to_string(), |p| format!("period {p}"))
+        )];
+        for (code, c) in &self.assets {
+            let f = |u: u64| amount(code, u);
+            lines.push(format!(
+                "{code}: outstanding {} = issued {} - redeemed {}; backing {}; pool {}",
+                f(c.outstanding),
+                f(c.issued),
+                f(c.redeemed),
+                f(c.backing),
+                f(c.pool)
+            ));
+        }
+        lines
+    }
+}
+
 /// One asset's circulation, in smallest units.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Circulation {

@@ -260,30 +260,17 @@ fn human_status(s: &Status) -> String {
     if let Some(cp) = &chain.checkpoint {
         h.push_str(&format!("checkpoint period {}\n", cp.period));
     }
-    let e = &chain.economy;
-    h.push_str(&format!(
-        "economy    {} members; period {}, last distributed {}\n",
-        e.members,
-        e.period,
-        e.last_distributed
-            .map_or("none yet".to_string(), |p| format!("period {p}"))
-    ));
-    for (code, c) in &e.assets {
-        let d = s.balance.assets.get(code).map_or(0, |a| a.decimals);
-        let f = |u: u64| {
-            crate::config::com::Asset {
-                decimals: d,
-                description: None,
-            }
-            .format(u)
-        };
-        h.push_str(&format!(
-            "           {code}: outstanding {} of {} issued; backing {}; pool {}\n",
-            f(c.outstanding),
-            f(c.issued),
-            f(c.backing),
-            f(c.pool)
-        ));
+    let amount = |code: &str, u: u64| {
+        let decimals = s.balance.assets.get(code).map_or(0, |a| a.decimals);
+        crate::config::com::Asset {
+            decimals,
+            description: None,
+        }
+        .format(u)
+    };
+    for (i, line) in chain.economy.human(amount).into_iter().enumerate() {
+        let label = if i == 0 { "economy" } else { "" };
+        h.push_str(&format!("{label:<10} {line}\n"));
     }
     if let Some(hv) = &s.handover {
         h.push_str(&hv.line());

@@ -197,23 +197,9 @@ pub fn balance(out: &Output, node: Option<&Path>, a: BalanceArgs) -> CmdResult {
         human.push('\n');
     }
     if let Some(e) = &v.economy {
-        human.push_str(&format!(
-            "{} members; period {}, last distributed {}\n",
-            e.members,
-            e.period,
-            e.last_distributed
-                .map_or("none yet".to_string(), |p| format!("period {p}"))
-        ));
-        for (code, c) in &e.assets {
-            let f = |u: u64| fmt_amount(&com, code, u);
-            human.push_str(&format!(
-                "{code:>10} outstanding {} = issued {} - redeemed {}; backing {}; pool {}\n",
-                f(c.outstanding),
-                f(c.issued),
-                f(c.redeemed),
-                f(c.backing),
-                f(c.pool)
-            ));
+        for line in e.human(|code, u| fmt_amount(&com, code, u)) {
+            human.push_str(&line);
+            human.push('\n');
         }
     }
     out.emit(human, serde_json::json!(v));

@@ -1054,21 +1054,26 @@ fn the_history_generator_makes_every_kind_of_record() {
     assert!(named.count() >= 5, "transfers signed by replacement keys");
 }
 
+/// `n` operations for [`history`] from a seeded generator (an LCG: the same on every
+/// machine).
+fn random_ops(rng: &mut u64, n: usize) -> Vec<(u8, u8, u8, u16)> {
+    let mut next = || {
+        *rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*rng >> 33) as u16
+    };
+    (0..n)
+        .map(|_| (next() as u8, next() as u8, next() as u8, next()))
+        .collect()
+}
+
 #[test]
 fn random_histories_admit_remove_vouch_redeem_and_name_work() {
     let mut rng = 11u64;
-    let mut next = || {
-        rng = rng
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (rng >> 33) as u16
-    };
     let mut seen = BTreeMap::<&str, usize>::new();
     for _ in 0..64 {
-        let ops: Vec<(u8, u8, u8, u16)> = (0..20)
-            .map(|_| (next() as u8, next() as u8, next() as u8, next()))
-            .collect();
-        for r in history(&ops).records {
+        for r in history(&random_ops(&mut rng, 20)).records {
             let what = match &r.body().content {
                 Content::Members(m) if !m.admit.is_empty() => "admit",
                 Content::Members(_) => "remove",
@@ -1089,18 +1094,13 @@ fn random_histories_admit_remove_vouch_redeem_and_name_work() {
 #[test]
 fn some_histories_end_in_a_handover() {
     let mut rng = 7u64;
-    let mut next = || {
-        rng = rng
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (rng >> 33) as u16
-    };
     let handed_over = (0..64)
         .filter(|_| {
-            let ops: Vec<(u8, u8, u8, u16)> = (0..12)
-                .map(|_| (next() as u8, next() as u8, next() as u8, next()))
-                .collect();
-            history(&ops).l.state().handover.is_some()
+            history(&random_ops(&mut rng, 12))
+                .l
+                .state()
+                .handover
+                .is_some()
         })
         .count();
     assert!(
