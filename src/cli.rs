@@ -392,6 +392,13 @@ pub enum ChainCommand {
         /// The archive file
         file: PathBuf,
     },
+    /// The chain archive this node seeds as torrents, and the DHT item that points at it
+    Torrents {
+        /// Also copy the files and write their .torrent files into DIR, for any BitTorrent
+        /// client to seed (e.g. `aria2c --seed-ratio=0 -V -d DIR DIR/*.torrent`)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -653,6 +660,9 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         }
         Command::Chain(ChainCommand::Import { file }) => {
             cmd::chain::import(&out, cli.node.as_deref(), &file)
+        }
+        Command::Chain(ChainCommand::Torrents { out: dir }) => {
+            cmd::chain::torrents(&out, cli.node.as_deref(), dir.as_deref())
         }
         Command::Node(NodeCommand::Run {
             passphrase_stdin,

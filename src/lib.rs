@@ -3,7 +3,7 @@
 //! Code map (see `docs/ARCHITECTURE.md` for the whole picture):
 //!
 //! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`], [`ledger`],
-//!   [`signature_requests`], [`views`]
+//!   [`signature_requests`], [`torrents`], [`views`]
 //! - edges: [`clock`], [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 //!
@@ -38,6 +38,7 @@ pub mod package;
 pub mod seeder;
 pub mod signature_requests;
 pub mod store;
+pub mod torrents;
 #[cfg(feature = "node")]
 pub mod tui;
 pub mod views;

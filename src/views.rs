@@ -88,6 +88,49 @@ pub struct Circulation {
 /// Most accounts `cod members` lists (the count is always whole).
 pub const MAX_MEMBERS_SHOWN: usize = 10_000;
 
+/// `cod chain torrents`: the chain archive this node seeds as torrents, and the DHT item
+/// that points at the newest one (see [`crate::torrents`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TorrentsView {
+    /// Off when node.ini says `[archive] torrents = false` or the DHT is off.
+    pub enabled: bool,
+    pub ledger: String,
+    /// The BEP 44 item: its ed25519 public key, salt and DHT target (hex).
+    pub key: String,
+    pub salt: String,
+    pub target: String,
+    /// The index this node published last, and the segments it lists.
+    pub index: Option<TorrentFile>,
+    pub segments: Vec<TorrentFile>,
+    /// The newest item this node read from the DHT.
+    pub item: Option<ItemSeen>,
+    /// When the DHT last stored this node's item (Unix seconds).
+    pub put_at: Option<u64>,
+    /// Segments downloaded from other seeders and imported.
+    pub restored: u64,
+}
+
+/// A file seeded as a torrent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TorrentFile {
+    pub infohash: String,
+    /// The file name inside the torrent.
+    pub name: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub magnet: String,
+    /// Where the node keeps it.
+    pub path: std::path::PathBuf,
+}
+
+/// An archive item read from the DHT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemSeen {
+    /// The infohash of the index it names.
+    pub index: String,
+    pub records: u64,
+}
+
 /// `cod members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembersView {

@@ -193,3 +193,186 @@ fn cod_fetch_gets_the_package_by_infohash_or_magnet_link() {
     w.cod(&["fetch", &magnet, "--no-dht", "--out", s(&out)])
         .fails_with("already exists");
 }
+
+/// Issue 16: the chain outlives every node. Two nodes seed the chain as torrents and point at
+/// them from a BEP 44 item on the (local) DHT; a standard client (aria2c) reads nothing but
+/// the DHT — the item gives the index's infohash, the index the segments' — downloads them
+/// and seeds them. Then every node stops, and a fresh node with no peer and no mirror
+/// restores the whole chain from the DHT and that seeder alone.
+#[test]
+fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() {
+    let w = World::new();
+    let extra = "[archive]\ntorrent_interval = 2s\n";
+    let mut net = Net::with_dht(&w, 2, extra);
+    let (n1, n2) = (net.nodes[0].clone(), net.nodes[1].clone());
+    let funding = funding_archive(&w, &[&n1, &n2], 10);
+    w.at(&n1, &["chain", "import", s(&funding)]).ok();
+    w.at(
+        &n1,
+        &["transfer", "--to", &n2.id, "--amount", "1.5", "--yes"],
+    )
+    .ok();
+    let expected = net.applied(&n1).unwrap();
+    wait_for(60, "node2 to hold every record", || {
+        (net.applied(&n2)? == expected).then_some(())
+    });
+    let boot = net
+        .dht
+        .as_ref()
+        .unwrap()
+        .bootstrap
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // What anyone reads on the DHT, knowing only the ledger id.
+    let ledger = params_of(&n1).cod;
+    let seed = cod::torrents::item_seed(&ledger);
+    let key = mainline::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let dht = mainline::Dht::builder()
+        .bootstrap(std::slice::from_ref(&boot))
+        .bind_address(std::net::Ipv4Addr::LOCALHOST)
+        .build()
+        .unwrap();
+    let item = wait_for(120, "the DHT item to name every record", || {
+        #[allow(deprecated)]
+        let m = dht.get_mutable_most_recent(&key, Some(cod::torrents::SALT))?;
+        let item = cod::torrents::Item::decode(m.value())?;
+        (item.records == expected && m.seq() == expected as i64).then_some(item)
+    });
+    // Both nodes wrote the same bytes, so they seed the same swarms.
+    for n in [&n1, &n2] {
+        wait_for(60, "each node to seed the index the item names", || {
+            let v: serde_json::Value = w.at(n, &["--json", "chain", "torrents"]).ok().json();
+            (v["index"]["infohash"] == hex::encode(item.index)).then_some(())
+        });
+    }
+
+    // aria2c: the index by its infohash, then every segment it lists, seeded afterwards.
+    let index_dir = w.path("aria-index");
+    aria2c(&w, &boot, &index_dir, &[item.index], 0, 27100).wait_ok();
+    let index_file = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "archive-index"))
+        .expect("aria2c wrote the index");
+    let index =
+        cod::torrents::Index::decode(&std::fs::read(&index_file).unwrap(), &ledger).unwrap();
+    assert_eq!(index.records(), expected);
+    let seeded = w.path("aria-seed");
+    let ihs: Vec<[u8; 20]> = std::iter::once(item.index)
+        .chain(index.segments.iter().map(|s| s.infohash))
+        .collect();
+    let mut seeder = aria2c(&w, &boot, &seeded, &ihs, 3600, 27200);
+    wait_for(120, "aria2c to download every segment", || {
+        index
+            .segments
+            .iter()
+            .all(|seg| {
+                std::fs::read(seeded.join(&seg.name)).is_ok_and(|data| {
+                    let info = cod::package::Info::of(&seg.name, &data, &mut |_| {});
+                    *info.infohash().as_bytes() == seg.infohash
+                })
+            })
+            .then_some(())
+    });
+    let records: usize = index
+        .segments
+        .iter()
+        .map(|seg| cod::archive::count(&std::fs::read(seeded.join(&seg.name)).unwrap()))
+        .sum();
+    assert_eq!(records as u64, expected, "the segments hold every record");
+
+    // Every node stops; a fresh one (no peer, no mirror) restores from the DHT and aria2c.
+    let balance = net.balance(&n1, &n2.id).unwrap();
+    for n in [&n1, &n2] {
+        w.at(n, &["node", "stop"]).ok();
+    }
+    let fresh = net.add("node3", extra).clone();
+    wait_for(180, "the fresh node to restore the chain", || {
+        (net.applied(&fresh)? > expected).then_some(())
+    });
+    assert!(net.confirmed_peers(&fresh).is_empty(), "it had no peer");
+    assert_eq!(net.balance(&fresh, &n2.id), Some(balance));
+    assert!(
+        w.at(&fresh, &["chain", "verify"])
+            .ok()
+            .stdout()
+            .contains("chain OK")
+    );
+    let v: serde_json::Value = w.at(&fresh, &["--json", "chain", "torrents"]).ok().json();
+    assert!(v["restored"].as_u64().unwrap() >= 1, "{v}");
+    seeder.kill();
+}
+
+/// aria2c fetching `infohashes` by magnet link through the local DHT only, into `dir`, then
+/// seeding them for `seed_secs`.
+fn aria2c(
+    w: &World,
+    boot: &str,
+    dir: &std::path::Path,
+    infohashes: &[[u8; 20]],
+    seed_secs: u64,
+    port: u16,
+) -> Aria2c {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut cmd = std::process::Command::new("aria2c");
+    cmd.env("HOME", w.dir.path())
+        .args([
+            "-Z".to_string(),
+            format!("--dir={}", s(dir)),
+            "--enable-dht=true".into(),
+            format!("--dht-entry-point={boot}"),
+            format!("--dht-listen-port={port}"),
+            format!("--listen-port={}", port + 1),
+            format!("--dht-file-path={}", s(&dir.join("dht.dat"))),
+            "--bt-enable-lpd=false".into(),
+            "--enable-peer-exchange=false".into(),
+            format!("--seed-time={}", seed_secs / 60),
+            "--seed-ratio=0.0".into(),
+            "--bt-stop-timeout=120".into(),
+            "--console-log-level=warn".into(),
+            "--summary-interval=0".into(),
+        ])
+        .args(
+            infohashes
+                .iter()
+                .map(|ih| format!("magnet:?xt=urn:btih:{}", hex::encode(ih))),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Aria2c(cmd.spawn().expect("aria2c (run .ci/setup)"))
+}
+
+struct Aria2c(std::process::Child);
+
+impl Aria2c {
+    fn wait_ok(mut self) {
+        let out = std::mem::replace(
+            &mut self.0,
+            std::process::Command::new("true").spawn().unwrap(),
+        )
+        .wait_with_output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "aria2c failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Aria2c {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -90,3 +90,65 @@ pub fn import(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
         )))
     }
 }
+
+/// `cod chain torrents [--out DIR]`: what the daemon seeds of the chain as torrents and the
+/// DHT item naming it; with `--out`, the files and their `.torrent` files, for any client.
+pub fn torrents(out: &Output, node: Option<&Path>, into: Option<&Path>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let mut d = super::backend::daemon(&dir)?;
+    let v: crate::views::TorrentsView = d.call_as(&crate::control::Request::Torrents)?;
+    if !v.enabled {
+        return Err(CmdError::msg(
+            "this node seeds no archive torrents: node.ini turns them off ([archive] torrents = false) or the DHT",
+        ));
+    }
+    let mut h = format!(
+        "ledger {}\nDHT item (BEP 44): key {} salt {} (target {})\n",
+        v.ledger, v.key, v.salt, v.target
+    );
+    match &v.item {
+        Some(i) => h.push_str(&format!(
+            "  newest seen: index {}, {} records\n",
+            i.index, i.records
+        )),
+        None => h.push_str("  not seen on the DHT yet\n"),
+    }
+    let files: Vec<&crate::views::TorrentFile> = v.index.iter().chain(&v.segments).collect();
+    match &v.index {
+        Some(i) => h.push_str(&format!(
+            "seeding an index of {} records in {} segments:\n",
+            i.records,
+            v.segments.len()
+        )),
+        None => h.push_str("nothing written yet\n"),
+    }
+    for f in &files {
+        h.push_str(&format!(
+            "  {}  {} records, {} bytes\n    {}\n",
+            f.name, f.records, f.bytes, f.magnet
+        ));
+    }
+    if let Some(into) = into {
+        std::fs::create_dir_all(into).map_err(fsutil::io_err(into))?;
+        for f in &files {
+            let data = std::fs::read(&f.path).map_err(fsutil::io_err(&f.path))?;
+            let info = crate::package::Info::of(&f.name, &data, &mut |_| {});
+            if info.infohash().to_string() != f.infohash {
+                return Err(CmdError::msg(format!(
+                    "{} was rewritten meanwhile; run the command again",
+                    f.path.display()
+                )));
+            }
+            fsutil::write_atomic(&into.join(&f.name), &data, 0o644, true)?;
+            let torrent = into.join(format!("{}.torrent", f.name));
+            fsutil::write_atomic(&torrent, &info.torrent_file(), 0o644, true)?;
+        }
+        h.push_str(&format!(
+            "wrote {} files and their .torrent files into {}\n",
+            files.len(),
+            into.display()
+        ));
+    }
+    out.emit(h, &v);
+    Ok(())
+}

@@ -117,6 +117,7 @@ pub fn download(
         .block_on(crate::seeder::fetch(
             peers,
             *infohash.as_bytes(),
+            crate::package::MAX_PACKAGE_BYTES,
             &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);

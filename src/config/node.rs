@@ -39,6 +39,10 @@ pub struct NodeConfig {
     pub mirrors: Vec<String>,
     /// Also use the mirrors the package names (cod.ini `[archive] mirrors`).
     pub package_mirrors: bool,
+    /// Seed the chain as torrents and point at them from the DHT (`[archive] torrents`).
+    pub torrents: bool,
+    /// Seconds between writing the torrents anew, when records were applied.
+    pub torrent_interval: u64,
     /// Sign, without asking, records that are fully determined by the chain.
     pub auto_sign: bool,
     /// Seconds between anti-entropy rounds with a random peer.
@@ -191,9 +195,18 @@ impl NodeConfig {
         }
 
         let (mut mirrors, mut package_mirrors) = (Vec::new(), true);
+        let (mut torrents, mut torrent_interval) = (true, 600);
         if let Some(mut s) = ini.optional("archive") {
             mirrors = s.or_default("mirrors", Vec::new(), values::list(values::mirror))?;
             package_mirrors = s.or_default("package_mirrors", true, values::boolean)?;
+            torrents = s.or_default("torrents", true, values::boolean)?;
+            torrent_interval = s
+                .or_default(
+                    "torrent_interval",
+                    Duration::from_secs(600),
+                    values::duration_in(1, 86_400),
+                )?
+                .as_secs();
             s.finish()?;
         }
         let mut auto_sign = false;
@@ -252,6 +265,8 @@ impl NodeConfig {
             peers,
             mirrors,
             package_mirrors,
+            torrents,
+            torrent_interval,
             auto_sign,
             sync_interval,
             limits,
@@ -279,6 +294,29 @@ mod tests {
         assert_eq!(n.mirrors, ["./mirror", "http://127.0.0.1:8000/chain"]);
         assert!(n.auto_sign);
         assert_eq!(n.limits, Limits::default());
+        assert!(n.torrents);
+        assert_eq!(n.torrent_interval, 600);
+        let n = NodeConfig::parse(
+            "node.ini",
+            "[node]
+[archive]
+torrents = false
+torrent_interval = 30s
+",
+        )
+        .unwrap();
+        assert!(!n.torrents);
+        assert_eq!(n.torrent_interval, 30);
+        for bad in [
+            "torrent_interval = 0s",
+            "torrent_interval = 2d",
+            "torrents = maybe",
+        ] {
+            assert!(
+                NodeConfig::parse("node.ini", &format!("[node]\n[archive]\n{bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
         let n = NodeConfig::parse(
             "node.ini",
             "[node]\n[limits]\nconnections = 100\nrequests_per_second = 5\ntrusted = 127.0.0.1, ::1\n",

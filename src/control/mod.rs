@@ -60,6 +60,9 @@ pub enum Request {
     RecordAt { account: Option<String>, seq: u64 },
     /// Verify the whole chain.
     Verify,
+    /// The chain archive this node seeds as torrents, and the DHT item naming it
+    /// ([`crate::views::TorrentsView`]).
+    Torrents,
     /// Every record, as a chain archive (text), in the answer. A large chain's archive is
     /// better written by [`Request::ExportFile`]; this stays for clients of older daemons.
     Export,

@@ -442,6 +442,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             signing_step(shared, move |s| signing::propose_issue(s, attest, named)).await
         }
         Request::Members => blocking(shared, |s| ok(views::members(&s.view()))).await,
+        Request::Torrents => ok(shared.torrents.locked().clone()),
         Request::MembersChange { admit, remove } => {
             let mut lists = [Vec::new(), Vec::new()];
             for (list, names) in lists.iter_mut().zip([admit, remove]) {

@@ -212,6 +212,7 @@ async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
             return shared.shutdown.cancelled().await;
         }
     };
+    shared.dht.send_replace(Some(dht.clone()));
     shared.log(
         "info",
         format!(

@@ -167,7 +167,7 @@ async fn merge(shared: &Arc<Shared>, m: &Mirror, http: &ApiClient) -> Result<(),
 fn absorb(shared: &Shared, theirs: Option<&[u8]>) -> Result<Option<Vec<u8>>, MirrorError> {
     let mut held = std::collections::HashSet::new();
     if let Some(bytes) = theirs {
-        import(shared, bytes);
+        import(shared, bytes, "an archive mirror");
         held.extend(crate::archive::record_lines(bytes));
     }
     let store = shared.view().store().clone();
@@ -185,7 +185,7 @@ fn merge_git(shared: &Shared, git: &super::git_mirror::GitMirror) -> Result<(), 
         let fetched = git.fetch(MAX)?;
         let mut held = std::collections::HashSet::new();
         for segment in &fetched.segments {
-            import(shared, segment);
+            import(shared, segment, "an archive mirror");
             held.extend(crate::archive::record_lines(segment).map(<[u8]>::to_vec));
         }
         let store = shared.view().store().clone();
@@ -213,18 +213,24 @@ fn merge_git(shared: &Shared, git: &super::git_mirror::GitMirror) -> Result<(), 
     Ok(())
 }
 
-/// Imports one archive a mirror holds, logging what it added or why it was refused.
-fn import(shared: &Shared, bytes: &[u8]) {
+/// Imports an archive read from `source` (blocking), verified like any other; announces what
+/// it applied. Returns whether the archive was taken (false: it was refused, and logged).
+pub(super) fn import(shared: &Shared, bytes: &[u8], source: &str) -> bool {
     match shared.import_archive(std::io::Cursor::new(bytes)) {
-        Ok(r) if r.applied.count > 0 => {
-            shared.log(
-                "info",
-                format!("merged {} records from an archive mirror", r.applied.count),
-            );
-            shared.announce_applied(r.applied.announced(), false);
+        Ok(r) => {
+            if r.applied.count > 0 {
+                shared.log(
+                    "info",
+                    format!("merged {} records from {source}", r.applied.count),
+                );
+                shared.announce_applied(r.applied.announced(), false);
+            }
+            true
         }
-        Ok(_) => {}
-        Err((e, _)) => shared.log("warn", format!("mirror archive refused: {e}")),
+        Err((e, _)) => {
+            shared.log("warn", format!("archive from {source} refused: {e}"));
+            false
+        }
     }
 }
 
@@ -315,7 +321,7 @@ async fn restore(shared: &Arc<Shared>, list: &[Mirror], http: &ApiClient) {
                     .tasks
                     .spawn_blocking(move || {
                         for bytes in &archives {
-                            import(&s, bytes);
+                            import(&s, bytes, "an archive mirror");
                         }
                     })
                     .await;

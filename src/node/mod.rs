@@ -18,6 +18,7 @@ pub mod peers;
 pub mod signing;
 pub mod supervisor;
 mod sync;
+mod torrents;
 
 use crate::api::client::ApiClient;
 use crate::chain::Chain;
@@ -98,6 +99,10 @@ pub struct Shared {
     pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
     pub(crate) heavy: tokio::sync::Semaphore,
+    /// The node's DHT client, once the DHT task has started it (the archive torrents use it).
+    pub(crate) dht: tokio::sync::watch::Sender<Option<mainline::async_dht::AsyncDht>>,
+    /// What the archive torrents task seeds and saw (`cod chain torrents`).
+    pub(crate) torrents: Mutex<crate::views::TorrentsView>,
 }
 
 impl Shared {
@@ -841,6 +846,8 @@ impl NodeBuilder {
             library: Arc::new(library),
             own_infohashes,
             offers: Mutex::new(std::collections::BTreeMap::new()),
+            dht: tokio::sync::watch::Sender::new(None),
+            torrents: Mutex::default(),
         });
 
         let socket_path = dir.socket_path(&config);
@@ -879,6 +886,10 @@ impl NodeBuilder {
         tasks.spawn("sync", sync::run(shared.clone()));
         tasks.spawn("gossip", sync::gossip(shared.clone(), gossip_rx));
         tasks.spawn("mirror", mirror::run(shared.clone()));
+        tasks.spawn(
+            "archive torrents",
+            torrents::run(shared.clone(), local.port()),
+        );
         tasks.spawn("signing", signing::run(shared.clone()));
         Ok(NodeHandle {
             running: tokio::spawn(tasks.run(std::time::Duration::from_secs(5))),

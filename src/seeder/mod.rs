@@ -51,7 +51,11 @@ impl Library {
     /// Offers a file (its torrent metainfo is computed from it).
     pub fn offer(&self, name: &str, path: PathBuf) -> std::io::Result<[u8; 20]> {
         let data = std::fs::read(&path)?;
-        let info = Info::of(name, &data, &mut |_| {});
+        Ok(self.offer_info(Info::of(name, &data, &mut |_| {}), path))
+    }
+
+    /// Offers the file at `path`, whose metainfo the caller computed from its bytes.
+    pub fn offer_info(&self, info: Info, path: PathBuf) -> [u8; 20] {
         let id = *info.infohash().as_bytes();
         let info_bytes = info.bencode();
         self.files.write_locked().insert(
@@ -62,7 +66,12 @@ impl Library {
                 path,
             }),
         );
-        Ok(id)
+        id
+    }
+
+    /// Offers the file no more.
+    pub fn withdraw(&self, infohash: &[u8; 20]) {
+        self.files.write_locked().remove(infohash);
     }
 
     pub fn get(&self, infohash: &[u8; 20]) -> Option<Arc<Offered>> {
@@ -283,16 +292,18 @@ pub enum FetchError {
 }
 
 /// Downloads the file with `infohash` from one of `peers`: its metadata over BEP 9 (checked
-/// against the infohash), then every piece (each checked against its SHA-1). `progress` is
-/// told (bytes done, total).
+/// against the infohash), then every piece (each checked against its SHA-1). A file longer
+/// than `max_len` is refused once the metadata says so. `progress` is told (bytes done,
+/// total).
 pub async fn fetch(
     peers: &[SocketAddr],
     infohash: [u8; 20],
+    max_len: u64,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Info, Vec<u8>), FetchError> {
     let mut reasons = Vec::new();
     for addr in peers {
-        match fetch_from(*addr, infohash, progress).await {
+        match fetch_from(*addr, infohash, max_len, progress).await {
             Ok(r) => return Ok(r),
             Err(e) => reasons.push(format!("{addr}: {e}")),
         }
@@ -315,6 +326,7 @@ const WINDOW: usize = 16;
 async fn fetch_from(
     addr: SocketAddr,
     infohash: [u8; 20],
+    max_len: u64,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Info, Vec<u8>), PeerError> {
     let mut s = timed(5, TcpStream::connect(addr)).await?;
@@ -397,7 +409,14 @@ async fn fetch_from(
             deadline = stall_deadline();
         }
     }
-    let mut pieces = download::Pieces::new(meta.finish()?)?;
+    let info = meta.finish()?;
+    if info.length > max_len {
+        return Err(PeerError::Protocol(format!(
+            "the file is {} bytes, more than the {max_len} expected",
+            info.length
+        )));
+    }
+    let mut pieces = download::Pieces::new(info)?;
 
     // Then the pieces, a window of requests at a time, each block checked against what was
     // asked and each piece against its hash.

@@ -1,0 +1,581 @@
+//! The chain as torrents found through the DHT (issue 16; the rules are [`crate::torrents`],
+//! the format `docs/formats.md`): so the chain outlives every node that holds it, with no
+//! setup. Every `[archive] torrent_interval` in which records were applied (or an hour
+//! closed), the node writes its applied records as segments — identical on every node that
+//! holds the same records, so all of them seed the same swarms — and an index listing them,
+//! seeds them on its API port, announces their infohashes on the DHT, and puts a BEP 44 item
+//! naming the index under a key derived from the ledger id, with `seq` = the records the index
+//! lists, so an index never replaces a fuller one. Any BitTorrent client can seed the files
+//! (`cod chain torrents --out DIR` writes them and their `.torrent` files).
+//!
+//! A node with no confirmed peer reads the item and, when it names more records than the node
+//! holds, downloads the index and each segment it lacks from whoever seeds them, and imports
+//! them — every record verified, as from any archive.
+
+use super::Shared;
+use crate::lock::Locked;
+use crate::package::Info;
+use crate::torrents::{self as t, Index, Item, Segment, Span};
+use crate::views::{ItemSeen, TorrentFile, TorrentsView};
+use futures::StreamExt;
+use mainline::async_dht::AsyncDht;
+use mainline::{Id, MutableItem, SigningKey};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Applied records read from the log at a time.
+const PAGE: usize = 4096;
+/// Seeders asked for one file, at most.
+const MAX_SEEDERS: usize = 16;
+/// How long a DHT lookup may go without an answer.
+const LOOKUP_SECS: u64 = 10;
+/// While the node has no peer, it looks at the item at least this often (seconds).
+const LONELY_SECS: u64 = 30;
+/// An index is given up after this many of its segments in a row were refused.
+const MAX_REFUSED: usize = 3;
+
+/// A file this node wrote and seeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Written {
+    name: String,
+    #[serde(with = "hex::serde")]
+    infohash: [u8; 20],
+    /// A segment's span, and the digest of the span's [`t::Tally`] when it was written
+    /// (`None` and zeros for the index).
+    span: Option<Span>,
+    #[serde(with = "hex::serde")]
+    digest: [u8; 32],
+    records: u64,
+    bytes: u64,
+    path: PathBuf,
+}
+
+/// What the node published last (kept in `<data>/torrents/published.json`, so a restart
+/// seeds at once and rewrites only what changed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Published {
+    segments: Vec<Written>,
+    index: Option<Written>,
+}
+
+impl Published {
+    fn files(&self) -> impl Iterator<Item = &Written> {
+        self.segments.iter().chain(&self.index)
+    }
+
+    fn records(&self) -> u64 {
+        self.segments.iter().map(|s| s.records).sum()
+    }
+}
+
+pub async fn run(shared: Arc<Shared>, port: u16) {
+    if !shared.config.dht.enabled || !shared.config.torrents {
+        return shared.shutdown.cancelled().await;
+    }
+    let mut started = shared.dht.subscribe();
+    let dht = tokio::select! {
+        d = async { started.wait_for(Option::is_some).await.map(|d| d.clone()) } => match d {
+            Ok(Some(d)) => d,
+            _ => return shared.shutdown.cancelled().await,
+        },
+        _ = shared.shutdown.cancelled() => return,
+    };
+    let mut node = Torrents::new(shared.clone(), dht, port);
+    node.resume();
+    loop {
+        node.round().await;
+        let lonely = shared.peers.locked().confirmed().is_empty();
+        let interval = shared.config.torrent_interval;
+        let wait = if lonely {
+            interval.min(LONELY_SECS)
+        } else {
+            interval
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+struct Torrents {
+    shared: Arc<Shared>,
+    dht: AsyncDht,
+    port: u16,
+    key: SigningKey,
+    dir: PathBuf,
+    published: Published,
+    /// The files of the publication before (still seeded: a download may be under way).
+    previous: Published,
+    /// (applied records, closed hours) when the segments were last written.
+    planned: Option<(usize, u64)>,
+    /// When the files were last announced and the item last put.
+    announced: Option<Instant>,
+    put: Option<Instant>,
+    /// Segments downloaded and imported, by infohash (not downloaded again).
+    restored: HashSet<[u8; 20]>,
+    /// Indexes and segments whose contents were refused (forged or damaged: the item's key is
+    /// anyone's), never downloaded again.
+    refused: HashSet<[u8; 20]>,
+}
+
+impl Torrents {
+    fn new(shared: Arc<Shared>, dht: AsyncDht, port: u16) -> Self {
+        let key = SigningKey::from_bytes(&t::item_seed(&shared.params.cod));
+        let dir = shared.dir.data_dir(&shared.config).join("torrents");
+        {
+            let mut v = shared.torrents.locked();
+            let pk = key.verifying_key().to_bytes();
+            *v = TorrentsView {
+                enabled: true,
+                ledger: shared.params.cod.to_string(),
+                key: hex::encode(pk),
+                salt: hex::encode(t::SALT),
+                target: MutableItem::target_from_key(&pk, Some(t::SALT)).to_string(),
+                ..TorrentsView::default()
+            };
+        }
+        Self {
+            shared,
+            dht,
+            port,
+            key,
+            dir,
+            published: Published::default(),
+            previous: Published::default(),
+            planned: None,
+            announced: None,
+            put: None,
+            restored: HashSet::new(),
+            refused: HashSet::new(),
+        }
+    }
+
+    /// Seeds what the last run published, if its files are still there.
+    fn resume(&mut self) {
+        let Ok(bytes) = std::fs::read(self.dir.join("published.json")) else {
+            return;
+        };
+        let Ok(p) = serde_json::from_slice::<Published>(&bytes) else {
+            return;
+        };
+        if p.files().all(|w| w.path.is_file()) {
+            for w in p.files() {
+                if let Err(e) = self.offer(w) {
+                    self.shared.log("warn", format!("archive torrents: {e}"));
+                    return;
+                }
+            }
+            self.published = p;
+            self.show();
+        }
+    }
+
+    fn offer(&self, w: &Written) -> Result<(), String> {
+        let data = std::fs::read(&w.path).map_err(|e| format!("{}: {e}", w.path.display()))?;
+        let info = Info::of(&w.name, &data, &mut |_| {});
+        if *info.infohash().as_bytes() != w.infohash {
+            return Err(format!("{} changed since it was written", w.path.display()));
+        }
+        self.shared.library.offer_info(info, w.path.clone());
+        Ok(())
+    }
+
+    async fn round(&mut self) {
+        let seen = self.read_item().await;
+        let applied = self.shared.view().state().applied_count();
+        if let Some(item) = &seen
+            && item.records > applied as u64
+            && self.shared.peers.locked().confirmed().is_empty()
+        {
+            self.restore(item).await;
+        }
+        self.publish(seen).await;
+    }
+
+    /// Writes the segments anew if records were applied or an hour closed since, then
+    /// announces them and puts the item, as they fall due.
+    async fn publish(&mut self, seen: Option<Item>) {
+        let now = self.shared.now();
+        let applied = self.shared.view().state().applied_count();
+        let key = (applied, t::closed_hours(now));
+        let mut fresh = false;
+        if self.planned != Some(key) {
+            let (s, dir, old) = (
+                self.shared.clone(),
+                self.dir.clone(),
+                self.published.clone(),
+            );
+            let written = self
+                .shared
+                .tasks
+                .spawn_blocking(move || write(&s, &dir, &old, now))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+            match written {
+                Ok(p) => {
+                    fresh = p.index.as_ref().map(|w| w.infohash)
+                        != self.published.index.as_ref().map(|w| w.infohash);
+                    if fresh {
+                        self.replace(p);
+                    }
+                    self.planned = Some(key);
+                }
+                Err(e) => self.shared.log("warn", format!("archive torrents: {e}")),
+            }
+        }
+        let Some(index) = self.published.index.clone() else {
+            return;
+        };
+        let every = Duration::from_secs(self.shared.config.dht.announce_interval);
+        let due = |at: Option<Instant>| fresh || at.is_none_or(|t| t.elapsed() >= every);
+        if due(self.announced) {
+            for w in self.published.files() {
+                if let Err(e) = self
+                    .dht
+                    .announce_peer(Id::from(w.infohash), Some(self.port))
+                    .await
+                {
+                    tracing::debug!("announce {}: {e}", hex::encode(w.infohash));
+                }
+            }
+            self.announced = Some(Instant::now());
+        }
+        let ours = Item {
+            index: index.infohash,
+            records: self.published.records(),
+        };
+        if t::should_put(&ours, seen.as_ref()) && due(self.put) {
+            let item =
+                MutableItem::new(self.key.clone(), &ours.encode(), ours.seq(), Some(t::SALT));
+            match self.dht.put_mutable(item, None).await {
+                Ok(_) => {
+                    self.put = Some(Instant::now());
+                    let mut v = self.shared.torrents.locked();
+                    v.put_at = Some(now);
+                    v.item = Some(ItemSeen {
+                        index: hex::encode(ours.index),
+                        records: ours.records,
+                    });
+                }
+                Err(e) => tracing::debug!("archive item put: {e}"),
+            }
+        }
+    }
+
+    /// Seeds `p` (and the publication it replaces, for now); stops seeding and deletes what
+    /// came before that.
+    fn replace(&mut self, p: Published) {
+        let keep: HashSet<[u8; 20]> = p
+            .files()
+            .chain(self.published.files())
+            .map(|w| w.infohash)
+            .collect();
+        for w in self.previous.files() {
+            if !keep.contains(&w.infohash) {
+                self.shared.library.withdraw(&w.infohash);
+                let _ = std::fs::remove_file(&w.path);
+            }
+        }
+        for w in p.files() {
+            if self.shared.library.get(&w.infohash).is_none()
+                && let Err(e) = self.offer(w)
+            {
+                self.shared.log("warn", format!("archive torrents: {e}"));
+            }
+        }
+        self.previous = std::mem::replace(&mut self.published, p);
+        if let Ok(json) = serde_json::to_vec_pretty(&self.published) {
+            let path = self.dir.join("published.json");
+            if let Err(e) = crate::fsutil::write_atomic(&path, &json, 0o644, true) {
+                self.shared.log("warn", format!("archive torrents: {e}"));
+            }
+        }
+        self.show();
+    }
+
+    /// What `cod chain torrents` shows.
+    fn show(&self) {
+        let file = |w: &Written| TorrentFile {
+            infohash: hex::encode(w.infohash),
+            name: w.name.clone(),
+            records: w.records,
+            bytes: w.bytes,
+            magnet: crate::package::torrent::magnet(
+                &crate::ids::CodId::from_bytes(w.infohash),
+                &w.name,
+                Some(w.bytes),
+            ),
+            path: w.path.clone(),
+        };
+        let mut v = self.shared.torrents.locked();
+        v.index = self.published.index.as_ref().map(file);
+        v.segments = self.published.segments.iter().map(file).collect();
+        v.restored = self.restored.len() as u64;
+    }
+
+    /// The newest well-formed item on the DHT (items whose `seq` is not the records they
+    /// name are someone else's, and ignored).
+    async fn read_item(&mut self) -> Option<Item> {
+        let pk = self.key.verifying_key().to_bytes();
+        let mut stream = self.dht.get_mutable(&pk, Some(t::SALT), None);
+        let mut best: Option<Item> = None;
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_secs(LOOKUP_SECS), stream.next()).await
+        {
+            let Some(item) = Item::decode(m.value()).filter(|i| i.seq() == m.seq()) else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|b| (item.records, item.encode()) > (b.records, b.encode()))
+            {
+                best = Some(item);
+            }
+        }
+        if let Some(b) = &best {
+            self.shared.torrents.locked().item = Some(ItemSeen {
+                index: hex::encode(b.index),
+                records: b.records,
+            });
+        }
+        best
+    }
+
+    /// Downloads the item's index and every segment it lists that this node lacks, and
+    /// imports them. An index is given up (and never tried again) once it fails to decode, or
+    /// [`MAX_REFUSED`] of its segments in a row were refused.
+    async fn restore(&mut self, item: &Item) {
+        if self.refused.contains(&item.index) {
+            return;
+        }
+        let ledger = self.shared.params.cod;
+        let index = match self.download(item.index, t::MAX_INDEX_BYTES).await {
+            Ok(bytes) => match Index::decode(&bytes, &ledger) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.refused.insert(item.index);
+                    return self
+                        .shared
+                        .log("warn", format!("archive index refused: {e}"));
+                }
+            },
+            Err(e) => {
+                return self
+                    .shared
+                    .log("info", format!("archive index not downloaded: {e}"));
+            }
+        };
+        self.shared.log(
+            "info",
+            format!(
+                "restoring from the archive torrents on the DHT: {} records in {} segments",
+                index.records(),
+                index.segments.len()
+            ),
+        );
+        let ours: HashSet<[u8; 20]> = self.published.segments.iter().map(|w| w.infohash).collect();
+        let mut refused_in_a_row = 0;
+        for seg in index.segments {
+            let ih = seg.infohash;
+            if self.restored.contains(&ih) || ours.contains(&ih) || self.refused.contains(&ih) {
+                continue;
+            }
+            match self.restore_segment(&seg).await {
+                Ok(true) => refused_in_a_row = 0,
+                Ok(false) => {
+                    self.refused.insert(ih);
+                    refused_in_a_row += 1;
+                    if refused_in_a_row == MAX_REFUSED {
+                        self.refused.insert(item.index);
+                        self.shared.log(
+                            "warn",
+                            format!(
+                                "archive index {} given up: its segments are refused",
+                                hex::encode(item.index)
+                            ),
+                        );
+                        break;
+                    }
+                }
+                Err(e) => self.shared.log(
+                    "info",
+                    format!("archive segment {} not restored: {e}", seg.name),
+                ),
+            }
+            if self.shared.shutdown.is_cancelled() {
+                return;
+            }
+        }
+        self.show();
+    }
+
+    /// Downloads a segment and imports it: whether its records were taken (false: refused).
+    async fn restore_segment(&mut self, seg: &Segment) -> Result<bool, String> {
+        let bytes = self.download(seg.infohash, seg.bytes).await?;
+        if bytes.len() as u64 != seg.bytes {
+            return Ok(false);
+        }
+        let (s, name) = (self.shared.clone(), seg.name.clone());
+        let taken = self
+            .shared
+            .tasks
+            .spawn_blocking(move || {
+                super::mirror::import(&s, &bytes, &format!("archive torrent {name}"))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if taken {
+            self.restored.insert(seg.infohash);
+        }
+        Ok(taken)
+    }
+
+    /// Downloads a file by infohash from the seeders the DHT names (at most `max_len` bytes).
+    async fn download(&self, infohash: [u8; 20], max_len: u64) -> Result<Vec<u8>, String> {
+        let mut peers: Vec<SocketAddr> = Vec::new();
+        let mut stream = self.dht.get_peers(Id::from(infohash));
+        while let Ok(Some(batch)) =
+            tokio::time::timeout(Duration::from_secs(LOOKUP_SECS), stream.next()).await
+        {
+            peers.extend(batch.into_iter().map(SocketAddr::V4));
+        }
+        peers.sort();
+        peers.dedup();
+        peers.retain(|p| !(p.ip().is_loopback() && p.port() == self.port));
+        peers.truncate(MAX_SEEDERS);
+        if peers.is_empty() {
+            return Err("no seeder found on the DHT".into());
+        }
+        crate::seeder::fetch(&peers, infohash, max_len, &|_, _| {})
+            .await
+            .map(|(_, bytes)| bytes)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Writes the segments of the chain as it is now and their index into `dir` (blocking). A
+/// first pass over the applied records tallies each span; a span whose tally is the one `old`
+/// wrote is kept as it is, and only the records of the others are read again, sorted and
+/// written — so memory holds the records of the spans that changed (usually the open one),
+/// not the history.
+fn write(shared: &Shared, dir: &Path, old: &Published, now: u64) -> Result<Published, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let view = shared.view();
+    let closed = t::closed_hours(now);
+    let span = |r: &crate::ledger::Record| t::span_of(r.body().time, closed);
+    let mut tallies: BTreeMap<Span, t::Tally> = BTreeMap::new();
+    each_applied(&view, |r| {
+        tallies.entry(span(r)).or_default().add(r.hash().as_bytes())
+    });
+    let mut kept: HashMap<Span, Vec<Written>> = HashMap::new();
+    for (s, tally) in &tallies {
+        let parts: Vec<Written> = old
+            .segments
+            .iter()
+            .filter(|w| w.span == Some(*s))
+            .cloned()
+            .collect();
+        if !parts.is_empty()
+            && parts
+                .iter()
+                .all(|w| w.digest == tally.digest() && w.path.is_file())
+        {
+            kept.insert(*s, parts);
+        }
+    }
+    type Key = (u64, crate::ids::AccountId, u64, crate::ids::RecordHash);
+    let mut fresh: HashMap<Span, Vec<(Key, u64)>> = HashMap::new();
+    if kept.len() < tallies.len() {
+        each_applied(&view, |r| {
+            let s = span(r);
+            if !kept.contains_key(&s) {
+                let b = r.body();
+                let line = r.to_bytes().len() as u64 + 1;
+                fresh
+                    .entry(s)
+                    .or_default()
+                    .push(((b.time, b.account, b.seq, r.hash()), line));
+            }
+        });
+    }
+    let cod = shared.params.cod;
+    let mut segments = Vec::new();
+    for (s, tally) in &tallies {
+        if let Some(parts) = kept.remove(s) {
+            segments.extend(parts);
+            continue;
+        }
+        let mut records = fresh.remove(s).unwrap_or_default();
+        records.sort_unstable();
+        let sizes: Vec<u64> = records.iter().map(|(_, size)| *size).collect();
+        for (part, range) in t::parts(&sizes).into_iter().enumerate() {
+            let mut out =
+                crate::archive::Writer::new(Vec::new(), &cod).map_err(|e| e.to_string())?;
+            for ((.., h), _) in &records[range] {
+                let r = view
+                    .record(h)
+                    .ok_or_else(|| format!("record {h} went missing"))?;
+                out.push(&r.to_bytes()).map_err(|e| e.to_string())?;
+            }
+            let (bytes, n) = out.finish().map_err(|e| e.to_string())?;
+            let name = t::segment_name(&cod, *s, part);
+            let mut w = store(dir, &name, &bytes, n as u64, "archive")?;
+            (w.span, w.digest) = (Some(*s), tally.digest());
+            segments.push(w);
+        }
+    }
+    let index = Index {
+        ledger: cod,
+        segments: segments
+            .iter()
+            .map(|w| Segment {
+                infohash: w.infohash,
+                records: w.records,
+                bytes: w.bytes,
+                name: w.name.clone(),
+            })
+            .collect(),
+    };
+    let records = index.records();
+    let index = store(dir, &t::index_name(&cod), &index.encode(), records, "index")?;
+    Ok(Published {
+        segments,
+        index: Some(index),
+    })
+}
+
+/// Calls `f` with every applied record of `view`, a page at a time.
+fn each_applied(view: &crate::chain::View, mut f: impl FnMut(&crate::ledger::Record)) {
+    let mut from = 0;
+    loop {
+        let page = view.log(from, PAGE);
+        if page.is_empty() {
+            return;
+        }
+        from += page.len();
+        page.iter().for_each(|r| f(r));
+    }
+}
+
+/// Writes `bytes` as `<dir>/<infohash>.<ext>`.
+fn store(dir: &Path, name: &str, bytes: &[u8], records: u64, ext: &str) -> Result<Written, String> {
+    let info = Info::of(name, bytes, &mut |_| {});
+    let infohash = *info.infohash().as_bytes();
+    let path = dir.join(format!("{}.{ext}", hex::encode(infohash)));
+    crate::fsutil::write_atomic(&path, bytes, 0o644, true).map_err(|e| e.to_string())?;
+    Ok(Written {
+        name: name.to_string(),
+        infohash,
+        span: None,
+        digest: [0; 32],
+        records,
+        bytes: bytes.len() as u64,
+        path,
+    })
+}
