@@ -157,6 +157,13 @@ impl RecordHash {
     }
 }
 
+/// A node's transport identity (issue 17): the public half of an Ed25519 key the node makes
+/// fresh at every start. Peers know each other by it; it says nothing of the account the node
+/// holds, and is a new one after a restart.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId([u8; 32]);
+hex_id!(PeerId, 32, "a peer id");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,7 @@ pub mod seeder;
 pub mod signature_requests;
 pub mod store;
 pub mod torrents;
+pub mod transport;
 #[cfg(feature = "node")]
 pub mod tui;
 pub mod views;

@@ -431,6 +431,8 @@ pub struct Status {
     /// The ledger this version of the cod continues (see `docs/upgrade.md`).
     pub ledger: crate::ids::CodId,
     pub node_id: AccountId,
+    /// What peers know the node by in this run (its transport key; never its account).
+    pub peer_id: crate::ids::PeerId,
     /// The API address the node tells its peers.
     pub addr: String,
     pub pid: u32,

@@ -91,10 +91,12 @@ fn the_dashboard_shows_peers_and_approves_a_signature_request() {
     let tui = Tmux::start(&w, n2);
     tui.wait_for(30, "connected");
 
-    // Peers: the other two nodes, by their short ids.
+    // Peers: the other two nodes, by their short peer ids (never their accounts).
     tui.keys(&["2"]);
     for other in [n1, n3] {
-        tui.wait_for(30, &other.id[..8]);
+        let peer = net.peer_id(other).unwrap();
+        let screen = tui.wait_for(30, &peer[..8]);
+        assert!(!screen.contains(&other.id[..8]), "{screen}");
     }
 
     // node1 proposes an issuance; it shows up on node2's dashboard, which approves it.

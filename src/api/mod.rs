@@ -38,9 +38,10 @@ pub const REQUEST_TIMEOUT_SECS: u64 = 30;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Info {
     pub cod_id: String,
-    pub node_id: String,
-    /// The node's public key (DER SubjectPublicKeyInfo, base64): its node id derives from it.
-    pub key: String,
+    /// The node's transport identity (hex): the public half of an Ed25519 key it makes at
+    /// every start, which it proves with `POST /v1/challenge`. Nothing here names the account
+    /// the node holds.
+    pub peer_id: String,
     pub software_version: String,
     pub com_version: String,
     pub cod_version: String,
@@ -73,10 +74,8 @@ impl Info {
     }
 }
 
-/// Longest field of an [`Info`] a node accepts from a peer (its key, base64 DER, is at
-/// most [`MAX_INFO_KEY`]).
+/// Longest field of an [`Info`] a node accepts from a peer.
 pub const MAX_INFO_FIELD: usize = 256;
-pub const MAX_INFO_KEY: usize = 2048;
 
 impl Info {
     /// Refuses an `Info` from a peer whose fields are longer than any honest node's: they
@@ -84,7 +83,7 @@ impl Info {
     pub fn check_bounds(&self) -> Result<(), String> {
         let fields = [
             ("cod_id", &self.cod_id),
-            ("node_id", &self.node_id),
+            ("peer_id", &self.peer_id),
             ("software_version", &self.software_version),
             ("com_version", &self.com_version),
             ("cod_version", &self.cod_version),
@@ -98,9 +97,6 @@ impl Info {
             if v.len() > MAX_INFO_FIELD {
                 return Err(format!("{name} is longer than {MAX_INFO_FIELD} bytes"));
             }
-        }
-        if self.key.len() > MAX_INFO_KEY {
-            return Err(format!("key is longer than {MAX_INFO_KEY} bytes"));
         }
         Ok(())
     }
@@ -116,7 +112,7 @@ pub fn deployer_infohash(deployer: &crate::ids::Fingerprint) -> [u8; 20] {
     h.finalize().into()
 }
 
-/// `POST /v1/challenge`: prove you hold your node key.
+/// `POST /v1/challenge`: prove you hold the transport key of your peer id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
@@ -126,24 +122,16 @@ pub struct ChallengeRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChallengeResponse {
-    /// Signature (base64) over [`challenge_message`].
+    /// Ed25519 signature (base64) over [`crate::transport::challenge_message`].
     pub signature: String,
-}
-
-/// What a node signs to answer a challenge. The fixed prefix keeps it from ever being a
-/// record body (those are JSON objects), so signing a peer's nonce is harmless.
-pub fn challenge_message(cod: &crate::ids::CodId, nonce: &[u8; 32]) -> Vec<u8> {
-    let mut m = b"cod/challenge/v1\0".to_vec();
-    m.extend_from_slice(cod.as_bytes());
-    m.extend_from_slice(nonce);
-    m
 }
 
 /// `GET /v1/peers`: confirmed peers, for peer exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerEntry {
     pub addr: String,
-    pub node_id: String,
+    /// Its transport identity (never its account).
+    pub peer_id: String,
 }
 
 /// `GET /v1/sync/summary`: a few hundred bytes that tell whether two nodes are in sync.

@@ -324,10 +324,10 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
     let v: PeersView = d.call_as(&Request::Peers)?;
     let mut h = format!(
         "{:<22} {:<10} {:<9} {:<6} {:>8} {:>9}  {}\n",
-        "ADDRESS", "NODE", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"
+        "ADDRESS", "PEER", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"
     );
     for p in &v.peers {
-        let node = p.node_id.map(|n| n.to_string());
+        let node = p.peer_id.map(|n| n.to_string());
         h.push_str(&format!(
             "{:<22} {:<10} {:<9} {:<6} {:>6}ms {:>9}  {}/{}/{}\n",
             p.addr,

@@ -189,7 +189,8 @@ pub enum Event {
     /// A peer was confirmed (or refreshed) or dropped.
     Peer {
         addr: String,
-        node_id: String,
+        /// Its transport identity.
+        peer_id: String,
         up: bool,
         found_via: String,
     },

@@ -414,7 +414,9 @@ async fn challenge(
     let mut nonce = [0u8; 32];
     hex::decode_to_slice(&req.nonce, &mut nonce)
         .map_err(|_| bad("nonce must be 64 hexadecimal digits"))?;
-    let sig = s.key.sign(&challenge_message(&s.params.cod, &nonce));
+    let sig = s
+        .transport
+        .sign(&crate::transport::challenge_message(&s.params.cod, &nonce));
     Ok(Json(ChallengeResponse {
         signature: base64::engine::general_purpose::STANDARD.encode(sig),
     }))
@@ -425,9 +427,9 @@ async fn peers(State(s): State<S>) -> Json<Vec<PeerEntry>> {
     Json(
         list.into_iter()
             .filter_map(|p| {
-                p.node_id.map(|id| PeerEntry {
+                p.peer_id.map(|id| PeerEntry {
                     addr: p.addr,
-                    node_id: id.to_string(),
+                    peer_id: id.to_string(),
                 })
             })
             .collect(),

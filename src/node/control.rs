@@ -190,7 +190,7 @@ async fn stream_events(shared: &Shared, out: &mut tokio::net::unix::OwnedWriteHa
         .into_iter()
         .map(|p| Event::Peer {
             addr: p.addr,
-            node_id: p.node_id.map(|n| n.to_string()).unwrap_or_default(),
+            peer_id: p.peer_id.map(|n| n.to_string()).unwrap_or_default(),
             up: true,
             found_via: p.found_via.to_string(),
         })
@@ -635,6 +635,7 @@ pub fn status(shared: &Shared) -> views::Status {
         cod_id: shared.dir.deployment.cod_id,
         ledger: shared.params.cod,
         node_id: shared.node_id,
+        peer_id: shared.transport.peer_id(),
         addr: shared.info.addr.clone(),
         pid: std::process::id(),
         software_version: shared.info.software_version.clone(),

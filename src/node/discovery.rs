@@ -2,13 +2,13 @@
 //! package, com.ini and cod.ini infohashes; an address found under all three is a
 //! candidate), static peers from node.ini, peer exchange, and a [`Directory`] that nodes in
 //! one process share. Every candidate is confirmed before use: `GET /v1/info` must name this
-//! cod, and the peer must sign a fresh challenge with the key its node id derives from.
+//! cod, and the peer must sign a fresh challenge with the transport key of the peer id it
+//! shows (`crate::transport`: not its account, which peers never learn).
 
 use super::Shared;
 use super::peers::FoundVia;
 use super::supervisor::Supervisor;
 use crate::control::Event;
-use crate::keys::PublicKey;
 use crate::lock::Locked;
 use base64::Engine as _;
 use futures::future::BoxFuture;
@@ -326,10 +326,10 @@ fn lonely(shared: &Shared) -> bool {
     shared.peers.locked().confirmed().is_empty()
 }
 
-/// Is this this very node? (The same key in another version of the ledger — the member's
-/// other deployment — is a peer like any other.)
+/// Is this this very node? (Its own transport key: each run of each deployment has its own,
+/// so the member's other deployment is a peer like any other.)
 fn is_self(shared: &Shared, info: &crate::api::Info) -> bool {
-    info.node_id == shared.info.node_id && info.cod_id == shared.info.cod_id
+    info.peer_id == shared.info.peer_id
 }
 
 /// Do two versions run the same model? The same com.ini file (nodes older than the `com`
@@ -342,7 +342,8 @@ fn same_model(ours: &crate::api::Info, theirs: &crate::api::Info) -> bool {
     }
 }
 
-/// Checks that `addr` is a node of this ledger holding the key of the node id it claims.
+/// Checks that `addr` is a node of this ledger holding the transport key of the peer id it
+/// claims. (What account it holds is neither asked nor told.)
 async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64), String> {
     let t = Instant::now();
     let info = shared.api.info(addr).await.map_err(|e| e.to_string())?;
@@ -366,30 +367,10 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
             info.cod_id, info.cod_version, info.com_version
         ));
     }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(&info.key)
-        .map_err(|e| format!("bad key: {e}"))?;
-    let key = PublicKey::from_der(&der).map_err(|e| format!("bad key: {e}"))?;
-    // The key must be the account's key in force where the chain knows the account (a
-    // `rekey` replaced the one its id derives from, and the replaced one proves nothing); an
-    // account the chain does not know yet is taken at its opening key's word.
-    let in_force = info
-        .node_id
+    let peer: crate::ids::PeerId = info
+        .peer_id
         .parse()
-        .ok()
-        .and_then(|a| shared.view().key_of(&a));
-    let derives = key.node_id(&shared.params.cod).to_string() == info.node_id;
-    match in_force {
-        Some(k) if k != key => {
-            return Err(format!(
-                "its key {} is not its account's key in force ({})",
-                key.fingerprint().short(),
-                k.fingerprint().short()
-            ));
-        }
-        None if !derives => return Err("its node id does not derive from its key".into()),
-        _ => {}
-    }
+        .map_err(|e| format!("bad peer id: {e}"))?;
     if is_self(shared, &info) {
         return Ok((info, latency)); // this node itself; the caller marks the address as own
     }
@@ -403,11 +384,10 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
     let sig = base64::engine::general_purpose::STANDARD
         .decode(&answer.signature)
         .map_err(|e| format!("bad signature: {e}"))?;
-    key.verify(
-        &crate::api::challenge_message(&shared.params.cod, &nonce),
-        &sig,
-    )
-    .map_err(|_| "failed the key challenge".to_string())?;
+    let message = crate::transport::challenge_message(&shared.params.cod, &nonce);
+    if !peer.verifies(&message, &sig) {
+        return Err("failed the key challenge".to_string());
+    }
     Ok((info, latency))
 }
 
@@ -434,7 +414,7 @@ async fn confirm_round(shared: Arc<Shared>) {
         match result {
             Ok((info, _)) if is_self(&shared, &info) => table.mark_own(&addr),
             Ok((info, latency)) => {
-                let id: crate::ids::AccountId = info.node_id.parse().expect("checked in confirm");
+                let id: crate::ids::PeerId = info.peer_id.parse().expect("checked in confirm");
                 let via = table
                     .all()
                     .into_iter()
@@ -450,11 +430,11 @@ async fn confirm_round(shared: Arc<Shared>) {
                     drop(table);
                     shared.log(
                         "info",
-                        format!("peer {addr} confirmed: node {}", id.short()),
+                        format!("peer {addr} confirmed: peer id {}", id.short()),
                     );
                     shared.emit(Event::Peer {
                         addr: addr.clone(),
-                        node_id: id.to_string(),
+                        peer_id: id.to_string(),
                         up: true,
                         found_via: via.map(|v| v.to_string()).unwrap_or_default(),
                     });
@@ -475,7 +455,7 @@ async fn confirm_round(shared: Arc<Shared>) {
                     shared.log("warn", format!("peer {addr} is down: {reason}"));
                     shared.emit(Event::Peer {
                         addr: addr.clone(),
-                        node_id: String::new(),
+                        peer_id: String::new(),
                         up: false,
                         found_via: String::new(),
                     });
@@ -501,7 +481,7 @@ async fn exchange_round(shared: Arc<Shared>) {
     if let Ok(list) = shared.api.peers(&p.addr).await {
         let mut table = shared.peers.locked();
         for e in list.into_iter().take(MAX_EXCHANGED) {
-            if e.node_id != shared.node_id.to_string() {
+            if e.peer_id != shared.info.peer_id {
                 table.add_candidate(&e.addr, FoundVia::Exchange);
             }
         }

@@ -67,6 +67,8 @@ pub struct Shared {
     pub(crate) params: Params,
     pub(crate) key: SecretKey,
     pub(crate) node_id: AccountId,
+    /// What peers know this node by, made fresh at this start (see [`crate::transport`]).
+    pub(crate) transport: crate::transport::TransportKey,
     pub(crate) info: crate::api::Info,
     /// The writer: held while records are applied and committed, never to read.
     pub(crate) chain: Mutex<Chain>,
@@ -109,6 +111,11 @@ impl Shared {
     /// This node's account.
     pub fn node_id(&self) -> AccountId {
         self.node_id
+    }
+
+    /// What its peers know it by in this run (see [`crate::transport`]).
+    pub fn peer_id(&self) -> crate::ids::PeerId {
+        self.transport.peer_id()
     }
 
     /// The ledger's parameters (com.ini, the cod, the deployer's key).
@@ -797,13 +804,10 @@ impl NodeBuilder {
         {
             own_infohashes[i] = library.offer(&name, path.clone()).map_err(io_err(&path))?;
         }
+        let transport = crate::transport::TransportKey::generate();
         let info = crate::api::Info {
             cod_id: dir.deployment.cod_id.to_string(),
-            node_id: node_id.to_string(),
-            key: base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                key.public().der(),
-            ),
+            peer_id: transport.peer_id().to_string(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             com_version: params.com.version.to_string(),
             cod_version: cod_config.version.to_string(),
@@ -829,6 +833,7 @@ impl NodeBuilder {
             params,
             key,
             node_id,
+            transport,
             info,
             views: chain.views(),
             chain: Mutex::new(chain),

@@ -1,6 +1,6 @@
 //! The peer table: every address heard of, how, and what confirming it showed. Pure.
 
-use crate::ids::AccountId;
+use crate::ids::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,8 +32,8 @@ impl std::fmt::Display for FoundVia {
 pub struct Peer {
     pub addr: String,
     pub found_via: FoundVia,
-    /// Set once `info` and the key challenge succeeded.
-    pub node_id: Option<AccountId>,
+    /// Its transport identity, set once `info` and the key challenge succeeded.
+    pub peer_id: Option<PeerId>,
     pub confirmed: bool,
     pub software_version: String,
     pub com_version: String,
@@ -130,7 +130,7 @@ impl PeerTable {
             Peer {
                 addr: addr.to_string(),
                 found_via: via,
-                node_id: None,
+                peer_id: None,
                 confirmed: false,
                 software_version: String::new(),
                 com_version: String::new(),
@@ -154,7 +154,7 @@ impl PeerTable {
     pub fn confirm(
         &mut self,
         addr: &str,
-        node_id: AccountId,
+        peer_id: PeerId,
         versions: [String; 3],
         latency_ms: u64,
         now: u64,
@@ -163,22 +163,19 @@ impl PeerTable {
             return false;
         };
         let was = p.confirmed;
-        p.node_id = Some(node_id);
+        p.peer_id = Some(peer_id);
         p.confirmed = true;
         [p.software_version, p.com_version, p.cod_version] = versions;
         p.latency_ms = latency_ms;
         p.last_seen = now;
         p.failures = 0;
         p.retry_at = 0;
-        // One entry per node: an older address of the same node goes. (A member may run two
-        // versions of the ledger with one key: those are two nodes, told apart by version.)
-        let cod_version = p.cod_version.clone();
+        // One entry per node: an older address of the same node (the same transport key)
+        // goes.
         let dupes: Vec<String> = self
             .peers
             .values()
-            .filter(|q| {
-                q.addr != addr && q.node_id == Some(node_id) && q.cod_version == cod_version
-            })
+            .filter(|q| q.addr != addr && q.peer_id == Some(peer_id))
             .map(|q| q.addr.clone())
             .collect();
         for d in dupes {
@@ -254,7 +251,7 @@ mod tests {
             "known already"
         );
         assert_eq!(t.due(100, 60), ["127.0.0.1:1"]);
-        let id = AccountId::from_bytes([1; 32]);
+        let id = PeerId::from_bytes([1; 32]);
         assert!(t.confirm("127.0.0.1:1", id, v(), 3, 100));
         assert!(
             !t.confirm("127.0.0.1:1", id, v(), 3, 101),
@@ -278,7 +275,7 @@ mod tests {
             let addr = format!("127.0.0.{i}:7000");
             t.add_candidate(&addr, FoundVia::Dht);
             if i % 2 == 0 {
-                t.confirm(&addr, AccountId::from_bytes([i; 32]), v(), 1, u64::from(i));
+                t.confirm(&addr, PeerId::from_bytes([i; 32]), v(), 1, u64::from(i));
             }
         }
         let kept = t.to_remember();
@@ -308,21 +305,16 @@ mod tests {
             !t.add_candidate("127.0.0.1:9", FoundVia::Exchange),
             "never lists itself"
         );
-        let id = AccountId::from_bytes([2; 32]);
+        let id = PeerId::from_bytes([2; 32]);
         t.add_candidate("127.0.0.1:1", FoundVia::Dht);
         t.add_candidate("127.0.0.1:2", FoundVia::Exchange);
         t.confirm("127.0.0.1:1", id, v(), 1, 1);
         t.confirm("127.0.0.1:2", id, v(), 1, 2);
-        assert_eq!(t.all().len(), 1, "one entry per node id");
-        // The same key running another version of the ledger is another node.
+        assert_eq!(t.all().len(), 1, "one entry per transport key");
+        // Another run of a node, or its other deployment, has a key of its own.
         t.add_candidate("127.0.0.1:3", FoundVia::Dht);
-        let v2 = [
-            "0.1.0".to_string(),
-            "1.0.0".to_string(),
-            "1.1.0".to_string(),
-        ];
-        t.confirm("127.0.0.1:3", id, v2, 1, 3);
-        assert_eq!(t.all().len(), 2, "two versions, one key");
+        t.confirm("127.0.0.1:3", PeerId::from_bytes([3; 32]), v(), 1, 3);
+        assert_eq!(t.all().len(), 2, "two keys, two peers");
         let mut full = PeerTable::new(1);
         full.add_candidate("a:1", FoundVia::Dht);
         assert!(!full.add_candidate("b:1", FoundVia::Dht), "bounded");

@@ -139,7 +139,7 @@ pub struct App {
 }
 
 pub const PEER_COLUMNS: [&str; 7] = [
-    "node", "address", "found", "versions", "seen", "latency", "behind",
+    "peer", "address", "found", "versions", "seen", "latency", "behind",
 ];
 
 impl App {
@@ -177,7 +177,7 @@ impl App {
         let key = |p: &crate::node::peers::Peer| -> (i64, String) {
             let wide = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             match self.peer_sort {
-                0 => (0, p.node_id.map(|n| n.to_string()).unwrap_or_default()),
+                0 => (0, p.peer_id.map(|n| n.to_string()).unwrap_or_default()),
                 1 => (0, p.addr.clone()),
                 2 => (0, p.found_via.to_string()),
                 3 => (0, p.cod_version.clone()),

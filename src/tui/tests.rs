@@ -31,6 +31,9 @@ fn recorded() -> App {
             cod_id: "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap(),
             ledger: "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap(),
             node_id: ME.parse().unwrap(),
+            peer_id: "5d1c0b7e2f4a96e8c3b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9"
+                .parse()
+                .unwrap(),
             addr: "127.0.0.1:7410".into(),
             pid: 4242,
             software_version: "0.1.0".into(),
@@ -105,9 +108,9 @@ fn recorded() -> App {
         }),
         // (Read as the type the daemon sends: the fixture holds to it.)
         peers: serde_json::from_value(json!({"peers": [
-            {"addr": "127.0.0.1:7411", "node_id": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "found_via": "dht", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "last_seen": NOW - 12, "latency_ms": 2, "failures": 0, "retry_at": 0, "applied": 20},
-            {"addr": "127.0.0.1:7412", "node_id": "f27de94e5eebdd57fc1dec5dc1994d101f7c20ef8e44c99b54037546d629a14d", "found_via": "exchange", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.1.0", "last_seen": NOW - 70, "latency_ms": 15, "failures": 0, "retry_at": 0, "applied": 12},
-            {"addr": "10.0.0.9:7410", "node_id": null, "found_via": "static", "confirmed": false, "software_version": "", "com_version": "", "cod_version": "", "last_seen": 0, "latency_ms": 0, "failures": 2, "retry_at": 0, "applied": null}
+            {"addr": "127.0.0.1:7411", "peer_id": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "found_via": "dht", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "last_seen": NOW - 12, "latency_ms": 2, "failures": 0, "retry_at": 0, "applied": 20},
+            {"addr": "127.0.0.1:7412", "peer_id": "f27de94e5eebdd57fc1dec5dc1994d101f7c20ef8e44c99b54037546d629a14d", "found_via": "exchange", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.1.0", "last_seen": NOW - 70, "latency_ms": 15, "failures": 0, "retry_at": 0, "applied": 12},
+            {"addr": "10.0.0.9:7410", "peer_id": null, "found_via": "static", "confirmed": false, "software_version": "", "com_version": "", "cod_version": "", "last_seen": 0, "latency_ms": 0, "failures": 2, "retry_at": 0, "applied": null}
         ], "addresses": []}))
         .unwrap(),
         requests: RequestList {

@@ -213,6 +213,7 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = vec![
         kv("cod", s.cod_id.to_string()),
         kv("node", s.node_id.to_string()),
+        kv("peer id", s.peer_id.to_string()),
         kv("address", s.addr.clone()),
         kv(
             "versions",
@@ -283,7 +284,7 @@ fn peer_cells(app: &App, p: &crate::node::peers::Peer, wide: bool) -> Vec<String
             "level".into()
         }
     });
-    let node = p.node_id.map_or("-".to_string(), |n| n.to_string());
+    let node = p.peer_id.map_or("-".to_string(), |n| n.to_string());
     let mut cells = vec![short(&node, 8), p.addr.clone(), p.found_via.to_string()];
     if wide {
         cells.push(format!(
@@ -624,7 +625,7 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                     let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
                     vec![
                         ("addr", p.addr.clone()),
-                        ("node_id", or_null(p.node_id.map(|n| n.to_string()))),
+                        ("peer_id", or_null(p.peer_id.map(|n| n.to_string()))),
                         ("found_via", p.found_via.to_string()),
                         ("confirmed", p.confirmed.to_string()),
                         ("software_version", p.software_version.clone()),

@@ -615,6 +615,13 @@ impl<'w> Net<'w> {
         r.out.status.success().then(|| r.json())
     }
 
+    /// What `node`'s peers know it by in this run (its transport key's id).
+    pub fn peer_id(&self, node: &Node) -> Option<String> {
+        Some(self.status(node)?["peer_id"].as_str()?.to_string())
+    }
+
+    /// The peer ids `node` confirmed (compare with [`Net::peer_id`]: peers never learn
+    /// each other's accounts).
     pub fn confirmed_peers(&self, node: &Node) -> Vec<String> {
         let r = self.w.at(node, &["--json", "peers"]);
         if !r.out.status.success() {
@@ -625,7 +632,7 @@ impl<'w> Net<'w> {
             .unwrap()
             .iter()
             .filter(|p| p["confirmed"] == true)
-            .filter_map(|p| p["node_id"].as_str().map(String::from))
+            .filter_map(|p| p["peer_id"].as_str().map(String::from))
             .collect()
     }
 
@@ -636,12 +643,16 @@ impl<'w> Net<'w> {
 
     /// Waits until every node confirmed every other.
     pub fn wait_meshed(&self, secs: u64) {
-        let ids: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
-        for n in &self.nodes {
+        let ids: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| wait_for(secs, "the node to run", || self.peer_id(n)))
+            .collect();
+        for (n, me) in self.nodes.iter().zip(&ids) {
             wait_for(secs, &format!("{} to confirm its peers", n.key), || {
                 let peers = self.confirmed_peers(n);
                 ids.iter()
-                    .filter(|id| **id != n.id)
+                    .filter(|id| *id != me)
                     .all(|id| peers.contains(id))
                     .then_some(())
             });
