@@ -198,6 +198,8 @@ impl Index {
             .ok_or(IndexError::Line(3))?;
         let mut segments = Vec::new();
         let mut sum = 0u64;
+        let mut infohashes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
         for (i, line) in lines.enumerate() {
             let n = i + 4;
             if segments.len() == MAX_INDEX_SEGMENTS {
@@ -207,7 +209,10 @@ impl Index {
             let [ih, records, bytes, name] = f[..] else {
                 return Err(IndexError::Line(n));
             };
-            let infohash = (ih.len() == 40)
+            let lowercase = ih
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let infohash = (ih.len() == 40 && lowercase)
                 .then(|| hex::decode(ih).ok())
                 .flatten()
                 .and_then(|v| <[u8; 20]>::try_from(v).ok())
@@ -217,6 +222,9 @@ impl Index {
                 number(bytes).ok_or(IndexError::Line(n))?,
             );
             if !plain_name(name) || bytes == 0 || bytes > MAX_SEGMENT_DOWNLOAD {
+                return Err(IndexError::Line(n));
+            }
+            if !infohashes.insert(infohash) || !names.insert(name) {
                 return Err(IndexError::Line(n));
             }
             sum = sum.checked_add(records).ok_or(IndexError::Count)?;
@@ -252,13 +260,19 @@ fn plain_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
-/// The BEP 44 item's value: the newest index's infohash and how many records it lists (also
-/// the item's `seq`, so a node that holds fewer records cannot replace a fuller index).
+/// The BEP 44 item: the newest index's infohash and how many records it lists (its value),
+/// and the closed hours it was written at. Its `seq` is `records · 2^24 + closed`, so a node
+/// that holds fewer records never replaces a fuller index, and among indexes of as many
+/// records the one written last (after an hour closed, its spans are others) wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     pub index: [u8; 20],
     pub records: u64,
+    pub closed: u64,
 }
+
+/// The bits of `seq` that hold the closed hours (2^24 hours: beyond the year 3800).
+const CLOSED_BITS: u32 = 24;
 
 #[derive(Serialize, Deserialize)]
 struct ItemWire {
@@ -277,30 +291,37 @@ impl Item {
         .expect("bencoding a plain struct cannot fail")
     }
 
-    /// Reads an item from the DHT: only the exact encoding [`Item::encode`] writes.
-    pub fn decode(v: &[u8]) -> Option<Self> {
+    /// Reads an item from the DHT, its value `v` and `seq`: only the exact encoding
+    /// [`Item::encode`] writes, with the `seq` [`Item::seq`] gives.
+    pub fn decode(v: &[u8], seq: i64) -> Option<Self> {
         if v.len() > MAX_ITEM_BYTES {
             return None;
         }
         let w: ItemWire = crate::bencode::from_bytes(v).ok()?;
+        let seq = u64::try_from(seq).ok()?;
         let item = Self {
             index: w.index.try_into().ok()?,
             records: w.records,
+            closed: seq & ((1 << CLOSED_BITS) - 1),
         };
-        (item.encode() == v && i64::try_from(item.records).is_ok()).then_some(item)
+        (item.encode() == v && item.records == seq >> CLOSED_BITS).then_some(item)
     }
 
-    /// Its BEP 44 `seq`.
-    pub fn seq(&self) -> i64 {
-        i64::try_from(self.records).unwrap_or(i64::MAX)
+    /// Its BEP 44 `seq`, or `None` when the counts do not fit (2^39 records; 2^24 hours).
+    pub fn seq(&self) -> Option<i64> {
+        if self.closed >> CLOSED_BITS != 0 {
+            return None;
+        }
+        let seq = self.records.checked_mul(1 << CLOSED_BITS)? | self.closed;
+        i64::try_from(seq).ok()
     }
 }
 
-/// Should a node that wrote `ours` put it, when the newest item on the DHT is `seen`? Not
-/// when `seen` names more records, nor as many in another index (the DHT keeps the larger
-/// value of one `seq` anyway): a node that is behind never replaces a fuller index.
+/// Should a node that wrote `ours` put it, when the newest item on the DHT is `seen`? Only
+/// over an older one (a lower `seq`: fewer records, or as many written before an hour
+/// closed), or to refresh the same: a node that is behind never replaces a fuller index.
 pub fn should_put(ours: &Item, seen: Option<&Item>) -> bool {
-    seen.is_none_or(|s| s.records < ours.records || s == ours)
+    seen.is_none_or(|s| s.seq() < ours.seq() || s == ours)
 }
 
 /// The seed of the item's ed25519 key: SHA-256 of `cod archive item key\0` and the ledger
@@ -498,6 +519,10 @@ mod tests {
             IndexError::Line(4)
         );
         assert_eq!(bad(format!("{text}\n")), IndexError::Line(6));
+        let upper = text.replace(&hex::encode([1u8; 20]), &"AB".repeat(20));
+        assert_eq!(bad(upper), IndexError::Line(4), "upper case");
+        let twice = text.replace(&hex::encode([2u8; 20]), &hex::encode([1u8; 20]));
+        assert_eq!(bad(twice), IndexError::Line(5), "one segment listed twice");
         let huge = format!("{text}{}", "x".repeat(MAX_INDEX_BYTES as usize));
         assert_eq!(bad(huge), IndexError::TooLarge);
         // Counts that would overflow are refused, not wrapped.
@@ -507,7 +532,7 @@ mod tests {
             .replace("records 13", &format!("records {}", 2u64));
         assert_eq!(bad(over), IndexError::Count);
         let many: String = (0..=MAX_INDEX_SEGMENTS)
-            .map(|_| format!("{} 0 1 x\n", "ab".repeat(20)))
+            .map(|i| format!("{i:040x} 0 1 x{i}\n"))
             .collect();
         let many = format!("{INDEX_MAGIC}\nledger {}\nrecords 0\n{many}", ledger());
         assert_eq!(bad(many), IndexError::TooMany);
@@ -518,42 +543,62 @@ mod tests {
         let item = Item {
             index: [9; 20],
             records: 1234,
+            closed: 493_000,
         };
         let v = item.encode();
+        let seq = item.seq().unwrap();
         assert!(v.len() < MAX_ITEM_BYTES);
-        assert_eq!(Item::decode(&v), Some(item.clone()));
-        assert_eq!(item.seq(), 1234);
+        assert_eq!(seq, (1234 << 24) + 493_000);
+        assert_eq!(Item::decode(&v, seq), Some(item.clone()));
+        assert_eq!(
+            Item::decode(&v, seq + (1 << 24)),
+            None,
+            "seq names other records"
+        );
+        assert_eq!(Item::decode(&v, -1), None);
         let mut short = v.clone();
         short.truncate(v.len() - 1);
-        assert_eq!(Item::decode(&short), None);
-        assert_eq!(Item::decode(b"d5:index3:abc7:recordsi1ee"), None);
+        assert_eq!(Item::decode(&short, seq), None);
+        let one = 1 << 24;
+        assert_eq!(Item::decode(b"d5:index3:abc7:recordsi1ee", one), None);
         assert_eq!(
-            Item::decode(b"d7:recordsi1e5:index20:aaaaaaaaaaaaaaaaaaaae"),
+            Item::decode(b"d7:recordsi1e5:index20:aaaaaaaaaaaaaaaaaaaae", one),
             None
         );
-        assert_eq!(
-            Item::decode(format!("d5:index20:{}7:recordsi01ee", "a".repeat(20)).as_bytes()),
-            None
-        );
-        let too_big = Item {
-            index: [1; 20],
-            records: u64::MAX,
+        let padded = format!("d5:index20:{}7:recordsi01ee", "a".repeat(20));
+        assert_eq!(Item::decode(padded.as_bytes(), one), None);
+        let seq_of = |records, closed| {
+            Item {
+                index: [1; 20],
+                records,
+                closed,
+            }
+            .seq()
         };
-        assert_eq!(Item::decode(&too_big.encode()), None);
+        assert_eq!(seq_of(u64::MAX, 0), None);
+        assert_eq!(seq_of(1 << 39, 0), None);
+        assert_eq!(seq_of(1, 1 << 24), None);
+        assert_eq!(seq_of((1 << 39) - 1, (1 << 24) - 1), Some(i64::MAX));
     }
 
     #[test]
     fn a_node_behind_never_puts_over_a_fuller_index() {
-        let item = |index: u8, records| Item {
+        let item = |index: u8, records, closed| Item {
             index: [index; 20],
             records,
+            closed,
         };
-        let ours = item(1, 10);
+        let ours = item(1, 10, 100);
         assert!(should_put(&ours, None));
-        assert!(should_put(&ours, Some(&item(2, 9))));
+        assert!(should_put(&ours, Some(&item(2, 9, 200))), "fewer records");
+        assert!(should_put(&ours, Some(&item(2, 10, 99))), "written before");
         assert!(should_put(&ours, Some(&ours)), "the same item is refreshed");
-        assert!(!should_put(&ours, Some(&item(2, 10))));
-        assert!(!should_put(&ours, Some(&item(1, 11))));
+        assert!(
+            !should_put(&ours, Some(&item(2, 10, 100))),
+            "as new, another"
+        );
+        assert!(!should_put(&ours, Some(&item(2, 10, 101))), "written after");
+        assert!(!should_put(&ours, Some(&item(1, 11, 0))), "more records");
     }
 
     #[test]

@@ -31,12 +31,20 @@ use std::time::{Duration, Instant};
 const PAGE: usize = 4096;
 /// Seeders asked for one file, at most.
 const MAX_SEEDERS: usize = 16;
-/// How long a DHT lookup may go without an answer.
-const LOOKUP_SECS: u64 = 10;
+/// How long a DHT lookup may go without an answer, and an announce or a put may take.
+const DHT_SECS: u64 = 10;
+/// Items kept from one lookup, at most.
+const MAX_ITEMS: usize = 16;
 /// While the node has no peer, it looks at the item at least this often (seconds).
 const LONELY_SECS: u64 = 30;
-/// An index is given up after this many of its segments in a row were refused.
-const MAX_REFUSED: usize = 3;
+/// A restore stops after this many segments in a row failed (an index is given up for good
+/// when they were refused).
+const MAX_FAILED: usize = 3;
+/// A segment no seeder gave is asked for again after a round, then two, four… at most
+/// after this long (seconds).
+const MAX_RETRY_SECS: u64 = 600;
+/// A download may take a minute plus its length at this rate (bytes a second).
+const MIN_RATE: u64 = 64 * 1024;
 
 /// A file this node wrote and seeds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +68,8 @@ struct Written {
 struct Published {
     segments: Vec<Written>,
     index: Option<Written>,
+    /// The closed hours the segments were cut at.
+    closed: u64,
 }
 
 impl Published {
@@ -85,21 +95,27 @@ pub async fn run(shared: Arc<Shared>, port: u16) {
         _ = shared.shutdown.cancelled() => return,
     };
     let mut node = Torrents::new(shared.clone(), dht, port);
-    node.resume();
-    loop {
-        node.round().await;
-        let lonely = shared.peers.locked().confirmed().is_empty();
-        let interval = shared.config.torrent_interval;
-        let wait = if lonely {
-            interval.min(LONELY_SECS)
-        } else {
-            interval
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
-            _ = shared.shutdown.cancelled() => return,
-        }
+    // A round may wait on seeders and the DHT for long: the node's stop ends it at once.
+    tokio::select! {
+        _ = async {
+            node.resume().await;
+            loop {
+                node.round().await;
+                let interval = shared.config.torrent_interval;
+                let wait = if lonely(&shared) {
+                    interval.min(LONELY_SECS)
+                } else {
+                    interval
+                };
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+        } => {}
+        _ = shared.shutdown.cancelled() => {}
     }
+}
+
+fn lonely(shared: &Shared) -> bool {
+    shared.peers.locked().confirmed().is_empty()
 }
 
 struct Torrents {
@@ -111,8 +127,9 @@ struct Torrents {
     published: Published,
     /// The files of the publication before (still seeded: a download may be under way).
     previous: Published,
-    /// (applied records, closed hours) when the segments were last written.
-    planned: Option<(usize, u64)>,
+    /// (the sync digest of the applied heads, closed hours) when the segments were last
+    /// written: either changes the segments.
+    planned: Option<(String, u64)>,
     /// When the files were last announced and the item last put.
     announced: Option<Instant>,
     put: Option<Instant>,
@@ -121,6 +138,9 @@ struct Torrents {
     /// Indexes and segments whose contents were refused (forged or damaged: the item's key is
     /// anyone's), never downloaded again.
     refused: HashSet<[u8; 20]>,
+    /// Segments no seeder gave: how often in a row, and when last. Not asked for again for
+    /// a while, twice as long after each failure.
+    failed: HashMap<[u8; 20], (u32, Instant)>,
 }
 
 impl Torrents {
@@ -152,59 +172,64 @@ impl Torrents {
             put: None,
             restored: HashSet::new(),
             refused: HashSet::new(),
+            failed: HashMap::new(),
         }
     }
 
-    /// Seeds what the last run published, if its files are still there.
-    fn resume(&mut self) {
-        let Ok(bytes) = std::fs::read(self.dir.join("published.json")) else {
-            return;
-        };
-        let Ok(p) = serde_json::from_slice::<Published>(&bytes) else {
-            return;
-        };
-        if p.files().all(|w| w.path.is_file()) {
-            for w in p.files() {
-                if let Err(e) = self.offer(w) {
-                    self.shared.log("warn", format!("archive torrents: {e}"));
-                    return;
+    /// Seeds what the last run published, if its files are still there as written.
+    async fn resume(&mut self) {
+        let (s, dir) = (self.shared.clone(), self.dir.clone());
+        let resumed = self
+            .shared
+            .tasks
+            .spawn_blocking(move || -> Option<Published> {
+                let bytes = std::fs::read(dir.join("published.json")).ok()?;
+                let p: Published = serde_json::from_slice(&bytes).ok()?;
+                let infos: Vec<(Info, PathBuf)> = p
+                    .files()
+                    .map(|w| {
+                        let data = std::fs::read(&w.path).ok()?;
+                        let info = Info::of(&w.name, &data, &mut |_| {});
+                        (*info.infohash().as_bytes() == w.infohash).then(|| (info, w.path.clone()))
+                    })
+                    .collect::<Option<_>>()?;
+                for (info, path) in infos {
+                    s.library.offer_info(info, path);
                 }
-            }
+                Some(p)
+            })
+            .await;
+        if let Ok(Some(p)) = resumed {
             self.published = p;
             self.show();
         }
     }
 
-    fn offer(&self, w: &Written) -> Result<(), String> {
-        let data = std::fs::read(&w.path).map_err(|e| format!("{}: {e}", w.path.display()))?;
-        let info = Info::of(&w.name, &data, &mut |_| {});
-        if *info.infohash().as_bytes() != w.infohash {
-            return Err(format!("{} changed since it was written", w.path.display()));
-        }
-        self.shared.library.offer_info(info, w.path.clone());
-        Ok(())
-    }
-
     async fn round(&mut self) {
-        let seen = self.read_item().await;
-        let applied = self.shared.view().state().applied_count();
-        if let Some(item) = &seen
-            && item.records > applied as u64
-            && self.shared.peers.locked().confirmed().is_empty()
+        let seen = self.read_items().await;
+        let applied = self.shared.view().state().applied_count() as u64;
+        // The fullest item whose index was not refused: a vandal's cannot hide the others.
+        let best = seen
+            .iter()
+            .find(|i| !self.refused.contains(&i.index))
+            .cloned();
+        if let Some(item) = &best
+            && item.records > applied
+            && lonely(&self.shared)
         {
             self.restore(item).await;
         }
-        self.publish(seen).await;
+        self.publish(seen.first()).await;
     }
 
-    /// Writes the segments anew if records were applied or an hour closed since, then
+    /// Writes the segments anew if the applied records changed or an hour closed since, then
     /// announces them and puts the item, as they fall due.
-    async fn publish(&mut self, seen: Option<Item>) {
+    async fn publish(&mut self, seen: Option<&Item>) {
         let now = self.shared.now();
-        let applied = self.shared.view().state().applied_count();
-        let key = (applied, t::closed_hours(now));
+        let closed = t::closed_hours(now);
+        let key = (super::api::summary_of(&self.shared.view()).digest, closed);
         let mut fresh = false;
-        if self.planned != Some(key) {
+        if self.planned.as_ref() != Some(&key) {
             let (s, dir, old) = (
                 self.shared.clone(),
                 self.dir.clone(),
@@ -222,7 +247,7 @@ impl Torrents {
                     fresh = p.index.as_ref().map(|w| w.infohash)
                         != self.published.index.as_ref().map(|w| w.infohash);
                     if fresh {
-                        self.replace(p);
+                        self.replace(p).await;
                     }
                     self.planned = Some(key);
                 }
@@ -235,42 +260,49 @@ impl Torrents {
         let every = Duration::from_secs(self.shared.config.dht.announce_interval);
         let due = |at: Option<Instant>| fresh || at.is_none_or(|t| t.elapsed() >= every);
         if due(self.announced) {
-            for w in self.published.files() {
-                if let Err(e) = self
-                    .dht
-                    .announce_peer(Id::from(w.infohash), Some(self.port))
-                    .await
-                {
-                    tracing::debug!("announce {}: {e}", hex::encode(w.infohash));
+            let port = self.port;
+            let announces = self.published.files().map(|w| {
+                let (dht, ih) = (self.dht.clone(), w.infohash);
+                async move {
+                    let put = dht.announce_peer(Id::from(ih), Some(port));
+                    match tokio::time::timeout(Duration::from_secs(DHT_SECS), put).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::debug!("announce {}: {e}", hex::encode(ih)),
+                        Err(_) => tracing::debug!("announce {}: timed out", hex::encode(ih)),
+                    }
                 }
-            }
+            });
+            futures::future::join_all(announces).await;
             self.announced = Some(Instant::now());
         }
         let ours = Item {
             index: index.infohash,
             records: self.published.records(),
+            closed: self.published.closed,
         };
-        if t::should_put(&ours, seen.as_ref()) && due(self.put) {
-            let item =
-                MutableItem::new(self.key.clone(), &ours.encode(), ours.seq(), Some(t::SALT));
-            match self.dht.put_mutable(item, None).await {
-                Ok(_) => {
+        let Some(seq) = ours.seq() else {
+            return;
+        };
+        if t::should_put(&ours, seen) && due(self.put) {
+            let item = MutableItem::new(self.key.clone(), &ours.encode(), seq, Some(t::SALT));
+            let put = self.dht.put_mutable(item, None);
+            match tokio::time::timeout(Duration::from_secs(DHT_SECS), put).await {
+                Ok(Ok(_)) => {
                     self.put = Some(Instant::now());
                     let mut v = self.shared.torrents.locked();
                     v.put_at = Some(now);
-                    v.item = Some(ItemSeen {
-                        index: hex::encode(ours.index),
-                        records: ours.records,
-                    });
+                    v.item = Some(seen_view(&ours));
                 }
-                Err(e) => tracing::debug!("archive item put: {e}"),
+                Ok(Err(e)) => tracing::debug!("archive item put: {e}"),
+                Err(_) => tracing::debug!("archive item put: timed out"),
             }
         }
     }
 
-    /// Seeds `p` (and the publication it replaces, for now); stops seeding and deletes what
-    /// came before that.
-    fn replace(&mut self, p: Published) {
+    /// Seeds `p` (its new files were offered as they were written) and, for now, the
+    /// publication it replaces; stops seeding what came before that, and deletes every
+    /// other file in the directory (left by a run that stopped, or a write that failed).
+    async fn replace(&mut self, p: Published) {
         let keep: HashSet<[u8; 20]> = p
             .files()
             .chain(self.published.files())
@@ -279,22 +311,38 @@ impl Torrents {
         for w in self.previous.files() {
             if !keep.contains(&w.infohash) {
                 self.shared.library.withdraw(&w.infohash);
-                let _ = std::fs::remove_file(&w.path);
-            }
-        }
-        for w in p.files() {
-            if self.shared.library.get(&w.infohash).is_none()
-                && let Err(e) = self.offer(w)
-            {
-                self.shared.log("warn", format!("archive torrents: {e}"));
             }
         }
         self.previous = std::mem::replace(&mut self.published, p);
-        if let Ok(json) = serde_json::to_vec_pretty(&self.published) {
-            let path = self.dir.join("published.json");
-            if let Err(e) = crate::fsutil::write_atomic(&path, &json, 0o644, true) {
-                self.shared.log("warn", format!("archive torrents: {e}"));
-            }
+        let (dir, json) = (
+            self.dir.clone(),
+            serde_json::to_vec_pretty(&self.published).expect("plain data"),
+        );
+        let cleaned = self
+            .shared
+            .tasks
+            .spawn_blocking(move || -> Result<(), String> {
+                crate::fsutil::write_atomic(&dir.join("published.json"), &json, 0o644, true)
+                    .map_err(|e| e.to_string())?;
+                for entry in std::fs::read_dir(&dir)
+                    .map_err(|e| e.to_string())?
+                    .flatten()
+                {
+                    let name = entry.file_name();
+                    let ours = name
+                        .to_str()
+                        .and_then(|n| n.split_once('.'))
+                        .and_then(|(stem, _)| <[u8; 20]>::try_from(hex::decode(stem).ok()?).ok())
+                        .is_some_and(|ih| keep.contains(&ih));
+                    if !ours && name != "published.json" {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Ok(Err(e)) = cleaned {
+            self.shared.log("warn", format!("archive torrents: {e}"));
         }
         self.show();
     }
@@ -319,37 +367,33 @@ impl Torrents {
         v.restored = self.restored.len() as u64;
     }
 
-    /// The newest well-formed item on the DHT (items whose `seq` is not the records they
-    /// name are someone else's, and ignored).
-    async fn read_item(&mut self) -> Option<Item> {
+    /// The well-formed items on the DHT, newest (highest `seq`) first. Others are ignored:
+    /// the key is anyone's.
+    async fn read_items(&mut self) -> Vec<Item> {
         let pk = self.key.verifying_key().to_bytes();
         let mut stream = self.dht.get_mutable(&pk, Some(t::SALT), None);
-        let mut best: Option<Item> = None;
+        let mut items: Vec<Item> = Vec::new();
         while let Ok(Some(m)) =
-            tokio::time::timeout(Duration::from_secs(LOOKUP_SECS), stream.next()).await
+            tokio::time::timeout(Duration::from_secs(DHT_SECS), stream.next()).await
         {
-            let Some(item) = Item::decode(m.value()).filter(|i| i.seq() == m.seq()) else {
-                continue;
-            };
-            if best
-                .as_ref()
-                .is_none_or(|b| (item.records, item.encode()) > (b.records, b.encode()))
+            if let Some(item) = Item::decode(m.value(), m.seq())
+                && !items.contains(&item)
+                && items.len() < MAX_ITEMS
             {
-                best = Some(item);
+                items.push(item);
             }
         }
-        if let Some(b) = &best {
-            self.shared.torrents.locked().item = Some(ItemSeen {
-                index: hex::encode(b.index),
-                records: b.records,
-            });
+        items.sort_by_key(|i| std::cmp::Reverse((i.seq(), i.encode())));
+        if let Some(b) = items.first() {
+            self.shared.torrents.locked().item = Some(seen_view(b));
         }
-        best
+        items
     }
 
     /// Downloads the item's index and every segment it lists that this node lacks, and
-    /// imports them. An index is given up (and never tried again) once it fails to decode, or
-    /// [`MAX_REFUSED`] of its segments in a row were refused.
+    /// imports them, while the node has no peer. It stops after [`MAX_FAILED`] segments in a
+    /// row failed (the next round goes on); an index that does not decode, or [`MAX_FAILED`]
+    /// of whose segments in a row were refused, is given up for good.
     async fn restore(&mut self, item: &Item) {
         if self.refused.contains(&item.index) {
             return;
@@ -365,6 +409,7 @@ impl Torrents {
                         .log("warn", format!("archive index refused: {e}"));
                 }
             },
+            // (Asked again next round: a seeder may come.)
             Err(e) => {
                 return self
                     .shared
@@ -380,18 +425,21 @@ impl Torrents {
             ),
         );
         let ours: HashSet<[u8; 20]> = self.published.segments.iter().map(|w| w.infohash).collect();
-        let mut refused_in_a_row = 0;
+        let (mut refused_in_a_row, mut failed_in_a_row) = (0, 0);
         for seg in index.segments {
             let ih = seg.infohash;
-            if self.restored.contains(&ih) || ours.contains(&ih) || self.refused.contains(&ih) {
+            if self.restored.contains(&ih) || ours.contains(&ih) || self.backing_off(&ih) {
                 continue;
             }
+            if !lonely(&self.shared) {
+                break; // a peer came: sync takes over
+            }
             match self.restore_segment(&seg).await {
-                Ok(true) => refused_in_a_row = 0,
+                Ok(true) => (refused_in_a_row, failed_in_a_row) = (0, 0),
                 Ok(false) => {
                     self.refused.insert(ih);
                     refused_in_a_row += 1;
-                    if refused_in_a_row == MAX_REFUSED {
+                    if refused_in_a_row == MAX_FAILED {
                         self.refused.insert(item.index);
                         self.shared.log(
                             "warn",
@@ -403,16 +451,32 @@ impl Torrents {
                         break;
                     }
                 }
-                Err(e) => self.shared.log(
-                    "info",
-                    format!("archive segment {} not restored: {e}", seg.name),
-                ),
-            }
-            if self.shared.shutdown.is_cancelled() {
-                return;
+                Err(e) => {
+                    let tries = self.failed.get(&ih).map_or(0, |(n, _)| *n);
+                    self.failed
+                        .insert(ih, (tries.saturating_add(1), Instant::now()));
+                    self.shared.log(
+                        "info",
+                        format!("archive segment {} not restored: {e}", seg.name),
+                    );
+                    failed_in_a_row += 1;
+                    if failed_in_a_row == MAX_FAILED {
+                        break;
+                    }
+                }
             }
         }
         self.show();
+    }
+
+    /// Was this segment refused, or did it fail to come (no seeder) lately?
+    fn backing_off(&self, ih: &[u8; 20]) -> bool {
+        let base = self.shared.config.torrent_interval.min(LONELY_SECS);
+        self.refused.contains(ih)
+            || self.failed.get(ih).is_some_and(|(tries, at)| {
+                let wait = base.saturating_mul(1 << (tries - 1).min(10));
+                at.elapsed() < Duration::from_secs(wait.min(MAX_RETRY_SECS))
+            })
     }
 
     /// Downloads a segment and imports it: whether its records were taken (false: refused).
@@ -436,26 +500,46 @@ impl Torrents {
         Ok(taken)
     }
 
-    /// Downloads a file by infohash from the seeders the DHT names (at most `max_len` bytes).
+    /// Downloads a file by infohash from the seeders the DHT names (at most `max_len` bytes,
+    /// within a minute plus the time its length takes at [`MIN_RATE`]).
     async fn download(&self, infohash: [u8; 20], max_len: u64) -> Result<Vec<u8>, String> {
         let mut peers: Vec<SocketAddr> = Vec::new();
         let mut stream = self.dht.get_peers(Id::from(infohash));
         while let Ok(Some(batch)) =
-            tokio::time::timeout(Duration::from_secs(LOOKUP_SECS), stream.next()).await
+            tokio::time::timeout(Duration::from_secs(DHT_SECS), stream.next()).await
         {
-            peers.extend(batch.into_iter().map(SocketAddr::V4));
+            peers.extend(
+                batch
+                    .into_iter()
+                    .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+                    .map(SocketAddr::V4),
+            );
+            if peers.len() >= 4 * MAX_SEEDERS {
+                break;
+            }
         }
         peers.sort();
         peers.dedup();
         peers.retain(|p| !(p.ip().is_loopback() && p.port() == self.port));
+        // At random: a DHT node that answers with made-up addresses cannot fill every slot.
+        rand::seq::SliceRandom::shuffle(peers.as_mut_slice(), &mut rand::thread_rng());
         peers.truncate(MAX_SEEDERS);
         if peers.is_empty() {
             return Err("no seeder found on the DHT".into());
         }
-        crate::seeder::fetch(&peers, infohash, max_len, &|_, _| {})
-            .await
-            .map(|(_, bytes)| bytes)
-            .map_err(|e| e.to_string())
+        let deadline = Duration::from_secs(60 + max_len / MIN_RATE);
+        let fetch = crate::seeder::fetch(&peers, infohash, max_len, &|_, _| {});
+        match tokio::time::timeout(deadline, fetch).await {
+            Ok(r) => r.map(|(_, bytes)| bytes).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("not done within {} s", deadline.as_secs())),
+        }
+    }
+}
+
+fn seen_view(i: &Item) -> ItemSeen {
+    ItemSeen {
+        index: hex::encode(i.index),
+        records: i.records,
     }
 }
 
@@ -525,7 +609,7 @@ fn write(shared: &Shared, dir: &Path, old: &Published, now: u64) -> Result<Publi
             }
             let (bytes, n) = out.finish().map_err(|e| e.to_string())?;
             let name = t::segment_name(&cod, *s, part);
-            let mut w = store(dir, &name, &bytes, n as u64, "archive")?;
+            let mut w = store(&shared.library, dir, &name, &bytes, n as u64, "archive")?;
             (w.span, w.digest) = (Some(*s), tally.digest());
             segments.push(w);
         }
@@ -543,10 +627,18 @@ fn write(shared: &Shared, dir: &Path, old: &Published, now: u64) -> Result<Publi
             .collect(),
     };
     let records = index.records();
-    let index = store(dir, &t::index_name(&cod), &index.encode(), records, "index")?;
+    let index = store(
+        &shared.library,
+        dir,
+        &t::index_name(&cod),
+        &index.encode(),
+        records,
+        "index",
+    )?;
     Ok(Published {
         segments,
         index: Some(index),
+        closed,
     })
 }
 
@@ -563,12 +655,20 @@ fn each_applied(view: &crate::chain::View, mut f: impl FnMut(&crate::ledger::Rec
     }
 }
 
-/// Writes `bytes` as `<dir>/<infohash>.<ext>`.
-fn store(dir: &Path, name: &str, bytes: &[u8], records: u64, ext: &str) -> Result<Written, String> {
+/// Writes `bytes` as `<dir>/<infohash>.<ext>` and offers it.
+fn store(
+    library: &crate::seeder::Library,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    records: u64,
+    ext: &str,
+) -> Result<Written, String> {
     let info = Info::of(name, bytes, &mut |_| {});
     let infohash = *info.infohash().as_bytes();
     let path = dir.join(format!("{}.{ext}", hex::encode(infohash)));
     crate::fsutil::write_atomic(&path, bytes, 0o644, true).map_err(|e| e.to_string())?;
+    library.offer_info(info, path.clone());
     Ok(Written {
         name: name.to_string(),
         infohash,
