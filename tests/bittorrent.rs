@@ -12,15 +12,7 @@ fn aria2c_downloads_the_three_files_by_magnet_link() {
     let node = &net.nodes[0];
     wait_for(30, "the node to run", || net.status(node));
     let pack = pack_templates(&w);
-    let boot = net
-        .dht
-        .as_ref()
-        .unwrap()
-        .bootstrap
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
+    let boot = net.dht.as_ref().unwrap().entry_point();
     let originals = [
         std::fs::read(pack["package"].as_str().unwrap()).unwrap(),
         std::fs::read(format!("{REPO}/ini-templates/com.ini")).unwrap(),
@@ -216,15 +208,7 @@ fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() 
     wait_for(60, "node2 to hold every record", || {
         (net.applied(&n2)? == expected).then_some(())
     });
-    let boot = net
-        .dht
-        .as_ref()
-        .unwrap()
-        .bootstrap
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
+    let boot = net.dht.as_ref().unwrap().entry_point();
 
     // What anyone reads on the DHT, knowing only the ledger id.
     let ledger = params_of(&n1).cod;

@@ -571,18 +571,7 @@ fn the_openapi_document_matches_the_server() {
             .replace("{hash}", &opening)
             .replace("{account}", &node_id)
             .replace("{bucket}", &node_id[..2]);
-        let url = format!("http://{addr}{concrete}");
-        let resp = match method.as_str() {
-            "GET" => http.get(&url).send().unwrap(),
-            _ => {
-                let body = if path.ends_with("challenge") {
-                    serde_json::json!({"nonce": "00".repeat(32)})
-                } else {
-                    serde_json::json!({"records": []})
-                };
-                http.post(&url).json(&body).send().unwrap()
-            }
-        };
+        let resp = ask(&http, method, &format!("http://{addr}{concrete}"), path);
         let status = resp.status().as_u16();
         let body: serde_json::Value = resp.json().unwrap();
         if path.contains("sign-requests") {
@@ -858,18 +847,7 @@ fn no_answer_tells_which_account_a_host_holds() {
             let answers: Vec<(u16, serde_json::Value)> = hosts
                 .iter()
                 .map(|host| {
-                    let url = format!("http://{host}{concrete}");
-                    let resp = match method.as_str() {
-                        "get" => http.get(&url).send().unwrap(),
-                        _ => {
-                            let body = if path.ends_with("challenge") {
-                                serde_json::json!({"nonce": "00".repeat(32)})
-                            } else {
-                                serde_json::json!({"records": []})
-                            };
-                            http.post(&url).json(&body).send().unwrap()
-                        }
-                    };
+                    let resp = ask(&http, method, &format!("http://{host}{concrete}"), path);
                     (resp.status().as_u16(), resp.json().unwrap())
                 })
                 .collect();
@@ -908,6 +886,25 @@ fn no_answer_tells_which_account_a_host_holds() {
         info.get("node_id").is_none() && info.get("key").is_none(),
         "{info}"
     );
+}
+
+/// One request to a route of the OpenAPI document (`path`, as documented; `url`, with its
+/// parameters filled in): a POST carries a harmless body (a zero nonce, no records).
+fn ask(
+    http: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    path: &str,
+) -> reqwest::blocking::Response {
+    if method.eq_ignore_ascii_case("get") {
+        return http.get(url).send().unwrap();
+    }
+    let body = if path.ends_with("challenge") {
+        serde_json::json!({"nonce": "00".repeat(32)})
+    } else {
+        serde_json::json!({"records": []})
+    };
+    http.post(url).json(&body).send().unwrap()
 }
 
 /// `v` with every array sorted (two nodes may list the same records in the order each

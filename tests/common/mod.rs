@@ -433,6 +433,13 @@ impl LocalDht {
     }
 }
 
+impl LocalDht {
+    /// One node of it (`host:port`), for clients that take a single entry point.
+    pub fn entry_point(&self) -> String {
+        self.bootstrap.split(',').next().unwrap().to_string()
+    }
+}
+
 impl Drop for LocalDht {
     fn drop(&mut self) {
         let _ = self.child.kill();
