@@ -3,7 +3,7 @@
 //! Code map (see `docs/ARCHITECTURE.md` for the whole picture):
 //!
 //! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`], [`ledger`],
-//!   [`signature_requests`], [`torrents`], [`views`]
+//!   [`signature_requests`], [`torrents`], [`transport`], [`views`]
 //! - edges: [`clock`], [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 //!

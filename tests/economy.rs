@@ -4,34 +4,9 @@
 //! sign over the network in tests/tui.rs and tests/upgrade.rs.)
 
 mod common;
+use cod::clock::now;
 use common::*;
 use serde_json::json;
-
-fn fp(name: &str) -> String {
-    example_secret(name).public().fingerprint().to_string()
-}
-
-/// The demo's model with a short settlement period starting `epoch_in` seconds from now.
-fn com(period: u64, epoch_in: u64, extra_signers: &str) -> (String, u64) {
-    let epoch = now() + epoch_in;
-    let epoch_text = humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
-    )
-    .to_string();
-    let text = format!(
-        "[com]\nname = test\nversion = 1.0.0\nsettlement_period = {period}s\nepoch = {epoch_text}\n\
-         [asset.codcoin]\ndecimals = 2\n\
-         [backing.bread]\nclass = inventory\nasset = codcoin\nunit = loaf\nvalue = 350\n\
-         [distribution]\nformula = equal\nshare = 100%\n\
-         [signers]\nkeys = {}, {}, {}\nquorum = 2\n{extra_signers}",
-        fp("node1"),
-        fp("node2"),
-        fp("node3")
-    );
-    (text, epoch)
-}
-
-use cod::clock::now;
 
 /// Distribution records (hash → canonical body) a node holds.
 fn distributions(w: &World, n: &Node) -> Vec<(String, String)> {

@@ -44,10 +44,27 @@ impl Default for ApiClient {
 
 impl ApiClient {
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
+        Self::through(None)
+    }
+
+    /// A client whose every connection goes through the SOCKS5 proxy at `proxy` (`host:port`),
+    /// which also resolves names (`socks5h`: onion addresses work, and no name is looked up
+    /// from this host). Connecting may then take longer (a Tor circuit: up to 30 s). Without a
+    /// proxy it connects directly, and never through one the environment names.
+    pub fn through(proxy: Option<&str>) -> Self {
+        let (builder, connect, whole) = match proxy {
+            Some(p) => (
+                reqwest::Client::builder()
+                    .proxy(reqwest::Proxy::all(format!("socks5h://{p}")).expect("a host:port")),
+                30,
+                60,
+            ),
+            None => (reqwest::Client::builder().no_proxy(), 3, 20),
+        };
+        let http = builder
+            .connect_timeout(Duration::from_secs(connect))
             // A call's whole answer (a file's: see `LARGE_TRANSFER`), and each read of it.
-            .timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(whole))
             .read_timeout(Duration::from_secs(20))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

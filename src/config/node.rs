@@ -31,8 +31,12 @@ pub struct NodeConfig {
     /// TCP address for the cod API and the BitTorrent peer wire (one port, told apart by
     /// the first bytes).
     pub listen: SocketAddr,
-    /// `host:port` peers should use to reach this node, if not the listen address.
+    /// `host:port` peers should use to reach this node, if not the listen address; `""`
+    /// (node.ini `public_addr = none`): the node tells no address (an outbound-only member).
     pub public_addr: Option<String>,
+    /// A SOCKS5 proxy (`host:port`, e.g. a local Tor client) that every connection to peers
+    /// and mirrors goes through, names resolved by the proxy. With it the DHT is off.
+    pub proxy: Option<String>,
     pub dht: DhtConfig,
     pub peers: PeersConfig,
     /// Archive mirrors: directories or http(s) URLs that receive every record.
@@ -130,6 +134,13 @@ fn path(v: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// A git mirror on another host (libgit2 connects to it itself, not through the node's proxy).
+pub fn git_remote(mirror: &str) -> bool {
+    mirror
+        .strip_prefix("git+")
+        .is_some_and(|url| url.contains("://") && !url.starts_with("file://"))
+}
+
 impl NodeConfig {
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let ini = Ini::parse(file, text)?;
@@ -149,7 +160,14 @@ impl NodeConfig {
             DEFAULT_LISTEN.parse().expect("valid default"),
             values::socket_addr,
         )?;
-        let public_addr = s.optional("public_addr", values::host_port)?;
+        let public_addr = s.optional("public_addr", |v| {
+            if v == "none" {
+                Ok(String::new())
+            } else {
+                values::host_port(v)
+            }
+        })?;
+        let proxy = s.optional("proxy", values::socks5_proxy)?;
         s.finish()?;
 
         let mut dht = DhtConfig {
@@ -159,8 +177,18 @@ impl NodeConfig {
             announce_interval: 300,
             lookup_interval: 60,
         };
+        if proxy.is_some() {
+            // The DHT speaks UDP from this host's own address: no SOCKS5 proxy carries it.
+            dht.enabled = false;
+        }
         if let Some(mut s) = ini.optional("dht") {
-            dht.enabled = s.or_default("enabled", true, values::boolean)?;
+            match s.optional("enabled", values::boolean)? {
+                Some(true) if proxy.is_some() => {
+                    return Err(ConfigError::new(file, 0, None, "[dht] enabled = true and [node] proxy: the DHT would speak from this host's own address, around the proxy; use [peers] static (onion addresses too) with a proxy".into()));
+                }
+                Some(on) => dht.enabled = on,
+                None => {}
+            }
             dht.port = s.or_default("port", 0, values::u64_in(0, 65535))? as u16;
             if let Some(b) = s.optional("bootstrap", values::list(values::host_port))? {
                 dht.bootstrap = b;
@@ -198,6 +226,18 @@ impl NodeConfig {
         let (mut torrents, mut torrent_interval) = (true, 600);
         if let Some(mut s) = ini.optional("archive") {
             mirrors = s.or_default("mirrors", Vec::new(), values::list(values::mirror))?;
+            if proxy.is_some()
+                && let Some(m) = mirrors.iter().find(|m| git_remote(m))
+            {
+                return Err(ConfigError::new(
+                    file,
+                    0,
+                    None,
+                    format!(
+                        "mirror {m}: git connects to remote repositories on its own, around [node] proxy; use a local path or an http(s) mirror"
+                    ),
+                ));
+            }
             package_mirrors = s.or_default("package_mirrors", true, values::boolean)?;
             torrents = s.or_default("torrents", true, values::boolean)?;
             torrent_interval = s
@@ -261,6 +301,7 @@ impl NodeConfig {
             passphrase_file,
             listen,
             public_addr,
+            proxy,
             dht,
             peers,
             mirrors,
@@ -307,6 +348,30 @@ torrent_interval = 30s
         .unwrap();
         assert!(!n.torrents);
         assert_eq!(n.torrent_interval, 30);
+        // A proxy turns the DHT off (UDP would go around it), and refuses it turned on, and
+        // git remotes (libgit2 would connect around it).
+        let n = NodeConfig::parse(
+            "node.ini",
+            "[node]\nproxy = 127.0.0.1:9050\npublic_addr = none\n[peers]\nstatic = abcdefghij.onion:7410\n[archive]\nmirrors = git+/srv/chain.git, https://example.org/chain\n",
+        )
+        .unwrap();
+        assert_eq!(n.proxy.as_deref(), Some("127.0.0.1:9050"));
+        assert!(!n.dht.enabled);
+        assert_eq!(n.public_addr.as_deref(), Some(""), "no address told");
+        for bad in [
+            "[node]\nproxy = 127.0.0.1:9050\n[dht]\nenabled = true\n",
+            "[node]\nproxy = 127.0.0.1:9050\n[archive]\nmirrors = git+git://example.org/c.git\n",
+            "[node]\nproxy = 127.0.0.1:9050\n[archive]\nmirrors = git+http://example.org/c.git\n",
+            "[node]\nproxy = http://127.0.0.1:8080\n",
+            "[node]\nproxy = 127.0.0.1\n",
+        ] {
+            assert!(NodeConfig::parse("node.ini", bad).is_err(), "{bad}");
+        }
+        let n = NodeConfig::parse("node.ini", "[node]\nproxy = socks5h://[::1]:9050\n").unwrap();
+        assert_eq!(n.proxy.as_deref(), Some("[::1]:9050"));
+        assert!(git_remote("git+https://example.org/c.git"));
+        assert!(!git_remote("git+/srv/c.git") && !git_remote("git+file:///srv/c.git"));
+        assert!(!git_remote("https://example.org/chain"));
         for bad in [
             "torrent_interval = 0s",
             "torrent_interval = 2d",
@@ -359,7 +424,7 @@ torrent_interval = 30s
             ),
             (
                 "[node]\nkeyfile = x\n",
-                "node.ini:2: key \"keyfile\": unknown key in [node]; known keys: data_dir, key, listen, passphrase_file, public_addr",
+                "node.ini:2: key \"keyfile\": unknown key in [node]; known keys: data_dir, key, listen, passphrase_file, proxy, public_addr",
             ),
             ("[dht]\n", "node.ini: missing section [node]"),
             (

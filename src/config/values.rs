@@ -140,6 +140,19 @@ pub fn host_port(v: &str) -> R<String> {
     Ok(v.to_string())
 }
 
+/// A SOCKS5 proxy: `host:port`, or the same after `socks5://` or `socks5h://` (names are
+/// always resolved by the proxy). Returns `host:port`.
+pub fn socks5_proxy(v: &str) -> R<String> {
+    let bare = v
+        .strip_prefix("socks5h://")
+        .or_else(|| v.strip_prefix("socks5://"))
+        .unwrap_or(v);
+    if bare.contains("://") || bare.contains('/') {
+        return Err(format!("{v:?} is not a SOCKS5 proxy's host:port"));
+    }
+    host_port(bare)
+}
+
 /// A literal socket address to bind, such as `0.0.0.0:7410` or `127.0.0.1:0`.
 pub fn ip_addr(v: &str) -> R<std::net::IpAddr> {
     v.parse()

@@ -42,6 +42,19 @@ fn mirrors(shared: &Shared) -> Vec<Mirror> {
     }
     let mut seen = std::collections::HashSet::new();
     names.retain(|m| seen.insert(m.clone()));
+    if shared.config.proxy.is_some() {
+        // (node.ini's own were refused when it was read.)
+        names.retain(|m| {
+            let around = crate::config::node::git_remote(m);
+            if around {
+                shared.log(
+                    "warn",
+                    format!("mirror {m} not used: git would connect around the proxy"),
+                );
+            }
+            !around
+        });
+    }
     let cache = shared.dir.data_dir(&shared.config).join("mirrors");
     names
         .iter()

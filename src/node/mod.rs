@@ -844,7 +844,7 @@ impl NodeBuilder {
             started: clock.now(),
             clock,
             tasks: tokio_util::task::TaskTracker::new(),
-            api: ApiClient::new(),
+            api: ApiClient::through(config.proxy.as_deref()),
             requests: Mutex::default(),
             guard: Mutex::new(guard),
             heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),

@@ -691,3 +691,28 @@ impl Drop for Net<'_> {
         });
     }
 }
+
+/// An example key's fingerprint (what com.ini's `[signers] keys` lists).
+pub fn fp(name: &str) -> String {
+    example_secret(name).public().fingerprint().to_string()
+}
+
+/// The demo's model with a short settlement period starting `epoch_in` seconds from now.
+pub fn com(period: u64, epoch_in: u64, extra_signers: &str) -> (String, u64) {
+    let epoch = cod::clock::now() + epoch_in;
+    let epoch_text = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch),
+    )
+    .to_string();
+    let text = format!(
+        "[com]\nname = test\nversion = 1.0.0\nsettlement_period = {period}s\nepoch = {epoch_text}\n\
+         [asset.codcoin]\ndecimals = 2\n\
+         [backing.bread]\nclass = inventory\nasset = codcoin\nunit = loaf\nvalue = 350\n\
+         [distribution]\nformula = equal\nshare = 100%\n\
+         [signers]\nkeys = {}, {}, {}\nquorum = 2\n{extra_signers}",
+        fp("node1"),
+        fp("node2"),
+        fp("node3")
+    );
+    (text, epoch)
+}

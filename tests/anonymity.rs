@@ -1,0 +1,283 @@
+//! Issue 17, point 3: a node that hides its address. It runs in a network namespace of its
+//! own whose only way out is a SOCKS5 proxy (standing in for a local Tor client): it cannot
+//! reach any peer directly, tells no address, and runs without the DHT — and still syncs,
+//! transfers and signs, every connection going through the proxy.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+#[test]
+fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    // Periods of 20 s from now: the funding's distribution is dated at the first one's end,
+    // and what the signers sign after it, then.
+    net.pkg = w
+        .pack("dist-hidden", &com(20, 0, "").0, &template("cod.ini"))
+        .0;
+    let open = net.add("node1", "[peers]\nexchange = true\n").clone();
+    let open_addr = net.status(&open).unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The hidden node's host: a namespace with a link to this one and no route anywhere
+    // else; its loopback is its own, so 127.0.0.1 there is not the other node's.
+    let ns = Netns::create();
+    let proxy = Socks5::start(&format!("{}:0", ns.outside));
+    let ini = format!(
+        "[node]\nlisten = {}:0\nproxy = {}\npublic_addr = none\n[peers]\nstatic = {open_addr}\nexchange = false\n[sync]\ninterval = 2s\n",
+        ns.inside, proxy.addr
+    );
+    let hidden = w.deploy_with(&net.pkg, "node2", Some(&ini));
+    let started = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(cod_bin())
+        .args(["--node", s(&hidden.dir), "node", "start"])
+        .env("HOME", w.dir.path())
+        .env("XDG_DATA_HOME", w.path("xdg"))
+        .env("NO_COLOR", "1")
+        .env_remove("COD_PASSPHRASE")
+        .current_dir(w.dir.path())
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    struct Stop<'a>(&'a World, &'a Node);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.at(self.1, &["node", "stop"]);
+        }
+    }
+    let _stop = Stop(&w, &hidden);
+    assert!(
+        !ns.reaches(&open_addr),
+        "the hidden node's host must not reach the other node directly"
+    );
+
+    // It syncs: the funding imported on the open node reaches it, pulled through the proxy.
+    let funding = funding_archive(&w, &[&open, &hidden], 10);
+    w.at(&open, &["chain", "import", s(&funding)]).ok();
+    let expected = net.applied(&open).unwrap();
+    wait_for(90, "the hidden node to sync through the proxy", || {
+        (net.applied(&hidden)? >= expected).then_some(())
+    });
+    // It transfers: its record reaches the open node through the proxy.
+    let before = net.balance(&open, &open.id).unwrap();
+    w.at(
+        &hidden,
+        &["transfer", "--to", &open.id, "--amount", "1.5", "--yes"],
+    )
+    .ok();
+    wait_for(
+        60,
+        "the hidden node's transfer to reach the open node",
+        || (net.balance(&open, &open.id)? == before + 150).then_some(()),
+    );
+    // It signs: its proposal (admitting a member) reaches the other signer, whose approval
+    // makes it final on both.
+    let newcomer = w.deploy_with(&net.pkg, "node4", None);
+    let proposed = wait_for(
+        60,
+        "the first period to end (a proposal is dated after it)",
+        || {
+            let r = w.at(&hidden, &["--json", "members", "admit", &newcomer.id]);
+            r.out.status.success().then(|| r.json())
+        },
+    );
+    let id = proposed["id"].as_str().unwrap().to_string();
+    wait_for(60, "the proposal to reach the other signer", || {
+        let list = w.at(&open, &["--json", "sign", "list"]).ok().json();
+        list["requests"]
+            .as_array()?
+            .iter()
+            .any(|r| r["id"] == id.as_str())
+            .then_some(())
+    });
+    w.at(&open, &["sign", "approve", &id[..10]]).ok();
+    for n in [&open, &hidden] {
+        wait_for(60, "the admission to be final on both", || {
+            let m = w.at(n, &["--json", "members"]).ok().json();
+            m["members"]
+                .as_array()?
+                .iter()
+                .any(|a| a == newcomer.id.as_str())
+                .then_some(())
+        });
+    }
+
+    // Every connection it made went through the proxy, to the one peer it knows; the open
+    // node never learned an address for it.
+    let targets = proxy.targets.lock().unwrap().clone();
+    assert!(!targets.is_empty());
+    assert!(
+        targets.iter().all(|t| *t == open_addr),
+        "the proxy carried {targets:?}"
+    );
+    let peers = w.at(&open, &["--json", "peers"]).ok().json();
+    assert!(
+        peers["peers"].as_array().unwrap().is_empty(),
+        "the open node knows no address of the hidden one: {peers}"
+    );
+    let status = net.status(&hidden).unwrap();
+    assert_eq!(status["addr"], "", "it tells no address");
+}
+
+/// A network namespace joined to this one by a veth pair (`outside` here, `inside` there),
+/// with no route beyond it. Removed on drop, with its link, whatever the test did.
+struct Netns {
+    name: String,
+    link: String,
+    outside: String,
+    inside: String,
+}
+
+impl Netns {
+    fn create() -> Self {
+        assert!(
+            nix::unistd::getuid().is_root(),
+            "network namespaces need root (CI runs the tests as root)"
+        );
+        // Unique per test process: parallel runs do not collide.
+        let n = std::process::id() % 250 + 1;
+        let ns = Self {
+            name: format!("codtest-{}", std::process::id()),
+            link: format!("codv{}", std::process::id()),
+            outside: format!("10.201.{n}.1"),
+            inside: format!("10.201.{n}.2"),
+        };
+        let peer = format!("{}p", ns.link);
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        };
+        ip(&["netns", "add", &ns.name]);
+        ip(&[
+            "link", "add", &ns.link, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["link", "set", &peer, "netns", &ns.name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.outside),
+            "dev",
+            &ns.link,
+        ]);
+        ip(&["link", "set", &ns.link, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns.name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&["addr", "add", &format!("{}/30", ns.inside), "dev", &peer]);
+        inside(&["link", "set", &peer, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Can a TCP connection from inside reach `addr`?
+    fn reaches(&self, addr: &str) -> bool {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, "timeout", "3", "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{host}/{port}"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // (Removing the namespace removes the link with it; the second is for a namespace
+        // that was never made whole.)
+        for args in [["netns", "del", &self.name], ["link", "del", &self.link]] {
+            let _ = Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A SOCKS5 proxy (RFC 1928, CONNECT, no authentication) that notes every target asked for.
+struct Socks5 {
+    addr: SocketAddr,
+    targets: Arc<Mutex<Vec<String>>>,
+}
+
+impl Socks5 {
+    fn start(bind: &str) -> Self {
+        let listener = TcpListener::bind(bind).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let noted = targets.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let noted = noted.clone();
+                std::thread::spawn(move || {
+                    if let Some((target, upstream)) = handshake(&client) {
+                        noted.lock().unwrap().push(target);
+                        relay(client, upstream);
+                    }
+                });
+            }
+        });
+        Self { addr, targets }
+    }
+}
+
+/// The SOCKS5 greeting and CONNECT request; the target (`host:port`) and a connection to it.
+fn handshake(mut c: &TcpStream) -> Option<(String, TcpStream)> {
+    let mut head = [0u8; 2];
+    c.read_exact(&mut head).ok()?;
+    let mut methods = vec![0u8; head[1] as usize];
+    c.read_exact(&mut methods).ok()?;
+    (head[0] == 5 && methods.contains(&0)).then_some(())?;
+    c.write_all(&[5, 0]).ok()?;
+    let mut req = [0u8; 4];
+    c.read_exact(&mut req).ok()?;
+    (req[0] == 5 && req[1] == 1).then_some(())?;
+    let host = match req[3] {
+        1 => {
+            let mut ip = [0u8; 4];
+            c.read_exact(&mut ip).ok()?;
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        3 => {
+            let mut len = [0u8; 1];
+            c.read_exact(&mut len).ok()?;
+            let mut name = vec![0u8; len[0] as usize];
+            c.read_exact(&mut name).ok()?;
+            String::from_utf8(name).ok()?
+        }
+        _ => return None,
+    };
+    let mut port = [0u8; 2];
+    c.read_exact(&mut port).ok()?;
+    let target = format!("{host}:{}", u16::from_be_bytes(port));
+    let upstream = target
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|a| TcpStream::connect(a).ok());
+    let reply = if upstream.is_some() { 0 } else { 5 };
+    c.write_all(&[5, reply, 0, 1, 0, 0, 0, 0, 0, 0]).ok()?;
+    Some((target, upstream?))
+}
+
+/// Copies both ways until either side closes.
+fn relay(client: TcpStream, upstream: TcpStream) {
+    let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut u2);
+        let _ = u2.shutdown(Shutdown::Write);
+    });
+    let (mut c, mut u) = (client, upstream);
+    let _ = std::io::copy(&mut u, &mut c);
+    let _ = c.shutdown(Shutdown::Write);
+    let _ = up.join();
+}
