@@ -125,6 +125,8 @@ pub struct RequestView {
     /// The period an issuance or distribution is for (0 for a signer set).
     pub period: u64,
     pub summary: String,
+    /// This node's account when it proposed the request here; empty when it came from a
+    /// peer (nodes do not say who they are: the signatures say which signers signed).
     pub proposer: String,
     pub created: u64,
     pub expires: u64,

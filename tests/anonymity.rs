@@ -29,9 +29,11 @@ fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route()
     // else; its loopback is its own, so 127.0.0.1 there is not the other node's.
     let ns = Netns::create();
     let proxy = Socks5::start(&format!("{}:0", ns.outside));
+    // Named, not numbered: the proxy resolves it (the hidden host looks up no name).
+    let open_host = format!("localhost:{}", open_addr.rsplit_once(':').unwrap().1);
     let ini = format!(
-        "[node]\nlisten = {}:0\nproxy = {}\npublic_addr = none\n[peers]\nstatic = {open_addr}\nexchange = false\n[sync]\ninterval = 2s\n",
-        ns.inside, proxy.addr
+        "[node]\nlisten = 127.0.0.1:0\nproxy = {}\npublic_addr = none\n[peers]\nstatic = {open_host}\nexchange = false\n[sync]\ninterval = 2s\n",
+        proxy.addr
     );
     let hidden = w.deploy_with(&net.pkg, "node2", Some(&ini));
     let started = Command::new("ip")
@@ -53,6 +55,10 @@ fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route()
         }
     }
     let _stop = Stop(&w, &hidden);
+    assert!(
+        ns.reaches(&proxy.addr.to_string()),
+        "the hidden node's host reaches the proxy"
+    );
     assert!(
         !ns.reaches(&open_addr),
         "the hidden node's host must not reach the other node directly"
@@ -114,7 +120,7 @@ fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route()
     let targets = proxy.targets.lock().unwrap().clone();
     assert!(!targets.is_empty());
     assert!(
-        targets.iter().all(|t| *t == open_addr),
+        targets.iter().all(|t| *t == open_host),
         "the proxy carried {targets:?}"
     );
     let peers = w.at(&open, &["--json", "peers"]).ok().json();
@@ -141,13 +147,14 @@ impl Netns {
             nix::unistd::getuid().is_root(),
             "network namespaces need root (CI runs the tests as root)"
         );
-        // Unique per test process: parallel runs do not collide.
-        let n = std::process::id() % 250 + 1;
+        // Random names and a random /30 of 10.201.0.0/16: runs side by side do not collide.
+        let tag: u32 = rand::random::<u32>() % 1_000_000;
+        let net = rand::random::<u16>() & 0xfffc;
         let ns = Self {
-            name: format!("codtest-{}", std::process::id()),
-            link: format!("codv{}", std::process::id()),
-            outside: format!("10.201.{n}.1"),
-            inside: format!("10.201.{n}.2"),
+            name: format!("codtest-{tag}"),
+            link: format!("codv{tag}"),
+            outside: format!("10.201.{}.{}", net >> 8, (net & 0xff) + 1),
+            inside: format!("10.201.{}.{}", net >> 8, (net & 0xff) + 2),
         };
         let peer = format!("{}p", ns.link);
         let ip = |args: &[&str]| {
@@ -220,8 +227,7 @@ impl Socks5 {
             for client in listener.incoming().flatten() {
                 let noted = noted.clone();
                 std::thread::spawn(move || {
-                    if let Some((target, upstream)) = handshake(&client) {
-                        noted.lock().unwrap().push(target);
+                    if let Some(upstream) = handshake(&client, &noted) {
                         relay(client, upstream);
                     }
                 });
@@ -231,8 +237,9 @@ impl Socks5 {
     }
 }
 
-/// The SOCKS5 greeting and CONNECT request; the target (`host:port`) and a connection to it.
-fn handshake(mut c: &TcpStream) -> Option<(String, TcpStream)> {
+/// The SOCKS5 greeting and CONNECT request: notes the target (`host:port`, whether it can be
+/// reached or not) and returns a connection to it.
+fn handshake(mut c: &TcpStream, noted: &Mutex<Vec<String>>) -> Option<TcpStream> {
     let mut head = [0u8; 2];
     c.read_exact(&mut head).ok()?;
     let mut methods = vec![0u8; head[1] as usize];
@@ -260,13 +267,14 @@ fn handshake(mut c: &TcpStream) -> Option<(String, TcpStream)> {
     let mut port = [0u8; 2];
     c.read_exact(&mut port).ok()?;
     let target = format!("{host}:{}", u16::from_be_bytes(port));
+    noted.lock().unwrap().push(target.clone());
     let upstream = target
         .to_socket_addrs()
         .ok()?
         .find_map(|a| TcpStream::connect(a).ok());
     let reply = if upstream.is_some() { 0 } else { 5 };
     c.write_all(&[5, reply, 0, 1, 0, 0, 0, 0, 0, 0]).ok()?;
-    Some((target, upstream?))
+    upstream
 }
 
 /// Copies both ways until either side closes.

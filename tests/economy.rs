@@ -320,7 +320,7 @@ fn proposals_are_recomputed_refused_rejected_and_expire() {
     let propose = |to: &Node, record: serde_json::Value| {
         let r = http
             .post(format!("http://{}/v1/sign-requests", addr(to)))
-            .json(&json!({"record": record, "proposer": n1.id}))
+            .json(&json!({ "record": record }))
             .send()
             .unwrap();
         (r.status().as_u16(), r.text().unwrap())

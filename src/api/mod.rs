@@ -190,10 +190,9 @@ pub struct SubmitResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proposal {
-    /// The record (body and the signatures gathered so far), canonical JSON.
+    /// The record (body and the signatures gathered so far), canonical JSON. (Nothing says
+    /// which node sends it: every node that holds a request passes it on.)
     pub record: serde_json::Value,
-    /// Node id of the node that proposed it.
-    pub proposer: String,
 }
 
 /// `POST /v1/sign-requests/{id}/rejections`: a member said no, signed by its node key.

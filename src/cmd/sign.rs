@@ -31,7 +31,12 @@ fn line(r: &RequestView) -> String {
 
 fn detail(r: &RequestView) -> String {
     let mut h = line(r);
-    h.push_str(&format!("id        {}\nproposer  {}\n", r.id, r.proposer));
+    let proposer = if r.proposer.is_empty() {
+        "a peer"
+    } else {
+        &r.proposer
+    };
+    h.push_str(&format!("id        {}\nproposer  {proposer}\n", r.id));
     if let State::Rejected(reason) | State::Superseded(reason) = &r.state {
         h.push_str(&format!("reason    {reason}\n"));
     }

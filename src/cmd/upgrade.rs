@@ -106,6 +106,15 @@ fn check_same_deployer(dir: &NodeDir, pkg: &Package) -> Result<(), CmdError> {
 }
 
 fn download(out: &Output, dir: &NodeDir, cod_id: Option<CodId>, yes: bool) -> CmdResult {
+    if dir.node_config()?.proxy.is_some() {
+        // The BitTorrent download connects to the peers offering the package directly.
+        return Err(CmdError::msg(
+            "this node sends its traffic through [node] proxy, and a download over BitTorrent \
+             would connect to the peers directly: get the package through the proxy (e.g. \
+             `torsocks cod fetch COD_ID --no-dht --out DIR` with a peer's address in the \
+             magnet link) and deploy it with `cod upgrade deploy --package PKG`",
+        ));
+    }
     let offers: Offers = daemon(dir)?.call_as(&Request::Upgrades)?;
     let newest = |a: &&Offer| semver::Version::parse(&a.cod_version).ok();
     let offer = match cod_id {

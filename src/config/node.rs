@@ -155,11 +155,7 @@ impl NodeConfig {
         let data_dir = s.or_default("data_dir", PathBuf::from("."), path)?;
         let key = s.or_default("key", PathBuf::from("node.sec.key"), path)?;
         let passphrase_file = s.optional("passphrase_file", path)?;
-        let listen = s.or_default(
-            "listen",
-            DEFAULT_LISTEN.parse().expect("valid default"),
-            values::socket_addr,
-        )?;
+        let listen: Option<SocketAddr> = s.optional("listen", values::socket_addr)?;
         let public_addr = s.optional("public_addr", |v| {
             if v == "none" {
                 Ok(String::new())
@@ -169,6 +165,25 @@ impl NodeConfig {
         })?;
         let proxy = s.optional("proxy", values::socks5_proxy)?;
         s.finish()?;
+        // A hidden node answers only on loopback (a local onion service forwards there):
+        // on any other address, whoever probes the host would meet the peer id it shows
+        // through the proxy.
+        let hidden = proxy.is_some() || public_addr.as_deref() == Some("");
+        let listen = match listen {
+            Some(l) if hidden && !l.ip().is_loopback() => {
+                return Err(ConfigError::new(
+                    file,
+                    0,
+                    None,
+                    format!(
+                        "listen = {l} with a proxy or public_addr = none: anyone probing this host would find the node there; listen on 127.0.0.1"
+                    ),
+                ));
+            }
+            Some(l) => l,
+            None if hidden => SocketAddr::from(([127, 0, 0, 1], 7410)),
+            None => DEFAULT_LISTEN.parse().expect("valid default"),
+        };
 
         let mut dht = DhtConfig {
             enabled: true,
@@ -358,12 +373,19 @@ torrent_interval = 30s
         assert_eq!(n.proxy.as_deref(), Some("127.0.0.1:9050"));
         assert!(!n.dht.enabled);
         assert_eq!(n.public_addr.as_deref(), Some(""), "no address told");
+        assert_eq!(
+            n.listen.to_string(),
+            "127.0.0.1:7410",
+            "a hidden node listens on loopback"
+        );
         for bad in [
             "[node]\nproxy = 127.0.0.1:9050\n[dht]\nenabled = true\n",
             "[node]\nproxy = 127.0.0.1:9050\n[archive]\nmirrors = git+git://example.org/c.git\n",
             "[node]\nproxy = 127.0.0.1:9050\n[archive]\nmirrors = git+http://example.org/c.git\n",
             "[node]\nproxy = http://127.0.0.1:8080\n",
             "[node]\nproxy = 127.0.0.1\n",
+            "[node]\nproxy = 127.0.0.1:9050\nlisten = 0.0.0.0:7410\n",
+            "[node]\npublic_addr = none\nlisten = 192.0.2.7:7410\n",
         ] {
             assert!(NodeConfig::parse("node.ini", bad).is_err(), "{bad}");
         }

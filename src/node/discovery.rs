@@ -228,7 +228,10 @@ async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
     loop {
         let now_i = Instant::now();
         if now_i >= next_announce {
-            for h in hashes.into_iter().chain([deployer_key]) {
+            // A node that tells no address (`public_addr = none`) announces nothing: it
+            // only looks up.
+            let hidden = shared.info.addr.is_empty();
+            for h in hashes.into_iter().chain([deployer_key]).filter(|_| !hidden) {
                 if let Err(e) = dht.announce_peer(h, Some(api_port)).await {
                     tracing::debug!("announce {h}: {e}");
                 }

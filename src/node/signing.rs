@@ -281,7 +281,6 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
         let shared = s;
         let msg = Proposal {
             record: record.to_json(),
-            proposer: shared.node_id.to_string(),
         };
         let peers = shared.peers.locked().confirmed();
         let sends = peers.into_iter().map(|p| {

@@ -219,7 +219,10 @@ impl Torrents {
         {
             self.restore(item).await;
         }
-        self.publish(seen.first()).await;
+        // A node that tells no address (`public_addr = none`) seeds nothing: it only restores.
+        if !self.shared.info.addr.is_empty() {
+            self.publish(seen.first()).await;
+        }
     }
 
     /// Writes the segments anew if the applied records changed or an hour closed since, then

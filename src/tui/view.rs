@@ -657,7 +657,14 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                         r.quorum
                     )),
                     Line::raw(format!("summary   {}", r.summary)),
-                    Line::raw(format!("proposer  {}", short(&r.proposer, 16))),
+                    Line::raw(format!(
+                        "proposer  {}",
+                        if r.proposer.is_empty() {
+                            "a peer".to_string()
+                        } else {
+                            short(&r.proposer, 16)
+                        }
+                    )),
                 ]);
                 if let State::Rejected(reason) | State::Superseded(reason) = &r.state {
                     lines.push(Line::raw(format!("reason    {reason}")));
