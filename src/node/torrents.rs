@@ -138,6 +138,9 @@ struct Torrents {
     /// Indexes and segments whose contents were refused (forged or damaged: the item's key is
     /// anyone's), never downloaded again.
     refused: HashSet<[u8; 20]>,
+    /// The index restored from last (by infohash): a node that goes on restoring does not
+    /// download it again.
+    last_index: Option<([u8; 20], Index)>,
     /// Segments no seeder gave: how often in a row, and when last. Not asked for again for
     /// a while, twice as long after each failure.
     failed: HashMap<[u8; 20], (u32, Instant)>,
@@ -173,6 +176,7 @@ impl Torrents {
             restored: HashSet::new(),
             refused: HashSet::new(),
             failed: HashMap::new(),
+            last_index: None,
         }
     }
 
@@ -402,16 +406,29 @@ impl Torrents {
             return;
         }
         let ledger = self.shared.params.cod;
-        let index = match self.download(item.index, t::MAX_INDEX_BYTES).await {
-            Ok(bytes) => match Index::decode(&bytes, &ledger) {
-                Ok(i) => i,
-                Err(e) => {
-                    self.refused.insert(item.index);
-                    return self
-                        .shared
-                        .log("warn", format!("archive index refused: {e}"));
-                }
-            },
+        let cached = match &self.last_index {
+            Some((ih, index)) if *ih == item.index => Some(index.clone()),
+            _ => None,
+        };
+        let known = cached.is_some();
+        let fetched = match cached {
+            Some(index) => Ok(Ok(index)),
+            None => self
+                .download(item.index, t::MAX_INDEX_BYTES)
+                .await
+                .map(|bytes| Index::decode(&bytes, &ledger)),
+        };
+        let index = match fetched {
+            Ok(Ok(i)) => {
+                self.last_index = Some((item.index, i.clone()));
+                i
+            }
+            Ok(Err(e)) => {
+                self.refused.insert(item.index);
+                return self
+                    .shared
+                    .log("warn", format!("archive index refused: {e}"));
+            }
             // (Asked again next round: a seeder may come.)
             Err(e) => {
                 return self
@@ -419,14 +436,16 @@ impl Torrents {
                     .log("info", format!("archive index not downloaded: {e}"));
             }
         };
-        self.shared.log(
-            "info",
-            format!(
-                "restoring from the archive torrents on the DHT: {} records in {} segments",
-                index.records(),
-                index.segments.len()
-            ),
-        );
+        if !known {
+            self.shared.log(
+                "info",
+                format!(
+                    "restoring from the archive torrents on the DHT: {} records in {} segments",
+                    index.records(),
+                    index.segments.len()
+                ),
+            );
+        }
         let ours: HashSet<[u8; 20]> = self.published.segments.iter().map(|w| w.infohash).collect();
         let (mut refused_in_a_row, mut failed_in_a_row) = (0, 0);
         for seg in index.segments {
