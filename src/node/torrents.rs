@@ -4,9 +4,10 @@
 //! closed), the node writes its applied records as segments — identical on every node that
 //! holds the same records, so all of them seed the same swarms — and an index listing them,
 //! seeds them on its API port, announces their infohashes on the DHT, and puts a BEP 44 item
-//! naming the index under a key derived from the ledger id, with `seq` = the records the index
-//! lists, so an index never replaces a fuller one. Any BitTorrent client can seed the files
-//! (`cod chain torrents --out DIR` writes them and their `.torrent` files).
+//! naming the index under a key derived from the ledger id, with a `seq` that grows with the
+//! records the index lists (then with the closed hours), so an index never replaces a fuller
+//! one. Any BitTorrent client can seed the files (`cod chain torrents --out DIR` writes them
+//! and their `.torrent` files). A node that tells no address only restores.
 //!
 //! A node with no confirmed peer reads the item and, when it names more records than the node
 //! holds, downloads the index and each segment it lacks from whoever seeds them, and imports
