@@ -395,7 +395,7 @@ pub enum ChainCommand {
     /// The chain archive this node seeds as torrents, and the DHT item that points at it
     Torrents {
         /// Also copy the files and write their .torrent files into DIR, for any BitTorrent
-        /// client to seed (e.g. `aria2c --seed-ratio=0 -V -d DIR DIR/*.torrent`)
+        /// client to seed (e.g. `aria2c -Z -j 1000 --seed-ratio=0 -V -d DIR DIR/*.torrent`)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
