@@ -235,6 +235,37 @@ fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() 
         });
     }
 
+    // A restart seeds what it published at once and rewrites none of it (the spans are the
+    // same): the segments' files stay as they were written.
+    let segment_files = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let v: serde_json::Value = w.at(&n1, &["--json", "chain", "torrents"]).ok().json();
+        v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let path = std::path::PathBuf::from(f["path"].as_str().unwrap());
+                let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+                (path, written)
+            })
+            .collect()
+    };
+    let before = segment_files();
+    let hour = cod::torrents::closed_hours(cod::clock::now());
+    w.at(&n1, &["node", "stop"]).ok();
+    let restarted = cod::clock::now();
+    w.at(&n1, &["node", "start"]).ok();
+    // Once it has written and put its item again (a whole round), nothing was rewritten.
+    wait_for(60, "node1's first round after the restart", || {
+        let v: serde_json::Value = w.at(&n1, &["--json", "chain", "torrents"]).ok().json();
+        (v["index"]["infohash"] == hex::encode(item.index) && v["put_at"].as_u64()? >= restarted)
+            .then_some(())
+    });
+    if cod::torrents::closed_hours(cod::clock::now()) == hour {
+        // (An hour that closed meanwhile cuts other spans: then files are rightly rewritten.)
+        assert_eq!(segment_files(), before, "a restart rewrote its segments");
+    }
+
     // aria2c: the index by its infohash, then every segment it lists, seeded afterwards.
     let index_dir = w.path("aria-index");
     aria2c(&w, &boot, &index_dir, &[item.index], 0, 27100).wait_ok();
