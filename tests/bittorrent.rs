@@ -312,12 +312,7 @@ fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() 
     });
     assert!(net.confirmed_peers(&fresh).is_empty(), "it had no peer");
     assert_eq!(net.balance(&fresh, &n2.id), Some(balance));
-    assert!(
-        w.at(&fresh, &["chain", "verify"])
-            .ok()
-            .stdout()
-            .contains("chain OK")
-    );
+    assert!(w.chain_ok(&fresh));
     let v: serde_json::Value = w.at(&fresh, &["--json", "chain", "torrents"]).ok().json();
     assert!(v["restored"].as_u64().unwrap() >= 1, "{v}");
     seeder.kill();

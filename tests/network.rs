@@ -167,12 +167,7 @@ fn a_new_node_restores_from_the_archive_mirror_alone() {
         (net.applied(&fresh)? > expected).then_some(())
     });
     assert_eq!(net.balance(&fresh, &ids[1]), Some(1750 + 100));
-    assert!(
-        w.at(&fresh, &["chain", "verify"])
-            .ok()
-            .stdout()
-            .contains("chain OK")
-    );
+    assert!(w.chain_ok(&fresh));
 }
 
 /// Issue 16, point 3: a node that is behind writes to a mirror holding more than it does,
@@ -267,12 +262,7 @@ fn a_mirror_the_package_names_needs_no_setup() {
         "the fresh node to restore from the package's mirror",
         || (net.applied(&fresh)? > expected).then_some(()),
     );
-    assert!(
-        w.at(&fresh, &["chain", "verify"])
-            .ok()
-            .stdout()
-            .contains("chain OK")
-    );
+    assert!(w.chain_ok(&fresh));
 }
 
 /// Issue 16, point 4: a git repository as the mirror. The node appends segments (one commit
@@ -323,12 +313,7 @@ fn a_fresh_node_restores_from_a_git_mirror() {
         let segs = segments();
         (segs.len() > written && count(&segs) as u64 == expected + 1).then_some(())
     });
-    assert!(
-        w.at(&fresh, &["chain", "verify"])
-            .ok()
-            .stdout()
-            .contains("chain OK")
-    );
+    assert!(w.chain_ok(&fresh));
 }
 
 #[test]

@@ -94,12 +94,7 @@ fn a_v1_node_upgrades_to_v2_found_on_a_peer_and_keeps_its_balance() {
         .json();
     assert_eq!(imp["same_ledger"], true, "{imp}");
     assert_eq!(net.balance(&new, &v1.id), Some(v1_balance));
-    assert!(
-        w.at(&new, &["chain", "verify"])
-            .ok()
-            .stdout()
-            .contains("chain OK")
-    );
+    assert!(w.chain_ok(&new));
     let again = w
         .at(&new, &["--json", "import", "--from", s(&v1.dir)])
         .ok()

@@ -76,6 +76,23 @@ pub(crate) fn out(p: &Params, to: &str, amount: u64) -> Output {
     }
 }
 
+/// The network's next record of `content` at `time`, as node1 and node2 (a quorum) sign it,
+/// whatever the rules would say of it (for records the rules must refuse).
+fn next_network_record(l: &Ledger, time: u64, content: Content) -> Record {
+    let p = l.params();
+    let net = l.state().account(&p.network).unwrap();
+    let body = Body {
+        version: 1,
+        cod: p.cod,
+        time,
+        account: p.network,
+        seq: net.next_seq(),
+        prev: net.head.map(|h| h.hash),
+        content,
+    };
+    sign_network(body, &["node1", "node2"])
+}
+
 pub(crate) fn sign_network(body: Body, signers: &[&str]) -> Record {
     let mut sigs = Vec::new();
     for s in signers {
@@ -2159,22 +2176,13 @@ fn membership_work_and_redemption_rules_yield_their_errors() {
         [(id(who, &p), [("baking".to_string(), q)].into())].into()
     };
     let issue_with = |attest: BTreeMap<String, u64>, w| {
-        let net = l.state().account(&p.network).unwrap();
-        let body = Body {
-            version: 1,
-            cod: p.cod,
-            time: t,
-            account: p.network,
-            seq: net.next_seq(),
-            prev: net.head.map(|h| h.hash),
-            content: Content::Issue(Issue {
-                amounts: [("codcoin".to_string(), 4000)].into(),
-                attest,
-                period: 1,
-                work: w,
-            }),
+        let issue = Issue {
+            amounts: [("codcoin".to_string(), 4000)].into(),
+            attest,
+            period: 1,
+            work: w,
         };
-        sign_network(body, &["node1", "node2"])
+        next_network_record(l, t, Content::Issue(issue))
     };
     assert_eq!(
         ingest(
@@ -2216,17 +2224,7 @@ fn membership_work_and_redemption_rules_yield_their_errors() {
     );
     // Membership records: something changes, sorted, never the network, never both ways.
     let members = |admit: Vec<AccountId>, remove: Vec<AccountId>| {
-        let net = l.state().account(&p.network).unwrap();
-        let body = Body {
-            version: 1,
-            cod: p.cod,
-            time: t,
-            account: p.network,
-            seq: net.next_seq(),
-            prev: net.head.map(|h| h.hash),
-            content: Content::Members(Members { admit, remove }),
-        };
-        sign_network(body, &["node1", "node2"])
+        next_network_record(l, t, Content::Members(Members { admit, remove }))
     };
     for (admit, remove) in [
         (vec![], vec![]),

@@ -287,6 +287,14 @@ impl World {
     }
 
     /// Runs cod against a node directory.
+    /// Does `cod chain verify` at `node` pass?
+    pub fn chain_ok(&self, node: &Node) -> bool {
+        self.at(node, &["chain", "verify"])
+            .ok()
+            .stdout()
+            .contains("chain OK")
+    }
+
     pub fn at(&self, node: &Node, args: &[&str]) -> Run {
         let mut all = vec!["--node", s(&node.dir)];
         all.extend_from_slice(args);
