@@ -184,6 +184,12 @@ bench-hostile: release
 bench-scale: release
     COD_BIN=$PWD/target/release/cod cargo test --bench scale -- --bench
 
+# Origin privacy (issue 17): 20 nodes and a spy peer of every node; the share of records whose
+# author the spy's first-seen guess names, and the time until a record is on every node, with
+# stems off and on. COD_BENCH_N and COD_BENCH_RECORDS change the sizes.
+bench-privacy: release
+    COD_BIN=$PWD/target/release/cod cargo test --bench privacy -- --bench
+
 # Idle CPU of `cod tui` attached to a quiet node, over 10 s (in tmux).
 bench-tui: build
     #!/usr/bin/env bash

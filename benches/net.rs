@@ -13,61 +13,10 @@ mod common;
 mod support;
 
 use cod::control::{Event, Request, TransferOutput};
-use cod::ledger::Ledger;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
-
-/// Funds every node: the current period's distribution of a large issuance.
-fn fund(net: &Net) {
-    let params = cod::nodedir::NodeDir::open(&net.nodes[0])
-        .unwrap()
-        .params()
-        .unwrap();
-    let mut l = Ledger::new(params.clone());
-    for n in &net.nodes {
-        let text = Net::client(n).call(&Request::Export).unwrap()["archive"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for r in cod::archive::read(text.as_bytes(), &params.cod).unwrap() {
-            let _ = l.ingest(r);
-        }
-    }
-    let issue = signed_by_quorum(
-        l.propose_issue(
-            [("bread".to_string(), 1_000_000)].into(),
-            Default::default(),
-            now(),
-        )
-        .unwrap(),
-    );
-    l.ingest(issue).unwrap();
-    // Distributions pay members: the signers admit every node's account.
-    let accounts: Vec<_> = l
-        .state()
-        .accounts()
-        .into_iter()
-        .filter(|(a, s)| *a != params.network && s.head.is_some() && !s.is_member())
-        .map(|(a, _)| a)
-        .collect();
-    for chunk in accounts.chunks(cod::ledger::record::MAX_MEMBERS_CHANGED) {
-        let admit = signed_by_quorum(l.propose_members(chunk.to_vec(), vec![], now()).unwrap());
-        l.ingest(admit).unwrap();
-    }
-    let dist = signed_by_quorum(
-        l.propose_distribution(params.com.period_of(now()), false, 0)
-            .unwrap(),
-    );
-    l.ingest(dist).unwrap();
-    let archive = cod::chain::export(&l);
-    Net::client(&net.nodes[0])
-        .call(&Request::Import {
-            archive: String::from_utf8(archive).unwrap(),
-        })
-        .unwrap();
-}
 
 /// Bytes on the wire for one `GET /v1/sync/summary` (request and response): what a sync
 /// round between nodes already in sync costs.

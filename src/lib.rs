@@ -3,7 +3,7 @@
 //! Code map (see `docs/ARCHITECTURE.md` for the whole picture):
 //!
 //! - pure core, no I/O: [`ids`], [`keys`], [`config`], [`package`], [`ledger`],
-//!   [`signature_requests`], [`torrents`], [`transport`], [`views`]
+//!   [`signature_requests`], [`stem`], [`torrents`], [`transport`], [`views`]
 //! - edges: [`clock`], [`fsutil`], [`keyfile`], [`store`], [`nodedir`], [`deploy`]
 //! - the command line: [`cli`] (clap definitions) and [`cmd`] (what each command does)
 //!
@@ -37,6 +37,7 @@ pub mod nodedir;
 pub mod package;
 pub mod seeder;
 pub mod signature_requests;
+pub mod stem;
 pub mod store;
 pub mod torrents;
 pub mod transport;

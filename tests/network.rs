@@ -886,6 +886,8 @@ fn ask(
     }
     let body = if path.ends_with("challenge") {
         serde_json::json!({"nonce": "00".repeat(32)})
+    } else if path.ends_with("stem") {
+        serde_json::json!({"records": [], "from": "00".repeat(32)})
     } else {
         serde_json::json!({"records": []})
     };

@@ -264,6 +264,23 @@ impl ApiClient {
         }
         Ok(results)
     }
+
+    /// Passes records on along their stem (`POST /v1/stem`).
+    pub async fn stem(
+        &self,
+        addr: &str,
+        records: Vec<RawRecord>,
+        from: &str,
+    ) -> Result<(), ApiError> {
+        for records in batches(records, crate::stem::MAX_PER_MESSAGE, MAX_BODY_BYTES) {
+            let msg = crate::api::Stem {
+                records,
+                from: from.to_string(),
+            };
+            let _: serde_json::Value = self.post(addr, "/v1/stem", &msg).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Splits records into `{"records":[…]}` bodies of at most `max_count` records and

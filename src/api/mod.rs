@@ -15,6 +15,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/peers"),
     ("GET", "/v1/records/{hash}"),
     ("POST", "/v1/records"),
+    ("POST", "/v1/stem"),
     ("GET", "/v1/chains/{account}"),
     ("GET", "/v1/log"),
     ("GET", "/v1/sync/summary"),
@@ -175,6 +176,16 @@ pub struct Records {
 #[serde(deny_unknown_fields)]
 pub struct Submit {
     pub records: Vec<RawRecord>,
+}
+
+/// `POST /v1/stem` body: records on their stem (Dandelion++, see `crate::stem`): the
+/// receiver holds them unapplied and passes them on, or fluffs them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stem {
+    pub records: Vec<RawRecord>,
+    /// The sender's peer id (hex): which of the receiver's relays its stems take. Only that.
+    pub from: String,
 }
 
 /// Per record of a submission.

@@ -124,6 +124,9 @@ pub struct PeersConfig {
     pub static_peers: Vec<String>,
     pub exchange: bool,
     pub max: usize,
+    /// Records made here travel a random stem of peers before they spread (Dandelion++,
+    /// `crate::stem`); off, they go to every peer at once.
+    pub stem: bool,
 }
 
 fn path(v: &str) -> Result<PathBuf, String> {
@@ -225,12 +228,14 @@ impl NodeConfig {
             static_peers: Vec::new(),
             exchange: true,
             max: 64,
+            stem: true,
         };
         if let Some(mut s) = ini.optional("peers") {
             peers.static_peers =
                 s.or_default("static", Vec::new(), values::list(values::host_port))?;
             peers.exchange = s.or_default("exchange", true, values::boolean)?;
             peers.max = s.or_default("max", 64, values::u64_in(1, 4096))? as usize;
+            peers.stem = s.or_default("stem", true, values::boolean)?;
             s.finish()?;
         }
         if !dht.enabled && peers.static_peers.is_empty() && !peers.exchange {

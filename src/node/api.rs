@@ -64,6 +64,7 @@ pub fn router(shared: S) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/records/{hash}", get(record))
         .route("/v1/records", post(submit))
+        .route("/v1/stem", post(stem))
         .route("/v1/chains/{account}", get(chain))
         .route("/v1/log", get(log))
         .route("/v1/sync/summary", get(summary))
@@ -441,7 +442,7 @@ async fn record(
     Path(hash): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
     let h = RecordHash::from_canonical(&hash).map_err(|e| bad(e.to_string()))?;
-    s.view()
+    s.public_view()
         .record(&h)
         .map(|r| Json(r.to_json()))
         .ok_or_else(|| not_found(format!("no record {h} here")))
@@ -598,12 +599,15 @@ pub(super) fn buckets_of(v: &View) -> Buckets {
     Buckets { buckets }
 }
 
-/// Runs `read` on a view of the chain off the async threads (it may read the store).
+/// Runs `read` off the async threads (it may read the store) on the chain as peers may read
+/// it: without the records made here that are still on their stems (`Shared::public_view`).
 async fn read_view<T: Send + 'static>(
     s: &S,
     read: impl FnOnce(&View) -> T + Send + 'static,
 ) -> Result<T, ApiErr> {
-    s.read_view(read)
+    let view = s.public_view();
+    s.tasks
+        .spawn_blocking(move || read(&view))
         .await
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
@@ -654,6 +658,52 @@ async fn submit(
     }
     s.announce_applied(&applied, false);
     Ok(Json(results))
+}
+
+/// `POST /v1/stem`: records on their stem, held here unapplied and passed on, or fluffed
+/// (see `crate::stem`). The answer says only that they were taken, whatever this node did.
+async fn stem(
+    State(s): State<S>,
+    remote: Option<Extension<Remote>>,
+    body: axum::body::Body,
+) -> Result<Json<serde_json::Value>, ApiErr> {
+    use super::stem::StemRefusal;
+    let ip = remote_ip(&remote);
+    let held = read_body(&s, ip, body).await?;
+    let _permit = heavy_permit(&s).await?;
+    let shared = s.clone();
+    let checked = s
+        .tasks
+        .spawn_blocking(move || super::stem::check(&shared, &held))
+        .await
+        .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let taken = checked.and_then(|(records, from)| {
+        let n = records.len();
+        super::stem::arrived(&s, records, &from).map(|()| n)
+    });
+    match taken {
+        Ok(n) => Ok(Json(serde_json::json!({ "taken": n }))),
+        Err(StemRefusal::Forged(reason)) => {
+            if let Some(ip) = ip {
+                s.offended(ip, Offense::Forged);
+            }
+            Err(bad(reason))
+        }
+        Err(StemRefusal::Malformed(reason)) => Err(bad(reason)),
+        Err(StemRefusal::TooMany) => Err(ApiErr(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many",
+            format!(
+                "at most {} records per stem message",
+                crate::stem::MAX_PER_MESSAGE
+            ),
+        )),
+        Err(StemRefusal::Full) => Err(ApiErr(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the stem pool is full; retry later".into(),
+        )),
+    }
 }
 
 /// A submission's records, decoded, checked and ingested: a result per record, the hashes

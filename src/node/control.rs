@@ -406,6 +406,8 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                 vouch: vouched,
             };
             let shared2 = shared.clone();
+            // Peers see none of it until it is out along its stem.
+            let hiding = shared.hide_from_peers();
             let (resp, applied) = shared
                 .tasks
                 .spawn_blocking(move || {
@@ -428,7 +430,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                 })
                 .await
                 .unwrap_or_else(|e| (error(ErrorKind::Internal, e.to_string()), vec![]));
-            shared.announce_applied(&applied, true);
+            shared.announce_applied(&applied, false);
+            shared.originated(&applied);
+            drop(hiding);
             resp
         }
         Request::Issue { attest, work } => {

@@ -183,7 +183,7 @@ fn absorb(shared: &Shared, theirs: Option<&[u8]>) -> Result<Option<Vec<u8>>, Mir
         import(shared, bytes, "an archive mirror");
         held.extend(crate::archive::record_lines(bytes));
     }
-    let store = shared.view().store().clone();
+    let store = shared.public_view().store().clone();
     let (ours, _) = crate::chain::export_to(&shared.params.cod, store.as_ref(), Vec::new())
         .map_err(|e| MirrorError::Store(e.to_string()))?;
     let lacking = crate::archive::record_lines(&ours).any(|line| !held.contains(line));
@@ -201,7 +201,7 @@ fn merge_git(shared: &Shared, git: &super::git_mirror::GitMirror) -> Result<(), 
             import(shared, segment, "an archive mirror");
             held.extend(crate::archive::record_lines(segment).map(<[u8]>::to_vec));
         }
-        let store = shared.view().store().clone();
+        let store = shared.public_view().store().clone();
         let (ours, _) = crate::chain::export_to(&shared.params.cod, store.as_ref(), Vec::new())
             .map_err(|e| MirrorError::Store(e.to_string()))?;
         let mut segment = crate::archive::Writer::new(Vec::new(), &shared.params.cod)

@@ -16,6 +16,7 @@ mod http;
 mod mirror;
 pub mod peers;
 pub mod signing;
+mod stem;
 pub mod supervisor;
 mod sync;
 mod torrents;
@@ -105,6 +106,14 @@ pub struct Shared {
     pub(crate) dht: tokio::sync::watch::Sender<Option<mainline::async_dht::AsyncDht>>,
     /// What the archive torrents task seeds and saw (`cod chain torrents`).
     pub(crate) torrents: Mutex<crate::views::TorrentsView>,
+    /// The epoch's stem routes and the records on stems held here (see [`stem`]).
+    pub(crate) stem: Mutex<crate::stem::Stem>,
+    /// Wakes the stem task (the book's deadlines changed).
+    pub(crate) stem_wake: Notify,
+    /// What peers read while records made here are on their stems, and since when.
+    pub(crate) public: Mutex<Option<(crate::chain::View, std::time::Instant)>>,
+    /// Records being made here now (see [`Shared::hide_from_peers`]).
+    pub(crate) making: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -245,6 +254,8 @@ impl Shared {
         &self,
         records: Vec<Record>,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
+        let hashes: Vec<RecordHash> = records.iter().map(Record::hash).collect();
+        self.stem_seen(&hashes);
         let mut verifier = self.chain().ledger().verifier_for(&records);
         let checked = verifier.check(records);
         self.chain().ingest_checked(checked)
@@ -853,6 +864,10 @@ impl NodeBuilder {
             offers: Mutex::new(std::collections::BTreeMap::new()),
             dht: tokio::sync::watch::Sender::new(None),
             torrents: Mutex::default(),
+            stem: Mutex::default(),
+            stem_wake: Notify::new(),
+            public: Mutex::new(None),
+            making: Default::default(),
         });
 
         let socket_path = dir.socket_path(&config);
@@ -890,6 +905,7 @@ impl NodeBuilder {
         discovery::spawn(&mut tasks, &shared, local.port(), discoveries);
         tasks.spawn("sync", sync::run(shared.clone()));
         tasks.spawn("gossip", sync::gossip(shared.clone(), gossip_rx));
+        tasks.spawn("stem", stem::run(shared.clone()));
         tasks.spawn("mirror", mirror::run(shared.clone()));
         tasks.spawn(
             "archive torrents",

@@ -252,6 +252,8 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
     else {
         return;
     };
+    // Peers see none of it until it is out along its stem.
+    let _hiding = shared.hide_from_peers();
     let result = shared.chain().ingest(record);
     match result {
         Ok(o) => {
@@ -261,7 +263,8 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
             if o.applied.contains(id) {
                 shared.log("info", format!("record {} is final", id.short()));
             }
-            shared.announce_applied(&o.applied, true);
+            shared.announce_applied(&o.applied, false);
+            shared.originated(&o.applied);
             announce(shared, id);
         }
         Err(e) => shared.log(

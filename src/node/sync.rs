@@ -96,7 +96,11 @@ async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, SyncError
     let s = shared.clone();
     let results = shared
         .tasks
-        .spawn_blocking(move || s.chain().ingest_checked(checked))
+        .spawn_blocking(move || {
+            let hashes: Vec<RecordHash> = checked.items().iter().map(|(r, _)| r.hash()).collect();
+            s.stem_seen(&hashes);
+            s.chain().ingest_checked(checked)
+        })
         .await??;
     announce(&shared, results)
 }
@@ -179,7 +183,19 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
 pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
     let theirs = shared.api.summary(addr).await?;
     shared.peers.locked().set_applied(addr, theirs.applied);
-    let ours = shared.read_view(super::api::summary_of).await?;
+    // What this node shows: without its own records still on their stems (see `stem`).
+    let (public, latest) = (shared.public_view(), shared.view());
+    let (ours, all) = shared
+        .tasks
+        .spawn_blocking(move || {
+            let ours = super::api::summary_of(&public);
+            let all = super::api::summary_of(&latest).digest;
+            (ours, all)
+        })
+        .await?;
+    if theirs.digest == all {
+        shared.stem_all_seen(); // the peer holds every record made here
+    }
     // Sync serves applied records only: a peer that holds fewer double-spend proofs than
     // this node (it came late, or from elsewhere) is sent them.
     if ours.forks > theirs.forks {
@@ -198,7 +214,14 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
     // Then (or otherwise) chain by chain: buckets, heads, missing segments — both ways, so
     // one round also brings the peer what it lacks.
     let theirs_b = shared.api.buckets(addr).await?;
-    let ours_b = shared.read_view(super::api::buckets_of).await?;
+    let public = shared.public_view();
+    let ours_b = shared
+        .tasks
+        .spawn_blocking({
+            let public = public.clone();
+            move || super::api::buckets_of(&public)
+        })
+        .await?;
     let mut push = Vec::new();
     // A peer far behind replays our log by itself, so pushing much would only double its
     // work; a little still reaches it if it cannot reach us.
@@ -220,6 +243,8 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
         } else {
             shared.api.heads(addr, b).await?.heads
         };
+        // A record on its stem from here that the peer has applied is out.
+        shared.stem_seen(&theirs.values().map(|h| h.hash).collect::<Vec<_>>());
         for (account, head) in &theirs {
             let Ok(a) = account.parse::<AccountId>() else {
                 continue;
@@ -254,8 +279,8 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
                 }
             }
         }
-        // What this node has beyond their heads in this bucket goes to them.
-        let l = shared.view();
+        // What this node shows beyond their heads in this bucket goes to them.
+        let l = &public;
         for (a, st) in &l.state().accounts_in_bucket(b) {
             let Some(mine) = st.head else { continue };
             let their_next = theirs

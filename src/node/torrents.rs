@@ -235,7 +235,10 @@ impl Torrents {
     async fn publish(&mut self, seen: Option<&Item>) {
         let now = self.shared.now();
         let closed = t::closed_hours(now);
-        let key = (super::api::summary_of(&self.shared.view()).digest, closed);
+        let key = (
+            super::api::summary_of(&self.shared.public_view()).digest,
+            closed,
+        );
         let mut fresh = false;
         if self.planned.as_ref() != Some(&key) {
             let (s, dir, old) = (
@@ -573,7 +576,7 @@ fn seen_view(i: &Item) -> ItemSeen {
 /// not the history.
 fn write(shared: &Shared, dir: &Path, old: &Published, now: u64) -> Result<Published, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let view = shared.view();
+    let view = shared.public_view(); // without own records on their stems
     let closed = t::closed_hours(now);
     let span = |r: &crate::ledger::Record| t::span_of(r.body().time, closed);
     let mut tallies: BTreeMap<Span, t::Tally> = BTreeMap::new();

@@ -1,0 +1,296 @@
+//! Origin privacy benchmark (`just bench-privacy`): N real `cod` daemons on loopback (a local
+//! DHT; N = 20, `COD_BENCH_N`) and one spy that is a confirmed peer of every node. Random
+//! nodes make transfers, one at a time (`COD_BENCH_RECORDS`, default 200); the spy names as
+//! each record's author the node it first received the record from (by any route: a push,
+//! a stem), the first-spy estimator. Reported: the share of records it names rightly
+//! (against 1/N chance), and the time until a record is on every node (p50/p99) — first with
+//! stems off (`[peers] stem = false`: a record goes from its author to every peer), then on.
+//!
+//! The spy serves one port per node and each node knows only its own (node.ini `[peers]
+//! static`; peer exchange off, the spy is not in the DHT), so the port a record arrives on
+//! names the node that sent it. It follows the protocol: it passes a stem on to a random
+//! node, as an honest relay would.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cod::control::{Event, Request, TransferOutput};
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// What the spy saw first of each record: when, and from which node.
+type FirstSeen = Arc<Mutex<HashMap<String, (Instant, usize)>>>;
+
+#[derive(Clone)]
+struct Spy {
+    /// The node this port serves.
+    node: usize,
+    info: cod::api::Info,
+    key: Arc<cod::transport::TransportKey>,
+    cod: cod::ids::CodId,
+    seen: FirstSeen,
+    /// The nodes' API addresses, to pass stems on to.
+    nodes: Arc<Vec<String>>,
+    http: reqwest::Client,
+}
+
+impl Spy {
+    fn saw(&self, records: &[Box<serde_json::value::RawValue>], how: &str) {
+        let mut seen = self.seen.lock().unwrap();
+        for raw in records {
+            if let Ok(r) = cod::ledger::Record::from_bytes(raw.get().as_bytes()) {
+                if std::env::var_os("COD_BENCH_TRACE").is_some() {
+                    eprintln!("spy: {} by {how} from node {}", r.hash().short(), self.node);
+                }
+                seen.entry(r.hash().to_string())
+                    .or_insert((Instant::now(), self.node));
+            }
+        }
+    }
+}
+
+async fn info(State(s): State<Spy>) -> Json<cod::api::Info> {
+    Json(s.info.clone())
+}
+
+async fn challenge(
+    State(s): State<Spy>,
+    Json(req): Json<cod::api::ChallengeRequest>,
+) -> Json<cod::api::ChallengeResponse> {
+    use base64::Engine as _;
+    let nonce: [u8; 32] = hex::decode(&req.nonce).unwrap().try_into().unwrap();
+    let sig = s
+        .key
+        .sign(&cod::transport::challenge_message(&s.cod, &nonce));
+    Json(cod::api::ChallengeResponse {
+        signature: base64::engine::general_purpose::STANDARD.encode(sig),
+    })
+}
+
+async fn records(State(s): State<Spy>, Json(req): Json<cod::api::Submit>) -> Json<Vec<()>> {
+    s.saw(&req.records, "push");
+    Json(Vec::new())
+}
+
+async fn stem(State(s): State<Spy>, Json(req): Json<cod::api::Stem>) -> Json<serde_json::Value> {
+    s.saw(&req.records, "stem");
+    let n = req.records.len();
+    // An honest relay: on to a node other than the sender.
+    let to = loop {
+        let i = rand::thread_rng().gen_range(0..s.nodes.len());
+        if i != s.node {
+            break i;
+        }
+    };
+    let msg = cod::api::Stem {
+        records: req.records,
+        from: s.info.peer_id.clone(),
+    };
+    let (http, url) = (s.http.clone(), format!("http://{}/v1/stem", s.nodes[to]));
+    tokio::spawn(async move { http.post(url).json(&msg).send().await });
+    Json(serde_json::json!({ "taken": n }))
+}
+
+async fn peers() -> Json<Vec<()>> {
+    Json(Vec::new())
+}
+
+/// Starts the spy's ports (one per node, bound now so the nodes can be told them); the
+/// handlers start once the nodes' addresses are known.
+fn spy_ports(n: usize) -> Vec<std::net::TcpListener> {
+    (0..n)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        })
+        .collect()
+}
+
+fn serve_spy(
+    rt: &tokio::runtime::Runtime,
+    listeners: Vec<std::net::TcpListener>,
+    template: cod::api::Info,
+    cod: cod::ids::CodId,
+    nodes: Vec<String>,
+) -> FirstSeen {
+    let seen = FirstSeen::default();
+    let key = Arc::new(cod::transport::TransportKey::generate());
+    let nodes = Arc::new(nodes);
+    for (node, l) in listeners.into_iter().enumerate() {
+        let addr = l.local_addr().unwrap().to_string();
+        let spy = Spy {
+            node,
+            info: cod::api::Info {
+                peer_id: key.peer_id().to_string(),
+                addr,
+                ..template.clone()
+            },
+            key: key.clone(),
+            cod,
+            seen: seen.clone(),
+            nodes: nodes.clone(),
+            http: reqwest::Client::new(),
+        };
+        let app = Router::new()
+            .route("/v1/info", get(info))
+            .route("/v1/challenge", post(challenge))
+            .route("/v1/records", post(records))
+            .route("/v1/stem", post(stem))
+            .route("/v1/peers", get(peers))
+            .with_state(spy);
+        rt.spawn(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    }
+    seen
+}
+
+struct Outcome {
+    precision: f64,
+    p50: f64,
+    p99: f64,
+    records: usize,
+}
+
+fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ports = spy_ports(n);
+    let mut net = Net::new();
+    for (i, p) in ports.iter().enumerate() {
+        let spy = p.local_addr().unwrap();
+        net.add(
+            i + 1,
+            &format!("[peers]\nexchange = false\nstatic = {spy}\nstem = {stem}\n"),
+        );
+    }
+    let addrs: Vec<String> = net
+        .nodes
+        .iter()
+        .map(|d| Net::status(d)["addr"].as_str().unwrap().to_string())
+        .collect();
+    let ids: Vec<String> = net
+        .nodes
+        .iter()
+        .map(|d| Net::status(d)["node_id"].as_str().unwrap().to_string())
+        .collect();
+    let template: cod::api::Info = reqwest::blocking::get(format!("http://{}/v1/info", addrs[0]))
+        .unwrap()
+        .json()
+        .unwrap();
+    let cod_id = params_of(&net.nodes[0]).cod;
+    let seen = serve_spy(&rt, ports, template, cod_id, addrs);
+    // Every node confirms every other and the spy.
+    for d in &net.nodes {
+        wait(300, "the mesh", || {
+            Net::status(d)["peers"]["confirmed"].as_u64() == Some(n as u64)
+        });
+    }
+    fund(&net);
+    for d in &net.nodes {
+        wait(120, "the funding everywhere", || {
+            Net::status(d)["chain"]["applied"].as_u64() >= Some(n as u64 + 2)
+        });
+    }
+    let on_nodes: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
+    for d in &net.nodes {
+        let (on_nodes, events) = (on_nodes.clone(), Net::client(d).subscribe().unwrap());
+        std::thread::spawn(move || {
+            for e in events.flatten() {
+                if let Event::Record(r) = e {
+                    on_nodes
+                        .lock()
+                        .unwrap()
+                        .entry(r.hash.to_string())
+                        .or_default()
+                        .push(Instant::now());
+                }
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut right, mut named, mut latencies) = (0, 0, Vec::new());
+    for _ in 0..count {
+        let author = rng.gen_range(0..n);
+        let to = (author + rng.gen_range(1..n)) % n;
+        let t = Instant::now();
+        let v = Net::client(&net.nodes[author])
+            .call(&Request::Transfer {
+                outputs: vec![TransferOutput {
+                    account: ids[to].clone(),
+                    asset: "codcoin".into(),
+                    amount: 1,
+                }],
+                memo: None,
+                seq: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
+            })
+            .unwrap();
+        let hash = v["record"].as_str().unwrap().to_string();
+        if std::env::var_os("COD_BENCH_TRACE").is_some() {
+            eprintln!("record {} by node {author}", &hash[..12]);
+        }
+        wait(120, "the record on every node", || {
+            on_nodes
+                .lock()
+                .unwrap()
+                .get(&hash)
+                .is_some_and(|v| v.len() >= n)
+        });
+        let last = *on_nodes.lock().unwrap()[&hash].iter().max().unwrap();
+        latencies.push(last.duration_since(t).as_secs_f64() * 1000.0);
+        // The spy may see it a moment after the last node.
+        wait(30, "the spy to see the record", || {
+            seen.lock().unwrap().contains_key(&hash)
+        });
+        named += 1;
+        right += (seen.lock().unwrap()[&hash].1 == author) as usize;
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Outcome {
+        precision: right as f64 / named as f64,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        records: named,
+    }
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // `cargo test` runs bench targets; this one only runs under `cargo bench`
+    }
+    assert!(
+        cod_bin().exists(),
+        "build the release cod first (just bench-privacy does): {}",
+        cod_bin().display()
+    );
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n, count) = (env("COD_BENCH_N", 20), env("COD_BENCH_RECORDS", 200));
+    for stem in [false, true] {
+        let o = run(n, count, stem, 7);
+        println!(
+            "N={n} stems {}: the spy named the author of {:.1}% of {} records (chance {:.1}%); \
+             on every node after p50 {:.0} ms, p99 {:.0} ms",
+            if stem { "on " } else { "off" },
+            100.0 * o.precision,
+            o.records,
+            100.0 / n as f64,
+            o.p50,
+            o.p99
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Dandelion++ in the daemon; the rules are [`crate::stem`]'s. A record made here (a
+//! transfer, a record this node gathered the quorum for) is applied here, then sent along
+//! its stem; until it comes back from a peer, what peers can read of this node — the REST
+//! API, sync rounds, mirrors, archive torrents — is the chain as it was before it (the
+//! *public view*, a snapshot). Stems from peers are checked, held unapplied in the book,
+//! and passed on or fluffed; a task fluffs what outlived its embargo.
+
+use super::Shared;
+use crate::chain::View;
+use crate::ids::RecordHash;
+use crate::ledger::{Check, Record};
+use crate::lock::Locked;
+use crate::stem::{Arrival, Route};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The longest the node hides from peers what it applied while its own records are on their
+/// stems; past it, they are fluffed (a node that makes records without pause still shows
+/// its chain).
+const MAX_HIDDEN: Duration = Duration::from_secs(30);
+/// A stem message to a relay that takes longer has failed (the records are fluffed here).
+const STEM_CALL: Duration = Duration::from_secs(10);
+
+/// Milliseconds on a monotonic clock: the book's time.
+fn ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Held while a record is made and applied here: the chain stays hidden from peers at least
+/// until the record is on its stem (see [`Shared::hide_from_peers`]).
+pub struct Hiding<'a>(&'a Shared);
+
+impl Drop for Hiding<'_> {
+    fn drop(&mut self) {
+        self.0.making.fetch_sub(1, Ordering::SeqCst);
+        self.0.show_if_idle();
+    }
+}
+
+impl Shared {
+    /// The chain as peers may read it: while a record made here is on its stem, the chain
+    /// as it was before that record; otherwise the chain as last committed.
+    pub fn public_view(&self) -> View {
+        match &*self.public.locked() {
+            Some((view, _)) => view.clone(),
+            None => self.view(),
+        }
+    }
+
+    /// Called before making and applying a record here: from now until the record has
+    /// come back from a peer (or the guard drops without one), peers read the chain as it is
+    /// now. Nothing is hidden with stems off.
+    pub fn hide_from_peers(&self) -> Hiding<'_> {
+        let mut public = self.public.locked();
+        self.making.fetch_add(1, Ordering::SeqCst);
+        if self.config.peers.stem && public.is_none() {
+            *public = Some((self.view(), Instant::now()));
+        }
+        Hiding(self)
+    }
+
+    /// Shows peers the whole chain again once no record made here is being made or on its
+    /// stem.
+    pub fn show_if_idle(&self) {
+        let mut public = self.public.locked();
+        if public.is_some()
+            && self.making.load(Ordering::SeqCst) == 0
+            && !self.stem.locked().holds_own()
+        {
+            *public = None;
+            drop(public);
+            self.mirror_now.notify_one();
+        }
+    }
+
+    /// Sends records made here (and applied) along their stem — or, with stems off or no
+    /// peer, to every peer at once.
+    pub fn originated(self: &Arc<Self>, hashes: &[RecordHash]) {
+        if hashes.is_empty() {
+            return;
+        }
+        if !self.config.peers.stem {
+            for h in hashes {
+                let _ = self.gossip.send(*h);
+            }
+            return;
+        }
+        let records: Vec<(Record, usize)> = {
+            let l = self.view();
+            hashes
+                .iter()
+                .filter_map(|h| l.record(h))
+                .map(|r| {
+                    let len = r.to_bytes().len();
+                    ((*r).clone(), len)
+                })
+                .collect()
+        };
+        let route = {
+            let peers = self.relay_candidates();
+            let mut book = self.stem.locked();
+            let mut rng = rand::thread_rng();
+            book.refresh(ms(), &peers, &mut rng);
+            book.own(records.clone(), ms(), &mut rng)
+        };
+        self.stem_wake.notify_one();
+        match route {
+            Route::Fluff => {
+                for h in hashes {
+                    let _ = self.gossip.send(*h);
+                }
+            }
+            Route::Relay(addr) => {
+                forward(self, addr, records.into_iter().map(|(r, _)| r).collect())
+            }
+        }
+    }
+
+    /// Records that reached this node from a peer: their stems are over (an own one among
+    /// them may be shown to peers now).
+    pub fn stem_seen(&self, hashes: &[RecordHash]) {
+        let own = self.stem.locked().seen(hashes);
+        if own {
+            self.show_if_idle();
+        }
+    }
+
+    /// A peer holds everything this node applied: every own record is out.
+    pub fn stem_all_seen(&self) {
+        if !self.stem.locked().take_own().is_empty() {
+            self.show_if_idle();
+        }
+    }
+
+    /// The peers a stem may go to: the confirmed ones, not banned.
+    fn relay_candidates(&self) -> Vec<String> {
+        let mut peers = self.peers.locked().confirmed();
+        peers.retain(|p| !self.is_banned(&p.addr));
+        peers.into_iter().map(|p| p.addr).collect()
+    }
+}
+
+/// Passes records on to `addr`; if it does not take them, fluffs them here.
+fn forward(shared: &Arc<Shared>, addr: String, records: Vec<Record>) {
+    let s = shared.clone();
+    shared.spawn_until_stop(async move {
+        let raw = records.iter().map(|r| r.to_raw()).collect();
+        let from = s.peer_id().to_string();
+        let sent = tokio::time::timeout(STEM_CALL, s.api.stem(&addr, raw, &from)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::debug!("stem to {addr} failed: fluffing {} records", records.len());
+            fluff(&s, records).await;
+        }
+    });
+}
+
+/// Fluffs records: applies them here (an own one is applied already) and pushes every one
+/// that is applied to every peer.
+pub async fn fluff(shared: &Arc<Shared>, records: Vec<Record>) {
+    if records.is_empty() {
+        return;
+    }
+    let s = shared.clone();
+    let _ = shared
+        .tasks
+        .spawn_blocking(move || {
+            let hashes: Vec<RecordHash> = records.iter().map(Record::hash).collect();
+            match s.ingest(records) {
+                Ok(results) => {
+                    s.note_forks(&results);
+                    let applied: Vec<RecordHash> = results
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|o| o.applied)
+                        .collect();
+                    s.announce_applied(&applied, false);
+                }
+                Err(e) => tracing::warn!("fluffing stem records: {e}"),
+            }
+            let l = s.view();
+            for h in hashes.iter().filter(|h| l.state().is_applied(h)) {
+                let _ = s.gossip.send(*h);
+            }
+            s.show_if_idle();
+        })
+        .await;
+}
+
+/// Why a stem message was not taken.
+pub enum StemRefusal {
+    /// A record no honest node sends.
+    Forged(String),
+    Malformed(String),
+    TooMany,
+    Full,
+}
+
+/// Checks a stem message (blocking: signatures): the records worth holding, each with its
+/// size — new ones that are sound and due soon on their account's chain, and ones this node
+/// holds on a stem already (a loop) — and the sender's peer id.
+pub fn check(shared: &Shared, body: &[u8]) -> Result<(Vec<(Record, usize)>, String), StemRefusal> {
+    let msg: crate::api::Stem =
+        serde_json::from_slice(body).map_err(|e| StemRefusal::Malformed(e.to_string()))?;
+    if msg.records.len() > crate::stem::MAX_PER_MESSAGE {
+        return Err(StemRefusal::TooMany);
+    }
+    if msg.from.len() > 128 {
+        return Err(StemRefusal::Malformed("from: too long".into()));
+    }
+    let view = shared.view();
+    let mut taken = Vec::new();
+    for raw in &msg.records {
+        let bytes = raw.get().as_bytes();
+        let r = Record::from_bytes(bytes).map_err(|e| {
+            if e.proves_misbehaviour() {
+                StemRefusal::Forged(e.to_string())
+            } else {
+                StemRefusal::Malformed(e.to_string())
+            }
+        })?;
+        if shared.stem.locked().holds(&r.hash()) {
+            taken.push((r, bytes.len()));
+            continue;
+        }
+        if view.holds(&r.hash()) {
+            continue; // out already
+        }
+        let next = view
+            .state()
+            .account(&r.account())
+            .map_or(0, |a| a.next_seq());
+        if r.seq() < next || r.seq() >= next.saturating_add(crate::stem::SEQ_WINDOW) {
+            continue; // stale, or too far ahead to apply soon
+        }
+        let checked = view.check(vec![r.clone()]);
+        match &checked.items()[0].1 {
+            Check::Sound => taken.push((r, bytes.len())),
+            Check::Refused(e) if e.proves_misbehaviour() => {
+                return Err(StemRefusal::Forged(e.to_string()));
+            }
+            Check::Held | Check::KeyUnknown | Check::Refused(_) => {}
+        }
+    }
+    Ok((taken, msg.from))
+}
+
+/// Takes checked stem records from the peer `from`: holds them and passes them on, or
+/// fluffs them (with stems off, every stem is fluffed).
+pub fn arrived(
+    shared: &Arc<Shared>,
+    records: Vec<(Record, usize)>,
+    from: &str,
+) -> Result<(), StemRefusal> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    if !shared.config.peers.stem {
+        let s = shared.clone();
+        shared.spawn_until_stop(async move {
+            fluff(&s, records.into_iter().map(|(r, _)| r).collect()).await
+        });
+        return Ok(());
+    }
+    let Arrival {
+        forward: next,
+        fluff: looped,
+    } = {
+        let peers = shared.relay_candidates();
+        let mut book = shared.stem.locked();
+        let mut rng = rand::thread_rng();
+        book.refresh(ms(), &peers, &mut rng);
+        book.arrived(records, from, ms(), &mut rng)
+            .map_err(|e| match e {
+                crate::stem::Refused::Full => StemRefusal::Full,
+                crate::stem::Refused::TooMany => StemRefusal::TooMany,
+            })?
+    };
+    shared.stem_wake.notify_one();
+    let mut to_fluff = looped;
+    match next {
+        Some((Route::Relay(addr), records)) => forward(shared, addr, records),
+        Some((Route::Fluff, records)) => to_fluff.extend(records),
+        None => {}
+    }
+    if !to_fluff.is_empty() {
+        let s = shared.clone();
+        shared.spawn_until_stop(async move { fluff(&s, to_fluff).await });
+    }
+    Ok(())
+}
+
+/// Fluffs what outlived its embargo, keeps the epoch's relays among the confirmed peers,
+/// and fluffs the own records of a node that has hidden its chain for too long.
+pub async fn run(shared: Arc<Shared>) {
+    loop {
+        let wait = shared
+            .stem
+            .locked()
+            .next_deadline()
+            .map_or(Duration::from_secs(1), |d| {
+                Duration::from_millis(d.saturating_sub(ms())).min(Duration::from_secs(1))
+            });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.stem_wake.notified() => continue,
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let peers = shared.relay_candidates();
+        let mut due = {
+            let mut book = shared.stem.locked();
+            book.refresh(ms(), &peers, &mut rand::thread_rng());
+            book.due(ms())
+        };
+        let hidden_too_long = shared
+            .public
+            .locked()
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() > MAX_HIDDEN);
+        if hidden_too_long {
+            due.extend(shared.stem.locked().take_own());
+        }
+        if !due.is_empty() {
+            tracing::debug!("fluffing {} stem records whose embargo ended", due.len());
+            fluff(&shared, due).await;
+        }
+        shared.show_if_idle();
+    }
+}

@@ -1,0 +1,630 @@
+//! Origin privacy for new records: Dandelion++ (Fanti et al., SIGMETRICS 2018), as Monero
+//! runs it. Pure: the book decides, the node's stem task (`node/stem.rs`) sends.
+//!
+//! A record made here does not go to every peer at once — the first node a spy hears it from
+//! would be its author. It goes to one peer (the *stem*), which passes it to one of its own
+//! peers, and so on, until a node that is in *fluff* mode for this epoch applies it and
+//! pushes it to all its peers as usual. Each node chooses, once per epoch (about ten
+//! minutes), whether it fluffs (with probability [`FLUFF_PROBABILITY`]) and which
+//! [`RELAYS`] peers it stems to; the records of one inbound peer always go on to the same
+//! relay (so repeated records do not reveal more of the graph), and the node's own records
+//! always go to its first relay.
+//!
+//! Every node that holds a stem record sets an *embargo* timer with a random (exponential)
+//! part: if the record has not come back fluffed when it fires, that node fluffs it itself,
+//! so a peer that swallows stems delays a record but cannot lose it. The author's timer is
+//! the longest, so that under such a black hole a relay rather than the author fluffs first.
+//!
+//! Relays hold stem records in this book only — not in the chain — so nothing a relay
+//! answers shows them; [`MAX_RELAYED`] and [`MAX_RELAYED_BYTES`] bound the book.
+//! (`docs/anonymity.md` says what this hides and what it does not.)
+
+use crate::ids::RecordHash;
+use crate::ledger::Record;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The chance that a node is a fluff node for an epoch (Dandelion++'s q; Monero uses 0.2).
+pub const FLUFF_PROBABILITY: f64 = 0.2;
+/// Peers a node stems to in an epoch.
+pub const RELAYS: usize = 2;
+/// An epoch lasts this long, plus up to [`EPOCH_JITTER_MS`] (so nodes do not change routes
+/// in step).
+pub const EPOCH_MS: u64 = 600_000;
+pub const EPOCH_JITTER_MS: u64 = 30_000;
+/// A relay's embargo: this much, plus an exponential wait of mean [`EMBARGO_MEAN_MS`].
+pub const RELAY_EMBARGO_MIN_MS: u64 = 2_000;
+/// The author's embargo: this much, plus the same exponential wait.
+pub const OWN_EMBARGO_MIN_MS: u64 = 15_000;
+pub const EMBARGO_MEAN_MS: f64 = 8_000.0;
+/// The exponential part of an embargo, at most.
+pub const EMBARGO_RANDOM_MAX_MS: u64 = 60_000;
+/// Stem records from peers held at once, at most, and their bytes.
+pub const MAX_RELAYED: usize = 512;
+pub const MAX_RELAYED_BYTES: usize = 8 << 20;
+/// Records of one stem message, at most.
+pub const MAX_PER_MESSAGE: usize = 64;
+/// A stem record is taken only for an account's next few records: a record this far past
+/// the account's next seq, or before it, is refused (it could not apply soon anyway).
+pub const SEQ_WINDOW: u64 = 8;
+
+/// An own record that comes back more often than this is fluffed (only a peer breaking the
+/// rules sends it back so often).
+pub const MAX_RETURNS: u8 = 4;
+
+/// Where records go next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Apply here and push to every peer.
+    Fluff,
+    /// Stem on to this peer (its address).
+    Relay(String),
+}
+
+#[derive(Debug, Clone)]
+struct Epoch {
+    /// When it ends (milliseconds).
+    ends: u64,
+    /// How many peers there were to choose from when it began.
+    chosen_from: usize,
+    fluff: bool,
+    relays: Vec<String>,
+    /// Pins inbound peers to relays: unknown to every other node.
+    secret: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    record: Record,
+    bytes: usize,
+    deadline: u64,
+    /// Made here (applied here already, and hidden from peers until it comes back).
+    own: bool,
+    /// How often an own record came back along the stem (it is passed on again, up to
+    /// [`MAX_RETURNS`] times: other nodes fluff what they see twice).
+    returned: u8,
+}
+
+/// What to do with a stem message from a peer.
+#[derive(Debug, Default)]
+pub struct Arrival {
+    /// The records to pass on, and where (none if all were known or fluffed).
+    pub forward: Option<(Route, Vec<Record>)>,
+    /// Records that came round a loop: fluff them here.
+    pub fluff: Vec<Record>,
+}
+
+/// Why a stem message was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the stem pool is full")]
+    Full,
+    #[error("at most {MAX_PER_MESSAGE} records per stem message")]
+    TooMany,
+}
+
+/// The node's epoch and the stem records it holds.
+#[derive(Debug, Default)]
+pub struct Stem {
+    epoch: Option<Epoch>,
+    pool: BTreeMap<RecordHash, Entry>,
+    relayed: usize,
+    relayed_bytes: usize,
+}
+
+/// A random wait of at least `min` milliseconds: exponential beyond it, cut at
+/// [`EMBARGO_RANDOM_MAX_MS`].
+fn embargo(min: u64, rng: &mut impl Rng) -> u64 {
+    let u: f64 = rng.r#gen();
+    let extra = -EMBARGO_MEAN_MS * (1.0 - u).ln();
+    min + (extra as u64).min(EMBARGO_RANDOM_MAX_MS)
+}
+
+impl Stem {
+    /// Starts a new epoch if the current one ended — or if the node has twice as many peers
+    /// as when it began (a node that has just started knows few peers, and relays chosen
+    /// among the first would carry its records for a whole epoch; doubling bounds how often
+    /// new peers can make it choose again) — and replaces relays that are no longer among
+    /// `peers` (the confirmed peers' addresses) with random others.
+    pub fn refresh(&mut self, now: u64, peers: &[String], rng: &mut impl Rng) {
+        if self
+            .epoch
+            .as_ref()
+            .is_none_or(|e| now >= e.ends || peers.len() >= 2 * e.chosen_from.max(1))
+        {
+            self.epoch = Some(Epoch {
+                ends: now + EPOCH_MS + rng.gen_range(0..=EPOCH_JITTER_MS),
+                chosen_from: peers.len(),
+                fluff: rng.gen_bool(FLUFF_PROBABILITY),
+                relays: Vec::new(),
+                secret: rng.r#gen(),
+            });
+        }
+        let e = self.epoch.as_mut().expect("set above");
+        e.relays.retain(|r| peers.contains(r));
+        let mut free: Vec<&String> = peers.iter().filter(|p| !e.relays.contains(p)).collect();
+        while e.relays.len() < RELAYS && !free.is_empty() {
+            let pick = free.swap_remove(rng.gen_range(0..free.len()));
+            e.relays.push(pick.clone());
+        }
+    }
+
+    /// Whether this node fluffs the stems it receives in this epoch.
+    pub fn is_fluff(&self) -> bool {
+        self.epoch.as_ref().is_some_and(|e| e.fluff)
+    }
+
+    /// The peers it stems to in this epoch.
+    pub fn relays(&self) -> &[String] {
+        self.epoch.as_ref().map_or(&[], |e| &e.relays)
+    }
+
+    /// Where the stems of the peer `from` go: always the same relay within an epoch.
+    fn route_from(&self, from: &str) -> Route {
+        match &self.epoch {
+            Some(e) if !e.fluff && !e.relays.is_empty() => {
+                let h = Sha256::new()
+                    .chain_update(e.secret)
+                    .chain_update(from.as_bytes())
+                    .finalize();
+                let pick = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+                Route::Relay(e.relays[(pick % e.relays.len() as u64) as usize].clone())
+            }
+            _ => Route::Fluff,
+        }
+    }
+
+    /// Takes records made here (applied here already): they go to the first relay whatever
+    /// the epoch's mode; with no relay at all, they are fluffed at once (and not held).
+    pub fn own(&mut self, records: Vec<(Record, usize)>, now: u64, rng: &mut impl Rng) -> Route {
+        let Some(relay) = self.relays().first().cloned() else {
+            return Route::Fluff;
+        };
+        for (record, bytes) in records {
+            let deadline = now + embargo(OWN_EMBARGO_MIN_MS, rng);
+            self.pool.insert(
+                record.hash(),
+                Entry {
+                    record,
+                    bytes,
+                    deadline,
+                    own: true,
+                    returned: 0,
+                },
+            );
+        }
+        Route::Relay(relay)
+    }
+
+    /// Takes a stem message from the peer `from` (its records checked already, each with its
+    /// size): the new ones are held and passed on along `from`'s route; an own record that
+    /// came back is passed on again (the author fluffing it would name itself); any other
+    /// record seen before came round a loop and is fluffed here.
+    pub fn arrived(
+        &mut self,
+        records: Vec<(Record, usize)>,
+        from: &str,
+        now: u64,
+        rng: &mut impl Rng,
+    ) -> Result<Arrival, Refused> {
+        if records.len() > MAX_PER_MESSAGE {
+            return Err(Refused::TooMany);
+        }
+        let new_bytes: usize = records
+            .iter()
+            .filter(|(r, _)| !self.pool.contains_key(&r.hash()))
+            .map(|(_, b)| b)
+            .sum();
+        let new_count = records
+            .iter()
+            .filter(|(r, _)| !self.pool.contains_key(&r.hash()))
+            .count();
+        if self.relayed + new_count > MAX_RELAYED
+            || self.relayed_bytes + new_bytes > MAX_RELAYED_BYTES
+        {
+            return Err(Refused::Full);
+        }
+        let mut out = Arrival::default();
+        let mut forward = Vec::new();
+        for (record, bytes) in records {
+            match self.pool.get_mut(&record.hash()) {
+                Some(e) if e.own && e.returned < MAX_RETURNS => {
+                    e.returned += 1;
+                    forward.push(record);
+                }
+                Some(_) => out.fluff.push(record),
+                None => {
+                    self.relayed += 1;
+                    self.relayed_bytes += bytes;
+                    let deadline = now + embargo(RELAY_EMBARGO_MIN_MS, rng);
+                    self.pool.insert(
+                        record.hash(),
+                        Entry {
+                            record: record.clone(),
+                            bytes,
+                            deadline,
+                            own: false,
+                            returned: 0,
+                        },
+                    );
+                    forward.push(record);
+                }
+            }
+        }
+        if !forward.is_empty() {
+            out.forward = Some((self.route_from(from), forward));
+        }
+        Ok(out)
+    }
+
+    /// Forgets records seen fluffed (they reached this node by another way, or it fluffed
+    /// them); true if an own record was among them.
+    pub fn seen<'a>(&mut self, hashes: impl IntoIterator<Item = &'a RecordHash>) -> bool {
+        let mut own = false;
+        for h in hashes {
+            if let Some(e) = self.pool.remove(h) {
+                own |= e.own;
+                if !e.own {
+                    self.relayed -= 1;
+                    self.relayed_bytes -= e.bytes;
+                }
+            }
+        }
+        own
+    }
+
+    /// Takes out the records whose embargo has passed: the caller fluffs them.
+    pub fn due(&mut self, now: u64) -> Vec<Record> {
+        let due: Vec<RecordHash> = self
+            .pool
+            .iter()
+            .filter(|(_, e)| e.deadline <= now)
+            .map(|(h, _)| *h)
+            .collect();
+        let records = due
+            .iter()
+            .filter_map(|h| self.pool.get(h).map(|e| e.record.clone()))
+            .collect();
+        self.seen(&due);
+        records
+    }
+
+    /// Takes out every own record still held (to fluff them now).
+    pub fn take_own(&mut self) -> Vec<Record> {
+        let own: Vec<RecordHash> = self
+            .pool
+            .iter()
+            .filter(|(_, e)| e.own)
+            .map(|(h, _)| *h)
+            .collect();
+        let records = own
+            .iter()
+            .filter_map(|h| self.pool.get(h).map(|e| e.record.clone()))
+            .collect();
+        self.seen(&own);
+        records
+    }
+
+    /// Whether a record made here is still on its stem (hidden from peers).
+    pub fn holds_own(&self) -> bool {
+        self.pool.values().any(|e| e.own)
+    }
+
+    /// Whether `h` is held as a stem record (own or relayed).
+    pub fn holds(&self, h: &RecordHash) -> bool {
+        self.pool.contains_key(h)
+    }
+
+    /// The earliest embargo deadline, if any record is held.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.pool.values().map(|e| e.deadline).min()
+    }
+
+    /// Stem records from peers held, and their bytes.
+    pub fn relayed(&self) -> (usize, usize) {
+        (self.relayed, self.relayed_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::record::{Body, Content, RECORD_VERSION, Transfer};
+    use crate::ledger::tests::{key, params};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    /// A distinct record for each `i` (the book never looks inside).
+    fn rec(i: u64) -> (Record, usize) {
+        let p = params();
+        let body = Body {
+            version: RECORD_VERSION,
+            cod: p.cod,
+            time: i,
+            account: key("node1").public().node_id(&p.cod),
+            seq: 0,
+            prev: None,
+            content: Content::Transfer(Transfer {
+                claims: Vec::new(),
+                key: None,
+                memo: None,
+                outputs: Vec::new(),
+                rekey: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
+            }),
+        };
+        (Record::new(body, Vec::new()), 1000)
+    }
+
+    fn peers(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("127.0.0.1:{}", 7000 + i)).collect()
+    }
+
+    /// A book in relay (not fluff) mode with relays among `n` peers.
+    fn relay_book(n: usize, rng: &mut StdRng) -> Stem {
+        loop {
+            let mut s = Stem::default();
+            s.refresh(0, &peers(n), rng);
+            if !s.is_fluff() {
+                return s;
+            }
+        }
+    }
+
+    fn fluff_book(n: usize, rng: &mut StdRng) -> Stem {
+        loop {
+            let mut s = Stem::default();
+            s.refresh(0, &peers(n), rng);
+            if s.is_fluff() {
+                return s;
+            }
+        }
+    }
+
+    #[test]
+    fn an_epoch_keeps_its_relays_replaces_lost_ones_and_ends() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut s = Stem::default();
+        s.refresh(0, &peers(10), &mut rng);
+        let first = s.relays().to_vec();
+        assert_eq!(first.len(), RELAYS);
+        assert_ne!(first[0], first[1]);
+        s.refresh(1000, &peers(10), &mut rng);
+        assert_eq!(s.relays(), first, "stable within an epoch");
+        // One relay gone: replaced by another peer, the other kept.
+        let fewer: Vec<String> = peers(10).into_iter().filter(|p| *p != first[0]).collect();
+        s.refresh(2000, &fewer, &mut rng);
+        assert_eq!(s.relays().len(), RELAYS);
+        assert!(s.relays().contains(&first[1]));
+        assert!(!s.relays().contains(&first[0]));
+        // Fewer peers than relays: all of them; none: none.
+        s.refresh(3000, &peers(1), &mut rng);
+        assert_eq!(s.relays(), &peers(1)[..]);
+        s.refresh(4000, &[], &mut rng);
+        assert!(s.relays().is_empty());
+        // After the epoch, new choices are made (over many epochs, all peers get chosen).
+        let mut chosen = std::collections::BTreeSet::new();
+        let mut t = 0;
+        for _ in 0..200 {
+            t += EPOCH_MS + EPOCH_JITTER_MS;
+            s.refresh(t, &peers(10), &mut rng);
+            chosen.extend(s.relays().iter().cloned());
+        }
+        assert_eq!(chosen.len(), 10);
+    }
+
+    #[test]
+    fn a_node_chooses_again_as_its_peers_double_not_for_each_new_peer() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let mut s = Stem::default();
+        // Just started: one peer known (say, a static one).
+        s.refresh(0, &peers(1), &mut rng);
+        assert_eq!(s.relays(), &peers(1)[..]);
+        let mut epochs = 0;
+        let mut secret = s.epoch.as_ref().unwrap().secret;
+        for n in 2..=64 {
+            s.refresh(n as u64, &peers(n), &mut rng);
+            let now = s.epoch.as_ref().unwrap().secret;
+            if now != secret {
+                epochs += 1;
+                secret = now;
+                assert!(n.is_power_of_two(), "a new epoch at {n} peers");
+            }
+        }
+        assert_eq!(epochs, 6, "at 2, 4, 8, 16, 32 and 64 peers");
+        // Fewer peers start no new epoch.
+        s.refresh(100, &peers(10), &mut rng);
+        assert_eq!(s.epoch.as_ref().unwrap().secret, secret);
+    }
+
+    #[test]
+    fn about_one_epoch_in_five_fluffs() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut s = Stem::default();
+        let (mut fluff, epochs) = (0, 10_000);
+        let mut t = 0;
+        for _ in 0..epochs {
+            s.refresh(t, &peers(4), &mut rng);
+            fluff += s.is_fluff() as usize;
+            t += EPOCH_MS + EPOCH_JITTER_MS + 1;
+        }
+        let share = fluff as f64 / epochs as f64;
+        assert!((0.18..0.22).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn stems_from_one_peer_always_take_the_same_relay_and_peers_spread_over_both() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut s = relay_book(10, &mut rng);
+        let mut used = std::collections::BTreeSet::new();
+        for p in 0..50u64 {
+            let from = format!("peer{p}");
+            let mut routes = std::collections::BTreeSet::new();
+            for i in 0..5 {
+                let a = s
+                    .arrived(vec![rec(p * 10 + i)], &from, 0, &mut rng)
+                    .unwrap();
+                let (route, records) = a.forward.unwrap();
+                assert_eq!(records.len(), 1);
+                assert!(a.fluff.is_empty());
+                routes.insert(format!("{route:?}"));
+            }
+            assert_eq!(routes.len(), 1, "one route per inbound peer");
+            used.extend(routes);
+        }
+        assert_eq!(used.len(), RELAYS, "{used:?}");
+        assert!(used.iter().all(|r| r.starts_with("Relay")));
+    }
+
+    #[test]
+    fn a_fluff_node_fluffs_what_it_receives_but_stems_its_own() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut s = fluff_book(10, &mut rng);
+        let a = s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
+        assert_eq!(a.forward.unwrap().0, Route::Fluff);
+        let first = s.relays()[0].clone();
+        assert_eq!(s.own(vec![rec(2)], 0, &mut rng), Route::Relay(first));
+        assert!(s.holds_own());
+    }
+
+    #[test]
+    fn without_peers_own_records_are_fluffed_at_once_and_not_held() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut s = Stem::default();
+        s.refresh(0, &[], &mut rng);
+        assert_eq!(s.own(vec![rec(1)], 0, &mut rng), Route::Fluff);
+        assert!(!s.holds_own());
+        assert!(!s.holds(&rec(1).0.hash()));
+        // And stems from a peer are fluffed too (no relay to pass them to).
+        let a = s.arrived(vec![rec(2)], "p", 0, &mut rng).unwrap();
+        assert_eq!(a.forward.unwrap().0, Route::Fluff);
+    }
+
+    #[test]
+    fn a_record_back_round_a_loop_is_fluffed_and_an_own_one_goes_round_again() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut s = relay_book(3, &mut rng);
+        let a = s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
+        assert!(a.forward.is_some());
+        let again = s.arrived(vec![rec(1), rec(2)], "q", 0, &mut rng).unwrap();
+        assert_eq!(again.fluff.len(), 1);
+        assert_eq!(again.fluff[0].hash(), rec(1).0.hash());
+        assert_eq!(again.forward.unwrap().1[0].hash(), rec(2).0.hash());
+        s.own(vec![rec(3)], 0, &mut rng);
+        for _ in 0..MAX_RETURNS {
+            let back = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
+            assert!(back.fluff.is_empty(), "the author does not name itself");
+            assert_eq!(back.forward.unwrap().1.len(), 1);
+        }
+        let bounced = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
+        assert_eq!(bounced.fluff.len(), 1);
+        assert!(bounced.forward.is_none());
+        // Own records count against no cap; relayed ones do.
+        assert_eq!(s.relayed(), (2, 2000));
+    }
+
+    #[test]
+    fn the_pool_is_bounded_in_records_and_bytes() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut s = relay_book(3, &mut rng);
+        let many: Vec<_> = (0..=MAX_PER_MESSAGE as u64).map(rec).collect();
+        assert_eq!(
+            s.arrived(many, "p", 0, &mut rng).unwrap_err(),
+            Refused::TooMany
+        );
+        for batch in 0..(MAX_RELAYED / MAX_PER_MESSAGE) as u64 {
+            let records = (0..MAX_PER_MESSAGE as u64)
+                .map(|i| (rec(batch * 1000 + i).0, 10))
+                .collect();
+            s.arrived(records, "p", 0, &mut rng).unwrap();
+        }
+        assert_eq!(s.relayed().0, MAX_RELAYED);
+        assert_eq!(
+            s.arrived(vec![rec(999_999)], "p", 0, &mut rng).unwrap_err(),
+            Refused::Full
+        );
+        // Records already held do not count again (a loop still gets through).
+        assert_eq!(
+            s.arrived(vec![(rec(0).0, 10)], "p", 0, &mut rng)
+                .unwrap()
+                .fluff
+                .len(),
+            1
+        );
+        // Seen records make room.
+        s.seen(&[rec(1).0.hash()]);
+        s.arrived(vec![rec(999_999)], "p", 0, &mut rng).unwrap();
+        // Bytes.
+        let mut s = relay_book(3, &mut rng);
+        s.arrived(vec![(rec(1).0, MAX_RELAYED_BYTES - 10)], "p", 0, &mut rng)
+            .unwrap();
+        assert_eq!(
+            s.arrived(vec![(rec(2).0, 11)], "p", 0, &mut rng)
+                .unwrap_err(),
+            Refused::Full
+        );
+        s.arrived(vec![(rec(2).0, 10)], "p", 0, &mut rng).unwrap();
+        assert_eq!(s.relayed(), (2, MAX_RELAYED_BYTES));
+    }
+
+    #[test]
+    fn embargoes_end_after_their_random_waits_the_authors_last() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut s = relay_book(3, &mut rng);
+        let relayed = MAX_RELAYED as u64;
+        for i in 0..relayed {
+            s.arrived(vec![rec(i)], "p", 0, &mut rng).unwrap();
+        }
+        let own = 2000u64;
+        s.own((relayed..relayed + own).map(rec).collect(), 0, &mut rng);
+        assert!(s.due(RELAY_EMBARGO_MIN_MS - 1).is_empty());
+        let (mut relay_waits, mut own_waits) = (Vec::new(), Vec::new());
+        let mut t = RELAY_EMBARGO_MIN_MS;
+        while s.next_deadline().is_some() {
+            for r in s.due(t) {
+                if r.body().time < relayed {
+                    relay_waits.push(t - RELAY_EMBARGO_MIN_MS);
+                } else {
+                    assert!(t >= OWN_EMBARGO_MIN_MS, "an own record waits its minimum");
+                    own_waits.push(t - OWN_EMBARGO_MIN_MS);
+                }
+            }
+            t += 100;
+        }
+        assert_eq!(
+            (relay_waits.len(), own_waits.len()),
+            (relayed as usize, own as usize)
+        );
+        assert!(t <= OWN_EMBARGO_MIN_MS + EMBARGO_RANDOM_MAX_MS + 200);
+        // The random part is exponential with the stated mean (within a few percent), for
+        // relays and authors alike.
+        for waits in [&relay_waits, &own_waits] {
+            let mean = waits.iter().sum::<u64>() as f64 / waits.len() as f64;
+            assert!(
+                (EMBARGO_MEAN_MS * 0.88..EMBARGO_MEAN_MS * 1.12).contains(&mean),
+                "{mean}"
+            );
+        }
+        assert_eq!(s.relayed(), (0, 0));
+        assert!(!s.holds_own());
+    }
+
+    #[test]
+    fn seen_and_take_own_forget_what_they_name() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut s = relay_book(3, &mut rng);
+        s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
+        s.own(vec![rec(2), rec(3)], 0, &mut rng);
+        assert!(!s.seen(&[rec(1).0.hash()]), "not own");
+        assert_eq!(s.relayed(), (0, 0));
+        assert!(s.seen(&[rec(2).0.hash()]));
+        assert!(s.holds_own());
+        let taken = s.take_own();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].hash(), rec(3).0.hash());
+        assert!(!s.holds_own());
+        assert!(s.next_deadline().is_none());
+    }
+}
