@@ -761,6 +761,19 @@ impl RequestBook {
     }
 
     /// The request's record is in the chain.
+    /// Marks final the open requests whose record `l` holds applied — a quorum gathered
+    /// elsewhere, the record came by sync — and returns their ids.
+    pub fn final_on_chain(&mut self, l: &Ledger) -> Vec<RecordHash> {
+        self.requests
+            .values_mut()
+            .filter(|r| r.state.is_open() && l.state().is_applied(&r.id))
+            .map(|r| {
+                r.state = State::Final;
+                r.id
+            })
+            .collect()
+    }
+
     pub fn finalized(&mut self, id: &RecordHash) {
         if let Some(r) = self.requests.get_mut(id) {
             r.state = State::Final;

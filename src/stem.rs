@@ -81,6 +81,8 @@ struct Entry {
     deadline: u64,
     /// Made here (applied here already, and hidden from peers until it comes back).
     own: bool,
+    /// Sent to a relay (an own record waits for one while the node has no peer).
+    sent: bool,
     /// How often an own record came back along the stem (it is passed on again, up to
     /// [`MAX_RETURNS`] times: other nodes fluff what they see twice).
     returned: u8,
@@ -176,11 +178,15 @@ impl Stem {
     }
 
     /// Takes records made here (applied here already): they go to the first relay whatever
-    /// the epoch's mode; with no relay at all, they are fluffed at once (and not held).
-    pub fn own(&mut self, records: Vec<(Record, usize)>, now: u64, rng: &mut impl Rng) -> Route {
-        let Some(relay) = self.relays().first().cloned() else {
-            return Route::Fluff;
-        };
+    /// the epoch's mode — at once if there is one (its address is returned), else as soon as
+    /// there is (see [`Stem::unsent`]); the embargo runs from now either way.
+    pub fn own(
+        &mut self,
+        records: Vec<(Record, usize)>,
+        now: u64,
+        rng: &mut impl Rng,
+    ) -> Option<String> {
+        let relay = self.relays().first().cloned();
         for (record, bytes) in records {
             let deadline = now + embargo(OWN_EMBARGO_MIN_MS, rng);
             self.pool.insert(
@@ -190,11 +196,27 @@ impl Stem {
                     bytes,
                     deadline,
                     own: true,
+                    sent: relay.is_some(),
                     returned: 0,
                 },
             );
         }
-        Route::Relay(relay)
+        relay
+    }
+
+    /// Own records that waited for a relay, now that there is one: where to send them.
+    pub fn unsent(&mut self) -> Option<(String, Vec<Record>)> {
+        let relay = self.relays().first().cloned()?;
+        let records: Vec<Record> = self
+            .pool
+            .values_mut()
+            .filter(|e| e.own && !e.sent)
+            .map(|e| {
+                e.sent = true;
+                e.record.clone()
+            })
+            .collect();
+        (!records.is_empty()).then_some((relay, records))
     }
 
     /// Takes a stem message from the peer `from` (its records checked already, each with its
@@ -245,6 +267,7 @@ impl Stem {
                             bytes,
                             deadline,
                             own: false,
+                            sent: true,
                             returned: 0,
                         },
                     );
@@ -485,21 +508,31 @@ mod tests {
         let a = s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
         assert_eq!(a.forward.unwrap().0, Route::Fluff);
         let first = s.relays()[0].clone();
-        assert_eq!(s.own(vec![rec(2)], 0, &mut rng), Route::Relay(first));
+        assert_eq!(s.own(vec![rec(2)], 0, &mut rng), Some(first));
         assert!(s.holds_own());
+        assert!(s.unsent().is_none(), "sent already");
     }
 
     #[test]
-    fn without_peers_own_records_are_fluffed_at_once_and_not_held() {
+    fn without_peers_own_records_wait_for_a_relay() {
         let mut rng = StdRng::seed_from_u64(5);
         let mut s = Stem::default();
         s.refresh(0, &[], &mut rng);
-        assert_eq!(s.own(vec![rec(1)], 0, &mut rng), Route::Fluff);
-        assert!(!s.holds_own());
-        assert!(!s.holds(&rec(1).0.hash()));
-        // And stems from a peer are fluffed too (no relay to pass them to).
-        let a = s.arrived(vec![rec(2)], "p", 0, &mut rng).unwrap();
+        assert_eq!(s.own(vec![rec(1), rec(2)], 0, &mut rng), None);
+        assert!(s.holds_own());
+        assert!(s.unsent().is_none(), "no relay yet");
+        // Stems from a peer are fluffed meanwhile (no relay to pass them to).
+        let a = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
         assert_eq!(a.forward.unwrap().0, Route::Fluff);
+        // A peer appears: the waiting records go to it, once.
+        s.refresh(1000, &peers(1), &mut rng);
+        let (to, records) = s.unsent().unwrap();
+        assert_eq!(to, peers(1)[0]);
+        assert_eq!(records.len(), 2);
+        assert!(s.unsent().is_none());
+        assert!(s.holds_own(), "still hidden until they come back");
+        // Their embargo ran from when they were made.
+        assert_eq!(s.due(OWN_EMBARGO_MIN_MS + EMBARGO_RANDOM_MAX_MS).len(), 3);
     }
 
     #[test]

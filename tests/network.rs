@@ -820,6 +820,15 @@ fn no_answer_tells_which_account_a_host_holds() {
     let http = reqwest::blocking::Client::new();
     let addr = |n: &Node| net.status(n).unwrap()["addr"].as_str().unwrap().to_string();
     let hosts = [addr(n1), addr(n2)];
+    // Node1 shows peers its chain without its transfer until the transfer has come back to
+    // it from a peer (the end of its stem): then both show the same.
+    wait_for(30, "both hosts to show the same chain", || {
+        let summary = |host: &str| -> Option<serde_json::Value> {
+            let url = format!("http://{host}/v1/sync/summary");
+            http.get(url).send().ok()?.json().ok()
+        };
+        (summary(&hosts[0])? == summary(&hosts[1])?).then_some(())
+    });
     let mut asked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {

@@ -114,6 +114,9 @@ pub struct Shared {
     pub(crate) public: Mutex<Option<(crate::chain::View, std::time::Instant)>>,
     /// Records being made here now (see [`Shared::hide_from_peers`]).
     pub(crate) making: std::sync::atomic::AtomicUsize,
+    /// Signature requests this node proposed or signed, held back from its own resends until
+    /// they come back from a peer (see `signing::send_own`).
+    pub(crate) held_back: Mutex<std::collections::BTreeMap<RecordHash, signing::HeldBack>>,
 }
 
 impl Shared {
@@ -334,6 +337,38 @@ impl Shared {
         } else {
             self.announce_applied(applied.announced(), true);
         }
+    }
+}
+
+impl Shared {
+    /// Opens this node's account if its chain does not hold the opening (a node deployed
+    /// with its data directory outside the node directory starts with an empty store): the
+    /// opening goes along a stem like every record made here, once there is a peer. (An
+    /// account whose first key was replaced is not opened by its new key: its records come
+    /// from its chain.) Blocking.
+    fn open_account(self: &Arc<Self>) {
+        let opened = self
+            .view()
+            .state()
+            .account(&self.node_id)
+            .and_then(|a| a.head);
+        if opened.is_some() || self.key.public().node_id(&self.params.cod) != self.node_id {
+            return;
+        }
+        let hiding = self.hide_from_peers();
+        let outcome = {
+            let mut chain = self.chain();
+            let open = chain.ledger().make_open(&self.key);
+            chain.ingest(open)
+        };
+        match outcome {
+            Ok(o) => {
+                self.announce_applied(&o.applied, false);
+                self.originated(&o.applied);
+            }
+            Err(e) => self.log("warn", format!("could not open this node's account: {e}")),
+        }
+        drop(hiding);
     }
 }
 
@@ -868,6 +903,7 @@ impl NodeBuilder {
             stem_wake: Notify::new(),
             public: Mutex::new(None),
             making: Default::default(),
+            held_back: Mutex::default(),
         });
 
         let socket_path = dir.socket_path(&config);
@@ -897,6 +933,10 @@ impl NodeBuilder {
         if let Some(warning) = key_not_in_force(&shared) {
             shared.log("warn", warning);
         }
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || s.open_account())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
         let mut tasks = supervisor::Supervisor::new(shared.shutdown.clone());
         tasks.spawn("API", api::serve(shared.clone(), listener));

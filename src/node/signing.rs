@@ -61,6 +61,9 @@ pub fn receive(
     };
     let sigs = requests::check_proposal(&record, p, &set, from_peer)?;
     let id = record.hash();
+    if from_peer {
+        came_back(shared, &id, sigs.len());
+    }
     if applied {
         return Err(SignError::Refused(format!(
             "record {} is already final (a replay)",
@@ -74,6 +77,9 @@ pub fn receive(
     };
     if let Some((grew, state)) = merged {
         if grew {
+            if from_peer {
+                pass_on(shared, &record);
+            }
             announce(shared, &id);
             finalize(shared, &id);
         }
@@ -112,6 +118,9 @@ pub fn receive(
         // It arrived meanwhile: merge into that one.
         return receive(shared, record, proposer, from_peer);
     }
+    if from_peer {
+        pass_on(shared, &record);
+    }
     announce(shared, &id);
     // Fully determined by the chain, and the member allowed it: sign at once.
     let body_is_determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
@@ -148,7 +157,7 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
     };
     announce(shared, id);
     if let Some(record) = record {
-        broadcast(shared, record);
+        send_own(shared, record);
     }
     finalize(shared, id);
     view(shared, id)
@@ -177,24 +186,33 @@ pub fn reject(
         reason,
         signature: sig,
     };
+    // To one peer, which passes it on to all of its own (see `receive_rejection`): the first
+    // sender of a rejection is not the signer it names. With stems off, to every peer.
+    let peers = match shared.stem_relay() {
+        Some(relay) => vec![relay],
+        None => shared.relay_candidates(),
+    };
+    send_rejection(shared, id, msg, peers);
+    Ok(out)
+}
+
+/// Sends a rejection to `peers`.
+fn send_rejection(shared: &Arc<Shared>, id: &RecordHash, msg: RejectionMsg, peers: Vec<String>) {
     let (s, id) = (shared.clone(), *id);
     shared.spawn_until_stop(async move {
-        let shared = s;
-        let peers = shared.peers.locked().confirmed();
-        for p in peers {
-            let _: Result<Value, _> = shared
+        for addr in peers {
+            let _: Result<Value, _> = s
                 .api
-                .post(&p.addr, &format!("/v1/sign-requests/{id}/rejections"), &msg)
+                .post(&addr, &format!("/v1/sign-requests/{id}/rejections"), &msg)
                 .await;
         }
     });
-    Ok(out)
 }
 
 /// A peer's member rejected a request: note it (the proposer learns why). Only signers'
 /// rejections count, each signer's once, whatever form its node id was written in.
 pub fn receive_rejection(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     id: &RecordHash,
     msg: RejectionMsg,
 ) -> Result<(), SignError> {
@@ -229,6 +247,9 @@ pub fn receive_rejection(
         .locked()
         .rejected_by(id, &node, &msg.reason)?;
     if new {
+        // Passed on once to every peer, so it reaches every node though its signer sent it
+        // to one.
+        send_rejection(shared, id, msg.clone(), shared.relay_candidates());
         announce(shared, id);
         shared.log(
             "warn",
@@ -277,6 +298,14 @@ fn finalize(shared: &Arc<Shared>, id: &RecordHash) {
     }
 }
 
+/// Passes a request that was new here, or brought new signatures, on to every peer — as it
+/// came (a signature this node holds back is not in it): a request or a signature sent to
+/// one peer (see [`send_own`]) reaches every node at once, and its first sender to most of
+/// them is that peer. Each node passes a version on once, so this ends.
+fn pass_on(shared: &Arc<Shared>, record: &Record) {
+    broadcast(shared, record.clone());
+}
+
 /// Sends a proposal (with the signatures gathered here) to every confirmed peer.
 pub fn broadcast(shared: &Arc<Shared>, record: Record) {
     let s = shared.clone();
@@ -297,6 +326,95 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
         });
         futures::future::join_all(sends).await;
     });
+}
+
+/// How long this node holds back a request it added its proposal or signature to from its
+/// own resends, waiting for a peer to send it back (as for a record's stem, the first node
+/// to spread it should not be the one that signed it).
+const OWN_REQUEST_EMBARGO: Duration = Duration::from_millis(crate::stem::OWN_EMBARGO_MIN_MS);
+
+/// A request this node added to, held back from its own resends (see [`send_own`]).
+pub struct HeldBack {
+    since: std::time::Instant,
+    /// Signatures it carried when it left: a peer's copy with as many has it.
+    sigs: usize,
+    /// Sent to a relay (else it waits for one).
+    sent: bool,
+}
+
+/// Sends a request this node proposed or signed to one peer — its stem relay for the epoch,
+/// which holds and spreads it like every node that holds a request — and holds it back from
+/// this node's own resends until a peer sends it back with this node's signature, or for
+/// [`OWN_REQUEST_EMBARGO`]. With stems off, to every peer at once.
+fn send_own(shared: &Arc<Shared>, record: Record) {
+    if !shared.config.peers.stem {
+        broadcast(shared, record);
+        return;
+    }
+    let relay = shared.stem_relay();
+    shared.held_back.locked().insert(
+        record.hash(),
+        HeldBack {
+            since: std::time::Instant::now(),
+            sigs: record.sigs().len(),
+            sent: relay.is_some(),
+        },
+    );
+    if let Some(addr) = relay {
+        send_to(shared, addr, record);
+    }
+}
+
+/// Sends a request to one peer; if it does not take it, to every peer.
+fn send_to(shared: &Arc<Shared>, addr: String, record: Record) {
+    let s = shared.clone();
+    shared.spawn_until_stop(async move {
+        let msg = Proposal {
+            record: record.to_json(),
+        };
+        let sent: Result<Value, _> = s.api.post(&addr, "/v1/sign-requests", &msg).await;
+        if let Err(e) = sent {
+            tracing::debug!("sign request to {addr}: {e}; sending it to every peer");
+            s.held_back.locked().remove(&record.hash());
+            broadcast(&s, record);
+        }
+    });
+}
+
+/// A peer sent request `id` with `sigs` signatures: if this node held it back, and the copy
+/// carries what this node added, it is out.
+fn came_back(shared: &Shared, id: &RecordHash, sigs: usize) {
+    let mut held = shared.held_back.locked();
+    if held.get(id).is_some_and(|h| sigs >= h.sigs) {
+        held.remove(id);
+    }
+}
+
+/// Which of the `open` requests this node's resends leave out now: those it added to that no
+/// peer has sent back yet, within their embargo. Forgets the rest, and sends those that
+/// waited for a relay to one.
+fn own_held_back(shared: &Arc<Shared>, open: &[Record]) -> std::collections::BTreeSet<RecordHash> {
+    let relay = shared.stem_relay();
+    let mut unsent = Vec::new();
+    let kept = {
+        let mut held = shared.held_back.locked();
+        held.retain(|id, h| {
+            open.iter().any(|r| r.hash() == *id) && h.since.elapsed() < OWN_REQUEST_EMBARGO
+        });
+        for (id, h) in held.iter_mut().filter(|(_, h)| !h.sent) {
+            if relay.is_some() {
+                h.sent = true;
+                unsent.extend(open.iter().find(|r| r.hash() == *id).cloned());
+            }
+        }
+        held.keys().copied().collect()
+    };
+    if let Some(addr) = relay {
+        for r in unsent {
+            send_to(shared, addr.clone(), r);
+        }
+    }
+    kept
 }
 
 /// `cod sign show`.
@@ -578,8 +696,11 @@ pub async fn run(shared: Arc<Shared>) {
                 .await;
             if resend {
                 let open = shared.requests.locked().open_records();
+                let held_back = own_held_back(&shared, &open);
                 for r in open {
-                    broadcast(&shared, r);
+                    if !held_back.contains(&r.hash()) {
+                        broadcast(&shared, r);
+                    }
                 }
             }
         }
@@ -587,9 +708,14 @@ pub async fn run(shared: Arc<Shared>) {
     .await
 }
 
-/// Marks the open requests the chain has moved past as superseded, and says why.
+/// Marks the open requests whose record the chain holds as final, and those the chain has
+/// moved past as superseded (saying why).
 fn mark_superseded(shared: &Shared) {
     let view = shared.view();
+    let done = shared.requests.locked().final_on_chain(&view);
+    for id in done {
+        announce(shared, &id);
+    }
     let gone = shared.requests.locked().supersede(&view);
     for (id, why) in gone {
         announce(shared, &id);
@@ -654,7 +780,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     if receive(shared, record.clone(), shared.node_id.to_string(), false).is_ok() {
         let held = shared.requests.locked().get(&id).map(SignRequest::record);
         if let Some(r) = held {
-            broadcast(shared, r);
+            send_own(shared, r);
         }
     }
 }

@@ -75,8 +75,8 @@ impl Shared {
         }
     }
 
-    /// Sends records made here (and applied) along their stem — or, with stems off or no
-    /// peer, to every peer at once.
+    /// Sends records made here (and applied) along their stem — or, with stems off, to
+    /// every peer at once.
     pub fn originated(self: &Arc<Self>, hashes: &[RecordHash]) {
         if hashes.is_empty() {
             return;
@@ -98,7 +98,7 @@ impl Shared {
                 })
                 .collect()
         };
-        let route = {
+        let relay = {
             let peers = self.relay_candidates();
             let mut book = self.stem.locked();
             let mut rng = rand::thread_rng();
@@ -106,15 +106,9 @@ impl Shared {
             book.own(records.clone(), ms(), &mut rng)
         };
         self.stem_wake.notify_one();
-        match route {
-            Route::Fluff => {
-                for h in hashes {
-                    let _ = self.gossip.send(*h);
-                }
-            }
-            Route::Relay(addr) => {
-                forward(self, addr, records.into_iter().map(|(r, _)| r).collect())
-            }
+        // (With no peer yet, the stem task sends them when one is confirmed.)
+        if let Some(addr) = relay {
+            forward(self, addr, records.into_iter().map(|(r, _)| r).collect());
         }
     }
 
@@ -134,8 +128,20 @@ impl Shared {
         }
     }
 
+    /// The peer this node's own records go to in this epoch (none with stems off or no
+    /// peer).
+    pub fn stem_relay(&self) -> Option<String> {
+        if !self.config.peers.stem {
+            return None;
+        }
+        let peers = self.relay_candidates();
+        let mut book = self.stem.locked();
+        book.refresh(ms(), &peers, &mut rand::thread_rng());
+        book.relays().first().cloned()
+    }
+
     /// The peers a stem may go to: the confirmed ones, not banned.
-    fn relay_candidates(&self) -> Vec<String> {
+    pub(crate) fn relay_candidates(&self) -> Vec<String> {
         let mut peers = self.peers.locked().confirmed();
         peers.retain(|p| !self.is_banned(&p.addr));
         peers.into_iter().map(|p| p.addr).collect()
@@ -308,11 +314,14 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         }
         let peers = shared.relay_candidates();
-        let mut due = {
+        let (mut due, unsent) = {
             let mut book = shared.stem.locked();
             book.refresh(ms(), &peers, &mut rand::thread_rng());
-            book.due(ms())
+            (book.due(ms()), book.unsent())
         };
+        if let Some((addr, records)) = unsent {
+            forward(&shared, addr, records);
+        }
         let hidden_too_long = shared
             .public
             .locked()

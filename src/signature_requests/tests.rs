@@ -92,6 +92,20 @@ fn a_proposal_gathers_a_quorum_and_becomes_final() {
     assert!(book.open_records().is_empty());
 }
 
+#[test]
+fn a_request_whose_record_came_by_sync_is_final() {
+    let (s, r, mut book) = one_request();
+    let mut l = s.l.clone();
+    assert!(book.final_on_chain(&l).is_empty(), "not on the chain yet");
+    // The quorum gathered elsewhere; the record arrives by sync.
+    let full = sign_network(r.body().clone(), &["node1", "node2"]);
+    assert!(l.ingest(full).unwrap().applied.contains(&r.hash()));
+    assert_eq!(book.final_on_chain(&l), vec![r.hash()]);
+    assert_eq!(book.get(&r.hash()).unwrap().state, State::Final);
+    assert_eq!(book.waiting_for(l.params(), key("node3").public()), 0);
+    assert!(book.final_on_chain(&l).is_empty(), "once");
+}
+
 fn signers(l: &Ledger) -> SignerSet {
     l.state().signers.clone()
 }
