@@ -14,144 +14,13 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use cod::control::{Event, Request, TransferOutput};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::kit::spy;
 use support::*;
-
-/// What the spy saw first of each record: when, and from which node.
-type FirstSeen = Arc<Mutex<HashMap<String, (Instant, usize)>>>;
-
-#[derive(Clone)]
-struct Spy {
-    /// The node this port serves.
-    node: usize,
-    info: cod::api::Info,
-    key: Arc<cod::transport::TransportKey>,
-    cod: cod::ids::CodId,
-    seen: FirstSeen,
-    /// The nodes' API addresses, to pass stems on to.
-    nodes: Arc<Vec<String>>,
-    http: reqwest::Client,
-}
-
-impl Spy {
-    fn saw(&self, records: &[Box<serde_json::value::RawValue>], how: &str) {
-        let mut seen = self.seen.lock().unwrap();
-        for raw in records {
-            if let Ok(r) = cod::ledger::Record::from_bytes(raw.get().as_bytes()) {
-                if std::env::var_os("COD_BENCH_TRACE").is_some() {
-                    eprintln!("spy: {} by {how} from node {}", r.hash().short(), self.node);
-                }
-                seen.entry(r.hash().to_string())
-                    .or_insert((Instant::now(), self.node));
-            }
-        }
-    }
-}
-
-async fn info(State(s): State<Spy>) -> Json<cod::api::Info> {
-    Json(s.info.clone())
-}
-
-async fn challenge(
-    State(s): State<Spy>,
-    Json(req): Json<cod::api::ChallengeRequest>,
-) -> Json<cod::api::ChallengeResponse> {
-    use base64::Engine as _;
-    let nonce: [u8; 32] = hex::decode(&req.nonce).unwrap().try_into().unwrap();
-    let sig = s
-        .key
-        .sign(&cod::transport::challenge_message(&s.cod, &nonce));
-    Json(cod::api::ChallengeResponse {
-        signature: base64::engine::general_purpose::STANDARD.encode(sig),
-    })
-}
-
-async fn records(State(s): State<Spy>, Json(req): Json<cod::api::Submit>) -> Json<Vec<()>> {
-    s.saw(&req.records, "push");
-    Json(Vec::new())
-}
-
-async fn stem(State(s): State<Spy>, Json(req): Json<cod::api::Stem>) -> Json<serde_json::Value> {
-    s.saw(&req.records, "stem");
-    let n = req.records.len();
-    // An honest relay: on to a node other than the sender.
-    let to = loop {
-        let i = rand::thread_rng().gen_range(0..s.nodes.len());
-        if i != s.node {
-            break i;
-        }
-    };
-    let msg = cod::api::Stem {
-        records: req.records,
-        from: s.info.peer_id.clone(),
-    };
-    let (http, url) = (s.http.clone(), format!("http://{}/v1/stem", s.nodes[to]));
-    tokio::spawn(async move { http.post(url).json(&msg).send().await });
-    Json(serde_json::json!({ "taken": n }))
-}
-
-async fn peers() -> Json<Vec<()>> {
-    Json(Vec::new())
-}
-
-/// Starts the spy's ports (one per node, bound now so the nodes can be told them); the
-/// handlers start once the nodes' addresses are known.
-fn spy_ports(n: usize) -> Vec<std::net::TcpListener> {
-    (0..n)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.set_nonblocking(true).unwrap();
-            l
-        })
-        .collect()
-}
-
-fn serve_spy(
-    rt: &tokio::runtime::Runtime,
-    listeners: Vec<std::net::TcpListener>,
-    template: cod::api::Info,
-    cod: cod::ids::CodId,
-    nodes: Vec<String>,
-) -> FirstSeen {
-    let seen = FirstSeen::default();
-    let key = Arc::new(cod::transport::TransportKey::generate());
-    let nodes = Arc::new(nodes);
-    for (node, l) in listeners.into_iter().enumerate() {
-        let addr = l.local_addr().unwrap().to_string();
-        let spy = Spy {
-            node,
-            info: cod::api::Info {
-                peer_id: key.peer_id().to_string(),
-                addr,
-                ..template.clone()
-            },
-            key: key.clone(),
-            cod,
-            seen: seen.clone(),
-            nodes: nodes.clone(),
-            http: reqwest::Client::new(),
-        };
-        let app = Router::new()
-            .route("/v1/info", get(info))
-            .route("/v1/challenge", post(challenge))
-            .route("/v1/records", post(records))
-            .route("/v1/stem", post(stem))
-            .route("/v1/peers", get(peers))
-            .with_state(spy);
-        rt.spawn(async move {
-            let l = tokio::net::TcpListener::from_std(l).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    }
-    seen
-}
 
 struct Outcome {
     precision: f64,
@@ -162,7 +31,7 @@ struct Outcome {
 
 fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ports = spy_ports(n);
+    let ports = spy::ports(n);
     let mut net = Net::new();
     for (i, p) in ports.iter().enumerate() {
         let spy = p.local_addr().unwrap();
@@ -181,12 +50,7 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
         .iter()
         .map(|d| Net::status(d)["node_id"].as_str().unwrap().to_string())
         .collect();
-    let template: cod::api::Info = reqwest::blocking::get(format!("http://{}/v1/info", addrs[0]))
-        .unwrap()
-        .json()
-        .unwrap();
-    let cod_id = params_of(&net.nodes[0]).cod;
-    let seen = serve_spy(&rt, ports, template, cod_id, addrs);
+    let seen = spy::serve(&rt, ports, spy::info_of(&addrs[0]), Some(addrs));
     // Every node confirms every other and the spy.
     for d in &net.nodes {
         wait(300, "the mesh", || {
@@ -236,9 +100,6 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
             })
             .unwrap();
         let hash = v["record"].as_str().unwrap().to_string();
-        if std::env::var_os("COD_BENCH_TRACE").is_some() {
-            eprintln!("record {} by node {author}", &hash[..12]);
-        }
         wait(120, "the record on every node", || {
             on_nodes
                 .lock()
@@ -250,10 +111,17 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
         latencies.push(last.duration_since(t).as_secs_f64() * 1000.0);
         // The spy may see it a moment after the last node.
         wait(30, "the spy to see the record", || {
-            seen.lock().unwrap().contains_key(&hash)
+            seen.first(&hash).is_some()
         });
+        if std::env::var_os("COD_BENCH_TRACE").is_some() {
+            eprintln!(
+                "record {} by node {author}: {:?}",
+                &hash[..12],
+                seen.of(&hash)
+            );
+        }
         named += 1;
-        right += (seen.lock().unwrap()[&hash].1 == author) as usize;
+        right += (seen.first(&hash).unwrap().port == author) as usize;
     }
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Outcome {

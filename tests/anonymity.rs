@@ -1,7 +1,8 @@
-//! Issue 17, point 3: a node that hides its address. It runs in a network namespace of its
+//! Issue 17. Point 3: a node that hides its address. It runs in a network namespace of its
 //! own whose only way out is a SOCKS5 proxy (standing in for a local Tor client): it cannot
 //! reach any peer directly, tells no address, and runs without the DHT — and still syncs,
-//! transfers and signs, every connection going through the proxy.
+//! transfers and signs, every connection going through the proxy. Point 2: a record made
+//! on a node leaves it along a stem, and a peer that swallows stems only delays it.
 
 mod common;
 use common::*;
@@ -9,6 +10,107 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+
+/// A node whose only peer swallows stems (a black hole): its transfer leaves it as a stem,
+/// not a push; until the transfer comes back — never, here — what the node shows peers has
+/// none of it; when the author's embargo ends (15 s at least), the node spreads the transfer
+/// itself. With stems off, the same transfer would be pushed at once (the last part).
+#[test]
+fn a_transfer_leaves_along_a_stem_hidden_and_a_black_hole_only_delays_it() {
+    let w = World::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut net = Net::without_dht(&w);
+    let holes = spy::ports(2);
+    let hole = |i: usize| holes[i].local_addr().unwrap();
+    let n1 = net
+        .add(
+            "node1",
+            &format!("[peers]\nexchange = false\nstatic = {}\n", hole(0)),
+        )
+        .clone();
+    let n2 = net
+        .add(
+            "node2",
+            &format!(
+                "[peers]\nexchange = false\nstatic = {}\nstem = false\n",
+                hole(1)
+            ),
+        )
+        .clone();
+    let addr = |n: &Node| net.status(n).unwrap()["addr"].as_str().unwrap().to_string();
+    let (a1, a2) = (addr(&n1), addr(&n2));
+    let log = spy::serve(&rt, holes, spy::info_of(&a1), None);
+    let funding = funding_archive(&w, &[&n1, &n2], 10);
+    for n in [&n1, &n2] {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+        wait_for(60, "the node to confirm its only peer", || {
+            (net.confirmed_peers(n).len() == 1).then_some(())
+        });
+    }
+    let http = reqwest::blocking::Client::new();
+    let get = |url: String| {
+        let r = http.get(url).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let before = get(format!("http://{a1}/v1/sync/summary"));
+
+    let made = std::time::Instant::now();
+    let t = w
+        .at(
+            &n1,
+            &[
+                "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
+            ],
+        )
+        .ok()
+        .json();
+    let hash = t["record"].as_str().unwrap().to_string();
+    // Its author applied it: the wallet shows it.
+    let history = w.at(&n1, &["--json", "history"]).ok().stdout();
+    assert!(history.contains(&hash), "{history}");
+    wait_for(30, "the black hole to get the transfer", || {
+        log.first(&hash)
+    });
+    let first = log.first(&hash).unwrap();
+    assert_eq!(
+        (first.port, first.route),
+        (0, "stem"),
+        "{:?}",
+        log.of(&hash)
+    );
+    // Hidden from peers meanwhile.
+    assert_eq!(get(format!("http://{a1}/v1/records/{hash}")).0, 404);
+    assert_eq!(get(format!("http://{a1}/v1/sync/summary")), before);
+    // The author's embargo ends: it pushes the transfer to its peers itself, and shows it.
+    wait_for(120, "the author to spread the swallowed transfer", || {
+        log.of(&hash)
+            .iter()
+            .any(|a| a.route == "push")
+            .then_some(())
+    });
+    assert!(
+        made.elapsed().as_millis() as u64 >= cod::stem::OWN_EMBARGO_MIN_MS,
+        "spread before its embargo ended"
+    );
+    assert_eq!(get(format!("http://{a1}/v1/records/{hash}")).0, 200);
+    assert_ne!(get(format!("http://{a1}/v1/sync/summary")), before);
+
+    // With stems off (node2), a transfer goes to every peer at once, as a push.
+    let t = w
+        .at(
+            &n2,
+            &[
+                "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
+            ],
+        )
+        .ok()
+        .json();
+    let hash = t["record"].as_str().unwrap().to_string();
+    wait_for(30, "node2's transfer at its peer", || log.first(&hash));
+    let first = log.first(&hash).unwrap();
+    assert_eq!((first.port, first.route), (1, "push"));
+    assert_eq!(get(format!("http://{a2}/v1/records/{hash}")).0, 200);
+}
 
 #[test]
 fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route() {

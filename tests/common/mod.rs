@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod hostile;
+pub mod spy;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
