@@ -81,8 +81,6 @@ struct Entry {
     deadline: u64,
     /// Made here (applied here already, and hidden from peers until it comes back).
     own: bool,
-    /// Sent to a relay (an own record waits for one while the node has no peer).
-    sent: bool,
     /// How often an own record came back along the stem (it is passed on again, up to
     /// [`MAX_RETURNS`] times: other nodes fluff what they see twice).
     returned: u8,
@@ -178,15 +176,15 @@ impl Stem {
     }
 
     /// Takes records made here (applied here already): they go to the first relay whatever
-    /// the epoch's mode — at once if there is one (its address is returned), else as soon as
-    /// there is (see [`Stem::unsent`]); the embargo runs from now either way.
+    /// the epoch's mode (its address is returned). With no relay — no peer to hide them
+    /// from — they are not held: the caller fluffs them.
     pub fn own(
         &mut self,
         records: Vec<(Record, usize)>,
         now: u64,
         rng: &mut impl Rng,
     ) -> Option<String> {
-        let relay = self.relays().first().cloned();
+        let relay = self.relays().first().cloned()?;
         for (record, bytes) in records {
             let deadline = now + embargo(OWN_EMBARGO_MIN_MS, rng);
             self.pool.insert(
@@ -196,27 +194,11 @@ impl Stem {
                     bytes,
                     deadline,
                     own: true,
-                    sent: relay.is_some(),
                     returned: 0,
                 },
             );
         }
-        relay
-    }
-
-    /// Own records that waited for a relay, now that there is one: where to send them.
-    pub fn unsent(&mut self) -> Option<(String, Vec<Record>)> {
-        let relay = self.relays().first().cloned()?;
-        let records: Vec<Record> = self
-            .pool
-            .values_mut()
-            .filter(|e| e.own && !e.sent)
-            .map(|e| {
-                e.sent = true;
-                e.record.clone()
-            })
-            .collect();
-        (!records.is_empty()).then_some((relay, records))
+        Some(relay)
     }
 
     /// Takes a stem message from the peer `from` (its records checked already, each with its
@@ -267,7 +249,6 @@ impl Stem {
                             bytes,
                             deadline,
                             own: false,
-                            sent: true,
                             returned: 0,
                         },
                     );
@@ -510,29 +491,19 @@ mod tests {
         let first = s.relays()[0].clone();
         assert_eq!(s.own(vec![rec(2)], 0, &mut rng), Some(first));
         assert!(s.holds_own());
-        assert!(s.unsent().is_none(), "sent already");
     }
 
     #[test]
-    fn without_peers_own_records_wait_for_a_relay() {
+    fn without_peers_own_records_are_not_held() {
         let mut rng = StdRng::seed_from_u64(5);
         let mut s = Stem::default();
         s.refresh(0, &[], &mut rng);
         assert_eq!(s.own(vec![rec(1), rec(2)], 0, &mut rng), None);
-        assert!(s.holds_own());
-        assert!(s.unsent().is_none(), "no relay yet");
-        // Stems from a peer are fluffed meanwhile (no relay to pass them to).
+        assert!(!s.holds_own());
+        assert!(!s.holds(&rec(1).0.hash()));
+        // Stems from a peer are fluffed too (no relay to pass them to).
         let a = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
         assert_eq!(a.forward.unwrap().0, Route::Fluff);
-        // A peer appears: the waiting records go to it, once.
-        s.refresh(1000, &peers(1), &mut rng);
-        let (to, records) = s.unsent().unwrap();
-        assert_eq!(to, peers(1)[0]);
-        assert_eq!(records.len(), 2);
-        assert!(s.unsent().is_none());
-        assert!(s.holds_own(), "still hidden until they come back");
-        // Their embargo ran from when they were made.
-        assert_eq!(s.due(OWN_EMBARGO_MIN_MS + EMBARGO_RANDOM_MAX_MS).len(), 3);
     }
 
     #[test]

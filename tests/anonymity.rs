@@ -133,8 +133,13 @@ fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route()
     let proxy = Socks5::start(&format!("{}:0", ns.outside));
     // Named, not numbered: the proxy resolves it (the hidden host looks up no name).
     let open_host = format!("localhost:{}", open_addr.rsplit_once(':').unwrap().1);
+    // A second peer that does not run (nothing listens there).
+    let dead_host = format!(
+        "localhost:{}",
+        spy::ports(1)[0].local_addr().unwrap().port()
+    );
     let ini = format!(
-        "[node]\nlisten = 127.0.0.1:0\nproxy = {}\npublic_addr = none\n[peers]\nstatic = {open_host}\nexchange = false\n[sync]\ninterval = 2s\n",
+        "[node]\nlisten = 127.0.0.1:0\nproxy = {}\npublic_addr = none\n[peers]\nstatic = {open_host}, {dead_host}\nexchange = false\n[sync]\ninterval = 2s\n",
         proxy.addr
     );
     let hidden = w.deploy_with(&net.pkg, "node2", Some(&ini));
@@ -217,14 +222,28 @@ fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route()
         });
     }
 
-    // Every connection it made went through the proxy, to the one peer it knows; the open
-    // node never learned an address for it.
+    // Every connection it made went through the proxy, to the peers it knows (the one that
+    // runs, and one that does not); the open node never learned an address for it. Each peer
+    // had credentials of its own, so a Tor client would give each its own circuit.
     let targets = proxy.targets.lock().unwrap().clone();
-    assert!(!targets.is_empty());
     assert!(
-        targets.iter().all(|t| *t == open_host),
+        targets
+            .iter()
+            .all(|(_, t)| *t == open_host || *t == dead_host),
         "the proxy carried {targets:?}"
     );
+    let users_of = |host: &str| -> std::collections::BTreeSet<String> {
+        targets
+            .iter()
+            .filter(|(_, t)| t == host)
+            .map(|(u, _)| u.clone())
+            .collect()
+    };
+    let (open_users, dead_users) = (users_of(&open_host), users_of(&dead_host));
+    assert_eq!(open_users.len(), 1, "{targets:?}");
+    assert_eq!(dead_users.len(), 1, "{targets:?}");
+    assert!(!open_users.first().unwrap().is_empty(), "{targets:?}");
+    assert_ne!(open_users, dead_users, "one circuit per peer");
     let peers = w.at(&open, &["--json", "peers"]).ok().json();
     assert!(
         peers["peers"].as_array().unwrap().is_empty(),
@@ -313,17 +332,19 @@ impl Drop for Netns {
     }
 }
 
-/// A SOCKS5 proxy (RFC 1928, CONNECT, no authentication) that notes every target asked for.
+/// A SOCKS5 proxy (RFC 1928, CONNECT; no authentication, or a username and password, RFC
+/// 1929, which it takes whatever they are — as Tor does, isolating circuits by them) that
+/// notes every target asked for, with the username given (empty: none).
 struct Socks5 {
     addr: SocketAddr,
-    targets: Arc<Mutex<Vec<String>>>,
+    targets: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Socks5 {
     fn start(bind: &str) -> Self {
         let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
-        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let targets: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let noted = targets.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -339,15 +360,33 @@ impl Socks5 {
     }
 }
 
-/// The SOCKS5 greeting and CONNECT request: notes the target (`host:port`, whether it can be
-/// reached or not) and returns a connection to it.
-fn handshake(mut c: &TcpStream, noted: &Mutex<Vec<String>>) -> Option<TcpStream> {
+/// The SOCKS5 greeting and CONNECT request: notes the username and the target (`host:port`,
+/// whether it can be reached or not) and returns a connection to it.
+fn handshake(mut c: &TcpStream, noted: &Mutex<Vec<(String, String)>>) -> Option<TcpStream> {
     let mut head = [0u8; 2];
     c.read_exact(&mut head).ok()?;
     let mut methods = vec![0u8; head[1] as usize];
     c.read_exact(&mut methods).ok()?;
-    (head[0] == 5 && methods.contains(&0)).then_some(())?;
-    c.write_all(&[5, 0]).ok()?;
+    (head[0] == 5).then_some(())?;
+    let mut user = String::new();
+    if methods.contains(&2) {
+        c.write_all(&[5, 2]).ok()?;
+        let field = |mut c: &TcpStream| -> Option<Vec<u8>> {
+            let mut len = [0u8; 1];
+            c.read_exact(&mut len).ok()?;
+            let mut v = vec![0u8; len[0] as usize];
+            c.read_exact(&mut v).ok()?;
+            Some(v)
+        };
+        let mut version = [0u8; 1];
+        c.read_exact(&mut version).ok()?;
+        user = String::from_utf8(field(c)?).ok()?;
+        field(c)?; // the password
+        c.write_all(&[1, 0]).ok()?;
+    } else {
+        methods.contains(&0).then_some(())?;
+        c.write_all(&[5, 0]).ok()?;
+    }
     let mut req = [0u8; 4];
     c.read_exact(&mut req).ok()?;
     (req[0] == 5 && req[1] == 1).then_some(())?;
@@ -369,7 +408,7 @@ fn handshake(mut c: &TcpStream, noted: &Mutex<Vec<String>>) -> Option<TcpStream>
     let mut port = [0u8; 2];
     c.read_exact(&mut port).ok()?;
     let target = format!("{host}:{}", u16::from_be_bytes(port));
-    noted.lock().unwrap().push(target.clone());
+    noted.lock().unwrap().push((user, target.clone()));
     let upstream = target
         .to_socket_addrs()
         .ok()?

@@ -32,8 +32,46 @@ pub const LARGE_TRANSFER: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
+    /// Through a proxy: a client per host (see [`ApiClient::through`]).
+    isolated: Option<Arc<Isolated>>,
     /// Bytes received in response bodies (and sent in request bodies).
     pub bytes: Arc<AtomicU64>,
+}
+
+/// Hosts given a client of their own through a proxy, at most (then the oldest go).
+pub const MAX_ISOLATED_HOSTS: usize = 256;
+
+/// Clients through one SOCKS5 proxy, one per host, each with credentials of its own.
+struct Isolated {
+    proxy: String,
+    clients: std::sync::Mutex<std::collections::VecDeque<(String, reqwest::Client)>>,
+}
+
+/// A client with the node's timeouts; through `proxy` (a `socks5h://` URL) if given, else
+/// directly (never through a proxy the environment names).
+fn client(proxy: Option<&str>) -> reqwest::Client {
+    let (builder, connect, whole) = match proxy {
+        Some(p) => (
+            reqwest::Client::builder().proxy(reqwest::Proxy::all(p).expect("a proxy URL")),
+            30,
+            60,
+        ),
+        None => (reqwest::Client::builder().no_proxy(), 3, 20),
+    };
+    builder
+        .connect_timeout(Duration::from_secs(connect))
+        // A call's whole answer (a file's: see `LARGE_TRANSFER`), and each read of it.
+        .timeout(Duration::from_secs(whole))
+        .read_timeout(Duration::from_secs(20))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// The `host:port` of an `http://…` URL (the whole rest if it has no path).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 impl Default for ApiClient {
@@ -49,30 +87,44 @@ impl ApiClient {
 
     /// A client whose every connection goes through the SOCKS5 proxy at `proxy` (`host:port`),
     /// which also resolves names (`socks5h`: onion addresses work, and no name is looked up
-    /// from this host). Connecting may then take longer (a Tor circuit: up to 30 s). Without a
-    /// proxy it connects directly, and never through one the environment names.
+    /// from this host). Connecting may then take longer (a Tor circuit: up to 30 s). Each
+    /// host it calls gets a client of its own with random SOCKS5 credentials, made at this
+    /// start: Tor (whose `IsolateSOCKSAuth` is on by default) then builds a circuit per peer,
+    /// so peers do not all see this node leave from one exit. Without a proxy it connects
+    /// directly, and never through one the environment names.
     pub fn through(proxy: Option<&str>) -> Self {
-        let (builder, connect, whole) = match proxy {
-            Some(p) => (
-                reqwest::Client::builder()
-                    .proxy(reqwest::Proxy::all(format!("socks5h://{p}")).expect("a host:port")),
-                30,
-                60,
-            ),
-            None => (reqwest::Client::builder().no_proxy(), 3, 20),
-        };
-        let http = builder
-            .connect_timeout(Duration::from_secs(connect))
-            // A call's whole answer (a file's: see `LARGE_TRANSFER`), and each read of it.
-            .timeout(Duration::from_secs(whole))
-            .read_timeout(Duration::from_secs(20))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .expect("a plain HTTP client builds");
         Self {
-            http,
+            http: client(proxy.map(|p| format!("socks5h://{p}")).as_deref()),
+            isolated: proxy.map(|p| {
+                Arc::new(Isolated {
+                    proxy: p.to_string(),
+                    clients: Default::default(),
+                })
+            }),
             bytes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The client for calls to `url`.
+    fn http_for(&self, url: &str) -> reqwest::Client {
+        let Some(iso) = &self.isolated else {
+            return self.http.clone();
+        };
+        let host = host_of(url);
+        let mut clients = iso
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, c)) = clients.iter().find(|(h, _)| h == host) {
+            return c.clone();
+        }
+        let user = hex::encode(rand::random::<[u8; 8]>());
+        let c = client(Some(&format!("socks5h://{user}:cod@{}", iso.proxy)));
+        if clients.len() >= MAX_ISOLATED_HOSTS {
+            clients.pop_front();
+        }
+        clients.push_back((host.to_string(), c.clone()));
+        c
     }
 
     async fn finish<T: serde::de::DeserializeOwned>(
@@ -139,7 +191,12 @@ impl ApiClient {
     /// The file at `url` (an archive on an HTTP mirror), at most `max` bytes, within
     /// [`LARGE_TRANSFER`]; `None` if there is none there (404).
     pub async fn get_file(&self, url: &str, max: u64) -> Result<Option<Vec<u8>>, ApiError> {
-        let resp = self.http.get(url).timeout(LARGE_TRANSFER).send().await;
+        let resp = self
+            .http_for(url)
+            .get(url)
+            .timeout(LARGE_TRANSFER)
+            .send()
+            .await;
         match self.body(url, resp, max).await {
             Ok(b) => Ok(Some(b)),
             Err(ApiError::Status { status: 404, .. }) => Ok(None),
@@ -151,7 +208,7 @@ impl ApiClient {
     pub async fn put_file(&self, url: &str, bytes: Vec<u8>) -> Result<(), ApiError> {
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let resp = self
-            .http
+            .http_for(url)
             .put(url)
             .timeout(LARGE_TRANSFER)
             .body(bytes)
@@ -166,7 +223,7 @@ impl ApiClient {
         path: &str,
     ) -> Result<T, ApiError> {
         let url = format!("http://{addr}{path}");
-        let resp = self.http.get(&url).send().await;
+        let resp = self.http_for(&url).get(&url).send().await;
         self.finish(url, resp).await
     }
 
@@ -180,7 +237,7 @@ impl ApiClient {
         let bytes = serde_json::to_vec(body).expect("request bodies serialize");
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let resp = self
-            .http
+            .http_for(&url)
             .post(&url)
             .header("content-type", "application/json")
             .body(bytes)
@@ -308,6 +365,33 @@ fn batches(records: Vec<RawRecord>, max_count: usize, max_bytes: usize) -> Vec<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_names_its_host() {
+        assert_eq!(host_of("http://127.0.0.1:7410/v1/info"), "127.0.0.1:7410");
+        assert_eq!(host_of("http://abc.onion:80"), "abc.onion:80");
+        assert_eq!(host_of("https://mirror.example/a/b"), "mirror.example");
+    }
+
+    #[test]
+    fn through_a_proxy_each_host_has_a_client_of_its_own_and_they_are_bounded() {
+        let c = ApiClient::through(Some("127.0.0.1:9050"));
+        let iso = c.isolated.clone().unwrap();
+        let _ = c.http_for("http://a:1/v1/info");
+        let _ = c.http_for("http://a:1/v1/peers");
+        let _ = c.http_for("http://b:1/v1/info");
+        assert_eq!(iso.clients.lock().unwrap().len(), 2);
+        for i in 0..MAX_ISOLATED_HOSTS + 10 {
+            let _ = c.http_for(&format!("http://h{i}:1/"));
+        }
+        let clients = iso.clients.lock().unwrap();
+        assert_eq!(clients.len(), MAX_ISOLATED_HOSTS);
+        assert_eq!(
+            clients.back().unwrap().0,
+            format!("h{}:1", MAX_ISOLATED_HOSTS + 9)
+        );
+        assert!(ApiClient::new().isolated.is_none());
+    }
 
     #[test]
     fn submissions_split_by_count_and_by_bytes() {

@@ -338,31 +338,25 @@ pub struct HeldBack {
     since: std::time::Instant,
     /// Signatures it carried when it left: a peer's copy with as many has it.
     sigs: usize,
-    /// Sent to a relay (else it waits for one).
-    sent: bool,
 }
 
 /// Sends a request this node proposed or signed to one peer — its stem relay for the epoch,
 /// which holds and spreads it like every node that holds a request — and holds it back from
 /// this node's own resends until a peer sends it back with this node's signature, or for
-/// [`OWN_REQUEST_EMBARGO`]. With stems off, to every peer at once.
+/// [`OWN_REQUEST_EMBARGO`]. With stems off or no peer, to every peer at once.
 fn send_own(shared: &Arc<Shared>, record: Record) {
-    if !shared.config.peers.stem {
+    let Some(relay) = shared.stem_relay() else {
         broadcast(shared, record);
         return;
-    }
-    let relay = shared.stem_relay();
+    };
     shared.held_back.locked().insert(
         record.hash(),
         HeldBack {
             since: std::time::Instant::now(),
             sigs: record.sigs().len(),
-            sent: relay.is_some(),
         },
     );
-    if let Some(addr) = relay {
-        send_to(shared, addr, record);
-    }
+    send_to(shared, relay, record);
 }
 
 /// Sends a request to one peer; if it does not take it, to every peer.
@@ -391,30 +385,13 @@ fn came_back(shared: &Shared, id: &RecordHash, sigs: usize) {
 }
 
 /// Which of the `open` requests this node's resends leave out now: those it added to that no
-/// peer has sent back yet, within their embargo. Forgets the rest, and sends those that
-/// waited for a relay to one.
-fn own_held_back(shared: &Arc<Shared>, open: &[Record]) -> std::collections::BTreeSet<RecordHash> {
-    let relay = shared.stem_relay();
-    let mut unsent = Vec::new();
-    let kept = {
-        let mut held = shared.held_back.locked();
-        held.retain(|id, h| {
-            open.iter().any(|r| r.hash() == *id) && h.since.elapsed() < OWN_REQUEST_EMBARGO
-        });
-        for (id, h) in held.iter_mut().filter(|(_, h)| !h.sent) {
-            if relay.is_some() {
-                h.sent = true;
-                unsent.extend(open.iter().find(|r| r.hash() == *id).cloned());
-            }
-        }
-        held.keys().copied().collect()
-    };
-    if let Some(addr) = relay {
-        for r in unsent {
-            send_to(shared, addr.clone(), r);
-        }
-    }
-    kept
+/// peer has sent back yet, within their embargo. Forgets the rest.
+fn own_held_back(shared: &Shared, open: &[Record]) -> std::collections::BTreeSet<RecordHash> {
+    let mut held = shared.held_back.locked();
+    held.retain(|id, h| {
+        open.iter().any(|r| r.hash() == *id) && h.since.elapsed() < OWN_REQUEST_EMBARGO
+    });
+    held.keys().copied().collect()
 }
 
 /// `cod sign show`.

@@ -106,9 +106,14 @@ impl Shared {
             book.own(records.clone(), ms(), &mut rng)
         };
         self.stem_wake.notify_one();
-        // (With no peer yet, the stem task sends them when one is confirmed.)
-        if let Some(addr) = relay {
-            forward(self, addr, records.into_iter().map(|(r, _)| r).collect());
+        match relay {
+            Some(addr) => forward(self, addr, records.into_iter().map(|(r, _)| r).collect()),
+            // No peer to hide them from: out at once (peers that come take them by sync).
+            None => {
+                for h in hashes {
+                    let _ = self.gossip.send(*h);
+                }
+            }
         }
     }
 
@@ -314,14 +319,11 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         }
         let peers = shared.relay_candidates();
-        let (mut due, unsent) = {
+        let mut due = {
             let mut book = shared.stem.locked();
             book.refresh(ms(), &peers, &mut rand::thread_rng());
-            (book.due(ms()), book.unsent())
+            book.due(ms())
         };
-        if let Some((addr, records)) = unsent {
-            forward(&shared, addr, records);
-        }
         let hidden_too_long = shared
             .public
             .locked()
