@@ -34,7 +34,7 @@ fn summary_round_bytes(addr: &str) -> usize {
 fn run_n(n: usize, burst: usize) {
     let mut net = Net::new();
     for i in 1..=n {
-        net.add(i, "");
+        net.add(i, &std::env::var("COD_BENCH_INI").unwrap_or_default());
     }
     let ids: Vec<String> = net
         .nodes

@@ -45,13 +45,18 @@ pub const MAX_RELAYED: usize = 512;
 pub const MAX_RELAYED_BYTES: usize = 8 << 20;
 /// Records of one stem message, at most.
 pub const MAX_PER_MESSAGE: usize = 64;
-/// A stem record is taken only for an account's next few records: a record this far past
-/// the account's next seq, or before it, is refused (it could not apply soon anyway).
-pub const SEQ_WINDOW: u64 = 8;
+/// A stem record is taken only for an account's next records: one this far past the
+/// account's next seq — counting the records of the account this node holds on stems, and
+/// those before it in the same message — or before it, is skipped (it could not apply soon
+/// anyway).
+pub const SEQ_WINDOW: u64 = 128;
 
-/// An own record that comes back more often than this is fluffed (only a peer breaking the
-/// rules sends it back so often).
-pub const MAX_RETURNS: u8 = 4;
+/// An own record that comes back is passed on this many times, like a new record, and then
+/// fluffed, like a loop: as any node does with a record it gets twice, so that sending a
+/// record twice to a node does not tell whether the node made it.
+pub const MAX_RETURNS: u8 = 1;
+/// Stem records held for one sender (an address), at most.
+pub const MAX_PER_SOURCE: usize = 64;
 
 /// Where records go next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +82,8 @@ struct Epoch {
 #[derive(Debug, Clone)]
 struct Entry {
     record: Record,
+    /// Who sent it (none for own records).
+    source: Option<String>,
     bytes: usize,
     deadline: u64,
     /// Made here (applied here already, and hidden from peers until it comes back).
@@ -109,6 +116,10 @@ pub enum Refused {
 pub struct Stem {
     epoch: Option<Epoch>,
     pool: BTreeMap<RecordHash, Entry>,
+    /// Which record holds each (account, seq) in the pool: one per slot.
+    slots: BTreeMap<(crate::ids::AccountId, u64), RecordHash>,
+    /// Relayed records held per sender.
+    per_source: BTreeMap<String, usize>,
     relayed: usize,
     relayed_bytes: usize,
 }
@@ -186,46 +197,55 @@ impl Stem {
     ) -> Option<String> {
         let relay = self.relays().first().cloned()?;
         for (record, bytes) in records {
+            // (Held as a relayed record before, say one gathered by quorum here too: now own.)
+            self.seen(&[record.hash()]);
             let deadline = now + embargo(OWN_EMBARGO_MIN_MS, rng);
-            self.pool.insert(
-                record.hash(),
-                Entry {
-                    record,
-                    bytes,
-                    deadline,
-                    own: true,
-                    returned: 0,
-                },
-            );
+            self.insert(Entry {
+                record,
+                source: None,
+                bytes,
+                deadline,
+                own: true,
+                returned: 0,
+            });
         }
         Some(relay)
     }
 
-    /// Takes a stem message from the peer `from` (its records checked already, each with its
-    /// size): the new ones are held and passed on along `from`'s route; an own record that
+    /// Takes a stem message from the peer `from`, sent from `source` (an address; empty: one
+    /// held to the pool's bounds only) (its records checked already, each with its size): the new ones are held and passed on along `from`'s route; an own record that
     /// came back is passed on again (the author fluffing it would name itself); any other
     /// record seen before came round a loop and is fluffed here.
     pub fn arrived(
         &mut self,
         records: Vec<(Record, usize)>,
         from: &str,
+        source: &str,
         now: u64,
         rng: &mut impl Rng,
     ) -> Result<Arrival, Refused> {
         if records.len() > MAX_PER_MESSAGE {
             return Err(Refused::TooMany);
         }
-        let new_bytes: usize = records
+        // Each record once, and a new one only if no other record holds its slot here.
+        let mut once = std::collections::BTreeSet::new();
+        let records: Vec<(Record, usize)> = records
+            .into_iter()
+            .filter(|(r, _)| once.insert(r.hash()))
+            .filter(|(r, _)| {
+                self.pool.contains_key(&r.hash())
+                    || !self.slots.contains_key(&(r.account(), r.seq()))
+            })
+            .collect();
+        let new: Vec<usize> = records
             .iter()
             .filter(|(r, _)| !self.pool.contains_key(&r.hash()))
-            .map(|(_, b)| b)
-            .sum();
-        let new_count = records
-            .iter()
-            .filter(|(r, _)| !self.pool.contains_key(&r.hash()))
-            .count();
-        if self.relayed + new_count > MAX_RELAYED
-            || self.relayed_bytes + new_bytes > MAX_RELAYED_BYTES
+            .map(|(_, b)| *b)
+            .collect();
+        let from_source = self.per_source.get(source).copied().unwrap_or(0);
+        if self.relayed + new.len() > MAX_RELAYED
+            || self.relayed_bytes + new.iter().sum::<usize>() > MAX_RELAYED_BYTES
+            || (!source.is_empty() && from_source + new.len() > MAX_PER_SOURCE)
         {
             return Err(Refused::Full);
         }
@@ -239,19 +259,15 @@ impl Stem {
                 }
                 Some(_) => out.fluff.push(record),
                 None => {
-                    self.relayed += 1;
-                    self.relayed_bytes += bytes;
                     let deadline = now + embargo(RELAY_EMBARGO_MIN_MS, rng);
-                    self.pool.insert(
-                        record.hash(),
-                        Entry {
-                            record: record.clone(),
-                            bytes,
-                            deadline,
-                            own: false,
-                            returned: 0,
-                        },
-                    );
+                    self.insert(Entry {
+                        record: record.clone(),
+                        source: Some(source.to_string()),
+                        bytes,
+                        deadline,
+                        own: false,
+                        returned: 0,
+                    });
                     forward.push(record);
                 }
             }
@@ -262,6 +278,17 @@ impl Stem {
         Ok(out)
     }
 
+    fn insert(&mut self, e: Entry) {
+        let h = e.record.hash();
+        self.slots.insert((e.record.account(), e.record.seq()), h);
+        if let Some(source) = &e.source {
+            self.relayed += 1;
+            self.relayed_bytes += e.bytes;
+            *self.per_source.entry(source.clone()).or_default() += 1;
+        }
+        self.pool.insert(h, e);
+    }
+
     /// Forgets records seen fluffed (they reached this node by another way, or it fluffed
     /// them); true if an own record was among them.
     pub fn seen<'a>(&mut self, hashes: impl IntoIterator<Item = &'a RecordHash>) -> bool {
@@ -269,9 +296,19 @@ impl Stem {
         for h in hashes {
             if let Some(e) = self.pool.remove(h) {
                 own |= e.own;
-                if !e.own {
+                let slot = (e.record.account(), e.record.seq());
+                if self.slots.get(&slot) == Some(h) {
+                    self.slots.remove(&slot);
+                }
+                if let Some(source) = &e.source {
                     self.relayed -= 1;
                     self.relayed_bytes -= e.bytes;
+                    if let Some(n) = self.per_source.get_mut(source) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.per_source.remove(source);
+                        }
+                    }
                 }
             }
         }
@@ -280,33 +317,26 @@ impl Stem {
 
     /// Takes out the records whose embargo has passed: the caller fluffs them.
     pub fn due(&mut self, now: u64) -> Vec<Record> {
-        let due: Vec<RecordHash> = self
-            .pool
-            .iter()
-            .filter(|(_, e)| e.deadline <= now)
-            .map(|(h, _)| *h)
-            .collect();
-        let records = due
-            .iter()
-            .filter_map(|h| self.pool.get(h).map(|e| e.record.clone()))
-            .collect();
-        self.seen(&due);
-        records
+        self.take(|e| e.deadline <= now)
     }
 
     /// Takes out every own record still held (to fluff them now).
     pub fn take_own(&mut self) -> Vec<Record> {
-        let own: Vec<RecordHash> = self
+        self.take(|e| e.own)
+    }
+
+    fn take(&mut self, pick: impl Fn(&Entry) -> bool) -> Vec<Record> {
+        let picked: Vec<RecordHash> = self
             .pool
             .iter()
-            .filter(|(_, e)| e.own)
+            .filter(|(_, e)| pick(e))
             .map(|(h, _)| *h)
             .collect();
-        let records = own
+        let records = picked
             .iter()
             .filter_map(|h| self.pool.get(h).map(|e| e.record.clone()))
             .collect();
-        self.seen(&own);
+        self.seen(&picked);
         records
     }
 
@@ -318,6 +348,21 @@ impl Stem {
     /// Whether `h` is held as a stem record (own or relayed).
     pub fn holds(&self, h: &RecordHash) -> bool {
         self.pool.contains_key(h)
+    }
+
+    /// The account's next seq after `next` (its chain's) and the records of it held here on
+    /// stems that follow on from there.
+    pub fn next_seq(&self, account: &crate::ids::AccountId, next: u64) -> u64 {
+        let mut n = next;
+        while self.slots.contains_key(&(*account, n)) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether `h` is a record made here, still on its stem.
+    pub fn holds_own_record(&self, h: &RecordHash) -> bool {
+        self.pool.get(h).is_some_and(|e| e.own)
     }
 
     /// The earliest embargo deadline, if any record is held.
@@ -339,7 +384,8 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
-    /// A distinct record for each `i` (the book never looks inside).
+    /// A distinct record for each `i`, in a slot of its own (seq `i`): the book looks at
+    /// nothing else.
     fn rec(i: u64) -> (Record, usize) {
         let p = params();
         let body = Body {
@@ -347,7 +393,7 @@ mod tests {
             cod: p.cod,
             time: i,
             account: key("node1").public().node_id(&p.cod),
-            seq: 0,
+            seq: i,
             prev: None,
             content: Content::Transfer(Transfer {
                 claims: Vec::new(),
@@ -468,7 +514,7 @@ mod tests {
             let mut routes = std::collections::BTreeSet::new();
             for i in 0..5 {
                 let a = s
-                    .arrived(vec![rec(p * 10 + i)], &from, 0, &mut rng)
+                    .arrived(vec![rec(p * 10 + i)], &from, &from, 0, &mut rng)
                     .unwrap();
                 let (route, records) = a.forward.unwrap();
                 assert_eq!(records.len(), 1);
@@ -486,7 +532,7 @@ mod tests {
     fn a_fluff_node_fluffs_what_it_receives_but_stems_its_own() {
         let mut rng = StdRng::seed_from_u64(4);
         let mut s = fluff_book(10, &mut rng);
-        let a = s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
+        let a = s.arrived(vec![rec(1)], "p", "src", 0, &mut rng).unwrap();
         assert_eq!(a.forward.unwrap().0, Route::Fluff);
         let first = s.relays()[0].clone();
         assert_eq!(s.own(vec![rec(2)], 0, &mut rng), Some(first));
@@ -502,7 +548,7 @@ mod tests {
         assert!(!s.holds_own());
         assert!(!s.holds(&rec(1).0.hash()));
         // Stems from a peer are fluffed too (no relay to pass them to).
-        let a = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
+        let a = s.arrived(vec![rec(3)], "p", "src", 0, &mut rng).unwrap();
         assert_eq!(a.forward.unwrap().0, Route::Fluff);
     }
 
@@ -510,19 +556,21 @@ mod tests {
     fn a_record_back_round_a_loop_is_fluffed_and_an_own_one_goes_round_again() {
         let mut rng = StdRng::seed_from_u64(6);
         let mut s = relay_book(3, &mut rng);
-        let a = s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
+        let a = s.arrived(vec![rec(1)], "p", "src", 0, &mut rng).unwrap();
         assert!(a.forward.is_some());
-        let again = s.arrived(vec![rec(1), rec(2)], "q", 0, &mut rng).unwrap();
+        let again = s
+            .arrived(vec![rec(1), rec(2)], "q", "src", 0, &mut rng)
+            .unwrap();
         assert_eq!(again.fluff.len(), 1);
         assert_eq!(again.fluff[0].hash(), rec(1).0.hash());
         assert_eq!(again.forward.unwrap().1[0].hash(), rec(2).0.hash());
         s.own(vec![rec(3)], 0, &mut rng);
         for _ in 0..MAX_RETURNS {
-            let back = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
+            let back = s.arrived(vec![rec(3)], "p", "src", 0, &mut rng).unwrap();
             assert!(back.fluff.is_empty(), "the author does not name itself");
             assert_eq!(back.forward.unwrap().1.len(), 1);
         }
-        let bounced = s.arrived(vec![rec(3)], "p", 0, &mut rng).unwrap();
+        let bounced = s.arrived(vec![rec(3)], "p", "src", 0, &mut rng).unwrap();
         assert_eq!(bounced.fluff.len(), 1);
         assert!(bounced.forward.is_none());
         // Own records count against no cap; relayed ones do.
@@ -535,23 +583,25 @@ mod tests {
         let mut s = relay_book(3, &mut rng);
         let many: Vec<_> = (0..=MAX_PER_MESSAGE as u64).map(rec).collect();
         assert_eq!(
-            s.arrived(many, "p", 0, &mut rng).unwrap_err(),
+            s.arrived(many, "p", "src", 0, &mut rng).unwrap_err(),
             Refused::TooMany
         );
         for batch in 0..(MAX_RELAYED / MAX_PER_MESSAGE) as u64 {
             let records = (0..MAX_PER_MESSAGE as u64)
                 .map(|i| (rec(batch * 1000 + i).0, 10))
                 .collect();
-            s.arrived(records, "p", 0, &mut rng).unwrap();
+            s.arrived(records, "p", &format!("src{batch}"), 0, &mut rng)
+                .unwrap();
         }
         assert_eq!(s.relayed().0, MAX_RELAYED);
         assert_eq!(
-            s.arrived(vec![rec(999_999)], "p", 0, &mut rng).unwrap_err(),
+            s.arrived(vec![rec(999_999)], "p", "src", 0, &mut rng)
+                .unwrap_err(),
             Refused::Full
         );
         // Records already held do not count again (a loop still gets through).
         assert_eq!(
-            s.arrived(vec![(rec(0).0, 10)], "p", 0, &mut rng)
+            s.arrived(vec![(rec(0).0, 10)], "p", "src", 0, &mut rng)
                 .unwrap()
                 .fluff
                 .len(),
@@ -559,18 +609,107 @@ mod tests {
         );
         // Seen records make room.
         s.seen(&[rec(1).0.hash()]);
-        s.arrived(vec![rec(999_999)], "p", 0, &mut rng).unwrap();
+        s.arrived(vec![rec(999_999)], "p", "src", 0, &mut rng)
+            .unwrap();
         // Bytes.
         let mut s = relay_book(3, &mut rng);
-        s.arrived(vec![(rec(1).0, MAX_RELAYED_BYTES - 10)], "p", 0, &mut rng)
-            .unwrap();
+        s.arrived(
+            vec![(rec(1).0, MAX_RELAYED_BYTES - 10)],
+            "p",
+            "src",
+            0,
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(
-            s.arrived(vec![(rec(2).0, 11)], "p", 0, &mut rng)
+            s.arrived(vec![(rec(2).0, 11)], "p", "src", 0, &mut rng)
                 .unwrap_err(),
             Refused::Full
         );
-        s.arrived(vec![(rec(2).0, 10)], "p", 0, &mut rng).unwrap();
+        s.arrived(vec![(rec(2).0, 10)], "p", "src", 0, &mut rng)
+            .unwrap();
         assert_eq!(s.relayed(), (2, MAX_RELAYED_BYTES));
+    }
+
+    #[test]
+    fn one_sender_holds_a_share_of_the_pool_one_record_a_slot_each_record_once() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut s = relay_book(3, &mut rng);
+        let batch = |from: u64| (from..from + MAX_PER_SOURCE as u64).map(rec).collect();
+        s.arrived(batch(0), "p", "a", 0, &mut rng).unwrap();
+        assert_eq!(
+            s.arrived(vec![rec(1000)], "p", "a", 0, &mut rng)
+                .unwrap_err(),
+            Refused::Full,
+            "its share is full"
+        );
+        s.arrived(vec![rec(1000)], "p", "b", 0, &mut rng).unwrap();
+        s.seen(&[rec(0).0.hash()]);
+        s.arrived(vec![rec(1001)], "p", "a", 0, &mut rng).unwrap();
+        // Another record of a slot held: skipped, not held, not passed on.
+        let (mut twin, len) = rec(2000);
+        twin = Record::new(
+            Body {
+                time: 1,
+                ..twin.body().clone()
+            },
+            Vec::new(),
+        );
+        s.arrived(vec![rec(2000)], "p", "c", 0, &mut rng).unwrap();
+        let a = s
+            .arrived(vec![(twin.clone(), len)], "p", "c", 0, &mut rng)
+            .unwrap();
+        assert!(a.forward.is_none() && a.fluff.is_empty());
+        assert!(!s.holds(&twin.hash()));
+        // A record twice in one message counts once (it is no loop).
+        let a = s
+            .arrived(vec![rec(3000), rec(3000)], "p", "c", 0, &mut rng)
+            .unwrap();
+        assert_eq!(a.forward.unwrap().1.len(), 1);
+        assert!(a.fluff.is_empty());
+    }
+
+    #[test]
+    fn an_accounts_next_seq_counts_its_records_held_on_stems() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let mut s = relay_book(3, &mut rng);
+        let account = rec(0).0.account();
+        assert_eq!(s.next_seq(&account, 5), 5);
+        s.arrived(vec![rec(5), rec(6), rec(8)], "p", "a", 0, &mut rng)
+            .unwrap();
+        assert_eq!(s.next_seq(&account, 5), 7, "a gap at 7");
+        assert_eq!(s.next_seq(&account, 4), 4);
+        s.seen(&[rec(5).0.hash()]);
+        assert_eq!(s.next_seq(&account, 6), 7);
+    }
+
+    #[test]
+    fn an_own_record_sent_twice_is_treated_as_any_record_sent_twice() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let mut s = relay_book(3, &mut rng);
+        s.own(vec![rec(1)], 0, &mut rng);
+        // rec(1) made here, rec(2) not: a peer sending each twice sees the same.
+        for r in [rec(1), rec(2)] {
+            let first = s.arrived(vec![r.clone()], "p", "a", 0, &mut rng).unwrap();
+            assert!(first.forward.is_some() && first.fluff.is_empty());
+            let second = s.arrived(vec![r], "p", "a", 0, &mut rng).unwrap();
+            assert!(second.forward.is_none());
+            assert_eq!(second.fluff.len(), 1);
+        }
+    }
+
+    #[test]
+    fn an_own_record_replaces_a_relayed_one_and_the_counts_stay_true() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let mut s = relay_book(3, &mut rng);
+        s.arrived(vec![rec(1)], "p", "a", 0, &mut rng).unwrap();
+        assert_eq!(s.relayed(), (1, 1000));
+        s.own(vec![rec(1)], 0, &mut rng);
+        assert_eq!(s.relayed(), (0, 0));
+        assert!(s.holds_own_record(&rec(1).0.hash()));
+        assert!(s.seen(&[rec(1).0.hash()]));
+        assert_eq!(s.relayed(), (0, 0));
+        assert!(!s.holds(&rec(1).0.hash()));
     }
 
     #[test]
@@ -579,7 +718,8 @@ mod tests {
         let mut s = relay_book(3, &mut rng);
         let relayed = MAX_RELAYED as u64;
         for i in 0..relayed {
-            s.arrived(vec![rec(i)], "p", 0, &mut rng).unwrap();
+            let source = format!("src{}", i as usize / MAX_PER_SOURCE);
+            s.arrived(vec![rec(i)], "p", &source, 0, &mut rng).unwrap();
         }
         let own = 2000u64;
         s.own((relayed..relayed + own).map(rec).collect(), 0, &mut rng);
@@ -619,7 +759,7 @@ mod tests {
     fn seen_and_take_own_forget_what_they_name() {
         let mut rng = StdRng::seed_from_u64(9);
         let mut s = relay_book(3, &mut rng);
-        s.arrived(vec![rec(1)], "p", 0, &mut rng).unwrap();
+        s.arrived(vec![rec(1)], "p", "src", 0, &mut rng).unwrap();
         s.own(vec![rec(2), rec(3)], 0, &mut rng);
         assert!(!s.seen(&[rec(1).0.hash()]), "not own");
         assert_eq!(s.relayed(), (0, 0));

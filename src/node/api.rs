@@ -677,10 +677,15 @@ async fn stem(
         .spawn_blocking(move || super::stem::check(&shared, &held))
         .await
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let taken = checked.and_then(|(records, from)| {
-        let n = records.len();
-        super::stem::arrived(&s, records, &from).map(|()| n)
-    });
+    // Held per sender address (its share of the pool); a trusted address has no share of
+    // its own (it is held to the pool's bounds only).
+    let source = ip
+        .map(super::guard::address)
+        .filter(|a| !s.guard.locked().trusted(a))
+        .map_or_else(String::new, |a| a.to_string());
+    // The same answer whatever was done with them: held, passed on, or skipped as known.
+    let taken = checked
+        .and_then(|c| super::stem::arrived(&s, c.records, &c.from, &source).map(|()| c.count));
     match taken {
         Ok(n) => Ok(Json(serde_json::json!({ "taken": n }))),
         Err(StemRefusal::Forged(reason)) => {
@@ -746,14 +751,22 @@ fn submission(
             }
         }
     }
+    // Records made here and still on their stems: held here, but to the sender as new as
+    // on any other node ("applied", not "duplicate"), which would name this node their
+    // author. (They are out now: the sender has them.)
+    let hidden: Vec<bool> = records
+        .iter()
+        .map(|r| s.stem_holds_own(&r.hash()))
+        .collect();
     let outcomes = s
         .ingest(records)
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
     s.note_forks(&outcomes);
     let mut applied = Vec::new();
-    for (slot, outcome) in slots.into_iter().zip(outcomes) {
+    for ((slot, outcome), hidden) in slots.into_iter().zip(outcomes).zip(hidden) {
         let r = &mut results[slot];
         match outcome {
+            Ok(o) if o.duplicate && hidden => r.status = "applied".into(),
             Ok(o) if o.duplicate => r.status = "duplicate".into(),
             Ok(o) if !o.forks.is_empty() && o.applied.is_empty() => r.status = "fork".into(),
             Ok(o) if o.applied.is_empty() => {

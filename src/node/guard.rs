@@ -159,7 +159,8 @@ impl Guard {
         &self.limits
     }
 
-    fn trusted(&self, ip: &IpAddr) -> bool {
+    /// Is `ip` trusted (node.ini `[limits] trusted`): never limited or banned?
+    pub fn trusted(&self, ip: &IpAddr) -> bool {
         self.limits.trusted.iter().any(|t| address(*t) == *ip)
     }
 

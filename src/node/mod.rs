@@ -114,6 +114,8 @@ pub struct Shared {
     pub(crate) public: Mutex<Option<(crate::chain::View, std::time::Instant)>>,
     /// Records being made here now (see [`Shared::hide_from_peers`]).
     pub(crate) making: std::sync::atomic::AtomicUsize,
+    /// Records made here waiting to leave along their stem (the stem task sends them).
+    pub(crate) own_queue: Mutex<Vec<Record>>,
     /// Signature requests this node proposed or signed, held back from its own resends until
     /// they come back from a peer (see `signing::send_own`).
     pub(crate) held_back: Mutex<std::collections::BTreeMap<RecordHash, signing::HeldBack>>,
@@ -903,6 +905,7 @@ impl NodeBuilder {
             stem_wake: Notify::new(),
             public: Mutex::new(None),
             making: Default::default(),
+            own_queue: Mutex::default(),
             held_back: Mutex::default(),
         });
 

@@ -62,7 +62,7 @@ pub fn receive(
     let sigs = requests::check_proposal(&record, p, &set, from_peer)?;
     let id = record.hash();
     if from_peer {
-        came_back(shared, &id, sigs.len());
+        came_back(shared, &record);
     }
     if applied {
         return Err(SignError::Refused(format!(
@@ -196,15 +196,20 @@ pub fn reject(
     Ok(out)
 }
 
-/// Sends a rejection to `peers`.
+/// Sends a rejection to `peers`; if none takes it, to every peer (so it is not lost).
 fn send_rejection(shared: &Arc<Shared>, id: &RecordHash, msg: RejectionMsg, peers: Vec<String>) {
     let (s, id) = (shared.clone(), *id);
     shared.spawn_until_stop(async move {
-        for addr in peers {
-            let _: Result<Value, _> = s
-                .api
-                .post(&addr, &format!("/v1/sign-requests/{id}/rejections"), &msg)
-                .await;
+        let path = format!("/v1/sign-requests/{id}/rejections");
+        let mut taken = false;
+        for addr in &peers {
+            let r: Result<Value, _> = s.api.post(addr, &path, &msg).await;
+            taken |= r.is_ok();
+        }
+        if !taken {
+            for addr in s.relay_candidates().iter().filter(|a| !peers.contains(a)) {
+                let _: Result<Value, _> = s.api.post(addr, &path, &msg).await;
+            }
         }
     });
 }
@@ -336,8 +341,9 @@ const OWN_REQUEST_EMBARGO: Duration = Duration::from_millis(crate::stem::OWN_EMB
 /// A request this node added to, held back from its own resends (see [`send_own`]).
 pub struct HeldBack {
     since: std::time::Instant,
-    /// Signatures it carried when it left: a peer's copy with as many has it.
-    sigs: usize,
+    /// Whether it carried this node's signature when it left (a proposal it did not sign
+    /// is back in any copy; one it signed, in a copy with that signature).
+    signed: bool,
 }
 
 /// Sends a request this node proposed or signed to one peer — its stem relay for the epoch,
@@ -353,7 +359,7 @@ fn send_own(shared: &Arc<Shared>, record: Record) {
         record.hash(),
         HeldBack {
             since: std::time::Instant::now(),
-            sigs: record.sigs().len(),
+            signed: signed_by(&record, shared),
         },
     );
     send_to(shared, relay, record);
@@ -375,12 +381,25 @@ fn send_to(shared: &Arc<Shared>, addr: String, record: Record) {
     });
 }
 
-/// A peer sent request `id` with `sigs` signatures: if this node held it back, and the copy
-/// carries what this node added, it is out.
-fn came_back(shared: &Shared, id: &RecordHash, sigs: usize) {
+/// Does `record` carry this node's signature?
+fn signed_by(record: &Record, shared: &Shared) -> bool {
+    let der = shared.key.public().der();
+    record
+        .sigs()
+        .iter()
+        .any(|s| s.key.as_ref().is_some_and(|k| k.0 == der))
+}
+
+/// A peer sent `record` (a request): if this node held it back, and the copy carries what
+/// this node added, it is out.
+fn came_back(shared: &Shared, record: &Record) {
     let mut held = shared.held_back.locked();
-    if held.get(id).is_some_and(|h| sigs >= h.sigs) {
-        held.remove(id);
+    let id = record.hash();
+    if held
+        .get(&id)
+        .is_some_and(|h| !h.signed || signed_by(record, shared))
+    {
+        held.remove(&id);
     }
 }
 

@@ -11,6 +11,7 @@ use crate::ids::RecordHash;
 use crate::ledger::{Check, Record};
 use crate::lock::Locked;
 use crate::stem::{Arrival, Route};
+use sha2::Digest;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,8 +20,10 @@ use std::time::{Duration, Instant};
 /// stems; past it, they are fluffed (a node that makes records without pause still shows
 /// its chain).
 const MAX_HIDDEN: Duration = Duration::from_secs(30);
-/// A stem message to a relay that takes longer has failed (the records are fluffed here).
+/// A stem message to a relay that takes longer has failed; through a proxy (a Tor circuit
+/// to build), [`STEM_CALL_PROXIED`].
 const STEM_CALL: Duration = Duration::from_secs(10);
+const STEM_CALL_PROXIED: Duration = Duration::from_secs(60);
 
 /// Milliseconds on a monotonic clock: the book's time.
 fn ms() -> u64 {
@@ -105,9 +108,13 @@ impl Shared {
             book.refresh(ms(), &peers, &mut rng);
             book.own(records.clone(), ms(), &mut rng)
         };
-        self.stem_wake.notify_one();
         match relay {
-            Some(addr) => forward(self, addr, records.into_iter().map(|(r, _)| r).collect()),
+            // Sent by the stem task, with what else is made in the next moments: one stem
+            // message for a burst.
+            Some(_) => self
+                .own_queue
+                .locked()
+                .extend(records.into_iter().map(|(r, _)| r)),
             // No peer to hide them from: out at once (peers that come take them by sync).
             None => {
                 for h in hashes {
@@ -115,10 +122,11 @@ impl Shared {
                 }
             }
         }
+        self.stem_wake.notify_one();
     }
 
-    /// Records that reached this node from a peer: their stems are over (an own one among
-    /// them may be shown to peers now).
+    /// Records that reached this node from a peer, whole (not merely named): their stems are
+    /// over (an own one among them may be shown to peers now).
     pub fn stem_seen(&self, hashes: &[RecordHash]) {
         let own = self.stem.locked().seen(hashes);
         if own {
@@ -126,11 +134,9 @@ impl Shared {
         }
     }
 
-    /// A peer holds everything this node applied: every own record is out.
-    pub fn stem_all_seen(&self) {
-        if !self.stem.locked().take_own().is_empty() {
-            self.show_if_idle();
-        }
+    /// Whether `h` is a record made here that is still on its stem.
+    pub fn stem_holds_own(&self, h: &RecordHash) -> bool {
+        self.stem.locked().holds_own_record(h)
     }
 
     /// The peer this node's own records go to in this epoch (none with stems off or no
@@ -153,18 +159,62 @@ impl Shared {
     }
 }
 
-/// Passes records on to `addr`; if it does not take them, fluffs them here.
+/// What this node calls itself in stem messages to `addr`: a token of its own for each
+/// relay (a keyed hash of the address, the key made at each start), so relays cannot tell
+/// that their stems come from one node — only each its own sender, for pinning its route.
+fn from_token(addr: &str) -> String {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(rand::random);
+    let h = sha2::Sha256::new()
+        .chain_update(key)
+        .chain_update(addr.as_bytes())
+        .finalize();
+    hex::encode(&h[..16])
+}
+
+/// Passes records on to `addr`. If it does not take them: records from peers are fluffed
+/// here; records made here go to the other relay, and failing that stay held until their
+/// embargo ends (fluffing them at once would name this node their author to its peers).
 fn forward(shared: &Arc<Shared>, addr: String, records: Vec<Record>) {
     let s = shared.clone();
     shared.spawn_until_stop(async move {
-        let raw = records.iter().map(|r| r.to_raw()).collect();
-        let from = s.peer_id().to_string();
-        let sent = tokio::time::timeout(STEM_CALL, s.api.stem(&addr, raw, &from)).await;
-        if !matches!(sent, Ok(Ok(()))) {
+        if send(&s, &addr, &records).await {
+            return;
+        }
+        let own = {
+            let book = s.stem.locked();
+            records.iter().all(|r| book.holds_own_record(&r.hash()))
+        };
+        if !own {
             tracing::debug!("stem to {addr} failed: fluffing {} records", records.len());
             fluff(&s, records).await;
+            return;
         }
+        let other = s
+            .stem
+            .locked()
+            .relays()
+            .iter()
+            .find(|r| **r != addr)
+            .cloned();
+        if let Some(other) = other
+            && send(&s, &other, &records).await
+        {
+            return;
+        }
+        tracing::debug!("stem of own records failed: they wait for their embargo");
     });
+}
+
+/// Sends records along a stem to `addr`: whether it took them.
+async fn send(shared: &Shared, addr: &str, records: &[Record]) -> bool {
+    let raw = records.iter().map(|r| r.to_raw()).collect();
+    let limit = match shared.config.proxy {
+        Some(_) => STEM_CALL_PROXIED,
+        None => STEM_CALL,
+    };
+    let sent = tokio::time::timeout(limit, shared.api.stem(addr, raw, &from_token(addr))).await;
+    matches!(sent, Ok(Ok(())))
 }
 
 /// Fluffs records: applies them here (an own one is applied already) and pushes every one
@@ -177,7 +227,7 @@ pub async fn fluff(shared: &Arc<Shared>, records: Vec<Record>) {
     let _ = shared
         .tasks
         .spawn_blocking(move || {
-            let hashes: Vec<RecordHash> = records.iter().map(Record::hash).collect();
+            let mut hashes: Vec<RecordHash> = records.iter().map(Record::hash).collect();
             match s.ingest(records) {
                 Ok(results) => {
                     s.note_forks(&results);
@@ -187,9 +237,14 @@ pub async fn fluff(shared: &Arc<Shared>, records: Vec<Record>) {
                         .flat_map(|o| o.applied)
                         .collect();
                     s.announce_applied(&applied, false);
+                    // Those that waited here for these (a message that overtook an earlier
+                    // one on the stem) go out with them.
+                    hashes.extend(applied);
                 }
                 Err(e) => tracing::warn!("fluffing stem records: {e}"),
             }
+            hashes.sort_unstable();
+            hashes.dedup();
             let l = s.view();
             for h in hashes.iter().filter(|h| l.state().is_applied(h)) {
                 let _ = s.gossip.send(*h);
@@ -208,10 +263,18 @@ pub enum StemRefusal {
     Full,
 }
 
-/// Checks a stem message (blocking: signatures): the records worth holding, each with its
-/// size — new ones that are sound and due soon on their account's chain, and ones this node
-/// holds on a stem already (a loop) — and the sender's peer id.
-pub fn check(shared: &Shared, body: &[u8]) -> Result<(Vec<(Record, usize)>, String), StemRefusal> {
+/// A stem message, checked: the records worth holding, each with its size, the sender's
+/// token, and how many records the message carried.
+pub struct Checked {
+    pub records: Vec<(Record, usize)>,
+    pub from: String,
+    pub count: usize,
+}
+
+/// Checks a stem message (blocking: signatures): the records worth holding — new ones that
+/// are sound and due soon on their account's chain, and ones this node holds on a stem
+/// already (a loop).
+pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
     let msg: crate::api::Stem =
         serde_json::from_slice(body).map_err(|e| StemRefusal::Malformed(e.to_string()))?;
     if msg.records.len() > crate::stem::MAX_PER_MESSAGE {
@@ -242,7 +305,11 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<(Vec<(Record, usize)>, Stri
             .state()
             .account(&r.account())
             .map_or(0, |a| a.next_seq());
-        if r.seq() < next || r.seq() >= next.saturating_add(crate::stem::SEQ_WINDOW) {
+        let next = shared.stem.locked().next_seq(&r.account(), next);
+        // (A burst of an account's records may come in one message: the window widens by
+        // the message's size.)
+        let window = crate::stem::SEQ_WINDOW + msg.records.len() as u64;
+        if r.seq() < next || r.seq() >= next.saturating_add(window) {
             continue; // stale, or too far ahead to apply soon
         }
         let checked = view.check(vec![r.clone()]);
@@ -254,7 +321,11 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<(Vec<(Record, usize)>, Stri
             Check::Held | Check::KeyUnknown | Check::Refused(_) => {}
         }
     }
-    Ok((taken, msg.from))
+    Ok(Checked {
+        records: taken,
+        from: msg.from,
+        count: msg.records.len(),
+    })
 }
 
 /// Takes checked stem records from the peer `from`: holds them and passes them on, or
@@ -263,6 +334,7 @@ pub fn arrived(
     shared: &Arc<Shared>,
     records: Vec<(Record, usize)>,
     from: &str,
+    source: &str,
 ) -> Result<(), StemRefusal> {
     if records.is_empty() {
         return Ok(());
@@ -282,7 +354,7 @@ pub fn arrived(
         let mut book = shared.stem.locked();
         let mut rng = rand::thread_rng();
         book.refresh(ms(), &peers, &mut rng);
-        book.arrived(records, from, ms(), &mut rng)
+        book.arrived(records, from, source, ms(), &mut rng)
             .map_err(|e| match e {
                 crate::stem::Refused::Full => StemRefusal::Full,
                 crate::stem::Refused::TooMany => StemRefusal::TooMany,
@@ -302,6 +374,34 @@ pub fn arrived(
     Ok(())
 }
 
+/// How long own records made one after another are gathered into one stem message.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// Sends the own records queued to the first relay, in messages of at most
+/// [`crate::stem::MAX_PER_MESSAGE`].
+fn send_own(shared: &Arc<Shared>) {
+    let queued = std::mem::take(&mut *shared.own_queue.locked());
+    let relay = shared.stem.locked().relays().first().cloned();
+    // (Records seen meanwhile are out already.)
+    let queued: Vec<Record> = queued
+        .into_iter()
+        .filter(|r| shared.stem_holds_own(&r.hash()))
+        .collect();
+    let Some(relay) = relay else {
+        // The peer left meanwhile: out at once, as with no peer.
+        let hashes: Vec<RecordHash> = queued.iter().map(Record::hash).collect();
+        shared.stem.locked().seen(&hashes);
+        for h in hashes {
+            let _ = shared.gossip.send(h);
+        }
+        shared.show_if_idle();
+        return;
+    };
+    for chunk in queued.chunks(crate::stem::MAX_PER_MESSAGE) {
+        forward(shared, relay.clone(), chunk.to_vec());
+    }
+}
+
 /// Fluffs what outlived its embargo, keeps the epoch's relays among the confirmed peers,
 /// and fluffs the own records of a node that has hidden its chain for too long.
 pub async fn run(shared: Arc<Shared>) {
@@ -315,7 +415,12 @@ pub async fn run(shared: Arc<Shared>) {
             });
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shared.stem_wake.notified() => continue,
+            _ = shared.stem_wake.notified() => {
+                // Own records made together leave together.
+                tokio::time::sleep(GATHER).await;
+                send_own(&shared);
+                continue;
+            }
             _ = shared.shutdown.cancelled() => return,
         }
         let peers = shared.relay_candidates();

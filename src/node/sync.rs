@@ -184,18 +184,11 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
     let theirs = shared.api.summary(addr).await?;
     shared.peers.locked().set_applied(addr, theirs.applied);
     // What this node shows: without its own records still on their stems (see `stem`).
-    let (public, latest) = (shared.public_view(), shared.view());
-    let (ours, all) = shared
+    let public = shared.public_view();
+    let ours = shared
         .tasks
-        .spawn_blocking(move || {
-            let ours = super::api::summary_of(&public);
-            let all = super::api::summary_of(&latest).digest;
-            (ours, all)
-        })
+        .spawn_blocking(move || super::api::summary_of(&public))
         .await?;
-    if theirs.digest == all {
-        shared.stem_all_seen(); // the peer holds every record made here
-    }
     // Sync serves applied records only: a peer that holds fewer double-spend proofs than
     // this node (it came late, or from elsewhere) is sent them.
     if ours.forks > theirs.forks {
@@ -243,8 +236,6 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
         } else {
             shared.api.heads(addr, b).await?.heads
         };
-        // A record on its stem from here that the peer has applied is out.
-        shared.stem_seen(&theirs.values().map(|h| h.hash).collect::<Vec<_>>());
         for (account, head) in &theirs {
             let Ok(a) = account.parse::<AccountId>() else {
                 continue;
@@ -255,12 +246,17 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
                 .account(&a)
                 .map_or(0, |s| s.next_seq());
             let their_next = head.seq.saturating_add(1);
-            if their_next < next || (their_next == next && held(shared, &head.hash)) {
+            // A record made here that the peer names as a head: fetched again (only a peer
+            // that sends it whole has it), which ends its stem here.
+            let own_out = shared.stem_holds_own(&head.hash);
+            if !own_out && (their_next < next || (their_next == next && held(shared, &head.hash))) {
                 continue; // level or ahead here
             }
             // Fetch up to their head: from our next seq, or — when our chains differ at a seq
             // we both have (a fork) — from the start of that account's chain.
-            let mut from = if their_next == next {
+            let mut from = if own_out {
+                head.seq
+            } else if their_next == next {
                 0
             } else {
                 next.min(head.seq)
@@ -305,8 +301,11 @@ const MAX_PROOFS_PUSHED: usize = 128;
 
 /// Sends `addr` the records of every forked slot this node holds (the newest slots first).
 async fn push_proofs(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
+    let public = shared.public_view();
     let records = shared
-        .read_view(|l| {
+        .tasks
+        .spawn_blocking(move || {
+            let l = &public;
             let mut forks = l.forks();
             forks.reverse();
             forks
