@@ -345,7 +345,8 @@ impl Shared {
 impl Shared {
     /// Opens this node's account if its chain does not hold the opening (a node deployed
     /// with its data directory outside the node directory starts with an empty store): the
-    /// opening goes along a stem like every record made here, once there is a peer. (An
+    /// opening goes out like every record made here: along a stem if the node has a peer
+    /// already, else at once (an opening made before any peer is known is not hidden). (An
     /// account whose first key was replaced is not opened by its new key: its records come
     /// from its chain.) Blocking.
     fn open_account(self: &Arc<Self>) {
