@@ -315,6 +315,21 @@ impl Stem {
         own
     }
 
+    /// Forgets the records held here that came back: those of `records` held with the same
+    /// signatures (a copy with others proves nothing); true if an own one was among them.
+    pub fn came_back(&mut self, records: &[Record]) -> bool {
+        let back: Vec<RecordHash> = records
+            .iter()
+            .filter(|r| {
+                self.pool
+                    .get(&r.hash())
+                    .is_some_and(|e| e.record.sigs() == r.sigs())
+            })
+            .map(Record::hash)
+            .collect();
+        self.seen(&back)
+    }
+
     /// Takes out the records whose embargo has passed: the caller fluffs them.
     pub fn due(&mut self, now: u64) -> Vec<Record> {
         self.take(|e| e.deadline <= now)
@@ -752,6 +767,28 @@ mod tests {
             );
         }
         assert_eq!(s.relayed(), (0, 0));
+        assert!(!s.holds_own());
+    }
+
+    #[test]
+    fn a_record_comes_back_only_with_its_own_signatures() {
+        let mut rng = StdRng::seed_from_u64(15);
+        let mut s = relay_book(3, &mut rng);
+        let (r, len) = rec(1);
+        let signed = Record::new(
+            r.body().clone(),
+            crate::ledger::add_signature(r.body(), &[], key("node1")),
+        );
+        s.own(vec![(signed.clone(), len)], 0, &mut rng);
+        // The same body with other signatures (the hash is the body's): not back.
+        let forged = Record::new(
+            r.body().clone(),
+            crate::ledger::add_signature(r.body(), &[], key("node2")),
+        );
+        assert_eq!(forged.hash(), signed.hash());
+        assert!(!s.came_back(&[forged, r]));
+        assert!(s.holds_own());
+        assert!(s.came_back(&[signed]));
         assert!(!s.holds_own());
     }
 

@@ -106,14 +106,16 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
         }
         rounds = rounds.wrapping_add(1);
-        let applied = shared.view().state().applied_count();
+        // What mirrors are given: the chain as peers see it (without records made here that
+        // are still on their stems), so the round after they come back writes them.
+        let applied = shared.public_view().state().applied_count();
         if applied != merged_applied || rounds.is_multiple_of(CHECK_EVERY) {
             for m in &list {
                 if let Err(e) = merge(&shared, m, http).await {
                     shared.log("warn", format!("mirror: {e}"));
                 }
             }
-            merged_applied = shared.view().state().applied_count();
+            merged_applied = shared.public_view().state().applied_count();
             super::release_memory();
         }
         // No peers for a while: the mirror may know more than this node.

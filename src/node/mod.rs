@@ -259,8 +259,7 @@ impl Shared {
         &self,
         records: Vec<Record>,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
-        let hashes: Vec<RecordHash> = records.iter().map(Record::hash).collect();
-        self.stem_seen(&hashes);
+        self.stem_seen(&records);
         let mut verifier = self.chain().ledger().verifier_for(&records);
         let checked = verifier.check(records);
         self.chain().ingest_checked(checked)

@@ -125,10 +125,12 @@ impl Shared {
         self.stem_wake.notify_one();
     }
 
-    /// Records that reached this node from a peer, whole (not merely named): their stems are
-    /// over (an own one among them may be shown to peers now).
-    pub fn stem_seen(&self, hashes: &[RecordHash]) {
-        let own = self.stem.locked().seen(hashes);
+    /// Records that reached this node from a peer, whole (not merely named): the stems of
+    /// those held here with the same signatures are over (an own one among them may be shown
+    /// to peers now). A copy with other signatures — forged, since the hash leaves them out —
+    /// ends nothing.
+    pub fn stem_seen(&self, records: &[Record]) {
+        let own = self.stem.locked().came_back(records);
         if own {
             self.show_if_idle();
         }
@@ -294,23 +296,23 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
                 StemRefusal::Malformed(e.to_string())
             }
         })?;
-        if shared.stem.locked().holds(&r.hash()) {
-            taken.push((r, bytes.len()));
-            continue;
-        }
-        if view.holds(&r.hash()) {
-            continue; // out already
-        }
-        let next = view
-            .state()
-            .account(&r.account())
-            .map_or(0, |a| a.next_seq());
-        let next = shared.stem.locked().next_seq(&r.account(), next);
-        // (A burst of an account's records may come in one message: the window widens by
-        // the message's size.)
-        let window = crate::stem::SEQ_WINDOW + msg.records.len() as u64;
-        if r.seq() < next || r.seq() >= next.saturating_add(window) {
-            continue; // stale, or too far ahead to apply soon
+        // One held on a stem already came round a loop: taken, once its signatures check
+        // (the hash leaves them out, so a copy with others is not the record held).
+        if !shared.stem.locked().holds(&r.hash()) {
+            if view.holds(&r.hash()) {
+                continue; // out already
+            }
+            let next = view
+                .state()
+                .account(&r.account())
+                .map_or(0, |a| a.next_seq());
+            let next = shared.stem.locked().next_seq(&r.account(), next);
+            // (A burst of an account's records may come in one message: the window widens
+            // by the message's size.)
+            let window = crate::stem::SEQ_WINDOW + msg.records.len() as u64;
+            if r.seq() < next || r.seq() >= next.saturating_add(window) {
+                continue; // stale, or too far ahead to apply soon
+            }
         }
         let checked = view.check(vec![r.clone()]);
         match &checked.items()[0].1 {

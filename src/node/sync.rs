@@ -97,8 +97,8 @@ async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, SyncError
     let results = shared
         .tasks
         .spawn_blocking(move || {
-            let hashes: Vec<RecordHash> = checked.items().iter().map(|(r, _)| r.hash()).collect();
-            s.stem_seen(&hashes);
+            let records: Vec<Record> = checked.items().iter().map(|(r, _)| r.clone()).collect();
+            s.stem_seen(&records);
             s.chain().ingest_checked(checked)
         })
         .await??;
