@@ -81,6 +81,33 @@ fn a_transfer_leaves_along_a_stem_hidden_and_a_black_hole_only_delays_it() {
     // Hidden from peers meanwhile.
     assert_eq!(get(format!("http://{a1}/v1/records/{hash}")).0, 404);
     assert_eq!(get(format!("http://{a1}/v1/sync/summary")), before);
+    // A peer that sends the author a copy with other signatures (the hash is the body's)
+    // hears what a node that does not hold the record says (node2 here), and ends nothing.
+    let export = w.path("n1.archive");
+    w.at(&n1, &["chain", "export", "--out", s(&export)]).ok();
+    let params = params_of(&n1);
+    let record = cod::archive::read(&std::fs::read(&export).unwrap(), &params.cod)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.hash().to_string() == hash)
+        .unwrap();
+    let bytes = String::from_utf8(record.to_bytes()).unwrap();
+    let at = bytes.find("\"sig\":\"").unwrap() + 7;
+    let flipped = if &bytes[at..at + 1] == "A" { "B" } else { "A" };
+    let forged = format!("{}{flipped}{}", &bytes[..at], &bytes[at + 1..]);
+    let submit = |host: &str| -> String {
+        http.post(format!("http://{host}/v1/records"))
+            .header("content-type", "application/json")
+            .body(format!("{{\"records\":[{forged}]}}"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let (at_author, elsewhere) = (submit(&a1), submit(&a2));
+    assert_eq!(at_author, elsewhere);
+    assert!(at_author.contains("refused"), "{at_author}");
+    assert_eq!(get(format!("http://{a1}/v1/records/{hash}")).0, 404);
     // The author's embargo ends: it pushes the transfer to its peers itself, and shows it.
     wait_for(120, "the author to spread the swallowed transfer", || {
         log.of(&hash)

@@ -751,22 +751,37 @@ fn submission(
             }
         }
     }
-    // Records made here and still on their stems: held here, but to the sender as new as
-    // on any other node ("applied", not "duplicate"), which would name this node their
-    // author. (They are out now: the sender has them.)
-    let hidden: Vec<bool> = records
-        .iter()
-        .map(|r| s.stem_holds_own(&r.hash()))
-        .collect();
+    // Records made here and still on their stems are held here, but answered as a node
+    // holding the chain this one shows would answer — what ingesting the copy sent into
+    // that chain gives ("applied" for the record as made here; a copy with other
+    // signatures refused as elsewhere) — not "duplicate", which would name this node their
+    // author. (The record as made here is out now: the sender has it.)
+    type Shown = Result<crate::ledger::Outcome, crate::ledger::RecordError>;
+    let as_shown: Vec<Option<Shown>> = {
+        let public = s.public_view();
+        records
+            .iter()
+            .map(|r| {
+                s.stem_holds_own(&r.hash()).then(|| {
+                    let mut shown = (*public).clone();
+                    shown.ingest(r.clone())
+                })
+            })
+            .collect()
+    };
     let outcomes = s
         .ingest(records)
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
     s.note_forks(&outcomes);
     let mut applied = Vec::new();
-    for ((slot, outcome), hidden) in slots.into_iter().zip(outcomes).zip(hidden) {
+    for ((slot, outcome), as_shown) in slots.into_iter().zip(outcomes).zip(as_shown) {
         let r = &mut results[slot];
+        // (Applied here long since: nothing to announce again.)
+        let (outcome, announce) = match as_shown {
+            Some(o) => (o, false),
+            None => (outcome, true),
+        };
         match outcome {
-            Ok(o) if o.duplicate && hidden => r.status = "applied".into(),
             Ok(o) if o.duplicate => r.status = "duplicate".into(),
             Ok(o) if !o.forks.is_empty() && o.applied.is_empty() => r.status = "fork".into(),
             Ok(o) if o.applied.is_empty() => {
@@ -782,7 +797,9 @@ fn submission(
             }
             Ok(o) => {
                 r.status = "applied".into();
-                applied.extend(o.applied);
+                if announce {
+                    applied.extend(o.applied);
+                }
             }
             Err(e) => {
                 forged |= e.proves_misbehaviour();
