@@ -53,18 +53,16 @@ fn a_transfer_leaves_along_a_stem_hidden_and_a_black_hole_only_delays_it() {
         (r.status().as_u16(), r.text().unwrap())
     };
     let before = get(format!("http://{a1}/v1/sync/summary"));
+    let pay = |n: &Node| -> String {
+        let args = [
+            "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
+        ];
+        let t = w.at(n, &args).ok().json();
+        t["record"].as_str().unwrap().to_string()
+    };
 
     let made = std::time::Instant::now();
-    let t = w
-        .at(
-            &n1,
-            &[
-                "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
-            ],
-        )
-        .ok()
-        .json();
-    let hash = t["record"].as_str().unwrap().to_string();
+    let hash = pay(&n1);
     // Its author applied it: the wallet shows it.
     let history = w.at(&n1, &["--json", "history"]).ok().stdout();
     assert!(history.contains(&hash), "{history}");
@@ -123,16 +121,7 @@ fn a_transfer_leaves_along_a_stem_hidden_and_a_black_hole_only_delays_it() {
     assert_ne!(get(format!("http://{a1}/v1/sync/summary")), before);
 
     // With stems off (node2), a transfer goes to every peer at once, as a push.
-    let t = w
-        .at(
-            &n2,
-            &[
-                "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
-            ],
-        )
-        .ok()
-        .json();
-    let hash = t["record"].as_str().unwrap().to_string();
+    let hash = pay(&n2);
     wait_for(30, "node2's transfer at its peer", || log.first(&hash));
     let first = log.first(&hash).unwrap();
     assert_eq!((first.port, first.route), (1, "push"));

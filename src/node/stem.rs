@@ -101,13 +101,9 @@ impl Shared {
                 })
                 .collect()
         };
-        let relay = {
-            let peers = self.relay_candidates();
-            let mut book = self.stem.locked();
-            let mut rng = rand::thread_rng();
-            book.refresh(ms(), &peers, &mut rng);
-            book.own(records.clone(), ms(), &mut rng)
-        };
+        let relay = self
+            .stem_book()
+            .own(records.clone(), ms(), &mut rand::thread_rng());
         match relay {
             // Sent by the stem task, with what else is made in the next moments: one stem
             // message for a burst.
@@ -147,10 +143,16 @@ impl Shared {
         if !self.config.peers.stem {
             return None;
         }
+        self.stem_book().relays().first().cloned()
+    }
+
+    /// The stem book, its epoch brought up to date with the confirmed peers (a new epoch if
+    /// due; relays that left replaced).
+    fn stem_book(&self) -> std::sync::MutexGuard<'_, crate::stem::Stem> {
         let peers = self.relay_candidates();
         let mut book = self.stem.locked();
         book.refresh(ms(), &peers, &mut rand::thread_rng());
-        book.relays().first().cloned()
+        book
     }
 
     /// The peers a stem may go to: the confirmed ones, not banned.
@@ -286,7 +288,7 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
         return Err(StemRefusal::Malformed("from: too long".into()));
     }
     let view = shared.view();
-    let mut taken = Vec::new();
+    let mut candidates = Vec::new();
     for raw in &msg.records {
         let bytes = raw.get().as_bytes();
         let r = Record::from_bytes(bytes).map_err(|e| {
@@ -314,9 +316,15 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
                 continue; // stale, or too far ahead to apply soon
             }
         }
-        let checked = view.check(vec![r.clone()]);
-        match &checked.items()[0].1 {
-            Check::Sound => taken.push((r, bytes.len())),
+        candidates.push((r, bytes.len()));
+    }
+    // Their signatures, on all cores.
+    let sizes: Vec<usize> = candidates.iter().map(|(_, n)| *n).collect();
+    let checked = view.check(candidates.into_iter().map(|(r, _)| r).collect());
+    let mut taken = Vec::new();
+    for ((r, check), size) in checked.into_items().into_iter().zip(sizes) {
+        match check {
+            Check::Sound => taken.push((r, size)),
             Check::Refused(e) if e.proves_misbehaviour() => {
                 return Err(StemRefusal::Forged(e.to_string()));
             }
@@ -351,17 +359,13 @@ pub fn arrived(
     let Arrival {
         forward: next,
         fluff: looped,
-    } = {
-        let peers = shared.relay_candidates();
-        let mut book = shared.stem.locked();
-        let mut rng = rand::thread_rng();
-        book.refresh(ms(), &peers, &mut rng);
-        book.arrived(records, from, source, ms(), &mut rng)
-            .map_err(|e| match e {
-                crate::stem::Refused::Full => StemRefusal::Full,
-                crate::stem::Refused::TooMany => StemRefusal::TooMany,
-            })?
-    };
+    } = shared
+        .stem_book()
+        .arrived(records, from, source, ms(), &mut rand::thread_rng())
+        .map_err(|e| match e {
+            crate::stem::Refused::Full => StemRefusal::Full,
+            crate::stem::Refused::TooMany => StemRefusal::TooMany,
+        })?;
     shared.stem_wake.notify_one();
     let mut to_fluff = looped;
     match next {
@@ -425,12 +429,7 @@ pub async fn run(shared: Arc<Shared>) {
             }
             _ = shared.shutdown.cancelled() => return,
         }
-        let peers = shared.relay_candidates();
-        let mut due = {
-            let mut book = shared.stem.locked();
-            book.refresh(ms(), &peers, &mut rand::thread_rng());
-            book.due(ms())
-        };
+        let mut due = shared.stem_book().due(ms());
         let hidden_too_long = shared
             .public
             .locked()
