@@ -527,15 +527,14 @@ pub fn superseded(l: &Ledger, body: &Body) -> Option<String> {
 }
 
 /// What to do about the distribution for a period that has ended, given the requests held
-/// for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// for it (see [`RequestBook::session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Session {
-    /// None yet: propose the one the chain gives.
-    First,
-    /// Every earlier one expired or was superseded: propose again, dated now, so that a
-    /// distribution never stalls for a session that ran out.
-    Again,
-    /// One is open, final, or this member rejected one: nothing to do.
+    /// No request open for the period holds what the chain gives now: propose that. `stale`
+    /// are the open ones the chain no longer gives, marked superseded.
+    Propose { stale: Vec<RecordHash> },
+    /// One that the chain gives is open, one is final, or this member rejected one: nothing
+    /// to do.
     Busy,
 }
 
@@ -761,12 +760,13 @@ impl RequestBook {
     }
 
     /// The request's record is in the chain.
-    /// Marks final the open requests whose record `l` holds applied — a quorum gathered
-    /// elsewhere, the record came by sync — and returns their ids.
+    /// Marks final the requests whose record `l` holds applied — a quorum gathered
+    /// elsewhere, the record came by sync, whatever this node thought of it — and returns
+    /// their ids.
     pub fn final_on_chain(&mut self, l: &Ledger) -> Vec<RecordHash> {
         self.requests
             .values_mut()
-            .filter(|r| r.state.is_open() && l.state().is_applied(&r.id))
+            .filter(|r| r.state != State::Final && l.state().is_applied(&r.id))
             .map(|r| {
                 r.state = State::Final;
                 r.id
@@ -789,19 +789,35 @@ impl RequestBook {
             .collect()
     }
 
-    /// What to do about the (non-special) distribution of `period`.
-    pub fn session(&self, period: u64) -> Session {
-        let mut earlier = self.requests.values().filter(
-            |r| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period),
-        );
-        let mut any = false;
-        for r in earlier.by_ref() {
-            any = true;
-            if r.state.is_open() || matches!(r.state, State::Rejected(_) | State::Final) {
-                return Session::Busy;
-            }
+    /// What to do about the (non-special) distribution of `period`, whose content the chain
+    /// gives now as in `now`. An open request for it with other content was computed before
+    /// records of the period reached this node (a record on its stem, a partition that
+    /// healed): this node will never sign it, and waiting for it to expire would stall the
+    /// period for the whole session (signers holding different records would each wait
+    /// for their own) — it is marked superseded, and the chain's one proposed. Signers that
+    /// hold the same records then propose the same record, and their signatures add up.
+    pub fn session(&mut self, period: u64, now: &Body) -> Session {
+        let of_period = |r: &SignRequest| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period);
+        if self.requests.values().filter(|r| of_period(r)).any(|r| {
+            matches!(r.state, State::Rejected(_) | State::Final)
+                || (r.state.is_open() && r.body.content == now.content)
+        }) {
+            return Session::Busy;
         }
-        if any { Session::Again } else { Session::First }
+        let why = format!(
+            "records of period {period} reached this node since: its chain gives another \
+             distribution now"
+        );
+        let stale = self
+            .requests
+            .values_mut()
+            .filter(|r| of_period(r) && r.state.is_open())
+            .map(|r| {
+                r.state = State::Superseded(why.clone());
+                r.id
+            })
+            .collect();
+        Session::Propose { stale }
     }
 
     /// Requests waiting for the member whose key is `key`: pending, and it can sign them.

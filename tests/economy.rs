@@ -803,11 +803,24 @@ fn a_seeded_workload_ends_with_one_chain_on_every_node() {
     }
     eprintln!("{made} transfers made; node4 away in period {}", away + 1);
 
-    // One chain everywhere: every node applied as many records as every other (each
-    // transfer was acknowledged by its node, so none is still to come).
+    // One chain everywhere: every node applied as many records as every other, and gives
+    // every account the same balance (each transfer was acknowledged by its node, so none
+    // is still to come; two distributions of one period that each got a quorum — signers
+    // that held different records — are a fork that every node resolves alike).
+    let accounts: Vec<&str> = nodes
+        .iter()
+        .map(|n| n.id.as_str())
+        .chain(["network"])
+        .collect();
     wait_for(60, "every node to hold every record", || {
-        let counts: Vec<Option<u64>> = nodes.iter().map(|n| net.applied(n)).collect();
-        (counts[0].is_some() && counts.iter().all(|c| *c == counts[0])).then_some(())
+        let seen: Vec<(Option<u64>, Vec<Option<u64>>)> = nodes
+            .iter()
+            .map(|n| {
+                let balances = accounts.iter().map(|a| net.balance(n, a)).collect();
+                (net.applied(n), balances)
+            })
+            .collect();
+        (seen[0].0.is_some() && seen.iter().all(|s| *s == seen[0])).then_some(())
     });
     for n in &nodes {
         let v = w.at(n, &["chain", "verify"]).ok().stdout();

@@ -756,19 +756,33 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     if !can_sign(shared, &body, &signers_now(shared)) {
         return;
     }
-    let session = shared.requests.locked().session(target);
-    let body = match session {
-        Session::Busy => return,
-        Session::First => body,
-        Session::Again => match shared
-            .view()
-            .propose_distribution(target, false, t.max(body.time))
-        {
-            Ok(b) => b,
-            Err(_) => return,
-        },
+    let session = shared.requests.locked().session(target, &body);
+    let Session::Propose { stale } = session else {
+        return;
     };
-    let record = Record::new(body, Vec::new());
+    for id in &stale {
+        announce(shared, id);
+        shared.log(
+            "info",
+            format!(
+                "signature request {} is superseded: records of period {target} came since",
+                id.short()
+            ),
+        );
+    }
+    let mut record = Record::new(body, Vec::new());
+    if shared.requests.locked().contains(&record.hash()) {
+        // This very record's session ran out: a new one, dated now, so that a distribution
+        // never stalls for a session that ran out.
+        let dated_now =
+            shared
+                .view()
+                .propose_distribution(target, false, t.max(record.body().time));
+        match dated_now {
+            Ok(b) => record = Record::new(b, Vec::new()),
+            Err(_) => return,
+        }
+    }
     let id = record.hash();
     if shared.requests.locked().contains(&id) {
         return;

@@ -351,26 +351,78 @@ fn a_distribution_has_one_session_at_a_time() {
     let l = &s.l;
     let t = EPOCH + 2 * DAY + 10;
     let body = l.propose_distribution(1, false, t).unwrap();
-    let r = sign_network(body, &["node1"]);
+    let r = sign_network(body.clone(), &["node1"]);
     let mut book = RequestBook::default();
-    assert_eq!(book.session(1), Session::First);
+    let propose = Session::Propose { stale: vec![] };
+    assert_eq!(book.session(1, &body), propose);
     book.insert(request(&r, l, t)).unwrap();
-    assert_eq!(book.session(1), Session::Busy, "open");
-    assert_eq!(book.session(2), Session::First, "another period");
+    assert_eq!(book.session(1, &body), Session::Busy, "open");
+    let two = l.propose_distribution(2, false, t + DAY).unwrap();
+    assert_eq!(book.session(2, &two), propose, "another period");
     let end = book.get(&r.hash()).unwrap().expires;
     book.expire(end);
-    assert_eq!(book.session(1), Session::Again, "ran out: a fresh one");
+    assert_eq!(book.session(1, &body), propose, "ran out: a fresh one");
     let again = l.propose_distribution(1, false, end).unwrap();
-    let r2 = sign_network(again, &["node1"]);
+    assert_eq!(again.content, body.content, "(dated later by the driver)");
+    let r2 = sign_network(again.clone(), &["node1"]);
     book.insert(request(&r2, l, end)).unwrap();
-    assert_eq!(book.session(1), Session::Busy);
+    assert_eq!(
+        book.session(1, &body),
+        Session::Busy,
+        "one with the chain's content is open, whatever its date"
+    );
     book.reject(&r2.hash(), &AccountId::from_bytes([1; 32]), "wrong")
         .unwrap();
     assert_eq!(
-        book.session(1),
+        book.session(1, &body),
         Session::Busy,
         "this member rejected one: not again by itself"
     );
+    book.finalized(&r2.hash());
+    assert_eq!(book.session(1, &body), Session::Busy, "final");
+}
+
+/// A signer proposed the distribution before a record of the period reached it (it was on
+/// its stem): the one it proposed is superseded, the chain's proposed — not left to stall
+/// the period until it expires.
+#[test]
+fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
+    let mut s = Scenario::standard();
+    let t = EPOCH + 2 * DAY + 10;
+    let before = s.l.propose_distribution(1, false, t).unwrap();
+    let r = sign_network(before.clone(), &["node1"]);
+    let mut book = RequestBook::default();
+    book.insert(request(&r, &s.l, t)).unwrap();
+    assert_eq!(book.session(1, &before), Session::Busy);
+
+    // A transfer made in period 1 arrives late.
+    s.pay("node2", &[("node3", 100)], EPOCH + DAY + 500);
+    let after = s.l.propose_distribution(1, false, t).unwrap();
+    assert_ne!(
+        after.content, before.content,
+        "its checkpoint holds the transfer"
+    );
+    assert!(recompute(&s.l, s.l.params(), &before, t).is_err());
+    assert_eq!(
+        book.session(1, &after),
+        Session::Propose {
+            stale: vec![r.hash()]
+        }
+    );
+    let held = book.get(&r.hash()).unwrap();
+    assert!(
+        matches!(&held.state, State::Superseded(why) if why.contains("records of period 1")),
+        "{:?}",
+        held.state
+    );
+    assert!(book.open_records().is_empty(), "no longer resent");
+    let r2 = sign_network(after.clone(), &["node1"]);
+    book.insert(request(&r2, &s.l, t)).unwrap();
+    assert_eq!(book.session(1, &after), Session::Busy);
+    // A record that reached the chain is final, whatever this node thought of it.
+    let mut l = s.l.clone();
+    l.ingest(sign_network(before, &["node1", "node3"])).unwrap();
+    assert_eq!(book.final_on_chain(&l), vec![r.hash()]);
 }
 
 #[test]
