@@ -295,6 +295,15 @@ impl View {
     }
 }
 
+impl View {
+    /// The chain of no records (in memory): what a node shows its peers before anything of
+    /// its own has gone out.
+    pub fn empty(params: Params) -> Result<Self, ChainError> {
+        let chain = Chain::empty(params, Arc::new(crate::store::MemStore::default()))?;
+        Ok(chain.views().latest())
+    }
+}
+
 impl std::ops::Deref for View {
     type Target = Ledger;
     fn deref(&self) -> &Ledger {

@@ -38,6 +38,9 @@ pub const RELAY_EMBARGO_MIN_MS: u64 = 2_000;
 /// The author's embargo: this much, plus the same exponential wait.
 pub const OWN_EMBARGO_MIN_MS: u64 = 15_000;
 pub const EMBARGO_MEAN_MS: f64 = 8_000.0;
+/// An own record made before the node had a peer (its account's opening, made at its first
+/// start) waits for a first relay this long at most, then goes out by itself.
+pub const OWN_WAIT_FOR_RELAY_MS: u64 = 600_000;
 /// The exponential part of an embargo, at most.
 pub const EMBARGO_RANDOM_MAX_MS: u64 = 60_000;
 /// Stem records from peers held at once, at most, and their bytes.
@@ -88,6 +91,9 @@ struct Entry {
     deadline: u64,
     /// Made here (applied here already, and hidden from peers until it comes back).
     own: bool,
+    /// Made here before there was a relay: it waits for one (its deadline is the end of
+    /// that wait, [`OWN_WAIT_FOR_RELAY_MS`]).
+    waiting: bool,
     /// How often an own record came back along the stem (it is passed on again, up to
     /// [`MAX_RETURNS`] times: other nodes fluff what they see twice).
     returned: u8,
@@ -206,10 +212,44 @@ impl Stem {
                 bytes,
                 deadline,
                 own: true,
+                waiting: false,
                 returned: 0,
             });
         }
         Some(relay)
+    }
+
+    /// Holds records made here before the node has a peer (its account's opening, made as
+    /// it first starts): they wait for a first relay — see [`Stem::depart`] — and go out
+    /// by themselves after [`OWN_WAIT_FOR_RELAY_MS`]. (A node that has never had a peer
+    /// has nobody to hide them from, but the first peer it meets would be the first to get
+    /// them from it, and learn its author.)
+    pub fn own_until_relay(&mut self, records: Vec<(Record, usize)>, now: u64) {
+        for (record, bytes) in records {
+            self.seen(&[record.hash()]);
+            self.insert(Entry {
+                record,
+                source: None,
+                bytes,
+                deadline: now + OWN_WAIT_FOR_RELAY_MS,
+                own: true,
+                waiting: true,
+                returned: 0,
+            });
+        }
+    }
+
+    /// The own records that waited for a relay, once there is one: they leave for it now,
+    /// with an author's embargo from now.
+    pub fn depart(&mut self, now: u64, rng: &mut impl Rng) -> Option<(String, Vec<Record>)> {
+        let relay = self.relays().first().cloned()?;
+        let mut leaving = Vec::new();
+        for e in self.pool.values_mut().filter(|e| e.waiting) {
+            e.waiting = false;
+            e.deadline = now + embargo(OWN_EMBARGO_MIN_MS, rng);
+            leaving.push(e.record.clone());
+        }
+        (!leaving.is_empty()).then_some((relay, leaving))
     }
 
     /// Takes a stem message from the peer `from`, sent from `source` (an address; empty: one
@@ -266,6 +306,7 @@ impl Stem {
                         bytes,
                         deadline,
                         own: false,
+                        waiting: false,
                         returned: 0,
                     });
                     forward.push(record);
@@ -335,9 +376,16 @@ impl Stem {
         self.take(|e| e.deadline <= now)
     }
 
-    /// Takes out every own record still held (to fluff them now).
+    /// Takes out every own record on its stem (to fluff them now): not those still waiting
+    /// for a relay.
     pub fn take_own(&mut self) -> Vec<Record> {
-        self.take(|e| e.own)
+        self.take(|e| e.own && !e.waiting)
+    }
+
+    /// Takes out the own records still waiting for a relay (to fluff them now: the node is
+    /// alone).
+    pub fn take_waiting(&mut self) -> Vec<Record> {
+        self.take(|e| e.waiting)
     }
 
     fn take(&mut self, pick: impl Fn(&Entry) -> bool) -> Vec<Record> {
@@ -565,6 +613,50 @@ mod tests {
         // Stems from a peer are fluffed too (no relay to pass them to).
         let a = s.arrived(vec![rec(3)], "p", "src", 0, &mut rng).unwrap();
         assert_eq!(a.forward.unwrap().0, Route::Fluff);
+    }
+
+    #[test]
+    fn an_opening_made_before_any_peer_waits_for_the_first_relay() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut s = Stem::default();
+        s.refresh(0, &[], &mut rng);
+        s.own_until_relay(vec![rec(0)], 0);
+        assert!(s.holds_own() && s.holds_own_record(&rec(0).0.hash()));
+        assert_eq!(s.depart(10, &mut rng), None, "no relay yet");
+        assert!(s.take_own().is_empty(), "not fluffed while it waits");
+        assert_eq!(s.due(OWN_WAIT_FOR_RELAY_MS - 1), vec![]);
+        // A first peer: it leaves for it, once, with an author's embargo from then.
+        s.refresh(5_000, &peers(1), &mut rng);
+        let (relay, leaving) = s.depart(5_000, &mut rng).unwrap();
+        assert_eq!((relay, leaving), (peers(1)[0].clone(), vec![rec(0).0]));
+        assert_eq!(s.depart(5_001, &mut rng), None);
+        let deadline = s.next_deadline().unwrap();
+        assert!(deadline >= 5_000 + OWN_EMBARGO_MIN_MS, "{deadline}");
+        assert!(deadline <= 5_000 + OWN_EMBARGO_MIN_MS + EMBARGO_RANDOM_MAX_MS);
+        assert_eq!(
+            s.take_own(),
+            vec![rec(0).0],
+            "on its stem now, like any own record"
+        );
+
+        // With no peer ever, it goes out by itself when the wait ends.
+        let mut s = Stem::default();
+        s.refresh(0, &[], &mut rng);
+        s.own_until_relay(vec![rec(0)], 1_000);
+        assert_eq!(s.due(1_000 + OWN_WAIT_FOR_RELAY_MS), vec![rec(0).0]);
+        assert!(!s.holds_own());
+        // A node found alone takes it out at once; an own record on its stem stays.
+        s.own_until_relay(vec![rec(0)], 0);
+        s.refresh(1, &peers(1), &mut rng);
+        s.own(vec![rec(1)], 1, &mut rng);
+        s.refresh(2, &[], &mut rng);
+        assert_eq!(s.take_waiting(), vec![rec(0).0]);
+        assert!(s.holds_own_record(&rec(1).0.hash()));
+        assert!(s.seen(&[rec(1).0.hash()]));
+        // It came back (a peer had it some other way) before leaving: forgotten.
+        s.own_until_relay(vec![rec(0)], 0);
+        assert!(s.came_back(&[rec(0).0]));
+        assert!(!s.holds_own());
     }
 
     #[test]

@@ -52,6 +52,27 @@ fn a_transfer_leaves_along_a_stem_hidden_and_a_black_hole_only_delays_it() {
         let r = http.get(url).send().unwrap();
         (r.status().as_u16(), r.text().unwrap())
     };
+    // node1's opening (`cod deploy` wrote it; nothing else of node1's was in its store)
+    // waited for node1's first peer and left along a stem — into the black hole: node1 shows
+    // its account once its embargo ended and it spread the opening itself.
+    let opening = wait_for(120, "node1 to show its account", || {
+        let (code, body) = get(format!("http://{a1}/v1/chains/{}", n1.id));
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let first = page["records"].as_array()?.first()?.to_string();
+        (code == 200).then(|| {
+            cod::ledger::Record::from_bytes(first.as_bytes())
+                .unwrap()
+                .hash()
+                .to_string()
+        })
+    });
+    let first = log.first(&opening).unwrap();
+    assert_eq!(
+        (first.port, first.route),
+        (0, "stem"),
+        "{:?}",
+        log.of(&opening)
+    );
     let before = get(format!("http://{a1}/v1/sync/summary"));
     let pay = |n: &Node| -> String {
         let args = [

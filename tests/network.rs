@@ -534,6 +534,8 @@ fn the_openapi_document_matches_the_server() {
     let w = World::new();
     let mut net = Net::without_dht(&w);
     let node = net.add("node1", "").clone();
+    // (It shows its opening once it found itself alone.)
+    net.wait_meshed(60);
     let status = net.status(&node).unwrap();
     let addr = status["addr"].as_str().unwrap().to_string();
     let node_id = status["node_id"].as_str().unwrap().to_string();

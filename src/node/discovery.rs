@@ -42,6 +42,8 @@ pub trait Discovery: Send + Sync {
 pub struct Context {
     shared: Arc<Shared>,
     api_port: u16,
+    /// This discovery finished a first round (see [`Context::looked`]).
+    looked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Context {
@@ -59,6 +61,21 @@ impl Context {
     /// known, or the table is full).
     pub fn found(&self, addr: &str, via: FoundVia) -> bool {
         self.shared.peers.locked().add_candidate(addr, via)
+    }
+
+    /// Tells the node this discovery finished a first round: whatever it could find at
+    /// first was handed over. Once every discovery did, a node that has no peer and no
+    /// address left to try is alone (its first records need not wait for a peer).
+    pub fn looked(&self) {
+        if !self.looked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.shared
+                .discovering
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn has_looked(&self) -> bool {
+        self.looked.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Resolves when the node stops.
@@ -91,12 +108,16 @@ pub fn spawn(
     api_port: u16,
     discoveries: Vec<Arc<dyn Discovery>>,
 ) {
-    let cx = Context {
-        shared: shared.clone(),
-        api_port,
-    };
+    shared
+        .discovering
+        .store(discoveries.len(), std::sync::atomic::Ordering::SeqCst);
     for d in discoveries {
-        tasks.spawn(d.name(), d.run(cx.clone()));
+        let cx = Context {
+            shared: shared.clone(),
+            api_port,
+            looked: Default::default(),
+        };
+        tasks.spawn(d.name(), d.run(cx));
     }
     tasks.spawn("peer confirmation", confirm_loop(shared.clone()));
 }
@@ -114,6 +135,7 @@ impl Discovery for StaticPeers {
             for p in &self.0 {
                 cx.found(p, FoundVia::Static);
             }
+            cx.looked();
             cx.stopped().await
         })
     }
@@ -129,7 +151,7 @@ impl Discovery for MainlineDht {
     }
 
     fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()> {
-        Box::pin(dht(cx.shared, cx.api_port))
+        Box::pin(dht(cx))
     }
 }
 
@@ -142,6 +164,8 @@ impl Discovery for PeerExchange {
     }
 
     fn run(self: Arc<Self>, cx: Context) -> BoxFuture<'static, ()> {
+        // It asks peers: a node without any has nothing to wait for from it.
+        cx.looked();
         Box::pin(exchange_loop(cx.shared))
     }
 }
@@ -165,6 +189,7 @@ impl Discovery for Directory {
                 for a in others.iter().filter(|a| **a != me) {
                     cx.found(a, FoundVia::Directory);
                 }
+                cx.looked();
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = cx.stopped() => break,
@@ -177,15 +202,16 @@ impl Discovery for Directory {
 
 /// The Mainline DHT until the node stops — at once, even in the middle of an announce or a
 /// lookup (which wait seconds on peers that are gone).
-async fn dht(shared: Arc<Shared>, api_port: u16) {
-    let stop = shared.shutdown.clone();
+async fn dht(cx: Context) {
+    let stop = cx.shared.shutdown.clone();
     tokio::select! {
-        _ = dht_rounds(shared, api_port) => {}
+        _ = dht_rounds(cx) => {}
         _ = stop.cancelled() => {}
     }
 }
 
-async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
+async fn dht_rounds(cx: Context) {
+    let (shared, api_port) = (cx.shared.clone(), cx.api_port);
     let hashes = shared.own_infohashes.map(mainline::Id::from);
     // Every version of the deployer's cods meets under this key.
     let deployer_key = mainline::Id::from(crate::api::deployer_infohash(
@@ -209,6 +235,7 @@ async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
         Err(e) => {
             // The node goes on with the peers it knows of otherwise.
             shared.log("warn", format!("DHT did not start: {e}"));
+            cx.looked();
             return shared.shutdown.cancelled().await;
         }
     };
@@ -301,13 +328,19 @@ async fn dht_rounds(shared: Arc<Shared>, api_port: u16) {
                     }
                 }
             }
-            let mut table = shared.peers.locked();
-            for (addr, bits) in &seen {
-                if *bits == 0b111 && table.add_candidate(&addr.to_string(), FoundVia::Dht) {
-                    tracing::info!("DHT candidate {addr}");
+            {
+                let mut table = shared.peers.locked();
+                for (addr, bits) in &seen {
+                    if *bits == 0b111 && table.add_candidate(&addr.to_string(), FoundVia::Dht) {
+                        tracing::info!("DHT candidate {addr}");
+                    }
                 }
             }
-            drop(table);
+            // A first round counts once the DHT is reached: lookups in a DHT not joined
+            // yet find nothing, which says nothing about who else is there.
+            if !cx.has_looked() && dht.bootstrapped().await {
+                cx.looked();
+            }
             let quick = lonely(&shared);
             next_lookup = Instant::now()
                 + Duration::from_secs(if quick {

@@ -119,6 +119,8 @@ pub struct Shared {
     /// Signature requests this node proposed or signed, held back from its own resends until
     /// they come back from a peer (see `signing::send_own`).
     pub(crate) held_back: Mutex<std::collections::BTreeMap<RecordHash, signing::HeldBack>>,
+    /// Discoveries that have not finished a first round yet (see [`Shared::alone`]).
+    pub(crate) discovering: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -342,19 +344,36 @@ impl Shared {
 }
 
 impl Shared {
-    /// Opens this node's account if its chain does not hold the opening (a node deployed
-    /// with its data directory outside the node directory starts with an empty store): the
-    /// opening goes out like every record made here: along a stem if the node has a peer
-    /// already, else at once (an opening made before any peer is known is not hidden). (An
-    /// account whose first key was replaced is not opened by its new key: its records come
-    /// from its chain.) Blocking.
+    /// Sees to the records of this node's own account as it starts. A store holding
+    /// nothing but them — the opening `cod deploy` wrote, and what the node made before it
+    /// ever had a peer — has shown them to nobody: peers see an empty chain until they have
+    /// gone out along a stem (they wait for a first relay, see
+    /// [`crate::stem::Stem::own_until_relay`]), so the first peer does not learn them from
+    /// their author. A store without the opening (a data directory outside the node
+    /// directory starts empty) gets it now, the same way. (An account whose first key was
+    /// replaced is not opened by its new key: its records come from its chain.) Blocking.
     fn open_account(self: &Arc<Self>) {
-        let opened = self
-            .view()
-            .state()
-            .account(&self.node_id)
-            .and_then(|a| a.head);
-        if opened.is_some() || self.key.public().node_id(&self.params.cod) != self.node_id {
+        let l = self.view();
+        let own = l.state().account(&self.node_id).map_or(0, |a| a.next_seq());
+        if own > 0 {
+            let only_own = l.len() as u64 == own && own <= crate::stem::MAX_PER_MESSAGE as u64;
+            if only_own && self.config.peers.stem {
+                match crate::chain::View::empty(self.params.clone()) {
+                    Ok(empty) => {
+                        *self.public.locked() = Some((empty, std::time::Instant::now()));
+                        let hashes: Vec<RecordHash> = l
+                            .chain_of(&self.node_id, 0, own as usize)
+                            .iter()
+                            .map(|r| r.hash())
+                            .collect();
+                        self.originated_before_peers(&hashes);
+                    }
+                    Err(e) => self.log("warn", format!("cannot hide this node's records: {e}")),
+                }
+            }
+            return;
+        }
+        if self.key.public().node_id(&self.params.cod) != self.node_id {
             return;
         }
         let hiding = self.hide_from_peers();
@@ -366,7 +385,7 @@ impl Shared {
         match outcome {
             Ok(o) => {
                 self.announce_applied(&o.applied, false);
-                self.originated(&o.applied);
+                self.originated_before_peers(&o.applied);
             }
             Err(e) => self.log("warn", format!("could not open this node's account: {e}")),
         }
@@ -907,6 +926,8 @@ impl NodeBuilder {
             making: Default::default(),
             own_queue: Mutex::default(),
             held_back: Mutex::default(),
+            // (Until discovery starts, which sets it.)
+            discovering: std::sync::atomic::AtomicUsize::new(1),
         });
 
         let socket_path = dir.socket_path(&config);

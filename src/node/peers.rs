@@ -223,6 +223,12 @@ impl PeerTable {
             .collect()
     }
 
+    /// Whether the table holds a peer, or an address not tried yet: something a node
+    /// waiting for its first peer may still get.
+    pub fn has_prospects(&self) -> bool {
+        self.peers.values().any(|p| p.confirmed || p.failures == 0)
+    }
+
     pub fn all(&self) -> Vec<Peer> {
         self.peers.values().cloned().collect()
     }
@@ -245,7 +251,9 @@ mod tests {
     #[test]
     fn candidates_confirm_fail_and_come_back() {
         let mut t = PeerTable::new(10);
+        assert!(!t.has_prospects(), "nothing to wait for");
         assert!(t.add_candidate("127.0.0.1:1", FoundVia::Dht));
+        assert!(t.has_prospects(), "not tried yet");
         assert!(
             !t.add_candidate("127.0.0.1:1", FoundVia::Static),
             "known already"
@@ -264,7 +272,9 @@ mod tests {
         assert!(t.fail("127.0.0.1:1", 200), "down after three failures");
         assert!(t.confirmed().is_empty());
         assert!(t.due(200, 60).is_empty(), "backing off");
+        assert!(!t.has_prospects(), "tried and failed");
         assert!(t.confirm("127.0.0.1:1", id, v(), 3, 300));
+        assert!(t.has_prospects());
         assert_eq!(t.confirmed().len(), 1);
     }
 

@@ -90,17 +90,7 @@ impl Shared {
             }
             return;
         }
-        let records: Vec<(Record, usize)> = {
-            let l = self.view();
-            hashes
-                .iter()
-                .filter_map(|h| l.record(h))
-                .map(|r| {
-                    let len = r.to_bytes().len();
-                    ((*r).clone(), len)
-                })
-                .collect()
-        };
+        let records = self.made_here(hashes);
         let relay = self
             .stem_book()
             .own(records.clone(), ms(), &mut rand::thread_rng());
@@ -119,6 +109,29 @@ impl Shared {
             }
         }
         self.stem_wake.notify_one();
+    }
+
+    /// Like [`Shared::originated`], for records made as the node starts: with no peer yet,
+    /// they wait hidden for a first relay rather than go out by themselves.
+    pub fn originated_before_peers(self: &Arc<Self>, hashes: &[RecordHash]) {
+        if !self.config.peers.stem || self.stem_relay().is_some() {
+            return self.originated(hashes);
+        }
+        let records = self.made_here(hashes);
+        self.stem.locked().own_until_relay(records, ms());
+    }
+
+    /// The records of `hashes` (applied here), each with its size.
+    fn made_here(&self, hashes: &[RecordHash]) -> Vec<(Record, usize)> {
+        let l = self.view();
+        hashes
+            .iter()
+            .filter_map(|h| l.record(h))
+            .map(|r| {
+                let len = r.to_bytes().len();
+                ((*r).clone(), len)
+            })
+            .collect()
     }
 
     /// Records that reached this node from a peer, whole (not merely named): the stems of
@@ -153,6 +166,13 @@ impl Shared {
         let mut book = self.stem.locked();
         book.refresh(ms(), &peers, &mut rand::thread_rng());
         book
+    }
+
+    /// Whether this node is alone: every discovery finished a first round, and it has no
+    /// peer and no address left to try. Its records then have nobody to be hidden from (and
+    /// whoever comes later knows they could only come from it).
+    pub fn alone(&self) -> bool {
+        self.discovering.load(Ordering::SeqCst) == 0 && !self.peers.locked().has_prospects()
     }
 
     /// The peers a stem may go to: the confirmed ones, not banned.
@@ -429,7 +449,17 @@ pub async fn run(shared: Arc<Shared>) {
             }
             _ = shared.shutdown.cancelled() => return,
         }
-        let mut due = shared.stem_book().due(ms());
+        let (mut due, departing) = {
+            let mut book = shared.stem_book();
+            (book.due(ms()), book.depart(ms(), &mut rand::thread_rng()))
+        };
+        if let Some((relay, records)) = departing {
+            // Hidden since the node started: the limit counts from now, as they leave.
+            if let Some((_, since)) = shared.public.locked().as_mut() {
+                *since = Instant::now();
+            }
+            forward(&shared, relay, records);
+        }
         let hidden_too_long = shared
             .public
             .locked()
@@ -437,6 +467,9 @@ pub async fn run(shared: Arc<Shared>) {
             .is_some_and(|(_, since)| since.elapsed() > MAX_HIDDEN);
         if hidden_too_long {
             due.extend(shared.stem.locked().take_own());
+        }
+        if shared.alone() {
+            due.extend(shared.stem.locked().take_waiting());
         }
         if !due.is_empty() {
             tracing::debug!("fluffing {} stem records whose embargo ended", due.len());

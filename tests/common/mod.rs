@@ -657,8 +657,39 @@ impl<'w> Net<'w> {
             .and_then(|s| s["chain"]["applied"].as_u64())
     }
 
-    /// Waits until every node confirmed every other.
+    /// Waits until every node confirmed every other, and shows every node's account to its
+    /// peers (a node shows its own opening once it came back along its stem, or once it
+    /// found itself alone).
     pub fn wait_meshed(&self, secs: u64) {
+        self.wait_confirmed(secs);
+        let addrs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                self.status(n).unwrap()["addr"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let http = reqwest::blocking::Client::new();
+        let shows = |addr: &str, id: &str| -> bool {
+            http.get(format!("http://{addr}/v1/chains/{id}"))
+                .send()
+                .ok()
+                .and_then(|r| r.json::<serde_json::Value>().ok())
+                .and_then(|v| v["records"].as_array().map(|a| !a.is_empty()))
+                .unwrap_or(false)
+        };
+        for (n, addr) in self.nodes.iter().zip(&addrs) {
+            wait_for(secs, &format!("{} to show every account", n.key), || {
+                self.nodes.iter().all(|m| shows(addr, &m.id)).then_some(())
+            });
+        }
+    }
+
+    /// Waits until every node confirmed every other.
+    pub fn wait_confirmed(&self, secs: u64) {
         let ids: Vec<String> = self
             .nodes
             .iter()
