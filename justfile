@@ -206,3 +206,9 @@ bench-tui: build
     a=$(awk '{print $14+$15}' /proc/$pid/stat); sleep 10; b=$(awk '{print $14+$15}' /proc/$pid/stat)
     echo "cod tui, idle for 10 s: $((b - a)) clock ticks of $(getconf CLK_TCK)/s = $(( (b - a) * 10 )) ‰ of one core"
     tmux -L cod-bench-tui kill-server; "$cod" --node "$node" node stop >/dev/null; rm -rf "$d"
+
+# One schedule of faults on a lab of network namespaces (tests/chaos.rs; needs root): real
+# nodes, partitions, loss, slow links, kill -9, SIGSTOP, transfers throughout, and the checker.
+# SEED replays the schedule a run printed; STEPS sets its length (CI runs 6).
+chaos SEED="" STEPS="12":
+    COD_CHAOS_SEED={{SEED}} COD_CHAOS_STEPS={{STEPS}} cargo nextest run --test chaos --no-capture

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod hostile;
+pub mod lab;
 pub mod spy;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -503,6 +504,18 @@ impl InProcess {
 }
 
 impl<'w> Net<'w> {
+    /// Nodes of `pkg` that the test runs itself (say, on the hosts of a `lab::Lab`): the
+    /// helpers that ask them through their control sockets.
+    pub fn of(w: &'w World, pkg: PathBuf, nodes: Vec<Node>) -> Self {
+        Self {
+            w,
+            pkg,
+            nodes,
+            dht: None,
+            inproc: None,
+        }
+    }
+
     /// No nodes yet and no DHT, for the demo package (nodes then meet only as configured).
     pub fn without_dht(w: &'w World) -> Self {
         Self {
