@@ -19,10 +19,18 @@ use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// Hosts, each running one node (node1 … node4; node1's host runs the DHT's bootstrap too).
-const HOSTS: usize = 4;
+/// Hosts, each running one node: node1 … node4, and on the last a *twin* of node4 — the same
+/// key with a copy of its store, as a member who restored a backup on a second machine and
+/// runs both. (node1's host runs the DHT's bootstrap too.)
+const HOSTS: usize = 5;
+/// The twins' hosts.
+const TWINS: (usize, usize) = (3, 4);
+/// The members whose nodes take random transfers (the twins pay only when split, below).
+const PAYERS: usize = 3;
 /// How long each step of the schedule lasts, its fault in force.
 const STEP: Duration = Duration::from_secs(5);
+/// How long after healing every node must agree.
+const CONVERGE: Duration = Duration::from_secs(180);
 
 /// One node's daemon on its host: `cod node run`, in the foreground, so the test holds its
 /// process (SIGKILL, SIGSTOP).
@@ -108,7 +116,17 @@ fn fault(rng: &mut impl Rng) -> Fault {
             let mut hosts: Vec<usize> = (0..HOSTS).collect();
             rand::seq::SliceRandom::shuffle(&mut hosts[..], rng);
             let cut = rng.gen_range(1..HOSTS);
-            let b = hosts.split_off(cut);
+            let mut b = hosts.split_off(cut);
+            // Half the partitions split the twins, who then spend on both sides.
+            if rng.gen_bool(0.5) && hosts.contains(&TWINS.0) == hosts.contains(&TWINS.1) {
+                let (from, to) = if hosts.contains(&TWINS.1) {
+                    (&mut hosts, &mut b)
+                } else {
+                    (&mut b, &mut hosts)
+                };
+                from.retain(|h| *h != TWINS.1);
+                to.push(TWINS.1);
+            }
             Fault::Partition(hosts, b)
         }
         2 => {
@@ -140,7 +158,11 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
     eprintln!("chaos seed {seed}, {steps} steps (COD_CHAOS_SEED={seed} replays it)");
+    // The faults come from the seed alone; the workload's choices from a stream of their own
+    // (how many transfers a step holds depends on timing).
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let schedule: Vec<Fault> = (0..steps).map(|_| fault(&mut rng)).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x636f64);
 
     let lab = Lab::new(HOSTS);
     let w = World::new();
@@ -174,26 +196,37 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     let _dht = Kill(dht);
 
     let (pkg, _) = w.pack("dist", &template("com.ini"), &template("cod.ini"));
-    let mut daemons: Vec<Daemon> = (0..HOSTS)
-        .map(|i| {
-            let ini = format!(
-                "[node]\nlisten = {}:7000\n[dht]\nbootstrap = {bootstrap}\nannounce_interval = 2s\n\
-                 lookup_interval = 2s\n[sync]\ninterval = 2s\n",
-                lab.hosts[i].ip
-            );
-            Daemon {
-                node: w.deploy_with(&pkg, &format!("node{}", i + 1), Some(&ini)),
-                host: i,
-                child: None,
-                paused: false,
-            }
-        })
+    let ini = |i: usize| {
+        format!(
+            "[node]\nlisten = {}:7000\n[dht]\nbootstrap = {bootstrap}\nannounce_interval = 2s\n\
+             lookup_interval = 2s\n[sync]\ninterval = 2s\n",
+            lab.hosts[i].ip
+        )
+    };
+    let mut nodes: Vec<Node> = (0..TWINS.1)
+        .map(|i| w.deploy_with(&pkg, &format!("node{}", i + 1), Some(&ini(i))))
         .collect();
     // Every node starts funded (the same archive imported into each store).
-    let nodes: Vec<Node> = daemons.iter().map(|d| d.node.clone()).collect();
     let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 40);
+    for n in &nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    nodes.push(twin(&w, &pkg, &nodes[TWINS.0], &ini(TWINS.1)));
+    assert_eq!(
+        nodes[TWINS.1].id, nodes[TWINS.0].id,
+        "one member, two nodes"
+    );
+    let mut daemons: Vec<Daemon> = nodes
+        .iter()
+        .enumerate()
+        .map(|(host, n)| Daemon {
+            node: n.clone(),
+            host,
+            child: None,
+            paused: false,
+        })
+        .collect();
     for d in &mut daemons {
-        w.at(&d.node, &["chain", "import", s(&funding)]).ok();
         d.start(&w, &lab);
     }
     let net = Net::of(&w, pkg.clone(), nodes.clone());
@@ -202,8 +235,9 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     // The schedule.
     let mut acked: Vec<(String, usize)> = Vec::new();
     let mut faults = 0;
-    for step in 0..steps {
-        let f = fault(&mut rng);
+    // The twins' double spends: both records acknowledged, each by its own node.
+    let mut spends: Vec<(String, String)> = Vec::new();
+    for (step, f) in schedule.into_iter().enumerate() {
         eprintln!("step {step}: {f:?}");
         faults += usize::from(!matches!(f, Fault::None));
         match &f {
@@ -218,11 +252,33 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
                 daemons[*h].paused = true;
             }
         }
+        // The twins on both sides of a partition: each spends the same credit (its next
+        // record, paying the network) — a double spend, which every node must settle alike.
+        if let Fault::Partition(a, _) = &f
+            && a.contains(&TWINS.0) != a.contains(&TWINS.1)
+        {
+            let made: Vec<(String, usize)> = [TWINS.0, TWINS.1]
+                .into_iter()
+                .filter_map(|t| {
+                    let args = ["--json", "transfer", "--to", "network", "--amount", "0.07"];
+                    let r = w.at(&nodes[t], &[&args[..], &["--yes"]].concat());
+                    r.out
+                        .status
+                        .success()
+                        .then(|| (r.json()["record"].as_str().unwrap().to_string(), t))
+                })
+                .collect();
+            match &made[..] {
+                [(a, _), (b, _)] => spends.push((a.clone(), b.clone())),
+                // One twin was down: an ordinary transfer.
+                _ => acked.extend(made),
+            }
+        }
         let began = Instant::now();
         while began.elapsed() < STEP {
             // A transfer of a few units from a random running node to another member.
-            let from = rng.gen_range(0..HOSTS);
-            let to = (from + rng.gen_range(1..HOSTS)) % HOSTS;
+            let from = rng.gen_range(0..PAYERS);
+            let to = (from + rng.gen_range(1..TWINS.1)) % TWINS.1;
             let cents = rng.gen_range(1..=5u64);
             if !daemons[from].running() {
                 continue;
@@ -258,44 +314,70 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     lab.heal();
     eprintln!("{faults} faults, {} transfers acknowledged", acked.len());
 
-    // Healed: every node ends with the same records and balances.
+    // Healed: every node ends with the same records and balances (what each node says, per
+    // node; the run waits for them to agree, up to a bound).
     let healed = Instant::now();
     let accounts: Vec<&str> = nodes
         .iter()
         .map(|n| n.id.as_str())
         .chain(["network"])
         .collect();
-    wait_for(180, &format!("every node to agree (seed {seed})"), || {
-        let seen: Vec<(Option<u64>, Vec<Option<u64>>)> = nodes
-            .iter()
-            .map(|n| {
-                let balances = accounts.iter().map(|a| net.balance(n, a)).collect();
-                (net.applied(n), balances)
-            })
-            .collect();
-        (seen[0].0.is_some() && seen.iter().all(|s| *s == seen[0])).then_some(())
-    });
-    eprintln!(
-        "converged {:.1} s after healing",
-        healed.elapsed().as_secs_f64()
-    );
+    let says = |n: &Node| -> (Option<u64>, Vec<Option<u64>>) {
+        let balances = accounts.iter().map(|a| net.balance(n, a)).collect();
+        (net.applied(n), balances)
+    };
+    let (converged, seen) = loop {
+        let seen: Vec<_> = nodes.iter().map(says).collect();
+        if seen[0].0.is_some() && seen.iter().all(|s| *s == seen[0]) {
+            break (Some(healed.elapsed()), seen);
+        }
+        if healed.elapsed() > CONVERGE {
+            break (None, seen);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Nodes that disagree with the most common answer.
+    let divergent = seen
+        .iter()
+        .map(|a| seen.iter().filter(|b| *b == a).count())
+        .max()
+        .map_or(0, |most| nodes.len() - most);
 
-    // The checker.
+    // The checker: each node's chain verifies, holds every acknowledged record, and keeps
+    // what was issued, no more and no less.
     let params = params_of(&nodes[0]);
+    let mut lost: BTreeSet<&str> = BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut chains: Vec<BTreeSet<String>> = Vec::new();
     for n in &nodes {
-        assert!(w.chain_ok(n), "{} (seed {seed})", n.key);
+        if !w.chain_ok(n) {
+            problems.push(format!("{}: chain verify fails", n.key));
+        }
         let file = w.path(&format!("final-{}.archive", n.key));
         w.at(n, &["chain", "export", "--out", s(&file)]).ok();
         let records = cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap();
-        let held: BTreeSet<String> = records.iter().map(|r| r.hash().to_string()).collect();
-        let lost: Vec<&(String, usize)> = acked.iter().filter(|(h, _)| !held.contains(h)).collect();
-        assert!(
-            lost.is_empty(),
-            "{} lacks {} acknowledged records (seed {seed}): {lost:?}",
-            n.key,
-            lost.len()
-        );
+        // What the node's chain applied (an archive holds both sides of a fork).
+        let hashes: Vec<_> = records.iter().map(|r| r.hash()).collect();
         let l = cod::ledger::Ledger::from_records(params.clone(), records);
+        let held: BTreeSet<String> = hashes
+            .iter()
+            .filter(|h| l.state().is_applied(h))
+            .map(|h| h.to_string())
+            .collect();
+        let missing: Vec<&str> = acked
+            .iter()
+            .map(|(h, _)| h.as_str())
+            .filter(|h| !held.contains(*h))
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{} lacks {} acknowledged records: {missing:?}",
+                n.key,
+                missing.len()
+            ));
+        }
+        lost.extend(missing);
+        chains.push(held);
         let total: u64 = l
             .state()
             .accounts()
@@ -305,11 +387,93 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
                     + a.incoming.get("codcoin").copied().unwrap_or(0)
             })
             .sum();
-        assert_eq!(
-            Some(&total),
-            l.state().issued.get("codcoin"),
-            "{}: no coin made or lost (seed {seed})",
-            n.key
-        );
+        let issued = l.state().issued.get("codcoin").copied().unwrap_or(0);
+        if total != issued {
+            problems.push(format!(
+                "{}: balances sum to {total}, {issued} issued",
+                n.key
+            ));
+        }
+    }
+    // One chain everywhere: the same records on every node — each double spend settled with
+    // the same winner — and of each double spend, one record at least.
+    if chains.iter().any(|c| *c != chains[0]) {
+        problems.push("the nodes hold different records".to_string());
+    }
+    let applied = |h: &String| chains[0].contains(h);
+    let fork_losers = spends
+        .iter()
+        .filter(|(a, b)| applied(a) != applied(b))
+        .count();
+    for (a, b) in spends.iter().filter(|(a, b)| !applied(a) && !applied(b)) {
+        problems.push(format!("both sides of a double spend are gone: {a}, {b}"));
+    }
+    if converged.is_none() {
+        problems.push(format!(
+            "no agreement {} s after healing: {divergent} nodes differ: {seen:?}",
+            CONVERGE.as_secs()
+        ));
+    }
+    let report = serde_json::json!({
+        "seed": seed,
+        "steps": steps,
+        "faults": faults,
+        "acknowledged": acked.len(),
+        "double_spends": spends.len(),
+        "fork_losers": fork_losers,
+        "lost": lost.len(),
+        "divergent": divergent,
+        "converge_s": converged.map(|d| d.as_secs_f64()),
+        "problems": problems,
+    });
+    eprintln!("report {report}");
+    if let Some(file) = std::env::var_os("COD_CHAOS_REPORT") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .unwrap();
+        writeln!(f, "{report}").unwrap();
+    }
+    assert!(
+        !acked.is_empty(),
+        "no transfer was acknowledged (seed {seed})"
+    );
+    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+}
+
+/// A second node of `of`'s member on another host: deployed with the same key, its store
+/// replaced by a copy of `of`'s (neither runs yet).
+fn twin(w: &World, pkg: &std::path::Path, of: &Node, ini: &str) -> Node {
+    let key = w.example_key(&format!("{}.sec.key", of.key));
+    let (base, ini) = (w.path("nodes-twin"), w.write("twin.ini", ini));
+    let j = w
+        .cod(&[
+            "--json",
+            "deploy",
+            "--package",
+            s(pkg),
+            "--key",
+            s(&key),
+            "--dir",
+            s(&base),
+            "--node-ini",
+            s(&ini),
+        ])
+        .ok()
+        .json();
+    let dir = std::path::PathBuf::from(j["dir"].as_str().unwrap());
+    let store = dir.join("store");
+    std::fs::remove_dir_all(&store).unwrap();
+    let copied = std::process::Command::new("cp")
+        .args(["-a", s(&of.dir.join("store")), s(&store)])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    Node {
+        dir,
+        id: j["node_id"].as_str().unwrap().to_string(),
+        key: format!("{}-twin", of.key),
     }
 }
