@@ -212,3 +212,21 @@ bench-tui: build
 # SEED replays the schedule a run printed; STEPS sets its length (CI runs 6).
 chaos SEED="" STEPS="12":
     COD_CHAOS_SEED={{SEED}} COD_CHAOS_STEPS={{STEPS}} cargo nextest run --test chaos --no-capture
+
+# RUNS schedules of STEPS faults each, one after another, each with a fresh seed; a summary
+# for docs/reliability.md (runs, faults, acknowledged and lost records, divergent nodes,
+# time to agree after healing). Reports in target/chaos-long.jsonl, logs beside it.
+chaos-long RUNS="100" STEPS="12":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bin=$(cargo test --test chaos --no-run --message-format=json 2>/dev/null | python3 -c \
+        'import sys, json; print([j["executable"] for j in map(json.loads, sys.stdin) if j.get("executable") and j["target"]["name"] == "chaos"][0])')
+    # (A copy: a build meanwhile does not change what runs.)
+    cp "$bin" target/chaos-long-bin
+    report="$PWD/target/chaos-long.jsonl"; : > "$report"
+    for i in $(seq 1 {{RUNS}}); do
+        COD_CHAOS_REPORT="$report" COD_CHAOS_STEPS={{STEPS}} target/chaos-long-bin --exact \
+            a_seeded_schedule_of_faults_loses_nothing_acknowledged --nocapture >"target/chaos-run-$i.log" 2>&1 \
+            || echo "run $i had a problem: target/chaos-run-$i.log"
+    done
+    .ci/chaos-summary "$report"

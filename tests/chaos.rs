@@ -166,43 +166,9 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
 
     let lab = Lab::new(HOSTS);
     let w = World::new();
-    // The bootstrap DHT, on the first host.
-    let mut dht = lab
-        .command(0, cod_bin())
-        .args([
-            "dht",
-            "bootstrap",
-            "--nodes",
-            "4",
-            "--bind",
-            &lab.hosts[0].ip,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(dht.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let bootstrap = line.trim().to_string();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _dht = Kill(dht);
-
+    let (_dht, bootstrap) = bootstrap_dht(&lab);
     let (pkg, _) = w.pack("dist", &template("com.ini"), &template("cod.ini"));
-    let ini = |i: usize| {
-        format!(
-            "[node]\nlisten = {}:7000\n[dht]\nbootstrap = {bootstrap}\nannounce_interval = 2s\n\
-             lookup_interval = 2s\n[sync]\ninterval = 2s\n",
-            lab.hosts[i].ip
-        )
-    };
+    let ini = |i: usize| node_ini(&lab, i, &bootstrap);
     let mut nodes: Vec<Node> = (0..TWINS.1)
         .map(|i| w.deploy_with(&pkg, &format!("node{}", i + 1), Some(&ini(i))))
         .collect();
@@ -443,6 +409,43 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
 }
 
+/// A process killed (and reaped) on drop.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The lab's bootstrap DHT (`cod dht bootstrap`), on its first host: the process, and the
+/// address nodes bootstrap from.
+fn bootstrap_dht(lab: &Lab) -> (Kill, String) {
+    let ip = &lab.hosts[0].ip;
+    let mut dht = lab
+        .command(0, cod_bin())
+        .args(["dht", "bootstrap", "--nodes", "4", "--bind", ip])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(dht.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Kill(dht), line.trim().to_string())
+}
+
+/// node.ini of a node on host `i`: its API on the host's address, the lab's DHT, quick rounds.
+fn node_ini(lab: &Lab, i: usize, bootstrap: &str) -> String {
+    format!(
+        "[node]\nlisten = {}:7000\n[dht]\nbootstrap = {bootstrap}\nannounce_interval = 2s\n\
+         lookup_interval = 2s\n[sync]\ninterval = 2s\n",
+        lab.hosts[i].ip
+    )
+}
+
 /// A second node of `of`'s member on another host: deployed with the same key, its store
 /// replaced by a copy of `of`'s (neither runs yet).
 fn twin(w: &World, pkg: &std::path::Path, of: &Node, ini: &str) -> Node {
@@ -475,5 +478,115 @@ fn twin(w: &World, pkg: &std::path::Path, of: &Node, ini: &str) -> Node {
         dir,
         id: j["node_id"].as_str().unwrap().to_string(),
         key: format!("{}-twin", of.key),
+    }
+}
+
+/// A member behind a NAT (no inbound route, as on most home connections and phone hotspots)
+/// takes part through the connections it opens itself: it finds the others on the DHT, syncs
+/// both ways, transfers, and proposes what the other signers approve — and the nodes that
+/// learn its unreachable address (the DHT gives its router's) back off from it rather than
+/// keep dialling.
+#[test]
+fn a_node_behind_a_nat_takes_part_through_its_own_connections() {
+    let began = Instant::now();
+    let mut lab = Lab::new(2);
+    let nat = lab.behind_nat();
+    let w = World::new();
+    let (_dht, bootstrap) = bootstrap_dht(&lab);
+    // Signers node1 … node3 (quorum 2); node3 is behind the NAT. Periods of 20 s from now:
+    // the funding's distribution is dated at the first one's end, and a proposal after it.
+    let (pkg, _) = w.pack("dist", &com(20, 0, "").0, &template("cod.ini"));
+    let nodes: Vec<Node> = (0..=nat)
+        .map(|i| {
+            w.deploy_with(
+                &pkg,
+                &format!("node{}", i + 1),
+                Some(&node_ini(&lab, i, &bootstrap)),
+            )
+        })
+        .collect();
+    let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 40);
+    let mut daemons: Vec<Daemon> = Vec::new();
+    for (host, n) in nodes.iter().enumerate() {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+        let mut d = Daemon {
+            node: n.clone(),
+            host,
+            child: None,
+            paused: false,
+        };
+        d.start(&w, &lab);
+        daemons.push(d);
+    }
+    let net = Net::of(&w, pkg.clone(), nodes.clone());
+    let (open, natted) = (&nodes[0], &nodes[nat]);
+    wait_for(
+        120,
+        "the node behind the NAT to confirm both others",
+        || (net.confirmed_peers(natted).len() == 2).then_some(()),
+    );
+
+    // Records made elsewhere reach it (it pulls them)…
+    let before = net.balance(natted, &natted.id).unwrap();
+    w.at(
+        open,
+        &["transfer", "--to", &natted.id, "--amount", "1", "--yes"],
+    )
+    .ok();
+    wait_for(60, "a transfer made elsewhere to reach it", || {
+        (net.balance(natted, &natted.id)? == before + 100).then_some(())
+    });
+    // … and its own reach the others (it pushes them).
+    let before = net.balance(&nodes[1], &nodes[1].id).unwrap();
+    w.at(
+        natted,
+        &["transfer", "--to", &nodes[1].id, "--amount", "2", "--yes"],
+    )
+    .ok();
+    for n in &nodes[..nat] {
+        wait_for(60, "its transfer to reach the others", || {
+            (net.balance(n, &nodes[1].id)? == before + 200).then_some(())
+        });
+    }
+    // It signs: its proposal (two loaves more than the funding attested) reaches another
+    // signer, whose approval makes it final everywhere.
+    let issued = |n: &Node| net.status(n)?["chain"]["issued"]["codcoin"].as_u64();
+    let expected = issued(open).unwrap() + 2 * 350;
+    let proposed = wait_for(60, "the first period to end", || {
+        let r = w.at(natted, &["--json", "issue", "--backing", "bread=42"]);
+        r.out.status.success().then(|| r.json())
+    });
+    let id = proposed["id"].as_str().unwrap().to_string();
+    wait_for(60, "its proposal to reach another signer", || {
+        w.at(open, &["sign", "show", &id])
+            .out
+            .status
+            .success()
+            .then_some(())
+    });
+    w.at(open, &["sign", "approve", &id]).ok();
+    for n in &nodes {
+        wait_for(60, "the issuance to be final everywhere", || {
+            (issued(n)? == expected).then_some(())
+        });
+    }
+
+    // The others dialled its router's address only as their back-off allows (2, 4, 8 …
+    // seconds between tries: about log2 of the time each) — never confirming it. (Twice that
+    // is allowed for; without a back-off it would be a try a second or more, each.)
+    let (tries, secs) = (lab.refused_at_nat(nat), began.elapsed().as_secs_f64());
+    let per_peer = 2 * (secs.log2().ceil() as u64 + 2);
+    assert!(
+        tries <= 2 * per_peer,
+        "the others tried its router {tries} times in {secs:.0} s"
+    );
+    eprintln!("the others tried its router {tries} times in {secs:.0} s");
+    for n in &nodes[..nat] {
+        let peers = w.at(n, &["--json", "peers"]).ok().json();
+        for p in peers["peers"].as_array().unwrap() {
+            if p["addr"].as_str().unwrap().starts_with(lab.public_ip(nat)) {
+                assert_eq!(p["confirmed"], false, "{p}");
+            }
+        }
     }
 }

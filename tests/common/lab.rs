@@ -8,12 +8,16 @@
 use std::process::Command;
 
 pub struct Lab {
+    tag: String,
     switch: String,
+    /// NAT routers (see [`Lab::behind_nat`]).
+    routers: Vec<Host>,
     pub hosts: Vec<Host>,
 }
 
 pub struct Host {
     pub ns: String,
+    /// Its address: on the bridge, or on its private link behind a NAT.
     pub ip: String,
 }
 
@@ -34,12 +38,16 @@ impl Lab {
             "network namespaces need root (CI runs the tests as root)"
         );
         assert!(n < 250);
-        // Names carry a random tag: labs of runs side by side do not collide (addresses are
-        // each lab's own, behind its own bridge).
-        let tag = format!("{:06}", rand::random::<u32>() % 1_000_000);
+        sweep();
+        // Namespaces are named for this process and a random number: labs of runs side by
+        // side do not collide (addresses are each lab's own, behind its own bridge), and a
+        // lab whose process died unwinding nothing is found and removed by the next.
+        let tag = format!("{}x{:03}", std::process::id(), rand::random::<u16>() % 1000);
         let mut lab = Lab {
             switch: format!("codsw-{tag}"),
+            routers: Vec::new(),
             hosts: Vec::new(),
+            tag: tag.clone(),
         };
         run(&["ip", "netns", "add", &lab.switch]);
         let sw = lab.switch.clone();
@@ -54,7 +62,8 @@ impl Lab {
             lab.hosts.push(host);
             let h = &lab.hosts[i];
             run(&["ip", "netns", "add", &h.ns]);
-            let port = format!("p{i}-{tag}");
+            // (Made in the switch's namespace directly: the name is the lab's alone.)
+            let port = format!("p{i}");
             run(&[
                 "ip", "link", "add", "name", &port, "netns", &sw, "type", "veth", "peer", "name",
                 "eth0", "netns", &h.ns,
@@ -74,6 +83,141 @@ impl Lab {
             run(&["ip", "-n", &h.ns, "link", "set", "lo", "up"]);
         }
         lab
+    }
+
+    /// One more host, behind a NAT: a router on the bridge (an address there, as a home
+    /// router has on the internet) masquerades the host's private link (10.78.N.0/24). The
+    /// host reaches every other; none reaches it — nothing routes to its private address, and
+    /// the router forwards nothing inbound. Returns its index.
+    pub fn behind_nat(&mut self) -> usize {
+        let (i, r) = (self.hosts.len(), self.routers.len());
+        let tag = self.tag.clone();
+        let router = Host {
+            ns: format!("codr{r}-{tag}"),
+            ip: format!("10.77.0.{}", 200 + r),
+        };
+        let host = Host {
+            ns: format!("codh{i}-{tag}"),
+            ip: format!("10.78.{r}.2"),
+        };
+        self.routers.push(router);
+        self.hosts.push(host);
+        let (router, host, sw) = (&self.routers[r], &self.hosts[i], &self.switch);
+        run(&["ip", "netns", "add", &router.ns]);
+        run(&["ip", "netns", "add", &host.ns]);
+        let port = format!("r{r}");
+        run(&[
+            "ip", "link", "add", "name", &port, "netns", sw, "type", "veth", "peer", "name",
+            "eth0", "netns", &router.ns,
+        ]);
+        run(&["ip", "-n", sw, "link", "set", &port, "master", "br0", "up"]);
+        run(&[
+            "ip", "link", "add", "name", "lan0", "netns", &router.ns, "type", "veth", "peer",
+            "name", "eth0", "netns", &host.ns,
+        ]);
+        let gateway = format!("10.78.{r}.1");
+        for (ns, dev, addr) in [
+            (&router.ns, "eth0", format!("{}/24", router.ip)),
+            (&router.ns, "lan0", format!("{gateway}/24")),
+            (&host.ns, "eth0", format!("{}/24", host.ip)),
+        ] {
+            run(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev]);
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        run(&["ip", "-n", &host.ns, "link", "set", "lo", "up"]);
+        run(&[
+            "ip", "-n", &host.ns, "route", "add", "default", "via", &gateway,
+        ]);
+        let in_router = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", &router.ns];
+            all.extend_from_slice(args);
+            run(&all);
+        };
+        in_router(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        in_router(&[
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "eth0",
+            "-j",
+            "MASQUERADE",
+        ]);
+        // Inbound, only what answers the host's own connections.
+        in_router(&["iptables", "-w", "-P", "FORWARD", "DROP"]);
+        in_router(&[
+            "iptables", "-w", "-A", "FORWARD", "-i", "lan0", "-j", "ACCEPT",
+        ]);
+        in_router(&[
+            "iptables",
+            "-w",
+            "-A",
+            "FORWARD",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ]);
+        // Counts the connections others try to open to the router (to the host's port, as
+        // the DHT tells it): `Lab::refused_at_nat`.
+        in_router(&[
+            "iptables",
+            "-w",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--syn",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]);
+        i
+    }
+
+    /// How many TCP connections others tried to open to the NAT router in front of host
+    /// `host` (each is refused: nothing listens there).
+    pub fn refused_at_nat(&self, host: usize) -> u64 {
+        let r = self.router_of(host);
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.routers[r].ns,
+                "iptables",
+                "-w",
+                "-L",
+                "INPUT",
+                "-v",
+                "-x",
+                "-n",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains("REJECT"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The address others see host `host` by (its router's, if it is behind a NAT).
+    pub fn public_ip(&self, host: usize) -> &str {
+        match self.hosts[host].ip.starts_with("10.78.") {
+            true => &self.routers[self.router_of(host)].ip,
+            false => &self.hosts[host].ip,
+        }
+    }
+
+    fn router_of(&self, host: usize) -> usize {
+        let ip = &self.hosts[host].ip;
+        ip.split('.').nth(2).unwrap().parse().unwrap()
     }
 
     /// A command that runs `program` on host `host`.
@@ -177,11 +321,43 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         // (Removing a namespace removes its end of each veth pair, and with it the pair.)
-        for ns in self.hosts.iter().map(|h| &h.ns).chain([&self.switch]) {
+        let all = self.hosts.iter().chain(&self.routers).map(|h| &h.ns);
+        for ns in all.chain([&self.switch]) {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+    }
+}
+
+/// Removes the labs of test processes that died without removing theirs (killed, say, by a
+/// test runner's timeout): their namespaces, and what still runs in them.
+fn sweep() {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    for name in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("cod"))
+    {
+        let Some((pid, _)) = name.rsplit_once('-').and_then(|(_, t)| t.split_once('x')) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let pids = Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .unwrap();
+        for p in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            if let Ok(p) = p.parse() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
     }
 }
