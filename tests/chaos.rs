@@ -149,14 +149,8 @@ fn fault(rng: &mut impl Rng) -> Fault {
 
 #[test]
 fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
-    let seed: u64 = std::env::var("COD_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let steps: usize = std::env::var("COD_CHAOS_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+    let seed: u64 = env_number("COD_CHAOS_SEED").unwrap_or_else(rand::random);
+    let steps: usize = env_number("COD_CHAOS_STEPS").unwrap_or(6);
     eprintln!("chaos seed {seed}, {steps} steps (COD_CHAOS_SEED={seed} replays it)");
     // The faults come from the seed alone; the workload's choices from a stream of their own
     // (how many transfers a step holds depends on timing).
@@ -483,7 +477,8 @@ fn twin(w: &World, pkg: &std::path::Path, of: &Node, ini: &str) -> Node {
 
 /// A member behind a NAT (no inbound route, as on most home connections and phone hotspots)
 /// takes part through the connections it opens itself: it finds the others on the DHT, syncs
-/// both ways, transfers, and proposes what the other signers approve — and the nodes that
+/// both ways, transfers, proposes what another signer approves and approves what another
+/// proposes — and the nodes that
 /// learn its unreachable address (the DHT gives its router's) back off from it rather than
 /// keep dialling.
 #[test]
@@ -568,6 +563,26 @@ fn a_node_behind_a_nat_takes_part_through_its_own_connections() {
     for n in &nodes {
         wait_for(60, "the issuance to be final everywhere", || {
             (issued(n)? == expected).then_some(())
+        });
+    }
+    // And what another signer proposes reaches it — nobody can send it, so it pulls the open
+    // requests of a peer at its sync rounds — and its approval makes it final everywhere.
+    let proposed = w
+        .at(open, &["--json", "issue", "--backing", "bread=44"])
+        .ok()
+        .json();
+    let id = proposed["id"].as_str().unwrap().to_string();
+    wait_for(60, "another signer's proposal to reach it", || {
+        w.at(natted, &["sign", "show", &id])
+            .out
+            .status
+            .success()
+            .then_some(())
+    });
+    w.at(natted, &["sign", "approve", &id]).ok();
+    for n in &nodes {
+        wait_for(60, "the second issuance to be final everywhere", || {
+            (issued(n)? == expected + 2 * 350).then_some(())
         });
     }
 

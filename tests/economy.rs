@@ -707,10 +707,7 @@ fn a_quorum_hands_signing_to_new_signers_and_every_node_follows() {
 #[test]
 fn a_seeded_workload_ends_with_one_chain_on_every_node() {
     use rand::{Rng, SeedableRng};
-    let seed: u64 = std::env::var("COD_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed: u64 = env_number("COD_SEED").unwrap_or_else(rand::random);
     eprintln!("workload seed {seed} (COD_SEED={seed} replays it)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let w = World::new();

@@ -21,6 +21,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sync/summary"),
     ("GET", "/v1/sync/buckets"),
     ("GET", "/v1/sync/heads/{bucket}"),
+    ("GET", "/v1/sign-requests"),
     ("POST", "/v1/sign-requests"),
     ("POST", "/v1/sign-requests/{id}/rejections"),
 ];
@@ -205,6 +206,18 @@ pub struct Proposal {
     /// which node sends it: every node that holds a request passes it on.)
     pub record: serde_json::Value,
 }
+
+/// `GET /v1/sign-requests`: the open requests a node holds, as it would send them again —
+/// what a node nobody can call (behind a NAT, or hidden) pulls at its sync rounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRequests {
+    /// At most [`MAX_OPEN_REQUESTS_SERVED`] records (body and signatures), canonical JSON.
+    pub records: Vec<serde_json::Value>,
+}
+
+/// Most requests in one answer of `GET /v1/sign-requests` (and taken from one).
+pub const MAX_OPEN_REQUESTS_SERVED: usize = 64;
 
 /// `POST /v1/sign-requests/{id}/rejections`: a member said no, signed by its node key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

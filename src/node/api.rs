@@ -70,7 +70,7 @@ pub fn router(shared: S) -> Router {
         .route("/v1/sync/summary", get(summary))
         .route("/v1/sync/buckets", get(buckets))
         .route("/v1/sync/heads/{bucket}", get(heads))
-        .route("/v1/sign-requests", post(sign_request))
+        .route("/v1/sign-requests", get(open_requests).post(sign_request))
         .route("/v1/sign-requests/{id}/rejections", post(sign_rejection))
         .fallback(not_a_route)
         .method_not_allowed_fallback(|| async {
@@ -809,6 +809,15 @@ fn submission(
         }
     }
     Ok((results, applied, forged))
+}
+
+/// `GET /v1/sign-requests`: see [`crate::api::OpenRequests`].
+async fn open_requests(State(s): State<S>) -> Json<OpenRequests> {
+    let records = super::signing::open_for_peers(&s)
+        .iter()
+        .map(Record::to_json)
+        .collect();
+    Json(OpenRequests { records })
 }
 
 async fn sign_request(

@@ -413,6 +413,49 @@ fn own_held_back(shared: &Shared, open: &[Record]) -> std::collections::BTreeSet
     held.keys().copied().collect()
 }
 
+/// The open requests this node gives a peer that asks (`GET /v1/sign-requests`), as its own
+/// resends carry them: those holding what it added that no peer has sent back yet are left
+/// out (the first to show a signature should not be its signer). At most
+/// [`crate::api::MAX_OPEN_REQUESTS_SERVED`].
+pub fn open_for_peers(shared: &Shared) -> Vec<Record> {
+    let open = shared.requests.locked().open_records();
+    let held_back = own_held_back(shared, &open);
+    open.into_iter()
+        .filter(|r| !held_back.contains(&r.hash()))
+        .take(crate::api::MAX_OPEN_REQUESTS_SERVED)
+        .collect()
+}
+
+/// Takes the open requests of the peer at `addr` (`GET /v1/sign-requests`) as if it had
+/// sent them: a node that nobody can call — behind a NAT, or hidden — learns of the requests
+/// proposed elsewhere only so. Each sync round asks one peer.
+pub async fn pull(shared: &Arc<Shared>, addr: &str) {
+    let open: Result<crate::api::OpenRequests, _> = shared.api.get(addr, "/v1/sign-requests").await;
+    let Ok(open) = open else { return };
+    let (s, handle) = (shared.clone(), tokio::runtime::Handle::current());
+    let _ = shared
+        .tasks
+        .spawn_blocking(move || {
+            let _guard = handle.enter();
+            for value in open
+                .records
+                .into_iter()
+                .take(crate::api::MAX_OPEN_REQUESTS_SERVED)
+            {
+                match Record::from_json(value) {
+                    Ok(r) => {
+                        let _ = receive(&s, r, String::new(), true);
+                    }
+                    Err(e) => {
+                        tracing::debug!("open requests of a peer: {e}");
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+}
+
 /// `cod sign show`.
 pub fn view(shared: &Shared, id: &RecordHash) -> Result<RequestView, SignError> {
     shared

@@ -53,6 +53,7 @@ pub async fn run(shared: Arc<Shared>) {
         let shared = shared.clone();
         async move {
             let Some(addr) = peer else { return };
+            super::signing::pull(&shared, &addr).await;
             match sync_with(&shared, &addr).await {
                 Ok(()) => {}
                 Err(e @ SyncError::Forged(_)) => {

@@ -384,6 +384,11 @@ pub fn funding_archive(w: &World, nodes: &[&Node], bread: u64) -> PathBuf {
     file
 }
 
+/// The number in the environment variable `var`, if it holds one.
+pub fn env_number<T: std::str::FromStr>(var: &str) -> Option<T> {
+    std::env::var(var).ok().and_then(|s| s.parse().ok())
+}
+
 /// Waits for `f` to return `Some` (polling), up to `secs`; panics with `what` otherwise.
 #[track_caller]
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
