@@ -262,7 +262,11 @@ fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
     assert_eq!(set(&c2)["keys"], set(&a1)["keys"]);
     assert_eq!(set(&c2)["quorum"], 2);
 
-    // Made on v1, seen on v2; made on v2, seen on v1.
+    // Made on v1, seen on v2; made on v2, seen on v1. (node3's opening left along a stem
+    // once it had a peer: node2 pays it once it knows the account.)
+    wait_for(60, "node2 (v1) to know node3's account", || {
+        net.balance(&b1, &c2.id).map(|_| ())
+    });
     w.at(&b1, &["transfer", "--to", &c2.id, "--amount", "1", "--yes"])
         .ok();
     wait_for(60, "the v2 node to receive what a v1 node paid it", || {
