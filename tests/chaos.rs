@@ -39,7 +39,13 @@ struct Daemon {
     host: usize,
     child: Option<Child>,
     paused: bool,
+    /// How far its wall clock is off, in seconds (libfaketime; its monotonic clock is true).
+    skew: i64,
 }
+
+/// libfaketime (Debian's `libfaketime`, which `.ci/setup` installs): a daemon run with it
+/// preloaded reads a wall clock that is off by `FAKETIME`.
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 impl Daemon {
     fn start(&mut self, w: &World, lab: &Lab) {
@@ -48,8 +54,18 @@ impl Daemon {
             .append(true)
             .open(self.node.dir.join("chaos.log"))
             .unwrap();
-        let child = lab
-            .command(self.host, cod_bin())
+        let mut command = lab.command(self.host, cod_bin());
+        if self.skew != 0 {
+            assert!(
+                std::path::Path::new(FAKETIME).exists(),
+                "{FAKETIME} is missing: run .ci/setup"
+            );
+            command
+                .env("LD_PRELOAD", FAKETIME)
+                .env("FAKETIME", format!("{:+}s", self.skew))
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = command
             .args(["--node", s(&self.node.dir), "node", "run"])
             .env("HOME", w.dir.path())
             .env("XDG_DATA_HOME", w.path("xdg"))
@@ -156,6 +172,10 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     // (how many transfers a step holds depends on timing).
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let schedule: Vec<Fault> = (0..steps).map(|_| fault(&mut rng)).collect();
+    // Each host's wall clock is off by up to a minute either way (far within what the rules
+    // tolerate for proposals, 10 minutes; transfers carry their author's time).
+    let skews: Vec<i64> = (0..HOSTS).map(|_| rng.gen_range(-60..=60)).collect();
+    eprintln!("clock skews (s): {skews:?}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x636f64);
 
     let lab = Lab::new(HOSTS);
@@ -184,6 +204,7 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
             host,
             child: None,
             paused: false,
+            skew: skews[host],
         })
         .collect();
     for d in &mut daemons {
@@ -509,6 +530,7 @@ fn a_node_behind_a_nat_takes_part_through_its_own_connections() {
             host,
             child: None,
             paused: false,
+            skew: 0,
         };
         d.start(&w, &lab);
         daemons.push(d);

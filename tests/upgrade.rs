@@ -87,7 +87,11 @@ fn a_v1_node_upgrades_to_v2_found_on_a_peer_and_keeps_its_balance() {
         "{states:?}"
     );
 
-    // Import: the old chain (read through v1's running daemon) comes over whole.
+    // Import: the old chain (read through v1's running daemon) comes over whole — once v2's
+    // node's opening, which left along a stem, has reached v1 (nothing is still coming).
+    wait_for(60, "v1 to know the v2 node's account", || {
+        net.knows(&v1, &v2.id).then_some(())
+    });
     let imp = w
         .at(&new, &["--json", "import", "--from", s(&v1.dir)])
         .ok()
@@ -265,7 +269,7 @@ fn nodes_of_two_versions_of_one_ledger_keep_one_chain() {
     // Made on v1, seen on v2; made on v2, seen on v1. (node3's opening left along a stem
     // once it had a peer: node2 pays it once it knows the account.)
     wait_for(60, "node2 (v1) to know node3's account", || {
-        net.balance(&b1, &c2.id).map(|_| ())
+        net.knows(&b1, &c2.id).then_some(())
     });
     w.at(&b1, &["transfer", "--to", &c2.id, "--amount", "1", "--yes"])
         .ok();

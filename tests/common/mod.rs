@@ -724,6 +724,12 @@ impl<'w> Net<'w> {
         }
     }
 
+    /// Does `at` know the account `of` (its opening reached it)?
+    pub fn knows(&self, at: &Node, of: &str) -> bool {
+        let r = self.w.at(at, &["--json", "balance", of]);
+        r.out.status.success() && r.json()["known"] == true
+    }
+
     pub fn balance(&self, at: &Node, of: &str) -> Option<u64> {
         let r = self.w.at(at, &["--json", "balance", of]);
         r.out
