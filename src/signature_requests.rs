@@ -780,13 +780,15 @@ impl RequestBook {
         }
     }
 
-    /// The requests still gathering signatures, as records to send again.
+    /// The requests still gathering signatures, as records to send again: the newest first.
     pub fn open_records(&self) -> Vec<Record> {
-        self.requests
+        let mut open: Vec<&SignRequest> = self
+            .requests
             .values()
             .filter(|r| r.state.is_open())
-            .map(SignRequest::record)
-            .collect()
+            .collect();
+        open.sort_by_key(|r| std::cmp::Reverse(r.created));
+        open.into_iter().map(SignRequest::record).collect()
     }
 
     /// What to do about the (non-special) distribution of `period`, whose content the chain

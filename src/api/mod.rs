@@ -218,6 +218,8 @@ pub struct OpenRequests {
 
 /// Most requests in one answer of `GET /v1/sign-requests` (and taken from one).
 pub const MAX_OPEN_REQUESTS_SERVED: usize = 64;
+/// Most bytes of records in one answer of `GET /v1/sign-requests` (half a request body).
+pub const MAX_OPEN_REQUESTS_BYTES: usize = MAX_BODY_BYTES / 2;
 
 /// `POST /v1/sign-requests/{id}/rejections`: a member said no, signed by its node key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

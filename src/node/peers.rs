@@ -223,10 +223,13 @@ impl PeerTable {
             .collect()
     }
 
-    /// Whether the table holds a peer, or an address not tried yet: something a node
-    /// waiting for its first peer may still get.
+    /// Whether the table holds a peer, or an address not yet given up on (it failed fewer
+    /// than [`DOWN_AFTER_FAILURES`] times in a row — a peer starting a moment later than
+    /// this node is still one): something a node waiting for its first peer may still get.
     pub fn has_prospects(&self) -> bool {
-        self.peers.values().any(|p| p.confirmed || p.failures == 0)
+        self.peers
+            .values()
+            .any(|p| p.confirmed || p.failures < DOWN_AFTER_FAILURES)
     }
 
     pub fn all(&self) -> Vec<Peer> {
@@ -272,7 +275,7 @@ mod tests {
         assert!(t.fail("127.0.0.1:1", 200), "down after three failures");
         assert!(t.confirmed().is_empty());
         assert!(t.due(200, 60).is_empty(), "backing off");
-        assert!(!t.has_prospects(), "tried and failed");
+        assert!(!t.has_prospects(), "given up on");
         assert!(t.confirm("127.0.0.1:1", id, v(), 3, 300));
         assert!(t.has_prospects());
         assert_eq!(t.confirmed().len(), 1);

@@ -415,16 +415,24 @@ fn own_held_back(shared: &Shared, open: &[Record]) -> std::collections::BTreeSet
 
 /// The open requests this node gives a peer that asks (`GET /v1/sign-requests`), as its own
 /// resends carry them: those holding what it added that no peer has sent back yet are left
-/// out (the first to show a signature should not be its signer). At most
-/// [`crate::api::MAX_OPEN_REQUESTS_SERVED`].
+/// out (the first to show a signature should not be its signer). The newest first, at most
+/// [`crate::api::MAX_OPEN_REQUESTS_SERVED`] and [`crate::api::MAX_OPEN_REQUESTS_BYTES`].
 pub fn open_for_peers(shared: &Shared) -> Vec<Record> {
     let open = shared.requests.locked().open_records();
     let held_back = own_held_back(shared, &open);
+    let mut bytes = 0;
     open.into_iter()
         .filter(|r| !held_back.contains(&r.hash()))
         .take(crate::api::MAX_OPEN_REQUESTS_SERVED)
+        .take_while(|r| {
+            bytes += r.to_bytes().len();
+            bytes <= crate::api::MAX_OPEN_REQUESTS_BYTES
+        })
         .collect()
 }
+
+/// Requests new to this node taken from one pull, at most: each is recomputed from the chain.
+const MAX_NEW_PER_PULL: usize = 8;
 
 /// Takes the open requests of the peer at `addr` (`GET /v1/sign-requests`) as if it had
 /// sent them: a node that nobody can call — behind a NAT, or hidden — learns of the requests
@@ -437,6 +445,7 @@ pub async fn pull(shared: &Arc<Shared>, addr: &str) {
         .tasks
         .spawn_blocking(move || {
             let _guard = handle.enter();
+            let (mut seen, mut new) = (std::collections::BTreeSet::new(), 0);
             for value in open
                 .records
                 .into_iter()
@@ -444,6 +453,15 @@ pub async fn pull(shared: &Arc<Shared>, addr: &str) {
             {
                 match Record::from_json(value) {
                     Ok(r) => {
+                        if !seen.insert(r.hash()) {
+                            continue;
+                        }
+                        if !s.requests.locked().contains(&r.hash()) {
+                            new += 1;
+                            if new > MAX_NEW_PER_PULL {
+                                return;
+                            }
+                        }
                         let _ = receive(&s, r, String::new(), true);
                     }
                     Err(e) => {
@@ -814,9 +832,11 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         );
     }
     let mut record = Record::new(body, Vec::new());
-    if shared.requests.locked().contains(&record.hash()) {
-        // This very record's session ran out: a new one, dated now, so that a distribution
-        // never stalls for a session that ran out.
+    let ran_out = requests::expiry(record.body().time, t, &shared.params) <= t;
+    if ran_out || shared.requests.locked().contains(&record.hash()) {
+        // This very record's session ran out (or would have, dated at the period's end: the
+        // node comes long after it): a new one, dated now, so that a distribution never
+        // stalls for a session that ran out.
         let dated_now =
             shared
                 .view()

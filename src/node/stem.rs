@@ -442,10 +442,10 @@ pub async fn run(shared: Arc<Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.stem_wake.notified() => {
-                // Own records made together leave together.
+                // Own records made together leave together. (The timers below run on this
+                // pass too: a relay woken by stems without pause still fluffs what is due.)
                 tokio::time::sleep(GATHER).await;
                 send_own(&shared);
-                continue;
             }
             _ = shared.shutdown.cancelled() => return,
         }

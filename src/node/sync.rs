@@ -53,8 +53,10 @@ pub async fn run(shared: Arc<Shared>) {
         let shared = shared.clone();
         async move {
             let Some(addr) = peer else { return };
+            let synced = sync_with(&shared, &addr).await;
+            // (After the records: requests built on what the peer holds check against them.)
             super::signing::pull(&shared, &addr).await;
-            match sync_with(&shared, &addr).await {
+            match synced {
                 Ok(()) => {}
                 Err(e @ SyncError::Forged(_)) => {
                     tracing::debug!("sync with {addr}: {e}");
@@ -198,8 +200,9 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
     if theirs.digest == ours.digest {
         return Ok(());
     }
-    // Far behind: replay the peer's log, dependencies first.
-    if ours.applied.saturating_mul(2) < theirs.applied {
+    // Far behind: replay the peer's log, dependencies first. (Judged by what this node
+    // holds, not by what it shows: while its own records are hidden it may show far less.)
+    if shared.view().state().applied_count().saturating_mul(2) < theirs.applied {
         replay_log(shared, addr).await?;
         if shared.shutdown.is_cancelled() {
             return Ok(());
