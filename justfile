@@ -208,10 +208,11 @@ bench-tui: build
     tmux -L cod-bench-tui kill-server; "$cod" --node "$node" node stop >/dev/null; rm -rf "$d"
 
 # One schedule of faults on a lab of network namespaces (tests/chaos.rs; needs root): real
-# nodes, partitions, loss, slow links, kill -9, SIGSTOP, transfers throughout, and the checker.
+# nodes, partitions, loss, slow links, latency and reordering, kill -9, SIGSTOP, clock jumps,
+# transfers and distributions throughout, and the checker.
 # SEED replays the schedule a run printed; STEPS sets its length (CI runs 6).
 chaos SEED="" STEPS="12":
-    COD_CHAOS_SEED={{SEED}} COD_CHAOS_STEPS={{STEPS}} cargo nextest run --test chaos --no-capture
+    COD_CHAOS_SEED={{SEED}} COD_CHAOS_STEPS={{STEPS}} cargo nextest run --test chaos --no-capture a_seeded_schedule
 
 # RUNS schedules of STEPS faults each, one after another, each with a fresh seed; a summary
 # for docs/reliability.md (runs, faults, acknowledged and lost records, divergent nodes,
@@ -221,11 +222,12 @@ chaos-long RUNS="100" STEPS="12":
     set -euo pipefail
     bin=$(cargo test --test chaos --no-run --message-format=json 2>/dev/null | python3 -c \
         'import sys, json; print([j["executable"] for j in map(json.loads, sys.stdin) if j.get("executable") and j["target"]["name"] == "chaos"][0])')
-    # (A copy: a build meanwhile does not change what runs.)
+    # (Copies: a build meanwhile does not change what runs.)
     cp "$bin" target/chaos-long-bin
+    cp target/debug/cod target/chaos-long-cod
     report="$PWD/target/chaos-long.jsonl"; : > "$report"
     for i in $(seq 1 {{RUNS}}); do
-        COD_CHAOS_REPORT="$report" COD_CHAOS_STEPS={{STEPS}} target/chaos-long-bin --exact \
+        COD_BIN="$PWD/target/chaos-long-cod" COD_CHAOS_REPORT="$report" COD_CHAOS_STEPS={{STEPS}} target/chaos-long-bin --exact \
             a_seeded_schedule_of_faults_loses_nothing_acknowledged --nocapture >"target/chaos-run-$i.log" 2>&1 \
             || echo "run $i had a problem: target/chaos-run-$i.log"
     done

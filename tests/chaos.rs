@@ -1,10 +1,12 @@
 //! Faults as real networks have them (issue 18): real `cod` daemons on the hosts of a lab
 //! (network namespaces on one bridge, `common::lab`), a schedule of faults made from a seed —
-//! partitions, one-way cuts, packet loss, slow links, SIGKILL and restart, SIGSTOP — with
-//! transfers submitted to random nodes throughout, and a checker once the network heals (the
-//! Jepsen "set" and "bank" checks): every acknowledged record is on every node, every node
-//! gives every account the same balance, no coin was made or lost, and every store — a
-//! killed node's among them — passes `cod chain verify`.
+//! partitions, one-way cuts, packet loss, slow links, latency with jitter (and so
+//! reordering), SIGKILL and restart, SIGSTOP, wall clocks that jump, one fault or two at a
+//! time — with transfers submitted to random nodes throughout and periods closed by the
+//! signers' distributions, and a checker once the network heals (the Jepsen "set" and "bank"
+//! checks): every acknowledged record is on every node, every node applied the same records
+//! and gives every account the same balance, no coin was made or lost, every period that ended
+//! is distributed, and every store — a killed node's among them — passes `cod chain verify`.
 //!
 //! The seed is printed; `COD_CHAOS_SEED=N` replays its schedule (`just chaos N`), and
 //! `COD_CHAOS_STEPS` sets its length (CI runs a short one).
@@ -31,6 +33,8 @@ const PAYERS: usize = 3;
 const STEP: Duration = Duration::from_secs(5);
 /// How long after healing every node must agree.
 const CONVERGE: Duration = Duration::from_secs(180);
+/// The settlement period: the signers (node1 … node3, quorum 2) distribute every 20 s.
+const PERIOD: u64 = 20;
 
 /// One node's daemon on its host: `cod node run`, in the foreground, so the test holds its
 /// process (SIGKILL, SIGSTOP).
@@ -41,6 +45,12 @@ struct Daemon {
     paused: bool,
     /// How far its wall clock is off, in seconds (libfaketime; its monotonic clock is true).
     skew: i64,
+}
+
+/// A fault lab's clocks: each host's wall clock off by a number of seconds that the test may
+/// change while its daemon runs (libfaketime reads it from a file, at most a second old).
+fn set_clock(node: &Node, skew: i64) {
+    std::fs::write(node.dir.join("faketime.rc"), format!("{skew:+}s\n")).unwrap();
 }
 
 /// libfaketime (Debian's `libfaketime`, which `.ci/setup` installs): a daemon run with it
@@ -55,16 +65,17 @@ impl Daemon {
             .open(self.node.dir.join("chaos.log"))
             .unwrap();
         let mut command = lab.command(self.host, cod_bin());
-        if self.skew != 0 {
-            assert!(
-                std::path::Path::new(FAKETIME).exists(),
-                "{FAKETIME} is missing: run .ci/setup"
-            );
-            command
-                .env("LD_PRELOAD", FAKETIME)
-                .env("FAKETIME", format!("{:+}s", self.skew))
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        }
+        assert!(
+            std::path::Path::new(FAKETIME).exists(),
+            "{FAKETIME} is missing: run .ci/setup"
+        );
+        set_clock(&self.node, self.skew);
+        command
+            .env("LD_PRELOAD", FAKETIME)
+            .env_remove("FAKETIME")
+            .env("FAKETIME_TIMESTAMP_FILE", self.node.dir.join("faketime.rc"))
+            .env("FAKETIME_CACHE_DURATION", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         let child = command
             .args(["--node", s(&self.node.dir), "node", "run"])
             .env("HOME", w.dir.path())
@@ -122,11 +133,39 @@ enum Fault {
     Kill(usize),
     /// The node is paused (SIGSTOP) for the step.
     Pause(usize),
+    /// The hosts' packets leave this many milliseconds late, give or take the second figure
+    /// (so they arrive out of order), from this seed.
+    Delay(Vec<usize>, u64, u64, u64),
+    /// The host's wall clock jumps to this many seconds off (and back as the step ends):
+    /// ±15 minutes is beyond what the rules tolerate of a proposal's time (10).
+    Skew(usize, i64),
+}
+
+/// A step's faults: one, and a quarter of the time a second of another kind.
+fn faults(rng: &mut impl Rng) -> Vec<Fault> {
+    let first = fault(rng);
+    if matches!(first, Fault::None) || !rng.gen_bool(0.25) {
+        return vec![first];
+    }
+    loop {
+        let second = fault(rng);
+        let same = std::mem::discriminant(&second) == std::mem::discriminant(&first);
+        if !same && !matches!(second, Fault::None) {
+            return vec![first, second];
+        }
+    }
 }
 
 fn fault(rng: &mut impl Rng) -> Fault {
     let host = |rng: &mut dyn rand::RngCore| rng.gen_range(0..HOSTS);
-    match rng.gen_range(0..7) {
+    let some_hosts = |rng: &mut dyn rand::RngCore| {
+        let n = rng.gen_range(1..=HOSTS);
+        let mut hosts: Vec<usize> = (0..HOSTS).collect();
+        rand::seq::SliceRandom::shuffle(&mut hosts[..], rng);
+        hosts.truncate(n);
+        hosts
+    };
+    match rng.gen_range(0..9) {
         0 => Fault::None,
         1 => {
             let mut hosts: Vec<usize> = (0..HOSTS).collect();
@@ -150,16 +189,16 @@ fn fault(rng: &mut impl Rng) -> Fault {
             let to = (from + rng.gen_range(1..HOSTS)) % HOSTS;
             Fault::OneWay(from, to)
         }
-        3 => {
-            let n = rng.gen_range(1..=HOSTS);
-            let mut hosts: Vec<usize> = (0..HOSTS).collect();
-            rand::seq::SliceRandom::shuffle(&mut hosts[..], rng);
-            hosts.truncate(n);
-            Fault::Loss(hosts, [10, 30, 50][rng.gen_range(0..3)])
-        }
+        3 => Fault::Loss(some_hosts(rng), [10, 30, 50][rng.gen_range(0..3)]),
         4 => Fault::Slow(host(rng), [64, 256][rng.gen_range(0..2)]),
         5 => Fault::Kill(host(rng)),
-        _ => Fault::Pause(host(rng)),
+        6 => Fault::Pause(host(rng)),
+        // A continent away (150 ± 50 ms), or a bad mobile link (400 ± 350 ms).
+        7 => {
+            let (ms, jitter) = [(150, 50), (400, 350)][rng.gen_range(0..2)];
+            Fault::Delay(some_hosts(rng), ms, jitter, rng.r#gen())
+        }
+        _ => Fault::Skew(host(rng), [-900, -240, 240, 900][rng.gen_range(0..4)]),
     }
 }
 
@@ -171,7 +210,7 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     // The faults come from the seed alone; the workload's choices from a stream of their own
     // (how many transfers a step holds depends on timing).
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let schedule: Vec<Fault> = (0..steps).map(|_| fault(&mut rng)).collect();
+    let schedule: Vec<Vec<Fault>> = (0..steps).map(|_| faults(&mut rng)).collect();
     // Each host's wall clock is off by up to a minute either way (far within what the rules
     // tolerate for proposals, 10 minutes; transfers carry their author's time).
     let skews: Vec<i64> = (0..HOSTS).map(|_| rng.gen_range(-60..=60)).collect();
@@ -181,8 +220,10 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     let lab = Lab::new(HOSTS);
     let w = World::new();
     let (_dht, bootstrap) = bootstrap_dht(&lab);
-    let (pkg, _) = w.pack("dist", &template("com.ini"), &template("cod.ini"));
-    let ini = |i: usize| node_ini(&lab, i, &bootstrap);
+    let (com, _) = com(PERIOD, 0, "");
+    let (pkg, _) = w.pack("dist", &com, &template("cod.ini"));
+    // (Signers sign distributions without asking.)
+    let ini = |i: usize| node_ini(&lab, i, &bootstrap) + "[signing]\nauto = true\n";
     let mut nodes: Vec<Node> = (0..TWINS.1)
         .map(|i| w.deploy_with(&pkg, &format!("node{}", i + 1), Some(&ini(i))))
         .collect();
@@ -218,24 +259,32 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     let mut faults = 0;
     // The twins' double spends: both records acknowledged, each by its own node.
     let mut spends: Vec<(String, String)> = Vec::new();
-    for (step, f) in schedule.into_iter().enumerate() {
-        eprintln!("step {step}: {f:?}");
-        faults += usize::from(!matches!(f, Fault::None));
-        match &f {
-            Fault::None => {}
-            Fault::Partition(a, b) => lab.partition(&[a.clone(), b.clone()]),
-            Fault::OneWay(from, to) => lab.cut(*from, *to),
-            Fault::Loss(hosts, p) => hosts.iter().for_each(|h| lab.loss(*h, *p)),
-            Fault::Slow(h, kbit) => lab.slow(*h, *kbit),
-            Fault::Kill(h) => daemons[*h].kill(),
-            Fault::Pause(h) => {
-                daemons[*h].signal(nix::sys::signal::Signal::SIGSTOP);
-                daemons[*h].paused = true;
+    for (step, fs) in schedule.into_iter().enumerate() {
+        eprintln!("step {step}: {fs:?}");
+        for f in &fs {
+            faults += usize::from(!matches!(f, Fault::None));
+            match f {
+                Fault::None => {}
+                Fault::Partition(a, b) => lab.partition(&[a.clone(), b.clone()]),
+                Fault::OneWay(from, to) => lab.cut(*from, *to),
+                Fault::Loss(hosts, p) => hosts.iter().for_each(|h| lab.loss(*h, *p)),
+                Fault::Slow(h, kbit) => lab.slow(*h, *kbit),
+                Fault::Kill(h) => daemons[*h].kill(),
+                Fault::Pause(h) => {
+                    daemons[*h].signal(nix::sys::signal::Signal::SIGSTOP);
+                    daemons[*h].paused = true;
+                }
+                Fault::Delay(hosts, ms, jitter, seed) => {
+                    for h in hosts {
+                        lab.delay(*h, *ms, *jitter, seed ^ *h as u64);
+                    }
+                }
+                Fault::Skew(h, skew) => set_clock(&nodes[*h], *skew),
             }
         }
         // The twins on both sides of a partition: each spends the same credit (its next
         // record, paying the network) — a double spend, which every node must settle alike.
-        if let Fault::Partition(a, _) = &f
+        if let Some(Fault::Partition(a, _)) = fs.iter().find(|f| matches!(f, Fault::Partition(..)))
             && a.contains(&TWINS.0) != a.contains(&TWINS.1)
         {
             let made: Vec<(String, usize)> = [TWINS.0, TWINS.1]
@@ -282,22 +331,29 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
             }
             std::thread::sleep(Duration::from_millis(rng.gen_range(100..600)));
         }
-        // The step's fault ends.
-        match f {
-            Fault::Kill(h) => daemons[h].start(&w, &lab),
-            Fault::Pause(h) => {
-                daemons[h].signal(nix::sys::signal::Signal::SIGCONT);
-                daemons[h].paused = false;
+        // The step's faults end (the last first).
+        for f in fs.into_iter().rev() {
+            match f {
+                Fault::Kill(h) => daemons[h].start(&w, &lab),
+                Fault::Pause(h) => {
+                    daemons[h].signal(nix::sys::signal::Signal::SIGCONT);
+                    daemons[h].paused = false;
+                }
+                Fault::Skew(h, _) => set_clock(&nodes[h], daemons[h].skew),
+                _ => lab.heal(),
             }
-            _ => lab.heal(),
         }
     }
     lab.heal();
     eprintln!("{faults} faults, {} transfers acknowledged", acked.len());
 
     // Healed: every node ends with the same records and balances (what each node says, per
-    // node; the run waits for them to agree, up to a bound).
+    // node), and with every period distributed that ended for every signer's clock (their
+    // skews are back to at most a minute) before it healed, if records were made in it. The
+    // run waits for this, up to a bound.
     let healed = Instant::now();
+    let params = params_of(&nodes[0]);
+    let due_by = cod::clock::now().saturating_sub(60);
     let accounts: Vec<&str> = nodes
         .iter()
         .map(|n| n.id.as_str())
@@ -307,13 +363,45 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         let balances = accounts.iter().map(|a| net.balance(n, a)).collect();
         (net.applied(n), balances)
     };
-    let (converged, seen) = loop {
+    // Each node's chain, as its export gives it: the records it applied, and its state.
+    let chain_of = |n: &Node| {
+        let file = w.path(&format!("final-{}.archive", n.key));
+        let _ = std::fs::remove_file(&file);
+        w.at(n, &["chain", "export", "--out", s(&file)]).ok();
+        let records = cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap();
+        // (An archive holds both sides of a fork.)
+        let hashes: Vec<_> = records.iter().map(|r| r.hash()).collect();
+        let l = cod::ledger::Ledger::from_records(params.clone(), records);
+        let held: BTreeSet<String> = hashes
+            .iter()
+            .filter(|h| l.state().is_applied(h))
+            .map(|h| h.to_string())
+            .collect();
+        (held, l)
+    };
+    // The last period due for a distribution in a chain, if any.
+    let due = |l: &cod::ledger::Ledger| {
+        let com = &params.com;
+        l.records()
+            .iter()
+            .filter(|r| l.state().is_applied(&r.hash()))
+            .filter(|r| r.kind() == cod::ledger::Kind::Transfer)
+            .map(|r| com.period_of(r.body().time))
+            .filter(|p| com.period_bounds(*p).1 <= due_by)
+            .max()
+    };
+    let (converged, seen, finals) = loop {
         let seen: Vec<_> = nodes.iter().map(says).collect();
         if seen[0].0.is_some() && seen.iter().all(|s| *s == seen[0]) {
-            break (Some(healed.elapsed()), seen);
+            let finals: Vec<_> = nodes.iter().map(chain_of).collect();
+            let same = finals.iter().all(|(held, _)| *held == finals[0].0);
+            let distributed = |l: &cod::ledger::Ledger| due(l) <= l.state().last_period;
+            if same && finals.iter().all(|(_, l)| distributed(l)) {
+                break (Some(healed.elapsed()), seen, finals);
+            }
         }
         if healed.elapsed() > CONVERGE {
-            break (None, seen);
+            break (None, seen, nodes.iter().map(chain_of).collect());
         }
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -324,27 +412,15 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         .max()
         .map_or(0, |most| nodes.len() - most);
 
-    // The checker: each node's chain verifies, holds every acknowledged record, and keeps
-    // what was issued, no more and no less.
-    let params = params_of(&nodes[0]);
+    // The checker: each node's chain verifies, holds every acknowledged record, keeps what
+    // was issued, no more and no less, and distributed every period due.
     let mut lost: BTreeSet<&str> = BTreeSet::new();
     let mut problems = Vec::new();
-    let mut chains: Vec<BTreeSet<String>> = Vec::new();
-    for n in &nodes {
+    let mut periods = 0;
+    for (n, (held, l)) in nodes.iter().zip(&finals) {
         if !w.chain_ok(n) {
             problems.push(format!("{}: chain verify fails", n.key));
         }
-        let file = w.path(&format!("final-{}.archive", n.key));
-        w.at(n, &["chain", "export", "--out", s(&file)]).ok();
-        let records = cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap();
-        // What the node's chain applied (an archive holds both sides of a fork).
-        let hashes: Vec<_> = records.iter().map(|r| r.hash()).collect();
-        let l = cod::ledger::Ledger::from_records(params.clone(), records);
-        let held: BTreeSet<String> = hashes
-            .iter()
-            .filter(|h| l.state().is_applied(h))
-            .map(|h| h.to_string())
-            .collect();
         let missing: Vec<&str> = acked
             .iter()
             .map(|(h, _)| h.as_str())
@@ -358,7 +434,6 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
             ));
         }
         lost.extend(missing);
-        chains.push(held);
         let total: u64 = l
             .state()
             .accounts()
@@ -375,9 +450,19 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
                 n.key
             ));
         }
+        let last = l.state().last_period;
+        if due(l) > last {
+            problems.push(format!(
+                "{}: period {:?} is due for a distribution, the last is {last:?}",
+                n.key,
+                due(l)
+            ));
+        }
+        periods = last.map_or(0, |p| p + 1);
     }
     // One chain everywhere: the same records on every node — each double spend settled with
     // the same winner — and of each double spend, one record at least.
+    let chains: Vec<&BTreeSet<String>> = finals.iter().map(|(held, _)| held).collect();
     if chains.iter().any(|c| *c != chains[0]) {
         problems.push("the nodes hold different records".to_string());
     }
@@ -401,6 +486,7 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         "faults": faults,
         "acknowledged": acked.len(),
         "double_spends": spends.len(),
+        "periods_distributed": periods,
         "fork_losers": fork_losers,
         "lost": lost.len(),
         "divergent": divergent,
@@ -422,6 +508,68 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         "no transfer was acknowledged (seed {seed})"
     );
     assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+}
+
+/// The lab's delayer ([`Lab::delay`]): every packet of a delayed host arrives, none sooner
+/// than the delay less the jitter, and — the jitter being far larger than the gaps between
+/// them — out of order; once healed, packets pass as before.
+#[test]
+fn the_lab_delays_packets_and_reorders_them() {
+    const N: u16 = 200;
+    let lab = Lab::new(2);
+    lab.delay(0, 60, 40, 7);
+    let to: std::net::SocketAddr = format!("{}:9000", lab.hosts[1].ip).parse().unwrap();
+    let (bound, is_bound) = std::sync::mpsc::channel();
+    let receiver = lab.on(1, move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:9000").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        bound.send(()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2];
+        while got.len() < usize::from(N) + 1 {
+            let Ok(2) = sock.recv(&mut buf) else { break };
+            got.push((u16::from_be_bytes(buf), Instant::now()));
+        }
+        got
+    });
+    is_bound.recv().unwrap();
+    let sender = lab.on(0, move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        (0..N)
+            .map(|i| {
+                let sent = Instant::now();
+                sock.send_to(&i.to_be_bytes(), to).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                sent
+            })
+            .collect::<Vec<_>>()
+    });
+    let sent = sender.join().unwrap();
+    // Healed, the last packet passes (and what the delayer still held leaves).
+    lab.heal();
+    lab.on(0, move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.send_to(&N.to_be_bytes(), to).unwrap();
+    })
+    .join()
+    .unwrap();
+    let got = receiver.join().unwrap();
+    let order: Vec<u16> = got.iter().map(|(i, _)| *i).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..=N).collect::<Vec<_>>(), "every packet arrives");
+    assert!(
+        order.windows(2).any(|w| w[1] < w[0]),
+        "some arrive out of order: {order:?}"
+    );
+    for (i, at) in got.iter().filter(|(i, _)| *i < N) {
+        let took = *at - sent[usize::from(*i)];
+        assert!(
+            took >= Duration::from_millis(20),
+            "packet {i} took {took:?}"
+        );
+    }
 }
 
 /// A process killed (and reaped) on drop.

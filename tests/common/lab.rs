@@ -2,10 +2,17 @@
 //! that lives in a namespace of its own, so the lab touches nothing of this machine's network
 //! and has no route out. Each host has an address on the bridge (10.77.0.1, .2, …) and a
 //! loopback of its own. Faults are made inside the hosts: partitions, one-way cuts and loss
-//! with iptables (loss by its `statistic` match), slow links with tc's `tbf` (this kernel has
-//! no `netem`). Every namespace the lab made is removed when it drops, whatever the test did.
+//! with iptables (loss by its `statistic` match), slow links with tc's `tbf`; latency, jitter
+//! and reordering by a delayer of the lab's own (this kernel has no `netem`): see
+//! [`Lab::delay`]. Every namespace the lab made is removed when it drops, whatever the test did.
 
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 pub struct Lab {
     tag: String,
@@ -13,6 +20,8 @@ pub struct Lab {
     /// NAT routers (see [`Lab::behind_nat`]).
     routers: Vec<Host>,
     pub hosts: Vec<Host>,
+    /// Delayers at work (see [`Lab::delay`]), stopped by [`Lab::heal`].
+    delayers: Mutex<Vec<Delayer>>,
 }
 
 pub struct Host {
@@ -47,6 +56,7 @@ impl Lab {
             switch: format!("codsw-{tag}"),
             routers: Vec::new(),
             hosts: Vec::new(),
+            delayers: Mutex::new(Vec::new()),
             tag: tag.clone(),
         };
         run(&["ip", "netns", "add", &lab.switch]);
@@ -305,21 +315,141 @@ impl Lab {
         ]);
     }
 
+    /// Every packet host `host` sends leaves `ms` milliseconds later, give or take up to
+    /// `jitter` (uniformly, from `seed`): with a jitter larger than the gaps between packets,
+    /// they arrive out of order. An iptables rule queues them (NFQUEUE) to a thread of this
+    /// process that has entered the host's namespace, holds each until its time and lets it go;
+    /// if that thread is gone, the rule lets packets pass (`--queue-bypass`).
+    pub fn delay(&self, host: usize, ms: u64, jitter: u64, seed: u64) {
+        assert!(jitter <= ms, "a packet cannot leave before it is sent");
+        let ns = self.hosts[host].ns.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bound, is_bound) = std::sync::mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                enter(&ns);
+                let mut q = nfq::Queue::open().expect("a netfilter queue");
+                q.bind(0).expect("queue 0 of the host's namespace");
+                q.set_fail_open(0, true).unwrap();
+                q.set_queue_max_len(0, 16384).unwrap();
+                q.set_nonblocking(true);
+                bound.send(()).unwrap();
+                hold(&mut q, ms, jitter, seed, &stop);
+            })
+        };
+        is_bound.recv().expect("the delayer to start");
+        self.iptables(
+            host,
+            &[
+                "-A",
+                "OUTPUT",
+                "-o",
+                "eth0",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "0",
+                "--queue-bypass",
+            ],
+        );
+        self.delayers.lock().unwrap().push(Delayer {
+            stop,
+            thread: Some(thread),
+        });
+    }
+
+    /// Runs `f` on a thread inside host `host`'s network namespace: sockets it opens are the
+    /// host's.
+    pub fn on<T: Send + 'static>(
+        &self,
+        host: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let ns = self.hosts[host].ns.clone();
+        std::thread::spawn(move || {
+            enter(&ns);
+            f()
+        })
+    }
+
     /// Every link whole again.
     pub fn heal(&self) {
         for i in 0..self.hosts.len() {
             self.iptables(i, &["-F", "INPUT"]);
+            self.iptables(i, &["-F", "OUTPUT"]);
             let _ = self
                 .command(i, "tc")
                 .args(["qdisc", "del", "dev", "eth0", "root"])
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        // (After the rules are gone: what the delayers still hold leaves now.)
+        self.delayers.lock().unwrap().clear();
+    }
+}
+
+/// Moves the calling thread into the network namespace `ns` (made by `ip netns add`).
+fn enter(ns: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("the namespace");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+}
+
+/// A thread holding a host's outgoing packets ([`Lab::delay`]); stopping it lets every packet
+/// it holds go.
+struct Delayer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Delayer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The delayer's loop: takes each queued packet, gives it a time to leave, and lets go those
+/// whose time came (in the order of their times, not of their arrival).
+fn hold(q: &mut nfq::Queue, ms: u64, jitter: u64, seed: u64, stop: &AtomicBool) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Keyed by (time to leave, arrival number): unique, in leaving order.
+    let mut held: BTreeMap<(Instant, u64), nfq::Message> = BTreeMap::new();
+    let mut n = 0u64;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        loop {
+            match q.recv() {
+                Ok(msg) => {
+                    let d = ms - jitter + rng.gen_range(0..=2 * jitter);
+                    held.insert((Instant::now() + Duration::from_millis(d), n), msg);
+                    n += 1;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("the delayer's queue: {e}"),
+            }
+        }
+        let now = Instant::now();
+        while let Some(entry) = held.first_entry() {
+            if !stopping && entry.key().0 > now {
+                break;
+            }
+            // (A packet whose verdict fails is dropped by the kernel: loss, as on any link.)
+            let _ = q.verdict(entry.remove());
+        }
+        if stopping {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // The delayers first (they hold packets of hosts about to go).
+        self.delayers.lock().unwrap().clear();
         // (Removing a namespace removes its end of each veth pair, and with it the pair.)
         let all = self.hosts.iter().chain(&self.routers).map(|h| &h.ns);
         for ns in all.chain([&self.switch]) {
