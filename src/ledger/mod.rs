@@ -53,7 +53,9 @@ pub const AWAIT_WINDOW: u64 = MAX_AWAITING_PER_ACCOUNT as u64;
 /// Records held until their account's chain can say who may sign them: transfers until the
 /// account's opening arrives (their signature cannot be checked before), and records beyond
 /// the chain's next seq signed by a key or a signer set the chain does not name yet (a
-/// `rekey` or `signers` record on the way may). Never stored, never counted in a slot.
+/// `rekey` or `signers` record on the way may) — and other copies of a held, waiting record
+/// (the same body, other signatures), in case the held one turns out wrongly signed. Never
+/// stored, never counted in a slot.
 /// Bounded; when full, the account that has waited longest makes room, so records for
 /// accounts that never open cannot shut later ones out for good.
 #[derive(Clone, Debug, Default)]
@@ -70,7 +72,12 @@ impl Awaiting {
     fn hold(&mut self, r: Record, checked: bool) -> Result<(), RecordError> {
         let a = r.account();
         if let Some(list) = self.by_account.get(&a) {
-            if list.iter().any(|(x, _)| x.hash() == r.hash()) {
+            // (Copies of one record with other signatures are held apart: which of them
+            // is signed as its branch requires is not known yet.)
+            if list
+                .iter()
+                .any(|(x, _)| x.hash() == r.hash() && x.sigs() == r.sigs())
+            {
                 return Ok(());
             }
             if list.len() >= MAX_AWAITING_PER_ACCOUNT {
@@ -105,7 +112,9 @@ impl Awaiting {
 
     /// The records `a` held, now that its key is known.
     fn take(&mut self, a: &AccountId) -> Option<Vec<(Record, bool)>> {
-        let held = self.by_account.remove(a)?;
+        let mut held = self.by_account.remove(a)?;
+        // In chain order, so that a `rekey` is decided before the records it signs for.
+        held.sort_by_key(|(r, _)| r.seq());
         self.count -= held.len();
         self.bytes -= held.iter().map(|(r, _)| r.size_estimate()).sum::<usize>();
         self.order.retain(|x| x != a);
@@ -623,8 +632,15 @@ impl Ledger {
 
     fn ingest_inner(&mut self, r: Record, verified: bool) -> Result<Outcome, RecordError> {
         let mut out = Outcome::default();
-        if self.h.records.contains(&r.hash()) {
+        if let Some(held) = self.h.records.get(&r.hash()) {
             out.duplicate = true;
+            // The same body with other signatures. The copy held is kept; but while it waits
+            // (not applied), it may turn out signed by a key its branch does not allow — a
+            // `rekey` ahead of it had not come — and be dropped: then a copy whose signatures
+            // check is tried in its place, so it waits aside meanwhile (see `Awaiting`).
+            if held.sigs() != r.sigs() && !self.state.is_applied(&r.hash()) {
+                self.hold_alternative(r, verified)?;
+            }
             return Ok(out);
         }
         if !verified {
@@ -743,6 +759,22 @@ impl Ledger {
             }
         }
         Ok(out)
+    }
+
+    /// Keeps aside another copy of a held, waiting record (another signature set), if its
+    /// signatures check: it is tried when its account's chain moves, and is a duplicate by
+    /// then unless the held copy was dropped.
+    fn hold_alternative(&mut self, r: Record, verified: bool) -> Result<(), RecordError> {
+        if !verified {
+            rules::check_form(&r, &self.params)?;
+            let key = match r.kind() {
+                Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
+                Kind::Transfer => self.h.keys.get(&r.account()),
+                _ => None,
+            };
+            rules::check_sigs(&r, key.as_ref())?;
+        }
+        Arc::make_mut(&mut self.awaiting).hold(r, true)
     }
 
     fn admit_unchecked(&mut self, r: Record) {

@@ -1126,6 +1126,81 @@ fn some_histories_end_in_a_handover() {
     );
 }
 
+/// The same record with other signatures (the hash leaves them out): a copy signed by a
+/// replaced key, arriving before the `rekey` does and the right copy after it, must not shut
+/// the right copy out — whatever the order (found by the conformance suite, `rekey` case).
+#[test]
+fn a_copy_signed_by_a_replaced_key_does_not_shut_out_the_right_one() {
+    let s = Scenario::standard();
+    let p = s.l.params().clone();
+    let a1 = id("node1", &p);
+    let t = EPOCH + DAY + 100;
+    let mut author = s.l.clone();
+    let rekey = author
+        .make_rekey(a1, key("node1"), key("node5").public(), t)
+        .unwrap();
+    author.ingest(rekey.clone()).unwrap();
+    let good = author
+        .make_transfer_from(
+            a1,
+            key("node5"),
+            vec![out(&p, "node2", 100)],
+            None,
+            None,
+            t + 1,
+        )
+        .unwrap();
+    let stolen = Record::new(
+        good.body().clone(),
+        vec![Sig {
+            key: None,
+            sig: B64(key("node1").sign(&good.body().canonical_bytes())),
+        }],
+    );
+    assert_eq!(stolen.hash(), good.hash());
+    // Every order of the three; and with node1's opening arriving last too.
+    let opening = s.l.at(&a1, 0).unwrap();
+    let others: Vec<Record> =
+        s.l.records()
+            .iter()
+            .filter(|r| r.hash() != opening.hash())
+            .map(|r| Record::clone(r))
+            .collect();
+    let three = [stolen.clone(), rekey.clone(), good.clone()];
+    for opening_last in [false, true] {
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let mut l = if opening_last {
+                let mut l = Ledger::new(p.clone());
+                for r in &others {
+                    let _ = l.ingest(r.clone());
+                }
+                l
+            } else {
+                s.l.clone()
+            };
+            for i in order {
+                let _ = l.ingest(three[i].clone());
+            }
+            if opening_last {
+                l.ingest(Record::clone(&opening)).unwrap();
+            }
+            assert_eq!(
+                l.status(&good.hash()),
+                Some(Status::Applied),
+                "order {order:?}, opening last: {opening_last}"
+            );
+            assert_eq!(l.state().account(&a1).unwrap().head.unwrap().seq, 2);
+        }
+    }
+}
+
 /// Guards against a key suspected stolen staying good for the account: once replaced, the
 /// old key signs nothing more — not a payment, not a fork proof — and the new key does.
 #[test]
