@@ -24,7 +24,14 @@ pub fn pack(out: &Output, a: PackArgs) -> CmdResult {
     let entries = std::fs::read_dir(&a.keys).map_err(fsutil::io_err(&a.keys))?;
     for e in entries {
         let e = e.map_err(fsutil::io_err(&a.keys))?;
-        let name = e.file_name().to_string_lossy().into_owned();
+        // (Names go into the package as they are: one that is not UTF-8 would have to be
+        // altered, and two such could become one.)
+        let Ok(name) = e.file_name().into_string() else {
+            return Err(super::CmdError::usage(format!(
+                "{}: a key file name that is not UTF-8; rename it",
+                e.path().display()
+            )));
+        };
         if name.ends_with(".pub.key") {
             public_keys.insert(name, fsutil::read_to_string(&e.path())?);
         }

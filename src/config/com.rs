@@ -294,7 +294,13 @@ fn read_signers(mut s: SectionReader<'_>) -> Result<Signers, ConfigError> {
     if keys.len() != list.len() {
         return Err(s.key_error("keys", "a fingerprint is listed twice"));
     }
-    let quorum = s.required("quorum", values::u64_in(1, 1000))? as usize;
+    // A record carries at most 64 signatures, and a `signers` record names at most 64 keys:
+    // a larger set or quorum could never sign anything.
+    let max = crate::ledger::record::MAX_SIGS;
+    if keys.len() > max {
+        return Err(s.key_error("keys", format!("at most {max} signers")));
+    }
+    let quorum = s.required("quorum", values::u64_in(1, max as u64))? as usize;
     if quorum > keys.len() {
         return Err(s.key_error(
             "quorum",

@@ -19,6 +19,8 @@ pub const MAX_RECORD_BYTES: usize = 4 << 20;
 /// Largest encoded transfer accepted.
 pub const MAX_TRANSFER_BYTES: usize = 64 << 10;
 pub const MAX_OUTPUTS: usize = 64;
+/// Most payouts in a distribution: one per member and asset (the record's size bounds it too).
+pub const MAX_PAYOUTS: usize = 65_536;
 pub const MAX_CLAIMS: usize = 256;
 pub const MAX_MEMO_BYTES: usize = 256;
 pub const MAX_SIGS: usize = 64;

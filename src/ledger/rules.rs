@@ -3,20 +3,21 @@
 
 use super::Params;
 use super::record::{
-    Content, Kind, MAX_CLAIMS, MAX_MEMBERS_CHANGED, MAX_MEMO_BYTES, MAX_OUTPUTS, MAX_REDEEM_ITEMS,
-    MAX_SIGS, MAX_VOUCHES, MAX_WORK_ENTRIES, Members, Output, Record, RecordError, Sig, SignerSet,
+    Content, Kind, MAX_CLAIMS, MAX_MEMBERS_CHANGED, MAX_MEMO_BYTES, MAX_OUTPUTS, MAX_PAYOUTS,
+    MAX_REDEEM_ITEMS, MAX_SIGS, MAX_VOUCHES, MAX_WORK_ENTRIES, Members, Output, Record,
+    RecordError, Sig, SignerSet,
 };
 use crate::config::com::{Admission, BackingClass, Fallback};
 use crate::ids::AccountId;
 use crate::ids::Fingerprint;
 use crate::keys::PublicKey;
 
-fn check_outputs(outputs: &[Output], p: &Params) -> Result<(), RecordError> {
-    if outputs.len() > MAX_OUTPUTS {
+fn check_outputs(outputs: &[Output], max: usize, p: &Params) -> Result<(), RecordError> {
+    if outputs.len() > max {
         return Err(RecordError::TooMany {
             what: "outputs",
             count: outputs.len(),
-            max: MAX_OUTPUTS,
+            max,
         });
     }
     for w in outputs.windows(2) {
@@ -88,7 +89,7 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 }
                 canonical_key(&der.0)?;
             }
-            check_outputs(&t.outputs, p)?;
+            check_outputs(&t.outputs, MAX_OUTPUTS, p)?;
             if t.outputs.iter().any(|o| o.account == b.account) {
                 return Err(RecordError::PaysItself);
             }
@@ -154,7 +155,8 @@ pub fn check_form(r: &Record, p: &Params) -> Result<(), RecordError> {
                 }
                 check_handover(h, p)?;
             }
-            check_outputs(&d.payouts, p)?;
+            // (A distribution pays every member: not a transfer's 64 outputs.)
+            check_outputs(&d.payouts, MAX_PAYOUTS, p)?;
             if d.payouts.iter().any(|o| o.account == p.network) {
                 return Err(RecordError::PaysItself);
             }

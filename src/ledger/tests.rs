@@ -2452,3 +2452,35 @@ fn pro_rata_loops_through_strangers_and_re_issuing_redeemed_value_gain_nothing()
         Err(RecordError::OpeningPays)
     );
 }
+
+/// A distribution pays every member: more than a transfer's 64 outputs is its form (a cap
+/// of 64 would have stalled every cod past 64 paid members; found specifying the ledger).
+#[test]
+fn a_distribution_may_pay_more_members_than_a_transfer_pays() {
+    let p = params();
+    let mut payouts: Vec<Output> = (0..200u32)
+        .map(|i| Output {
+            account: AccountId::from_bytes(*RecordHash::of(&i.to_be_bytes()).as_bytes()),
+            amount: 1,
+            asset: "codcoin".into(),
+        })
+        .collect();
+    payouts.sort();
+    let body = Body {
+        version: 1,
+        cod: p.cod,
+        time: EPOCH + DAY,
+        account: p.network,
+        seq: 5,
+        prev: Some(RecordHash::of(b"prev")),
+        content: Content::Distribute(Distribute {
+            admitted: vec![],
+            handover: None,
+            heads: BTreeMap::new(),
+            payouts,
+            period: 0,
+            special: false,
+        }),
+    };
+    assert_eq!(rules::check_form(&Record::new(body, vec![]), &p), Ok(()));
+}

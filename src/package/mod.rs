@@ -136,13 +136,14 @@ fn mode_of(path: &str) -> u32 {
     }
 }
 
-/// The canonical tar of `files` (sorted, fixed metadata).
-fn write_tar(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+/// The canonical tar of `files` (sorted, fixed metadata); `BadEntry` for a path a ustar
+/// header cannot hold (over 100 bytes that no split at a `/` into ≤ 155 + ≤ 100 fits).
+fn write_tar(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, PackageError> {
     let mut out = tar::Builder::new(Vec::new());
     for (path, bytes) in files {
         let mut h = tar::Header::new_ustar();
         h.set_path(path)
-            .expect("package paths are short and relative");
+            .map_err(|_| PackageError::BadEntry(path.clone()))?;
         h.set_size(bytes.len() as u64);
         h.set_mode(mode_of(path));
         h.set_uid(0);
@@ -153,7 +154,7 @@ fn write_tar(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
         out.append(&h, bytes.as_slice())
             .expect("writing to memory cannot fail");
     }
-    out.into_inner().expect("writing to memory cannot fail")
+    Ok(out.into_inner().expect("writing to memory cannot fail"))
 }
 
 fn read_tar(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, PackageError> {
@@ -245,7 +246,7 @@ impl Package {
         let manifest = manifest_of(&files);
         files.insert(MANIFEST_SIG.into(), input.signer.sign(manifest.as_bytes()));
         files.insert(MANIFEST.into(), manifest.into_bytes());
-        let bytes = write_tar(&files);
+        let bytes = write_tar(&files)?;
         Self::open(bytes, progress)
     }
 
@@ -301,7 +302,9 @@ impl Package {
         let cod = CodConfig::parse("cod.ini", &text(&files, "cod.ini")?)?;
         cod.check_against(&com, "cod.ini")?;
         NodeConfig::parse("node.ini", &text(&files, "node.ini")?)?;
-        if write_tar(&files) != bytes {
+        // The file the deployer made, and no other spelling of it: the tar as cod writes it
+        // (a path only pax or GNU headers can hold is not), the manifest as cod writes it.
+        if write_tar(&files).ok().as_ref() != Some(&bytes) || manifest != manifest_of(&files) {
             return Err(PackageError::NotCanonical);
         }
         let info = Info::of(&cod.package_file_name(), &bytes, progress);

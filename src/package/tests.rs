@@ -109,7 +109,7 @@ fn rebuild(
         files.insert(MANIFEST_SIG.into(), key.sign(m.as_bytes()));
         files.insert(MANIFEST.into(), m.into_bytes());
     }
-    write_tar(&files)
+    write_tar(&files).unwrap()
 }
 
 #[test]
@@ -166,6 +166,60 @@ fn tampering_is_refused_with_its_reason() {
         assert!(
             Package::open(b, &mut |_| {}).is_err(),
             "byte {i} changed yet accepted"
+        );
+    }
+}
+
+/// Paths a ustar header cannot hold come only in pax or GNU extension headers, which cod never
+/// writes: such a package — signed by whoever made it — is refused, never a crash (found
+/// specifying the package bytes). And the manifest is the one cod writes: another spelling of
+/// it (CRLF, another order) would give the same files another cod id.
+#[test]
+fn a_package_cod_cannot_have_written_is_refused() {
+    let key = secret("cod.sec.key");
+    let pkg = Package::pack(input(&key), &mut |_| {}).unwrap();
+    let long = format!("keys/{}.pub.key", "k".repeat(150));
+    let mut files = pkg.files.clone();
+    files.insert(
+        long.clone(),
+        example("keys-example/node1.pub.key").into_bytes(),
+    );
+    let m = manifest_of(&files);
+    files.insert(MANIFEST_SIG.into(), key.sign(m.as_bytes()));
+    files.insert(MANIFEST.into(), m.into_bytes());
+    assert!(matches!(write_tar(&files), Err(PackageError::BadEntry(p)) if p == long));
+    // The same files through tar's own writer, which puts the long path in a pax header.
+    let mut out = tar::Builder::new(Vec::new());
+    for (path, bytes) in &files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        out.append_data(&mut h, path, bytes.as_slice()).unwrap();
+    }
+    let bytes = out.into_inner().unwrap();
+    assert!(matches!(
+        Package::open(bytes, &mut |_| {}),
+        Err(PackageError::NotCanonical)
+    ));
+
+    for manifest in [
+        |m: &str| m.replace('\n', "\r\n"),
+        |m: &str| m.lines().rev().map(|l| format!("{l}\n")).collect(),
+        |m: &str| m.trim_end().to_string(),
+    ] {
+        let mut files = pkg.files.clone();
+        let m = manifest(&manifest_of(&files));
+        files.insert(MANIFEST_SIG.into(), key.sign(m.as_bytes()));
+        files.insert(MANIFEST.into(), m.into_bytes());
+        let err = Package::open(write_tar(&files).unwrap(), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PackageError::NotCanonical | PackageError::BadManifest(_)
+            ),
+            "{err}"
         );
     }
 }
