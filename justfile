@@ -214,10 +214,10 @@ bench-tui: build
 chaos SEED="" STEPS="12":
     COD_CHAOS_SEED={{SEED}} COD_CHAOS_STEPS={{STEPS}} cargo nextest run --test chaos --no-capture a_seeded_schedule
 
-# RUNS schedules of STEPS faults each, one after another, each with a fresh seed; a summary
-# for docs/reliability.md (runs, faults, acknowledged and lost records, divergent nodes,
-# time to agree after healing). Reports in target/chaos-long.jsonl, logs beside it.
-chaos-long RUNS="100" STEPS="12":
+# RUNS schedules of STEPS faults each, JOBS at a time, each with a fresh seed; a summary for
+# docs/reliability.md (runs, faults, acknowledged and lost records, divergent nodes, time to
+# agree after healing). Reports in target/chaos-long.jsonl, logs beside it.
+chaos-long RUNS="100" STEPS="12" JOBS="1":
     #!/usr/bin/env bash
     set -euo pipefail
     bin=$(cargo test --test chaos --no-run --message-format=json 2>/dev/null | python3 -c \
@@ -226,9 +226,8 @@ chaos-long RUNS="100" STEPS="12":
     cp "$bin" target/chaos-long-bin
     cp target/debug/cod target/chaos-long-cod
     report="$PWD/target/chaos-long.jsonl"; : > "$report"
-    for i in $(seq 1 {{RUNS}}); do
-        COD_BIN="$PWD/target/chaos-long-cod" COD_CHAOS_REPORT="$report" COD_CHAOS_STEPS={{STEPS}} target/chaos-long-bin --exact \
-            a_seeded_schedule_of_faults_loses_nothing_acknowledged --nocapture >"target/chaos-run-$i.log" 2>&1 \
-            || echo "run $i had a problem: target/chaos-run-$i.log"
-    done
+    export COD_BIN="$PWD/target/chaos-long-cod" COD_CHAOS_REPORT="$report" COD_CHAOS_STEPS={{STEPS}}
+    seq 1 {{RUNS}} | xargs -P {{JOBS}} -I{} sh -c 'target/chaos-long-bin --exact \
+        a_seeded_schedule_of_faults_loses_nothing_acknowledged --nocapture >target/chaos-run-{}.log 2>&1 \
+        || echo "run {} had a problem: target/chaos-run-{}.log"'
     .ci/chaos-summary "$report"

@@ -410,6 +410,17 @@ pub fn expiry(time: u64, now: u64, params: &Params) -> u64 {
     time.min(now).saturating_add(params.com.signers.request_ttl)
 }
 
+/// The start of the session window `now` falls in, for a proposal first dated `first`:
+/// windows of `request_ttl` back to back from `first`. A proposal made again after its
+/// session ran out is dated there, the same on every node.
+pub fn session_window(first: u64, now: u64, params: &Params) -> u64 {
+    let ttl = params.com.signers.request_ttl.max(1);
+    match now.checked_sub(first) {
+        Some(since) => first + since / ttl * ttl,
+        None => first,
+    }
+}
+
 /// This node's own recomputation of a proposal from its chain `l` at `now`: `Ok` if it
 /// gives exactly this body, else the reason it differs.
 pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(), String> {
@@ -822,6 +833,22 @@ impl RequestBook {
         Session::Propose { stale }
     }
 
+    /// This node's own proposals of `period`'s distribution with `body`'s content that it
+    /// has not signed (pending).
+    pub fn unsigned_own(&self, period: u64, body: &Body, me: &AccountId) -> Vec<RecordHash> {
+        let me = me.to_string();
+        self.requests
+            .values()
+            .filter(|r| {
+                r.state == State::Pending
+                    && r.proposer == me
+                    && r.body.content == body.content
+                    && matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period)
+            })
+            .map(|r| r.id)
+            .collect()
+    }
+
     /// Requests waiting for the member whose key is `key`: pending, and it can sign them.
     pub fn waiting_for(&self, params: &Params, key: &PublicKey) -> usize {
         self.requests
@@ -837,6 +864,55 @@ impl RequestBook {
         requests.sort_by_key(|r| std::cmp::Reverse(r.created));
         RequestList { requests }
     }
+}
+
+/// What this node signed on the network chain: per seq, each record and until when it could
+/// still complete. A signer never signs two records for one network seq while the first may
+/// still gather a quorum — two quorums there would fork the network chain, and what members
+/// built on the losing record (a transfer claiming its payout) would be undone. (With more
+/// than half the signers needed for a quorum, signers who each sign once per seq can never
+/// make two.) Kept in the node's data directory, so a restart forgets nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed {
+    by_seq: BTreeMap<u64, Vec<(RecordHash, u64)>>,
+}
+
+/// Most network seqs [`Signed`] keeps (a node signs for the seq after the chain's head).
+pub const MAX_SIGNED_SEQS: usize = 64;
+
+impl Signed {
+    /// Another record signed for `seq` that may still complete at `now`, and until when.
+    pub fn conflict(&self, seq: u64, id: &RecordHash, now: u64) -> Option<(RecordHash, u64)> {
+        self.by_seq
+            .get(&seq)?
+            .iter()
+            .find(|(h, until)| h != id && *until > now)
+            .copied()
+    }
+
+    /// Notes a signature on `id` for `seq`, which may complete until `until`.
+    pub fn note(&mut self, seq: u64, id: RecordHash, until: u64) {
+        let list = self.by_seq.entry(seq).or_default();
+        match list.iter_mut().find(|(h, _)| *h == id) {
+            Some(entry) => entry.1 = entry.1.max(until),
+            None => list.push((id, until)),
+        }
+        while self.by_seq.len() > MAX_SIGNED_SEQS {
+            self.by_seq.pop_first();
+        }
+    }
+
+    /// Forgets the seqs the network chain decided (below `next`, its next seq).
+    pub fn prune(&mut self, next: u64) {
+        self.by_seq = self.by_seq.split_off(&next);
+    }
+}
+
+/// Until when a signature on a request expiring at `expires` may still count: its session,
+/// and the clock skew the rules tolerate (another signer's clock may lag).
+pub fn signed_until(expires: u64) -> u64 {
+    expires.saturating_add(MAX_CLOCK_SKEW)
 }
 
 fn check_reason(reason: &str) -> Result<(), SignError> {

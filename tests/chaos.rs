@@ -480,6 +480,42 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
             CONVERGE.as_secs()
         ));
     }
+    // What the nodes' logs say of each lost record (who acknowledged it, who dropped it and
+    // why), and of the forks met; the logs and final chains are kept for a closer look.
+    let mut evidence: Vec<String> = Vec::new();
+    if !problems.is_empty() {
+        let keep = std::env::temp_dir().join(format!("cod-chaos-{seed}"));
+        std::fs::create_dir_all(&keep).unwrap();
+        for n in &nodes {
+            let log = keep.join(format!("{}.log", n.key));
+            let _ = std::fs::copy(n.dir.join("chaos.log"), log);
+            let chain = format!("final-{}.archive", n.key);
+            let _ = std::fs::copy(w.path(&chain), keep.join(chain));
+        }
+        evidence.push(format!("kept: {}", keep.display()));
+        for h in &lost {
+            let by: Vec<&str> = acked
+                .iter()
+                .filter(|(x, _)| x == h)
+                .map(|(_, n)| nodes[*n].key.as_str())
+                .collect();
+            evidence.push(format!("{h} acknowledged by {by:?}"));
+        }
+        for n in &nodes {
+            let log = std::fs::read_to_string(n.dir.join("chaos.log")).unwrap_or_default();
+            let shorts: Vec<&str> = lost.iter().map(|h| &h[..8]).collect();
+            evidence.extend(
+                log.lines()
+                    .filter(|l| {
+                        shorts.iter().any(|s| l.contains(s))
+                            || l.contains("double spend")
+                            || l.contains("dropped")
+                    })
+                    .take(40)
+                    .map(|l| format!("{}: {l}", n.key)),
+            );
+        }
+    }
     let report = serde_json::json!({
         "seed": seed,
         "steps": steps,
@@ -492,6 +528,7 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         "divergent": divergent,
         "converge_s": converged.map(|d| d.as_secs_f64()),
         "problems": problems,
+        "evidence": evidence,
     });
     eprintln!("report {report}");
     if let Some(file) = std::env::var_os("COD_CHAOS_REPORT") {
@@ -501,7 +538,8 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
             .append(true)
             .open(file)
             .unwrap();
-        writeln!(f, "{report}").unwrap();
+        // (One write: runs side by side append to the same file.)
+        f.write_all(format!("{report}\n").as_bytes()).unwrap();
     }
     assert!(
         !acked.is_empty(),

@@ -98,6 +98,8 @@ pub struct Shared {
     pub(crate) offers: Mutex<std::collections::BTreeMap<String, Offer>>,
     /// Signature requests for issuance and distribution, by record hash.
     pub(crate) requests: Mutex<crate::signature_requests::RequestBook>,
+    /// What this node signed on the network chain (kept in [`SIGNED_FILE`]).
+    pub(crate) signed: Mutex<crate::signature_requests::Signed>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
     pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
@@ -267,8 +269,9 @@ impl Shared {
         self.chain().ingest_checked(checked)
     }
 
-    /// Says, in the log and to subscribers, where an ingest met a double spend: which record
-    /// holds the slot everywhere, and that the others change nothing.
+    /// Says, in the log and to subscribers, where an ingest met a double spend — which record
+    /// holds the slot everywhere, and that the others change nothing — and which held records
+    /// it dropped, and why.
     pub fn note_forks(&self, results: &[Result<Outcome, RecordError>]) {
         let slots: std::collections::BTreeSet<(AccountId, u64)> = results
             .iter()
@@ -304,6 +307,24 @@ impl Shared {
                     "double spend: {whose} signed two records for seq {seq}; record {holder} \
                      holds it on every node (the lowest hash), the other changes nothing and is \
                      kept as proof (`cod chain verify`)"
+                ),
+            );
+        }
+        // Records that were held and can never apply now (they waited for, or were built
+        // on, what lost a fork or turned out invalid): the operator sees each go.
+        for d in results.iter().flatten().flat_map(|o| &o.dropped) {
+            let whose = if d.account == self.node_id {
+                "this node's account".to_string()
+            } else {
+                format!("account {}", d.account.short())
+            };
+            self.log(
+                "warn",
+                format!(
+                    "record {} ({whose}, seq {}) dropped: {}",
+                    d.hash.short(),
+                    d.seq,
+                    d.error
                 ),
             );
         }
@@ -659,6 +680,37 @@ fn write_remembered(shared: &Shared) {
     }
 }
 
+/// What this node signed on the network chain, kept across restarts (see
+/// [`crate::signature_requests::Signed`]).
+pub const SIGNED_FILE: &str = "signed.json";
+/// Its size at most (it holds at most `MAX_SIGNED_SEQS` seqs, a few records each).
+const MAX_SIGNED_FILE_BYTES: usize = 1 << 20;
+
+/// A node that cannot read what it signed must not sign again blindly: an unreadable file
+/// stops the start (a missing one is a node that never signed).
+fn read_signed(data_dir: &std::path::Path) -> Result<crate::signature_requests::Signed, NodeError> {
+    let path = data_dir.join(SIGNED_FILE);
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(io_err(&path)(e)),
+        Ok(bytes) if bytes.len() > MAX_SIGNED_FILE_BYTES => {
+            Err(io_err(&path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "larger than the node writes",
+            )))
+        }
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| io_err(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+    }
+}
+
+/// Writes what this node signed, durably, before its signature leaves.
+pub fn write_signed(shared: &Shared) -> Result<(), String> {
+    let path = shared.dir.data_dir(&shared.config).join(SIGNED_FILE);
+    let bytes = serde_json::to_vec(&*shared.signed.locked()).expect("plain data");
+    crate::fsutil::write_atomic(&path, &bytes, 0o600, true).map_err(|e| e.to_string())
+}
+
 /// The operator's bans, kept across restarts (`cod peers ban`).
 pub const BANS_FILE: &str = "bans.json";
 
@@ -913,6 +965,7 @@ impl NodeBuilder {
             tasks: tokio_util::task::TaskTracker::new(),
             api: ApiClient::through(config.proxy.as_deref()),
             requests: Mutex::default(),
+            signed: Mutex::new(read_signed(&data_dir)?),
             guard: Mutex::new(guard),
             heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),
             library: Arc::new(library),

@@ -144,8 +144,38 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
         shared.key.public(),
     )?;
     // Only content this node computed itself is signed: check again against the chain now.
-    requests::recompute(&shared.view(), &shared.params, &body, shared.now())
-        .map_err(SignError::Refused)?;
+    let now = shared.now();
+    let next = {
+        let l = shared.view();
+        requests::recompute(&l, &shared.params, &body, now).map_err(SignError::Refused)?;
+        l.state()
+            .account(&shared.params.network)
+            .map_or(0, |a| a.next_seq())
+    };
+    let expires = shared
+        .requests
+        .locked()
+        .get(id)
+        .ok_or_else(|| SignError::Unknown(id.to_string()))?
+        .expires;
+    // Never two records for one network seq (see `Signed`): noted, durably, before the
+    // signature exists.
+    {
+        let mut signed = shared.signed.locked();
+        signed.prune(next);
+        if let Some((other, until)) = signed.conflict(body.seq, id, now) {
+            return Err(SignError::Refused(format!(
+                "this node signed record {} for the network's seq {} already, and signs no \
+                 other there while that one may still complete (for {} s more)",
+                other.short(),
+                body.seq,
+                until - now
+            )));
+        }
+        signed.note(body.seq, *id, requests::signed_until(expires));
+    }
+    super::write_signed(shared)
+        .map_err(|e| SignError::Refused(format!("cannot note the signature: {e}")))?;
     let record = {
         let mut book = shared.requests.locked();
         let held = book
@@ -783,6 +813,33 @@ fn mark_superseded(shared: &Shared) {
     }
 }
 
+/// Signs, once it may (see [`requests::Signed`]), this node's own open proposal of the
+/// period's distribution that the chain still gives: it was left unsigned while another
+/// record this node signed for the seq could still complete.
+fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
+    if !shared.config.auto_sign {
+        return;
+    }
+    let waiting = shared
+        .requests
+        .locked()
+        .unsigned_own(period, body, &shared.node_id);
+    for id in waiting {
+        if shared.signed.locked().conflict(body.seq, &id, t).is_none() {
+            let _ = approve(shared, &id);
+            let held = shared
+                .requests
+                .locked()
+                .get(&id)
+                .filter(|r| r.state == State::Approved)
+                .map(SignRequest::record);
+            if let Some(r) = held {
+                send_own(shared, r);
+            }
+        }
+    }
+}
+
 /// Proposes the distribution of the period that ended, if it is due, this node can sign it,
 /// and no session for it is running (see [`Session`]).
 fn settle(shared: &Arc<Shared>, t: u64) {
@@ -819,6 +876,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     }
     let session = shared.requests.locked().session(target, &body);
     let Session::Propose { stale } = session else {
+        retry_own(shared, target, &body, t);
         return;
     };
     for id in &stale {
@@ -835,13 +893,13 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     let ran_out = requests::expiry(record.body().time, t, &shared.params) <= t;
     if ran_out || shared.requests.locked().contains(&record.hash()) {
         // This very record's session ran out (or would have, dated at the period's end: the
-        // node comes long after it): a new one, dated now, so that a distribution never
-        // stalls for a session that ran out.
-        let dated_now =
-            shared
-                .view()
-                .propose_distribution(target, false, t.max(record.body().time));
-        match dated_now {
+        // node comes long after it): a new one, dated at the start of the session window
+        // `t` falls in — the same time on every signer's node, so signers whose chains
+        // agree propose the same record — so that a distribution never stalls for a
+        // session that ran out.
+        let window = requests::session_window(record.body().time, t, &shared.params);
+        let dated = shared.view().propose_distribution(target, false, window);
+        match dated {
             Ok(b) => record = Record::new(b, Vec::new()),
             Err(_) => return,
         }
@@ -851,7 +909,14 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         return;
     }
     if receive(shared, record.clone(), shared.node_id.to_string(), false).is_ok() {
-        let held = shared.requests.locked().get(&id).map(SignRequest::record);
+        // (Unsigned — this node signed another record for the seq, which may still complete
+        // — it goes nowhere: the other signers propose what their chains give themselves.)
+        let held = shared
+            .requests
+            .locked()
+            .get(&id)
+            .filter(|r| r.state == State::Approved)
+            .map(SignRequest::record);
         if let Some(r) = held {
             send_own(shared, r);
         }

@@ -567,3 +567,54 @@ fn each_error_answers_with_its_kind() {
         assert_eq!(e.kind(), kind, "{e}");
     }
 }
+
+/// A signer signs one record per network seq while it may still complete: another only once
+/// that one's session and the tolerated clock skew are over; decided seqs are forgotten.
+#[test]
+fn a_signer_never_signs_two_records_for_one_network_seq_while_the_first_may_complete() {
+    let (a, b) = (RecordHash::of(b"a"), RecordHash::of(b"b"));
+    let mut s = Signed::default();
+    let until = signed_until(EPOCH + 3600);
+    assert_eq!(until, EPOCH + 3600 + MAX_CLOCK_SKEW);
+    s.note(7, a, until);
+    assert_eq!(
+        s.conflict(7, &a, EPOCH),
+        None,
+        "signing it again is no conflict"
+    );
+    assert_eq!(s.conflict(7, &b, EPOCH), Some((a, until)));
+    assert_eq!(s.conflict(7, &b, until - 1), Some((a, until)));
+    assert_eq!(s.conflict(7, &b, until), None, "it can no longer complete");
+    assert_eq!(s.conflict(8, &b, EPOCH), None, "another seq");
+    s.prune(8);
+    assert_eq!(s.conflict(7, &b, EPOCH), None, "seq 7 is decided");
+    // Kept across restarts as JSON; bounded.
+    s.note(9, b, until);
+    let back: Signed = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+    for seq in 100..100 + 2 * MAX_SIGNED_SEQS as u64 {
+        s.note(seq, a, until);
+    }
+    assert_eq!(s.by_seq.len(), MAX_SIGNED_SEQS);
+}
+
+/// A proposal made again after its session ran out is dated at the start of the window the
+/// clock is in: the same on every node, whenever in the window each makes it.
+#[test]
+fn a_proposal_made_again_is_dated_at_its_session_window() {
+    let p = crate::ledger::tests::params();
+    let ttl = p.com.signers.request_ttl;
+    let first = EPOCH + DAY;
+    assert_eq!(session_window(first, first, &p), first);
+    assert_eq!(session_window(first, first + ttl - 1, &p), first);
+    assert_eq!(session_window(first, first + ttl, &p), first + ttl);
+    assert_eq!(
+        session_window(first, first + 5 * ttl + 17, &p),
+        first + 5 * ttl
+    );
+    assert_eq!(
+        session_window(first, first - 5, &p),
+        first,
+        "a clock behind"
+    );
+}
