@@ -696,12 +696,91 @@ fn scenes() -> Vec<Scene> {
         "Malformed",
     );
     s.refused(b"{\"kind\":\"transfer\"}".to_vec(), "Malformed");
+    // Keys out of order; a field written null; a byte-order mark; a field no record has;
+    // an id in upper case; an id character escaped.
+    let (cod_field, rest) = {
+        let at = text.find(",\"cod\":").unwrap();
+        let end = at + text[at + 1..].find(',').unwrap() + 1;
+        (
+            text[at + 1..end].to_string(),
+            format!("{}{}", &text[..at], &text[end..]),
+        )
+    };
+    s.refused(
+        rest.replacen('{', &format!("{{{cod_field},"), 1)
+            .into_bytes(),
+        "NotCanonical",
+    );
+    s.refused(
+        text.replacen("\"seq\":0", "\"prev\":null,\"seq\":0", 1)
+            .into_bytes(),
+        "NotCanonical",
+    );
+    s.refused([b"\xef\xbb\xbf", text.as_bytes()].concat(), "Malformed");
+    s.refused(
+        text.replacen("\"version\":1", "\"version\":1,\"x\":1", 1)
+            .into_bytes(),
+        "Malformed",
+    );
+    let account = open.account().to_string();
+    s.refused(
+        text.replacen(&account, &account.to_uppercase(), 1)
+            .into_bytes(),
+        "NotCanonical",
+    );
+    s.refused(
+        text.replacen(
+            &account,
+            &format!("\\u00{:x}{}", account.as_bytes()[0], &account[1..]),
+            1,
+        )
+        .into_bytes(),
+        "NotCanonical",
+    );
     s.refused(
         text.replacen("\"version\":1", "\"version\":2", 1)
             .into_bytes(),
         "Version",
     );
     s.push(open);
+    all.push(s);
+
+    let mut s = funded(
+        "encoding-strings",
+        "Strings: only `\"`, `\\` and control characters are escaped (these as \\b \\t \\n \\f \\r \
+         or \\u00xx in lower case); `/` and everything non-ASCII are raw UTF-8. Any other \
+         spelling of the same text is refused. A memo is at most 256 bytes of UTF-8.",
+    );
+    let memo = "café / naïve \u{1f} \"quoted\" \\ tab\t€".to_string();
+    let r =
+        s.l.make_transfer(
+            &key("node1"),
+            s.outputs(&[("node2", 10)]),
+            Some(memo),
+            EPOCH + DAY,
+        )
+        .unwrap();
+    let text = String::from_utf8(r.to_bytes()).unwrap();
+    assert!(
+        text.contains("café / naïve \\u001f \\\"quoted\\\" \\\\ tab\\t€"),
+        "{text}"
+    );
+    for (from, to) in [
+        ("é", "\\u00e9"),
+        (" / ", " \\/ "),
+        ("\\u001f", "\\u001F"),
+        ("\\t", "\\u0009"),
+        ("€", "\\u20ac"),
+    ] {
+        s.refused(text.replacen(from, to, 1).into_bytes(), "NotCanonical");
+    }
+    let long = s.forged(&r, "node1", |b| {
+        if let Content::Transfer(t) = &mut b.content {
+            t.memo = Some("é".repeat(129));
+        }
+    });
+    s.refused(long, "TooMany");
+    s.push(r);
     all.push(s);
 
     let mut s = Scene::new(
