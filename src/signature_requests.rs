@@ -421,11 +421,10 @@ pub fn session_window(first: u64, now: u64, params: &Params) -> u64 {
     }
 }
 
-/// This node's own recomputation of a proposal from its chain `l` at `now`: `Ok` if it
-/// gives exactly this body, else the reason it differs.
-pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(), String> {
-    // A proposal is only for now: a distribution closes a period that has ended, and no
-    // record is dated in this node's future.
+/// Whether a proposal is for now by this node's clock: a distribution closes a period that has
+/// ended, and no record is dated in this node's future. (A proposal too early is no reason to
+/// reject it for good: the clock will come.)
+pub fn timely(params: &Params, body: &Body, now: u64) -> Result<(), String> {
     if body.time > now.saturating_add(MAX_CLOCK_SKEW) {
         return Err(format!(
             "dated {}, after this node's clock ({now})",
@@ -448,6 +447,13 @@ pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(
             ));
         }
     }
+    Ok(())
+}
+
+/// This node's own recomputation of a proposal from its chain `l` at `now`: `Ok` if it
+/// gives exactly this body, else the reason it differs.
+pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(), String> {
+    timely(params, body, now)?;
     let mine = match &body.content {
         Content::Issue(i) => l.propose_issue(i.attest.clone(), i.work.clone(), body.time),
         Content::Distribute(Distribute {
@@ -811,9 +817,12 @@ impl RequestBook {
     /// hold the same records then propose the same record, and their signatures add up.
     pub fn session(&mut self, period: u64, now: &Body) -> Session {
         let of_period = |r: &SignRequest| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period);
+        // (A rejected request stops a session only if it is what the chain gives now: a
+        // signer's node rejects, by itself, proposals its chain did not give.)
         if self.requests.values().filter(|r| of_period(r)).any(|r| {
-            matches!(r.state, State::Rejected(_) | State::Final)
-                || (r.state.is_open() && r.body.content == now.content)
+            r.state == State::Final
+                || ((r.state.is_open() || matches!(r.state, State::Rejected(_)))
+                    && r.body.content == now.content)
         }) {
             return Session::Busy;
         }
@@ -831,6 +840,15 @@ impl RequestBook {
             })
             .collect();
         Session::Propose { stale }
+    }
+
+    /// Whether request `id` can no longer gather a quorum: so many signers rejected it (each
+    /// rejection a promise never to sign it) that the rest fall short.
+    pub fn dead(&self, id: &RecordHash) -> bool {
+        self.requests.get(id).is_some_and(|r| {
+            let keys = r.signers.keys.len() as u64;
+            r.rejections.len() as u64 > keys.saturating_sub(r.signers.quorum)
+        })
     }
 
     /// This node's own proposals of `period`'s distribution with `body`'s content that it
@@ -872,23 +890,56 @@ impl RequestBook {
 /// built on the losing record (a transfer claiming its payout) would be undone. (With more
 /// than half the signers needed for a quorum, signers who each sign once per seq can never
 /// make two.) Kept in the node's data directory, so a restart forgets nothing.
+///
+/// A rejection by a signer's node is a promise too: it never signs what it rejected. So a
+/// record that enough signers rejected that the rest cannot make a quorum is dead, and a
+/// signer that signed it is free to sign another for the seq at once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signed {
     by_seq: BTreeMap<u64, Vec<(RecordHash, u64)>>,
+    #[serde(default)]
+    rejected: BTreeMap<u64, Vec<RecordHash>>,
 }
 
 /// Most network seqs [`Signed`] keeps (a node signs for the seq after the chain's head).
 pub const MAX_SIGNED_SEQS: usize = 64;
 
 impl Signed {
-    /// Another record signed for `seq` that may still complete at `now`, and until when.
-    pub fn conflict(&self, seq: u64, id: &RecordHash, now: u64) -> Option<(RecordHash, u64)> {
+    /// Another record signed for `seq` that may still complete at `now` (it is not `dead`),
+    /// and until when.
+    pub fn conflict(
+        &self,
+        seq: u64,
+        id: &RecordHash,
+        now: u64,
+        dead: impl Fn(&RecordHash) -> bool,
+    ) -> Option<(RecordHash, u64)> {
         self.by_seq
             .get(&seq)?
             .iter()
-            .find(|(h, until)| h != id && *until > now)
+            .find(|(h, until)| h != id && *until > now && !dead(h))
             .copied()
+    }
+
+    /// The records signed for `seq`.
+    pub fn signed_at(&self, seq: u64) -> impl Iterator<Item = RecordHash> + '_ {
+        self.by_seq.get(&seq).into_iter().flatten().map(|(h, _)| *h)
+    }
+
+    /// Notes that this node rejected `id`, for `seq`: it never signs it.
+    pub fn reject(&mut self, seq: u64, id: RecordHash) {
+        let list = self.rejected.entry(seq).or_default();
+        if !list.contains(&id) {
+            list.push(id);
+        }
+        while self.rejected.len() > MAX_SIGNED_SEQS {
+            self.rejected.pop_first();
+        }
+    }
+
+    pub fn has_rejected(&self, seq: u64, id: &RecordHash) -> bool {
+        self.rejected.get(&seq).is_some_and(|l| l.contains(id))
     }
 
     /// Notes a signature on `id` for `seq`, which may complete until `until`.
@@ -906,6 +957,7 @@ impl Signed {
     /// Forgets the seqs the network chain decided (below `next`, its next seq).
     pub fn prune(&mut self, next: u64) {
         self.by_seq = self.by_seq.split_off(&next);
+        self.rejected = self.rejected.split_off(&next);
     }
 }
 

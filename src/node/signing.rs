@@ -44,7 +44,8 @@ fn announce(shared: &Shared, id: &RecordHash) {
 }
 
 /// Takes a proposal (from a peer, or made here). Returns the request's state as seen here;
-/// `Err` says why it was refused (nothing is kept then).
+/// `Err` says why it was refused (nothing is kept then, but a distribution a signer's node
+/// rejects for good: see the recomputation below).
 pub fn receive(
     shared: &Arc<Shared>,
     record: Record,
@@ -87,14 +88,6 @@ pub fn receive(
     }
     let now = shared.now();
     requests::check_timely(&record, p, now, from_peer)?;
-    // Recomputed without holding the book (the chain comes first elsewhere).
-    if let Err(reason) = requests::recompute(&shared.view(), p, record.body(), now) {
-        shared.log(
-            "warn",
-            format!("signature request {} refused: {reason}", id.short()),
-        );
-        return Err(SignError::Refused(reason));
-    }
     let req = SignRequest {
         id,
         body: record.body().clone(),
@@ -104,8 +97,34 @@ pub fn receive(
         expires: requests::expiry(record.body().time, now, p),
         state: State::Pending,
         rejections: Vec::new(),
-        signers: set,
+        signers: set.clone(),
     };
+    // Recomputed without holding the book (the chain comes first elsewhere).
+    if let Err(reason) = requests::recompute(&shared.view(), p, record.body(), now) {
+        shared.log(
+            "warn",
+            format!("signature request {} refused: {reason}", id.short()),
+        );
+        // A signer's node that decides distributions by itself rejects, for good, one its
+        // chain does not give (unless it is only early by this node's clock): a signer who
+        // signed it then learns, once enough did, that it can never complete, and may sign
+        // what its chain gives now (see `Signed`).
+        let determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
+        if from_peer
+            && determined
+            && shared.config.auto_sign
+            && requests::timely(p, record.body(), now).is_ok()
+            && can_sign(shared, record.body(), &set)
+            && shared.requests.locked().insert(req).is_ok()
+        {
+            let mut why = reason.clone();
+            while why.len() > requests::MAX_REASON_BYTES {
+                why.pop();
+            }
+            let _ = reject(shared, &id, why);
+        }
+        return Err(SignError::Refused(reason));
+    }
     let fresh = {
         let mut book = shared.requests.locked();
         let fresh = !book.contains(&id);
@@ -152,18 +171,31 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
             .account(&shared.params.network)
             .map_or(0, |a| a.next_seq())
     };
-    let expires = shared
-        .requests
-        .locked()
-        .get(id)
-        .ok_or_else(|| SignError::Unknown(id.to_string()))?
-        .expires;
-    // Never two records for one network seq (see `Signed`): noted, durably, before the
-    // signature exists.
+    // What this node signed for the seq that can no longer complete (see `Signed`).
+    let (expires, dead) = {
+        let book = shared.requests.locked();
+        let expires = book
+            .get(id)
+            .ok_or_else(|| SignError::Unknown(id.to_string()))?
+            .expires;
+        let signed = shared.signed.locked();
+        let dead: Vec<RecordHash> = signed
+            .signed_at(body.seq)
+            .filter(|h| book.dead(h))
+            .collect();
+        (expires, dead)
+    };
+    // Never two records for one network seq, never one it rejected: noted, durably, before
+    // the signature exists.
     {
         let mut signed = shared.signed.locked();
         signed.prune(next);
-        if let Some((other, until)) = signed.conflict(body.seq, id, now) {
+        if signed.has_rejected(body.seq, id) {
+            return Err(SignError::Refused(
+                "this node rejected this request, and never signs what it rejected".into(),
+            ));
+        }
+        if let Some((other, until)) = signed.conflict(body.seq, id, now, |h| dead.contains(h)) {
             return Err(SignError::Refused(format!(
                 "this node signed record {} for the network's seq {} already, and signs no \
                  other there while that one may still complete (for {} s more)",
@@ -199,10 +231,17 @@ pub fn reject(
     id: &RecordHash,
     reason: String,
 ) -> Result<RequestView, SignError> {
-    shared
-        .requests
-        .locked()
-        .reject(id, &shared.node_id, &reason)?;
+    let seq = {
+        let mut book = shared.requests.locked();
+        book.reject(id, &shared.node_id, &reason)?;
+        book.get(id).map(|r| r.body.seq)
+    };
+    // A promise never to sign it (see `Signed`), kept before anyone hears of it.
+    if let Some(seq) = seq {
+        shared.signed.locked().reject(seq, *id);
+        super::write_signed(shared)
+            .map_err(|e| SignError::Refused(format!("cannot note the rejection: {e}")))?;
+    }
     announce(shared, id);
     let out = view(shared, id)?;
     let sig = base64::Engine::encode(
@@ -825,7 +864,19 @@ fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
         .locked()
         .unsigned_own(period, body, &shared.node_id);
     for id in waiting {
-        if shared.signed.locked().conflict(body.seq, &id, t).is_none() {
+        let dead: Vec<RecordHash> = {
+            let book = shared.requests.locked();
+            let signed = shared.signed.locked();
+            signed
+                .signed_at(body.seq)
+                .filter(|h| book.dead(h))
+                .collect()
+        };
+        let conflict = shared
+            .signed
+            .locked()
+            .conflict(body.seq, &id, t, |h| dead.contains(h));
+        if conflict.is_none() {
             let _ = approve(shared, &id);
             let held = shared
                 .requests

@@ -578,16 +578,31 @@ fn a_signer_never_signs_two_records_for_one_network_seq_while_the_first_may_comp
     assert_eq!(until, EPOCH + 3600 + MAX_CLOCK_SKEW);
     s.note(7, a, until);
     assert_eq!(
-        s.conflict(7, &a, EPOCH),
+        s.conflict(7, &a, EPOCH, |_| false),
         None,
         "signing it again is no conflict"
     );
-    assert_eq!(s.conflict(7, &b, EPOCH), Some((a, until)));
-    assert_eq!(s.conflict(7, &b, until - 1), Some((a, until)));
-    assert_eq!(s.conflict(7, &b, until), None, "it can no longer complete");
-    assert_eq!(s.conflict(8, &b, EPOCH), None, "another seq");
+    assert_eq!(s.conflict(7, &b, EPOCH, |_| false), Some((a, until)));
+    assert_eq!(s.conflict(7, &b, until - 1, |_| false), Some((a, until)));
+    assert_eq!(
+        s.conflict(7, &b, until, |_| false),
+        None,
+        "it can no longer complete"
+    );
+    assert_eq!(s.conflict(8, &b, EPOCH, |_| false), None, "another seq");
+    assert_eq!(
+        s.conflict(7, &b, EPOCH, |h| *h == a),
+        None,
+        "a record enough signers rejected can never complete"
+    );
+    s.reject(7, b);
+    assert!(s.has_rejected(7, &b) && !s.has_rejected(7, &a));
     s.prune(8);
-    assert_eq!(s.conflict(7, &b, EPOCH), None, "seq 7 is decided");
+    assert_eq!(
+        s.conflict(7, &b, EPOCH, |_| false),
+        None,
+        "seq 7 is decided"
+    );
     // Kept across restarts as JSON; bounded.
     s.note(9, b, until);
     let back: Signed = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
@@ -617,4 +632,21 @@ fn a_proposal_made_again_is_dated_at_its_session_window() {
         first,
         "a clock behind"
     );
+}
+
+/// A request so many signers rejected that the others fall short of a quorum is dead: its
+/// signer may sign another record for the seq (three signers, quorum 2: two rejections).
+#[test]
+fn a_request_enough_signers_rejected_can_never_complete() {
+    let (s, r, mut book) = one_request();
+    let id = r.hash();
+    let node = |n: &str| key(n).public().node_id(&s.l.params().cod);
+    assert!(!book.dead(&id));
+    book.rejected_by(&id, &node("node2"), "its chain gives another")
+        .unwrap();
+    assert!(!book.dead(&id), "node1 and node3 can still make a quorum");
+    book.rejected_by(&id, &node("node3"), "its chain gives another")
+        .unwrap();
+    assert!(book.dead(&id));
+    assert!(!book.dead(&RecordHash::of(b"unknown")));
 }
