@@ -171,20 +171,14 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
             .account(&shared.params.network)
             .map_or(0, |a| a.next_seq())
     };
-    // What this node signed for the seq that can no longer complete (see `Signed`).
-    let (expires, dead) = {
-        let book = shared.requests.locked();
-        let expires = book
-            .get(id)
-            .ok_or_else(|| SignError::Unknown(id.to_string()))?
-            .expires;
-        let signed = shared.signed.locked();
-        let dead: Vec<RecordHash> = signed
-            .signed_at(body.seq)
-            .filter(|h| book.dead(h))
-            .collect();
-        (expires, dead)
-    };
+    let expires = shared
+        .requests
+        .locked()
+        .get(id)
+        .ok_or_else(|| SignError::Unknown(id.to_string()))?
+        .expires;
+    // (What this node signed for the seq that can no longer complete: see `Signed`.)
+    let dead = dead_signed(shared, body.seq);
     // Never two records for one network seq, never one it rejected: noted, durably, before
     // the signature exists.
     {
@@ -864,31 +858,24 @@ fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
         .locked()
         .unsigned_own(period, body, &shared.node_id);
     for id in waiting {
-        let dead: Vec<RecordHash> = {
-            let book = shared.requests.locked();
-            let signed = shared.signed.locked();
-            signed
-                .signed_at(body.seq)
-                .filter(|h| book.dead(h))
-                .collect()
-        };
+        // (Checked here first: `approve` recomputes the distribution, too much for every tick.)
+        let dead = dead_signed(shared, body.seq);
         let conflict = shared
             .signed
             .locked()
             .conflict(body.seq, &id, t, |h| dead.contains(h));
         if conflict.is_none() {
+            // (Which sends it, signed.)
             let _ = approve(shared, &id);
-            let held = shared
-                .requests
-                .locked()
-                .get(&id)
-                .filter(|r| r.state == State::Approved)
-                .map(SignRequest::record);
-            if let Some(r) = held {
-                send_own(shared, r);
-            }
         }
     }
+}
+
+/// The records this node signed for network seq `seq` that can no longer complete.
+fn dead_signed(shared: &Shared, seq: u64) -> Vec<RecordHash> {
+    let book = shared.requests.locked();
+    let signed = shared.signed.locked();
+    signed.signed_at(seq).filter(|h| book.dead(h)).collect()
 }
 
 /// Proposes the distribution of the period that ended, if it is due, this node can sign it,
