@@ -1495,5 +1495,37 @@ fn scenes() -> Vec<Scene> {
     s.expect(&pay, "pending");
     s.open("node4");
     all.push(s);
+
+    // -- Forks of the network's chain --
+    let mut s = funded(
+        "network-fork",
+        "Two distributions of one period, both signed by a quorum, at one seq of the network's \
+         chain (signers who signed twice): the lower hash wins if it is valid — here once the \
+         transfer its checkpoint holds has arrived, in whatever order the three come.",
+    );
+    let before = s.l.clone();
+    s.pay(
+        "node1",
+        &[("network", 100), ("node2", 500)],
+        EPOCH + DAY + 100,
+    );
+    let with = s.net(s.distribution_body(1), &["node1", "node2"]);
+    // The one without the transfer dated later (another valid time) until its hash is the
+    // higher: the lower, which needs the transfer, must win once the transfer is here.
+    let without = (0..)
+        .map(|t| {
+            let b = before
+                .propose_distribution(1, false, EPOCH + 2 * DAY + t)
+                .unwrap();
+            s.net(b, &["node1", "node3"])
+        })
+        .find(|r| r.hash() > with.hash())
+        .unwrap();
+    s.push(with);
+    s.expect(&without, "lost");
+    // The transfer last, after the higher-hash distribution applied and the lower came.
+    s.orders.push(vec![0, 1, 2, 3, 4, 7, 6, 5]);
+    all.push(s);
+
     all
 }
