@@ -481,7 +481,11 @@ fn own_held_back(shared: &Shared, open: &[Record]) -> std::collections::BTreeSet
 /// out (the first to show a signature should not be its signer). The newest first, at most
 /// [`crate::api::MAX_OPEN_REQUESTS_SERVED`] and [`crate::api::MAX_OPEN_REQUESTS_BYTES`].
 pub fn open_for_peers(shared: &Shared) -> Vec<Record> {
-    let open = shared.requests.locked().open_records();
+    let next = network_next(shared);
+    let open = shared
+        .requests
+        .locked()
+        .open_records(shared.key.public().der(), next);
     let held_back = own_held_back(shared, &open);
     let mut bytes = 0;
     open.into_iter()
@@ -815,7 +819,11 @@ pub async fn run(shared: Arc<Shared>) {
                 })
                 .await;
             if resend {
-                let open = shared.requests.locked().open_records();
+                let next = network_next(&shared);
+                let open = shared
+                    .requests
+                    .locked()
+                    .open_records(shared.key.public().der(), next);
                 let held_back = own_held_back(&shared, &open);
                 for r in open {
                     if !held_back.contains(&r.hash()) {
@@ -869,6 +877,15 @@ fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
             let _ = approve(shared, &id);
         }
     }
+}
+
+/// The network chain's next seq.
+fn network_next(shared: &Shared) -> u64 {
+    shared
+        .view()
+        .state()
+        .account(&shared.params.network)
+        .map_or(0, |a| a.next_seq())
 }
 
 /// The records this node signed for network seq `seq` that can no longer complete.

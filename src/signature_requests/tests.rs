@@ -89,7 +89,7 @@ fn a_proposal_gathers_a_quorum_and_becomes_final() {
         book.to_approve(&id, now, &p, key("node3").public()),
         Err(SignError::Closed(_))
     ));
-    assert!(book.open_records().is_empty());
+    assert!(book.open_records(&[], 0).is_empty());
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn an_open_request_expires_and_is_superseded_when_the_chain_moves_on() {
     let mut book = RequestBook::default();
     book.insert(request(&a, &l, now)).unwrap();
     book.insert(request(&b, &l, now)).unwrap();
-    assert_eq!(book.open_records().len(), 2);
+    assert_eq!(book.open_records(&[], 0).len(), 2);
 
     // b's twin takes the slot: a can no longer be signed.
     l.ingest(sign_network(b.body().clone(), &["node1", "node2"]))
@@ -415,7 +415,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
         "{:?}",
         held.state
     );
-    assert!(book.open_records().is_empty(), "no longer resent");
+    assert!(book.open_records(&[], 0).is_empty(), "no longer resent");
     let r2 = sign_network(after.clone(), &["node1"]);
     book.insert(request(&r2, &s.l, t)).unwrap();
     assert_eq!(book.session(1, &after), Session::Busy);
@@ -649,4 +649,31 @@ fn a_request_enough_signers_rejected_can_never_complete() {
         .unwrap();
     assert!(book.dead(&id));
     assert!(!book.dead(&RecordHash::of(b"unknown")));
+}
+
+/// A request this node signed that was superseded here is still shown to peers while it may
+/// complete — they must see it to reject it, which frees this node (see `Signed`) — and no
+/// longer once its seq is decided or it is dead.
+#[test]
+fn a_superseded_request_this_node_signed_is_shown_until_it_cannot_complete() {
+    let (s, r, mut book) = one_request();
+    let id = r.hash();
+    let me = key("node1").public().der().to_vec();
+    book.get_mut(&id).unwrap().state = State::Superseded("records came since".into());
+    let seq = r.seq();
+    assert_eq!(book.open_records(&me, seq).len(), 1);
+    assert!(
+        book.open_records(key("node2").public().der(), seq)
+            .is_empty(),
+        "not signed by that node"
+    );
+    assert!(
+        book.open_records(&me, seq + 1).is_empty(),
+        "its seq is decided"
+    );
+    let node = |n: &str| key(n).public().node_id(&s.l.params().cod);
+    for n in ["node2", "node3"] {
+        book.rejected_by(&id, &node(n), "another").unwrap();
+    }
+    assert!(book.open_records(&me, seq).is_empty(), "dead");
 }
