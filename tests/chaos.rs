@@ -351,12 +351,13 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
     eprintln!("{faults} faults, {} transfers acknowledged", acked.len());
 
     // Healed: every node ends with the same records and balances (what each node says, per
-    // node), and with every period distributed that ended for every signer's clock (their
-    // skews are back to at most a minute) before it healed, if records were made in it. The
-    // run waits for this, up to a bound.
+    // node), and with every period distributed that had transfers and ended 20 s (a period)
+    // before the network healed — by every signer's clock a minute after healing (their skews
+    // are back to at most a minute), and the traffic that kept changing the periods' records
+    // has stopped. The run waits for this, up to a bound.
     let healed = Instant::now();
     let params = params_of(&nodes[0]);
-    let due_by = cod::clock::now().saturating_sub(60);
+    let due_by = cod::clock::now().saturating_sub(PERIOD);
     let accounts: Vec<&str> = nodes
         .iter()
         .map(|n| n.id.as_str())
