@@ -802,14 +802,14 @@ impl RequestBook {
     /// is `me`) that were superseded here but may still complete (their seq not decided: at or
     /// beyond `next`, the network chain's next seq; not dead): the other signers must see them
     /// to reject them, which frees this node to sign what its chain gives now (see `Signed`).
-    pub fn open_records(&self, me: &[u8], next: u64) -> Vec<Record> {
+    pub fn open_records(&self, me: &[u8], next: u64, fallback: bool) -> Vec<Record> {
         let contested = |r: &SignRequest| {
             matches!(r.state, State::Superseded(_))
                 && r.body.seq >= next
                 && r.sigs
                     .iter()
                     .any(|s| s.key.as_ref().is_some_and(|k| k.0 == me))
-                && !self.dead(&r.id)
+                && !self.dead(&r.id, fallback)
         };
         let mut open: Vec<&SignRequest> = self
             .requests
@@ -856,10 +856,12 @@ impl RequestBook {
 
     /// Whether request `id` can no longer gather a quorum: so many signers rejected it (each
     /// rejection a promise never to sign it) that the rest fall short.
-    pub fn dead(&self, id: &RecordHash) -> bool {
+    /// `fallback`: the deployer may stand in for a signer (com.ini), one more possible
+    /// signature.
+    pub fn dead(&self, id: &RecordHash, fallback: bool) -> bool {
         self.requests.get(id).is_some_and(|r| {
-            let keys = r.signers.keys.len() as u64;
-            r.rejections.len() as u64 > keys.saturating_sub(r.signers.quorum)
+            let possible = r.signers.keys.len() as u64 + u64::from(fallback);
+            r.rejections.len() as u64 > possible.saturating_sub(r.signers.quorum)
         })
     }
 
@@ -914,6 +916,9 @@ pub struct Signed {
     rejected: BTreeMap<u64, Vec<RecordHash>>,
 }
 
+/// Most records rejected per seq (a promise that cannot be kept is not made).
+pub const MAX_REJECTED_PER_SEQ: usize = 32;
+
 /// Most network seqs [`Signed`] keeps (a node signs for the seq after the chain's head).
 pub const MAX_SIGNED_SEQS: usize = 64;
 
@@ -939,15 +944,26 @@ impl Signed {
         self.by_seq.get(&seq).into_iter().flatten().map(|(h, _)| *h)
     }
 
-    /// Notes that this node rejected `id`, for `seq`: it never signs it.
-    pub fn reject(&mut self, seq: u64, id: RecordHash) {
+    /// Notes that this node rejects `id`, for `seq`: it never signs it. Refused if this node
+    /// signed it (a rejection then would be a broken promise, and count wrongly toward its
+    /// death), or if no more promises can be kept for the seq.
+    pub fn reject(&mut self, seq: u64, id: RecordHash) -> Result<(), SignError> {
+        if self.signed_at(seq).any(|h| h == id) {
+            return Err(SignError::Refused(
+                "this node signed this request: it can no longer reject it".into(),
+            ));
+        }
         let list = self.rejected.entry(seq).or_default();
         if !list.contains(&id) {
+            if list.len() >= MAX_REJECTED_PER_SEQ {
+                return Err(SignError::Full);
+            }
             list.push(id);
         }
         while self.rejected.len() > MAX_SIGNED_SEQS {
             self.rejected.pop_first();
         }
+        Ok(())
     }
 
     pub fn has_rejected(&self, seq: u64, id: &RecordHash) -> bool {
@@ -967,16 +983,22 @@ impl Signed {
     }
 
     /// Forgets the seqs the network chain decided (below `next`, its next seq).
+    /// (The network's chain may also grow shorter — a lower-hash distribution taking a seq
+    /// undoes what followed the other — so `next` is not a watermark.)
     pub fn prune(&mut self, next: u64) {
         self.by_seq = self.by_seq.split_off(&next);
         self.rejected = self.rejected.split_off(&next);
     }
 }
 
-/// Until when a signature on a request expiring at `expires` may still count: its session,
-/// and the clock skew the rules tolerate (another signer's clock may lag).
-pub fn signed_until(expires: u64) -> u64 {
-    expires.saturating_add(MAX_CLOCK_SKEW)
+/// Until when a signature on a request for a record dated `time`, expiring here at
+/// `expires`, may still count: its session however late another node first saw it (from the
+/// record's own time), and twice the clock skew the rules tolerate (a record may be dated
+/// that far in this node's future, and another signer's clock may lag as much).
+pub fn signed_until(time: u64, expires: u64, params: &Params) -> u64 {
+    expires
+        .max(time.saturating_add(params.com.signers.request_ttl))
+        .saturating_add(2 * MAX_CLOCK_SKEW)
 }
 
 fn check_reason(reason: &str) -> Result<(), SignError> {

@@ -598,14 +598,14 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     });
     let err = w.at(n1, &["sign", "approve", &d]).refused_with("expired");
     assert!(err.contains("repropose"), "{err}");
-    // Until its session and the clock skew the rules tolerate are over, a signer whose clock
-    // lags could still complete it: node1, which signed it, signs no other record for that
-    // seq before.
+    // Until its session and twice the clock skew the rules tolerate are over (a record may be
+    // dated that far ahead, a signer's clock may lag as much), another signer could still
+    // complete it: node1, which signed it, signs no other record for that seq before.
     let err = w
         .at(n1, &["sign", "repropose", &d])
         .refused_with("signed record");
     assert!(err.contains("may still complete"), "{err}");
-    net.advance(cod::signature_requests::MAX_CLOCK_SKEW);
+    net.advance(2 * cod::signature_requests::MAX_CLOCK_SKEW);
     let e = w.at(n1, &["--json", "sign", "repropose", &d]).ok().json();
     let e = e["id"].as_str().unwrap().to_string();
     wait_for(30, "node3 to hold the special distribution", || {

@@ -707,7 +707,9 @@ fn read_signed(data_dir: &std::path::Path) -> Result<crate::signature_requests::
 /// Writes what this node signed, durably, before its signature leaves.
 pub fn write_signed(shared: &Shared) -> Result<(), String> {
     let path = shared.dir.data_dir(&shared.config).join(SIGNED_FILE);
-    let bytes = serde_json::to_vec(&*shared.signed.locked()).expect("plain data");
+    // (Written under the lock: a later write always holds the later notes.)
+    let signed = shared.signed.locked();
+    let bytes = serde_json::to_vec(&*signed).expect("plain data");
     crate::fsutil::write_atomic(&path, &bytes, 0o600, true).map_err(|e| e.to_string())
 }
 

@@ -84,6 +84,14 @@ pub fn receive(
             announce(shared, &id);
             finalize(shared, &id);
         }
+        // This node rejected it and a peer still offers it: the rejection may not have
+        // reached a signer that needs it to be free (see `Signed`) — it is said again.
+        if from_peer
+            && let Some(State::Rejected(reason)) = &state
+            && shared.signed.locked().has_rejected(record.seq(), &id)
+        {
+            tell_rejection(shared, &id, reason.clone());
+        }
         return Ok(state.unwrap_or(State::Pending));
     }
     let now = shared.now();
@@ -113,6 +121,7 @@ pub fn receive(
         if from_peer
             && determined
             && shared.config.auto_sign
+            && record.seq() == network_next(shared)
             && requests::timely(p, record.body(), now).is_ok()
             && can_sign(shared, record.body(), &set)
             && shared.requests.locked().insert(req).is_ok()
@@ -198,7 +207,8 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
                 until - now
             )));
         }
-        signed.note(body.seq, *id, requests::signed_until(expires));
+        let until = requests::signed_until(body.time, expires, &shared.params);
+        signed.note(body.seq, *id, until);
     }
     super::write_signed(shared)
         .map_err(|e| SignError::Refused(format!("cannot note the signature: {e}")))?;
@@ -225,19 +235,29 @@ pub fn reject(
     id: &RecordHash,
     reason: String,
 ) -> Result<RequestView, SignError> {
-    let seq = {
-        let mut book = shared.requests.locked();
-        book.reject(id, &shared.node_id, &reason)?;
-        book.get(id).map(|r| r.body.seq)
-    };
-    // A promise never to sign it (see `Signed`), kept before anyone hears of it.
-    if let Some(seq) = seq {
-        shared.signed.locked().reject(seq, *id);
-        super::write_signed(shared)
-            .map_err(|e| SignError::Refused(format!("cannot note the rejection: {e}")))?;
-    }
+    let seq = shared
+        .requests
+        .locked()
+        .get(id)
+        .map(|r| r.body.seq)
+        .ok_or_else(|| SignError::Unknown(id.to_string()))?;
+    // A promise never to sign it (see `Signed`), kept before anyone hears of it — and not
+    // made for what this node signed.
+    shared.signed.locked().reject(seq, *id)?;
+    super::write_signed(shared)
+        .map_err(|e| SignError::Refused(format!("cannot note the rejection: {e}")))?;
+    shared
+        .requests
+        .locked()
+        .reject(id, &shared.node_id, &reason)?;
     announce(shared, id);
     let out = view(shared, id)?;
+    tell_rejection(shared, id, reason);
+    Ok(out)
+}
+
+/// Sends this node's signed rejection of `id` on its way to every node.
+fn tell_rejection(shared: &Arc<Shared>, id: &RecordHash, reason: String) {
     let sig = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         shared
@@ -256,7 +276,6 @@ pub fn reject(
         None => shared.relay_candidates(),
     };
     send_rejection(shared, id, msg, peers);
-    Ok(out)
 }
 
 /// Sends a rejection to `peers`; if none takes it, to every peer (so it is not lost).
@@ -297,14 +316,25 @@ pub fn receive_rejection(
         .view()
         .key_of(&node)
         .ok_or_else(|| refused("unknown node"))?;
-    let (body, set) = shared
+    let (body, set, signed_it) = shared
         .requests
         .locked()
         .get(id)
-        .map(|r| (r.body.clone(), r.signers.clone()))
+        .map(|r| {
+            let signed_it = r
+                .sigs
+                .iter()
+                .any(|s| s.key.as_ref().is_some_and(|k| k.0 == key.der()));
+            (r.body.clone(), r.signers.clone(), signed_it)
+        })
         .ok_or_else(|| SignError::Unknown(id.to_string()))?;
     if !requests::can_sign(&shared.params, &key, &body, &set) {
         return Err(refused("only signers' rejections are noted"));
+    }
+    // (A signer that signed it cannot reject it: such a rejection must not count toward
+    // its death.)
+    if signed_it {
+        return Err(refused("that signer signed it"));
     }
     let sig = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &msg.signature)
         .map_err(|e| SignError::Invalid(e.to_string()))?;
@@ -482,10 +512,11 @@ fn own_held_back(shared: &Shared, open: &[Record]) -> std::collections::BTreeSet
 /// [`crate::api::MAX_OPEN_REQUESTS_SERVED`] and [`crate::api::MAX_OPEN_REQUESTS_BYTES`].
 pub fn open_for_peers(shared: &Shared) -> Vec<Record> {
     let next = network_next(shared);
-    let open = shared
-        .requests
-        .locked()
-        .open_records(shared.key.public().der(), next);
+    let open =
+        shared
+            .requests
+            .locked()
+            .open_records(shared.key.public().der(), next, fallback(shared));
     let held_back = own_held_back(shared, &open);
     let mut bytes = 0;
     open.into_iter()
@@ -820,10 +851,11 @@ pub async fn run(shared: Arc<Shared>) {
                 .await;
             if resend {
                 let next = network_next(&shared);
-                let open = shared
-                    .requests
-                    .locked()
-                    .open_records(shared.key.public().der(), next);
+                let open = shared.requests.locked().open_records(
+                    shared.key.public().der(),
+                    next,
+                    fallback(&shared),
+                );
                 let held_back = own_held_back(&shared, &open);
                 for r in open {
                     if !held_back.contains(&r.hash()) {
@@ -879,6 +911,14 @@ fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
     }
 }
 
+/// Whether com.ini lets the deployer stand in for a signer (one more possible signature).
+fn fallback(shared: &Shared) -> bool {
+    !matches!(
+        shared.params.com.signers.fallback,
+        crate::config::com::Fallback::None
+    )
+}
+
 /// The network chain's next seq.
 fn network_next(shared: &Shared) -> u64 {
     shared
@@ -892,7 +932,11 @@ fn network_next(shared: &Shared) -> u64 {
 fn dead_signed(shared: &Shared, seq: u64) -> Vec<RecordHash> {
     let book = shared.requests.locked();
     let signed = shared.signed.locked();
-    signed.signed_at(seq).filter(|h| book.dead(h)).collect()
+    let fallback = fallback(shared);
+    signed
+        .signed_at(seq)
+        .filter(|h| book.dead(h, fallback))
+        .collect()
 }
 
 /// Proposes the distribution of the period that ended, if it is due, this node can sign it,

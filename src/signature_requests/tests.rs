@@ -89,7 +89,7 @@ fn a_proposal_gathers_a_quorum_and_becomes_final() {
         book.to_approve(&id, now, &p, key("node3").public()),
         Err(SignError::Closed(_))
     ));
-    assert!(book.open_records(&[], 0).is_empty());
+    assert!(book.open_records(&[], 0, false).is_empty());
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn an_open_request_expires_and_is_superseded_when_the_chain_moves_on() {
     let mut book = RequestBook::default();
     book.insert(request(&a, &l, now)).unwrap();
     book.insert(request(&b, &l, now)).unwrap();
-    assert_eq!(book.open_records(&[], 0).len(), 2);
+    assert_eq!(book.open_records(&[], 0, false).len(), 2);
 
     // b's twin takes the slot: a can no longer be signed.
     l.ingest(sign_network(b.body().clone(), &["node1", "node2"]))
@@ -415,7 +415,10 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
         "{:?}",
         held.state
     );
-    assert!(book.open_records(&[], 0).is_empty(), "no longer resent");
+    assert!(
+        book.open_records(&[], 0, false).is_empty(),
+        "no longer resent"
+    );
     let r2 = sign_network(after.clone(), &["node1"]);
     book.insert(request(&r2, &s.l, t)).unwrap();
     assert_eq!(book.session(1, &after), Session::Busy);
@@ -574,8 +577,15 @@ fn each_error_answers_with_its_kind() {
 fn a_signer_never_signs_two_records_for_one_network_seq_while_the_first_may_complete() {
     let (a, b) = (RecordHash::of(b"a"), RecordHash::of(b"b"));
     let mut s = Signed::default();
-    let until = signed_until(EPOCH + 3600);
-    assert_eq!(until, EPOCH + 3600 + MAX_CLOCK_SKEW);
+    let p = crate::ledger::tests::params();
+    let ttl = p.com.signers.request_ttl;
+    // From the record's own time, however late it arrived here, and twice the skew.
+    assert_eq!(
+        signed_until(EPOCH, EPOCH + 100 + ttl, &p),
+        EPOCH + 100 + ttl + 2 * MAX_CLOCK_SKEW
+    );
+    let until = signed_until(EPOCH + 600, EPOCH + ttl, &p);
+    assert_eq!(until, EPOCH + 600 + ttl + 2 * MAX_CLOCK_SKEW);
     s.note(7, a, until);
     assert_eq!(
         s.conflict(7, &a, EPOCH, |_| false),
@@ -595,8 +605,12 @@ fn a_signer_never_signs_two_records_for_one_network_seq_while_the_first_may_comp
         None,
         "a record enough signers rejected can never complete"
     );
-    s.reject(7, b);
+    s.reject(7, b).unwrap();
     assert!(s.has_rejected(7, &b) && !s.has_rejected(7, &a));
+    assert!(
+        s.reject(7, a).is_err(),
+        "it signed a: a rejection would be a broken promise"
+    );
     s.prune(8);
     assert_eq!(
         s.conflict(7, &b, EPOCH, |_| false),
@@ -641,14 +655,21 @@ fn a_request_enough_signers_rejected_can_never_complete() {
     let (s, r, mut book) = one_request();
     let id = r.hash();
     let node = |n: &str| key(n).public().node_id(&s.l.params().cod);
-    assert!(!book.dead(&id));
+    assert!(!book.dead(&id, false));
     book.rejected_by(&id, &node("node2"), "its chain gives another")
         .unwrap();
-    assert!(!book.dead(&id), "node1 and node3 can still make a quorum");
+    assert!(
+        !book.dead(&id, false),
+        "node1 and node3 can still make a quorum"
+    );
     book.rejected_by(&id, &node("node3"), "its chain gives another")
         .unwrap();
-    assert!(book.dead(&id));
-    assert!(!book.dead(&RecordHash::of(b"unknown")));
+    assert!(book.dead(&id, false));
+    assert!(
+        !book.dead(&id, true),
+        "with the deployer's fallback, node1 and the deployer could still complete it"
+    );
+    assert!(!book.dead(&RecordHash::of(b"unknown"), false));
 }
 
 /// A request this node signed that was superseded here is still shown to peers while it may
@@ -661,19 +682,19 @@ fn a_superseded_request_this_node_signed_is_shown_until_it_cannot_complete() {
     let me = key("node1").public().der().to_vec();
     book.get_mut(&id).unwrap().state = State::Superseded("records came since".into());
     let seq = r.seq();
-    assert_eq!(book.open_records(&me, seq).len(), 1);
+    assert_eq!(book.open_records(&me, seq, false).len(), 1);
     assert!(
-        book.open_records(key("node2").public().der(), seq)
+        book.open_records(key("node2").public().der(), seq, false)
             .is_empty(),
         "not signed by that node"
     );
     assert!(
-        book.open_records(&me, seq + 1).is_empty(),
+        book.open_records(&me, seq + 1, false).is_empty(),
         "its seq is decided"
     );
     let node = |n: &str| key(n).public().node_id(&s.l.params().cod);
     for n in ["node2", "node3"] {
         book.rejected_by(&id, &node(n), "another").unwrap();
     }
-    assert!(book.open_records(&me, seq).is_empty(), "dead");
+    assert!(book.open_records(&me, seq, false).is_empty(), "dead");
 }
