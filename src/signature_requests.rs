@@ -827,14 +827,17 @@ impl RequestBook {
     /// period for the whole session (signers holding different records would each wait
     /// for their own) — it is marked superseded, and the chain's one proposed. Signers that
     /// hold the same records then propose the same record, and their signatures add up.
-    pub fn session(&mut self, period: u64, now: &Body) -> Session {
+    pub fn session(&mut self, period: u64, now: &Body, fallback: bool) -> Session {
         let of_period = |r: &SignRequest| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period);
         // (A rejected request stops a session only if it is what the chain gives now: a
         // signer's node rejects, by itself, proposals its chain did not give.)
+        // (Nor one so many signers rejected that it cannot complete: the same content is
+        // proposed again, dated a second later — see the driver's `settle`.)
         if self.requests.values().filter(|r| of_period(r)).any(|r| {
             r.state == State::Final
                 || ((r.state.is_open() || matches!(r.state, State::Rejected(_)))
-                    && r.body.content == now.content)
+                    && r.body.content == now.content
+                    && !self.dead(&r.id, fallback))
         }) {
             return Session::Busy;
         }

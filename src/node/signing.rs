@@ -939,6 +939,9 @@ fn dead_signed(shared: &Shared, seq: u64) -> Vec<RecordHash> {
         .collect()
 }
 
+/// How many times, at most, a dead distribution is made again a second later in one pass.
+const MAX_REDATED: usize = 16;
+
 /// Proposes the distribution of the period that ended, if it is due, this node can sign it,
 /// and no session for it is running (see [`Session`]).
 fn settle(shared: &Arc<Shared>, t: u64) {
@@ -973,7 +976,10 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     if !can_sign(shared, &body, &signers_now(shared)) {
         return;
     }
-    let session = shared.requests.locked().session(target, &body);
+    let session = shared
+        .requests
+        .locked()
+        .session(target, &body, fallback(shared));
     let Session::Propose { stale } = session else {
         retry_own(shared, target, &body, t);
         return;
@@ -999,6 +1005,23 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         let window = requests::session_window(record.body().time, t, &shared.params);
         let dated = shared.view().propose_distribution(target, false, window);
         match dated {
+            Ok(b) => record = Record::new(b, Vec::new()),
+            Err(_) => return,
+        }
+    }
+    // The same record, rejected by so many signers that it cannot complete (they rejected it
+    // while their chains lacked some of its records): made again a second later — the same
+    // new record on every node that knows it dead — so the period is not left to wait.
+    for _ in 0..MAX_REDATED {
+        let dead = {
+            let book = shared.requests.locked();
+            book.contains(&record.hash()) && book.dead(&record.hash(), fallback(shared))
+        };
+        if !dead {
+            break;
+        }
+        let later = record.body().time.saturating_add(1);
+        match shared.view().propose_distribution(target, false, later) {
             Ok(b) => record = Record::new(b, Vec::new()),
             Err(_) => return,
         }

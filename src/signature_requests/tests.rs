@@ -354,32 +354,36 @@ fn a_distribution_has_one_session_at_a_time() {
     let r = sign_network(body.clone(), &["node1"]);
     let mut book = RequestBook::default();
     let propose = Session::Propose { stale: vec![] };
-    assert_eq!(book.session(1, &body), propose);
+    assert_eq!(book.session(1, &body, false), propose);
     book.insert(request(&r, l, t)).unwrap();
-    assert_eq!(book.session(1, &body), Session::Busy, "open");
+    assert_eq!(book.session(1, &body, false), Session::Busy, "open");
     let two = l.propose_distribution(2, false, t + DAY).unwrap();
-    assert_eq!(book.session(2, &two), propose, "another period");
+    assert_eq!(book.session(2, &two, false), propose, "another period");
     let end = book.get(&r.hash()).unwrap().expires;
     book.expire(end);
-    assert_eq!(book.session(1, &body), propose, "ran out: a fresh one");
+    assert_eq!(
+        book.session(1, &body, false),
+        propose,
+        "ran out: a fresh one"
+    );
     let again = l.propose_distribution(1, false, end).unwrap();
     assert_eq!(again.content, body.content, "(dated later by the driver)");
     let r2 = sign_network(again.clone(), &["node1"]);
     book.insert(request(&r2, l, end)).unwrap();
     assert_eq!(
-        book.session(1, &body),
+        book.session(1, &body, false),
         Session::Busy,
         "one with the chain's content is open, whatever its date"
     );
     book.reject(&r2.hash(), &AccountId::from_bytes([1; 32]), "wrong")
         .unwrap();
     assert_eq!(
-        book.session(1, &body),
+        book.session(1, &body, false),
         Session::Busy,
         "this member rejected one: not again by itself"
     );
     book.finalized(&r2.hash());
-    assert_eq!(book.session(1, &body), Session::Busy, "final");
+    assert_eq!(book.session(1, &body, false), Session::Busy, "final");
 }
 
 /// A signer proposed the distribution before a record of the period reached it (it was on
@@ -393,7 +397,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
     let r = sign_network(before.clone(), &["node1"]);
     let mut book = RequestBook::default();
     book.insert(request(&r, &s.l, t)).unwrap();
-    assert_eq!(book.session(1, &before), Session::Busy);
+    assert_eq!(book.session(1, &before, false), Session::Busy);
 
     // A transfer made in period 1 arrives late.
     s.pay("node2", &[("node3", 100)], EPOCH + DAY + 500);
@@ -404,7 +408,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
     );
     assert!(recompute(&s.l, s.l.params(), &before, t).is_err());
     assert_eq!(
-        book.session(1, &after),
+        book.session(1, &after, false),
         Session::Propose {
             stale: vec![r.hash()]
         }
@@ -421,7 +425,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
     );
     let r2 = sign_network(after.clone(), &["node1"]);
     book.insert(request(&r2, &s.l, t)).unwrap();
-    assert_eq!(book.session(1, &after), Session::Busy);
+    assert_eq!(book.session(1, &after, false), Session::Busy);
     // A record that reached the chain is final, whatever this node thought of it.
     let mut l = s.l.clone();
     l.ingest(sign_network(before, &["node1", "node3"])).unwrap();
