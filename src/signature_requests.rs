@@ -424,7 +424,7 @@ pub fn session_window(first: u64, now: u64, params: &Params) -> u64 {
 /// Whether a proposal is for now by this node's clock: a distribution closes a period that has
 /// ended, and no record is dated in this node's future. (A proposal too early is no reason to
 /// reject it for good: the clock will come.)
-pub fn timely(params: &Params, body: &Body, now: u64) -> Result<(), String> {
+pub fn for_now(params: &Params, body: &Body, now: u64) -> Result<(), String> {
     if body.time > now.saturating_add(MAX_CLOCK_SKEW) {
         return Err(format!(
             "dated {}, after this node's clock ({now})",
@@ -453,7 +453,7 @@ pub fn timely(params: &Params, body: &Body, now: u64) -> Result<(), String> {
 /// This node's own recomputation of a proposal from its chain `l` at `now`: `Ok` if it
 /// gives exactly this body, else the reason it differs.
 pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(), String> {
-    timely(params, body, now)?;
+    for_now(params, body, now)?;
     let mine = match &body.content {
         Content::Issue(i) => l.propose_issue(i.attest.clone(), i.work.clone(), body.time),
         Content::Distribute(Distribute {

@@ -122,7 +122,7 @@ pub fn receive(
             && determined
             && shared.config.auto_sign
             && record.seq() == network_next(shared)
-            && requests::timely(p, record.body(), now).is_ok()
+            && requests::for_now(p, record.body(), now).is_ok()
             && can_sign(shared, record.body(), &set)
             && shared.requests.locked().insert(req).is_ok()
         {
@@ -173,13 +173,8 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
     )?;
     // Only content this node computed itself is signed: check again against the chain now.
     let now = shared.now();
-    let next = {
-        let l = shared.view();
-        requests::recompute(&l, &shared.params, &body, now).map_err(SignError::Refused)?;
-        l.state()
-            .account(&shared.params.network)
-            .map_or(0, |a| a.next_seq())
-    };
+    requests::recompute(&shared.view(), &shared.params, &body, now).map_err(SignError::Refused)?;
+    let next = network_next(shared);
     let expires = shared
         .requests
         .locked()
