@@ -646,13 +646,7 @@ impl Ledger {
         if !verified {
             rules::check_form(&r, &self.params)?;
         }
-        let key = match r.kind() {
-            Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
-            // (A checked record needs only know its account's opening is here, not its key.)
-            Kind::Transfer if verified => None,
-            Kind::Transfer => self.h.keys.get(&r.account()),
-            _ => None,
-        };
+        let key = self.signing_key(&r, verified)?;
         let opening_missing = r.kind() == Kind::Transfer
             && r.seq() > 0
             && match verified {
@@ -767,14 +761,21 @@ impl Ledger {
     fn hold_alternative(&mut self, r: Record, verified: bool) -> Result<(), RecordError> {
         if !verified {
             rules::check_form(&r, &self.params)?;
-            let key = match r.kind() {
-                Kind::Transfer if r.seq() == 0 => rules::opening_key(&r, &self.params)?,
-                Kind::Transfer => self.h.keys.get(&r.account()),
-                _ => None,
-            };
-            rules::check_sigs(&r, key.as_ref())?;
+            rules::check_sigs(&r, self.signing_key(&r, false)?.as_ref())?;
         }
         Arc::make_mut(&mut self.awaiting).hold(r, true)
+    }
+
+    /// The key a transfer's signature is checked against: an opening's own, else its
+    /// account's opening key if held (`None` for network records, and for a checked record,
+    /// which needs only know its account's opening is here).
+    fn signing_key(&self, r: &Record, verified: bool) -> Result<Option<PublicKey>, RecordError> {
+        Ok(match r.kind() {
+            Kind::Transfer if r.seq() == 0 => rules::opening_key(r, &self.params)?,
+            Kind::Transfer if verified => None,
+            Kind::Transfer => self.h.keys.get(&r.account()),
+            _ => None,
+        })
     }
 
     fn admit_unchecked(&mut self, r: Record) {
