@@ -1527,5 +1527,155 @@ fn scenes() -> Vec<Scene> {
     s.orders.push(vec![0, 1, 2, 3, 4, 7, 6, 5]);
     all.push(s);
 
+    // -- Each formula over several periods: docs/com-model.md's worked examples --
+    all.extend(formulas());
+    all
+}
+
+/// Periods of the worked examples in docs/com-model.md ("Worked examples"), as cases: the
+/// tables' events, each period's distribution, and the balances they end in.
+fn formulas() -> Vec<Scene> {
+    let at = |period: u64, second: u64| EPOCH + period * DAY + second;
+    let founders = |s: &mut Scene| {
+        for who in ["node1", "node2", "node3", "node4"] {
+            s.open(who);
+        }
+    };
+    let members = |s: &mut Scene, admit: &[&str], remove: &[&str], time: u64| {
+        let ids = |w: &[&str]| w.iter().map(|n| s.id(n)).collect();
+        let body = s.l.propose_members(ids(admit), ids(remove), time).unwrap();
+        let r = s.net(body, &["node1", "node2"]);
+        s.push(r);
+    };
+    let redeem = |s: &mut Scene, who: &str, item: &str, n: u64, time: u64| {
+        let payment = cod::ledger::Payment {
+            redeem: [(item.to_string(), n)].into(),
+            ..Default::default()
+        };
+        let r =
+            s.l.make_payment(s.id(who), &key(who), payment, None, time)
+                .unwrap();
+        s.push(r);
+    };
+    let mut all = Vec::new();
+
+    let mut s = Scene::new(
+        "formula-equal",
+        "`equal` over four periods (docs/com-model.md, the `equal` example): the members share \
+         each pool equally; a fresh key that opens gets nothing; a period where nothing \
+         happened (2) has no record and the next distribution closes period 3; a redemption \
+         takes its value out of circulation.",
+    );
+    founders(&mut s);
+    s.issue(&[("bread", 40)], at(0, 60));
+    members(&mut s, &["node4"], &[], at(0, 120));
+    s.distribute(0);
+    s.pay("node1", &[("node2", 500), ("network", 1000)], at(1, 60));
+    s.open("node5");
+    s.distribute(1);
+    redeem(&mut s, "node2", "bread", 2, at(3, 60));
+    s.pay("node3", &[("network", 600)], at(3, 120));
+    s.distribute(3);
+    all.push(s);
+
+    let mut s = Scene::with(
+        "formula-pro-rata-paid",
+        "`pro_rata_paid` over three periods (the `pro_rata_paid` example): period 0 pays \
+         equally (nobody could earn yet), period 1 by new net receipts from members, and \
+         period 2 equally again, since coins paid back raise nobody's net above its highest.",
+        com_ini("formula = pro_rata_paid\nshare = 100%", ""),
+    );
+    founders(&mut s);
+    s.issue(&[("bread", 40)], at(0, 60));
+    members(&mut s, &["node4"], &[], at(0, 120));
+    s.distribute(0);
+    s.pay("node1", &[("node2", 2000), ("network", 1000)], at(1, 60));
+    s.pay("node2", &[("node3", 500)], at(1, 120));
+    s.distribute(1);
+    s.pay("node2", &[("node1", 1500)], at(2, 60));
+    s.pay("node4", &[("network", 400)], at(2, 120));
+    s.distribute(2);
+    all.push(s);
+
+    let mut s = Scene::with(
+        "formula-work",
+        "`work` over two periods (the `work` example): the pool follows the value of the \
+         labor the signers attested and named; labor that issues nothing (backing already \
+         covers what circulates) still earns its share.",
+        com_ini("formula = work\nshare = 100%", ""),
+    );
+    founders(&mut s);
+    let work = |s: &Scene, named: &[(&str, u64)]| -> BTreeMap<AccountId, BTreeMap<String, u64>> {
+        named
+            .iter()
+            .map(|(who, hours)| (s.id(who), [("baking".to_string(), *hours)].into()))
+            .collect()
+    };
+    let attest = |a: &[(&str, u64)]| a.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let body =
+        s.l.propose_issue(
+            attest(&[("bread", 40), ("baking", 5)]),
+            work(&s, &[("node1", 3), ("node2", 2)]),
+            at(0, 60),
+        )
+        .unwrap();
+    let r = s.net(body, &["node1", "node2"]);
+    s.push(r);
+    members(&mut s, &["node4"], &[], at(0, 120));
+    s.distribute(0);
+    let body =
+        s.l.propose_issue(
+            attest(&[("baking", 4)]),
+            work(&s, &[("node3", 4)]),
+            at(1, 60),
+        )
+        .unwrap();
+    let r = s.net(body, &["node1", "node2"]);
+    s.push(r);
+    s.pay("node1", &[("network", 1200)], at(1, 120));
+    s.distribute(1);
+    all.push(s);
+
+    let mut s = Scene::with(
+        "formula-weights",
+        "`weights` over three periods (the `weights` example): fixed weights per key; a \
+         member removed keeps its share with the network, and later periods pay the rest \
+         out by the weights until it rounds to nothing.",
+        com_ini(
+            &format!(
+                "formula = weights\nweights = {}=3, {}=1",
+                fp("node1"),
+                fp("node2")
+            ),
+            "",
+        ),
+    );
+    founders(&mut s);
+    s.issue(&[("bread", 40)], at(0, 60));
+    s.distribute(0);
+    s.pay("node1", &[("network", 2000)], at(1, 60));
+    members(&mut s, &[], &["node2"], at(1, 120));
+    s.distribute(1);
+    s.distribute(2);
+    all.push(s);
+
+    let mut s = Scene::with(
+        "special-distribution",
+        "`special = quorum`: a special distribution in the middle of period 1 pays out what \
+         the network holds then, without closing the period; the regular one after the \
+         period's end pays what came in since, and closes it.",
+        com_ini(&format!("{EQUAL}\nspecial = quorum"), ""),
+    );
+    founders(&mut s);
+    s.issue(&[("bread", 40)], at(0, 60));
+    s.distribute(0);
+    s.pay("node1", &[("network", 1200)], at(1, 60));
+    let body = s.l.propose_distribution(1, true, at(1, 3600)).unwrap();
+    let r = s.net(body, &["node1", "node2"]);
+    s.push(r);
+    s.pay("node2", &[("network", 400)], at(1, 7200));
+    s.distribute(1);
+    all.push(s);
+
     all
 }

@@ -86,6 +86,27 @@ pub enum PackageError {
     NotCanonical,
 }
 
+impl PackageError {
+    /// The refusal's name, as `docs/formats.md` and the conformance cases give it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "Config",
+            Self::Key { .. } => "Key",
+            Self::SignerMismatch { .. } => "SignerMismatch",
+            Self::TooLarge(_) => "TooLarge",
+            Self::Malformed(_) => "Malformed",
+            Self::BadEntry(_) => "BadEntry",
+            Self::Missing(_) => "Missing",
+            Self::BadManifest(_) => "BadManifest",
+            Self::Unlisted(_) => "Unlisted",
+            Self::Unpacked(_) => "Unpacked",
+            Self::HashMismatch(_) => "HashMismatch",
+            Self::BadSignature => "BadSignature",
+            Self::NotCanonical => "NotCanonical",
+        }
+    }
+}
+
 /// What `cod pack` packs.
 pub struct PackInput<'a> {
     /// (label used in error messages, text) for com.ini, cod.ini and the example node.ini.
@@ -120,7 +141,9 @@ fn key_err(file: &str) -> impl FnOnce(KeyError) -> PackageError + '_ {
     }
 }
 
-fn manifest_of(files: &BTreeMap<String, Vec<u8>>) -> String {
+/// The `MANIFEST` cod writes for `files` (formats.md, "The package"): every file but the
+/// manifest and its signature, in path order, as `HEX  PATH\n`.
+pub fn manifest_of(files: &BTreeMap<String, Vec<u8>>) -> String {
     files
         .iter()
         .filter(|(p, _)| *p != MANIFEST && *p != MANIFEST_SIG)
@@ -138,7 +161,7 @@ fn mode_of(path: &str) -> u32 {
 
 /// The canonical tar of `files` (sorted, fixed metadata); `BadEntry` for a path a ustar
 /// header cannot hold (over 100 bytes that no split at a `/` into ≤ 155 + ≤ 100 fits).
-fn write_tar(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, PackageError> {
+pub fn write_tar(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, PackageError> {
     let mut out = tar::Builder::new(Vec::new());
     for (path, bytes) in files {
         let mut h = tar::Header::new_ustar();
@@ -163,8 +186,10 @@ fn read_tar(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, PackageError> {
     let mut archive = tar::Archive::new(bytes);
     for entry in archive.entries().map_err(malformed)? {
         let mut entry = entry.map_err(malformed)?;
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let safe = !path.is_empty()
+        let raw = entry.path_bytes();
+        let path = String::from_utf8_lossy(&raw).into_owned();
+        let safe = std::str::from_utf8(&raw).is_ok()
+            && !path.is_empty()
             && !path.starts_with('/')
             && path
                 .split('/')
