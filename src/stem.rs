@@ -48,6 +48,8 @@ pub const MAX_RELAYED: usize = 512;
 pub const MAX_RELAYED_BYTES: usize = 8 << 20;
 /// Records of one stem message, at most.
 pub const MAX_PER_MESSAGE: usize = 64;
+/// Longest `from` of a stem message, in characters (an opaque token: only which relay).
+pub const MAX_FROM_CHARS: usize = 128;
 /// A stem record is taken only for an account's next records: one this far past the
 /// account's next seq — counting the records of the account this node holds on stems, and
 /// those before it in the same message — or before it, is skipped (it could not apply soon

@@ -20,6 +20,15 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
         return validate(doc, &doc["components"]["schemas"][name], v, at);
     }
     let fail = |why: String| Err(format!("{at}: {why} (value {v})"));
+    for sub in schema["allOf"].as_array().into_iter().flatten() {
+        validate(doc, sub, v, at)?;
+    }
+    if let Some(cond) = schema.get("if")
+        && validate(doc, cond, v, at).is_ok()
+        && let Some(then) = schema.get("then")
+    {
+        validate(doc, then, v, at)?;
+    }
     if let Some(c) = schema.get("const")
         && c != v
     {
@@ -90,6 +99,12 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
         }
     }
     if let Some(o) = v.as_object() {
+        if schema["maxProperties"]
+            .as_u64()
+            .is_some_and(|m| o.len() as u64 > m)
+        {
+            return fail("too many properties".into());
+        }
         for r in schema["required"].as_array().into_iter().flatten() {
             if !o.contains_key(r.as_str().unwrap()) {
                 return fail(format!("lacks {r}"));
@@ -151,8 +166,15 @@ fn value_for(
                 // Each of these breaks the schema: another type, and whatever breaks its
                 // pattern, enum or length.
                 let mut options = vec![json!(12345)];
-                if pattern.is_some() {
-                    options.extend([json!("Z".repeat(70)), json!(" 00")]);
+                if let Some(p) = &pattern {
+                    let re = regex::Regex::new(p).unwrap();
+                    let misses = ["Z".repeat(70), " 00".into(), "  ".into()];
+                    options.extend(
+                        misses
+                            .into_iter()
+                            .filter(|m| !re.is_match(m))
+                            .map(Value::from),
+                    );
                 }
                 if schema.get("enum").is_some() {
                     options.push(json!("not-one-of-them"));
@@ -444,6 +466,36 @@ fn every_operation_answers_as_documented() {
         }
     }
     assert_eq!(checked, cod::api::ROUTES.len(), "every route was exercised");
+
+    // Near misses of the document's patterns are refused, in JSON like every refusal...
+    for near_miss in [
+        "/v1/sync/heads/+f",
+        "/v1/sync/heads/0F",
+        "/v1/log?from=%2B5",
+        "/v1/log?limit=0",
+        "/v1/log?from=%FF",
+        "/v1/records/%FF",
+        "/v1/chains/%FF%FE",
+    ] {
+        let resp = http
+            .get(format!("http://{addr}{near_miss}"))
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{near_miss}: {body}");
+        let error = json!({"$ref": "#/components/schemas/Error"});
+        validate(&doc, &error, &body, near_miss).unwrap();
+    }
+    // ...and what it allows at its bounds is taken: a stem's `from` of 128 characters of two
+    // bytes each.
+    let stem = json!({"records": [], "from": "é".repeat(128)});
+    let resp = http
+        .post(format!("http://{addr}/v1/stem"))
+        .json(&stem)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
     drop(net);
 }
 
@@ -463,4 +515,137 @@ fn the_validator_refuses_what_it_should() {
     ] {
         assert!(validate(&doc, &x, &bad, "v").is_err(), "{bad}");
     }
+}
+
+/// Every bound the document states is the constant the server enforces (so neither can
+/// change alone), and the limits its description states in prose are the server's too.
+#[test]
+fn the_documents_bounds_are_the_servers() {
+    use cod::ledger::record as r;
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{REPO}/docs/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let at = |ptr: &str| -> u64 {
+        let s = format!("/components/schemas/{ptr}");
+        let v = doc.pointer(&s).or_else(|| doc.pointer(ptr));
+        v.and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("docs/openapi.json has no number at {ptr}"))
+    };
+    let bounds: &[(&str, usize)] = &[
+        (
+            "Submit/properties/records/maxItems",
+            cod::api::MAX_RECORDS_PER_CALL,
+        ),
+        (
+            "Records/properties/records/maxItems",
+            cod::api::MAX_RECORDS_PER_PAGE,
+        ),
+        (
+            "OpenRequests/properties/records/maxItems",
+            cod::api::MAX_OPEN_REQUESTS_SERVED,
+        ),
+        (
+            "Stem/properties/records/maxItems",
+            cod::stem::MAX_PER_MESSAGE,
+        ),
+        ("Stem/properties/from/maxLength", cod::stem::MAX_FROM_CHARS),
+        ("Record/properties/sigs/maxItems", r::MAX_SIGS),
+        (
+            "Record/properties/version/const",
+            r::RECORD_VERSION as usize,
+        ),
+        (
+            "Rejection/properties/reason/maxLength",
+            cod::signature_requests::MAX_REASON_BYTES,
+        ),
+        ("TransferContent/properties/claims/maxItems", r::MAX_CLAIMS),
+        (
+            "TransferContent/properties/memo/maxLength",
+            r::MAX_MEMO_BYTES,
+        ),
+        (
+            "TransferContent/properties/outputs/maxItems",
+            r::MAX_OUTPUTS,
+        ),
+        (
+            "TransferContent/properties/redeem/maxProperties",
+            r::MAX_REDEEM_ITEMS,
+        ),
+        ("TransferContent/properties/vouch/maxItems", r::MAX_VOUCHES),
+        (
+            "DistributeContent/properties/payouts/maxItems",
+            r::MAX_PAYOUTS,
+        ),
+        (
+            "DistributeContent/properties/handover/properties/version/maxLength",
+            r::MAX_VERSION_BYTES,
+        ),
+        ("SignersContent/properties/keys/maxItems", r::MAX_SIGS),
+        (
+            "MembersContent/properties/admit/maxItems",
+            r::MAX_MEMBERS_CHANGED,
+        ),
+        (
+            "MembersContent/properties/remove/maxItems",
+            r::MAX_MEMBERS_CHANGED,
+        ),
+        (
+            "/paths/~1v1~1log/get/parameters/1/schema/maximum",
+            cod::api::MAX_RECORDS_PER_PAGE,
+        ),
+        (
+            "/paths/~1v1~1log/get/parameters/1/schema/default",
+            cod::api::MAX_RECORDS_PER_PAGE,
+        ),
+        (
+            "/paths/~1v1~1chains~1{account}/get/parameters/2/schema/maximum",
+            cod::api::MAX_RECORDS_PER_PAGE,
+        ),
+        (
+            "/paths/~1v1~1chains~1{account}/get/parameters/2/schema/default",
+            cod::api::MAX_RECORDS_PER_PAGE,
+        ),
+    ];
+    for (ptr, bound) in bounds {
+        assert_eq!(at(ptr), *bound as u64, "docs/openapi.json {ptr}");
+    }
+    for (name, field) in doc["components"]["schemas"]["Info"]["properties"]
+        .as_object()
+        .unwrap()
+    {
+        if let Some(n) = field["maxLength"].as_u64() {
+            assert_eq!(n, cod::api::MAX_INFO_FIELD as u64, "Info.{name}");
+        }
+    }
+    let limits = cod::config::node::Limits::default();
+    let description = doc["info"]["description"].as_str().unwrap();
+    for said in [
+        format!("{} records per submission", cod::api::MAX_RECORDS_PER_CALL),
+        format!("{} per page", cod::api::MAX_RECORDS_PER_PAGE),
+        format!("bodies at most {} MiB", cod::api::MAX_BODY_BYTES >> 20),
+        format!("{} s per request", cod::api::REQUEST_TIMEOUT_SECS),
+        format!("At most {} connections", limits.connections),
+        format!("{} connections and", limits.connections_per_address),
+        format!("{} requests a second", limits.requests_per_second),
+        format!("a burst of {}", limits.request_burst),
+        format!(
+            "{} MiB per address and {} MiB in all",
+            limits.body_bytes_per_address >> 20,
+            limits.body_bytes >> 20
+        ),
+        format!(
+            "a forged record {}",
+            cod::node::guard::Offense::Forged.points()
+        ),
+        format!("violation {}", cod::node::guard::Offense::Protocol.points()),
+        format!("one point every {} s", cod::node::guard::DECAY_MS / 1000),
+        format!(
+            "reaching {} is banned for an hour",
+            cod::node::guard::BAN_SCORE
+        ),
+    ] {
+        assert!(description.contains(&said), "the description says {said:?}");
+    }
+    assert_eq!(cod::node::guard::BAN_MS, 3_600_000, "an hour");
 }

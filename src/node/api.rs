@@ -9,6 +9,7 @@ use crate::clock::now_ms;
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::Record;
 use crate::lock::Locked;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -439,25 +440,45 @@ async fn peers(State(s): State<S>) -> Json<Vec<PeerEntry>> {
 
 async fn record(
     State(s): State<S>,
-    Path(hash): Path<String>,
+    hash: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
-    let h = RecordHash::from_canonical(&hash).map_err(|e| bad(e.to_string()))?;
+    let h = RecordHash::from_canonical(&path_part(hash)?).map_err(|e| bad(e.to_string()))?;
     s.public_view()
         .record(&h)
         .map(|r| Json(r.to_json()))
         .ok_or_else(|| not_found(format!("no record {h} here")))
 }
 
-fn page_params(q: &HashMap<String, String>) -> Result<(u64, usize), String> {
+/// A path parameter, or the JSON 400 every refusal is (axum answers a path that is not
+/// UTF-8 in plain text).
+fn path_part(p: Result<Path<String>, PathRejection>) -> Result<String, ApiErr> {
+    p.map(|Path(v)| v).map_err(|e| bad(e.body_text()))
+}
+
+/// A bucket of `/v1/sync/heads/{bucket}`: exactly two lowercase hex digits.
+fn bucket_of(text: &str) -> Option<u8> {
+    let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+    (text.len() == 2 && text.bytes().all(hex)).then(|| u8::from_str_radix(text, 16).ok())?
+}
+
+/// A whole number in a query: decimal digits only (`str::parse` would take a `+`).
+fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse().ok())?
+}
+
+fn page_params(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<(u64, usize), String> {
+    let Query(q) = q.map_err(|e| e.body_text())?;
     let from = q
         .get("from")
-        .map(|v| v.parse::<u64>())
+        .map(|v| whole::<u64>(v).ok_or(()))
         .transpose()
         .map_err(|_| "from must be a whole number".to_string())?
         .unwrap_or(0);
     let limit = q
         .get("limit")
-        .map(|v| v.parse::<usize>())
+        .map(|v| whole::<usize>(v).ok_or(()))
         .transpose()
         .map_err(|_| "limit must be a whole number".to_string())?
         .unwrap_or(MAX_RECORDS_PER_PAGE);
@@ -538,11 +559,11 @@ fn page_body(
 
 async fn chain(
     State(s): State<S>,
-    Path(account): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    account: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiErr> {
-    let a = AccountId::from_canonical(&account).map_err(|e| bad(e.to_string()))?;
-    let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
+    let a = AccountId::from_canonical(&path_part(account)?).map_err(|e| bad(e.to_string()))?;
+    let (from, limit) = page_params(q).map_err(bad)?;
     let pick = move |l: &crate::ledger::Ledger| {
         l.state()
             .chain_of(&a, from, limit + 1)
@@ -555,9 +576,9 @@ async fn chain(
 
 async fn log(
     State(s): State<S>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiErr> {
-    let (from, limit) = page_params(&q).map_err(|e| bad(e.to_string()))?;
+    let (from, limit) = page_params(q).map_err(bad)?;
     let pick = move |l: &crate::ledger::Ledger| l.state().log(from, limit + 1);
     records_page(&s, pick, limit, from).await
 }
@@ -620,11 +641,12 @@ async fn buckets(State(s): State<S>) -> Result<Json<Buckets>, ApiErr> {
     Ok(Json(read_view(&s, buckets_of).await?))
 }
 
-async fn heads(State(s): State<S>, Path(bucket): Path<String>) -> Result<Json<Heads>, ApiErr> {
-    let b = u8::from_str_radix(&bucket, 16)
-        .ok()
-        .filter(|_| bucket.len() == 2 && bucket.bytes().all(|c| !c.is_ascii_uppercase()))
-        .ok_or_else(|| bad("bucket must be two hexadecimal digits"))?;
+async fn heads(
+    State(s): State<S>,
+    bucket: Result<Path<String>, PathRejection>,
+) -> Result<Json<Heads>, ApiErr> {
+    let b = bucket_of(&path_part(bucket)?)
+        .ok_or_else(|| bad("bucket must be two lowercase hexadecimal digits"))?;
     let heads = read_view(&s, move |v| {
         v.heads()
             .iter()
@@ -870,11 +892,11 @@ fn sign_error(e: crate::signature_requests::SignError) -> ApiErr {
 async fn sign_rejection(
     State(s): State<S>,
     remote: Option<Extension<Remote>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiErr> {
     let ip = remote_ip(&remote);
-    let h = RecordHash::from_canonical(&id).map_err(|e| bad(e.to_string()))?;
+    let h = RecordHash::from_canonical(&path_part(id)?).map_err(|e| bad(e.to_string()))?;
     // Held (and counted) until this handler is done with what it holds.
     let held = read_body(&s, ip, body).await?;
     let msg: crate::api::RejectionMsg = parse_json(&held)?;
@@ -885,7 +907,30 @@ async fn sign_rejection(
 
 #[cfg(test)]
 mod tests {
-    use super::page_body;
+    use super::{bucket_of, page_body, whole};
+
+    #[test]
+    fn buckets_and_numbers_are_spelled_one_way() {
+        assert_eq!(bucket_of("0f"), Some(15));
+        assert_eq!(bucket_of("ff"), Some(255));
+        for bad in ["+f", "0F", " f", "f", "0f0", "", "-1", "é"] {
+            assert_eq!(bucket_of(bad), None, "{bad:?}");
+        }
+        assert_eq!(whole::<u64>("0"), Some(0));
+        assert_eq!(whole::<u64>("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "+5",
+            "-0",
+            " 5",
+            "5 ",
+            "",
+            "1e3",
+            "18446744073709551616",
+            "٣",
+        ] {
+            assert_eq!(whole::<u64>(bad), None, "{bad:?}");
+        }
+    }
 
     fn page(records: &[&str], more: bool, max: usize) -> (usize, serde_json::Value) {
         let it = records.iter().map(|r| Ok(Some(r.as_bytes().to_vec())));

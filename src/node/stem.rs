@@ -304,7 +304,7 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
     if msg.records.len() > crate::stem::MAX_PER_MESSAGE {
         return Err(StemRefusal::TooMany);
     }
-    if msg.from.len() > 128 {
+    if msg.from.chars().count() > crate::stem::MAX_FROM_CHARS {
         return Err(StemRefusal::Malformed("from: too long".into()));
     }
     let view = shared.view();
