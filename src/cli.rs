@@ -17,7 +17,7 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Node directory to act on [default: the only node under $XDG_DATA_HOME/cod]
-    #[arg(long, global = true, env = "COD_NODE", value_name = "DIR")]
+    #[arg(long, global = true, env = "COD_NODE", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub node: Option<PathBuf>,
     /// Print machine-readable JSON on stdout (stable keys) instead of the human view
     #[arg(long, global = true)]
@@ -90,6 +90,19 @@ pub enum Command {
     Deployments(DeploymentsArgs),
     /// Bring an older deployment's key and chain into this one (see docs/upgrade.md)
     Import(ImportArgs),
+    /// Print a shell completion script: `cod completions bash >
+    /// ~/.local/share/bash-completion/completions/cod` (zsh: a `_cod` file on $fpath; fish:
+    /// ~/.config/fish/completions/cod.fish)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: cod.1 and one per subcommand (cod-node-run.1, …)
+    Man {
+        /// Directory to write them into [default: print cod.1 on stdout]
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -690,5 +703,13 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Import(a) => cmd::upgrade::import(&out, cli.node.as_deref(), a),
         Command::Fetch(a) => cmd::fetch::fetch(&out, a),
         Command::Tui => crate::tui::run(crate::nodedir::NodeDir::find(cli.node.as_deref())?),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "cod", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(())
+        }
+        Command::Man { dir } => cmd::man(&out, dir.as_deref()),
     }
 }

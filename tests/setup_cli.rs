@@ -854,3 +854,96 @@ fn a_key_changes_passphrase_is_backed_up_and_restored_elsewhere() {
         .fails_with("stop this node's daemon first");
     elsewhere.cod(&["--node", &fresh_dir, "node", "stop"]).ok();
 }
+
+/// Every subcommand, as the path of names under `cod` (`["node", "run"]`), with its about.
+fn subcommands(cmd: &clap::Command, above: &[String], all: &mut Vec<(Vec<String>, String)>) {
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let mut path = above.to_vec();
+        path.push(sub.get_name().to_string());
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        all.push((path.clone(), about));
+        subcommands(sub, &path, all);
+    }
+}
+
+/// `cod completions` and `cod man` are generated from the command line's definitions, so
+/// they name every subcommand there is (issue 20): checked against those definitions.
+#[test]
+fn completions_and_man_pages_name_every_subcommand() {
+    let w = World::new();
+    let mut all = Vec::new();
+    subcommands(
+        &<cod::cli::Cli as clap::CommandFactory>::command(),
+        &[],
+        &mut all,
+    );
+    assert!(all.len() > 40, "{} subcommands", all.len());
+    for shell in ["bash", "zsh", "fish"] {
+        let script = w.cod(&["completions", shell]).ok().stdout();
+        for (path, _) in &all {
+            let name = path.last().unwrap();
+            assert!(script.contains(name.as_str()), "{shell} completes {path:?}");
+        }
+    }
+    // bash, completing `cod PATH ` for every command that has subcommands, offers them all.
+    let script = w.write("cod.bash", &w.cod(&["completions", "bash"]).ok().stdout());
+    let mut parents: Vec<Vec<String>> = vec![vec![]];
+    parents.extend(all.iter().map(|(p, _)| p.clone()));
+    let mut asks = String::new();
+    for p in &parents {
+        asks.push_str(&format!("offer cod {}\n", p.join(" ")));
+    }
+    let offered = tool(
+        "bash",
+        &[
+            "-c",
+            &format!(
+                "source {}\noffer() {{ COMP_WORDS=(\"$@\" \"\"); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); \
+                 _cod cod \"\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[*]}}\"; }}\n{asks}",
+                s(&script)
+            ),
+        ],
+    );
+    let offered: Vec<&str> = offered.lines().collect();
+    assert_eq!(offered.len(), parents.len(), "{offered:?}");
+    for (parent, words) in parents.iter().zip(offered) {
+        let words: Vec<&str> = words.split_whitespace().collect();
+        for (path, _) in all
+            .iter()
+            .filter(|(p, _)| p.len() == parent.len() + 1 && p.starts_with(parent))
+        {
+            let name = path.last().unwrap().as_str();
+            assert!(
+                words.contains(&name),
+                "bash completes `cod {} ` with {name}: {words:?}",
+                parent.join(" ")
+            );
+        }
+    }
+    w.cod(&["completions", "tcsh"]).usage_with("tcsh");
+
+    let dir = w.path("man");
+    let pages = w.cod(&["--json", "man", "--dir", s(&dir)]).ok().json();
+    assert_eq!(pages["pages"].as_array().unwrap().len(), all.len() + 1);
+    assert!(dir.join("cod.1").is_file());
+    for (path, about) in &all {
+        let page = dir.join(format!("cod-{}.1", path.join("-")));
+        let text = std::fs::read_to_string(&page).unwrap_or_else(|_| panic!("{page:?}"));
+        let first_words: String = about
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            text.replace("\\-", "-")
+                .replace("\\*(Aq", "'")
+                .contains(&first_words),
+            "{page:?} says {first_words:?}"
+        );
+    }
+    let cod_1 = w.cod(&["man"]).ok().stdout();
+    assert!(
+        cod_1.starts_with(".ie") && cod_1.contains(".TH cod 1"),
+        "{cod_1}"
+    );
+}

@@ -132,6 +132,28 @@ impl Output {
 
 pub use crate::views::prefix;
 
+/// `cod man`: the man pages, generated from the command-line definitions — cod.1 on stdout,
+/// or cod.1 and one page per subcommand (`cod-node-run.1`, …) written into `dir`.
+pub fn man(out: &Output, dir: Option<&std::path::Path>) -> CmdResult {
+    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(cmd, dir)?;
+    let mut pages: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("cod") && n.ends_with(".1"))
+        .collect();
+    pages.sort();
+    out.emit(
+        format!("{} man pages in {}\n", pages.len(), dir.display()),
+        serde_json::json!({"dir": dir, "pages": pages}),
+    );
+    Ok(())
+}
+
 /// `ITEM=QTY` for a backing item of com.ini and a whole quantity of at least `min` (an
 /// attested stock may be 0; work done and products delivered are not).
 pub fn item_quantity(
