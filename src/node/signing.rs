@@ -92,6 +92,10 @@ pub fn receive(
         {
             tell_rejection(shared, &id, reason.clone());
         }
+        if from_peer && matches!(state, Some(State::Pending)) && auto_decides(shared, &record) {
+            reject_if_signed_elsewhere(shared, &record);
+        }
+        let state = shared.requests.locked().get(&id).map(|r| r.state.clone());
         return Ok(state.unwrap_or(State::Pending));
     }
     let now = shared.now();
@@ -117,12 +121,14 @@ pub fn receive(
         // chain does not give (unless it is only early by this node's clock): a signer who
         // signed it then learns, once enough did, that it can never complete, and may sign
         // what its chain gives now (see `Signed`).
-        let determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
+        // So does one that is early by this node's clock, if this node signed another
+        // record for the seq that may still complete: it would not sign this one before
+        // that one is dead, and a signer ahead of the others (a clock set forward) must
+        // learn that it can sign what its chain gives when its clock is right again.
         if from_peer
-            && determined
-            && shared.config.auto_sign
-            && record.seq() == network_next(shared)
-            && requests::for_now(p, record.body(), now).is_ok()
+            && auto_decides(shared, &record)
+            && (requests::for_now(p, record.body(), now).is_ok()
+                || signed_elsewhere(shared, record.seq(), &id).is_some())
             && can_sign(shared, record.body(), &set)
             && shared.requests.locked().insert(req).is_ok()
         {
@@ -150,11 +156,11 @@ pub fn receive(
         pass_on(shared, &record);
     }
     announce(shared, &id);
-    // Fully determined by the chain, and the member allowed it: sign at once.
-    let body_is_determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
-    if body_is_determined
-        && shared.config.auto_sign
+    // Fully determined by the chain, and the member allowed it: sign at once — or, if this
+    // node signed another record for the seq that may still complete, reject it.
+    if auto_decides(shared, &record)
         && can_sign(shared, record.body(), &signers_now(shared))
+        && !(from_peer && reject_if_signed_elsewhere(shared, &record))
     {
         let _ = approve(shared, &id);
     }
@@ -932,6 +938,41 @@ fn dead_signed(shared: &Shared, seq: u64) -> Vec<RecordHash> {
         .signed_at(seq)
         .filter(|h| book.dead(h, fallback))
         .collect()
+}
+
+/// Whether this node decides `record` by itself: a regular distribution for the network's
+/// next seq (fully determined by the chain), and its member lets it sign those.
+fn auto_decides(shared: &Shared, record: &Record) -> bool {
+    let determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
+    determined && shared.config.auto_sign && record.seq() == network_next(shared)
+}
+
+/// The record this node signed for `seq`, other than `id`, that may still complete.
+fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<RecordHash> {
+    let dead = dead_signed(shared, seq);
+    let now = shared.now();
+    let signed = shared.signed.locked();
+    signed
+        .conflict(seq, id, now, |h| dead.contains(h))
+        .map(|(h, _)| h)
+}
+
+/// Rejects a peer's request for a seq this node signed another record for that may still
+/// complete — it would not sign this one before that one is dead. Out loud, so that of the
+/// records signers split their signatures over, those that cannot complete die and free
+/// their signers (found by the fault tests: three signers, each holding its own signed
+/// proposal, waited for one another until their 20-minute promises ran out). Whether it did.
+fn reject_if_signed_elsewhere(shared: &Arc<Shared>, record: &Record) -> bool {
+    let id = record.hash();
+    let Some(other) = signed_elsewhere(shared, record.seq(), &id) else {
+        return false;
+    };
+    let reason = format!(
+        "this signer signed record {} for the network's seq {} already",
+        other.short(),
+        record.seq()
+    );
+    reject(shared, &id, reason).is_ok()
 }
 
 /// How many times, at most, a dead distribution is made again a second later in one pass.
