@@ -292,6 +292,10 @@ pub enum NodeCommand {
         /// reads the stored state; `cod chain verify` says whether the two differ)
         #[arg(long)]
         full: bool,
+        /// Log to FILE, rotated as node.ini `[log]` says and reopened on SIGHUP, instead of
+        /// stderr (`cod node start` logs to the data directory's node.log)
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        log_file: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
@@ -680,8 +684,15 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Node(NodeCommand::Run {
             passphrase_stdin,
             full,
+            log_file,
             passphrase,
-        }) => cmd::node::run(cli.node.as_deref(), passphrase_stdin, full, passphrase),
+        }) => cmd::node::run(
+            cli.node.as_deref(),
+            passphrase_stdin,
+            full,
+            log_file.as_deref(),
+            passphrase,
+        ),
         Command::Node(NodeCommand::Start { passphrase }) => {
             cmd::node::start(&out, cli.node.as_deref(), passphrase)
         }

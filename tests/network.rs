@@ -920,3 +920,44 @@ fn unordered(v: &serde_json::Value) -> serde_json::Value {
         other => other.clone(),
     }
 }
+
+/// The daemon's log as operators keep it (issue 20): JSON lines when node.ini says so, and
+/// logrotate's way — the file moved, then SIGHUP — gives a new file without a restart.
+#[test]
+fn the_log_can_be_json_lines_and_is_reopened_on_sighup() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    let node = net.add("node1", "[log]\nformat = json\n").clone();
+    let log = node.dir.join("node.log");
+    let text = wait_for(60, "the daemon's first lines", || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        t.contains("listening on").then_some(t)
+    });
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{v}"
+        );
+    }
+    let moved = node.dir.join("node.log.1");
+    std::fs::rename(&log, &moved).unwrap();
+    let pid = net.status(&node).unwrap()["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(30, "a new node.log", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("log file reopened"))
+    });
+    assert!(
+        !std::fs::read_to_string(&moved)
+            .unwrap()
+            .contains("reopened")
+    );
+    assert!(net.status(&node).is_some(), "still running");
+}

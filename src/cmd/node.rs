@@ -30,17 +30,12 @@ pub fn run(
     node: Option<&Path>,
     passphrase_stdin: bool,
     full: bool,
+    log_file: Option<&Path>,
     passphrase: PassphraseArgs,
 ) -> CmdResult {
     let dir = NodeDir::find(node)?;
     refuse_disabled(&dir)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+    init_log(&dir.node_config()?.log, log_file)?;
     crate::node::run(
         dir,
         crate::node::RunOptions {
@@ -49,6 +44,40 @@ pub fn run(
             full,
         },
     )?;
+    Ok(())
+}
+
+/// The daemon's log: node.ini `[log]` (`COD_LOG` overrides its level), to stderr or to a
+/// file it rotates and reopens on SIGHUP.
+fn init_log(config: &crate::config::node::LogConfig, file: Option<&Path>) -> CmdResult {
+    use crate::node::logfile::LogFile;
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("COD_LOG") {
+        Ok(v) => {
+            EnvFilter::try_new(&v).map_err(|e| CmdError::usage(format!("COD_LOG={v:?}: {e}")))?
+        }
+        Err(_) => EnvFilter::try_new(&config.level)
+            .map_err(|e| CmdError::usage(format!("node.ini [log] level: {e}")))?,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let done = match (file, config.json) {
+        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (Some(path), json) => {
+            let file = LogFile::open(path, config.max_bytes, config.keep, true)
+                .map_err(crate::fsutil::io_err(path))?;
+            let writer = LogFile::install(file);
+            if json {
+                builder.json().with_writer(writer).try_init()
+            } else {
+                builder.with_writer(writer).try_init()
+            }
+        }
+    };
+    // (Already set: a second start in one process, as tests do.)
+    drop(done);
     Ok(())
 }
 
@@ -70,8 +99,10 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
     }
     let exe = std::env::current_exe()
         .map_err(|e| CmdError::msg(format!("cannot find the cod executable: {e}")))?;
+    let log_path = dir.log_path(&config);
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--node").arg(&dir.root).arg("node").arg("run");
+    cmd.arg("--log-file").arg(&log_path);
     // The daemon runs without a terminal: settle the passphrase now.
     let key_text = std::fs::read_to_string(dir.resolve(&config.key)).unwrap_or_default();
     let mut piped_passphrase = None;
@@ -95,7 +126,6 @@ pub fn start(out: &Output, node: Option<&Path>, passphrase: PassphraseArgs) -> C
             piped_passphrase = Some(p);
         }
     }
-    let log_path = dir.log_path(&config);
     std::fs::create_dir_all(dir.data_dir(&config))
         .map_err(crate::fsutil::io_err(&dir.data_dir(&config)))?;
     let log = std::fs::OpenOptions::new()

@@ -55,6 +55,57 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Memory for the store's caches and write buffers, in bytes (`[store] cache`, MiB).
     pub store_cache: u64,
+    pub log: LogConfig,
+}
+
+/// node.ini `[log]`: what the daemon logs, how, and (when it writes the file itself: `cod
+/// node start`) when the file is rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Which events: `LEVEL` or `TARGET=LEVEL` directives, comma-separated (`info`,
+    /// `warn,cod::node::sync=debug`). The `COD_LOG` environment variable overrides it.
+    pub level: String,
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// Rotate the file before it would grow past this many bytes; 0: never (logrotate moves
+    /// it and sends SIGHUP).
+    pub max_bytes: u64,
+    /// Rotated files kept: node.log.1 (the newest) … node.log.KEEP.
+    pub keep: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            json: false,
+            max_bytes: 10 << 20,
+            keep: 5,
+        }
+    }
+}
+
+/// A log filter: `LEVEL` or `TARGET=LEVEL`, comma-separated; targets are Rust paths.
+fn log_filter(v: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let target = |t: &str| {
+        !t.is_empty()
+            && t.split("::")
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    };
+    let ok = v.len() <= 512
+        && v.split(',').all(|d| match d.trim().split_once('=') {
+            Some((t, l)) => target(t.trim()) && LEVELS.contains(&l.trim()),
+            None => LEVELS.contains(&d.trim()),
+        });
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{v:?}: use a level ({}) or TARGET=LEVEL, comma-separated",
+            LEVELS.join(", ")
+        ))
+    }
 }
 
 /// `[store] cache` by default, MiB (also the store's default when no node.ini says).
@@ -149,7 +200,7 @@ impl NodeConfig {
         let ini = Ini::parse(file, text)?;
         ini.reject_unknown_sections(
             &[
-                "node", "dht", "peers", "sync", "archive", "signing", "limits", "store",
+                "node", "dht", "peers", "sync", "archive", "signing", "limits", "store", "log",
             ],
             &[],
         )?;
@@ -287,6 +338,21 @@ impl NodeConfig {
                 s.or_default("cache", DEFAULT_STORE_CACHE_MIB, values::u64_in(8, 65_536))?;
             s.finish()?;
         }
+        let mut log = LogConfig::default();
+        if let Some(mut s) = ini.optional("log") {
+            log.level = s.or_default("level", log.level, log_filter)?;
+            log.json = match s
+                .or_default("format", "text".to_string(), |v| Ok(v.to_string()))?
+                .as_str()
+            {
+                "text" => false,
+                "json" => true,
+                other => return Err(s.key_error("format", format!("{other:?}: use text or json"))),
+            };
+            log.max_bytes = s.or_default("max_size", 10, values::u64_in(0, 1 << 20))? << 20;
+            log.keep = s.or_default("keep", 5, values::u64_in(1, 100))? as u32;
+            s.finish()?;
+        }
         let mut limits = Limits::default();
         if let Some(mut s) = ini.optional("limits") {
             let d = Limits::default();
@@ -332,6 +398,7 @@ impl NodeConfig {
             sync_interval,
             limits,
             store_cache: store_cache << 20,
+            log,
         })
     }
 }
@@ -357,6 +424,7 @@ mod tests {
         assert_eq!(n.limits, Limits::default());
         assert!(n.torrents);
         assert_eq!(n.torrent_interval, 600);
+        assert_eq!(n.log, LogConfig::default());
         let n = NodeConfig::parse(
             "node.ini",
             "[node]
@@ -468,6 +536,40 @@ torrent_interval = 30s
                 NodeConfig::parse("node.ini", text).unwrap_err().to_string(),
                 want
             );
+        }
+    }
+
+    #[test]
+    fn log_settings_parse_and_bad_ones_say_why() {
+        let n = NodeConfig::parse(
+            "node.ini",
+            "[node]\n[log]\nlevel = warn, cod::node::sync=debug\nformat = json\nmax_size = 0\nkeep = 9\n",
+        )
+        .unwrap();
+        assert_eq!(
+            n.log,
+            LogConfig {
+                level: "warn, cod::node::sync=debug".into(),
+                json: true,
+                max_bytes: 0,
+                keep: 9,
+            }
+        );
+        let n = NodeConfig::parse("node.ini", "[node]\n[log]\nmax_size = 3\n").unwrap();
+        assert_eq!(n.log.max_bytes, 3 << 20);
+        for (bad, says) in [
+            ("level = loud", "use a level"),
+            ("level = cod::=info", "use a level"),
+            ("level = info,", "use a level"),
+            ("format = xml", "use text or json"),
+            ("keep = 0", "keep"),
+            ("max_size = -1", "max_size"),
+            ("colour = yes", "colour"),
+        ] {
+            let e = NodeConfig::parse("node.ini", &format!("[node]\n[log]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod discovery;
 mod git_mirror;
 pub mod guard;
 mod http;
+pub mod logfile;
 mod mirror;
 pub mod peers;
 pub mod signing;
@@ -800,23 +801,33 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Stops the node on SIGTERM or SIGINT.
+/// Stops the node on SIGTERM or SIGINT; reopens its log file on SIGHUP.
 async fn stop_on_signals(shared: Arc<Shared>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         shared.log(
             "warn",
-            "cannot watch SIGTERM and SIGINT: stop the node with `cod node stop`",
+            "cannot watch SIGTERM, SIGINT and SIGHUP: stop the node with `cod node stop`",
         );
         return;
     };
-    tokio::select! {
-        _ = term.recv() => shared.log("info", "SIGTERM: shutting down"),
-        _ = int.recv() => shared.log("info", "SIGINT: shutting down"),
-        _ = shared.shutdown.cancelled() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => shared.log("info", "SIGTERM: shutting down"),
+            _ = int.recv() => shared.log("info", "SIGINT: shutting down"),
+            _ = hup.recv() => {
+                if logfile::reopen_installed() {
+                    shared.log("info", "SIGHUP: log file reopened");
+                }
+                continue;
+            }
+            _ = shared.shutdown.cancelled() => {}
+        }
+        break;
     }
     shared.shutdown.cancel();
 }
