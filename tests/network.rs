@@ -961,3 +961,45 @@ fn the_log_can_be_json_lines_and_is_reopened_on_sighup() {
     );
     assert!(net.status(&node).is_some(), "still running");
 }
+
+/// A `payment` hook (node.ini `[hooks]`, issue 20) is told of every record that pays the
+/// node's account — the distribution that funds it, then a transfer — as JSON on stdin.
+#[test]
+fn a_payment_hook_hears_of_each_payment_to_the_node() {
+    let w = World::new();
+    let mut net = Net::with_dht(&w, 1, "");
+    net.add(
+        "node2",
+        "[hooks]\npayment = cat >> hook-events.jsonl; echo \"$COD_EVENT\" >> hook-names\n",
+    );
+    net.wait_meshed(60);
+    let (n1, n2) = (&net.nodes[0], &net.nodes[1]);
+    let funding = funding_archive(&w, &[n1, n2], 10); // 1750 each
+    w.at(n1, &["chain", "import", s(&funding)]).ok();
+    wait_for(60, "node2 to hold the funding", || {
+        (net.balance(n2, &n2.id) == Some(1750)).then_some(())
+    });
+    w.at(
+        n1,
+        &["transfer", "--to", &n2.id, "--amount", "1.25", "--yes"],
+    )
+    .ok();
+    let events = n2.dir.join("hook-events.jsonl");
+    let told = wait_for(60, "the hook to hear of both payments", || {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let told: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (told.len() >= 2).then_some(told)
+    });
+    assert_eq!(told.len(), 2, "{told:?}");
+    let kinds: Vec<&str> = told.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["distribute", "transfer"]);
+    assert!(told.iter().all(|e| e["event"] == "payment"));
+    assert_eq!(told[0]["amounts"]["codcoin"], 1750);
+    assert_eq!(told[1]["amounts"]["codcoin"], 125);
+    assert_eq!(told[1]["from"], n1.id.as_str());
+    let names = std::fs::read_to_string(n2.dir.join("hook-names")).unwrap();
+    assert_eq!(names, "payment\npayment\n");
+}

@@ -5,6 +5,7 @@
 use super::ConfigError;
 use super::ini::Ini;
 use super::values;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,7 +57,14 @@ pub struct NodeConfig {
     /// Memory for the store's caches and write buffers, in bytes (`[store] cache`, MiB).
     pub store_cache: u64,
     pub log: LogConfig,
+    /// node.ini `[hooks]`: a shell command per event (`payment`, `sign_request`, `upgrade`).
+    pub hooks: BTreeMap<String, String>,
 }
+
+/// The events a node.ini `[hooks]` command can run on (see `node::hooks`).
+pub const HOOK_EVENTS: [&str; 3] = ["payment", "sign_request", "upgrade"];
+/// Longest hook command, in bytes.
+pub const MAX_HOOK_BYTES: usize = 4096;
 
 /// node.ini `[log]`: what the daemon logs, how, and (when it writes the file itself: `cod
 /// node start`) when the file is rotated.
@@ -201,6 +209,7 @@ impl NodeConfig {
         ini.reject_unknown_sections(
             &[
                 "node", "dht", "peers", "sync", "archive", "signing", "limits", "store", "log",
+                "hooks",
             ],
             &[],
         )?;
@@ -353,6 +362,22 @@ impl NodeConfig {
             log.keep = s.or_default("keep", 5, values::u64_in(1, 100))? as u32;
             s.finish()?;
         }
+        let mut hooks = BTreeMap::new();
+        if let Some(mut s) = ini.optional("hooks") {
+            let command = |v: &str| {
+                if v.trim().is_empty() || v.len() > MAX_HOOK_BYTES {
+                    Err(format!("a shell command of 1 to {MAX_HOOK_BYTES} bytes"))
+                } else {
+                    Ok(v.to_string())
+                }
+            };
+            for event in HOOK_EVENTS {
+                if let Some(cmd) = s.optional(event, command)? {
+                    hooks.insert(event.to_string(), cmd);
+                }
+            }
+            s.finish()?;
+        }
         let mut limits = Limits::default();
         if let Some(mut s) = ini.optional("limits") {
             let d = Limits::default();
@@ -399,6 +424,7 @@ impl NodeConfig {
             limits,
             store_cache: store_cache << 20,
             log,
+            hooks,
         })
     }
 }
@@ -425,6 +451,16 @@ mod tests {
         assert!(n.torrents);
         assert_eq!(n.torrent_interval, 600);
         assert_eq!(n.log, LogConfig::default());
+        assert!(n.hooks.is_empty());
+        let n =
+            NodeConfig::parse("node.ini", "[node]\n[hooks]\npayment = notify-send paid\n").unwrap();
+        assert_eq!(n.hooks["payment"], "notify-send paid");
+        for bad in ["[hooks]\npaid = x\n", "[hooks]\npayment =\n"] {
+            assert!(
+                NodeConfig::parse("node.ini", &format!("[node]\n{bad}")).is_err(),
+                "{bad}"
+            );
+        }
         let n = NodeConfig::parse(
             "node.ini",
             "[node]

@@ -12,6 +12,7 @@ mod control;
 pub mod discovery;
 mod git_mirror;
 pub mod guard;
+mod hooks;
 mod http;
 pub mod logfile;
 mod mirror;
@@ -1042,6 +1043,7 @@ impl NodeBuilder {
             torrents::run(shared.clone(), local.port()),
         );
         tasks.spawn("signing", signing::run(shared.clone()));
+        tasks.spawn("hooks", hooks::run(shared.clone()));
         Ok(NodeHandle {
             running: tokio::spawn(tasks.run(std::time::Duration::from_secs(5))),
             shared,

@@ -1,0 +1,293 @@
+//! node.ini `[hooks]`: a shell command run on an event, like bitcoind's `-walletnotify` —
+//! `payment` (an applied record pays this node's account), `sign_request` (a request this
+//! node's key can sign is waiting), `upgrade` (a newer version of this cod was seen). The
+//! command runs with `sh -c` in the node directory, the event as one JSON document on stdin
+//! and its name in `COD_EVENT`; at most [`MAX_RUNNING`] at once (more are skipped, and
+//! logged), each stopped after [`TIMEOUT`].
+
+use super::Shared;
+use crate::control::Event;
+use crate::ids::{AccountId, RecordHash};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Hook commands running at once, at most.
+pub const MAX_RUNNING: usize = 4;
+/// How long a hook command may run.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests and versions remembered as told already (each is told once).
+const MAX_REMEMBERED: usize = 1024;
+
+/// What a hook is told, on stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum HookEvent {
+    /// An applied record pays this node's account: what, per asset (smallest units).
+    Payment {
+        record: RecordHash,
+        kind: String,
+        from: AccountId,
+        seq: u64,
+        time: u64,
+        amounts: BTreeMap<String, u64>,
+    },
+    /// A signature request this node's key can sign waits for its decision.
+    SignRequest {
+        id: RecordHash,
+        kind: String,
+        period: u64,
+        summary: String,
+        expires: u64,
+        signed: usize,
+        quorum: usize,
+    },
+    /// A newer version of this cod, seen on a node.
+    Upgrade {
+        cod_id: String,
+        cod_version: String,
+        peer: String,
+    },
+}
+
+impl HookEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            HookEvent::Payment { .. } => "payment",
+            HookEvent::SignRequest { .. } => "sign_request",
+            HookEvent::Upgrade { .. } => "upgrade",
+        }
+    }
+}
+
+/// What was told already, newest last, bounded.
+#[derive(Default)]
+struct Told {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl Told {
+    /// Whether `key` is new (and remembers it).
+    fn first(&mut self, key: String) -> bool {
+        if !self.set.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > MAX_REMEMBERED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// The hook event an event of the node gives, if any. `record` finds an applied record.
+fn hook_event(
+    e: Event,
+    me: &AccountId,
+    record: impl Fn(&RecordHash) -> Option<Arc<crate::ledger::Record>>,
+    told: &mut Told,
+) -> Option<HookEvent> {
+    match e {
+        Event::Record(r) if r.account != *me => {
+            let record = record(&r.hash)?;
+            let mut amounts = BTreeMap::new();
+            for o in record
+                .body()
+                .content
+                .outputs()
+                .iter()
+                .filter(|o| o.account == *me)
+            {
+                let sum: &mut u64 = amounts.entry(o.asset.clone()).or_default();
+                *sum = sum.saturating_add(o.amount);
+            }
+            (!amounts.is_empty()).then_some(HookEvent::Payment {
+                record: r.hash,
+                kind: r.kind,
+                from: r.account,
+                seq: r.seq,
+                time: r.time,
+                amounts,
+            })
+        }
+        Event::SignRequest(v)
+            if v.signer
+                && v.state == crate::signature_requests::State::Pending
+                && told.first(format!("request {}", v.id)) =>
+        {
+            Some(HookEvent::SignRequest {
+                id: v.id,
+                kind: v.kind,
+                period: v.period,
+                summary: v.summary,
+                expires: v.expires,
+                signed: v.signed,
+                quorum: v.quorum,
+            })
+        }
+        Event::Upgrade {
+            cod_id,
+            cod_version,
+            peer,
+        } if told.first(format!("version {cod_id}")) => Some(HookEvent::Upgrade {
+            cod_id,
+            cod_version,
+            peer,
+        }),
+        _ => None,
+    }
+}
+
+/// Runs the hooks node.ini names on the node's events until the node stops.
+pub async fn run(shared: Arc<Shared>) {
+    if shared.config.hooks.is_empty() {
+        shared.shutdown.cancelled().await;
+        return;
+    }
+    let mut events = shared.events.subscribe();
+    let running = Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING));
+    let mut told = Told::default();
+    loop {
+        let e = tokio::select! {
+            e = events.recv() => e,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let e = match e {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                shared.log(
+                    "warn",
+                    format!("hooks: {n} events went by unseen (too many at once)"),
+                );
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let view = shared.view();
+        let Some(event) = hook_event(e, &shared.node_id, |h| view.record(h), &mut told) else {
+            continue;
+        };
+        drop(view);
+        let Some(command) = shared.config.hooks.get(event.name()).cloned() else {
+            continue;
+        };
+        let Ok(permit) = running.clone().try_acquire_owned() else {
+            shared.log(
+                "warn",
+                format!(
+                    "hooks: {} hooks run already; this {} event is skipped",
+                    MAX_RUNNING,
+                    event.name()
+                ),
+            );
+            continue;
+        };
+        let s = shared.clone();
+        shared.spawn_until_stop(async move {
+            run_one(&s, &command, &event).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run_one(shared: &Shared, command: &str, event: &HookEvent) {
+    use tokio::io::AsyncWriteExt;
+    let name = event.name();
+    let json = serde_json::to_string(event).expect("events serialize") + "\n";
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(&shared.dir.root)
+        .env("COD_EVENT", name)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            shared.log("warn", format!("hooks: cannot run the {name} hook: {e}"));
+            return;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // (A hook that does not read its stdin is its own business.)
+        let _ = stdin.write_all(json.as_bytes()).await;
+    }
+    match tokio::time::timeout(TIMEOUT, child.wait_with_output()).await {
+        Ok(Ok(out)) if out.status.success() => {}
+        Ok(Ok(out)) => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said: String = said.trim().chars().take(500).collect();
+            shared.log(
+                "warn",
+                format!("hooks: the {name} hook failed ({}): {said}", out.status),
+            );
+        }
+        Ok(Err(e)) => shared.log("warn", format!("hooks: the {name} hook: {e}")),
+        Err(_) => shared.log(
+            "warn",
+            format!(
+                "hooks: the {name} hook ran {} s and was stopped",
+                TIMEOUT.as_secs()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature_requests::{RequestView, State};
+
+    #[test]
+    fn told_once_and_remembered_within_bounds() {
+        let mut t = Told::default();
+        assert!(t.first("a".into()));
+        assert!(!t.first("a".into()));
+        for i in 0..MAX_REMEMBERED {
+            t.first(i.to_string());
+        }
+        assert!(t.order.len() <= MAX_REMEMBERED && t.set.len() == t.order.len());
+        assert!(t.first("a".into()), "the oldest is forgotten");
+    }
+
+    #[test]
+    fn upgrades_and_requests_are_told_once_and_only_pending_ones_for_this_signer() {
+        let me = AccountId::from_canonical(&"11".repeat(32)).unwrap();
+        let none = |_: &RecordHash| None;
+        let mut told = Told::default();
+        let up = || Event::Upgrade {
+            cod_id: "ab".repeat(20),
+            cod_version: "2.0.0".into(),
+            peer: "10.0.0.1:7410".into(),
+        };
+        let e = hook_event(up(), &me, none, &mut told).unwrap();
+        assert_eq!(e.name(), "upgrade");
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["event"], "upgrade");
+        assert_eq!(json["cod_version"], "2.0.0");
+        assert!(hook_event(up(), &me, none, &mut told).is_none(), "once");
+
+        let request = |signer: bool, state: State| {
+            let mut v: RequestView = serde_json::from_value(serde_json::json!({
+                "id": "22".repeat(32), "kind": "distribute", "period": 3, "summary": "s",
+                "proposer": "", "created": 1, "expires": 2, "signed": 1, "quorum": 2,
+                "signer": signer, "state": State::Pending, "rejections": [],
+            }))
+            .unwrap();
+            v.state = state;
+            Event::SignRequest(Box::new(v))
+        };
+        assert!(hook_event(request(false, State::Pending), &me, none, &mut told).is_none());
+        assert!(hook_event(request(true, State::Approved), &me, none, &mut told).is_none());
+        let e = hook_event(request(true, State::Pending), &me, none, &mut told).unwrap();
+        assert_eq!(serde_json::to_value(&e).unwrap()["event"], "sign_request");
+        assert!(hook_event(request(true, State::Pending), &me, none, &mut told).is_none());
+    }
+}
