@@ -279,6 +279,10 @@ pub enum PeersCommand {
     },
     /// Lift a ban (the operator's, or one for misbehaviour) and forget the address's score
     Unban { address: String },
+    /// Try a peer now (HOST:PORT), without a restart; kept across restarts once confirmed
+    Add { address: String },
+    /// Forget a peer (HOST:PORT) now; a discovery may find it again (`ban` keeps it out)
+    Remove { address: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -1003,3 +1003,59 @@ fn a_payment_hook_hears_of_each_payment_to_the_node() {
     let names = std::fs::read_to_string(n2.dir.join("hook-names")).unwrap();
     assert_eq!(names, "payment\npayment\n");
 }
+
+/// `cod peers add` and `remove` change the peer table of a running node (issue 20): two
+/// nodes that cannot find each other meet because the operator names one to the other.
+#[test]
+fn the_operator_adds_and_removes_peers_without_a_restart() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    // (A static peer where nobody listens: node.ini must name some way to find peers.)
+    let alone = "[peers]\nexchange = false\nstatic = 127.0.0.1:9\n";
+    net.add("node1", alone);
+    net.add("node2", alone);
+    let (n1, n2) = (net.nodes[0].clone(), net.nodes[1].clone());
+    let addr2 = net.status(&n2).unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id2 = net.peer_id(&n2).unwrap();
+    assert!(net.confirmed_peers(&n1).is_empty(), "no discovery");
+
+    let added = w.at(&n1, &["--json", "peers", "add", &addr2]).ok().json();
+    assert_eq!(added["added"], addr2.as_str());
+    assert_eq!(added["new"], true);
+    wait_for(60, "node1 to confirm the peer it was given", || {
+        net.confirmed_peers(&n1).contains(&id2).then_some(())
+    });
+    let table = w.at(&n1, &["--json", "peers"]).ok().json();
+    let entry = table["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["addr"] == addr2.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["found_via"], "operator");
+    let again = w.at(&n1, &["--json", "peers", "add", &addr2]).ok().json();
+    assert_eq!(again["new"], false);
+
+    let removed = w
+        .at(&n1, &["--json", "peers", "remove", &addr2])
+        .ok()
+        .json();
+    assert_eq!(removed["was_known"], true);
+    let table = w.at(&n1, &["--json", "peers"]).ok().json();
+    assert!(
+        table["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["addr"] != addr2.as_str()),
+        "{table}"
+    );
+    let remembered = std::fs::read_to_string(n1.dir.join("peers.json")).unwrap_or_default();
+    assert!(!remembered.contains(&addr2), "{remembered}");
+    w.at(&n1, &["peers", "add", "no-port"])
+        .usage_with("no-port");
+}

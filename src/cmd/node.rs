@@ -6,7 +6,7 @@ use crate::cli::{PassphraseArgs, PeersCommand};
 use crate::control::Request;
 use crate::keyfile::PASSPHRASE_ENV;
 use crate::keys::SecretKey;
-use crate::node::peers::{Banned, PeersView, Unbanned};
+use crate::node::peers::{Banned, PeerAdded, PeerRemoved, PeersView, Unbanned};
 use crate::nodedir::NodeDir;
 use crate::views::Status;
 use serde_json::json;
@@ -337,6 +337,26 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
                 format!("until {}", fmt_unix(t))
             });
             out.emit(format!("banned {} {until}\n", v.banned), &v);
+            return Ok(());
+        }
+        Some(PeersCommand::Add { address }) => {
+            let v: PeerAdded = d.call_as(&Request::AddPeer { address })?;
+            let what = if v.new {
+                "trying"
+            } else {
+                "known already (or the table is full):"
+            };
+            out.emit(format!("{what} {}\n", v.added), &v);
+            return Ok(());
+        }
+        Some(PeersCommand::Remove { address }) => {
+            let v: PeerRemoved = d.call_as(&Request::RemovePeer { address })?;
+            let what = if v.was_known {
+                "removed"
+            } else {
+                "not a peer:"
+            };
+            out.emit(format!("{what} {}\n", v.removed), &v);
             return Ok(());
         }
         Some(PeersCommand::Unban { address }) => {

@@ -32,6 +32,11 @@ pub enum Request {
     },
     /// Lift an address's ban and forget its score.
     Unban { address: String },
+    /// Try a peer at `address` (`host:port`), as if a discovery had found it.
+    AddPeer { address: String },
+    /// Forget the peer at `address` (`host:port`): dropped from the table and from those
+    /// remembered across restarts (a discovery may find it again; `Ban` keeps it out).
+    RemovePeer { address: String },
     /// An account's balances (default: this node's).
     Balance { account: Option<String> },
     /// An account's history, newest first.

@@ -360,6 +360,31 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
+        Request::AddPeer { address } => match crate::config::values::host_port(address.trim()) {
+            Ok(addr) => {
+                let new = shared
+                    .peers
+                    .locked()
+                    .add_candidate(&addr, super::peers::FoundVia::Operator);
+                if new {
+                    shared.log("info", format!("peer {addr} added (by the operator)"));
+                }
+                ok(super::peers::PeerAdded { added: addr, new })
+            }
+            Err(e) => error(ErrorKind::BadRequest, format!("{address:?}: {e}")),
+        },
+        Request::RemovePeer { address } => {
+            let addr = address.trim().to_string();
+            let was_known = shared.peers.locked().remove(&addr);
+            if was_known {
+                shared.log("info", format!("peer {addr} removed (by the operator)"));
+                super::write_remembered(shared);
+            }
+            ok(super::peers::PeerRemoved {
+                removed: addr,
+                was_known,
+            })
+        }
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.
         Request::Balance { account: a } => match account(shared, a) {

@@ -14,6 +14,8 @@ pub enum FoundVia {
     Directory,
     /// Confirmed when the node last ran (`peers.json` in its data directory).
     Remembered,
+    /// Named by the operator (`cod peers add`).
+    Operator,
 }
 
 impl std::fmt::Display for FoundVia {
@@ -24,6 +26,7 @@ impl std::fmt::Display for FoundVia {
             FoundVia::Exchange => "exchange",
             FoundVia::Directory => "directory",
             FoundVia::Remembered => "remembered",
+            FoundVia::Operator => "operator",
         })
     }
 }
@@ -63,6 +66,21 @@ pub struct PeersView {
 pub struct Banned {
     pub banned: std::net::IpAddr,
     pub until: Option<u64>,
+}
+
+/// `cod peers add`: the address, and whether it was new to the table (false: known
+/// already, or the table is full).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAdded {
+    pub added: String,
+    pub new: bool,
+}
+
+/// `cod peers remove`: the address, and whether the table held it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRemoved {
+    pub removed: String,
+    pub was_known: bool,
 }
 
 /// `cod peers unban`: the address, and whether it was banned.
@@ -143,6 +161,11 @@ impl PeerTable {
             },
         );
         true
+    }
+
+    /// Forgets the peer at `addr`; whether it was in the table.
+    pub fn remove(&mut self, addr: &str) -> bool {
+        self.peers.remove(addr).is_some()
     }
 
     pub fn mark_own(&mut self, addr: &str) {
