@@ -1032,7 +1032,16 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     }
     let mut record = Record::new(body, Vec::new());
     let ran_out = requests::expiry(record.body().time, t, &shared.params) <= t;
-    if ran_out || shared.requests.locked().contains(&record.hash()) {
+    let retry = ran_out || shared.requests.locked().contains(&record.hash());
+    // A retry (the period's first proposal ran out or died) is made on one tick in three, at
+    // random: signers whose attempts died together would otherwise propose again together,
+    // each sign its own, reject the others' and die again — found by the fault runs, two
+    // signers re-proposing in step for minutes. Now one usually proposes first, and the
+    // others sign its record (`receive`) instead of proposing their own.
+    if retry && !rand::Rng::gen_ratio(&mut rand::thread_rng(), 1, 3) {
+        return;
+    }
+    if retry {
         // This very record's session ran out (or would have, dated at the period's end: the
         // node comes long after it): a new one, dated at the start of the session window
         // `t` falls in — the same time on every signer's node, so signers whose chains
