@@ -44,6 +44,24 @@ struct Case {
     runs: Vec<Run>,
     /// The state every run ends in.
     state: Value,
+    /// Distributions a signer must propose, byte for byte (docs/ledger.md, "Proposing a
+    /// distribution"): signers' records combine only if they propose the same bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    proposals: Vec<Proposal>,
+}
+
+/// What the proposing procedure gives on the state of the first `after` records (in the
+/// order written, every one applied).
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Proposal {
+    after: usize,
+    period: u64,
+    special: bool,
+    /// The earliest time the record may carry (0: none beyond the rules').
+    not_before: u64,
+    /// The canonical body it must be (its hash is the request's id).
+    body: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -220,6 +238,19 @@ fn play(p: &Params, records: &[String], order: &[usize]) -> (Vec<String>, Value)
     (outcomes, state_of(&l))
 }
 
+/// What the proposing procedure gives for `want` on the state of its first records.
+fn proposed(p: &Params, records: &[String], want: &Proposal) -> String {
+    let mut l = Ledger::new(p.clone());
+    for r in &records[..want.after] {
+        l.ingest(Record::from_bytes(r.as_bytes()).expect("a record"))
+            .expect("applied");
+    }
+    match l.propose_distribution(want.period, want.special, want.not_before) {
+        Ok(b) => String::from_utf8(b.canonical_bytes()).unwrap(),
+        Err(e) => format!("refused {}", code(&e)),
+    }
+}
+
 /// The state as the cases give it (docs/conformance.md, "The state"): a function of the set
 /// of records that arrived, whatever their order. (Which competing records a node keeps as
 /// proofs of a double signature is not: a record the rules refuse on arrival is not kept,
@@ -339,6 +370,15 @@ fn cases_pass() {
                     run.order, run.outcomes
                 ));
             }
+            for want in &c.proposals {
+                let got = proposed(&p, &c.records, want);
+                if got != want.body {
+                    failed.push(format!(
+                        "{name}: after {} records, period {} proposes {got}, expected {}",
+                        want.after, want.period, want.body
+                    ));
+                }
+            }
             if state != c.state {
                 failed.push(format!(
                     "{name}: order {:?} ends in another state (found / expected): {:#?}",
@@ -437,6 +477,8 @@ struct Scene {
     orders: Vec<Vec<usize>>,
     /// Whether the state may depend on the order (never, so far).
     shuffle: bool,
+    /// Distributions proposed on the author's ledger, to be proposed alike.
+    proposals: Vec<Proposal>,
 }
 
 fn key(name: &str) -> SecretKey {
@@ -462,6 +504,7 @@ impl Scene {
             intents: Vec::new(),
             orders: Vec::new(),
             shuffle: true,
+            proposals: Vec::new(),
         }
     }
 
@@ -551,9 +594,30 @@ impl Scene {
             .unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }
 
-    fn distribute(&mut self, period: u64) -> Record {
-        let r = self.net(self.distribution_body(period), &["node1", "node2"]);
+    /// The distribution the proposing procedure gives now, signed and applied — and kept as
+    /// a proposal every implementation must make alike (when every record so far applied).
+    fn propose(&mut self, period: u64, special: bool, not_before: u64) -> Record {
+        let body = self
+            .l
+            .propose_distribution(period, special, not_before)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        let all_applied = self.intents.iter().all(|(_, o)| o == "applied")
+            && self.intents.len() == self.records.len();
+        if all_applied {
+            self.proposals.push(Proposal {
+                after: self.records.len(),
+                period,
+                special,
+                not_before,
+                body: String::from_utf8(body.canonical_bytes()).unwrap(),
+            });
+        }
+        let r = self.net(body, &["node1", "node2"]);
         self.push(r)
+    }
+
+    fn distribute(&mut self, period: u64) -> Record {
+        self.propose(period, false, 0)
     }
 
     /// A transfer body re-signed by `who`'s opening key after `f` changed it.
@@ -635,6 +699,7 @@ impl Scene {
             records,
             runs,
             state: state.unwrap(),
+            proposals: self.proposals,
         }
     }
 }
@@ -1670,9 +1735,7 @@ fn formulas() -> Vec<Scene> {
     s.issue(&[("bread", 40)], at(0, 60));
     s.distribute(0);
     s.pay("node1", &[("network", 1200)], at(1, 60));
-    let body = s.l.propose_distribution(1, true, at(1, 3600)).unwrap();
-    let r = s.net(body, &["node1", "node2"]);
-    s.push(r);
+    s.propose(1, true, at(1, 3600));
     s.pay("node2", &[("network", 400)], at(1, 7200));
     s.distribute(1);
     all.push(s);
