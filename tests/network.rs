@@ -1059,3 +1059,116 @@ fn the_operator_adds_and_removes_peers_without_a_restart() {
     w.at(&n1, &["peers", "add", "no-port"])
         .usage_with("no-port");
 }
+
+/// Prometheus text exposition: `name{labels} value` samples (and `# HELP`/`# TYPE` lines),
+/// parsed strictly enough that a malformed line fails the test.
+fn prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let sample = regex::Regex::new(
+        r#"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (\S+)$"#,
+    )
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# ") {
+            assert!(
+                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
+                "a comment line: {line}"
+            );
+            continue;
+        }
+        let c = sample
+            .captures(line)
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let v: f64 = c[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("not a value: {line}"));
+        out.insert(c[1].to_string(), v);
+    }
+    out
+}
+
+/// node.ini `[metrics] listen` serves Prometheus text (issue 20), whose counters move under
+/// a small workload; only a loopback address is taken.
+#[test]
+fn metrics_are_prometheus_text_and_count_the_work() {
+    let w = World::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut net = Net::with_dht(&w, 1, "");
+    net.add("node2", &format!("[metrics]\nlisten = 127.0.0.1:{port}\n"));
+    net.wait_meshed(60);
+    let (n1, n2) = (&net.nodes[0], &net.nodes[1]);
+    let scrape = || {
+        let r = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics")).unwrap();
+        assert_eq!(r.status(), 200);
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+        prometheus(&r.text().unwrap())
+    };
+    let before = scrape();
+    assert_eq!(before["cod_peers{state=\"up\"}"], 1.0, "{before:?}");
+    assert!(before.contains_key("cod_uptime_seconds"));
+
+    let funding = funding_archive(&w, &[n1, n2], 10);
+    w.at(n1, &["chain", "import", s(&funding)]).ok();
+    wait_for(60, "node2 to hold the funding", || {
+        (net.balance(n2, &n2.id) == Some(1750)).then_some(())
+    });
+    let addr = net.status(n2).unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        reqwest::blocking::get(format!("http://{addr}/v1/info")).unwrap();
+    }
+    let after = scrape();
+    let get =
+        |m: &std::collections::BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    // The funding's issuance and distribution (node2 held both openings already).
+    let applied = "cod_records{state=\"applied\"}";
+    assert_eq!(get(&after, applied) - get(&before, applied), 2.0);
+    assert_eq!(
+        get(&after, "cod_records_applied_total") - get(&before, "cod_records_applied_total"),
+        2.0
+    );
+    assert_eq!(
+        get(&after, "cod_records{state=\"applied\"}"),
+        net.status(n2).unwrap()["chain"]["applied"]
+            .as_f64()
+            .unwrap()
+    );
+    let info = "cod_api_requests_total{route=\"/v1/info\",status=\"200\"}";
+    assert!(get(&after, info) >= get(&before, info) + 3.0, "{after:?}");
+    assert!(
+        after
+            .keys()
+            .any(|k| k.starts_with("cod_api_request_duration_seconds_bucket{route=\"/v1/info\"")),
+        "{after:?}"
+    );
+    assert!(get(&after, "cod_last_distributed_period") >= 0.0);
+    assert!(
+        after.keys().any(|k| k.starts_with("cod_sync_rounds_total")),
+        "{after:?}"
+    );
+
+    let ini = w.write(
+        "bad.ini",
+        &net.node_ini("[metrics]\nlisten = 0.0.0.0:9410\n"),
+    );
+    let pkg = net.pkg.clone();
+    let refused = w.cod(&[
+        "deploy",
+        "--package",
+        s(&pkg),
+        "--key",
+        s(&w.example_key("node3.sec.key")),
+        "--dir",
+        s(&w.path("n3")),
+        "--node-ini",
+        s(&ini),
+    ]);
+    refused.fails_with("loopback");
+}

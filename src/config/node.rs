@@ -59,6 +59,9 @@ pub struct NodeConfig {
     pub log: LogConfig,
     /// node.ini `[hooks]`: a shell command per event (`payment`, `sign_request`, `upgrade`).
     pub hooks: BTreeMap<String, String>,
+    /// node.ini `[metrics] listen`: where `GET /metrics` (Prometheus text) is served, a
+    /// loopback address; none by default.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The events a node.ini `[hooks]` command can run on (see `node::hooks`).
@@ -209,7 +212,7 @@ impl NodeConfig {
         ini.reject_unknown_sections(
             &[
                 "node", "dht", "peers", "sync", "archive", "signing", "limits", "store", "log",
-                "hooks",
+                "hooks", "metrics",
             ],
             &[],
         )?;
@@ -378,6 +381,23 @@ impl NodeConfig {
             }
             s.finish()?;
         }
+        let mut metrics = None;
+        if let Some(mut s) = ini.optional("metrics") {
+            metrics = s.optional("listen", |v| {
+                let a: SocketAddr = v
+                    .parse()
+                    .map_err(|_| format!("{v:?} is not an IP:PORT address"))?;
+                if a.ip().is_loopback() {
+                    Ok(a)
+                } else {
+                    Err(format!(
+                        "{a}: metrics are served on a loopback address only (127.0.0.1:9410, \
+                         [::1]:9410); put a proxy in front to show them elsewhere"
+                    ))
+                }
+            })?;
+            s.finish()?;
+        }
         let mut limits = Limits::default();
         if let Some(mut s) = ini.optional("limits") {
             let d = Limits::default();
@@ -425,6 +445,7 @@ impl NodeConfig {
             store_cache: store_cache << 20,
             log,
             hooks,
+            metrics,
         })
     }
 }
@@ -452,6 +473,14 @@ mod tests {
         assert_eq!(n.torrent_interval, 600);
         assert_eq!(n.log, LogConfig::default());
         assert!(n.hooks.is_empty());
+        assert_eq!(n.metrics, None);
+        let n =
+            NodeConfig::parse("node.ini", "[node]\n[metrics]\nlisten = 127.0.0.1:9410\n").unwrap();
+        assert_eq!(n.metrics, Some("127.0.0.1:9410".parse().unwrap()));
+        let e = NodeConfig::parse("node.ini", "[node]\n[metrics]\nlisten = 0.0.0.0:9410\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loopback"), "{e}");
         let n =
             NodeConfig::parse("node.ini", "[node]\n[hooks]\npayment = notify-send paid\n").unwrap();
         assert_eq!(n.hooks["payment"], "notify-send paid");

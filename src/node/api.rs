@@ -87,6 +87,7 @@ pub fn router(shared: S) -> Router {
             Duration::from_secs(REQUEST_TIMEOUT_SECS),
         ))
         .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(super::metrics::track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a request handler panicked; the node goes on");
@@ -354,6 +355,7 @@ async fn read_body(s: &S, remote: Option<IpAddr>, body: axum::body::Body) -> Res
         };
         if let Ok(data) = frame.into_data() {
             received += data.len() as u64;
+            metrics::counter!("cod_api_body_bytes_total").increment(data.len() as u64);
             if received > DRAIN_BYTES {
                 return Err(too_large());
             }

@@ -281,6 +281,7 @@ async fn dht_rounds(cx: Context) {
                 async move {
                     use futures::StreamExt;
                     let mut found = Vec::new();
+                    metrics::counter!("cod_dht_lookups_total").increment(1);
                     let mut stream = dht.get_peers(h);
                     while let Some(batch) =
                         tokio::time::timeout(Duration::from_secs(10), stream.next())

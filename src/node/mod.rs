@@ -15,6 +15,7 @@ pub mod guard;
 mod hooks;
 mod http;
 pub mod logfile;
+mod metrics;
 mod mirror;
 pub mod peers;
 pub mod signing;
@@ -337,6 +338,7 @@ impl Shared {
         if hashes.is_empty() {
             return;
         }
+        ::metrics::counter!("cod_records_applied_total").increment(hashes.len() as u64);
         {
             let l = self.view();
             for h in hashes {
@@ -916,6 +918,15 @@ impl NodeBuilder {
                 source,
             })?;
         let local = listener.local_addr().map_err(io_err(&data_dir))?;
+        let metrics_listener = match config.metrics {
+            Some(at) => Some(tokio::net::TcpListener::bind(at).await.map_err(|source| {
+                NodeError::Listen {
+                    addr: format!("{at} (node.ini [metrics] listen)"),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         let addr = config.public_addr.clone().unwrap_or_else(|| {
             if local.ip().is_unspecified() {
                 format!("127.0.0.1:{}", local.port())
@@ -1044,6 +1055,9 @@ impl NodeBuilder {
         );
         tasks.spawn("signing", signing::run(shared.clone()));
         tasks.spawn("hooks", hooks::run(shared.clone()));
+        if let Some(listener) = metrics_listener {
+            tasks.spawn("metrics", metrics::serve(shared.clone(), listener));
+        }
         Ok(NodeHandle {
             running: tokio::spawn(tasks.run(std::time::Duration::from_secs(5))),
             shared,

@@ -56,6 +56,12 @@ pub async fn run(shared: Arc<Shared>) {
             let synced = sync_with(&shared, &addr).await;
             // (After the records: requests built on what the peer holds check against them.)
             super::signing::pull(&shared, &addr).await;
+            let outcome = match &synced {
+                Ok(()) => "ok",
+                Err(SyncError::Forged(_)) => "forged",
+                Err(_) => "failed",
+            };
+            metrics::counter!("cod_sync_rounds_total", "outcome" => outcome).increment(1);
             match synced {
                 Ok(()) => {}
                 Err(e @ SyncError::Forged(_)) => {

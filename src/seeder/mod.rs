@@ -216,6 +216,7 @@ pub async fn serve(
                     )));
                 };
                 served += u64::from(length);
+                metrics::counter!("cod_seeded_bytes_total").increment(u64::from(length));
                 if served > upload_budget {
                     return Err(PeerError::Protocol(format!(
                         "asked for more than {upload_budget} bytes on one connection"
