@@ -90,6 +90,9 @@ pub enum Command {
     Deployments(DeploymentsArgs),
     /// Bring an older deployment's key and chain into this one (see docs/upgrade.md)
     Import(ImportArgs),
+    /// The running node's configuration: `cod config reload` reads node.ini again
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script: `cod completions bash >
     /// ~/.local/share/bash-completion/completions/cod` (zsh: a `_cod` file on $fpath; fish:
     /// ~/.config/fish/completions/cod.fish)
@@ -283,6 +286,14 @@ pub enum PeersCommand {
     Add { address: String },
     /// Forget a peer (HOST:PORT) now; a discovery may find it again (`ban` keeps it out)
     Remove { address: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Read node.ini again (as SIGHUP does): [signing] auto, new [peers] static addresses
+    /// and [log] level take effect at once; it names what else changed and waits for the
+    /// next start (needs the daemon)
+    Reload,
 }
 
 #[derive(Subcommand, Debug)]
@@ -718,6 +729,7 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Import(a) => cmd::upgrade::import(&out, cli.node.as_deref(), a),
         Command::Fetch(a) => cmd::fetch::fetch(&out, a),
         Command::Tui => crate::tui::run(crate::nodedir::NodeDir::find(cli.node.as_deref())?),
+        Command::Config(ConfigCommand::Reload) => cmd::node::reload(&out, cli.node.as_deref()),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -699,3 +699,11 @@ mod tests {
         assert_eq!(prefix("ééééé", 2), "éé");
     }
 }
+
+/// `cod config reload`: the node.ini settings the running node took, and those that changed
+/// but wait for its next start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub applied: Vec<String>,
+    pub at_next_start: Vec<String>,
+}

@@ -1172,3 +1172,73 @@ fn metrics_are_prometheus_text_and_count_the_work() {
     ]);
     refused.fails_with("loopback");
 }
+
+/// `cod config reload` and SIGHUP (issue 20): a running node takes `[signing] auto`, new
+/// static peers and the log level at once, and names what else changed for its next start.
+#[test]
+fn node_ini_is_reloaded_without_a_restart() {
+    let w = World::new();
+    let mut net = Net::without_dht(&w);
+    let node = net
+        .add("node1", "[peers]\nexchange = false\nstatic = 127.0.0.1:9\n")
+        .clone();
+    let ini_path = node.dir.join("node.ini");
+    let ini = std::fs::read_to_string(&ini_path).unwrap();
+    let nothing = w.at(&node, &["--json", "config", "reload"]).ok().json();
+    assert_eq!(nothing["applied"], serde_json::json!([]));
+    assert_eq!(nothing["at_next_start"], serde_json::json!([]));
+
+    let edited = ini
+        .replace("static = 127.0.0.1:9", "static = 127.0.0.1:9, 127.0.0.1:10")
+        .replace("listen = 127.0.0.1:0", "listen = 127.0.0.1:1")
+        + "[signing]\nauto = true\n[log]\nlevel = debug\n";
+    assert_ne!(edited, ini);
+    std::fs::write(&ini_path, &edited).unwrap();
+    let r = w.at(&node, &["--json", "config", "reload"]).ok().json();
+    assert_eq!(
+        r["applied"],
+        serde_json::json!(["signing.auto", "peers.static", "log.level"])
+    );
+    assert_eq!(r["at_next_start"], serde_json::json!(["node.listen"]));
+    let table = w.at(&node, &["--json", "peers"]).ok().json();
+    assert!(
+        table["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["addr"] == "127.0.0.1:10" && p["found_via"] == "static"),
+        "{table}"
+    );
+    let again = w.at(&node, &["--json", "config", "reload"]).ok().json();
+    assert_eq!(again["applied"], serde_json::json!([]));
+    assert_eq!(again["at_next_start"], serde_json::json!(["node.listen"]));
+
+    // SIGHUP does the same; a node.ini that does not parse is refused and changes nothing.
+    std::fs::write(&ini_path, edited.replace("auto = true", "auto = false")).unwrap();
+    let pid = net.status(&node).unwrap()["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(30, "the SIGHUP reload in the log", || {
+        std::fs::read_to_string(node.dir.join("node.log"))
+            .ok()
+            .filter(|t| t.contains("node.ini reloaded: signing.auto taken"))
+    });
+    std::fs::write(&ini_path, "[node]\nlisten = nowhere\n").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(30, "the refusal in the log", || {
+        std::fs::read_to_string(node.dir.join("node.log"))
+            .ok()
+            .filter(|t| t.contains("SIGHUP: node.ini not reloaded") && t.contains("nowhere"))
+    });
+    // (The command itself reads node.ini to find the node's socket.)
+    w.at(&node, &["config", "reload"]).fails_with("listen");
+    std::fs::write(&ini_path, &edited).unwrap();
+    assert!(net.status(&node).is_some(), "still running");
+}

@@ -48,36 +48,44 @@ pub fn run(
 }
 
 /// The daemon's log: node.ini `[log]` (`COD_LOG` overrides its level), to stderr or to a
-/// file it rotates and reopens on SIGHUP.
+/// file it rotates and reopens on SIGHUP; its level can change while it runs
+/// (`cod config reload`).
 fn init_log(config: &crate::config::node::LogConfig, file: Option<&Path>) -> CmdResult {
-    use crate::node::logfile::LogFile;
-    use tracing_subscriber::EnvFilter;
-    let filter = match std::env::var("COD_LOG") {
-        Ok(v) => {
-            EnvFilter::try_new(&v).map_err(|e| CmdError::usage(format!("COD_LOG={v:?}: {e}")))?
+    use crate::node::logfile::{self, LogFile};
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    let from_env = std::env::var("COD_LOG").ok();
+    let filter = match &from_env {
+        Some(v) => {
+            EnvFilter::try_new(v).map_err(|e| CmdError::usage(format!("COD_LOG={v:?}: {e}")))?
         }
-        Err(_) => EnvFilter::try_new(&config.level)
+        None => EnvFilter::try_new(&config.level)
             .map_err(|e| CmdError::usage(format!("node.ini [log] level: {e}")))?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    let done = match (file, config.json) {
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
-        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let layer = tracing_subscriber::fmt::layer().with_ansi(false);
+    let output = match (file, config.json) {
+        (None, false) => layer.with_writer(std::io::stderr).boxed(),
+        (None, true) => layer.json().with_writer(std::io::stderr).boxed(),
         (Some(path), json) => {
             let file = LogFile::open(path, config.max_bytes, config.keep, true)
                 .map_err(crate::fsutil::io_err(path))?;
             let writer = LogFile::install(file);
             if json {
-                builder.json().with_writer(writer).try_init()
+                layer.json().with_writer(writer).boxed()
             } else {
-                builder.with_writer(writer).try_init()
+                layer.with_writer(writer).boxed()
             }
         }
     };
     // (Already set: a second start in one process, as tests do.)
-    drop(done);
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .try_init()
+        .is_ok()
+    {
+        logfile::install_filter(handle, from_env.is_some());
+    }
     Ok(())
 }
 
@@ -321,6 +329,27 @@ pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {
     let mut c = daemon(&dir)?;
     let s = c.status()?;
     out.emit(human_status(&s), json!(s));
+    Ok(())
+}
+
+/// `cod config reload`.
+pub fn reload(out: &Output, node: Option<&Path>) -> CmdResult {
+    let dir = NodeDir::find(node)?;
+    let v: crate::views::Reloaded = daemon(&dir)?.call_as(&Request::Reload)?;
+    let mut h = match v.applied.is_empty() {
+        true => "node.ini reloaded: nothing to take now\n".to_string(),
+        false => format!(
+            "node.ini reloaded: {} in effect now\n",
+            v.applied.join(", ")
+        ),
+    };
+    if !v.at_next_start.is_empty() {
+        h.push_str(&format!(
+            "changed, in effect at the next start (cod node stop; cod node start): {}\n",
+            v.at_next_start.join(", ")
+        ));
+    }
+    out.emit(h, &v);
     Ok(())
 }
 

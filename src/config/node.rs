@@ -96,6 +96,71 @@ impl Default for LogConfig {
     }
 }
 
+/// node.ini settings a running node takes at once (`cod config reload`, SIGHUP).
+pub const LIVE_SETTINGS: [&str; 3] = ["signing.auto", "peers.static", "log.level"];
+
+/// What differs between two readings of node.ini, as (live, restart): the settings of
+/// [`LIVE_SETTINGS`] that changed, and every other section or key that did — those wait for
+/// the node's next start.
+pub fn changed(old: &NodeConfig, new: &NodeConfig) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut live = Vec::new();
+    if old.auto_sign != new.auto_sign {
+        live.push("signing.auto");
+    }
+    if old.peers.static_peers != new.peers.static_peers {
+        live.push("peers.static");
+    }
+    if old.log.level != new.log.level {
+        live.push("log.level");
+    }
+    let mut restart = Vec::new();
+    let mut differs = |name: &'static str, d: bool| {
+        if d {
+            restart.push(name);
+        }
+    };
+    differs("node.data_dir", old.data_dir != new.data_dir);
+    differs("node.key", old.key != new.key);
+    differs(
+        "node.passphrase_file",
+        old.passphrase_file != new.passphrase_file,
+    );
+    differs("node.listen", old.listen != new.listen);
+    differs("node.public_addr", old.public_addr != new.public_addr);
+    differs("node.proxy", old.proxy != new.proxy);
+    differs("dht", old.dht != new.dht);
+    differs(
+        "peers",
+        (old.peers.exchange, old.peers.max, old.peers.stem)
+            != (new.peers.exchange, new.peers.max, new.peers.stem),
+    );
+    differs(
+        "archive",
+        (
+            &old.mirrors,
+            old.package_mirrors,
+            old.torrents,
+            old.torrent_interval,
+        ) != (
+            &new.mirrors,
+            new.package_mirrors,
+            new.torrents,
+            new.torrent_interval,
+        ),
+    );
+    differs("sync", old.sync_interval != new.sync_interval);
+    differs("limits", old.limits != new.limits);
+    differs("store", old.store_cache != new.store_cache);
+    differs(
+        "log",
+        (old.log.json, old.log.max_bytes, old.log.keep)
+            != (new.log.json, new.log.max_bytes, new.log.keep),
+    );
+    differs("hooks", old.hooks != new.hooks);
+    differs("metrics", old.metrics != new.metrics);
+    (live, restart)
+}
+
 /// A log filter: `LEVEL` or `TARGET=LEVEL`, comma-separated; targets are Rust paths.
 fn log_filter(v: &str) -> Result<String, String> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
@@ -636,5 +701,43 @@ torrent_interval = 30s
                 .to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_reload_says_what_it_takes_at_once_and_what_waits_for_a_restart() {
+        let old = NodeConfig::parse("node.ini", "[node]\n").unwrap();
+        assert_eq!(changed(&old, &old), (vec![], vec![]));
+        let new = NodeConfig::parse(
+            "node.ini",
+            "[node]\nlisten = 127.0.0.1:7411\n[signing]\nauto = true\n[peers]\nstatic = 10.0.0.1:7410\n\
+             [log]\nlevel = debug\nformat = json\n[hooks]\npayment = true\n",
+        )
+        .unwrap();
+        let (live, restart) = changed(&old, &new);
+        assert_eq!(live, LIVE_SETTINGS);
+        assert_eq!(restart, ["node.listen", "log", "hooks"]);
+        // Each of the node's settings is compared: a field added to NodeConfig must be named
+        // here (the struct is destructured, so the compiler says so).
+        let NodeConfig {
+            data_dir: _,
+            key: _,
+            passphrase_file: _,
+            listen: _,
+            public_addr: _,
+            proxy: _,
+            dht: _,
+            peers: _,
+            mirrors: _,
+            package_mirrors: _,
+            torrents: _,
+            torrent_interval: _,
+            auto_sign: _,
+            sync_interval: _,
+            limits: _,
+            store_cache: _,
+            log: _,
+            hooks: _,
+            metrics: _,
+        } = new;
     }
 }

@@ -32,6 +32,8 @@ pub enum Request {
     },
     /// Lift an address's ban and forget its score.
     Unban { address: String },
+    /// Read node.ini again and take what can change while the node runs (as SIGHUP does).
+    Reload,
     /// Try a peer at `address` (`host:port`), as if a discovery had found it.
     AddPeer { address: String },
     /// Forget the peer at `address` (`host:port`): dropped from the table and from those

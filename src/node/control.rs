@@ -360,6 +360,13 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
+        Request::Reload => {
+            blocking(shared, |s| match s.reload() {
+                Ok(r) => ok(r),
+                Err(e) => error(ErrorKind::BadRequest, format!("node.ini not reloaded: {e}")),
+            })
+            .await
+        }
         Request::AddPeer { address } => match crate::config::values::host_port(address.trim()) {
             Ok(addr) => {
                 let new = shared

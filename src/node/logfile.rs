@@ -101,6 +101,38 @@ impl LogFile {
     }
 }
 
+/// The daemon's log filter, which `cod config reload` may change (unless `COD_LOG` set it).
+static FILTER: OnceLock<(
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+    bool,
+)> = OnceLock::new();
+
+/// Keeps the handle that changes the daemon's log filter; `from_env`: `COD_LOG` set it, and
+/// it stays.
+pub fn install_filter(
+    handle: tracing_subscriber::reload::Handle<
+        tracing_subscriber::EnvFilter,
+        tracing_subscriber::Registry,
+    >,
+    from_env: bool,
+) {
+    let _ = FILTER.set((handle, from_env));
+}
+
+/// Sets the daemon's log filter to `directives` (node.ini `[log] level`): whether it did
+/// (not when `COD_LOG` set the filter, or in a process that installed none).
+pub fn set_level(directives: &str) -> Result<bool, String> {
+    let Some((handle, from_env)) = FILTER.get() else {
+        return Ok(false);
+    };
+    if *from_env {
+        return Ok(false);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+    handle.reload(filter).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
 /// SIGHUP: the installed log file is reopened before its next line (logrotate moved it).
 /// Whether the daemon logs to a file at all.
 pub fn reopen_installed() -> bool {

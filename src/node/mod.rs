@@ -92,6 +92,10 @@ pub struct Shared {
     /// [`NodeHandle::stopped`]), so its store is closed when it has stopped.
     pub(crate) tasks: tokio_util::task::TaskTracker,
     pub(crate) started: u64,
+    /// node.ini `[signing] auto` as last (re)loaded (`cod config reload`).
+    pub(crate) auto_sign: std::sync::atomic::AtomicBool,
+    /// node.ini as last (re)loaded: what a reload compares with.
+    pub(crate) loaded: Mutex<NodeConfig>,
     pub(crate) api: ApiClient,
     /// The files this node seeds over the BitTorrent peer wire.
     pub(crate) library: Arc<crate::seeder::Library>,
@@ -240,6 +244,54 @@ impl Shared {
     pub fn is_banned(&self, addr: &str) -> bool {
         addr.parse::<std::net::SocketAddr>()
             .is_ok_and(|a| self.guard.locked().is_banned(&a.ip(), now_ms()))
+    }
+
+    /// Whether this node signs, without asking, what the chain fully determines.
+    pub fn auto_sign(&self) -> bool {
+        self.auto_sign.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Reads node.ini again and takes what a running node can take (`cod config reload`,
+    /// SIGHUP): `[signing] auto`, new `[peers] static` addresses, `[log] level`. Names what
+    /// changed and what waits for the next start.
+    pub fn reload(&self) -> Result<crate::views::Reloaded, String> {
+        let new = self.dir.node_config().map_err(|e| e.to_string())?;
+        let (live, _) = crate::config::node::changed(&self.loaded.locked(), &new);
+        let (_, restart) = crate::config::node::changed(&self.config, &new);
+        if live.contains(&"log.level") {
+            logfile::set_level(&new.log.level).map_err(|e| format!("[log] level: {e}"))?;
+        }
+        self.auto_sign
+            .store(new.auto_sign, std::sync::atomic::Ordering::SeqCst);
+        {
+            let mut table = self.peers.locked();
+            for addr in &new.peers.static_peers {
+                table.add_candidate(addr, peers::FoundVia::Static);
+            }
+        }
+        *self.loaded.locked() = new;
+        let said = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let r = crate::views::Reloaded {
+            applied: said(&live),
+            at_next_start: said(&restart),
+        };
+        self.log(
+            "info",
+            format!(
+                "node.ini reloaded: {} taken{}",
+                if r.applied.is_empty() {
+                    "nothing new".to_string()
+                } else {
+                    r.applied.join(", ")
+                },
+                if r.at_next_start.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} at the next start", r.at_next_start.join(", "))
+                }
+            ),
+        );
+        Ok(r)
     }
 
     pub fn emit(&self, e: Event) {
@@ -826,6 +878,11 @@ async fn stop_on_signals(shared: Arc<Shared>) {
                 if logfile::reopen_installed() {
                     shared.log("info", "SIGHUP: log file reopened");
                 }
+                let s = shared.clone();
+                let reloaded = tokio::task::spawn_blocking(move || s.reload()).await;
+                if let Ok(Err(e)) = reloaded {
+                    shared.log("warn", format!("SIGHUP: node.ini not reloaded: {e}"));
+                }
                 continue;
             }
             _ = shared.shutdown.cancelled() => {}
@@ -974,6 +1031,8 @@ impl NodeBuilder {
             }),
             dir: dir.clone(),
             config: config.clone(),
+            auto_sign: std::sync::atomic::AtomicBool::new(config.auto_sign),
+            loaded: Mutex::new(config.clone()),
             params,
             key,
             node_id,

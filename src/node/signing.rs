@@ -891,7 +891,7 @@ fn mark_superseded(shared: &Shared) {
 /// period's distribution that the chain still gives: it was left unsigned while another
 /// record this node signed for the seq could still complete.
 fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
-    if !shared.config.auto_sign {
+    if !shared.auto_sign() {
         return;
     }
     let waiting = shared
@@ -944,7 +944,7 @@ fn dead_signed(shared: &Shared, seq: u64) -> Vec<RecordHash> {
 /// next seq (fully determined by the chain), and its member lets it sign those.
 fn auto_decides(shared: &Shared, record: &Record) -> bool {
     let determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
-    determined && shared.config.auto_sign && record.seq() == network_next(shared)
+    determined && shared.auto_sign() && record.seq() == network_next(shared)
 }
 
 /// The record this node signed for `seq`, other than `id`, that may still complete.
