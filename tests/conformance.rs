@@ -338,20 +338,7 @@ fn differences(a: &Value, b: &Value, at: &str) -> Vec<String> {
 }
 
 fn cases_on_disk() -> Vec<(String, Case)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
-        .expect("tests/conformance/ledger")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|f| {
-            let name = f.file_stem().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&f).unwrap();
-            (name, serde_json::from_str(&text).expect("a case file"))
-        })
-        .collect()
+    read_cases(&dir())
 }
 
 #[test]

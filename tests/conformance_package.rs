@@ -62,20 +62,7 @@ fn outcome(bytes: &[u8]) -> Result<Package, String> {
 }
 
 fn cases_on_disk() -> Vec<(String, Case)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
-        .expect("tests/conformance/package")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|f| {
-            let name = f.file_stem().unwrap().to_string_lossy().into_owned();
-            let case = serde_json::from_str(&std::fs::read_to_string(&f).unwrap());
-            (name, case.expect("a case file"))
-        })
-        .collect()
+    read_cases(&dir())
 }
 
 #[test]

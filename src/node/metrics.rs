@@ -149,24 +149,12 @@ fn gauges(shared: &Shared) {
         by_state.insert(state, 0);
     }
     for r in shared.requests.locked().iter() {
-        *by_state.entry(state_name(&r.state)).or_default() += 1;
+        *by_state.entry(r.state.name()).or_default() += 1;
     }
     for (state, n) in by_state {
         gauge!("cod_signature_requests", "state" => state).set(n as f64);
     }
     gauge!("cod_uptime_seconds").set(shared.now().saturating_sub(shared.started) as f64);
-}
-
-fn state_name(s: &crate::signature_requests::State) -> &'static str {
-    use crate::signature_requests::State;
-    match s {
-        State::Pending => "pending",
-        State::Approved => "approved",
-        State::Rejected(_) => "rejected",
-        State::Final => "final",
-        State::Expired => "expired",
-        State::Superseded(_) => "superseded",
-    }
 }
 
 /// Counts a request on the public port: its route (the pattern, not the path: ids would

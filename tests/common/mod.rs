@@ -780,3 +780,23 @@ pub fn com(period: u64, epoch_in: u64, extra_signers: &str) -> (String, u64) {
     );
     (text, epoch)
 }
+
+/// The cases of a conformance directory: each `NAME.json` in `dir`, by name, in name order.
+pub fn read_cases<T: serde::de::DeserializeOwned>(dir: &Path) -> Vec<(String, T)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&f).unwrap();
+            let case = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not a case: {e}", f.display()));
+            (name, case)
+        })
+        .collect()
+}
