@@ -330,15 +330,22 @@ impl Lab {
             std::thread::spawn(move || {
                 enter(&ns);
                 let mut q = nfq::Queue::open().expect("a netfilter queue");
-                q.bind(0).expect("queue 0 of the host's namespace");
-                q.set_fail_open(0, true).unwrap();
-                q.set_queue_max_len(0, 16384).unwrap();
+                // A queue number nobody holds: another lab in another process (`just
+                // chaos-long` runs several) may hold some — their numbers are not always
+                // per namespace (found: "queue 0: Operation not permitted").
+                let base = (std::process::id() % 1000) as u16 * 64;
+                let n = (0..64)
+                    .map(|i| base + i)
+                    .find(|&n| q.bind(n).is_ok())
+                    .expect("a free netfilter queue number");
+                q.set_fail_open(n, true).unwrap();
+                q.set_queue_max_len(n, 16384).unwrap();
                 q.set_nonblocking(true);
-                bound.send(()).unwrap();
+                bound.send(n).unwrap();
                 hold(&mut q, ms, jitter, seed, &stop);
             })
         };
-        is_bound.recv().expect("the delayer to start");
+        let queue = is_bound.recv().expect("the delayer to start").to_string();
         self.iptables(
             host,
             &[
@@ -349,7 +356,7 @@ impl Lab {
                 "-j",
                 "NFQUEUE",
                 "--queue-num",
-                "0",
+                &queue,
                 "--queue-bypass",
             ],
         );
