@@ -216,6 +216,7 @@ pub async fn serve(
                     )));
                 };
                 served += u64::from(length);
+                #[cfg(feature = "node")]
                 metrics::counter!("cod_seeded_bytes_total").increment(u64::from(length));
                 if served > upload_budget {
                     return Err(PeerError::Protocol(format!(
