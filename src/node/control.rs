@@ -381,7 +381,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             Err(e) => error(ErrorKind::BadRequest, format!("{address:?}: {e}")),
         },
         Request::RemovePeer { address } => {
-            let addr = address.trim().to_string();
+            // (Spelled as `AddPeer` spells it, so what was added can be removed.)
+            let addr = crate::config::values::host_port(address.trim())
+                .unwrap_or_else(|_| address.trim().to_string());
             let was_known = shared.peers.locked().remove(&addr);
             if was_known {
                 shared.log("info", format!("peer {addr} removed (by the operator)"));

@@ -8,6 +8,7 @@
 use super::Shared;
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
+use crate::lock::Locked;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -167,6 +168,15 @@ pub async fn run(shared: Arc<Shared>) {
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
+        // (A distribution this node signs by itself waits for nobody's decision.)
+        if let Event::SignRequest(v) = &e
+            && shared.auto_sign()
+            && shared.requests.locked().get(&v.id).is_some_and(
+                |r| matches!(&r.body.content, crate::ledger::Content::Distribute(d) if !d.special),
+            )
+        {
+            continue;
+        }
         let view = shared.view();
         let Some(event) = hook_event(e, &shared.node_id, |h| view.record(h), &mut told) else {
             continue;

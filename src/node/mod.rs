@@ -846,6 +846,9 @@ pub fn run(dir: NodeDir, opts: RunOptions) -> Result<(), NodeError> {
         .build()
         .map_err(io_err(&data_dir))?;
     runtime.block_on(async move {
+        // SIGHUP's default is to end the process: taken from the start, so that logrotate's
+        // SIGHUP does not kill a node still starting (`--full` can take minutes).
+        let _early_hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let node = NodeBuilder::new(dir, key).full(opts.full).start().await?;
         let signals = tokio::spawn(stop_on_signals(node.shared().clone()));
         let stopped = node.stopped().await;

@@ -947,14 +947,13 @@ fn auto_decides(shared: &Shared, record: &Record) -> bool {
     determined && shared.auto_sign() && record.seq() == network_next(shared)
 }
 
-/// The record this node signed for `seq`, other than `id`, that may still complete.
-fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<RecordHash> {
+/// The record this node signed for `seq`, other than `id`, that may still complete, and
+/// until when.
+fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<(RecordHash, u64)> {
     let dead = dead_signed(shared, seq);
     let now = shared.now();
     let signed = shared.signed.locked();
-    signed
-        .conflict(seq, id, now, |h| dead.contains(h))
-        .map(|(h, _)| h)
+    signed.conflict(seq, id, now, |h| dead.contains(h))
 }
 
 /// Rejects a peer's request for a seq this node signed another record for that may still
@@ -964,9 +963,25 @@ fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<Record
 /// proposal, waited for one another until their 20-minute promises ran out). Whether it did.
 fn reject_if_signed_elsewhere(shared: &Arc<Shared>, record: &Record) -> bool {
     let id = record.hash();
-    let Some(other) = signed_elsewhere(shared, record.seq(), &id) else {
+    let Some((other, until)) = signed_elsewhere(shared, record.seq(), &id) else {
         return false;
     };
+    // Only what this node could never sign in time: not its own proposal (`retry_own` signs
+    // it once the other is dead), and not one whose session outlasts the other's promise — a
+    // rejection is for good, and that one may still be signed here before it ends.
+    let (own, expires) = {
+        let book = shared.requests.locked();
+        match book.get(&id) {
+            Some(r) => (r.proposer == shared.node_id.to_string(), r.expires),
+            None => (
+                false,
+                requests::expiry(record.body().time, shared.now(), &shared.params),
+            ),
+        }
+    };
+    if own || until <= expires {
+        return false;
+    }
     let reason = format!(
         "this signer signed record {} for the network's seq {} already",
         other.short(),
