@@ -18,7 +18,8 @@ pub struct LogFile {
     max_bytes: u64,
     /// Rotated files kept.
     keep: u32,
-    /// Also point this process's stderr at the file (panics, early errors): the daemon's.
+    /// Also point this process's stdout and stderr at the file (panics, early errors): the
+    /// daemon's.
     take_stderr: bool,
     open: Mutex<Open>,
     reopen: AtomicBool,
@@ -59,8 +60,11 @@ impl LogFile {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         if take_stderr {
             use std::os::fd::AsRawFd;
-            // SAFETY: dup2 on two valid descriptors; fd 2 is this process's stderr.
-            unsafe { libc::dup2(file.as_raw_fd(), 2) };
+            // SAFETY: dup2 on valid descriptors; fds 1 and 2 are this process's stdout and stderr.
+            unsafe {
+                libc::dup2(file.as_raw_fd(), 1);
+                libc::dup2(file.as_raw_fd(), 2);
+            }
         }
         let len = file.metadata()?.len();
         Ok(Open { file, len })
@@ -88,12 +92,18 @@ impl LogFile {
     fn write_event(&self, event: &[u8]) -> std::io::Result<()> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if self.reopen.swap(false, Ordering::SeqCst) {
-            *open = Self::open_file(&self.path, self.take_stderr)?;
+            match Self::open_file(&self.path, self.take_stderr) {
+                Ok(o) => *open = o,
+                // (The old file, until a later line can open the new one.)
+                Err(_) => self.reopen.store(true, Ordering::SeqCst),
+            }
         }
         let len = event.len() as u64;
         if self.max_bytes > 0 && open.len > 0 && open.len.saturating_add(len) > self.max_bytes {
-            self.rotate()?;
-            *open = Self::open_file(&self.path, self.take_stderr)?;
+            // A rotation that fails leaves the line in the current file: kept, not lost.
+            if self.rotate().is_ok() {
+                *open = Self::open_file(&self.path, self.take_stderr)?;
+            }
         }
         open.file.write_all(event)?;
         open.len = open.len.saturating_add(len);
