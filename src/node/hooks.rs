@@ -86,14 +86,16 @@ impl Told {
 }
 
 /// The hook event an event of the node gives, if any. `record` finds an applied record.
+/// Only events `wants` names are looked at (and remembered as told).
 fn hook_event(
     e: Event,
     me: &AccountId,
     record: impl Fn(&RecordHash) -> Option<Arc<crate::ledger::Record>>,
     told: &mut Told,
+    wants: impl Fn(&str) -> bool,
 ) -> Option<HookEvent> {
     match e {
-        Event::Record(r) if r.account != *me => {
+        Event::Record(r) if r.account != *me && wants("payment") => {
             let record = record(&r.hash)?;
             let mut amounts = BTreeMap::new();
             for o in record
@@ -116,7 +118,8 @@ fn hook_event(
             })
         }
         Event::SignRequest(v)
-            if v.signer
+            if wants("sign_request")
+                && v.signer
                 && v.state == crate::signature_requests::State::Pending
                 && told.first(format!("request {}", v.id)) =>
         {
@@ -134,11 +137,13 @@ fn hook_event(
             cod_id,
             cod_version,
             peer,
-        } if told.first(format!("version {cod_id}")) => Some(HookEvent::Upgrade {
-            cod_id,
-            cod_version,
-            peer,
-        }),
+        } if wants("upgrade") && told.first(format!("version {cod_id}")) => {
+            Some(HookEvent::Upgrade {
+                cod_id,
+                cod_version,
+                peer,
+            })
+        }
         _ => None,
     }
 }
@@ -177,11 +182,17 @@ pub async fn run(shared: Arc<Shared>) {
         {
             continue;
         }
-        let view = shared.view();
-        let Some(event) = hook_event(e, &shared.node_id, |h| view.record(h), &mut told) else {
+        let hooks = &shared.config.hooks;
+        let event = hook_event(
+            e,
+            &shared.node_id,
+            |h| shared.view().record(h),
+            &mut told,
+            |name| hooks.contains_key(name),
+        );
+        let Some(event) = event else {
             continue;
         };
-        drop(view);
         let Some(command) = shared.config.hooks.get(event.name()).cloned() else {
             continue;
         };
@@ -271,18 +282,24 @@ mod tests {
     fn upgrades_and_requests_are_told_once_and_only_pending_ones_for_this_signer() {
         let me = AccountId::from_canonical(&"11".repeat(32)).unwrap();
         let none = |_: &RecordHash| None;
+        let all = |_: &str| true;
         let mut told = Told::default();
         let up = || Event::Upgrade {
             cod_id: "ab".repeat(20),
             cod_version: "2.0.0".into(),
             peer: "10.0.0.1:7410".into(),
         };
-        let e = hook_event(up(), &me, none, &mut told).unwrap();
+        // An event no hook wants is not even remembered: the first wanted one is told.
+        assert!(hook_event(up(), &me, none, &mut told, |_| false).is_none());
+        let e = hook_event(up(), &me, none, &mut told, all).unwrap();
         assert_eq!(e.name(), "upgrade");
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["event"], "upgrade");
         assert_eq!(json["cod_version"], "2.0.0");
-        assert!(hook_event(up(), &me, none, &mut told).is_none(), "once");
+        assert!(
+            hook_event(up(), &me, none, &mut told, all).is_none(),
+            "once"
+        );
 
         let request = |signer: bool, state: State| {
             let mut v: RequestView = serde_json::from_value(serde_json::json!({
@@ -294,10 +311,10 @@ mod tests {
             v.state = state;
             Event::SignRequest(Box::new(v))
         };
-        assert!(hook_event(request(false, State::Pending), &me, none, &mut told).is_none());
-        assert!(hook_event(request(true, State::Approved), &me, none, &mut told).is_none());
-        let e = hook_event(request(true, State::Pending), &me, none, &mut told).unwrap();
+        assert!(hook_event(request(false, State::Pending), &me, none, &mut told, all).is_none());
+        assert!(hook_event(request(true, State::Approved), &me, none, &mut told, all).is_none());
+        let e = hook_event(request(true, State::Pending), &me, none, &mut told, all).unwrap();
         assert_eq!(serde_json::to_value(&e).unwrap()["event"], "sign_request");
-        assert!(hook_event(request(true, State::Pending), &me, none, &mut told).is_none());
+        assert!(hook_event(request(true, State::Pending), &me, none, &mut told, all).is_none());
     }
 }
