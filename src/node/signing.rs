@@ -118,17 +118,15 @@ pub fn receive(
             format!("signature request {} refused: {reason}", id.short()),
         );
         // A signer's node that decides distributions by itself rejects, for good, one its
-        // chain does not give (unless it is only early by this node's clock): a signer who
-        // signed it then learns, once enough did, that it can never complete, and may sign
-        // what its chain gives now (see `Signed`).
-        // So does one that is early by this node's clock, if this node signed another
-        // record for the seq that may still complete: it would not sign this one before
-        // that one is dead, and a signer ahead of the others (a clock set forward) must
-        // learn that it can sign what its chain gives when its clock is right again.
+        // chain does not give: a signer who signed it then learns, once enough did, that it
+        // can never complete, and may sign what its chain gives now (see `Signed`). One
+        // only early by this node's clock is rejected only if this node could never sign it
+        // in time anyway (a signer ahead of the others, a clock set forward, must learn that
+        // it can sign what its chain gives when its clock is right again).
         if from_peer
             && auto_decides(shared, &record)
             && (requests::for_now(p, record.body(), now).is_ok()
-                || signed_elsewhere(shared, record.seq(), &id).is_some())
+                || never_in_time(shared, &record).is_some())
             && can_sign(shared, record.body(), &set)
             && shared.requests.locked().insert(req).is_ok()
         {
@@ -956,38 +954,38 @@ fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<(Recor
     signed.conflict(seq, id, now, |h| dead.contains(h))
 }
 
-/// Rejects a peer's request for a seq this node signed another record for that may still
-/// complete — it would not sign this one before that one is dead. Out loud, so that of the
-/// records signers split their signatures over, those that cannot complete die and free
-/// their signers (found by the fault tests: three signers, each holding its own signed
-/// proposal, waited for one another until their 20-minute promises ran out). Whether it did.
-fn reject_if_signed_elsewhere(shared: &Arc<Shared>, record: &Record) -> bool {
+/// The record this node signed for `record`'s seq that keeps it from ever signing `record`
+/// in time: one that may still complete and whose promise outlasts `record`'s session. Not
+/// for this node's own proposal (`retry_own` signs it once the other is dead). A rejection
+/// is for good: a request that may still be signed here before its session ends is not one.
+fn never_in_time(shared: &Shared, record: &Record) -> Option<RecordHash> {
     let id = record.hash();
-    let Some((other, until)) = signed_elsewhere(shared, record.seq(), &id) else {
+    let (other, until) = signed_elsewhere(shared, record.seq(), &id)?;
+    let (own, expires) = match shared.requests.locked().get(&id) {
+        Some(r) => (r.proposer == shared.node_id.to_string(), r.expires),
+        None => (
+            false,
+            requests::expiry(record.body().time, shared.now(), &shared.params),
+        ),
+    };
+    (!own && until > expires).then_some(other)
+}
+
+/// Rejects, out loud, a peer's request this node could never sign in time
+/// ([`never_in_time`]), so that of the records signers split their signatures over, those
+/// that cannot complete die and free their signers (found by the fault tests: three signers,
+/// each holding its own signed proposal, waited for one another until their 20-minute
+/// promises ran out). Whether it did.
+fn reject_if_signed_elsewhere(shared: &Arc<Shared>, record: &Record) -> bool {
+    let Some(other) = never_in_time(shared, record) else {
         return false;
     };
-    // Only what this node could never sign in time: not its own proposal (`retry_own` signs
-    // it once the other is dead), and not one whose session outlasts the other's promise — a
-    // rejection is for good, and that one may still be signed here before it ends.
-    let (own, expires) = {
-        let book = shared.requests.locked();
-        match book.get(&id) {
-            Some(r) => (r.proposer == shared.node_id.to_string(), r.expires),
-            None => (
-                false,
-                requests::expiry(record.body().time, shared.now(), &shared.params),
-            ),
-        }
-    };
-    if own || until <= expires {
-        return false;
-    }
     let reason = format!(
         "this signer signed record {} for the network's seq {} already",
         other.short(),
         record.seq()
     );
-    reject(shared, &id, reason).is_ok()
+    reject(shared, &record.hash(), reason).is_ok()
 }
 
 /// How many times, at most, a dead distribution is made again a second later in one pass.
