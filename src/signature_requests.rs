@@ -614,6 +614,11 @@ impl RequestBook {
         }
     }
 
+    /// Drops request `id` (one held only to be rejected, when the rejection failed).
+    pub fn forget(&mut self, id: &RecordHash) {
+        self.requests.remove(id);
+    }
+
     fn get_mut(&mut self, id: &RecordHash) -> Result<&mut SignRequest, SignError> {
         self.requests
             .get_mut(id)
@@ -827,15 +832,17 @@ impl RequestBook {
     /// period for the whole session (signers holding different records would each wait
     /// for their own) — it is marked superseded, and the chain's one proposed. Signers that
     /// hold the same records then propose the same record, and their signatures add up.
-    pub fn session(&mut self, period: u64, now: &Body, fallback: bool) -> Session {
+    /// `t`: this node's time.
+    pub fn session(&mut self, period: u64, now: &Body, t: u64, fallback: bool) -> Session {
         let of_period = |r: &SignRequest| matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period);
-        // (A rejected request stops a session only if it is what the chain gives now: a
-        // signer's node rejects, by itself, proposals its chain did not give.)
+        // (A rejected request stops a session only if it is what the chain gives now — a
+        // signer's node rejects, by itself, proposals its chain did not give — and only
+        // while its session runs: this member said no to that record, not to the period.)
         // (Nor one so many signers rejected that it cannot complete: the same content is
         // proposed again, dated a second later — see the driver's `settle`.)
         if self.requests.values().filter(|r| of_period(r)).any(|r| {
             r.state == State::Final
-                || ((r.state.is_open() || matches!(r.state, State::Rejected(_)))
+                || ((r.state.is_open() || (matches!(r.state, State::Rejected(_)) && r.expires > t))
                     && r.body.content == now.content
                     && !self.dead(&r.id, fallback))
         }) {
@@ -868,20 +875,22 @@ impl RequestBook {
         })
     }
 
-    /// This node's own proposals of `period`'s distribution with `body`'s content that it
-    /// has not signed (pending).
-    pub fn unsigned_own(&self, period: u64, body: &Body, me: &AccountId) -> Vec<RecordHash> {
-        let me = me.to_string();
-        self.requests
+    /// The pending requests for `period`'s distribution with `body`'s content (this node
+    /// has not signed them), those with the most signatures first: this node's own proposal,
+    /// or a peer's, left unsigned while another record this node signed for the seq could
+    /// still complete.
+    pub fn unsigned(&self, period: u64, body: &Body) -> Vec<RecordHash> {
+        let mut found: Vec<&SignRequest> = self
+            .requests
             .values()
             .filter(|r| {
                 r.state == State::Pending
-                    && r.proposer == me
                     && r.body.content == body.content
                     && matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period == period)
             })
-            .map(|r| r.id)
-            .collect()
+            .collect();
+        found.sort_by_key(|r| (std::cmp::Reverse(r.sigs.len()), r.created));
+        found.into_iter().map(|r| r.id).collect()
     }
 
     /// Requests waiting for the member whose key is `key`: pending, and it can sign them.

@@ -134,7 +134,12 @@ pub fn receive(
             while why.len() > requests::MAX_REASON_BYTES {
                 why.pop();
             }
-            let _ = reject(shared, &id, why);
+            // (Held only to be rejected: if the rejection cannot be made, it is not kept —
+            // a request left pending would be offered on to every peer.)
+            if let Err(e) = reject(shared, &id, why) {
+                shared.requests.locked().forget(&id);
+                log_unrejected(shared, &id, &e);
+            }
         }
         return Err(SignError::Refused(reason));
     }
@@ -885,17 +890,15 @@ fn mark_superseded(shared: &Shared) {
     }
 }
 
-/// Signs, once it may (see [`requests::Signed`]), this node's own open proposal of the
-/// period's distribution that the chain still gives: it was left unsigned while another
-/// record this node signed for the seq could still complete.
-fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
+/// Signs, once it may (see [`requests::Signed`]), an open request for the period's
+/// distribution that the chain still gives — this node's own proposal or a peer's — left
+/// unsigned while another record this node signed for the seq could still complete. (Once
+/// one is signed, the rest conflict with it.)
+fn retry_unsigned(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
     if !shared.auto_sign() {
         return;
     }
-    let waiting = shared
-        .requests
-        .locked()
-        .unsigned_own(period, body, &shared.node_id);
+    let waiting = shared.requests.locked().unsigned(period, body);
     for id in waiting {
         // (Checked here first: `approve` recomputes the distribution, too much for every tick.)
         let dead = dead_signed(shared, body.seq);
@@ -903,9 +906,9 @@ fn retry_own(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
             .signed
             .locked()
             .conflict(body.seq, &id, t, |h| dead.contains(h));
-        if conflict.is_none() {
-            // (Which sends it, signed.)
-            let _ = approve(shared, &id);
+        // (`approve` sends it, signed.)
+        if conflict.is_none() && approve(shared, &id).is_ok() {
+            return;
         }
     }
 }
@@ -956,7 +959,7 @@ fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<(Recor
 
 /// The record this node signed for `record`'s seq that keeps it from ever signing `record`
 /// in time: one that may still complete and whose promise outlasts `record`'s session. Not
-/// for this node's own proposal (`retry_own` signs it once the other is dead). A rejection
+/// for this node's own proposal (`retry_unsigned` signs it once the other is dead). A rejection
 /// is for good: a request that may still be signed here before its session ends is not one.
 fn never_in_time(shared: &Shared, record: &Record) -> Option<RecordHash> {
     let id = record.hash();
@@ -985,7 +988,26 @@ fn reject_if_signed_elsewhere(shared: &Arc<Shared>, record: &Record) -> bool {
         other.short(),
         record.seq()
     );
-    reject(shared, &record.hash(), reason).is_ok()
+    match reject(shared, &record.hash(), reason) {
+        Ok(_) => true,
+        Err(e) => {
+            log_unrejected(shared, &record.hash(), &e);
+            false
+        }
+    }
+}
+
+/// A request this node would reject by itself but cannot (its promises for the seq are
+/// full, its data directory cannot be written): said, since the request then stays open
+/// at signers that wait for this rejection.
+fn log_unrejected(shared: &Shared, id: &RecordHash, e: &SignError) {
+    shared.log(
+        "warn",
+        format!(
+            "signature request {} could not be rejected: {e}",
+            id.short()
+        ),
+    );
 }
 
 /// How many times, at most, a dead distribution is made again a second later in one pass.
@@ -1028,9 +1050,9 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     let session = shared
         .requests
         .locked()
-        .session(target, &body, fallback(shared));
+        .session(target, &body, t, fallback(shared));
     let Session::Propose { stale } = session else {
-        retry_own(shared, target, &body, t);
+        retry_unsigned(shared, target, &body, t);
         return;
     };
     for id in &stale {

@@ -354,15 +354,15 @@ fn a_distribution_has_one_session_at_a_time() {
     let r = sign_network(body.clone(), &["node1"]);
     let mut book = RequestBook::default();
     let propose = Session::Propose { stale: vec![] };
-    assert_eq!(book.session(1, &body, false), propose);
+    assert_eq!(book.session(1, &body, t, false), propose);
     book.insert(request(&r, l, t)).unwrap();
-    assert_eq!(book.session(1, &body, false), Session::Busy, "open");
+    assert_eq!(book.session(1, &body, t, false), Session::Busy, "open");
     let two = l.propose_distribution(2, false, t + DAY).unwrap();
-    assert_eq!(book.session(2, &two, false), propose, "another period");
+    assert_eq!(book.session(2, &two, t, false), propose, "another period");
     let end = book.get(&r.hash()).unwrap().expires;
     book.expire(end);
     assert_eq!(
-        book.session(1, &body, false),
+        book.session(1, &body, t, false),
         propose,
         "ran out: a fresh one"
     );
@@ -371,19 +371,56 @@ fn a_distribution_has_one_session_at_a_time() {
     let r2 = sign_network(again.clone(), &["node1"]);
     book.insert(request(&r2, l, end)).unwrap();
     assert_eq!(
-        book.session(1, &body, false),
+        book.session(1, &body, t, false),
         Session::Busy,
         "one with the chain's content is open, whatever its date"
     );
     book.reject(&r2.hash(), &AccountId::from_bytes([1; 32]), "wrong")
         .unwrap();
     assert_eq!(
-        book.session(1, &body, false),
+        book.session(1, &body, end, false),
         Session::Busy,
-        "this member rejected one: not again by itself"
+        "this member rejected one: not again by itself while its session runs"
+    );
+    let end2 = book.get(&r2.hash()).unwrap().expires;
+    assert_eq!(
+        book.session(1, &body, end2, false),
+        propose,
+        "a rejection is of the record, not of the period: once its session ran out, a fresh one"
     );
     book.finalized(&r2.hash());
-    assert_eq!(book.session(1, &body, false), Session::Busy, "final");
+    assert_eq!(book.session(1, &body, t, false), Session::Busy, "final");
+}
+
+/// What a signer left unsigned while another record it signed for the seq could still
+/// complete: every pending request with the chain's content, whoever proposed it, the one
+/// closest to a quorum first.
+#[test]
+fn the_unsigned_requests_of_a_period_are_its_pending_ones_with_the_chains_content() {
+    let s = Scenario::standard();
+    let l = &s.l;
+    let t = EPOCH + 2 * DAY + 10;
+    let body = l.propose_distribution(1, false, t).unwrap();
+    let later = l.propose_distribution(1, false, t + 60).unwrap();
+    assert_eq!(later.content, body.content);
+    assert_ne!(later.time, body.time);
+    let one = sign_network(body.clone(), &["node1"]);
+    let two = sign_network(later, &["node1", "node2"]);
+    let other = sign_network(
+        l.propose_distribution(2, false, t + DAY).unwrap(),
+        &["node1"],
+    );
+    let mut book = RequestBook::default();
+    assert!(book.unsigned(1, &body).is_empty());
+    for r in [&one, &two, &other] {
+        book.insert(request(r, l, t)).unwrap();
+    }
+    assert_eq!(book.unsigned(1, &body), vec![two.hash(), one.hash()]);
+    book.approved(&two.hash(), two.sigs().to_vec()).unwrap();
+    assert_eq!(book.unsigned(1, &body), vec![one.hash()], "signed here");
+    book.reject(&one.hash(), &AccountId::from_bytes([1; 32]), "no")
+        .unwrap();
+    assert!(book.unsigned(1, &body).is_empty(), "rejected here");
 }
 
 /// A signer proposed the distribution before a record of the period reached it (it was on
@@ -397,7 +434,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
     let r = sign_network(before.clone(), &["node1"]);
     let mut book = RequestBook::default();
     book.insert(request(&r, &s.l, t)).unwrap();
-    assert_eq!(book.session(1, &before, false), Session::Busy);
+    assert_eq!(book.session(1, &before, t, false), Session::Busy);
 
     // A transfer made in period 1 arrives late.
     s.pay("node2", &[("node3", 100)], EPOCH + DAY + 500);
@@ -408,7 +445,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
     );
     assert!(recompute(&s.l, s.l.params(), &before, t).is_err());
     assert_eq!(
-        book.session(1, &after, false),
+        book.session(1, &after, t, false),
         Session::Propose {
             stale: vec![r.hash()]
         }
@@ -425,7 +462,7 @@ fn a_distribution_computed_before_a_late_record_is_superseded_by_the_chains() {
     );
     let r2 = sign_network(after.clone(), &["node1"]);
     book.insert(request(&r2, &s.l, t)).unwrap();
-    assert_eq!(book.session(1, &after, false), Session::Busy);
+    assert_eq!(book.session(1, &after, t, false), Session::Busy);
     // A record that reached the chain is final, whatever this node thought of it.
     let mut l = s.l.clone();
     l.ingest(sign_network(before, &["node1", "node3"])).unwrap();
