@@ -84,6 +84,11 @@ release:
     fi
     echo "target/release/cod: no build-machine paths; pack with it: target/release/cod pack …"
 
+# The Debian package of the release build: target/cod_VERSION_ARCH.deb (docs/node.md
+# "Running as a service"); `.ci/deb BIN OUT_DIR` packs any executable.
+deb: release
+    .ci/deb target/release/cod target
+
 # The main job: a live local network. A local Mainline DHT on loopback, a cod packed from
 # the templates (settlement every 20 s), three nodes deployed from it and started in the
 # background; an issuance signed by two members, the period's distribution, a transfer seen

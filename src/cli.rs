@@ -323,6 +323,42 @@ pub enum NodeCommand {
     Stop,
     /// Is the daemon running? (exit code 3 if not)
     Status,
+    /// Install cod for this node: the executable on PATH (PREFIX/bin/cod), the man pages,
+    /// the shells' completions and a systemd unit that runs the node; prints the
+    /// `systemctl` commands that start it (docs/node.md "Running as a service")
+    InstallService(InstallServiceArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallServiceArgs {
+    /// A unit of your own service manager (`systemctl --user`; no root needed), under
+    /// ~/.config/systemd/user, with the files under ~/.local
+    #[arg(long)]
+    pub systemd_user: bool,
+    /// The user the system unit runs the node as [default: the node directory's owner]
+    #[arg(long, value_name = "USER", conflicts_with = "systemd_user")]
+    pub run_as: Option<String>,
+    /// The unit's name [default: cod- and the first 12 digits of the cod id]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Instead of a unit for this node, the template cod@.service: `systemctl start
+    /// cod@NAME` runs the node in /var/lib/cod/NAME as the user cod (what the .deb installs)
+    #[arg(long, conflicts_with_all = ["systemd_user", "run_as", "name"])]
+    pub template: bool,
+    /// Where the executable, man pages and completions go [default: /usr/local, or
+    /// ~/.local with --systemd-user]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub prefix: Option<PathBuf>,
+    /// Where the unit goes [default: /etc/systemd/system, or ~/.config/systemd/user]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub unit_dir: Option<PathBuf>,
+    /// Write everything under DIR as if it were / (to stage a package, or look first)
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+    /// Replace a unit file that differs from the one cod would write (your changes belong
+    /// in `systemctl edit`'s drop-ins)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -710,6 +746,9 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         ),
         Command::Node(NodeCommand::Start { passphrase }) => {
             cmd::node::start(&out, cli.node.as_deref(), passphrase)
+        }
+        Command::Node(NodeCommand::InstallService(a)) => {
+            cmd::install::install_service(&out, cli.node.as_deref(), a)
         }
         Command::Node(NodeCommand::Stop) => cmd::node::stop(&out, cli.node.as_deref()),
         Command::Node(NodeCommand::Status) | Command::Status => {

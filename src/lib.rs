@@ -36,6 +36,8 @@ pub mod node;
 pub mod nodedir;
 pub mod package;
 pub mod seeder;
+#[cfg(feature = "node")]
+pub mod service;
 pub mod signature_requests;
 pub mod stem;
 pub mod store;

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod chain;
 pub mod deploy;
 pub mod fetch;
+pub mod install;
 pub mod keys;
 pub mod node;
 pub mod pack;

@@ -60,7 +60,17 @@ file named by `passphrase_file` in node.ini (mode 0600).
 
 ## 4. Run
 
-    cod node start      # in the background; `cod node run` stays in the foreground (systemd)
+The commands below call `cod`, the executable this package carries in `bin/`. Put it on your
+PATH once, either for this shell or for good, with its man pages and completions:
+
+    export PATH="$PWD/bin:$PATH"                             # this shell only
+    ./bin/cod node install-service --systemd-user            # for good, in ~/.local/bin, and
+                                                             # a service that starts the node
+    sudo ./bin/cod node install-service                      # for good, in /usr/local/bin
+
+Then:
+
+    cod node start      # in the background; `cod node run` stays in the foreground
     cod status
     cod tui             # the dashboard
 
