@@ -118,6 +118,16 @@ fn the_dashboard_shows_peers_and_approves_a_signature_request() {
     }
     tui.wait_for(30, "final");
 
+    // A transfer typed into the dashboard goes to the daemon after yes; node2 holds no
+    // coins yet, and the dashboard shows the daemon's refusal as it gave it.
+    tui.keys(&["1", "t"]);
+    tui.wait_for(10, "Tab next field");
+    tui.keys(&[&n1.id, "Enter", "2.5", "Enter", "Enter"]);
+    tui.wait_for(10, "y/n");
+    tui.keys(&["y"]);
+    tui.wait_for(30, "holds 0.00 codcoin but the transfer needs 2.50");
+    assert_eq!(net.balance(n1, &n1.id), Some(0));
+
     // The daemon stops: the dashboard says so and how to start it; it comes back by itself.
     w.at(n2, &["node", "stop"]).ok();
     tui.wait_for(30, "not running");

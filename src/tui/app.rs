@@ -58,7 +58,25 @@ pub enum Modal {
     },
     /// Typing the log filter.
     Filter,
+    /// Filling in a transfer from this node's account: `field` is the one being typed
+    /// (0 to, 1 amount, 2 memo); `error` says why the last Enter did not go on.
+    Transfer {
+        to: String,
+        amount: String,
+        memo: String,
+        field: usize,
+        error: Option<String>,
+    },
+    /// Asks before downloading the newer version `cod_id` (`cod upgrade download`).
+    ConfirmUpgrade {
+        question: String,
+        cod_id: String,
+    },
 }
+
+/// Longest text typed into a transfer's fields (an account id is 64 digits; a memo is at
+/// most [`crate::ledger::record::MAX_MEMO_BYTES`] bytes, checked when it is sent).
+pub const MAX_FIELD_CHARS: usize = 128;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Connection {
@@ -94,8 +112,16 @@ pub enum Msg {
 /// What the run loop should do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Send { what: String, request: Request },
-    StartDaemon,
+    Send {
+        what: String,
+        request: Request,
+    },
+    /// Runs this `cod` with `args` for this node (`node start`, `upgrade download`), and
+    /// reports how it ended as a reply named `what`.
+    RunCod {
+        what: String,
+        args: Vec<String>,
+    },
     Quit,
 }
 
@@ -136,6 +162,8 @@ pub struct App {
     pub verify: Option<Result<crate::chain::VerifyReport, String>>,
     /// The last notice (a reply, an error) shown in the footer.
     pub notice: Option<String>,
+    /// The cod's assets (com.ini), to read the amounts typed into a transfer.
+    pub assets: std::collections::BTreeMap<String, crate::config::com::Asset>,
 }
 
 pub const PEER_COLUMNS: [&str; 7] = [
@@ -163,6 +191,7 @@ impl App {
             rate_samples: VecDeque::new(),
             verify: None,
             notice: None,
+            assets: Default::default(),
         }
     }
 
@@ -412,8 +441,21 @@ impl App {
                 self.selected[tab_i] = self.rows().saturating_sub(1)
             }
             KeyCode::Char('s') if matches!(self.connection, Connection::Down { .. }) => {
-                return vec![Effect::StartDaemon];
+                return vec![Effect::RunCod {
+                    what: "start".into(),
+                    args: vec!["node".into(), "start".into()],
+                }];
             }
+            KeyCode::Char('t') => {
+                self.modal = Some(Modal::Transfer {
+                    to: String::new(),
+                    amount: String::new(),
+                    memo: String::new(),
+                    field: 0,
+                    error: None,
+                })
+            }
+            KeyCode::Char('u') => self.ask_upgrade(),
             KeyCode::Char('s') if self.tab == Tab::Peers => {
                 self.peer_sort = (self.peer_sort + 1) % PEER_COLUMNS.len()
             }
@@ -461,6 +503,101 @@ impl App {
         });
     }
 
+    /// Asks before downloading the newer version peers run, if one was seen.
+    fn ask_upgrade(&mut self) {
+        let Some(n) = self
+            .status
+            .as_ref()
+            .and_then(|s| s.newer_version_seen.clone())
+        else {
+            self.notice = Some("no newer version seen on peers".into());
+            return;
+        };
+        self.modal = Some(Modal::ConfirmUpgrade {
+            question: format!(
+                "Download cod {} ({}) from the peers that seed it? y/n",
+                n.cod_version,
+                crate::views::prefix(&n.cod_id, 12)
+            ),
+            cod_id: n.cod_id,
+        });
+    }
+
+    /// The transfer typed in, as the request that makes it and the question that asks
+    /// first; or why it cannot be made.
+    fn transfer(&self, to: &str, amount: &str, memo: &str) -> Result<(String, Request), String> {
+        let status = self
+            .status
+            .as_ref()
+            .ok_or("the node has not answered yet")?;
+        let account: crate::cli::AccountArg = to.trim().parse().map_err(|_| {
+            format!(
+                "{:?} is not an account id (64 hex digits) or network",
+                to.trim()
+            )
+        })?;
+        let account = account.resolve(&status.cod_id);
+        let mut words = amount.split_whitespace();
+        let (number, asset) = (words.next().unwrap_or(""), words.next());
+        if words.next().is_some() {
+            return Err("write the amount as AMOUNT or AMOUNT ASSET".into());
+        }
+        let asset = match asset {
+            Some(a) => a.to_string(),
+            None if self.assets.len() == 1 => self.assets.keys().next().expect("one").clone(),
+            None => {
+                return Err(format!(
+                    "this cod has several assets: write AMOUNT ASSET ({})",
+                    self.assets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        };
+        let def = self
+            .assets
+            .get(&asset)
+            .ok_or_else(|| format!("this cod has no asset {asset:?}"))?;
+        let units = def.parse(number)?;
+        if units == 0 {
+            return Err("the amount must be more than zero".into());
+        }
+        let memo = memo.trim();
+        if memo.len() > crate::ledger::record::MAX_MEMO_BYTES {
+            return Err(format!(
+                "a memo is at most {} bytes",
+                crate::ledger::record::MAX_MEMO_BYTES
+            ));
+        }
+        let question = format!(
+            "Pay {} {asset} to {}{}? y/n",
+            def.format(units),
+            if account == crate::ids::AccountId::network(&status.cod_id) {
+                "the network".to_string()
+            } else {
+                // (All of it: a payment is checked against the account id it goes to.)
+                account.to_string()
+            },
+            if memo.is_empty() {
+                String::new()
+            } else {
+                format!(" (\"{memo}\")")
+            }
+        );
+        Ok((
+            question,
+            Request::Transfer {
+                outputs: vec![crate::control::TransferOutput {
+                    account: account.to_string(),
+                    asset,
+                    amount: units,
+                }],
+                memo: (!memo.is_empty()).then(|| memo.to_string()),
+                seq: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
+            },
+        ))
+    }
+
     fn on_modal_key(&mut self, m: Modal, k: KeyEvent) -> Vec<Effect> {
         match m {
             Modal::Help | Modal::PeerDetail => {
@@ -490,6 +627,7 @@ impl App {
                     let what = match &request {
                         Request::SignApprove { .. } => "approve",
                         Request::SignReject { .. } => "reject",
+                        Request::Transfer { .. } => "transfer",
                         _ => "request",
                     };
                     return vec![Effect::Send {
@@ -526,6 +664,67 @@ impl App {
                 }
                 _ => {}
             },
+            Modal::ConfirmUpgrade { cod_id, .. } => match k.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.modal = None;
+                    self.notice = Some("downloading the newer version…".into());
+                    return vec![Effect::RunCod {
+                        what: "upgrade download".into(),
+                        args: ["upgrade", "download", "--yes", "--cod-id", &cod_id]
+                            .map(String::from)
+                            .into(),
+                    }];
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => self.modal = None,
+                _ => {}
+            },
+            Modal::Transfer {
+                mut to,
+                mut amount,
+                mut memo,
+                mut field,
+                ..
+            } => {
+                let mut error = None;
+                match k.code {
+                    KeyCode::Esc => {
+                        self.modal = None;
+                        return Vec::new();
+                    }
+                    KeyCode::Tab | KeyCode::Down => field = (field + 1) % 3,
+                    KeyCode::BackTab | KeyCode::Up => field = (field + 2) % 3,
+                    KeyCode::Enter if field < 2 => field += 1,
+                    KeyCode::Enter => match self.transfer(&to, &amount, &memo) {
+                        Ok((question, request)) => {
+                            self.modal = Some(Modal::Confirm { question, request });
+                            return Vec::new();
+                        }
+                        Err(e) => error = Some(e),
+                    },
+                    KeyCode::Backspace => {
+                        [&mut to, &mut amount, &mut memo][field].pop();
+                    }
+                    KeyCode::Char(c) => {
+                        let [a, b, c2] = [&mut to, &mut amount, &mut memo];
+                        let text = match field {
+                            0 => a,
+                            1 => b,
+                            _ => c2,
+                        };
+                        if text.chars().count() < MAX_FIELD_CHARS {
+                            text.push(c);
+                        }
+                    }
+                    _ => {}
+                }
+                self.modal = Some(Modal::Transfer {
+                    to,
+                    amount,
+                    memo,
+                    field,
+                    error,
+                });
+            }
             Modal::Filter => match k.code {
                 KeyCode::Esc | KeyCode::Enter => self.modal = None,
                 KeyCode::Backspace => {

@@ -77,6 +77,7 @@ pub fn run(dir: NodeDir) -> Result<(), crate::cmd::CmdError> {
     let hint = format!("cod --node {} node start", dir.root.display());
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut app = App::new(hint, no_color, now());
+    app.assets = dir.com_config()?.assets;
     let (tx, rx) = channel::<Msg>();
 
     // Keys and resizes.
@@ -141,14 +142,14 @@ pub fn run(dir: NodeDir) -> Result<(), crate::cmd::CmdError> {
                             }
                         });
                     }
-                    Effect::StartDaemon => {
+                    Effect::RunCod { what, args } => {
                         let (root, tx) = (dir.root.clone(), tx.clone());
                         std::thread::spawn(move || {
                             let exe = std::env::current_exe().unwrap_or_else(|_| "cod".into());
                             let out = std::process::Command::new(exe)
                                 .arg("--node")
                                 .arg(&root)
-                                .args(["node", "start"])
+                                .args(&args)
                                 .stdin(std::process::Stdio::null())
                                 .output();
                             let result = match out {
@@ -158,10 +159,7 @@ pub fn run(dir: NodeDir) -> Result<(), crate::cmd::CmdError> {
                                     .replace('\n', " ")),
                                 Err(e) => Err(e.to_string()),
                             };
-                            let _ = tx.send(Msg::Reply {
-                                what: "start".into(),
-                                result,
-                            });
+                            let _ = tx.send(Msg::Reply { what, result });
                         });
                     }
                 }

@@ -222,7 +222,13 @@ fn a_dead_daemon_says_how_to_start_it_and_a_small_terminal_says_so() {
         "no daemon is running for this node (no answer on /srv/cod/demo/cod.sock)".into(),
     ));
     insta::assert_snapshot!("daemon_down_80x24", render(&app, 80, 24));
-    assert_eq!(app.update(key('s')), vec![Effect::StartDaemon]);
+    assert_eq!(
+        app.update(key('s')),
+        vec![Effect::RunCod {
+            what: "start".into(),
+            args: vec!["node".into(), "start".into()]
+        }]
+    );
     let tiny = render(&app, 40, 10);
     assert!(tiny.contains("terminal too small"), "{tiny}");
 }
@@ -412,4 +418,153 @@ fn only_requests_this_member_can_sign_wait_for_them() {
     let screen = render(&app, 100, 24);
     assert!(screen.contains("1 waiting for you"), "{screen}");
     assert!(screen.contains("superseded"), "{screen}");
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(key(c));
+    }
+}
+
+/// `t`: a transfer typed into a form, checked (account, amount, memo) before it is asked
+/// about, and sent only after yes.
+#[test]
+fn a_transfer_is_typed_checked_and_confirmed_before_it_is_sent() {
+    let mut app = recorded();
+    app.assets = [(
+        "codcoin".to_string(),
+        crate::config::com::Asset {
+            decimals: 2,
+            description: None,
+        },
+    )]
+    .into();
+    app.update(key('t'));
+    typed(&mut app, "not an account");
+    assert!(app.update(code(KeyCode::Enter)).is_empty());
+    typed(&mut app, "12.5");
+    app.update(code(KeyCode::Enter));
+    typed(&mut app, "for the bread");
+    assert!(app.update(code(KeyCode::Enter)).is_empty());
+    assert!(
+        matches!(&app.modal, Some(Modal::Transfer { error: Some(e), field: 2, .. }) if e.contains("not an account id")),
+        "{:?}",
+        app.modal
+    );
+    // Back to the first field, and a real account this time.
+    app.update(code(KeyCode::Tab));
+    for _ in 0.."not an account".len() {
+        app.update(code(KeyCode::Backspace));
+    }
+    let to = "ab".repeat(32);
+    typed(&mut app, &to);
+    insta::assert_snapshot!("transfer_80x24", render(&app, 80, 24));
+    app.update(code(KeyCode::Tab));
+    app.update(code(KeyCode::Tab));
+    assert!(app.update(code(KeyCode::Enter)).is_empty(), "asks first");
+    let Some(Modal::Confirm { question, .. }) = &app.modal else {
+        panic!("{:?}", app.modal)
+    };
+    assert_eq!(
+        *question,
+        format!("Pay 12.50 codcoin to {to} (\"for the bread\")? y/n")
+    );
+    insta::assert_snapshot!("transfer_confirm_80x24", render(&app, 80, 24));
+    assert_eq!(
+        app.update(key('y')),
+        vec![Effect::Send {
+            what: "transfer".into(),
+            request: Request::Transfer {
+                outputs: vec![crate::control::TransferOutput {
+                    account: to,
+                    asset: "codcoin".into(),
+                    amount: 1250,
+                }],
+                memo: Some("for the bread".into()),
+                seq: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
+            }
+        }]
+    );
+
+    // What cannot be paid is said in the form, and nothing is sent.
+    for (to, amount, why) in [
+        ("network", "0", "more than zero"),
+        ("network", "1.234", "at most 2 decimals"),
+        ("network", "1 gold", "no asset \"gold\""),
+        ("network", "1 codcoin extra", "AMOUNT ASSET"),
+    ] {
+        app.update(key('t'));
+        typed(&mut app, to);
+        app.update(code(KeyCode::Enter));
+        typed(&mut app, amount);
+        app.update(code(KeyCode::Enter));
+        assert!(app.update(code(KeyCode::Enter)).is_empty());
+        assert!(
+            matches!(&app.modal, Some(Modal::Transfer { error: Some(e), .. }) if e.contains(why)),
+            "{amount}: {:?}",
+            app.modal
+        );
+        assert!(app.update(code(KeyCode::Esc)).is_empty());
+        assert_eq!(app.modal, None);
+    }
+    // The network's account by name.
+    app.update(key('t'));
+    typed(&mut app, "network");
+    app.update(code(KeyCode::Enter));
+    typed(&mut app, "3 codcoin");
+    app.update(code(KeyCode::Enter));
+    app.update(code(KeyCode::Enter));
+    let Some(Modal::Confirm { question, request }) = app.modal.clone() else {
+        panic!("{:?}", app.modal)
+    };
+    assert_eq!(question, "Pay 3.00 codcoin to the network? y/n");
+    let Request::Transfer { outputs, memo, .. } = request else {
+        panic!("{request:?}")
+    };
+    let cod: crate::ids::CodId = "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap();
+    assert_eq!(
+        outputs[0].account,
+        crate::ids::AccountId::network(&cod).to_string()
+    );
+    assert_eq!(memo, None);
+    assert!(app.update(key('n')).is_empty());
+}
+
+/// `u`: the newer version peers run is downloaded (`cod upgrade download`) after yes.
+#[test]
+fn the_newer_version_is_downloaded_after_yes() {
+    let mut app = recorded();
+    assert!(app.update(key('u')).is_empty(), "asks first");
+    let Some(Modal::ConfirmUpgrade { question, .. }) = &app.modal else {
+        panic!("{:?}", app.modal)
+    };
+    assert!(question.contains("cod 1.1.0 (9f7e6330a78f"), "{question}");
+    assert!(app.update(key('n')).is_empty());
+    app.update(key('u'));
+    assert_eq!(
+        app.update(key('y')),
+        vec![Effect::RunCod {
+            what: "upgrade download".into(),
+            args: [
+                "upgrade",
+                "download",
+                "--yes",
+                "--cod-id",
+                "9f7e6330a78f7059f1f0f3a7ce7f373767603b45"
+            ]
+            .map(String::from)
+            .into()
+        }]
+    );
+    if let Some(s) = &mut app.status {
+        s.newer_version_seen = None;
+    }
+    assert!(app.update(key('u')).is_empty());
+    assert_eq!(app.modal, None);
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("no newer version seen on peers")
+    );
 }

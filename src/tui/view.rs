@@ -140,7 +140,15 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         Tab::Chain => "v verify  ↑↓ scroll  1-5/Tab tabs  ? help  q quit",
         Tab::Signatures => "↑↓ select  Enter detail  a approve  r reject  ? help  q quit",
         Tab::Log => "/ filter  ↑↓ scroll  1-5/Tab tabs  ? help  q quit",
-        Tab::Overview => "1-5/Tab tabs  ? help  q quit",
+        Tab::Overview
+            if app
+                .status
+                .as_ref()
+                .is_some_and(|s| s.newer_version_seen.is_some()) =>
+        {
+            "t transfer  u upgrade  1-5/Tab tabs  ? help  q quit"
+        }
+        Tab::Overview => "t transfer  1-5/Tab tabs  ? help  q quit",
     };
     let text = match &app.notice {
         Some(n) => format!(" {n}  │ {keys}"),
@@ -260,7 +268,7 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
             format!(
-                "UPGRADE: cod {} is running on peer {} (cod upgrade check)",
+                "UPGRADE: cod {} is running on peer {} (u downloads it)",
                 n.cod_version,
                 n.peer.as_deref().unwrap_or("-")
             ),
@@ -598,6 +606,22 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// How many lines `text` takes wrapped at words into `width` columns (a longer word is cut).
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    let mut lines = 1;
+    let mut used = 0;
+    for word in text.split(' ').map(|w| w.chars().count()) {
+        let need = if used == 0 { word } else { used + 1 + word };
+        if need <= width {
+            used = need;
+        } else {
+            lines += 1 + word.saturating_sub(1) / width.max(1);
+            used = word % width.max(1);
+        }
+    }
+    lines
+}
+
 fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
     let (title, text, w, h): (&str, Text, u16, u16) = match m {
         Modal::Help => (
@@ -611,11 +635,15 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                     "a / r                 approve / reject a signature request (asks first)",
                 ),
                 Line::raw("v                     verify the whole chain"),
+                Line::raw("t                     make a transfer (asks first)"),
+                Line::raw(
+                    "u                     download the newer version peers run (asks first)",
+                ),
                 Line::raw("/                     filter the log"),
                 Line::raw("? Esc                 close this;  q  quit"),
             ]),
-            70,
-            10,
+            76,
+            12,
         ),
         Modal::PeerDetail => {
             let peers = app.sorted_peers();
@@ -685,7 +713,8 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             " confirm ",
             Text::from(vec![Line::raw(question.clone())]),
             80,
-            4,
+            // As many lines as the question takes, wrapped at words (an account id is one).
+            2 + wrapped_lines(question, 78).min(8) as u16,
         ),
         Modal::RejectReason { reason, .. } => (
             " reject: why? (Enter to continue, Esc to cancel) ",
@@ -693,6 +722,56 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             80,
             3,
         ),
+        Modal::ConfirmUpgrade { question, .. } => (
+            " confirm ",
+            Text::from(vec![Line::raw(question.clone())]),
+            80,
+            4,
+        ),
+        Modal::Transfer {
+            to,
+            amount,
+            memo,
+            field,
+            error,
+        } => {
+            let single = (app.assets.len() == 1)
+                .then(|| app.assets.keys().next().cloned())
+                .flatten();
+            let row = |i: usize, name: &str, text: &str| {
+                let cursor = if *field == i { "▏" } else { "" };
+                let line = format!("{name:<8}{text}{cursor}");
+                if *field == i {
+                    Line::styled(line, bold())
+                } else {
+                    Line::raw(line)
+                }
+            };
+            let mut lines = vec![
+                row(0, "to", to),
+                row(1, "amount", amount),
+                row(2, "memo", memo),
+                Line::raw(""),
+                Line::raw(match &single {
+                    Some(asset) => {
+                        format!("to: an account id or network; amount in {asset}; memo optional")
+                    }
+                    None => format!(
+                        "to: an account id or network; amount as AMOUNT ASSET ({})",
+                        app.assets.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                }),
+            ];
+            if let Some(e) = error {
+                lines.push(Line::styled(e.clone(), color(app, Color::Red)));
+            }
+            (
+                " transfer (Tab next field, Enter to go on, Esc to cancel) ",
+                Text::from(lines),
+                84,
+                8,
+            )
+        }
         Modal::Filter => (
             " filter the log (Enter/Esc to close) ",
             Text::from(vec![Line::raw(format!("{}▏", app.filter))]),
