@@ -450,6 +450,18 @@ pub fn for_now(params: &Params, body: &Body, now: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a signer's node that decides distributions by itself may reject `body` for good
+/// when its chain does not give it: the proposal is timely by this node's clock, or it is
+/// dated further in this node's future than the rules tolerate — a clock that far off is
+/// wrong by the rules' own measure, and the distribution it proposed would settle periods
+/// that have not ended for the others (found by the fault runs: two signers whose clocks had
+/// jumped 15 minutes each held a far-dated proposal no one else would reject, and the
+/// period stalled). Not one only early by this node's clock, within that tolerance: the
+/// clock will come.
+pub fn rejectable(params: &Params, body: &Body, now: u64) -> bool {
+    for_now(params, body, now).is_ok() || body.time > now.saturating_add(MAX_CLOCK_SKEW)
+}
+
 /// This node's own recomputation of a proposal from its chain `l` at `now`: `Ok` if it
 /// gives exactly this body, else the reason it differs.
 pub fn recompute(l: &Ledger, params: &Params, body: &Body, now: u64) -> Result<(), String> {
@@ -575,7 +587,7 @@ pub fn fallback_not_before(
 }
 
 /// Every request this node holds, by record hash.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RequestBook {
     requests: BTreeMap<RecordHash, SignRequest>,
 }
@@ -864,6 +876,33 @@ impl RequestBook {
         Session::Propose { stale }
     }
 
+    /// A proposal held here for a later period's distribution at network seq `seq` than
+    /// `period`, that this node may still sign once its clock gets there: pending, its
+    /// session running at `t`, dated within the clock skew the rules tolerate, not dead. A
+    /// signer whose clock is behind another's waits for it instead of proposing the earlier
+    /// period: signers that each signed their own period's distribution for one seq would
+    /// reject each other's, and with clocks a period or more apart, never sign the same one
+    /// (found by the fault runs: 20-second periods, clocks up to a minute apart).
+    pub fn later_proposal(
+        &self,
+        period: u64,
+        seq: u64,
+        t: u64,
+        fallback: bool,
+    ) -> Option<RecordHash> {
+        self.requests
+            .values()
+            .find(|r| {
+                r.state == State::Pending
+                    && r.body.seq == seq
+                    && matches!(&r.body.content, Content::Distribute(d) if !d.special && d.period > period)
+                    && r.expires > t
+                    && r.body.time <= t.saturating_add(MAX_CLOCK_SKEW)
+                    && !self.dead(&r.id, fallback)
+            })
+            .map(|r| r.id)
+    }
+
     /// Whether request `id` can no longer gather a quorum: so many signers rejected it (each
     /// rejection a promise never to sign it) that the rest fall short.
     /// `fallback`: the deployer may stand in for a signer (com.ini), one more possible
@@ -928,8 +967,14 @@ pub struct Signed {
     rejected: BTreeMap<u64, Vec<RecordHash>>,
 }
 
-/// Most records rejected per seq (a promise that cannot be kept is not made).
-pub const MAX_REJECTED_PER_SEQ: usize = 32;
+/// Most records rejected per seq (a promise that cannot be kept is not made). Signers whose
+/// clocks disagree by periods propose a record for a seq each time their period changes, and
+/// every one must be rejected to die: the fault runs used up 32 in ten minutes of 20-second
+/// periods, after which the records could no longer die and the period stalled.
+pub const MAX_REJECTED_PER_SEQ: usize = 256;
+
+/// Most records signed per seq (each after the one before can no longer complete).
+pub const MAX_SIGNED_PER_SEQ: usize = 256;
 
 /// Most network seqs [`Signed`] keeps (a node signs for the seq after the chain's head).
 pub const MAX_SIGNED_SEQS: usize = 64;
@@ -968,7 +1013,10 @@ impl Signed {
         let list = self.rejected.entry(seq).or_default();
         if !list.contains(&id) {
             if list.len() >= MAX_REJECTED_PER_SEQ {
-                return Err(SignError::Full);
+                return Err(SignError::Refused(format!(
+                    "this node rejected {MAX_REJECTED_PER_SEQ} records for the network's seq \
+                     {seq} already, and makes no more promises there"
+                )));
             }
             list.push(id);
         }
@@ -982,16 +1030,25 @@ impl Signed {
         self.rejected.get(&seq).is_some_and(|l| l.contains(id))
     }
 
-    /// Notes a signature on `id` for `seq`, which may complete until `until`.
-    pub fn note(&mut self, seq: u64, id: RecordHash, until: u64) {
+    /// Notes a signature on `id` for `seq`, which may complete until `until`; refused if
+    /// [`MAX_SIGNED_PER_SEQ`] are noted there already (a signature not noted is not made).
+    pub fn note(&mut self, seq: u64, id: RecordHash, until: u64) -> Result<(), SignError> {
         let list = self.by_seq.entry(seq).or_default();
+        let full = list.len() >= MAX_SIGNED_PER_SEQ;
         match list.iter_mut().find(|(h, _)| *h == id) {
             Some(entry) => entry.1 = entry.1.max(until),
+            None if full => {
+                return Err(SignError::Refused(format!(
+                    "this node signed {MAX_SIGNED_PER_SEQ} records for the network's seq {seq} \
+                     already, and signs no more there"
+                )));
+            }
             None => list.push((id, until)),
         }
         while self.by_seq.len() > MAX_SIGNED_SEQS {
             self.by_seq.pop_first();
         }
+        Ok(())
     }
 
     /// Forgets the seqs the network chain decided (below `next`, its next seq).

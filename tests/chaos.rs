@@ -496,6 +496,16 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
             let _ = std::fs::copy(n.dir.join("chaos.log"), log);
             let chain = format!("final-{}.archive", n.key);
             let _ = std::fs::copy(w.path(&chain), keep.join(chain));
+            // What each signer signed, rejected and holds: where a distribution stalls.
+            let _ = std::fs::copy(
+                n.dir.join("signed.json"),
+                keep.join(format!("{}.signed.json", n.key)),
+            );
+            let requests = w.at(n, &["--json", "sign", "list"]);
+            let _ = std::fs::write(
+                keep.join(format!("{}.requests.json", n.key)),
+                requests.stdout(),
+            );
         }
         evidence.push(format!("kept: {}", keep.display()));
         for h in &lost {

@@ -107,6 +107,9 @@ pub struct Shared {
     pub(crate) requests: Mutex<crate::signature_requests::RequestBook>,
     /// What this node signed on the network chain (kept in [`SIGNED_FILE`]).
     pub(crate) signed: Mutex<crate::signature_requests::Signed>,
+    /// Why this node could not compute the distribution it would propose, as last logged
+    /// (said once, not every tick).
+    pub(crate) settle_error: Mutex<Option<String>>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
     pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
@@ -740,7 +743,7 @@ fn write_remembered(shared: &Shared) {
 /// [`crate::signature_requests::Signed`]).
 pub const SIGNED_FILE: &str = "signed.json";
 /// Its size at most (it holds at most `MAX_SIGNED_SEQS` seqs, a few records each).
-const MAX_SIGNED_FILE_BYTES: usize = 1 << 20;
+const MAX_SIGNED_FILE_BYTES: usize = 8 << 20;
 
 /// A node that cannot read what it signed must not sign again blindly: an unreadable file
 /// stops the start (a missing one is a node that never signed).
@@ -1053,6 +1056,7 @@ impl NodeBuilder {
             api: ApiClient::through(config.proxy.as_deref()),
             requests: Mutex::default(),
             signed: Mutex::new(read_signed(&data_dir)?),
+            settle_error: Mutex::default(),
             guard: Mutex::new(guard),
             heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),
             library: Arc::new(library),

@@ -120,25 +120,26 @@ pub fn receive(
         // A signer's node that decides distributions by itself rejects, for good, one its
         // chain does not give: a signer who signed it then learns, once enough did, that it
         // can never complete, and may sign what its chain gives now (see `Signed`). One
-        // only early by this node's clock is rejected only if this node could never sign it
-        // in time anyway (a signer ahead of the others, a clock set forward, must learn that
-        // it can sign what its chain gives when its clock is right again).
-        if from_peer
-            && auto_decides(shared, &record)
-            && (requests::for_now(p, record.body(), now).is_ok()
-                || never_in_time(shared, &record).is_some())
-            && can_sign(shared, record.body(), &set)
-            && shared.requests.locked().insert(req).is_ok()
-        {
-            let mut why = reason.clone();
-            while why.len() > requests::MAX_REASON_BYTES {
-                why.pop();
-            }
-            // (Held only to be rejected: if the rejection cannot be made, it is not kept —
-            // a request left pending would be offered on to every peer.)
-            if let Err(e) = reject(shared, &id, why) {
-                shared.requests.locked().forget(&id);
-                log_unrejected(shared, &id, &e);
+        // only early by this node's clock (`requests::rejectable`) is rejected only if this
+        // node could never sign it in time anyway (a signer ahead of the others must learn
+        // that it can sign what its chain gives when its clock is right again).
+        // One only early by this node's clock is held, pending: it is signed once the clock
+        // gets there if the chain then gives it (`retry_unsigned`), and meanwhile this node
+        // proposes no earlier period for the seq (`RequestBook::later_proposal`).
+        if from_peer && auto_decides(shared, &record) && can_sign(shared, record.body(), &set) {
+            let for_good = requests::rejectable(p, record.body(), now)
+                || never_in_time(shared, &record).is_some();
+            if shared.requests.locked().insert(req).is_ok() && for_good {
+                let mut why = reason.clone();
+                while why.len() > requests::MAX_REASON_BYTES {
+                    why.pop();
+                }
+                // (Held only to be rejected: if the rejection cannot be made, it is not kept —
+                // a request left pending would be offered on to every peer.)
+                if let Err(e) = reject(shared, &id, why) {
+                    shared.requests.locked().forget(&id);
+                    log_unrejected(shared, &id, &e);
+                }
             }
         }
         return Err(SignError::Refused(reason));
@@ -212,7 +213,7 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
             )));
         }
         let until = requests::signed_until(body.time, expires, &shared.params);
-        signed.note(body.seq, *id, until);
+        signed.note(body.seq, *id, until)?;
     }
     super::write_signed(shared)
         .map_err(|e| SignError::Refused(format!("cannot note the signature: {e}")))?;
@@ -997,6 +998,35 @@ fn reject_if_signed_elsewhere(shared: &Arc<Shared>, record: &Record) -> bool {
     }
 }
 
+/// Rejects, out loud, a request for `period`'s distribution that records reaching this node
+/// since made stale, unless this node signed it: as for a proposal its chain did not give
+/// when it came (`receive`), so that signers who signed it learn, once enough rejected it,
+/// that it can never complete, instead of being held by it for the promise's 20 minutes.
+fn reject_stale(shared: &Arc<Shared>, id: &RecordHash, period: u64) {
+    if !shared.auto_sign() {
+        return;
+    }
+    let Some((body, set)) = shared
+        .requests
+        .locked()
+        .get(id)
+        .map(|r| (r.body.clone(), r.signers.clone()))
+    else {
+        return;
+    };
+    if !can_sign(shared, &body, &set)
+        || shared.signed.locked().signed_at(body.seq).any(|h| h == *id)
+    {
+        return;
+    }
+    let reason = format!(
+        "records of period {period} reached this signer since: its chain gives another distribution"
+    );
+    if let Err(e) = reject(shared, id, reason) {
+        log_unrejected(shared, id, &e);
+    }
+}
+
 /// A request this node would reject by itself but cannot (its promises for the seq are
 /// full, its data directory cannot be written): said, since the request then stays open
 /// at signers that wait for this rejection.
@@ -1041,7 +1071,15 @@ fn settle(shared: &Arc<Shared>, t: u64) {
             // its pool stays with the network for the next one.
             Ok(body) if l.settles_nothing(&body) => return,
             Ok(body) => body,
-            Err(_) => return,
+            Err(e) => {
+                let why = format!("period {target}'s distribution cannot be computed here: {e}");
+                let mut said = shared.settle_error.locked();
+                if said.as_deref() != Some(why.as_str()) {
+                    shared.log("warn", why.clone());
+                    *said = Some(why);
+                }
+                return;
+            }
         }
     };
     if !can_sign(shared, &body, &signers_now(shared)) {
@@ -1064,6 +1102,19 @@ fn settle(shared: &Arc<Shared>, t: u64) {
                 id.short()
             ),
         );
+        reject_stale(shared, id, target);
+    }
+    if let Some(later) =
+        shared
+            .requests
+            .locked()
+            .later_proposal(target, body.seq, t, fallback(shared))
+    {
+        tracing::debug!(
+            "period {target}'s distribution waits: request {} for a later period may be signed here once this clock gets there",
+            later.short()
+        );
+        return;
     }
     let mut record = Record::new(body, Vec::new());
     let ran_out = requests::expiry(record.body().time, t, &shared.params) <= t;
@@ -1110,7 +1161,16 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     if shared.requests.locked().contains(&id) {
         return;
     }
-    if receive(shared, record.clone(), shared.node_id.to_string(), false).is_ok() {
+    let made = receive(shared, record.clone(), shared.node_id.to_string(), false);
+    if let Err(e) = &made {
+        let why = format!("period {target}'s distribution is not proposed: {e}");
+        let mut said = shared.settle_error.locked();
+        if said.as_deref() != Some(why.as_str()) {
+            shared.log("warn", why.clone());
+            *said = Some(why);
+        }
+    }
+    if made.is_ok() {
         // (Unsigned — this node signed another record for the seq, which may still complete
         // — it goes nowhere: the other signers propose what their chains give themselves.)
         let held = shared

@@ -160,6 +160,12 @@ fn proposals_are_refused_with_the_reason() {
     let current = l.propose_distribution(1, false, EPOCH + DAY + 50).unwrap();
     let why = recompute(l, p, &current, EPOCH + 2 * DAY - 100).unwrap_err();
     assert!(why.contains("has not ended"), "{why}");
+    // Which a signer's node may reject for good: not what is only early by its clock, within
+    // the skew the rules tolerate; what is dated beyond it, or timely.
+    assert!(!rejectable(p, &current, EPOCH + 2 * DAY - 100));
+    assert!(!rejectable(p, &current, current.time - MAX_CLOCK_SKEW));
+    assert!(rejectable(p, &current, current.time - MAX_CLOCK_SKEW - 1));
+    assert!(rejectable(p, &current, EPOCH + 2 * DAY));
     let mut other_seq = body.clone();
     other_seq.seq += 1;
     let why = recompute(l, p, &other_seq, now).unwrap_err();
@@ -343,6 +349,52 @@ fn a_member_rejects_with_a_reason() {
         book.rejected_by(&RecordHash::of(b"gone"), &peer, "x"),
         Err(SignError::Unknown(_))
     ));
+}
+
+/// A signer whose clock is behind holds a peer's proposal for a later period of the seq and
+/// waits for its clock to get there, rather than propose the earlier period.
+#[test]
+fn a_signer_behind_waits_for_a_later_periods_proposal() {
+    let s = Scenario::standard();
+    let l = &s.l;
+    let t = EPOCH + 2 * DAY + 10;
+    let one = l.propose_distribution(1, false, t).unwrap();
+    let two = l.propose_distribution(2, false, t + DAY).unwrap();
+    assert_eq!(one.seq, two.seq);
+    let r2 = sign_network(two.clone(), &["node2"]);
+    let id = r2.hash();
+    let seq = one.seq;
+    let mut book = RequestBook::default();
+    let near = two.time - MAX_CLOCK_SKEW;
+    assert_eq!(book.later_proposal(1, seq, near, false), None);
+    book.insert(request(&r2, l, near)).unwrap();
+    assert_eq!(book.later_proposal(1, seq, near, false), Some(id));
+    assert_eq!(
+        book.later_proposal(1, seq, near - 1, false),
+        None,
+        "dated beyond the skew the rules tolerate: rejected, not waited for"
+    );
+    assert_eq!(book.later_proposal(2, seq, near, false), None, "not later");
+    assert_eq!(
+        book.later_proposal(1, seq + 1, near, false),
+        None,
+        "another seq"
+    );
+    let end = book.get(&id).unwrap().expires;
+    assert_eq!(book.later_proposal(1, seq, end - 1, false), Some(id));
+    assert_eq!(book.later_proposal(1, seq, end, false), None, "ran out");
+    let mut dead = book.clone();
+    for n in [1, 2] {
+        dead.rejected_by(&id, &AccountId::from_bytes([n; 32]), "no")
+            .unwrap();
+    }
+    assert_eq!(dead.later_proposal(1, seq, near, false), None, "dead");
+    book.approved(&id, r2.sigs().to_vec()).unwrap();
+    assert_eq!(
+        book.later_proposal(1, seq, near, false),
+        None,
+        "signed here: this node is held by it anyway"
+    );
 }
 
 #[test]
@@ -627,7 +679,7 @@ fn a_signer_never_signs_two_records_for_one_network_seq_while_the_first_may_comp
     );
     let until = signed_until(EPOCH + 600, EPOCH + ttl, &p);
     assert_eq!(until, EPOCH + 600 + ttl + 2 * MAX_CLOCK_SKEW);
-    s.note(7, a, until);
+    s.note(7, a, until).unwrap();
     assert_eq!(
         s.conflict(7, &a, EPOCH, |_| false),
         None,
@@ -659,13 +711,33 @@ fn a_signer_never_signs_two_records_for_one_network_seq_while_the_first_may_comp
         "seq 7 is decided"
     );
     // Kept across restarts as JSON; bounded.
-    s.note(9, b, until);
+    s.note(9, b, until).unwrap();
     let back: Signed = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
     assert_eq!(back, s);
     for seq in 100..100 + 2 * MAX_SIGNED_SEQS as u64 {
-        s.note(seq, a, until);
+        s.note(seq, a, until).unwrap();
     }
     assert_eq!(s.by_seq.len(), MAX_SIGNED_SEQS);
+    // So many records per seq, signed or rejected, and no more: each one noted before it is
+    // signed or rejected, so a promise that cannot be kept is not made.
+    let seq = 500;
+    for i in 0..MAX_SIGNED_PER_SEQ {
+        s.note(seq, RecordHash::of(&i.to_be_bytes()), until)
+            .unwrap();
+    }
+    s.note(seq, RecordHash::of(&0usize.to_be_bytes()), until + 1)
+        .unwrap();
+    assert!(
+        matches!(s.note(seq, a, until), Err(SignError::Refused(m)) if m.contains("signs no more"))
+    );
+    for i in 0..MAX_REJECTED_PER_SEQ {
+        s.reject(seq, RecordHash::of(&(i + 1_000_000).to_be_bytes()))
+            .unwrap();
+    }
+    assert!(
+        matches!(s.reject(seq, b), Err(SignError::Refused(m)) if m.contains("no more promises"))
+    );
+    assert!(!s.has_rejected(seq, &b) && s.conflict(seq, &a, until - 1, |_| false).is_some());
 }
 
 /// A proposal made again after its session ran out is dated at the start of the window the
