@@ -253,6 +253,13 @@ impl<R: std::io::BufRead> Reader<R> {
         if let Some(e) = self.first_error {
             return Err(e);
         }
+        // Plain decimal: no sign, no leading zero.
+        if count.is_empty()
+            || !count.bytes().all(|b| b.is_ascii_digit())
+            || (count.len() > 1 && count.starts_with('0'))
+        {
+            return Err(ArchiveError::Truncated);
+        }
         let said: usize = count.parse().map_err(|_| ArchiveError::Truncated)?;
         if said != self.records {
             return Err(ArchiveError::CountMismatch {

@@ -15,6 +15,7 @@ use cod::ledger::{
 };
 use common::*;
 use rand::SeedableRng;
+use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -428,6 +429,235 @@ fn the_files_are_the_scenarios() {
     }
 }
 
+// ---- Archive cases ----
+
+fn archive_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/archive")
+}
+
+/// A chain archive (docs/ledger.md, "Archives") and what reading it gives.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveCase {
+    spec: String,
+    about: String,
+    /// The ledger id the reader expects.
+    cod: String,
+    /// The archive's bytes (UTF-8 text).
+    archive: String,
+    /// `accepted`, or `refused CODE` (`refused Record LINE CODE` for a record that does not
+    /// decode: its line in the file, the header being line 1, and its record code).
+    outcome: String,
+    /// When accepted: the hashes of the records it holds, in its order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    records: Vec<String>,
+}
+
+fn read_archive(cod: &str, bytes: &[u8]) -> (String, Vec<String>) {
+    use cod::archive::ArchiveError as E;
+    match cod::archive::read(bytes, &cod.parse().unwrap()) {
+        Ok(records) => (
+            "accepted".into(),
+            records.iter().map(|r| r.hash().to_string()).collect(),
+        ),
+        Err(e) => {
+            let code = match &e {
+                E::BadHeader => "BadHeader".to_string(),
+                E::WrongCod { .. } => "WrongCod".into(),
+                E::Truncated => "Truncated".into(),
+                E::CountMismatch { .. } => "CountMismatch".into(),
+                E::Checksum => "Checksum".into(),
+                E::Record { line, error } => format!("Record {line} {}", code(error)),
+                E::LineTooLong { .. } => "LineTooLong".into(),
+                E::Io(e) => panic!("reading from memory: {e}"),
+            };
+            (format!("refused {code}"), Vec::new())
+        }
+    }
+}
+
+#[test]
+fn archive_cases_pass() {
+    let cases: Vec<(String, ArchiveCase)> = read_cases(&archive_dir());
+    assert!(
+        cases.len() >= archive_scenes().len(),
+        "every scenario has its file"
+    );
+    for (name, c) in cases {
+        assert_eq!(c.spec, SPEC, "{name}");
+        let (outcome, records) = read_archive(&c.cod, c.archive.as_bytes());
+        assert_eq!((&outcome, &records), (&c.outcome, &c.records), "{name}");
+    }
+}
+
+#[test]
+fn the_archive_files_are_the_scenarios() {
+    let write = std::env::var_os("COD_WRITE_CONFORMANCE").is_some();
+    if write {
+        let _ = std::fs::remove_dir_all(archive_dir());
+        std::fs::create_dir_all(archive_dir()).unwrap();
+    }
+    for (name, case) in archive_scenes() {
+        let text = serde_json::to_string_pretty(&case).unwrap() + "\n";
+        let file = archive_dir().join(format!("{name}.json"));
+        if write {
+            std::fs::write(&file, &text).unwrap();
+        } else {
+            let on_disk = std::fs::read_to_string(&file).unwrap_or_default();
+            assert!(
+                on_disk == text,
+                "{} differs from its scenario: run COD_WRITE_CONFORMANCE=1 cargo test --test \
+                 conformance, and say in the commit why the cases changed",
+                file.display()
+            );
+        }
+    }
+}
+
+/// An archive as the format says, written here rather than by cod: the header, each line and
+/// its newline, then `end COUNT SHA256` over everything before it.
+fn archive_text(cod: &str, lines: &[String], count: usize) -> String {
+    use sha2::Digest;
+    let mut text = format!("cod-archive 1 {cod}\n");
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let sum = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    format!("{text}end {count} {sum}\n")
+}
+
+fn archive_scenes() -> Vec<(&'static str, ArchiveCase)> {
+    let s = funded("archive", "");
+    let lines: Vec<String> = s
+        .records
+        .iter()
+        .map(|b| String::from_utf8(b.clone()).unwrap())
+        .collect();
+    let n = lines.len();
+    let good = archive_text(COD, &lines, n);
+    let parsed: Vec<Record> = s
+        .records
+        .iter()
+        .map(|b| Record::from_bytes(b).unwrap())
+        .collect();
+    assert_eq!(
+        cod::archive::write(&COD.parse().unwrap(), &parsed),
+        good.as_bytes(),
+        "cod writes archives as the format says"
+    );
+    let replace_checked = |from: &str, to: &str| {
+        assert!(good.contains(from), "{from}");
+        good.replacen(from, to, 1)
+    };
+    let mut with_empty = lines.clone();
+    with_empty.insert(2, String::new());
+    with_empty.push(String::new());
+    let mut spaced = lines.clone();
+    spaced[1] = spaced[1].replacen(':', ": ", 1);
+    let other = "ff".repeat(20);
+    let trailer_at = good.rfind("end ").unwrap();
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        (
+            "accepted",
+            "Five records (three openings, an issuance, a distribution), one per line between \
+             the header and the trailer, as cod writes them.",
+            good.clone(),
+            "accepted",
+        ),
+        (
+            "empty-lines",
+            "Empty lines are no records (the checksum covers them; the count does not).",
+            archive_text(COD, &with_empty, n),
+            "accepted",
+        ),
+        (
+            "bad-header",
+            "A header naming another format version.",
+            replace_checked("cod-archive 1 ", "cod-archive 2 "),
+            "refused BadHeader",
+        ),
+        (
+            "other-cod",
+            "A header naming another ledger.",
+            good.replacen(COD, &other, 1),
+            "refused WrongCod",
+        ),
+        (
+            "truncated-newline",
+            "The trailer lacks its newline: the file was cut.",
+            good[..good.len() - 1].to_string(),
+            "refused Truncated",
+        ),
+        (
+            "truncated-no-trailer",
+            "No `end` line: the file was cut after a record.",
+            good[..trailer_at].to_string(),
+            "refused Truncated",
+        ),
+        (
+            "checksum",
+            "One byte of a record changed: the checksum does not match.",
+            replace_checked("\"seq\":0", "\"seq\":1"),
+            "refused Checksum",
+        ),
+        (
+            "checksum-upper-case",
+            "The checksum in upper case is not the checksum.",
+            format!(
+                "{}{}",
+                &good[..trailer_at],
+                good[trailer_at..].to_uppercase().replacen("END", "end", 1)
+            ),
+            "refused Checksum",
+        ),
+        (
+            "bad-record",
+            "A record that is not canonical (a space after a colon), checksum and count right: \
+             refused with its line (the header is line 1) and its record code.",
+            archive_text(COD, &spaced, n),
+            "refused Record 3 NotCanonical",
+        ),
+        (
+            "count",
+            "The trailer counts one record more than the archive holds.",
+            archive_text(COD, &lines, n + 1),
+            "refused CountMismatch",
+        ),
+        (
+            "count-not-canonical",
+            "The count with a leading zero (or a sign) is no trailer.",
+            good.replacen(&format!("end {n} "), &format!("end 0{n} "), 1),
+            "refused Truncated",
+        ),
+        (
+            "faults-together",
+            "A record that does not decode and a wrong count: the record is reported (the \
+             order: header, truncation, checksum, first bad record, count).",
+            archive_text(COD, &spaced, n + 1),
+            "refused Record 3 NotCanonical",
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, about, archive, intended)| {
+            let (outcome, records) = read_archive(COD, archive.as_bytes());
+            assert_eq!(outcome, intended, "archive case {name}");
+            (
+                name,
+                ArchiveCase {
+                    spec: SPEC.into(),
+                    about: about.into(),
+                    cod: COD.into(),
+                    archive,
+                    outcome,
+                    records,
+                },
+            )
+        })
+        .collect()
+}
+
 // ---- Writing cases: scenarios ----
 
 /// The cases' com.ini: periods of a day from the epoch, codcoin backed by bread (inventory),
@@ -703,6 +933,43 @@ fn funded(name: &'static str, about: &'static str) -> Scene {
     s
 }
 
+/// DER `tag`, length, `body` (definite lengths up to 65535 bytes).
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let n = body.len();
+    let mut v = vec![tag];
+    match n {
+        0..=127 => v.push(n as u8),
+        128..=255 => v.extend([0x81, n as u8]),
+        _ => v.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    v.extend(body);
+    v
+}
+
+/// A SubjectPublicKeyInfo of an RSA key with modulus `n` and exponent `e` (big-endian,
+/// unsigned), with or without the algorithm's NULL parameters.
+fn spki(n: &[u8], e: &[u8], null: bool) -> Vec<u8> {
+    let int = |x: &[u8]| {
+        let pad = if x[0] & 0x80 != 0 {
+            &[0u8][..]
+        } else {
+            &[][..]
+        };
+        der(0x02, &[pad, x].concat())
+    };
+    let rsa = der(0x30, &[int(n), int(e)].concat());
+    let oid = der(
+        0x06,
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+    );
+    let params: &[u8] = if null { &[0x05, 0x00] } else { &[] };
+    let alg = der(0x30, &[&oid[..], params].concat());
+    der(
+        0x30,
+        &[alg, der(0x03, &[&[0u8][..], &rsa].concat())].concat(),
+    )
+}
+
 fn body_heads(b: &Body) -> &BTreeMap<AccountId, cod::ledger::Head> {
     match &b.content {
         Content::Distribute(d) => &d.heads,
@@ -737,7 +1004,7 @@ fn scenes() -> Vec<Scene> {
         "encoding-not-canonical",
         "Only the canonical bytes are a record: the same opening with a space, with keys out \
          of order, with an escaped character that needs none, or with a trailing newline is \
-         refused.",
+         refused; without a field that is always written (`claims`) it is malformed.",
     );
     let open = s.l.make_open(&key("node1"));
     let text = String::from_utf8(open.to_bytes()).unwrap();
@@ -748,6 +1015,11 @@ fn scenes() -> Vec<Scene> {
         "Malformed",
     );
     s.refused(b"{\"kind\":\"transfer\"}".to_vec(), "Malformed");
+    // A field that is always written (`claims`, even empty) left out.
+    s.refused(
+        text.replacen("\"claims\":[],", "", 1).into_bytes(),
+        "Malformed",
+    );
     // Keys out of order; a field written null; a byte-order mark; a field no record has;
     // an id in upper case; an id character escaped.
     let (cod_field, rest) = {
@@ -1580,6 +1852,166 @@ fn scenes() -> Vec<Scene> {
     all.push(s);
 
     // -- Each formula over several periods: docs/com-model.md's worked examples --
+
+    // -- Attestations --
+    let mut s = Scene::new(
+        "issuance-attest",
+        "Attestations: an issuance dated before the epoch is in period 0; an item attested \
+         twice in one period counts at its latest figure (never added up); a quantity of 0 \
+         withdraws the item's backing; a quantity × value beyond 64 bits is refused.",
+    );
+    for who in ["node1", "node2", "node3"] {
+        s.open(who);
+    }
+    // Before the epoch: period 0. 40 loaves back 14000.
+    s.issue(&[("bread", 40)], EPOCH - 3600);
+    // 50 replaces 40 (not 90): 3500 more.
+    s.issue(&[("bread", 50)], EPOCH + 60);
+    // Bread 0 withdraws its 17500 of backing: 10 hours of baking back 20000 alone, so 2500
+    // is issued (20000 − 17500), not 20000.
+    let body = s.issue_body(&[("bread", 0), ("baking", 10)], EPOCH + 120);
+    let Content::Issue(i) = &body.content else {
+        unreachable!()
+    };
+    assert_eq!(i.amounts.get("codcoin"), Some(&2500), "{}", s.name);
+    s.refused(
+        s.forged_net(&body, &["node1", "node2"], |b| {
+            if let Content::Issue(i) = &mut b.content {
+                i.attest = [("bread".to_string(), u64::MAX / 350 + 1)].into();
+                i.amounts.clear();
+            }
+        }),
+        "Overflow",
+    );
+    s.refused(
+        s.forged_net(&body, &["node1", "node2"], |b| {
+            if let Content::Issue(i) = &mut b.content {
+                i.attest.remove("baking");
+                i.amounts.clear();
+            }
+        }),
+        "NothingToIssue",
+    );
+    s.push(s.net(body, &["node1", "node2"]));
+    all.push(s);
+
+    // -- Keys that are not keys a record may carry --
+    let mut s = funded(
+        "bad-keys",
+        "A key in a record is the canonical DER SubjectPublicKeyInfo of an RSA key of 2048 to \
+         4096 bits with an odd exponent from 3 to 2^33 − 1: a PKCS#1 key, a 1024-bit one, an \
+         even or too large exponent, or the algorithm's NULL parameters left out are refused, \
+         in a rekey as in an opening.",
+    );
+    let next = key("node5").public().clone();
+    let rekey =
+        s.l.make_payment(
+            s.id("node1"),
+            &key("node1"),
+            cod::ledger::Payment::default(),
+            Some(&next),
+            EPOCH + DAY,
+        )
+        .unwrap();
+    let rsa_key = {
+        use rsa::pkcs8::DecodePublicKey;
+        rsa::RsaPublicKey::from_public_key_der(next.der()).unwrap()
+    };
+    let n = rsa_key.n().to_bytes_be();
+    let e = rsa_key.e().to_bytes_be();
+    let mut short = n[..128].to_vec();
+    short[0] |= 0x80;
+    short[127] |= 1;
+    let pkcs1 = {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        rsa_key.to_pkcs1_der().unwrap().as_bytes().to_vec()
+    };
+    for bad in [
+        pkcs1,
+        spki(&short, &e, true),
+        spki(&n, &[1, 0, 2], true),
+        spki(&n, &[2, 0, 0, 0, 1], true),
+        spki(&n, &e, false),
+    ] {
+        s.refused(
+            s.forged(&rekey, "node1", |b| {
+                if let Content::Transfer(t) = &mut b.content {
+                    t.rekey = Some(B64(bad.clone()));
+                }
+            }),
+            "BadKey",
+        );
+    }
+    assert_eq!(
+        spki(&n, &e, true),
+        next.der(),
+        "the DER helper writes canonical DER"
+    );
+    let open = s.l.make_open(&key("node4"));
+    let n4 = {
+        use rsa::pkcs8::DecodePublicKey;
+        rsa::RsaPublicKey::from_public_key_der(key("node4").public().der())
+            .unwrap()
+            .n()
+            .to_bytes_be()
+    };
+    s.refused(
+        s.forged(&open, "node4", |b| {
+            if let Content::Transfer(t) = &mut b.content {
+                t.key = Some(B64(spki(&n4, &e, false)));
+            }
+        }),
+        "BadKey",
+    );
+    s.push(rekey);
+    s.push(open);
+    all.push(s);
+
+    // -- A double spend in a member chain --
+    let mut s = funded(
+        "member-fork",
+        "node1 signs two valid transfers at seq 1 (a double spend). Whatever the order they \
+         arrive in, the one with the lower hash holds the slot; the other is lost (kept as \
+         the proof), and what was built on either follows the winner. The next distribution's \
+         checkpoint makes it final.",
+    );
+    let a = s.transfer("node1", &[("node2", 100)], EPOCH + DAY);
+    let b = s.transfer("node1", &[("node3", 100)], EPOCH + DAY + 5);
+    let (win, lose, payee) = if a.hash() < b.hash() {
+        (a, b, "node2")
+    } else {
+        (b, a, "node3")
+    };
+    s.push(win);
+    s.expect(&lose, "lost");
+    s.pay(payee, &[("node1", 40)], EPOCH + DAY + 60);
+    s.distribute(1);
+    all.push(s);
+
+    // -- Trimming a checkpoint --
+    let mut s = funded(
+        "checkpoint-trim",
+        "Proposing period 1's distribution: the cut is the period's end; node2's last record \
+         before it claims a payment dated after it, and node3's pays an account whose opening \
+         is dated after it, so both heads are set back to the record before (node3 keeps its \
+         earlier payment) — the greatest closed cut.",
+    );
+    let end1 = EPOCH + 2 * DAY;
+    s.pay("node3", &[("node1", 10)], EPOCH + DAY + 100);
+    s.pay("node1", &[("node2", 100)], end1 + 10);
+    s.pay("node2", &[("node1", 50)], end1 - 10);
+    let late = s.l.make_open(&key("node4"));
+    let late = Record::from_bytes(&s.forged(&late, "node4", |b| b.time = end1 + 5)).unwrap();
+    s.push(late);
+    s.pay("node3", &[("node4", 20)], end1 - 5);
+    let d = s.distribute(1);
+    let heads = body_heads(d.body());
+    for (who, seq) in [("node1", 0), ("node2", 0), ("node3", 1)] {
+        assert_eq!(heads[&s.id(who)].seq, seq, "{who}'s head");
+    }
+    assert!(!heads.contains_key(&s.id("node4")));
+    all.push(s);
+
     all.extend(formulas());
     all
 }
@@ -1725,6 +2157,63 @@ fn formulas() -> Vec<Scene> {
     s.propose(1, true, at(1, 3600));
     s.pay("node2", &[("network", 400)], at(1, 7200));
     s.distribute(1);
+    all.push(s);
+
+    let mut s = Scene::with(
+        "formula-share-and-assets",
+        "Two assets, `share = 50%`, `pro_rata_paid`: each asset has its own pool, rounded \
+         down to half (the rest, rounding included, stays with the network), and its own \
+         tallies — in period 1 node2 is paid in codcoin and node3 in seed, so node2 gets \
+         all of codcoin's pool and node3 all of seed's.",
+        com_ini(
+            "formula = pro_rata_paid\nshare = 50%",
+            "[asset.seed]\ndecimals = 0\n\
+             [backing.grain]\nclass = inventory\nasset = seed\nunit = sack\nvalue = 7\n",
+        ),
+    );
+    founders(&mut s);
+    s.issue(&[("bread", 41), ("grain", 11)], at(0, 60));
+    s.distribute(0);
+    s.pay("node1", &[("node2", 2000)], at(1, 60));
+    let seed =
+        s.l.make_payment(
+            s.id("node2"),
+            &key("node2"),
+            cod::ledger::Payment {
+                outputs: vec![Output {
+                    account: s.id("node3"),
+                    amount: 10,
+                    asset: "seed".into(),
+                }],
+                ..Default::default()
+            },
+            None,
+            at(1, 120),
+        )
+        .unwrap();
+    s.push(seed);
+    s.issue(&[("bread", 60), ("grain", 20)], at(1, 180));
+    let d = s.distribute(1);
+    let payouts: Vec<(AccountId, String)> = d
+        .body()
+        .content
+        .outputs()
+        .iter()
+        .map(|o| (o.account, o.asset.clone()))
+        .collect();
+    assert_eq!(
+        payouts,
+        {
+            let mut want = vec![
+                (s.id("node2"), "codcoin".to_string()),
+                (s.id("node3"), "seed".to_string()),
+            ];
+            want.sort();
+            want
+        },
+        "{}",
+        s.name
+    );
     all.push(s);
 
     all

@@ -378,3 +378,57 @@ fn hashes_and_signatures_check_with_standard_tools() {
         }
     }
 }
+
+/// The id vectors docs/formats.md gives for the example keys ("Ids"), checked with
+/// independent tools: `openssl` for the DER and SHA-256, Python's hashlib for the SHA-1.
+#[test]
+fn the_id_vectors_of_the_example_keys() {
+    let cod: CodId = COD.parse().unwrap();
+    let n1 = example_secret("node1");
+    let n2 = example_secret("node2");
+    assert_eq!(
+        n1.public().fingerprint().to_string(),
+        "3f7a735b830db8e1450d849a367a3962a170de546e4c29644f06c5cfaad25cea"
+    );
+    assert_eq!(
+        n1.public().node_id(&cod).to_string(),
+        "4dfaf7e2b9da42986323975e7e7372ba026acad5e126c931803ed1708c53aae2"
+    );
+    assert_eq!(
+        n2.public().node_id(&cod).to_string(),
+        "4bd924a73340eb00ae925143fe45e853f8a7e3ab40116dba52429ab9232920f8"
+    );
+    let deployer = example_secret("cod").public().fingerprint();
+    assert_eq!(
+        hex::encode(cod::api::deployer_infohash(&deployer)),
+        "e9ac6207190f2cf396a664cdada530495785c3be"
+    );
+    // The same from the key file with openssl and Python alone.
+    let script = format!(
+        "set -e; openssl pkey -pubin -in {0}/keys-example/node1.pub.key -outform DER > $T/n1.der
+         python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' {1} > $T/cod.bin
+         openssl dgst -sha256 -r $T/n1.der | cut -c1-64
+         cat $T/n1.der $T/cod.bin | openssl dgst -sha256 -r | cut -c1-64
+         openssl pkey -pubin -in {0}/keys-example/cod.pub.key -outform DER | openssl dgst -sha256 -binary > $T/fp.bin
+         python3 -c 'import hashlib,sys; print(hashlib.sha1(b\"cod/deployer/v1\\0\" + open(sys.argv[1],\"rb\").read()).hexdigest())' $T/fp.bin",
+        env!("CARGO_MANIFEST_DIR"),
+        COD
+    );
+    let t = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("T", t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "3f7a735b830db8e1450d849a367a3962a170de546e4c29644f06c5cfaad25cea\n\
+         4dfaf7e2b9da42986323975e7e7372ba026acad5e126c931803ed1708c53aae2\n\
+         e9ac6207190f2cf396a664cdada530495785c3be\n"
+    );
+}

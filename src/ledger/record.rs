@@ -288,7 +288,7 @@ pub struct Output {
 pub struct Transfer {
     // Fields in bytewise key order: serialized directly, this is the canonical order.
     /// Hashes of records that paid this account, claimed now (each at most once ever).
-    #[serde(default)]
+    /// Always written, even empty: a record without it is `Malformed` (no default).
     pub claims: Vec<RecordHash>,
     /// The account's public key (DER SubjectPublicKeyInfo), on seq 0 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,7 +296,6 @@ pub struct Transfer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<String>,
     /// Payments, sorted by (account, asset).
-    #[serde(default)]
     pub outputs: Vec<Output>,
     /// Products or services delivered to this account, backing item → quantity: it pays
     /// their com.ini value back to the network, which takes those coins out of circulation.
@@ -390,11 +389,9 @@ impl SignerSet {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Members {
-    /// Accounts admitted, sorted.
-    #[serde(default)]
+    /// Accounts admitted, sorted (both lists always written).
     pub admit: Vec<AccountId>,
     /// Accounts removed, sorted.
-    #[serde(default)]
     pub remove: Vec<AccountId>,
 }
 

@@ -42,7 +42,7 @@ pub fn opening_key(r: &Record, p: &Params) -> Result<Option<PublicKey>, RecordEr
         return Ok(None);
     };
     let Some(der) = &t.key else { return Ok(None) };
-    let key = PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+    let key = canonical_key(&der.0)?;
     if key.node_id(&p.cod) != r.account() {
         return Err(RecordError::KeyMismatch);
     }
@@ -378,7 +378,7 @@ pub fn check_signer_sig(
 
 fn signer_key(s: &Sig) -> Result<(PublicKey, Fingerprint), RecordError> {
     let der = s.key.as_ref().ok_or(RecordError::SignerKeyMissing)?;
-    let key = PublicKey::from_der(&der.0).map_err(|e| RecordError::BadKey(e.to_string()))?;
+    let key = canonical_key(&der.0)?;
     let fp = key.fingerprint();
     Ok((key, fp))
 }
