@@ -4,7 +4,12 @@ use crate::cmd;
 use crate::ids::CodId;
 use crate::keyfile::Passphrase;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCompleter;
+use cmd::complete;
 use std::path::PathBuf;
+
+/// The environment variable through which the shell's script asks `cod` what to offer.
+pub const COMPLETE_VAR: &str = "COD_COMPLETE";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -17,7 +22,8 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Node directory to act on [default: the only node under $XDG_DATA_HOME/cod]
-    #[arg(long, global = true, env = "COD_NODE", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    #[arg(long, global = true, env = "COD_NODE", value_name = "DIR", value_hint = clap::ValueHint::DirPath,
+          add = ArgValueCompleter::new(complete::node_dirs))]
     pub node: Option<PathBuf>,
     /// Print machine-readable JSON on stdout (stable keys) instead of the human view
     #[arg(long, global = true)]
@@ -93,12 +99,16 @@ pub enum Command {
     /// The running node's configuration: `cod config reload` reads node.ini again
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Print a shell completion script: `cod completions bash >
-    /// ~/.local/share/bash-completion/completions/cod` (zsh: a `_cod` file on $fpath; fish:
-    /// ~/.config/fish/completions/cod.fish)
+    /// Print the shell's completion script. It asks `cod` (on PATH) at each TAB, so it offers
+    /// account ids, signature requests, peer addresses and node directories as well as
+    /// commands: `cod completions bash > ~/.local/share/bash-completion/completions/cod`
+    /// (zsh: a `_cod` file on $fpath; fish: ~/.config/fish/completions/cod.fish)
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+        /// A script that completes commands and flags alone, without running `cod`
+        #[arg(long = "static")]
+        static_: bool,
     },
     /// Write the man pages: cod.1 and one per subcommand (cod-node-run.1, …)
     Man {
@@ -221,18 +231,28 @@ pub enum SignCommand {
     /// Requests this node holds, newest first
     List,
     /// One request in full (a unique prefix of its id will do)
-    Show { id: String },
+    Show {
+        #[arg(add = ArgValueCompleter::new(complete::requests))]
+        id: String,
+    },
     /// Sign a request (this node's key must be in the signer set in force)
-    Approve { id: String },
+    Approve {
+        #[arg(add = ArgValueCompleter::new(complete::requests))]
+        id: String,
+    },
     /// Reject a request; the reason goes to its proposer
     Reject {
+        #[arg(add = ArgValueCompleter::new(complete::requests))]
         id: String,
         #[arg(long)]
         reason: String,
     },
     /// Make an expired or superseded request again, from the chain as it is now, and sign it
     /// (the same backing figures for an issuance, the same period for a distribution)
-    Repropose { id: String },
+    Repropose {
+        #[arg(add = ArgValueCompleter::new(complete::requests))]
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,13 +279,13 @@ pub enum MembersCommand {
     /// signers approves it (`cod sign approve ID`)
     Admit {
         /// Account ids
-        #[arg(required = true, value_name = "ACCOUNT")]
+        #[arg(required = true, value_name = "ACCOUNT", add = ArgValueCompleter::new(complete::accounts))]
         accounts: Vec<String>,
     },
     /// Propose removing members: they keep their coins and receive no more distributions
     Remove {
         /// Account ids
-        #[arg(required = true, value_name = "ACCOUNT")]
+        #[arg(required = true, value_name = "ACCOUNT", add = ArgValueCompleter::new(complete::accounts))]
         accounts: Vec<String>,
     },
 }
@@ -275,17 +295,24 @@ pub enum PeersCommand {
     /// Refuse an address (IP, or IP:PORT; an IPv6 address counts by its /64) until unbanned,
     /// or for a while; kept across restarts
     Ban {
+        #[arg(add = ArgValueCompleter::new(complete::peers))]
         address: String,
         /// How long (e.g. 1h, 7d); default: until unbanned
         #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
     },
     /// Lift a ban (the operator's, or one for misbehaviour) and forget the address's score
-    Unban { address: String },
+    Unban {
+        #[arg(add = ArgValueCompleter::new(complete::banned))]
+        address: String,
+    },
     /// Try a peer now (HOST:PORT), without a restart; kept across restarts once confirmed
     Add { address: String },
     /// Forget a peer (HOST:PORT) now; a discovery may find it again (`ban` keeps it out)
-    Remove { address: String },
+    Remove {
+        #[arg(add = ArgValueCompleter::new(complete::peers))]
+        address: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -403,7 +430,8 @@ impl AccountArg {
 #[derive(Args, Debug)]
 pub struct TransferArgs {
     /// Account to pay (an account id, or `network`); repeat with --amount for several outputs
-    #[arg(long = "to", value_name = "ACCOUNT", required_unless_present_any = ["redeem", "vouch"])]
+    #[arg(long = "to", value_name = "ACCOUNT", required_unless_present_any = ["redeem", "vouch"],
+          add = ArgValueCompleter::new(complete::accounts))]
     pub to: Vec<AccountArg>,
     /// Amount in the asset's units as `cod balance` shows them (e.g. 12.50); one per --to
     #[arg(long = "amount", value_name = "N")]
@@ -413,7 +441,7 @@ pub struct TransferArgs {
     #[arg(long = "redeem", value_name = "ITEM=QTY")]
     pub redeem: Vec<String>,
     /// Sponsor an account for membership (com.ini `admission = sponsors`; repeatable)
-    #[arg(long = "vouch", value_name = "ACCOUNT")]
+    #[arg(long = "vouch", value_name = "ACCOUNT", add = ArgValueCompleter::new(complete::accounts))]
     pub vouch: Vec<AccountArg>,
     /// Asset of each output (one for all, or one per --to) [default: the cod's only asset]
     #[arg(long = "asset", value_name = "ASSET")]
@@ -431,6 +459,7 @@ pub struct TransferArgs {
 #[derive(Args, Debug)]
 pub struct BalanceArgs {
     /// An account id, or `network` [default: this node's account]
+    #[arg(add = ArgValueCompleter::new(complete::accounts))]
     pub account: Option<AccountArg>,
 }
 
@@ -439,6 +468,7 @@ pub struct HistoryArgs {
     /// An account id, or `network` [default: this node's account]. The network's history
     /// shows its own records and the payments to it among the latest 10,000 applied records
     /// (no index names those)
+    #[arg(add = ArgValueCompleter::new(complete::accounts))]
     pub account: Option<AccountArg>,
     /// Show at most N entries, newest first
     #[arg(long, default_value_t = 50, value_name = "N")]
@@ -686,6 +716,23 @@ pub struct DeployArgs {
     pub passphrase: PassphraseArgs,
 }
 
+/// The shell's completion script: one that asks `cod` (on PATH) at each TAB — commands,
+/// flags and the values the node knows (`dynamic`) — or one of commands and flags alone.
+pub fn completion_script(shell: clap_complete::Shell, dynamic: bool) -> Vec<u8> {
+    let mut script = Vec::new();
+    if dynamic {
+        clap_complete::env::Shells::builtins()
+            .completer(&shell.to_string())
+            .expect("every clap_complete shell completes dynamically")
+            .write_registration(COMPLETE_VAR, "cod", "cod", "cod", &mut script)
+            .expect("writing to memory");
+    } else {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "cod", &mut script);
+    }
+    script
+}
+
 pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
     let out = cmd::Output::new(cli.json);
     match cli.command {
@@ -769,10 +816,8 @@ pub fn dispatch(cli: Cli) -> Result<(), cmd::CmdError> {
         Command::Fetch(a) => cmd::fetch::fetch(&out, a),
         Command::Tui => crate::tui::run(crate::nodedir::NodeDir::find(cli.node.as_deref())?),
         Command::Config(ConfigCommand::Reload) => cmd::node::reload(&out, cli.node.as_deref()),
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "cod", &mut script);
+        Command::Completions { shell, static_ } => {
+            let script = completion_script(shell, !static_);
             std::io::Write::write_all(&mut std::io::stdout(), &script)?;
             Ok(())
         }

@@ -53,6 +53,13 @@ pub mod views;
 pub fn run() -> std::process::ExitCode {
     use clap::Parser;
     use std::process::ExitCode;
+    // A shell asking what to offer at TAB (`cod completions SHELL` wrote the script that
+    // asks): answer and exit.
+    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .var(cli::COMPLETE_VAR)
+        .bin("cod")
+        .completer("cod")
+        .complete();
     let cli = cli::Cli::parse();
     match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,

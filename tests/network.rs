@@ -1040,6 +1040,53 @@ fn the_operator_adds_and_removes_peers_without_a_restart() {
     let again = w.at(&n1, &["--json", "peers", "add", &addr2]).ok().json();
     assert_eq!(again["new"], false);
 
+    // The shell asks the node what to offer at TAB (issue 20): the peer's address to remove,
+    // the members and the network to pay, a pending request to sign, node directories.
+    let offered = |words: &[&str]| -> Vec<String> {
+        let mut all = vec!["--", "cod", "--node", s(&n1.dir)];
+        all.extend_from_slice(words);
+        w.cod_env(&all, &[("COD_COMPLETE", "fish")])
+            .ok()
+            .stdout()
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    assert!(offered(&["peers", "remove", ""]).contains(&addr2));
+    let members = w.at(&n1, &["--json", "members"]).ok().json();
+    let members: Vec<String> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert!(!members.is_empty());
+    let payees = offered(&["transfer", "--to", ""]);
+    assert!(payees.contains(&"network".to_string()), "{payees:?}");
+    for m in &members {
+        assert!(payees.contains(m), "{m} in {payees:?}");
+    }
+    assert_eq!(
+        offered(&["transfer", "--to", &members[0][..12]]),
+        [members[0].clone()]
+    );
+    let newcomer = w.deploy_with(&net.pkg, "node4", None);
+    let proposed = wait_for(60, "a proposal to be possible", || {
+        let r = w.at(&n1, &["--json", "members", "admit", &newcomer.id]);
+        r.out.status.success().then(|| r.json())
+    });
+    let id = proposed["id"].as_str().unwrap().to_string();
+    assert_eq!(offered(&["sign", "approve", &id[..8]]), [id]);
+    let parent = n1.dir.parent().unwrap();
+    let dirs = w
+        .cod_env(
+            &["--", "cod", "--node", &format!("{}/", s(parent))],
+            &[("COD_COMPLETE", "fish")],
+        )
+        .ok()
+        .stdout();
+    assert!(dirs.contains(s(&n1.dir)), "{dirs}");
+
     let removed = w
         .at(&n1, &["--json", "peers", "remove", &addr2])
         .ok()

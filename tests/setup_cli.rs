@@ -879,30 +879,49 @@ fn completions_and_man_pages_name_every_subcommand() {
     );
     assert!(all.len() > 40, "{} subcommands", all.len());
     for shell in ["bash", "zsh", "fish"] {
-        let script = w.cod(&["completions", shell]).ok().stdout();
+        let script = w.cod(&["completions", shell, "--static"]).ok().stdout();
         for (path, _) in &all {
             let name = path.last().unwrap();
             assert!(script.contains(name.as_str()), "{shell} completes {path:?}");
         }
     }
+    // The scripts `cod completions SHELL` prints by default ask `cod` (on PATH) at each TAB:
     // bash, completing `cod PATH ` for every command that has subcommands, offers them all.
-    let script = w.write("cod.bash", &w.cod(&["completions", "bash"]).ok().stdout());
+    let bin = w.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(cod_bin(), bin.join("cod")).unwrap();
     let mut parents: Vec<Vec<String>> = vec![vec![]];
     parents.extend(all.iter().map(|(p, _)| p.clone()));
     let mut asks = String::new();
     for p in &parents {
         asks.push_str(&format!("offer cod {}\n", p.join(" ")));
     }
-    let offered = tool(
+    let offer = |shell: &str, call: &str| {
+        let script = w.write(
+            &format!("cod.{shell}"),
+            &w.cod(&["completions", shell]).ok().stdout(),
+        );
+        let out = std::process::Command::new(shell)
+            .args(["-c", &format!("source {}\n{call}\n{asks}", s(&script))])
+            .env(
+                "PATH",
+                format!("{}:{}", s(&bin), std::env::var("PATH").unwrap()),
+            )
+            .env("HOME", w.path(""))
+            .env("XDG_DATA_HOME", w.path("xdg"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let offered = offer(
         "bash",
-        &[
-            "-c",
-            &format!(
-                "source {}\noffer() {{ COMP_WORDS=(\"$@\" \"\"); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); \
-                 _cod cod \"\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[*]}}\"; }}\n{asks}",
-                s(&script)
-            ),
-        ],
+        "offer() { COMP_WORDS=(\"$@\" \"\"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMP_TYPE=9; \
+         _clap_complete_cod cod \"\" \"${COMP_WORDS[COMP_CWORD-1]}\"; echo \"${COMPREPLY[*]}\"; }",
     );
     let offered: Vec<&str> = offered.lines().collect();
     assert_eq!(offered.len(), parents.len(), "{offered:?}");

@@ -108,8 +108,7 @@ pub fn install_service(out: &Output, node: Option<&Path>, a: InstallServiceArgs)
     written.push(man1);
 
     for (shell, path) in layout.completions() {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut command(), "cod", &mut script);
+        let script = crate::cli::completion_script(shell, true);
         let path = staged(&path);
         write(&path, &script, 0o644)?;
         written.push(path);

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod chain;
+pub mod complete;
 pub mod deploy;
 pub mod fetch;
 pub mod install;
