@@ -1200,6 +1200,38 @@ fn metrics_are_prometheus_text_and_count_the_work() {
         after.keys().any(|k| k.starts_with("cod_sync_rounds_total")),
         "{after:?}"
     );
+    assert!(
+        get(&after, "cod_records_checked_total") >= 2.0,
+        "the funding came by sync: {after:?}"
+    );
+    assert!(get(&after, "cod_api_response_bytes_total") > get(&before, "cod_api_response_bytes_total"));
+
+    // Every series the Grafana dashboard in docs/ queries is one the endpoint serves.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(REPO).join("docs/grafana-dashboard.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let name = regex::Regex::new(r"\bcod_[a-z_]+").unwrap();
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{panel}");
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(expr.contains(r#"instance=~"$instance""#), "{expr}");
+            queried.extend(name.find_iter(expr).map(|m| m.as_str().to_string()));
+        }
+    }
+    assert!(queried.len() >= 15, "{queried:?}");
+    for q in &queried {
+        assert!(
+            after
+                .keys()
+                .any(|k| k == q || k.starts_with(&format!("{q}{{"))),
+            "the dashboard queries {q}, which /metrics does not serve: {after:?}"
+        );
+    }
 
     let ini = w.write(
         "bad.ini",

@@ -79,6 +79,31 @@ fn describe() {
         "The period the last regular distribution closed."
     );
     describe_gauge!("cod_uptime_seconds", "Seconds since the daemon started.");
+    describe_counter!(
+        "cod_records_checked_total",
+        "Records received from peers and clients and checked (form, signatures, rules); imports are not counted."
+    );
+    describe_counter!(
+        "cod_records_refused_total",
+        "Records checked and refused by the rules."
+    );
+    describe_counter!(
+        "cod_api_response_bytes_total",
+        "Response body bytes sent on the public port (those of a known length)."
+    );
+    // Counters without labels exist from the start, at 0: a dashboard's rate() has a series
+    // before the first event.
+    for name in [
+        "cod_records_applied_total",
+        "cod_records_checked_total",
+        "cod_records_refused_total",
+        "cod_api_body_bytes_total",
+        "cod_api_response_bytes_total",
+        "cod_dht_lookups_total",
+        "cod_seeded_bytes_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
 }
 
 /// Serves `GET /metrics` on `listener` until the node stops.
@@ -169,6 +194,9 @@ pub async fn track(
         .map_or("unmatched".to_string(), |m| m.as_str().to_string());
     let start = std::time::Instant::now();
     let resp = next.run(req).await;
+    if let Some(n) = axum::body::HttpBody::size_hint(resp.body()).exact() {
+        metrics::counter!("cod_api_response_bytes_total").increment(n);
+    }
     let status = resp.status().as_u16().to_string();
     metrics::counter!("cod_api_requests_total", "route" => route.clone(), "status" => status)
         .increment(1);

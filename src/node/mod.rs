@@ -322,9 +322,13 @@ impl Shared {
         records: Vec<Record>,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
         self.stem_seen(&records);
+        ::metrics::counter!("cod_records_checked_total").increment(records.len() as u64);
         let mut verifier = self.chain().ledger().verifier_for(&records);
         let checked = verifier.check(records);
-        self.chain().ingest_checked(checked)
+        let results = self.chain().ingest_checked(checked)?;
+        let refused = results.iter().filter(|r| r.is_err()).count();
+        ::metrics::counter!("cod_records_refused_total").increment(refused as u64);
+        Ok(results)
     }
 
     /// Says, in the log and to subscribers, where an ingest met a double spend — which record
