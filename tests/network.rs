@@ -1204,7 +1204,9 @@ fn metrics_are_prometheus_text_and_count_the_work() {
         get(&after, "cod_records_checked_total") >= 2.0,
         "the funding came by sync: {after:?}"
     );
-    assert!(get(&after, "cod_api_response_bytes_total") > get(&before, "cod_api_response_bytes_total"));
+    assert!(
+        get(&after, "cod_api_response_bytes_total") > get(&before, "cod_api_response_bytes_total")
+    );
 
     // Every series the Grafana dashboard in docs/ queries is one the endpoint serves.
     let dashboard: serde_json::Value = serde_json::from_str(
