@@ -97,7 +97,12 @@ impl Default for LogConfig {
 }
 
 /// node.ini settings a running node takes at once (`cod config reload`, SIGHUP).
-pub const LIVE_SETTINGS: [&str; 3] = ["signing.auto", "peers.static", "log.level"];
+pub const LIVE_SETTINGS: [&str; 4] = [
+    "signing.auto",
+    "peers.static",
+    "log.level",
+    "archive.mirrors",
+];
 
 /// What differs between two readings of node.ini, as (live, restart): the settings of
 /// [`LIVE_SETTINGS`] that changed, and every other section or key that did — those wait for
@@ -112,6 +117,9 @@ pub fn changed(old: &NodeConfig, new: &NodeConfig) -> (Vec<&'static str>, Vec<&'
     }
     if old.log.level != new.log.level {
         live.push("log.level");
+    }
+    if (&old.mirrors, old.package_mirrors) != (&new.mirrors, new.package_mirrors) {
+        live.push("archive.mirrors");
     }
     let mut restart = Vec::new();
     let mut differs = |name: &'static str, d: bool| {
@@ -135,18 +143,8 @@ pub fn changed(old: &NodeConfig, new: &NodeConfig) -> (Vec<&'static str>, Vec<&'
             != (new.peers.exchange, new.peers.max, new.peers.stem),
     );
     differs(
-        "archive",
-        (
-            &old.mirrors,
-            old.package_mirrors,
-            old.torrents,
-            old.torrent_interval,
-        ) != (
-            &new.mirrors,
-            new.package_mirrors,
-            new.torrents,
-            new.torrent_interval,
-        ),
+        "archive.torrents",
+        (old.torrents, old.torrent_interval) != (new.torrents, new.torrent_interval),
     );
     differs("sync", old.sync_interval != new.sync_interval);
     differs("limits", old.limits != new.limits);
@@ -710,12 +708,13 @@ torrent_interval = 30s
         let new = NodeConfig::parse(
             "node.ini",
             "[node]\nlisten = 127.0.0.1:7411\n[signing]\nauto = true\n[peers]\nstatic = 10.0.0.1:7410\n\
-             [log]\nlevel = debug\nformat = json\n[hooks]\npayment = true\n",
+             [log]\nlevel = debug\nformat = json\n[hooks]\npayment = true\n\
+             [archive]\nmirrors = /srv/mirror\ntorrents = false\n",
         )
         .unwrap();
         let (live, restart) = changed(&old, &new);
         assert_eq!(live, LIVE_SETTINGS);
-        assert_eq!(restart, ["node.listen", "log", "hooks"]);
+        assert_eq!(restart, ["node.listen", "archive.torrents", "log", "hooks"]);
         // Each of the node's settings is compared: a field added to NodeConfig must be named
         // here (the struct is destructured, so the compiler says so).
         let NodeConfig {

@@ -385,14 +385,22 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             let addr = crate::config::values::host_port(address.trim())
                 .unwrap_or_else(|_| address.trim().to_string());
             let was_known = shared.peers.locked().remove(&addr);
-            if was_known {
-                shared.log("info", format!("peer {addr} removed (by the operator)"));
-                super::write_remembered(shared);
+            if !was_known {
+                return ok(super::peers::PeerRemoved {
+                    removed: addr,
+                    was_known,
+                });
             }
-            ok(super::peers::PeerRemoved {
-                removed: addr,
-                was_known,
+            shared.log("info", format!("peer {addr} removed (by the operator)"));
+            // (peers.json is written off the async threads.)
+            blocking(shared, move |s| {
+                super::write_remembered(s);
+                ok(super::peers::PeerRemoved {
+                    removed: addr,
+                    was_known,
+                })
             })
+            .await
         }
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.

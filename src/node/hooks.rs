@@ -2,8 +2,10 @@
 //! `payment` (an applied record pays this node's account), `sign_request` (a request this
 //! node's key can sign is waiting), `upgrade` (a newer version of this cod was seen). The
 //! command runs with `sh -c` in the node directory, the event as one JSON document on stdin
-//! and its name in `COD_EVENT`; at most [`MAX_RUNNING`] at once (more are skipped, and
-//! logged), each stopped after [`TIMEOUT`].
+//! and its name in `COD_EVENT`; at most [`MAX_RUNNING`] at once — the others wait their turn,
+//! in order, up to [`MAX_WAITING`] (beyond, an event is skipped and logged) — each stopped
+//! after [`TIMEOUT`]. What a failing hook writes on stderr is logged, its first
+//! [`MAX_STDERR`] bytes; the rest is read and dropped.
 
 use super::Shared;
 use crate::control::Event;
@@ -12,10 +14,15 @@ use crate::lock::Locked;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Hook commands running at once, at most.
 pub const MAX_RUNNING: usize = 4;
+/// Hook commands waiting for one of those to end, at most.
+pub const MAX_WAITING: usize = 256;
+/// A failing hook's stderr kept for the log, at most (bytes).
+pub const MAX_STDERR: usize = 4096;
 /// How long a hook command may run.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// Requests and versions remembered as told already (each is told once).
@@ -156,6 +163,7 @@ pub async fn run(shared: Arc<Shared>) {
     }
     let mut events = shared.events.subscribe();
     let running = Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING));
+    let waiting = Arc::new(AtomicUsize::new(0));
     let mut told = Told::default();
     loop {
         let e = tokio::select! {
@@ -183,10 +191,23 @@ pub async fn run(shared: Arc<Shared>) {
             continue;
         }
         let hooks = &shared.config.hooks;
+        // A payment's record is read from the store: off the async threads.
+        let paying = match &e {
+            Event::Record(r) if r.account != shared.node_id && hooks.contains_key("payment") => {
+                let (s, h) = (shared.clone(), r.hash);
+                shared
+                    .tasks
+                    .spawn_blocking(move || s.view().record(&h))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        };
         let event = hook_event(
             e,
             &shared.node_id,
-            |h| shared.view().record(h),
+            |_| paying.clone(),
             &mut told,
             |name| hooks.contains_key(name),
         );
@@ -196,27 +217,32 @@ pub async fn run(shared: Arc<Shared>) {
         let Some(command) = shared.config.hooks.get(event.name()).cloned() else {
             continue;
         };
-        let Ok(permit) = running.clone().try_acquire_owned() else {
+        // Its turn comes when fewer than MAX_RUNNING run (the semaphore is first come, first
+        // served); beyond MAX_WAITING waiting, the event is skipped.
+        if waiting.load(Ordering::SeqCst) >= MAX_WAITING {
             shared.log(
                 "warn",
                 format!(
-                    "hooks: {} hooks run already; this {} event is skipped",
-                    MAX_RUNNING,
+                    "hooks: {MAX_WAITING} hook runs wait already; this {} event is skipped",
                     event.name()
                 ),
             );
             continue;
-        };
-        let s = shared.clone();
+        }
+        waiting.fetch_add(1, Ordering::SeqCst);
+        let (s, running, waiting) = (shared.clone(), running.clone(), waiting.clone());
         shared.spawn_until_stop(async move {
-            run_one(&s, &command, &event).await;
-            drop(permit);
+            let permit = running.acquire_owned().await;
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            if permit.is_ok() {
+                run_one(&s, &command, &event).await;
+            }
         });
     }
 }
 
 async fn run_one(shared: &Shared, command: &str, event: &HookEvent) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let name = event.name();
     let json = serde_json::to_string(event).expect("events serialize") + "\n";
     let child = tokio::process::Command::new("sh")
@@ -240,14 +266,31 @@ async fn run_one(shared: &Shared, command: &str, event: &HookEvent) {
         // (A hook that does not read its stdin is its own business.)
         let _ = stdin.write_all(json.as_bytes()).await;
     }
-    match tokio::time::timeout(TIMEOUT, child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => {}
-        Ok(Ok(out)) => {
-            let said = String::from_utf8_lossy(&out.stderr);
+    let stderr = child.stderr.take();
+    let said = async move {
+        let mut kept = Vec::new();
+        if let Some(mut err) = stderr {
+            let _ = (&mut err)
+                .take(MAX_STDERR as u64)
+                .read_to_end(&mut kept)
+                .await;
+            // (Read to the end, so a talkative hook never blocks on a full pipe.)
+            let _ = tokio::io::copy(&mut err, &mut tokio::io::sink()).await;
+        }
+        kept
+    };
+    let ended = async {
+        let (said, status) = tokio::join!(said, child.wait());
+        status.map(|status| (status, said))
+    };
+    match tokio::time::timeout(TIMEOUT, ended).await {
+        Ok(Ok((status, _))) if status.success() => {}
+        Ok(Ok((status, said))) => {
+            let said = String::from_utf8_lossy(&said);
             let said: String = said.trim().chars().take(500).collect();
             shared.log(
                 "warn",
-                format!("hooks: the {name} hook failed ({}): {said}", out.status),
+                format!("hooks: the {name} hook failed ({status}): {said}"),
             );
         }
         Ok(Err(e)) => shared.log("warn", format!("hooks: the {name} hook: {e}")),

@@ -29,12 +29,30 @@ enum Mirror {
 /// (another writer may have left out what this node holds).
 const CHECK_EVERY: u32 = 5;
 
+/// What the mirror list is made from: node.ini's `[archive] mirrors` and
+/// `package_mirrors`, as last (re)loaded — a reload changes them while the node runs.
+#[derive(Clone, PartialEq, Eq)]
+struct Source {
+    mirrors: Vec<String>,
+    package_mirrors: bool,
+}
+
+impl Source {
+    fn loaded(shared: &Shared) -> Self {
+        let c = shared.loaded.locked();
+        Self {
+            mirrors: c.mirrors.clone(),
+            package_mirrors: c.package_mirrors,
+        }
+    }
+}
+
 /// node.ini's mirrors, then the package's (unless node.ini says `package_mirrors = false`),
 /// each once.
-fn mirrors(shared: &Shared) -> Vec<Mirror> {
+fn mirrors(shared: &Shared, source: &Source) -> Vec<Mirror> {
     let file = format!("{}.archive", shared.params.cod);
-    let mut names = shared.config.mirrors.clone();
-    if shared.config.package_mirrors {
+    let mut names = source.mirrors.clone();
+    if source.package_mirrors {
         match shared.dir.cod_config() {
             Ok(cod) => names.extend(cod.mirrors),
             Err(e) => shared.log("warn", format!("mirror: cannot read cod.ini: {e}")),
@@ -90,11 +108,9 @@ fn mirrors(shared: &Shared) -> Vec<Mirror> {
 }
 
 pub async fn run(shared: Arc<Shared>) {
-    let list = mirrors(&shared);
-    if list.is_empty() {
-        return shared.shutdown.cancelled().await;
-    }
     let http = &shared.api;
+    let mut source = Source::loaded(&shared);
+    let mut list = mirrors(&shared, &source);
     restore(&shared, &list, http).await;
     let mut merged_applied = usize::MAX;
     let (mut idle_rounds, mut rounds) = (0u32, 0u32);
@@ -105,11 +121,31 @@ pub async fn run(shared: Arc<Shared>) {
             _ = shared.mirror_now.notified() => tokio::time::sleep(Duration::from_millis(300)).await,
             _ = shared.shutdown.cancelled() => return,
         }
+        // A reload that changed the mirrors: the new list from now on, restored from first.
+        let now = Source::loaded(&shared);
+        if now != source {
+            source = now;
+            list = mirrors(&shared, &source);
+            shared.log(
+                "info",
+                format!(
+                    "mirrors: node.ini now names {}; {} in use",
+                    if source.mirrors.is_empty() {
+                        "none".to_string()
+                    } else {
+                        source.mirrors.join(", ")
+                    },
+                    list.len()
+                ),
+            );
+            restore(&shared, &list, http).await;
+            merged_applied = usize::MAX;
+        }
         rounds = rounds.wrapping_add(1);
         // What mirrors are given: the chain as peers see it (without records made here that
         // are still on their stems), so the round after they come back writes them.
         let applied = shared.public_view().state().applied_count();
-        if applied != merged_applied || rounds.is_multiple_of(CHECK_EVERY) {
+        if !list.is_empty() && (applied != merged_applied || rounds.is_multiple_of(CHECK_EVERY)) {
             for m in &list {
                 if let Err(e) = merge(&shared, m, http).await {
                     shared.log("warn", format!("mirror: {e}"));
@@ -124,7 +160,7 @@ pub async fn run(shared: Arc<Shared>) {
         } else {
             0
         };
-        if idle_rounds >= 3 {
+        if idle_rounds >= 3 && !list.is_empty() {
             restore(&shared, &list, http).await;
             idle_rounds = 0;
         }

@@ -12,7 +12,7 @@ mod control;
 pub mod discovery;
 mod git_mirror;
 pub mod guard;
-mod hooks;
+pub mod hooks;
 mod http;
 pub mod logfile;
 mod metrics;
@@ -258,8 +258,11 @@ impl Shared {
     /// SIGHUP): `[signing] auto`, new `[peers] static` addresses, `[log] level`. Names what
     /// changed and what waits for the next start.
     pub fn reload(&self) -> Result<crate::views::Reloaded, String> {
+        // One reload at a time, reading the file under the lock: two at once (a SIGHUP and
+        // `cod config reload`) cannot leave the older file's settings in force.
+        let mut loaded = self.loaded.locked();
         let new = self.dir.node_config().map_err(|e| e.to_string())?;
-        let (live, _) = crate::config::node::changed(&self.loaded.locked(), &new);
+        let (live, _) = crate::config::node::changed(&loaded, &new);
         let (_, restart) = crate::config::node::changed(&self.config, &new);
         if live.contains(&"log.level") {
             logfile::set_level(&new.log.level).map_err(|e| format!("[log] level: {e}"))?;
@@ -272,7 +275,11 @@ impl Shared {
                 table.add_candidate(addr, peers::FoundVia::Static);
             }
         }
-        *self.loaded.locked() = new;
+        *loaded = new;
+        drop(loaded);
+        if live.contains(&"archive.mirrors") {
+            self.mirror_now.notify_one();
+        }
         let said = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let r = crate::views::Reloaded {
             applied: said(&live),
