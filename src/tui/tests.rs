@@ -4,6 +4,8 @@
 use super::app::{App, Effect, Modal, Msg, Tab};
 use super::view;
 use crate::control::{Event, Request};
+use crate::node::guard::{AddressState, Offense};
+use crate::node::peers::{FoundVia, Peer, PeersView};
 use crate::signature_requests::{RequestList, RequestView, State};
 use crate::views::RecentRecord;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -40,7 +42,10 @@ fn recorded() -> App {
             com_version: "1.0.0".into(),
             cod_version: "1.0.0".into(),
             uptime: 3725,
-            peers: crate::views::PeerCounts { confirmed: 2, known: 3 },
+            peers: crate::views::PeerCounts {
+                confirmed: 2,
+                known: 3,
+            },
             chain: crate::views::ChainSummary {
                 records: 14,
                 applied: 12,
@@ -50,7 +55,7 @@ fn recorded() -> App {
                 awaiting_key_bytes: 0,
                 missing: vec![
                     "record 52fdce9aaf6595a5a9b5caa15f72c24ebfc2f272ea5d224bc8560ac5817bd229"
-                        .into()
+                        .into(),
                 ],
                 accounts: 5,
                 issued: [("codcoin".to_string(), 14_000)].into(),
@@ -106,13 +111,28 @@ fn recorded() -> App {
             handover: None,
             best_peer_applied: Some(20),
         }),
-        // (Read as the type the daemon sends: the fixture holds to it.)
-        peers: serde_json::from_value(json!({"peers": [
-            {"addr": "127.0.0.1:7411", "peer_id": "0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660", "found_via": "dht", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.0.0", "last_seen": NOW - 12, "latency_ms": 2, "failures": 0, "retry_at": 0, "applied": 20},
-            {"addr": "127.0.0.1:7412", "peer_id": "f27de94e5eebdd57fc1dec5dc1994d101f7c20ef8e44c99b54037546d629a14d", "found_via": "exchange", "confirmed": true, "software_version": "0.1.0", "com_version": "1.0.0", "cod_version": "1.1.0", "last_seen": NOW - 70, "latency_ms": 15, "failures": 0, "retry_at": 0, "applied": 12},
-            {"addr": "10.0.0.9:7410", "peer_id": null, "found_via": "static", "confirmed": false, "software_version": "", "com_version": "", "cod_version": "", "last_seen": 0, "latency_ms": 0, "failures": 2, "retry_at": 0, "applied": null}
-        ], "addresses": []}))
-        .unwrap(),
+        peers: PeersView {
+            peers: vec![
+                peer(
+                    "127.0.0.1:7411",
+                    Some("0839e914c7e41fb804cc88d149720957251b8b43227a680448879714bca76660"),
+                    FoundVia::Dht,
+                    "1.0.0",
+                    (NOW - 12, 2, 0),
+                    Some(20),
+                ),
+                peer(
+                    "127.0.0.1:7412",
+                    Some("f27de94e5eebdd57fc1dec5dc1994d101f7c20ef8e44c99b54037546d629a14d"),
+                    FoundVia::Exchange,
+                    "1.1.0",
+                    (NOW - 70, 15, 0),
+                    Some(12),
+                ),
+                peer("10.0.0.9:7410", None, FoundVia::Static, "", (0, 0, 2), None),
+            ],
+            addresses: Vec::new(),
+        },
         requests: RequestList {
             requests: vec![request(
                 "72f05ae1bd2d62aa260e326a031eebbbf2a680018f9620a61e89b63cb982b473",
@@ -181,6 +201,32 @@ fn request(id: &str, kind: &str, summary: &str, signed: usize, state: State) -> 
         state,
         rejections: Vec::new(),
         record: Some(json!({})),
+    }
+}
+
+/// A peer as the daemon's table holds it: (last seen, latency ms, failures) in `contact`.
+fn peer(
+    addr: &str,
+    id: Option<&str>,
+    found_via: FoundVia,
+    cod_version: &str,
+    contact: (u64, u64, u32),
+    applied: Option<usize>,
+) -> Peer {
+    let (last_seen, latency_ms, failures) = contact;
+    Peer {
+        addr: addr.into(),
+        found_via,
+        peer_id: id.map(|i| i.parse().unwrap()),
+        confirmed: id.is_some(),
+        software_version: if id.is_some() { "0.1.0" } else { "" }.into(),
+        com_version: if id.is_some() { "1.0.0" } else { "" }.into(),
+        cod_version: cod_version.into(),
+        last_seen,
+        latency_ms,
+        failures,
+        retry_at: 0,
+        applied,
     }
 }
 
@@ -367,12 +413,29 @@ fn an_idle_node_does_not_grow_the_rate_samples() {
 fn the_peers_tab_shows_banned_addresses() {
     let mut app = recorded();
     let status = Box::new(app.status.clone().unwrap());
-    let peers = serde_json::from_value(json!({"peers": [], "addresses": [
-        {"address": "192.0.2.7", "connections": 0, "score": 100, "banned_until": 1_800_000_000_000u64, "manual": false, "last_offense": "forged"},
-        {"address": "198.51.100.0", "connections": 0, "score": 0, "banned_until": u64::MAX, "manual": true, "last_offense": null},
-        {"address": "203.0.113.5", "connections": 3, "score": 20, "banned_until": null, "manual": false, "last_offense": "slow"}
-    ]}))
-    .unwrap();
+    let address = |ip: &str, connections, score, banned_until, manual, last_offense| AddressState {
+        address: ip.parse().unwrap(),
+        connections,
+        score,
+        banned_until,
+        manual,
+        last_offense,
+    };
+    let peers = PeersView {
+        peers: Vec::new(),
+        addresses: vec![
+            address(
+                "192.0.2.7",
+                0,
+                100,
+                Some(1_800_000_000_000),
+                false,
+                Some(Offense::Forged),
+            ),
+            address("198.51.100.0", 0, 0, Some(u64::MAX), true, None),
+            address("203.0.113.5", 3, 20, None, false, Some(Offense::Slow)),
+        ],
+    };
     app.update(Msg::Snapshot {
         status,
         peers,
