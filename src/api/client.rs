@@ -47,22 +47,44 @@ struct Isolated {
     clients: std::sync::Mutex<std::collections::VecDeque<(String, reqwest::Client)>>,
 }
 
+/// How long a call may take: to connect, in all (a file's: see `LARGE_TRANSFER`), and for
+/// each read of the answer.
+struct Timeouts {
+    connect: Duration,
+    whole: Duration,
+    read: Duration,
+}
+
+const DIRECT: Timeouts = Timeouts {
+    connect: Duration::from_secs(3),
+    whole: Duration::from_secs(20),
+    read: Duration::from_secs(20),
+};
+
+/// Through a proxy (a Tor circuit may take its time).
+const PROXIED: Timeouts = Timeouts {
+    connect: Duration::from_secs(30),
+    whole: Duration::from_secs(60),
+    read: Duration::from_secs(20),
+};
+
 /// A client with the node's timeouts; through `proxy` (a `socks5h://` URL) if given, else
 /// directly (never through a proxy the environment names).
 fn client(proxy: Option<&str>) -> reqwest::Client {
-    let (builder, connect, whole) = match proxy {
-        Some(p) => (
+    match proxy {
+        Some(p) => client_with(
             reqwest::Client::builder().proxy(reqwest::Proxy::all(p).expect("a proxy URL")),
-            30,
-            60,
+            &PROXIED,
         ),
-        None => (reqwest::Client::builder().no_proxy(), 3, 20),
-    };
+        None => client_with(reqwest::Client::builder().no_proxy(), &DIRECT),
+    }
+}
+
+fn client_with(builder: reqwest::ClientBuilder, t: &Timeouts) -> reqwest::Client {
     builder
-        .connect_timeout(Duration::from_secs(connect))
-        // A call's whole answer (a file's: see `LARGE_TRANSFER`), and each read of it.
-        .timeout(Duration::from_secs(whole))
-        .read_timeout(Duration::from_secs(20))
+        .connect_timeout(t.connect)
+        .timeout(t.whole)
+        .read_timeout(t.read)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .expect("a plain HTTP client builds")
@@ -365,6 +387,39 @@ fn batches(records: Vec<RawRecord>, max_count: usize, max_bytes: usize) -> Vec<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer that takes the connection and never answers is given up on when the call's
+    /// whole time is up (here 1 s instead of the node's 20), not waited for.
+    #[tokio::test]
+    async fn a_peer_that_never_answers_is_given_up_on_in_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let _mute = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let second = Duration::from_secs(1);
+        let c = ApiClient {
+            http: client_with(
+                reqwest::Client::builder().no_proxy(),
+                &Timeouts {
+                    connect: second,
+                    whole: second,
+                    read: second,
+                },
+            ),
+            isolated: None,
+            bytes: Default::default(),
+        };
+        let t0 = std::time::Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(30), c.info(&addr))
+            .await
+            .expect("the client gave up by itself");
+        assert!(r.is_err(), "{r:?}");
+        assert!(t0.elapsed() >= second);
+    }
 
     #[test]
     fn a_url_names_its_host() {

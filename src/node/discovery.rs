@@ -431,7 +431,7 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
 /// Confirms the peers due for it, every second: those heard of, and the confirmed ones
 /// every [`REFRESH_SECS`].
 async fn confirm_loop(shared: Arc<Shared>) {
-    super::every(&shared, Duration::from_secs(1), || {
+    super::every(&shared.shutdown, Duration::from_secs(1), || {
         confirm_round(shared.clone())
     })
     .await
@@ -506,7 +506,7 @@ async fn confirm_round(shared: Arc<Shared>) {
 /// Asks a random confirmed peer for its peers, every `sync_interval` (2 to 30 s).
 async fn exchange_loop(shared: Arc<Shared>) {
     let period = Duration::from_secs(shared.config.sync_interval.clamp(2, 30));
-    super::every(&shared, period, || exchange_round(shared.clone())).await
+    super::every(&shared.shutdown, period, || exchange_round(shared.clone())).await
 }
 
 async fn exchange_round(shared: Arc<Shared>) {

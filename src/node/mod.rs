@@ -487,19 +487,22 @@ impl Shared {
 /// Runs `round` at once and then again `period` after each round ends (rounds never
 /// overlap), until the node stops; a stop also ends a round midway. The node's periodic
 /// tasks — sync, peer checks, peer exchange, signature requests — all tick this way.
-pub(crate) async fn every<F, Fut>(shared: &Shared, period: std::time::Duration, mut round: F)
-where
+pub(crate) async fn every<F, Fut>(
+    stop: &CancellationToken,
+    period: std::time::Duration,
+    mut round: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     loop {
         tokio::select! {
             _ = round() => {}
-            _ = shared.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = shared.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }
@@ -1200,5 +1203,95 @@ impl NodeHandle {
         let _ = std::fs::remove_file(&self.pid_path);
         tracing::info!("stopped");
         ended.map_err(NodeError::TaskEnded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+    use std::time::{Duration, Instant};
+
+    /// Rounds start at once and then at least `period` after the last one ended: a slow round
+    /// pushes the next back instead of overlapping it — until the stop.
+    #[tokio::test]
+    async fn every_round_starts_a_period_after_the_last_ended_until_the_stop() {
+        let period = Duration::from_millis(30);
+        let stop = CancellationToken::new();
+        let rounds = Arc::new(StdMutex::new(Vec::<(Instant, Instant)>::new()));
+        let task = {
+            let (stop, rounds) = (stop.clone(), rounds.clone());
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                every(&stop, period, || {
+                    n += 1;
+                    let (rounds, n) = (rounds.clone(), n);
+                    async move {
+                        let start = Instant::now();
+                        if n == 2 {
+                            tokio::time::sleep(period * 4).await;
+                        }
+                        rounds.lock().unwrap().push((start, Instant::now()));
+                    }
+                })
+                .await
+            })
+        };
+        wait_until(|| rounds.lock().unwrap().len() >= 5).await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the stop ends it")
+            .unwrap();
+        let rounds = rounds.lock().unwrap().clone();
+        for pair in rounds.windows(2) {
+            assert!(pair[1].0 >= pair[0].1 + period, "{rounds:?}");
+        }
+        assert!(
+            rounds[1].1 - rounds[1].0 >= period * 4,
+            "the slow one ran whole"
+        );
+        // None after the stop.
+        let n = rounds.len();
+        tokio::time::sleep(period * 3).await;
+        assert_eq!(n, rounds.len());
+    }
+
+    async fn wait_until(done: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("within 30 s");
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_round_midway() {
+        let stop = CancellationToken::new();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (stop, started, finished) = (stop.clone(), started.clone(), finished.clone());
+            tokio::spawn(async move {
+                every(&stop, Duration::from_secs(1), || {
+                    let (started, finished) = (started.clone(), finished.clone());
+                    async move {
+                        started.store(true, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+                .await
+            })
+        };
+        wait_until(|| started.load(std::sync::atomic::Ordering::SeqCst)).await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the stop ends the round")
+            .unwrap();
+        assert!(!finished.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -835,7 +835,7 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, S
 /// came late.
 pub async fn run(shared: Arc<Shared>) {
     let mut tick = 0u64;
-    super::every(&shared, Duration::from_secs(1), || {
+    super::every(&shared.shutdown, Duration::from_secs(1), || {
         tick += 1;
         let (shared, resend) = (shared.clone(), tick.is_multiple_of(5));
         async move {

@@ -44,7 +44,7 @@ pub enum SyncError {
 pub async fn run(shared: Arc<Shared>) {
     let mut round = 0usize;
     let period = Duration::from_secs(shared.config.sync_interval.max(1));
-    super::every(&shared, period, || {
+    super::every(&shared.shutdown, period, || {
         let mut peers = shared.peers.locked().confirmed();
         peers.retain(|p| !shared.is_banned(&p.addr));
         // In turn, so every peer is compared with within a few intervals.
