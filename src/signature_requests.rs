@@ -903,6 +903,42 @@ impl RequestBook {
             .map(|r| r.id)
     }
 
+    /// The record a signer signed for `seq` (in `signed`), other than `id`, that may still
+    /// complete at `now` — not dead by this book — and until when.
+    pub fn signed_elsewhere(
+        &self,
+        signed: &Signed,
+        seq: u64,
+        id: &RecordHash,
+        now: u64,
+        fallback: bool,
+    ) -> Option<(RecordHash, u64)> {
+        signed.conflict(seq, id, now, |h| self.dead(h, fallback))
+    }
+
+    /// The record the signer `me` signed for `record`'s seq that keeps it from ever signing
+    /// `record` in time: one that may still complete and whose promise outlasts `record`'s
+    /// session (its request's expiry here, or the one it would get). Never for `me`'s own
+    /// proposal (signed once the other is dead). A rejection is for good: a request that may
+    /// still be signed before its session ends is not one to reject.
+    pub fn never_in_time(
+        &self,
+        signed: &Signed,
+        me: &str,
+        record: &Record,
+        now: u64,
+        params: &Params,
+        fallback: bool,
+    ) -> Option<RecordHash> {
+        let id = record.hash();
+        let (other, until) = self.signed_elsewhere(signed, record.seq(), &id, now, fallback)?;
+        let (own, expires) = match self.get(&id) {
+            Some(r) => (r.proposer == me, r.expires),
+            None => (false, expiry(record.body().time, now, params)),
+        };
+        (!own && until > expires).then_some(other)
+    }
+
     /// Whether request `id` can no longer gather a quorum: so many signers rejected it (each
     /// rejection a promise never to sign it) that the rest fall short.
     /// `fallback`: the deployer may stand in for a signer (com.ini), one more possible

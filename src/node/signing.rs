@@ -191,11 +191,11 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
         .get(id)
         .ok_or_else(|| SignError::Unknown(id.to_string()))?
         .expires;
-    // (What this node signed for the seq that can no longer complete: see `Signed`.)
-    let dead = dead_signed(shared, body.seq);
     // Never two records for one network seq, never one it rejected: noted, durably, before
-    // the signature exists.
+    // the signature exists. (What this node signed for the seq that can no longer complete
+    // does not count: see `Signed`.)
     {
+        let book = shared.requests.locked();
         let mut signed = shared.signed.locked();
         signed.prune(next);
         if signed.has_rejected(body.seq, id) {
@@ -203,7 +203,9 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
                 "this node rejected this request, and never signs what it rejected".into(),
             ));
         }
-        if let Some((other, until)) = signed.conflict(body.seq, id, now, |h| dead.contains(h)) {
+        if let Some((other, until)) =
+            book.signed_elsewhere(&signed, body.seq, id, now, fallback(shared))
+        {
             return Err(SignError::Refused(format!(
                 "this node signed record {} for the network's seq {} already, and signs no \
                  other there while that one may still complete (for {} s more)",
@@ -902,11 +904,10 @@ fn retry_unsigned(shared: &Arc<Shared>, period: u64, body: &Body, t: u64) {
     let waiting = shared.requests.locked().unsigned(period, body);
     for id in waiting {
         // (Checked here first: `approve` recomputes the distribution, too much for every tick.)
-        let dead = dead_signed(shared, body.seq);
-        let conflict = shared
-            .signed
-            .locked()
-            .conflict(body.seq, &id, t, |h| dead.contains(h));
+        let conflict = {
+            let book = shared.requests.locked();
+            book.signed_elsewhere(&shared.signed.locked(), body.seq, &id, t, fallback(shared))
+        };
         // (`approve` sends it, signed.)
         if conflict.is_none() && approve(shared, &id).is_ok() {
             return;
@@ -931,17 +932,6 @@ fn network_next(shared: &Shared) -> u64 {
         .map_or(0, |a| a.next_seq())
 }
 
-/// The records this node signed for network seq `seq` that can no longer complete.
-fn dead_signed(shared: &Shared, seq: u64) -> Vec<RecordHash> {
-    let book = shared.requests.locked();
-    let signed = shared.signed.locked();
-    let fallback = fallback(shared);
-    signed
-        .signed_at(seq)
-        .filter(|h| book.dead(h, fallback))
-        .collect()
-}
-
 /// Whether this node decides `record` by itself: a regular distribution for the network's
 /// next seq (fully determined by the chain), and its member lets it sign those.
 fn auto_decides(shared: &Shared, record: &Record) -> bool {
@@ -950,29 +940,25 @@ fn auto_decides(shared: &Shared, record: &Record) -> bool {
 }
 
 /// The record this node signed for `seq`, other than `id`, that may still complete, and
-/// until when.
+/// until when ([`requests::RequestBook::signed_elsewhere`]).
 fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<(RecordHash, u64)> {
-    let dead = dead_signed(shared, seq);
-    let now = shared.now();
+    let book = shared.requests.locked();
     let signed = shared.signed.locked();
-    signed.conflict(seq, id, now, |h| dead.contains(h))
+    book.signed_elsewhere(&signed, seq, id, shared.now(), fallback(shared))
 }
 
-/// The record this node signed for `record`'s seq that keeps it from ever signing `record`
-/// in time: one that may still complete and whose promise outlasts `record`'s session. Not
-/// for this node's own proposal (`retry_unsigned` signs it once the other is dead). A rejection
-/// is for good: a request that may still be signed here before its session ends is not one.
+/// [`requests::RequestBook::never_in_time`] for this node.
 fn never_in_time(shared: &Shared, record: &Record) -> Option<RecordHash> {
-    let id = record.hash();
-    let (other, until) = signed_elsewhere(shared, record.seq(), &id)?;
-    let (own, expires) = match shared.requests.locked().get(&id) {
-        Some(r) => (r.proposer == shared.node_id.to_string(), r.expires),
-        None => (
-            false,
-            requests::expiry(record.body().time, shared.now(), &shared.params),
-        ),
-    };
-    (!own && until > expires).then_some(other)
+    let book = shared.requests.locked();
+    let signed = shared.signed.locked();
+    book.never_in_time(
+        &signed,
+        &shared.node_id.to_string(),
+        record,
+        shared.now(),
+        &shared.params,
+        fallback(shared),
+    )
 }
 
 /// Rejects, out loud, a peer's request this node could never sign in time

@@ -811,3 +811,58 @@ fn a_superseded_request_this_node_signed_is_shown_until_it_cannot_complete() {
     }
     assert!(book.open_records(&me, seq, false).is_empty(), "dead");
 }
+
+/// A signer rejects a peer's request for a seq only when what it signed there outlasts the
+/// request's session: never its own proposal, never one it may still sign in time, and not
+/// once what it signed is dead.
+#[test]
+fn a_signer_rejects_only_what_it_could_never_sign_in_time() {
+    let (s, mine, mut book) = one_request();
+    let l = &s.l;
+    let theirs = sign_network(issue(l, 5, NOW), &["node2"]);
+    let seq = mine.seq();
+    assert_eq!(theirs.seq(), seq);
+    let p = l.params();
+    let mut signed = Signed::default();
+    let never = |book: &RequestBook, signed: &Signed, me: &str, r: &Record, now: u64| {
+        book.never_in_time(signed, me, r, now, p, false)
+    };
+    assert_eq!(
+        never(&book, &signed, "me", &theirs, NOW),
+        None,
+        "nothing signed"
+    );
+    // Signed `mine` until long after `theirs` (not held here yet) would expire.
+    let theirs_ends = expiry(theirs.body().time, NOW, p);
+    signed.note(seq, mine.hash(), theirs_ends + 1).unwrap();
+    assert_eq!(never(&book, &signed, "me", &theirs, NOW), Some(mine.hash()));
+    assert_eq!(
+        book.signed_elsewhere(&signed, seq, &theirs.hash(), NOW, false),
+        Some((mine.hash(), theirs_ends + 1))
+    );
+    // A promise that ends before their session does: it may be signed in time.
+    let mut short = Signed::default();
+    short.note(seq, mine.hash(), theirs_ends).unwrap();
+    assert_eq!(never(&book, &short, "me", &theirs, NOW), None);
+    // Held here as this node's own proposal: never rejected (signed once the other dies).
+    let mut own = request(&theirs, l, NOW);
+    own.proposer = "me".into();
+    book.insert(own).unwrap();
+    assert_eq!(never(&book, &signed, "me", &theirs, NOW), None);
+    assert_eq!(
+        never(&book, &signed, "someone else", &theirs, NOW),
+        Some(mine.hash()),
+        "a peer's"
+    );
+    // What it signed is dead (enough signers rejected it): free.
+    for n in [1, 2] {
+        book.rejected_by(&mine.hash(), &AccountId::from_bytes([n; 32]), "no")
+            .unwrap();
+    }
+    assert!(book.dead(&mine.hash(), false));
+    assert_eq!(never(&book, &signed, "someone else", &theirs, NOW), None);
+    assert_eq!(
+        book.signed_elsewhere(&signed, seq, &theirs.hash(), NOW, false),
+        None
+    );
+}
