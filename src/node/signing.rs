@@ -939,14 +939,6 @@ fn auto_decides(shared: &Shared, record: &Record) -> bool {
     determined && shared.auto_sign() && record.seq() == network_next(shared)
 }
 
-/// The record this node signed for `seq`, other than `id`, that may still complete, and
-/// until when ([`requests::RequestBook::signed_elsewhere`]).
-fn signed_elsewhere(shared: &Shared, seq: u64, id: &RecordHash) -> Option<(RecordHash, u64)> {
-    let book = shared.requests.locked();
-    let signed = shared.signed.locked();
-    book.signed_elsewhere(&signed, seq, id, shared.now(), fallback(shared))
-}
-
 /// [`requests::RequestBook::never_in_time`] for this node.
 fn never_in_time(shared: &Shared, record: &Record) -> Option<RecordHash> {
     let book = shared.requests.locked();
