@@ -789,6 +789,57 @@ async fn nodes_start_and_stop_inside_a_test_process() {
     again.stop().await.unwrap();
 }
 
+/// A node whose task fails (here a discovery that panics a moment after the start) stops by
+/// itself, naming the task and how it ended, and leaves its store, socket and pid file as a
+/// stopped node does: `cod node run` then exits non-zero for the service manager to restart
+/// it, and it starts again (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_task_fails_stops_and_says_which() {
+    use cod::node::discovery::{Context, Discovery};
+    use cod::node::{NodeBuilder, NodeError};
+    use cod::nodedir::NodeDir;
+    struct Lost;
+    impl Discovery for Lost {
+        fn name(&self) -> &'static str {
+            "lost discovery"
+        }
+        fn run(self: std::sync::Arc<Self>, _: Context) -> futures::future::BoxFuture<'static, ()> {
+            Box::pin(async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                panic!("lost its way");
+            })
+        }
+    }
+    let w = World::new();
+    let (pkg, _) = w.pack_demo();
+    let n1 = deploy_with_peer(&w, &pkg, "node1", "127.0.0.1:9");
+    let h = NodeBuilder::new(NodeDir::open(&n1.dir).unwrap(), example_secret("node1"))
+        .discovery(std::sync::Arc::new(Lost))
+        .start()
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), h.stopped())
+        .await
+        .expect("the node stops by itself");
+    match ended {
+        Err(NodeError::TaskEnded(e)) => {
+            assert_eq!(e.task, "lost discovery");
+            assert!(
+                e.how.contains("panicked") && e.how.contains("lost its way"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing answers on its socket any more.
+    w.at(&n1, &["status"]).fails_code(3, "no daemon");
+    let again = NodeBuilder::new(NodeDir::open(&n1.dir).unwrap(), example_secret("node1"))
+        .start()
+        .await
+        .expect("its store is free");
+    again.stop().await.unwrap();
+}
+
 /// Issue 17: no answer of the public port tells which account the host holds. Two nodes
 /// holding the same chain are asked every route the OpenAPI document lists, the same way:
 /// once what is about the host itself (its transport id, address and clock) is set aside,
