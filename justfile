@@ -219,6 +219,18 @@ bench-tui: build
 chaos SEED="" STEPS="12":
     COD_CHAOS_SEED={{SEED}} COD_CHAOS_STEPS={{STEPS}} cargo nextest run --test chaos --no-capture a_seeded_schedule
 
+# Every seed in tests/chaos-seeds.txt (runs that found a defect), one after another; the
+# seeds whose runs had a problem are listed at the end.
+chaos-regressions STEPS="12":
+    #!/usr/bin/env bash
+    set -uo pipefail
+    failed=()
+    for seed in $(grep -v '^#' tests/chaos-seeds.txt | awk '{print $1}'); do
+        just chaos "$seed" {{STEPS}} >"target/chaos-seed-$seed.log" 2>&1 || failed+=("$seed")
+    done
+    echo "replayed $(grep -vc '^#' tests/chaos-seeds.txt) seeds; with a problem: ${failed[*]:-none}"
+    [ ${#failed[@]} -eq 0 ]
+
 # RUNS schedules of STEPS faults each, JOBS at a time, each with a fresh seed; a summary for
 # docs/reliability.md (runs, faults, acknowledged and lost records, divergent nodes, time to
 # agree after healing). Reports in target/chaos-long.jsonl, logs beside it.

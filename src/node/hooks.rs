@@ -7,12 +7,12 @@
 //! after [`TIMEOUT`]. What a failing hook writes on stderr is logged, its first
 //! [`MAX_STDERR`] bytes; the rest is read and dropped.
 
-use super::Shared;
+use super::{Shared, Told};
 use crate::control::Event;
 use crate::ids::{AccountId, RecordHash};
 use crate::lock::Locked;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -25,8 +25,6 @@ pub const MAX_WAITING: usize = 256;
 pub const MAX_STDERR: usize = 4096;
 /// How long a hook command may run.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
-/// Requests and versions remembered as told already (each is told once).
-const MAX_REMEMBERED: usize = 1024;
 
 /// What a hook is told, on stdin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,29 +64,6 @@ impl HookEvent {
             HookEvent::SignRequest { .. } => "sign_request",
             HookEvent::Upgrade { .. } => "upgrade",
         }
-    }
-}
-
-/// What was told already, newest last, bounded.
-#[derive(Default)]
-struct Told {
-    order: VecDeque<String>,
-    set: HashSet<String>,
-}
-
-impl Told {
-    /// Whether `key` is new (and remembers it).
-    fn first(&mut self, key: String) -> bool {
-        if !self.set.insert(key.clone()) {
-            return false;
-        }
-        self.order.push_back(key);
-        if self.order.len() > MAX_REMEMBERED
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
     }
 }
 
@@ -308,18 +283,6 @@ async fn run_one(shared: &Shared, command: &str, event: &HookEvent) {
 mod tests {
     use super::*;
     use crate::signature_requests::{RequestView, State};
-
-    #[test]
-    fn told_once_and_remembered_within_bounds() {
-        let mut t = Told::default();
-        assert!(t.first("a".into()));
-        assert!(!t.first("a".into()));
-        for i in 0..MAX_REMEMBERED {
-            t.first(i.to_string());
-        }
-        assert!(t.order.len() <= MAX_REMEMBERED && t.set.len() == t.order.len());
-        assert!(t.first("a".into()), "the oldest is forgotten");
-    }
 
     #[test]
     fn upgrades_and_requests_are_told_once_and_only_pending_ones_for_this_signer() {

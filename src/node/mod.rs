@@ -110,6 +110,9 @@ pub struct Shared {
     /// Why this node could not compute the distribution it would propose, as last logged
     /// (said once, not every tick).
     pub(crate) settle_error: Mutex<Option<String>>,
+    /// Signature requests whose refusal was logged, with the reason: a request peers offer
+    /// again and again is logged once per reason.
+    pub(crate) refusals_told: Mutex<Told>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
     pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
@@ -481,6 +484,33 @@ impl Shared {
             Err(e) => self.log("warn", format!("could not open this node's account: {e}")),
         }
         drop(hiding);
+    }
+}
+
+/// What a [`Told`] remembers, at most.
+pub(crate) const MAX_TOLD: usize = 1024;
+
+/// Things told already (a hook's events, a log line), newest last, at most [`MAX_TOLD`]:
+/// each is told once while remembered.
+#[derive(Default)]
+pub(crate) struct Told {
+    order: std::collections::VecDeque<String>,
+    set: std::collections::HashSet<String>,
+}
+
+impl Told {
+    /// Whether `key` is new (and remembers it).
+    pub(crate) fn first(&mut self, key: String) -> bool {
+        if !self.set.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > MAX_TOLD
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
     }
 }
 
@@ -1071,6 +1101,7 @@ impl NodeBuilder {
             requests: Mutex::default(),
             signed: Mutex::new(read_signed(&data_dir)?),
             settle_error: Mutex::default(),
+            refusals_told: Mutex::default(),
             guard: Mutex::new(guard),
             heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),
             library: Arc::new(library),
@@ -1265,6 +1296,18 @@ mod tests {
         })
         .await
         .expect("within 30 s");
+    }
+
+    #[test]
+    fn told_once_and_remembered_within_bounds() {
+        let mut t = Told::default();
+        assert!(t.first("a".into()));
+        assert!(!t.first("a".into()));
+        for i in 0..MAX_TOLD {
+            t.first(i.to_string());
+        }
+        assert!(t.order.len() <= MAX_TOLD && t.set.len() == t.order.len());
+        assert!(t.first("a".into()), "the oldest is forgotten");
     }
 
     #[tokio::test]

@@ -113,10 +113,17 @@ pub fn receive(
     };
     // Recomputed without holding the book (the chain comes first elsewhere).
     if let Err(reason) = requests::recompute(&shared.view(), p, record.body(), now) {
-        shared.log(
-            "warn",
-            format!("signature request {} refused: {reason}", id.short()),
-        );
+        // (Peers offer a request again every few seconds: each refusal is logged once.)
+        if shared
+            .refusals_told
+            .locked()
+            .first(format!("{id} {reason}"))
+        {
+            shared.log(
+                "warn",
+                format!("signature request {} refused: {reason}", id.short()),
+            );
+        }
         // A signer's node that decides distributions by itself rejects, for good, one its
         // chain does not give: a signer who signed it then learns, once enough did, that it
         // can never complete, and may sign what its chain gives now (see `Signed`). One

@@ -365,14 +365,14 @@ fn a_signer_behind_waits_for_a_later_periods_proposal() {
     let id = r2.hash();
     let seq = one.seq;
     let mut book = RequestBook::default();
-    let near = two.time - MAX_CLOCK_SKEW;
+    let near = two.time - MAX_WAIT_FOR_LATER;
     assert_eq!(book.later_proposal(1, seq, near, false), None);
     book.insert(request(&r2, l, near)).unwrap();
     assert_eq!(book.later_proposal(1, seq, near, false), Some(id));
     assert_eq!(
         book.later_proposal(1, seq, near - 1, false),
         None,
-        "dated beyond the skew the rules tolerate: rejected, not waited for"
+        "dated further ahead than clocks that keep time differ: not waited for"
     );
     assert_eq!(book.later_proposal(2, seq, near, false), None, "not later");
     assert_eq!(
