@@ -928,7 +928,7 @@ impl RequestBook {
     /// The record the signer `me` signed for `record`'s seq that keeps it from ever signing
     /// `record` in time: one that may still complete and whose promise outlasts `record`'s
     /// session (its request's expiry here, or the one it would get). Never for `me`'s own
-    /// proposal (signed once the other is dead). A rejection is for good: a request that may
+    /// proposal (signed once the other is dead), nor for one it signed itself. A rejection is for good: a request that may
     /// still be signed before its session ends is not one to reject.
     pub fn never_in_time(
         &self,
@@ -940,6 +940,10 @@ impl RequestBook {
         fallback: bool,
     ) -> Option<RecordHash> {
         let id = record.hash();
+        if signed.signed_at(record.seq()).any(|h| h == id) {
+            // (It signed this one too — the other died first: it can no longer reject it.)
+            return None;
+        }
         let (other, until) = self.signed_elsewhere(signed, record.seq(), &id, now, fallback)?;
         let (own, expires) = match self.get(&id) {
             Some(r) => (r.proposer == me, r.expires),

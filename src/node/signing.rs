@@ -134,8 +134,16 @@ pub fn receive(
         // gets there if the chain then gives it (`retry_unsigned`), and meanwhile this node
         // proposes no earlier period for the seq (`RequestBook::later_proposal`).
         if from_peer && auto_decides(shared, &record) && can_sign(shared, record.body(), &set) {
-            let for_good = requests::rejectable(p, record.body(), now)
-                || never_in_time(shared, &record).is_some();
+            // (One this node signed is kept, never rejected: the rejections its peers send
+            // tell this node when it is dead, and frees it to sign another for the seq.)
+            let signed_here = shared
+                .signed
+                .locked()
+                .signed_at(record.seq())
+                .any(|h| h == id);
+            let for_good = !signed_here
+                && (requests::rejectable(p, record.body(), now)
+                    || never_in_time(shared, &record).is_some());
             if shared.requests.locked().insert(req).is_ok() && for_good {
                 let mut why = reason.clone();
                 while why.len() > requests::MAX_REASON_BYTES {

@@ -854,6 +854,11 @@ fn a_signer_rejects_only_what_it_could_never_sign_in_time() {
         Some(mine.hash()),
         "a peer's"
     );
+    // Signed here too (the other died first, then came back to life here): never rejected
+    // — a rejection would break the signature's promise.
+    let mut both = signed.clone();
+    both.note(seq, theirs.hash(), theirs_ends).unwrap();
+    assert_eq!(never(&book, &both, "someone else", &theirs, NOW), None);
     // What it signed is dead (enough signers rejected it): free.
     for n in [1, 2] {
         book.rejected_by(&mine.hash(), &AccountId::from_bytes([n; 32]), "no")
