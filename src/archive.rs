@@ -244,7 +244,12 @@ impl<R: std::io::BufRead> Reader<R> {
         let [end, count, digest] = t.as_slice() else {
             return Err(ArchiveError::Truncated);
         };
-        if *end != "end" {
+        // The count is plain decimal (no sign, no leading zero), else this is no trailer.
+        if *end != "end"
+            || count.is_empty()
+            || !count.bytes().all(|b| b.is_ascii_digit())
+            || (count.len() > 1 && count.starts_with('0'))
+        {
             return Err(ArchiveError::Truncated);
         }
         if hex::encode(self.digest.finalize()) != *digest {
@@ -253,14 +258,8 @@ impl<R: std::io::BufRead> Reader<R> {
         if let Some(e) = self.first_error {
             return Err(e);
         }
-        // Plain decimal: no sign, no leading zero.
-        if count.is_empty()
-            || !count.bytes().all(|b| b.is_ascii_digit())
-            || (count.len() > 1 && count.starts_with('0'))
-        {
-            return Err(ArchiveError::Truncated);
-        }
-        let said: usize = count.parse().map_err(|_| ArchiveError::Truncated)?;
+        // (Too large to be a count here: it does not match.)
+        let said: usize = count.parse().unwrap_or(usize::MAX);
         if said != self.records {
             return Err(ArchiveError::CountMismatch {
                 said,

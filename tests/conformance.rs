@@ -631,6 +631,27 @@ fn archive_scenes() -> Vec<(&'static str, ArchiveCase)> {
             "refused Truncated",
         ),
         (
+            "count-not-canonical-and-checksum",
+            "A count with a leading zero and a damaged record: a trailer that is not one is \
+             reported before the checksum.",
+            replace_checked("\"seq\":0", "\"seq\":1").replacen(
+                &format!("end {n} "),
+                &format!("end 0{n} "),
+                1,
+            ),
+            "refused Truncated",
+        ),
+        (
+            "count-too-large",
+            "A count beyond any archive's: plain decimal, so a trailer, and it does not match.",
+            archive_text(COD, &lines, n).replacen(
+                &format!("end {n} "),
+                "end 99999999999999999999999999 ",
+                1,
+            ),
+            "refused CountMismatch",
+        ),
+        (
             "faults-together",
             "A record that does not decode and a wrong count: the record is reported (the \
              order: header, truncation, checksum, first bad record, count).",

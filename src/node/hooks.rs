@@ -4,8 +4,8 @@
 //! command runs with `sh -c` in the node directory, the event as one JSON document on stdin
 //! and its name in `COD_EVENT`; at most [`MAX_RUNNING`] at once — the others wait their turn,
 //! in order, up to [`MAX_WAITING`] (beyond, an event is skipped and logged) — each stopped
-//! after [`TIMEOUT`]. What a failing hook writes on stderr is logged, its first
-//! [`MAX_STDERR`] bytes; the rest is read and dropped.
+//! after [`TIMEOUT`]. Of what a failing hook writes on stderr, [`MAX_STDERR`] bytes are kept
+//! and the first 500 characters logged; the rest is read and dropped.
 
 use super::{Shared, Told};
 use crate::control::Event;
@@ -14,7 +14,6 @@ use crate::lock::Locked;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Hook commands running at once, at most.
@@ -137,8 +136,20 @@ pub async fn run(shared: Arc<Shared>) {
         return;
     }
     let mut events = shared.events.subscribe();
-    let running = Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING));
-    let waiting = Arc::new(AtomicUsize::new(0));
+    // The hook runs wait in a queue, in the order their events came; MAX_RUNNING workers
+    // take them one at a time.
+    let (queue, waiting) = tokio::sync::mpsc::channel::<(String, HookEvent)>(MAX_WAITING);
+    let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
+    for _ in 0..MAX_RUNNING {
+        let (s, waiting) = (shared.clone(), waiting.clone());
+        shared.spawn_until_stop(async move {
+            loop {
+                let next = waiting.lock().await.recv().await;
+                let Some((command, event)) = next else { return };
+                run_one(&s, &command, &event).await;
+            }
+        });
+    }
     let mut told = Told::default();
     loop {
         let e = tokio::select! {
@@ -192,9 +203,12 @@ pub async fn run(shared: Arc<Shared>) {
         let Some(command) = shared.config.hooks.get(event.name()).cloned() else {
             continue;
         };
-        // Its turn comes when fewer than MAX_RUNNING run (the semaphore is first come, first
-        // served); beyond MAX_WAITING waiting, the event is skipped.
-        if waiting.load(Ordering::SeqCst) >= MAX_WAITING {
+        // Beyond MAX_WAITING waiting, the event is skipped.
+        if let Err(e) = queue.try_send((command, event)) {
+            let event = match e {
+                tokio::sync::mpsc::error::TrySendError::Full((_, e))
+                | tokio::sync::mpsc::error::TrySendError::Closed((_, e)) => e,
+            };
             shared.log(
                 "warn",
                 format!(
@@ -202,17 +216,7 @@ pub async fn run(shared: Arc<Shared>) {
                     event.name()
                 ),
             );
-            continue;
         }
-        waiting.fetch_add(1, Ordering::SeqCst);
-        let (s, running, waiting) = (shared.clone(), running.clone(), waiting.clone());
-        shared.spawn_until_stop(async move {
-            let permit = running.acquire_owned().await;
-            waiting.fetch_sub(1, Ordering::SeqCst);
-            if permit.is_ok() {
-                run_one(&s, &command, &event).await;
-            }
-        });
     }
 }
 

@@ -81,7 +81,7 @@ fn describe() {
     describe_gauge!("cod_uptime_seconds", "Seconds since the daemon started.");
     describe_counter!(
         "cod_records_checked_total",
-        "Records received from peers and clients and checked (form, signatures, rules); imports are not counted."
+        "Records received from peers and clients and checked (form, signatures, rules), sync's log replay among them; imports are not counted."
     );
     describe_counter!(
         "cod_records_refused_total",

@@ -114,11 +114,10 @@ pub fn receive(
     // Recomputed without holding the book (the chain comes first elsewhere).
     if let Err(reason) = requests::recompute(&shared.view(), p, record.body(), now) {
         // (Peers offer a request again every few seconds: each refusal is logged once.)
-        if shared
-            .refusals_told
-            .locked()
-            .first(format!("{id} {reason}"))
-        {
+        // (Keyed without digits: a reason that names this clock's time would differ at
+        // every offer.)
+        let kind: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+        if shared.refusals_told.locked().first(format!("{id} {kind}")) {
             shared.log(
                 "warn",
                 format!("signature request {} refused: {reason}", id.short()),
@@ -152,7 +151,15 @@ pub fn receive(
                 // (Held only to be rejected: if the rejection cannot be made, it is not kept —
                 // a request left pending would be offered on to every peer.)
                 if let Err(e) = reject(shared, &id, why) {
-                    shared.requests.locked().forget(&id);
+                    // (Signed here meanwhile — by the operator, or the tick — it stays.)
+                    let signed_now = shared
+                        .signed
+                        .locked()
+                        .signed_at(record.seq())
+                        .any(|h| h == id);
+                    if !signed_now {
+                        shared.requests.locked().forget(&id);
+                    }
                     log_unrejected(shared, &id, &e);
                 }
             }

@@ -108,7 +108,7 @@ async fn store(shared: Arc<Shared>, checked: Checked) -> Result<usize, SyncError
         .spawn_blocking(move || {
             let records: Vec<Record> = checked.items().iter().map(|(r, _)| r.clone()).collect();
             s.stem_seen(&records);
-            s.chain().ingest_checked(checked)
+            s.ingest_checked(checked)
         })
         .await??;
     announce(&shared, results)
