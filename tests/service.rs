@@ -244,18 +244,13 @@ fn install_service_refuses_a_node_whose_key_it_could_not_open() {
 #[test]
 fn the_deb_holds_the_executable_pages_completions_and_a_unit_for_the_cod_user() {
     let w = World::new();
-    let out = std::process::Command::new(Path::new(REPO).join(".ci/deb"))
-        .arg(cod_bin())
-        .arg(w.path("out"))
-        .current_dir(REPO)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        std::process::Command::new(Path::new(REPO).join(".ci/deb"))
+            .arg(cod_bin())
+            .arg(w.path("out"))
+            .current_dir(REPO),
     );
-    let deb = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let deb = PathBuf::from(out.trim());
     let version = env!("CARGO_PKG_VERSION");
     let arch = tool("dpkg", &["--print-architecture"]);
     assert_eq!(

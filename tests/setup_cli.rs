@@ -901,22 +901,16 @@ fn completions_and_man_pages_name_every_subcommand() {
             &format!("cod.{shell}"),
             &w.cod(&["completions", shell]).ok().stdout(),
         );
-        let out = std::process::Command::new(shell)
-            .args(["-c", &format!("source {}\n{call}\n{asks}", s(&script))])
-            .env(
-                "PATH",
-                format!("{}:{}", s(&bin), std::env::var("PATH").unwrap()),
-            )
-            .env("HOME", w.path(""))
-            .env("XDG_DATA_HOME", w.path("xdg"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_of(
+            std::process::Command::new(shell)
+                .args(["-c", &format!("source {}\n{call}\n{asks}", s(&script))])
+                .env(
+                    "PATH",
+                    format!("{}:{}", s(&bin), std::env::var("PATH").unwrap()),
+                )
+                .env("HOME", w.path(""))
+                .env("XDG_DATA_HOME", w.path("xdg")),
+        )
     };
     let offered = offer(
         "bash",

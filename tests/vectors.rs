@@ -415,18 +415,13 @@ fn the_id_vectors_of_the_example_keys() {
         COD
     );
     let t = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .env("T", t.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("T", t.path()),
     );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        out,
         "3f7a735b830db8e1450d849a367a3962a170de546e4c29644f06c5cfaad25cea\n\
          4dfaf7e2b9da42986323975e7e7372ba026acad5e126c931803ed1708c53aae2\n\
          e9ac6207190f2cf396a664cdada530495785c3be\n"

@@ -222,13 +222,19 @@ pub fn mode(p: &Path) -> u32 {
 /// Runs an external tool, returning stdout; panics with its stderr on failure.
 #[track_caller]
 pub fn tool(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
+    let mut c = Command::new(cmd);
+    c.args(args);
+    stdout_of(&mut c)
+}
+
+/// Runs `c`, which must succeed (else its stderr is the failure), and returns its stdout.
+pub fn stdout_of(c: &mut Command) -> String {
+    let out = c
         .output()
-        .unwrap_or_else(|e| panic!("{cmd} not runnable ({e}); run .ci/setup"));
+        .unwrap_or_else(|e| panic!("{c:?} not runnable ({e}); run .ci/setup"));
     assert!(
         out.status.success(),
-        "{cmd} {args:?} failed:\n{}",
+        "{c:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
