@@ -928,8 +928,9 @@ impl RequestBook {
     /// The record the signer `me` signed for `record`'s seq that keeps it from ever signing
     /// `record` in time: one that may still complete and whose promise outlasts `record`'s
     /// session (its request's expiry here, or the one it would get). Never for `me`'s own
-    /// proposal (signed once the other is dead), nor for one it signed itself. A rejection is for good: a request that may
-    /// still be signed before its session ends is not one to reject.
+    /// proposal (signed once the other is dead), nor for one it signed itself. A rejection
+    /// is for good: a request that may still be signed before its session ends is not one
+    /// to reject.
     pub fn never_in_time(
         &self,
         signed: &Signed,
@@ -940,7 +941,7 @@ impl RequestBook {
         fallback: bool,
     ) -> Option<RecordHash> {
         let id = record.hash();
-        if signed.signed_at(record.seq()).any(|h| h == id) {
+        if signed.has_signed(record.seq(), &id) {
             // (It signed this one too — the other died first: it can no longer reject it.)
             return None;
         }
@@ -1045,16 +1046,18 @@ impl Signed {
             .copied()
     }
 
-    /// The records signed for `seq`.
-    pub fn signed_at(&self, seq: u64) -> impl Iterator<Item = RecordHash> + '_ {
-        self.by_seq.get(&seq).into_iter().flatten().map(|(h, _)| *h)
+    /// Whether `id` was signed for `seq`.
+    pub fn has_signed(&self, seq: u64, id: &RecordHash) -> bool {
+        self.by_seq
+            .get(&seq)
+            .is_some_and(|l| l.iter().any(|(h, _)| h == id))
     }
 
     /// Notes that this node rejects `id`, for `seq`: it never signs it. Refused if this node
     /// signed it (a rejection then would be a broken promise, and count wrongly toward its
     /// death), or if no more promises can be kept for the seq.
     pub fn reject(&mut self, seq: u64, id: RecordHash) -> Result<(), SignError> {
-        if self.signed_at(seq).any(|h| h == id) {
+        if self.has_signed(seq, &id) {
             return Err(SignError::Refused(
                 "this node signed this request: it can no longer reject it".into(),
             ));

@@ -96,6 +96,8 @@ pub struct Shared {
     pub(crate) auto_sign: std::sync::atomic::AtomicBool,
     /// node.ini as last (re)loaded: what a reload compares with.
     pub(crate) loaded: Mutex<NodeConfig>,
+    /// Held for the whole of a reload (see [`Shared::reload`]).
+    reloading: Mutex<()>,
     pub(crate) api: ApiClient,
     /// The files this node seeds over the BitTorrent peer wire.
     pub(crate) library: Arc<crate::seeder::Library>,
@@ -262,11 +264,12 @@ impl Shared {
     /// mirrors` (`config::node::LIVE_SETTINGS`). Names what changed and what waits for the
     /// next start.
     pub fn reload(&self) -> Result<crate::views::Reloaded, String> {
-        // One reload at a time, reading the file under the lock: two at once (a SIGHUP and
-        // `cod config reload`) cannot leave the older file's settings in force.
-        let mut loaded = self.loaded.locked();
+        // One reload at a time, reading the file under its lock: two at once (a SIGHUP and
+        // `cod config reload`) cannot leave the older file's settings in force. (`loaded`
+        // itself is held only to compare and swap: the mirror task reads it.)
+        let _one = self.reloading.locked();
         let new = self.dir.node_config().map_err(|e| e.to_string())?;
-        let (live, _) = crate::config::node::changed(&loaded, &new);
+        let (live, _) = crate::config::node::changed(&self.loaded.locked(), &new);
         let (_, restart) = crate::config::node::changed(&self.config, &new);
         if live.contains(&"log.level") {
             logfile::set_level(&new.log.level).map_err(|e| format!("[log] level: {e}"))?;
@@ -279,8 +282,7 @@ impl Shared {
                 table.add_candidate(addr, peers::FoundVia::Static);
             }
         }
-        *loaded = new;
-        drop(loaded);
+        *self.loaded.locked() = new;
         if live.contains(&"archive.mirrors") {
             self.mirror_now.notify_one();
         }
@@ -1093,6 +1095,7 @@ impl NodeBuilder {
             config: config.clone(),
             auto_sign: std::sync::atomic::AtomicBool::new(config.auto_sign),
             loaded: Mutex::new(config.clone()),
+            reloading: Mutex::default(),
             params,
             key,
             node_id,

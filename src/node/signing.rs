@@ -125,21 +125,15 @@ pub fn receive(
         }
         // A signer's node that decides distributions by itself rejects, for good, one its
         // chain does not give: a signer who signed it then learns, once enough did, that it
-        // can never complete, and may sign what its chain gives now (see `Signed`). One
-        // only early by this node's clock (`requests::rejectable`) is rejected only if this
-        // node could never sign it in time anyway (a signer ahead of the others must learn
-        // that it can sign what its chain gives when its clock is right again).
-        // One only early by this node's clock is held, pending: it is signed once the clock
-        // gets there if the chain then gives it (`retry_unsigned`), and meanwhile this node
-        // proposes no earlier period for the seq (`RequestBook::later_proposal`).
+        // can never complete, and may sign what its chain gives now (see `Signed`). One only
+        // early by this node's clock (not `requests::rejectable`) is rejected only if this
+        // node could never sign it in time anyway; else it is held, pending, and signed once
+        // the clock gets there if the chain then gives it (`retry_unsigned`), and meanwhile
+        // no earlier period is proposed for the seq (`RequestBook::later_proposal`).
         if from_peer && auto_decides(shared, &record) && can_sign(shared, record.body(), &set) {
             // (One this node signed is kept, never rejected: the rejections its peers send
             // tell this node when it is dead, and frees it to sign another for the seq.)
-            let signed_here = shared
-                .signed
-                .locked()
-                .signed_at(record.seq())
-                .any(|h| h == id);
+            let signed_here = shared.signed.locked().has_signed(record.seq(), &id);
             let for_good = !signed_here
                 && (requests::rejectable(p, record.body(), now)
                     || never_in_time(shared, &record).is_some());
@@ -152,11 +146,7 @@ pub fn receive(
                 // a request left pending would be offered on to every peer.)
                 if let Err(e) = reject(shared, &id, why) {
                     // (Signed here meanwhile — by the operator, or the tick — it stays.)
-                    let signed_now = shared
-                        .signed
-                        .locked()
-                        .signed_at(record.seq())
-                        .any(|h| h == id);
+                    let signed_now = shared.signed.locked().has_signed(record.seq(), &id);
                     if !signed_now {
                         shared.requests.locked().forget(&id);
                     }
@@ -1014,9 +1004,7 @@ fn reject_stale(shared: &Arc<Shared>, id: &RecordHash, period: u64) {
     else {
         return;
     };
-    if !can_sign(shared, &body, &set)
-        || shared.signed.locked().signed_at(body.seq).any(|h| h == *id)
-    {
+    if !can_sign(shared, &body, &set) || shared.signed.locked().has_signed(body.seq, id) {
         return;
     }
     let reason = format!(
@@ -1045,6 +1033,15 @@ const MAX_REDATED: usize = 16;
 
 /// Proposes the distribution of the period that ended, if it is due, this node can sign it,
 /// and no session for it is running (see [`Session`]).
+/// Logs why `settle` made no proposal — once, not at every tick while the reason holds.
+fn settle_failed(shared: &Shared, why: String) {
+    let mut said = shared.settle_error.locked();
+    if said.as_deref() != Some(why.as_str()) {
+        shared.log("warn", why.clone());
+        *said = Some(why);
+    }
+}
+
 fn settle(shared: &Arc<Shared>, t: u64) {
     let com = &shared.params.com;
     if t < com.epoch + com.settlement_period {
@@ -1072,13 +1069,10 @@ fn settle(shared: &Arc<Shared>, t: u64) {
             Ok(body) if l.settles_nothing(&body) => return,
             Ok(body) => body,
             Err(e) => {
-                let why = format!("period {target}'s distribution cannot be computed here: {e}");
-                let mut said = shared.settle_error.locked();
-                if said.as_deref() != Some(why.as_str()) {
-                    shared.log("warn", why.clone());
-                    *said = Some(why);
-                }
-                return;
+                return settle_failed(
+                    shared,
+                    format!("period {target}'s distribution cannot be computed here: {e}"),
+                );
             }
         }
     };
@@ -1163,12 +1157,10 @@ fn settle(shared: &Arc<Shared>, t: u64) {
     }
     let made = receive(shared, record.clone(), shared.node_id.to_string(), false);
     if let Err(e) = &made {
-        let why = format!("period {target}'s distribution is not proposed: {e}");
-        let mut said = shared.settle_error.locked();
-        if said.as_deref() != Some(why.as_str()) {
-            shared.log("warn", why.clone());
-            *said = Some(why);
-        }
+        settle_failed(
+            shared,
+            format!("period {target}'s distribution is not proposed: {e}"),
+        );
     }
     if made.is_ok() {
         // (Unsigned — this node signed another record for the seq, which may still complete
