@@ -26,6 +26,10 @@ const _: () = assert!(MAX_WAIT_FOR_LATER < MAX_CLOCK_SKEW);
 pub const MAX_REASON_BYTES: usize = 1024;
 /// Most rejections kept per request (only signers' are noted, so this is only a backstop).
 pub const MAX_REJECTIONS: usize = 64;
+/// How long a node keeps its own rejection out of what it answers a peer that offers the
+/// request ([`RequestBook::to_pass_on`]): by then its stem has spread it, so the node
+/// answering with it is not its first sender.
+pub const OWN_REJECTION_QUIET: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "reason")]
@@ -104,6 +108,13 @@ impl SignError {
 pub struct Rejection {
     pub node_id: String,
     pub reason: String,
+    /// The rejecting node's signature over [`rejection_message`] (base64), so the rejection
+    /// can be passed on ([`RequestBook::to_pass_on`]); not shown.
+    #[serde(skip)]
+    pub signature: String,
+    /// When this node noted it, by its clock; not shown.
+    #[serde(skip)]
+    pub noted: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -750,37 +761,58 @@ impl RequestBook {
         Ok(())
     }
 
-    /// This node's member rejects a request, for `reason`; `node` is this node.
+    /// This node's member rejects a request: `by` is this node's rejection, made at `now`.
     pub fn reject(
         &mut self,
         id: &RecordHash,
-        node: &AccountId,
-        reason: &str,
+        by: &AccountId,
+        rejection: Rejection,
     ) -> Result<(), SignError> {
-        check_reason(reason)?;
+        check_reason(&rejection.reason)?;
         let req = self.get_mut(id)?;
         if req.state == State::Final {
             return Err(SignError::Closed("the request is already final".into()));
         }
-        req.state = State::Rejected(reason.to_string());
-        note_rejection(&mut req.rejections, node, reason);
+        req.state = State::Rejected(rejection.reason.clone());
+        note_rejection(&mut req.rejections, by, rejection);
         Ok(())
     }
 
-    /// A signer's rejection from a peer (checked by the driver): noted once per node.
-    /// Returns whether it is new.
+    /// A signer's rejection from a peer (its signature checked by the driver): noted once per
+    /// node. Returns whether it is new.
     pub fn rejected_by(
         &mut self,
         id: &RecordHash,
-        node: &AccountId,
-        reason: &str,
+        by: &AccountId,
+        rejection: Rejection,
     ) -> Result<bool, SignError> {
-        check_reason(reason)?;
+        check_reason(&rejection.reason)?;
         Ok(note_rejection(
             &mut self.get_mut(id)?.rejections,
-            node,
-            reason,
+            by,
+            rejection,
         ))
+    }
+
+    /// The rejections of request `id` noted here that this node (`me`) gives a peer offering
+    /// it: a peer that offers a request may lack some — it was cut off, or restarted, when
+    /// they were spread, and a rejection is spread once — and a signer that signed the request
+    /// is held by its promise until it counts enough of them (see [`Signed`]). Others'
+    /// rejections at once; this node's own only [`OWN_REJECTION_QUIET`] seconds after it
+    /// made it, when its stem has spread it (found by the fault runs: a signer cut off
+    /// while its record was rejected waited for the rest of its promise, an hour).
+    pub fn to_pass_on(&self, id: &RecordHash, me: &AccountId, now: u64) -> Vec<Rejection> {
+        let me = me.to_string();
+        self.requests.get(id).map_or_else(Vec::new, |r| {
+            r.rejections
+                .iter()
+                .filter(|j| {
+                    !j.signature.is_empty()
+                        && (j.node_id != me || now >= j.noted.saturating_add(OWN_REJECTION_QUIET))
+                })
+                .cloned()
+                .collect()
+        })
     }
 
     /// The record to make final, if the request has a quorum of valid signatures and its
@@ -964,6 +996,22 @@ impl RequestBook {
         })
     }
 
+    /// The pending requests for a (regular) distribution at network seq `seq`, whatever
+    /// their period, with their bodies: those a signer's node checks against its chain
+    /// again, to reject the ones records reaching it since made stale (see the driver's
+    /// `reject_stale_pending`).
+    pub fn pending_distributions(&self, seq: u64) -> Vec<(RecordHash, Body)> {
+        self.requests
+            .values()
+            .filter(|r| {
+                r.state == State::Pending
+                    && r.body.seq == seq
+                    && matches!(&r.body.content, Content::Distribute(d) if !d.special && d.handover.is_none())
+            })
+            .map(|r| (r.id, r.body.clone()))
+            .collect()
+    }
+
     /// The pending requests for `period`'s distribution with `body`'s content (this node
     /// has not signed them), those with the most signatures first: this node's own proposal,
     /// or a peer's, left unsigned while another record this node signed for the seq could
@@ -1044,6 +1092,20 @@ impl Signed {
             .iter()
             .find(|(h, until)| h != id && *until > now && !dead(h))
             .copied()
+    }
+
+    /// Every record signed for the seqs kept.
+    pub fn signed_ids(&self) -> impl Iterator<Item = &RecordHash> {
+        self.by_seq.values().flatten().map(|(h, _)| h)
+    }
+
+    /// The records signed whose promise still holds at `now`, with their seq.
+    pub fn in_force(&self, now: u64) -> impl Iterator<Item = (u64, RecordHash)> + '_ {
+        self.by_seq.iter().flat_map(move |(seq, l)| {
+            l.iter()
+                .filter(move |(_, until)| *until > now)
+                .map(move |(h, _)| (*seq, *h))
+        })
     }
 
     /// Whether `id` was signed for `seq`.
@@ -1135,14 +1197,14 @@ fn check_reason(reason: &str) -> Result<(), SignError> {
 }
 
 /// Notes `node`'s rejection once; returns whether it is new.
-fn note_rejection(list: &mut Vec<Rejection>, node: &AccountId, reason: &str) -> bool {
+fn note_rejection(list: &mut Vec<Rejection>, node: &AccountId, rejection: Rejection) -> bool {
     let node_id = node.to_string();
     if list.len() >= MAX_REJECTIONS || list.iter().any(|r| r.node_id == node_id) {
         return false;
     }
     list.push(Rejection {
         node_id,
-        reason: reason.to_string(),
+        ..rejection
     });
     true
 }

@@ -617,6 +617,58 @@ fn signing_says_who_can_sign_what_is_superseded_and_proposes_again() {
     });
 }
 
+/// A signer's node stopped while the others rejected the record it signed: its promise never
+/// to sign another record for that seq outlives the restart, and so must the record — it
+/// holds it again when it starts, offers it to its peers, and learns from their answers the
+/// rejections it missed, which free it at once rather than when the promise runs out (found
+/// by the fault runs: signers killed while their proposals were rejected stalled a period's
+/// distribution for an hour).
+#[test]
+fn a_signer_that_restarts_learns_the_rejections_it_missed() {
+    let w = World::new();
+    let (com, _) = com(86_400, 86_400, "request_ttl = 1h\n");
+    let com = com.replace(
+        "formula = equal\nshare = 100%\n",
+        "formula = equal\nshare = 100%\nspecial = quorum\n",
+    );
+    let mut net = Net::in_process(&w, 3, &com, "");
+    net.wait_meshed(60);
+    let show = |n: &Node, id: &str| {
+        let r = w.at(n, &["--json", "sign", "show", id]);
+        r.out.status.success().then(|| r.json())
+    };
+    let d = w.at(&net.nodes[0], &["--json", "distribute"]).ok().json();
+    let d = d["id"].as_str().unwrap().to_string();
+    for n in [1, 2] {
+        wait_for(30, "the other signers to hold node1's proposal", || {
+            show(&net.nodes[n], &d).map(|_| ())
+        });
+    }
+
+    net.stop_in_process(0);
+    for n in [1, 2] {
+        w.at(
+            &net.nodes[n],
+            &["sign", "reject", &d, "--reason", "not this week"],
+        )
+        .ok();
+    }
+    net.start_in_process(0);
+    let n1 = &net.nodes[0];
+    let again = show(n1, &d).expect("the record node1 signed is held again after its restart");
+    assert_eq!(again["state"]["state"], "approved", "{again}");
+    assert_eq!(again["signed"], 1);
+    // (A node answers with its own rejection only once its stem has spread it.)
+    net.advance(cod::signature_requests::OWN_REJECTION_QUIET);
+    wait_for(60, "node1 to learn both rejections from its peers", || {
+        (show(n1, &d)?["rejections"].as_array()?.len() == 2).then_some(())
+    });
+    // Dead, so node1 may sign another record for the seq: a new special distribution.
+    let e = w.at(n1, &["--json", "distribute"]).ok().json();
+    assert_ne!(e["id"], d.as_str());
+    assert_eq!(e["signed"], 1, "{e}");
+}
+
 /// Guards against a cod whose signers leave: with com.ini's set fixed for life, it could never
 /// issue or distribute again. A quorum of the set in force hands signing to other keys, on the
 /// ledger, and every node follows from the next network record on.

@@ -207,6 +207,20 @@ pub struct Proposal {
     pub record: serde_json::Value,
 }
 
+/// The answer to `POST /v1/sign-requests`: only that the request was taken (what the node's
+/// member did with it is not told), and the signers' rejections of it the node holds — a
+/// node that offers a request may have missed them (cut off or down when they were spread),
+/// and a signer that signed it waits for them (see
+/// [`crate::signature_requests::RequestBook::to_pass_on`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taken {
+    pub id: crate::ids::RecordHash,
+    /// At most [`crate::signature_requests::MAX_REJECTIONS`].
+    #[serde(default)]
+    pub rejections: Vec<RejectionMsg>,
+}
+
 /// `GET /v1/sign-requests`: the open requests a node holds, as it would send them again —
 /// what a node nobody can call (behind a NAT, or hidden) pulls at its sync rounds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

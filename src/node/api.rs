@@ -865,19 +865,23 @@ async fn sign_request(
     let id = record.hash();
     let shared = s.clone();
     let handle = tokio::runtime::Handle::current();
-    let result = s
+    let (result, rejections) = s
         .tasks
         .spawn_blocking(move || {
             let _guard = handle.enter();
-            super::signing::receive(&shared, record, String::new(), true)
+            let result = super::signing::receive(&shared, record, String::new(), true);
+            (result, super::signing::to_pass_on(&shared, &id))
         })
         .await
         .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     // Only that it was taken: what this node's member did with it would tell a stranger
-    // whether the host holds a signer key.
+    // whether the host holds a signer key. A request held here with rejections (refused
+    // now or not) is answered with them: the peer offering it may lack them.
     match result {
-        Ok(_) => Ok(Json(serde_json::json!({"id": id}))),
-        Err(e) => Err(sign_error(e)),
+        Err(e) if rejections.is_empty() => Err(sign_error(e)),
+        _ => Ok(Json(
+            serde_json::to_value(crate::api::Taken { id, rejections }).expect("plain data"),
+        )),
     }
 }
 

@@ -819,13 +819,84 @@ fn read_signed(data_dir: &std::path::Path) -> Result<crate::signature_requests::
     }
 }
 
-/// Writes what this node signed, durably, before its signature leaves.
+/// Writes what this node signed, durably, before its signature leaves; forgets the records
+/// kept for promises it no longer holds (see [`SIGNED_RECORDS_DIR`]).
 pub fn write_signed(shared: &Shared) -> Result<(), String> {
-    let path = shared.dir.data_dir(&shared.config).join(SIGNED_FILE);
+    let data_dir = shared.dir.data_dir(&shared.config);
     // (Written under the lock: a later write always holds the later notes.)
     let signed = shared.signed.locked();
     let bytes = serde_json::to_vec(&*signed).expect("plain data");
-    crate::fsutil::write_atomic(&path, &bytes, 0o600, true).map_err(|e| e.to_string())
+    crate::fsutil::write_atomic(&data_dir.join(SIGNED_FILE), &bytes, 0o600, true)
+        .map_err(|e| e.to_string())?;
+    let keep: std::collections::BTreeSet<String> =
+        signed.signed_ids().map(|h| h.to_string()).collect();
+    if let Ok(entries) = std::fs::read_dir(data_dir.join(SIGNED_RECORDS_DIR)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if RecordHash::from_canonical(&name).is_ok() && !keep.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The records this node signed on the network chain, one file each (named by its hash,
+/// its canonical bytes), kept while `signed.json` holds a promise for it: a node that
+/// restarts holds them again and offers them to its peers, whose answers carry the
+/// rejections that free it of its promise — without them it would not sign again for the
+/// seq until the promise ran out (found by the fault runs: signers killed while their
+/// proposals were rejected stalled the period for an hour).
+pub const SIGNED_RECORDS_DIR: &str = "signed";
+
+/// Keeps `record`, which this node is about to sign (before `signed.json` notes it).
+pub fn write_signed_record(shared: &Shared, record: &Record) -> Result<(), String> {
+    let dir = shared.dir.data_dir(&shared.config).join(SIGNED_RECORDS_DIR);
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(record.hash().to_string());
+    crate::fsutil::write_atomic(&path, &record.to_bytes(), 0o600, true).map_err(|e| e.to_string())
+}
+
+/// The kept records whose promise still holds at `now` (see [`SIGNED_RECORDS_DIR`]); one
+/// unreadable, too large or not the record its name says is left out, with a warning.
+pub fn read_signed_records(shared: &Shared, now: u64) -> Vec<Record> {
+    let dir = shared.dir.data_dir(&shared.config).join(SIGNED_RECORDS_DIR);
+    let ids: Vec<RecordHash> = shared
+        .signed
+        .locked()
+        .in_force(now)
+        .map(|(_, h)| h)
+        .collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let path = dir.join(id.to_string());
+            let read = std::fs::metadata(&path)
+                .and_then(|m| {
+                    if m.len() > crate::ledger::record::MAX_RECORD_BYTES as u64 {
+                        return Err(std::io::Error::other("larger than a record"));
+                    }
+                    std::fs::read(&path)
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|b| Record::from_bytes(&b).map_err(|e| e.to_string()))
+                .and_then(|r| {
+                    (r.hash() == id)
+                        .then_some(r)
+                        .ok_or_else(|| "it holds another record".to_string())
+                });
+            match read {
+                Ok(r) => Some(r),
+                // (A promise noted by a version that did not keep its record.)
+                Err(_) if !path.exists() => None,
+                Err(e) => {
+                    tracing::warn!("{}: {e}", path.display());
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// The operator's bans, kept across restarts (`cod peers ban`).
@@ -1160,9 +1231,12 @@ impl NodeBuilder {
             shared.log("warn", warning);
         }
         let s = shared.clone();
-        tokio::task::spawn_blocking(move || s.open_account())
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        tokio::task::spawn_blocking(move || {
+            s.open_account();
+            signing::restore(&s);
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
         let mut tasks = supervisor::Supervisor::new(shared.shutdown.clone());
         tasks.spawn("API", api::serve(shared.clone(), listener));

@@ -90,7 +90,7 @@ pub fn receive(
             && let Some(State::Rejected(reason)) = &state
             && shared.signed.locked().has_rejected(record.seq(), &id)
         {
-            tell_rejection(shared, &id, reason.clone());
+            tell_rejection(shared, &id, own_rejection(shared, &id, reason.clone()));
         }
         if from_peer && matches!(state, Some(State::Pending)) && auto_decides(shared, &record) {
             reject_if_signed_elsewhere(shared, &record);
@@ -229,7 +229,11 @@ pub fn approve(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, Sig
         let until = requests::signed_until(body.time, expires, &shared.params);
         signed.note(body.seq, *id, until)?;
     }
-    super::write_signed(shared)
+    // The record is kept first: a node that restarts offers it again (see
+    // `super::SIGNED_RECORDS_DIR`).
+    let mine = crate::ledger::add_signature(&body, &[], &shared.key);
+    super::write_signed_record(shared, &Record::new(body.clone(), mine))
+        .and_then(|()| super::write_signed(shared))
         .map_err(|e| SignError::Refused(format!("cannot note the signature: {e}")))?;
     let record = {
         let mut book = shared.requests.locked();
@@ -265,29 +269,40 @@ pub fn reject(
     shared.signed.locked().reject(seq, *id)?;
     super::write_signed(shared)
         .map_err(|e| SignError::Refused(format!("cannot note the rejection: {e}")))?;
-    shared
-        .requests
-        .locked()
-        .reject(id, &shared.node_id, &reason)?;
+    let msg = own_rejection(shared, id, reason);
+    shared.requests.locked().reject(
+        id,
+        &shared.node_id,
+        requests::Rejection {
+            node_id: msg.node_id.clone(),
+            reason: msg.reason.clone(),
+            signature: msg.signature.clone(),
+            noted: shared.now(),
+        },
+    )?;
     announce(shared, id);
     let out = view(shared, id)?;
-    tell_rejection(shared, id, reason);
+    tell_rejection(shared, id, msg);
     Ok(out)
 }
 
-/// Sends this node's signed rejection of `id` on its way to every node.
-fn tell_rejection(shared: &Arc<Shared>, id: &RecordHash, reason: String) {
+/// This node's rejection of `id` for `reason`, signed by its key.
+fn own_rejection(shared: &Shared, id: &RecordHash, reason: String) -> RejectionMsg {
     let sig = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         shared
             .key
             .sign(&requests::rejection_message(id, &shared.node_id, &reason)),
     );
-    let msg = RejectionMsg {
+    RejectionMsg {
         node_id: shared.node_id.to_string(),
         reason,
         signature: sig,
-    };
+    }
+}
+
+/// Sends this node's signed rejection of `id` on its way to every node.
+fn tell_rejection(shared: &Arc<Shared>, id: &RecordHash, msg: RejectionMsg) {
     // To one peer, which passes it on to all of its own (see `receive_rejection`): the first
     // sender of a rejection is not the signer it names. With stems off, to every peer.
     let peers = match shared.stem_relay() {
@@ -359,10 +374,16 @@ pub fn receive_rejection(
         .map_err(|e| SignError::Invalid(e.to_string()))?;
     key.verify(&requests::rejection_message(id, &node, &msg.reason), &sig)
         .map_err(|_| refused("the rejection's signature does not verify"))?;
-    let new = shared
-        .requests
-        .locked()
-        .rejected_by(id, &node, &msg.reason)?;
+    let new = shared.requests.locked().rejected_by(
+        id,
+        &node,
+        requests::Rejection {
+            node_id: msg.node_id.clone(),
+            reason: msg.reason.clone(),
+            signature: msg.signature.clone(),
+            noted: shared.now(),
+        },
+    )?;
     if new {
         // Passed on once to every peer, so it reaches every node though its signer sent it
         // to one.
@@ -379,6 +400,37 @@ pub fn receive_rejection(
         );
     }
     Ok(())
+}
+
+/// The rejections of request `id` this node gives a peer that offers it
+/// ([`requests::RequestBook::to_pass_on`]).
+pub fn to_pass_on(shared: &Shared, id: &RecordHash) -> Vec<RejectionMsg> {
+    shared
+        .requests
+        .locked()
+        .to_pass_on(id, &shared.node_id, shared.now())
+        .into_iter()
+        .map(|j| RejectionMsg {
+            node_id: j.node_id,
+            reason: j.reason,
+            signature: j.signature,
+        })
+        .collect()
+}
+
+/// A peer took request `id` and answered with the rejections of it that it holds: each is
+/// checked and noted as if sent (at most [`requests::MAX_REJECTIONS`] of one answer).
+fn take_answer(shared: &Arc<Shared>, id: &RecordHash, answer: crate::api::Taken) {
+    for msg in answer.rejections.into_iter().take(requests::MAX_REJECTIONS) {
+        let known = shared
+            .requests
+            .locked()
+            .get(id)
+            .is_some_and(|r| r.rejections.iter().any(|j| j.node_id == msg.node_id));
+        if !known && let Err(e) = receive_rejection(shared, id, msg) {
+            tracing::debug!("a rejection of {} answered by a peer: {e}", id.short());
+        }
+    }
 }
 
 /// With a quorum of valid signatures, the record goes into the chain (and to every peer).
@@ -428,16 +480,21 @@ pub fn broadcast(shared: &Arc<Shared>, record: Record) {
     let s = shared.clone();
     shared.spawn_until_stop(async move {
         let shared = s;
-        let msg = Proposal {
-            record: record.to_json(),
-        };
+        let (id, msg) = (
+            record.hash(),
+            Proposal {
+                record: record.to_json(),
+            },
+        );
         let peers = shared.peers.locked().confirmed();
         let sends = peers.into_iter().map(|p| {
             let (shared, msg) = (shared.clone(), msg.clone());
             async move {
-                let r: Result<Value, _> = shared.api.post(&p.addr, "/v1/sign-requests", &msg).await;
-                if let Err(e) = r {
-                    tracing::debug!("sign request to {}: {e}", p.addr);
+                let r: Result<crate::api::Taken, _> =
+                    shared.api.post(&p.addr, "/v1/sign-requests", &msg).await;
+                match r {
+                    Ok(answer) => take_answer(&shared, &id, answer),
+                    Err(e) => tracing::debug!("sign request to {}: {e}", p.addr),
                 }
             }
         });
@@ -484,11 +541,14 @@ fn send_to(shared: &Arc<Shared>, addr: String, record: Record) {
         let msg = Proposal {
             record: record.to_json(),
         };
-        let sent: Result<Value, _> = s.api.post(&addr, "/v1/sign-requests", &msg).await;
-        if let Err(e) = sent {
-            tracing::debug!("sign request to {addr}: {e}; sending it to every peer");
-            s.held_back.locked().remove(&record.hash());
-            broadcast(&s, record);
+        let sent: Result<crate::api::Taken, _> = s.api.post(&addr, "/v1/sign-requests", &msg).await;
+        match sent {
+            Ok(answer) => take_answer(&s, &record.hash(), answer),
+            Err(e) => {
+                tracing::debug!("sign request to {addr}: {e}; sending it to every peer");
+                s.held_back.locked().remove(&record.hash());
+                broadcast(&s, record);
+            }
         }
     });
 }
@@ -847,6 +907,48 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, S
 /// with the same records propose the same record, so their signatures add up). Also expires
 /// old requests, marks those the chain moved past, and re-sends open ones for peers that
 /// came late.
+/// Holds again, at start, the records this node signed whose promise still holds (see
+/// `super::SIGNED_RECORDS_DIR`): as its own signed requests, offered to its peers until they
+/// are final, superseded and dead, or expired — their answers carry the rejections that
+/// free this node to sign another record for the seq.
+pub fn restore(shared: &Arc<Shared>) {
+    let now = shared.now();
+    let next = network_next(shared);
+    let mut held = 0;
+    for record in super::read_signed_records(shared, now) {
+        let set = shared.view().state().signers_at(record.seq()).clone();
+        if record.seq() < next {
+            continue;
+        }
+        let Ok(sigs) = requests::check_proposal(&record, &shared.params, &set, false) else {
+            continue;
+        };
+        let req = SignRequest {
+            id: record.hash(),
+            body: record.body().clone(),
+            sigs,
+            proposer: String::new(),
+            created: now,
+            expires: requests::expiry(record.body().time, now, &shared.params),
+            state: State::Approved,
+            rejections: Vec::new(),
+            signers: set,
+        };
+        if shared.requests.locked().insert(req).is_ok() {
+            held += 1;
+        }
+    }
+    if held > 0 {
+        shared.log(
+            "info",
+            format!(
+                "{held} records this node signed are held again, offered to its peers until \
+                 they complete or are known dead"
+            ),
+        );
+    }
+}
+
 pub async fn run(shared: Arc<Shared>) {
     let mut tick = 0u64;
     super::every(&shared.shutdown, Duration::from_secs(1), || {
@@ -865,6 +967,9 @@ pub async fn run(shared: Arc<Shared>) {
                 .spawn_blocking(move || {
                     let _guard = handle.enter();
                     mark_superseded(&s2);
+                    if resend {
+                        reject_stale_pending(&s2, t);
+                    }
                     settle(&s2, t)
                 })
                 .await;
@@ -1012,6 +1117,42 @@ fn reject_stale(shared: &Arc<Shared>, id: &RecordHash, period: u64) {
     );
     if let Err(e) = reject(shared, id, reason) {
         log_unrejected(shared, id, &e);
+    }
+}
+
+/// Rejects, out loud, every pending distribution for the network's next seq that this node's
+/// chain no longer gives — of any period, not only the one `settle` proposes: records of its
+/// period reached this node after it was held. Such a request would otherwise stay pending
+/// here for its whole session, and a signer that signed it, waiting for this node's
+/// rejection to be free, with it (found by the fault runs: with clocks periods apart, two
+/// signers each held the other's stale proposal for an earlier period, and neither could
+/// sign again for an hour). Not one this node signed, nor one only early by its clock
+/// (`requests::rejectable`); each is recomputed from the chain, so this runs every few
+/// seconds, not every tick.
+fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
+    if !shared.auto_sign() {
+        return;
+    }
+    let seq = network_next(shared);
+    let pending = shared.requests.locked().pending_distributions(seq);
+    for (id, body) in pending {
+        let set = shared.view().state().signers_at(seq).clone();
+        if !can_sign(shared, &body, &set)
+            || shared.signed.locked().has_signed(seq, &id)
+            || !requests::rejectable(&shared.params, &body, t)
+        {
+            continue;
+        }
+        let Err(why) = requests::recompute(&shared.view(), &shared.params, &body, t) else {
+            continue;
+        };
+        let mut why = format!("this node's chain gives another distribution now: {why}");
+        while why.len() > requests::MAX_REASON_BYTES {
+            why.pop();
+        }
+        if let Err(e) = reject(shared, &id, why) {
+            log_unrejected(shared, &id, &e);
+        }
     }
 }
 

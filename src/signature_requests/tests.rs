@@ -21,6 +21,16 @@ fn request(record: &Record, l: &Ledger, now: u64) -> SignRequest {
     }
 }
 
+/// A rejection for `reason`, unsigned (the book takes the driver's word for signatures).
+fn no(reason: &str) -> Rejection {
+    Rejection {
+        node_id: String::new(),
+        reason: reason.into(),
+        signature: String::new(),
+        noted: 0,
+    }
+}
+
 /// An issuance for `more` loaves than the standard scenario's ten.
 fn issue(l: &Ledger, more: u64, time: u64) -> Body {
     l.propose_issue(
@@ -282,16 +292,16 @@ fn rejections_are_bounded_and_counted_once_per_node() {
     let a = AccountId::from_bytes([0xab; 32]);
     let b = AccountId::from_bytes([0xcd; 32]);
     let mut list = Vec::new();
-    assert!(note_rejection(&mut list, &a, "no"));
+    assert!(note_rejection(&mut list, &a, no("no")));
     // The same node, however its id was spelled on the wire, is one node once parsed.
     for spelling in [a.to_string().to_uppercase(), format!(" {a}\n")] {
         let again: AccountId = spelling.parse().unwrap();
-        assert!(!note_rejection(&mut list, &again, "no"));
+        assert!(!note_rejection(&mut list, &again, no("no")));
     }
-    assert!(note_rejection(&mut list, &b, "no"));
+    assert!(note_rejection(&mut list, &b, no("no")));
     assert_eq!(list.len(), 2);
     for i in 0..200u8 {
-        note_rejection(&mut list, &AccountId::from_bytes([i; 32]), "x");
+        note_rejection(&mut list, &AccountId::from_bytes([i; 32]), no("x"));
     }
     assert_eq!(list.len(), MAX_REJECTIONS, "bounded");
     // A signed rejection is for one node and one request.
@@ -321,17 +331,17 @@ fn a_member_rejects_with_a_reason() {
     let id = r.hash();
     for bad in ["", "  \n", &"x".repeat(MAX_REASON_BYTES + 1)] {
         assert!(matches!(
-            book.reject(&id, &me, bad),
+            book.reject(&id, &me, no(bad)),
             Err(SignError::Invalid(_))
         ));
         assert!(matches!(
-            book.rejected_by(&id, &peer, bad),
+            book.rejected_by(&id, &peer, no(bad)),
             Err(SignError::Invalid(_))
         ));
     }
-    assert_eq!(book.rejected_by(&id, &peer, "not baked"), Ok(true));
-    assert_eq!(book.rejected_by(&id, &peer, "really not"), Ok(false));
-    book.reject(&id, &me, "no bread here").unwrap();
+    assert_eq!(book.rejected_by(&id, &peer, no("not baked")), Ok(true));
+    assert_eq!(book.rejected_by(&id, &peer, no("really not")), Ok(false));
+    book.reject(&id, &me, no("no bread here")).unwrap();
     let req = book.get(&id).unwrap();
     assert_eq!(req.state, State::Rejected("no bread here".into()));
     assert_eq!(req.rejections.len(), 2);
@@ -342,11 +352,11 @@ fn a_member_rejects_with_a_reason() {
     ));
     book.finalized(&id);
     assert!(matches!(
-        book.reject(&id, &me, "late"),
+        book.reject(&id, &me, no("late")),
         Err(SignError::Closed(_))
     ));
     assert!(matches!(
-        book.rejected_by(&RecordHash::of(b"gone"), &peer, "x"),
+        book.rejected_by(&RecordHash::of(b"gone"), &peer, no("x")),
         Err(SignError::Unknown(_))
     ));
 }
@@ -385,7 +395,7 @@ fn a_signer_behind_waits_for_a_later_periods_proposal() {
     assert_eq!(book.later_proposal(1, seq, end, false), None, "ran out");
     let mut dead = book.clone();
     for n in [1, 2] {
-        dead.rejected_by(&id, &AccountId::from_bytes([n; 32]), "no")
+        dead.rejected_by(&id, &AccountId::from_bytes([n; 32]), no("no"))
             .unwrap();
     }
     assert_eq!(dead.later_proposal(1, seq, near, false), None, "dead");
@@ -427,7 +437,7 @@ fn a_distribution_has_one_session_at_a_time() {
         Session::Busy,
         "one with the chain's content is open, whatever its date"
     );
-    book.reject(&r2.hash(), &AccountId::from_bytes([1; 32]), "wrong")
+    book.reject(&r2.hash(), &AccountId::from_bytes([1; 32]), no("wrong"))
         .unwrap();
     assert_eq!(
         book.session(1, &body, end, false),
@@ -470,7 +480,7 @@ fn the_unsigned_requests_of_a_period_are_its_pending_ones_with_the_chains_conten
     assert_eq!(book.unsigned(1, &body), vec![two.hash(), one.hash()]);
     book.approved(&two.hash(), two.sigs().to_vec()).unwrap();
     assert_eq!(book.unsigned(1, &body), vec![one.hash()], "signed here");
-    book.reject(&one.hash(), &AccountId::from_bytes([1; 32]), "no")
+    book.reject(&one.hash(), &AccountId::from_bytes([1; 32]), no("no"))
         .unwrap();
     assert!(book.unsigned(1, &body).is_empty(), "rejected here");
 }
@@ -624,8 +634,12 @@ fn a_request_is_found_by_a_unique_prefix() {
 fn views_read_back_as_the_daemon_wrote_them() {
     let (s, r, mut book) = one_request();
     let (l, p) = (&s.l, s.l.params());
-    book.reject(&r.hash(), &AccountId::from_bytes([1; 32]), "no \"bread\"")
-        .unwrap();
+    book.reject(
+        &r.hash(),
+        &AccountId::from_bytes([1; 32]),
+        no("no \"bread\""),
+    )
+    .unwrap();
     let list = book.list(p, key("node2").public());
     let v = &list.requests[0];
     assert_eq!((v.signed, v.quorum, v.signer), (1, 2, true));
@@ -769,13 +783,13 @@ fn a_request_enough_signers_rejected_can_never_complete() {
     let id = r.hash();
     let node = |n: &str| key(n).public().node_id(&s.l.params().cod);
     assert!(!book.dead(&id, false));
-    book.rejected_by(&id, &node("node2"), "its chain gives another")
+    book.rejected_by(&id, &node("node2"), no("its chain gives another"))
         .unwrap();
     assert!(
         !book.dead(&id, false),
         "node1 and node3 can still make a quorum"
     );
-    book.rejected_by(&id, &node("node3"), "its chain gives another")
+    book.rejected_by(&id, &node("node3"), no("its chain gives another"))
         .unwrap();
     assert!(book.dead(&id, false));
     assert!(
@@ -807,7 +821,7 @@ fn a_superseded_request_this_node_signed_is_shown_until_it_cannot_complete() {
     );
     let node = |n: &str| key(n).public().node_id(&s.l.params().cod);
     for n in ["node2", "node3"] {
-        book.rejected_by(&id, &node(n), "another").unwrap();
+        book.rejected_by(&id, &node(n), no("another")).unwrap();
     }
     assert!(book.open_records(&me, seq, false).is_empty(), "dead");
 }
@@ -861,7 +875,7 @@ fn a_signer_rejects_only_what_it_could_never_sign_in_time() {
     assert_eq!(never(&book, &both, "someone else", &theirs, NOW), None);
     // What it signed is dead (enough signers rejected it): free.
     for n in [1, 2] {
-        book.rejected_by(&mine.hash(), &AccountId::from_bytes([n; 32]), "no")
+        book.rejected_by(&mine.hash(), &AccountId::from_bytes([n; 32]), no("no"))
             .unwrap();
     }
     assert!(book.dead(&mine.hash(), false));
@@ -870,4 +884,87 @@ fn a_signer_rejects_only_what_it_could_never_sign_in_time() {
         book.signed_elsewhere(&signed, seq, &theirs.hash(), NOW, false),
         None
     );
+}
+
+/// A peer offering a request may lack rejections spread while it was cut off or down: every
+/// node answers with those it noted — others' at once, its own only once its stem has had
+/// time to spread it (so the answer does not show where it was made).
+#[test]
+fn rejections_are_passed_on_to_who_offers_the_request_but_ones_own_only_later() {
+    let s = Scenario::standard();
+    let r = Record::new(issue(&s.l, 5, EPOCH + DAY), Vec::new());
+    let id = r.hash();
+    let mut book = RequestBook::default();
+    book.insert(request(&r, &s.l, EPOCH + DAY)).unwrap();
+    let (me, peer) = (
+        AccountId::from_bytes([1; 32]),
+        AccountId::from_bytes([2; 32]),
+    );
+    let signed = |reason: &str, noted: u64| Rejection {
+        signature: format!("sig of {reason}"),
+        noted,
+        ..no(reason)
+    };
+    let t = EPOCH + DAY + 10;
+    assert!(book.to_pass_on(&id, &me, t).is_empty());
+    book.reject(&id, &me, signed("mine", t)).unwrap();
+    book.rejected_by(&id, &peer, signed("theirs", t)).unwrap();
+    // (A rejection noted without its signature cannot be passed on.)
+    book.rejected_by(&id, &AccountId::from_bytes([3; 32]), no("unsigned"))
+        .unwrap();
+    let reasons = |v: Vec<Rejection>| v.into_iter().map(|j| j.reason).collect::<Vec<_>>();
+    assert_eq!(reasons(book.to_pass_on(&id, &me, t)), ["theirs"]);
+    assert_eq!(
+        reasons(book.to_pass_on(&id, &me, t + OWN_REJECTION_QUIET - 1)),
+        ["theirs"]
+    );
+    assert_eq!(
+        reasons(book.to_pass_on(&id, &me, t + OWN_REJECTION_QUIET)),
+        ["mine", "theirs"]
+    );
+    // Another node holding the same rejections gives them all at once.
+    assert_eq!(
+        reasons(book.to_pass_on(&id, &AccountId::from_bytes([9; 32]), t)),
+        ["mine", "theirs"]
+    );
+    assert!(
+        book.to_pass_on(&RecordHash::of(b"unknown"), &me, t)
+            .is_empty()
+    );
+}
+
+/// A signer's node checks again every pending regular distribution for the network's next
+/// seq, whatever its period (one for an earlier period than the one it proposes would
+/// otherwise never be rejected here once stale): not those for another seq, special ones,
+/// nor those it signed or closed.
+#[test]
+fn every_pending_distribution_of_the_next_seq_is_checked_again() {
+    let s = Scenario::standard();
+    let l = &s.l;
+    let t = EPOCH + 3 * DAY + 10;
+    let one = sign_network(l.propose_distribution(1, false, t).unwrap(), &["node2"]);
+    let two = sign_network(l.propose_distribution(2, false, t).unwrap(), &["node3"]);
+    let special = sign_network(l.propose_distribution(3, true, t).unwrap(), &["node2"]);
+    let seq = one.seq();
+    let mut book = RequestBook::default();
+    for r in [&one, &two, &special] {
+        book.insert(request(r, l, t)).unwrap();
+    }
+    let ids = |book: &RequestBook, seq| {
+        let mut v: Vec<RecordHash> = book
+            .pending_distributions(seq)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut both = vec![one.hash(), two.hash()];
+    both.sort();
+    assert_eq!(ids(&book, seq), both);
+    assert!(ids(&book, seq + 1).is_empty(), "another seq");
+    book.approved(&two.hash(), two.sigs().to_vec()).unwrap();
+    book.reject(&one.hash(), &AccountId::from_bytes([1; 32]), no("stale"))
+        .unwrap();
+    assert!(ids(&book, seq).is_empty(), "signed here, or rejected");
 }
