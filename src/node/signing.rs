@@ -270,20 +270,24 @@ pub fn reject(
     super::write_signed(shared)
         .map_err(|e| SignError::Refused(format!("cannot note the rejection: {e}")))?;
     let msg = own_rejection(shared, id, reason);
-    shared.requests.locked().reject(
-        id,
-        &shared.node_id,
-        requests::Rejection {
-            node_id: msg.node_id.clone(),
-            reason: msg.reason.clone(),
-            signature: msg.signature.clone(),
-            noted: shared.now(),
-        },
-    )?;
+    shared
+        .requests
+        .locked()
+        .reject(id, &shared.node_id, noted(&msg, shared.now()))?;
     announce(shared, id);
     let out = view(shared, id)?;
     tell_rejection(shared, id, msg);
     Ok(out)
+}
+
+/// A signed rejection as the book notes it, at `now`.
+fn noted(msg: &RejectionMsg, now: u64) -> requests::Rejection {
+    requests::Rejection {
+        node_id: msg.node_id.clone(),
+        reason: msg.reason.clone(),
+        signature: msg.signature.clone(),
+        noted: now,
+    }
 }
 
 /// This node's rejection of `id` for `reason`, signed by its key.
@@ -374,16 +378,10 @@ pub fn receive_rejection(
         .map_err(|e| SignError::Invalid(e.to_string()))?;
     key.verify(&requests::rejection_message(id, &node, &msg.reason), &sig)
         .map_err(|_| refused("the rejection's signature does not verify"))?;
-    let new = shared.requests.locked().rejected_by(
-        id,
-        &node,
-        requests::Rejection {
-            node_id: msg.node_id.clone(),
-            reason: msg.reason.clone(),
-            signature: msg.signature.clone(),
-            noted: shared.now(),
-        },
-    )?;
+    let new = shared
+        .requests
+        .locked()
+        .rejected_by(id, &node, noted(&msg, shared.now()))?;
     if new {
         // Passed on once to every peer, so it reaches every node though its signer sent it
         // to one.
@@ -903,10 +901,6 @@ pub fn repropose(shared: &Arc<Shared>, id: &RecordHash) -> Result<RequestView, S
     propose_signed(shared, fresh)
 }
 
-/// Period ends: every signer's node proposes the distribution its chain gives (honest nodes
-/// with the same records propose the same record, so their signatures add up). Also expires
-/// old requests, marks those the chain moved past, and re-sends open ones for peers that
-/// came late.
 /// Holds again, at start, the records this node signed whose promise still holds (see
 /// `super::SIGNED_RECORDS_DIR`): as its own signed requests, offered to its peers until they
 /// are final, superseded and dead, or expired — their answers carry the rejections that
@@ -916,10 +910,10 @@ pub fn restore(shared: &Arc<Shared>) {
     let next = network_next(shared);
     let mut held = 0;
     for record in super::read_signed_records(shared, now) {
-        let set = shared.view().state().signers_at(record.seq()).clone();
         if record.seq() < next {
             continue;
         }
+        let set = shared.view().state().signers_at(record.seq()).clone();
         let Ok(sigs) = requests::check_proposal(&record, &shared.params, &set, false) else {
             continue;
         };
@@ -949,6 +943,10 @@ pub fn restore(shared: &Arc<Shared>) {
     }
 }
 
+/// Period ends: every signer's node proposes the distribution its chain gives (honest nodes
+/// with the same records propose the same record, so their signatures add up). Also expires
+/// old requests, marks those the chain moved past, and re-sends open ones for peers that
+/// came late.
 pub async fn run(shared: Arc<Shared>) {
     let mut tick = 0u64;
     super::every(&shared.shutdown, Duration::from_secs(1), || {
@@ -1207,7 +1205,10 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         match l.propose_distribution(target, false, not_before.unwrap_or(0)) {
             // A period in which nothing happened and nothing is to be paid needs no record:
             // its pool stays with the network for the next one.
-            Ok(body) if l.settles_nothing(&body) => return,
+            Ok(body) if l.settles_nothing(&body) => {
+                tracing::debug!("period {target} settles nothing: no distribution");
+                return;
+            }
             Ok(body) => body,
             Err(e) => {
                 return settle_failed(
@@ -1225,6 +1226,7 @@ fn settle(shared: &Arc<Shared>, t: u64) {
         .locked()
         .session(target, &body, t, fallback(shared));
     let Session::Propose { stale } = session else {
+        tracing::debug!("period {target}'s distribution: a session for it runs");
         retry_unsigned(shared, target, &body, t);
         return;
     };
