@@ -1148,6 +1148,23 @@ fn the_operator_adds_and_removes_peers_without_a_restart() {
         .ok()
         .stdout();
     assert!(dirs.contains(s(&n1.dir)), "{dirs}");
+    // The deployments under the default base ($XDG_DATA_HOME/cod) come first, said to be
+    // deployments.
+    let xdg = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(parent, xdg.path().join("cod")).unwrap();
+    let listed = w
+        .cod_env(
+            &["--", "cod", "--node", ""],
+            &[("COD_COMPLETE", "fish"), ("XDG_DATA_HOME", s(xdg.path()))],
+        )
+        .ok()
+        .stdout();
+    let deployed = xdg.path().join("cod").join(n1.dir.file_name().unwrap());
+    let line = format!("{}\ta deployment", s(&deployed));
+    assert!(
+        listed.lines().any(|l| l == line),
+        "{line:?} not in {listed}"
+    );
 
     let removed = w
         .at(&n1, &["--json", "peers", "remove", &addr2])

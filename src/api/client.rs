@@ -421,6 +421,33 @@ mod tests {
         assert!(t0.elapsed() >= second);
     }
 
+    /// docs/security.md states how long a call may take, directly and through a proxy: these
+    /// tables. (A changed timeout changes what operators were told.)
+    #[test]
+    fn the_timeouts_are_those_the_docs_state() {
+        let doc = include_str!("../../docs/security.md");
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with("| a call to a peer"))
+            .expect("docs/security.md states the client's timeouts");
+        for (how, t) in [("directly", &DIRECT), ("through a proxy", &PROXIED)] {
+            let said = format!(
+                "{how}: connect within {} s, each read within {} s, {} s in all",
+                t.connect.as_secs(),
+                t.read.as_secs(),
+                t.whole.as_secs()
+            );
+            assert!(row.contains(&said), "{row}\nlacks {said:?}");
+            assert!(t.connect <= t.whole && t.read <= t.whole);
+        }
+        let large = format!("{} s in all", LARGE_TRANSFER.as_secs());
+        assert!(row.contains(&large), "{row}\nlacks {large:?}");
+        assert!(
+            PROXIED.connect > DIRECT.connect,
+            "a circuit through Tor takes longer to open"
+        );
+    }
+
     #[test]
     fn a_url_names_its_host() {
         assert_eq!(host_of("http://127.0.0.1:7410/v1/info"), "127.0.0.1:7410");

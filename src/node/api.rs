@@ -470,22 +470,24 @@ fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
 
 fn page_params(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<(u64, usize), String> {
-    let Query(q) = q.map_err(|e| e.body_text())?;
+) -> Result<(u64, usize), ApiErr> {
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     let from = q
         .get("from")
         .map(|v| whole::<u64>(v).ok_or(()))
         .transpose()
-        .map_err(|_| "from must be a whole number".to_string())?
+        .map_err(|_| bad("from must be a whole number"))?
         .unwrap_or(0);
     let limit = q
         .get("limit")
         .map(|v| whole::<usize>(v).ok_or(()))
         .transpose()
-        .map_err(|_| "limit must be a whole number".to_string())?
+        .map_err(|_| bad("limit must be a whole number"))?
         .unwrap_or(MAX_RECORDS_PER_PAGE);
     if !(1..=MAX_RECORDS_PER_PAGE).contains(&limit) {
-        return Err(format!("limit must be from 1 to {MAX_RECORDS_PER_PAGE}"));
+        return Err(bad(format!(
+            "limit must be from 1 to {MAX_RECORDS_PER_PAGE}"
+        )));
     }
     Ok((from, limit))
 }
@@ -504,15 +506,13 @@ async fn records_page(
         let more = hashes.len() > limit;
         hashes.truncate(limit);
         let store = view.store();
-        let stored = hashes.iter().map(|h| {
-            store
-                .get(crate::store::Cf::Records, h.as_bytes())
-                .map_err(|e| e.to_string())
-        });
+        let stored = hashes
+            .iter()
+            .map(|h| store.get(crate::store::Cf::Records, h.as_bytes()));
         page_body(stored, more, from, MAX_BODY_BYTES)
     })
     .await?
-    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e))?;
+    .map_err(|e| ApiErr(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,
@@ -525,12 +525,12 @@ async fn records_page(
 /// is never larger than a body may be. `next` is the cursor after the last record included,
 /// while any remain: when `more` follow, or the page ends early at the bytes bound or at a
 /// record gone (the peer asks again and sees the ledger as it is now).
-fn page_body(
-    records: impl Iterator<Item = Result<Option<Vec<u8>>, String>>,
+fn page_body<E>(
+    records: impl Iterator<Item = Result<Option<Vec<u8>>, E>>,
     more: bool,
     from: u64,
     max_bytes: usize,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, E> {
     // The wrapper and the largest cursor fit in this.
     const FRAME: usize = 64;
     let mut body = b"{\"records\":[".to_vec();
@@ -565,7 +565,7 @@ async fn chain(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiErr> {
     let a = AccountId::from_canonical(&path_part(account)?).map_err(|e| bad(e.to_string()))?;
-    let (from, limit) = page_params(q).map_err(bad)?;
+    let (from, limit) = page_params(q)?;
     let pick = move |l: &crate::ledger::Ledger| {
         l.state()
             .chain_of(&a, from, limit + 1)
@@ -580,7 +580,7 @@ async fn log(
     State(s): State<S>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiErr> {
-    let (from, limit) = page_params(q).map_err(bad)?;
+    let (from, limit) = page_params(q)?;
     let pick = move |l: &crate::ledger::Ledger| l.state().log(from, limit + 1);
     records_page(&s, pick, limit, from).await
 }
@@ -939,7 +939,9 @@ mod tests {
     }
 
     fn page(records: &[&str], more: bool, max: usize) -> (usize, serde_json::Value) {
-        let it = records.iter().map(|r| Ok(Some(r.as_bytes().to_vec())));
+        let it = records
+            .iter()
+            .map(|r| Ok::<_, String>(Some(r.as_bytes().to_vec())));
         let body = page_body(it, more, 10, max).unwrap();
         (body.len(), serde_json::from_slice(&body).unwrap())
     }
@@ -965,7 +967,11 @@ mod tests {
         assert_eq!(p["records"].as_array().unwrap().len(), 1);
         assert_eq!(p["next"], 11);
         // A record dropped since it was picked ends the page there.
-        let gone = [Ok(Some(b"{}".to_vec())), Ok(None), Ok(Some(b"{}".to_vec()))];
+        let gone = [
+            Ok::<_, String>(Some(b"{}".to_vec())),
+            Ok(None),
+            Ok(Some(b"{}".to_vec())),
+        ];
         let p: serde_json::Value =
             serde_json::from_slice(&page_body(gone.into_iter(), false, 0, 100).unwrap()).unwrap();
         assert_eq!(p["records"].as_array().unwrap().len(), 1);

@@ -63,21 +63,29 @@ pub async fn serve(shared: Arc<Shared>, listener: UnixListener) {
 /// One request line, at most [`crate::control::MAX_LINE_BYTES`] (`None` at the end).
 async fn read_line(
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<Vec<u8>>, LineError> {
     let max = crate::control::MAX_LINE_BYTES;
     let mut line = Vec::new();
     let n = (&mut *reader)
         .take(max as u64 + 1)
         .read_until(b'\n', &mut line)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if n == 0 {
         return Ok(None);
     }
     if line.last() != Some(&b'\n') && line.len() > max {
-        return Err(format!("a request line is longer than {max} bytes"));
+        return Err(LineError::TooLong(max));
     }
     Ok(Some(line))
+}
+
+/// Why a request line could not be read.
+#[derive(Debug, thiserror::Error)]
+enum LineError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("a request line is longer than {0} bytes")]
+    TooLong(usize),
 }
 
 fn ok(data: impl serde::Serialize) -> Response {
@@ -115,7 +123,11 @@ async fn client(shared: Arc<Shared>, stream: UnixStream) {
             Ok(Some(line)) => line,
             Ok(None) => return,
             Err(e) => {
-                write(&mut write_half, &error(ErrorKind::BadRequest, e)).await;
+                write(
+                    &mut write_half,
+                    &error(ErrorKind::BadRequest, e.to_string()),
+                )
+                .await;
                 return;
             }
         };
@@ -275,14 +287,22 @@ fn open_client_file(path: &std::path::Path, write: bool) -> std::io::Result<std:
 
 /// Writes the chain as last committed into `file` (see [`Request::ExportFile`]). Returns
 /// the records and bytes written.
-fn export_file(s: &Shared, file: std::fs::File) -> Result<(usize, u64), String> {
+fn export_file(s: &Shared, file: std::fs::File) -> Result<(usize, u64), ExportError> {
     let out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let (out, records) = crate::chain::export_to(&s.params.cod, s.view().store().as_ref(), out)
-        .map_err(|e| e.to_string())?;
-    let file = out.into_inner().map_err(|e| e.error().to_string())?;
-    file.sync_all().map_err(|e| e.to_string())?;
-    let bytes = file.metadata().map_err(|e| e.to_string())?.len();
+    let (out, records) = crate::chain::export_to(&s.params.cod, s.view().store().as_ref(), out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let bytes = file.metadata()?.len();
     Ok((records, bytes))
+}
+
+/// Why [`export_file`] could not write the chain.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// Runs blocking work (store, signatures) off the async threads.

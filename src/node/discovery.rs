@@ -381,9 +381,9 @@ fn same_model(ours: &crate::api::Info, theirs: &crate::api::Info) -> bool {
 
 /// Checks that `addr` is a node of this ledger holding the transport key of the peer id it
 /// claims. (What account it holds is neither asked nor told.)
-async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64), String> {
+async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64), ConfirmError> {
     let t = Instant::now();
-    let info = shared.api.info(addr).await.map_err(|e| e.to_string())?;
+    let info = shared.api.info(addr).await?;
     let latency = t.elapsed().as_millis() as u64;
     if info.cod_id != shared.info.cod_id {
         // Another version of this cod (a newer one becomes an offer), or another cod.
@@ -391,41 +391,55 @@ async fn confirm(shared: &Shared, addr: &str) -> Result<(crate::api::Info, u64),
     }
     // Every version that keeps this ledger by the same model is a peer: one chain for all.
     if info.ledger_id() != shared.info.ledger {
-        return Err(format!(
-            "keeps ledger {}, not this one (cod {})",
-            info.ledger_id(),
-            info.cod_id
-        ));
+        return Err(ConfirmError::OtherLedger {
+            ledger: info.ledger_id().to_string(),
+            cod: info.cod_id.to_string(),
+        });
     }
     if info.cod_id != shared.info.cod_id && !same_model(&shared.info, &info) {
-        return Err(format!(
-            "runs cod {} {} with another com.ini (com {}): its records may follow other rules, \
-             so the two versions do not sync (see docs/upgrade.md)",
-            info.cod_id, info.cod_version, info.com_version
-        ));
+        return Err(ConfirmError::OtherModel {
+            cod: info.cod_id.to_string(),
+            version: info.cod_version.to_string(),
+            com: info.com_version.to_string(),
+        });
     }
-    let peer: crate::ids::PeerId = info
-        .peer_id
-        .parse()
-        .map_err(|e| format!("bad peer id: {e}"))?;
+    let peer: crate::ids::PeerId = info.peer_id.parse()?;
     if is_self(shared, &info) {
         return Ok((info, latency)); // this node itself; the caller marks the address as own
     }
     let mut nonce = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let answer = shared
-        .api
-        .challenge(addr, &nonce)
-        .await
-        .map_err(|e| e.to_string())?;
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(&answer.signature)
-        .map_err(|e| format!("bad signature: {e}"))?;
+    let answer = shared.api.challenge(addr, &nonce).await?;
+    let sig = base64::engine::general_purpose::STANDARD.decode(&answer.signature)?;
     let message = crate::transport::challenge_message(&shared.params.cod, &nonce);
     if !peer.verifies(&message, &sig) {
-        return Err("failed the key challenge".to_string());
+        return Err(ConfirmError::Challenge);
     }
     Ok((info, latency))
+}
+
+/// Why an address is not confirmed as a peer.
+#[derive(Debug, thiserror::Error)]
+enum ConfirmError {
+    #[error(transparent)]
+    Api(#[from] crate::api::client::ApiError),
+    #[error("keeps ledger {ledger}, not this one (cod {cod})")]
+    OtherLedger { ledger: String, cod: String },
+    #[error(
+        "runs cod {cod} {version} with another com.ini (com {com}): its records may follow \
+         other rules, so the two versions do not sync (see docs/upgrade.md)"
+    )]
+    OtherModel {
+        cod: String,
+        version: String,
+        com: String,
+    },
+    #[error("bad peer id: {0}")]
+    PeerId(#[from] crate::ids::IdParseError),
+    #[error("bad signature: {0}")]
+    Signature(#[from] base64::DecodeError),
+    #[error("failed the key challenge")]
+    Challenge,
 }
 
 /// Confirms the peers due for it, every second: those heard of, and the confirmed ones

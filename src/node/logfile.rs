@@ -131,16 +131,25 @@ pub fn install_filter(
 
 /// Sets the daemon's log filter to `directives` (node.ini `[log] level`): whether it did
 /// (not when `COD_LOG` set the filter, or in a process that installed none).
-pub fn set_level(directives: &str) -> Result<bool, String> {
+pub fn set_level(directives: &str) -> Result<bool, LevelError> {
     let Some((handle, from_env)) = FILTER.get() else {
         return Ok(false);
     };
     if *from_env {
         return Ok(false);
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
-    handle.reload(filter).map_err(|e| e.to_string())?;
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)?;
+    handle.reload(filter)?;
     Ok(true)
+}
+
+/// Why [`set_level`] could not set the filter.
+#[derive(Debug, thiserror::Error)]
+pub enum LevelError {
+    #[error("{0}")]
+    Directives(#[from] tracing_subscriber::filter::ParseError),
+    #[error("the log filter cannot be changed: {0}")]
+    Reload(#[from] tracing_subscriber::reload::Error),
 }
 
 /// SIGHUP: the installed log file is reopened before its next line (logrotate moved it).

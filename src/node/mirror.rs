@@ -107,10 +107,20 @@ fn mirrors(shared: &Shared, source: &Source) -> Vec<Mirror> {
         .collect()
 }
 
+/// [`mirrors`], read off the async threads (it reads cod.ini).
+async fn mirrors_off_thread(shared: &Arc<Shared>, source: &Source) -> Vec<Mirror> {
+    let (s, src) = (shared.clone(), source.clone());
+    shared
+        .tasks
+        .spawn_blocking(move || mirrors(&s, &src))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 pub async fn run(shared: Arc<Shared>) {
     let http = &shared.api;
     let mut source = Source::loaded(&shared);
-    let mut list = mirrors(&shared, &source);
+    let mut list = mirrors_off_thread(&shared, &source).await;
     restore(&shared, &list, http).await;
     let mut merged_applied = usize::MAX;
     let (mut idle_rounds, mut rounds) = (0u32, 0u32);
@@ -125,7 +135,7 @@ pub async fn run(shared: Arc<Shared>) {
         let now = Source::loaded(&shared);
         if now != source {
             source = now;
-            list = mirrors(&shared, &source);
+            list = mirrors_off_thread(&shared, &source).await;
             shared.log(
                 "info",
                 format!(

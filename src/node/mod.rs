@@ -29,6 +29,7 @@ use crate::chain::Chain;
 use crate::clock::now_ms;
 use crate::config::NodeConfig;
 use crate::control::Event;
+use crate::fsutil::FsError;
 use crate::ids::{AccountId, RecordHash};
 use crate::keyfile::Passphrase;
 use crate::keys::SecretKey;
@@ -263,16 +264,16 @@ impl Shared {
     /// SIGHUP): `[signing] auto`, new `[peers] static` addresses, `[log] level`, `[archive]
     /// mirrors` (`config::node::LIVE_SETTINGS`). Names what changed and what waits for the
     /// next start.
-    pub fn reload(&self) -> Result<crate::views::Reloaded, String> {
+    pub fn reload(&self) -> Result<crate::views::Reloaded, ReloadError> {
         // One reload at a time, reading the file under its lock: two at once (a SIGHUP and
         // `cod config reload`) cannot leave the older file's settings in force. (`loaded`
         // itself is held only to compare and swap: the mirror task reads it.)
         let _one = self.reloading.locked();
-        let new = self.dir.node_config().map_err(|e| e.to_string())?;
+        let new = self.dir.node_config()?;
         let (live, _) = crate::config::node::changed(&self.loaded.locked(), &new);
         let (_, restart) = crate::config::node::changed(&self.config, &new);
         if live.contains(&"log.level") {
-            logfile::set_level(&new.log.level).map_err(|e| format!("[log] level: {e}"))?;
+            logfile::set_level(&new.log.level)?;
         }
         self.auto_sign
             .store(new.auto_sign, std::sync::atomic::Ordering::SeqCst);
@@ -795,6 +796,15 @@ fn write_remembered(shared: &Shared) {
     }
 }
 
+/// Why `cod config reload` (or SIGHUP) left node.ini's settings as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] NodeDirError),
+    #[error("[log] level: {0}")]
+    LogLevel(#[from] logfile::LevelError),
+}
+
 /// What this node signed on the network chain, kept across restarts (see
 /// [`crate::signature_requests::Signed`]).
 pub const SIGNED_FILE: &str = "signed.json";
@@ -821,13 +831,12 @@ fn read_signed(data_dir: &std::path::Path) -> Result<crate::signature_requests::
 
 /// Writes what this node signed, durably, before its signature leaves; forgets the records
 /// kept for promises it no longer holds (see [`SIGNED_RECORDS_DIR`]).
-pub fn write_signed(shared: &Shared) -> Result<(), String> {
+pub fn write_signed(shared: &Shared) -> Result<(), FsError> {
     let data_dir = shared.dir.data_dir(&shared.config);
     // (Written under the lock: a later write always holds the later notes.)
     let signed = shared.signed.locked();
     let bytes = serde_json::to_vec(&*signed).expect("plain data");
-    crate::fsutil::write_atomic(&data_dir.join(SIGNED_FILE), &bytes, 0o600, true)
-        .map_err(|e| e.to_string())?;
+    crate::fsutil::write_atomic(&data_dir.join(SIGNED_FILE), &bytes, 0o600, true)?;
     let keep: std::collections::BTreeSet<String> =
         signed.signed_ids().map(|h| h.to_string()).collect();
     if let Ok(entries) = std::fs::read_dir(data_dir.join(SIGNED_RECORDS_DIR)) {
@@ -850,13 +859,13 @@ pub fn write_signed(shared: &Shared) -> Result<(), String> {
 pub const SIGNED_RECORDS_DIR: &str = "signed";
 
 /// Keeps `record`, which this node is about to sign (before `signed.json` notes it).
-pub fn write_signed_record(shared: &Shared, record: &Record) -> Result<(), String> {
+pub fn write_signed_record(shared: &Shared, record: &Record) -> Result<(), FsError> {
     let dir = shared.dir.data_dir(&shared.config).join(SIGNED_RECORDS_DIR);
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(crate::fsutil::io_err(&dir))?;
     let path = dir.join(record.hash().to_string());
-    crate::fsutil::write_atomic(&path, &record.to_bytes(), 0o600, true).map_err(|e| e.to_string())
+    crate::fsutil::write_atomic(&path, &record.to_bytes(), 0o600, true)
 }
 
 /// The kept records whose promise still holds at `now` (see [`SIGNED_RECORDS_DIR`]); one
@@ -910,7 +919,7 @@ fn read_bans(data_dir: &std::path::Path) -> Vec<(std::net::IpAddr, u64)> {
 }
 
 /// Writes the operator's bans in force (atomically).
-pub fn write_bans(shared: &Shared) -> Result<(), String> {
+pub fn write_bans(shared: &Shared) -> Result<(), FsError> {
     let bans = shared.guard.locked().manual_bans(now_ms());
     let path = shared.dir.data_dir(&shared.config).join(BANS_FILE);
     crate::fsutil::write_atomic(
@@ -919,7 +928,6 @@ pub fn write_bans(shared: &Shared) -> Result<(), String> {
         0o600,
         true,
     )
-    .map_err(|e| e.to_string())
 }
 
 /// How long a starting daemon waits for a store another process holds.

@@ -251,7 +251,7 @@ impl Torrents {
                 .tasks
                 .spawn_blocking(move || write(&s, &dir, &old, now))
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(TorrentError::from)
                 .and_then(|r| r);
             match written {
                 Ok(p) => {
@@ -332,11 +332,10 @@ impl Torrents {
         let cleaned = self
             .shared
             .tasks
-            .spawn_blocking(move || -> Result<(), String> {
-                crate::fsutil::write_atomic(&dir.join("published.json"), &json, 0o644, true)
-                    .map_err(|e| e.to_string())?;
+            .spawn_blocking(move || -> Result<(), TorrentError> {
+                crate::fsutil::write_atomic(&dir.join("published.json"), &json, 0o644, true)?;
                 for entry in std::fs::read_dir(&dir)
-                    .map_err(|e| e.to_string())?
+                    .map_err(crate::fsutil::io_err(&dir))?
                     .flatten()
                 {
                     let name = entry.file_name();
@@ -506,7 +505,7 @@ impl Torrents {
     }
 
     /// Downloads a segment and imports it: whether its records were taken (false: refused).
-    async fn restore_segment(&mut self, seg: &Segment) -> Result<bool, String> {
+    async fn restore_segment(&mut self, seg: &Segment) -> Result<bool, TorrentError> {
         let bytes = self.download(seg.infohash, seg.bytes).await?;
         if bytes.len() as u64 != seg.bytes {
             return Ok(false);
@@ -518,8 +517,7 @@ impl Torrents {
             .spawn_blocking(move || {
                 super::mirror::import(&s, &bytes, &format!("archive torrent {name}"))
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if taken {
             self.restored.insert(seg.infohash);
         }
@@ -528,7 +526,7 @@ impl Torrents {
 
     /// Downloads a file by infohash from the seeders the DHT names (at most `max_len` bytes,
     /// within a minute plus the time its length takes at [`MIN_RATE`]).
-    async fn download(&self, infohash: [u8; 20], max_len: u64) -> Result<Vec<u8>, String> {
+    async fn download(&self, infohash: [u8; 20], max_len: u64) -> Result<Vec<u8>, TorrentError> {
         let mut peers: Vec<SocketAddr> = Vec::new();
         let mut stream = self.dht.get_peers(Id::from(infohash));
         while let Ok(Some(batch)) =
@@ -551,13 +549,13 @@ impl Torrents {
         rand::seq::SliceRandom::shuffle(peers.as_mut_slice(), &mut rand::thread_rng());
         peers.truncate(MAX_SEEDERS);
         if peers.is_empty() {
-            return Err("no seeder found on the DHT".into());
+            return Err(TorrentError::NoSeeder);
         }
         let deadline = Duration::from_secs(60 + max_len / MIN_RATE);
         let fetch = crate::seeder::fetch(&peers, infohash, max_len, &|_, _| {});
         match tokio::time::timeout(deadline, fetch).await {
-            Ok(r) => r.map(|(_, bytes)| bytes).map_err(|e| e.to_string()),
-            Err(_) => Err(format!("not done within {} s", deadline.as_secs())),
+            Ok(r) => Ok(r.map(|(_, bytes)| bytes)?),
+            Err(_) => Err(TorrentError::Late(deadline.as_secs())),
         }
     }
 }
@@ -574,8 +572,13 @@ fn seen_view(i: &Item) -> ItemSeen {
 /// wrote is kept as it is, and only the records of the others are read again, sorted and
 /// written — so memory holds the records of the spans that changed (usually the open one),
 /// not the history.
-fn write(shared: &Shared, dir: &Path, old: &Published, now: u64) -> Result<Published, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn write(
+    shared: &Shared,
+    dir: &Path,
+    old: &Published,
+    now: u64,
+) -> Result<Published, TorrentError> {
+    std::fs::create_dir_all(dir).map_err(crate::fsutil::io_err(dir))?;
     let view = shared.public_view(); // without own records on their stems
     let closed = t::closed_hours(now);
     let span = |r: &crate::ledger::Record| t::span_of(r.body().time, closed);
@@ -625,15 +628,12 @@ fn write(shared: &Shared, dir: &Path, old: &Published, now: u64) -> Result<Publi
         records.sort_unstable();
         let sizes: Vec<u64> = records.iter().map(|(_, size)| *size).collect();
         for (part, range) in t::parts(&sizes).into_iter().enumerate() {
-            let mut out =
-                crate::archive::Writer::new(Vec::new(), &cod).map_err(|e| e.to_string())?;
+            let mut out = crate::archive::Writer::new(Vec::new(), &cod)?;
             for ((.., h), _) in &records[range] {
-                let r = view
-                    .record(h)
-                    .ok_or_else(|| format!("record {h} went missing"))?;
-                out.push(&r.to_bytes()).map_err(|e| e.to_string())?;
+                let r = view.record(h).ok_or(TorrentError::Missing(*h))?;
+                out.push(&r.to_bytes())?;
             }
-            let (bytes, n) = out.finish().map_err(|e| e.to_string())?;
+            let (bytes, n) = out.finish()?;
             let name = t::segment_name(&cod, *s, part);
             let mut w = store(&shared.library, dir, &name, &bytes, n as u64, "archive")?;
             (w.span, w.digest) = (Some(*s), tally.digest());
@@ -681,6 +681,25 @@ fn each_applied(view: &crate::chain::View, mut f: impl FnMut(&crate::ledger::Rec
     }
 }
 
+/// Why publishing or fetching the archive torrents failed (logged; the task goes on).
+#[derive(Debug, thiserror::Error)]
+enum TorrentError {
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
+    #[error("writing a segment: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("record {0} went missing")]
+    Missing(crate::ids::RecordHash),
+    #[error("no seeder found on the DHT")]
+    NoSeeder,
+    #[error(transparent)]
+    Fetch(#[from] crate::seeder::FetchError),
+    #[error("not done within {0} s")]
+    Late(u64),
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Writes `bytes` as `<dir>/<infohash>.<ext>` and offers it.
 fn store(
     library: &crate::seeder::Library,
@@ -689,11 +708,11 @@ fn store(
     bytes: &[u8],
     records: u64,
     ext: &str,
-) -> Result<Written, String> {
+) -> Result<Written, TorrentError> {
     let info = Info::of(name, bytes, &mut |_| {});
     let infohash = *info.infohash().as_bytes();
     let path = dir.join(format!("{}.{ext}", hex::encode(infohash)));
-    crate::fsutil::write_atomic(&path, bytes, 0o644, true).map_err(|e| e.to_string())?;
+    crate::fsutil::write_atomic(&path, bytes, 0o644, true)?;
     library.offer_info(info, path.clone());
     Ok(Written {
         name: name.to_string(),
