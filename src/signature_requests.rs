@@ -761,7 +761,8 @@ impl RequestBook {
         Ok(())
     }
 
-    /// This node's member rejects a request: `by` is this node's rejection, made at `now`.
+    /// This node's member rejects a request: `by` is this node, `rejection` its signed
+    /// rejection (noted under `by`'s id).
     pub fn reject(
         &mut self,
         id: &RecordHash,
@@ -1099,13 +1100,13 @@ impl Signed {
         self.by_seq.values().flatten().map(|(h, _)| h)
     }
 
-    /// The records signed whose promise still holds at `now`, with their seq.
-    pub fn in_force(&self, now: u64) -> impl Iterator<Item = (u64, RecordHash)> + '_ {
-        self.by_seq.iter().flat_map(move |(seq, l)| {
-            l.iter()
-                .filter(move |(_, until)| *until > now)
-                .map(move |(h, _)| (*seq, *h))
-        })
+    /// The records signed whose promise still holds at `now`.
+    pub fn in_force(&self, now: u64) -> impl Iterator<Item = RecordHash> + '_ {
+        self.by_seq
+            .values()
+            .flatten()
+            .filter(move |(_, until)| *until > now)
+            .map(|(h, _)| *h)
     }
 
     /// Whether `id` was signed for `seq`.

@@ -872,12 +872,7 @@ pub fn write_signed_record(shared: &Shared, record: &Record) -> Result<(), FsErr
 /// unreadable, too large or not the record its name says is left out, with a warning.
 pub fn read_signed_records(shared: &Shared, now: u64) -> Vec<Record> {
     let dir = shared.dir.data_dir(&shared.config).join(SIGNED_RECORDS_DIR);
-    let ids: Vec<RecordHash> = shared
-        .signed
-        .locked()
-        .in_force(now)
-        .map(|(_, h)| h)
-        .collect();
+    let ids: Vec<RecordHash> = shared.signed.locked().in_force(now).collect();
     ids.into_iter()
         .filter_map(|id| {
             let path = dir.join(id.to_string());
