@@ -1185,6 +1185,15 @@ pub fn signed_until(time: u64, expires: u64, params: &Params) -> u64 {
         .saturating_add(2 * MAX_CLOCK_SKEW)
 }
 
+/// `reason` cut, at a character boundary, to at most [`MAX_REASON_BYTES`]: a reason this
+/// node gives by itself (one quoting a recomputation may run long).
+pub fn fit_reason(mut reason: String) -> String {
+    while reason.len() > MAX_REASON_BYTES {
+        reason.pop();
+    }
+    reason
+}
+
 fn check_reason(reason: &str) -> Result<(), SignError> {
     if reason.trim().is_empty() {
         return Err(SignError::Invalid("a rejection needs a reason".into()));

@@ -211,9 +211,9 @@ pub struct Proposal {
 /// member did with it is not told), and the signers' rejections of it the node holds — a
 /// node that offers a request may have missed them (cut off or down when they were spread),
 /// and a signer that signed it waits for them (see
-/// [`crate::signature_requests::RequestBook::to_pass_on`]).
+/// [`crate::signature_requests::RequestBook::to_pass_on`]). (Read leniently: a field a
+/// later version adds must not make the sender think the request was not taken.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Taken {
     pub id: crate::ids::RecordHash,
     /// At most [`crate::signature_requests::MAX_REJECTIONS`].

@@ -138,10 +138,7 @@ pub fn receive(
                 && (requests::rejectable(p, record.body(), now)
                     || never_in_time(shared, &record).is_some());
             if shared.requests.locked().insert(req).is_ok() && for_good {
-                let mut why = reason.clone();
-                while why.len() > requests::MAX_REASON_BYTES {
-                    why.pop();
-                }
+                let why = requests::fit_reason(reason.clone());
                 // (Held only to be rejected: if the rejection cannot be made, it is not kept —
                 // a request left pending would be offered on to every peer.)
                 if let Err(e) = reject(shared, &id, why) {
@@ -1132,9 +1129,9 @@ fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
         return;
     }
     let seq = network_next(shared);
+    let set = shared.view().state().signers_at(seq).clone();
     let pending = shared.requests.locked().pending_distributions(seq);
     for (id, body) in pending {
-        let set = shared.view().state().signers_at(seq).clone();
         if !can_sign(shared, &body, &set)
             || shared.signed.locked().has_signed(seq, &id)
             || !requests::rejectable(&shared.params, &body, t)
@@ -1144,10 +1141,9 @@ fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
         let Err(why) = requests::recompute(&shared.view(), &shared.params, &body, t) else {
             continue;
         };
-        let mut why = format!("this node's chain gives another distribution now: {why}");
-        while why.len() > requests::MAX_REASON_BYTES {
-            why.pop();
-        }
+        let why = requests::fit_reason(format!(
+            "this node's chain gives another distribution now: {why}"
+        ));
         if let Err(e) = reject(shared, &id, why) {
             log_unrejected(shared, &id, &e);
         }

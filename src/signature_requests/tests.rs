@@ -968,3 +968,13 @@ fn every_pending_distribution_of_the_next_seq_is_checked_again() {
         .unwrap();
     assert!(ids(&book, seq).is_empty(), "signed here, or rejected");
 }
+
+/// A reason this node makes up is cut to the bound at a character boundary, never split.
+#[test]
+fn reasons_made_here_fit_the_bound() {
+    let long = "é".repeat(MAX_REASON_BYTES);
+    let cut = fit_reason(long);
+    assert!(cut.len() <= MAX_REASON_BYTES && cut.len() > MAX_REASON_BYTES - 2);
+    assert!(check_reason(&cut).is_ok());
+    assert_eq!(fit_reason("short".into()), "short");
+}
