@@ -8,6 +8,12 @@
 //! really passed, and read the system's clock always.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How far apart two nodes' clocks may be and still agree (seconds): a proposal dated
+/// further than this from a signer's clock is refused, and a record from a peer dated more
+/// than this after the node's clock is held back until the clock gets there (Bitcoin's rule
+/// for block times: a chain cannot be dated into the future, since everything after waits).
+pub const MAX_CLOCK_SKEW: u64 = 600;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch.

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 
 /// Most requests held at once (old, settled ones go first).
 pub const MAX_REQUESTS: usize = 256;
-/// A proposal dated further than this from the node's clock is refused.
-pub const MAX_CLOCK_SKEW: u64 = 600;
+pub use crate::clock::MAX_CLOCK_SKEW;
 /// How far ahead of this node's clock a later period's proposal may be dated for a signer to
 /// wait for it rather than propose the earlier period ([`RequestBook::later_proposal`]): clocks
 /// that keep time differ by less; one set minutes forward is not waited for.

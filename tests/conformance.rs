@@ -201,6 +201,9 @@ fn code(e: &RecordError) -> &'static str {
         RedeemForm(_) => "RedeemForm",
         WorkForm(_) => "WorkForm",
         WorkExceedsAttested { .. } => "WorkExceedsAttested",
+        // (A node's clock, not a rule: no case can give them.)
+        Ahead { .. } => "Ahead",
+        HeadAhead { .. } => "HeadAhead",
     }
 }
 

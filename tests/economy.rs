@@ -669,6 +669,92 @@ fn a_signer_that_restarts_learns_the_rejections_it_missed() {
     assert_eq!(e["signed"], 1, "{e}");
 }
 
+/// A node whose clock runs 15 minutes fast dates its transfers that far ahead. Its peers hold
+/// them back — answer `refused`, keep nothing, blame nobody — until their own clocks are within
+/// the tolerated 10 minutes, then take them by sync; and the payee's wallet claims such a
+/// payment only once its own clock has passed the payment's date, so no record it makes
+/// depends on a later one (found by the fault runs: a node whose clock jumped 15 minutes paid
+/// others, they spent it, and no distribution's checkpoint could hold their records — every
+/// period settled nothing until the far date).
+#[test]
+fn a_transfer_dated_ahead_waits_for_the_clocks_to_get_there() {
+    let w = World::new();
+    let (com, _) = com(86_400, 0, "");
+    // (Records go to every peer at once.)
+    let net = Net::in_process(&w, 2, &com, "[peers]\nstem = false\n");
+    net.wait_meshed(60);
+    let [n1, n2] = [&net.nodes[0], &net.nodes[1]];
+    let funding = funding_archive(&w, &[n1, n2], 10);
+    for n in [n1, n2] {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let start = net.applied(n1).unwrap();
+    let before = net.balance(n1, &n1.id).unwrap();
+    let addr = |n: &Node| net.status(n).unwrap()["addr"].as_str().unwrap().to_string();
+    let http = reqwest::blocking::Client::new();
+    let get = |n: &Node, hash: &str| {
+        let url = format!("http://{}/v1/records/{hash}", addr(n));
+        let r = http.get(url).send().unwrap();
+        (r.status().as_u16() == 200).then(|| r.text().unwrap())
+    };
+    let pay = |from: &Node, to: &str| {
+        let args = ["--json", "transfer", "--to", to, "--amount", "1", "--yes"];
+        let hash = w.at(from, &args).ok().json()["record"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let file = w.path(&format!("x{}", rand_suffix()));
+        w.at(from, &["chain", "export", "--out", s(&file)]).ok();
+        let params = params_of(from);
+        let records = cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap();
+        records
+            .into_iter()
+            .find(|r| r.hash().to_string() == hash)
+            .unwrap()
+    };
+    let claims = |r: &cod::ledger::Record| match &r.body().content {
+        cod::ledger::Content::Transfer(t) => t.claims.clone(),
+        _ => unreachable!(),
+    };
+
+    net.skew(1, 900);
+    let ahead = pay(n2, &n1.id);
+    let hash = ahead.hash().to_string();
+    // Pushed to node1 and offered by sync, which node1 refuses as it refuses this copy.
+    wait_for(30, "node2 to show its transfer", || get(n2, &hash));
+    let answer: serde_json::Value = http
+        .post(format!("http://{}/v1/records", addr(n1)))
+        .json(&json!({ "records": [ahead.to_json()] }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let result = &answer[0];
+    assert_eq!(result["status"], "refused", "{answer}");
+    let reason = result["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("held back until the clock gets there"),
+        "{reason}"
+    );
+    assert_eq!(get(n1, &hash), None);
+    assert_eq!(net.applied(n1), Some(start));
+
+    // node1's clock 350 s on: the transfer is dated 550 s after it, within the tolerance (and
+    // the refusal banned nobody: node1 still answers this address).
+    net.advance(350);
+    wait_for(60, "node1 to take node2's transfer by sync", || {
+        get(n1, &hash)
+    });
+    assert_eq!(net.balance(n1, &n1.id), Some(before + 100));
+    // Not claimed before node1's clock passes its date...
+    let early = pay(n1, "network");
+    assert!(!claims(&early).contains(&ahead.hash()), "{early:?}");
+    // ...and then.
+    net.advance(600);
+    let late = pay(n1, "network");
+    assert!(claims(&late).contains(&ahead.hash()), "{late:?}");
+}
+
 /// Guards against a cod whose signers leave: with com.ini's set fixed for life, it could never
 /// issue or distribute again. A quorum of the set in force hands signing to other keys, on the
 /// ledger, and every node follows from the next network record on.

@@ -577,6 +577,8 @@ impl Ledger {
             .into_iter()
             .map(|(r, check)| {
                 let result = match check {
+                    // (Held back by this node's clock, whoever checked it.)
+                    Check::Refused(e @ RecordError::Ahead { .. }) => Err(e),
                     Check::Sound if trusted => self.ingest_inner(r, true),
                     Check::Refused(e) if trusted => Err(e),
                     _ => self.ingest_inner(r, false), // held, awaiting its key, or untrusted
@@ -1786,14 +1788,28 @@ impl Ledger {
         let acct = self.state.account(&account).unwrap_or_default();
         let seq = acct.next_seq();
         let prev = acct.head.map(|h| h.hash);
+        // (Its peers would hold it back, `Checked::hold_ahead`.)
+        if acct.head_time > time.saturating_add(crate::clock::MAX_CLOCK_SKEW) {
+            return Err(RecordError::HeadAhead {
+                head: acct.head_time,
+                now: time,
+            });
+        }
         let time = time.max(acct.head_time);
+        // Only members' credits made by the transfer's time: a record never depends on a
+        // member's dated after it, so every cut by date is closed (network records are
+        // inside every cut; a credit dated ahead — its author's clock ran fast — is claimed
+        // once this clock passes it; see `Checked::hold_ahead`).
+        let claimable = |r: &Record| r.kind() != Kind::Transfer || r.body().time <= time;
         let claims: Vec<RecordHash> = if seq == 0 {
             Vec::new()
         } else {
             self.state
-                .credits_of(&account, record::MAX_CLAIMS)
+                .credits_of(&account, 2 * record::MAX_CLAIMS)
                 .into_iter()
                 .map(|(h, _)| h)
+                .filter(|h| self.record(h).is_some_and(|r| claimable(&r)))
+                .take(record::MAX_CLAIMS)
                 .collect()
         };
         outputs.sort();
@@ -2181,6 +2197,25 @@ impl Checked {
 
     pub fn into_items(self) -> Vec<(Record, Check)> {
         self.items
+    }
+
+    /// Refuses, for now, the transfers dated more than [`crate::clock::MAX_CLOCK_SKEW`]
+    /// after `now` (this node's clock): [`Ledger::ingest_checked`] then neither stores nor
+    /// applies them ([`RecordError::Ahead`], no misbehaviour: the sender's clock, or this
+    /// one, is off). Their sender offers them again; they are taken once the clock gets near
+    /// them. Were they taken, every record that claims one — every account the far-dated
+    /// record pays, and whoever they pay in turn — would wait outside a distribution's closed
+    /// cut until the far date, and no period before it could be settled. (Network records
+    /// are always inside a cut, and each of their signers refused a proposal dated that far
+    /// from its clock.)
+    pub fn hold_ahead(&mut self, now: u64) {
+        let limit = now.saturating_add(crate::clock::MAX_CLOCK_SKEW);
+        for (r, check) in &mut self.items {
+            let time = r.body().time;
+            if r.kind() == Kind::Transfer && time > limit {
+                *check = Check::Refused(RecordError::Ahead { time, now });
+            }
+        }
     }
 
     /// What the checks found, without the records: the records' checks can be taken up again

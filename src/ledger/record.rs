@@ -112,6 +112,18 @@ pub enum RecordError {
     WrongPrev { prev: RecordHash, head: RecordHash },
     #[error("record time {time} is before its predecessor's {prev_time}")]
     TimeBackwards { time: u64, prev_time: u64 },
+    // This node's clock, not the rules.
+    #[error(
+        "record is dated {time}, more than {} s after this node's clock ({now}): held back until the clock gets there",
+        crate::clock::MAX_CLOCK_SKEW
+    )]
+    Ahead { time: u64, now: u64 },
+    #[error(
+        "this account's last record is dated {head}, more than {} s after this node's clock ({now}) — made while the clock was ahead: a record is never dated before its predecessor, and peers hold back one dated that far ahead; the account can pay again once the clock reads {}",
+        crate::clock::MAX_CLOCK_SKEW,
+        head.saturating_sub(crate::clock::MAX_CLOCK_SKEW)
+    )]
+    HeadAhead { head: u64, now: u64 },
     // Transfers.
     #[error("claimed record {0} pays nothing to this account")]
     NotACredit(RecordHash),

@@ -142,6 +142,20 @@ impl Scenario {
         let r = self.l.make_transfer(key(from), outs, None, time).unwrap();
         self.push(r)
     }
+    /// A payment made at `made` (claiming what was paid by then), then dated `dated` — as a
+    /// wallet that is not cod's may (cod's claims nothing dated after its record).
+    fn pay_dated(&mut self, from: &str, to: &[(&str, u64)], made: u64, dated: u64) -> Record {
+        let p = self.l.params().clone();
+        let outs = to.iter().map(|(t, a)| out(&p, t, *a)).collect();
+        let r = self.l.make_transfer(key(from), outs, None, made).unwrap();
+        let mut body = r.body().clone();
+        body.time = dated;
+        let sig = Sig {
+            key: None,
+            sig: B64(key(from).sign(&body.canonical_bytes())),
+        };
+        self.push(Record::new(body, vec![sig]))
+    }
     pub(crate) fn standard() -> Self {
         let mut s = Self::new(params());
         for n in ["node1", "node2", "node3", "node4"] {
@@ -208,9 +222,14 @@ fn a_checkpoint_holds_what_was_made_before_the_period_ended_and_nothing_it_depen
     let mut s = Scenario::standard();
     s.pay("node1", &[("node2", 100)], EPOCH + DAY + 50); // period 1
     s.pay("node2", &[("node3", 900)], EPOCH + 2 * DAY + 5); // period 2
-    // node3's clock is behind: it dates a payment in period 1, but it spends what node2 paid
-    // it in period 2, so it cannot be in period 1's checkpoint.
-    s.pay("node3", &[("node4", 1700)], EPOCH + DAY + 80);
+    // node3's wallet is not cod's: it dates a payment in period 1, but it spends what node2
+    // paid it in period 2, so it cannot be in period 1's checkpoint.
+    s.pay_dated(
+        "node3",
+        &[("node4", 1700)],
+        EPOCH + 2 * DAY + 6,
+        EPOCH + DAY + 80,
+    );
     let body = s.l.propose_distribution(1, false, 0).unwrap();
     let Content::Distribute(d) = &body.content else {
         unreachable!()
@@ -238,6 +257,99 @@ fn a_checkpoint_holds_what_was_made_before_the_period_ended_and_nothing_it_depen
     assert_eq!(again.canonical_bytes(), body.canonical_bytes());
     s.push(sign_network(body, &["node1", "node2"]));
     assert_conserved(&s.l);
+}
+
+/// cod's wallet claims only credits dated no later than the transfer it makes, so no record
+/// it makes depends on a later one and every cut by date is closed: a member whose clock is
+/// behind (or whose payer's clock ran fast) claims the credit once its clock has passed it.
+#[test]
+fn a_wallet_claims_only_credits_dated_by_its_transfer() {
+    let mut s = Scenario::standard();
+    let later = s.pay("node2", &[("node3", 500)], EPOCH + 2 * DAY + 5);
+    let claims = |r: &Record| match &r.body().content {
+        Content::Transfer(t) => t.claims.clone(),
+        _ => unreachable!(),
+    };
+    let early = s.pay("node3", &[("node4", 100)], EPOCH + DAY + 80);
+    assert!(!claims(&early).contains(&later.hash()), "{early:?}");
+    assert_eq!(claims(&early).len(), 1, "the distribution's credit");
+    // What it cannot claim yet it cannot spend.
+    let p = s.l.params().clone();
+    let n3 = key("node3");
+    let too_much =
+        s.l.make_transfer(n3, vec![out(&p, "node4", 800)], None, EPOCH + DAY + 90);
+    assert!(
+        matches!(too_much, Err(RecordError::Overspend { .. })),
+        "{too_much:?}"
+    );
+    let after = s.pay("node3", &[("node4", 800)], EPOCH + 2 * DAY + 5);
+    // A wallet whose clock is now far behind the account's last record (made while the
+    // clock ran fast) makes nothing its peers would hold back.
+    let skew = crate::clock::MAX_CLOCK_SKEW;
+    let behind = s.l.make_transfer(
+        n3,
+        vec![out(&p, "node4", 1)],
+        None,
+        EPOCH + 2 * DAY + 5 - skew - 1,
+    );
+    assert!(
+        matches!(behind, Err(RecordError::HeadAhead { .. })),
+        "{behind:?}"
+    );
+    let within = s.l.make_transfer(
+        n3,
+        vec![out(&p, "node4", 1)],
+        None,
+        EPOCH + 2 * DAY + 5 - skew,
+    );
+    assert_eq!(
+        within.unwrap().body().time,
+        EPOCH + 2 * DAY + 5,
+        "dated as its predecessor"
+    );
+    assert_eq!(claims(&after), vec![later.hash()]);
+    assert_conserved(&s.l);
+}
+
+/// A transfer dated more than the tolerated skew after the node's clock is held back — not
+/// stored, not a misbehaviour — and taken once the clock is near enough.
+#[test]
+fn records_dated_too_far_ahead_wait_for_the_clock() {
+    let mut s = Scenario::standard();
+    let p = s.l.params().clone();
+    let at = EPOCH + DAY + 5_000;
+    let r =
+        s.l.make_transfer(key("node1"), vec![out(&p, "node2", 10)], None, at)
+            .unwrap();
+    let skew = crate::clock::MAX_CLOCK_SKEW;
+    let mut early = s.l.check(vec![r.clone()]);
+    early.hold_ahead(at - skew - 1);
+    let result = s.l.ingest_checked(early, |_, _| {}).pop().unwrap();
+    let Err(e) = result else {
+        panic!("applied a record dated ahead: {result:?}")
+    };
+    assert!(matches!(e, RecordError::Ahead { .. }), "{e}");
+    assert!(!e.proves_misbehaviour());
+    assert!(!s.l.holds(&r.hash()), "not kept either");
+    // Whoever checked it (a ledger of another cod trusts no check), it stays held back.
+    let mut elsewhere = Ledger::new(p.clone()).check(vec![r.clone()]);
+    elsewhere.hold_ahead(at - skew - 1);
+    assert!(matches!(
+        elsewhere.items()[0].1,
+        Check::Refused(RecordError::Ahead { .. })
+    ));
+    // A quorum's record is not held back: each signer refused a proposal dated that far
+    // from its clock, and a checkpoint holds network records whatever their date.
+    let issue =
+        s.l.propose_issue([("bread".into(), 20)].into(), Default::default(), at);
+    let mut quorum =
+        s.l.check(vec![sign_network(issue.unwrap(), &["node1", "node2"])]);
+    quorum.hold_ahead(at - skew - 1);
+    assert_eq!(quorum.items()[0].1, Check::Sound);
+    let mut near = s.l.check(vec![r.clone()]);
+    near.hold_ahead(at - skew);
+    let o = s.l.ingest_checked(near, |_, _| {}).pop().unwrap().unwrap();
+    assert_eq!(o.applied, vec![r.hash()]);
 }
 
 #[test]

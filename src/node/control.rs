@@ -610,7 +610,8 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         Request::Import { archive } => {
             import(shared, ErrorKind::BadRequest, move |s| {
-                s.import_archive(std::io::Cursor::new(archive.into_bytes()))
+                let archive = std::io::Cursor::new(archive.into_bytes());
+                s.import_archive(archive, super::ArchiveFrom::Operator)
             })
             .await
         }
@@ -622,7 +623,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     return error(ErrorKind::BadRequest, e);
                 }
             };
-            import(shared, ErrorKind::Refused, move |s| s.import_archive(file)).await
+            import(shared, ErrorKind::Refused, move |s| {
+                s.import_archive(file, super::ArchiveFrom::Operator)
+            })
+            .await
         }
     }
 }

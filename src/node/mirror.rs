@@ -277,7 +277,7 @@ fn merge_git(shared: &Shared, git: &super::git_mirror::GitMirror) -> Result<(), 
 /// Imports an archive read from `source` (blocking), verified like any other; announces what
 /// it applied. Returns whether the archive was taken (false: it was refused, and logged).
 pub(super) fn import(shared: &Shared, bytes: &[u8], source: &str) -> bool {
-    match shared.import_archive(std::io::Cursor::new(bytes)) {
+    match shared.import_archive(std::io::Cursor::new(bytes), super::ArchiveFrom::Network) {
         Ok(r) => {
             if r.applied.count > 0 {
                 shared.log(

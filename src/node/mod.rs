@@ -141,6 +141,17 @@ pub struct Shared {
     pub(crate) discovering: std::sync::atomic::AtomicUsize,
 }
 
+/// Where an archive comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveFrom {
+    /// The operator's (`cod chain import`): taken as it is, as an import into a stopped
+    /// node's store would be.
+    Operator,
+    /// A mirror's or an archive torrent's: held to this node's clock like any peer's
+    /// records (`Checked::hold_ahead`).
+    Network,
+}
+
 impl Shared {
     /// This node's account.
     pub fn node_id(&self) -> AccountId {
@@ -227,9 +238,13 @@ impl Shared {
     pub fn import_archive(
         &self,
         archive: impl std::io::Read + std::io::Seek + Send,
+        from: ArchiveFrom,
     ) -> Result<crate::chain::ImportReport, (String, crate::chain::Applied)> {
         let verifier = self.chain().ledger().verifier();
-        crate::chain::import_from(archive, &self.params.cod, verifier, |batch, report| {
+        crate::chain::import_from(archive, &self.params.cod, verifier, |mut batch, report| {
+            if from == ArchiveFrom::Network {
+                batch.hold_ahead(self.now());
+            }
             crate::chain::import_batch(&mut self.chain(), batch, report)
         })
     }
@@ -342,11 +357,14 @@ impl Shared {
     }
 
     /// Stores records checked already (their signatures verified), counting them and those
-    /// the rules refuse for `/metrics`. Blocking.
+    /// the rules refuse for `/metrics` — all but those dated too far after this node's clock,
+    /// held back until it gets there (`Checked::hold_ahead`; every way a peer's records come
+    /// in passes here, and a mirror's or torrent's archive is held back alike). Blocking.
     pub fn ingest_checked(
         &self,
-        checked: crate::ledger::Checked,
+        mut checked: crate::ledger::Checked,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
+        checked.hold_ahead(self.now());
         ::metrics::counter!("cod_records_checked_total").increment(checked.items().len() as u64);
         let results = self.chain().ingest_checked(checked)?;
         let refused = results.iter().filter(|r| r.is_err()).count();

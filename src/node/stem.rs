@@ -308,6 +308,8 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
         return Err(StemRefusal::Malformed("from: too long".into()));
     }
     let view = shared.view();
+    // (Dated too far ahead: held back here as any way in would hold it, `Checked::hold_ahead`.)
+    let latest = shared.now().saturating_add(crate::clock::MAX_CLOCK_SKEW);
     let mut candidates = Vec::new();
     for raw in &msg.records {
         let bytes = raw.get().as_bytes();
@@ -318,6 +320,9 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
                 StemRefusal::Malformed(e.to_string())
             }
         })?;
+        if r.body().time > latest {
+            continue;
+        }
         // One held on a stem already came round a loop: taken, once its signatures check
         // (the hash leaves them out, so a copy with others is not the record held).
         if !shared.stem.locked().holds(&r.hash()) {

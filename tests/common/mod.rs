@@ -497,17 +497,36 @@ pub struct Net<'w> {
 /// socket, so `cod` commands drive them as they drive a daemon.
 struct InProcess {
     clock: std::sync::Arc<cod::clock::ManualClock>,
+    /// By node: how far its clock is off the test clock, in seconds ([`Net::skew`]).
+    skews: Vec<std::sync::Arc<std::sync::atomic::AtomicI64>>,
     directory: std::sync::Arc<cod::node::discovery::Directory>,
     /// By node: `None` while stopped ([`Net::stop_in_process`]).
     handles: Vec<Option<cod::node::NodeHandle>>,
     rt: tokio::runtime::Runtime,
 }
 
+/// One node's clock: the test clock, off by the node's skew.
+struct Skewed {
+    base: std::sync::Arc<cod::clock::ManualClock>,
+    skew: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl cod::clock::Clock for Skewed {
+    fn now(&self) -> u64 {
+        let skew = self.skew.load(std::sync::atomic::Ordering::SeqCst);
+        self.base.now().saturating_add_signed(skew)
+    }
+}
+
 impl InProcess {
-    fn start(&self, node: &Node) -> cod::node::NodeHandle {
+    fn start(&self, node: &Node, i: usize) -> cod::node::NodeHandle {
         let dir = cod::nodedir::NodeDir::open(&node.dir).unwrap();
+        let clock = Skewed {
+            base: self.clock.clone(),
+            skew: self.skews[i].clone(),
+        };
         let start = cod::node::NodeBuilder::new(dir, example_secret(&node.key))
-            .clock(self.clock.clone())
+            .clock(std::sync::Arc::new(clock))
             .discovery(self.directory.clone())
             .start();
         self.rt.block_on(start).unwrap()
@@ -576,6 +595,7 @@ impl<'w> Net<'w> {
             dht: None,
             inproc: Some(InProcess {
                 clock: std::sync::Arc::new(cod::clock::ManualClock::new(cod::clock::now())),
+                skews: Vec::new(),
                 directory: Default::default(),
                 handles: Vec::new(),
                 rt,
@@ -597,6 +617,13 @@ impl<'w> Net<'w> {
         self.test_clock().advance(secs);
     }
 
+    /// Sets in-process node `i`'s clock `secs` seconds off the test clock (ahead if
+    /// positive), as a host whose clock is set wrong.
+    pub fn skew(&self, i: usize, secs: i64) {
+        let p = self.inproc.as_ref().expect("an in-process node");
+        p.skews[i].store(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Stops in-process node `i` (its store closed; it answers no more).
     pub fn stop_in_process(&mut self, i: usize) {
         let p = self.inproc.as_mut().expect("an in-process node");
@@ -609,7 +636,7 @@ impl<'w> Net<'w> {
     pub fn start_in_process(&mut self, i: usize) {
         let p = self.inproc.as_mut().expect("an in-process node");
         assert!(p.handles[i].is_none(), "node {i} runs already");
-        let h = p.start(&self.nodes[i]);
+        let h = p.start(&self.nodes[i], i);
         p.handles[i] = Some(h);
     }
 
@@ -642,7 +669,8 @@ impl<'w> Net<'w> {
                 self.w.at(&node, &["node", "start"]).ok();
             }
             Some(p) => {
-                let h = p.start(&node);
+                p.skews.push(Default::default());
+                let h = p.start(&node, p.handles.len());
                 p.handles.push(Some(h));
             }
         }
