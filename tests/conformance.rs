@@ -2023,7 +2023,11 @@ fn scenes() -> Vec<Scene> {
     let end1 = EPOCH + 2 * DAY;
     s.pay("node3", &[("node1", 10)], EPOCH + DAY + 100);
     s.pay("node1", &[("node2", 100)], end1 + 10);
-    s.pay("node2", &[("node1", 50)], end1 - 10);
+    // (Made after node1's payment, dated before it: cod's wallet claims nothing dated after
+    // the transfer it makes; the rules allow it.)
+    let spent = s.transfer("node2", &[("node1", 50)], end1 + 10);
+    let spent = Record::from_bytes(&s.forged(&spent, "node2", |b| b.time = end1 - 10)).unwrap();
+    s.push(spent);
     let late = s.l.make_open(&key("node4"));
     let late = Record::from_bytes(&s.forged(&late, "node4", |b| b.time = end1 + 5)).unwrap();
     s.push(late);

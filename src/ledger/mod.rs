@@ -2212,7 +2212,9 @@ impl Checked {
         let limit = now.saturating_add(crate::clock::MAX_CLOCK_SKEW);
         for (r, check) in &mut self.items {
             let time = r.body().time;
-            if r.kind() == Kind::Transfer && time > limit {
+            // (A refusal stands: a forged record dated ahead is still forged.)
+            let refused = matches!(check, Check::Refused(_));
+            if r.kind() == Kind::Transfer && time > limit && !refused {
                 *check = Check::Refused(RecordError::Ahead { time, now });
             }
         }

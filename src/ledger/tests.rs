@@ -346,6 +346,16 @@ fn records_dated_too_far_ahead_wait_for_the_clock() {
         s.l.check(vec![sign_network(issue.unwrap(), &["node1", "node2"])]);
     quorum.hold_ahead(at - skew - 1);
     assert_eq!(quorum.items()[0].1, Check::Sound);
+    // A forged one dated ahead is still forged (its sender misbehaved).
+    let mut body = r.body().clone();
+    body.seq += 1;
+    let forged = Record::new(body, r.sigs().to_vec());
+    let mut checked = s.l.check(vec![forged]);
+    checked.hold_ahead(at - skew - 1);
+    assert!(matches!(
+        &checked.items()[0].1,
+        Check::Refused(e) if e.proves_misbehaviour()
+    ));
     let mut near = s.l.check(vec![r.clone()]);
     near.hold_ahead(at - skew);
     let o = s.l.ingest_checked(near, |_, _| {}).pop().unwrap().unwrap();

@@ -33,7 +33,7 @@ use crate::fsutil::FsError;
 use crate::ids::{AccountId, RecordHash};
 use crate::keyfile::Passphrase;
 use crate::keys::SecretKey;
-use crate::ledger::{Outcome, Params, Record, RecordError};
+use crate::ledger::{Check, Outcome, Params, Record, RecordError};
 use crate::lock::Locked;
 use crate::nodedir::{NodeDir, NodeDirError};
 use crate::store::StoreError;
@@ -365,6 +365,15 @@ impl Shared {
         mut checked: crate::ledger::Checked,
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
         checked.hold_ahead(self.now());
+        let ahead = checked
+            .items()
+            .iter()
+            .filter(|(_, c)| matches!(c, Check::Refused(RecordError::Ahead { .. })))
+            .count();
+        if ahead > 0 {
+            ::metrics::counter!("cod_records_held_ahead_total").increment(ahead as u64);
+            tracing::debug!("held back {ahead} transfers dated too far after this node's clock");
+        }
         ::metrics::counter!("cod_records_checked_total").increment(checked.items().len() as u64);
         let results = self.chain().ingest_checked(checked)?;
         let refused = results.iter().filter(|r| r.is_err()).count();
