@@ -851,11 +851,12 @@ impl RequestBook {
         }
     }
 
-    /// The requests still gathering signatures, as records to send again: the newest first.
-    /// The open requests' records, newest first — and those this node signed (its key's DER
-    /// is `me`) that were superseded here but may still complete (their seq not decided: at or
-    /// beyond `next`, the network chain's next seq; not dead): the other signers must see them
-    /// to reject them, which frees this node to sign what its chain gives now (see `Signed`).
+    /// The requests still gathering signatures, as records to send again, newest first: the
+    /// open requests' records for a seq not decided yet (at or beyond `next`, the network
+    /// chain's next seq) — and those this node signed (its key's DER is `me`) that were
+    /// superseded here but may still complete (their seq not decided; not dead): the other
+    /// signers must see them to reject them, which frees this node to sign what its chain
+    /// gives now (see `Signed`).
     pub fn open_records(&self, me: &[u8], next: u64, fallback: bool) -> Vec<Record> {
         let contested = |r: &SignRequest| {
             matches!(r.state, State::Superseded(_))
@@ -865,10 +866,12 @@ impl RequestBook {
                     .any(|s| s.key.as_ref().is_some_and(|k| k.0 == me))
                 && !self.dead(&r.id, fallback)
         };
+        // (One for a seq already decided is superseded at the next sweep; it is not shown
+        // meanwhile.)
         let mut open: Vec<&SignRequest> = self
             .requests
             .values()
-            .filter(|r| r.state.is_open() || contested(r))
+            .filter(|r| (r.state.is_open() && r.body.seq >= next) || contested(r))
             .collect();
         open.sort_by_key(|r| std::cmp::Reverse(r.created));
         open.into_iter().map(SignRequest::record).collect()

@@ -349,8 +349,8 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
                 }
                 Fault::Skew(h, ahead) => {
                     set_clock(&nodes[h], daemons[h].skew);
-                    let latest = ahead + daemons[h].skew;
-                    let wait = latest - cod::clock::MAX_CLOCK_SKEW as i64 - slowest;
+                    // (A jump sets the clock `ahead` off the true time, whatever its skew.)
+                    let wait = ahead - cod::clock::MAX_CLOCK_SKEW as i64 - slowest;
                     if let Ok(wait) = u64::try_from(wait) {
                         let until = Instant::now() + Duration::from_secs(wait);
                         dated_ahead_until = dated_ahead_until.max(until);

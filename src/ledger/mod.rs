@@ -2212,9 +2212,10 @@ impl Checked {
         let limit = now.saturating_add(crate::clock::MAX_CLOCK_SKEW);
         for (r, check) in &mut self.items {
             let time = r.body().time;
-            // (A refusal stands: a forged record dated ahead is still forged.)
-            let refused = matches!(check, Check::Refused(_));
-            if r.kind() == Kind::Transfer && time > limit && !refused {
+            // (A refusal stands: a forged record dated ahead is still forged; and one held
+            // here already is a duplicate.)
+            let settled = matches!(check, Check::Refused(_) | Check::Held);
+            if r.kind() == Kind::Transfer && time > limit && !settled {
                 *check = Check::Refused(RecordError::Ahead { time, now });
             }
         }
@@ -2292,6 +2293,39 @@ impl Verifier {
         // long a replay runs.
         self.keys.extend(opened);
         checked
+    }
+
+    /// [`Verifier::check`] for records a peer sent, at `now` by this node's clock: transfers
+    /// dated more than the tolerated skew after it are held back *unchecked* (as
+    /// [`Checked::hold_ahead`] would hold them): they are neither stored nor passed on, so
+    /// checking their signatures would be work for nothing — every time a peer offers them
+    /// again, until the clock gets there.
+    pub fn check_at(&mut self, records: Vec<Record>, now: u64) -> Checked {
+        let limit = now.saturating_add(crate::clock::MAX_CLOCK_SKEW);
+        let ahead = |r: &Record| r.kind() == Kind::Transfer && r.body().time > limit;
+        if !records.iter().any(ahead) {
+            return self.check(records);
+        }
+        // Which go unchecked, in order; the others are checked together.
+        let held: Vec<bool> = records.iter().map(ahead).collect();
+        let (mut unchecked, rest): (Vec<Record>, Vec<Record>) =
+            records.into_iter().partition(|r| ahead(r));
+        unchecked.reverse();
+        let checked = self.check(rest);
+        let cod = checked.cod;
+        let mut checked = checked.items.into_iter();
+        let items = held
+            .into_iter()
+            .filter_map(|is_held| {
+                if !is_held {
+                    return checked.next();
+                }
+                let r = unchecked.pop()?;
+                let time = r.body().time;
+                Some((r, Check::Refused(RecordError::Ahead { time, now })))
+            })
+            .collect();
+        Checked { cod, items }
     }
 }
 

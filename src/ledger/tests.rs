@@ -350,11 +350,38 @@ fn records_dated_too_far_ahead_wait_for_the_clock() {
     let mut body = r.body().clone();
     body.seq += 1;
     let forged = Record::new(body, r.sigs().to_vec());
-    let mut checked = s.l.check(vec![forged]);
+    let mut checked = s.l.check(vec![forged.clone()]);
     checked.hold_ahead(at - skew - 1);
     assert!(matches!(
         &checked.items()[0].1,
         Check::Refused(e) if e.proves_misbehaviour()
+    ));
+    // A peer's batch checked at the clock: what is dated too far ahead is held back in its
+    // place, unchecked — no work spent on it, each time it is offered (so the forged one too).
+    let fine =
+        s.l.make_transfer(
+            key("node2"),
+            vec![out(&p, "node3", 5)],
+            None,
+            EPOCH + DAY + 9,
+        )
+        .unwrap();
+    let batch = vec![forged, fine, r.clone()];
+    let checks: Vec<Check> =
+        s.l.verifier_for(&batch)
+            .check_at(batch, at - skew - 1)
+            .into_items()
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+    assert!(matches!(
+        checks[0],
+        Check::Refused(RecordError::Ahead { .. })
+    ));
+    assert_eq!(checks[1], Check::Sound);
+    assert!(matches!(
+        checks[2],
+        Check::Refused(RecordError::Ahead { .. })
     ));
     let mut near = s.l.check(vec![r.clone()]);
     near.hold_ahead(at - skew);

@@ -352,7 +352,7 @@ impl Shared {
     ) -> Result<Vec<Result<Outcome, RecordError>>, StoreError> {
         self.stem_seen(&records);
         let mut verifier = self.chain().ledger().verifier_for(&records);
-        let checked = verifier.check(records);
+        let checked = verifier.check_at(records, self.now());
         self.ingest_checked(checked)
     }
 

@@ -308,7 +308,8 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
         return Err(StemRefusal::Malformed("from: too long".into()));
     }
     let view = shared.view();
-    // (Dated too far ahead: held back here as any way in would hold it, `Checked::hold_ahead`.)
+    // (A transfer dated too far ahead: held back here, unchecked, as any way in would hold
+    // it, `Verifier::check_at`.)
     let latest = shared.now().saturating_add(crate::clock::MAX_CLOCK_SKEW);
     let mut candidates = Vec::new();
     for raw in &msg.records {
@@ -320,7 +321,7 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
                 StemRefusal::Malformed(e.to_string())
             }
         })?;
-        if r.body().time > latest {
+        if r.kind() == crate::ledger::Kind::Transfer && r.body().time > latest {
             continue;
         }
         // One held on a stem already came round a loop: taken, once its signatures check

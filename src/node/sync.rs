@@ -87,17 +87,23 @@ fn decode(values: Vec<crate::api::RawRecord>) -> Result<Vec<Record>, SyncError> 
         .map_err(|e| SyncError::Forged(e.to_string()))
 }
 
-/// Ingests fetched records (checked on all cores) and tells everyone what applied.
+/// Ingests fetched records (checked on all cores) and tells everyone what applied. Whether
+/// any was held back, dated too far after this node's clock: the account's later records,
+/// dated no earlier, would be too.
 async fn ingest(
     shared: &Arc<Shared>,
     values: Vec<crate::api::RawRecord>,
-) -> Result<usize, SyncError> {
+) -> Result<bool, SyncError> {
     let s = shared.clone();
     let results = shared
         .tasks
         .spawn_blocking(move || Ok::<_, SyncError>(s.ingest(decode(values)?)?))
         .await??;
-    announce(shared, results)
+    let ahead = results
+        .iter()
+        .any(|r| matches!(r, Err(RecordError::Ahead { .. })));
+    announce(shared, results)?;
+    Ok(ahead)
 }
 
 /// Stores records checked already (see [`replay_log`]) and tells everyone what applied.
@@ -168,10 +174,11 @@ async fn replay_log(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
         {
             next = Some(fetch(n));
         }
+        let now = shared.now();
         let (v, checked) = shared
             .tasks
             .spawn_blocking(move || {
-                let checked = decode(page.records).map(|r| verifier.check(r));
+                let checked = decode(page.records).map(|r| verifier.check_at(r, now));
                 (verifier, checked)
             })
             .await?;
@@ -277,7 +284,9 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
                     .api
                     .chain(addr, account, from, MAX_RECORDS_PER_PAGE)
                     .await?;
-                ingest(shared, page.records).await?;
+                if ingest(shared, page.records).await? {
+                    break; // (the rest waits for this node's clock)
+                }
                 pages += 1;
                 match page.next {
                     Some(n) if n > from && n <= head.seq && pages < MAX_PAGES_PER_ROUND => from = n,

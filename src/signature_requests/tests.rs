@@ -209,9 +209,12 @@ fn an_open_request_expires_and_is_superseded_when_the_chain_moves_on() {
     book.insert(request(&b, &l, now)).unwrap();
     assert_eq!(book.open_records(&[], 0, false).len(), 2);
 
-    // b's twin takes the slot: a can no longer be signed.
+    // b's twin takes the slot: a can no longer be signed — nor is it shown to peers from
+    // then on, whenever the book is swept.
     l.ingest(sign_network(b.body().clone(), &["node1", "node2"]))
         .unwrap();
+    let next = l.state().account(&p.network).map_or(0, |a| a.next_seq());
+    assert!(book.open_records(&[], next, false).is_empty());
     let gone = book.supersede(&l);
     assert_eq!(
         gone.len(),
