@@ -451,6 +451,9 @@ pub struct Status {
     pub handover: Option<HandoverSummary>,
     /// The most records a confirmed peer said it applied.
     pub best_peer_applied: Option<usize>,
+    /// How far the peers' clocks are from this node's (none before a peer answered).
+    #[serde(default)]
+    pub clock: Option<ClockOffset>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -707,3 +710,45 @@ pub struct Reloaded {
     pub applied: Vec<String>,
     pub at_next_start: Vec<String>,
 }
+
+/// How far this node's peers' clocks are from its own: the median of the confirmed peers'
+/// offsets (positive: theirs are ahead, so this node's is behind), and of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockOffset {
+    pub median: i64,
+    pub peers: usize,
+}
+
+impl ClockOffset {
+    /// Is this node's clock off enough to tell its operator? Half the tolerated skew, by at
+    /// least [`CLOCK_WARN_PEERS`] peers (one peer's wrong clock says nothing of this one's):
+    /// beyond it, peers start holding back its transfers, or it theirs.
+    pub fn is_off(&self) -> bool {
+        self.peers >= CLOCK_WARN_PEERS
+            && self.median.unsigned_abs() > crate::clock::MAX_CLOCK_SKEW / 2
+    }
+
+    /// How an operator reads it.
+    pub fn describe(&self) -> String {
+        let side = if self.median > 0 {
+            "behind"
+        } else {
+            "ahead of"
+        };
+        let seconds = self.median.unsigned_abs();
+        let how = if seconds <= 1 {
+            "in step with its peers'".to_string()
+        } else {
+            format!("{seconds} s {side} its peers'")
+        };
+        let warn = if self.is_off() {
+            " — set it right (timedatectl): peers hold back transfers dated more than 10 minutes ahead"
+        } else {
+            ""
+        };
+        format!("{how} (median of {}){warn}", self.peers)
+    }
+}
+
+/// Peers that must agree before a clock is called off.
+pub const CLOCK_WARN_PEERS: usize = 3;

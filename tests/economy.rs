@@ -718,6 +718,12 @@ fn a_transfer_dated_ahead_waits_for_the_clocks_to_get_there() {
     };
 
     net.skew(1, 900);
+    // node2 learns its clock is ahead of its peer's when it asks it again (one peer is not
+    // enough to call it off: `cod status` says so, the log does not yet).
+    wait_for(30, "node2 to compare its clock with its peer's", || {
+        let clock = net.status(n2)?["clock"].clone();
+        (clock["median"] == -900 && clock["peers"] == 1).then_some(())
+    });
     let ahead = pay(n2, &n1.id);
     let hash = ahead.hash().to_string();
     // Pushed to node1 and offered by sync, which node1 refuses as it refuses this copy.

@@ -361,7 +361,8 @@ fn the_control_socket_is_private_and_commands_need_a_daemon() {
         socket.exists() && node.dir.join("node.pid").exists(),
         "a crash leaves them behind"
     );
-    assert_eq!(w.at(&node, &["status"]).code(), Some(3));
+    let r = w.at(&node, &["status"]);
+    assert_eq!(r.code(), Some(3), "{}", r.stderr());
     w.at(&node, &["node", "start"]).ok();
     w.at(&node, &["status"]).ok();
 }
@@ -402,17 +403,20 @@ fn bad_input_over_the_rest_api_changes_nothing() {
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("\"error\""), "{body}");
 
-    // A forged record and one for another cod: refused one by one, with reasons.
+    // A forged record and one for another cod: refused one by one, with reasons — and a
+    // forged one dated an hour ahead is held back unchecked (no work spent on it).
     let params = params_of(&node);
     let mut l = cod::ledger::Ledger::new(params.clone());
     let mine = l.make_open(&example_secret("node2"));
     l.ingest(mine.clone()).unwrap();
     let mut forged = mine.to_json();
-    forged["time"] = 1_800_000_001u64.into();
+    forged["time"] = 1u64.into();
     let mut foreign = mine.to_json();
     foreign["cod"] = "f".repeat(40).into();
+    let mut ahead = mine.to_json();
+    ahead["time"] = (cod::clock::now() + 3600).into();
     let (status, body) = post(
-        serde_json::to_vec(&serde_json::json!({"records": [forged, foreign, {"what": 1}]}))
+        serde_json::to_vec(&serde_json::json!({"records": [forged, foreign, {"what": 1}, ahead]}))
             .unwrap(),
     );
     assert_eq!(status, 200, "{body}");
@@ -422,7 +426,7 @@ fn bad_input_over_the_rest_api_changes_nothing() {
             .iter()
             .map(|r| r["status"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["refused"; 3]
+        ["refused"; 4]
     );
     assert!(
         results[0]["reason"]
@@ -448,6 +452,13 @@ fn bad_input_over_the_rest_api_changes_nothing() {
     );
     assert!(
         results[2]["reason"].as_str().unwrap().contains("malformed"),
+        "{body}"
+    );
+    assert!(
+        results[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("held back until the clock gets there"),
         "{body}"
     );
 

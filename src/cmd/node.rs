@@ -298,6 +298,10 @@ fn human_status(s: &Status) -> String {
     if let Some(cp) = &chain.checkpoint {
         h.push_str(&format!("checkpoint period {}\n", cp.period));
     }
+    if let Some(c) = &s.clock {
+        let label = if c.is_off() { "CLOCK" } else { "clock" };
+        h.push_str(&format!("{label:<10} {}\n", c.describe()));
+    }
     let amount = |code: &str, u: u64| {
         let decimals = s.balance.assets.get(code).map_or(0, |a| a.decimals);
         crate::config::com::Asset {

@@ -259,9 +259,10 @@ fn a_checkpoint_holds_what_was_made_before_the_period_ended_and_nothing_it_depen
     assert_conserved(&s.l);
 }
 
-/// cod's wallet claims only credits dated no later than the transfer it makes, so no record
-/// it makes depends on a later one and every cut by date is closed: a member whose clock is
-/// behind (or whose payer's clock ran fast) claims the credit once its clock has passed it.
+/// cod's wallet claims only members' payments dated no later than the transfer it makes
+/// (and every payout), so no record it makes depends on a later member's one and every cut
+/// by date is closed: a member whose clock is behind (or whose payer's clock ran fast)
+/// claims the payment once its clock has passed it.
 #[test]
 fn a_wallet_claims_only_credits_dated_by_its_transfer() {
     let mut s = Scenario::standard();

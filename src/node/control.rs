@@ -686,7 +686,10 @@ async fn signing_step<T: serde::Serialize + Send + 'static>(
 
 /// `cod status`: identity, versions, uptime, peers, the chain at a glance, this node's balance.
 pub fn status(shared: &Shared) -> views::Status {
-    let peers = shared.peers.locked().all();
+    let (peers, clock) = {
+        let table = shared.peers.locked();
+        (table.all(), table.clock_offset())
+    };
     // Waiting for this member: open, not yet signed here, and this node can sign it.
     let signature_requests = signing::waiting(shared);
     let l = shared.view();
@@ -735,6 +738,7 @@ pub fn status(shared: &Shared) -> views::Status {
             .filter(|p| p.confirmed)
             .filter_map(|p| p.applied)
             .max(),
+        clock,
     }
 }
 

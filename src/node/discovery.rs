@@ -471,14 +471,23 @@ async fn confirm_round(shared: Arc<Shared>) {
                     .into_iter()
                     .find(|p| p.addr == addr)
                     .map(|p| p.found_via);
-                if table.confirm(
+                let now = shared.now();
+                let fresh = table.confirm(
                     &addr,
                     id,
                     [info.software_version, info.com_version, info.cod_version],
                     latency,
-                    shared.now(),
-                ) {
-                    drop(table);
+                    now,
+                );
+                // (One peer's clock says nothing alone: the log hears of the median.)
+                table.set_clock_offset(&addr, super::peers::offset_between(info.time, now));
+                let clock = table.clock_turned().zip(table.clock_offset());
+                drop(table);
+                if let Some((off, offset)) = clock {
+                    let said = format!("this node's clock is {}", offset.describe());
+                    shared.log(if off { "warn" } else { "info" }, said);
+                }
+                if fresh {
                     shared.log(
                         "info",
                         format!("peer {addr} confirmed: peer id {}", id.short()),

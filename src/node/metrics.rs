@@ -61,6 +61,10 @@ fn describe() {
     );
     describe_gauge!("cod_peers", "Peers in the table, by state (up, trying).");
     describe_gauge!(
+        "cod_clock_offset_seconds",
+        "The median of the confirmed peers' clocks less this node's (positive: this one is behind)."
+    );
+    describe_gauge!(
         "cod_records",
         "Records held, by state (applied, pending, awaiting_key)."
     );
@@ -141,7 +145,13 @@ async fn scrape(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 /// Sets the gauges from the node as it is now.
 fn gauges(shared: &Shared) {
     use metrics::gauge;
-    let peers = shared.peers.locked().all();
+    let (peers, clock) = {
+        let table = shared.peers.locked();
+        (table.all(), table.clock_offset())
+    };
+    if let Some(c) = clock {
+        gauge!("cod_clock_offset_seconds").set(c.median as f64);
+    }
     let up = peers.iter().filter(|p| p.confirmed).count();
     gauge!("cod_peers", "state" => "up").set(up as f64);
     gauge!("cod_peers", "state" => "trying").set((peers.len() - up) as f64);

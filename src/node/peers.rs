@@ -1,6 +1,7 @@
 //! The peer table: every address heard of, how, and what confirming it showed. Pure.
 
 use crate::ids::PeerId;
+use crate::views::ClockOffset;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +52,17 @@ pub struct Peer {
     pub retry_at: u64,
     /// Records the peer had applied at the last sync summary.
     pub applied: Option<usize>,
+    /// How far its clock is ahead of this node's (behind if negative), in seconds: the time
+    /// its last `info` answer gave, less this node's clock when the answer came (so within a
+    /// round trip).
+    #[serde(default)]
+    pub clock_offset: Option<i64>,
+}
+
+/// `theirs - ours` (Unix seconds; `theirs` a peer's word), saturating.
+pub fn offset_between(theirs: u64, ours: u64) -> i64 {
+    let d = i128::from(theirs) - i128::from(ours);
+    i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// `cod peers`: the peer table, and the addresses the guard limits or bans — the daemon's
@@ -126,6 +138,8 @@ pub struct PeerTable {
     /// Addresses that turned out to be this node itself.
     own: BTreeSet<String>,
     max: usize,
+    /// Whether the log last said this node's clock is off (see [`PeerTable::clock_turned`]).
+    clock_off: bool,
 }
 
 impl PeerTable {
@@ -134,6 +148,7 @@ impl PeerTable {
             peers: BTreeMap::new(),
             own: BTreeSet::new(),
             max,
+            clock_off: false,
         }
     }
 
@@ -158,6 +173,7 @@ impl PeerTable {
                 failures: 0,
                 retry_at: 0,
                 applied: None,
+                clock_offset: None,
             },
         );
         true
@@ -220,6 +236,46 @@ impl PeerTable {
             return true;
         }
         false
+    }
+
+    /// Notes what a peer's clock said (its `info` answer's time, less this node's clock).
+    pub fn set_clock_offset(&mut self, addr: &str, offset: i64) {
+        if let Some(p) = self.peers.get_mut(addr) {
+            p.clock_offset = Some(offset);
+        }
+    }
+
+    /// The median of the confirmed peers' clock offsets, if any gave one.
+    pub fn clock_offset(&self) -> Option<ClockOffset> {
+        let mut offsets: Vec<i64> = self
+            .peers
+            .values()
+            .filter(|p| p.confirmed)
+            .filter_map(|p| p.clock_offset)
+            .collect();
+        if offsets.is_empty() {
+            return None;
+        }
+        offsets.sort_unstable();
+        let mid = offsets.len() / 2;
+        // (Of an even count, the mean of the middle two, rounded toward zero.)
+        let median = if offsets.len() % 2 == 1 {
+            offsets[mid]
+        } else {
+            let sum = i128::from(offsets[mid - 1]) + i128::from(offsets[mid]);
+            i64::try_from(sum / 2).expect("between two i64s")
+        };
+        Some(ClockOffset {
+            median,
+            peers: offsets.len(),
+        })
+    }
+
+    /// Whether this node's clock has just turned off ([`ClockOffset::is_off`]: `Some(true)`)
+    /// or back in step (`Some(false)`) since the last call — for the log, once each way.
+    pub fn clock_turned(&mut self) -> Option<bool> {
+        let off = self.clock_offset().is_some_and(|c| c.is_off());
+        (off != std::mem::replace(&mut self.clock_off, off)).then_some(off)
     }
 
     pub fn set_applied(&mut self, addr: &str, applied: usize) {
@@ -302,6 +358,87 @@ mod tests {
         assert!(t.confirm("127.0.0.1:1", id, v(), 3, 300));
         assert!(t.has_prospects());
         assert_eq!(t.confirmed().len(), 1);
+    }
+
+    /// The median of the confirmed peers' clocks says whether this node's is off: one peer's
+    /// wrong clock does not, and the log hears of it once each way.
+    #[test]
+    fn the_peers_clocks_tell_whether_this_ones_is_off() {
+        let mut t = PeerTable::new(10);
+        assert_eq!(t.clock_offset(), None);
+        let add = |t: &mut PeerTable, i: u8, offset: i64| {
+            let addr = format!("127.0.0.{i}:1");
+            t.add_candidate(&addr, FoundVia::Dht);
+            t.confirm(&addr, PeerId::from_bytes([i; 32]), v(), 1, 100);
+            t.set_clock_offset(&addr, offset);
+        };
+        add(&mut t, 1, 900);
+        add(&mut t, 2, 890);
+        let two = t.clock_offset().unwrap();
+        assert_eq!(
+            two,
+            ClockOffset {
+                median: 895,
+                peers: 2
+            }
+        );
+        assert!(!two.is_off(), "two peers are not enough to say");
+        assert_eq!(t.clock_turned(), None);
+        add(&mut t, 3, -2);
+        let three = t.clock_offset().unwrap();
+        assert_eq!(three.median, 890);
+        assert!(three.is_off());
+        assert!(
+            three
+                .describe()
+                .starts_with("890 s behind its peers' (median of 3) — set it right")
+        );
+        assert_eq!(t.clock_turned(), Some(true));
+        assert_eq!(t.clock_turned(), None, "said once");
+        // An unconfirmed peer's clock counts for nothing; a fourth in step brings the median
+        // back within half the tolerated skew.
+        t.add_candidate("127.0.0.9:1", FoundVia::Dht);
+        t.set_clock_offset("127.0.0.9:1", -5000);
+        assert_eq!(t.clock_offset().unwrap().peers, 3);
+        add(&mut t, 4, 0);
+        add(&mut t, 5, 1);
+        let five = t.clock_offset().unwrap();
+        assert_eq!(
+            five,
+            ClockOffset {
+                median: 1,
+                peers: 5
+            }
+        );
+        assert_eq!(five.describe(), "in step with its peers' (median of 5)");
+        assert_eq!(t.clock_turned(), Some(false));
+        let ahead = ClockOffset {
+            median: -400,
+            peers: 3,
+        };
+        assert!(ahead.describe().starts_with("400 s ahead of its peers'"));
+        assert!(ahead.is_off());
+        assert!(
+            !ClockOffset {
+                median: -300,
+                peers: 9
+            }
+            .is_off(),
+            "half the skew is tolerated"
+        );
+        assert_eq!(
+            offset_between(u64::MAX, 0),
+            i64::MAX,
+            "a peer's word, clamped"
+        );
+        // Peers claiming the ends of time move the median, not the arithmetic.
+        let mut far = PeerTable::new(10);
+        for i in 1..=2u8 {
+            add(&mut far, i, i64::MAX);
+        }
+        assert_eq!(far.clock_offset().unwrap().median, i64::MAX);
+        assert_eq!(offset_between(0, u64::MAX), i64::MIN);
+        assert_eq!(offset_between(100, 130), -30);
     }
 
     #[test]

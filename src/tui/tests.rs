@@ -110,6 +110,10 @@ fn recorded() -> App {
             signature_requests: 1,
             handover: None,
             best_peer_applied: Some(20),
+            clock: Some(crate::views::ClockOffset {
+                median: 1,
+                peers: 2,
+            }),
         }),
         peers: PeersView {
             peers: vec![
@@ -227,6 +231,7 @@ fn peer(
         failures,
         retry_at: 0,
         applied,
+        clock_offset: id.map(|_| 0),
     }
 }
 

@@ -240,6 +240,11 @@ fn draw_overview(f: &mut Frame, app: &App, area: Rect) {
         ),
         kv("sync", sync_line(app).0),
         kv(
+            "clock",
+            s.clock
+                .map_or("no peer has answered yet".into(), |c| c.describe()),
+        ),
+        kv(
             "signing",
             format!("{} request(s) waiting for you", s.signature_requests),
         ),
