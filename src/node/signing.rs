@@ -1123,7 +1123,12 @@ fn reject_stale(shared: &Arc<Shared>, id: &RecordHash, period: u64) {
 /// signers each held the other's stale proposal for an earlier period, and neither could
 /// sign again for an hour). Not one this node signed, nor one only early by its clock
 /// (`requests::rejectable`); each is recomputed from the chain, so this runs every few
-/// seconds, not every tick.
+/// seconds, not every tick. Also every one this node can no longer sign in time, early or
+/// not: it signed another record for the seq since the request came, whose promise outlasts
+/// the request's session (`never_in_time`, checked when a request comes, but the promises
+/// made later count too — found by the fault runs: three signers a period or two apart each
+/// held the others' early proposals pending while signing new ones of their own, and no
+/// record ever reached the rejections that would free its signer).
 fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
     if !shared.auto_sign() {
         return;
@@ -1132,10 +1137,14 @@ fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
     let set = shared.view().state().signers_at(seq).clone();
     let pending = shared.requests.locked().pending_distributions(seq);
     for (id, body) in pending {
-        if !can_sign(shared, &body, &set)
-            || shared.signed.locked().has_signed(seq, &id)
-            || !requests::rejectable(&shared.params, &body, t)
-        {
+        if !can_sign(shared, &body, &set) || shared.signed.locked().has_signed(seq, &id) {
+            continue;
+        }
+        // (A record's hash is its body's: the request's signatures do not matter here.)
+        if reject_if_signed_elsewhere(shared, &Record::new(body.clone(), Vec::new())) {
+            continue;
+        }
+        if !requests::rejectable(&shared.params, &body, t) {
             continue;
         }
         let Err(why) = requests::recompute(&shared.view(), &shared.params, &body, t) else {
