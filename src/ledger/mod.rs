@@ -2182,6 +2182,12 @@ pub enum Check {
     Refused(RecordError),
 }
 
+/// Whether a node whose clock reads `now` holds `r` back for now: a transfer dated more than
+/// [`crate::clock::MAX_CLOCK_SKEW`] after it ([`Checked::hold_ahead`]).
+pub fn held_back(r: &Record, now: u64) -> bool {
+    r.kind() == Kind::Transfer && r.body().time > now.saturating_add(crate::clock::MAX_CLOCK_SKEW)
+}
+
 /// Records with the result of checking their form and signatures, in their order, ready for
 /// [`Ledger::ingest_checked`]. Only [`Ledger::check`] and [`Verifier::check`] make one.
 pub struct Checked {
@@ -2209,13 +2215,12 @@ impl Checked {
     /// are always inside a cut, and each of their signers refused a proposal dated that far
     /// from its clock.)
     pub fn hold_ahead(&mut self, now: u64) {
-        let limit = now.saturating_add(crate::clock::MAX_CLOCK_SKEW);
         for (r, check) in &mut self.items {
-            let time = r.body().time;
             // (A refusal stands: a forged record dated ahead is still forged; and one held
             // here already is a duplicate.)
             let settled = matches!(check, Check::Refused(_) | Check::Held);
-            if r.kind() == Kind::Transfer && time > limit && !settled {
+            if !settled && held_back(r, now) {
+                let time = r.body().time;
                 *check = Check::Refused(RecordError::Ahead { time, now });
             }
         }
@@ -2301,8 +2306,7 @@ impl Verifier {
     /// checking their signatures would be work for nothing — every time a peer offers them
     /// again, until the clock gets there.
     pub fn check_at(&mut self, records: Vec<Record>, now: u64) -> Checked {
-        let limit = now.saturating_add(crate::clock::MAX_CLOCK_SKEW);
-        let ahead = |r: &Record| r.kind() == Kind::Transfer && r.body().time > limit;
+        let ahead = |r: &Record| held_back(r, now);
         if !records.iter().any(ahead) {
             return self.check(records);
         }

@@ -310,7 +310,7 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
     let view = shared.view();
     // (A transfer dated too far ahead: held back here, unchecked, as any way in would hold
     // it, `Verifier::check_at`.)
-    let latest = shared.now().saturating_add(crate::clock::MAX_CLOCK_SKEW);
+    let now = shared.now();
     let mut candidates = Vec::new();
     for raw in &msg.records {
         let bytes = raw.get().as_bytes();
@@ -321,7 +321,7 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
                 StemRefusal::Malformed(e.to_string())
             }
         })?;
-        if r.kind() == crate::ledger::Kind::Transfer && r.body().time > latest {
+        if crate::ledger::held_back(&r, now) {
             continue;
         }
         // One held on a stem already came round a loop: taken, once its signatures check
