@@ -1004,3 +1004,108 @@ fn a_seeded_workload_ends_with_one_chain_on_every_node() {
     assert_eq!(sum, issued, "conservation (seed {seed})");
     assert_eq!(l.state().issued.get("codcoin"), Some(&issued));
 }
+
+/// Guards against the stall of chaos seed 8624864367552408275: three signers whose clocks were
+/// two 20-s periods apart each proposed its period's distribution when its own clock passed
+/// the period's end, held the others' proposals as early, and bound itself to records no one
+/// else would sign or reject — nothing was distributed for the rest of the run. Here the
+/// same clocks (28 and 39 s behind), transfers from every node throughout (so each period's
+/// distribution changes as records made by a clock behind arrive after the period ended), on
+/// the in-process network, the clocks changing places every three periods (what a node held
+/// as early, it may then be late for): once the transfers stop, every period that saw one is
+/// distributed on every node within a few periods.
+#[test]
+fn signers_whose_clocks_are_periods_apart_keep_distributing() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = env_number("COD_SEED").unwrap_or_else(rand::random);
+    eprintln!("workload seed {seed} (COD_SEED={seed} replays it)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let periods: u64 = env_number("COD_PERIODS").unwrap_or(6);
+    let w = World::new();
+    let period = 20;
+    let (com, _) = com(period, 0, "");
+    let net = Net::in_process(&w, 3, &com, "[signing]\nauto = true\n");
+    net.wait_meshed(60);
+    let nodes = net.nodes.clone();
+    let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 40);
+    for n in &nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let params = params_of(&nodes[0]);
+    let skews = [0, -28, -39];
+    for (i, skew) in skews.iter().enumerate() {
+        net.skew(i, *skew);
+    }
+    let mut t = cod::clock::now();
+    net.set_time(t);
+    // The test clock runs at about three times real time; a transfer every few of its seconds.
+    let tick = || std::thread::sleep(std::time::Duration::from_millis(300));
+    let end = t + periods * period;
+    let mut made = 0;
+    let mut skews = skews;
+    while t < end {
+        t += 1;
+        net.set_time(t);
+        tick();
+        // Every three periods the clocks change places (a host's clock corrected, another's
+        // gone wrong): what a node held as early, it may now be late for.
+        if t % (3 * period) == 0 {
+            use rand::seq::SliceRandom;
+            skews.shuffle(&mut rng);
+            for (i, skew) in skews.iter().enumerate() {
+                net.skew(i, *skew);
+            }
+            let last: Vec<_> = nodes
+                .iter()
+                .map(|n| net.status(n).unwrap()["chain"]["checkpoint"]["period"].clone())
+                .collect();
+            eprintln!("at {t}: last periods {last:?}, clocks now {skews:?}");
+        }
+        if rng.gen_ratio(1, 3) {
+            let from = &nodes[rng.gen_range(0..nodes.len())];
+            let to = &nodes[rng.gen_range(0..nodes.len())];
+            if from.id != to.id {
+                let cents = rng.gen_range(1..100);
+                let amount = format!("0.{cents:02}");
+                w.at(
+                    from,
+                    &["transfer", "--to", &to.id, "--amount", &amount, "--yes"],
+                )
+                .ok();
+                made += 1;
+            }
+        }
+    }
+    eprintln!("{made} transfers made over {periods} periods");
+
+    // Every period that saw a transfer (by the transfer's date) distributed on every node,
+    // the clocks going on as before.
+    let due = |n: &Node| {
+        let file = w.path(&format!("due-{}-{}", n.key, rand_suffix()));
+        w.at(n, &["chain", "export", "--out", s(&file)]).ok();
+        let records = cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap();
+        let l = cod::ledger::Ledger::from_records(params.clone(), records);
+        let last_transfer = l
+            .records()
+            .iter()
+            .filter(|r| l.state().is_applied(&r.hash()))
+            .filter(|r| r.kind() == cod::ledger::Kind::Transfer)
+            .map(|r| params.com.period_of(r.body().time))
+            .max();
+        (last_transfer, l.state().last_period)
+    };
+    let limit = t + 8 * period;
+    loop {
+        let seen: Vec<_> = nodes.iter().map(due).collect();
+        if seen.iter().all(|(due, last)| due <= last) {
+            break;
+        }
+        assert!(
+            t < limit,
+            "periods still due 8 periods after the transfers stopped (seed {seed}): {seen:?}"
+        );
+        t += 1;
+        net.set_time(t);
+        tick();
+    }
+}
