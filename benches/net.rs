@@ -12,7 +12,7 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use cod::control::{Event, Request, TransferOutput};
+use cod::control::{Event, TransferOutput, ask};
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ fn run_n(n: usize, burst: usize) {
         };
         let t = Instant::now();
         let v = c
-            .call(&Request::Transfer {
+            .ask(ask::Transfer {
                 outputs: vec![out],
                 memo: None,
                 seq: None,
@@ -89,7 +89,7 @@ fn run_n(n: usize, burst: usize) {
                 vouch: Vec::new(),
             })
             .unwrap();
-        made.push((v["record"].as_str().unwrap().to_string(), t));
+        made.push((v.record.to_string(), t));
     }
     let rate = burst as f64 / start.elapsed().as_secs_f64();
     wait(300, "the burst on every node", || {

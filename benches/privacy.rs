@@ -16,7 +16,7 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use cod::control::{Event, Request, TransferOutput};
+use cod::control::{Event, TransferOutput, ask};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -89,7 +89,7 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
         let to = (author + rng.gen_range(1..n)) % n;
         let t = Instant::now();
         let v = Net::client(&net.nodes[author])
-            .call(&Request::Transfer {
+            .ask(ask::Transfer {
                 outputs: vec![TransferOutput {
                     account: ids[to].clone(),
                     asset: "codcoin".into(),
@@ -101,7 +101,7 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
                 vouch: Vec::new(),
             })
             .unwrap();
-        let hash = v["record"].as_str().unwrap().to_string();
+        let hash = v.record.to_string();
         wait(120, "the record on every node", || {
             on_nodes
                 .lock()

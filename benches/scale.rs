@@ -12,7 +12,7 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use cod::control::Request;
+use cod::control::ask;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -175,14 +175,9 @@ fn run(total: usize) {
     let count = Net::status(&node)["chain"]["applied"].as_u64().unwrap() as usize;
     let serving = rss_mb(pid);
     let verify_s = Instant::now();
-    let report = probe.during("verify", || {
-        Net::client(&node).call(&Request::Verify).unwrap()
-    });
+    let report = probe.during("verify", || Net::client(&node).ask(ask::Verify {}).unwrap());
     let verify_s = verify_s.elapsed().as_secs_f64();
-    assert!(
-        report["problems"].as_array().unwrap().is_empty(),
-        "{report}"
-    );
+    assert!(report.problems.is_empty(), "{report:?}");
     let export_s = Instant::now();
     let exported = files.path().join("chain.archive");
     probe.during("export", || {
@@ -206,7 +201,7 @@ fn run(total: usize) {
     let t = Instant::now();
     cod(&["--node", n, "node", "start"]);
     wait(600, "the restarted node's status", || {
-        Net::client(&node).call(&Request::Status).is_ok()
+        Net::client(&node).status().is_ok()
     });
     let restart_s = t.elapsed().as_secs_f64();
     let pid = Net::status(&node)["pid"].as_u64().unwrap();

@@ -1049,7 +1049,7 @@ fn signers_whose_clocks_are_periods_apart_keep_distributing() {
         tick();
         // Every three periods the clocks change places (a host's clock corrected, another's
         // gone wrong): what a node held as early, it may now be late for.
-        if t % (3 * period) == 0 {
+        if t.is_multiple_of(3 * period) {
             use rand::seq::SliceRandom;
             skews.shuffle(&mut rng);
             for (i, skew) in skews.iter().enumerate() {

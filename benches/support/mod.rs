@@ -6,7 +6,7 @@
 #[path = "../../tests/common/mod.rs"]
 pub mod kit;
 
-use cod::control::Request;
+use cod::control::ask;
 use cod::control::client::Client;
 use cod::ledger::{B64, Body, Content, Ledger, Output, Record, Sig, Transfer, add_signature};
 pub use kit::{REPO, cod_bin, example_secret as secret};
@@ -133,7 +133,7 @@ impl Net {
     }
 
     pub fn status(node: &Path) -> serde_json::Value {
-        Self::client(node).call(&Request::Status).unwrap()
+        Self::client(node).call(&ask::Status {}.into()).unwrap()
     }
 }
 
@@ -145,10 +145,7 @@ pub fn fund(net: &Net) {
         .unwrap();
     let mut l = Ledger::new(params.clone());
     for n in &net.nodes {
-        let text = Net::client(n).call(&Request::Export).unwrap()["archive"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let text = Net::client(n).ask(ask::Export {}).unwrap().archive;
         for r in cod::archive::read(text.as_bytes(), &params.cod).unwrap() {
             let _ = l.ingest(r);
         }
@@ -181,7 +178,7 @@ pub fn fund(net: &Net) {
     l.ingest(dist).unwrap();
     let archive = cod::chain::export(&l);
     Net::client(&net.nodes[0])
-        .call(&Request::Import {
+        .ask(ask::Import {
             archive: String::from_utf8(archive).unwrap(),
         })
         .unwrap();
@@ -216,7 +213,7 @@ pub fn big_chain(total: usize) -> (Net, PathBuf, usize) {
     // The node holds them all (imported through its daemon).
     let archive = cod::archive::write(&params.cod, records.iter());
     Net::client(&first)
-        .call(&Request::Import {
+        .ask(ask::Import {
             archive: String::from_utf8(archive).unwrap(),
         })
         .unwrap();

@@ -4,7 +4,7 @@
 use super::{CmdError, EXIT_NO_DAEMON, EXIT_REFUSED};
 use crate::chain::{Chain, ChainError, ImportSummary, VerifyReport};
 use crate::control::client::{Client, ClientError};
-use crate::control::{ErrorKind, Request, TransferOutput};
+use crate::control::{ErrorKind, TransferOutput, ask};
 use crate::ids::AccountId;
 use crate::keyfile::Passphrase;
 use crate::ledger::Payment;
@@ -63,7 +63,7 @@ impl Backend {
         me: AccountId,
     ) -> Result<views::Balance, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call_as(&Request::Balance {
+            Self::Daemon(c) => Ok(c.ask(ask::Balance {
                 account: account.map(|a| a.to_string()),
             })?),
             Self::Direct(chain) => Ok(views::balance(
@@ -81,7 +81,7 @@ impl Backend {
         limit: usize,
     ) -> Result<views::History, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call_as(&Request::History {
+            Self::Daemon(c) => Ok(c.ask(ask::History {
                 account: account.map(|a| a.to_string()),
                 limit,
             })?),
@@ -116,17 +116,15 @@ impl Backend {
                     .collect();
                 // Another transfer may take the seq between reading it and asking: read again.
                 for _ in 0..5 {
-                    let next = c
-                        .call_as::<views::Balance>(&Request::Balance { account: None })?
-                        .next_seq;
-                    let req = Request::Transfer {
+                    let next = c.ask(ask::Balance { account: None })?.next_seq;
+                    let req = ask::Transfer {
                         outputs: wire.clone(),
                         memo: payment.memo.clone(),
                         seq: Some(next),
                         redeem: payment.redeem.clone(),
                         vouch: payment.vouch.iter().map(|a| a.to_string()).collect(),
                     };
-                    match c.call_as(&req) {
+                    match c.ask(req.clone()) {
                         Ok(v) => return Ok(v),
                         Err(ClientError::Daemon {
                             kind: ErrorKind::SeqTaken,
@@ -170,7 +168,7 @@ impl Backend {
 
     pub fn verify(&mut self, dir: &NodeDir) -> Result<VerifyReport, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call_as(&Request::Verify)?),
+            Self::Daemon(c) => Ok(c.ask(ask::Verify {})?),
             Self::Direct(chain) => Ok(crate::chain::verify(dir.params()?, chain.store())?),
         }
     }
@@ -179,7 +177,7 @@ impl Backend {
     pub fn export(&mut self) -> Result<Vec<u8>, CmdError> {
         match self {
             Self::Daemon(c) => {
-                let v: views::Archive = c.call_as(&Request::Export)?;
+                let v: views::Archive = c.ask(ask::Export {})?;
                 Ok(v.archive.into_bytes())
             }
             Self::Direct(chain) => {
@@ -205,7 +203,7 @@ impl Backend {
         let Self::Daemon(c) = self else {
             unreachable!("a backend is the daemon or the store")
         };
-        match c.call_as::<views::Exported>(&Request::ExportFile { path: path.clone() }) {
+        match c.ask(ask::ExportFile { path: path.clone() }) {
             Ok(v) => Ok(v.records),
             // A daemon older than `export_file` does not know the request, and one that
             // cannot open the file (another mount namespace, say) says so: the archive
@@ -225,7 +223,7 @@ impl Backend {
     /// Imports an archive held in memory.
     pub fn import(&mut self, archive: &[u8]) -> Result<ImportSummary, CmdError> {
         match self {
-            Self::Daemon(c) => Ok(c.call_as(&Request::Import {
+            Self::Daemon(c) => Ok(c.ask(ask::Import {
                 archive: String::from_utf8_lossy(archive).into_owned(),
             })?),
             Self::Direct(chain) => {
@@ -252,7 +250,7 @@ impl Backend {
             }
             Self::Daemon(c) => c,
         };
-        match c.call_as(&Request::ImportFile { path: path.clone() }) {
+        match c.ask(ask::ImportFile { path: path.clone() }) {
             Ok(v) => Ok(v),
             Err(ClientError::Daemon {
                 kind: ErrorKind::BadRequest,
@@ -278,7 +276,7 @@ const SETTLE_SECS: u64 = 60;
 ///   daemon holds it — so no transfer is still on its way — and the record at `seq` says.
 fn settle_lost_answer(
     dir: &NodeDir,
-    req: &Request,
+    req: &ask::Transfer,
     payment: &Payment,
     seq: u64,
 ) -> Result<views::Transferred, CmdError> {
@@ -328,15 +326,15 @@ enum Asked {
     Taken(Option<views::Located>, views::Balance),
 }
 
-fn ask_daemon(c: &mut Client, req: &Request, seq: u64) -> Result<Asked, ClientError> {
-    match c.call_as(req) {
+fn ask_daemon(c: &mut Client, req: &ask::Transfer, seq: u64) -> Result<Asked, ClientError> {
+    match c.ask(req.clone()) {
         Ok(v) => Ok(Asked::Made(v)),
         Err(ClientError::Daemon {
             kind: ErrorKind::SeqTaken,
             ..
         }) => {
-            let found = c.call_as(&Request::RecordAt { account: None, seq })?;
-            let balance = c.call_as(&Request::Balance { account: None })?;
+            let found = c.ask(ask::RecordAt { account: None, seq })?;
+            let balance = c.ask(ask::Balance { account: None })?;
             Ok(Asked::Taken(found, balance))
         }
         Err(e) => Err(e),

@@ -96,7 +96,7 @@ pub fn import(out: &Output, node: Option<&Path>, file: &Path) -> CmdResult {
 pub fn torrents(out: &Output, node: Option<&Path>, into: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
     let mut d = super::backend::daemon(&dir)?;
-    let v: crate::views::TorrentsView = d.call_as(&crate::control::Request::Torrents)?;
+    let v: crate::views::TorrentsView = d.ask(crate::control::ask::Torrents {})?;
     if !v.enabled {
         return Err(CmdError::msg(
             "this node seeds no archive torrents: node.ini turns them off ([archive] torrents = false) or the DHT",

@@ -6,7 +6,7 @@
 //! cannot answer: completing never prints an error or hangs the shell.
 
 use super::backend::Backend;
-use crate::control::Request;
+use crate::control::ask;
 use crate::nodedir::NodeDir;
 use clap_complete::engine::{CompletionCandidate, PathCompleter, ValueCompleter};
 use std::ffi::OsStr;
@@ -73,7 +73,7 @@ pub fn accounts(current: &OsStr) -> Vec<CompletionCandidate> {
 fn known_accounts() -> Option<Vec<(String, String)>> {
     let dir = node()?;
     let view = match Backend::open(&dir).ok()? {
-        Backend::Daemon(mut d) => d.call_as(&Request::Members).ok()?,
+        Backend::Daemon(mut d) => d.ask(ask::Members {}).ok()?,
         Backend::Direct(chain) => crate::views::members(chain.ledger()),
     };
     let members = view
@@ -93,7 +93,7 @@ fn known_accounts() -> Option<Vec<(String, String)>> {
 pub fn requests(current: &OsStr) -> Vec<CompletionCandidate> {
     let values = within(|| {
         let mut d = super::backend::daemon(&node()?).ok()?;
-        let list: crate::signature_requests::RequestList = d.call_as(&Request::SignList).ok()?;
+        let list: crate::signature_requests::RequestList = d.ask(ask::SignList {}).ok()?;
         Some(
             list.requests
                 .into_iter()
@@ -116,7 +116,7 @@ pub fn banned(current: &OsStr) -> Vec<CompletionCandidate> {
 
 fn peers_view(banned: bool) -> Option<Vec<(String, String)>> {
     let mut d = super::backend::daemon(&node()?).ok()?;
-    let v: crate::node::peers::PeersView = d.call_as(&Request::Peers).ok()?;
+    let v: crate::node::peers::PeersView = d.ask(ask::Peers {}).ok()?;
     Some(if banned {
         v.addresses
             .into_iter()

@@ -3,7 +3,7 @@
 use super::backend::daemon;
 use super::{CmdError, CmdResult, Output};
 use crate::cli::{PassphraseArgs, PeersCommand};
-use crate::control::Request;
+use crate::control::ask;
 use crate::keyfile::PASSPHRASE_ENV;
 use crate::keys::SecretKey;
 use crate::node::peers::{Banned, PeerAdded, PeerRemoved, PeersView, Unbanned};
@@ -225,7 +225,7 @@ pub fn stop(out: &Output, node: Option<&Path>) -> CmdResult {
     let pid = read_pid(&pid_path);
     match daemon(&dir) {
         Ok(mut c) => {
-            c.call(&Request::Stop)?;
+            c.ask(ask::Stop {})?;
         }
         Err(_) => match pid {
             Some(p) if pid_alive(p) => {
@@ -339,7 +339,7 @@ pub fn status(out: &Output, node: Option<&Path>) -> CmdResult {
 /// `cod config reload`.
 pub fn reload(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    let v: crate::views::Reloaded = daemon(&dir)?.call_as(&Request::Reload)?;
+    let v: crate::views::Reloaded = daemon(&dir)?.ask(ask::Reload {})?;
     let mut h = match v.applied.is_empty() {
         true => "node.ini reloaded: nothing to take now\n".to_string(),
         false => format!(
@@ -362,7 +362,7 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
     let mut d = daemon(&dir)?;
     match action {
         Some(PeersCommand::Ban { address, duration }) => {
-            let v: Banned = d.call_as(&Request::Ban {
+            let v: Banned = d.ask(ask::Ban {
                 address,
                 seconds: duration.map(|d| d.as_secs().max(1)),
             })?;
@@ -373,7 +373,7 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
             return Ok(());
         }
         Some(PeersCommand::Add { address }) => {
-            let v: PeerAdded = d.call_as(&Request::AddPeer { address })?;
+            let v: PeerAdded = d.ask(ask::AddPeer { address })?;
             let what = if v.new {
                 "trying"
             } else {
@@ -383,7 +383,7 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
             return Ok(());
         }
         Some(PeersCommand::Remove { address }) => {
-            let v: PeerRemoved = d.call_as(&Request::RemovePeer { address })?;
+            let v: PeerRemoved = d.ask(ask::RemovePeer { address })?;
             let what = if v.was_known {
                 "removed"
             } else {
@@ -393,7 +393,7 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
             return Ok(());
         }
         Some(PeersCommand::Unban { address }) => {
-            let v: Unbanned = d.call_as(&Request::Unban { address })?;
+            let v: Unbanned = d.ask(ask::Unban { address })?;
             let what = if v.was_banned {
                 "unbanned"
             } else {
@@ -404,7 +404,7 @@ pub fn peers(out: &Output, node: Option<&Path>, action: Option<PeersCommand>) ->
         }
         None => {}
     }
-    let v: PeersView = d.call_as(&Request::Peers)?;
+    let v: PeersView = d.ask(ask::Peers {})?;
     let mut h = format!(
         "{:<22} {:<10} {:<9} {:<6} {:>8} {:>9}  {}\n",
         "ADDRESS", "PEER", "FOUND", "STATE", "LATENCY", "APPLIED", "VERSIONS"

@@ -4,8 +4,8 @@
 use super::backend::daemon;
 use super::{CmdError, CmdResult, Output};
 use crate::cli::{IssueArgs, MembersCommand, SignCommand, SignersCommand};
-use crate::control::Request;
 use crate::control::client::Client;
+use crate::control::{Ask, ask};
 use crate::nodedir::NodeDir;
 use crate::signature_requests::{RequestList, RequestView, SignersView, State};
 use std::collections::BTreeMap;
@@ -51,8 +51,13 @@ fn detail(r: &RequestView) -> String {
 }
 
 /// Sends a request that answers with a signature request, and shows it after `what`.
-fn proposed(out: &Output, d: &mut Client, what: &str, req: Request) -> CmdResult {
-    let r: RequestView = d.call_as(&req)?;
+fn proposed(
+    out: &Output,
+    d: &mut Client,
+    what: &str,
+    req: impl Ask<Answer = RequestView>,
+) -> CmdResult {
+    let r = d.ask(req)?;
     out.emit(format!("{what}:\n{}", detail(&r)), &r);
     Ok(())
 }
@@ -101,13 +106,13 @@ pub fn issue(out: &Output, node: Option<&Path>, a: IssueArgs) -> CmdResult {
         out,
         &mut daemon(&dir)?,
         "proposed",
-        Request::Issue { attest, work },
+        ask::Issue { attest, work },
     )
 }
 
 pub fn distribute(out: &Output, node: Option<&Path>) -> CmdResult {
     let dir = NodeDir::find(node)?;
-    proposed(out, &mut daemon(&dir)?, "proposed", Request::Distribute)
+    proposed(out, &mut daemon(&dir)?, "proposed", ask::Distribute {})
 }
 
 pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> CmdResult {
@@ -115,7 +120,7 @@ pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> 
     let mut d = daemon(&dir)?;
     match c {
         None => {
-            let v: SignersView = d.call_as(&Request::Signers)?;
+            let v: SignersView = d.ask(ask::Signers {})?;
             let mut h = format!(
                 "quorum {} of {} signers{}\n",
                 v.quorum,
@@ -141,7 +146,7 @@ pub fn signers(out: &Output, node: Option<&Path>, c: Option<SignersCommand>) -> 
             remove,
             quorum,
         }) => {
-            let req = Request::SignersChange {
+            let req = ask::SignersChange {
                 add,
                 remove,
                 quorum,
@@ -157,7 +162,7 @@ pub fn members(out: &Output, node: Option<&Path>, c: Option<MembersCommand>) -> 
     let mut d = daemon(&dir)?;
     let req = match c {
         None => {
-            let v: crate::views::MembersView = d.call_as(&Request::Members)?;
+            let v: crate::views::MembersView = d.ask(ask::Members {})?;
             let mut h = format!(
                 "{} members; admission by {}\n",
                 v.count,
@@ -179,11 +184,11 @@ pub fn members(out: &Output, node: Option<&Path>, c: Option<MembersCommand>) -> 
             out.emit(h, &v);
             return Ok(());
         }
-        Some(MembersCommand::Admit { accounts }) => Request::MembersChange {
+        Some(MembersCommand::Admit { accounts }) => ask::MembersChange {
             admit: accounts,
             remove: vec![],
         },
-        Some(MembersCommand::Remove { accounts }) => Request::MembersChange {
+        Some(MembersCommand::Remove { accounts }) => ask::MembersChange {
             admit: vec![],
             remove: accounts,
         },
@@ -196,7 +201,7 @@ pub fn sign(out: &Output, node: Option<&Path>, c: SignCommand) -> CmdResult {
     let mut d = daemon(&dir)?;
     match c {
         SignCommand::List => {
-            let v: RequestList = d.call_as(&Request::SignList)?;
+            let v: RequestList = d.ask(ask::SignList {})?;
             let mut h: String = v.requests.iter().map(line).collect();
             if v.requests.is_empty() {
                 h.push_str("no signature requests\n");
@@ -204,17 +209,15 @@ pub fn sign(out: &Output, node: Option<&Path>, c: SignCommand) -> CmdResult {
             out.emit(h, &v);
         }
         SignCommand::Show { id } => {
-            let r: RequestView = d.call_as(&Request::SignShow { id })?;
+            let r: RequestView = d.ask(ask::SignShow { id })?;
             out.emit(detail(&r), &r);
         }
-        SignCommand::Approve { id } => {
-            proposed(out, &mut d, "signed", Request::SignApprove { id })?
-        }
+        SignCommand::Approve { id } => proposed(out, &mut d, "signed", ask::SignApprove { id })?,
         SignCommand::Reject { id, reason } => {
-            proposed(out, &mut d, "rejected", Request::SignReject { id, reason })?
+            proposed(out, &mut d, "rejected", ask::SignReject { id, reason })?
         }
         SignCommand::Repropose { id } => {
-            proposed(out, &mut d, "proposed again", Request::SignRepropose { id })?
+            proposed(out, &mut d, "proposed again", ask::SignRepropose { id })?
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 use super::backend::{Backend, daemon};
 use super::{CmdError, CmdResult, Output};
 use crate::cli::{DeploymentAction, DeploymentsArgs, ImportArgs, UpgradeCommand};
-use crate::control::Request;
+use crate::control::ask;
 use crate::fsutil;
 use crate::ids::CodId;
 use crate::node::{Offer, Offers};
@@ -41,7 +41,7 @@ pub fn upgrade(out: &Output, node: Option<&Path>, c: UpgradeCommand) -> CmdResul
     let dir = NodeDir::find(node)?;
     match c {
         UpgradeCommand::Check => {
-            let v: Offers = daemon(&dir)?.call_as(&Request::Upgrades)?;
+            let v: Offers = daemon(&dir)?.ask(ask::Upgrades {})?;
             let mut h = String::new();
             for o in &v.offers {
                 h.push_str(&format!(
@@ -67,7 +67,7 @@ pub fn upgrade(out: &Output, node: Option<&Path>, c: UpgradeCommand) -> CmdResul
             passphrase,
         } => deploy_beside(out, &dir, package, node_ini, passphrase),
         UpgradeCommand::Handover { to, version, rules } => {
-            let v: RequestView = daemon(&dir)?.call_as(&Request::Handover {
+            let v: RequestView = daemon(&dir)?.ask(ask::Handover {
                 to: to.to_string(),
                 version,
                 rules,
@@ -115,7 +115,7 @@ fn download(out: &Output, dir: &NodeDir, cod_id: Option<CodId>, yes: bool) -> Cm
              magnet link) and deploy it with `cod upgrade deploy --package PKG`",
         ));
     }
-    let offers: Offers = daemon(dir)?.call_as(&Request::Upgrades)?;
+    let offers: Offers = daemon(dir)?.ask(ask::Upgrades {})?;
     let newest = |a: &&Offer| semver::Version::parse(&a.cod_version).ok();
     let offer = match cod_id {
         Some(id) => offers.offers.iter().find(|o| o.cod_id == id.to_string()),

@@ -46,9 +46,9 @@ impl Client {
             reader: BufReader::new(stream),
             writer,
         };
-        c.call(&Request::Hello {
+        c.call(&Request::Hello(super::ask::Hello {
             version: PROTOCOL_VERSION,
-        })?;
+        }))?;
         Ok(c)
     }
 
@@ -69,18 +69,18 @@ impl Client {
         Ok(line)
     }
 
-    /// [`Client::call`], its answer read as `T`: the type the daemon built it from.
-    pub fn call_as<T: serde::de::DeserializeOwned>(
-        &mut self,
-        req: &Request,
-    ) -> Result<T, ClientError> {
-        let v = self.call(req)?;
+    /// Asks the daemon `a` and reads the answer as the type the daemon built it from.
+    #[cfg(feature = "node")]
+    pub fn ask<A: super::Ask>(&mut self, a: A) -> Result<A::Answer, ClientError> {
+        let req = a.into();
+        let v = self.call(&req)?;
         serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("{req:?}: {e}")))
     }
 
-    /// The node's status ([`Request::Status`]).
+    /// The node's status ([`super::ask::Status`]).
+    #[cfg(feature = "node")]
     pub fn status(&mut self) -> Result<crate::views::Status, ClientError> {
-        self.call_as(&Request::Status)
+        self.ask(super::ask::Status {})
     }
 
     /// Sends a request and returns the daemon's answer: within [`ANSWER_WAIT`], or — for a
@@ -110,7 +110,7 @@ impl Client {
     pub fn subscribe(
         mut self,
     ) -> Result<impl Iterator<Item = Result<Event, ClientError>>, ClientError> {
-        self.call(&Request::Subscribe)?;
+        self.call(&Request::Subscribe(super::ask::Subscribe {}))?;
         self.reader.get_ref().set_read_timeout(None)?;
         Ok(std::iter::from_fn(move || match self.read_line() {
             Ok(line) => {

@@ -16,42 +16,87 @@ pub const MAX_LINE_BYTES: usize = crate::archive::MAX_MIRROR_BYTES as usize + (1
 /// The socket's file name inside the node's data directory.
 pub const SOCKET_FILE: &str = "cod.sock";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
+/// A request whose answer has a type: the daemon builds the answer from it and the client reads
+/// it back as it ([`client::Client::ask`]), so the two cannot disagree. Every request's
+/// content type in [`ask`] is one.
+pub trait Ask: Into<Request> + 'static {
+    type Answer: Serialize + serde::de::DeserializeOwned;
+}
+
+/// Declares the requests: for each, a struct in [`ask`] holding its fields (named as the
+/// request), the variant of [`Request`] that carries it (on the wire, `{"request":
+/// "snake_name", ...fields}`), and — with the daemon — the type of its answer ([`Ask`]).
+macro_rules! requests {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? } => $answer:ty;
+    )*) => {
+        /// What each request carries, one struct per request, named as it.
+        pub mod ask {
+            use serde::{Deserialize, Serialize};
+            $(
+                $(#[$doc])*
+                #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+                #[serde(deny_unknown_fields)]
+                pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
+
+                impl From<$name> for super::Request {
+                    fn from(r: $name) -> Self {
+                        super::Request::$name(r)
+                    }
+                }
+            )*
+        }
+
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "request", rename_all = "snake_case")]
+        pub enum Request {
+            $($(#[$doc])* $name(ask::$name),)*
+        }
+
+        $(
+            #[cfg(feature = "node")]
+            impl Ask for ask::$name {
+                type Answer = $answer;
+            }
+        )*
+    };
+}
+
+requests! {
     /// Handshake: the client's protocol version.
-    Hello { version: u32 },
+    Hello { version: u32 } => Greeting;
     /// Node identity, versions, uptime, peers, sync state.
-    Status,
+    Status {} => crate::views::Status;
     /// The peer table, and the addresses the public port limits or bans.
-    Peers,
+    Peers {} => crate::node::peers::PeersView;
     /// Ban an address (IP or IP:PORT) for `seconds`, or until unbanned.
     Ban {
         address: String,
         seconds: Option<u64>,
-    },
+    } => crate::node::peers::Banned;
     /// Lift an address's ban and forget its score.
-    Unban { address: String },
+    Unban { address: String } => crate::node::peers::Unbanned;
     /// Read node.ini again and take what can change while the node runs (as SIGHUP does).
-    Reload,
+    Reload {} => crate::views::Reloaded;
     /// Try a peer at `address` (`host:port`), as if a discovery had found it.
-    AddPeer { address: String },
+    AddPeer { address: String } => crate::node::peers::PeerAdded;
     /// Forget the peer at `address` (`host:port`): dropped from the table and from those
     /// remembered across restarts (a discovery may find it again; `Ban` keeps it out).
-    RemovePeer { address: String },
+    RemovePeer { address: String } => crate::node::peers::PeerRemoved;
     /// An account's balances (default: this node's).
-    Balance { account: Option<String> },
+    Balance { account: Option<String> } => crate::views::Balance;
     /// An account's history, newest first.
     History {
         account: Option<String>,
         limit: usize,
-    },
+    } => crate::views::History;
     /// Sign and submit a transfer from this node's account. Outputs use smallest units.
     /// With `seq`, only as that record of the account (refused if the account's next record
-    /// has another seq): a client that lost the answer asks [`Request::RecordAt`] that seq
+    /// has another seq): a client that lost the answer asks [`ask::RecordAt`] that seq
     /// and knows the outcome, and a retry can never pay twice.
     Transfer {
-        outputs: Vec<TransferOutput>,
+        outputs: Vec<super::TransferOutput>,
         memo: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
@@ -62,31 +107,30 @@ pub enum Request {
         /// Accounts this member sponsors for admission.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         vouch: Vec<String>,
-    },
+    } => crate::views::Transferred;
     /// The applied record at (account, seq), or null (default account: this node's).
-    RecordAt { account: Option<String>, seq: u64 },
+    RecordAt { account: Option<String>, seq: u64 } => Option<crate::views::Located>;
     /// Verify the whole chain.
-    Verify,
-    /// The chain archive this node seeds as torrents, and the DHT item naming it
-    /// ([`crate::views::TorrentsView`]).
-    Torrents,
+    Verify {} => crate::chain::VerifyReport;
+    /// The chain archive this node seeds as torrents, and the DHT item naming it.
+    Torrents {} => crate::views::TorrentsView;
     /// Every record, as a chain archive (text), in the answer. A large chain's archive is
-    /// better written by [`Request::ExportFile`]; this stays for clients of older daemons.
-    Export,
+    /// better written by [`ask::ExportFile`]; this stays for clients of older daemons.
+    Export {} => crate::views::Archive;
     /// Every record, as a chain archive written into the file at `path` (absolute; a
     /// regular file that exists, not reached through a symbolic link: the client makes it,
     /// e.g. a temporary file beside where the archive is to go), as the records are read —
     /// the archive is never whole in the daemon's memory. Answers `{records, bytes}`; a file
     /// it cannot open is a `bad_request`.
-    ExportFile { path: std::path::PathBuf },
+    ExportFile { path: std::path::PathBuf } => crate::views::Exported;
     /// Verify and add the records of a chain archive (text). A large archive is better
-    /// read by [`Request::ImportFile`]; this stays for clients of older daemons.
-    Import { archive: String },
+    /// read by [`ask::ImportFile`]; this stays for clients of older daemons.
+    Import { archive: String } => crate::chain::ImportSummary;
     /// Verify and add the records of the chain archive in the file at `path` (absolute; a
     /// regular file, not reached through a symbolic link), read as it goes — never whole in
     /// the daemon's memory. Answers as `import`; a file it cannot open is a `bad_request`,
     /// an archive it does not take (damaged, forged) is `refused`.
-    ImportFile { path: std::path::PathBuf },
+    ImportFile { path: std::path::PathBuf } => crate::chain::ImportSummary;
     /// Propose an issuance for attested backing figures (item → quantity); this node signs
     /// it if its key is a signer.
     Issue {
@@ -94,26 +138,26 @@ pub enum Request {
         /// Who did the attested labor or capacity: account → item → quantity.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         work: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
-    },
+    } => crate::signature_requests::RequestView;
     /// Propose a special distribution now (where com.ini allows).
-    Distribute,
+    Distribute {} => crate::signature_requests::RequestView;
     /// The signer set in force (com.ini's until the ledger changes it).
-    Signers,
+    Signers {} => crate::signature_requests::SignersView;
     /// The members: who receives distributions, and who waits for sponsors.
-    Members,
+    Members {} => crate::views::MembersView;
     /// Propose admitting and removing members (account ids); this node signs it if its key
     /// is a signer.
     MembersChange {
         admit: Vec<String>,
         remove: Vec<String>,
-    },
+    } => crate::signature_requests::RequestView;
     /// Propose handing the ledger over to cod `to` (version label `version`, default as seen
     /// on peers; ledger rules `rules`, default this software's next).
     Handover {
         to: String,
         version: Option<String>,
         rules: Option<u32>,
-    },
+    } => crate::signature_requests::RequestView;
     /// Propose a new signer set: the set in force with `add` added and `remove` removed
     /// (key fingerprints), and `quorum` (default: unchanged, if still possible). This node
     /// signs it if its key is in the set in force.
@@ -121,25 +165,41 @@ pub enum Request {
         add: Vec<String>,
         remove: Vec<String>,
         quorum: Option<u64>,
-    },
+    } => crate::signature_requests::RequestView;
     /// Signature requests held by this node.
-    SignList,
+    SignList {} => crate::signature_requests::RequestList;
     /// One signature request (a unique prefix of its id will do).
-    SignShow { id: String },
+    SignShow { id: String } => crate::signature_requests::RequestView;
     /// Sign a request as this node's member.
-    SignApprove { id: String },
+    SignApprove { id: String } => crate::signature_requests::RequestView;
     /// Reject a request, telling its proposer why.
-    SignReject { id: String, reason: String },
+    SignReject { id: String, reason: String } => crate::signature_requests::RequestView;
     /// Make an expired, superseded or rejected request again, from the chain as it is now.
-    SignRepropose { id: String },
+    SignRepropose { id: String } => crate::signature_requests::RequestView;
     /// The most recently applied records (newest first).
-    Recent { limit: usize },
+    Recent { limit: usize } => crate::views::Recent;
     /// Newer versions of this cod seen on other nodes.
-    Upgrades,
-    /// Stream events until the client disconnects.
-    Subscribe,
+    Upgrades {} => crate::node::Offers;
+    /// Stream events until the client disconnects (answered with `{}`, then the events).
+    Subscribe {} => Subscribed;
     /// Shut the daemon down cleanly.
-    Stop,
+    Stop {} => Stopping;
+}
+
+/// The daemon's answer to [`ask::Hello`]: the protocol it speaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Greeting {
+    pub version: u32,
+}
+
+/// The daemon's answer to [`ask::Subscribe`], before the events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribed {}
+
+/// The daemon's answer to [`ask::Stop`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopping {
+    pub stopping: bool,
 }
 
 impl Request {
@@ -148,11 +208,11 @@ impl Request {
     pub fn grows_with_chain(&self) -> bool {
         matches!(
             self,
-            Self::Verify
-                | Self::Export
-                | Self::ExportFile { .. }
-                | Self::Import { .. }
-                | Self::ImportFile { .. }
+            Self::Verify(_)
+                | Self::Export(_)
+                | Self::ExportFile(_)
+                | Self::Import(_)
+                | Self::ImportFile(_)
         )
     }
 }
@@ -224,4 +284,53 @@ pub enum Event {
         message: String,
         time: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The requests' structs leave the wire as it was: `{"request": NAME, ...fields}`, unknown
+    /// fields refused, optional ones defaulted.
+    #[test]
+    fn requests_keep_their_wire_form() {
+        let wire = |r: Request| serde_json::to_string(&r).unwrap();
+        assert_eq!(wire(ask::Status {}.into()), r#"{"request":"status"}"#);
+        assert_eq!(
+            wire(ask::Balance { account: None }.into()),
+            r#"{"request":"balance","account":null}"#
+        );
+        assert_eq!(
+            wire(
+                ask::SignReject {
+                    id: "ab".into(),
+                    reason: "no".into()
+                }
+                .into()
+            ),
+            r#"{"request":"sign_reject","id":"ab","reason":"no"}"#
+        );
+        let read = |s: &str| serde_json::from_str::<Request>(s);
+        assert_eq!(
+            read(r#"{"request":"status"}"#).unwrap(),
+            ask::Status {}.into()
+        );
+        assert_eq!(
+            read(r#"{"request":"transfer","outputs":[],"memo":null}"#).unwrap(),
+            ask::Transfer::default().into()
+        );
+        assert_eq!(
+            read(r#"{"request":"hello","version":1}"#).unwrap(),
+            ask::Hello { version: 1 }.into()
+        );
+        for bad in [
+            r#"{"request":"status","extra":1}"#,
+            r#"{"request":"balance","account":null,"limit":3}"#,
+            r#"{"request":"history","account":null}"#,
+            r#"{"request":"no_such_request"}"#,
+            r#"{"account":null}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
 }

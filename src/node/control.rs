@@ -4,13 +4,12 @@ use super::{NodeError, Shared, signing};
 use crate::chain::ChainError;
 use crate::chain::{Applied, ImportReport};
 use crate::clock::now_ms;
-use crate::control::{ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
+use crate::control::{Ask, ErrorKind, Event, PROTOCOL_VERSION, Request, Response};
 use crate::ids::AccountId;
 use crate::ledger::Output;
 use crate::lock::Locked;
 use crate::signature_requests::SignError;
 use crate::views;
-use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -88,9 +87,35 @@ enum LineError {
     TooLong(usize),
 }
 
-fn ok(data: impl serde::Serialize) -> Response {
-    Response::Ok {
-        data: serde_json::to_value(data).expect("views serialize"),
+/// How the daemon answers a request of type `A`: only with an `A::Answer`, the type the
+/// client reads it back as ([`crate::control::client::Client::ask`]). Taken from the request itself
+/// ([`Reply::to`]), so an arm cannot answer with another request's type.
+struct Reply<A>(std::marker::PhantomData<fn() -> A>);
+
+impl<A> Clone for Reply<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A> Copy for Reply<A> {}
+
+impl<A: Ask> Reply<A> {
+    fn to(_: &A) -> Self {
+        Self(std::marker::PhantomData)
+    }
+
+    fn ok(self, answer: A::Answer) -> Response {
+        Response::Ok {
+            data: serde_json::to_value(answer).expect("views serialize"),
+        }
+    }
+
+    /// A signing step's outcome as an answer: its error's kind says how the client exits.
+    fn answer(self, result: Result<A::Answer, SignError>) -> Response {
+        match result {
+            Ok(a) => self.ok(a),
+            Err(e) => error(e.kind(), e.to_string()),
+        }
     }
 }
 
@@ -143,11 +168,15 @@ async fn client(shared: Arc<Shared>, stream: UnixStream) {
             }
         };
         if !greeted {
-            let ok = matches!(req, Request::Hello { version } if version == PROTOCOL_VERSION);
-            let resp = if ok {
-                Response::Ok {
-                    data: json!({"version": PROTOCOL_VERSION}),
-                }
+            let hello = match &req {
+                Request::Hello(q) if q.version == PROTOCOL_VERSION => Some(Reply::to(q)),
+                _ => None,
+            };
+            let ok = hello.is_some();
+            let resp = if let Some(reply) = hello {
+                reply.ok(crate::control::Greeting {
+                    version: PROTOCOL_VERSION,
+                })
             } else {
                 error(
                     ErrorKind::BadRequest,
@@ -162,20 +191,14 @@ async fn client(shared: Arc<Shared>, stream: UnixStream) {
             greeted = true;
             continue;
         }
-        if req == Request::Subscribe {
-            write(&mut write_half, &Response::Ok { data: json!({}) }).await;
+        if let Request::Subscribe(q) = &req {
+            let subscribed = Reply::to(q).ok(crate::control::Subscribed {});
+            write(&mut write_half, &subscribed).await;
             stream_events(&shared, &mut write_half).await;
             return;
         }
-        let stop = req == Request::Stop;
-        let large = matches!(
-            req,
-            Request::Import { .. }
-                | Request::ImportFile { .. }
-                | Request::Export
-                | Request::ExportFile { .. }
-                | Request::Verify
-        );
+        let stop = matches!(req, Request::Stop(_));
+        let large = req.grows_with_chain();
         let resp = handle(&shared, req).await;
         let written = write(&mut write_half, &resp).await;
         if large {
@@ -320,33 +343,31 @@ async fn blocking(
 
 async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     match req {
-        Request::Hello { .. } | Request::Subscribe => {
+        Request::Hello(_) | Request::Subscribe(_) => {
             error(ErrorKind::BadRequest, "unexpected request")
         }
-        Request::Stop => {
+        Request::Stop(q) => {
             shared.log("info", "stop requested over the control socket");
-            ok(json!({"stopping": true}))
+            Reply::to(&q).ok(crate::control::Stopping { stopping: true })
         }
-        Request::Status => ok(status(shared)),
-        Request::Peers => {
-            let view = super::peers::PeersView {
-                peers: shared.peers.locked().all(),
-                addresses: shared.guard.locked().list(now_ms()),
-            };
-            ok(view)
-        }
-        Request::Ban { address, seconds } => match parse_ip(&address) {
+        Request::Status(q) => Reply::to(&q).ok(status(shared)),
+        Request::Peers(q) => Reply::to(&q).ok(super::peers::PeersView {
+            peers: shared.peers.locked().all(),
+            addresses: shared.guard.locked().list(now_ms()),
+        }),
+        Request::Ban(q) => match parse_ip(&q.address) {
             Ok(ip) => {
                 let now = now_ms();
-                let until =
-                    seconds.map_or(u64::MAX, |s| now.saturating_add(s.saturating_mul(1000)));
+                let until = q
+                    .seconds
+                    .map_or(u64::MAX, |s| now.saturating_add(s.saturating_mul(1000)));
                 shared.guard.locked().ban(ip, until, now);
                 shared.log(
                     "info",
                     format!("banned {} (by the operator)", super::guard::address(ip)),
                 );
                 match super::write_bans(shared) {
-                    Ok(()) => ok(super::peers::Banned {
+                    Ok(()) => Reply::to(&q).ok(super::peers::Banned {
                         banned: super::guard::address(ip),
                         until: (until != u64::MAX).then_some(until / 1000),
                     }),
@@ -358,7 +379,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
-        Request::Unban { address } => match parse_ip(&address) {
+        Request::Unban(q) => match parse_ip(&q.address) {
             Ok(ip) => {
                 let was = shared.guard.locked().unban(&ip, now_ms());
                 if was {
@@ -368,7 +389,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     );
                 }
                 match super::write_bans(shared) {
-                    Ok(()) => ok(super::peers::Unbanned {
+                    Ok(()) => Reply::to(&q).ok(super::peers::Unbanned {
                         unbanned: super::guard::address(ip),
                         was_banned: was,
                     }),
@@ -380,14 +401,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             }
             Err(e) => e,
         },
-        Request::Reload => {
-            blocking(shared, |s| match s.reload() {
-                Ok(r) => ok(r),
+        Request::Reload(q) => {
+            let reply = Reply::to(&q);
+            blocking(shared, move |s| match s.reload() {
+                Ok(r) => reply.ok(r),
                 Err(e) => error(ErrorKind::BadRequest, format!("node.ini not reloaded: {e}")),
             })
             .await
         }
-        Request::AddPeer { address } => match crate::config::values::host_port(address.trim()) {
+        Request::AddPeer(q) => match crate::config::values::host_port(q.address.trim()) {
             Ok(addr) => {
                 let new = shared
                     .peers
@@ -396,17 +418,19 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                 if new {
                     shared.log("info", format!("peer {addr} added (by the operator)"));
                 }
-                ok(super::peers::PeerAdded { added: addr, new })
+                Reply::to(&q).ok(super::peers::PeerAdded { added: addr, new })
             }
-            Err(e) => error(ErrorKind::BadRequest, format!("{address:?}: {e}")),
+            Err(e) => error(ErrorKind::BadRequest, format!("{:?}: {e}", q.address)),
         },
-        Request::RemovePeer { address } => {
+        Request::RemovePeer(q) => {
+            let reply = Reply::to(&q);
             // (Spelled as `AddPeer` spells it, so what was added can be removed.)
-            let addr = crate::config::values::host_port(address.trim())
-                .unwrap_or_else(|_| address.trim().to_string());
+            let address = q.address.trim();
+            let addr =
+                crate::config::values::host_port(address).unwrap_or_else(|_| address.to_string());
             let was_known = shared.peers.locked().remove(&addr);
             if !was_known {
-                return ok(super::peers::PeerRemoved {
+                return reply.ok(super::peers::PeerRemoved {
                     removed: addr,
                     was_known,
                 });
@@ -415,7 +439,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             // (peers.json is written off the async threads.)
             blocking(shared, move |s| {
                 super::write_remembered(s);
-                ok(super::peers::PeerRemoved {
+                reply.ok(super::peers::PeerRemoved {
                     removed: addr,
                     was_known,
                 })
@@ -424,25 +448,51 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         }
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.
-        Request::Balance { account: a } => match account(shared, a) {
-            Ok(a) => blocking(shared, move |s| ok(views::balance(&s.view(), &a, s.now()))).await,
-            Err(e) => e,
-        },
-        Request::History { account: a, limit } => match account(shared, a) {
-            Ok(a) => blocking(shared, move |s| ok(views::history(&s.view(), &a, limit))).await,
-            Err(e) => e,
-        },
-        Request::RecordAt { account: a, seq } => match account(shared, a) {
-            Ok(a) => blocking(shared, move |s| ok(views::record_at(&s.view(), &a, seq))).await,
-            Err(e) => e,
-        },
-        Request::Transfer {
-            outputs,
-            memo,
-            seq,
-            redeem,
-            vouch,
-        } => {
+        Request::Balance(q) => {
+            let reply = Reply::to(&q);
+            match account(shared, q.account) {
+                Ok(a) => {
+                    blocking(shared, move |s| {
+                        reply.ok(views::balance(&s.view(), &a, s.now()))
+                    })
+                    .await
+                }
+                Err(e) => e,
+            }
+        }
+        Request::History(q) => {
+            let (reply, limit) = (Reply::to(&q), q.limit);
+            match account(shared, q.account) {
+                Ok(a) => {
+                    blocking(shared, move |s| {
+                        reply.ok(views::history(&s.view(), &a, limit))
+                    })
+                    .await
+                }
+                Err(e) => e,
+            }
+        }
+        Request::RecordAt(q) => {
+            let (reply, seq) = (Reply::to(&q), q.seq);
+            match account(shared, q.account) {
+                Ok(a) => {
+                    blocking(shared, move |s| {
+                        reply.ok(views::record_at(&s.view(), &a, seq))
+                    })
+                    .await
+                }
+                Err(e) => e,
+            }
+        }
+        Request::Transfer(q) => {
+            let reply = Reply::to(&q);
+            let crate::control::ask::Transfer {
+                outputs,
+                memo,
+                seq,
+                redeem,
+                vouch,
+            } = q;
             let mut outs = Vec::new();
             for o in outputs {
                 match account(shared, Some(o.account)) {
@@ -476,7 +526,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     let mut chain = shared2.chain();
                     match chain.transfer(shared2.node_id, &shared2.key, payment, shared2.now(), seq)
                     {
-                        Ok(r) => (ok(views::transfer(chain.ledger(), &r)), vec![r.hash()]),
+                        Ok(r) => (
+                            reply.ok(views::transfer(chain.ledger(), &r)),
+                            vec![r.hash()],
+                        ),
                         Err(e @ ChainError::SeqTaken { .. }) => {
                             (error(ErrorKind::SeqTaken, e.to_string()), vec![])
                         }
@@ -497,21 +550,30 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             drop(hiding);
             resp
         }
-        Request::Issue { attest, work } => {
+        Request::Issue(q) => {
+            let reply = Reply::to(&q);
             let mut named = std::collections::BTreeMap::new();
-            for (a, items) in work {
+            for (a, items) in q.work {
                 match account(shared, Some(a)) {
                     Ok(a) => named.insert(a, items),
                     Err(e) => return e,
                 };
             }
-            signing_step(shared, move |s| signing::propose_issue(s, attest, named)).await
+            let attest = q.attest;
+            signing_step(shared, reply, move |s| {
+                signing::propose_issue(s, attest, named)
+            })
+            .await
         }
-        Request::Members => blocking(shared, |s| ok(views::members(&s.view()))).await,
-        Request::Torrents => ok(shared.torrents.locked().clone()),
-        Request::MembersChange { admit, remove } => {
+        Request::Members(q) => {
+            let reply = Reply::to(&q);
+            blocking(shared, move |s| reply.ok(views::members(&s.view()))).await
+        }
+        Request::Torrents(q) => Reply::to(&q).ok(shared.torrents.locked().clone()),
+        Request::MembersChange(q) => {
+            let reply = Reply::to(&q);
             let mut lists = [Vec::new(), Vec::new()];
-            for (list, names) in lists.iter_mut().zip([admit, remove]) {
+            for (list, names) in lists.iter_mut().zip([q.admit, q.remove]) {
                 for a in names {
                     match account(shared, Some(a)) {
                         Ok(a) => list.push(a),
@@ -520,64 +582,67 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                 }
             }
             let [admit, remove] = lists;
-            signing_step(shared, move |s| signing::propose_members(s, admit, remove)).await
-        }
-        Request::Distribute => signing_step(shared, signing::propose_special).await,
-        Request::Signers => ok(signing::signers(shared)),
-        Request::Handover { to, version, rules } => {
-            signing_step(shared, move |s| {
-                signing::propose_handover(s, &to, version, rules)
+            signing_step(shared, reply, move |s| {
+                signing::propose_members(s, admit, remove)
             })
             .await
         }
-        Request::SignersChange {
-            add,
-            remove,
-            quorum,
-        } => {
-            signing_step(shared, move |s| {
-                signing::propose_signer_change(s, &add, &remove, quorum)
+        Request::Distribute(q) => {
+            signing_step(shared, Reply::to(&q), signing::propose_special).await
+        }
+        Request::Signers(q) => Reply::to(&q).ok(signing::signers(shared)),
+        Request::Handover(q) => {
+            let reply = Reply::to(&q);
+            signing_step(shared, reply, move |s| {
+                signing::propose_handover(s, &q.to, q.version, q.rules)
             })
             .await
         }
-        Request::SignList => ok(signing::list(shared)),
-        Request::SignShow { id } => {
-            answer(signing::find(shared, &id).and_then(|h| signing::view(shared, &h)))
+        Request::SignersChange(q) => {
+            let reply = Reply::to(&q);
+            signing_step(shared, reply, move |s| {
+                signing::propose_signer_change(s, &q.add, &q.remove, q.quorum)
+            })
+            .await
         }
-        Request::SignApprove { id } => match signing::find(shared, &id) {
-            Ok(h) => signing_step(shared, move |s| signing::approve(s, &h)).await,
-            Err(e) => answer::<()>(Err(e)),
+        Request::SignList(q) => Reply::to(&q).ok(signing::list(shared)),
+        Request::SignShow(q) => Reply::to(&q)
+            .answer(signing::find(shared, &q.id).and_then(|h| signing::view(shared, &h))),
+        Request::SignApprove(q) => match signing::find(shared, &q.id) {
+            Ok(h) => signing_step(shared, Reply::to(&q), move |s| signing::approve(s, &h)).await,
+            Err(e) => error(e.kind(), e.to_string()),
         },
-        Request::SignRepropose { id } => match signing::find(shared, &id) {
-            Ok(h) => signing_step(shared, move |s| signing::repropose(s, &h)).await,
-            Err(e) => answer::<()>(Err(e)),
+        Request::SignRepropose(q) => match signing::find(shared, &q.id) {
+            Ok(h) => signing_step(shared, Reply::to(&q), move |s| signing::repropose(s, &h)).await,
+            Err(e) => error(e.kind(), e.to_string()),
         },
-        Request::SignReject { id, reason } => match signing::find(shared, &id) {
-            Ok(h) => signing_step(shared, move |s| signing::reject(s, &h, reason)).await,
-            Err(e) => answer::<()>(Err(e)),
+        Request::SignReject(q) => match signing::find(shared, &q.id) {
+            Ok(h) => {
+                let reply = Reply::to(&q);
+                signing_step(shared, reply, move |s| signing::reject(s, &h, q.reason)).await
+            }
+            Err(e) => error(e.kind(), e.to_string()),
         },
-        Request::Upgrades => ok(super::Offers {
+        Request::Upgrades(q) => Reply::to(&q).ok(super::Offers {
             offers: shared.offers.locked().values().cloned().collect(),
         }),
-        Request::Recent { limit } => {
-            blocking(shared, move |s| {
-                ok(views::recent(&s.view(), limit.min(1000)))
-            })
-            .await
+        Request::Recent(q) => {
+            let (reply, limit) = (Reply::to(&q), q.limit.min(1000));
+            blocking(shared, move |s| reply.ok(views::recent(&s.view(), limit))).await
         }
-        Request::Verify => {
-            blocking(shared, |s| {
+        Request::Verify(q) => {
+            let reply = Reply::to(&q);
+            blocking(shared, move |s| {
                 // From one moment of the store, without holding the chain.
                 match crate::chain::verify(s.params.clone(), s.view().store().as_ref()) {
-                    Ok(report) => Response::Ok {
-                        data: serde_json::to_value(report).expect("report serializes"),
-                    },
+                    Ok(report) => reply.ok(report),
                     Err(e) => error(ErrorKind::Internal, e.to_string()),
                 }
             })
             .await
         }
-        Request::ExportFile { path } => {
+        Request::ExportFile(q) => {
+            let (reply, path) = (Reply::to(&q), q.path);
             blocking(shared, move |s| {
                 let file = match open_client_file(&path, true) {
                     Ok(f) => f,
@@ -587,7 +652,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     }
                 };
                 match export_file(s, file) {
-                    Ok((records, bytes)) => ok(views::Exported { records, bytes }),
+                    Ok((records, bytes)) => reply.ok(views::Exported { records, bytes }),
                     Err(e) => error(
                         ErrorKind::Internal,
                         format!("cannot export to {}: {e}", path.display()),
@@ -596,11 +661,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             })
             .await
         }
-        Request::Export => {
-            blocking(shared, |s| {
+        Request::Export(q) => {
+            let reply = Reply::to(&q);
+            blocking(shared, move |s| {
                 match crate::chain::export_to(&s.params.cod, s.view().store().as_ref(), Vec::new())
                 {
-                    Ok((bytes, _)) => ok(views::Archive {
+                    Ok((bytes, _)) => reply.ok(views::Archive {
                         archive: String::from_utf8_lossy(&bytes).into_owned(),
                     }),
                     Err(e) => error(ErrorKind::Internal, e.to_string()),
@@ -608,22 +674,23 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             })
             .await
         }
-        Request::Import { archive } => {
-            import(shared, ErrorKind::BadRequest, move |s| {
-                let archive = std::io::Cursor::new(archive.into_bytes());
+        Request::Import(q) => {
+            let reply = Reply::to(&q);
+            import(shared, reply, ErrorKind::BadRequest, move |s| {
+                let archive = std::io::Cursor::new(q.archive.into_bytes());
                 s.import_archive(archive, super::ArchiveFrom::Operator)
             })
             .await
         }
-        Request::ImportFile { path } => {
-            let file = match open_client_file(&path, false) {
+        Request::ImportFile(q) => {
+            let file = match open_client_file(&q.path, false) {
                 Ok(f) => f,
                 Err(e) => {
-                    let e = format!("cannot open {}: {e}", path.display());
+                    let e = format!("cannot open {}: {e}", q.path.display());
                     return error(ErrorKind::BadRequest, e);
                 }
             };
-            import(shared, ErrorKind::Refused, move |s| {
+            import(shared, Reply::to(&q), ErrorKind::Refused, move |s| {
                 s.import_archive(file, super::ArchiveFrom::Operator)
             })
             .await
@@ -633,8 +700,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
 
 /// Runs an import off the async threads and announces what it applied (news to the
 /// network, perhaps); an archive it does not take is answered as `refused`.
-async fn import(
+async fn import<A: Ask<Answer = crate::chain::ImportSummary>>(
     shared: &Arc<Shared>,
+    reply: Reply<A>,
     refused: ErrorKind,
     run: impl FnOnce(&Shared) -> Result<ImportReport, (String, Applied)> + Send + 'static,
 ) -> Response {
@@ -644,7 +712,7 @@ async fn import(
         .spawn_blocking(move || match run(&s) {
             Ok(report) => {
                 let total = s.view().state().applied_count();
-                (ok(report.summary(total)), report.applied)
+                (reply.ok(report.summary(total)), report.applied)
             }
             Err((e, applied)) => (error(refused, e), applied),
         })
@@ -659,27 +727,23 @@ async fn import(
     resp
 }
 
-/// A signing step's outcome as an answer: its error's kind says how the client exits.
-fn answer<T: serde::Serialize>(result: Result<T, SignError>) -> Response {
-    match result {
-        Ok(data) => ok(data),
-        Err(e) => error(e.kind(), e.to_string()),
-    }
-}
-
 /// Runs a signing step on a blocking thread (it may sign and touch the store) inside the
 /// runtime, so it can also spawn its network sends.
-async fn signing_step<T: serde::Serialize + Send + 'static>(
+async fn signing_step<A: Ask>(
     shared: &Arc<Shared>,
-    f: impl FnOnce(&Arc<Shared>) -> Result<T, SignError> + Send + 'static,
-) -> Response {
+    reply: Reply<A>,
+    f: impl FnOnce(&Arc<Shared>) -> Result<A::Answer, SignError> + Send + 'static,
+) -> Response
+where
+    A::Answer: Send + 'static,
+{
     let (s, handle) = (shared.clone(), tokio::runtime::Handle::current());
     let step = shared.tasks.spawn_blocking(move || {
         let _guard = handle.enter();
         f(&s)
     });
     match step.await {
-        Ok(result) => answer(result),
+        Ok(result) => reply.answer(result),
         Err(e) => error(ErrorKind::Internal, e.to_string()),
     }
 }

@@ -1,7 +1,7 @@
 //! The dashboard's state and how messages change it. Pure: no terminal, no socket. The run
 //! loop (`super::run`) feeds it messages and carries out the effects it returns.
 
-use crate::control::{Event, Request};
+use crate::control::{Event, Request, ask};
 use crate::signature_requests::{RequestList, RequestView};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
@@ -478,7 +478,7 @@ impl App {
                 self.notice = Some("verifying the chain…".into());
                 return vec![Effect::Send {
                     what: "verify".into(),
-                    request: Request::Verify,
+                    request: ask::Verify {}.into(),
                 }];
             }
             KeyCode::Char('/') if self.tab == Tab::Log => self.modal = Some(Modal::Filter),
@@ -499,7 +499,7 @@ impl App {
         );
         self.modal = Some(Modal::Confirm {
             question,
-            request: Request::SignApprove { id },
+            request: ask::SignApprove { id }.into(),
         });
     }
 
@@ -584,7 +584,7 @@ impl App {
         );
         Ok((
             question,
-            Request::Transfer {
+            ask::Transfer {
                 outputs: vec![crate::control::TransferOutput {
                     account: account.to_string(),
                     asset,
@@ -594,7 +594,8 @@ impl App {
                 seq: None,
                 redeem: Default::default(),
                 vouch: Vec::new(),
-            },
+            }
+            .into(),
         ))
     }
 
@@ -625,9 +626,9 @@ impl App {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     self.modal = None;
                     let what = match &request {
-                        Request::SignApprove { .. } => "approve",
-                        Request::SignReject { .. } => "reject",
-                        Request::Transfer { .. } => "transfer",
+                        Request::SignApprove(_) => "approve",
+                        Request::SignReject(_) => "reject",
+                        Request::Transfer(_) => "transfer",
                         _ => "request",
                     };
                     return vec![Effect::Send {
@@ -648,10 +649,11 @@ impl App {
                     );
                     self.modal = Some(Modal::Confirm {
                         question,
-                        request: Request::SignReject {
+                        request: ask::SignReject {
                             id,
                             reason: reason.trim().to_string(),
-                        },
+                        }
+                        .into(),
                     });
                 }
                 KeyCode::Backspace => {

@@ -7,7 +7,7 @@ pub mod app;
 pub mod view;
 
 use crate::clock::now;
-use crate::control::Request;
+use crate::control::ask;
 use crate::control::client::{Client, ClientError};
 use crate::nodedir::NodeDir;
 use app::{App, Effect, Msg};
@@ -21,9 +21,9 @@ const REFRESH: Duration = Duration::from_secs(5);
 fn snapshot(c: &mut Client) -> Result<Msg, ClientError> {
     Ok(Msg::Snapshot {
         status: Box::new(c.status()?),
-        peers: c.call_as(&Request::Peers)?,
-        requests: c.call_as(&Request::SignList)?,
-        recent: c.call_as(&Request::Recent {
+        peers: c.ask(ask::Peers {})?,
+        requests: c.ask(ask::SignList {})?,
+        recent: c.ask(ask::Recent {
             limit: app::MAX_RECENT,
         })?,
     })

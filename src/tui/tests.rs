@@ -3,7 +3,7 @@
 
 use super::app::{App, Effect, Modal, Msg, Tab};
 use super::view;
-use crate::control::{Event, Request};
+use crate::control::{Event, Request, ask};
 use crate::node::guard::{AddressState, Offense};
 use crate::node::peers::{FoundVia, Peer, PeersView};
 use crate::signature_requests::{RequestList, RequestView, State};
@@ -314,7 +314,7 @@ fn approving_and_rejecting_are_confirmed_before_they_are_sent() {
         app.update(key('y')),
         vec![Effect::Send {
             what: "approve".into(),
-            request: Request::SignApprove { id: id.clone() }
+            request: ask::SignApprove { id: id.clone() }.into()
         }]
     );
 
@@ -331,10 +331,11 @@ fn approving_and_rejecting_are_confirmed_before_they_are_sent() {
         app.update(key('y')),
         vec![Effect::Send {
             what: "reject".into(),
-            request: Request::SignReject {
+            request: ask::SignReject {
                 id,
                 reason: "too early".into()
             }
+            .into()
         }]
     );
 }
@@ -542,7 +543,7 @@ fn a_transfer_is_typed_checked_and_confirmed_before_it_is_sent() {
         app.update(key('y')),
         vec![Effect::Send {
             what: "transfer".into(),
-            request: Request::Transfer {
+            request: ask::Transfer {
                 outputs: vec![crate::control::TransferOutput {
                     account: to,
                     asset: "codcoin".into(),
@@ -553,6 +554,7 @@ fn a_transfer_is_typed_checked_and_confirmed_before_it_is_sent() {
                 redeem: Default::default(),
                 vouch: Vec::new(),
             }
+            .into()
         }]
     );
 
@@ -588,7 +590,7 @@ fn a_transfer_is_typed_checked_and_confirmed_before_it_is_sent() {
         panic!("{:?}", app.modal)
     };
     assert_eq!(question, "Pay 3.00 codcoin to the network? y/n");
-    let Request::Transfer { outputs, memo, .. } = request else {
+    let Request::Transfer(ask::Transfer { outputs, memo, .. }) = request else {
         panic!("{request:?}")
     };
     let cod: crate::ids::CodId = "315f6330a78f7059f1f0f3a7ce7f373767603b45".parse().unwrap();
