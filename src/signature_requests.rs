@@ -1000,19 +1000,22 @@ impl RequestBook {
     }
 
     /// The pending requests for a (regular) distribution at network seq `seq`, whatever
-    /// their period, with their bodies: those a signer's node checks against its chain
-    /// again, to reject the ones records reaching it since made stale (see the driver's
-    /// `reject_stale_pending`).
+    /// their period, with their bodies, those with the most signatures first: those a
+    /// signer's node checks against its chain again, to reject the ones records reaching it
+    /// since made stale, and to sign one its clock left behind (see the driver's
+    /// `check_pending`).
     pub fn pending_distributions(&self, seq: u64) -> Vec<(RecordHash, Body)> {
-        self.requests
+        let mut found: Vec<&SignRequest> = self
+            .requests
             .values()
             .filter(|r| {
                 r.state == State::Pending
                     && r.body.seq == seq
                     && matches!(&r.body.content, Content::Distribute(d) if !d.special && d.handover.is_none())
             })
-            .map(|r| (r.id, r.body.clone()))
-            .collect()
+            .collect();
+        found.sort_by_key(|r| (std::cmp::Reverse(r.sigs.len()), r.created));
+        found.into_iter().map(|r| (r.id, r.body.clone())).collect()
     }
 
     /// The pending requests for `period`'s distribution with `body`'s content (this node

@@ -1109,3 +1109,79 @@ fn signers_whose_clocks_are_periods_apart_keep_distributing() {
         tick();
     }
 }
+
+/// Guards against a proposal left behind by a signer's clock (found by a review of the stall
+/// of chaos seed 8624864367552408275): node3 held node1's signed proposal for a period that
+/// had not ended by its clock, then its clock jumped past that period — and it proposed and
+/// signed its own distribution instead, so the record node1 was bound to was never signed
+/// there, and node1 could sign nothing else for an hour and more. Now node3 signs node1's,
+/// which completes it. (node1 and node2 sign by hand; node2's clock is minutes behind, so
+/// only node1 proposes.)
+#[test]
+fn a_proposal_held_as_early_is_signed_once_the_clock_has_passed_its_period() {
+    use cod::signature_requests::{RequestList, State};
+    let w = World::new();
+    let (com, _) = com(20, 0, "");
+    let mut net = Net::in_process(&w, 0, &com, "");
+    for key in ["node1", "node2"] {
+        net.add(key, "");
+    }
+    net.add("node3", "[signing]\nauto = true\n");
+    net.wait_meshed(60);
+    let nodes = net.nodes.clone();
+    let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
+    let funding = funding_archive(&w, &[a, b, c], 10);
+    for n in [a, b, c] {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let params = params_of(a);
+    net.skew(1, -300);
+    net.skew(2, -15);
+    let p = params.com.period_of(now()) + 1;
+    let (start, end) = params.com.period_bounds(p);
+    net.set_time(start + 2);
+    w.at(a, &["transfer", "--to", &b.id, "--amount", "1", "--yes"])
+        .ok();
+    let applied = net.applied(a).unwrap();
+    for n in [b, c] {
+        wait_for(30, "the transfer everywhere", || {
+            (net.applied(n)? == applied).then_some(())
+        });
+    }
+    let requests = |n: &Node| -> RequestList {
+        serde_json::from_value(w.at(n, &["--json", "sign", "list"]).ok().json()).unwrap()
+    };
+
+    // node1's clock passes the period's end (node3's is 12 s short of it): node1 proposes
+    // the period's distribution, and its member signs it.
+    net.set_time(end + 3);
+    let id = wait_for(30, "node1's proposal", || {
+        requests(a)
+            .requests
+            .into_iter()
+            .find(|r| r.kind == "distribute" && r.period == p)
+            .map(|r| r.id.to_string())
+    });
+    w.at(a, &["sign", "approve", &id]).ok();
+    wait_for(30, "node3 to hold it, early by its clock", || {
+        let held = requests(c)
+            .requests
+            .into_iter()
+            .find(|r| r.id.to_string() == id)?;
+        (held.state == State::Pending && held.signed == 1).then_some(())
+    });
+
+    // node3's clock jumps two periods past it.
+    net.skew(2, 60);
+    for n in [a, b, c] {
+        wait_for(60, &format!("node1's proposal final on {}", n.key), || {
+            let s = net.status(n)?;
+            (s["chain"]["checkpoint"]["period"] == p).then_some(())
+        });
+    }
+    let mine = requests(a)
+        .requests
+        .into_iter()
+        .find(|r| r.id.to_string() == id);
+    assert_eq!(mine.map(|r| r.state), Some(State::Final));
+}

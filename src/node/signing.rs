@@ -963,7 +963,7 @@ pub async fn run(shared: Arc<Shared>) {
                     let _guard = handle.enter();
                     mark_superseded(&s2);
                     if resend {
-                        reject_stale_pending(&s2, t);
+                        check_pending(&s2, t);
                     }
                     settle(&s2, t)
                 })
@@ -1115,29 +1115,42 @@ fn reject_stale(shared: &Arc<Shared>, id: &RecordHash, period: u64) {
     }
 }
 
-/// Rejects, out loud, every pending distribution for the network's next seq that this node's
-/// chain no longer gives — of any period, not only the one `settle` proposes: records of its
-/// period reached this node after it was held. Such a request would otherwise stay pending
-/// here for its whole session, and a signer that signed it, waiting for this node's
-/// rejection to be free, with it (found by the fault runs: with clocks periods apart, two
-/// signers each held the other's stale proposal for an earlier period, and neither could
-/// sign again for an hour). Not one this node signed, nor one only early by its clock
-/// (`requests::rejectable`); each is recomputed from the chain, so this runs every few
-/// seconds, not every tick. Also every one this node can no longer sign in time, early or
-/// not: it signed another record for the seq since the request came, whose promise outlasts
-/// the request's session (`never_in_time`, checked when a request comes, but the promises
-/// made later count too — found by the fault runs: three signers a period or two apart each
-/// held the others' early proposals pending while signing new ones of their own, and no
-/// record ever reached the rejections that would free its signer).
-fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
+/// Decides, again, every pending distribution for the network's next seq — of any period, not
+/// only the one `settle` proposes — that this node may sign; each is recomputed from the
+/// chain, so this runs every few seconds, not every tick:
+/// - one this node rejected before it restarted (the promise is in `signed.json`, the book
+///   was not kept) is rejected again, out loud: its signer may be waiting for that rejection;
+/// - one it can no longer sign in time — it signed another record for the seq since the
+///   request came, whose promise outlasts the request's session (`never_in_time`, checked
+///   when a request comes, but the promises made later count too: found by the fault runs,
+///   three signers a period or two apart each held the others' early proposals pending
+///   while signing new ones of their own, and no record reached the rejections that free
+///   its signer) — is rejected;
+/// - one its chain no longer gives (records of its period reached this node after it was
+///   held) is rejected, unless only early by this node's clock (`requests::rejectable`):
+///   it would otherwise stay pending here for its whole session, and a signer that signed
+///   it with it (found by the fault runs: two signers each held the other's stale proposal
+///   for an earlier period, and neither could sign again for an hour);
+/// - and one its chain gives, whose period has ended by this clock, that another signer
+///   signed, is signed if nothing this node signed for the seq may still complete
+///   ([`sign_left_behind`]).
+fn check_pending(shared: &Arc<Shared>, t: u64) {
     if !shared.auto_sign() {
         return;
     }
     let seq = network_next(shared);
     let set = shared.view().state().signers_at(seq).clone();
     let pending = shared.requests.locked().pending_distributions(seq);
+    let mut signable = Vec::new();
     for (id, body) in pending {
         if !can_sign(shared, &body, &set) || shared.signed.locked().has_signed(seq, &id) {
+            continue;
+        }
+        if shared.signed.locked().has_rejected(seq, &id) {
+            let why = "this signer rejected this request already".to_string();
+            if let Err(e) = reject(shared, &id, why) {
+                log_unrejected(shared, &id, &e);
+            }
             continue;
         }
         // (A record's hash is its body's: the request's signatures do not matter here.)
@@ -1148,6 +1161,14 @@ fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
             continue;
         }
         let Err(why) = requests::recompute(&shared.view(), &shared.params, &body, t) else {
+            if shared
+                .requests
+                .locked()
+                .get(&id)
+                .is_some_and(|r| !r.sigs.is_empty())
+            {
+                signable.push(id);
+            }
             continue;
         };
         let why = requests::fit_reason(format!(
@@ -1157,6 +1178,46 @@ fn reject_stale_pending(shared: &Arc<Shared>, t: u64) {
             log_unrejected(shared, &id, &e);
         }
     }
+    sign_one(shared, signable);
+}
+
+/// Signs a pending distribution for the network's next seq that another signer signed, that
+/// this node's chain gives and whose period has ended by its clock — one held as early when
+/// it came, whose period this clock has since passed (a jump, a pause). Otherwise such a
+/// request is signed only while its period is the one `settle` proposes
+/// (`retry_unsigned`); past that it stayed pending for good, and the signer that signed it
+/// was bound to it for its promise's length (found by a review of the stall of chaos seed
+/// 8624864367552408275: the third signer held both others' signed proposals early, its
+/// clock jumped past both periods, and it proposed its own, which both rejected, again and
+/// again). `settle` calls this before proposing: a signature here completes a record
+/// another signer is bound to. Whether it signed one.
+fn sign_left_behind(shared: &Arc<Shared>, t: u64) -> bool {
+    let seq = network_next(shared);
+    let set = shared.view().state().signers_at(seq).clone();
+    let pending = shared.requests.locked().pending_distributions(seq);
+    let signable = pending
+        .into_iter()
+        .filter(|(id, body)| {
+            let book = shared.requests.locked();
+            let signed = shared.signed.locked();
+            book.get(id).is_some_and(|r| !r.sigs.is_empty())
+                && can_sign(shared, body, &set)
+                && !signed.has_signed(seq, id)
+                && !signed.has_rejected(seq, id)
+                && book
+                    .signed_elsewhere(&signed, seq, id, t, fallback(shared))
+                    .is_none()
+        })
+        .filter(|(_, body)| requests::recompute(&shared.view(), &shared.params, body, t).is_ok())
+        .map(|(id, _)| id)
+        .collect();
+    sign_one(shared, signable)
+}
+
+/// Signs the first of `ids` this node may sign (`approve` refuses while another record this
+/// node signed for the seq may complete). Whether it signed one.
+fn sign_one(shared: &Arc<Shared>, ids: Vec<RecordHash>) -> bool {
+    ids.into_iter().any(|id| approve(shared, &id).is_ok())
 }
 
 /// A request this node would reject by itself but cannot (its promises for the seq are
@@ -1256,6 +1317,11 @@ fn settle(shared: &Arc<Shared>, t: u64) {
             "period {target}'s distribution waits: request {} for a later period may be signed here once this clock gets there",
             later.short()
         );
+        return;
+    }
+    // A peer's proposal left behind by this clock, that another signer is bound to: signed
+    // rather than a new one of this node's own, which that signer would reject.
+    if sign_left_behind(shared, t) {
         return;
     }
     let mut record = Record::new(body, Vec::new());

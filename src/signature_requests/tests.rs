@@ -939,7 +939,8 @@ fn rejections_are_passed_on_to_who_offers_the_request_but_ones_own_only_later() 
 /// A signer's node checks again every pending regular distribution for the network's next
 /// seq, whatever its period (one for an earlier period than the one it proposes would
 /// otherwise never be rejected here once stale): not those for another seq, special ones,
-/// nor those it signed or closed.
+/// nor those it signed or closed; the most signed first (the one a signature here may
+/// complete).
 #[test]
 fn every_pending_distribution_of_the_next_seq_is_checked_again() {
     let s = Scenario::standard();
@@ -948,11 +949,17 @@ fn every_pending_distribution_of_the_next_seq_is_checked_again() {
     let one = sign_network(l.propose_distribution(1, false, t).unwrap(), &["node2"]);
     let two = sign_network(l.propose_distribution(2, false, t).unwrap(), &["node3"]);
     let special = sign_network(l.propose_distribution(3, true, t).unwrap(), &["node2"]);
+    let twice = sign_network(
+        l.propose_distribution(1, false, t + 1).unwrap(),
+        &["node2", "node3"],
+    );
     let seq = one.seq();
     let mut book = RequestBook::default();
-    for r in [&one, &two, &special] {
+    for r in [&one, &two, &special, &twice] {
         book.insert(request(r, l, t)).unwrap();
     }
+    assert_eq!(book.pending_distributions(seq)[0].0, twice.hash());
+    book.forget(&twice.hash());
     let ids = |book: &RequestBook, seq| {
         let mut v: Vec<RecordHash> = book
             .pending_distributions(seq)
