@@ -1185,3 +1185,74 @@ fn a_proposal_held_as_early_is_signed_once_the_clock_has_passed_its_period() {
         .find(|r| r.id.to_string() == id);
     assert_eq!(mine.map(|r| r.state), Some(State::Final));
 }
+
+/// Guards against a rejection forgotten by a restart: node3 rejected node1's proposal (dated
+/// further in its future than the tolerated skew), and restarted once its chain and clock
+/// gave that proposal; offered it again, it held it pending — it may not sign what it
+/// rejected, and its book no longer said it had — so node1, bound to it, never heard of that
+/// rejection again. Now node3 rejects it again, out loud. (node1 and node2 sign by hand.)
+#[test]
+fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
+    use cod::signature_requests::{RequestList, State};
+    let w = World::new();
+    let (com, _) = com(20, 0, "");
+    let mut net = Net::in_process(&w, 0, &com, "");
+    for key in ["node1", "node2"] {
+        net.add(key, "");
+    }
+    net.add("node3", "[signing]\nauto = true\n");
+    net.wait_meshed(60);
+    let nodes = net.nodes.clone();
+    let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
+    let funding = funding_archive(&w, &[a, b, c], 10);
+    for n in [a, b, c] {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let requests = |n: &Node| -> RequestList {
+        serde_json::from_value(w.at(n, &["--json", "sign", "list"]).ok().json()).unwrap()
+    };
+    let state_at = |n: &Node, id: &str| {
+        requests(n)
+            .requests
+            .into_iter()
+            .find(|r| r.id.to_string() == id)
+            .map(|r| r.state)
+    };
+    let params = params_of(a);
+    // node1's clock 700 s ahead: its transfer is held back elsewhere.
+    let ahead = 700;
+    net.skew(0, ahead);
+    let t = now();
+    let p = params.com.period_of(t + ahead as u64);
+    w.at(a, &["transfer", "--to", &b.id, "--amount", "1", "--yes"])
+        .ok();
+    // node1's clock passes the period's end: it proposes the period's distribution, and its
+    // member signs it; node3, whose clock is 697 s short of it, rejects it for good.
+    let end = params.com.period_bounds(p).1;
+    net.set_time(end - ahead as u64 + 3);
+    let id = wait_for(30, "node1's proposal", || {
+        requests(a)
+            .requests
+            .into_iter()
+            .find(|r| r.kind == "distribute" && r.period == p)
+            .map(|r| r.id.to_string())
+    });
+    w.at(a, &["sign", "approve", &id]).ok();
+    wait_for(30, "node3 to reject it", || {
+        matches!(state_at(c, &id)?, State::Rejected(_)).then_some(())
+    });
+
+    // node3's clock set as node1's: it takes the transfer, and its chain now gives node1's
+    // proposal. It restarts, and node1 offers the proposal again.
+    net.skew(2, ahead);
+    let applied = net.applied(a).unwrap();
+    wait_for(60, "node3 to take node1's transfer", || {
+        (net.applied(c)? == applied).then_some(())
+    });
+    net.stop_in_process(2);
+    net.start_in_process(2);
+    wait_for(60, "node3 to reject it again", || match state_at(c, &id)? {
+        State::Rejected(why) => Some(why),
+        _ => None,
+    });
+}
