@@ -1110,6 +1110,43 @@ fn signers_whose_clocks_are_periods_apart_keep_distributing() {
     }
 }
 
+/// Three signers on 20-s periods, inside the test process, funded: node1 and node2 sign by
+/// hand, node3 by itself (`[signing] auto`).
+fn hand_and_auto_signers(w: &World) -> Net<'_> {
+    let (com, _) = com(20, 0, "");
+    let mut net = Net::in_process(w, 0, &com, "");
+    for key in ["node1", "node2"] {
+        net.add(key, "");
+    }
+    net.add("node3", "[signing]\nauto = true\n");
+    net.wait_meshed(60);
+    let nodes: Vec<&Node> = net.nodes.iter().collect();
+    let funding = funding_archive(w, &nodes, 10);
+    for n in nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    net
+}
+
+/// Signs, on `n` (a signer signing by hand), its proposal of period `p`'s distribution once
+/// it made it. Its id.
+fn sign_distribution(w: &World, n: &Node, p: u64) -> String {
+    let id = wait_for(30, &format!("{}'s proposal", n.key), || {
+        requests(w, n)
+            .requests
+            .into_iter()
+            .find(|r| r.kind == "distribute" && r.period == p)
+            .map(|r| r.id.to_string())
+    });
+    w.at(n, &["sign", "approve", &id]).ok();
+    id
+}
+
+/// The signature requests `n` holds.
+fn requests(w: &World, n: &Node) -> cod::signature_requests::RequestList {
+    serde_json::from_value(w.at(n, &["--json", "sign", "list"]).ok().json()).unwrap()
+}
+
 /// Guards against a proposal left behind by a signer's clock (found by a review of the stall
 /// of chaos seed 8624864367552408275): node3 held node1's signed proposal for a period that
 /// had not ended by its clock, then its clock jumped past that period — and it proposed and
@@ -1119,21 +1156,11 @@ fn signers_whose_clocks_are_periods_apart_keep_distributing() {
 /// only node1 proposes.)
 #[test]
 fn a_proposal_held_as_early_is_signed_once_the_clock_has_passed_its_period() {
-    use cod::signature_requests::{RequestList, State};
+    use cod::signature_requests::State;
     let w = World::new();
-    let (com, _) = com(20, 0, "");
-    let mut net = Net::in_process(&w, 0, &com, "");
-    for key in ["node1", "node2"] {
-        net.add(key, "");
-    }
-    net.add("node3", "[signing]\nauto = true\n");
-    net.wait_meshed(60);
+    let net = hand_and_auto_signers(&w);
     let nodes = net.nodes.clone();
     let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
-    let funding = funding_archive(&w, &[a, b, c], 10);
-    for n in [a, b, c] {
-        w.at(n, &["chain", "import", s(&funding)]).ok();
-    }
     let params = params_of(a);
     net.skew(1, -300);
     net.skew(2, -15);
@@ -1148,21 +1175,12 @@ fn a_proposal_held_as_early_is_signed_once_the_clock_has_passed_its_period() {
             (net.applied(n)? == applied).then_some(())
         });
     }
-    let requests = |n: &Node| -> RequestList {
-        serde_json::from_value(w.at(n, &["--json", "sign", "list"]).ok().json()).unwrap()
-    };
+    let requests = |n: &Node| requests(&w, n);
 
     // node1's clock passes the period's end (node3's is 12 s short of it): node1 proposes
     // the period's distribution, and its member signs it.
     net.set_time(end + 3);
-    let id = wait_for(30, "node1's proposal", || {
-        requests(a)
-            .requests
-            .into_iter()
-            .find(|r| r.kind == "distribute" && r.period == p)
-            .map(|r| r.id.to_string())
-    });
-    w.at(a, &["sign", "approve", &id]).ok();
+    let id = sign_distribution(&w, a, p);
     wait_for(30, "node3 to hold it, early by its clock", || {
         let held = requests(c)
             .requests
@@ -1193,24 +1211,12 @@ fn a_proposal_held_as_early_is_signed_once_the_clock_has_passed_its_period() {
 /// rejection again. Now node3 rejects it again, out loud. (node1 and node2 sign by hand.)
 #[test]
 fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
-    use cod::signature_requests::{RequestList, State};
+    use cod::signature_requests::State;
     let w = World::new();
-    let (com, _) = com(20, 0, "");
-    let mut net = Net::in_process(&w, 0, &com, "");
-    for key in ["node1", "node2"] {
-        net.add(key, "");
-    }
-    net.add("node3", "[signing]\nauto = true\n");
-    net.wait_meshed(60);
+    let mut net = hand_and_auto_signers(&w);
     let nodes = net.nodes.clone();
     let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
-    let funding = funding_archive(&w, &[a, b, c], 10);
-    for n in [a, b, c] {
-        w.at(n, &["chain", "import", s(&funding)]).ok();
-    }
-    let requests = |n: &Node| -> RequestList {
-        serde_json::from_value(w.at(n, &["--json", "sign", "list"]).ok().json()).unwrap()
-    };
+    let requests = |n: &Node| requests(&w, n);
     let state_at = |n: &Node, id: &str| {
         requests(n)
             .requests
@@ -1230,14 +1236,7 @@ fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
     // member signs it; node3, whose clock is 697 s short of it, rejects it for good.
     let end = params.com.period_bounds(p).1;
     net.set_time(end - ahead as u64 + 3);
-    let id = wait_for(30, "node1's proposal", || {
-        requests(a)
-            .requests
-            .into_iter()
-            .find(|r| r.kind == "distribute" && r.period == p)
-            .map(|r| r.id.to_string())
-    });
-    w.at(a, &["sign", "approve", &id]).ok();
+    let id = sign_distribution(&w, a, p);
     wait_for(30, "node3 to reject it", || {
         matches!(state_at(c, &id)?, State::Rejected(_)).then_some(())
     });

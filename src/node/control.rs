@@ -449,40 +449,24 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         // Views read the chain as last committed, off the async threads (they read the
         // store), without waiting for the writer.
         Request::Balance(q) => {
-            let reply = Reply::to(&q);
-            match account(shared, q.account) {
-                Ok(a) => {
-                    blocking(shared, move |s| {
-                        reply.ok(views::balance(&s.view(), &a, s.now()))
-                    })
-                    .await
-                }
-                Err(e) => e,
-            }
+            account_view(shared, Reply::to(&q), q.account, |s, a| {
+                views::balance(&s.view(), &a, s.now())
+            })
+            .await
         }
         Request::History(q) => {
-            let (reply, limit) = (Reply::to(&q), q.limit);
-            match account(shared, q.account) {
-                Ok(a) => {
-                    blocking(shared, move |s| {
-                        reply.ok(views::history(&s.view(), &a, limit))
-                    })
-                    .await
-                }
-                Err(e) => e,
-            }
+            let limit = q.limit;
+            account_view(shared, Reply::to(&q), q.account, move |s, a| {
+                views::history(&s.view(), &a, limit)
+            })
+            .await
         }
         Request::RecordAt(q) => {
-            let (reply, seq) = (Reply::to(&q), q.seq);
-            match account(shared, q.account) {
-                Ok(a) => {
-                    blocking(shared, move |s| {
-                        reply.ok(views::record_at(&s.view(), &a, seq))
-                    })
-                    .await
-                }
-                Err(e) => e,
-            }
+            let seq = q.seq;
+            account_view(shared, Reply::to(&q), q.account, move |s, a| {
+                views::record_at(&s.view(), &a, seq)
+            })
+            .await
         }
         Request::Transfer(q) => {
             let reply = Reply::to(&q);
@@ -695,6 +679,19 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             })
             .await
         }
+    }
+}
+
+/// A view of `account` (default: this node's), computed off the async threads.
+async fn account_view<A: Ask>(
+    shared: &Arc<Shared>,
+    reply: Reply<A>,
+    account: Option<String>,
+    view: impl FnOnce(&Shared, AccountId) -> A::Answer + Send + 'static,
+) -> Response {
+    match self::account(shared, account) {
+        Ok(a) => blocking(shared, move |s| reply.ok(view(s, a))).await,
+        Err(e) => e,
     }
 }
 
