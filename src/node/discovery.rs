@@ -190,9 +190,9 @@ impl Discovery for Directory {
                     cx.found(a, FoundVia::Directory);
                 }
                 cx.looked();
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = cx.stopped() => break,
+                let paused = super::pause(&cx.shared.shutdown, Duration::from_secs(1), None);
+                if paused.await == super::Paused::Stopped {
+                    break;
                 }
             }
             self.0.locked().remove(&me);
@@ -351,9 +351,9 @@ async fn dht_rounds(cx: Context) {
                 });
         }
         let wake = next_announce.min(next_lookup);
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {}
-            _ = shared.shutdown.cancelled() => return,
+        let wait = wake.saturating_duration_since(Instant::now());
+        if super::pause(&shared.shutdown, wait, None).await == super::Paused::Stopped {
+            return;
         }
     }
 }

@@ -126,10 +126,11 @@ pub async fn run(shared: Arc<Shared>) {
     let (mut idle_rounds, mut rounds) = (0u32, 0u32);
     loop {
         let wait = Duration::from_secs(shared.config.sync_interval.max(2));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.mirror_now.notified() => tokio::time::sleep(Duration::from_millis(300)).await,
-            _ = shared.shutdown.cancelled() => return,
+        match super::pause(&shared.shutdown, wait, Some(&shared.mirror_now)).await {
+            super::Paused::Stopped => return,
+            // (What else asks meanwhile is written in the same round.)
+            super::Paused::Woken => tokio::time::sleep(Duration::from_millis(300)).await,
+            super::Paused::Elapsed => {}
         }
         // A reload that changed the mirrors: the new list from now on, restored from first.
         let now = Source::loaded(&shared);

@@ -556,7 +556,9 @@ impl Told {
 
 /// Runs `round` at once and then again `period` after each round ends (rounds never
 /// overlap), until the node stops; a stop also ends a round midway. The node's periodic
-/// tasks — sync, peer checks, peer exchange, signature requests — all tick this way.
+/// tasks — sync, peer checks, peer exchange, signature requests — all tick this way; those
+/// that keep state from round to round (mirrors, torrents, the stem, discovery) loop over
+/// [`pause`] themselves.
 pub(crate) async fn every<F, Fut>(
     stop: &CancellationToken,
     period: std::time::Duration,
@@ -570,10 +572,40 @@ pub(crate) async fn every<F, Fut>(
             _ = round() => {}
             _ = stop.cancelled() => return,
         }
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = stop.cancelled() => return,
+        if pause(stop, period, None).await == Paused::Stopped {
+            return;
         }
+    }
+}
+
+/// How a periodic task's [`pause`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Paused {
+    /// Its time was up.
+    Elapsed,
+    /// Something asked for a round now.
+    Woken,
+    /// The node stops: the task ends.
+    Stopped,
+}
+
+/// The pause between two rounds of a periodic task: `period`, cut short when `wake` is
+/// notified or the node stops.
+pub(crate) async fn pause(
+    stop: &CancellationToken,
+    period: std::time::Duration,
+    wake: Option<&tokio::sync::Notify>,
+) -> Paused {
+    let woken = async {
+        match wake {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(period) => Paused::Elapsed,
+        _ = woken => Paused::Woken,
+        _ = stop.cancelled() => Paused::Stopped,
     }
 }
 

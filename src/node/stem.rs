@@ -445,15 +445,15 @@ pub async fn run(shared: Arc<Shared>) {
             .map_or(Duration::from_secs(1), |d| {
                 Duration::from_millis(d.saturating_sub(ms())).min(Duration::from_secs(1))
             });
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.stem_wake.notified() => {
+        match super::pause(&shared.shutdown, wait, Some(&shared.stem_wake)).await {
+            super::Paused::Stopped => return,
+            super::Paused::Woken => {
                 // Own records made together leave together. (The timers below run on this
                 // pass too: a relay woken by stems without pause still fluffs what is due.)
                 tokio::time::sleep(GATHER).await;
                 send_own(&shared);
             }
-            _ = shared.shutdown.cancelled() => return,
+            super::Paused::Elapsed => {}
         }
         let (mut due, departing) = {
             let mut book = shared.stem_book();

@@ -108,7 +108,10 @@ pub async fn run(shared: Arc<Shared>, port: u16) {
                 } else {
                     interval
                 };
-                tokio::time::sleep(Duration::from_secs(wait)).await;
+                let wait = Duration::from_secs(wait);
+                if super::pause(&shared.shutdown, wait, None).await == super::Paused::Stopped {
+                    return;
+                }
             }
         } => {}
         _ = shared.shutdown.cancelled() => {}
