@@ -1,7 +1,9 @@
 //! Issue 5: backed issuance and end-of-period distributions, signed by a quorum of members'
 //! nodes — daemons inside the test process on one test clock that jumps through periods and
 //! expiries (issue 14), each driven by `cod` commands over its control socket. (Real daemons
-//! sign over the network in tests/tui.rs and tests/upgrade.rs.)
+//! sign over the network in tests/tui.rs and tests/upgrade.rs.) Also what the nodes' sync
+//! makes of the ledger on that kit: a double spend settled alike everywhere, signers whose
+//! clocks are periods apart.
 
 mod common;
 use cod::clock::now;
@@ -1254,4 +1256,101 @@ fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
         State::Rejected(why) => Some(why),
         _ => None,
     });
+}
+
+/// A sync scenario on the in-process kit (issue 14), deterministic: a member's account spends
+/// one seq twice — two transfers made from one state with its key, each sent to another
+/// node at once (what twins on two sides of a partition do; tests/chaos.rs does it with real
+/// hosts). Every node ends holding the same record at that seq — the lower hash — and the
+/// same balances, and keeps the other as the proof `cod chain verify` names.
+#[test]
+fn a_double_spend_sent_to_two_nodes_ends_alike_on_every_node() {
+    let w = World::new();
+    let (com, _) = com(86_400, 0, "");
+    let net = Net::in_process(&w, 3, &com, "[peers]\nstem = false\n");
+    net.wait_meshed(60);
+    let nodes = net.nodes.clone();
+    let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 10);
+    for n in &nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let params = params_of(&nodes[0]);
+    let file = w.path("before.archive");
+    w.at(&nodes[0], &["chain", "export", "--out", s(&file)])
+        .ok();
+    let l = cod::ledger::Ledger::from_records(
+        params.clone(),
+        cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap(),
+    );
+    // node3's account pays node1 one coin, and — the same seq — node2 two.
+    let payer: cod::ids::AccountId = nodes[2].id.parse().unwrap();
+    let pay = |to: &Node, coins: u64| {
+        let payment = cod::ledger::Payment {
+            outputs: vec![cod::ledger::Output {
+                account: to.id.parse().unwrap(),
+                asset: "codcoin".into(),
+                amount: coins * 100,
+            }],
+            memo: None,
+            redeem: Default::default(),
+            vouch: Vec::new(),
+        };
+        l.make_payment(payer, &example_secret("node3"), payment, None, now())
+            .unwrap()
+    };
+    let (one, two) = (pay(&nodes[0], 1), pay(&nodes[1], 2));
+    assert_eq!(one.seq(), two.seq());
+    let before: Vec<u64> = nodes[..2]
+        .iter()
+        .map(|n| net.balance(&nodes[0], &n.id).unwrap())
+        .collect();
+    let http = reqwest::blocking::Client::new();
+    let post = |n: &Node, r: &cod::ledger::Record| {
+        let addr = net.status(n).unwrap()["addr"].as_str().unwrap().to_string();
+        let http = http.clone();
+        let body = json!({ "records": [r.to_json()] });
+        std::thread::spawn(move || {
+            http.post(format!("http://{addr}/v1/records"))
+                .json(&body)
+                .send()
+                .unwrap()
+                .json::<serde_json::Value>()
+                .unwrap()
+        })
+    };
+    let sent = [post(&nodes[0], &one), post(&nodes[1], &two)];
+    // (Each is applied where it lands first, or — when the other got there before it over
+    // the network — a fork, held as proof.)
+    for answer in sent {
+        let answer = answer.join().unwrap();
+        let status = answer[0]["status"].as_str().unwrap_or_default().to_string();
+        assert!(["applied", "fork"].contains(&status.as_str()), "{answer}");
+    }
+
+    // The lower hash holds the seq everywhere.
+    let (winner_paid, coins) = if one.hash() < two.hash() {
+        (0, 1)
+    } else {
+        (1, 2)
+    };
+    let expected: Vec<u64> = (0..2)
+        .map(|i| before[i] + if i == winner_paid { coins * 100 } else { 0 })
+        .collect();
+    for n in &nodes {
+        wait_for(30, &format!("{} to settle the double spend", n.key), || {
+            let now: Vec<u64> = nodes[..2]
+                .iter()
+                .map(|m| net.balance(n, &m.id))
+                .collect::<Option<_>>()?;
+            (now == expected).then_some(())
+        });
+        // (The other record comes as the proof, by sync, if it has not yet.)
+        let report = wait_for(30, &format!("{} to hold the proof", n.key), || {
+            let report = w.at(n, &["--json", "chain", "verify"]).ok().json();
+            (report["forks"].as_array().map(Vec::len) == Some(1)).then_some(report)
+        });
+        assert_eq!(report["problems"], json!([]), "{}: {report}", n.key);
+    }
+    let applied: Vec<Option<u64>> = nodes.iter().map(|n| net.applied(n)).collect();
+    assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
 }
