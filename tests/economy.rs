@@ -1354,3 +1354,79 @@ fn a_double_spend_sent_to_two_nodes_ends_alike_on_every_node() {
     let applied: Vec<Option<u64>> = nodes.iter().map(|n| net.applied(n)).collect();
     assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
 }
+
+/// Guards against double-spend proofs that never travel (found by the fault runs' checker,
+/// seed 10560759579873426490): sync serves applied records only, and sends a peer this
+/// node's proofs when it holds more of them — so two nodes that had each missed the other's
+/// double spend, holding one proof each, never sent them. Here node1 learns of one member's
+/// double spend while node2 is stopped, node2 of another's while node1 is: both end holding
+/// both proofs.
+#[test]
+fn nodes_holding_as_many_double_spend_proofs_exchange_them() {
+    let w = World::new();
+    let (com, _) = com(86_400, 0, "");
+    let mut net = Net::in_process(&w, 2, &com, "[peers]\nstem = false\n");
+    net.wait_meshed(60);
+    let nodes = net.nodes.clone();
+    let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 10);
+    for n in &nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let params = params_of(&nodes[0]);
+    let file = w.path("before.archive");
+    w.at(&nodes[0], &["chain", "export", "--out", s(&file)])
+        .ok();
+    let l = cod::ledger::Ledger::from_records(
+        params.clone(),
+        cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap(),
+    );
+    // Each member's account pays the other one coin, and — the same seq — two.
+    let spends = |from: usize| {
+        let to = &nodes[1 - from];
+        let payer: cod::ids::AccountId = nodes[from].id.parse().unwrap();
+        [1, 2].map(|coins| {
+            let payment = cod::ledger::Payment {
+                outputs: vec![cod::ledger::Output {
+                    account: to.id.parse().unwrap(),
+                    asset: "codcoin".into(),
+                    amount: coins * 100,
+                }],
+                memo: None,
+                redeem: Default::default(),
+                vouch: Vec::new(),
+            };
+            let key = example_secret(&nodes[from].key);
+            l.make_payment(payer, &key, payment, None, now()).unwrap()
+        })
+    };
+    let submit = |n: &Node, records: &[cod::ledger::Record]| {
+        let status = w.at(n, &["--json", "status"]).ok().json();
+        let addr = status["addr"].as_str().unwrap().to_string();
+        let records: Vec<_> = records.iter().map(|r| r.to_json()).collect();
+        reqwest::blocking::Client::new()
+            .post(format!("http://{addr}/v1/records"))
+            .json(&json!({ "records": records }))
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    };
+    let forks = |n: &Node| {
+        let report = w.at(n, &["--json", "chain", "verify"]).ok().json();
+        report["forks"].as_array().map_or(0, Vec::len)
+    };
+    let (one, two) = (spends(0), spends(1));
+    net.stop_in_process(1);
+    submit(&nodes[0], &one);
+    assert_eq!(forks(&nodes[0]), 1);
+    net.stop_in_process(0);
+    net.start_in_process(1);
+    submit(&nodes[1], &two);
+    assert_eq!(forks(&nodes[1]), 1);
+    net.start_in_process(0);
+    for n in &nodes {
+        wait_for(60, &format!("{} to hold both proofs", n.key), || {
+            (forks(n) == 2).then_some(())
+        });
+    }
+}

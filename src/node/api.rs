@@ -602,7 +602,26 @@ pub(super) fn summary_of(v: &View) -> Summary {
         accounts: heads.len(),
         digest: hex::encode(digest(heads.iter())),
         forks: v.fork_count(),
+        forks_digest: forks_digest(v),
     }
+}
+
+/// [`Summary::forks_digest`].
+fn forks_digest(v: &View) -> String {
+    let mut forks = v.forks();
+    if forks.is_empty() {
+        return String::new();
+    }
+    forks.sort();
+    let mut h = Sha256::new();
+    for ((account, seq), records) in forks {
+        h.update(account.as_bytes());
+        h.update(seq.to_be_bytes());
+        for r in records {
+            h.update(r.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 pub(super) fn buckets_of(v: &View) -> Buckets {

@@ -206,8 +206,12 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
         .spawn_blocking(move || super::api::summary_of(&public))
         .await?;
     // Sync serves applied records only: a peer that holds fewer double-spend proofs than
-    // this node (it came late, or from elsewhere) is sent them.
-    if ours.forks > theirs.forks {
+    // this node (it came late, or from elsewhere), or as many but others, is sent them
+    // (found by the fault runs: two nodes that had each missed the other's double spend
+    // held one proof each, and neither was ever sent the other's). (A node older than the
+    // digest says only how many it holds.)
+    let others = !theirs.forks_digest.is_empty() && theirs.forks_digest != ours.forks_digest;
+    if ours.forks > theirs.forks || (ours.forks > 0 && others) {
         push_proofs(shared, addr).await?;
     }
     if theirs.digest == ours.digest {
