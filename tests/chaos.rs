@@ -534,8 +534,19 @@ fn a_seeded_schedule_of_faults_loses_nothing_acknowledged() {
         problems.push(format!("both sides of a double spend are gone: {a}, {b}"));
     }
     if converged.is_none() {
+        // (What was still missing, besides what the checks above name.)
+        let unknown: Vec<String> = nodes
+            .iter()
+            .zip(&finals)
+            .flat_map(|(n, (_, l))| {
+                twins_records
+                    .iter()
+                    .filter(|h| l.record(&h.parse().unwrap()).is_none())
+                    .map(move |h| format!("{} lacks the twins' {}", n.key, &h[..8]))
+            })
+            .collect();
         problems.push(format!(
-            "no agreement {} s after healing: {divergent} nodes differ: {seen:?}",
+            "no agreement {} s after healing: {divergent} nodes differ: {seen:?}; {unknown:?}",
             CONVERGE.as_secs()
         ));
     }
