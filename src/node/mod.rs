@@ -116,6 +116,9 @@ pub struct Shared {
     /// Signature requests whose refusal was logged, with the reason: a request peers offer
     /// again and again is logged once per reason.
     pub(crate) refusals_told: Mutex<Told>,
+    /// By peer address: the proofs summaries (this node's and the peer's) this node last sent
+    /// its double-spend proofs for ([`sync::proofs_to_send`]).
+    pub(crate) proofs_sent: Mutex<std::collections::BTreeMap<String, String>>,
     /// Who may connect to the public port, and how much (bans, scores, per-address caps).
     pub(crate) guard: Mutex<guard::Guard>,
     /// Permits for API work that checks signatures (see `api::HEAVY_AT_ONCE`).
@@ -1248,6 +1251,7 @@ impl NodeBuilder {
             signed: Mutex::new(read_signed(&data_dir)?),
             settle_error: Mutex::default(),
             refusals_told: Mutex::default(),
+            proofs_sent: Mutex::default(),
             guard: Mutex::new(guard),
             heavy: tokio::sync::Semaphore::new(api::HEAVY_AT_ONCE),
             library: Arc::new(library),

@@ -1161,12 +1161,14 @@ fn check_pending(shared: &Arc<Shared>, t: u64) {
             continue;
         }
         let Err(why) = requests::recompute(&shared.view(), &shared.params, &body, t) else {
-            if shared
-                .requests
-                .locked()
-                .get(&id)
-                .is_some_and(|r| !r.sigs.is_empty())
-            {
+            let book = shared.requests.locked();
+            let signed = shared.signed.locked();
+            // (Not one this node cannot sign yet: `approve` would recompute it again.)
+            let free = book
+                .signed_elsewhere(&signed, seq, &id, t, fallback(shared))
+                .is_none();
+            let others_signed = book.get(&id).is_some_and(|r| !r.sigs.is_empty());
+            if free && others_signed && !book.dead(&id, fallback(shared)) {
                 signable.push(id);
             }
             continue;
@@ -1192,6 +1194,10 @@ fn check_pending(shared: &Arc<Shared>, t: u64) {
 /// again). `settle` calls this before proposing: a signature here completes a record
 /// another signer is bound to. Whether it signed one.
 fn sign_left_behind(shared: &Arc<Shared>, t: u64) -> bool {
+    // (A member who signs by hand decides this too.)
+    if !shared.auto_sign() {
+        return false;
+    }
     let seq = network_next(shared);
     let set = shared.view().state().signers_at(seq).clone();
     let pending = shared.requests.locked().pending_distributions(seq);
@@ -1201,6 +1207,7 @@ fn sign_left_behind(shared: &Arc<Shared>, t: u64) -> bool {
             let book = shared.requests.locked();
             let signed = shared.signed.locked();
             book.get(id).is_some_and(|r| !r.sigs.is_empty())
+                && !book.dead(id, fallback(shared))
                 && can_sign(shared, body, &set)
                 && !signed.has_signed(seq, id)
                 && !signed.has_rejected(seq, id)

@@ -5,7 +5,7 @@
 //! absence) instead replays the peer's application log, which lists dependencies first.
 
 use super::Shared;
-use crate::api::{MAX_RECORDS_PER_CALL, MAX_RECORDS_PER_PAGE};
+use crate::api::{MAX_RECORDS_PER_CALL, MAX_RECORDS_PER_PAGE, Summary};
 use crate::ids::{AccountId, RecordHash};
 use crate::ledger::{Checked, Outcome, Record, RecordError};
 use crate::lock::Locked;
@@ -205,14 +205,14 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
         .tasks
         .spawn_blocking(move || super::api::summary_of(&public))
         .await?;
-    // Sync serves applied records only: a peer that holds fewer double-spend proofs than
-    // this node (it came late, or from elsewhere), or as many but others, is sent them
-    // (found by the fault runs: two nodes that had each missed the other's double spend
-    // held one proof each, and neither was ever sent the other's). (A node older than the
-    // digest says only how many it holds.)
-    let others = !theirs.forks_digest.is_empty() && theirs.forks_digest != ours.forks_digest;
-    if ours.forks > theirs.forks || (ours.forks > 0 && others) {
+    if proofs_to_send(shared, addr, &ours, &theirs) {
         push_proofs(shared, addr).await?;
+        let sent = proofs_summary(&ours, &theirs);
+        let mut memo = shared.proofs_sent.locked();
+        if memo.len() >= MAX_PROOF_MEMOS && !memo.contains_key(addr) {
+            memo.clear();
+        }
+        memo.insert(addr.to_string(), sent);
     }
     if theirs.digest == ours.digest {
         return Ok(());
@@ -319,10 +319,35 @@ pub async fn sync_with(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError
     Ok(())
 }
 
+/// Whether to send `addr` this node's double-spend proofs. Sync serves applied records
+/// only: a peer that holds fewer proofs than this node (it came late, or from elsewhere), or
+/// as many but others, is sent them (found by the fault runs: two nodes that had each missed
+/// the other's double spend held one proof each, and neither was ever sent the other's). (A
+/// node older than the digest says only how many it holds.) Not again while both nodes'
+/// proofs are as when they were last sent: what the peer did not take then (a slot holding
+/// its most records already, proofs beyond one round's) it would not take now.
+fn proofs_to_send(shared: &Shared, addr: &str, ours: &Summary, theirs: &Summary) -> bool {
+    let others = !theirs.forks_digest.is_empty() && theirs.forks_digest != ours.forks_digest;
+    let differ = ours.forks > theirs.forks || (ours.forks > 0 && others);
+    differ && shared.proofs_sent.locked().get(addr) != Some(&proofs_summary(ours, theirs))
+}
+
+/// Both nodes' proofs, as [`proofs_to_send`] remembers them.
+fn proofs_summary(ours: &Summary, theirs: &Summary) -> String {
+    format!(
+        "{} {} {} {}",
+        ours.forks, ours.forks_digest, theirs.forks, theirs.forks_digest
+    )
+}
+
+/// Peers whose last proofs sent are remembered, at most (then forgotten all at once).
+const MAX_PROOF_MEMOS: usize = 1024;
+
 /// Double-spend proofs sent to a peer in one round, at most (records).
 const MAX_PROOFS_PUSHED: usize = 128;
 
-/// Sends `addr` the records of every forked slot this node holds (the newest slots first).
+/// Sends `addr` the records of the forked slots this node holds (from the last slot, by
+/// account and seq), at most [`MAX_PROOFS_PUSHED`].
 async fn push_proofs(shared: &Arc<Shared>, addr: &str) -> Result<(), SyncError> {
     let public = shared.public_view();
     let records = shared
