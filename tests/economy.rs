@@ -1260,6 +1260,42 @@ fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
     });
 }
 
+/// `n` funded nodes inside the test process, whose records go to every peer at once, and the
+/// ledger as node1 holds it then.
+fn funded_without_stems(w: &World, n: usize) -> (Net<'_>, cod::ledger::Ledger) {
+    let (com, _) = com(86_400, 0, "");
+    let net = Net::in_process(w, n, &com, "[peers]\nstem = false\n");
+    net.wait_meshed(60);
+    let funding = funding_archive(w, &net.nodes.iter().collect::<Vec<_>>(), 10);
+    for n in &net.nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    let params = params_of(&net.nodes[0]);
+    let file = w.path("before.archive");
+    w.at(&net.nodes[0], &["chain", "export", "--out", s(&file)])
+        .ok();
+    let records = cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap();
+    (net, cod::ledger::Ledger::from_records(params, records))
+}
+
+/// A transfer of `coins` from `from`'s account to `to`'s, made with `from`'s key on the
+/// state `l` (as its wallet would, whatever the account did since).
+fn pay(l: &cod::ledger::Ledger, from: &Node, to: &Node, coins: u64) -> cod::ledger::Record {
+    let payment = cod::ledger::Payment {
+        outputs: vec![cod::ledger::Output {
+            account: to.id.parse().unwrap(),
+            asset: "codcoin".into(),
+            amount: coins * 100,
+        }],
+        memo: None,
+        redeem: Default::default(),
+        vouch: Vec::new(),
+    };
+    let key = example_secret(&from.key);
+    l.make_payment(from.id.parse().unwrap(), &key, payment, None, now())
+        .unwrap()
+}
+
 /// A sync scenario on the in-process kit (issue 14), deterministic: a member's account spends
 /// one seq twice — two transfers made from one state with its key, each sent to another
 /// node at once (what twins on two sides of a partition do; tests/chaos.rs does it with real
@@ -1268,39 +1304,13 @@ fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
 #[test]
 fn a_double_spend_sent_to_two_nodes_ends_alike_on_every_node() {
     let w = World::new();
-    let (com, _) = com(86_400, 0, "");
-    let net = Net::in_process(&w, 3, &com, "[peers]\nstem = false\n");
-    net.wait_meshed(60);
+    let (net, l) = funded_without_stems(&w, 3);
     let nodes = net.nodes.clone();
-    let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 10);
-    for n in &nodes {
-        w.at(n, &["chain", "import", s(&funding)]).ok();
-    }
-    let params = params_of(&nodes[0]);
-    let file = w.path("before.archive");
-    w.at(&nodes[0], &["chain", "export", "--out", s(&file)])
-        .ok();
-    let l = cod::ledger::Ledger::from_records(
-        params.clone(),
-        cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap(),
-    );
     // node3's account pays node1 one coin, and — the same seq — node2 two.
-    let payer: cod::ids::AccountId = nodes[2].id.parse().unwrap();
-    let pay = |to: &Node, coins: u64| {
-        let payment = cod::ledger::Payment {
-            outputs: vec![cod::ledger::Output {
-                account: to.id.parse().unwrap(),
-                asset: "codcoin".into(),
-                amount: coins * 100,
-            }],
-            memo: None,
-            redeem: Default::default(),
-            vouch: Vec::new(),
-        };
-        l.make_payment(payer, &example_secret("node3"), payment, None, now())
-            .unwrap()
-    };
-    let (one, two) = (pay(&nodes[0], 1), pay(&nodes[1], 2));
+    let (one, two) = (
+        pay(&l, &nodes[2], &nodes[0], 1),
+        pay(&l, &nodes[2], &nodes[1], 2),
+    );
     assert_eq!(one.seq(), two.seq());
     let before: Vec<u64> = nodes[..2]
         .iter()
@@ -1366,41 +1376,10 @@ fn a_double_spend_sent_to_two_nodes_ends_alike_on_every_node() {
 #[test]
 fn nodes_holding_as_many_double_spend_proofs_exchange_them() {
     let w = World::new();
-    let (com, _) = com(86_400, 0, "");
-    let mut net = Net::in_process(&w, 2, &com, "[peers]\nstem = false\n");
-    net.wait_meshed(60);
+    let (mut net, l) = funded_without_stems(&w, 2);
     let nodes = net.nodes.clone();
-    let funding = funding_archive(&w, &nodes.iter().collect::<Vec<_>>(), 10);
-    for n in &nodes {
-        w.at(n, &["chain", "import", s(&funding)]).ok();
-    }
-    let params = params_of(&nodes[0]);
-    let file = w.path("before.archive");
-    w.at(&nodes[0], &["chain", "export", "--out", s(&file)])
-        .ok();
-    let l = cod::ledger::Ledger::from_records(
-        params.clone(),
-        cod::archive::read(&std::fs::read(&file).unwrap(), &params.cod).unwrap(),
-    );
     // Each member's account pays the other one coin, and — the same seq — two.
-    let spends = |from: usize| {
-        let to = &nodes[1 - from];
-        let payer: cod::ids::AccountId = nodes[from].id.parse().unwrap();
-        [1, 2].map(|coins| {
-            let payment = cod::ledger::Payment {
-                outputs: vec![cod::ledger::Output {
-                    account: to.id.parse().unwrap(),
-                    asset: "codcoin".into(),
-                    amount: coins * 100,
-                }],
-                memo: None,
-                redeem: Default::default(),
-                vouch: Vec::new(),
-            };
-            let key = example_secret(&nodes[from].key);
-            l.make_payment(payer, &key, payment, None, now()).unwrap()
-        })
-    };
+    let spends = |from: usize| [1, 2].map(|coins| pay(&l, &nodes[from], &nodes[1 - from], coins));
     let submit = |n: &Node, records: &[cod::ledger::Record]| {
         let status = w.at(n, &["--json", "status"]).ok().json();
         let addr = status["addr"].as_str().unwrap().to_string();
