@@ -1258,6 +1258,17 @@ fn a_signer_rejects_again_what_it_rejected_before_it_restarted() {
         State::Rejected(why) => Some(why),
         _ => None,
     });
+    // (And node1, bound to it, holds that rejection.)
+    wait_for(30, "node1 to hold node3's rejection", || {
+        let held = requests(a)
+            .requests
+            .into_iter()
+            .find(|r| r.id.to_string() == id)?;
+        held.rejections
+            .iter()
+            .any(|j| j.node_id == c.id)
+            .then_some(())
+    });
 }
 
 /// `n` funded nodes inside the test process, whose records go to every peer at once, and the

@@ -146,9 +146,10 @@ pub struct Summary {
     /// Slots this node holds double-spend proofs of (0 from nodes older than the field).
     #[serde(default)]
     pub forks: usize,
-    /// SHA-256 over every record of those slots — (account id, seq, then each record's hash
-    /// in order), sorted by slot — so that two nodes holding as many proofs can tell whether
-    /// they hold the same; empty when there are none (and from nodes older than the field).
+    /// SHA-256 over every record of those slots, slot by slot in (account, seq) order — the
+    /// account id's 32 bytes, the seq as 8 bytes big-endian, then each record's 32-byte hash
+    /// in ascending order — so that two nodes holding as many proofs can tell whether they
+    /// hold the same; empty when there are none (and from nodes older than the field).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub forks_digest: String,
 }
