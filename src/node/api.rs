@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -597,18 +597,19 @@ fn digest<'a>(heads: impl Iterator<Item = &'a (AccountId, crate::ledger::Head)>)
 
 pub(super) fn summary_of(v: &View) -> Summary {
     let heads = v.heads();
+    // (One read of the forked slots gives both their count and their digest.)
+    let forks = v.forks();
     Summary {
         applied: v.state().applied_count(),
         accounts: heads.len(),
         digest: hex::encode(digest(heads.iter())),
-        forks: v.fork_count(),
-        forks_digest: forks_digest(v),
+        forks: forks.len(),
+        forks_digest: forks_digest(forks),
     }
 }
 
-/// [`Summary::forks_digest`].
-fn forks_digest(v: &View) -> String {
-    let mut forks = v.forks();
+/// [`Summary::forks_digest`] of the forked slots `forks` (as [`crate::ledger::Ledger::forks`] gives them).
+fn forks_digest(mut forks: Vec<((AccountId, u64), BTreeSet<RecordHash>)>) -> String {
     if forks.is_empty() {
         return String::new();
     }
