@@ -32,30 +32,35 @@ fn summary_round_bytes(addr: &str) -> usize {
 }
 
 fn run_n(n: usize, burst: usize) {
-    let mut net = Net::new();
+    let w = World::new();
+    let mut net = net(&w);
     for i in 1..=n {
-        net.add(i, &std::env::var("COD_BENCH_INI").unwrap_or_default());
+        add(
+            &mut net,
+            i,
+            &std::env::var("COD_BENCH_INI").unwrap_or_default(),
+        );
     }
     let ids: Vec<String> = net
         .nodes
         .iter()
-        .map(|d| Net::status(d)["node_id"].as_str().unwrap().to_string())
+        .map(|d| status(d)["node_id"].as_str().unwrap().to_string())
         .collect();
     for d in &net.nodes {
         wait(180, "the mesh", || {
-            Net::status(d)["peers"]["confirmed"].as_u64() == Some(n as u64 - 1)
+            status(d)["peers"]["confirmed"].as_u64() == Some(n as u64 - 1)
         });
     }
     fund(&net);
     for d in &net.nodes {
         wait(120, "the funding everywhere", || {
-            Net::status(d)["chain"]["applied"].as_u64() >= Some(n as u64 + 2)
+            status(d)["chain"]["applied"].as_u64() >= Some(n as u64 + 2)
         });
     }
     // Watch every node's event stream for the burst's records.
     let seen: Arc<Mutex<std::collections::HashMap<String, Vec<Instant>>>> = Arc::default();
     for d in &net.nodes {
-        let (seen, events) = (seen.clone(), Net::client(d).subscribe().unwrap());
+        let (seen, events) = (seen.clone(), client(d).subscribe().unwrap());
         std::thread::spawn(move || {
             for e in events.flatten() {
                 if let Event::Record(r) = e {
@@ -69,7 +74,7 @@ fn run_n(n: usize, burst: usize) {
         });
     }
     std::thread::sleep(Duration::from_millis(500));
-    let mut c = Net::client(&net.nodes[0]);
+    let mut c = client(&net.nodes[0]);
     let start = Instant::now();
     let mut made = Vec::new();
     for i in 0..burst {
@@ -103,10 +108,7 @@ fn run_n(n: usize, burst: usize) {
         .map(|(h, t)| s[h].iter().max().unwrap().duration_since(*t).as_secs_f64() * 1000.0)
         .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let addr = Net::status(&net.nodes[1])["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let addr = status(&net.nodes[1])["addr"].as_str().unwrap().to_string();
     println!(
         "N={n:>2}: {burst} transfers from one node at {rate:.0}/s accepted; on every node after p50 {:.0} ms, p99 {:.0} ms; in-sync round {} bytes",
         percentile(&lat, 0.5),
@@ -137,18 +139,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let (mut net, holder, count) = big_chain(total);
-    let holder_addr = Net::status(&holder)["addr"].as_str().unwrap().to_string();
+    let w = World::new();
+    let (mut net, holder, count) = big_chain(&w, total);
+    let holder_addr = status(&holder)["addr"].as_str().unwrap().to_string();
     // A fresh node whose only peer is the node holding the chain.
-    let fresh = net.add(2, &format!("[peers]\nstatic = {holder_addr}\n"));
-    let pids = [&fresh, &holder].map(|n| Net::status(n)["pid"].as_u64().unwrap_or(0));
+    let fresh = add(&mut net, 2, &format!("[peers]\nstatic = {holder_addr}\n"));
+    let pids = [&fresh, &holder].map(|n| status(n)["pid"].as_u64().unwrap_or(0));
     let cpu = || pids.map(cpu_seconds);
     eprintln!("fresh node pid {}, holder pid {}", pids[0], pids[1]); // to attach a profiler
-    let applied = || {
-        Net::status(&fresh)["chain"]["applied"]
-            .as_u64()
-            .unwrap_or(0) as usize
-    };
+    let applied = || status(&fresh)["chain"]["applied"].as_u64().unwrap_or(0) as usize;
     // Started: finding and confirming the peer comes first; the rate counts from the first
     // record applied, the total from the start.
     let (start, before) = (Instant::now(), cpu());

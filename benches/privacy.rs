@@ -34,10 +34,12 @@ struct Outcome {
 fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ports = spy::ports(n);
-    let mut net = Net::new();
+    let w = World::new();
+    let mut net = net(&w);
     for (i, p) in ports.iter().enumerate() {
         let spy = p.local_addr().unwrap();
-        net.add(
+        add(
+            &mut net,
             i + 1,
             &format!("[peers]\nexchange = false\nstatic = {spy}\nstem = {stem}\n"),
         );
@@ -45,29 +47,29 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
     let addrs: Vec<String> = net
         .nodes
         .iter()
-        .map(|d| Net::status(d)["addr"].as_str().unwrap().to_string())
+        .map(|d| status(d)["addr"].as_str().unwrap().to_string())
         .collect();
     let ids: Vec<String> = net
         .nodes
         .iter()
-        .map(|d| Net::status(d)["node_id"].as_str().unwrap().to_string())
+        .map(|d| status(d)["node_id"].as_str().unwrap().to_string())
         .collect();
     let seen = spy::serve(&rt, ports, spy::info_of(&addrs[0]), Some(addrs));
     // Every node confirms every other and the spy.
     for d in &net.nodes {
         wait(300, "the mesh", || {
-            Net::status(d)["peers"]["confirmed"].as_u64() == Some(n as u64)
+            status(d)["peers"]["confirmed"].as_u64() == Some(n as u64)
         });
     }
     fund(&net);
     for d in &net.nodes {
         wait(120, "the funding everywhere", || {
-            Net::status(d)["chain"]["applied"].as_u64() >= Some(n as u64 + 2)
+            status(d)["chain"]["applied"].as_u64() >= Some(n as u64 + 2)
         });
     }
     let on_nodes: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
     for d in &net.nodes {
-        let (on_nodes, events) = (on_nodes.clone(), Net::client(d).subscribe().unwrap());
+        let (on_nodes, events) = (on_nodes.clone(), client(d).subscribe().unwrap());
         std::thread::spawn(move || {
             for e in events.flatten() {
                 if let Event::Record(r) = e {
@@ -88,7 +90,7 @@ fn run(n: usize, count: usize, stem: bool, seed: u64) -> Outcome {
         let author = rng.gen_range(0..n);
         let to = (author + rng.gen_range(1..n)) % n;
         let t = Instant::now();
-        let v = Net::client(&net.nodes[author])
+        let v = client(&net.nodes[author])
             .ask(ask::Transfer {
                 outputs: vec![TransferOutput {
                     account: ids[to].clone(),

@@ -5,8 +5,8 @@
 //! an import, a full verify and an export run, the restart time until `status` answers, `cod
 //! balance` without a daemon (wall time and peak RSS), and disk bytes per record — the figures
 //! issue 13 sets goals for (docs/performance.md). `COD_BIN` names the executable (`just
-//! bench-scale` builds the release one). `COD_BENCH_KEEP=1` keeps the last node directory (its
-//! daemon stopped), to profile a start on it.
+//! bench-scale` builds the release one). `COD_TEST_KEEP=1` keeps the test kit's world with the
+//! last node directory (its daemon stopped), to profile a start on it.
 
 mod common;
 #[path = "support/mod.rs"]
@@ -133,8 +133,9 @@ impl Prober {
 }
 
 fn run(total: usize) {
-    let mut net = Net::new();
-    let node = net.add(1, "");
+    let w = World::new();
+    let mut net = net(&w);
+    let node = add(&mut net, 1, "");
     let params = params_of(&node);
     let made = Instant::now();
     let records = big_chain_records(&params, total);
@@ -147,48 +148,39 @@ fn run(total: usize) {
     let files = tempfile::tempdir().unwrap();
     let archive = files.path().join("import.archive");
     let out = std::io::BufWriter::new(std::fs::File::create(&archive).unwrap());
-    let mut w = cod::archive::Writer::new(out, &params.cod).unwrap();
+    let mut writer = cod::archive::Writer::new(out, &params.cod).unwrap();
     for r in &records {
-        w.push(&r.to_bytes()).unwrap();
+        writer.push(&r.to_bytes()).unwrap();
     }
-    w.finish().unwrap();
+    writer.finish().unwrap();
     let archive = archive.to_str().unwrap().to_string();
     drop(records);
-    let status = Net::status(&node);
+    let serving = status(&node);
     let (addr, pid) = (
-        status["addr"].as_str().unwrap().to_string(),
-        status["pid"].as_u64().unwrap(),
+        serving["addr"].as_str().unwrap().to_string(),
+        serving["pid"].as_u64().unwrap(),
     );
     let probe = Prober::start(&addr, pid);
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
     probe.during("import", || {
-        cod(&[
-            "--node",
-            node.to_str().unwrap(),
-            "chain",
-            "import",
-            &archive,
-        ]);
+        w.at(&node, &["chain", "import", &archive]).ok();
     });
     let import_s = t.elapsed().as_secs_f64();
-    let count = Net::status(&node)["chain"]["applied"].as_u64().unwrap() as usize;
+    let count = status(&node)["chain"]["applied"].as_u64().unwrap() as usize;
     let serving = rss_mb(pid);
     let verify_s = Instant::now();
-    let report = probe.during("verify", || Net::client(&node).ask(ask::Verify {}).unwrap());
+    let report = probe.during("verify", || client(&node).ask(ask::Verify {}).unwrap());
     let verify_s = verify_s.elapsed().as_secs_f64();
     assert!(report.problems.is_empty(), "{report:?}");
     let export_s = Instant::now();
     let exported = files.path().join("chain.archive");
     probe.during("export", || {
-        cod(&[
-            "--node",
-            node.to_str().unwrap(),
-            "chain",
-            "export",
-            "--out",
-            exported.to_str().unwrap(),
-        ])
+        w.at(
+            &node,
+            &["chain", "export", "--out", exported.to_str().unwrap()],
+        )
+        .ok()
     });
     let export_s = export_s.elapsed().as_secs_f64();
     drop(files);
@@ -196,27 +188,26 @@ fn run(total: usize) {
     let (latencies, peaks) = probe.report();
     let peak_serving = rss_mb(pid);
 
-    let n = node.to_str().unwrap();
-    cod(&["--node", n, "node", "stop"]);
+    w.at(&node, &["node", "stop"]).ok();
     let t = Instant::now();
-    cod(&["--node", n, "node", "start"]);
+    w.at(&node, &["node", "start"]).ok();
     wait(600, "the restarted node's status", || {
-        Net::client(&node).status().is_ok()
+        client(&node).status().is_ok()
     });
     let restart_s = t.elapsed().as_secs_f64();
-    let pid = Net::status(&node)["pid"].as_u64().unwrap();
+    let pid = status(&node)["pid"].as_u64().unwrap();
     let after_restart = rss_mb(pid);
     // A fresh node syncs the whole chain from it.
     let t = Instant::now();
-    let fresh = net.add(2, "");
-    let fresh_pid = Net::status(&fresh)["pid"].as_u64().unwrap();
+    let fresh = add(&mut net, 2, "");
+    let fresh_pid = status(&fresh)["pid"].as_u64().unwrap();
     let (mut serving_sync, mut fresh_peak) = (0f64, 0f64);
     let mut said = Instant::now();
     wait(3600, "the fresh node's sync", || {
         serving_sync = serving_sync.max(rss_mb(pid));
         fresh_peak = fresh_peak.max(rss_mb(fresh_pid));
-        let theirs = Net::status(&node)["chain"]["applied"].as_u64();
-        let got = Net::status(&fresh)["chain"]["applied"].as_u64();
+        let theirs = status(&node)["chain"]["applied"].as_u64();
+        let got = status(&fresh)["chain"]["applied"].as_u64();
         if said.elapsed() > Duration::from_secs(10) {
             eprintln!("fresh node: {got:?} of {theirs:?} records");
             said = Instant::now();
@@ -224,12 +215,12 @@ fn run(total: usize) {
         got.is_some() && got >= theirs
     });
     let sync_s = t.elapsed().as_secs_f64();
-    cod(&["--node", fresh.to_str().unwrap(), "node", "stop"]);
-    cod(&["--node", n, "node", "stop"]);
+    w.at(&fresh, &["node", "stop"]).ok();
+    w.at(&node, &["node", "stop"]).ok();
     let timed = std::process::Command::new("/usr/bin/time")
         .args(["-f", "%e %M"])
         .arg(cod_bin())
-        .args(["--node", n, "--json", "balance"])
+        .args(["--node", node.dir.to_str().unwrap(), "--json", "balance"])
         .output()
         .unwrap();
     let last = String::from_utf8_lossy(&timed.stderr)
@@ -242,7 +233,7 @@ fn run(total: usize) {
         it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
         it.next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
     );
-    let dir = cod::nodedir::NodeDir::open(&node).unwrap();
+    let dir = cod::nodedir::NodeDir::open(&node.dir).unwrap();
     let disk = dir_bytes(&dir.store_path(&dir.node_config().unwrap()));
     println!(
         "N={count}: import {:.0} records/s ({import_s:.1} s); RSS serving {serving:.0} MB (after verify+export {peak_serving:.0} MB, after restart {after_restart:.0} MB, while a fresh node syncs {serving_sync:.0} MB); fresh-node sync {:.0} records/s ({sync_s:.1} s, its RSS up to {fresh_peak:.0} MB); restart until status answers {restart_s:.1} s; cod balance without daemon {bal_s:.1} s, {:.0} MB; disk {:.0} bytes/record",
@@ -255,12 +246,9 @@ fn run(total: usize) {
     println!(
         "  verify {verify_s:.1} s, export {export_s:.1} s; the node's peak RSS by phase: {peaks}"
     );
-    if std::env::var_os("COD_BENCH_KEEP").is_some() {
-        // Keep the (stopped) node for profiling its start: `cod --node DIR balance`.
-        println!("  kept: {}", node.display());
-        // The directory stays; the DHT stops with `net`, the node is stopped already.
-        net.dir.disable_cleanup(true);
-        net.nodes.clear();
+    if std::env::var_os("COD_TEST_KEEP").is_some() {
+        // The world stays (World::new): the stopped node, for profiling its start.
+        println!("  kept: {}", node.dir.display());
     }
 }
 

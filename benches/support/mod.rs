@@ -1,5 +1,6 @@
-//! What the daemon benchmarks share: the `cod` executable they drive (`COD_BIN`), a local
-//! network of real daemons (`Net`), a big chain made fast (`big_chain`), and measuring helpers.
+//! What the daemon benchmarks share: the `cod` executable they drive (`COD_BIN`), the test
+//! kit's network of real daemons (`Net`, with [`bench_ini`]'s limits), a big chain made fast
+//! (`big_chain`), and measuring helpers.
 #![allow(dead_code)] // each bench uses its own part
 
 // The test kit (tests/common): the executable, the local DHT, the example keys, waiting.
@@ -9,29 +10,7 @@ pub mod kit;
 use cod::control::ask;
 use cod::control::client::Client;
 use cod::ledger::{B64, Body, Content, Ledger, Output, Record, Sig, Transfer, add_signature};
-pub use kit::{REPO, cod_bin, example_secret as secret};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-pub fn cod(args: &[&str]) -> String {
-    let out = Command::new(cod_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cod");
-    assert!(
-        out.status.success(),
-        "cod {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn json(args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    serde_json::from_str(&cod(&a)).unwrap()
-}
+pub use kit::{Net, Node, World, cod_bin, example_secret as secret, params_of};
 
 /// Waits until `f` holds, for up to `secs` seconds (the test kit's `wait_for`).
 pub fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
@@ -40,153 +19,39 @@ pub fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 pub use cod::clock::now;
 
-/// Daemons of the benchmarks: up to twenty (example keys, then generated ones), each
-/// trusting 127.0.0.1 so twenty nodes' traffic from one address is not one peer's.
-pub struct Net {
-    pub dir: tempfile::TempDir,
-    pub dht: kit::LocalDht,
-    pub pkg: PathBuf,
-    pub nodes: Vec<PathBuf>,
+/// The node.ini lines every benchmark node has: on 127.0.0.1 each trusts that address, so
+/// twenty nodes' traffic from one address is not one peer's.
+pub fn bench_ini(extra: &str) -> String {
+    format!("[limits]\ntrusted = 127.0.0.1\n{extra}")
 }
 
-impl Drop for Net {
-    fn drop(&mut self) {
-        for n in &self.nodes {
-            let _ = Command::new(cod_bin())
-                .args(["--node", n.to_str().unwrap(), "node", "stop"])
-                .output();
-        }
-    }
+/// A network of the demo cod with a local DHT and no node yet; [`add`] deploys them.
+pub fn net(w: &World) -> Net<'_> {
+    Net::with_dht(w, 0, "")
 }
 
-impl Net {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let dht = kit::LocalDht::start(4);
-        let keys = dir.path().join("keys");
-        std::fs::create_dir_all(&keys).unwrap();
-        for k in ["com.pub.key", "cod.pub.key", "cod.sec.key"] {
-            std::fs::copy(Path::new(REPO).join("keys-example").join(k), keys.join(k)).unwrap();
-        }
-        set_mode(&keys.join("cod.sec.key"), 0o600);
-        let out = dir.path().join("dist");
-        let v = json(&[
-            "pack",
-            "--com",
-            &format!("{REPO}/ini-templates/com.ini"),
-            "--cod",
-            &format!("{REPO}/ini-templates/cod.ini"),
-            "--keys",
-            keys.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        let pkg = PathBuf::from(v["package"].as_str().unwrap());
-        Self {
-            dir,
-            dht,
-            pkg,
-            nodes: Vec::new(),
-        }
-    }
-
-    /// Deploys and starts a node; example keys node1..node6, generated keys beyond.
-    pub fn add(&mut self, i: usize, extra: &str) -> PathBuf {
-        let key = self.dir.path().join(format!("k{i}"));
-        if i <= 6 {
-            std::fs::copy(format!("{REPO}/keys-example/node{i}.sec.key"), &key).unwrap();
-            set_mode(&key, 0o600);
-        } else {
-            let d = self.dir.path().join(format!("gen{i}"));
-            cod(&[
-                "keygen",
-                "--role",
-                "node",
-                "--out",
-                d.to_str().unwrap(),
-                "--no-passphrase",
-            ]);
-            std::fs::rename(d.join("node.sec.key"), &key).unwrap();
-        }
-        let ini = self.dir.path().join(format!("n{i}.ini"));
-        std::fs::write(&ini, format!("[node]\nlisten = 127.0.0.1:0\n[dht]\nbootstrap = {}\nannounce_interval = 2s\nlookup_interval = 2s\n[sync]\ninterval = 2s\n[limits]\ntrusted = 127.0.0.1\n{extra}", self.dht.bootstrap)).unwrap();
-        let base = self.dir.path().join(format!("nodes{i}"));
-        let v = json(&[
-            "deploy",
-            "--package",
-            self.pkg.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--node-ini",
-            ini.to_str().unwrap(),
-            "--dir",
-            base.to_str().unwrap(),
-        ]);
-        let dir = PathBuf::from(v["dir"].as_str().unwrap());
-        cod(&["--node", dir.to_str().unwrap(), "node", "start"]);
-        self.nodes.push(dir.clone());
-        dir
-    }
-
-    pub fn client(node: &Path) -> Client {
-        Client::connect(&node.join("cod.sock")).unwrap()
-    }
-
-    pub fn status(node: &Path) -> serde_json::Value {
-        Self::client(node).call(&ask::Status {}.into()).unwrap()
-    }
+/// Deploys and starts node `i` (example keys node1..node6, generated keys beyond).
+pub fn add(net: &mut Net, i: usize, extra: &str) -> Node {
+    net.add(&format!("node{i}"), &bench_ini(extra)).clone()
 }
 
-/// Funds every node: the current period's distribution of a large issuance.
+pub fn client(node: &Node) -> Client {
+    Client::connect(&node.dir.join("cod.sock")).unwrap()
+}
+
+/// The node's status, asked over its control socket (no `cod` process per poll).
+pub fn status(node: &Node) -> serde_json::Value {
+    client(node).call(&ask::Status {}.into()).unwrap()
+}
+
+/// Funds every node: an issuance of a million loaves and the current period's distribution
+/// (the test kit's [`kit::funding_archive`]), imported at the first node.
 pub fn fund(net: &Net) {
-    let params = cod::nodedir::NodeDir::open(&net.nodes[0])
-        .unwrap()
-        .params()
-        .unwrap();
-    let mut l = Ledger::new(params.clone());
-    for n in &net.nodes {
-        let text = Net::client(n).ask(ask::Export {}).unwrap().archive;
-        for r in cod::archive::read(text.as_bytes(), &params.cod).unwrap() {
-            let _ = l.ingest(r);
-        }
-    }
-    let issue = signed_by_quorum(
-        l.propose_issue(
-            [("bread".to_string(), 1_000_000)].into(),
-            Default::default(),
-            now(),
-        )
-        .unwrap(),
-    );
-    l.ingest(issue).unwrap();
-    // Distributions pay members: the signers admit every node's account.
-    let accounts: Vec<_> = l
-        .state()
-        .accounts()
-        .into_iter()
-        .filter(|(a, s)| *a != params.network && s.head.is_some() && !s.is_member())
-        .map(|(a, _)| a)
-        .collect();
-    for chunk in accounts.chunks(cod::ledger::record::MAX_MEMBERS_CHANGED) {
-        let admit = signed_by_quorum(l.propose_members(chunk.to_vec(), vec![], now()).unwrap());
-        l.ingest(admit).unwrap();
-    }
-    let dist = signed_by_quorum(
-        l.propose_distribution(params.com.period_of(now()), false, 0)
-            .unwrap(),
-    );
-    l.ingest(dist).unwrap();
-    let archive = cod::chain::export(&l);
-    Net::client(&net.nodes[0])
-        .ask(ask::Import {
-            archive: String::from_utf8(archive).unwrap(),
-        })
-        .unwrap();
-}
-
-pub fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let nodes: Vec<&Node> = net.nodes.iter().collect();
+    let archive = kit::funding_archive(net.w, &nodes, 1_000_000);
+    net.w
+        .at(&net.nodes[0], &["chain", "import", kit::s(&archive)])
+        .ok();
 }
 
 /// An issuance or distribution signed by com.ini's two signers (the example keys).
@@ -205,24 +70,20 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A chain of `total` records: openings and funding for 16 accounts, then transfers, each
 /// paying the network account 1 unit (chains independent, so they sign in parallel).
-pub fn big_chain(total: usize) -> (Net, PathBuf, usize) {
-    let mut net = Net::new();
-    let first = net.add(1, "");
+pub fn big_chain(w: &World, total: usize) -> (Net<'_>, Node, usize) {
+    let mut net = net(w);
+    let first = add(&mut net, 1, "");
     let params = params_of(&first);
     let records = big_chain_records(&params, total);
     // The node holds them all (imported through its daemon).
     let archive = cod::archive::write(&params.cod, records.iter());
-    Net::client(&first)
+    client(&first)
         .ask(ask::Import {
             archive: String::from_utf8(archive).unwrap(),
         })
         .unwrap();
-    let count = Net::status(&first)["chain"]["applied"].as_u64().unwrap() as usize;
+    let count = status(&first)["chain"]["applied"].as_u64().unwrap() as usize;
     (net, first, count)
-}
-
-pub fn params_of(node: &Path) -> cod::ledger::Params {
-    cod::nodedir::NodeDir::open(node).unwrap().params().unwrap()
 }
 
 /// The records of [`big_chain`], made on all cores.

@@ -152,6 +152,28 @@ impl World {
         to
     }
 
+    /// A node's secret key named `key`: the example key of that name (node1..node6), else
+    /// one `cod keygen` makes (the benchmarks run up to twenty nodes).
+    pub fn node_key(&self, key: &str) -> PathBuf {
+        let name = format!("{key}.sec.key");
+        if Path::new(REPO).join("keys-example").join(&name).exists() {
+            return self.example_key(&name);
+        }
+        let out = self.path(&format!("keygen-{key}"));
+        self.cod(&[
+            "keygen",
+            "--role",
+            "node",
+            "--out",
+            s(&out),
+            "--no-passphrase",
+        ])
+        .ok();
+        let to = self.path(&name);
+        std::fs::rename(out.join("node.sec.key"), &to).unwrap();
+        to
+    }
+
     /// A key store for `cod pack`: com and cod public keys and the deployer's secret key.
     pub fn key_store(&self) -> PathBuf {
         let dir = self.path("keys");
@@ -269,7 +291,7 @@ impl World {
 
     /// [`World::deploy`] with `node_ini` as the node's node.ini (else the template's).
     pub fn deploy_with(&self, pkg: &Path, key: &str, node_ini: Option<&str>) -> Node {
-        let k = self.example_key(&format!("{key}.sec.key"));
+        let k = self.node_key(key);
         let base = self.path(&format!("nodes-{key}"));
         let mut args = vec![
             "--json".to_string(),
