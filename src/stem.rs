@@ -363,14 +363,18 @@ impl Stem {
     pub fn came_back(&mut self, records: &[Record]) -> bool {
         let back: Vec<RecordHash> = records
             .iter()
-            .filter(|r| {
-                self.pool
-                    .get(&r.hash())
-                    .is_some_and(|e| e.record.sigs() == r.sigs())
-            })
+            .filter(|r| self.holds_same(r))
             .map(Record::hash)
             .collect();
         self.seen(&back)
+    }
+
+    /// Whether `r` is held here with the same signatures: the very record held (checked
+    /// when it was made or taken), not a copy with others (the hash leaves them out).
+    pub fn holds_same(&self, r: &Record) -> bool {
+        self.pool
+            .get(&r.hash())
+            .is_some_and(|e| e.record.sigs() == r.sigs())
     }
 
     /// Takes out the records whose embargo has passed: the caller fluffs them.
@@ -880,6 +884,8 @@ mod tests {
             crate::ledger::add_signature(r.body(), &[], key("node2")),
         );
         assert_eq!(forged.hash(), signed.hash());
+        assert!(s.holds_same(&signed));
+        assert!(!s.holds_same(&forged) && !s.holds_same(&r));
         assert!(!s.came_back(&[forged, r]));
         assert!(s.holds_own());
         assert!(s.came_back(&[signed]));

@@ -145,6 +145,66 @@ fn a_transfer_leaves_along_a_stem_hidden_and_a_black_hole_only_delays_it() {
     assert_eq!(get(format!("http://{a2}/v1/records/{hash}")).0, 200);
 }
 
+/// A record that comes back to its author along its stem is treated as any node treats a
+/// stem record it gets twice: passed on once more, then spread — at once, not when an
+/// embargo ends. (The author used to drop it — the chain holds it, so it was not checked
+/// again, and what is not checked sound was skipped — and it came out only when a relay's
+/// embargo or its own ended, seconds later: every record of a small network waited so, and
+/// the relay that sent it back saw a black hole where its author was.) Here node1's only
+/// peer is a spy that passes every stem back to it: a loop of two.
+#[test]
+fn an_own_record_that_comes_back_along_its_stem_is_passed_on_then_spread() {
+    let w = World::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut net = Net::without_dht(&w);
+    let spy_port = spy::ports(1);
+    let relay = spy_port[0].local_addr().unwrap();
+    let n1 = net
+        .add(
+            "node1",
+            &format!("[peers]\nexchange = false\nstatic = {relay}\n"),
+        )
+        .clone();
+    let a1 = net.status(&n1).unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = spy::serve(&rt, spy_port, spy::info_of(&a1), Some(vec![a1]));
+    let funding = funding_archive(&w, &[&n1], 40);
+    w.at(&n1, &["chain", "import", s(&funding)]).ok();
+    let confirmed = || {
+        wait_for(60, "node1 to confirm the spy", || {
+            (net.confirmed_peers(&n1).len() == 1).then_some(())
+        })
+    };
+    confirmed();
+    // A node in a fluff epoch (one in five) spreads what comes back to it at once: the
+    // record then reaches the spy as a stem and a push, as it would with the bug; a restart
+    // draws a new epoch.
+    for _ in 0..6 {
+        let args = [
+            "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
+        ];
+        let hash = w.at(&n1, &args).ok().json()["record"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let routes = wait_for(120, "node1's transfer spread", || {
+            let routes: Vec<&str> = log.of(&hash).iter().map(|a| a.route).collect();
+            let pushed = routes.iter().position(|r| *r == "push")?;
+            Some(routes[..=pushed].to_vec())
+        });
+        if routes == ["stem", "stem", "push"] {
+            return; // sent, came back, passed on, came back again: spread
+        }
+        assert_eq!(routes, ["stem", "push"], "{:?}", log.of(&hash));
+        w.at(&n1, &["node", "stop"]).ok();
+        w.at(&n1, &["node", "start"]).ok();
+        confirmed();
+    }
+    panic!("node1 never passed on an own record that came back along its stem");
+}
+
 #[test]
 fn a_node_behind_a_socks5_proxy_syncs_transfers_and_signs_with_no_direct_route() {
     let w = World::new();

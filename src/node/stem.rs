@@ -351,6 +351,13 @@ pub fn check(shared: &Shared, body: &[u8]) -> Result<Checked, StemRefusal> {
     for ((r, check), size) in checked.into_items().into_iter().zip(sizes) {
         match check {
             Check::Sound => taken.push((r, size)),
+            // The chain holds it, so it was not checked again: an own record that came back
+            // along its stem (applied here as it was made) is the loop above all the same —
+            // passed on once, then spread, as any node does. (Dropped, as it was, its author
+            // alone swallowed it: it came out only when a relay's embargo or its own ended,
+            // seconds later — and a relay that sent it there saw a black hole where the
+            // author is.) Only the very record held: a copy with other signatures is not.
+            Check::Held if shared.stem.locked().holds_same(&r) => taken.push((r, size)),
             Check::Refused(e) if e.proves_misbehaviour() => {
                 return Err(StemRefusal::Forged(e.to_string()));
             }

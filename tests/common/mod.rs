@@ -604,6 +604,13 @@ impl<'w> Net<'w> {
     /// `n` nodes of a cod of `com` inside the test process, on a test clock set to now
     /// ([`Net::set_time`] moves it).
     pub fn in_process(w: &'w World, n: usize, com: &str, extra_ini: &str) -> Self {
+        // `COD_TEST_LOG=cod=debug`: what the nodes log, on stderr (they share the process).
+        if let Ok(filter) = std::env::var("COD_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let (pkg, _) = w.pack("dist", com, &template("cod.ini"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
