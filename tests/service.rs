@@ -248,6 +248,7 @@ fn the_deb_holds_the_executable_pages_completions_and_a_unit_for_the_cod_user() 
         std::process::Command::new(Path::new(REPO).join(".ci/deb"))
             .arg(cod_bin())
             .arg(w.path("out"))
+            .env("COD_DEB_COMPRESSION", "none")
             .current_dir(REPO),
     );
     let deb = PathBuf::from(out.trim());
