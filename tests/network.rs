@@ -620,11 +620,15 @@ fn the_openapi_document_matches_the_server() {
 #[test]
 fn a_member_moves_the_account_to_a_new_key_and_every_node_follows() {
     let w = World::new();
-    let net = Net::with_dht(&w, 2, "");
+    // (Funded before the signers' daemons start: see `Net::funded_with_dht`. Funded through
+    // node1's daemon, this test failed once in about eighty runs, the transfer after the
+    // restart refused as signed by a key not in force — what that race explains: node1's
+    // restart offers again the last period's checkpoint both signers signed as they
+    // started; it takes the network's seq 0 from the funding, and the replacement, whose
+    // claims are the funding's, no longer applies.)
+    let net = Net::funded_with_dht(&w, 2, 10, ""); // 1750 each
     net.wait_meshed(60);
     let (n1, n2) = (&net.nodes[0], &net.nodes[1]);
-    let funding = funding_archive(&w, &[n1, n2], 10); // 1750 each
-    w.at(n1, &["chain", "import", s(&funding)]).ok();
     wait_for(60, "node2 to hold the funding", || {
         (net.balance(n2, &n1.id) == Some(1750)).then_some(())
     });

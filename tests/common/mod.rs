@@ -28,9 +28,17 @@ pub struct World {
 pub struct Run {
     pub out: Output,
     pub args: String,
+    /// The node directory the command ran `--node` at, whose log a failure quotes.
+    pub node: Option<PathBuf>,
 }
 
 impl Run {
+    /// The last lines of the node's log, if the command ran at one (`--node DIR`).
+    fn node_log(&self) -> String {
+        self.node
+            .as_deref()
+            .map_or_else(String::new, |d| log_tail(d, 60))
+    }
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.out.stdout).into_owned()
     }
@@ -44,11 +52,12 @@ impl Run {
     pub fn ok(self) -> Self {
         assert!(
             self.out.status.success(),
-            "`cod {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            "`cod {}` failed ({:?})\nstdout:\n{}\nstderr:\n{}{}",
             self.args,
             self.out.status,
             self.stdout(),
-            self.stderr()
+            self.stderr(),
+            self.node_log()
         );
         self
     }
@@ -75,9 +84,10 @@ impl Run {
         assert_eq!(
             self.code(),
             Some(code),
-            "`cod {}` should fail with code {code}\nstdout:\n{}\nstderr:\n{err}",
+            "`cod {}` should fail with code {code}\nstdout:\n{}\nstderr:\n{err}{}",
             self.args,
-            self.stdout()
+            self.stdout(),
+            self.node_log()
         );
         assert!(
             err.contains(needle),
@@ -95,6 +105,21 @@ impl Run {
             )
         })
     }
+}
+
+/// The last `lines` lines of the log of the node at `dir`, for a failure's message: what its
+/// daemon did up to the failing step (CI keeps nothing else of a failed run).
+pub fn log_tail(dir: &Path, lines: usize) -> String {
+    let Some(log) = cod::nodedir::NodeDir::open(dir)
+        .ok()
+        .and_then(|d| Some(d.log_path(&d.node_config().ok()?)))
+    else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = &all[all.len().saturating_sub(lines)..];
+    format!("\nlast lines of {}:\n{}", log.display(), tail.join("\n"))
 }
 
 impl World {
@@ -137,9 +162,15 @@ impl World {
         let t = std::time::Instant::now();
         let out = c.output().expect("run cod");
         trace(t, &format!("cod {}", args.join(" ")));
+        let node = args
+            .iter()
+            .position(|a| *a == "--node")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
         Run {
             out,
             args: args.join(" "),
+            node,
         }
     }
 
@@ -584,6 +615,34 @@ impl<'w> Net<'w> {
         Self::with_com(w, n, &template("com.ini"), extra_ini)
     }
 
+    /// Like [`Net::with_dht`], every node holding the funding of [`funding_archive`] (with
+    /// `bread` loaves) before its daemon starts. The archive's network records are signed
+    /// with the signers' keys directly, bypassing what their daemons promised: a signer's
+    /// daemon that starts first checkpoints the last period at the network's seq 0 too, and
+    /// two such signatures make a record that takes that seq from the funding whenever they
+    /// meet — a restarted signer offers its signed records again — by the lower hash,
+    /// undoing the funding and all that claims from it. Tests that fund through a running
+    /// daemon (to see it spread) run that risk; this is for those that only need the coins.
+    pub fn funded_with_dht(w: &'w World, n: usize, bread: u64, extra_ini: &str) -> Self {
+        let mut net = Self::with_com(w, 0, &template("com.ini"), extra_ini);
+        let nodes: Vec<Node> = (1..=n)
+            .map(|i| {
+                w.deploy_with(
+                    &net.pkg,
+                    &format!("node{i}"),
+                    Some(&net.node_ini(extra_ini)),
+                )
+            })
+            .collect();
+        let funding = funding_archive(w, &nodes.iter().collect::<Vec<_>>(), bread);
+        for node in nodes {
+            w.at(&node, &["chain", "import", s(&funding)]).ok();
+            w.at(&node, &["node", "start"]).ok();
+            net.nodes.push(node);
+        }
+        net
+    }
+
     /// Like [`Net::with_dht`], for a cod of another com.ini.
     pub fn with_com(w: &'w World, n: usize, com: &str, extra_ini: &str) -> Self {
         let dht = LocalDht::start(4);
@@ -809,6 +868,12 @@ impl Drop for Net<'_> {
                 let _ = p.rt.block_on(h.stop());
             }
             return;
+        }
+        // A failed test quotes what every node logged (in-process nodes log to stderr).
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                eprintln!("{}: {}", n.key, log_tail(&n.dir, 40));
+            }
         }
         // All at once: each stop waits for its daemon's process to end.
         std::thread::scope(|scope| {
