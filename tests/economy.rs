@@ -1425,3 +1425,49 @@ fn nodes_holding_as_many_double_spend_proofs_exchange_them() {
         });
     }
 }
+
+/// A signer that starts from an empty store — a backup restored on a new machine, say —
+/// signs nothing for the network's chain before it has compared its chain with a peer's. It
+/// used to sign, at its first second, the checkpoint of a period its peers had distributed
+/// long before, at a network seq they had decided: a promise it then kept against the real
+/// chain, and, with a second signer in the same state, a record that could take that seq
+/// from it by the lower hash.
+#[test]
+fn a_signer_from_an_empty_store_signs_nothing_before_it_has_synced() {
+    let w = World::new();
+    let period = 20;
+    let (com, _) = com(period, 0, "");
+    let auto = "[signing]\nauto = true\n[peers]\nstem = false\n";
+    let mut net = Net::in_process(&w, 2, &com, auto);
+    net.wait_meshed(60);
+    let funding = funding_archive(&w, &[&net.nodes[0], &net.nodes[1]], 10);
+    for n in &net.nodes {
+        w.at(n, &["chain", "import", s(&funding)]).ok();
+    }
+    // A period on: the last one is the funding's, distributed (by its checkpoint).
+    let params = params_of(&net.nodes[0]);
+    let t = now() + period;
+    net.set_time(t);
+    let last = params.com.period_of(t) - 1;
+    let checkpoint = |net: &Net, n: &Node| net.status(n)?["chain"]["checkpoint"]["period"].as_u64();
+    for n in &net.nodes {
+        wait_for(60, "the signers to hold the funding's checkpoint", || {
+            (checkpoint(&net, n)? == last).then_some(())
+        });
+    }
+    let held = net.applied(&net.nodes[0]).unwrap();
+
+    // node3, the third signer, starts from nothing: it holds their chain once it synced,
+    // and it never promised a signature for a seq their chain had decided.
+    let n3 = net.add("node3", auto).clone();
+    wait_for(60, "node3 to hold their chain", || {
+        (net.applied(&n3)? > held && checkpoint(&net, &n3)? == last).then_some(())
+    });
+    let signed = std::fs::read_to_string(n3.dir.join("signed.json")).unwrap_or_default();
+    let promises: serde_json::Value = serde_json::from_str(&signed).unwrap_or(json!({}));
+    assert_eq!(
+        promises["by_seq"].as_object().map_or(0, |m| m.len()),
+        0,
+        "node3 signed before it synced: {signed}"
+    );
+}

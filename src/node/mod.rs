@@ -93,6 +93,9 @@ pub struct Shared {
     /// [`NodeHandle::stopped`]), so its store is closed when it has stopped.
     pub(crate) tasks: tokio_util::task::TaskTracker,
     pub(crate) started: u64,
+    /// Whether this node has compared its chain with a peer's since it started (a sync round
+    /// that ended well): until then it signs nothing on its own (`signing::may_sign`).
+    pub(crate) synced: std::sync::atomic::AtomicBool,
     /// node.ini `[signing] auto` as last (re)loaded (`cod config reload`).
     pub(crate) auto_sign: std::sync::atomic::AtomicBool,
     /// node.ini as last (re)loaded: what a reload compares with.
@@ -1244,6 +1247,7 @@ impl NodeBuilder {
             mirror_now: Notify::new(),
             shutdown: CancellationToken::new(),
             started: clock.now(),
+            synced: std::sync::atomic::AtomicBool::new(false),
             clock,
             tasks: tokio_util::task::TaskTracker::new(),
             api: ApiClient::through(config.proxy.as_deref()),

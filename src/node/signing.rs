@@ -962,6 +962,9 @@ pub async fn run(shared: Arc<Shared>) {
                 .spawn_blocking(move || {
                     let _guard = handle.enter();
                     mark_superseded(&s2);
+                    if !may_sign(&s2, t) {
+                        return;
+                    }
                     if resend {
                         check_pending(&s2, t);
                     }
@@ -985,6 +988,25 @@ pub async fn run(shared: Arc<Shared>) {
         }
     })
     .await
+}
+
+/// How long a node that has compared its chain with no peer since it started waits, without
+/// a confirmed peer, before it proposes and signs on its own (see [`may_sign`]).
+pub const ALONE_BEFORE_SIGNING_SECS: u64 = 30;
+
+/// Whether this node proposes its periods' distributions and signs (or rejects) others'
+/// on its own yet: once it has compared its chain with a peer's since it started, or after
+/// [`ALONE_BEFORE_SIGNING_SECS`] with no confirmed peer (a lone first node). A signer that
+/// starts from a stale or empty store — a backup restored, a second machine, a node away for
+/// long — would otherwise sign, within a second, the checkpoint of a period its peers
+/// distributed long ago, at a network seq they decided: two such signatures make a record
+/// that takes that seq from the real chain whenever it wins by the lower hash, undoing all
+/// that followed (found by the tests' funding, signed beside running signers). A member
+/// who signs by hand decides for themself.
+fn may_sign(shared: &Shared, t: u64) -> bool {
+    shared.synced.load(std::sync::atomic::Ordering::Relaxed)
+        || (shared.peers.locked().confirmed().is_empty()
+            && t.saturating_sub(shared.started) >= ALONE_BEFORE_SIGNING_SECS)
 }
 
 /// Marks the open requests whose record the chain holds as final, and those the chain has

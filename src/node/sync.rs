@@ -63,7 +63,9 @@ pub async fn run(shared: Arc<Shared>) {
             };
             metrics::counter!("cod_sync_rounds_total", "outcome" => outcome).increment(1);
             match synced {
-                Ok(()) => {}
+                Ok(()) => shared
+                    .synced
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
                 Err(e @ SyncError::Forged(_)) => {
                     tracing::debug!("sync with {addr}: {e}");
                     if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
