@@ -266,22 +266,25 @@ fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() 
         assert_eq!(segment_files(), before, "a restart rewrote its segments");
     }
 
-    // aria2c: the index by its infohash, then every segment it lists, seeded afterwards.
-    let index_dir = w.path("aria-index");
-    aria2c(&w, &boot, &index_dir, &[item.index], 0, 27100).wait_ok();
-    let index_file = std::fs::read_dir(&index_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "archive-index"))
-        .expect("aria2c wrote the index");
-    let index =
-        cod::torrents::Index::decode(&std::fs::read(&index_file).unwrap(), &ledger).unwrap();
-    assert_eq!(index.records(), expected);
+    // aria2c: the index by its infohash, then — in the same session, its DHT warm — every
+    // segment the index lists (added over its JSON-RPC), all seeded afterwards.
     let seeded = w.path("aria-seed");
-    let ihs: Vec<[u8; 20]> = std::iter::once(item.index)
-        .chain(index.segments.iter().map(|s| s.infohash))
-        .collect();
-    let mut seeder = aria2c(&w, &boot, &seeded, &ihs, 3600, SEEDER_PORT);
+    let mut seeder = aria2c(&w, &boot, &seeded, &[item.index], 3600, SEEDER_PORT);
+    let index = wait_for(120, "aria2c to download the index", || {
+        let file = std::fs::read_dir(&seeded)
+            .ok()?
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "archive-index"))?;
+        let data = std::fs::read(&file).ok()?;
+        let name = file.file_name()?.to_str()?;
+        let info = cod::package::Info::of(name, &data, &mut |_| {});
+        (*info.infohash().as_bytes() == item.index).then_some(())?;
+        Some(cod::torrents::Index::decode(&data, &ledger).unwrap())
+    });
+    assert_eq!(index.records(), expected);
+    for seg in &index.segments {
+        seeder.add(seg.infohash);
+    }
     wait_for(120, "aria2c to download every segment", || {
         index
             .segments
@@ -336,7 +339,7 @@ fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() 
 const SEEDER_PORT: u16 = 27200;
 
 /// aria2c fetching `infohashes` by magnet link through the local DHT only, into `dir`, then
-/// seeding them for `seed_secs`.
+/// seeding them for `seed_secs`; [`Aria2c::add`] adds more (its JSON-RPC is on `port` + 2).
 fn aria2c(
     w: &World,
     boot: &str,
@@ -355,6 +358,8 @@ fn aria2c(
             format!("--dht-entry-point={boot}"),
             format!("--dht-listen-port={port}"),
             format!("--listen-port={}", port + 1),
+            "--enable-rpc=true".into(),
+            format!("--rpc-listen-port={}", port + 2),
             format!("--dht-file-path={}", s(&dir.join("dht.dat"))),
             "--bt-enable-lpd=false".into(),
             "--enable-peer-exchange=false".into(),
@@ -371,24 +376,32 @@ fn aria2c(
         )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    Aria2c(cmd.spawn().expect("aria2c (run .ci/setup)"))
+    Aria2c(cmd.spawn().expect("aria2c (run .ci/setup)"), port + 2)
 }
 
-struct Aria2c(std::process::Child);
+/// A running aria2c, and its JSON-RPC port.
+struct Aria2c(std::process::Child, u16);
 
 impl Aria2c {
-    fn wait_ok(mut self) {
-        let out = std::mem::replace(
-            &mut self.0,
-            std::process::Command::new("true").spawn().unwrap(),
-        )
-        .wait_with_output()
-        .unwrap();
+    /// Adds the download of `infohash` (by magnet link) to the session, over JSON-RPC.
+    fn add(&self, infohash: [u8; 20]) {
+        let magnet = format!("magnet:?xt=urn:btih:{}", hex::encode(infohash));
+        let call = serde_json::json!({
+            "jsonrpc": "2.0", "id": "add", "method": "aria2.addUri", "params": [[magnet]],
+        });
+        let url = format!("http://127.0.0.1:{}/jsonrpc", self.1);
+        let answer: serde_json::Value = wait_for(30, "aria2c's JSON-RPC to answer", || {
+            reqwest::blocking::Client::new()
+                .post(&url)
+                .json(&call)
+                .send()
+                .ok()?
+                .json()
+                .ok()
+        });
         assert!(
-            out.status.success(),
-            "aria2c failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            answer["result"].is_string(),
+            "aria2c refused {magnet}: {answer}"
         );
     }
 
