@@ -181,6 +181,7 @@ fn an_own_record_that_comes_back_along_its_stem_is_passed_on_then_spread() {
     // A node in a fluff epoch (one in five) spreads what comes back to it at once: the
     // record then reaches the spy as a stem and a push, as it would with the bug; a restart
     // draws a new epoch.
+    let mut seen = Vec::new();
     for _ in 0..6 {
         let args = [
             "--json", "transfer", "--to", "network", "--amount", "1", "--yes",
@@ -198,11 +199,12 @@ fn an_own_record_that_comes_back_along_its_stem_is_passed_on_then_spread() {
             return; // sent, came back, passed on, came back again: spread
         }
         assert_eq!(routes, ["stem", "push"], "{:?}", log.of(&hash));
+        seen.push(log.of(&hash));
         w.at(&n1, &["node", "stop"]).ok();
         w.at(&n1, &["node", "start"]).ok();
         confirmed();
     }
-    panic!("node1 never passed on an own record that came back along its stem");
+    panic!("node1 never passed on an own record that came back along its stem: {seen:#?}");
 }
 
 #[test]
