@@ -202,6 +202,10 @@ fn an_own_record_that_comes_back_along_its_stem_is_passed_on_then_spread() {
         seen.push(log.of(&hash));
         w.at(&n1, &["node", "stop"]).ok();
         w.at(&n1, &["node", "start"]).ok();
+        // (It listens on another port now: the spy must pass stems back there.)
+        log.relay_to(vec![
+            net.status(&n1).unwrap()["addr"].as_str().unwrap().into(),
+        ]);
         confirmed();
     }
     panic!("node1 never passed on an own record that came back along its stem: {seen:#?}");

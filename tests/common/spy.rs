@@ -21,10 +21,19 @@ pub struct Arrival {
     pub hash: String,
 }
 
+/// What the spy saw, and where its stems go on.
 #[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<Arrival>>>);
+pub struct Log(Arc<Mutex<Vec<Arrival>>>, Relays);
+
+/// Where stems go on (API addresses, by port index); `None`: swallowed.
+type Relays = Arc<Mutex<Option<Vec<String>>>>;
 
 impl Log {
+    /// Stems go on to `nodes` from now on (a node that restarted listens elsewhere).
+    pub fn relay_to(&self, nodes: Vec<String>) {
+        *self.1.lock().unwrap() = Some(nodes);
+    }
+
     /// Every arrival of record `hash`, in order.
     pub fn of(&self, hash: &str) -> Vec<Arrival> {
         let log = self.0.lock().unwrap();
@@ -44,8 +53,6 @@ struct Port {
     key: Arc<cod::transport::TransportKey>,
     cod: cod::ids::CodId,
     log: Log,
-    /// Where stems go on (API addresses, by port index); `None`: swallowed.
-    relay_to: Option<Arc<Vec<String>>>,
     http: reqwest::Client,
 }
 
@@ -91,7 +98,8 @@ async fn records(State(p): State<Port>, Json(req): Json<cod::api::Submit>) -> Js
 async fn stem(State(p): State<Port>, Json(req): Json<cod::api::Stem>) -> Json<serde_json::Value> {
     p.saw(&req.records, "stem");
     let n = req.records.len();
-    if let Some(nodes) = &p.relay_to {
+    let relays = p.log.1.lock().unwrap().clone();
+    if let Some(nodes) = relays {
         // On to a node other than the sender.
         let to = loop {
             let i = rand::thread_rng().gen_range(0..nodes.len());
@@ -134,9 +142,11 @@ pub fn serve(
     relay_to: Option<Vec<String>>,
 ) -> Log {
     let log = Log::default();
+    if let Some(nodes) = relay_to {
+        log.relay_to(nodes);
+    }
     let key = Arc::new(cod::transport::TransportKey::generate());
     let cod: cod::ids::CodId = template.ledger_id().parse().unwrap();
-    let relay_to = relay_to.map(Arc::new);
     for (index, l) in ports.into_iter().enumerate() {
         let port = Port {
             index,
@@ -148,7 +158,6 @@ pub fn serve(
             key: key.clone(),
             cod,
             log: log.clone(),
-            relay_to: relay_to.clone(),
             http: reqwest::Client::new(),
         };
         let app = Router::new()
