@@ -108,9 +108,9 @@ fn the_dashboard_shows_peers_and_approves_a_signature_request() {
     tui.keys(&["4"]);
     let screen = tui.wait_for(30, &id[..10]);
     assert!(screen.contains("pending"), "{screen}");
-    // The tab lists the signers' proposals of the last period's distribution too (a signer
-    // makes one as it starts, to checkpoint the openings), in an order of their own: the
-    // issuance's row is found by the id the question names.
+    // The tab lists the signers' proposals of the last period's distribution too (each
+    // signer makes one once it has synced, to checkpoint the openings), in an order of their
+    // own: the issuance's row is found by the id the question names.
     let question = format!("Sign {}", &id[..12]);
     let mut found = false;
     for row in 0..12 {

@@ -992,7 +992,7 @@ pub async fn run(shared: Arc<Shared>) {
 
 /// How long a node that has compared its chain with no peer since it started waits, without
 /// a confirmed peer, before it proposes and signs on its own (see [`may_sign`]).
-pub const ALONE_BEFORE_SIGNING_SECS: u64 = 30;
+const ALONE_BEFORE_SIGNING_SECS: u64 = 30;
 
 /// Whether this node proposes its periods' distributions and signs (or rejects) others'
 /// on its own yet: once it has compared its chain with a peer's since it started, or after
