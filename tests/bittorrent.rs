@@ -195,10 +195,9 @@ fn cod_fetch_gets_the_package_by_infohash_or_magnet_link() {
 fn every_node_gone_a_fresh_node_restores_from_the_dht_and_a_bittorrent_seeder() {
     let w = World::new();
     let extra = "[archive]\ntorrent_interval = 2s\n";
-    let mut net = Net::with_dht(&w, 2, extra);
+    // (Funded before the daemons start: node1 restarts below, see `Net::funded_with_dht`.)
+    let mut net = Net::funded_with_dht(&w, 2, 10, extra);
     let (n1, n2) = (net.nodes[0].clone(), net.nodes[1].clone());
-    let funding = funding_archive(&w, &[&n1, &n2], 10);
-    w.at(&n1, &["chain", "import", s(&funding)]).ok();
     w.at(
         &n1,
         &["transfer", "--to", &n2.id, "--amount", "1.5", "--yes"],
