@@ -1070,7 +1070,10 @@ fn network_next(shared: &Shared) -> u64 {
 /// next seq (fully determined by the chain), and its member lets it sign those.
 fn auto_decides(shared: &Shared, record: &Record) -> bool {
     let determined = matches!(&record.body().content, Content::Distribute(d) if !d.special);
-    determined && shared.auto_sign() && record.seq() == network_next(shared)
+    determined
+        && shared.auto_sign()
+        && record.seq() == network_next(shared)
+        && may_sign(shared, shared.now())
 }
 
 /// [`requests::RequestBook::never_in_time`] for this node.
